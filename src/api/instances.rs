@@ -1,0 +1,71 @@
+//! `spec.instances[]`: sets of identical PostgreSQL instances (PGO's `PostgresInstanceSetSpec`).
+
+use k8s_openapi::api::core::v1::{
+    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::cluster::Metadata;
+use super::volume::VolumeClaimSpec;
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSet {
+    /// The set's name, unique in the cluster; `00`, `01`, ... by position when empty.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"))]
+    pub name: String,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+
+    /// Instances in this set (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub replicas: Option<i32>,
+
+    /// The PodDisruptionBudget's minAvailable for this set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+
+    /// CPU and memory for the PostgreSQL container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// The volume for PostgreSQL's data directory. It may grow, never shrink.
+    pub data_volume_claim_spec: VolumeClaimSpec,
+
+    /// A separate volume for the write-ahead log. It may grow, never shrink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_volume_claim_spec: Option<VolumeClaimSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+impl InstanceSet {
+    /// The desired number of instances; PGO's default is one.
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
+}
+
+/// The name a set goes by: its own, or its position as PGO names unnamed sets.
+pub fn set_name(set: &InstanceSet, index: usize) -> String {
+    if set.name.is_empty() {
+        format!("{index:02}")
+    } else {
+        set.name.clone()
+    }
+}

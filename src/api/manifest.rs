@@ -1,0 +1,251 @@
+//! Reading manifests: YAML text → `PostgresCluster`, refusing what is not one.
+//!
+//! Every way a manifest enters (a file, the console's editor, the API) goes through [`parse`]:
+//! broken YAML is reported with its line and column, a field the resource does not have is
+//! refused (a typo must never vanish silently), and then the rules of [`super::validate`] apply.
+//! Each error names the field path (`spec.instances[0].replicas`) and the rule.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::positions::Positions;
+use super::{API_VERSION, KIND, PGO_API_VERSION, PostgresCluster, validate};
+
+/// One thing wrong with a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path, e.g. `spec.instances[0].replicas`; empty for the document as a whole.
+    pub path: String,
+    /// The rule it breaks.
+    pub message: String,
+    /// Where it is in the text (1-based line, column), when it came from text.
+    pub position: Option<(usize, usize)>,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+            position: None,
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((line, column)) = self.position {
+            write!(f, "line {line}, column {column}: ")?;
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Everything wrong with a manifest, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<FieldError> for ManifestError {
+    fn from(e: FieldError) -> Self {
+        ManifestError { errors: vec![e] }
+    }
+}
+
+impl From<Vec<FieldError>> for ManifestError {
+    fn from(errors: Vec<FieldError>) -> Self {
+        ManifestError { errors }
+    }
+}
+
+/// Parse and validate every PostgresCluster in `text` (YAML, one or more `---` documents).
+/// PGO's apiVersion is read as ours. Any `status` in the text is kept as it was given; callers
+/// that store a manifest drop it.
+pub fn parse_all(text: &str) -> Result<Vec<PostgresCluster>, ManifestError> {
+    let mut clusters = Vec::new();
+    let mut errors = Vec::new();
+    for (doc, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match parse_document(text, doc, deserializer) {
+            Ok(Some(c)) => clusters.push(c),
+            Ok(None) => {}
+            // After a syntax error the YAML stream cannot be resumed: serde_yaml would yield
+            // the same error forever.
+            Err(Broken(e)) => {
+                errors.push(e);
+                break;
+            }
+            Err(Invalid(e)) => errors.extend(e.errors),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    if clusters.is_empty() {
+        return Err(FieldError::new("", "no PostgresCluster in the text: it is empty").into());
+    }
+    Ok(clusters)
+}
+
+/// Parse and validate exactly one PostgresCluster.
+pub fn parse(text: &str) -> Result<PostgresCluster, ManifestError> {
+    let mut clusters = parse_all(text)?;
+    if clusters.len() > 1 {
+        return Err(FieldError::new(
+            "",
+            format!(
+                "expected one PostgresCluster, found {} documents",
+                clusters.len()
+            ),
+        )
+        .into());
+    }
+    Ok(clusters.remove(0))
+}
+
+/// Why a document was refused: its YAML is broken, or it is not a valid PostgresCluster.
+enum DocumentError {
+    Broken(FieldError),
+    Invalid(ManifestError),
+}
+use DocumentError::{Broken, Invalid};
+
+impl From<ManifestError> for DocumentError {
+    fn from(e: ManifestError) -> Self {
+        Invalid(e)
+    }
+}
+
+fn parse_document(
+    text: &str,
+    doc: usize,
+    deserializer: serde_yaml::Deserializer<'_>,
+) -> Result<Option<PostgresCluster>, DocumentError> {
+    let value = serde_yaml::Value::deserialize(deserializer).map_err(|e| Broken(yaml_error(e)))?;
+    if value.is_null() {
+        return Ok(None); // an empty document, e.g. after a trailing `---`
+    }
+    let positions = Positions::index(text, doc);
+    let locate = |mut e: FieldError| {
+        e.position = positions.find(&e.path);
+        e
+    };
+    check_type(&value).map_err(|e| ManifestError::from(locate(e)))?;
+
+    let mut unknown = Vec::new();
+    let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
+    let parsed: Result<PostgresCluster, _> = serde_path_to_error::deserialize(
+        serde_ignored::Deserializer::new(value, &mut note_unknown),
+    );
+    let cluster = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            return Err(ManifestError::from(locate(FieldError::new(
+                path,
+                e.into_inner().to_string(),
+            )))
+            .into());
+        }
+    };
+    let mut errors: Vec<FieldError> = unknown
+        .into_iter()
+        // The generated type writes these two itself and ignores them on read; check_type read them.
+        .filter(|path| path != "apiVersion" && path != "kind")
+        .map(|path| FieldError::new(path, "unknown field: PostgresCluster has no such field"))
+        .collect();
+    errors.extend(validate::validate(&cluster));
+    if errors.is_empty() {
+        Ok(Some(cluster))
+    } else {
+        Err(ManifestError::from(errors.into_iter().map(locate).collect::<Vec<_>>()).into())
+    }
+}
+
+/// `apiVersion` and `kind` first: a Deployment should be told it is not a PostgresCluster,
+/// not that it has a hundred unknown fields.
+fn check_type(value: &serde_yaml::Value) -> Result<(), FieldError> {
+    if !value.is_mapping() {
+        return Err(FieldError::new(
+            "",
+            "a manifest must be a YAML mapping (key: value)",
+        ));
+    }
+    match value.get("kind").and_then(|k| k.as_str()) {
+        Some(KIND) => {}
+        Some(other) => {
+            return Err(FieldError::new(
+                "kind",
+                format!("must be {KIND}, not {other}"),
+            ));
+        }
+        None => return Err(FieldError::new("kind", format!("required: must be {KIND}"))),
+    }
+    match value.get("apiVersion").and_then(|v| v.as_str()) {
+        Some(API_VERSION | PGO_API_VERSION) => Ok(()),
+        Some(other) => Err(FieldError::new(
+            "apiVersion",
+            format!("must be {API_VERSION} (or PGO's {PGO_API_VERSION}), not {other}"),
+        )),
+        None => Err(FieldError::new(
+            "apiVersion",
+            format!("required: must be {API_VERSION}"),
+        )),
+    }
+}
+
+/// A syntax error, with its position.
+fn yaml_error(e: serde_yaml::Error) -> FieldError {
+    let message = e.to_string();
+    let mut err = FieldError::new("", strip_location(&message).to_string());
+    err.message = format!("invalid YAML: {}", err.message);
+    err.position = e.location().map(|l| (l.line(), l.column()));
+    err
+}
+
+fn strip_location(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// `spec.instances[0].replcas` from serde_ignored's path.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+/// The manifest as YAML, the way pgdeck writes it.
+pub fn to_yaml(cluster: &PostgresCluster) -> String {
+    serde_yaml::to_string(cluster).expect("a PostgresCluster always serializes")
+}

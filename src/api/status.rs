@@ -1,0 +1,169 @@
+//! `status`: what the reconciler observed. Only the reconciler writes it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresClusterStatus {
+    /// The `metadata.generation` this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready instances out of desired, e.g. `2/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<i32>,
+
+    /// The instance holding the leader lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+
+    /// Synchronous replication in effect: `off`, `on` or `strict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<String>,
+
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceStatus>,
+
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repos: Vec<RepoStatus>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni: Option<PatroniStatus>,
+
+    /// `Ready`, `Progressing`, `Degraded`, and the outcome of actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// The ConfigMap whose init SQL has run, as PGO records it.
+    #[serde(
+        default,
+        rename = "databaseInitSQL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub database_init_sql: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    pub name: String,
+    /// The instance set it belongs to.
+    pub set: String,
+    /// `primary`, `sync_standby`, `replica` or `standby_leader`; absent while unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Patroni's state: `running`, `streaming`, `starting`, `stopped`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// Bytes of WAL the replica is behind the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<i64>,
+    /// Time the replica's replay is behind (pg_stat_replication.replay_lag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_lag_seconds: Option<f64>,
+    /// Settings changed that take effect only after a restart.
+    #[serde(default)]
+    pub pending_restart: bool,
+    /// Running, and streaming when a replica.
+    #[serde(default)]
+    pub ready: bool,
+    /// Where PostgreSQL listens (local platform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Patroni's REST API port (local platform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni_port: Option<i32>,
+    /// The node the pod runs on (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStatus {
+    /// The requested size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_bytes: Option<i64>,
+    /// Bytes in use, where the platform can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoStatus {
+    pub name: String,
+    /// pgBackRest's repo-type: `posix`, `s3`, `gcs`, `azure`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub stanza_created: bool,
+    /// pgBackRest's status for the stanza, e.g. `ok` or `no valid backups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stanza_status: Option<String>,
+    /// Oldest and newest WAL segment archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_min: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_max: Option<String>,
+    /// Backups, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    pub label: String,
+    /// `full`, `diff` or `incr`, as pgBackRest names them.
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Time>,
+    /// Size of the database at backup time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Size of the backup in the repository (compressed, deduplicated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_size_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_stop: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatroniStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+    /// The value of `pgdeck.dev/trigger-switchover` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<String>,
+    /// The timeline the last switchover produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover_timeline: Option<i64>,
+}
+
+impl PostgresClusterStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    pub fn instance(&self, name: &str) -> Option<&InstanceStatus> {
+        self.instances.iter().find(|i| i.name == name)
+    }
+}

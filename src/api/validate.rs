@@ -1,0 +1,746 @@
+//! The rules a PostgresCluster follows beyond its shape. Each error names the field path and the
+//! rule. The CRD carries what its schema can (ranges, patterns, CEL rules); these rules are the
+//! complete set and run wherever a manifest enters: files, the console's editor, the local store.
+
+use std::collections::{BTreeMap, HashSet};
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde_json::Value;
+
+use super::backups::{PgBackRest, Repo};
+use super::instances::{InstanceSet, set_name};
+use super::manifest::FieldError;
+use super::patroni::{PatroniSpec, SwitchoverType};
+use super::quantity;
+use super::volume::VolumeClaimSpec;
+use super::{PostgresCluster, users::UserSpec};
+
+/// PostgreSQL parameters pgdeck sets itself: the DBA's value would break the instance's wiring.
+const MANAGED_PARAMETERS: &[&str] = &[
+    "archive_command",
+    "archive_mode",
+    "config_file",
+    "data_directory",
+    "hba_file",
+    "ident_file",
+    "listen_addresses",
+    "port",
+    "restore_command",
+    "unix_socket_directories",
+];
+
+/// `pgbackrest restore` options pgdeck sets itself.
+const MANAGED_RESTORE_OPTIONS: &[&str] = &[
+    "--pg1-path",
+    "--repo",
+    "--stanza",
+    "--target-action",
+    "--link-map",
+];
+
+/// The longest cluster name plus set name: instance names `<cluster>-<set>-<4 chars>` and their
+/// pods' hostnames must stay within 63 characters with room for suffixes (PGO's limit).
+const MAX_CLUSTER_AND_SET_NAME: usize = 46;
+
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(path, message));
+    }
+
+    fn check(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) {
+        if !ok {
+            self.fail(path, message);
+        }
+    }
+
+    fn dns_label(&mut self, path: &str, value: &str) {
+        if let Err(why) = dns_label(value) {
+            self.fail(path, why);
+        }
+    }
+
+    fn range(&mut self, path: &str, value: Option<i32>, min: i32, max: i32) {
+        if let Some(v) = value
+            && !(min..=max).contains(&v)
+        {
+            self.fail(path, format!("must be between {min} and {max}, not {v}"));
+        }
+    }
+
+    /// A quantity that parses and is greater than zero.
+    fn positive_quantity(&mut self, path: &str, q: &Quantity) -> Option<f64> {
+        match quantity::value(q) {
+            Ok(v) if v > 0.0 => Some(v),
+            Ok(_) => {
+                self.fail(path, format!("must be greater than zero, not {:?}", q.0));
+                None
+            }
+            Err(why) => {
+                self.fail(path, why);
+                None
+            }
+        }
+    }
+
+    fn resources(&mut self, path: &str, r: &ResourceRequirements) {
+        let mut parse_all = |section: &str, map: &Option<BTreeMap<String, Quantity>>| {
+            map.iter()
+                .flatten()
+                .filter_map(|(name, q)| {
+                    let v = self.positive_quantity(&format!("{path}.{section}.{name}"), q)?;
+                    Some((name.clone(), v))
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let requests = parse_all("requests", &r.requests);
+        let limits = parse_all("limits", &r.limits);
+        for (name, request) in &requests {
+            if let Some(limit) = limits.get(name)
+                && request > limit
+            {
+                self.fail(
+                    format!("{path}.requests.{name}"),
+                    format!("must not exceed limits.{name} (Kubernetes refuses a request above its limit)"),
+                );
+            }
+        }
+    }
+
+    fn volume(&mut self, path: &str, v: &VolumeClaimSpec) {
+        let modes = v.0.access_modes.as_deref().unwrap_or_default();
+        self.check(
+            !modes.is_empty(),
+            format!("{path}.accessModes"),
+            "missing accessModes: a volume claim needs at least one access mode, e.g. [ReadWriteOnce]",
+        );
+        match v.storage() {
+            Some(q) => {
+                self.positive_quantity(&format!("{path}.resources.requests.storage"), q);
+            }
+            None => self.fail(
+                format!("{path}.resources.requests.storage"),
+                "missing storage request: a volume claim needs a size, e.g. 1Gi",
+            ),
+        }
+    }
+}
+
+/// Check a cluster against every rule; an empty list means it is valid.
+pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
+    let mut k = Checker::default();
+    metadata(&mut k, c);
+    let spec = &c.spec;
+    k.range("spec.postgresVersion", Some(spec.postgres_version), 11, 17);
+    k.range("spec.port", spec.port, 1024, 65535);
+    if let Some(image) = &spec.image {
+        k.check(
+            !image.trim().is_empty(),
+            "spec.image",
+            "must not be empty when given",
+        );
+    }
+    for (path, service) in [
+        ("spec.service", &spec.service),
+        ("spec.replicaService", &spec.replica_service),
+    ] {
+        if let Some(s) = service {
+            k.range(&format!("{path}.nodePort"), s.node_port, 1, 65535);
+            let exposes_node_port = matches!(
+                s.type_,
+                Some(
+                    super::cluster::ServiceType::NodePort
+                        | super::cluster::ServiceType::LoadBalancer
+                )
+            );
+            k.check(
+                s.node_port.is_none() || exposes_node_port,
+                format!("{path}.nodePort"),
+                "needs type NodePort or LoadBalancer",
+            );
+        }
+    }
+    instance_sets(&mut k, c);
+    if let Some(b) = &spec.backups {
+        pgbackrest(&mut k, &b.pgbackrest);
+    }
+    patroni(&mut k, c);
+    users(&mut k, spec.users.as_deref().unwrap_or_default());
+    tls(&mut k, c);
+    sources(&mut k, c);
+    k.errors
+}
+
+fn metadata(k: &mut Checker, c: &PostgresCluster) {
+    match c.metadata.name.as_deref() {
+        None | Some("") => k.fail("metadata.name", "required: the cluster needs a name"),
+        Some(name) => k.dns_label("metadata.name", name),
+    }
+    if let Some(ns) = &c.metadata.namespace {
+        k.dns_label("metadata.namespace", ns);
+    }
+}
+
+fn instance_sets(k: &mut Checker, c: &PostgresCluster) {
+    let sets = &c.spec.instances;
+    k.check(
+        !sets.is_empty(),
+        "spec.instances",
+        "at least one instance set is required",
+    );
+    let mut seen = HashSet::new();
+    for (i, set) in sets.iter().enumerate() {
+        let path = format!("spec.instances[{i}]");
+        instance_set(k, &path, set);
+        let name = set_name(set, i);
+        if !seen.insert(name.clone()) {
+            k.fail(
+                format!("{path}.name"),
+                format!("duplicate instance set name {name:?}: names must be unique"),
+            );
+        }
+        let combined = c.name().len() + name.len();
+        k.check(
+            combined <= MAX_CLUSTER_AND_SET_NAME,
+            format!("{path}.name"),
+            format!(
+                "cluster name and set name together must be at most {MAX_CLUSTER_AND_SET_NAME} characters, not {combined}"
+            ),
+        );
+    }
+}
+
+fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
+    if !set.name.is_empty() {
+        k.dns_label(&format!("{path}.name"), &set.name);
+    }
+    if let Some(r) = set.replicas {
+        k.check(
+            r >= 1,
+            format!("{path}.replicas"),
+            format!("must be at least 1, not {r}"),
+        );
+    }
+    if let Some(r) = &set.resources {
+        k.resources(&format!("{path}.resources"), r);
+    }
+    k.volume(
+        &format!("{path}.dataVolumeClaimSpec"),
+        &set.data_volume_claim_spec,
+    );
+    if let Some(wal) = &set.wal_volume_claim_spec {
+        k.volume(&format!("{path}.walVolumeClaimSpec"), wal);
+    }
+    if let Some(min) = &set.min_available {
+        min_available(k, &format!("{path}.minAvailable"), min);
+    }
+    if let Some(pc) = &set.priority_class_name {
+        k.dns_label(&format!("{path}.priorityClassName"), pc);
+    }
+}
+
+fn min_available(
+    k: &mut Checker,
+    path: &str,
+    v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+) {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let ok = match v {
+        IntOrString::Int(n) => *n >= 0,
+        IntOrString::String(s) => s
+            .strip_suffix('%')
+            .and_then(|p| p.parse::<u8>().ok())
+            .is_some_and(|p| p <= 100),
+    };
+    k.check(
+        ok,
+        path,
+        "must be a count of at least 0 or a percentage like 50%",
+    );
+}
+
+fn pgbackrest(k: &mut Checker, p: &PgBackRest) {
+    let base = "spec.backups.pgbackrest";
+    k.check(
+        !p.repos.is_empty(),
+        format!("{base}.repos"),
+        "at least one repository is required",
+    );
+    k.check(
+        p.repos.len() <= 4,
+        format!("{base}.repos"),
+        "at most four repositories (repo1 to repo4)",
+    );
+    let mut names = HashSet::new();
+    for (i, repo) in p.repos.iter().enumerate() {
+        let path = format!("{base}.repos[{i}]");
+        self::repo(k, &path, repo);
+        if !names.insert(repo.name.as_str()) {
+            k.fail(
+                format!("{path}.name"),
+                format!("duplicate repository name {:?}", repo.name),
+            );
+        }
+    }
+    let known = |name: &str| p.repos.iter().any(|r| r.name == name);
+    if let Some(m) = &p.manual {
+        repo_name(
+            k,
+            &format!("{base}.manual.repoName"),
+            &m.repo_name,
+            known(&m.repo_name),
+        );
+    }
+    if let Some(r) = &p.restore {
+        repo_name(
+            k,
+            &format!("{base}.restore.repoName"),
+            &r.repo_name,
+            known(&r.repo_name),
+        );
+        restore_options(k, &format!("{base}.restore.options"), r.options.as_deref());
+    }
+    for key in p.global.iter().flat_map(|g| g.keys()) {
+        let ok = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        k.check(
+            ok,
+            format!("{base}.global.{key}"),
+            "must be a pgBackRest option name (lowercase, digits, dashes), e.g. repo1-retention-full",
+        );
+    }
+}
+
+fn repo_name(k: &mut Checker, path: &str, name: &str, exists: bool) {
+    if !is_repo_name(name) {
+        k.fail(
+            path,
+            format!("must be repo1, repo2, repo3 or repo4, not {name:?}"),
+        );
+    } else if !exists {
+        k.fail(
+            path,
+            format!("{name} is not in spec.backups.pgbackrest.repos"),
+        );
+    }
+}
+
+fn is_repo_name(name: &str) -> bool {
+    matches!(name, "repo1" | "repo2" | "repo3" | "repo4")
+}
+
+fn repo(k: &mut Checker, path: &str, repo: &Repo) {
+    k.check(
+        is_repo_name(&repo.name),
+        format!("{path}.name"),
+        format!("must be repo1, repo2, repo3 or repo4, not {:?}", repo.name),
+    );
+    let kinds = [
+        repo.volume.is_some(),
+        repo.s3.is_some(),
+        repo.gcs.is_some(),
+        repo.azure.is_some(),
+    ];
+    k.check(
+        kinds.iter().filter(|&&x| x).count() == 1,
+        path,
+        "a repository needs exactly one of volume, s3, gcs or azure",
+    );
+    if let Some(v) = &repo.volume {
+        k.volume(
+            &format!("{path}.volume.volumeClaimSpec"),
+            &v.volume_claim_spec,
+        );
+    }
+    if let Some(s3) = &repo.s3 {
+        for (field, value) in [
+            ("bucket", &s3.bucket),
+            ("endpoint", &s3.endpoint),
+            ("region", &s3.region),
+        ] {
+            k.check(
+                !value.is_empty(),
+                format!("{path}.s3.{field}"),
+                "must not be empty",
+            );
+        }
+    }
+    if let Some(s) = &repo.schedules {
+        for (field, cron) in [
+            ("full", &s.full),
+            ("differential", &s.differential),
+            ("incremental", &s.incremental),
+        ] {
+            if let Some(cron) = cron
+                && let Err(why) = parse_cron(cron)
+            {
+                k.fail(format!("{path}.schedules.{field}"), why);
+            }
+        }
+    }
+}
+
+/// A schedule in CronJob syntax: five fields, minute to day of week.
+pub fn parse_cron(cron: &str) -> Result<croner::Cron, String> {
+    let fields = cron.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "{cron:?} is not a cron schedule: it needs five fields (minute hour day-of-month month day-of-week), found {fields}"
+        ));
+    }
+    cron.parse::<croner::Cron>()
+        .map_err(|e| format!("{cron:?} is not a cron schedule: {e}"))
+}
+
+fn restore_options(k: &mut Checker, path: &str, options: Option<&[String]>) {
+    for (i, opt) in options.unwrap_or_default().iter().enumerate() {
+        let name = opt.split('=').next().unwrap_or_default();
+        if MANAGED_RESTORE_OPTIONS.contains(&name) {
+            k.fail(
+                format!("{path}[{i}]"),
+                format!("{name} is set by pgdeck and cannot be given"),
+            );
+        } else if !opt.starts_with("--") {
+            k.fail(
+                format!("{path}[{i}]"),
+                format!("{opt:?} is not a pgbackrest option (they start with --)"),
+            );
+        }
+    }
+}
+
+fn patroni(k: &mut Checker, c: &PostgresCluster) {
+    let Some(p) = &c.spec.patroni else { return };
+    let base = "spec.patroni";
+    k.range(&format!("{base}.port"), p.port, 1024, 65535);
+    if let Some(v) = p.leader_lease_duration_seconds {
+        k.check(
+            v >= 3,
+            format!("{base}.leaderLeaseDurationSeconds"),
+            format!("must be at least 3, not {v}"),
+        );
+    }
+    if let Some(v) = p.sync_period_seconds {
+        k.check(
+            v >= 1,
+            format!("{base}.syncPeriodSeconds"),
+            format!("must be at least 1, not {v}"),
+        );
+    }
+    timing(k, p);
+    k.check(
+        p.port.unwrap_or(super::patroni::DEFAULT_PATRONI_PORT) != c.port(),
+        format!("{base}.port"),
+        "must differ from spec.port: PostgreSQL and Patroni's REST API cannot share a port",
+    );
+    if let Some(s) = &p.switchover {
+        if let Some(target) = &s.target_instance {
+            k.dns_label(&format!("{base}.switchover.targetInstance"), target);
+        }
+        k.check(
+            s.type_ != Some(SwitchoverType::Failover) || s.target_instance.is_some(),
+            format!("{base}.switchover.targetInstance"),
+            "required when type is Failover: a failover needs the instance to promote",
+        );
+    }
+    if let Some(d) = &p.dynamic_configuration {
+        dynamic_configuration(k, &d.0);
+    }
+}
+
+/// Patroni refuses a leader lease that does not outlast its loop.
+fn timing(k: &mut Checker, p: &PatroniSpec) {
+    let (ttl, loop_wait) = (p.leader_lease_seconds(), p.sync_period_seconds());
+    k.check(
+        ttl > loop_wait,
+        "spec.patroni.leaderLeaseDurationSeconds",
+        format!("must be greater than syncPeriodSeconds ({loop_wait}), not {ttl}"),
+    );
+}
+
+fn dynamic_configuration(k: &mut Checker, d: &serde_json::Map<String, Value>) {
+    let base = "spec.patroni.dynamicConfiguration";
+    for key in ["synchronous_mode", "synchronous_mode_strict"] {
+        if let Some(v) = d.get(key) {
+            k.check(
+                v.is_boolean(),
+                format!("{base}.{key}"),
+                format!("must be true or false, not {v}"),
+            );
+        }
+    }
+    if d.get("synchronous_mode_strict") == Some(&Value::Bool(true)) {
+        k.check(
+            d.get("synchronous_mode") == Some(&Value::Bool(true)),
+            format!("{base}.synchronous_mode_strict"),
+            "needs synchronous_mode: true (strict mode refines synchronous mode)",
+        );
+    }
+    for (key, field) in [
+        ("ttl", "leaderLeaseDurationSeconds"),
+        ("loop_wait", "syncPeriodSeconds"),
+    ] {
+        k.check(
+            !d.contains_key(key),
+            format!("{base}.{key}"),
+            format!("is set by spec.patroni.{field}; set that instead"),
+        );
+    }
+    for key in [
+        "retry_timeout",
+        "maximum_lag_on_failover",
+        "synchronous_node_count",
+    ] {
+        if let Some(v) = d.get(key) {
+            k.check(
+                v.is_u64(),
+                format!("{base}.{key}"),
+                format!("must be a whole number of at least 0, not {v}"),
+            );
+        }
+    }
+    let Some(pg) = d.get("postgresql") else {
+        return;
+    };
+    let Some(pg) = pg.as_object() else {
+        k.fail(format!("{base}.postgresql"), "must be a mapping");
+        return;
+    };
+    let Some(params) = pg.get("parameters") else {
+        return;
+    };
+    let Some(params) = params.as_object() else {
+        k.fail(
+            format!("{base}.postgresql.parameters"),
+            "must be a mapping of parameter: value",
+        );
+        return;
+    };
+    for (name, value) in params {
+        let path = format!("{base}.postgresql.parameters.{name}");
+        if MANAGED_PARAMETERS.contains(&name.as_str()) {
+            k.fail(path, "is managed by pgdeck and cannot be set");
+        } else if !(value.is_string() || value.is_number() || value.is_boolean()) {
+            k.fail(
+                path,
+                format!("must be a string, number or boolean, not {value}"),
+            );
+        }
+    }
+}
+
+fn users(k: &mut Checker, users: &[UserSpec]) {
+    let mut seen = HashSet::new();
+    for (i, u) in users.iter().enumerate() {
+        let path = format!("spec.users[{i}]");
+        k.dns_label(&format!("{path}.name"), &u.name);
+        if !seen.insert(&u.name) {
+            k.fail(
+                format!("{path}.name"),
+                format!("duplicate user {:?}", u.name),
+            );
+        }
+        for (j, db) in u.databases.iter().flatten().enumerate() {
+            let ok = !db.is_empty() && db.len() <= 63 && !db.contains('\0');
+            k.check(
+                ok,
+                format!("{path}.databases[{j}]"),
+                "must be a database name of 1 to 63 characters",
+            );
+        }
+        if let Some(opts) = &u.options {
+            k.check(
+                !opts.to_ascii_uppercase().contains("PASSWORD"),
+                format!("{path}.options"),
+                "cannot assign password: pgdeck generates and stores passwords",
+            );
+        }
+    }
+}
+
+fn tls(k: &mut Checker, c: &PostgresCluster) {
+    let spec = &c.spec;
+    k.check(
+        spec.custom_tls_secret.is_none() || spec.custom_replication_tls_secret.is_some(),
+        "spec.customReplicationTLSSecret",
+        "required when customTLSSecret is set: both must come from the same CA",
+    );
+    for (path, secret) in [
+        ("spec.customTLSSecret", &spec.custom_tls_secret),
+        (
+            "spec.customReplicationTLSSecret",
+            &spec.custom_replication_tls_secret,
+        ),
+    ] {
+        if let Some(s) = secret {
+            k.check(
+                !s.name.is_empty(),
+                format!("{path}.name"),
+                "required: the Secret's name",
+            );
+        }
+    }
+    if let Some(sql) = &spec.database_init_sql {
+        k.check(
+            !sql.name.is_empty(),
+            "spec.databaseInitSQL.name",
+            "required: the ConfigMap's name",
+        );
+        k.check(
+            !sql.key.is_empty(),
+            "spec.databaseInitSQL.key",
+            "required: the key in the ConfigMap",
+        );
+    }
+}
+
+fn sources(k: &mut Checker, c: &PostgresCluster) {
+    if let Some(src) = c
+        .spec
+        .data_source
+        .as_ref()
+        .and_then(|d| d.postgres_cluster.as_ref())
+    {
+        let base = "spec.dataSource.postgresCluster";
+        match &src.cluster_name {
+            Some(name) => {
+                k.dns_label(&format!("{base}.clusterName"), name);
+                let same_namespace =
+                    src.cluster_namespace.as_deref().unwrap_or(c.namespace()) == c.namespace();
+                k.check(
+                    !(name == c.name() && same_namespace),
+                    format!("{base}.clusterName"),
+                    "a cluster cannot be created from itself; use spec.backups.pgbackrest.restore for an in-place restore",
+                );
+            }
+            None => k.fail(
+                format!("{base}.clusterName"),
+                "required: the cluster whose repository to restore from",
+            ),
+        }
+        if let Some(ns) = &src.cluster_namespace {
+            k.dns_label(&format!("{base}.clusterNamespace"), ns);
+        }
+        k.check(
+            is_repo_name(&src.repo_name),
+            format!("{base}.repoName"),
+            format!(
+                "must be repo1, repo2, repo3 or repo4, not {:?}",
+                src.repo_name
+            ),
+        );
+        restore_options(k, &format!("{base}.options"), src.options.as_deref());
+    }
+    if let Some(s) = &c.spec.standby
+        && s.enabled == Some(true)
+    {
+        k.check(
+            s.repo_name.is_some() || s.host.is_some(),
+            "spec.standby",
+            "an enabled standby needs repoName or host to follow",
+        );
+    }
+    if let Some(p) = &c.spec.proxy {
+        let path = "spec.proxy.pgBouncer";
+        k.range(&format!("{path}.port"), p.pg_bouncer.port, 1024, 65535);
+        if let Some(r) = &p.pg_bouncer.resources {
+            k.resources(&format!("{path}.resources"), r);
+        }
+    }
+}
+
+/// Rules between the stored manifest and a change to it: volumes may grow but not shrink, and
+/// the major version stays (a major upgrade is a new cluster restored from backups).
+pub fn validate_update(old: &PostgresCluster, new: &PostgresCluster) -> Vec<FieldError> {
+    let mut k = Checker::default();
+    k.check(
+        old.spec.postgres_version == new.spec.postgres_version,
+        "spec.postgresVersion",
+        format!(
+            "cannot change from {} to {}: a major upgrade needs a new cluster restored from this one's backups",
+            old.spec.postgres_version, new.spec.postgres_version
+        ),
+    );
+    for (i, set) in new.spec.instances.iter().enumerate() {
+        let name = set_name(set, i);
+        let Some(before) = old
+            .spec
+            .instances
+            .iter()
+            .enumerate()
+            .find(|(j, s)| set_name(s, *j) == name)
+        else {
+            continue;
+        };
+        let path = format!("spec.instances[{i}]");
+        no_shrink(
+            &mut k,
+            &format!("{path}.dataVolumeClaimSpec"),
+            Some(&before.1.data_volume_claim_spec),
+            Some(&set.data_volume_claim_spec),
+        );
+        no_shrink(
+            &mut k,
+            &format!("{path}.walVolumeClaimSpec"),
+            before.1.wal_volume_claim_spec.as_ref(),
+            set.wal_volume_claim_spec.as_ref(),
+        );
+    }
+    for (i, repo) in new.repos().iter().enumerate() {
+        let Some(before) = old.repos().iter().find(|r| r.name == repo.name) else {
+            continue;
+        };
+        no_shrink(
+            &mut k,
+            &format!("spec.backups.pgbackrest.repos[{i}].volume.volumeClaimSpec"),
+            before.volume.as_ref().map(|v| &v.volume_claim_spec),
+            repo.volume.as_ref().map(|v| &v.volume_claim_spec),
+        );
+    }
+    k.errors
+}
+
+fn no_shrink(
+    k: &mut Checker,
+    path: &str,
+    old: Option<&VolumeClaimSpec>,
+    new: Option<&VolumeClaimSpec>,
+) {
+    let size = |v: Option<&VolumeClaimSpec>| {
+        v.and_then(|v| v.storage())
+            .map(|q| (q.0.clone(), quantity::value(q)))
+    };
+    if let (Some((old_text, Ok(old))), Some((new_text, Ok(new)))) = (size(old), size(new))
+        && new < old
+    {
+        k.fail(
+            format!("{path}.resources.requests.storage"),
+            format!("shrinking a volume is not possible: {new_text} is smaller than the current {old_text}; volumes may only grow"),
+        );
+    }
+}
+
+/// RFC 1123 label: what Kubernetes allows for names that become hostnames.
+pub fn dns_label(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a valid name: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (RFC 1123)"
+        ))
+    }
+}

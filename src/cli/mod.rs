@@ -1,0 +1,235 @@
+//! The command line: the console by default, the operator, and one-shot twins of the console's
+//! actions for scripts, tests and benchmarks.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod files;
+mod offline;
+
+pub use files::read_manifest_source;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pgdeck",
+    version,
+    about = "A terminal console for PostgreSQL high-availability clusters, and the operator that runs them",
+    long_about = "Without a command, pgdeck opens the console. Every change, from the console or a \
+                  command, is a change to the cluster's PostgresCluster manifest; the operator \
+                  (`pgdeck operator`) carries it out."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Where clusters run: `kube` (default when a kubeconfig context exists) or `local`.
+    #[arg(long, global = true, env = "PGDECK_PLATFORM", value_enum)]
+    pub platform: Option<PlatformKind>,
+
+    /// The kubeconfig context to use (kube platform).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+
+    /// The namespace (default: `default`, or the context's namespace on kube).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+
+    /// Every namespace.
+    #[arg(short = 'A', long, global = true, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformKind {
+    Kube,
+    Local,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupType {
+    Full,
+    Diff,
+    Incr,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Wait {
+    /// Return when the status shows the change done, or fail with the reason.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 90s, 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the headless reconciler.
+    Operator {
+        /// Kube: watch only this namespace (default: every namespace).
+        #[arg(long = "watch-namespace")]
+        watch_namespace: Option<String>,
+        /// Kube: where /metrics, /healthz and /readyz are served.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_address: String,
+    },
+    /// Create or update clusters from a manifest file (`-` for standard input).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        file: PathBuf,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// List clusters, or show one.
+    Get { name: Option<String> },
+    /// Show a cluster's instances, roles, lag and backups.
+    Status { name: String },
+    /// Print a libpq connection URI for a cluster.
+    Uri {
+        name: String,
+        /// The user (default: the cluster's first user).
+        #[arg(long)]
+        user: Option<String>,
+        /// Connect to a replica instead of the primary.
+        #[arg(long)]
+        replica: bool,
+    },
+    /// Switch the primary over to another instance.
+    Switchover {
+        name: String,
+        /// The instance to promote (default: the healthiest candidate).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Change the number of instances in an instance set.
+    Scale {
+        name: String,
+        #[arg(long)]
+        replicas: i32,
+        /// The instance set (needed when the cluster has more than one).
+        #[arg(long)]
+        set: Option<String>,
+        /// Keep the data of instances removed by a scale-down.
+        #[arg(long)]
+        keep_data: bool,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Take a backup with pgBackRest.
+    Backup {
+        name: String,
+        #[arg(long = "type", value_enum, default_value_t = BackupType::Full)]
+        type_: BackupType,
+        /// The repository (default: the first).
+        #[arg(long)]
+        repo: Option<String>,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Delete a cluster: its instances, data and backups unless kept.
+    Delete {
+        name: String,
+        /// Keep the instances' data directories.
+        #[arg(long)]
+        keep_data: bool,
+        /// Keep the backup repositories, to restore from later.
+        #[arg(long)]
+        keep_backups: bool,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Check manifest files without applying them.
+    Validate {
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
+    /// Print every Kubernetes object the operator would write for a manifest.
+    Render {
+        #[arg(short = 'f', long = "filename", required = true)]
+        file: PathBuf,
+    },
+    /// Print the PostgresCluster CustomResourceDefinition.
+    Crd,
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// `90s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 5m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Write to standard output; a reader that went away (`| head`) is not an error.
+pub fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// What a command reports when it fails: its message, and the process exit code.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Some(Command::Validate { files }) => offline::validate(&files),
+        Some(Command::Crd) => offline::crd(),
+        Some(Command::Completions { shell }) => offline::completions(shell),
+        Some(other) => Err(not_implemented(&other)),
+        None => Err(Failure {
+            code: 2,
+            message: "not implemented yet: the console (issue \"The console: live browsing\")"
+                .into(),
+        }),
+    }
+}
+
+fn not_implemented(command: &Command) -> Failure {
+    let name = format!("{command:?}");
+    let verb = name
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    Failure {
+        code: 2,
+        message: format!("not implemented yet: pgdeck {verb}"),
+    }
+}

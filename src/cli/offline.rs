@@ -1,0 +1,50 @@
+//! Commands that need no platform: `validate`, `crd`, `completions`.
+
+use std::path::PathBuf;
+
+use clap::CommandFactory;
+
+use super::{Cli, Failure, read_manifest_source};
+use crate::api::{crd, manifest};
+
+pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
+    let mut invalid = 0;
+    for file in files {
+        let text = read_manifest_source(file)?;
+        match manifest::parse_all(&text) {
+            Ok(clusters) => {
+                for c in clusters {
+                    super::print(&format!(
+                        "{}: valid PostgresCluster {}\n",
+                        file.display(),
+                        c.name()
+                    ));
+                }
+            }
+            Err(e) => {
+                invalid += 1;
+                for err in e.errors {
+                    eprintln!("{}: {err}", file.display());
+                }
+            }
+        }
+    }
+    if invalid == 0 {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: 1,
+            message: format!("{invalid} of {} file(s) invalid", files.len()),
+        })
+    }
+}
+
+pub fn crd() -> Result<(), Failure> {
+    super::print(&crd::yaml());
+    Ok(())
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    clap_complete::generate(shell, &mut Cli::command(), "pgdeck", &mut std::io::stdout());
+    Ok(())
+}

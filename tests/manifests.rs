@@ -1,0 +1,331 @@
+//! Manifests: the examples load and round-trip, bad ones are refused naming the field, and the
+//! CRD matches the types, is structural, and its CEL rules hold.
+
+mod common;
+
+use common::{pgdeck, read, repo_root, yaml_files};
+use pgdeck::api::{PGO_API_VERSION, PostgresCluster, crd, manifest, validate};
+
+#[test]
+fn every_example_validates_and_round_trips_without_loss() {
+    let examples = yaml_files("assets/examples");
+    assert!(
+        examples.len() >= 10,
+        "expected the example set, found {}",
+        examples.len()
+    );
+    for path in examples {
+        let text = read(&path);
+        let cluster = manifest::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let written = manifest::to_yaml(&cluster);
+        let again = manifest::parse(&written)
+            .unwrap_or_else(|e| panic!("{}: re-read: {e}", path.display()));
+        assert_eq!(
+            cluster,
+            again,
+            "{}: typed round-trip changed the cluster",
+            path.display()
+        );
+
+        // Nothing the file said is lost: the written YAML holds every value of the original
+        // (apiVersion aside, which is always written as ours).
+        let mut original: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        let mut rewritten: serde_json::Value = serde_yaml::from_str(&written).unwrap();
+        original.as_object_mut().unwrap().remove("apiVersion");
+        rewritten.as_object_mut().unwrap().remove("apiVersion");
+        assert_eq!(
+            original,
+            rewritten,
+            "{}: values lost or added on the way",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_example_loads_with_pgo_api_version() {
+    for path in yaml_files("assets/examples") {
+        let text = read(&path);
+        let as_pgo = text.replace(
+            "apiVersion: pgdeck.dev/v1beta1",
+            &format!("apiVersion: {PGO_API_VERSION}"),
+        );
+        assert!(as_pgo.contains(PGO_API_VERSION), "{}", path.display());
+        let cluster =
+            manifest::parse(&as_pgo).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(manifest::to_yaml(&cluster).starts_with("apiVersion: pgdeck.dev/v1beta1\n"));
+    }
+}
+
+/// Each bad manifest's first line says what the error must contain: `# expect: FIELD | RULE`,
+/// where FIELD is the field path (or the line, for broken YAML).
+#[test]
+fn bad_manifests_are_refused_with_the_field_named() {
+    let bad = yaml_files("assets/bad");
+    assert!(
+        bad.len() >= 20,
+        "at least 20 bad manifests, found {}",
+        bad.len()
+    );
+    for path in bad {
+        let text = read(&path);
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: first line must be `# expect: FIELD | RULE`",
+                    path.display()
+                )
+            });
+        let (field, rule) = expect.split_once(" | ").unwrap();
+        let err = match manifest::parse(&text) {
+            Ok(_) => panic!(
+                "{}: accepted, but should fail with {expect}",
+                path.display()
+            ),
+            Err(e) => e,
+        };
+        let shown = err.to_string();
+        assert!(
+            err.errors
+                .iter()
+                .any(|e| e.path == field || e.to_string().contains(field)),
+            "{}: no error names {field}; got:\n{shown}",
+            path.display()
+        );
+        assert!(
+            shown.contains(rule),
+            "{}: expected {rule:?} in:\n{shown}",
+            path.display()
+        );
+        assert!(
+            err.errors.iter().all(|e| e.position.is_some()),
+            "{}: every error has a line: {shown}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn validate_command_accepts_examples_and_refuses_bad_files() {
+    let examples = yaml_files("assets/examples");
+    let ok = pgdeck()
+        .arg("validate")
+        .arg("-f")
+        .args(&examples)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(stdout.lines().count(), examples.len(), "{stdout}");
+
+    let bad = repo_root().join("assets/bad/replicas-zero.yaml");
+    let out = pgdeck()
+        .arg("validate")
+        .arg("-f")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "replicas-zero.yaml: line 10, column 7: spec.instances[0].replicas: must be at least 1"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unbuilt_verbs_say_so_and_fail() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/examples/minimal.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    assert!(out.stdout.is_empty(), "no made-up output");
+}
+
+fn cluster(path: &str) -> PostgresCluster {
+    manifest::parse(&read(&repo_root().join(path))).unwrap()
+}
+
+#[test]
+fn volume_shrink_and_major_version_change_are_refused() {
+    let old = cluster("assets/examples/resources.yaml");
+    let mut new = old.clone();
+    let storage = |c: &mut PostgresCluster| {
+        c.spec.instances[0]
+            .data_volume_claim_spec
+            .0
+            .resources
+            .as_mut()
+            .unwrap()
+            .requests
+            .as_mut()
+            .unwrap()
+            .insert(
+                "storage".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("100Gi".into()),
+            );
+    };
+    storage(&mut new);
+    let errors = validate::validate_update(&old, &new);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].path,
+        "spec.instances[0].dataVolumeClaimSpec.resources.requests.storage"
+    );
+    assert!(
+        errors[0]
+            .message
+            .contains("shrinking a volume is not possible")
+    );
+
+    let mut grown = old.clone();
+    grown.spec.instances[0].data_volume_claim_spec =
+        pgdeck::api::volume::VolumeClaimSpec::of_size("1Ti");
+    assert!(validate::validate_update(&old, &grown).is_empty());
+
+    let mut upgraded = old.clone();
+    upgraded.spec.postgres_version = 16;
+    assert_eq!(
+        validate::validate_update(&old, &upgraded)[0].path,
+        "spec.postgresVersion"
+    );
+}
+
+#[test]
+fn crd_file_matches_the_types() {
+    let file = read(&repo_root().join(crd::FILE));
+    let out = pgdeck().arg("crd").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        file,
+        "{} drifted from the types: run `cargo run -- crd > {}`",
+        crd::FILE,
+        crd::FILE
+    );
+}
+
+/// The API server's rules for a structural schema: every node has a type (or is explicitly
+/// int-or-string / preserve-unknown-fields), and no references or mixed additionalProperties.
+fn assert_structural(path: &str, node: &serde_json::Value) {
+    let obj = node
+        .as_object()
+        .unwrap_or_else(|| panic!("{path}: not an object"));
+    let flag = |k: &str| obj.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    assert!(!obj.contains_key("$ref"), "{path}: $ref is not allowed");
+    assert!(
+        obj.contains_key("type")
+            || flag("x-kubernetes-int-or-string")
+            || flag("x-kubernetes-preserve-unknown-fields"),
+        "{path}: no type"
+    );
+    assert!(
+        !(obj.contains_key("properties") && obj.contains_key("additionalProperties")),
+        "{path}: properties and additionalProperties together"
+    );
+    for (name, child) in obj
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .into_iter()
+        .flatten()
+    {
+        assert_structural(&format!("{path}.{name}"), child);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = obj.get(key).filter(|c| c.is_object()) {
+            assert_structural(&format!("{path}.{key}"), child);
+        }
+    }
+}
+
+#[test]
+fn crd_is_a_structural_apiextensions_v1_definition() {
+    let def = crd::definition();
+    let json = serde_json::to_value(&def).unwrap();
+    assert_eq!(json["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(
+        def.spec.names.short_names.as_deref(),
+        Some(&["pgc".to_string()][..])
+    );
+    let version = &def.spec.versions[0];
+    assert_eq!(version.name, "v1beta1");
+    assert!(
+        version.subresources.as_ref().unwrap().status.is_some(),
+        "status subresource"
+    );
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Ready", "Primary", "Instances", "Sync", "Age"]);
+    let schema = serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_structural("openAPIV3Schema", &schema);
+
+    // The upstream Kubernetes schema for CustomResourceDefinition accepts it.
+    let out = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.32"])
+        .arg(repo_root().join(crd::FILE))
+        .output()
+        .expect("kubernetes-validate is installed by ./dev test (pip install kubernetes-validate)");
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && report.contains("passed"),
+        "{report}"
+    );
+}
+
+#[test]
+fn crd_cel_rules_refuse_a_shrink_and_accept_growth() {
+    let old = cluster("assets/examples/resources.yaml");
+    let mut shrunk = old.clone();
+    shrunk.spec.instances[0].data_volume_claim_spec =
+        pgdeck::api::volume::VolumeClaimSpec::of_size("100Gi");
+    let err = kube::core::cel::validate_cel_update(&shrunk, &old)
+        .expect_err("a shrink must be refused by CEL");
+    assert!(
+        format!("{err:?}").contains("shrinking a volume is not possible"),
+        "{err:?}"
+    );
+
+    let mut grown = old.clone();
+    grown.spec.instances[0].data_volume_claim_spec =
+        pgdeck::api::volume::VolumeClaimSpec::of_size("1Ti");
+    kube::core::cel::validate_cel_update(&grown, &old).expect("growth is allowed");
+    kube::core::cel::validate_cel(&old).expect("the example passes every CEL rule");
+}
+
+#[test]
+fn crd_cel_rules_require_replication_tls_with_custom_tls() {
+    let mut c = cluster("assets/examples/users-tls-nodeport.yaml");
+    kube::core::cel::validate_cel(&c).expect("both secrets given");
+    c.spec.custom_replication_tls_secret = None;
+    let err = kube::core::cel::validate_cel(&c).expect_err("PGO's rule");
+    assert!(
+        format!("{err:?}").contains("customReplicationTLSSecret is required"),
+        "{err:?}"
+    );
+}
