@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::platform::local::Local;
+use crate::platform::local::home::Home;
+
 mod files;
+mod local;
 mod offline;
 
 pub use files::read_manifest_source;
@@ -212,13 +216,53 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Validate { files }) => offline::validate(&files),
         Some(Command::Crd) => offline::crd(),
         Some(Command::Completions { shell }) => offline::completions(shell),
-        Some(other) => Err(not_implemented(&other)),
+        Some(command) => {
+            init_logging(matches!(command, Command::Operator { .. }));
+            match platform(&cli.global)? {
+                PlatformKind::Local => {
+                    local::run(Local::new(Home::from_env()), &cli.global, command)
+                }
+                PlatformKind::Kube => Err(Failure {
+                    code: 2,
+                    message: "not implemented yet: the Kubernetes platform (use --platform local)"
+                        .into(),
+                }),
+            }
+        }
         None => Err(Failure {
             code: 2,
             message: "not implemented yet: the console (issue \"The console: live browsing\")"
                 .into(),
         }),
     }
+}
+
+/// `--platform`, else kube when a kubeconfig context exists, else local.
+fn platform(global: &Global) -> Result<PlatformKind, Failure> {
+    if let Some(p) = global.platform {
+        return Ok(p);
+    }
+    let has_context = global.context.is_some()
+        || kube::config::Kubeconfig::read()
+            .is_ok_and(|k| k.current_context.is_some_and(|c| !c.is_empty()));
+    Ok(if has_context {
+        PlatformKind::Kube
+    } else {
+        PlatformKind::Local
+    })
+}
+
+/// The operator logs at info (to operator.log when started in the background); other commands
+/// stay quiet unless RUST_LOG asks.
+fn init_logging(operator: bool) {
+    let default = if operator { "info" } else { "warn" };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn not_implemented(command: &Command) -> Failure {

@@ -26,3 +26,5 @@ pub fn read(path: &Path) -> String {
 pub fn pgdeck() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_pgdeck"))
 }
+
+pub mod local;

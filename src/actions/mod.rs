@@ -1,0 +1,161 @@
+//! Day-2 actions as changes to the manifest, shared by the CLI and the console. None of them
+//! talks to Patroni or PostgreSQL: they set spec fields and trigger annotations, and the
+//! reconciler carries them out and reports in `status`.
+
+use crate::api::PostgresCluster;
+use crate::api::annotations;
+use crate::api::instances::set_name;
+use crate::api::patroni::{PatroniSpec, Switchover, SwitchoverType};
+use crate::api::status::{InstanceStatus, PostgresClusterStatus};
+use crate::platform::PlatformError;
+
+/// A value for a trigger annotation that no earlier request used.
+pub fn trigger_value() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn set_annotation(cluster: &mut PostgresCluster, key: &str, value: &str) {
+    cluster
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.to_string(), value.to_string());
+}
+
+/// Ask for a switchover (or failover) to `target`, or to the healthiest candidate the
+/// reconciler picks when `None`; `status`, when known, lets it refuse a target at once. Returns the trigger value to wait for in
+/// `status.patroni.switchover`.
+pub fn request_switchover(
+    cluster: &mut PostgresCluster,
+    status: Option<&PostgresClusterStatus>,
+    target: Option<&str>,
+    kind: SwitchoverType,
+) -> Result<String, PlatformError> {
+    if let (Some(t), Some(status)) = (target, status) {
+        if status.instance(t).is_none() && !status.instances.is_empty() {
+            return Err(PlatformError::Refused(format!(
+                "{t} is not an instance of {}",
+                cluster.name()
+            )));
+        }
+        if status.primary.as_deref() == Some(t) {
+            return Err(PlatformError::Refused(format!(
+                "{t} is already the primary"
+            )));
+        }
+    }
+    let patroni = cluster
+        .spec
+        .patroni
+        .get_or_insert_with(PatroniSpec::default);
+    patroni.switchover = Some(Switchover {
+        enabled: true,
+        target_instance: target.map(String::from),
+        type_: (kind == SwitchoverType::Failover).then_some(kind),
+    });
+    let value = trigger_value();
+    set_annotation(cluster, annotations::TRIGGER_SWITCHOVER, &value);
+    Ok(value)
+}
+
+/// The instance a switchover should promote when none is named: a ready sync standby, else
+/// the ready replica with the least lag.
+pub fn healthiest_candidate(status: &PostgresClusterStatus) -> Option<&InstanceStatus> {
+    let replicas = status
+        .instances
+        .iter()
+        .filter(|i| i.ready && matches!(i.role.as_deref(), Some("sync_standby" | "replica")));
+    replicas.min_by_key(|i| {
+        (
+            i.role.as_deref() != Some("sync_standby"),
+            i.lag_bytes.unwrap_or(i64::MAX),
+        )
+    })
+}
+
+/// Set the replicas of `set` (or of the only set) to `replicas`.
+pub fn scale(
+    cluster: &mut PostgresCluster,
+    set: Option<&str>,
+    replicas: i32,
+) -> Result<(), PlatformError> {
+    if replicas < 1 {
+        return Err(PlatformError::Refused(format!(
+            "cannot scale to {replicas}: an instance set needs at least 1 instance (delete the cluster to remove it)"
+        )));
+    }
+    let names: Vec<String> = cluster
+        .spec
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, s)| set_name(s, i))
+        .collect();
+    let index = match set {
+        Some(wanted) => names.iter().position(|n| n == wanted).ok_or_else(|| {
+            PlatformError::Refused(format!(
+                "{} has no instance set {wanted}; its sets: {}",
+                cluster.name(),
+                names.join(", ")
+            ))
+        })?,
+        None if names.len() == 1 => 0,
+        None => {
+            return Err(PlatformError::Refused(format!(
+                "{} has {} instance sets ({}): say which with --set",
+                cluster.name(),
+                names.len(),
+                names.join(", ")
+            )));
+        }
+    };
+    cluster.spec.instances[index].replicas = Some(replicas);
+    Ok(())
+}
+
+/// Mark the manifest so that removing instances (scale-down, delete) keeps their data, and
+/// deleting keeps the backups, as asked.
+pub fn keep(cluster: &mut PostgresCluster, data: bool, backups: bool) {
+    if data {
+        set_annotation(cluster, annotations::KEEP_DATA, "true");
+    }
+    if backups {
+        set_annotation(cluster, annotations::KEEP_BACKUPS, "true");
+    }
+}
+
+/// Whether an annotation asks for something (`"true"`).
+pub fn flag(cluster: &PostgresCluster, key: &str) -> bool {
+    cluster.annotation(key) == Some("true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(name: &str, role: &str, ready: bool, lag: i64) -> InstanceStatus {
+        InstanceStatus {
+            name: name.into(),
+            role: Some(role.into()),
+            ready,
+            lag_bytes: Some(lag),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prefers_a_ready_sync_standby_then_least_lag() {
+        let mut s = PostgresClusterStatus {
+            instances: vec![
+                inst("p", "primary", true, 0),
+                inst("a", "replica", true, 10),
+                inst("b", "sync_standby", true, 500),
+                inst("c", "replica", false, 0),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(healthiest_candidate(&s).unwrap().name, "b");
+        s.instances[2].ready = false;
+        assert_eq!(healthiest_candidate(&s).unwrap().name, "a");
+    }
+}

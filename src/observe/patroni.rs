@@ -1,0 +1,284 @@
+//! Patroni's REST API: what a member says of itself (`/patroni`), of its cluster (`/cluster`),
+//! the dynamic configuration (`/config`), and the actions pgdeck asks of it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PatroniError {
+    #[error("Patroni at {url} did not answer: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Patroni at {url} answered {status}: {body}")]
+    Refused {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("Patroni at {url} sent what pgdeck cannot read: {source}")]
+    Unreadable {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// `GET /patroni`: one member's own view, live.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NodeStatus {
+    #[serde(default)]
+    pub state: Option<String>,
+    /// `master`/`primary`, `replica`, `standby_leader`, ...
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub timeline: Option<i64>,
+    #[serde(default)]
+    pub xlog: Option<Xlog>,
+    #[serde(default)]
+    pub replication: Option<Vec<Replication>>,
+    #[serde(default)]
+    pub pending_restart: Option<bool>,
+    #[serde(default)]
+    pub database_system_identifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Xlog {
+    /// The primary's current WAL position.
+    #[serde(default)]
+    pub location: Option<i64>,
+    #[serde(default)]
+    pub received_location: Option<i64>,
+    #[serde(default)]
+    pub replayed_location: Option<i64>,
+}
+
+/// A row of the primary's `pg_stat_replication`, as Patroni reports it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Replication {
+    pub application_name: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub sync_state: Option<String>,
+}
+
+impl NodeStatus {
+    pub fn is_primary(&self) -> bool {
+        matches!(self.role.as_deref(), Some("master" | "primary"))
+    }
+
+    /// How far this member has got: the primary's position, or what a replica has received
+    /// or replayed, whichever is further.
+    pub fn wal_position(&self) -> Option<i64> {
+        let x = self.xlog.as_ref()?;
+        x.location
+            .or(match (x.received_location, x.replayed_location) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            })
+    }
+}
+
+/// `GET /cluster`: the members as the DCS knows them. Roles come from the leader and sync keys
+/// (fresh); states and timelines are what each member last wrote (up to `loop_wait` old).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClusterView {
+    #[serde(default)]
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Member {
+    pub name: String,
+    /// `leader`, `sync_standby`, `replica`, `standby_leader`.
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+impl ClusterView {
+    pub fn leader(&self) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| matches!(m.role.as_deref(), Some("leader" | "standby_leader")))
+            .map(|m| m.name.as_str())
+    }
+
+    pub fn is_sync_standby(&self, name: &str) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.name == name && m.role.as_deref() == Some("sync_standby"))
+    }
+}
+
+/// A client for the REST API of members reached directly over HTTP.
+#[derive(Clone)]
+pub struct Patroni {
+    http: reqwest::Client,
+}
+
+impl Default for Patroni {
+    fn default() -> Self {
+        Patroni::new()
+    }
+}
+
+/// Short enough that one unreachable member never stalls a status refresh.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A switchover waits for the old primary to stop and the new one to be promoted.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(90);
+
+impl Patroni {
+    pub fn new() -> Patroni {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .build()
+            .expect("an HTTP client with default TLS-free settings");
+        Patroni { http }
+    }
+
+    pub async fn node(&self, base: &str) -> Result<NodeStatus, PatroniError> {
+        self.get(base, "/patroni").await
+    }
+
+    pub async fn cluster(&self, base: &str) -> Result<ClusterView, PatroniError> {
+        self.get(base, "/cluster").await
+    }
+
+    pub async fn config(&self, base: &str) -> Result<Map<String, Value>, PatroniError> {
+        self.get(base, "/config").await
+    }
+
+    /// Change the dynamic configuration. Patroni also wakes its HA loop on every PATCH, which
+    /// pgdeck uses to have a new replica's slot created now rather than at the next loop.
+    pub async fn patch_config(
+        &self,
+        base: &str,
+        patch: &Map<String, Value>,
+    ) -> Result<(), PatroniError> {
+        self.send(
+            reqwest::Method::PATCH,
+            base,
+            "/config",
+            &Value::Object(patch.clone()),
+            QUERY_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Re-read the configuration file.
+    pub async fn reload(&self, base: &str) -> Result<(), PatroniError> {
+        self.send(
+            reqwest::Method::POST,
+            base,
+            "/reload",
+            &Value::Null,
+            QUERY_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Wake the member's HA loop now, with a PATCH that changes nothing (`loop_wait` as it is).
+    pub async fn wake(&self, base: &str, loop_wait: i32) -> Result<(), PatroniError> {
+        let mut patch = Map::new();
+        patch.insert("loop_wait".into(), loop_wait.into());
+        self.patch_config(base, &patch).await
+    }
+
+    /// A planned switchover; returns Patroni's message once the candidate is promoted.
+    pub async fn switchover(
+        &self,
+        base: &str,
+        leader: &str,
+        candidate: &str,
+    ) -> Result<String, PatroniError> {
+        let body = serde_json::json!({ "leader": leader, "candidate": candidate });
+        self.send(
+            reqwest::Method::POST,
+            base,
+            "/switchover",
+            &body,
+            ACTION_TIMEOUT,
+        )
+        .await
+    }
+
+    /// A failover to `candidate`, for when there is no healthy primary.
+    pub async fn failover(&self, base: &str, candidate: &str) -> Result<String, PatroniError> {
+        let body = serde_json::json!({ "candidate": candidate });
+        self.send(
+            reqwest::Method::POST,
+            base,
+            "/failover",
+            &body,
+            ACTION_TIMEOUT,
+        )
+        .await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+    ) -> Result<T, PatroniError> {
+        let url = format!("{base}{path}");
+        let unreachable = |source| PatroniError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .timeout(QUERY_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        // /patroni answers 503 on a member that is not running, with the same body.
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        serde_json::from_slice(&bytes).map_err(|source| PatroniError::Unreadable { url, source })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        base: &str,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<String, PatroniError> {
+        let url = format!("{base}{path}");
+        let unreachable = |source| PatroniError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .request(method, &url)
+            .json(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let text = response.text().await.map_err(unreachable)?;
+        if status.is_success() {
+            Ok(text.trim().to_string())
+        } else {
+            Err(PatroniError::Refused {
+                url,
+                status: status.as_u16(),
+                body: text.trim().to_string(),
+            })
+        }
+    }
+}

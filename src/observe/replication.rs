@@ -1,0 +1,72 @@
+//! Replay lag in time, as `pg_stat_replication` on the primary reports it (Patroni gives lag
+//! in bytes only).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+/// One standby's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standby {
+    pub state: String,
+    pub sync_state: String,
+    /// Seconds; zero when the standby has replayed everything (PostgreSQL reports NULL then).
+    pub replay_lag_seconds: f64,
+}
+
+/// A connection to one primary, made on demand and dropped when the primary changes or fails.
+#[derive(Default)]
+pub struct ReplicationProbe {
+    connected_to: Option<String>,
+    client: Option<Client>,
+}
+
+impl ReplicationProbe {
+    /// `pg_stat_replication` on the primary reached with `conninfo`, by standby name.
+    pub async fn standbys(
+        &mut self,
+        conninfo: &str,
+    ) -> Result<HashMap<String, Standby>, tokio_postgres::Error> {
+        if self.connected_to.as_deref() != Some(conninfo)
+            || self.client.as_ref().is_none_or(|c| c.is_closed())
+        {
+            self.client = None;
+            let mut config: tokio_postgres::Config = conninfo.parse()?;
+            config.connect_timeout(Duration::from_secs(1));
+            config.application_name("pgdeck");
+            let (client, connection) = config.connect(NoTls).await?;
+            tokio::spawn(connection);
+            self.client = Some(client);
+            self.connected_to = Some(conninfo.to_string());
+        }
+        let client = self.client.as_ref().expect("connected above");
+        let rows = client
+            .query(
+                "SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''), \
+                 coalesce(extract(epoch FROM replay_lag), 0)::float8 FROM pg_stat_replication",
+                &[],
+            )
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.client = None;
+                return Err(e);
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    Standby {
+                        state: r.get(1),
+                        sync_state: r.get(2),
+                        replay_lag_seconds: r.get(3),
+                    },
+                )
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,214 @@
+//! From what Patroni and PostgreSQL report to `status.instances[]` and the summary fields.
+//! Shared by both platforms: they differ in how they reach members, not in what they report.
+
+use std::collections::HashMap;
+
+use crate::api::PostgresCluster;
+use crate::api::status::{InstanceStatus, PostgresClusterStatus};
+
+use super::patroni::{ClusterView, NodeStatus};
+use super::replication::Standby;
+
+/// One instance as the platform found it.
+pub struct Sighting<'a> {
+    pub name: &'a str,
+    pub set: &'a str,
+    /// Its `/patroni`; `None` when Patroni did not answer.
+    pub node: Option<&'a NodeStatus>,
+    /// Filled in by the platform: host and ports (local), node (Kubernetes).
+    pub base: InstanceStatus,
+}
+
+/// Each instance's role, state and lag. `view` is the DCS's view (fresh roles), `standbys` the
+/// primary's `pg_stat_replication` by standby name.
+pub fn instances(
+    seen: &[Sighting],
+    view: Option<&ClusterView>,
+    standbys: &HashMap<String, Standby>,
+) -> Vec<InstanceStatus> {
+    let leader = view.and_then(|v| v.leader()).or_else(|| {
+        seen.iter()
+            .find(|s| s.node.is_some_and(|n| n.is_primary()))
+            .map(|s| s.name)
+    });
+    let primary_position = seen
+        .iter()
+        .find(|s| Some(s.name) == leader)
+        .and_then(|s| s.node?.wal_position());
+    seen.iter()
+        .map(|s| {
+            let mut out = s.base.clone();
+            out.name = s.name.to_string();
+            out.set = s.set.to_string();
+            let Some(node) = s.node else {
+                out.state = Some("unreachable".into());
+                return out;
+            };
+            let is_leader = Some(s.name) == leader;
+            let standby = standbys.get(s.name);
+            // Patroni's sync key decides, as it is what Patroni accepts as a switchover
+            // candidate; PostgreSQL's own view stands in only when the DCS cannot be asked.
+            let sync = match view {
+                Some(v) => v.is_sync_standby(s.name),
+                None => standby.is_some_and(|r| matches!(r.sync_state.as_str(), "sync" | "quorum")),
+            };
+            out.role = Some(match (is_leader, node.role.as_deref()) {
+                (true, Some("standby_leader")) => "standby_leader".into(),
+                (true, _) => "primary".into(),
+                (false, _) if sync => "sync_standby".into(),
+                (false, Some("replica")) => "replica".into(),
+                (false, role) => role.unwrap_or("unknown").to_string(),
+            });
+            let running = node.state.as_deref() == Some("running");
+            let streaming = standby.is_some_and(|r| r.state == "streaming");
+            out.state = Some(if running && !is_leader && streaming {
+                "streaming".into()
+            } else {
+                node.state.clone().unwrap_or_else(|| "unknown".into())
+            });
+            out.timeline = node.timeline;
+            out.pending_restart = node.pending_restart.unwrap_or(false);
+            if !is_leader {
+                out.lag_bytes = match (primary_position, node.wal_position()) {
+                    (Some(p), Some(r)) => Some((p - r).max(0)),
+                    _ => None,
+                };
+                out.replay_lag_seconds = standby.map(|r| r.replay_lag_seconds);
+            }
+            out.ready = running && (is_leader || streaming);
+            out
+        })
+        .collect()
+}
+
+/// The summary fields the printer columns and the console's list show.
+pub fn summarize(cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
+    let ready = status.instances.iter().filter(|i| i.ready).count();
+    status.ready = Some(format!("{ready}/{}", cluster.desired_instances()));
+    status.instance_count = Some(status.instances.len() as i32);
+    status.primary = status
+        .instances
+        .iter()
+        .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")))
+        .map(|i| i.name.clone());
+    status.sync = Some(cluster.sync_mode().as_str().to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::patroni::{Member, Xlog};
+
+    fn node(role: &str, state: &str, xlog: Xlog) -> NodeStatus {
+        NodeStatus {
+            role: Some(role.into()),
+            state: Some(state.into()),
+            timeline: Some(2),
+            xlog: Some(xlog),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn roles_lag_and_readiness() {
+        let primary = node(
+            "master",
+            "running",
+            Xlog {
+                location: Some(1000),
+                ..Default::default()
+            },
+        );
+        let sync = node(
+            "replica",
+            "running",
+            Xlog {
+                received_location: Some(1000),
+                replayed_location: Some(990),
+                ..Default::default()
+            },
+        );
+        let lagging = node(
+            "replica",
+            "running",
+            Xlog {
+                received_location: Some(400),
+                replayed_location: Some(300),
+                ..Default::default()
+            },
+        );
+        let seen = [
+            Sighting {
+                name: "a",
+                set: "s",
+                node: Some(&primary),
+                base: Default::default(),
+            },
+            Sighting {
+                name: "b",
+                set: "s",
+                node: Some(&sync),
+                base: Default::default(),
+            },
+            Sighting {
+                name: "c",
+                set: "s",
+                node: Some(&lagging),
+                base: Default::default(),
+            },
+            Sighting {
+                name: "d",
+                set: "s",
+                node: None,
+                base: Default::default(),
+            },
+        ];
+        let view = ClusterView {
+            members: vec![
+                Member {
+                    name: "a".into(),
+                    role: Some("leader".into()),
+                    state: None,
+                },
+                Member {
+                    name: "b".into(),
+                    role: Some("sync_standby".into()),
+                    state: None,
+                },
+            ],
+        };
+        let standbys: HashMap<String, Standby> = [
+            (
+                "b".to_string(),
+                Standby {
+                    state: "streaming".into(),
+                    sync_state: "sync".into(),
+                    replay_lag_seconds: 0.0,
+                },
+            ),
+            (
+                "c".to_string(),
+                Standby {
+                    state: "catchup".into(),
+                    sync_state: "async".into(),
+                    replay_lag_seconds: 4.5,
+                },
+            ),
+        ]
+        .into();
+        let out = instances(&seen, Some(&view), &standbys);
+        let by = |n: &str| out.iter().find(|i| i.name == n).unwrap();
+        assert_eq!(by("a").role.as_deref(), Some("primary"));
+        assert!(by("a").ready);
+        assert_eq!(by("b").role.as_deref(), Some("sync_standby"));
+        assert_eq!(by("b").state.as_deref(), Some("streaming"));
+        assert_eq!(by("b").lag_bytes, Some(0));
+        assert!(by("b").ready);
+        assert_eq!(by("c").role.as_deref(), Some("replica"));
+        assert_eq!(by("c").lag_bytes, Some(600));
+        assert_eq!(by("c").replay_lag_seconds, Some(4.5));
+        assert!(!by("c").ready, "not streaming yet");
+        assert_eq!(by("d").state.as_deref(), Some("unreachable"));
+        assert!(!by("d").ready);
+    }
+}

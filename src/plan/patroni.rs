@@ -1,0 +1,202 @@
+//! One instance's Patroni configuration. Both platforms render it here; they differ only in the
+//! DCS section, the paths, and the addresses (see [`Placement`]).
+
+use serde_json::{Value, json};
+
+use super::dynamic::{self, STANZA};
+use crate::api::PostgresCluster;
+
+/// Patroni's distributed configuration store.
+pub enum Dcs {
+    /// The local platform: one etcd per pgdeck home, a key prefix per namespace.
+    Etcd3 {
+        hosts: Vec<String>,
+        namespace: String,
+    },
+    /// Kubernetes: Endpoints and labels in the cluster's namespace.
+    Kubernetes { namespace: String, cluster: String },
+}
+
+/// Where an instance lives and how it is reached.
+pub struct Placement {
+    pub dcs: Dcs,
+    pub data_dir: String,
+    pub bin_dir: String,
+    pub pgpass: String,
+    /// PostgreSQL's unix socket directory.
+    pub socket_dir: String,
+    /// Address to bind and address others use, for PostgreSQL and for the REST API.
+    pub listen_host: String,
+    pub connect_host: String,
+    pub pg_port: i32,
+    pub api_port: i32,
+    /// Networks allowed to connect (pg_hba), e.g. `127.0.0.1/32` locally.
+    pub client_networks: Vec<String>,
+}
+
+/// Passwords Patroni needs: the superuser's and the replication user's.
+pub struct Credentials {
+    pub superuser: String,
+    pub replication: String,
+}
+
+pub const SUPERUSER: &str = "postgres";
+pub const REPLICATION_USER: &str = "replicator";
+
+/// The instance's `patroni.yml` as a value (callers write it as YAML).
+pub fn render(
+    cluster: &PostgresCluster,
+    instance: &str,
+    at: &Placement,
+    creds: &Credentials,
+) -> Value {
+    let archiving = !cluster.repos().is_empty();
+    let dcs = match &at.dcs {
+        Dcs::Etcd3 { hosts, namespace } => ("etcd3", json!({ "hosts": hosts }), namespace.clone()),
+        Dcs::Kubernetes { namespace, cluster } => (
+            "kubernetes",
+            json!({
+                "namespace": namespace,
+                "labels": { "pgdeck.dev/cluster": cluster },
+                "role_label": "pgdeck.dev/role",
+                "use_endpoints": true,
+                "pod_ip": at.connect_host,
+                "ports": [{ "name": "postgres", "port": at.pg_port }],
+            }),
+            "/pgdeck/".to_string(),
+        ),
+    };
+    let mut replica_methods = vec!["basebackup"];
+    let mut postgresql = json!({
+        "listen": format!("{}:{}", at.listen_host, at.pg_port),
+        "connect_address": format!("{}:{}", at.connect_host, at.pg_port),
+        "data_dir": at.data_dir,
+        "bin_dir": at.bin_dir,
+        "pgpass": at.pgpass,
+        "authentication": {
+            "superuser": { "username": SUPERUSER, "password": creds.superuser },
+            "replication": { "username": REPLICATION_USER, "password": creds.replication },
+            "rewind": { "username": SUPERUSER, "password": creds.superuser },
+        },
+        "parameters": { "unix_socket_directories": at.socket_dir },
+        "pg_hba": pg_hba(cluster, &at.client_networks),
+        "basebackup": [{ "checkpoint": "fast" }],
+    });
+    if archiving {
+        // New replicas restore from the latest backup when there is one (fast, and no load
+        // on the primary), and fall back to pg_basebackup.
+        replica_methods.insert(0, "pgbackrest");
+        let pg = postgresql.as_object_mut().expect("an object");
+        pg.insert(
+            "pgbackrest".into(),
+            json!({ "command": format!("pgbackrest --stanza={STANZA} restore"), "no_params": true }),
+        );
+        pg.insert(
+            "recovery_conf".into(),
+            json!({ "restore_command": format!("pgbackrest --stanza={STANZA} archive-get %f \"%p\"") }),
+        );
+    }
+    postgresql["create_replica_methods"] = json!(replica_methods);
+
+    let mut config = json!({
+        "scope": cluster.name(),
+        "namespace": dcs.2,
+        "name": instance,
+        "restapi": {
+            "listen": format!("{}:{}", at.listen_host, at.api_port),
+            "connect_address": format!("{}:{}", at.connect_host, at.api_port),
+        },
+        "bootstrap": {
+            "dcs": Value::Object(dynamic::desired(cluster)),
+            "initdb": [{ "encoding": "UTF8" }, { "locale": "C.UTF-8" }, "data-checksums"],
+        },
+        "postgresql": postgresql,
+        "watchdog": { "mode": "off" },
+    });
+    config[dcs.0] = dcs.1;
+    config
+}
+
+/// Client authentication: the DBA's entries from `dynamicConfiguration.postgresql.pg_hba` first,
+/// then pgdeck's: the superuser through the socket by peer, everyone else by password.
+fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
+    let mut lines: Vec<String> = cluster
+        .dynamic_configuration()
+        .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| l.as_str().map(String::from))
+        .collect();
+    lines.push(format!("local all {SUPERUSER} peer"));
+    lines.push("local all all scram-sha-256".into());
+    for net in networks {
+        lines.push(format!(
+            "host replication {REPLICATION_USER} {net} scram-sha-256"
+        ));
+        lines.push(format!("host all all {net} scram-sha-256"));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::manifest;
+
+    fn placement(dcs: Dcs) -> Placement {
+        Placement {
+            dcs,
+            data_dir: "/d".into(),
+            bin_dir: "/usr/lib/postgresql/15/bin".into(),
+            pgpass: "/p".into(),
+            socket_dir: "/s".into(),
+            listen_host: "127.0.0.1".into(),
+            connect_host: "127.0.0.1".into(),
+            pg_port: 20001,
+            api_port: 20002,
+            client_networks: vec!["127.0.0.1/32".into()],
+        }
+    }
+
+    #[test]
+    fn platforms_differ_only_in_dcs_and_placement() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/examples/sync-strict.yaml"
+        ))
+        .unwrap();
+        let c = manifest::parse(&text).unwrap();
+        let creds = Credentials {
+            superuser: "s".into(),
+            replication: "r".into(),
+        };
+        let local = render(
+            &c,
+            "ledger-instance1-abcd",
+            &placement(Dcs::Etcd3 {
+                hosts: vec!["127.0.0.1:2379".into()],
+                namespace: "/pgdeck/default/".into(),
+            }),
+            &creds,
+        );
+        let kube = render(
+            &c,
+            "ledger-instance1-abcd",
+            &placement(Dcs::Kubernetes {
+                namespace: "default".into(),
+                cluster: "ledger".into(),
+            }),
+            &creds,
+        );
+        assert_eq!(local["etcd3"]["hosts"][0], "127.0.0.1:2379");
+        assert_eq!(kube["kubernetes"]["namespace"], "default");
+        assert_eq!(local["bootstrap"], kube["bootstrap"]);
+        assert_eq!(local["postgresql"], kube["postgresql"]);
+        assert_eq!(local["bootstrap"]["dcs"]["synchronous_mode_strict"], true);
+        assert_eq!(
+            local["postgresql"]["create_replica_methods"],
+            json!(["pgbackrest", "basebackup"])
+        );
+        assert_eq!(local["scope"], "ledger");
+    }
+}

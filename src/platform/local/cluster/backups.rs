@@ -1,0 +1,67 @@
+//! pgBackRest on this machine: the stanza and first full backup once the primary is up, and
+//! `pgbackrest info` for status. All run as the service account, never on the reconcile path:
+//! they are background tasks whose results the next pass picks up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::super::account::Account;
+use super::super::process;
+use crate::api::status::RepoStatus;
+use crate::observe::pgbackrest::parse_info;
+use crate::plan::dynamic::STANZA;
+
+pub struct Pgbackrest {
+    pub binary: PathBuf,
+    pub account: Account,
+    /// An instance's pgbackrest.conf: the primary's for backups, anyone's for info.
+    pub config: PathBuf,
+}
+
+impl Pgbackrest {
+    async fn run(&self, args: &[&str], timeout: Duration) -> Result<String, String> {
+        let mut all = vec![
+            format!("--config={}", self.config.display()),
+            format!("--stanza={STANZA}"),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        process::run(&self.binary, &all, &self.account, &[], timeout).await
+    }
+
+    /// Create the stanza (idempotent) and take the first full backup; returns its label.
+    pub async fn initialize(&self, repo: &str) -> Result<String, String> {
+        self.run(&["stanza-create"], Duration::from_secs(120))
+            .await?;
+        self.backup(repo, "full").await
+    }
+
+    /// A backup of `kind` (`full`, `diff`, `incr`) into `repo`; returns its label.
+    pub async fn backup(&self, repo: &str, kind: &str) -> Result<String, String> {
+        let repo_key = repo.trim_start_matches("repo");
+        self.run(
+            &[
+                &format!("--repo={repo_key}"),
+                &format!("--type={kind}"),
+                "backup",
+            ],
+            Duration::from_secs(3600),
+        )
+        .await?;
+        let repos = self
+            .info(&[(repo.to_string(), "posix".to_string())])
+            .await?;
+        repos
+            .first()
+            .and_then(|r| r.backups.last())
+            .map(|b| b.label.clone())
+            .ok_or_else(|| "the backup finished but pgbackrest info lists none".to_string())
+    }
+
+    /// The repositories as pgBackRest reports them.
+    pub async fn info(&self, repos: &[(String, String)]) -> Result<Vec<RepoStatus>, String> {
+        let json = self
+            .run(&["--output=json", "info"], Duration::from_secs(30))
+            .await?;
+        parse_info(&json, repos).map_err(|e| format!("cannot read pgbackrest info: {e}"))
+    }
+}

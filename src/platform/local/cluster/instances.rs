@@ -1,0 +1,157 @@
+//! One instance on this machine: its directory, its rendered configuration, and its Patroni
+//! process (started detached as the service account, or adopted when it already runs).
+
+use std::time::Duration;
+
+use super::super::account::{Account, Binaries};
+use super::super::etcd::Etcd;
+use super::super::files::{AtPath, write_if_changed};
+use super::super::home::{ClusterDir, InstanceDir};
+use super::super::ports::Ports;
+use super::super::process;
+use super::state::{InstanceRecord, write_record};
+use crate::api::PostgresCluster;
+use crate::plan::{self, patroni, pgbackrest};
+use crate::platform::PlatformError;
+
+/// Everything needed to render and run a cluster's instances.
+pub struct Runtime<'a> {
+    pub cluster: &'a PostgresCluster,
+    pub dir: &'a ClusterDir,
+    pub account: &'a Account,
+    pub binaries: &'a Binaries,
+    pub etcd: &'a Etcd,
+    pub credentials: &'a patroni::Credentials,
+    pub home_root: &'a str,
+}
+
+/// Record a new instance of `set`: name and ports first, on disk, before anything starts.
+pub fn create(
+    dir: &ClusterDir,
+    cluster: &str,
+    set: &str,
+    account: &Account,
+    ports: &Ports,
+) -> Result<InstanceRecord, PlatformError> {
+    let no_port = || PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into());
+    let record = InstanceRecord {
+        name: plan::instance_name(cluster, set),
+        set: set.to_string(),
+        pg_port: ports.allocate().ok_or_else(no_port)?,
+        api_port: ports.allocate().ok_or_else(no_port)?,
+        created: jiff::Timestamp::now(),
+    };
+    let inst = dir.instance(&record.name);
+    account.make_dir(inst.path(), 0o700).at(inst.path())?;
+    write_record(dir, &record)?;
+    Ok(record)
+}
+
+impl Runtime<'_> {
+    /// Write the instance's Patroni and pgBackRest configuration; says whether Patroni's changed.
+    pub fn write_config(&self, rec: &InstanceRecord) -> Result<bool, PlatformError> {
+        let inst = self.dir.instance(&rec.name);
+        self.account
+            .make_dir(&inst.socket_dir(), 0o700)
+            .at(&inst.socket_dir())?;
+        let placement = patroni::Placement {
+            dcs: patroni::Dcs::Etcd3 {
+                hosts: vec![self.etcd.host.clone()],
+                namespace: format!("/pgdeck/{}/", self.cluster.namespace()),
+            },
+            data_dir: inst.data().display().to_string(),
+            bin_dir: self.binaries.postgres_bin.display().to_string(),
+            pgpass: inst.pgpass().display().to_string(),
+            socket_dir: inst.socket_dir().display().to_string(),
+            listen_host: "127.0.0.1".into(),
+            connect_host: "127.0.0.1".into(),
+            pg_port: rec.pg_port.into(),
+            api_port: rec.api_port.into(),
+            client_networks: vec!["127.0.0.1/32".into()],
+        };
+        let config = patroni::render(self.cluster, &rec.name, &placement, self.credentials);
+        // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on`
+        // (as serde_yaml writes it) as a boolean.
+        let text = serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n";
+        let path = inst.patroni_config();
+        let changed = write_if_changed(&path, text.as_bytes(), 0o600).at(&path)?;
+        self.account.own(&path).at(&path)?;
+
+        let pgbr = self.dir.pgbackrest();
+        let layout = pgbackrest::Layout {
+            repo_paths: self
+                .cluster
+                .repos()
+                .iter()
+                .filter(|r| r.volume.is_some())
+                .map(|r| (r.name.clone(), self.dir.repo(&r.name).display().to_string()))
+                .collect(),
+            log_path: pgbr.join("log").display().to_string(),
+            lock_path: pgbr.join("lock").display().to_string(),
+            spool_path: pgbr.join("spool").display().to_string(),
+            pg_path: inst.data().display().to_string(),
+            pg_port: rec.pg_port.into(),
+            pg_socket: inst.socket_dir().display().to_string(),
+        };
+        let path = inst.pgbackrest_config();
+        write_if_changed(
+            &path,
+            pgbackrest::render(self.cluster, &layout).as_bytes(),
+            0o640,
+        )
+        .at(&path)?;
+        self.account.own(&path).at(&path)?;
+        Ok(changed)
+    }
+
+    /// Start Patroni for the instance unless it already runs. Returns its pid.
+    pub fn ensure_running(&self, rec: &InstanceRecord) -> Result<u32, PlatformError> {
+        let inst = self.dir.instance(&rec.name);
+        if let Some(pid) = patroni_pid(&inst) {
+            return Ok(pid);
+        }
+        let env = [
+            ("HOME", inst.path().display().to_string()),
+            (
+                "PGBACKREST_CONFIG",
+                inst.pgbackrest_config().display().to_string(),
+            ),
+            (process::HOME_ENV, self.home_root.to_string()),
+        ];
+        let config = inst.patroni_config().display().to_string();
+        tracing::info!(cluster = self.cluster.name(), instance = %rec.name, "starting Patroni");
+        process::spawn(
+            &self.binaries.patroni,
+            &[config],
+            Some(self.account),
+            &inst.log(),
+            &env,
+        )
+    }
+}
+
+/// The pid of the Patroni that runs `inst`'s configuration, when one runs.
+pub fn patroni_pid(inst: &InstanceDir) -> Option<u32> {
+    let config = inst.patroni_config().display().to_string();
+    process::find(|args| {
+        args.iter().any(|a| a == &config) && args.iter().any(|a| a.ends_with("patroni"))
+    })
+    .into_iter()
+    .find(|pid| process::alive(*pid))
+}
+
+/// Stop the instance: Patroni first (it shuts PostgreSQL down cleanly), then any PostgreSQL
+/// left behind. Waits until both are gone.
+pub async fn stop(inst: &InstanceDir) {
+    if let Some(pid) = patroni_pid(inst) {
+        process::stop(pid, Duration::from_secs(60)).await;
+    }
+    let postmaster = std::fs::read_to_string(inst.data().join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+        .filter(|pid| process::alive(*pid));
+    if let Some(pid) = postmaster {
+        // SIGTERM is PostgreSQL's smart shutdown; a stopped Patroni leaves no clients to wait for.
+        process::stop(pid, Duration::from_secs(60)).await;
+    }
+}

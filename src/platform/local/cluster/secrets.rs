@@ -1,0 +1,55 @@
+//! Generated passwords, one file each under the cluster's `secrets/`, readable only by their
+//! owner (the account pgdeck runs as).
+
+use std::path::Path;
+
+use rand::RngExt;
+
+use super::super::files::{AtPath, FileError, read_optional, write_atomic};
+use super::super::home::ClusterDir;
+use crate::api::users::PasswordType;
+
+/// Letters and digits, plus symbols that need no quoting in SQL, shells or URIs.
+const ASCII: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.~+=^";
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
+/// The password stored under `key`, generated on first use.
+pub fn password(dir: &ClusterDir, key: &str, kind: PasswordType) -> Result<String, FileError> {
+    let path = dir.secrets().join(key);
+    if let Some(existing) = read_optional(&path)
+        .at(&path)?
+        .filter(|p| !p.trim().is_empty())
+    {
+        return Ok(existing.trim().to_string());
+    }
+    let alphabet = match kind {
+        PasswordType::ASCII => ASCII,
+        PasswordType::AlphaNumeric => ALPHANUMERIC,
+    };
+    let mut rng = rand::rng();
+    let secret: String = (0..24)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect();
+    ensure_private_dir(&dir.secrets())?;
+    write_atomic(&path, secret.as_bytes(), 0o600).at(&path)?;
+    Ok(secret)
+}
+
+/// The password stored under `key`, if the reconciler has made it.
+pub fn stored(dir: &ClusterDir, key: &str) -> Option<String> {
+    std::fs::read_to_string(dir.secrets().join(key))
+        .ok()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+}
+
+/// A user's password file, for `pgdeck uri` and the console.
+pub fn user_key(user: &str) -> String {
+    format!("user-{user}")
+}
+
+fn ensure_private_dir(path: &Path) -> Result<(), FileError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).at(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).at(path)
+}

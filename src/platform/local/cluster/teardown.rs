@@ -1,0 +1,112 @@
+//! Removing instances and clusters. Data directories and repositories are deleted only here,
+//! and only for what the user removed: an instance scaled away, or a deleted cluster, each
+//! unless `keep-data` / `keep-backups` asked to keep it (then it moves under `<home>/kept/`).
+
+use std::path::{Path, PathBuf};
+
+use super::super::files::AtPath;
+use super::super::home::ClusterDir;
+use super::super::operator::Shared;
+use super::instances;
+use super::state::{self, InstanceRecord};
+use crate::actions;
+use crate::api::{PostgresCluster, annotations};
+use crate::platform::PlatformError;
+
+/// Where kept things of cluster `name` go: a fresh folder per removal, so nothing kept is
+/// ever overwritten.
+pub fn kept_dir(shared: &Shared, ns: &str, name: &str) -> PathBuf {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ");
+    shared.home.kept(ns).join(format!("{name}-{stamp}"))
+}
+
+/// Stop one instance and delete its directory, or move it under `kept/` when `keep`.
+pub async fn remove_instance(
+    shared: &Shared,
+    dir: &ClusterDir,
+    ns: &str,
+    cluster: &str,
+    rec: &InstanceRecord,
+    keep: bool,
+) -> Result<(), String> {
+    let inst = dir.instance(&rec.name);
+    instances::stop(&inst).await;
+    if keep {
+        let target = kept_dir(shared, ns, cluster)
+            .join("instances")
+            .join(&rec.name);
+        move_dir(inst.path(), &target).map_err(|e| e.to_string())?;
+        tracing::info!(cluster, instance = %rec.name, "kept its data in {}", target.display());
+    } else {
+        std::fs::remove_dir_all(inst.path())
+            .at(inst.path())
+            .map_err(|e| e.to_string())?;
+    }
+    shared.ports.release(rec.pg_port);
+    shared.ports.release(rec.api_port);
+    Ok(())
+}
+
+/// Tear a deleted cluster down: stop every instance, clear its Patroni keys, and delete its
+/// data and repositories except what the delete asked to keep.
+pub async fn delete(
+    shared: &Shared,
+    cluster: &PostgresCluster,
+    dir: &ClusterDir,
+) -> Result<(), PlatformError> {
+    let records = state::instances(dir);
+    futures::future::join_all(records.iter().map(|r| {
+        let inst = dir.instance(&r.name);
+        async move { instances::stop(&inst).await }
+    }))
+    .await;
+    if let Some(etcd) = shared.etcd() {
+        etcd.delete_prefix(&format!(
+            "/pgdeck/{}/{}/",
+            cluster.namespace(),
+            cluster.name()
+        ))
+        .await?;
+    }
+    let keep_data = actions::flag(cluster, annotations::KEEP_DATA);
+    let keep_backups = actions::flag(cluster, annotations::KEEP_BACKUPS);
+    if keep_data || keep_backups {
+        let target = kept_dir(shared, cluster.namespace(), cluster.name());
+        if keep_data && dir.instances().exists() {
+            move_dir(&dir.instances(), &target.join("instances")).at(&dir.instances())?;
+        }
+        if keep_backups && dir.repos().exists() {
+            move_dir(&dir.repos(), &target.join("repos")).at(&dir.repos())?;
+        }
+        tracing::info!(
+            cluster = cluster.name(),
+            "kept {} in {}",
+            kept_what(keep_data, keep_backups),
+            target.display()
+        );
+    }
+    for rec in &records {
+        shared.ports.release(rec.pg_port);
+        shared.ports.release(rec.api_port);
+    }
+    if dir.path().exists() {
+        std::fs::remove_dir_all(dir.path()).at(dir.path())?;
+    }
+    Ok(())
+}
+
+fn kept_what(data: bool, backups: bool) -> &'static str {
+    match (data, backups) {
+        (true, true) => "data and backups",
+        (true, false) => "data",
+        _ => "backups",
+    }
+}
+
+/// Move a directory within the home (a rename: same filesystem).
+fn move_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(from, to)
+}

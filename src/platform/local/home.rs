@@ -1,0 +1,142 @@
+//! The pgdeck home: where the local platform keeps manifests, state, data and backups.
+//!
+//! ```text
+//! <home>/operator.lock  operator.log  etcd/
+//! <home>/namespaces/<ns>/<name>.yaml           manifest (metadata + spec), written by the CLI and console
+//! <home>/namespaces/<ns>/<name>.status.yaml    status, written by the reconciler only
+//! <home>/namespaces/<ns>/<name>/               the cluster's runtime:
+//!     state.json  secrets/  instances/<instance>/  repos/<repo>/  pgbackrest/
+//! <home>/kept/<ns>/<name>-<time>/              data and backups kept by `delete --keep-*`
+//! ```
+
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// `PGDECK_HOME`, else the default: the user's data directory (from `directories`), or
+    /// `/var/lib/pgdeck` for root, whose home the `postgres` account cannot enter.
+    pub fn from_env() -> Home {
+        if let Some(dir) = std::env::var_os("PGDECK_HOME").filter(|d| !d.is_empty()) {
+            return Home::at(PathBuf::from(dir));
+        }
+        if nix::unistd::geteuid().is_root() {
+            return Home::at(PathBuf::from("/var/lib/pgdeck"));
+        }
+        let dirs = directories::ProjectDirs::from("dev", "pgdeck", "pgdeck");
+        Home::at(dirs.map_or_else(|| PathBuf::from(".pgdeck"), |d| d.data_dir().to_path_buf()))
+    }
+
+    /// A home at `root`, made absolute so that paths handed to other processes stay valid.
+    pub fn at(root: PathBuf) -> Home {
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Home { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("operator.lock")
+    }
+
+    pub fn operator_log(&self) -> PathBuf {
+        self.root.join("operator.log")
+    }
+
+    pub fn etcd_dir(&self) -> PathBuf {
+        self.root.join("etcd")
+    }
+
+    pub fn namespaces(&self) -> PathBuf {
+        self.root.join("namespaces")
+    }
+
+    pub fn namespace(&self, ns: &str) -> PathBuf {
+        self.namespaces().join(ns)
+    }
+
+    pub fn manifest(&self, ns: &str, name: &str) -> PathBuf {
+        self.namespace(ns).join(format!("{name}.yaml"))
+    }
+
+    pub fn status(&self, ns: &str, name: &str) -> PathBuf {
+        self.namespace(ns).join(format!("{name}.status.yaml"))
+    }
+
+    pub fn cluster(&self, ns: &str, name: &str) -> ClusterDir {
+        ClusterDir(self.namespace(ns).join(name))
+    }
+
+    /// Where `delete --keep-*` moves what it keeps.
+    pub fn kept(&self, ns: &str) -> PathBuf {
+        self.root.join("kept").join(ns)
+    }
+}
+
+/// One cluster's runtime directory.
+#[derive(Clone, Debug)]
+pub struct ClusterDir(pub PathBuf);
+
+impl ClusterDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn state(&self) -> PathBuf {
+        self.0.join("state.json")
+    }
+    pub fn secrets(&self) -> PathBuf {
+        self.0.join("secrets")
+    }
+    pub fn instances(&self) -> PathBuf {
+        self.0.join("instances")
+    }
+    pub fn instance(&self, name: &str) -> InstanceDir {
+        InstanceDir(self.instances().join(name))
+    }
+    pub fn repos(&self) -> PathBuf {
+        self.0.join("repos")
+    }
+    pub fn repo(&self, name: &str) -> PathBuf {
+        self.repos().join(name)
+    }
+    /// pgBackRest's log, lock and spool directories, per cluster so clusters never share locks.
+    pub fn pgbackrest(&self) -> PathBuf {
+        self.0.join("pgbackrest")
+    }
+}
+
+/// One instance's directory: its data directory, configuration and logs.
+#[derive(Clone, Debug)]
+pub struct InstanceDir(pub PathBuf);
+
+impl InstanceDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn record(&self) -> PathBuf {
+        self.0.join("instance.json")
+    }
+    pub fn data(&self) -> PathBuf {
+        self.0.join("data")
+    }
+    pub fn socket_dir(&self) -> PathBuf {
+        self.0.join("run")
+    }
+    pub fn patroni_config(&self) -> PathBuf {
+        self.0.join("patroni.yml")
+    }
+    pub fn pgbackrest_config(&self) -> PathBuf {
+        self.0.join("pgbackrest.conf")
+    }
+    pub fn pgpass(&self) -> PathBuf {
+        self.0.join("pgpass")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.0.join("patroni.log")
+    }
+}

@@ -1,0 +1,197 @@
+//! `pgdeck operator --platform local`: the reconciler for one home. It holds the home's lock,
+//! keeps etcd running, and runs one worker per cluster, woken when its manifest changes (a file
+//! watch) and at least every second.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::account::{self, Account};
+use super::cluster::{Worker, state};
+use super::etcd::{self, Etcd};
+use super::files::AtPath;
+use super::home::Home;
+use super::lock::{Holder, OperatorLock};
+use super::ports::Ports;
+use super::store::Store;
+use crate::observe::patroni::Patroni;
+use crate::platform::PlatformError;
+
+/// What every cluster worker of one home shares.
+pub struct Shared {
+    pub home: Home,
+    pub store: Store,
+    pub account: Account,
+    pub ports: Ports,
+    pub patroni: Patroni,
+    etcd: RwLock<Option<Etcd>>,
+}
+
+impl Shared {
+    /// The home's etcd, once it runs.
+    pub fn etcd(&self) -> Option<Etcd> {
+        self.etcd
+            .read()
+            .expect("the etcd lock is never poisoned")
+            .clone()
+    }
+}
+
+struct Running {
+    task: JoinHandle<()>,
+    wake: Arc<Notify>,
+}
+
+/// Run the reconciler until SIGTERM or SIGINT. Databases keep running after it stops.
+pub async fn run(home: Home) -> Result<(), PlatformError> {
+    let _lock = acquire(&home).await?;
+    let account = Account::service()?;
+    account.check_reachable(home.root())?;
+    let namespaces = home.namespaces();
+    std::fs::create_dir_all(&namespaces).at(&namespaces)?;
+    let shared = Arc::new(Shared {
+        ports: Ports::new(state::recorded_ports(&namespaces)),
+        store: Store::new(home.clone()),
+        account,
+        patroni: Patroni::new(),
+        etcd: RwLock::new(None),
+        home: home.clone(),
+    });
+    tracing::info!(home = %home.root().display(), pid = std::process::id(), "pgdeck operator started");
+
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Manifests only: the reconciler's own status writes must not wake it.
+        if event.is_ok_and(|e| e.paths.iter().any(|p| is_manifest(p))) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| PlatformError::Operator(format!("cannot watch {}: {e}", namespaces.display())))?;
+    let mut watched: HashSet<String> = HashSet::new();
+
+    let mut workers: HashMap<(String, String), Running> = HashMap::new();
+    let mut etcd_checked: Option<Instant> = None;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| PlatformError::Operator(e.to_string()))?;
+    loop {
+        for ns in list_dirs(&namespaces) {
+            if watched.insert(ns.clone()) {
+                let _ = watcher.watch(&namespaces.join(&ns), RecursiveMode::NonRecursive);
+            }
+        }
+        let clusters = list_clusters(&namespaces);
+        if !clusters.is_empty() && etcd_checked.is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+        {
+            etcd_checked = Some(Instant::now());
+            keep_etcd(&shared).await;
+        }
+        workers.retain(|_, w| !w.task.is_finished());
+        for key in clusters {
+            match workers.get(&key) {
+                Some(w) => w.wake.notify_one(),
+                None => {
+                    let wake = Arc::new(Notify::new());
+                    let worker = Worker::new(shared.clone(), key.0.clone(), key.1.clone());
+                    let task = tokio::spawn(worker.run(wake.clone()));
+                    tracing::info!(namespace = %key.0, cluster = %key.1, "reconciling");
+                    workers.insert(key, Running { task, wake });
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(()) = changes.recv() => while changes.try_recv().is_ok() {},
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    for w in workers.values() {
+        w.task.abort();
+    }
+    tracing::info!("pgdeck operator stopped; databases keep running");
+    Ok(())
+}
+
+/// Take the home's lock. A `pgdeck` command checking whether the reconciler runs holds it for
+/// an instant, so a few retries tell that apart from a reconciler that really runs.
+async fn acquire(home: &Home) -> Result<OperatorLock, PlatformError> {
+    let path = home.lock_file();
+    for _ in 0..20 {
+        match OperatorLock::acquire(home).at(&path)? {
+            Ok(lock) => return Ok(lock),
+            Err(Holder::Pid(pid))
+                if pid != 0 && pid != std::process::id() && super::process::alive(pid) =>
+            {
+                return Err(PlatformError::Operator(format!(
+                    "another pgdeck operator (pid {pid}) already runs for {}",
+                    home.root().display()
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    Err(PlatformError::Operator(format!(
+        "cannot lock {}",
+        path.display()
+    )))
+}
+
+async fn keep_etcd(shared: &Shared) {
+    let binary =
+        match account::program("etcd", "etcd-server", "etcd stores Patroni's cluster state") {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        };
+    match etcd::ensure(&shared.home, &binary, &shared.ports).await {
+        Ok(e) => {
+            *shared
+                .etcd
+                .write()
+                .expect("the etcd lock is never poisoned") = Some(e)
+        }
+        Err(e) => tracing::error!("{e}"),
+    }
+}
+
+fn is_manifest(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.ends_with(".yaml") && !n.ends_with(".status.yaml") && !n.starts_with('.')
+    })
+}
+
+fn list_dirs(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// (namespace, name) of every manifest in the home.
+fn list_clusters(namespaces: &Path) -> Vec<(String, String)> {
+    list_dirs(namespaces)
+        .into_iter()
+        .flat_map(|ns| {
+            let dir = namespaces.join(&ns);
+            std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .filter(|e| is_manifest(&e.path()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .map(move |f| (ns.clone(), f.trim_end_matches(".yaml").to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

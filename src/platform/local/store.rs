@@ -1,0 +1,258 @@
+//! Manifests and status on disk: one manifest file per cluster, a folder per namespace.
+//!
+//! The CLI and the console write manifests (under a per-namespace lock, atomically);
+//! `metadata.generation` rises on every spec change and `metadata.resourceVersion` on every
+//! write. Only the reconciler writes status, into its own file beside the manifest.
+
+use std::fs::File;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::files::{AtPath, FileError, read_optional, write_atomic};
+use super::home::Home;
+use crate::api::{PostgresCluster, PostgresClusterStatus, manifest, validate};
+use crate::platform::{Applied, PlatformError};
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    home: Home,
+}
+
+impl Store {
+    pub fn new(home: Home) -> Store {
+        Store { home }
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Every cluster in `namespace` (all namespaces when `None`), with its status.
+    pub fn list(&self, namespace: Option<&str>) -> Result<Vec<PostgresCluster>, PlatformError> {
+        let mut clusters = Vec::new();
+        for ns in self.namespaces(namespace)? {
+            let dir = self.home.namespace(&ns);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|f| {
+                    f.strip_suffix(".yaml")
+                        .filter(|n| !n.ends_with(".status"))
+                        .map(String::from)
+                })
+                .collect();
+            names.sort();
+            for name in names {
+                if let Some(c) = self.get(&ns, &name)? {
+                    clusters.push(c);
+                }
+            }
+        }
+        Ok(clusters)
+    }
+
+    fn namespaces(&self, only: Option<&str>) -> Result<Vec<String>, PlatformError> {
+        if let Some(ns) = only {
+            return Ok(vec![ns.to_string()]);
+        }
+        let dir = self.home.namespaces();
+        let mut all: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(FileError {
+                    path: dir.display().to_string(),
+                    source: e,
+                }
+                .into());
+            }
+        };
+        all.sort();
+        Ok(all)
+    }
+
+    /// A cluster's manifest with its status.
+    pub fn get(&self, ns: &str, name: &str) -> Result<Option<PostgresCluster>, PlatformError> {
+        let Some(mut cluster) = self.read_manifest(ns, name)? else {
+            return Ok(None);
+        };
+        cluster.status = self.read_status(ns, name);
+        Ok(Some(cluster))
+    }
+
+    /// The stored manifest, without status.
+    pub fn read_manifest(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<PostgresCluster>, PlatformError> {
+        let path = self.home.manifest(ns, name);
+        let Some(text) = read_optional(&path).at(&path)? else {
+            return Ok(None);
+        };
+        let mut cluster = manifest::parse(&text).map_err(|e| PlatformError::StoredManifest {
+            path: path.display().to_string(),
+            error: e,
+        })?;
+        cluster.status = None;
+        Ok(Some(cluster))
+    }
+
+    /// The status the reconciler last wrote; none when it has not yet, or cannot be read.
+    pub fn read_status(&self, ns: &str, name: &str) -> Option<PostgresClusterStatus> {
+        let text = std::fs::read_to_string(self.home.status(ns, name)).ok()?;
+        serde_yaml::from_str(&text).ok()
+    }
+
+    /// The reconciler's only write path into the namespace folder.
+    pub fn write_status(
+        &self,
+        ns: &str,
+        name: &str,
+        status: &PostgresClusterStatus,
+    ) -> Result<(), FileError> {
+        let path = self.home.status(ns, name);
+        let text = serde_yaml::to_string(status).expect("status serializes");
+        write_atomic(&path, text.as_bytes(), 0o644).at(&path)
+    }
+
+    /// Remove a deleted cluster's manifest and status (the reconciler, after tearing it down).
+    pub fn forget(&self, ns: &str, name: &str) -> Result<(), FileError> {
+        for path in [self.home.status(ns, name), self.home.manifest(ns, name)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Create or update a cluster from a manifest, as `kubectl apply` does: the spec is
+    /// replaced, annotations are merged (so triggers set by other commands survive), and
+    /// nothing is written when nothing changed.
+    pub fn apply(&self, mut cluster: PostgresCluster) -> Result<Applied, PlatformError> {
+        let ns = cluster.namespace().to_string();
+        let name = cluster.name().to_string();
+        let _lock = self.lock(&ns)?;
+        cluster.status = None;
+        let errors = validate::validate(&cluster);
+        if !errors.is_empty() {
+            return Err(PlatformError::Invalid(errors.into()));
+        }
+        let Some(old) = self.read_manifest(&ns, &name)? else {
+            let m = &mut cluster.metadata;
+            m.uid = Some(new_uid());
+            m.creation_timestamp = Some(Time(jiff::Timestamp::now()));
+            m.generation = Some(1);
+            m.resource_version = Some("1".into());
+            m.deletion_timestamp = None;
+            self.write_manifest(&cluster)?;
+            return Ok(Applied::Created);
+        };
+        if old.metadata.deletion_timestamp.is_some() {
+            return Err(PlatformError::BeingDeleted {
+                namespace: ns,
+                name,
+            });
+        }
+        let mut merged = old.clone();
+        merged.spec = cluster.spec;
+        merged.metadata.labels = cluster.metadata.labels;
+        let mut annotations = old.metadata.annotations.clone().unwrap_or_default();
+        annotations.extend(cluster.metadata.annotations.unwrap_or_default());
+        merged.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        if merged == old {
+            return Ok(Applied::Unchanged);
+        }
+        self.save_change(&old, merged)?;
+        Ok(Applied::Configured)
+    }
+
+    /// Read-modify-write one cluster's manifest under the namespace lock. `change` sees the
+    /// stored manifest (without status) and may refuse by returning an error; the result is
+    /// validated before it is written.
+    pub fn modify<F>(
+        &self,
+        ns: &str,
+        name: &str,
+        change: F,
+    ) -> Result<PostgresCluster, PlatformError>
+    where
+        F: FnOnce(&mut PostgresCluster) -> Result<(), PlatformError>,
+    {
+        let _lock = self.lock(ns)?;
+        let old = self
+            .read_manifest(ns, name)?
+            .ok_or_else(|| PlatformError::NotFound {
+                namespace: ns.into(),
+                name: name.into(),
+            })?;
+        let mut new = old.clone();
+        change(&mut new)?;
+        let errors = validate::validate(&new);
+        if !errors.is_empty() {
+            return Err(PlatformError::Invalid(errors.into()));
+        }
+        if new != old {
+            self.save_change(&old, new.clone())?;
+        }
+        Ok(new)
+    }
+
+    fn save_change(
+        &self,
+        old: &PostgresCluster,
+        mut new: PostgresCluster,
+    ) -> Result<(), PlatformError> {
+        let errors = validate::validate_update(old, &new);
+        if !errors.is_empty() {
+            return Err(PlatformError::Invalid(errors.into()));
+        }
+        if new.spec != old.spec {
+            new.metadata.generation = Some(old.generation() + 1);
+        }
+        let version: u64 = old
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        new.metadata.resource_version = Some((version + 1).to_string());
+        self.write_manifest(&new)
+    }
+
+    fn write_manifest(&self, cluster: &PostgresCluster) -> Result<(), PlatformError> {
+        let path = self.home.manifest(cluster.namespace(), cluster.name());
+        write_atomic(&path, manifest::to_yaml(cluster).as_bytes(), 0o644).at(&path)?;
+        Ok(())
+    }
+
+    /// Writers of one namespace take turns, so that read-modify-write never loses an update.
+    fn lock(&self, ns: &str) -> Result<File, PlatformError> {
+        let dir = self.home.namespace(ns);
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let path = dir.join(".lock");
+        let file = File::create(&path).at(&path)?;
+        file.lock().at(&path)?;
+        Ok(file)
+    }
+}
+
+fn new_uid() -> String {
+    use rand::RngExt;
+    let b: [u8; 16] = rand::rng().random();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}

@@ -1,0 +1,51 @@
+//! Where clusters run. `local` runs them as processes on this machine; `kube` on Kubernetes.
+//! What differs between the two lives here; everything else is shared.
+
+pub mod local;
+
+use crate::api::ManifestError;
+
+/// The outcome of `apply`, as kubectl reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Configured => "configured",
+            Applied::Unchanged => "unchanged",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("postgrescluster {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+
+    #[error("{0}")]
+    Invalid(ManifestError),
+
+    #[error("the stored manifest {path} is invalid (edited by hand?):\n{error}")]
+    StoredManifest { path: String, error: ManifestError },
+
+    #[error("postgrescluster {namespace}/{name} is being deleted")]
+    BeingDeleted { namespace: String, name: String },
+
+    #[error("{0}")]
+    Refused(String),
+
+    #[error("{package} is not installed: {what}. Install it with `apt-get install {package}`")]
+    MissingPackage { package: String, what: String },
+
+    #[error(transparent)]
+    File(#[from] local::files::FileError),
+
+    #[error("{0}")]
+    Operator(String),
+}

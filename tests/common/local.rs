@@ -1,0 +1,181 @@
+//! A throwaway pgdeck home for tests that run real clusters. Dropping it kills every process
+//! the home started (reconciler, etcd, Patroni, PostgreSQL), also when the test failed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Real clusters are heavy on a two-core machine: tests that run them take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct LocalHome {
+    path: PathBuf,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl LocalHome {
+    pub fn new() -> LocalHome {
+        let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::Builder::new()
+            .prefix("pgdeck-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = dir.keep();
+        // The postgres account must be able to enter the home.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalHome { path, _turn: turn }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = super::pgdeck();
+        c.env("PGDECK_HOME", &self.path)
+            .env_remove("KUBECONFIG")
+            .arg("--platform")
+            .arg("local");
+        c
+    }
+
+    /// Run pgdeck with `args`; panics with its output when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "pgdeck {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    pub fn apply_text(&self, manifest: &str, extra: &[&str]) -> Output {
+        let file = self.path.join(format!("manifest-{}.yaml", rand_suffix()));
+        std::fs::write(&file, manifest).unwrap();
+        let mut args = vec!["apply", "-f", file.to_str().unwrap()];
+        args.extend(extra);
+        self.run(&args)
+    }
+
+    /// `pgdeck status NAME -o json`.
+    pub fn status(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status", name, "-o", "json"])).unwrap()
+    }
+
+    /// Poll the status until `done` holds, or panic after `timeout` showing the last status.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let s = self.status(name);
+            if done(&s) {
+                return s;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; status:\n{}",
+                    serde_json::to_string_pretty(&s).unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// psql with a URI from `pgdeck uri`; returns its unaligned output.
+    pub fn psql(&self, uri: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([uri.trim(), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Processes this home started.
+    pub fn processes(&self) -> Vec<u32> {
+        let needle = format!("PGDECK_HOME={}", self.path.display());
+        let home = self.path.display().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != std::process::id())
+            .filter(|pid| {
+                let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                env.split(|b| *b == 0).any(|v| v == needle.as_bytes())
+                    || String::from_utf8_lossy(&cmd).contains(&home)
+            })
+            .collect()
+    }
+
+    /// Pids of processes whose command line contains all of `parts`.
+    pub fn pids_matching(&self, parts: &[&str]) -> Vec<u32> {
+        self.processes()
+            .into_iter()
+            .filter(|pid| {
+                let cmd = String::from_utf8_lossy(
+                    &std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default(),
+                )
+                .replace('\0', " ");
+                parts.iter().all(|p| cmd.contains(p))
+            })
+            .collect()
+    }
+
+    pub fn kill_operator(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.path.join("operator.lock")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+impl Drop for LocalHome {
+    fn drop(&mut self) {
+        // The reconciler first, so it does not restart what we stop; then everything else,
+        // until nothing of this home runs.
+        self.kill_operator();
+        for _ in 0..50 {
+            let pids = self.processes();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if std::env::var_os("PGDECK_KEEP_TEST_HOME").is_none() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The local platform with real etcd, Patroni, PostgreSQL and pgBackRest processes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::local::LocalHome;
+use serde_json::Value;
+
+const REPO: &str = "  backups:
+    pgbackrest:
+      repos:
+        - name: repo1
+          volume:
+            volumeClaimSpec:
+              accessModes: [ReadWriteOnce]
+              resources:
+                requests:
+                  storage: 1Gi
+";
+
+fn manifest(name: &str, replicas: u32, extra: &str) -> String {
+    format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata:
+  name: {name}
+spec:
+  postgresVersion: 15
+  instances:
+    - name: instance1
+      replicas: {replicas}
+      dataVolumeClaimSpec:
+        accessModes: [ReadWriteOnce]
+        resources:
+          requests:
+            storage: 1Gi
+{extra}{REPO}"
+    )
+}
+
+fn instances(status: &Value) -> Vec<Value> {
+    status["instances"].as_array().cloned().unwrap_or_default()
+}
+
+fn with_role<'a>(status: &'a Value, role: &str) -> Vec<&'a Value> {
+    status["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["role"] == role)
+        .collect()
+}
+
+fn primary(status: &Value) -> String {
+    status["primary"].as_str().unwrap_or_default().to_string()
+}
+
+fn all_ready(status: &Value, n: usize) -> bool {
+    let list = instances(status);
+    list.len() == n && list.iter().all(|i| i["ready"] == true) && status["primary"].is_string()
+}
+
+fn instance_dirs(home: &LocalHome, cluster: &str) -> usize {
+    std::fs::read_dir(
+        home.path()
+            .join("namespaces/default")
+            .join(cluster)
+            .join("instances"),
+    )
+    .map(|d| {
+        d.filter(|e| e.as_ref().unwrap().path().join("instance.json").exists())
+            .count()
+    })
+    .unwrap_or(0)
+}
+
+#[test]
+fn sync_cluster_replicates_switches_over_and_fails_over() {
+    let home = LocalHome::new();
+    let spec = manifest(
+        "sync3",
+        3,
+        "  patroni:\n    dynamicConfiguration:\n      synchronous_mode: true\n",
+    );
+    let out = home.apply_text(&spec, &["--wait", "--timeout", "120s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One primary, one sync standby, one replica, all streaming.
+    let s = home.wait_for(
+        "sync3",
+        Duration::from_secs(40),
+        "roles primary + sync_standby + replica",
+        |s| {
+            all_ready(s, 3)
+                && with_role(s, "primary").len() == 1
+                && with_role(s, "sync_standby").len() == 1
+                && with_role(s, "replica").len() == 1
+        },
+    );
+    for standby in with_role(&s, "sync_standby")
+        .into_iter()
+        .chain(with_role(&s, "replica"))
+    {
+        assert_eq!(standby["state"], "streaming", "{standby}");
+        assert!(
+            standby["lagBytes"].is_number() && standby["replayLagSeconds"].is_number(),
+            "{standby}"
+        );
+    }
+    assert_eq!(s["sync"], "on");
+    let timeline = s["instances"][0]["timeline"].as_i64().unwrap();
+
+    // 1,000 rows through `pgdeck uri`, read back on a replica.
+    let uri = home.ok(&["uri", "sync3"]);
+    home.psql(
+        &uri,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000)",
+    );
+    let replica_uri = home.ok(&["uri", "sync3", "--replica"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while home.psql(&replica_uri, "SELECT count(*) FROM t") != "1000" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rows never reached the replica"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        home.psql(&replica_uri, "SELECT pg_is_in_recovery()"),
+        "t",
+        "--replica must reach a standby"
+    );
+
+    // Switchover: the roles swap, the timeline moves on, every row is there.
+    let old_primary = primary(&s);
+    let out = home.ok(&["switchover", "sync3", "--wait"]);
+    assert!(out.contains("switched over"), "{out}");
+    let s = home.wait_for(
+        "sync3",
+        Duration::from_secs(40),
+        "the old primary to rejoin",
+        |s| all_ready(s, 3) && primary(s) != old_primary && s["patroni"]["switchover"].is_string(),
+    );
+    let new_primary = primary(&s);
+    assert_ne!(new_primary, old_primary);
+    assert!(
+        instances(&s).iter().all(|i| i["timeline"] == timeline + 1),
+        "{s}"
+    );
+    assert_eq!(s["patroni"]["switchoverTimeline"], timeline + 1);
+    assert_eq!(home.psql(&uri, "SELECT count(*) FROM t"), "1000");
+    assert_eq!(
+        home.psql(&uri, "SELECT pg_is_in_recovery()"),
+        "f",
+        "the URI follows the primary"
+    );
+
+    // kill -9 the primary's postmaster: a new primary within Patroni's TTL (30 s); the old
+    // one comes back as a replica. In synchronous mode Patroni fails over only to the standby
+    // its sync key names, so first wait for the new primary to have one.
+    home.wait_for(
+        "sync3",
+        Duration::from_secs(40),
+        "a sync standby for the new primary",
+        |s| primary(s) == new_primary && with_role(s, "sync_standby").len() == 1,
+    );
+    let pid_file = home
+        .path()
+        .join("namespaces/default/sync3/instances")
+        .join(&new_primary)
+        .join("data/postmaster.pid");
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let s = home.wait_for("sync3", Duration::from_secs(35), "a failover", |s| {
+        !primary(s).is_empty() && primary(s) != new_primary
+    });
+    let failed = new_primary;
+    let s = home.wait_for(
+        "sync3",
+        Duration::from_secs(60),
+        "the failed primary to rejoin as a replica",
+        |s| {
+            all_ready(s, 3)
+                && instances(s)
+                    .iter()
+                    .any(|i| i["name"] == failed.as_str() && i["role"] != "primary")
+        },
+    );
+    assert_ne!(primary(&s), failed);
+    assert_eq!(home.psql(&uri, "SELECT count(*) FROM t"), "1000");
+}
+
+#[test]
+fn scales_three_one_two_and_deletes_keeping_only_backups() {
+    let home = LocalHome::new();
+    let out = home.apply_text(&manifest("scaler", 3, ""), &["--wait", "--timeout", "120s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = home.status("scaler");
+    let first_primary = primary(&s);
+    assert!(all_ready(&s, 3), "{s}");
+
+    home.ok(&["scale", "scaler", "--replicas", "1", "--wait"]);
+    let s = home.wait_for("scaler", Duration::from_secs(60), "scale-down to 1", |s| {
+        all_ready(s, 1)
+    });
+    assert_eq!(
+        primary(&s),
+        first_primary,
+        "scale-down never removes the primary"
+    );
+    home.wait_for(
+        "scaler",
+        Duration::from_secs(30),
+        "removals to finish",
+        |_| instance_dirs(&home, "scaler") == 1,
+    );
+    assert_eq!(
+        home.pids_matching(&["patroni", "/scaler/instances/"]).len(),
+        1
+    );
+
+    home.ok(&["scale", "scaler", "--replicas", "2", "--wait"]);
+    let s = home.status("scaler");
+    assert!(all_ready(&s, 2), "{s}");
+    assert_eq!(with_role(&s, "replica")[0]["state"], "streaming");
+
+    // Wait for the first backup, so the kept repository holds one.
+    home.wait_for("scaler", Duration::from_secs(60), "the first backup", |s| {
+        s["repos"][0]["backups"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    });
+    let out = home.ok(&["delete", "scaler", "--keep-backups", "--wait"]);
+    assert!(out.contains("deleted (keeping backups)"), "{out}");
+    assert!(
+        home.pids_matching(&["/scaler/instances/"]).is_empty(),
+        "every instance stopped"
+    );
+    assert!(
+        !home.path().join("namespaces/default/scaler").exists(),
+        "data and state removed"
+    );
+    assert!(!home.path().join("namespaces/default/scaler.yaml").exists());
+    let kept: Vec<_> = std::fs::read_dir(home.path().join("kept/default"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let entries: Vec<String> = std::fs::read_dir(&kept[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(entries, ["repos"], "only the repository is kept");
+    assert!(
+        kept[0].join("repos/repo1/backup/db/backup.info").exists(),
+        "the kept repository holds the backup"
+    );
+    let out = home.run(&["get", "scaler"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let home = LocalHome::new();
+    let bad = manifest("bad", 0, "");
+    let out = home.apply_text(&bad, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.instances[0].replicas: must be at least 1"),
+        "{err}"
+    );
+    assert!(
+        !home.path().join("namespaces/default/bad.yaml").exists(),
+        "nothing written"
+    );
+    assert!(
+        home.processes().is_empty(),
+        "no reconciler started for a refused manifest"
+    );
+
+    // A PostgreSQL version this machine lacks: the package and the command to install it.
+    let old = manifest("old", 1, "").replace("postgresVersion: 15", "postgresVersion: 11");
+    let out = home.apply_text(&old, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("postgresql-11 is not installed")
+            && err.contains("apt-get install postgresql-11"),
+        "{err}"
+    );
+    assert!(!home.path().join("namespaces/default/old.yaml").exists());
+
+    let out = home.run(&["scale", "nothere", "--replicas", "2"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("postgrescluster default/nothere not found")
+    );
+}
+
+#[test]
+fn a_killed_reconciler_converges_without_twins() {
+    let home = LocalHome::new();
+    let out = home.apply_text(&manifest("sturdy", 2, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Kill the reconciler at a few moments while it builds the cluster; each command after a
+    // kill starts a new one.
+    for pause in [300, 700, 1500] {
+        std::thread::sleep(Duration::from_millis(pause));
+        home.kill_operator();
+        home.ok(&["get", "sturdy"]);
+        home.ok(&["status", "sturdy"]);
+    }
+    home.wait_for(
+        "sturdy",
+        Duration::from_secs(90),
+        "the cluster to converge",
+        |s| all_ready(s, 2),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(instance_dirs(&home, "sturdy"), 2, "no duplicate instances");
+    assert_eq!(
+        home.pids_matching(&["patroni", "/sturdy/instances/"]).len(),
+        2,
+        "one Patroni per instance"
+    );
+    assert_eq!(
+        home.pids_matching(&["postgres -D", "/sturdy/instances/"])
+            .len(),
+        2,
+        "one postmaster per instance"
+    );
+    assert_eq!(
+        home.pids_matching(&["etcd", "--data-dir"]).len(),
+        1,
+        "one etcd per home"
+    );
+}
