@@ -358,3 +358,48 @@ fn a_killed_reconciler_converges_without_twins() {
         "one etcd per home"
     );
 }
+
+#[test]
+fn an_instance_whose_port_was_taken_moves_to_another() {
+    let home = LocalHome::new();
+    let out = home.apply_text(&manifest("moving", 1, ""), &["--wait", "--timeout", "90s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = home.status("moving")["instances"][0].clone();
+    let port = before["port"].as_u64().unwrap() as u16;
+
+    // Stop everything, and let another program take the instance's port meanwhile.
+    home.kill_operator();
+    for pid in home.pids_matching(&["patroni", "/moving/instances/"]) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !home.pids_matching(&["/moving/instances/"]).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port))
+        .expect("the stopped instance's port is free");
+
+    let s = home.wait_for(
+        "moving",
+        Duration::from_secs(60),
+        "the instance to come back on another port",
+        |s| all_ready(s, 1) && s["instances"][0]["port"] != before["port"],
+    );
+    assert_eq!(
+        s["instances"][0]["name"], before["name"],
+        "the same instance, with its data"
+    );
+    drop(squatter);
+}

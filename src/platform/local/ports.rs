@@ -27,14 +27,18 @@ impl Ports {
     /// A free port. The search starts at a random point so that homes allocating at the same
     /// time (tests do) rarely race for one port.
     pub fn allocate(&self) -> Option<u16> {
+        self.allocate_in(RANGE)
+    }
+
+    fn allocate_in(&self, range: std::ops::Range<u16>) -> Option<u16> {
         let mut taken = self
             .taken
             .lock()
             .expect("the port registry lock is never poisoned");
-        let span = RANGE.end - RANGE.start;
+        let span = range.end - range.start;
         let start = rand::rng().random_range(0..span);
         (0..span)
-            .map(|i| RANGE.start + (start + i) % span)
+            .map(|i| range.start + (start + i) % span)
             .find(|p| !taken.contains(p) && free(*p))
             .inspect(|p| {
                 taken.insert(*p);
@@ -60,4 +64,29 @@ impl Ports {
 /// Nothing listens on `port` on 127.0.0.1 right now.
 pub fn free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_hands_out_a_busy_or_recorded_port() {
+        let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = busy.local_addr().unwrap().port();
+        // A range of three ports: one busy on the machine, one recorded in the home.
+        let range = port..port + 3;
+        let ports = Ports::new([port + 1]);
+        if !free(port + 2) {
+            return; // something else on the machine holds it; nothing to learn here
+        }
+        assert_eq!(ports.allocate_in(range.clone()), Some(port + 2));
+        assert_eq!(
+            ports.allocate_in(range.clone()),
+            None,
+            "everything is taken now"
+        );
+        ports.release(port + 1);
+        assert_eq!(ports.allocate_in(range), Some(port + 1));
+    }
 }

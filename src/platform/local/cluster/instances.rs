@@ -7,7 +7,7 @@ use super::super::account::{Account, Binaries};
 use super::super::etcd::Etcd;
 use super::super::files::{AtPath, write_if_changed};
 use super::super::home::{ClusterDir, InstanceDir};
-use super::super::ports::Ports;
+use super::super::ports::{Ports, free};
 use super::super::process;
 use super::state::{InstanceRecord, write_record};
 use crate::api::PostgresCluster;
@@ -22,6 +22,7 @@ pub struct Runtime<'a> {
     pub binaries: &'a Binaries,
     pub etcd: &'a Etcd,
     pub credentials: &'a patroni::Credentials,
+    pub ports: &'a Ports,
     pub home_root: &'a str,
 }
 
@@ -110,6 +111,15 @@ impl Runtime<'_> {
         if let Some(pid) = patroni_pid(&inst) {
             return Ok(pid);
         }
+        if let Some(moved) = self.move_off_taken_ports(rec)? {
+            tracing::warn!(
+                cluster = self.cluster.name(), instance = %rec.name,
+                "ports {}/{} are taken by another program; moving to {}/{}",
+                rec.pg_port, rec.api_port, moved.pg_port, moved.api_port
+            );
+            write_record(self.dir, &moved)?;
+            self.write_config(&moved)?;
+        }
         let env = [
             ("HOME", inst.path().display().to_string()),
             (
@@ -130,6 +140,31 @@ impl Runtime<'_> {
     }
 }
 
+impl Runtime<'_> {
+    /// A stopped instance whose port another program took while it was down gets new ports
+    /// (its own orphaned PostgreSQL still holding the port is not "another program").
+    fn move_off_taken_ports(
+        &self,
+        rec: &InstanceRecord,
+    ) -> Result<Option<InstanceRecord>, PlatformError> {
+        let own_postmaster = postmaster_pid(&self.dir.instance(&rec.name)).is_some();
+        let pg_taken = !own_postmaster && !free(rec.pg_port);
+        let api_taken = !free(rec.api_port);
+        if !pg_taken && !api_taken {
+            return Ok(None);
+        }
+        let no_port = || PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into());
+        let mut moved = rec.clone();
+        if pg_taken {
+            moved.pg_port = self.ports.allocate().ok_or_else(no_port)?;
+        }
+        if api_taken {
+            moved.api_port = self.ports.allocate().ok_or_else(no_port)?;
+        }
+        Ok(Some(moved))
+    }
+}
+
 /// The pid of the Patroni that runs `inst`'s configuration, when one runs.
 pub fn patroni_pid(inst: &InstanceDir) -> Option<u32> {
     let config = inst.patroni_config().display().to_string();
@@ -146,12 +181,16 @@ pub async fn stop(inst: &InstanceDir) {
     if let Some(pid) = patroni_pid(inst) {
         process::stop(pid, Duration::from_secs(60)).await;
     }
-    let postmaster = std::fs::read_to_string(inst.data().join("postmaster.pid"))
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
-        .filter(|pid| process::alive(*pid));
-    if let Some(pid) = postmaster {
+    if let Some(pid) = postmaster_pid(inst) {
         // SIGTERM is PostgreSQL's smart shutdown; a stopped Patroni leaves no clients to wait for.
         process::stop(pid, Duration::from_secs(60)).await;
     }
+}
+
+/// The instance's running postmaster, from its pid file.
+fn postmaster_pid(inst: &InstanceDir) -> Option<u32> {
+    std::fs::read_to_string(inst.data().join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+        .filter(|pid| process::alive(*pid))
 }

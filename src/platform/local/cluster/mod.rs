@@ -170,6 +170,7 @@ impl Worker {
             binaries: &binaries,
             etcd: &etcd,
             credentials: &credentials,
+            ports: &shared.ports,
             home_root: &home_root,
         };
 
