@@ -29,6 +29,11 @@ pub fn lag_seconds(secs: f64) -> String {
 
 pub use crate::api::quantity::format_bytes as bytes;
 
+/// A user, password or database name as it appears inside a URI.
+pub fn uri_component(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

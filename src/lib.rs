@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod api;
 pub mod cli;
+pub mod console;
 pub mod display;
 pub mod observe;
 pub mod plan;

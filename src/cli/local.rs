@@ -11,7 +11,7 @@ use crate::display;
 use crate::observe::conditions;
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
-use crate::platform::local::{Local, operator};
+use crate::platform::local::{Local, connect, operator};
 
 impl From<PlatformError> for Failure {
     fn from(e: PlatformError) -> Self {
@@ -414,36 +414,13 @@ fn uri(
             spec.name
         ))
     })?;
-    let status = cluster.status.clone().unwrap_or_default();
-    let hosts: Vec<String> = status
-        .instances
-        .iter()
-        .filter(|i| !replica || matches!(i.role.as_deref(), Some("replica" | "sync_standby")))
-        .filter_map(|i| Some(format!("{}:{}", i.host.as_ref()?, i.port?)))
-        .collect();
-    if hosts.is_empty() {
-        return Err(failure(format!(
+    let uri = connect::uri(&cluster, spec, &password, replica).ok_or_else(|| {
+        failure(format!(
             "{name} has no {} yet",
             if replica { "replica" } else { "instance" }
-        )));
-    }
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
-    let db = spec
-        .databases
-        .as_ref()
-        .and_then(|d| d.first())
-        .map(|d| format!("/{}", enc(d)))
-        .unwrap_or_default();
-    // Every instance, letting libpq find the primary (or a standby): the URI survives switchovers.
-    let attrs = if replica { "standby" } else { "read-write" };
-    print(&format!(
-        "postgresql://{}:{}@{}{db}?target_session_attrs={attrs}\n",
-        enc(&spec.name),
-        enc(&password),
-        hosts.join(",")
-    ));
+        ))
+    })?;
+    print(&format!("{uri}\n"));
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::console;
 use crate::platform::local::Local;
 use crate::platform::local::home::Home;
 
@@ -26,6 +27,12 @@ pub use files::read_manifest_source;
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// The console's theme: dark, light, high-contrast, monochrome, or one of your own.
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Open the console without any key that changes a cluster.
+    #[arg(long)]
+    pub readonly: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -229,11 +236,22 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 }),
             }
         }
-        None => Err(Failure {
-            code: 2,
-            message: "not implemented yet: the console (issue \"The console: live browsing\")"
-                .into(),
-        }),
+        None => {
+            let options = console::Options {
+                theme: cli.theme,
+                read_only: cli.readonly,
+                namespace: cli.global.namespace.clone(),
+                all_namespaces: cli.global.all_namespaces,
+            };
+            match platform(&cli.global)? {
+                PlatformKind::Local => console::run(Local::new(Home::from_env()), options)
+                    .map_err(|message| Failure { code: 1, message }),
+                PlatformKind::Kube => Err(Failure {
+                    code: 2,
+                    message: "not implemented yet: the console on the Kubernetes platform (use --platform local)".into(),
+                }),
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! <home>/operator.lock  operator.log  etcd/
 //! <home>/namespaces/<ns>/<name>.yaml           manifest (metadata + spec), written by the CLI and console
 //! <home>/namespaces/<ns>/<name>.status.yaml    status, written by the reconciler only
+//! <home>/namespaces/<ns>/<name>.events.jsonl    events, appended by the reconciler, CLI and console
 //! <home>/namespaces/<ns>/<name>/               the cluster's runtime:
 //!     state.json  secrets/  instances/<instance>/  repos/<repo>/  pgbackrest/
 //! <home>/kept/<ns>/<name>-<time>/              data and backups kept by `delete --keep-*`
@@ -66,6 +67,11 @@ impl Home {
 
     pub fn status(&self, ns: &str, name: &str) -> PathBuf {
         self.namespace(ns).join(format!("{name}.status.yaml"))
+    }
+
+    /// The cluster's events, one JSON object per line.
+    pub fn events(&self, ns: &str, name: &str) -> PathBuf {
+        self.namespace(ns).join(format!("{name}.events.jsonl"))
     }
 
     pub fn cluster(&self, ns: &str, name: &str) -> ClusterDir {

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod cluster;
+pub mod connect;
 pub mod etcd;
 pub mod files;
 pub mod home;

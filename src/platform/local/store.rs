@@ -11,7 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::home::Home;
 use crate::api::{PostgresCluster, PostgresClusterStatus, manifest, validate};
+use crate::observe::events::ClusterEvent;
 use crate::platform::{Applied, PlatformError};
+
+/// Events beyond this size are trimmed to the newest [`EVENTS_KEPT`].
+const EVENTS_TRIM_AT: u64 = 512 * 1024;
+const EVENTS_KEPT: usize = 1000;
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -122,9 +127,48 @@ impl Store {
         write_atomic(&path, text.as_bytes(), 0o644).at(&path)
     }
 
-    /// Remove a deleted cluster's manifest and status (the reconciler, after tearing it down).
+    /// Record an event. Each is one line written with a single append, so writers from several
+    /// processes never interleave; the log is trimmed to its newest entries as it grows.
+    pub fn record(&self, ns: &str, name: &str, event: &ClusterEvent) {
+        use std::io::Write;
+        let path = self.home.events(ns, name);
+        let line = serde_json::to_string(event).expect("an event serializes") + "\n";
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!("cannot record an event in {}: {e}", path.display());
+        }
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > EVENTS_TRIM_AT) {
+            let kept: Vec<String> = self
+                .events(ns, name)
+                .iter()
+                .filter_map(|e| serde_json::to_string(e).ok())
+                .collect();
+            let start = kept.len().saturating_sub(EVENTS_KEPT);
+            let _ = write_atomic(&path, (kept[start..].join("\n") + "\n").as_bytes(), 0o644);
+        }
+    }
+
+    /// The cluster's events, oldest first.
+    pub fn events(&self, ns: &str, name: &str) -> Vec<ClusterEvent> {
+        std::fs::read_to_string(self.home.events(ns, name))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Remove a deleted cluster's manifest, status and events (the reconciler, after tearing
+    /// it down).
     pub fn forget(&self, ns: &str, name: &str) -> Result<(), FileError> {
-        for path in [self.home.status(ns, name), self.home.manifest(ns, name)] {
+        for path in [
+            self.home.status(ns, name),
+            self.home.events(ns, name),
+            self.home.manifest(ns, name),
+        ] {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
                 _ => {}

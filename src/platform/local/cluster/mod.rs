@@ -34,6 +34,7 @@ use crate::api::patroni::SwitchoverType;
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
+use crate::observe::events::ClusterEvent;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::dynamic;
 use crate::plan::patroni::{Credentials, SUPERUSER};
@@ -125,6 +126,9 @@ impl Worker {
                 Ok(Flow::Continue) => {}
                 Err(e) => {
                     tracing::warn!(cluster = %self.name, namespace = %self.ns, "{e}");
+                    if self.problem.as_deref() != Some(e.to_string().as_str()) {
+                        self.event(true, "ReconcileError", e.to_string());
+                    }
                     self.problem = Some(e.to_string());
                     if let Ok(Some(cluster)) = self.shared.store.read_manifest(&self.ns, &self.name)
                     {
@@ -214,6 +218,19 @@ impl Worker {
         Ok(Flow::Continue)
     }
 
+    fn event(&self, warning: bool, reason: &str, message: impl Into<String>) {
+        let e = if warning {
+            ClusterEvent::warning
+        } else {
+            ClusterEvent::normal
+        };
+        self.shared.store.record(
+            &self.ns,
+            &self.name,
+            &e(reason, message.into(), "reconciler"),
+        );
+    }
+
     fn prepare_dirs(&self) -> Result<(), PlatformError> {
         let account = &self.shared.account;
         std::fs::create_dir_all(self.dir.path()).at(self.dir.path())?;
@@ -246,6 +263,7 @@ impl Worker {
                     self.state.removing.retain(|n| n != &name);
                     let _ = self.state.save(&self.dir);
                     tracing::info!(cluster = %self.name, instance = %name, "instance removed");
+                    self.event(false, "InstanceRemoved", format!("removed {name}"));
                 }
                 Some(Err(e)) => self.problem = Some(format!("removing {name}: {e}")),
                 None => {}
@@ -255,6 +273,11 @@ impl Worker {
         if let Some(result) = take_finished(&mut self.tasks.initial_backup) {
             match result {
                 Ok(label) => {
+                    self.event(
+                        false,
+                        "BackupCompleted",
+                        format!("stanza created; first full backup {label}"),
+                    );
                     self.state.stanza_created = true;
                     self.state.initial_backup = Some(label);
                     let _ = self.state.save(&self.dir);
@@ -262,6 +285,7 @@ impl Worker {
                     self.last_info = None;
                 }
                 Err(e) => {
+                    self.event(true, "BackupFailed", format!("pgBackRest: {e}"));
                     self.backup_problem = Some(format!("pgBackRest: {e}"));
                     self.retry_backup_at = Some(Instant::now() + Duration::from_secs(30));
                 }
@@ -279,7 +303,10 @@ impl Worker {
                     self.state.users = applied;
                     let _ = self.state.save(&self.dir);
                 }
-                Err(e) => self.problem = Some(format!("users: {e}")),
+                Err(e) => {
+                    self.event(true, "UsersFailed", e.clone());
+                    self.problem = Some(format!("users: {e}"));
+                }
             }
         }
         if let Some(outcome) = take_finished(&mut self.tasks.switchover) {
@@ -289,6 +316,9 @@ impl Worker {
                 Ok(msg) => (true, msg),
                 Err(msg) => (false, msg),
             });
+            if let Some((ok, msg)) = self.switchover_result.clone() {
+                self.event(!ok, if ok { "Switchover" } else { "SwitchoverFailed" }, msg);
+            }
             tracing::info!(cluster = %self.name, "switchover {}: {:?}", outcome.trigger, self.switchover_result);
         }
     }
@@ -353,6 +383,11 @@ impl Worker {
                     &self.shared.ports,
                 )?;
                 tracing::info!(cluster = %self.name, instance = %rec.name, "instance created");
+                self.event(
+                    false,
+                    "InstanceCreated",
+                    format!("created {} in set {name}", rec.name),
+                );
                 created.push(rec);
             }
             if members.len() > want {
@@ -371,6 +406,11 @@ impl Worker {
                 continue;
             }
             self.state.removing.push(rec.name.clone());
+            self.event(
+                false,
+                "InstanceRemoving",
+                format!("removing {} (scale-down)", rec.name),
+            );
             removed = true;
         }
         if removed {
@@ -566,6 +606,7 @@ impl Worker {
         }
         let spec = cluster.patroni().switchover.unwrap_or_default();
         let refuse = |me: &mut Self, why: String| {
+            me.event(true, "SwitchoverRefused", why.clone());
             me.state.switchover_handled = Some(trigger.to_string());
             let _ = me.state.save(&me.dir);
             me.switchover_result = Some((false, why));
@@ -663,6 +704,8 @@ impl Worker {
 
     /// Build the status and write it when it changed.
     fn write_status(&mut self, cluster: &PostgresCluster, seen: Option<&observe::Seen>) {
+        // A primary change with no switchover of ours in flight or just finished is a failover.
+        let ours = self.tasks.switchover.is_some() || self.switchover_result.is_some();
         let mut status = self.written.clone().unwrap_or_default();
         if let Some(seen) = seen {
             status.instances = seen.statuses();
@@ -699,6 +742,17 @@ impl Worker {
             );
         }
         self.set_conditions(cluster, &mut status);
+        let before = self.written.as_ref().and_then(|w| w.primary.clone());
+        if let (Some(old), Some(new)) = (&before, &status.primary)
+            && old != new
+            && !ours
+        {
+            self.event(
+                true,
+                "PrimaryChanged",
+                format!("{new} took over from {old} (Patroni failover)"),
+            );
+        }
         if self.written.as_ref() != Some(&status) {
             match self
                 .shared

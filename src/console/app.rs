@@ -1,0 +1,687 @@
+//! The console's one state, and how keys, data and ticks change it. Nothing here does IO: an
+//! update returns [`Effect`]s that the runtime carries out, and views only read the state.
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::health;
+use super::keys::{self, Action, Binding};
+use super::theme::Theme;
+use crate::api::PostgresCluster;
+use crate::api::status::InstanceStatus;
+use crate::observe::events::ClusterEvent;
+
+/// A cluster's identity: (namespace, name).
+pub type Key = (String, String);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Instances,
+    Backups,
+    Events,
+    Connection,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Instances, Tab::Backups, Tab::Events, Tab::Connection];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Instances => "Instances",
+            Tab::Backups => "Backups",
+            Tab::Events => "Events",
+            Tab::Connection => "Connection",
+        }
+    }
+
+    fn step(self, by: isize) -> Tab {
+        let i = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) as isize;
+        Tab::ALL[(i + by).rem_euclid(Tab::ALL.len() as isize) as usize]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum View {
+    Clusters,
+    Cluster { key: Key, tab: Tab },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter,
+    Command,
+}
+
+/// Columns of the cluster list, in display order; the list sorts by one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Name,
+    Namespace,
+    Ready,
+    Primary,
+    Sync,
+    MaxLag,
+    LastBackup,
+    Age,
+    Status,
+}
+
+impl Column {
+    pub const ALL: [Column; 9] = [
+        Column::Name,
+        Column::Namespace,
+        Column::Ready,
+        Column::Primary,
+        Column::Sync,
+        Column::MaxLag,
+        Column::LastBackup,
+        Column::Age,
+        Column::Status,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Name => "NAME",
+            Column::Namespace => "NAMESPACE",
+            Column::Ready => "READY",
+            Column::Primary => "PRIMARY",
+            Column::Sync => "SYNC",
+            Column::MaxLag => "MAX LAG",
+            Column::LastBackup => "LAST BACKUP",
+            Column::Age => "AGE",
+            Column::Status => "STATUS",
+        }
+    }
+}
+
+/// What the open cluster's Patroni said on the last poll.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Live {
+    pub instances: Vec<InstanceStatus>,
+    /// When a poll last succeeded.
+    pub last_ok: Option<jiff::Timestamp>,
+    pub error: Option<String>,
+}
+
+/// A user's connection details, as the Connection tab shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Credential {
+    pub user: String,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    /// `(label, URI)` pairs, e.g. primary and replicas; the password is in them.
+    pub uris: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Clusters(Vec<PostgresCluster>),
+    /// Whether the platform's reconciler runs.
+    Operator(bool),
+    Live {
+        key: Key,
+        result: Result<Vec<InstanceStatus>, String>,
+        at: jiff::Timestamp,
+    },
+    Events {
+        key: Key,
+        events: Vec<ClusterEvent>,
+    },
+    Credentials {
+        key: Key,
+        users: Vec<Credential>,
+    },
+    /// A source could not do its work; shown in the footer.
+    Problem(String),
+}
+
+/// What an update asks the runtime to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Start watching one cluster closely (Patroni poll, events, credentials).
+    Open(Key),
+    Close,
+    Copy(String),
+    LoadTheme(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+}
+
+pub struct App {
+    /// Where the data comes from, e.g. `local /var/lib/pgdeck` (shown in the header).
+    pub context: String,
+    pub namespace: Option<String>,
+    pub read_only: bool,
+    pub theme: Theme,
+    pub refresh: Duration,
+    pub now: jiff::Timestamp,
+    pub tz: jiff::tz::TimeZone,
+
+    pub clusters: Vec<PostgresCluster>,
+    pub loaded: bool,
+    pub operator: Option<bool>,
+    pub live: Live,
+    pub events: Vec<ClusterEvent>,
+    pub credentials: Vec<Credential>,
+
+    pub view: View,
+    pub mode: Mode,
+    pub input: String,
+    pub filter: String,
+    pub sort: Column,
+    pub descending: bool,
+    pub selected: usize,
+    pub row: usize,
+    pub help: bool,
+    pub reveal: bool,
+    pub message: Option<Message>,
+    pub quit: bool,
+    /// Rows the body can show, from the last frame; paging moves by it.
+    pub page: usize,
+    /// The cluster list after namespace, filter and sort: indices into `clusters`.
+    visible: Vec<usize>,
+}
+
+impl App {
+    pub fn new(
+        context: String,
+        namespace: Option<String>,
+        read_only: bool,
+        theme: Theme,
+        refresh: Duration,
+    ) -> App {
+        App {
+            context,
+            namespace,
+            read_only,
+            theme,
+            refresh,
+            now: jiff::Timestamp::now(),
+            tz: jiff::tz::TimeZone::system(),
+            clusters: Vec::new(),
+            loaded: false,
+            operator: None,
+            live: Live::default(),
+            events: Vec::new(),
+            credentials: Vec::new(),
+            view: View::Clusters,
+            mode: Mode::Normal,
+            input: String::new(),
+            filter: String::new(),
+            sort: Column::Name,
+            descending: false,
+            selected: 0,
+            row: 0,
+            help: false,
+            reveal: false,
+            message: None,
+            quit: false,
+            page: 10,
+            visible: Vec::new(),
+        }
+    }
+
+    pub fn visible(&self) -> impl ExactSizeIterator<Item = &PostgresCluster> {
+        self.visible.iter().map(|&i| &self.clusters[i])
+    }
+
+    pub fn visible_len(&self) -> usize {
+        self.visible.len()
+    }
+
+    pub fn selected_cluster(&self) -> Option<&PostgresCluster> {
+        self.visible.get(self.selected).map(|&i| &self.clusters[i])
+    }
+
+    /// The open cluster, when the Cluster view is showing and it still exists.
+    pub fn open_cluster(&self) -> Option<&PostgresCluster> {
+        let View::Cluster { key, .. } = &self.view else {
+            return None;
+        };
+        self.clusters
+            .iter()
+            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+    }
+
+    /// The open cluster's instances: its status, with what Patroni said on the last poll laid
+    /// over roles, states, timelines and lag (they change faster than status is written).
+    pub fn instances(&self) -> Vec<InstanceStatus> {
+        let Some(status) = self.open_cluster().and_then(|c| c.status.as_ref()) else {
+            return self.live.instances.clone();
+        };
+        let mut out: Vec<InstanceStatus> = status
+            .instances
+            .iter()
+            .map(
+                |i| match self.live.instances.iter().find(|l| l.name == i.name) {
+                    Some(l) => InstanceStatus {
+                        role: l.role.clone().or(i.role.clone()),
+                        state: l.state.clone().or(i.state.clone()),
+                        timeline: l.timeline.or(i.timeline),
+                        lag_bytes: l.lag_bytes.or(i.lag_bytes),
+                        pending_restart: l.pending_restart,
+                        ready: l.ready,
+                        ..i.clone()
+                    },
+                    None => i.clone(),
+                },
+            )
+            .collect();
+        let known: Vec<String> = out.iter().map(|i| i.name.clone()).collect();
+        out.extend(
+            self.live
+                .instances
+                .iter()
+                .filter(|l| !known.contains(&l.name))
+                .cloned(),
+        );
+        out
+    }
+
+    /// How old the open cluster's live data is, when it is older than two refreshes.
+    pub fn stale_for(&self) -> Option<Duration> {
+        let View::Cluster { .. } = self.view else {
+            return None;
+        };
+        let limit = self.refresh * 2 + Duration::from_secs(1);
+        match self.live.last_ok {
+            Some(at) => {
+                let age =
+                    Duration::from_secs((self.now.as_second() - at.as_second()).max(0) as u64);
+                (age > limit || self.live.error.is_some()).then_some(age)
+            }
+            None => self.live.error.as_ref().map(|_| Duration::ZERO),
+        }
+    }
+
+    /// The binding tables of the current view, most specific first.
+    pub fn bindings(&self) -> Vec<&'static [Binding]> {
+        match &self.view {
+            View::Clusters => vec![keys::CLUSTERS],
+            View::Cluster {
+                tab: Tab::Connection,
+                ..
+            } => vec![keys::CONNECTION, keys::CLUSTER],
+            View::Cluster { .. } => vec![keys::CLUSTER],
+        }
+    }
+
+    pub fn say(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    pub fn warn(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    pub fn on_tick(&mut self, now: jiff::Timestamp) {
+        self.now = now;
+    }
+
+    pub fn on_data(&mut self, data: Data) -> Vec<Effect> {
+        let open = match &self.view {
+            View::Cluster { key, .. } => Some(key.clone()),
+            View::Clusters => None,
+        };
+        match data {
+            Data::Clusters(clusters) => {
+                let keep = self
+                    .selected_cluster()
+                    .map(|c| (c.namespace().to_string(), c.name().to_string()));
+                self.clusters = clusters;
+                self.loaded = true;
+                self.refresh_visible(keep);
+                if let Some(key) = &open
+                    && self.open_cluster().is_none()
+                {
+                    self.view = View::Clusters;
+                    self.warn(format!("{}/{} is gone: it was deleted", key.0, key.1));
+                    return vec![Effect::Close];
+                }
+            }
+            Data::Operator(running) => self.operator = Some(running),
+            Data::Live { key, result, at } if Some(&key) == open.as_ref() => match result {
+                Ok(instances) => {
+                    self.live = Live {
+                        instances,
+                        last_ok: Some(at),
+                        error: None,
+                    }
+                }
+                Err(e) => self.live.error = Some(e),
+            },
+            Data::Events { key, events } if Some(&key) == open.as_ref() => self.events = events,
+            Data::Credentials { key, users } if Some(&key) == open.as_ref() => {
+                self.credentials = users
+            }
+            Data::Problem(p) => self.warn(p),
+            _ => {} // data for a cluster that is no longer open
+        }
+        Vec::new()
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL {
+            self.quit = true;
+            return Vec::new();
+        }
+        match self.mode {
+            Mode::Filter | Mode::Command => return self.on_input(key),
+            Mode::Normal => {}
+        }
+        if self.help {
+            // Any key closes help; `?` and esc are the ones people reach for.
+            self.help = false;
+            return Vec::new();
+        }
+        let Some(action) = keys::lookup(&self.bindings(), &key) else {
+            if let KeyCode::Char(c) = key.code {
+                self.say(format!("{c}: no such key here; ? lists them"));
+            }
+            return Vec::new();
+        };
+        self.act(action)
+    }
+
+    fn act(&mut self, action: Action) -> Vec<Effect> {
+        let rows = self.rows();
+        let cursor = match self.view {
+            View::Clusters => &mut self.selected,
+            View::Cluster { .. } => &mut self.row,
+        };
+        let last = rows.saturating_sub(1);
+        match action {
+            Action::Up => *cursor = cursor.saturating_sub(1),
+            Action::Down => *cursor = (*cursor + 1).min(last),
+            Action::Top => *cursor = 0,
+            Action::Bottom => *cursor = last,
+            Action::PageUp => *cursor = cursor.saturating_sub(self.page.max(1)),
+            Action::PageDown => *cursor = (*cursor + self.page.max(1)).min(last),
+            Action::Open => return self.open_selected(),
+            Action::Back => return self.back(),
+            Action::NextTab | Action::PrevTab => {
+                if let View::Cluster { tab, .. } = &mut self.view {
+                    *tab = tab.step(if action == Action::NextTab { 1 } else { -1 });
+                    self.row = 0;
+                }
+            }
+            Action::Filter => {
+                self.mode = Mode::Filter;
+                self.input = self.filter.clone();
+            }
+            Action::Command => {
+                self.mode = Mode::Command;
+                self.input.clear();
+            }
+            Action::Help => self.help = true,
+            Action::Quit => self.quit = true,
+            Action::SortNext => {
+                let i = Column::ALL
+                    .iter()
+                    .position(|c| *c == self.sort)
+                    .unwrap_or(0);
+                self.sort = Column::ALL[(i + 1) % Column::ALL.len()];
+                self.resort();
+            }
+            Action::SortReverse => {
+                self.descending = !self.descending;
+                self.resort();
+            }
+            Action::Reveal => {
+                self.reveal = !self.reveal;
+                self.say(if self.reveal {
+                    "passwords shown"
+                } else {
+                    "passwords masked"
+                });
+            }
+            Action::Copy => return self.copy_uri(),
+        }
+        Vec::new()
+    }
+
+    /// Rows the cursor moves over in the current view.
+    fn rows(&self) -> usize {
+        match &self.view {
+            View::Clusters => self.visible.len(),
+            View::Cluster {
+                tab: Tab::Instances,
+                ..
+            } => self.instances().len(),
+            View::Cluster {
+                tab: Tab::Events, ..
+            } => {
+                self.events.len()
+                    + self
+                        .open_cluster()
+                        .and_then(|c| c.status.as_ref())
+                        .map_or(0, |s| s.conditions.len())
+            }
+            View::Cluster {
+                tab: Tab::Connection,
+                ..
+            } => self.credentials.iter().map(|c| c.uris.len()).sum(),
+            View::Cluster {
+                tab: Tab::Backups, ..
+            } => self
+                .open_cluster()
+                .and_then(|c| c.status.as_ref())
+                .map_or(0, |s| s.repos.iter().map(|r| r.backups.len()).sum()),
+        }
+    }
+
+    fn open_selected(&mut self) -> Vec<Effect> {
+        let Some(c) = self.selected_cluster() else {
+            return Vec::new();
+        };
+        let key = (c.namespace().to_string(), c.name().to_string());
+        self.view = View::Cluster {
+            key: key.clone(),
+            tab: Tab::Instances,
+        };
+        self.row = 0;
+        self.live = Live::default();
+        self.events.clear();
+        self.credentials.clear();
+        self.reveal = false;
+        vec![Effect::Open(key)]
+    }
+
+    fn back(&mut self) -> Vec<Effect> {
+        match self.view {
+            View::Cluster { .. } => {
+                self.view = View::Clusters;
+                vec![Effect::Close]
+            }
+            View::Clusters => {
+                if !self.filter.is_empty() {
+                    self.filter.clear();
+                    self.refresh_visible(None);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn copy_uri(&mut self) -> Vec<Effect> {
+        let uri = self
+            .credentials
+            .iter()
+            .flat_map(|c| c.uris.iter())
+            .nth(self.row)
+            .cloned();
+        match uri {
+            Some((label, uri)) => {
+                self.say(format!("copied the {label} URI to the clipboard"));
+                vec![Effect::Copy(uri)]
+            }
+            None => {
+                self.warn("no URI to copy yet: the cluster has no users ready");
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_input(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Esc => {
+                if self.mode == Mode::Filter {
+                    self.filter.clear();
+                    self.refresh_visible(None);
+                }
+                self.mode = Mode::Normal;
+            }
+            KeyCode::Enter => {
+                let mode = std::mem::replace(&mut self.mode, Mode::Normal);
+                let input = std::mem::take(&mut self.input);
+                if mode == Mode::Command {
+                    return self.command(input.trim());
+                }
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+            }
+            KeyCode::Char(c) => self.input.push(c),
+            _ => {}
+        }
+        if self.mode == Mode::Filter {
+            // The list narrows as you type.
+            self.filter = self.input.clone();
+            self.selected = 0;
+            self.refresh_visible(None);
+        }
+        Vec::new()
+    }
+
+    fn command(&mut self, line: &str) -> Vec<Effect> {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (None, _) => {}
+            (Some("q" | "q!" | "quit"), _) => self.quit = true,
+            (Some("clusters" | "cl" | "pgc"), _) => return self.back_to_clusters(),
+            (Some("ns" | "namespace"), Some(ns)) => {
+                self.namespace = (ns != "all" && ns != "*").then(|| ns.to_string());
+                self.selected = 0;
+                self.refresh_visible(None);
+                self.say(format!(
+                    "namespace: {}",
+                    self.namespace.as_deref().unwrap_or("all")
+                ));
+                return self.back_to_clusters();
+            }
+            (Some("ns" | "namespace"), None) => self.warn(":ns needs a namespace, or all"),
+            (Some("theme"), Some(name)) => return vec![Effect::LoadTheme(name.to_string())],
+            (Some("theme"), None) => {
+                self.warn(":theme needs a name: dark, light, high-contrast, monochrome")
+            }
+            (Some("help"), _) => self.help = true,
+            (Some(other), _) => self.warn(format!(
+                ":{other}: no such command (:clusters, :ns NAME|all, :theme NAME, :q)"
+            )),
+        }
+        Vec::new()
+    }
+
+    fn back_to_clusters(&mut self) -> Vec<Effect> {
+        if matches!(self.view, View::Cluster { .. }) {
+            self.view = View::Clusters;
+            return vec![Effect::Close];
+        }
+        Vec::new()
+    }
+
+    fn resort(&mut self) {
+        let keep = self
+            .selected_cluster()
+            .map(|c| (c.namespace().to_string(), c.name().to_string()));
+        self.refresh_visible(keep);
+    }
+
+    /// Recompute the visible list (on data, filter, namespace or sort changes, never per
+    /// frame), keeping the cursor on `keep` when it is still there.
+    fn refresh_visible(&mut self, keep: Option<Key>) {
+        let filter = self.filter.to_lowercase();
+        let mut visible: Vec<usize> = self
+            .clusters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                self.namespace
+                    .as_deref()
+                    .is_none_or(|ns| c.namespace() == ns)
+            })
+            .filter(|(_, c)| {
+                filter.is_empty()
+                    || c.name().to_lowercase().contains(&filter)
+                    || c.namespace().to_lowercase().contains(&filter)
+                    || c.status
+                        .as_ref()
+                        .and_then(|s| s.primary.as_deref())
+                        .is_some_and(|p| p.contains(&filter))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let clusters = &self.clusters;
+        let sort = self.sort;
+        visible.sort_by(|&a, &b| {
+            let (a, b) = (&clusters[a], &clusters[b]);
+            let by = compare(sort, a, b);
+            by.then_with(|| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())))
+        });
+        if self.descending {
+            visible.reverse();
+        }
+        self.visible = visible;
+        let kept = keep.and_then(|key| {
+            self.visible()
+                .position(|c| c.namespace() == key.0 && c.name() == key.1)
+        });
+        if let Some(pos) = kept {
+            self.selected = pos;
+        }
+        self.selected = self.selected.min(self.visible.len().saturating_sub(1));
+    }
+
+    pub fn set_theme(&mut self, theme: Theme) {
+        self.say(format!("theme: {}", theme.name));
+        self.theme = theme;
+    }
+}
+
+fn compare(column: Column, a: &PostgresCluster, b: &PostgresCluster) -> std::cmp::Ordering {
+    let status = |c: &PostgresCluster| c.status.clone().unwrap_or_default();
+    match column {
+        Column::Name => a.name().cmp(b.name()),
+        Column::Namespace => a.namespace().cmp(b.namespace()),
+        Column::Ready => {
+            let ready =
+                |c: &PostgresCluster| status(c).instances.iter().filter(|i| i.ready).count();
+            ready(a).cmp(&ready(b))
+        }
+        Column::Primary => status(a).primary.cmp(&status(b).primary),
+        Column::Sync => a.sync_mode().as_str().cmp(b.sync_mode().as_str()),
+        Column::MaxLag => health::max_lag(a).cmp(&health::max_lag(b)),
+        Column::LastBackup => health::last_backup(a).cmp(&health::last_backup(b)),
+        // Oldest first, as `kubectl get --sort-by=.metadata.creationTimestamp`.
+        Column::Age => a
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+        // Worst first.
+        Column::Status => health::of(b).level.cmp(&health::of(a).level),
+    }
+}

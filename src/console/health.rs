@@ -1,0 +1,70 @@
+//! A cluster's health at a glance: a text marker (so it reads without colour) and a level that
+//! picks the colour.
+
+use crate::api::PostgresCluster;
+use crate::observe::conditions;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Muted,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub label: &'static str,
+    pub level: Level,
+}
+
+pub fn of(c: &PostgresCluster) -> Health {
+    let h = |label, level| Health { label, level };
+    if c.metadata.deletion_timestamp.is_some() {
+        return h("✖ DELETING", Level::Muted);
+    }
+    if c.spec.shutdown == Some(true) {
+        return h("■ STOPPED", Level::Muted);
+    }
+    let Some(s) = &c.status else {
+        return h("… PENDING", Level::Muted);
+    };
+    if s.primary.is_none() && !s.instances.is_empty() {
+        return h("✖ DOWN", Level::Error);
+    }
+    if conditions::is_true(&s.conditions, conditions::DEGRADED) {
+        return h("▲ DEGRADED", Level::Warn);
+    }
+    if !conditions::is_true(&s.conditions, conditions::READY) {
+        return if s.instances.is_empty() {
+            h("… PENDING", Level::Muted)
+        } else {
+            h("▲ NOT READY", Level::Warn)
+        };
+    }
+    if c.spec.paused == Some(true) {
+        return h("‖ PAUSED", Level::Muted);
+    }
+    h("● OK", Level::Ok)
+}
+
+/// The largest replication lag of any replica, in bytes.
+pub fn max_lag(c: &PostgresCluster) -> Option<i64> {
+    c.status
+        .as_ref()?
+        .instances
+        .iter()
+        .filter_map(|i| i.lag_bytes)
+        .max()
+}
+
+/// When the newest backup of any repository finished.
+pub fn last_backup(c: &PostgresCluster) -> Option<jiff::Timestamp> {
+    c.status
+        .as_ref()?
+        .repos
+        .iter()
+        .flat_map(|r| &r.backups)
+        .filter_map(|b| b.stop.as_ref().map(|t| t.0))
+        .max()
+}

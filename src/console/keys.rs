@@ -1,0 +1,271 @@
+//! Key bindings, k9s/vim style. One table per view drives both what a key does and what the
+//! help overlay and footer list, so the two never disagree.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    Open,
+    Back,
+    NextTab,
+    PrevTab,
+    Filter,
+    Command,
+    Help,
+    Quit,
+    SortNext,
+    SortReverse,
+    Reveal,
+    Copy,
+}
+
+pub struct Binding {
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    /// How the key reads in help and the footer.
+    pub label: &'static str,
+    pub help: &'static str,
+    /// A word or two for the footer; empty keeps the binding out of the footer.
+    pub hint: &'static str,
+    pub action: Action,
+}
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+
+const fn b(
+    keys: &'static [(KeyCode, KeyModifiers)],
+    label: &'static str,
+    help: &'static str,
+    action: Action,
+    hint: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        label,
+        help,
+        hint,
+        action,
+    }
+}
+
+const MOVE: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)],
+        "j/↓",
+        "down",
+        Action::Down,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)],
+        "k/↑",
+        "up",
+        Action::Up,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)],
+        "g",
+        "first",
+        Action::Top,
+        "",
+    ),
+    b(
+        &[
+            (KeyCode::Char('G'), SHIFT),
+            (KeyCode::Char('G'), NONE),
+            (KeyCode::End, NONE),
+        ],
+        "G",
+        "last",
+        Action::Bottom,
+        "",
+    ),
+    b(
+        &[
+            (KeyCode::PageDown, NONE),
+            (KeyCode::Char('f'), KeyModifiers::CONTROL),
+        ],
+        "PgDn",
+        "page down",
+        Action::PageDown,
+        "",
+    ),
+    b(
+        &[
+            (KeyCode::PageUp, NONE),
+            (KeyCode::Char('b'), KeyModifiers::CONTROL),
+        ],
+        "PgUp",
+        "page up",
+        Action::PageUp,
+        "",
+    ),
+];
+
+const COMMON: &[Binding] = &[
+    b(
+        &[(KeyCode::Char(':'), NONE), (KeyCode::Char(':'), SHIFT)],
+        ":",
+        "command (:clusters, :ns NAME|all, :theme NAME, :q)",
+        Action::Command,
+        "command",
+    ),
+    b(
+        &[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)],
+        "?",
+        "help",
+        Action::Help,
+        "help",
+    ),
+    b(
+        &[(KeyCode::Char('q'), NONE)],
+        "q",
+        "quit",
+        Action::Quit,
+        "quit",
+    ),
+];
+
+pub const CLUSTERS: &[Binding] = &[
+    b(
+        &[(KeyCode::Enter, NONE)],
+        "enter",
+        "open the cluster",
+        Action::Open,
+        "open",
+    ),
+    b(
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        "filter by name, namespace or primary",
+        Action::Filter,
+        "filter",
+    ),
+    b(
+        &[(KeyCode::Char('o'), NONE)],
+        "o",
+        "sort by the next column",
+        Action::SortNext,
+        "sort",
+    ),
+    b(
+        &[(KeyCode::Char('O'), SHIFT), (KeyCode::Char('O'), NONE)],
+        "O",
+        "reverse the sort order",
+        Action::SortReverse,
+        "",
+    ),
+    b(
+        &[(KeyCode::Esc, NONE)],
+        "esc",
+        "clear the filter",
+        Action::Back,
+        "",
+    ),
+];
+
+pub const CLUSTER: &[Binding] = &[
+    b(
+        &[
+            (KeyCode::Tab, NONE),
+            (KeyCode::Char('l'), NONE),
+            (KeyCode::Right, NONE),
+        ],
+        "tab",
+        "next tab",
+        Action::NextTab,
+        "next tab",
+    ),
+    b(
+        &[
+            (KeyCode::BackTab, SHIFT),
+            (KeyCode::BackTab, NONE),
+            (KeyCode::Char('h'), NONE),
+            (KeyCode::Left, NONE),
+        ],
+        "S-tab",
+        "previous tab",
+        Action::PrevTab,
+        "",
+    ),
+    b(
+        &[(KeyCode::Esc, NONE)],
+        "esc",
+        "back to the clusters",
+        Action::Back,
+        "back",
+    ),
+];
+
+pub const CONNECTION: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('r'), NONE)],
+        "r",
+        "reveal or mask passwords",
+        Action::Reveal,
+        "reveal",
+    ),
+    b(
+        &[(KeyCode::Char('c'), NONE)],
+        "c",
+        "copy the selected URI to the clipboard",
+        Action::Copy,
+        "copy",
+    ),
+];
+
+/// The bindings that apply, most specific first.
+pub fn active<'a>(tables: &'a [&'static [Binding]]) -> impl Iterator<Item = &'static Binding> + 'a {
+    tables
+        .iter()
+        .flat_map(|t| t.iter())
+        .chain(MOVE)
+        .chain(COMMON)
+}
+
+/// What `key` does under `tables`.
+pub fn lookup(tables: &[&'static [Binding]], key: &KeyEvent) -> Option<Action> {
+    active(tables)
+        .find(|b| {
+            b.keys
+                .iter()
+                .any(|(code, mods)| *code == key.code && *mods == key.modifiers)
+        })
+        .map(|b| b.action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vim_keys_and_arrows_move() {
+        let k = |c| KeyEvent::new(c, NONE);
+        assert_eq!(
+            lookup(&[CLUSTERS], &k(KeyCode::Char('j'))),
+            Some(Action::Down)
+        );
+        assert_eq!(lookup(&[CLUSTERS], &k(KeyCode::Down)), Some(Action::Down));
+        assert_eq!(
+            lookup(&[CLUSTERS], &KeyEvent::new(KeyCode::Char('G'), SHIFT)),
+            Some(Action::Bottom)
+        );
+        assert_eq!(lookup(&[CLUSTER], &k(KeyCode::Tab)), Some(Action::NextTab));
+        assert_eq!(
+            lookup(&[CLUSTER], &k(KeyCode::Char('r'))),
+            None,
+            "only on the Connection tab"
+        );
+        assert_eq!(
+            lookup(&[CONNECTION, CLUSTER], &k(KeyCode::Char('r'))),
+            Some(Action::Reveal)
+        );
+    }
+}

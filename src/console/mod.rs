@@ -1,0 +1,154 @@
+//! The console: `pgdeck` with no command. One app state, changed by three sources (keys, data
+//! from background tasks, a clock tick) and drawn by pure view functions. The terminal is
+//! restored on exit, on panic (ratatui's hook) and on SIGTERM, SIGINT and SIGHUP.
+
+pub mod app;
+mod clipboard;
+pub mod config;
+pub mod health;
+pub mod keys;
+mod source;
+pub mod theme;
+pub mod view;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
+use tokio::signal::unix::{SignalKind, signal};
+
+use self::app::{App, Effect};
+use self::source::LocalSource;
+use crate::platform::local::Local;
+
+pub struct Options {
+    /// `--theme`: wins over NO_COLOR and the config.
+    pub theme: Option<String>,
+    pub read_only: bool,
+    /// `-n`; `None` with `all_namespaces`, or the config's, or every namespace.
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+}
+
+/// Open the console on the local platform until the user quits.
+pub fn run(local: Local, options: Options) -> Result<(), String> {
+    let dir = config::dir();
+    let config = config::load(dir.as_deref()).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(run_async(local, options, config, dir))
+}
+
+/// The theme to start with, and a warning when it could not be loaded.
+fn pick_theme(
+    options: &Options,
+    config: &config::Config,
+    dir: Option<&std::path::Path>,
+) -> (theme::Theme, Option<String>) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let name = match (&options.theme, no_color, &config.theme) {
+        (Some(t), _, _) => t.clone(),
+        (None, true, _) => theme::MONOCHROME.to_string(),
+        (None, false, Some(t)) => t.clone(),
+        (None, false, None) => theme::DEFAULT.to_string(),
+    };
+    match theme::load(&name, themes_dir(dir).as_deref()) {
+        Ok(t) => (t, None),
+        Err(e) => (
+            theme::Theme::default_theme(),
+            Some(format!("{e}; using the default theme")),
+        ),
+    }
+}
+
+fn themes_dir(config_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+    config_dir.map(|d| d.join("themes"))
+}
+
+async fn run_async(
+    local: Local,
+    options: Options,
+    config: config::Config,
+    dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let (theme, theme_problem) = pick_theme(&options, &config, dir.as_deref());
+    let namespace = if options.all_namespaces {
+        None
+    } else {
+        options.namespace.clone().or(config.namespace.clone())
+    };
+    let context = format!("local {}", local.home().root().display());
+    let mut app = App::new(
+        context,
+        namespace,
+        options.read_only || config.read_only,
+        theme,
+        config.refresh,
+    );
+    if let Some(p) = theme_problem {
+        app.warn(p);
+    }
+
+    let (tx, mut data) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = LocalSource::start(local, tx, config.refresh);
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (mut term, mut int, mut hup) = (
+        signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
+        signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
+        signal(SignalKind::hangup()).map_err(|e| e.to_string())?,
+    );
+
+    // ratatui's init installs a panic hook that restores the terminal before the message prints.
+    let mut terminal =
+        ratatui::try_init().map_err(|e| format!("cannot set up the terminal: {e}"))?;
+    let result: Result<(), String> = async {
+        loop {
+            let size = terminal.size().map_err(|e| e.to_string())?;
+            app.page = size.height.saturating_sub(view::CHROME_ROWS) as usize;
+            terminal
+                .draw(|f| view::draw(f, &app))
+                .map_err(|e| e.to_string())?;
+            let effects = tokio::select! {
+                event = keys.next() => match event {
+                    Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => app.on_key(k),
+                    Some(Ok(_)) => Vec::new(), // resize and others: the next draw reflows
+                    Some(Err(e)) => return Err(format!("cannot read the terminal: {e}")),
+                    None => return Ok(()),
+                },
+                Some(d) = data.recv() => app.on_data(d),
+                _ = tick.tick() => {
+                    app.on_tick(jiff::Timestamp::now());
+                    Vec::new()
+                }
+                _ = term.recv() => return Ok(()),
+                _ = int.recv() => return Ok(()),
+                _ = hup.recv() => return Ok(()),
+            };
+            for effect in effects {
+                match effect {
+                    Effect::Open(key) => source.open(key),
+                    Effect::Close => source.close(),
+                    Effect::Copy(text) => {
+                        if let Err(e) = clipboard::copy(&text) {
+                            app.warn(format!("cannot copy: {e}"));
+                        }
+                    }
+                    Effect::LoadTheme(name) => {
+                        match theme::load(&name, themes_dir(dir.as_deref()).as_deref()) {
+                            Ok(t) => app.set_theme(t),
+                            Err(e) => app.warn(e.to_string()),
+                        }
+                    }
+                }
+            }
+            if app.quit {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    ratatui::restore();
+    drop(source);
+    result
+}

@@ -1,0 +1,305 @@
+//! Where the console's data comes from, off the draw path: background tasks that send
+//! [`Data`] over a channel.
+//!
+//! The local platform's cluster list follows the store through a file watch (one watch, not a
+//! poll per cluster); the open cluster's Patroni members are asked directly every refresh.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::future::join_all;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use super::app::{Credential, Data, Key};
+use crate::api::status::InstanceStatus;
+use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
+use crate::observe::status::{Sighting, instances};
+use crate::platform::local::cluster::{stored_password, user_key};
+use crate::platform::local::{Local, connect, lock};
+
+pub struct LocalSource {
+    local: Local,
+    tx: UnboundedSender<Data>,
+    refresh: Duration,
+    live: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl LocalSource {
+    /// Start following the home: make sure its reconciler runs, list clusters now and on every
+    /// change, and report whether the reconciler runs.
+    pub fn start(local: Local, tx: UnboundedSender<Data>, refresh: Duration) -> LocalSource {
+        let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<Change>();
+        let namespaces = local.home().namespaces();
+        let _ = std::fs::create_dir_all(&namespaces);
+        let watcher = watch(&namespaces, changes_tx);
+        if watcher.is_none() {
+            let _ = tx.send(Data::Problem(format!(
+                "cannot watch {}: the list will not update",
+                namespaces.display()
+            )));
+        }
+        let mut background = Vec::new();
+
+        let (l, t) = (local.clone(), tx.clone());
+        background.push(tokio::spawn(async move {
+            let starting = tokio::task::spawn_blocking(move || l.ensure_operator()).await;
+            if let Ok(Err(e)) = starting {
+                let _ = t.send(Data::Problem(format!("cannot start the reconciler: {e}")));
+            }
+        }));
+
+        let (l, t) = (local.clone(), tx.clone());
+        let mut watcher = watcher;
+        background.push(tokio::spawn(async move {
+            loop {
+                let store = l.store.clone();
+                match tokio::task::spawn_blocking(move || store.list(None)).await {
+                    Ok(Ok(clusters)) => {
+                        let _ = t.send(Data::Clusters(clusters));
+                    }
+                    Ok(Err(e)) => {
+                        let _ = t.send(Data::Problem(e.to_string()));
+                    }
+                    Err(_) => {}
+                }
+                let Some(first) = changes.recv().await else {
+                    return;
+                };
+                // A burst of writes (manifest, status, events) becomes one listing.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut batch = vec![first];
+                while let Ok(c) = changes.try_recv() {
+                    batch.push(c);
+                }
+                for change in batch {
+                    if let (Change::Namespace(dir), Some(w)) = (change, watcher.as_mut()) {
+                        let _ = w.watch(&dir, RecursiveMode::NonRecursive);
+                    }
+                }
+            }
+        }));
+
+        let (home, t) = (local.home().clone(), tx.clone());
+        background.push(tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let running = lock::running(&home).is_some();
+                if last != Some(running) {
+                    let _ = t.send(Data::Operator(running));
+                    last = Some(running);
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }));
+
+        LocalSource {
+            local,
+            tx,
+            refresh,
+            live: None,
+            background,
+        }
+    }
+
+    /// Follow one cluster closely: poll its Patroni members, read its events and credentials.
+    pub fn open(&mut self, key: Key) {
+        self.close();
+        let (local, tx, refresh) = (self.local.clone(), self.tx.clone(), self.refresh);
+        self.live = Some(tokio::spawn(async move {
+            let patroni = Patroni::new();
+            let mut sent_credentials: Option<Vec<Credential>> = None;
+            loop {
+                let (store, k) = (local.store.clone(), key.clone());
+                let Ok(Ok(Some(cluster))) =
+                    tokio::task::spawn_blocking(move || store.get(&k.0, &k.1)).await
+                else {
+                    tokio::time::sleep(refresh).await;
+                    continue;
+                };
+                let result = poll(
+                    &patroni,
+                    cluster
+                        .status
+                        .as_ref()
+                        .map(|s| s.instances.as_slice())
+                        .unwrap_or_default(),
+                )
+                .await;
+                let _ = tx.send(Data::Live {
+                    key: key.clone(),
+                    result,
+                    at: jiff::Timestamp::now(),
+                });
+
+                let (l, k) = (local.clone(), key.clone());
+                if let Ok((events, credentials)) = tokio::task::spawn_blocking(move || {
+                    let events = l.store.events(&k.0, &k.1);
+                    (events, credentials(&l, &cluster))
+                })
+                .await
+                {
+                    let _ = tx.send(Data::Events {
+                        key: key.clone(),
+                        events,
+                    });
+                    if sent_credentials.as_ref() != Some(&credentials) {
+                        let _ = tx.send(Data::Credentials {
+                            key: key.clone(),
+                            users: credentials.clone(),
+                        });
+                        sent_credentials = Some(credentials);
+                    }
+                }
+                tokio::time::sleep(refresh).await;
+            }
+        }));
+    }
+
+    pub fn close(&mut self) {
+        if let Some(task) = self.live.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for LocalSource {
+    fn drop(&mut self) {
+        self.close();
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Ask every member's Patroni at once; the DCS view comes from the first that answers.
+async fn poll(patroni: &Patroni, known: &[InstanceStatus]) -> Result<Vec<InstanceStatus>, String> {
+    let apis: Vec<Option<String>> = known
+        .iter()
+        .map(|i| Some(format!("http://{}:{}", i.host.as_ref()?, i.patroni_port?)))
+        .collect();
+    if apis.iter().all(Option::is_none) {
+        return Err("no instance reports a Patroni address yet".into());
+    }
+    let nodes: Vec<Option<NodeStatus>> = join_all(apis.iter().map(|api| async move {
+        match api {
+            Some(api) => patroni.node(api).await.ok(),
+            None => None,
+        }
+    }))
+    .await;
+    let mut view: Option<ClusterView> = None;
+    for (api, node) in apis.iter().zip(&nodes) {
+        if let (Some(api), Some(_)) = (api, node)
+            && let Ok(v) = patroni.cluster(api).await
+        {
+            view = Some(v);
+            break;
+        }
+    }
+    if nodes.iter().all(Option::is_none) {
+        return Err("no Patroni member answered".into());
+    }
+    let sightings: Vec<Sighting> = known
+        .iter()
+        .zip(&nodes)
+        .map(|(i, n)| Sighting {
+            name: &i.name,
+            set: &i.set,
+            node: n.as_ref(),
+            base: i.clone(),
+        })
+        .collect();
+    // Replay lag needs SQL on the primary; the status (refreshed every second) carries it.
+    Ok(instances(&sightings, view.as_ref(), &Default::default())
+        .into_iter()
+        .zip(known)
+        .map(|(mut live, seen)| {
+            live.replay_lag_seconds = seen.replay_lag_seconds;
+            if live.state.as_deref() == Some("running")
+                && seen.state.as_deref() == Some("streaming")
+            {
+                live.state = seen.state.clone();
+                live.ready = seen.ready;
+            }
+            live
+        })
+        .collect())
+}
+
+/// Each user's password and URIs, as far as the reconciler has made them.
+fn credentials(local: &Local, cluster: &crate::api::PostgresCluster) -> Vec<Credential> {
+    let dir = local.home().cluster(cluster.namespace(), cluster.name());
+    cluster
+        .users()
+        .iter()
+        .map(|u| {
+            let password = stored_password(&dir, &user_key(&u.name));
+            let uris = password
+                .as_deref()
+                .map(|p| {
+                    [("primary", false), ("replicas", true)]
+                        .into_iter()
+                        .filter_map(|(label, replica)| {
+                            Some((label.to_string(), connect::uri(cluster, u, p, replica)?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Credential {
+                user: u.name.clone(),
+                password,
+                database: u.databases.as_ref().and_then(|d| d.first().cloned()),
+                uris,
+            }
+        })
+        .collect()
+}
+
+/// What the file watch saw.
+enum Change {
+    /// A manifest, status or event log changed.
+    Cluster,
+    /// A namespace folder appeared: it needs a watch of its own.
+    Namespace(PathBuf),
+}
+
+/// Watch the namespaces folder and every namespace in it (not their clusters' runtime folders,
+/// which PostgreSQL writes to all the time).
+fn watch(
+    namespaces: &Path,
+    changes: UnboundedSender<Change>,
+) -> Option<notify::RecommendedWatcher> {
+    let root = namespaces.to_path_buf();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        for path in &event.paths {
+            if path.parent() == Some(root.as_path()) && path.is_dir() {
+                let _ = changes.send(Change::Namespace(path.clone()));
+            }
+        }
+        if event.paths.iter().any(|p| is_cluster_file(p)) {
+            let _ = changes.send(Change::Cluster);
+        }
+    })
+    .ok()?;
+    watcher
+        .watch(namespaces, RecursiveMode::NonRecursive)
+        .ok()?;
+    for ns in std::fs::read_dir(namespaces)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+    {
+        let _ = watcher.watch(&ns.path(), RecursiveMode::NonRecursive);
+    }
+    Some(watcher)
+}
+
+fn is_cluster_file(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        !n.starts_with('.') && (n.ends_with(".yaml") || n.ends_with(".events.jsonl"))
+    })
+}

@@ -1,0 +1,89 @@
+//! The Cluster view: a title with the cluster's health, the tab bar with how fresh the live data
+//! is, and the open tab.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Tabs};
+
+use super::level_style;
+use crate::console::app::{App, Tab, View};
+use crate::console::health;
+use crate::display;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let View::Cluster { key, tab } = &app.view else {
+        return;
+    };
+    let (title, health) = match app.open_cluster() {
+        Some(c) => {
+            let h = health::of(c);
+            let s = c.status.clone().unwrap_or_default();
+            (
+                format!(
+                    " {}/{}  primary {}  sync {}  ready {} ",
+                    key.0,
+                    key.1,
+                    s.primary.as_deref().unwrap_or("none"),
+                    c.sync_mode().as_str(),
+                    s.ready.as_deref().unwrap_or("-")
+                ),
+                Some(h),
+            )
+        }
+        None => (format!(" {}/{} ", key.0, key.1), None),
+    };
+    let mut spans = vec![Span::styled(title, t.title)];
+    if let Some(h) = health {
+        spans.push(Span::styled(
+            format!("{} ", h.label),
+            level_style(t, h.level),
+        ));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border)
+        .title(Line::from(spans));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let [tabs_area, fresh_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(24)]).areas(bar);
+    let selected = Tab::ALL.iter().position(|x| x == tab).unwrap_or(0);
+    let tabs = Tabs::new(Tab::ALL.iter().map(|x| x.title()))
+        .select(selected)
+        .style(t.muted)
+        .highlight_style(t.selection)
+        .divider("│");
+    frame.render_widget(tabs, tabs_area);
+    frame.render_widget(Paragraph::new(freshness(app)).right_aligned(), fresh_area);
+
+    match tab {
+        Tab::Instances => super::instances::draw(frame, body, app),
+        Tab::Backups => super::backups::draw(frame, body, app),
+        Tab::Events => super::events::draw(frame, body, app),
+        Tab::Connection => super::connection::draw(frame, body, app),
+    }
+}
+
+/// How fresh the live data is: a stale marker with its age when Patroni has not answered lately.
+fn freshness(app: &App) -> Line<'static> {
+    let t = &app.theme;
+    match (app.stale_for(), app.live.last_ok) {
+        (Some(age), Some(_)) => Line::from(Span::styled(
+            format!("⚠ STALE {}", display::duration(age.as_secs() as i64)),
+            t.stale,
+        )),
+        (Some(_), None) => Line::from(Span::styled("⚠ STALE: Patroni unreachable", t.stale)),
+        (None, Some(at)) => Line::from(Span::styled(
+            format!(
+                "live · {} ago",
+                display::duration(app.now.as_second() - at.as_second())
+            ),
+            t.muted,
+        )),
+        (None, None) => Line::from(Span::styled("connecting…", t.muted)),
+    }
+}

@@ -1,0 +1,138 @@
+//! The Clusters view: every cluster with readiness, primary, sync mode, lag and backups.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+
+use super::{col, fit, level_style, widest, widths, window_start};
+use crate::console::app::{App, Column};
+use crate::console::health;
+use crate::display;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let title = Line::from(vec![
+        Span::styled(" Clusters ", t.title),
+        Span::styled(format!("[{}] ", app.visible_len()), t.muted),
+        Span::styled(
+            if app.filter.is_empty() {
+                String::new()
+            } else {
+                format!("/{} ", app.filter)
+            },
+            t.accent,
+        ),
+    ]);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border)
+        .title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    if !app.loaded {
+        frame.render_widget(
+            Paragraph::new(Span::styled("loading clusters…", t.muted)),
+            inner,
+        );
+        return;
+    }
+    if app.visible_len() == 0 {
+        let why = if app.clusters.is_empty() {
+            "No clusters yet. Create one with: pgdeck apply -f assets/examples/ha.yaml".to_string()
+        } else {
+            "No cluster matches the namespace or filter (esc clears the filter, :ns all shows every namespace)".to_string()
+        };
+        frame.render_widget(Paragraph::new(Span::styled(why, t.muted)), inner);
+        return;
+    }
+
+    let one_namespace = app.namespace.is_some();
+    let name_w = widest("NAME", app.visible().map(|c| c.name()));
+    let ns_w = widest("NAMESPACE", app.visible().map(|c| c.namespace()));
+    let primary_w = widest(
+        "PRIMARY",
+        app.visible()
+            .filter_map(|c| c.status.as_ref()?.primary.as_deref()),
+    );
+    let cols: Vec<_> = Column::ALL
+        .iter()
+        .map(|c| {
+            let arrow = if *c == app.sort {
+                if app.descending { "▼" } else { "▲" }
+            } else {
+                ""
+            };
+            let title = format!("{}{arrow}", c.title());
+            match c {
+                Column::Name => col(title, name_w + 1, 9),
+                Column::Namespace => col(title, ns_w + 1, if one_namespace { 0 } else { 4 }),
+                Column::Ready => col(title, 5, 8),
+                Column::Primary => col(title, primary_w + 1, 6),
+                Column::Sync => col(title, 6, 5),
+                Column::MaxLag => col(title, 9, 3),
+                Column::LastBackup => col(title, 12, 2),
+                Column::Age => col(title, 5, 1),
+                Column::Status => col(title, 11, 7),
+            }
+        })
+        .collect();
+    let shown = fit(&cols, inner.width);
+
+    let height = inner.height.saturating_sub(1) as usize;
+    let start = window_start(app.selected, height, app.visible_len());
+    let rows: Vec<Row> = app
+        .visible()
+        .skip(start)
+        .take(height)
+        .map(|c| {
+            let s = c.status.clone().unwrap_or_default();
+            let h = health::of(c);
+            let cell = |column: Column| -> Cell {
+                match column {
+                    Column::Name => Cell::from(c.name().to_string()),
+                    Column::Namespace => Cell::from(c.namespace().to_string()),
+                    Column::Ready => Cell::from(
+                        s.ready
+                            .clone()
+                            .unwrap_or_else(|| format!("0/{}", c.desired_instances())),
+                    ),
+                    Column::Primary => Cell::from(s.primary.clone().unwrap_or_else(|| "-".into())),
+                    Column::Sync => Cell::from(c.sync_mode().as_str()),
+                    Column::MaxLag => Cell::from(
+                        health::max_lag(c)
+                            .map(display::bytes)
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                    Column::LastBackup => Cell::from(
+                        health::last_backup(c)
+                            .map(|at| {
+                                format!(
+                                    "{} ago",
+                                    display::duration(app.now.as_second() - at.as_second())
+                                )
+                            })
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                    Column::Age => Cell::from(
+                        c.metadata
+                            .creation_timestamp
+                            .as_ref()
+                            .map(|at| display::age(at, app.now))
+                            .unwrap_or_default(),
+                    ),
+                    Column::Status => Cell::from(Span::styled(h.label, level_style(t, h.level))),
+                }
+            };
+            Row::new(shown.iter().map(|&i| cell(Column::ALL[i]))).style(t.text)
+        })
+        .collect();
+    let header = Row::new(shown.iter().map(|&i| Cell::from(cols[i].title.clone()))).style(t.title);
+    let table = Table::new(rows, widths(&cols, &shown))
+        .header(header)
+        .row_highlight_style(t.selection)
+        .column_spacing(1);
+    let mut state = TableState::default().with_selected(Some(app.selected - start));
+    frame.render_stateful_widget(table, inner, &mut state);
+}

@@ -1,0 +1,183 @@
+//! Drawing: pure functions from the app state to a frame. No IO, no waiting: whatever data is
+//! there is drawn, and what is missing or old says so.
+
+mod backups;
+mod cluster;
+mod clusters;
+mod connection;
+mod events;
+mod help;
+mod instances;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::app::{App, Mode, View};
+
+/// Rows of the screen that are not list body: header, footer, table header and borders.
+pub const CHROME_ROWS: u16 = 6;
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_header(frame, header, app);
+    match &app.view {
+        View::Clusters => clusters::draw(frame, body, app),
+        View::Cluster { .. } => cluster::draw(frame, body, app),
+    }
+    draw_footer(frame, footer, app);
+    if app.help {
+        help::draw(frame, frame.area(), app);
+    }
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let clock = app
+        .now
+        .to_zoned(app.tz.clone())
+        .strftime("%H:%M:%S")
+        .to_string();
+    let mut left = vec![
+        Span::styled(
+            " pgdeck ",
+            t.header.add_modifier(ratatui::style::Modifier::BOLD),
+        ),
+        Span::styled(format!(" {} ", app.context), t.header),
+        Span::styled(
+            format!(" ns: {} ", app.namespace.as_deref().unwrap_or("all")),
+            t.header,
+        ),
+    ];
+    if app.read_only {
+        left.push(Span::styled(" 🔒 READ-ONLY ", t.header.patch(t.warn)));
+    }
+    if app.operator == Some(false) {
+        left.push(Span::styled(
+            " reconciler not running ",
+            t.header.patch(t.error),
+        ));
+    }
+    let used: usize = left.iter().map(|s| s.width()).sum();
+    let pad = (area.width as usize).saturating_sub(used + clock.len() + 1);
+    left.push(Span::styled(" ".repeat(pad), t.header));
+    left.push(Span::styled(format!("{clock} "), t.header));
+    frame.render_widget(Paragraph::new(Line::from(left)).style(t.header), area);
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let line = match app.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", t.key),
+            Span::styled(format!("{}▏", app.input), t.text),
+            Span::styled("  enter keep · esc clear", t.muted),
+        ]),
+        Mode::Command => Line::from(vec![
+            Span::styled(":", t.key),
+            Span::styled(format!("{}▏", app.input), t.text),
+            Span::styled("  enter run · esc cancel", t.muted),
+        ]),
+        Mode::Normal => {
+            let mut spans = Vec::new();
+            if let Some(m) = &app.message {
+                spans.push(Span::styled(
+                    format!("{} ", m.text),
+                    if m.error { t.error } else { t.accent },
+                ));
+                spans.push(Span::styled("│ ", t.muted));
+            }
+            for b in super::keys::active(&app.bindings()).filter(|b| !b.hint.is_empty()) {
+                spans.push(Span::styled(b.label, t.key));
+                spans.push(Span::styled(format!(" {}  ", b.hint), t.footer));
+            }
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// A table column: title, width, and how much it matters when space is short (higher stays).
+pub struct Col {
+    pub title: String,
+    pub width: u16,
+    pub keep: u8,
+}
+
+pub fn col(title: impl Into<String>, width: u16, keep: u8) -> Col {
+    Col {
+        title: title.into(),
+        width,
+        keep,
+    }
+}
+
+/// A column as wide as its title and its widest value.
+pub fn widest<'a>(title: &str, values: impl Iterator<Item = &'a str>) -> u16 {
+    values
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(title.chars().count()) as u16
+}
+
+/// Which columns fit whole in `width`: the least important go first until the rest fit, so no
+/// shown column is ever cut.
+pub fn fit(cols: &[Col], width: u16) -> Vec<usize> {
+    let mut shown: Vec<usize> = (0..cols.len()).collect();
+    let need = |shown: &[usize]| shown.iter().map(|&i| cols[i].width + 1).sum::<u16>();
+    while need(&shown) > width && shown.len() > 1 {
+        let drop = shown
+            .iter()
+            .enumerate()
+            .min_by_key(|(pos, i)| (cols[**i].keep, std::cmp::Reverse(*pos)))
+            .map(|(p, _)| p);
+        if let Some(p) = drop {
+            shown.remove(p);
+        }
+    }
+    shown
+}
+
+/// The constraints of the shown columns; the last one takes what is left.
+pub fn widths(cols: &[Col], shown: &[usize]) -> Vec<ratatui::layout::Constraint> {
+    shown
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            if n + 1 == shown.len() {
+                ratatui::layout::Constraint::Min(cols[i].width)
+            } else {
+                ratatui::layout::Constraint::Length(cols[i].width)
+            }
+        })
+        .collect()
+}
+
+/// The first row to draw so that `selected` stays in a window of `height` rows.
+pub fn window_start(selected: usize, height: usize, len: usize) -> usize {
+    if height == 0 || len <= height {
+        return 0;
+    }
+    selected.saturating_sub(height - 1).min(len - height)
+}
+
+pub fn level_style(t: &super::theme::Theme, level: super::health::Level) -> Style {
+    use super::health::Level;
+    match level {
+        Level::Ok => t.ok,
+        Level::Muted => t.muted,
+        Level::Warn => t.warn,
+        Level::Error => t.error,
+    }
+}
+
+#[cfg(test)]
+mod tests;

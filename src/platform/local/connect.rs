@@ -1,0 +1,39 @@
+//! How to reach a local cluster: libpq URIs built from its status and stored passwords.
+
+use crate::api::PostgresCluster;
+use crate::api::users::UserSpec;
+use crate::display::uri_component as encode;
+
+/// A URI for `user` listing every instance (or every standby), letting libpq find the primary
+/// (`target_session_attrs=read-write`) or a standby: it keeps working across switchovers.
+/// `None` while the cluster has no such instance.
+pub fn uri(
+    cluster: &PostgresCluster,
+    user: &UserSpec,
+    password: &str,
+    replica: bool,
+) -> Option<String> {
+    let status = cluster.status.as_ref()?;
+    let hosts: Vec<String> = status
+        .instances
+        .iter()
+        .filter(|i| !replica || matches!(i.role.as_deref(), Some("replica" | "sync_standby")))
+        .filter_map(|i| Some(format!("{}:{}", i.host.as_ref()?, i.port?)))
+        .collect();
+    if hosts.is_empty() {
+        return None;
+    }
+    let db = user
+        .databases
+        .as_ref()
+        .and_then(|d| d.first())
+        .map(|d| format!("/{}", encode(d)))
+        .unwrap_or_default();
+    let attrs = if replica { "standby" } else { "read-write" };
+    Some(format!(
+        "postgresql://{}:{}@{}{db}?target_session_attrs={attrs}",
+        encode(&user.name),
+        encode(password),
+        hosts.join(",")
+    ))
+}

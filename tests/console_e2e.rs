@@ -1,0 +1,241 @@
+//! The console as a person uses it: the real binary in tmux against a real local cluster,
+//! typing with `send-keys` and reading the screen with `capture-pane`.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::local::LocalHome;
+
+/// A tmux session running a plain shell, killed on drop.
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Tmux {
+        let session = format!("pgdeck-e2e-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .args(["bash", "--norc", "--noprofile"])
+            .status()
+            .expect("tmux is installed by ./dev test");
+        assert!(ok.success());
+        let t = Tmux { session };
+        t.keys(&["PS1='$ '", "Enter"]);
+        t
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn alternate_screen(&self) -> bool {
+        let out = Command::new("tmux")
+            .args(["display", "-p", "-t", &self.session, "#{alternate_on}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Wait until the screen satisfies `ok`; panics with the screen after `timeout`.
+    fn wait(&self, timeout: Duration, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The shell works as usual: a command echoes, and the terminal is in cooked mode.
+    fn assert_terminal_restored(&self) {
+        assert!(
+            !self.alternate_screen(),
+            "still on the alternate screen:\n{}",
+            self.screen()
+        );
+        self.keys(&[
+            "clear; echo restored-$((40+2)); stty -a | grep -o -- '-\\?icanon'",
+            "Enter",
+        ]);
+        let s = self.wait(Duration::from_secs(5), "the shell to answer", |s| {
+            s.contains("restored-42") && s.contains("icanon")
+        });
+        assert!(
+            s.lines().any(|l| l.trim() == "icanon"),
+            "the terminal is left in raw mode (-icanon):\n{s}"
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+fn console_command(home: &LocalHome) -> String {
+    format!(
+        "PGDECK_HOME={} PGDECK_CONFIG_DIR={}/config {} --platform local",
+        home.path().display(),
+        home.path().display(),
+        env!("CARGO_BIN_EXE_pgdeck")
+    )
+}
+
+/// The table row (not the title) that names `name`.
+fn row<'a>(screen: &'a str, name: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.starts_with(&format!("│{name}")))
+        .unwrap_or("")
+}
+
+#[test]
+fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
+    let home = LocalHome::new();
+    let manifest =
+        std::fs::read_to_string(common::repo_root().join("assets/examples/ha.yaml")).unwrap();
+    let out = home.apply_text(&manifest, &["--wait", "--timeout", "120s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let tmux = Tmux::start(120, 32);
+    tmux.keys(&[&console_command(&home), "Enter"]);
+    // The first screen lists the cluster, healthy.
+    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
+        row(s, "hippo").contains("2/2") && row(s, "hippo").contains("● OK")
+    });
+
+    // Enter shows its instances with roles and lag.
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait(Duration::from_secs(10), "the instances", |s| {
+        s.contains("Instances")
+            && s.lines()
+                .filter(|l| l.starts_with("│hippo-instance1-"))
+                .count()
+                == 2
+            && s.contains(" replica ")
+            && s.contains("streaming")
+            && s.contains(" 0 B ")
+    });
+    let primary_row = s
+        .lines()
+        .find(|l| l.starts_with("│hippo-instance1-") && l.contains(" primary "))
+        .expect("a primary row")
+        .to_string();
+    let old_primary = primary_row
+        .trim_start_matches('│')
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    // A switchover made from the CLI shows on screen within 3 s.
+    let out = home.ok(&["switchover", "hippo", "--wait"]);
+    assert!(out.contains("switched over"), "{out}");
+    let done = Instant::now();
+    let s = tmux.wait(Duration::from_secs(3), "the new primary on screen", |s| {
+        row(s, &old_primary).contains(" replica ")
+            || row(s, &old_primary).contains("sync_standby")
+            || !row(s, &old_primary).contains(" primary ")
+    });
+    assert!(done.elapsed() <= Duration::from_secs(3));
+    assert!(
+        s.lines().any(|l| l.starts_with("│hippo-instance1-")
+            && !l.contains(&old_primary)
+            && l.contains(" primary ")),
+        "another instance is shown as primary:\n{s}"
+    );
+
+    // q exits and the terminal is restored.
+    tmux.keys(&["q"]);
+    tmux.wait(Duration::from_secs(5), "the console to exit", |s| {
+        s.trim_end().ends_with('$')
+    });
+    tmux.assert_terminal_restored();
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let home = LocalHome::new();
+    let tmux = Tmux::start(100, 24);
+    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.wait(Duration::from_secs(10), "the console", |s| {
+        s.contains("Clusters [0]")
+    });
+    assert!(tmux.alternate_screen());
+    let console = home
+        .pids_matching(&["pgdeck", "--platform local"])
+        .into_iter()
+        .find(|pid| {
+            !String::from_utf8_lossy(
+                &std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default(),
+            )
+            .contains("operator")
+        });
+    let pid = console.expect("the console's process");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    tmux.wait(Duration::from_secs(5), "the console to exit", |s| {
+        s.trim_end().ends_with('$')
+    });
+    tmux.assert_terminal_restored();
+}
+
+#[test]
+fn a_bad_config_is_refused_naming_the_key() {
+    let home = LocalHome::new();
+    std::fs::create_dir_all(home.path().join("config")).unwrap();
+    std::fs::write(
+        home.path().join("config/config.yaml"),
+        "refreshInterval: soon\n",
+    )
+    .unwrap();
+    let out = home
+        .command()
+        .env("PGDECK_CONFIG_DIR", home.path().join("config"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.yaml: refreshInterval:"), "{err}");
+}
