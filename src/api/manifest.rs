@@ -142,9 +142,12 @@ fn parse_document(
     if value.is_null() {
         return Ok(None); // an empty document, e.g. after a trailing `---`
     }
-    let positions = Positions::index(text, doc);
+    // Positions are only needed to report errors; most manifests have none.
+    let positions = std::cell::OnceCell::new();
     let locate = |mut e: FieldError| {
-        e.position = positions.find(&e.path);
+        e.position = positions
+            .get_or_init(|| Positions::index(text, doc))
+            .find(&e.path);
         e
     };
     check_type(&value).map_err(|e| ManifestError::from(locate(e)))?;

@@ -274,9 +274,15 @@ fn watch(
 ) -> Option<notify::RecommendedWatcher> {
     let root = namespaces.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
+        // Only changes: reading files (as listing them does) must not trigger another listing.
+        let Ok(event) = event
+            .map_err(drop)
+            .and_then(|e| if is_change(&e) { Ok(e) } else { Err(()) })
+        else {
+            return;
+        };
         for path in &event.paths {
-            if path.parent() == Some(root.as_path()) && path.is_dir() {
+            if path.parent() == Some(root.as_path()) && event.kind.is_create() && path.is_dir() {
                 let _ = changes.send(Change::Namespace(path.clone()));
             }
         }
@@ -296,6 +302,11 @@ fn watch(
         let _ = watcher.watch(&ns.path(), RecursiveMode::NonRecursive);
     }
     Some(watcher)
+}
+
+/// A file or folder was created, changed, renamed or removed (not merely opened or read).
+pub fn is_change(event: &notify::Event) -> bool {
+    event.kind.is_create() || event.kind.is_modify() || event.kind.is_remove()
 }
 
 fn is_cluster_file(path: &Path) -> bool {

@@ -66,8 +66,12 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Manifests only: the reconciler's own status writes must not wake it.
-        if event.is_ok_and(|e| e.paths.iter().any(|p| is_manifest(p))) {
+        // Changes to manifests only: neither the reconciler's own status writes nor its reads
+        // of a manifest (an open is an inotify event too) may wake it.
+        if event.is_ok_and(|e| {
+            (e.kind.is_create() || e.kind.is_modify() || e.kind.is_remove())
+                && e.paths.iter().any(|p| is_manifest(p))
+        }) {
             let _ = tx.send(());
         }
     })

@@ -1,0 +1,70 @@
+//! Fixed data for the console benchmarks: `n` clusters of three instances with status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use pgdeck::api::status::{InstanceStatus, PostgresClusterStatus};
+use pgdeck::api::{PostgresCluster, manifest};
+
+pub fn manifest_text(name: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  postgresVersion: 15
+  paused: true
+  instances:
+    - name: instance1
+      replicas: 3
+      dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+"
+    )
+}
+
+pub fn status(name: &str, i: usize) -> PostgresClusterStatus {
+    let member = |n: usize, role: &str| InstanceStatus {
+        name: format!("{name}-instance1-{n:04}"),
+        set: "instance1".into(),
+        role: Some(role.into()),
+        state: Some(
+            if role == "primary" {
+                "running"
+            } else {
+                "streaming"
+            }
+            .into(),
+        ),
+        timeline: Some(1),
+        lag_bytes: (role != "primary").then_some((i * 4096 + n) as i64),
+        replay_lag_seconds: (role != "primary").then_some(0.1),
+        ready: true,
+        host: Some("127.0.0.1".into()),
+        port: Some(20000 + n as i32),
+        patroni_port: Some(21000 + n as i32),
+        ..Default::default()
+    };
+    PostgresClusterStatus {
+        ready: Some("3/3".into()),
+        primary: Some(format!("{name}-instance1-0000")),
+        instance_count: Some(3),
+        sync: Some("off".into()),
+        instances: vec![
+            member(0, "primary"),
+            member(1, "sync_standby"),
+            member(2, "replica"),
+        ],
+        ..Default::default()
+    }
+}
+
+pub fn clusters(n: usize) -> Vec<PostgresCluster> {
+    (0..n)
+        .map(|i| {
+            let name = format!("cluster-{i:04}");
+            let mut c =
+                manifest::parse(&manifest_text(&name, &format!("team-{}", i % 10))).unwrap();
+            c.metadata.creation_timestamp = Some(Time(jiff::Timestamp::now()));
+            c.status = Some(status(&name, i));
+            c
+        })
+        .collect()
+}
