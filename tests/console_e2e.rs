@@ -36,10 +36,25 @@ impl Tmux {
         t
     }
 
+    /// Press keys, one after another. After Escape comes a pause, as from a person: a terminal
+    /// cannot tell Escape followed at once by an arrow's escape sequence from other keys.
     fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            let ok = Command::new("tmux")
+                .args(["send-keys", "-t", &self.session, key])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            if *key == "Escape" {
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        }
+    }
+
+    /// Type `text` literally (no key names).
+    fn text(&self, text: &str) {
         let ok = Command::new("tmux")
-            .args(["send-keys", "-t", &self.session])
-            .args(keys)
+            .args(["send-keys", "-t", &self.session, "-l", text])
             .status()
             .unwrap();
         assert!(ok.success());
@@ -238,4 +253,182 @@ fn a_bad_config_is_refused_naming_the_key() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("config.yaml: refreshInterval:"), "{err}");
+}
+
+fn manifest_file(home: &LocalHome) -> String {
+    std::fs::read_to_string(home.path().join("namespaces/default/hippo.yaml")).unwrap()
+}
+
+/// Rows of the Instances tab.
+fn instance_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .filter(|l| l.starts_with("│hippo-instance1-"))
+        .collect()
+}
+
+/// In the YAML editor: put the cursor on the first line containing `text`.
+fn find(tmux: &Tmux, text: &str) {
+    tmux.keys(&["C-f"]);
+    tmux.text(text);
+    tmux.keys(&["Enter", "Escape"]);
+}
+
+#[test]
+fn switch_over_scale_and_edit_from_the_console() {
+    let home = LocalHome::new();
+    let manifest =
+        std::fs::read_to_string(common::repo_root().join("assets/examples/ha.yaml")).unwrap();
+    let out = home.apply_text(&manifest, &["--wait", "--timeout", "120s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tmux = Tmux::start(120, 40);
+    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
+        row(s, "hippo").contains("● OK")
+    });
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait(Duration::from_secs(10), "two streaming instances", |s| {
+        instance_rows(s).len() == 2 && s.contains("streaming")
+    });
+    let old_primary = instance_rows(&s)
+        .into_iter()
+        .find(|l| l.contains(" primary "))
+        .unwrap()
+        .trim_start_matches('│')
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    // s + enter switches over.
+    tmux.keys(&["s"]);
+    tmux.wait(Duration::from_secs(5), "the switchover dialog", |s| {
+        s.contains("Switchover") && s.contains("CANDIDATE")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(30), "the switchover to finish", |s| {
+        s.contains("switched over:") && !row(s, &old_primary).contains(" primary ")
+    });
+
+    // + + enter scales 2 → 3; the new instance appears as a replica.
+    tmux.keys(&["+"]);
+    tmux.wait(Duration::from_secs(5), "the scale dialog", |s| {
+        s.contains("instance1: 2 → 3")
+    });
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait(Duration::from_secs(60), "a third, streaming replica", |s| {
+        let rows = instance_rows(s);
+        rows.len() == 3
+            && rows
+                .iter()
+                .filter(|r| r.contains(" replica ") && r.contains("streaming"))
+                .count()
+                == 2
+    });
+    assert!(
+        s.contains("done: 3/3 ready"),
+        "the footer reports the outcome:\n{s}"
+    );
+
+    // In the YAML editor: 2 replicas and synchronous mode; the cluster converges.
+    tmux.keys(&["y"]);
+    tmux.wait(Duration::from_secs(5), "the editor", |s| {
+        s.contains("manifest") && s.contains("apiVersion: pgdeck.dev/v1beta1")
+    });
+    find(&tmux, "replicas: 3");
+    tmux.keys(&["End", "BSpace"]);
+    tmux.text("2");
+    find(&tmux, "  patroni:");
+    tmux.keys(&["End", "Enter"]);
+    tmux.text("    dynamicConfiguration:");
+    tmux.keys(&["Enter"]);
+    tmux.text("      synchronous_mode: true");
+    tmux.wait(Duration::from_secs(5), "the edit to validate", |s| {
+        s.contains("(changed)") && !s.contains("error(s)")
+    });
+    tmux.keys(&["C-s"]);
+    tmux.wait(Duration::from_secs(5), "the diff", |s| {
+        s.contains("Review")
+            && s.contains("+    replicas: 2")
+            && s.contains("synchronous_mode: true")
+    });
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait(
+        Duration::from_secs(60),
+        "two instances, one a sync standby",
+        |s| {
+            let rows = instance_rows(s);
+            rows.len() == 2
+                && rows.iter().any(|r| r.contains("sync_standby"))
+                && s.contains("sync on")
+        },
+    );
+    assert!(!s.contains("error"), "{s}");
+    let stored = manifest_file(&home);
+    assert!(
+        stored.contains("replicas: 2") && stored.contains("synchronous_mode: true"),
+        "{stored}"
+    );
+
+    // Broken YAML and ctrl-s: an error with its line, and the stored manifest unchanged.
+    tmux.keys(&["y"]);
+    tmux.wait(Duration::from_secs(5), "the editor", |s| {
+        s.contains("apiVersion: pgdeck.dev/v1beta1")
+    });
+    find(&tmux, "postgresVersion");
+    tmux.keys(&["End"]);
+    tmux.text(" [broken");
+    tmux.wait(Duration::from_secs(5), "the error", |s| {
+        s.contains("error(s):") && s.contains("line ")
+    });
+    tmux.keys(&["C-s"]);
+    tmux.wait(Duration::from_secs(5), "the refusal", |s| {
+        s.contains("nothing is applied until they are fixed")
+    });
+    assert_eq!(
+        manifest_file(&home),
+        stored,
+        "a broken edit changes nothing"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait(Duration::from_secs(5), "the discard question", |s| {
+        s.contains("Discard your changes?")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(5), "the instances again", |s| {
+        s.contains("REPLAY LAG")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait(Duration::from_secs(5), "the console to exit", |s| {
+        s.trim_end().ends_with('$')
+    });
+
+    // Read-only: every mutating key only explains why it does nothing.
+    tmux.keys(&[
+        &format!("clear; {} --readonly", console_command(&home)),
+        "Enter",
+    ]);
+    tmux.wait(Duration::from_secs(10), "the read-only console", |s| {
+        s.contains("READ-ONLY") && row(s, "hippo").contains("2/2")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(10), "the instances", |s| {
+        instance_rows(s).len() == 2
+    });
+    for key in ["s", "+", "-", "e", "y", "b", "C-d"] {
+        tmux.keys(&[key]);
+        let s = tmux.wait(Duration::from_secs(5), "the explanation", |s| {
+            s.contains("read-only:") && s.contains("is disabled")
+        });
+        assert!(
+            !s.contains("Switchover") && !s.contains("┌ Scale") && !s.contains("┌ Edit"),
+            "{key} opened a dialog:\n{s}"
+        );
+    }
+    assert_eq!(manifest_file(&home), stored, "read-only changed nothing");
+    tmux.keys(&["q"]);
 }

@@ -73,6 +73,65 @@ pub fn healthiest_candidate(status: &PostgresClusterStatus) -> Option<&InstanceS
     })
 }
 
+/// pgBackRest's backup types, as `--type` names them.
+pub const BACKUP_TYPES: [&str; 3] = ["full", "diff", "incr"];
+
+/// Ask for a backup of `kind` (`full`, `diff`, `incr`) into `repo` (the first repository when
+/// `None`), PGO's way: `spec.backups.pgbackrest.manual` and a new trigger value. Returns it.
+pub fn request_backup(
+    cluster: &mut PostgresCluster,
+    kind: &str,
+    repo: Option<&str>,
+) -> Result<String, PlatformError> {
+    if !BACKUP_TYPES.contains(&kind) {
+        return Err(PlatformError::Refused(format!(
+            "backup type {kind:?}: must be full, diff or incr"
+        )));
+    }
+    let name = cluster.name().to_string();
+    let Some(backups) = cluster.spec.backups.as_mut() else {
+        return Err(PlatformError::Refused(format!(
+            "{name} has no backup repository (spec.backups is not set)"
+        )));
+    };
+    let repos: Vec<String> = backups
+        .pgbackrest
+        .repos
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    let repo = match repo {
+        Some(r) if repos.iter().any(|x| x == r) => r.to_string(),
+        Some(r) => {
+            return Err(PlatformError::Refused(format!(
+                "{name} has no repository {r}; its repositories: {}",
+                repos.join(", ")
+            )));
+        }
+        None => repos
+            .first()
+            .cloned()
+            .ok_or_else(|| PlatformError::Refused(format!("{name} has no repository")))?,
+    };
+    backups.pgbackrest.manual = Some(crate::api::backups::ManualBackup {
+        repo_name: repo,
+        options: Some(vec![format!("--type={kind}")]),
+    });
+    let value = trigger_value();
+    set_annotation(cluster, annotations::BACKUP, &value);
+    Ok(value)
+}
+
+/// The manual backup's type from its options (`--type=...`), full when not given.
+pub fn manual_backup_type(options: Option<&[String]>) -> String {
+    options
+        .unwrap_or_default()
+        .iter()
+        .find_map(|o| o.strip_prefix("--type="))
+        .unwrap_or("full")
+        .to_string()
+}
+
 /// Set the replicas of `set` (or of the only set) to `replicas`.
 pub fn scale(
     cluster: &mut PostgresCluster,

@@ -248,6 +248,17 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
+/// Give errors about the first document of `text` their line and column, where they have none.
+pub fn locate(text: &str, errors: &mut [FieldError]) {
+    if errors.iter().all(|e| e.position.is_some()) {
+        return;
+    }
+    let positions = Positions::index(text, 0);
+    for e in errors.iter_mut().filter(|e| e.position.is_none()) {
+        e.position = positions.find(&e.path);
+    }
+}
+
 /// The manifest as YAML, the way pgdeck writes it.
 pub fn to_yaml(cluster: &PostgresCluster) -> String {
     serde_yaml::to_string(cluster).expect("a PostgresCluster always serializes")

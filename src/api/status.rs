@@ -46,6 +46,28 @@ pub struct PostgresClusterStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub database_init_sql: Option<String>,
+
+    /// The last manual backup (`pgdeck.dev/pgbackrest-backup`), as PGO's
+    /// `status.pgbackrest.manualBackup` reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_backup: Option<ManualBackupStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualBackupStatus {
+    /// The annotation's value this backup answers.
+    pub trigger: String,
+    #[serde(default)]
+    pub finished: bool,
+    #[serde(default)]
+    pub succeeded: bool,
+    /// The backup's label when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// pgBackRest's message when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

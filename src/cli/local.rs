@@ -3,12 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Command, Failure, Global, Output, Wait, print, read_manifest_source};
+use super::{BackupType, Command, Failure, Global, Output, Wait, print, read_manifest_source};
 use crate::actions;
 use crate::api::patroni::SwitchoverType;
 use crate::api::{PostgresCluster, manifest};
 use crate::display;
 use crate::observe::conditions;
+use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
 use crate::platform::local::{Local, connect, operator};
@@ -63,6 +64,12 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             keep_data,
             &wait,
         ),
+        Command::Backup {
+            name,
+            type_,
+            repo,
+            wait,
+        } => backup(&local, &ns, &name, type_, repo.as_deref(), &wait),
         Command::Delete {
             name,
             keep_data,
@@ -109,6 +116,14 @@ fn apply(
             cluster.name(),
             outcome.as_str()
         ));
+        if outcome != crate::platform::Applied::Unchanged {
+            let what = format!("manifest {} from {}", outcome.as_str(), file.display());
+            local.store.record(
+                &ns,
+                cluster.name(),
+                &ClusterEvent::normal("Applied", what, me()),
+            );
+        }
         applied.push((ns, cluster.name().to_string()));
     }
     local.ensure_operator()?;
@@ -436,15 +451,21 @@ fn switchover(
         .get(ns, name)?
         .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
     let mut trigger = String::new();
-    local.store.modify(ns, name, |c| {
-        trigger = actions::request_switchover(
-            c,
-            current.status.as_ref(),
-            to,
-            SwitchoverType::Switchover,
-        )?;
-        Ok(())
-    })?;
+    let what = format!(
+        "switchover requested{}",
+        to.map(|t| format!(" to {t}")).unwrap_or_default()
+    );
+    local
+        .store
+        .act(ns, name, &me(), "SwitchoverRequested", &what, |c| {
+            trigger = actions::request_switchover(
+                c,
+                current.status.as_ref(),
+                to,
+                SwitchoverType::Switchover,
+            )?;
+            Ok(())
+        })?;
     local.ensure_operator()?;
     print(&format!(
         "postgrescluster.pgdeck.dev/{name} switchover requested{}\n",
@@ -484,11 +505,17 @@ fn scale(
     keep_data: bool,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    let updated = local.store.modify(ns, name, |c| {
-        actions::scale(c, set, replicas)?;
-        actions::keep(c, keep_data, false);
-        Ok(())
-    })?;
+    let what = format!(
+        "scale{} to {replicas}",
+        set.map(|s| format!(" set {s}")).unwrap_or_default()
+    );
+    let updated = local
+        .store
+        .act(ns, name, &me(), "ScaleRequested", &what, |c| {
+            actions::scale(c, set, replicas)?;
+            actions::keep(c, keep_data, false);
+            Ok(())
+        })?;
     local.ensure_operator()?;
     print(&format!(
         "postgrescluster.pgdeck.dev/{name} scaled to {replicas}\n"
@@ -505,6 +532,61 @@ fn scale(
     Ok(())
 }
 
+/// Who the CLI acts for, in events.
+fn me() -> String {
+    user_source("cli")
+}
+
+fn backup(
+    local: &Local,
+    ns: &str,
+    name: &str,
+    kind: BackupType,
+    repo: Option<&str>,
+    wait: &Wait,
+) -> Result<(), Failure> {
+    let kind = match kind {
+        BackupType::Full => "full",
+        BackupType::Diff => "diff",
+        BackupType::Incr => "incr",
+    };
+    let mut trigger = String::new();
+    local.store.act(
+        ns,
+        name,
+        &me(),
+        "BackupRequested",
+        &format!("{kind} backup requested"),
+        |c| {
+            trigger = actions::request_backup(c, kind, repo)?;
+            Ok(())
+        },
+    )?;
+    local.ensure_operator()?;
+    print(&format!(
+        "postgrescluster.pgdeck.dev/{name} {kind} backup requested\n"
+    ));
+    if wait.wait {
+        wait_until(local, ns, name, wait.timeout, "to back up", |c| {
+            match c.status.as_ref().and_then(|s| s.manual_backup.as_ref()) {
+                Some(m) if m.trigger == trigger && m.finished && m.succeeded => Ok(true),
+                Some(m) if m.trigger == trigger && m.finished => Err(format!(
+                    "backup failed: {}",
+                    m.message.as_deref().unwrap_or("no message from pgBackRest")
+                )),
+                _ => Ok(false),
+            }
+        })?;
+        let label = local
+            .store
+            .get(ns, name)?
+            .and_then(|c| c.status?.manual_backup?.label)
+            .unwrap_or_default();
+        print(&format!("backup {label} done\n"));
+    }
+    Ok(())
+}
+
 fn delete(
     local: &Local,
     ns: &str,
@@ -513,13 +595,20 @@ fn delete(
     keep_backups: bool,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    local.store.modify(ns, name, |c| {
-        actions::keep(c, keep_data, keep_backups);
-        c.metadata.deletion_timestamp.get_or_insert(
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-        );
-        Ok(())
-    })?;
+    local.store.act(
+        ns,
+        name,
+        &me(),
+        "DeleteRequested",
+        "delete requested",
+        |c| {
+            actions::keep(c, keep_data, keep_backups);
+            c.metadata.deletion_timestamp.get_or_insert(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+            Ok(())
+        },
+    )?;
     local.ensure_operator()?;
     let kept: Vec<&str> = [(keep_data, "data"), (keep_backups, "backups")]
         .iter()

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::dialogs::Overlay;
 use super::health;
 use super::keys::{self, Action, Binding};
+use super::requests::{Outcome, Pending, Request};
 use super::theme::Theme;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -135,6 +137,12 @@ pub enum Data {
     },
     /// A source could not do its work; shown in the footer.
     Problem(String),
+    /// What became of a request.
+    Outcome {
+        key: Key,
+        what: String,
+        outcome: Outcome,
+    },
 }
 
 /// What an update asks the runtime to do.
@@ -145,12 +153,30 @@ pub enum Effect {
     Close,
     Copy(String),
     LoadTheme(String),
+    /// Carry out a user's request (a change to the manifest).
+    Request {
+        key: Key,
+        request: Request,
+    },
+    /// Suspend the console and edit the manifest in $EDITOR.
+    ExternalEdit {
+        key: Key,
+        yaml: String,
+        resource_version: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub text: String,
     pub error: bool,
+}
+
+/// An edit being applied: what it began from, for a conflict's three-way view.
+pub struct EditContext {
+    pub base: String,
+    pub base_version: String,
+    pub mine: String,
 }
 
 pub struct App {
@@ -184,6 +210,11 @@ pub struct App {
     pub quit: bool,
     /// Rows the body can show, from the last frame; paging moves by it.
     pub page: usize,
+    /// The dialog on top, if any.
+    pub overlay: Option<Overlay>,
+    /// Requests the reconciler has not finished.
+    pub pending: Vec<Pending>,
+    pub editing: Option<EditContext>,
     /// The cluster list after namespace, filter and sort: indices into `clusters`.
     visible: Vec<usize>,
 }
@@ -223,6 +254,9 @@ impl App {
             message: None,
             quit: false,
             page: 10,
+            overlay: None,
+            pending: Vec::new(),
+            editing: None,
             visible: Vec::new(),
         }
     }
@@ -302,14 +336,18 @@ impl App {
 
     /// The binding tables of the current view, most specific first.
     pub fn bindings(&self) -> Vec<&'static [Binding]> {
-        match &self.view {
+        let mut tables = match &self.view {
             View::Clusters => vec![keys::CLUSTERS],
             View::Cluster {
                 tab: Tab::Connection,
                 ..
             } => vec![keys::CONNECTION, keys::CLUSTER],
             View::Cluster { .. } => vec![keys::CLUSTER],
+        };
+        if !self.read_only {
+            tables.push(keys::ACTIONS);
         }
+        tables
     }
 
     pub fn say(&mut self, text: impl Into<String>) {
@@ -343,6 +381,7 @@ impl App {
                 self.clusters = clusters;
                 self.loaded = true;
                 self.refresh_visible(keep);
+                self.settle_pending();
                 if let Some(key) = &open
                     && self.open_cluster().is_none()
                 {
@@ -367,6 +406,7 @@ impl App {
                 self.credentials = users
             }
             Data::Problem(p) => self.warn(p),
+            Data::Outcome { key, what, outcome } => self.on_outcome(key, what, outcome),
             _ => {} // data for a cluster that is no longer open
         }
         Vec::new()
@@ -384,6 +424,22 @@ impl App {
         if self.help {
             // Any key closes help; `?` and esc are the ones people reach for.
             self.help = false;
+            return Vec::new();
+        }
+        if let Some(overlay) = self.overlay.as_mut() {
+            let step = overlay.on_key(key);
+            return self.step(step);
+        }
+        if self.read_only
+            && let Some(action) = keys::lookup(&[keys::ACTIONS], &key)
+        {
+            let what = keys::ACTIONS
+                .iter()
+                .find(|b| b.action == action)
+                .map_or("this", |b| b.help);
+            self.warn(format!(
+                "read-only: {what} is disabled (started with --readonly, or readOnly in the config)"
+            ));
             return Vec::new();
         }
         let Some(action) = keys::lookup(&self.bindings(), &key) else {
@@ -448,6 +504,15 @@ impl App {
                 });
             }
             Action::Copy => return self.copy_uri(),
+            Action::Switchover
+            | Action::Failover
+            | Action::ScaleUp
+            | Action::ScaleDown
+            | Action::EditForm
+            | Action::EditYaml
+            | Action::EditExternal
+            | Action::Backup
+            | Action::Delete => return self.start(action),
         }
         Vec::new()
     }

@@ -23,6 +23,15 @@ pub enum Action {
     SortReverse,
     Reveal,
     Copy,
+    Switchover,
+    Failover,
+    ScaleUp,
+    ScaleDown,
+    EditForm,
+    EditYaml,
+    EditExternal,
+    Backup,
+    Delete,
 }
 
 pub struct Binding {
@@ -218,6 +227,73 @@ pub const CONNECTION: &[Binding] = &[
         "copy the selected URI to the clipboard",
         Action::Copy,
         "copy",
+    ),
+];
+
+/// Keys that change a cluster: absent in read-only mode (pressing one says why).
+pub const ACTIONS: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('s'), NONE)],
+        "s",
+        "switchover: promote a replica",
+        Action::Switchover,
+        "switchover",
+    ),
+    b(
+        &[(KeyCode::Char('F'), SHIFT), (KeyCode::Char('F'), NONE)],
+        "F",
+        "failover (only when no healthy primary)",
+        Action::Failover,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('+'), NONE), (KeyCode::Char('+'), SHIFT)],
+        "+",
+        "scale the instance set up",
+        Action::ScaleUp,
+        "scale",
+    ),
+    b(
+        &[(KeyCode::Char('-'), NONE)],
+        "-",
+        "scale the instance set down",
+        Action::ScaleDown,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('e'), NONE)],
+        "e",
+        "edit replicas, resources, volumes, affinity, sync mode",
+        Action::EditForm,
+        "edit",
+    ),
+    b(
+        &[(KeyCode::Char('y'), NONE)],
+        "y",
+        "edit the manifest as YAML",
+        Action::EditYaml,
+        "yaml",
+    ),
+    b(
+        &[(KeyCode::Char('E'), SHIFT), (KeyCode::Char('E'), NONE)],
+        "E",
+        "edit the manifest in $EDITOR",
+        Action::EditExternal,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('b'), NONE)],
+        "b",
+        "take a backup",
+        Action::Backup,
+        "backup",
+    ),
+    b(
+        &[(KeyCode::Char('d'), KeyModifiers::CONTROL)],
+        "ctrl-d",
+        "delete the cluster",
+        Action::Delete,
+        "",
     ),
 ];
 

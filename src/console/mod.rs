@@ -5,9 +5,16 @@
 pub mod app;
 mod clipboard;
 pub mod config;
+pub mod dialogs;
+pub mod diff;
+pub mod editor;
+mod external;
+pub mod form;
 pub mod health;
 pub mod keys;
+pub mod requests;
 mod source;
+mod start;
 pub mod theme;
 pub mod view;
 
@@ -133,6 +140,22 @@ async fn run_async(
                         if let Err(e) = clipboard::copy(&text) {
                             app.warn(format!("cannot copy: {e}"));
                         }
+                    }
+                    Effect::Request { key, request } => source.request(key, request),
+                    Effect::ExternalEdit {
+                        key,
+                        yaml,
+                        resource_version,
+                    } => {
+                        // The editor owns the terminal meanwhile: stop reading keys, step out.
+                        drop(keys);
+                        ratatui::restore();
+                        let edited = external::edit(&yaml);
+                        terminal = ratatui::try_init()
+                            .map_err(|e| format!("cannot set up the terminal: {e}"))?;
+                        terminal.clear().map_err(|e| e.to_string())?;
+                        keys = EventStream::new();
+                        app.on_external_edit(key, yaml, resource_version, edited);
                     }
                     Effect::LoadTheme(name) => {
                         match theme::load(&name, themes_dir(dir.as_deref()).as_deref()) {

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::app::{Credential, Data, Key};
+use super::requests::{Request, execute_local};
 use crate::api::status::InstanceStatus;
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::status::{Sighting, instances};
@@ -156,6 +157,16 @@ impl LocalSource {
                 tokio::time::sleep(refresh).await;
             }
         }));
+    }
+
+    /// Carry out a user's request off the draw path; its outcome comes back as data.
+    pub fn request(&self, key: Key, request: Request) {
+        let (local, tx) = (self.local.clone(), self.tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let what = request.describe();
+            let outcome = execute_local(&local, &key, request);
+            let _ = tx.send(Data::Outcome { key, what, outcome });
+        });
     }
 
     pub fn close(&mut self) {

@@ -7,6 +7,8 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const SWITCHOVER: &str = "Switchover";
+/// The outcome of the last backup pgdeck ran (manual or scheduled).
+pub const BACKUP: &str = "Backup";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(

@@ -37,6 +37,16 @@ pub enum PlatformError {
     #[error("postgrescluster {namespace}/{name} is being deleted")]
     BeingDeleted { namespace: String, name: String },
 
+    /// A write based on an older read: someone changed the manifest in between.
+    #[error(
+        "postgrescluster {}/{} changed since it was read (resourceVersion {expected}, now {}): nothing was written",
+        current.namespace(), current.name(), current.metadata.resource_version.as_deref().unwrap_or("?")
+    )]
+    Conflict {
+        expected: String,
+        current: Box<crate::api::PostgresCluster>,
+    },
+
     #[error("{0}")]
     Refused(String),
 

@@ -5,6 +5,7 @@ mod backups;
 mod cluster;
 mod clusters;
 mod connection;
+mod dialogs;
 mod events;
 mod help;
 mod instances;
@@ -33,6 +34,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
         View::Cluster { .. } => cluster::draw(frame, body, app),
     }
     draw_footer(frame, footer, app);
+    if let Some(overlay) = &app.overlay {
+        dialogs::draw(frame, body, app, overlay);
+    }
     if app.help {
         help::draw(frame, frame.area(), app);
     }
@@ -74,33 +78,43 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let line = match app.mode {
-        Mode::Filter => Line::from(vec![
-            Span::styled("/", t.key),
-            Span::styled(format!("{}▏", app.input), t.text),
-            Span::styled("  enter keep · esc clear", t.muted),
-        ]),
-        Mode::Command => Line::from(vec![
-            Span::styled(":", t.key),
-            Span::styled(format!("{}▏", app.input), t.text),
-            Span::styled("  enter run · esc cancel", t.muted),
-        ]),
-        Mode::Normal => {
-            let mut spans = Vec::new();
-            if let Some(m) = &app.message {
-                spans.push(Span::styled(
-                    format!("{} ", m.text),
-                    if m.error { t.error } else { t.accent },
-                ));
-                spans.push(Span::styled("│ ", t.muted));
+    let line =
+        match app.mode {
+            Mode::Filter => Line::from(vec![
+                Span::styled("/", t.key),
+                Span::styled(format!("{}▏", app.input), t.text),
+                Span::styled("  enter keep · esc clear", t.muted),
+            ]),
+            Mode::Command => Line::from(vec![
+                Span::styled(":", t.key),
+                Span::styled(format!("{}▏", app.input), t.text),
+                Span::styled("  enter run · esc cancel", t.muted),
+            ]),
+            Mode::Normal => {
+                let mut spans = Vec::new();
+                for p in &app.pending {
+                    let secs = app.now.as_second() - p.since.as_second();
+                    spans.push(Span::styled(
+                        format!("⟳ {} ({}) ", p.what, crate::display::duration(secs)),
+                        t.accent,
+                    ));
+                }
+                if let Some(m) = app.message.as_ref().filter(|_| {
+                    app.pending.is_empty() || app.message.as_ref().is_some_and(|m| m.error)
+                }) {
+                    spans.push(Span::styled(
+                        format!("{} ", m.text),
+                        if m.error { t.error } else { t.accent },
+                    ));
+                    spans.push(Span::styled("│ ", t.muted));
+                }
+                for b in super::keys::active(&app.bindings()).filter(|b| !b.hint.is_empty()) {
+                    spans.push(Span::styled(b.label, t.key));
+                    spans.push(Span::styled(format!(" {}  ", b.hint), t.footer));
+                }
+                Line::from(spans)
             }
-            for b in super::keys::active(&app.bindings()).filter(|b| !b.hint.is_empty()) {
-                spans.push(Span::styled(b.label, t.key));
-                spans.push(Span::styled(format!(" {}  ", b.hint), t.footer));
-            }
-            Line::from(spans)
-        }
-    };
+        };
     frame.render_widget(Paragraph::new(line), area);
 }
 

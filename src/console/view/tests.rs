@@ -29,6 +29,7 @@ fn cluster(file: &str, ns: &str) -> PostgresCluster {
     let mut c = manifest::parse(&text).unwrap();
     c.metadata.namespace = Some(ns.into());
     c.metadata.creation_timestamp = Some(Time(at("2026-11-20T12:00:00Z")));
+    c.metadata.resource_version = Some("3".into());
     c
 }
 
@@ -390,5 +391,282 @@ fn a_deleted_cluster_closes_its_view() {
             .unwrap()
             .text
             .contains("default/hippo is gone")
+    );
+}
+
+// Dialogs (issue: one-key actions, edits, safety).
+
+fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<crate::console::app::Effect> {
+    app.on_key(KeyEvent::new(code, modifiers))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn switchover_dialog_preselects_the_sync_standby_and_warns_of_lag() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('s'));
+    insta::assert_snapshot!("switchover_dialog", screen(&app, 100, 20));
+    press(&mut app, KeyCode::Down);
+    let lagging = screen(&app, 100, 20);
+    assert!(
+        lagging.contains("is 1.5 MiB behind the primary"),
+        "{lagging}"
+    );
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(
+        effects,
+        vec![crate::console::app::Effect::Request {
+            key: ("default".into(), "hippo".into()),
+            request: crate::console::requests::Request::Switchover {
+                target: Some("hippo-instance1-x9t4".into()),
+                failover: false
+            },
+        }]
+    );
+}
+
+#[test]
+fn failover_needs_a_missing_primary_and_the_name_typed() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('F'));
+    assert!(
+        app.overlay.is_none(),
+        "offered only without a healthy primary"
+    );
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("only when there is no healthy primary")
+    );
+    let mut down = app.live.instances.clone();
+    down[0].ready = false;
+    down[0].state = Some("stopped".into());
+    app.on_data(Data::Live {
+        key: ("default".into(), "hippo".into()),
+        result: Ok(down),
+        at: at(NOW),
+    });
+    press(&mut app, KeyCode::Char('F'));
+    assert!(
+        key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty(),
+        "not without the name"
+    );
+    typed(&mut app, "hippo");
+    insta::assert_snapshot!("failover_dialog", screen(&app, 100, 22));
+    assert_eq!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).len(), 1);
+}
+
+#[test]
+fn scale_dialog_shows_the_result_and_refuses_below_one() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('+'));
+    insta::assert_snapshot!("scale_dialog", screen(&app, 100, 16));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Char('-'));
+    }
+    let refused = screen(&app, 100, 16);
+    assert!(
+        refused.contains("instance1: 3 → 0") && refused.contains("cannot go below 1"),
+        "{refused}"
+    );
+    assert!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+}
+
+#[test]
+fn backup_and_delete_dialogs() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('b'));
+    press(&mut app, KeyCode::Char('i'));
+    insta::assert_snapshot!("backup_dialog", screen(&app, 100, 16));
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        matches!(&effects[..], [crate::console::app::Effect::Request { request: crate::console::requests::Request::Backup { kind, repo }, .. }] if kind == "incr" && repo == "repo1")
+    );
+
+    key(&mut app, KeyCode::Char('d'), KeyModifiers::CONTROL);
+    typed(&mut app, "hipp");
+    assert!(
+        key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty(),
+        "the name must be typed in full"
+    );
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char(' '));
+    insta::assert_snapshot!("delete_dialog", screen(&app, 100, 18));
+    press(&mut app, KeyCode::BackTab);
+    press(&mut app, KeyCode::BackTab);
+    press(&mut app, KeyCode::Char('o'));
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(matches!(
+        &effects[..],
+        [crate::console::app::Effect::Request {
+            request: crate::console::requests::Request::Delete {
+                keep_data: false,
+                keep_backups: true
+            },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn edit_form_validates_as_you_type_and_reviews_a_diff() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('e'));
+    // replicas: 3 → 4; data volume: 1Gi → 512Mi (refused).
+    press(&mut app, KeyCode::Backspace);
+    typed(&mut app, "4");
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Down);
+    }
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "512Mi");
+    insta::assert_snapshot!("edit_form", screen(&app, 100, 24));
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "2Gi");
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("edit_form_review", screen(&app, 100, 24));
+}
+
+#[test]
+fn yaml_editor_shows_errors_with_positions_and_asks_before_discarding() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('y'));
+    // Find `replicas: 3` and break it.
+    key(&mut app, KeyCode::Char('f'), KeyModifiers::CONTROL);
+    typed(&mut app, "replicas");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::End);
+    typed(&mut app, "x");
+    insta::assert_snapshot!("editor_with_error", screen(&app, 100, 30));
+    assert!(
+        key(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL).is_empty(),
+        "nothing applied with errors"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert!(screen(&app, 100, 30).contains("Discard your changes?"));
+    press(&mut app, KeyCode::Enter);
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn a_conflict_offers_reload_and_a_three_way_diff() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('y'));
+    key(&mut app, KeyCode::Char('f'), KeyModifiers::CONTROL);
+    typed(&mut app, "replicas: 3");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::End);
+    press(&mut app, KeyCode::Backspace);
+    typed(&mut app, "5");
+    key(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    insta::assert_snapshot!("editor_diff_review", screen(&app, 100, 20));
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(effects.len(), 1, "applies after the review");
+    // Meanwhile someone else changed the cluster.
+    let mut theirs = app.open_cluster().unwrap().clone();
+    theirs.status = None;
+    theirs.spec.instances[0].replicas = Some(4);
+    theirs.metadata.resource_version = Some("9".into());
+    app.on_data(Data::Outcome {
+        key: ("default".into(), "hippo".into()),
+        what: "apply the edited manifest".into(),
+        outcome: crate::console::requests::Outcome::Conflict {
+            current: Box::new(theirs),
+        },
+    });
+    insta::assert_snapshot!("conflict_prompt", screen(&app, 100, 16));
+    press(&mut app, KeyCode::Char('d'));
+    insta::assert_snapshot!("conflict_three_way", screen(&app, 120, 30));
+}
+
+#[test]
+fn read_only_keys_only_explain() {
+    let mut app = fixture();
+    app.read_only = true;
+    for c in ['s', '+', '-', 'e', 'y', 'b'] {
+        let effects = key(&mut app, KeyCode::Char(c), KeyModifiers::NONE);
+        assert!(
+            effects.is_empty() && app.overlay.is_none(),
+            "{c} did something in read-only mode"
+        );
+        assert!(
+            app.message.as_ref().unwrap().text.starts_with("read-only:"),
+            "{c}"
+        );
+    }
+    key(&mut app, KeyCode::Char('d'), KeyModifiers::CONTROL);
+    assert!(app.overlay.is_none());
+    insta::assert_snapshot!("read_only_refusal", screen(&app, 100, 8));
+    press(&mut app, KeyCode::Char('?'));
+    assert!(
+        !screen(&app, 100, 30).contains("switchover"),
+        "help lists no mutating key in read-only mode"
+    );
+}
+
+#[test]
+fn progress_then_the_outcome_in_the_footer() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    let key_ = ("default".to_string(), "hippo".to_string());
+    app.on_data(Data::Outcome {
+        key: key_.clone(),
+        what: "switchover to hippo-instance1-m2q7".into(),
+        outcome: crate::console::requests::Outcome::Accepted(
+            crate::console::requests::Waiting::Switchover("t1".into()),
+        ),
+    });
+    app.now = at("2026-11-21T12:00:04Z");
+    insta::assert_snapshot!(
+        "progress",
+        screen(&app, 100, 6).lines().last().unwrap().to_string()
+    );
+    let mut clusters = app.clusters.clone();
+    let s = clusters
+        .iter_mut()
+        .find(|c| c.name() == "hippo")
+        .unwrap()
+        .status
+        .as_mut()
+        .unwrap();
+    s.patroni = Some(crate::api::status::PatroniStatus {
+        switchover: Some("t1".into()),
+        ..Default::default()
+    });
+    s.primary = Some("hippo-instance1-m2q7".into());
+    conditions::set(
+        &mut s.conditions,
+        conditions::SWITCHOVER,
+        true,
+        "Succeeded",
+        "ok",
+        2,
+    );
+    app.on_data(Data::Clusters(clusters));
+    assert!(app.pending.is_empty());
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        "switched over: hippo-instance1-m2q7 is the primary"
     );
 }

@@ -218,6 +218,51 @@ impl Store {
         Ok(Applied::Configured)
     }
 
+    /// Replace a cluster's manifest with an edited one, but only if the stored manifest is still
+    /// the one the edit started from (`expected` resourceVersion): never a silent overwrite.
+    /// Identity and bookkeeping (name, uid, generation, deletion) stay the store's.
+    pub fn replace(
+        &self,
+        edited: PostgresCluster,
+        expected: &str,
+        actor: &str,
+    ) -> Result<PostgresCluster, PlatformError> {
+        let (ns, name) = (edited.namespace().to_string(), edited.name().to_string());
+        let changed = {
+            let _lock = self.lock(&ns)?;
+            let old = self
+                .read_manifest(&ns, &name)?
+                .ok_or_else(|| PlatformError::NotFound {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                })?;
+            if old.metadata.resource_version.as_deref() != Some(expected) {
+                return Err(PlatformError::Conflict {
+                    expected: expected.to_string(),
+                    current: Box::new(old),
+                });
+            }
+            let mut new = old.clone();
+            new.spec = edited.spec;
+            new.metadata.labels = edited.metadata.labels;
+            new.metadata.annotations = edited.metadata.annotations;
+            let errors = validate::validate(&new);
+            if !errors.is_empty() {
+                return Err(PlatformError::Invalid(errors.into()));
+            }
+            if new == old {
+                return Ok(old);
+            }
+            self.save_change(&old, new)?
+        };
+        self.record(
+            &ns,
+            &name,
+            &ClusterEvent::normal("Edited", "manifest edited and applied", actor),
+        );
+        Ok(changed)
+    }
+
     /// Read-modify-write one cluster's manifest under the namespace lock. `change` sees the
     /// stored manifest (without status) and may refuse by returning an error; the result is
     /// validated before it is written.
@@ -243,17 +288,38 @@ impl Store {
         if !errors.is_empty() {
             return Err(PlatformError::Invalid(errors.into()));
         }
-        if new != old {
-            self.save_change(&old, new.clone())?;
+        if new == old {
+            return Ok(new);
         }
-        Ok(new)
+        self.save_change(&old, new)
     }
 
+    /// [`Store::modify`] on a user's behalf, recording in the cluster's events who asked for
+    /// what (`actor` as [`crate::observe::events::user_source`] gives it).
+    pub fn act<F>(
+        &self,
+        ns: &str,
+        name: &str,
+        actor: &str,
+        reason: &str,
+        what: &str,
+        change: F,
+    ) -> Result<PostgresCluster, PlatformError>
+    where
+        F: FnOnce(&mut PostgresCluster) -> Result<(), PlatformError>,
+    {
+        let changed = self.modify(ns, name, change)?;
+        self.record(ns, name, &ClusterEvent::normal(reason, what, actor));
+        Ok(changed)
+    }
+
+    /// Write `new` over `old`, bumping the generation (spec changes) and resourceVersion;
+    /// returns what was written.
     fn save_change(
         &self,
         old: &PostgresCluster,
         mut new: PostgresCluster,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<PostgresCluster, PlatformError> {
         let errors = validate::validate_update(old, &new);
         if !errors.is_empty() {
             return Err(PlatformError::Invalid(errors.into()));
@@ -268,7 +334,8 @@ impl Store {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         new.metadata.resource_version = Some((version + 1).to_string());
-        self.write_manifest(&new)
+        self.write_manifest(&new)?;
+        Ok(new)
     }
 
     fn write_manifest(&self, cluster: &PostgresCluster) -> Result<(), PlatformError> {

@@ -11,6 +11,7 @@ use crate::api::status::RepoStatus;
 use crate::observe::pgbackrest::parse_info;
 use crate::plan::dynamic::STANZA;
 
+#[derive(Clone)]
 pub struct Pgbackrest {
     pub binary: PathBuf,
     pub account: Account,

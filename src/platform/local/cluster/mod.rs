@@ -31,7 +31,7 @@ use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::instances::set_name;
 use crate::api::patroni::SwitchoverType;
-use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus};
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
@@ -64,6 +64,8 @@ struct Tasks {
     info: Option<JoinHandle<Result<Vec<RepoStatus>, String>>>,
     users: Option<JoinHandle<Result<BTreeMap<String, u64>, String>>>,
     switchover: Option<JoinHandle<SwitchoverOutcome>>,
+    /// A manual backup: its trigger, and the task that returns its label.
+    backup: Option<(String, JoinHandle<Result<String, String>>)>,
 }
 
 pub struct Worker {
@@ -81,6 +83,8 @@ pub struct Worker {
     problem: Option<String>,
     backup_problem: Option<String>,
     switchover_result: Option<(bool, String)>,
+    /// The last manual backup, as status reports it.
+    manual_backup: Option<ManualBackupStatus>,
     last_info: Option<Instant>,
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
@@ -89,6 +93,8 @@ pub struct Worker {
 
 const TICK: Duration = Duration::from_secs(1);
 const INFO_EVERY: Duration = Duration::from_secs(10);
+/// A failed first backup is retried after this (at once after a switchover).
+const BACKUP_RETRY: Duration = Duration::from_secs(10);
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, ns: String, name: String) -> Worker {
@@ -107,6 +113,7 @@ impl Worker {
                 .as_ref()
                 .map(|s| s.repos.clone())
                 .unwrap_or_default(),
+            manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
             written,
             problem: None,
             backup_problem: None,
@@ -287,9 +294,32 @@ impl Worker {
                 Err(e) => {
                     self.event(true, "BackupFailed", format!("pgBackRest: {e}"));
                     self.backup_problem = Some(format!("pgBackRest: {e}"));
-                    self.retry_backup_at = Some(Instant::now() + Duration::from_secs(30));
+                    self.retry_backup_at = Some(Instant::now() + BACKUP_RETRY);
                 }
             }
+        }
+        if self
+            .tasks
+            .backup
+            .as_ref()
+            .is_some_and(|(_, t)| t.is_finished())
+        {
+            let (trigger, task) = self.tasks.backup.take().expect("checked above");
+            let result = now(task).unwrap_or_else(|| Err("the backup task failed".into()));
+            self.state.backup_handled = Some(trigger.clone());
+            let _ = self.state.save(&self.dir);
+            self.last_info = None;
+            match &result {
+                Ok(label) => self.event(false, "BackupCompleted", format!("backup {label}")),
+                Err(e) => self.event(true, "BackupFailed", format!("pgBackRest: {e}")),
+            }
+            self.manual_backup = Some(ManualBackupStatus {
+                trigger,
+                finished: true,
+                succeeded: result.is_ok(),
+                label: result.as_ref().ok().cloned(),
+                message: result.err(),
+            });
         }
         if let Some(result) = take_finished(&mut self.tasks.info) {
             match result {
@@ -311,6 +341,8 @@ impl Worker {
         }
         if let Some(outcome) = take_finished(&mut self.tasks.switchover) {
             self.state.switchover_handled = Some(outcome.trigger.clone());
+            // A backup the switchover interrupted can go again now, from the new primary.
+            self.retry_backup_at = None;
             let _ = self.state.save(&self.dir);
             self.switchover_result = Some(match outcome.result {
                 Ok(msg) => (true, msg),
@@ -544,9 +576,10 @@ impl Worker {
             .iter()
             .find(|r| r.volume.is_some())
             .map(|r| r.name.clone());
+        let account = self.shared.account.clone();
         let pgbackrest = |config| backups::Pgbackrest {
             binary: binaries.pgbackrest.clone(),
-            account: self.shared.account.clone(),
+            account: account.clone(),
             config,
         };
         let primary_conf = self.dir.instance(&primary.name).pgbackrest_config();
@@ -561,6 +594,8 @@ impl Worker {
             self.tasks.initial_backup =
                 Some(tokio::spawn(async move { runner.initialize(&repo).await }));
         }
+        let runner = pgbackrest(primary_conf.clone());
+        self.start_manual_backup(cluster, &runner);
         if self.state.stanza_created
             && self.tasks.info.is_none()
             && self.last_info.is_none_or(|t| t.elapsed() > INFO_EVERY)
@@ -577,6 +612,48 @@ impl Worker {
         }
 
         self.start_switchover(cluster, seen);
+    }
+
+    /// Run the backup in `spec.backups.pgbackrest.manual` when `pgdeck.dev/pgbackrest-backup`
+    /// has a value not yet acted on (once the stanza exists, one backup at a time).
+    fn start_manual_backup(&mut self, cluster: &PostgresCluster, runner: &backups::Pgbackrest) {
+        let Some(trigger) = cluster.annotation(annotations::BACKUP) else {
+            return;
+        };
+        if self.state.backup_handled.as_deref() == Some(trigger)
+            || self.tasks.backup.is_some()
+            || self.tasks.initial_backup.is_some()
+            || !self.state.stanza_created
+        {
+            return;
+        }
+        let manual = cluster
+            .spec
+            .backups
+            .as_ref()
+            .and_then(|b| b.pgbackrest.manual.clone());
+        let Some(manual) = manual else {
+            self.state.backup_handled = Some(trigger.to_string());
+            let _ = self.state.save(&self.dir);
+            self.event(
+                true,
+                "BackupRefused",
+                "the backup trigger changed but spec.backups.pgbackrest.manual is not set",
+            );
+            return;
+        };
+        let kind = actions::manual_backup_type(manual.options.as_deref());
+        let runner = runner.clone();
+        tracing::info!(cluster = %self.name, "{kind} backup into {} ({trigger})", manual.repo_name);
+        self.manual_backup = Some(ManualBackupStatus {
+            trigger: trigger.to_string(),
+            ..Default::default()
+        });
+        let repo = manual.repo_name.clone();
+        self.tasks.backup = Some((
+            trigger.to_string(),
+            tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+        ));
     }
 
     fn desired_users(
@@ -694,6 +771,7 @@ impl Worker {
             t.info.map(|h| h.abort_handle()),
             t.users.map(|h| h.abort_handle()),
             t.switchover.map(|h| h.abort_handle()),
+            t.backup.map(|(_, h)| h.abort_handle()),
         ]
         .into_iter()
         .flatten()
@@ -718,6 +796,23 @@ impl Worker {
             }
         }
         status.repos = self.repo_statuses(cluster);
+        if let Some(m) = &self.manual_backup {
+            if m.finished && status.manual_backup.as_ref() != Some(m) {
+                let (reason, message) = match (&m.label, &m.message) {
+                    (Some(label), _) => ("Succeeded", format!("backup {label}")),
+                    (None, message) => ("Failed", message.clone().unwrap_or_default()),
+                };
+                conditions::set(
+                    &mut status.conditions,
+                    conditions::BACKUP,
+                    m.succeeded,
+                    reason,
+                    message,
+                    cluster.generation(),
+                );
+            }
+            status.manual_backup = Some(m.clone());
+        }
         crate::observe::status::summarize(cluster, &mut status);
         if let Some((ok, message)) = self.switchover_result.take() {
             let p = status.patroni.get_or_insert_with(Default::default);
@@ -852,6 +947,8 @@ impl Worker {
             Some(("Starting", format!("{ready}/{desired} instances ready")))
         } else if self.tasks.initial_backup.is_some() {
             Some(("Backup", "taking the first full backup".into()))
+        } else if self.tasks.backup.is_some() {
+            Some(("Backup", "taking a backup".into()))
         } else {
             None
         };

@@ -46,6 +46,9 @@ pub struct ClusterState {
     /// The last `pgdeck.dev/trigger-switchover` value acted on.
     #[serde(default)]
     pub switchover_handled: Option<String>,
+    /// The last `pgdeck.dev/pgbackrest-backup` value acted on.
+    #[serde(default)]
+    pub backup_handled: Option<String>,
 }
 
 impl ClusterState {

@@ -1,0 +1,304 @@
+//! Starting a user's action: find its target (the selected or open cluster, the instance under
+//! the cursor), open its dialog, and follow the request until the reconciler reports it done.
+
+use super::app::{App, EditContext, Effect, Key, Tab, View};
+use super::dialogs::{
+    BackupDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog, Step, SwitchoverDialog,
+};
+use super::editor::{YamlEditor, manifest_text};
+use super::form::EditForm;
+use super::keys::Action;
+use super::requests::{Outcome, Pending, Request};
+use crate::api::PostgresCluster;
+
+impl Overlay {
+    pub fn key(&self) -> &Key {
+        match self {
+            Overlay::Switchover(d) => &d.key,
+            Overlay::Scale(d) => &d.key,
+            Overlay::Backup(d) => &d.key,
+            Overlay::Delete(d) => &d.key,
+            Overlay::Form(d) => &d.key,
+            Overlay::Editor(d) => &d.key,
+            Overlay::Review(d) => &d.key,
+            Overlay::Conflict(d) => &d.key,
+        }
+    }
+
+    pub fn on_key(&mut self, key: ratatui::crossterm::event::KeyEvent) -> Step {
+        match self {
+            Overlay::Switchover(d) => d.on_key(key),
+            Overlay::Scale(d) => d.on_key(key),
+            Overlay::Backup(d) => d.on_key(key),
+            Overlay::Delete(d) => d.on_key(key),
+            Overlay::Form(d) => d.on_key(key),
+            Overlay::Editor(d) => d.on_key(key),
+            Overlay::Review(d) => d.on_key(key),
+            Overlay::Conflict(d) => d.on_key(key),
+        }
+    }
+}
+
+impl App {
+    /// The cluster an action applies to: the open one, else the selected one.
+    fn target(&self) -> Option<&PostgresCluster> {
+        match self.view {
+            View::Cluster { .. } => self.open_cluster(),
+            View::Clusters => self.selected_cluster(),
+        }
+    }
+
+    /// The instance under the cursor, on the Instances tab.
+    fn instance_under_cursor(&self) -> Option<crate::api::status::InstanceStatus> {
+        match self.view {
+            View::Cluster {
+                tab: Tab::Instances,
+                ..
+            } => self.instances().get(self.row).cloned(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn start(&mut self, action: Action) -> Vec<Effect> {
+        let Some(cluster) = self.target().cloned() else {
+            self.warn("no cluster selected");
+            return Vec::new();
+        };
+        let key = (cluster.namespace().to_string(), cluster.name().to_string());
+        if cluster.metadata.deletion_timestamp.is_some() {
+            self.warn(format!("{} is being deleted", key.1));
+            return Vec::new();
+        }
+        let instances = match self.view {
+            View::Cluster { .. } => self.instances(),
+            View::Clusters => cluster
+                .status
+                .as_ref()
+                .map(|s| s.instances.clone())
+                .unwrap_or_default(),
+        };
+        let under_cursor = self.instance_under_cursor();
+        let overlay = match action {
+            Action::Switchover | Action::Failover => {
+                let failover = action == Action::Failover;
+                let healthy_primary = instances
+                    .iter()
+                    .any(|i| i.role.as_deref() == Some("primary") && i.ready);
+                if failover && healthy_primary {
+                    self.warn("failover is offered only when there is no healthy primary; s switches over safely");
+                    return Vec::new();
+                }
+                if !failover && !healthy_primary {
+                    self.warn("there is no healthy primary to switch over from: F fails over");
+                    return Vec::new();
+                }
+                let dialog = SwitchoverDialog::new(
+                    key,
+                    &instances,
+                    under_cursor.as_ref().map(|i| i.name.as_str()),
+                    failover,
+                );
+                if dialog.candidates.is_empty() {
+                    self.warn("no replica to promote: scale the cluster up first (+)");
+                    return Vec::new();
+                }
+                Overlay::Switchover(dialog)
+            }
+            Action::ScaleUp | Action::ScaleDown => {
+                let delta = if action == Action::ScaleUp { 1 } else { -1 };
+                Overlay::Scale(ScaleDialog::new(
+                    key,
+                    &cluster,
+                    under_cursor.as_ref().map(|i| i.set.as_str()),
+                    delta,
+                ))
+            }
+            Action::Backup => {
+                let repos: Vec<String> = cluster.repos().iter().map(|r| r.name.clone()).collect();
+                if repos.is_empty() {
+                    self.warn("no backup repository: add spec.backups.pgbackrest.repos first (y)");
+                    return Vec::new();
+                }
+                Overlay::Backup(BackupDialog {
+                    key,
+                    kind: 0,
+                    repos,
+                    repo: 0,
+                })
+            }
+            Action::Delete => Overlay::Delete(DeleteDialog::new(key)),
+            Action::EditForm => Overlay::Form(Box::new(EditForm::open(
+                key,
+                &cluster,
+                under_cursor.as_ref().map(|i| i.set.as_str()),
+            ))),
+            Action::EditYaml => Overlay::Editor(Box::new(YamlEditor::open(key, &cluster))),
+            Action::EditExternal => {
+                return vec![Effect::ExternalEdit {
+                    key,
+                    yaml: manifest_text(&cluster),
+                    resource_version: cluster
+                        .metadata
+                        .resource_version
+                        .clone()
+                        .unwrap_or_default(),
+                }];
+            }
+            _ => return Vec::new(),
+        };
+        self.overlay = Some(overlay);
+        Vec::new()
+    }
+
+    /// What a dialog's key asked for.
+    pub(super) fn step(&mut self, step: Step) -> Vec<Effect> {
+        let key = self.overlay.as_ref().map(|o| o.key().clone());
+        match step {
+            Step::Stay => {}
+            Step::Close => self.overlay = None,
+            Step::Open(next) => self.overlay = Some(next),
+            Step::Review {
+                before,
+                after,
+                request,
+            } => {
+                let back = self.overlay.take();
+                let key = key.expect("a review comes from a dialog");
+                self.overlay = Some(Overlay::Review(Box::new(Review::new(
+                    key, &before, &after, request, back,
+                ))));
+            }
+            Step::Submit(request) => {
+                let Some(key) = key else { return Vec::new() };
+                if let (
+                    Request::Replace {
+                        resource_version, ..
+                    },
+                    Some(Overlay::Review(r)),
+                ) = (&request, &self.overlay)
+                {
+                    self.editing = Some(EditContext {
+                        base: r.before.clone(),
+                        base_version: resource_version.clone(),
+                        mine: r.after.clone(),
+                    });
+                }
+                self.overlay = None;
+                self.say(format!("⟳ {}: sent", request.describe()));
+                return vec![Effect::Request { key, request }];
+            }
+            Step::ExternalEdit {
+                yaml,
+                resource_version,
+            } => {
+                let Some(key) = key else { return Vec::new() };
+                return vec![Effect::ExternalEdit {
+                    key,
+                    yaml,
+                    resource_version,
+                }];
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn on_outcome(&mut self, key: Key, what: String, outcome: Outcome) {
+        match outcome {
+            Outcome::Accepted(waiting) => {
+                self.say(format!("⟳ {what}: waiting for the reconciler"));
+                self.pending.push(Pending {
+                    key,
+                    what,
+                    waiting,
+                    since: self.now,
+                });
+                self.editing = None;
+                self.settle_pending();
+            }
+            Outcome::Refused(why) => {
+                self.editing = None;
+                self.warn(format!("{what}: refused: {why}"));
+            }
+            Outcome::Conflict { current } => match self.editing.take() {
+                Some(edit) => {
+                    self.warn("the manifest changed since you opened it: nothing was written");
+                    self.overlay = Some(Overlay::Conflict(Box::new(Conflict {
+                        key,
+                        base: edit.base,
+                        base_version: edit.base_version,
+                        mine: edit.mine,
+                        theirs: current,
+                        three_way: false,
+                        scroll: 0,
+                    })));
+                }
+                None => self.warn(format!(
+                    "{what}: the manifest changed meanwhile; nothing was written"
+                )),
+            },
+        }
+    }
+
+    /// Report the pending requests that the latest status shows done.
+    pub(super) fn settle_pending(&mut self) {
+        let mut done = Vec::new();
+        self.pending.retain(|p| {
+            let cluster = self
+                .clusters
+                .iter()
+                .find(|c| c.namespace() == p.key.0 && c.name() == p.key.1);
+            match p.outcome(cluster) {
+                Some(result) => {
+                    done.push(result);
+                    false
+                }
+                None => true,
+            }
+        });
+        for (message, ok) in done {
+            if ok {
+                self.say(message)
+            } else {
+                self.warn(message)
+            }
+        }
+    }
+
+    /// Back from $EDITOR: unchanged does nothing; valid shows the diff to apply; invalid opens
+    /// the YAML editor with the text and its errors, so nothing typed is lost.
+    pub fn on_external_edit(
+        &mut self,
+        key: Key,
+        base: String,
+        resource_version: String,
+        edited: Result<String, String>,
+    ) {
+        let text = match edited {
+            Ok(t) => t,
+            Err(why) => return self.warn(why),
+        };
+        if text == base {
+            return self.say("no changes made in the editor");
+        }
+        let Some(stored) = self
+            .clusters
+            .iter()
+            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+            .cloned()
+        else {
+            return self.warn(format!("{}/{} is gone", key.0, key.1));
+        };
+        let mut editor = YamlEditor::resume(key, &stored, base, resource_version, &text);
+        match editor.on_key(ratatui::crossterm::event::KeyEvent::new(
+            ratatui::crossterm::event::KeyCode::Char('s'),
+            ratatui::crossterm::event::KeyModifiers::CONTROL,
+        )) {
+            step @ Step::Review { .. } => {
+                self.overlay = Some(Overlay::Editor(Box::new(editor)));
+                let effects = self.step(step);
+                debug_assert!(effects.is_empty());
+            }
+            _ => self.overlay = Some(Overlay::Editor(Box::new(editor))),
+        }
+    }
+}
