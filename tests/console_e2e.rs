@@ -285,8 +285,19 @@ fn switch_over_scale_and_edit_from_the_console() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The "editor" for `E`: it turns synchronous mode off, as a person would in vi.
+    let editor = home.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/synchronous_mode: true/synchronous_mode: false/' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let tmux = Tmux::start(120, 40);
-    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.keys(&[
+        &format!("EDITOR={} {}", editor.display(), console_command(&home)),
+        "Enter",
+    ]);
     tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
         row(s, "hippo").contains("● OK")
     });
@@ -373,6 +384,20 @@ fn switch_over_scale_and_edit_from_the_console() {
         stored.contains("replicas: 2") && stored.contains("synchronous_mode: true"),
         "{stored}"
     );
+
+    // E: the manifest in $EDITOR; back in the console, the diff, then it applies.
+    tmux.keys(&["E"]);
+    tmux.wait(
+        Duration::from_secs(10),
+        "the diff of the external edit",
+        |s| s.contains("Review") && s.contains("+      synchronous_mode: false"),
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(30), "synchronous mode off", |s| {
+        s.contains("sync off") && instance_rows(s).len() == 2
+    });
+    let stored = manifest_file(&home);
+    assert!(stored.contains("synchronous_mode: false"), "{stored}");
 
     // Broken YAML and ctrl-s: an error with its line, and the stored manifest unchanged.
     tmux.keys(&["y"]);

@@ -148,7 +148,11 @@ async fn run_async(
                         resource_version,
                     } => {
                         // The editor owns the terminal meanwhile: stop reading keys, step out.
+                        // Dropping the stream wakes crossterm's shared poller; a zero-timeout
+                        // poll takes that wake-up, or the next poll (ratatui asking for the
+                        // cursor position) would return at once and fail.
                         drop(keys);
+                        let _ = ratatui::crossterm::event::poll(Duration::ZERO);
                         ratatui::restore();
                         let edited = external::edit(&yaml);
                         terminal = ratatui::try_init()
