@@ -736,95 +736,13 @@ impl Worker {
     }
 
     fn set_conditions(&self, cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
-        let g = cluster.generation();
-        let desired = cluster.desired_instances() as usize;
-        let ready = status.instances.iter().filter(|i| i.ready).count();
-        let has_primary = status.primary.is_some();
-        let c = &mut status.conditions;
-        let shutdown = cluster.spec.shutdown == Some(true);
-        let all_ready = ready == desired && has_primary && status.instances.len() == desired;
-        match (shutdown, all_ready) {
-            (true, _) => conditions::set(
-                c,
-                conditions::READY,
-                false,
-                "Shutdown",
-                "spec.shutdown is true: instances are stopped",
-                g,
-            ),
-            (false, true) => conditions::set(
-                c,
-                conditions::READY,
-                true,
-                "AllInstancesReady",
-                format!("{ready}/{desired} instances ready"),
-                g,
-            ),
-            (false, false) if !has_primary => conditions::set(
-                c,
-                conditions::READY,
-                false,
-                "NoPrimary",
-                format!("{ready}/{desired} instances ready, no primary"),
-                g,
-            ),
-            (false, false) => conditions::set(
-                c,
-                conditions::READY,
-                false,
-                "InstancesNotReady",
-                format!("{ready}/{desired} instances ready"),
-                g,
-            ),
-        }
-        let progress = if cluster.spec.paused == Some(true) {
-            Some((
-                "Paused",
-                "spec.paused is true: nothing is changed".to_string(),
-            ))
-        } else if !self.state.removing.is_empty() {
-            Some((
-                "Scaling",
-                format!("removing {}", self.state.removing.join(", ")),
-            ))
-        } else if self.tasks.switchover.is_some() {
-            Some(("Switchover", "switchover in progress".into()))
-        } else if !shutdown && status.instances.len() != desired {
-            Some((
-                "Scaling",
-                format!("{} of {desired} instances exist", status.instances.len()),
-            ))
-        } else if !shutdown && !all_ready {
-            Some(("Starting", format!("{ready}/{desired} instances ready")))
-        } else if self.tasks.initial_backup.is_some() {
-            Some(("Backup", "taking the first full backup".into()))
-        } else {
-            None
+        let activity = conditions::Activity {
+            removing: self.state.removing.clone(),
+            switchover: self.tasks.switchover.is_some(),
+            initial_backup: self.tasks.initial_backup.is_some(),
         };
-        match progress {
-            Some((reason, message)) => {
-                conditions::set(c, conditions::PROGRESSING, true, reason, message, g)
-            }
-            None => conditions::set(
-                c,
-                conditions::PROGRESSING,
-                false,
-                "Reconciled",
-                "the cluster matches its spec",
-                g,
-            ),
-        }
-        match self.problem.as_ref().or(self.backup_problem.as_ref()) {
-            Some(p) => conditions::set(c, conditions::DEGRADED, true, "Error", p.clone(), g),
-            None => conditions::set(
-                c,
-                conditions::DEGRADED,
-                false,
-                "AsExpected",
-                "no problems seen",
-                g,
-            ),
-        }
+        let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
+        conditions::standard(cluster, status, &activity, problem.map(String::as_str));
     }
 }
 
