@@ -9,8 +9,10 @@ use crate::platform::local::Local;
 use crate::platform::local::home::Home;
 
 mod files;
+mod kube;
 mod local;
 mod offline;
+mod views;
 
 pub use files::read_manifest_source;
 
@@ -216,6 +218,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Validate { files }) => offline::validate(&files),
         Some(Command::Crd) => offline::crd(),
         Some(Command::Completions { shell }) => offline::completions(shell),
+        Some(Command::Render { file }) => kube::render(&file, &cli.global),
         Some(command) => {
             init_logging(matches!(command, Command::Operator { .. }));
             match platform(&cli.global)? {
@@ -243,7 +246,7 @@ fn platform(global: &Global) -> Result<PlatformKind, Failure> {
         return Ok(p);
     }
     let has_context = global.context.is_some()
-        || kube::config::Kubeconfig::read()
+        || ::kube::config::Kubeconfig::read()
             .is_ok_and(|k| k.current_context.is_some_and(|c| !c.is_empty()));
     Ok(if has_context {
         PlatformKind::Kube

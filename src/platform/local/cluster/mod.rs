@@ -26,7 +26,7 @@ use super::account::Binaries;
 use super::files::AtPath;
 use super::home::ClusterDir;
 use super::operator::Shared;
-use crate::actions;
+use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::instances::set_name;
@@ -564,53 +564,25 @@ impl Worker {
         {
             return;
         }
-        let spec = cluster.patroni().switchover.unwrap_or_default();
         let refuse = |me: &mut Self, why: String| {
             me.state.switchover_handled = Some(trigger.to_string());
             let _ = me.state.save(&me.dir);
             me.switchover_result = Some((false, why));
         };
-        if !spec.enabled {
-            return refuse(
-                self,
-                "spec.patroni.switchover.enabled is not true, so the trigger was ignored".into(),
-            );
-        }
-        let kind = spec.type_.unwrap_or_default();
         let status = PostgresClusterStatus {
             instances: seen.statuses(),
             ..Default::default()
         };
-        let target = match &spec.target_instance {
-            Some(t) if status.instance(t).is_none() => {
-                return refuse(
-                    self,
-                    format!("targetInstance {t} is not an instance of this cluster"),
-                );
-            }
-            Some(t) => t.clone(),
-            None => match actions::healthiest_candidate(&status) {
-                Some(i) => i.name.clone(),
-                None => return refuse(self, "no ready replica to switch over to".into()),
-            },
-        };
-        let leader = seen.leader.clone();
-        match (kind, leader) {
-            (SwitchoverType::Switchover, Some(leader)) if leader == target => {
-                refuse(self, format!("{target} is already the primary"));
-            }
-            (SwitchoverType::Switchover, Some(leader)) => {
+        match actions::plan_switchover(cluster, &status, seen.leader.as_deref()) {
+            Err(why) => refuse(self, why),
+            Ok(SwitchoverStep::Switchover { leader, target }) => {
                 let api = seen.api_of(&leader).unwrap_or_default();
+                let kind = SwitchoverType::Switchover;
                 self.spawn_switchover(trigger.to_string(), api, leader, target, kind);
             }
-            (SwitchoverType::Switchover, None) => {
-                refuse(
-                    self,
-                    "there is no healthy primary to switch over from: use type Failover".into(),
-                );
-            }
-            (SwitchoverType::Failover, _) => {
+            Ok(SwitchoverStep::Failover { target }) => {
                 let api = seen.api_of(&target).unwrap_or_default();
+                let kind = SwitchoverType::Failover;
                 self.spawn_switchover(trigger.to_string(), api, String::new(), target, kind);
             }
         }
