@@ -220,16 +220,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Completions { shell }) => offline::completions(shell),
         Some(Command::Render { file }) => kube::render(&file, &cli.global),
         Some(command) => {
-            init_logging(matches!(command, Command::Operator { .. }));
-            match platform(&cli.global)? {
+            let platform = platform(&cli.global)?;
+            let operator = matches!(command, Command::Operator { .. });
+            init_logging(operator, operator && platform == PlatformKind::Kube);
+            match platform {
                 PlatformKind::Local => {
                     local::run(Local::new(Home::from_env()), &cli.global, command)
                 }
-                PlatformKind::Kube => Err(Failure {
-                    code: 2,
-                    message: "not implemented yet: the Kubernetes platform (use --platform local)"
-                        .into(),
-                }),
+                PlatformKind::Kube => kube::run(&cli.global, command),
             }
         }
         None => Err(Failure {
@@ -255,12 +253,17 @@ fn platform(global: &Global) -> Result<PlatformKind, Failure> {
     })
 }
 
-/// The operator logs at info (to operator.log when started in the background); other commands
-/// stay quiet unless RUST_LOG asks.
-fn init_logging(operator: bool) {
+/// The operator logs at info (to operator.log when started in the background; as JSON lines on
+/// Kubernetes); other commands stay quiet unless RUST_LOG asks.
+fn init_logging(operator: bool, json: bool) {
     let default = if operator { "info" } else { "warn" };
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    if json {
+        let logs = crate::platform::kube::operator::json_logs(filter, std::io::stderr);
+        let _ = tracing::subscriber::set_global_default(logs);
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)

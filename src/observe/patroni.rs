@@ -322,9 +322,15 @@ impl Patroni {
                         .to_bytes();
                     Ok::<_, kube::Error>((status, bytes.to_vec()))
                 };
-                match tokio::time::timeout(timeout, exchange).await {
-                    Ok(result) => result.map_err(|e| unreachable(e.into())),
-                    Err(elapsed) => Err(unreachable(elapsed.into())),
+                let (status, bytes) = match tokio::time::timeout(timeout, exchange).await {
+                    Ok(result) => result.map_err(|e| unreachable(e.into()))?,
+                    Err(elapsed) => return Err(unreachable(elapsed.into())),
+                };
+                // The API server's own failure (the pod does not answer, or is not running)
+                // comes as a Kubernetes Status, not as Patroni's answer.
+                match proxy_failure(status, &bytes) {
+                    Some(message) => Err(unreachable(message.into())),
+                    None => Ok((status, bytes)),
                 }
             }
         }
@@ -332,3 +338,17 @@ impl Patroni {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The message of a Kubernetes `Status` the pod proxy answered with instead of Patroni.
+fn proxy_failure(status: http::StatusCode, body: &[u8]) -> Option<String> {
+    if status.is_success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    (v.get("kind")?.as_str()? == "Status").then(|| {
+        v.get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("the pod proxy failed")
+            .to_string()
+    })
+}

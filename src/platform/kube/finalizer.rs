@@ -20,14 +20,15 @@ fn pointer(path: &str) -> PointerBuf {
     PointerBuf::parse(path).expect("a valid JSON pointer")
 }
 
-/// Add the finalizer unless it is there. The patch holds only if the cluster is unchanged
-/// since it was read, so no one else's finalizer is lost.
+/// Add the finalizer unless it is there; returns the cluster as it is now when it changed.
+/// The patch holds only if the cluster is unchanged since it was read, so no one else's
+/// finalizer is lost.
 pub async fn ensure(
     api: &Api<PostgresCluster>,
     cluster: &PostgresCluster,
-) -> Result<(), KubeError> {
+) -> Result<Option<PostgresCluster>, KubeError> {
     if has(cluster) {
-        return Ok(());
+        return Ok(None);
     }
     let mut ops = vec![PatchOperation::Test(TestOperation {
         path: pointer("/metadata/resourceVersion"),
@@ -44,7 +45,9 @@ pub async fn ensure(
             value: FINALIZER.into(),
         }
     }));
-    patch(api, cluster, ops, "add the finalizer to").await
+    patch(api, cluster, ops, "add the finalizer to")
+        .await
+        .map(Some)
 }
 
 /// Remove the finalizer, letting the deletion finish.
@@ -65,7 +68,9 @@ pub async fn remove(
             path: pointer(&path),
         }),
     ];
-    patch(api, cluster, ops, "remove the finalizer from").await
+    patch(api, cluster, ops, "remove the finalizer from")
+        .await
+        .map(drop)
 }
 
 async fn patch(
@@ -73,7 +78,7 @@ async fn patch(
     cluster: &PostgresCluster,
     ops: Vec<PatchOperation>,
     action: &'static str,
-) -> Result<(), KubeError> {
+) -> Result<PostgresCluster, KubeError> {
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -84,7 +89,6 @@ async fn patch(
         &Patch::Json::<()>(json_patch::Patch(ops)),
     )
     .await
-    .map(drop)
     .map_err(KubeError::api::<PostgresCluster>(
         action,
         cluster.namespace(),

@@ -99,7 +99,8 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         }
         return Ok((Action::await_change(), Writes::default()));
     }
-    finalizer::ensure(&api, cluster).await?;
+    let updated = finalizer::ensure(&api, cluster).await?;
+    let cluster = updated.as_ref().unwrap_or(cluster);
     let mut run = Run {
         cluster,
         ctx,
@@ -265,8 +266,11 @@ impl Run<'_> {
     /// Write every kind, in dependency order.
     async fn write(&mut self, desired: &Desired, plan: &Plan) -> Result<(), KubeError> {
         let moving = plan.move_primary.as_ref().map(|i| i.name.clone());
-        let not_moving =
-            move |labels: &BTreeMap<String, String>| labels.get(names::INSTANCE) != moving.as_ref();
+        let not_moving = move |labels: &BTreeMap<String, String>| {
+            moving
+                .as_ref()
+                .is_none_or(|m| labels.get(names::INSTANCE) != Some(m))
+        };
         let o = &self.owned;
         let mut w = Writes::default();
         w += self
