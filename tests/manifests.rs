@@ -145,7 +145,11 @@ fn validate_command_accepts_examples_and_refuses_bad_files() {
 #[test]
 fn unbuilt_verbs_say_so_and_fail() {
     let out = pgdeck()
-        .args(["render", "-f", "assets/examples/minimal.yaml"])
+        .args(["--platform", "local", "backup", "minimal"])
+        .env(
+            "PGDECK_HOME",
+            std::env::temp_dir().join("pgdeck-unbuilt-verb"),
+        )
         .current_dir(repo_root())
         .output()
         .unwrap();
