@@ -132,6 +132,56 @@ pub fn manual_backup_type(options: Option<&[String]>) -> String {
         .to_string()
 }
 
+/// What a switchover request comes to, against the instances observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchoverStep {
+    /// A planned switchover from the leader.
+    Switchover { leader: String, target: String },
+    /// A promotion without a healthy primary.
+    Failover { target: String },
+}
+
+/// Decide a request of `spec.patroni.switchover` (its trigger annotation changed): the target
+/// (named, or the healthiest candidate) and the kind, or why it is refused. `leader` holds the
+/// leader lock.
+pub fn plan_switchover(
+    cluster: &PostgresCluster,
+    status: &PostgresClusterStatus,
+    leader: Option<&str>,
+) -> Result<SwitchoverStep, String> {
+    let spec = cluster.patroni().switchover.unwrap_or_default();
+    if !spec.enabled {
+        return Err(
+            "spec.patroni.switchover.enabled is not true, so the trigger was ignored".into(),
+        );
+    }
+    let target = match &spec.target_instance {
+        Some(t) if status.instance(t).is_none() => {
+            return Err(format!(
+                "targetInstance {t} is not an instance of this cluster"
+            ));
+        }
+        Some(t) => t.clone(),
+        None => match healthiest_candidate(status) {
+            Some(i) => i.name.clone(),
+            None => return Err("no ready replica to switch over to".into()),
+        },
+    };
+    match (spec.type_.unwrap_or_default(), leader) {
+        (SwitchoverType::Switchover, Some(leader)) if leader == target => {
+            Err(format!("{target} is already the primary"))
+        }
+        (SwitchoverType::Switchover, Some(leader)) => Ok(SwitchoverStep::Switchover {
+            leader: leader.to_string(),
+            target,
+        }),
+        (SwitchoverType::Switchover, None) => {
+            Err("there is no healthy primary to switch over from: use type Failover".into())
+        }
+        (SwitchoverType::Failover, _) => Ok(SwitchoverStep::Failover { target }),
+    }
+}
+
 /// Set the replicas of `set` (or of the only set) to `replicas`.
 pub fn scale(
     cluster: &mut PostgresCluster,

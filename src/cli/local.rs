@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BackupType, Command, Failure, Global, Output, Wait, print, read_manifest_source};
+use super::{BackupType, Command, Failure, Global, Wait, print, read_manifest_source, views};
 use crate::actions;
 use crate::api::patroni::SwitchoverType;
 use crate::api::{PostgresCluster, manifest};
 use crate::display;
-use crate::observe::conditions;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
@@ -129,18 +128,10 @@ fn apply(
     local.ensure_operator()?;
     if wait.wait {
         for (ns, name) in applied {
-            wait_until(local, &ns, &name, wait.timeout, "to be ready", ready)?;
+            wait_until(local, &ns, &name, wait.timeout, "to be ready", views::ready)?;
         }
     }
     Ok(())
-}
-
-/// Ready at the current generation: every desired instance ready, a primary, the spec seen.
-fn ready(c: &PostgresCluster) -> Result<bool, String> {
-    let Some(s) = &c.status else { return Ok(false) };
-    Ok(s.observed_generation >= Some(c.generation())
-        && conditions::is_true(&s.conditions, conditions::READY)
-        && s.instances.len() == c.desired_instances() as usize)
 }
 
 /// Poll the store until `done` says so, fails, or the timeout passes; the failure names the
@@ -177,16 +168,8 @@ fn wait_until(
 
 /// The conditions as a sentence, for messages.
 fn explain(c: &PostgresCluster) -> String {
-    match &c.status {
-        None => "no status yet; see operator.log in the pgdeck home".to_string(),
-        Some(s) => s
-            .conditions
-            .iter()
-            .filter(|c| c.type_ != conditions::SWITCHOVER)
-            .map(|c| format!("{}={} ({})", c.type_, c.status, c.message))
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
+    views::explain(c)
+        .unwrap_or_else(|| "no status yet; see operator.log in the pgdeck home".to_string())
 }
 
 fn get(local: &Local, global: &Global, ns: &str, name: Option<&str>) -> Result<(), Failure> {
@@ -199,85 +182,8 @@ fn get(local: &Local, global: &Global, ns: &str, name: Option<&str>) -> Result<(
         ],
         None => local.store.list((!global.all_namespaces).then_some(ns))?,
     };
-    match global.output {
-        Output::Yaml | Output::Json if name.is_some() => {
-            print(&render_objects(&clusters[0], global.output))
-        }
-        Output::Yaml | Output::Json => {
-            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": clusters });
-            print(&render_objects(&list, global.output));
-        }
-        Output::Table => print(&clusters_table(&clusters, global.all_namespaces)),
-    }
+    views::print_clusters(global, &clusters, name.is_some());
     Ok(())
-}
-
-fn render_objects<T: serde::Serialize>(value: &T, output: Output) -> String {
-    match output {
-        Output::Json => serde_json::to_string_pretty(value).expect("serializes") + "\n",
-        _ => serde_yaml::to_string(value).expect("serializes"),
-    }
-}
-
-fn clusters_table(clusters: &[PostgresCluster], with_namespace: bool) -> String {
-    if clusters.is_empty() {
-        return "No postgresclusters found.\n".into();
-    }
-    let now = jiff::Timestamp::now();
-    let mut rows = vec![];
-    for c in clusters {
-        let s = c.status.clone().unwrap_or_default();
-        let mut row = vec![];
-        if with_namespace {
-            row.push(c.namespace().to_string());
-        }
-        row.extend([
-            c.name().to_string(),
-            s.ready
-                .unwrap_or_else(|| format!("0/{}", c.desired_instances())),
-            s.primary.unwrap_or_else(|| "-".into()),
-            s.instance_count.unwrap_or(0).to_string(),
-            c.sync_mode().as_str().to_string(),
-            c.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| display::age(t, now))
-                .unwrap_or_default(),
-        ]);
-        rows.push(row);
-    }
-    let mut header = vec![];
-    if with_namespace {
-        header.push("NAMESPACE");
-    }
-    header.extend(["NAME", "READY", "PRIMARY", "INSTANCES", "SYNC", "AGE"]);
-    columns(&header, &rows)
-}
-
-/// kubectl-style columns: left-aligned, three spaces apart.
-fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}   "));
-            }
-        }
-        out.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
 }
 
 fn status(local: &Local, global: &Global, ns: &str, name: &str) -> Result<(), Failure> {
@@ -286,113 +192,8 @@ fn status(local: &Local, global: &Global, ns: &str, name: &str) -> Result<(), Fa
         .store
         .get(ns, name)?
         .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
-    match global.output {
-        Output::Json | Output::Yaml => {
-            let mut value = serde_json::to_value(cluster.status.clone().unwrap_or_default())
-                .expect("serializes");
-            value["name"] = cluster.name().into();
-            value["namespace"] = cluster.namespace().into();
-            print(&render_objects(&value, global.output));
-        }
-        Output::Table => print(&status_table(&cluster)),
-    }
+    views::print_status(global, &cluster);
     Ok(())
-}
-
-/// `patronictl list`, plus the conditions and a backup summary.
-fn status_table(c: &PostgresCluster) -> String {
-    let Some(s) = &c.status else {
-        return format!(
-            "{}: no status yet; the reconciler reports within seconds of starting\n",
-            c.name()
-        );
-    };
-    let now = jiff::Timestamp::now();
-    let mut out = format!(
-        "Cluster: {} ({})   Primary: {}   Sync: {}   Ready: {}\n",
-        c.name(),
-        c.namespace(),
-        s.primary.as_deref().unwrap_or("none"),
-        c.sync_mode().as_str(),
-        s.ready.as_deref().unwrap_or("-"),
-    );
-    let mut table = comfy_table::Table::new();
-    // patronictl's look: ASCII_FULL_CONDENSED with a plain rule under the header.
-    table.load_preset("||--+-++|    ++++++").set_header([
-        "Member",
-        "Set",
-        "Host",
-        "Role",
-        "State",
-        "TL",
-        "Lag",
-        "Replay lag",
-        "Pending restart",
-    ]);
-    for i in &s.instances {
-        table.add_row([
-            i.name.clone(),
-            i.set.clone(),
-            match (&i.host, i.port) {
-                (Some(h), Some(p)) => format!("{h}:{p}"),
-                _ => i.node.clone().unwrap_or_default(),
-            },
-            i.role.clone().unwrap_or_else(|| "-".into()),
-            i.state.clone().unwrap_or_else(|| "-".into()),
-            i.timeline.map(|t| t.to_string()).unwrap_or_default(),
-            i.lag_bytes.map(display::bytes).unwrap_or_default(),
-            i.replay_lag_seconds
-                .map(display::lag_seconds)
-                .unwrap_or_default(),
-            if i.pending_restart {
-                "*".into()
-            } else {
-                String::new()
-            },
-        ]);
-    }
-    out.push_str(&table.to_string());
-    out.push('\n');
-    for cond in &s.conditions {
-        out.push_str(&format!(
-            "{}: {} ({}: {})\n",
-            cond.type_, cond.status, cond.reason, cond.message
-        ));
-    }
-    if s.repos.is_empty() {
-        out.push_str("Backups: no repository (spec.backups is not set)\n");
-    }
-    for r in &s.repos {
-        let last = r.backups.last().map(|b| {
-            let age = b
-                .stop
-                .as_ref()
-                .map(|t| format!(" {} ago", display::age(t, now)))
-                .unwrap_or_default();
-            let size = b
-                .size_bytes
-                .map(|n| format!(" ({})", display::bytes(n)))
-                .unwrap_or_default();
-            format!(", last {} {}{age}{size}", b.type_, b.label)
-        });
-        let wal = match (&r.wal_min, &r.wal_max) {
-            (Some(a), Some(b)) => format!("; WAL {a} .. {b}"),
-            _ => String::new(),
-        };
-        out.push_str(&format!(
-            "Backups: {} ({}): stanza {}; {} backup(s){}{wal}\n",
-            r.name,
-            r.type_.as_deref().unwrap_or("?"),
-            r.stanza_status.as_deref().unwrap_or(if r.stanza_created {
-                "ok"
-            } else {
-                "not created yet"
-            }),
-            r.backups.len(),
-            last.unwrap_or_default(),
-        ));
-    }
-    out
 }
 
 fn uri(
@@ -472,17 +273,14 @@ fn switchover(
         to.map(|t| format!(" to {t}")).unwrap_or_default()
     ));
     if wait.wait {
-        wait_until(local, ns, name, wait.timeout, "to switch over", |c| {
-            let Some(s) = &c.status else { return Ok(false) };
-            if s.patroni.as_ref().and_then(|p| p.switchover.as_deref()) != Some(trigger.as_str()) {
-                return Ok(false);
-            }
-            match s.condition(conditions::SWITCHOVER) {
-                Some(cond) if cond.status == "True" => Ok(true),
-                Some(cond) => Err(format!("switchover failed: {}", cond.message)),
-                None => Ok(false),
-            }
-        })?;
+        wait_until(
+            local,
+            ns,
+            name,
+            wait.timeout,
+            "to switch over",
+            views::switched_over(&trigger),
+        )?;
         let after = local
             .store
             .get(ns, name)?
@@ -522,12 +320,14 @@ fn scale(
     ));
     if wait.wait {
         let generation = updated.generation();
-        wait_until(local, ns, name, wait.timeout, "to scale", |c| {
-            Ok(ready(c)?
-                && c.status
-                    .as_ref()
-                    .is_some_and(|s| s.observed_generation >= Some(generation)))
-        })?;
+        wait_until(
+            local,
+            ns,
+            name,
+            wait.timeout,
+            "to scale",
+            views::ready_at(generation),
+        )?;
     }
     Ok(())
 }
@@ -610,16 +410,7 @@ fn delete(
         },
     )?;
     local.ensure_operator()?;
-    let kept: Vec<&str> = [(keep_data, "data"), (keep_backups, "backups")]
-        .iter()
-        .filter(|(k, _)| *k)
-        .map(|(_, w)| *w)
-        .collect();
-    let note = if kept.is_empty() {
-        String::new()
-    } else {
-        format!(" (keeping {})", kept.join(" and "))
-    };
+    let note = views::kept_note(keep_data, keep_backups);
     print(&format!(
         "postgrescluster.pgdeck.dev/{name} deleted{note}\n"
     ));

@@ -10,8 +10,10 @@ use crate::platform::local::Local;
 use crate::platform::local::home::Home;
 
 mod files;
+mod kube;
 mod local;
 mod offline;
+mod views;
 
 pub use files::read_manifest_source;
 
@@ -223,17 +225,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Validate { files }) => offline::validate(&files),
         Some(Command::Crd) => offline::crd(),
         Some(Command::Completions { shell }) => offline::completions(shell),
+        Some(Command::Render { file }) => kube::render(&file, &cli.global),
         Some(command) => {
-            init_logging(matches!(command, Command::Operator { .. }));
-            match platform(&cli.global)? {
+            let platform = platform(&cli.global)?;
+            let operator = matches!(command, Command::Operator { .. });
+            init_logging(operator, operator && platform == PlatformKind::Kube);
+            match platform {
                 PlatformKind::Local => {
                     local::run(Local::new(Home::from_env()), &cli.global, command)
                 }
-                PlatformKind::Kube => Err(Failure {
-                    code: 2,
-                    message: "not implemented yet: the Kubernetes platform (use --platform local)"
-                        .into(),
-                }),
+                PlatformKind::Kube => kube::run(&cli.global, command),
             }
         }
         None => {
@@ -261,7 +262,7 @@ fn platform(global: &Global) -> Result<PlatformKind, Failure> {
         return Ok(p);
     }
     let has_context = global.context.is_some()
-        || kube::config::Kubeconfig::read()
+        || ::kube::config::Kubeconfig::read()
             .is_ok_and(|k| k.current_context.is_some_and(|c| !c.is_empty()));
     Ok(if has_context {
         PlatformKind::Kube
@@ -270,12 +271,17 @@ fn platform(global: &Global) -> Result<PlatformKind, Failure> {
     })
 }
 
-/// The operator logs at info (to operator.log when started in the background); other commands
-/// stay quiet unless RUST_LOG asks.
-fn init_logging(operator: bool) {
+/// The operator logs at info (to operator.log when started in the background; as JSON lines on
+/// Kubernetes); other commands stay quiet unless RUST_LOG asks.
+fn init_logging(operator: bool, json: bool) {
     let default = if operator { "info" } else { "warn" };
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    if json {
+        let logs = crate::platform::kube::operator::json_logs(filter, std::io::stderr);
+        let _ = tracing::subscriber::set_global_default(logs);
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)

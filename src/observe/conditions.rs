@@ -3,6 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::api::{PostgresCluster, PostgresClusterStatus};
+
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
@@ -39,6 +41,98 @@ pub fn set(
             observed_generation: Some(generation),
             last_transition_time: Time(jiff::Timestamp::now()),
         }),
+    }
+}
+
+/// What a reconciler is busy with, for the Progressing condition.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Instances being removed.
+    pub removing: Vec<String>,
+    pub switchover: bool,
+    pub initial_backup: bool,
+    /// A manual or scheduled backup.
+    pub backup: bool,
+}
+
+/// Ready, Progressing and Degraded, the same on every platform: from the instances in `status`,
+/// what the reconciler is busy with, and the problem it last met.
+pub fn standard(
+    cluster: &PostgresCluster,
+    status: &mut PostgresClusterStatus,
+    activity: &Activity,
+    problem: Option<&str>,
+) {
+    let g = cluster.generation();
+    let desired = cluster.desired_instances() as usize;
+    let ready = status.instances.iter().filter(|i| i.ready).count();
+    let has_primary = status.primary.is_some();
+    let c = &mut status.conditions;
+    let shutdown = cluster.spec.shutdown == Some(true);
+    let all_ready = ready == desired && has_primary && status.instances.len() == desired;
+    let (ok, reason, message) = match (shutdown, all_ready) {
+        (true, _) => (
+            false,
+            "Shutdown",
+            "spec.shutdown is true: instances are stopped".to_string(),
+        ),
+        (false, true) => (
+            true,
+            "AllInstancesReady",
+            format!("{ready}/{desired} instances ready"),
+        ),
+        (false, false) if !has_primary => (
+            false,
+            "NoPrimary",
+            format!("{ready}/{desired} instances ready, no primary"),
+        ),
+        (false, false) => (
+            false,
+            "InstancesNotReady",
+            format!("{ready}/{desired} instances ready"),
+        ),
+    };
+    set(c, READY, ok, reason, message, g);
+    let progress = if cluster.spec.paused == Some(true) {
+        Some((
+            "Paused",
+            "spec.paused is true: nothing is changed".to_string(),
+        ))
+    } else if !activity.removing.is_empty() {
+        Some((
+            "Scaling",
+            format!("removing {}", activity.removing.join(", ")),
+        ))
+    } else if activity.switchover {
+        Some(("Switchover", "switchover in progress".into()))
+    } else if !shutdown && status.instances.len() != desired {
+        Some((
+            "Scaling",
+            format!("{} of {desired} instances exist", status.instances.len()),
+        ))
+    } else if !shutdown && !all_ready {
+        Some(("Starting", format!("{ready}/{desired} instances ready")))
+    } else if activity.initial_backup {
+        Some(("Backup", "taking the first full backup".into()))
+    } else if activity.backup {
+        Some(("Backup", "taking a backup".into()))
+    } else {
+        None
+    };
+    match progress {
+        Some((reason, message)) => set(c, PROGRESSING, true, reason, message, g),
+        None => set(
+            c,
+            PROGRESSING,
+            false,
+            "Reconciled",
+            "the cluster matches its spec",
+            g,
+        ),
+    }
+    match problem {
+        Some(p) => set(c, DEGRADED, true, "Error", p, g),
+        None => set(c, DEGRADED, false, "AsExpected", "no problems seen", g),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Patroni's REST API: what a member says of itself (`/patroni`), of its cluster (`/cluster`),
-//! the dynamic configuration (`/config`), and the actions pgdeck asks of it.
+//! the dynamic configuration (`/config`), and the actions pgdeck asks of it. Members are reached
+//! directly (local platform) or through the Kubernetes API server's pod proxy (kube platform).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ pub enum PatroniError {
     Unreachable {
         url: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("Patroni at {url} answered {status}: {body}")]
     Refused {
@@ -119,10 +120,22 @@ impl ClusterView {
     }
 }
 
-/// A client for the REST API of members reached directly over HTTP.
+/// A client for the REST API of members. Methods take the member's `base`: its URL for a direct
+/// client (`http://127.0.0.1:8008`), its pod proxy path for one through the API server
+/// ([`pod_proxy_base`]).
 #[derive(Clone)]
 pub struct Patroni {
-    http: reqwest::Client,
+    transport: Transport,
+}
+
+/// How requests reach a member.
+#[derive(Clone)]
+enum Transport {
+    /// Plain HTTP to the member's address (the local platform).
+    Direct(reqwest::Client),
+    /// The Kubernetes API server's pod proxy (`pods/proxy`), as CNPG's tools do: no network
+    /// path from the caller to the pods is needed, and the API server checks permissions.
+    PodProxy(kube::Client),
 }
 
 impl Default for Patroni {
@@ -136,13 +149,28 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A switchover waits for the old primary to stop and the new one to be promoted.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The base of a member's REST API reached through the API server's pod proxy.
+pub fn pod_proxy_base(namespace: &str, pod: &str, port: i32) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy")
+}
+
 impl Patroni {
+    /// A client for members reached directly over HTTP.
     pub fn new() -> Patroni {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .build()
             .expect("an HTTP client with default TLS-free settings");
-        Patroni { http }
+        Patroni {
+            transport: Transport::Direct(http),
+        }
+    }
+
+    /// A client for members reached through the API server's pod proxy.
+    pub fn through_pod_proxy(client: kube::Client) -> Patroni {
+        Patroni {
+            transport: Transport::PodProxy(client),
+        }
     }
 
     pub async fn node(&self, base: &str) -> Result<NodeStatus, PatroniError> {
@@ -165,7 +193,7 @@ impl Patroni {
         patch: &Map<String, Value>,
     ) -> Result<(), PatroniError> {
         self.send(
-            reqwest::Method::PATCH,
+            http::Method::PATCH,
             base,
             "/config",
             &Value::Object(patch.clone()),
@@ -178,7 +206,7 @@ impl Patroni {
     /// Re-read the configuration file.
     pub async fn reload(&self, base: &str) -> Result<(), PatroniError> {
         self.send(
-            reqwest::Method::POST,
+            http::Method::POST,
             base,
             "/reload",
             &Value::Null,
@@ -204,7 +232,7 @@ impl Patroni {
     ) -> Result<String, PatroniError> {
         let body = serde_json::json!({ "leader": leader, "candidate": candidate });
         self.send(
-            reqwest::Method::POST,
+            http::Method::POST,
             base,
             "/switchover",
             &body,
@@ -216,14 +244,8 @@ impl Patroni {
     /// A failover to `candidate`, for when there is no healthy primary.
     pub async fn failover(&self, base: &str, candidate: &str) -> Result<String, PatroniError> {
         let body = serde_json::json!({ "candidate": candidate });
-        self.send(
-            reqwest::Method::POST,
-            base,
-            "/failover",
-            &body,
-            ACTION_TIMEOUT,
-        )
-        .await
+        self.send(http::Method::POST, base, "/failover", &body, ACTION_TIMEOUT)
+            .await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -232,53 +254,101 @@ impl Patroni {
         path: &str,
     ) -> Result<T, PatroniError> {
         let url = format!("{base}{path}");
-        let unreachable = |source| PatroniError::Unreachable {
-            url: url.clone(),
-            source,
-        };
-        let response = self
-            .http
-            .get(&url)
-            .timeout(QUERY_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
         // /patroni answers 503 on a member that is not running, with the same body.
-        let bytes = response.bytes().await.map_err(unreachable)?;
+        let (_, bytes) = self
+            .call(http::Method::GET, &url, None, QUERY_TIMEOUT)
+            .await?;
         serde_json::from_slice(&bytes).map_err(|source| PatroniError::Unreadable { url, source })
     }
 
     async fn send(
         &self,
-        method: reqwest::Method,
+        method: http::Method,
         base: &str,
         path: &str,
         body: &Value,
         timeout: Duration,
     ) -> Result<String, PatroniError> {
         let url = format!("{base}{path}");
-        let unreachable = |source| PatroniError::Unreachable {
-            url: url.clone(),
-            source,
-        };
-        let response = self
-            .http
-            .request(method, &url)
-            .json(body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let text = response.text().await.map_err(unreachable)?;
+        let (status, bytes) = self.call(method, &url, Some(body), timeout).await?;
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
         if status.is_success() {
-            Ok(text.trim().to_string())
+            Ok(text)
         } else {
             Err(PatroniError::Refused {
                 url,
                 status: status.as_u16(),
-                body: text.trim().to_string(),
+                body: text,
             })
         }
     }
+
+    /// One request: the status and body, whatever the status.
+    async fn call(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<(http::StatusCode, Vec<u8>), PatroniError> {
+        let unreachable = |source: BoxError| PatroniError::Unreachable {
+            url: url.to_string(),
+            source,
+        };
+        match &self.transport {
+            Transport::Direct(http) => {
+                let mut request = http.request(method, url).timeout(timeout);
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                let response = request.send().await.map_err(|e| unreachable(e.into()))?;
+                let status = response.status();
+                let bytes = response.bytes().await.map_err(|e| unreachable(e.into()))?;
+                Ok((status, bytes.to_vec()))
+            }
+            Transport::PodProxy(client) => {
+                let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+                let request = http::Request::builder()
+                    .method(method)
+                    .uri(url)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .map_err(|e| unreachable(e.into()))?;
+                let exchange = async {
+                    let response = client.send(request.map(kube::client::Body::from)).await?;
+                    let status = response.status();
+                    let bytes = http_body_util::BodyExt::collect(response.into_body())
+                        .await?
+                        .to_bytes();
+                    Ok::<_, kube::Error>((status, bytes.to_vec()))
+                };
+                let (status, bytes) = match tokio::time::timeout(timeout, exchange).await {
+                    Ok(result) => result.map_err(|e| unreachable(e.into()))?,
+                    Err(elapsed) => return Err(unreachable(elapsed.into())),
+                };
+                // The API server's own failure (the pod does not answer, or is not running)
+                // comes as a Kubernetes Status, not as Patroni's answer.
+                match proxy_failure(status, &bytes) {
+                    Some(message) => Err(unreachable(message.into())),
+                    None => Ok((status, bytes)),
+                }
+            }
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The message of a Kubernetes `Status` the pod proxy answered with instead of Patroni.
+fn proxy_failure(status: http::StatusCode, body: &[u8]) -> Option<String> {
+    if status.is_success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    (v.get("kind")?.as_str()? == "Status").then(|| {
+        v.get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("the pod proxy failed")
+            .to_string()
+    })
 }

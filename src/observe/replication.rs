@@ -12,7 +12,8 @@ pub struct Standby {
     pub state: String,
     pub sync_state: String,
     /// Seconds; zero when the standby has replayed everything (PostgreSQL reports NULL then).
-    pub replay_lag_seconds: f64,
+    /// `None` where only Patroni was asked, which reports no time lag.
+    pub replay_lag_seconds: Option<f64>,
 }
 
 /// A connection to one primary, made on demand and dropped when the primary changes or fails.
@@ -63,10 +64,21 @@ impl ReplicationProbe {
                     Standby {
                         state: r.get(1),
                         sync_state: r.get(2),
-                        replay_lag_seconds: r.get(3),
+                        replay_lag_seconds: Some(r.get(3)),
                     },
                 )
             })
             .collect())
+    }
+}
+
+impl Standby {
+    /// A row of the primary's replication as Patroni's `/patroni` reports it.
+    pub fn from_patroni(r: &super::patroni::Replication) -> Standby {
+        Standby {
+            state: r.state.clone().unwrap_or_default(),
+            sync_state: r.sync_state.clone().unwrap_or_default(),
+            replay_lag_seconds: None,
+        }
     }
 }

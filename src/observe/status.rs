@@ -73,7 +73,7 @@ pub fn instances(
                     (Some(p), Some(r)) => Some((p - r).max(0)),
                     _ => None,
                 };
-                out.replay_lag_seconds = standby.map(|r| r.replay_lag_seconds);
+                out.replay_lag_seconds = standby.and_then(|r| r.replay_lag_seconds);
             }
             out.ready = running && (is_leader || streaming);
             out
@@ -183,7 +183,7 @@ mod tests {
                 Standby {
                     state: "streaming".into(),
                     sync_state: "sync".into(),
-                    replay_lag_seconds: 0.0,
+                    replay_lag_seconds: Some(0.0),
                 },
             ),
             (
@@ -191,7 +191,7 @@ mod tests {
                 Standby {
                     state: "catchup".into(),
                     sync_state: "async".into(),
-                    replay_lag_seconds: 4.5,
+                    replay_lag_seconds: Some(4.5),
                 },
             ),
         ]

@@ -7,6 +7,8 @@ pub mod pgbackrest;
 
 use rand::RngExt;
 
+use crate::api::users::PasswordType;
+
 /// A new instance's name, `<cluster>-<set>-<4 characters>` as PGO names them.
 pub fn instance_name(cluster: &str, set: &str) -> String {
     // Consonants and digits only, so suffixes never spell words.
@@ -16,4 +18,19 @@ pub fn instance_name(cluster: &str, set: &str) -> String {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
     format!("{cluster}-{set}-{suffix}")
+}
+
+/// A new password of `kind`: 24 characters, never ones that need quoting.
+pub fn password(kind: PasswordType) -> String {
+    // Letters and digits, plus symbols that need no quoting in SQL, shells or URIs.
+    const ASCII: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.~+=^";
+    const ALPHANUMERIC: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let alphabet = match kind {
+        PasswordType::ASCII => ASCII,
+        PasswordType::AlphaNumeric => ALPHANUMERIC,
+    };
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }

@@ -41,6 +41,17 @@ pub struct Credentials {
 }
 
 pub const SUPERUSER: &str = "postgres";
+
+/// Labels Patroni reads and writes on Kubernetes.
+pub const CLUSTER_LABEL: &str = "pgdeck.dev/cluster";
+pub const SCOPE_LABEL: &str = "pgdeck.dev/patroni";
+pub const ROLE_LABEL: &str = "pgdeck.dev/role";
+
+/// Patroni's scope on Kubernetes, `<cluster>-ha` as PGO names it: also the name of the Service
+/// whose Endpoints Patroni keeps pointing at the leader.
+pub fn kubernetes_scope(cluster: &str) -> String {
+    format!("{cluster}-ha")
+}
 pub const REPLICATION_USER: &str = "replicator";
 
 /// The instance's `patroni.yml` as a value (callers write it as YAML).
@@ -52,18 +63,33 @@ pub fn render(
 ) -> Value {
     let archiving = !cluster.repos().is_empty();
     let dcs = match &at.dcs {
-        Dcs::Etcd3 { hosts, namespace } => ("etcd3", json!({ "hosts": hosts }), namespace.clone()),
+        Dcs::Etcd3 { hosts, namespace } => (
+            "etcd3",
+            json!({ "hosts": hosts }),
+            namespace.clone(),
+            cluster.name().to_string(),
+        ),
         Dcs::Kubernetes { namespace, cluster } => (
             "kubernetes",
             json!({
                 "namespace": namespace,
-                "labels": { "pgdeck.dev/cluster": cluster },
-                "role_label": "pgdeck.dev/role",
+                "labels": { CLUSTER_LABEL: cluster },
+                // Patroni finds its members by `labels` plus this label set to the scope.
+                "scope_label": SCOPE_LABEL,
+                "role_label": ROLE_LABEL,
+                // Patroni 4 calls the leader `primary` by default; the Services select on
+                // Patroni 3's values, so every version labels the same.
+                "leader_label_value": "master",
+                "follower_label_value": "replica",
+                "standby_leader_label_value": "master",
+                // The leader's Endpoints (the `<scope>` Service's) then always point at it.
                 "use_endpoints": true,
-                "pod_ip": at.connect_host,
+                // The pod's IP is known only once it runs: PATRONI_KUBERNETES_POD_IP, from the
+                // downward API, supplies `pod_ip`.
                 "ports": [{ "name": "postgres", "port": at.pg_port }],
             }),
             "/pgdeck/".to_string(),
+            kubernetes_scope(cluster),
         ),
     };
     let mut replica_methods = vec!["basebackup"];
@@ -99,7 +125,7 @@ pub fn render(
     postgresql["create_replica_methods"] = json!(replica_methods);
 
     let mut config = json!({
-        "scope": cluster.name(),
+        "scope": dcs.3,
         "namespace": dcs.2,
         "name": instance,
         "restapi": {
@@ -198,5 +224,11 @@ mod tests {
             json!(["pgbackrest", "basebackup"])
         );
         assert_eq!(local["scope"], "ledger");
+        assert_eq!(kube["scope"], "ledger-ha");
+        assert_eq!(kube["kubernetes"]["scope_label"], SCOPE_LABEL);
+        assert!(
+            kube["kubernetes"].get("pod_ip").is_none(),
+            "the pod's IP comes from its environment"
+        );
     }
 }

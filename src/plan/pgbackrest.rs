@@ -9,15 +9,46 @@ use crate::api::PostgresCluster;
 
 /// Where pgBackRest finds things on this platform.
 pub struct Layout {
-    /// For each repository stored on a volume: its path.
+    /// For each repository stored on a volume: its path (on the repository host, when there is
+    /// one).
     pub repo_paths: BTreeMap<String, String>,
+    /// The host those repositories live on, when it is not this one.
+    pub repo_host: Option<Remote>,
     pub log_path: String,
     pub lock_path: String,
     pub spool_path: String,
-    /// The instance's data directory, port and socket.
-    pub pg_path: String,
-    pub pg_port: i32,
-    pub pg_socket: String,
+    /// The PostgreSQL instances pgBackRest works with: this host's own, or on a repository host
+    /// every instance's (each with its `host`). `pg1` is the first.
+    pub pg: Vec<PgAt>,
+    /// pgBackRest's TLS server on this host, for the other side to reach.
+    pub tls_server: Option<TlsServer>,
+}
+
+/// A PostgreSQL instance: its data directory, port and socket, and its host when remote.
+pub struct PgAt {
+    pub path: String,
+    pub port: i32,
+    pub socket: String,
+    pub host: Option<Remote>,
+}
+
+/// Another host's pgBackRest TLS server, and the client certificate to show it.
+pub struct Remote {
+    pub host: String,
+    pub tls: TlsFiles,
+}
+
+pub struct TlsFiles {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// This host's pgBackRest TLS server.
+pub struct TlsServer {
+    pub tls: TlsFiles,
+    /// The common name a client certificate must carry to be served.
+    pub client_cn: String,
 }
 
 /// The `pgbackrest.conf` text. Repositories with no place on this platform are left out (the
@@ -38,6 +69,9 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
         } else if let Some(path) = at.repo_paths.get(n) {
             global.insert(format!("{n}-type"), "posix".into());
             global.insert(format!("{n}-path"), path.clone());
+            if let Some(remote) = &at.repo_host {
+                remote_options(&mut global, &format!("{n}-host"), remote);
+            }
         }
     }
     for (k, v) in [
@@ -49,6 +83,16 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
     }
     global.insert("log-level-file".into(), "info".into());
     global.insert("start-fast".into(), "y".into());
+    if let Some(server) = &at.tls_server {
+        global.insert("tls-server-address".into(), "*".into());
+        global.insert("tls-server-ca-file".into(), server.tls.ca_file.clone());
+        global.insert("tls-server-cert-file".into(), server.tls.cert_file.clone());
+        global.insert("tls-server-key-file".into(), server.tls.key_file.clone());
+        global.insert(
+            "tls-server-auth".into(),
+            format!("{}={STANZA}", server.client_cn),
+        );
+    }
     // The DBA's `spec.backups.pgbackrest.global` (retention and the like) has the last word.
     if let Some(user) = cluster
         .spec
@@ -59,16 +103,36 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
         global.extend(user.clone());
     }
 
+    let mut stanza: BTreeMap<String, String> = BTreeMap::new();
+    for (i, pg) in at.pg.iter().enumerate() {
+        let n = format!("pg{}", i + 1);
+        stanza.insert(format!("{n}-path"), pg.path.clone());
+        stanza.insert(format!("{n}-port"), pg.port.to_string());
+        stanza.insert(format!("{n}-socket-path"), pg.socket.clone());
+        stanza.insert(format!("{n}-user"), "postgres".into());
+        if let Some(remote) = &pg.host {
+            remote_options(&mut stanza, &format!("{n}-host"), remote);
+        }
+    }
+
     let mut out = String::from("[global]\n");
     for (k, v) in &global {
         writeln!(out, "{k}={v}").expect("writing to a String");
     }
     writeln!(out, "\n[{STANZA}]").expect("writing to a String");
-    writeln!(out, "pg1-path={}", at.pg_path).expect("writing to a String");
-    writeln!(out, "pg1-port={}", at.pg_port).expect("writing to a String");
-    writeln!(out, "pg1-socket-path={}", at.pg_socket).expect("writing to a String");
-    writeln!(out, "pg1-user=postgres").expect("writing to a String");
+    for (k, v) in &stanza {
+        writeln!(out, "{k}={v}").expect("writing to a String");
+    }
     out
+}
+
+/// `<prefix>=<host>` and how to reach it with TLS, e.g. `repo1-host-type=tls`.
+fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: &Remote) {
+    options.insert(prefix.to_string(), remote.host.clone());
+    options.insert(format!("{prefix}-type"), "tls".into());
+    options.insert(format!("{prefix}-ca-file"), remote.tls.ca_file.clone());
+    options.insert(format!("{prefix}-cert-file"), remote.tls.cert_file.clone());
+    options.insert(format!("{prefix}-key-file"), remote.tls.key_file.clone());
 }
 
 #[cfg(test)]
@@ -86,12 +150,17 @@ mod tests {
         let c = manifest::parse(&text).unwrap();
         let layout = Layout {
             repo_paths: [("repo1".to_string(), "/r/repo1".to_string())].into(),
+            repo_host: None,
             log_path: "/l".into(),
             lock_path: "/k".into(),
             spool_path: "/s".into(),
-            pg_path: "/d".into(),
-            pg_port: 20001,
-            pg_socket: "/sock".into(),
+            pg: vec![PgAt {
+                path: "/d".into(),
+                port: 20001,
+                socket: "/sock".into(),
+                host: None,
+            }],
+            tls_server: None,
         };
         let conf = render(&c, &layout);
         assert!(conf.contains("repo1-path=/r/repo1\n"), "{conf}");
@@ -99,6 +168,76 @@ mod tests {
         assert!(conf.contains("lock-path=/k\n"));
         assert!(
             conf.contains("[db]\npg1-path=/d\npg1-port=20001\n"),
+            "{conf}"
+        );
+        assert!(
+            !conf.contains("-host"),
+            "everything is on this host: {conf}"
+        );
+    }
+
+    fn tls(name: &str) -> TlsFiles {
+        TlsFiles {
+            ca_file: "/tls/ca.crt".into(),
+            cert_file: format!("/tls/{name}.crt"),
+            key_file: format!("/tls/{name}.key"),
+        }
+    }
+
+    #[test]
+    fn a_repository_host_reaches_every_instance_and_they_reach_it() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/examples/minimal.yaml"
+        ))
+        .unwrap();
+        let c = manifest::parse(&text).unwrap();
+        let instance = Layout {
+            repo_paths: [("repo1".to_string(), "/pgbackrest/repo1".to_string())].into(),
+            repo_host: Some(Remote {
+                host: "repo-host".into(),
+                tls: tls("client"),
+            }),
+            log_path: "/l".into(),
+            lock_path: "/k".into(),
+            spool_path: "/s".into(),
+            pg: vec![PgAt {
+                path: "/pgdata/pg15".into(),
+                port: 5432,
+                socket: "/tmp".into(),
+                host: None,
+            }],
+            tls_server: Some(TlsServer {
+                tls: tls("server"),
+                client_cn: "pgbackrest".into(),
+            }),
+        };
+        let conf = render(&c, &instance);
+        assert!(conf.contains("repo1-host=repo-host\nrepo1-host-ca-file=/tls/ca.crt\nrepo1-host-cert-file=/tls/client.crt\nrepo1-host-key-file=/tls/client.key\nrepo1-host-type=tls\nrepo1-path=/pgbackrest/repo1\n"), "{conf}");
+        assert!(conf.contains("tls-server-auth=pgbackrest=db\n"), "{conf}");
+
+        let repo_host = Layout {
+            repo_host: None,
+            pg: ["a", "b"]
+                .iter()
+                .map(|h| PgAt {
+                    path: "/pgdata/pg15".into(),
+                    port: 5432,
+                    socket: "/tmp".into(),
+                    host: Some(Remote {
+                        host: h.to_string(),
+                        tls: tls("client"),
+                    }),
+                })
+                .collect(),
+            ..instance
+        };
+        let conf = render(&c, &repo_host);
+        assert!(!conf.contains("repo1-host"), "{conf}");
+        assert!(conf.contains("pg1-host=a\n"), "{conf}");
+        assert!(conf.contains("pg2-host=b\npg2-host-ca-file"), "{conf}");
+        assert!(
+            conf.contains("pg2-host-type=tls\npg2-path=/pgdata/pg15\n"),
             "{conf}"
         );
     }

@@ -27,4 +27,5 @@ pub fn pgdeck() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_pgdeck"))
 }
 
+pub mod kube;
 pub mod local;

@@ -87,12 +87,17 @@ impl Runtime<'_> {
                 .filter(|r| r.volume.is_some())
                 .map(|r| (r.name.clone(), self.dir.repo(&r.name).display().to_string()))
                 .collect(),
+            repo_host: None,
             log_path: pgbr.join("log").display().to_string(),
             lock_path: pgbr.join("lock").display().to_string(),
             spool_path: pgbr.join("spool").display().to_string(),
-            pg_path: inst.data().display().to_string(),
-            pg_port: rec.pg_port.into(),
-            pg_socket: inst.socket_dir().display().to_string(),
+            pg: vec![pgbackrest::PgAt {
+                path: inst.data().display().to_string(),
+                port: rec.pg_port.into(),
+                socket: inst.socket_dir().display().to_string(),
+                host: None,
+            }],
+            tls_server: None,
         };
         let path = inst.pgbackrest_config();
         write_if_changed(

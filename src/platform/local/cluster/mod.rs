@@ -26,7 +26,7 @@ use super::account::Binaries;
 use super::files::AtPath;
 use super::home::ClusterDir;
 use super::operator::Shared;
-use crate::actions;
+use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::instances::set_name;
@@ -681,54 +681,26 @@ impl Worker {
         {
             return;
         }
-        let spec = cluster.patroni().switchover.unwrap_or_default();
         let refuse = |me: &mut Self, why: String| {
             me.event(true, "SwitchoverRefused", why.clone());
             me.state.switchover_handled = Some(trigger.to_string());
             let _ = me.state.save(&me.dir);
             me.switchover_result = Some((false, why));
         };
-        if !spec.enabled {
-            return refuse(
-                self,
-                "spec.patroni.switchover.enabled is not true, so the trigger was ignored".into(),
-            );
-        }
-        let kind = spec.type_.unwrap_or_default();
         let status = PostgresClusterStatus {
             instances: seen.statuses(),
             ..Default::default()
         };
-        let target = match &spec.target_instance {
-            Some(t) if status.instance(t).is_none() => {
-                return refuse(
-                    self,
-                    format!("targetInstance {t} is not an instance of this cluster"),
-                );
-            }
-            Some(t) => t.clone(),
-            None => match actions::healthiest_candidate(&status) {
-                Some(i) => i.name.clone(),
-                None => return refuse(self, "no ready replica to switch over to".into()),
-            },
-        };
-        let leader = seen.leader.clone();
-        match (kind, leader) {
-            (SwitchoverType::Switchover, Some(leader)) if leader == target => {
-                refuse(self, format!("{target} is already the primary"));
-            }
-            (SwitchoverType::Switchover, Some(leader)) => {
+        match actions::plan_switchover(cluster, &status, seen.leader.as_deref()) {
+            Err(why) => refuse(self, why),
+            Ok(SwitchoverStep::Switchover { leader, target }) => {
                 let api = seen.api_of(&leader).unwrap_or_default();
+                let kind = SwitchoverType::Switchover;
                 self.spawn_switchover(trigger.to_string(), api, leader, target, kind);
             }
-            (SwitchoverType::Switchover, None) => {
-                refuse(
-                    self,
-                    "there is no healthy primary to switch over from: use type Failover".into(),
-                );
-            }
-            (SwitchoverType::Failover, _) => {
+            Ok(SwitchoverStep::Failover { target }) => {
                 let api = seen.api_of(&target).unwrap_or_default();
+                let kind = SwitchoverType::Failover;
                 self.spawn_switchover(trigger.to_string(), api, String::new(), target, kind);
             }
         }
@@ -885,97 +857,14 @@ impl Worker {
     }
 
     fn set_conditions(&self, cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
-        let g = cluster.generation();
-        let desired = cluster.desired_instances() as usize;
-        let ready = status.instances.iter().filter(|i| i.ready).count();
-        let has_primary = status.primary.is_some();
-        let c = &mut status.conditions;
-        let shutdown = cluster.spec.shutdown == Some(true);
-        let all_ready = ready == desired && has_primary && status.instances.len() == desired;
-        match (shutdown, all_ready) {
-            (true, _) => conditions::set(
-                c,
-                conditions::READY,
-                false,
-                "Shutdown",
-                "spec.shutdown is true: instances are stopped",
-                g,
-            ),
-            (false, true) => conditions::set(
-                c,
-                conditions::READY,
-                true,
-                "AllInstancesReady",
-                format!("{ready}/{desired} instances ready"),
-                g,
-            ),
-            (false, false) if !has_primary => conditions::set(
-                c,
-                conditions::READY,
-                false,
-                "NoPrimary",
-                format!("{ready}/{desired} instances ready, no primary"),
-                g,
-            ),
-            (false, false) => conditions::set(
-                c,
-                conditions::READY,
-                false,
-                "InstancesNotReady",
-                format!("{ready}/{desired} instances ready"),
-                g,
-            ),
-        }
-        let progress = if cluster.spec.paused == Some(true) {
-            Some((
-                "Paused",
-                "spec.paused is true: nothing is changed".to_string(),
-            ))
-        } else if !self.state.removing.is_empty() {
-            Some((
-                "Scaling",
-                format!("removing {}", self.state.removing.join(", ")),
-            ))
-        } else if self.tasks.switchover.is_some() {
-            Some(("Switchover", "switchover in progress".into()))
-        } else if !shutdown && status.instances.len() != desired {
-            Some((
-                "Scaling",
-                format!("{} of {desired} instances exist", status.instances.len()),
-            ))
-        } else if !shutdown && !all_ready {
-            Some(("Starting", format!("{ready}/{desired} instances ready")))
-        } else if self.tasks.initial_backup.is_some() {
-            Some(("Backup", "taking the first full backup".into()))
-        } else if self.tasks.backup.is_some() {
-            Some(("Backup", "taking a backup".into()))
-        } else {
-            None
+        let activity = conditions::Activity {
+            removing: self.state.removing.clone(),
+            switchover: self.tasks.switchover.is_some(),
+            initial_backup: self.tasks.initial_backup.is_some(),
+            backup: self.tasks.backup.is_some(),
         };
-        match progress {
-            Some((reason, message)) => {
-                conditions::set(c, conditions::PROGRESSING, true, reason, message, g)
-            }
-            None => conditions::set(
-                c,
-                conditions::PROGRESSING,
-                false,
-                "Reconciled",
-                "the cluster matches its spec",
-                g,
-            ),
-        }
-        match self.problem.as_ref().or(self.backup_problem.as_ref()) {
-            Some(p) => conditions::set(c, conditions::DEGRADED, true, "Error", p.clone(), g),
-            None => conditions::set(
-                c,
-                conditions::DEGRADED,
-                false,
-                "AsExpected",
-                "no problems seen",
-                g,
-            ),
-        }
+        let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
+        conditions::standard(cluster, status, &activity, problem.map(String::as_str));
     }
 }
 

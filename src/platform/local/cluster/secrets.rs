@@ -3,15 +3,9 @@
 
 use std::path::Path;
 
-use rand::RngExt;
-
 use super::super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::super::home::ClusterDir;
 use crate::api::users::PasswordType;
-
-/// Letters and digits, plus symbols that need no quoting in SQL, shells or URIs.
-const ASCII: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.~+=^";
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
 
 /// The password stored under `key`, generated on first use.
 pub fn password(dir: &ClusterDir, key: &str, kind: PasswordType) -> Result<String, FileError> {
@@ -22,14 +16,7 @@ pub fn password(dir: &ClusterDir, key: &str, kind: PasswordType) -> Result<Strin
     {
         return Ok(existing.trim().to_string());
     }
-    let alphabet = match kind {
-        PasswordType::ASCII => ASCII,
-        PasswordType::AlphaNumeric => ALPHANUMERIC,
-    };
-    let mut rng = rand::rng();
-    let secret: String = (0..24)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect();
+    let secret = crate::plan::password(kind);
     ensure_private_dir(&dir.secrets())?;
     write_atomic(&path, secret.as_bytes(), 0o600).at(&path)?;
     Ok(secret)

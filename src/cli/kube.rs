@@ -1,0 +1,489 @@
+//! The platform verbs on Kubernetes (through the API server: the same manifest changes as on
+//! the local platform, applied with server-side apply), the operator, and `render`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use ::kube::{Client, Config};
+use k8s_openapi::api::core::v1::Secret;
+
+use super::{Command, Failure, Global, Wait, print, read_manifest_source, views};
+use crate::actions;
+use crate::api::patroni::SwitchoverType;
+use crate::api::{PostgresCluster, manifest, validate};
+use crate::display;
+use crate::platform::kube::names::Names;
+use crate::platform::kube::objects::{self, Inputs};
+use crate::platform::kube::operator::{self, Options};
+use crate::platform::kube::scaling;
+
+/// The field manager of what the CLI (and console) write: the manifest, never the operator's
+/// objects.
+const CLI_MANAGER: &str = "pgdeck-cli";
+
+fn failure(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+/// Parse a manifest file, each cluster in the namespace its file or `-n` says.
+fn read_clusters(file: &Path, global: &Global) -> Result<Vec<PostgresCluster>, Failure> {
+    let text = read_manifest_source(file)?;
+    let clusters = manifest::parse_all(&text).map_err(|e| {
+        failure(
+            e.errors
+                .iter()
+                .map(|err| format!("{}: {err}", file.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    clusters
+        .into_iter()
+        .map(|mut c| {
+            match (&c.metadata.namespace, &global.namespace) {
+                (Some(file_ns), Some(flag)) if file_ns != flag => {
+                    return Err(failure(format!(
+                        "{}: the namespace in the file ({file_ns}) does not match -n {flag}",
+                        file.display()
+                    )));
+                }
+                (Some(_), _) => {}
+                (None, flag) => {
+                    c.metadata.namespace = Some(flag.clone().unwrap_or_else(|| "default".into()))
+                }
+            }
+            Ok(c)
+        })
+        .collect()
+}
+
+/// `pgdeck render -f FILE`: every object the operator would write for a new cluster, as YAML
+/// documents. Owner references are left out: they need the cluster's UID, which only the API
+/// server assigns.
+pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
+    let mut docs = Vec::new();
+    for cluster in read_clusters(file, global)? {
+        let plan = scaling::plan(&cluster, &[], None);
+        let inputs = Inputs {
+            instances: plan.run,
+            ..Default::default()
+        };
+        let objects = objects::render(&cluster, &inputs).map_err(|e| failure(e.to_string()))?;
+        docs.push(objects.to_yaml());
+    }
+    print(&docs.join("---\n"));
+    Ok(())
+}
+
+pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| failure(e.to_string()))?;
+    runtime.block_on(async {
+        let (client, default_ns) = connect(global).await?;
+        let ns = global.namespace.clone().unwrap_or(default_ns);
+        let kube = Kube { client, ns };
+        match command {
+            Command::Operator {
+                watch_namespace,
+                metrics_address,
+            } => {
+                let options = Options::from_env(
+                    watch_namespace.or(global.namespace.clone()),
+                    metrics_address,
+                );
+                operator::run(kube.client, options, shutdown())
+                    .await
+                    .map_err(|e| failure(e.to_string()))
+            }
+            Command::Apply { file, wait } => kube.apply(global, &file, &wait).await,
+            Command::Get { name } => kube.get(global, name.as_deref()).await,
+            Command::Status { name } => {
+                views::print_status(global, &kube.cluster(&name).await?);
+                Ok(())
+            }
+            Command::Uri {
+                name,
+                user,
+                replica,
+            } => kube.uri(&name, user.as_deref(), replica).await,
+            Command::Switchover { name, to, wait } => {
+                kube.switchover(&name, to.as_deref(), &wait).await
+            }
+            Command::Scale {
+                name,
+                replicas,
+                set,
+                keep_data,
+                wait,
+            } => {
+                kube.scale(&name, replicas, set.as_deref(), keep_data, &wait)
+                    .await
+            }
+            Command::Delete {
+                name,
+                keep_data,
+                keep_backups,
+                wait,
+            } => kube.delete(&name, keep_data, keep_backups, &wait).await,
+            other => Err(super::not_implemented(&other)),
+        }
+    })
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// A client for `--context` (or the current context, or the pod's service account), and the
+/// namespace it defaults to.
+async fn connect(global: &Global) -> Result<(Client, String), Failure> {
+    let config = match &global.context {
+        Some(context) => {
+            let options = KubeConfigOptions {
+                context: Some(context.clone()),
+                ..Default::default()
+            };
+            let kubeconfig = Kubeconfig::read().map_err(|e| failure(format!("kubeconfig: {e}")))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| failure(format!("kubeconfig context {context}: {e}")))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| failure(format!("no Kubernetes configuration: {e}")))?,
+    };
+    let ns = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| failure(e.to_string()))?;
+    Ok((client, ns))
+}
+
+struct Kube {
+    client: Client,
+    ns: String,
+}
+
+/// An API error as a message naming the cluster.
+fn api_failure(ns: &str, name: &str, e: ::kube::Error) -> Failure {
+    match e {
+        ::kube::Error::Api(s) if s.code == 404 => {
+            failure(format!("postgrescluster {ns}/{name} not found"))
+        }
+        e => failure(format!("postgrescluster {ns}/{name}: {e}")),
+    }
+}
+
+impl Kube {
+    fn clusters(&self, ns: &str) -> Api<PostgresCluster> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    async fn cluster(&self, name: &str) -> Result<PostgresCluster, Failure> {
+        self.clusters(&self.ns)
+            .get(name)
+            .await
+            .map_err(|e| api_failure(&self.ns, name, e))
+    }
+
+    async fn apply(&self, global: &Global, file: &Path, wait: &Wait) -> Result<(), Failure> {
+        let mut applied = Vec::new();
+        let mut with_ns = global.clone();
+        with_ns.namespace = Some(global.namespace.clone().unwrap_or(self.ns.clone()));
+        for mut cluster in read_clusters(file, &with_ns)? {
+            let ns = cluster.namespace().to_string();
+            let name = cluster.name().to_string();
+            let api = self.clusters(&ns);
+            let before = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| api_failure(&ns, &name, e))?;
+            if let Some(old) = &before {
+                let errors = validate::validate_update(old, &cluster);
+                if !errors.is_empty() {
+                    return Err(failure(
+                        errors
+                            .iter()
+                            .map(|e| format!("{}: {e}", file.display()))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ));
+                }
+            }
+            cluster.status = None;
+            cluster.metadata.managed_fields = None;
+            let after = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(CLI_MANAGER).force(),
+                    &Patch::Apply(&cluster),
+                )
+                .await
+                .map_err(|e| api_failure(&ns, &name, e))?;
+            let outcome = match before {
+                None => "created",
+                Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
+                    "unchanged"
+                }
+                Some(_) => "configured",
+            };
+            print(&format!("postgrescluster.pgdeck.dev/{name} {outcome}\n"));
+            applied.push((ns, name));
+        }
+        if wait.wait {
+            for (ns, name) in applied {
+                self.wait_until(&ns, &name, wait, "to be ready", views::ready)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, global: &Global, name: Option<&str>) -> Result<(), Failure> {
+        let clusters = match name {
+            Some(n) => vec![self.cluster(n).await?],
+            None => {
+                let api: Api<PostgresCluster> = if global.all_namespaces {
+                    Api::all(self.client.clone())
+                } else {
+                    self.clusters(&self.ns)
+                };
+                api.list(&ListParams::default())
+                    .await
+                    .map_err(|e| failure(format!("cannot list postgresclusters: {e}")))?
+                    .items
+            }
+        };
+        views::print_clusters(global, &clusters, name.is_some());
+        Ok(())
+    }
+
+    /// The user's connection URI from its `<c>-pguser-<user>` Secret (the replicas' Service
+    /// instead of the primary's with `replica`).
+    async fn uri(&self, name: &str, user: Option<&str>, replica: bool) -> Result<(), Failure> {
+        let cluster = self.cluster(name).await?;
+        let users = cluster.users();
+        let spec = match user {
+            Some(u) => users.iter().find(|s| s.name == u).ok_or_else(|| {
+                failure(format!(
+                    "{name} has no user {u}; its users: {}",
+                    users
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?,
+            None => users
+                .first()
+                .ok_or_else(|| failure(format!("{name} has no users")))?,
+        };
+        let names = Names::new(name, &self.ns);
+        let secret_name = names.pguser(&spec.name);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let secret = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(|e| failure(format!("cannot read secret {}/{secret_name}: {e}", self.ns)))?;
+        let uri = secret
+            .and_then(|s| s.data?.get("uri").cloned())
+            .and_then(|b| String::from_utf8(b.0).ok())
+            .ok_or_else(|| {
+                failure(format!(
+                    "secret {}/{secret_name} has no uri yet: the operator writes it when it reconciles {name}",
+                    self.ns
+                ))
+            })?;
+        let uri = if replica {
+            uri.replacen(
+                &names.service_host(&names.primary()),
+                &names.service_host(&names.replicas()),
+                1,
+            )
+        } else {
+            uri
+        };
+        print(&format!("{uri}\n"));
+        Ok(())
+    }
+
+    /// Change the manifest with `change`, retrying when someone else changed it meanwhile
+    /// (the update carries the resourceVersion it read).
+    async fn modify<T>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut PostgresCluster) -> Result<T, Failure>,
+    ) -> Result<(PostgresCluster, T), Failure> {
+        let api = self.clusters(&self.ns);
+        for _ in 0..5 {
+            let mut cluster = self.cluster(name).await?;
+            let out = change(&mut cluster)?;
+            match api
+                .replace(
+                    name,
+                    &PostParams {
+                        field_manager: Some(CLI_MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &cluster,
+                )
+                .await
+            {
+                Ok(updated) => return Ok((updated, out)),
+                Err(::kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(api_failure(&self.ns, name, e)),
+            }
+        }
+        Err(failure(format!(
+            "postgrescluster {}/{name} kept changing underneath: try again",
+            self.ns
+        )))
+    }
+
+    async fn switchover(&self, name: &str, to: Option<&str>, wait: &Wait) -> Result<(), Failure> {
+        let (_, trigger) = self
+            .modify(name, |c| {
+                let status = c.status.clone();
+                actions::request_switchover(c, status.as_ref(), to, SwitchoverType::Switchover)
+                    .map_err(|e| failure(e.to_string()))
+            })
+            .await?;
+        print(&format!(
+            "postgrescluster.pgdeck.dev/{name} switchover requested{}\n",
+            to.map(|t| format!(" to {t}")).unwrap_or_default()
+        ));
+        if wait.wait {
+            self.wait_until(
+                &self.ns,
+                name,
+                wait,
+                "to switch over",
+                views::switched_over(&trigger),
+            )
+            .await?;
+            let after = self.cluster(name).await?.status.unwrap_or_default();
+            print(&format!(
+                "switched over: {} is the primary\n",
+                after.primary.as_deref().unwrap_or("?")
+            ));
+        }
+        Ok(())
+    }
+
+    async fn scale(
+        &self,
+        name: &str,
+        replicas: i32,
+        set: Option<&str>,
+        keep_data: bool,
+        wait: &Wait,
+    ) -> Result<(), Failure> {
+        let (updated, ()) = self
+            .modify(name, |c| {
+                actions::scale(c, set, replicas).map_err(|e| failure(e.to_string()))?;
+                actions::keep(c, keep_data, false);
+                Ok(())
+            })
+            .await?;
+        print(&format!(
+            "postgrescluster.pgdeck.dev/{name} scaled to {replicas}\n"
+        ));
+        if wait.wait {
+            let generation = updated.generation();
+            self.wait_until(
+                &self.ns,
+                name,
+                wait,
+                "to scale",
+                views::ready_at(generation),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(
+        &self,
+        name: &str,
+        keep_data: bool,
+        keep_backups: bool,
+        wait: &Wait,
+    ) -> Result<(), Failure> {
+        if keep_data || keep_backups {
+            self.modify(name, |c| {
+                actions::keep(c, keep_data, keep_backups);
+                Ok(())
+            })
+            .await?;
+        }
+        let api = self.clusters(&self.ns);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map_err(|e| api_failure(&self.ns, name, e))?;
+        print(&format!(
+            "postgrescluster.pgdeck.dev/{name} deleted{}\n",
+            views::kept_note(keep_data, keep_backups)
+        ));
+        if wait.wait {
+            let deadline = Instant::now() + wait.timeout;
+            while api
+                .get_opt(name)
+                .await
+                .map_err(|e| api_failure(&self.ns, name, e))?
+                .is_some()
+            {
+                if Instant::now() >= deadline {
+                    return Err(failure(format!(
+                        "timed out waiting for {name} to be torn down: is the operator running?"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Poll the cluster until `done` says so, fails, or the timeout passes.
+    async fn wait_until(
+        &self,
+        ns: &str,
+        name: &str,
+        wait: &Wait,
+        what: &str,
+        done: impl Fn(&PostgresCluster) -> Result<bool, String>,
+    ) -> Result<(), Failure> {
+        let deadline = Instant::now() + wait.timeout;
+        let api = self.clusters(ns);
+        loop {
+            let cluster = api
+                .get_opt(name)
+                .await
+                .map_err(|e| api_failure(ns, name, e))?
+                .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} was deleted")))?;
+            match done(&cluster) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(why) => return Err(failure(why)),
+            }
+            if Instant::now() >= deadline {
+                return Err(failure(format!(
+                    "timed out after {} waiting for {name} {what}: {}",
+                    display::duration(wait.timeout.as_secs() as i64),
+                    views::explain(&cluster).unwrap_or_else(|| {
+                        "no status yet: is the operator running (kubectl apply -k operator/)?"
+                            .to_string()
+                    })
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! How clusters and their status read on the command line, the same on every platform.
+
+use super::{Global, Output, print};
+use crate::api::PostgresCluster;
+use crate::display;
+use crate::observe::conditions;
+
+/// Ready at the current generation: every desired instance ready, a primary, the spec seen.
+pub(super) fn ready(c: &PostgresCluster) -> Result<bool, String> {
+    let Some(s) = &c.status else { return Ok(false) };
+    Ok(s.observed_generation >= Some(c.generation())
+        && conditions::is_true(&s.conditions, conditions::READY)
+        && s.instances.len() == c.desired_instances() as usize)
+}
+
+fn render_objects<T: serde::Serialize>(value: &T, output: Output) -> String {
+    match output {
+        Output::Json => serde_json::to_string_pretty(value).expect("serializes") + "\n",
+        _ => serde_yaml::to_string(value).expect("serializes"),
+    }
+}
+
+fn clusters_table(clusters: &[PostgresCluster], with_namespace: bool) -> String {
+    if clusters.is_empty() {
+        return "No postgresclusters found.\n".into();
+    }
+    let now = jiff::Timestamp::now();
+    let mut rows = vec![];
+    for c in clusters {
+        let s = c.status.clone().unwrap_or_default();
+        let mut row = vec![];
+        if with_namespace {
+            row.push(c.namespace().to_string());
+        }
+        row.extend([
+            c.name().to_string(),
+            s.ready
+                .unwrap_or_else(|| format!("0/{}", c.desired_instances())),
+            s.primary.unwrap_or_else(|| "-".into()),
+            s.instance_count.unwrap_or(0).to_string(),
+            c.sync_mode().as_str().to_string(),
+            c.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| display::age(t, now))
+                .unwrap_or_default(),
+        ]);
+        rows.push(row);
+    }
+    let mut header = vec![];
+    if with_namespace {
+        header.push("NAMESPACE");
+    }
+    header.extend(["NAME", "READY", "PRIMARY", "INSTANCES", "SYNC", "AGE"]);
+    columns(&header, &rows)
+}
+
+/// kubectl-style columns: left-aligned, three spaces apart.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}   "));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `patronictl list`, plus the conditions and a backup summary.
+fn status_table(c: &PostgresCluster) -> String {
+    let Some(s) = &c.status else {
+        return format!(
+            "{}: no status yet; the reconciler reports within seconds of starting\n",
+            c.name()
+        );
+    };
+    let now = jiff::Timestamp::now();
+    let mut out = format!(
+        "Cluster: {} ({})   Primary: {}   Sync: {}   Ready: {}\n",
+        c.name(),
+        c.namespace(),
+        s.primary.as_deref().unwrap_or("none"),
+        c.sync_mode().as_str(),
+        s.ready.as_deref().unwrap_or("-"),
+    );
+    let mut table = comfy_table::Table::new();
+    // patronictl's look: ASCII_FULL_CONDENSED with a plain rule under the header.
+    table.load_preset("||--+-++|    ++++++").set_header([
+        "Member",
+        "Set",
+        "Host",
+        "Role",
+        "State",
+        "TL",
+        "Lag",
+        "Replay lag",
+        "Pending restart",
+    ]);
+    for i in &s.instances {
+        table.add_row([
+            i.name.clone(),
+            i.set.clone(),
+            match (&i.host, i.port) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                _ => i.node.clone().unwrap_or_default(),
+            },
+            i.role.clone().unwrap_or_else(|| "-".into()),
+            i.state.clone().unwrap_or_else(|| "-".into()),
+            i.timeline.map(|t| t.to_string()).unwrap_or_default(),
+            i.lag_bytes.map(display::bytes).unwrap_or_default(),
+            i.replay_lag_seconds
+                .map(display::lag_seconds)
+                .unwrap_or_default(),
+            if i.pending_restart {
+                "*".into()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
+    for cond in &s.conditions {
+        out.push_str(&format!(
+            "{}: {} ({}: {})\n",
+            cond.type_, cond.status, cond.reason, cond.message
+        ));
+    }
+    if s.repos.is_empty() {
+        out.push_str("Backups: no repository (spec.backups is not set)\n");
+    }
+    for r in &s.repos {
+        let last = r.backups.last().map(|b| {
+            let age = b
+                .stop
+                .as_ref()
+                .map(|t| format!(" {} ago", display::age(t, now)))
+                .unwrap_or_default();
+            let size = b
+                .size_bytes
+                .map(|n| format!(" ({})", display::bytes(n)))
+                .unwrap_or_default();
+            format!(", last {} {}{age}{size}", b.type_, b.label)
+        });
+        let wal = match (&r.wal_min, &r.wal_max) {
+            (Some(a), Some(b)) => format!("; WAL {a} .. {b}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "Backups: {} ({}): stanza {}; {} backup(s){}{wal}\n",
+            r.name,
+            r.type_.as_deref().unwrap_or("?"),
+            r.stanza_status.as_deref().unwrap_or(if r.stanza_created {
+                "ok"
+            } else {
+                "not created yet"
+            }),
+            r.backups.len(),
+            last.unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+/// Done once the switchover asked for with `trigger` happened; an error says why it failed.
+pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
+    move |c| {
+        let Some(s) = &c.status else { return Ok(false) };
+        if s.patroni.as_ref().and_then(|p| p.switchover.as_deref()) != Some(trigger) {
+            return Ok(false);
+        }
+        match s.condition(conditions::SWITCHOVER) {
+            Some(cond) if cond.status == "True" => Ok(true),
+            Some(cond) => Err(format!("switchover failed: {}", cond.message)),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Done once the cluster is ready at `generation` or later.
+pub(super) fn ready_at(generation: i64) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
+    move |c| {
+        Ok(ready(c)?
+            && c.status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation >= Some(generation)))
+    }
+}
+
+/// The conditions as a sentence, for messages; `None` before the first status.
+pub(super) fn explain(c: &PostgresCluster) -> Option<String> {
+    let s = c.status.as_ref()?;
+    Some(
+        s.conditions
+            .iter()
+            .filter(|c| c.type_ != conditions::SWITCHOVER)
+            .map(|c| format!("{}={} ({})", c.type_, c.status, c.message))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// `get`: one cluster, or a list.
+pub(super) fn print_clusters(global: &Global, clusters: &[PostgresCluster], one: bool) {
+    match global.output {
+        Output::Yaml | Output::Json if one => print(&render_objects(&clusters[0], global.output)),
+        Output::Yaml | Output::Json => {
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": clusters });
+            print(&render_objects(&list, global.output));
+        }
+        Output::Table => print(&clusters_table(clusters, global.all_namespaces)),
+    }
+}
+
+/// `status`: the table, or the status with the cluster's name as JSON or YAML.
+pub(super) fn print_status(global: &Global, cluster: &PostgresCluster) {
+    match global.output {
+        Output::Json | Output::Yaml => {
+            let mut value = serde_json::to_value(cluster.status.clone().unwrap_or_default())
+                .expect("serializes");
+            value["name"] = cluster.name().into();
+            value["namespace"] = cluster.namespace().into();
+            print(&render_objects(&value, global.output));
+        }
+        Output::Table => print(&status_table(cluster)),
+    }
+}
+
+/// What `delete` says it keeps, e.g. ` (keeping data and backups)`.
+pub(super) fn kept_note(keep_data: bool, keep_backups: bool) -> String {
+    let kept: Vec<&str> = [(keep_data, "data"), (keep_backups, "backups")]
+        .iter()
+        .filter(|(k, _)| *k)
+        .map(|(_, w)| *w)
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!(" (keeping {})", kept.join(" and "))
+    }
+}

@@ -1,0 +1,143 @@
+//! Leader election through a `coordination.k8s.io` Lease, so that of several operator replicas
+//! exactly one reconciles. The holder renews the Lease every few seconds; another replica takes
+//! it over only once it has seen no renewal for a whole lease duration (measured on its own
+//! clock, as client-go does, so clock skew between nodes does not matter). Updates carry the
+//! Lease's resourceVersion: of two replicas racing for it, one wins.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use tokio::sync::{Mutex, watch};
+
+use super::KubeError;
+
+pub struct Elector {
+    api: Api<Lease>,
+    namespace: String,
+    name: String,
+    identity: String,
+    lease: Duration,
+    renew: Duration,
+    /// The holder and renew time last seen, and when they were first seen so.
+    observed: Mutex<Option<(Option<String>, Option<MicroTime>, Instant)>>,
+    last_renewed: Mutex<Option<Instant>>,
+}
+
+impl Elector {
+    /// Compete for Lease `namespace/name` as `identity`: a 15 s lease renewed every 5 s.
+    pub fn new(client: Client, namespace: &str, name: &str, identity: &str) -> Elector {
+        Elector {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.into(),
+            name: name.into(),
+            identity: identity.into(),
+            lease: Duration::from_secs(15),
+            renew: Duration::from_secs(5),
+            observed: Mutex::new(None),
+            last_renewed: Mutex::new(None),
+        }
+    }
+
+    /// Other timings (tests use short ones).
+    pub fn with_timing(mut self, lease: Duration, renew: Duration) -> Elector {
+        self.lease = lease;
+        self.renew = renew;
+        self
+    }
+
+    /// Take or renew the Lease once; says whether this replica holds it now.
+    pub async fn try_lead(&self) -> Result<bool, KubeError> {
+        let err = |action| KubeError::api::<Lease>(action, &self.namespace, &self.name);
+        let now = MicroTime(jiff::Timestamp::now());
+        let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(err("get"))? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    lease_duration_seconds: Some(self.lease.as_secs().max(1) as i32),
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now),
+                    lease_transitions: Some(0),
+                    ..Default::default()
+                }),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => self.renewed().await,
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Err(e) => Err(err("create")(e)),
+            };
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+        if holder.as_deref() != Some(&self.identity) {
+            if holder.is_some() && !self.expired(holder.clone(), spec.renew_time.clone()).await {
+                return Ok(false);
+            }
+            spec.holder_identity = Some(self.identity.clone());
+            spec.acquire_time = Some(now.clone());
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            tracing::info!(lease = %self.name, previous = ?holder, "taking over the lease");
+        }
+        spec.renew_time = Some(now);
+        spec.lease_duration_seconds = Some(self.lease.as_secs().max(1) as i32);
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => self.renewed().await,
+            // Someone else wrote it first.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(err("update")(e)),
+        }
+    }
+
+    async fn renewed(&self) -> Result<bool, KubeError> {
+        *self.last_renewed.lock().await = Some(Instant::now());
+        Ok(true)
+    }
+
+    /// Whether the holder has not renewed for a whole lease duration, as this replica saw it.
+    async fn expired(&self, holder: Option<String>, renew: Option<MicroTime>) -> bool {
+        let mut observed = self.observed.lock().await;
+        match observed.as_ref() {
+            Some((h, r, since)) if *h == holder && *r == renew => since.elapsed() > self.lease,
+            _ => {
+                *observed = Some((holder, renew, Instant::now()));
+                false
+            }
+        }
+    }
+
+    /// Compete for the Lease until dropped, telling `leading` whether this replica leads. A
+    /// leader that cannot renew within two thirds of the lease steps down before anyone could
+    /// take over.
+    pub async fn run(self, leading: watch::Sender<bool>) {
+        loop {
+            let now_leading = match self.try_lead().await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election");
+                    let deadline = self.lease * 2 / 3;
+                    *leading.borrow()
+                        && self
+                            .last_renewed
+                            .lock()
+                            .await
+                            .is_some_and(|t| t.elapsed() < deadline)
+                }
+            };
+            if now_leading != *leading.borrow() {
+                tracing::info!(identity = %self.identity, leading = now_leading, "leadership changed");
+                let _ = leading.send(now_leading);
+            }
+            tokio::time::sleep(self.renew).await;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Names and labels of the objects a cluster is made of. Names follow PGO v5 so DBAs find what
+//! they know: `<c>-primary`, `<c>-pguser-<user>`, `<c>-repo-host`, `<instance>-pgdata`, ...
+
+use crate::plan::patroni;
+
+/// The cluster an object belongs to; Patroni's member pods and Endpoints carry it too.
+pub const CLUSTER: &str = patroni::CLUSTER_LABEL;
+pub const INSTANCE_SET: &str = "pgdeck.dev/instance-set";
+pub const INSTANCE: &str = "pgdeck.dev/instance";
+/// Kept by Patroni on each member pod: `master` or `replica`.
+pub const ROLE: &str = patroni::ROLE_LABEL;
+pub const ROLE_PRIMARY: &str = "master";
+pub const ROLE_REPLICA: &str = "replica";
+/// What an object is part of: `instance`, `repo-host`, `backup`, `users`.
+pub const COMPONENT: &str = "pgdeck.dev/component";
+/// The repository a repository volume holds.
+pub const REPO: &str = "pgdeck.dev/repo";
+/// On a volume kept by a delete or scale-down: pgdeck no longer owns it.
+pub const KEPT: &str = "pgdeck.dev/kept";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdeck");
+/// A digest of the object as pgdeck last wrote it: a change of the spec shows as a new digest.
+pub const HASH: &str = "pgdeck.dev/hash";
+/// On instance pods: a digest of Patroni's local configuration, so a change restarts them.
+pub const CONFIG_HASH: &str = "pgdeck.dev/config-hash";
+
+/// The names of one cluster's objects.
+#[derive(Clone, Copy)]
+pub struct Names<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+}
+
+impl<'a> Names<'a> {
+    pub fn new(cluster: &'a str, namespace: &'a str) -> Names<'a> {
+        Names { cluster, namespace }
+    }
+
+    fn of(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.cluster)
+    }
+
+    pub fn primary(&self) -> String {
+        self.of("primary")
+    }
+    pub fn replicas(&self) -> String {
+        self.of("replicas")
+    }
+    /// The headless Service every pod's DNS name hangs off.
+    pub fn pods(&self) -> String {
+        self.of("pods")
+    }
+    /// Patroni's scope, and the Service whose Endpoints Patroni points at the leader.
+    pub fn ha(&self) -> String {
+        patroni::kubernetes_scope(self.cluster)
+    }
+    pub fn pguser(&self, user: &str) -> String {
+        self.of(&format!("pguser-{user}"))
+    }
+    pub fn superuser(&self) -> String {
+        self.of("superuser")
+    }
+    pub fn replication(&self) -> String {
+        self.of("replication")
+    }
+    pub fn ca(&self) -> String {
+        self.of("cluster-ca")
+    }
+    pub fn server_cert(&self) -> String {
+        self.of("cluster-cert")
+    }
+    pub fn replication_cert(&self) -> String {
+        self.of("replication-cert")
+    }
+    pub fn pgbackrest_cert(&self) -> String {
+        self.of("pgbackrest")
+    }
+    pub fn instance_account(&self) -> String {
+        self.of("instance")
+    }
+    pub fn pgbackrest_account(&self) -> String {
+        self.of("pgbackrest")
+    }
+    pub fn pgbackrest_config(&self) -> String {
+        self.of("pgbackrest-config")
+    }
+    pub fn repo_host(&self) -> String {
+        self.of("repo-host")
+    }
+    pub fn repo_volume(&self, repo: &str) -> String {
+        self.of(repo)
+    }
+    pub fn set_budget(&self, set: &str) -> String {
+        self.of(&format!("set-{set}"))
+    }
+    pub fn initial_backup(&self) -> String {
+        self.of("backup-initial")
+    }
+    pub fn scheduled_backup(&self, repo: &str, kind: &str) -> String {
+        self.of(&format!("{repo}-{kind}"))
+    }
+    pub fn users_job(&self, digest: &str) -> String {
+        self.of(&format!("users-{digest}"))
+    }
+
+    /// A Service's name as pods resolve it.
+    pub fn service_host(&self, service: &str) -> String {
+        format!("{service}.{}.svc", self.namespace)
+    }
+    /// A StatefulSet's only pod's DNS name, through the headless `<c>-pods` Service.
+    pub fn pod_host(&self, stateful_set: &str) -> String {
+        format!(
+            "{}.{}.{}.svc",
+            pod(stateful_set),
+            self.pods(),
+            self.namespace
+        )
+    }
+    /// The repository host's DNS name.
+    pub fn repo_host_host(&self) -> String {
+        self.pod_host(&self.repo_host())
+    }
+}
+
+/// The one pod of an instance's StatefulSet; Patroni's member name.
+pub fn pod(stateful_set: &str) -> String {
+    format!("{stateful_set}-0")
+}
+
+pub fn config(instance: &str) -> String {
+    format!("{instance}-config")
+}
+pub fn data_volume(instance: &str) -> String {
+    format!("{instance}-pgdata")
+}
+pub fn wal_volume(instance: &str) -> String {
+    format!("{instance}-pgwal")
+}
+
+/// A stable 64-bit FNV-1a digest, as 16 hex digits: the same on every build and platform.
+pub fn digest(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_pgo() {
+        let n = Names::new("hippo", "db");
+        assert_eq!(n.primary(), "hippo-primary");
+        assert_eq!(n.ha(), "hippo-ha");
+        assert_eq!(n.pguser("app"), "hippo-pguser-app");
+        assert_eq!(n.repo_volume("repo1"), "hippo-repo1");
+        assert_eq!(
+            n.pod_host("hippo-instance1-bcdf"),
+            "hippo-instance1-bcdf-0.hippo-pods.db.svc"
+        );
+        assert_eq!(
+            data_volume("hippo-instance1-bcdf"),
+            "hippo-instance1-bcdf-pgdata"
+        );
+    }
+
+    #[test]
+    fn digest_is_stable_and_sensitive() {
+        assert_eq!(digest(b""), "cbf29ce484222325");
+        assert_eq!(digest(b"a"), "af63dc4c8601ec8c");
+        assert_ne!(digest(b"ab"), digest(b"ba"));
+    }
+}

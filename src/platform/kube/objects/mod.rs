@@ -1,0 +1,291 @@
+//! Every Kubernetes object of a cluster, rendered from its manifest: pure functions of the
+//! manifest and a few inputs (the instances that exist, the Secrets that hold generated
+//! passwords and certificates). `pgdeck render` prints them; the reconciler applies them.
+
+mod backups;
+mod budgets;
+mod instances;
+mod rbac;
+mod secrets;
+mod services;
+mod tls;
+mod users;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+
+use super::names::{self, Names};
+use crate::api::PostgresCluster;
+use crate::api::cluster::Metadata;
+
+pub use self::instances::Instance;
+pub use self::tls::TlsError;
+
+/// What rendering needs beyond the manifest.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    /// The instances to run, each `<cluster>-<set>-<suffix>` with its set.
+    pub instances: Vec<Instance>,
+    /// The data of the cluster's Secrets that exist, by name: passwords and certificates are
+    /// generated once and kept.
+    pub secrets: BTreeMap<String, BTreeMap<String, ByteString>>,
+    /// The cluster's UID, for owner references; unknown when rendering a file.
+    pub owner_uid: Option<String>,
+    /// The first full backup was taken: its Job is not wanted again.
+    pub initial_backup_done: bool,
+}
+
+/// A cluster's objects, by kind, in the order they are applied.
+#[derive(Debug, Default, Clone)]
+pub struct Desired {
+    pub secrets: Vec<Secret>,
+    pub config_maps: Vec<ConfigMap>,
+    pub service_accounts: Vec<ServiceAccount>,
+    pub roles: Vec<Role>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub services: Vec<Service>,
+    pub volumes: Vec<PersistentVolumeClaim>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub budgets: Vec<PodDisruptionBudget>,
+    pub jobs: Vec<Job>,
+    pub cron_jobs: Vec<CronJob>,
+}
+
+/// Render every object of `cluster`.
+pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Desired, TlsError> {
+    let ctx = Ctx::new(cluster, inputs);
+    let mut out = Desired {
+        secrets: secrets::render(&ctx)?,
+        service_accounts: rbac::accounts(&ctx),
+        roles: rbac::roles(&ctx),
+        role_bindings: rbac::bindings(&ctx),
+        services: services::render(&ctx),
+        budgets: budgets::render(&ctx),
+        ..Default::default()
+    };
+    for instance in &inputs.instances {
+        let parts = instances::render(&ctx, instance);
+        out.config_maps.push(parts.config);
+        out.volumes.extend(parts.volumes);
+        out.stateful_sets.push(parts.stateful_set);
+    }
+    if let Some(b) = backups::render(&ctx) {
+        out.config_maps.push(b.config);
+        out.volumes.extend(b.volumes);
+        out.stateful_sets.extend(b.repo_host);
+        out.jobs.extend(b.initial_backup);
+        out.cron_jobs.extend(b.schedules);
+    }
+    out.jobs.push(users::render(&ctx, &out.secrets));
+    out.stamp();
+    Ok(out)
+}
+
+impl Desired {
+    /// Every object as YAML documents, for `pgdeck render`.
+    pub fn to_yaml(&self) -> String {
+        let mut docs: Vec<String> = Vec::new();
+        self.each(|v| docs.push(serde_yaml::to_string(v).expect("an object serializes")));
+        docs.join("---\n")
+    }
+
+    /// How many objects there are.
+    pub fn len(&self) -> usize {
+        let mut n = 0;
+        self.each(|_| n += 1);
+        n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn each(&self, mut f: impl FnMut(&serde_json::Value)) {
+        macro_rules! all {
+            ($($field:ident),*) => {$(
+                for o in &self.$field {
+                    f(&serde_json::to_value(o).expect("an object serializes"));
+                }
+            )*};
+        }
+        all!(
+            secrets,
+            config_maps,
+            service_accounts,
+            roles,
+            role_bindings,
+            services,
+            volumes,
+            stateful_sets,
+            budgets,
+            jobs,
+            cron_jobs
+        );
+    }
+
+    /// Annotate each object with a digest of itself, so the reconciler tells at a glance that
+    /// an object is as last written.
+    fn stamp(&mut self) {
+        macro_rules! all {
+            ($($field:ident),*) => {$(
+                for o in &mut self.$field {
+                    stamp(o);
+                }
+            )*};
+        }
+        all!(
+            secrets,
+            config_maps,
+            service_accounts,
+            roles,
+            role_bindings,
+            services,
+            volumes,
+            stateful_sets,
+            budgets,
+            jobs,
+            cron_jobs
+        );
+    }
+}
+
+fn stamp<K: Resource + serde::Serialize>(object: &mut K) {
+    let digest = names::digest(&serde_json::to_vec(object).expect("an object serializes"));
+    object
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(names::HASH.into(), digest);
+}
+
+/// What every renderer shares: the cluster, its names, and how its objects are labelled.
+struct Ctx<'a> {
+    cluster: &'a PostgresCluster,
+    inputs: &'a Inputs,
+    names: Names<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(cluster: &'a PostgresCluster, inputs: &'a Inputs) -> Ctx<'a> {
+        Ctx {
+            cluster,
+            inputs,
+            names: Names::new(cluster.name(), cluster.namespace()),
+        }
+    }
+
+    /// The labels that select the cluster's objects.
+    fn labels(&self) -> BTreeMap<String, String> {
+        [
+            (names::CLUSTER.to_string(), self.cluster.name().to_string()),
+            (names::MANAGED_BY.0.into(), names::MANAGED_BY.1.into()),
+        ]
+        .into()
+    }
+
+    fn labels_with(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut labels = self.labels();
+        labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        labels
+    }
+
+    /// An object's metadata: the DBA's `spec.metadata` labels and annotations under ours, and
+    /// the cluster as its owner.
+    fn meta(&self, name: impl Into<String>, labels: BTreeMap<String, String>) -> ObjectMeta {
+        let (user_labels, annotations) = user_metadata(self.cluster.spec.metadata.as_ref());
+        let mut all = user_labels;
+        all.extend(labels);
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(self.cluster.namespace().to_string()),
+            labels: Some(all),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: self.owner().map(|o| vec![o]),
+            ..Default::default()
+        }
+    }
+
+    fn owner(&self) -> Option<OwnerReference> {
+        Some(OwnerReference {
+            api_version: PostgresCluster::api_version(&()).into(),
+            kind: PostgresCluster::kind(&()).into(),
+            name: self.cluster.name().to_string(),
+            uid: self.inputs.owner_uid.clone()?,
+            controller: Some(true),
+            block_owner_deletion: None,
+        })
+    }
+
+    fn image(&self) -> String {
+        self.cluster
+            .spec
+            .image
+            .clone()
+            .unwrap_or_else(|| default_image(self.cluster.spec.postgres_version))
+    }
+
+    fn pull_policy(&self) -> Option<String> {
+        self.cluster
+            .spec
+            .image_pull_policy
+            .map(|p| format!("{p:?}"))
+    }
+}
+
+/// Labels and annotations from a `metadata` section of the spec.
+fn user_metadata(m: Option<&Metadata>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let m = m.cloned().unwrap_or_default();
+    (
+        m.labels.unwrap_or_default(),
+        m.annotations.unwrap_or_default(),
+    )
+}
+
+/// The instance image `operator/images/postgres/Dockerfile` builds, one tag per major version.
+pub fn default_image(postgres_version: i32) -> String {
+    format!("{DEFAULT_IMAGE}:{postgres_version}")
+}
+
+pub const DEFAULT_IMAGE: &str = "ghcr.io/pgdeck/postgres";
+
+/// Where things are in an instance or repository host pod.
+mod paths {
+    pub const DATA: &str = "/pgdata";
+    pub const WAL: &str = "/pgwal";
+    pub const PATRONI_CONFIG: &str = "/etc/patroni";
+    pub const PGBACKREST_CONFIG_DIR: &str = "/etc/pgbackrest";
+    pub const PGBACKREST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
+    pub const PGBACKREST_TLS: &str = "/etc/pgbackrest/tls";
+    pub const SERVER_TLS: &str = "/etc/postgres/tls/server";
+    pub const REPLICATION_TLS: &str = "/etc/postgres/tls/replication";
+    pub const TMP: &str = "/tmp";
+    pub const REPOS: &str = "/pgbackrest";
+
+    pub fn data_dir(version: i32) -> String {
+        format!("{DATA}/pg{version}")
+    }
+    pub fn wal_dir(version: i32) -> String {
+        format!("{WAL}/pg{version}_wal")
+    }
+    pub fn bin_dir(version: i32) -> String {
+        format!("/usr/lib/postgresql/{version}/bin")
+    }
+    pub fn repo(name: &str) -> String {
+        format!("{REPOS}/{name}")
+    }
+}
+
+/// The account the instance image runs PostgreSQL as (its Dockerfile creates it).
+const POSTGRES_UID: i64 = 26;
+/// pgBackRest's TLS server port.
+const PGBACKREST_PORT: i32 = 8432;

@@ -1,0 +1,190 @@
+//! Certificates, generated with rcgen unless the spec brings its own (`customTLSSecret`,
+//! `customReplicationTLSSecret`): a CA per cluster, the server's certificate, the replication
+//! user's client certificate, and pgBackRest's (server and client, between instances and the
+//! repository host). Certificates that exist are kept; a new CA re-issues them all.
+
+use std::collections::BTreeMap;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+use super::Ctx;
+use super::secrets::existing;
+use crate::plan::patroni::REPLICATION_USER;
+
+#[derive(Debug, thiserror::Error)]
+#[error("Secret {secret}: {message}")]
+pub struct TlsError {
+    pub secret: String,
+    pub message: String,
+}
+
+/// The common name pgBackRest's TLS servers accept (`tls-server-auth`).
+pub const PGBACKREST_CN: &str = "pgbackrest";
+
+/// Years a generated certificate is valid.
+const VALID_YEARS: i16 = 10;
+
+/// The certificate Secrets to write, by name, each with `tls.crt`, `tls.key` and `ca.crt`
+/// (the CA's with `ca.crt` and `ca.key`).
+pub fn render(ctx: &Ctx) -> Result<Vec<(String, BTreeMap<String, String>)>, TlsError> {
+    let names = &ctx.names;
+    let spec = &ctx.cluster.spec;
+    let ca_name = names.ca();
+    let (ca_cert, ca_key, ca_is_new) = match (
+        existing(ctx, &ca_name, "ca.crt"),
+        existing(ctx, &ca_name, "ca.key"),
+    ) {
+        (Some(cert), Some(key)) => (cert, key, false),
+        _ => {
+            let key = KeyPair::generate().map_err(|e| failed(&ca_name, e))?;
+            let cert = ca_params(ctx)
+                .self_signed(&key)
+                .map_err(|e| failed(&ca_name, e))?;
+            (cert.pem(), key.serialize_pem(), true)
+        }
+    };
+    let signing_key = KeyPair::from_pem(&ca_key).map_err(|e| TlsError {
+        secret: ca_name.clone(),
+        message: format!("ca.key is not a usable private key: {e}"),
+    })?;
+    // The issuer is the CA as pgdeck made it: its name and key are all signing needs.
+    let issuer = Issuer::new(ca_params(ctx), signing_key);
+
+    let ns = ctx.cluster.namespace();
+    let service_names = |service: String| {
+        [
+            service.clone(),
+            format!("{service}.{ns}"),
+            format!("{service}.{ns}.svc"),
+            format!("{service}.{ns}.svc.cluster.local"),
+        ]
+    };
+    let pods = names.pods();
+    let pod_names = vec![
+        format!("*.{pods}.{ns}.svc"),
+        format!("*.{pods}.{ns}.svc.cluster.local"),
+    ];
+    let mut leaves: Vec<(String, String, Vec<String>)> = Vec::new();
+    if spec.custom_tls_secret.is_none() {
+        let mut sans: Vec<String> = [names.primary(), names.replicas(), names.ha()]
+            .into_iter()
+            .flat_map(service_names)
+            .collect();
+        sans.extend(pod_names.clone());
+        leaves.push((names.server_cert(), names.primary(), sans));
+    }
+    if spec.custom_replication_tls_secret.is_none() {
+        leaves.push((
+            names.replication_cert(),
+            REPLICATION_USER.to_string(),
+            vec![],
+        ));
+    }
+    if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
+        leaves.push((
+            names.pgbackrest_cert(),
+            PGBACKREST_CN.to_string(),
+            pod_names,
+        ));
+    }
+
+    let mut out = vec![(
+        ca_name,
+        BTreeMap::from([
+            ("ca.crt".to_string(), ca_cert.clone()),
+            ("ca.key".to_string(), ca_key),
+        ]),
+    )];
+    for (secret, common_name, sans) in leaves {
+        let kept = match (
+            existing(ctx, &secret, "tls.crt"),
+            existing(ctx, &secret, "tls.key"),
+        ) {
+            (Some(cert), Some(key)) if !ca_is_new => Some((cert, key)),
+            _ => None,
+        };
+        let (cert, key) = match kept {
+            Some(pair) => pair,
+            None => {
+                let key = KeyPair::generate().map_err(|e| failed(&secret, e))?;
+                let cert = leaf_params(&common_name, sans)
+                    .and_then(|p| p.signed_by(&key, &issuer))
+                    .map_err(|e| failed(&secret, e))?;
+                (cert.pem(), key.serialize_pem())
+            }
+        };
+        out.push((
+            secret,
+            BTreeMap::from([
+                ("tls.crt".to_string(), cert),
+                ("tls.key".to_string(), key),
+                ("ca.crt".to_string(), ca_cert.clone()),
+            ]),
+        ));
+    }
+    Ok(out)
+}
+
+fn failed(secret: &str, e: rcgen::Error) -> TlsError {
+    TlsError {
+        secret: secret.to_string(),
+        message: format!("cannot generate the certificate: {e}"),
+    }
+}
+
+fn ca_params(ctx: &Ctx) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!(
+            "pgdeck CA for {}/{}",
+            ctx.cluster.namespace(),
+            ctx.cluster.name()
+        ),
+    );
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut p);
+    p
+}
+
+fn leaf_params(common_name: &str, sans: Vec<String>) -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::new(sans)?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, common_name);
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    validity(&mut p);
+    Ok(p)
+}
+
+/// From yesterday (clocks drift) for ten years.
+fn validity(p: &mut CertificateParams) {
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::UTC)
+        .date();
+    let from = today.yesterday().unwrap_or(today);
+    let until = from
+        .checked_add(jiff::Span::new().years(VALID_YEARS))
+        .unwrap_or(from);
+    let ymd = |d: jiff::civil::Date| {
+        rcgen::date_time_ymd(d.year().into(), d.month() as u8, d.day() as u8)
+    };
+    p.not_before = ymd(from);
+    p.not_after = ymd(until);
+}

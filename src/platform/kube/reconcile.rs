@@ -1,0 +1,538 @@
+//! One reconcile of one cluster: read what it has (one list per kind), look at its members
+//! through the pod proxy, carry out a requested switchover, decide its instances, render its
+//! objects and write only those that differ, keep Patroni's dynamic configuration as the spec
+//! says, and record the outcome in status. Deleting the cluster goes through its finalizer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::apply::{self, Kind, Policy, Writes, owned_by};
+use super::metrics::Metrics;
+use super::objects::{self, Desired, Inputs, Instance};
+use super::owned::Owned;
+use super::proxy::{self, Seen};
+use super::scaling::{self, Existing, Plan};
+use super::status::{self, JobState, SwitchoverOutcome};
+use super::{FIELD_MANAGER, KubeError, finalizer, names, owned, teardown};
+use crate::actions::{self, SwitchoverStep};
+use crate::api::status::PostgresClusterStatus;
+use crate::api::{PostgresCluster, annotations};
+use crate::observe::conditions::{self, Activity};
+use crate::observe::patroni::Patroni;
+use crate::plan::dynamic;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    /// Patroni's REST API through the API server's pod proxy.
+    pub patroni: Patroni,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Context {
+        Context {
+            patroni: Patroni::through_pod_proxy(client.clone()),
+            client,
+            metrics,
+        }
+    }
+}
+
+/// While a cluster settles, look again soon; once it has, now and then (status stays fresh,
+/// and drift is undone even without a watch event).
+const SETTLING: Duration = Duration::from_secs(10);
+const SETTLED: Duration = Duration::from_secs(60);
+
+/// Reconcile `cluster`: the Controller's entry point, and the tests'.
+pub async fn reconcile(
+    cluster: Arc<PostgresCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, KubeError> {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "reconcile",
+        cluster = cluster.name(),
+        namespace = cluster.namespace()
+    );
+    let result = pass(&cluster, &ctx).instrument(span.clone()).await;
+    let writes = result
+        .as_ref()
+        .map(|(_, w)| w.applied + w.deleted)
+        .unwrap_or(0);
+    ctx.metrics
+        .reconciled(started.elapsed(), result.is_ok(), writes);
+    span.in_scope(|| match &result {
+        Ok((_, w)) if w.applied + w.deleted > 0 => {
+            tracing::info!(applied = w.applied, deleted = w.deleted, "reconciled")
+        }
+        Ok(_) => tracing::debug!("reconciled, nothing to change"),
+        Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+    });
+    result.map(|(action, _)| action)
+}
+
+/// After an error: try again soon, a little later each time would be kinder but the
+/// Controller already spaces retries of one object.
+pub fn error_policy(_: Arc<PostgresCluster>, _: &KubeError, _: Arc<Context>) -> Action {
+    Action::requeue(SETTLING)
+}
+
+async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Writes), KubeError> {
+    let api: Api<PostgresCluster> = Api::namespaced(ctx.client.clone(), cluster.namespace());
+    if cluster.metadata.deletion_timestamp.is_some() {
+        if finalizer::has(cluster) {
+            teardown::cleanup(&ctx.client, cluster).await?;
+            finalizer::remove(&api, cluster).await?;
+            tracing::info!("deleted");
+        }
+        return Ok((Action::await_change(), Writes::default()));
+    }
+    let updated = finalizer::ensure(&api, cluster).await?;
+    let cluster = updated.as_ref().unwrap_or(cluster);
+    let mut run = Run {
+        cluster,
+        ctx,
+        owned: owned::list(&ctx.client, cluster.namespace(), cluster.name()).await?,
+        writes: Writes::default(),
+        problem: None,
+    };
+    match run.apply().await {
+        Ok(status) => {
+            run.write_status(&api, &status).await?;
+            let settled = conditions::is_true(&status.conditions, conditions::READY)
+                && !conditions::is_true(&status.conditions, conditions::PROGRESSING);
+            Ok((
+                Action::requeue(if settled { SETTLED } else { SETTLING }),
+                run.writes,
+            ))
+        }
+        Err(e) => {
+            // The error shows in status (Degraded) as well as in the log.
+            let _ = run
+                .write_status(&api, &status::degraded(cluster, &e.to_string()))
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// One pass over one cluster.
+struct Run<'a> {
+    cluster: &'a PostgresCluster,
+    ctx: &'a Context,
+    owned: Owned,
+    writes: Writes,
+    /// What went wrong without stopping the pass, for the Degraded condition.
+    problem: Option<String>,
+}
+
+impl Run<'_> {
+    async fn apply(&mut self) -> Result<PostgresClusterStatus, KubeError> {
+        let cluster = self.cluster;
+        let existing = self.existing_instances();
+        let members: Vec<Instance> = existing.iter().map(|e| e.instance.clone()).collect();
+        let mut seen = self.look(&members).await;
+        if cluster.spec.paused == Some(true) {
+            let repos = status::repos(cluster, status::initial_backup(cluster, &self.owned.jobs));
+            return Ok(status::build(
+                cluster,
+                &seen,
+                repos,
+                &Activity::default(),
+                None,
+                None,
+            ));
+        }
+
+        let switchover = self.requested_switchover(&seen).await;
+        if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
+            seen = self.look(&members).await;
+        }
+        let existing: Vec<Existing> = existing
+            .into_iter()
+            .map(|mut e| {
+                let s = seen.instance(&e.instance.name);
+                e.ready = s.is_some_and(|s| s.ready);
+                e.sync_standby = s.is_some_and(|s| s.role.as_deref() == Some("sync_standby"));
+                e
+            })
+            .collect();
+        let plan = scaling::plan(cluster, &existing, seen.leader.as_deref());
+        let mut moving = false;
+        if let Some(primary) = &plan.move_primary {
+            moving = self.move_primary_away(primary, &seen).await;
+        }
+
+        let backup = status::initial_backup(cluster, &self.owned.jobs);
+        let inputs = Inputs {
+            instances: plan.run.clone(),
+            secrets: self.secret_data(),
+            owner_uid: cluster.uid(),
+            initial_backup_done: backup == Some(JobState::Succeeded),
+        };
+        let desired = objects::render(cluster, &inputs)?;
+        self.write(&desired, &plan).await?;
+        self.configure(&seen).await;
+
+        if backup == Some(JobState::Failed) {
+            self.problem = Some(format!(
+                "the first backup failed: see `kubectl logs -n {} job/{}`",
+                cluster.namespace(),
+                names::Names::new(cluster.name(), cluster.namespace()).initial_backup()
+            ));
+        }
+        for job in self.owned.jobs.iter().filter(|j| {
+            j.labels().get(names::COMPONENT).map(String::as_str) == Some("users")
+                && status::job_state(j) == JobState::Failed
+        }) {
+            self.problem = Some(format!(
+                "creating users failed: see `kubectl logs -n {} job/{}`",
+                cluster.namespace(),
+                job.name_any()
+            ));
+        }
+
+        // Status lists the instances the cluster now runs, new ones included.
+        seen.keep_only(&plan.run, plan.move_primary.as_ref());
+        let mut removing = plan.remove.clone();
+        removing.extend(plan.move_primary.iter().map(|i| i.name.clone()));
+        let activity = Activity {
+            removing,
+            switchover: moving,
+            initial_backup: backup == Some(JobState::Running),
+            backup: false,
+        };
+        Ok(status::build(
+            cluster,
+            &seen,
+            status::repos(cluster, backup),
+            &activity,
+            self.problem.as_deref(),
+            switchover,
+        ))
+    }
+
+    async fn look(&self, members: &[Instance]) -> Seen {
+        proxy::observe(
+            &self.ctx.patroni,
+            self.cluster,
+            members,
+            &self.owned.pods,
+            &self.owned.volumes,
+        )
+        .await
+    }
+
+    /// The instances whose StatefulSets exist.
+    fn existing_instances(&self) -> Vec<Existing> {
+        self.owned
+            .stateful_sets
+            .iter()
+            .filter(|s| owned_by(*s, self.cluster.uid().as_deref()))
+            .filter_map(|s| {
+                let labels = s.labels();
+                Some(Existing {
+                    instance: Instance {
+                        name: labels.get(names::INSTANCE)?.clone(),
+                        set: labels.get(names::INSTANCE_SET)?.clone(),
+                    },
+                    created: s.creation_timestamp().map(|t| t.0),
+                    ready: false,
+                    sync_standby: false,
+                })
+            })
+            .collect()
+    }
+
+    fn secret_data(&self) -> BTreeMap<String, BTreeMap<String, ByteString>> {
+        self.owned
+            .secrets
+            .iter()
+            .map(|s| (s.name_any(), s.data.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Write every kind, in dependency order.
+    async fn write(&mut self, desired: &Desired, plan: &Plan) -> Result<(), KubeError> {
+        let moving = plan.move_primary.as_ref().map(|i| i.name.clone());
+        let not_moving = move |labels: &BTreeMap<String, String>| {
+            moving
+                .as_ref()
+                .is_none_or(|m| labels.get(names::INSTANCE) != Some(m))
+        };
+        let o = &self.owned;
+        let mut w = Writes::default();
+        w += self
+            .sync(&desired.secrets, &o.secrets, Policy::prune_all())
+            .await?;
+        w += self
+            .sync(
+                &desired.config_maps,
+                &o.config_maps,
+                Policy {
+                    prune: &|c| not_moving(c.labels()),
+                    replace: false,
+                },
+            )
+            .await?;
+        w += self
+            .sync(
+                &desired.service_accounts,
+                &o.service_accounts,
+                Policy::prune_all(),
+            )
+            .await?;
+        w += self
+            .sync(&desired.roles, &o.roles, Policy::prune_all())
+            .await?;
+        w += self
+            .sync(
+                &desired.role_bindings,
+                &o.role_bindings,
+                Policy::prune_all(),
+            )
+            .await?;
+        w += self
+            .sync(&desired.services, &o.services, Policy::prune_all())
+            .await?;
+        // Volumes are never pruned as such: only those of removed instances go, below.
+        w += self
+            .sync(
+                &desired.volumes,
+                &o.volumes,
+                Policy {
+                    prune: &|_: &PersistentVolumeClaim| false,
+                    replace: false,
+                },
+            )
+            .await?;
+        w += self
+            .sync(
+                &desired.stateful_sets,
+                &o.stateful_sets,
+                Policy {
+                    prune: &|s: &StatefulSet| not_moving(s.labels()),
+                    replace: false,
+                },
+            )
+            .await?;
+        w += self
+            .sync(&desired.budgets, &o.budgets, Policy::prune_all())
+            .await?;
+        w += self
+            .sync(
+                &desired.jobs,
+                &o.jobs,
+                Policy {
+                    // Backup Jobs stay as a record; a users Job gives way to the next.
+                    prune: &|j: &Job| {
+                        j.labels().get(names::COMPONENT).map(String::as_str) == Some("users")
+                    },
+                    replace: true,
+                },
+            )
+            .await?;
+        w += self
+            .sync(&desired.cron_jobs, &o.cron_jobs, Policy::prune_all())
+            .await?;
+        w += self.remove_volumes(&plan.remove).await?;
+        self.writes += w;
+        Ok(())
+    }
+
+    async fn sync<K: Kind>(
+        &self,
+        desired: &[K],
+        existing: &[K],
+        policy: Policy<'_, K>,
+    ) -> Result<Writes, KubeError> {
+        apply::sync(
+            &self.ctx.client,
+            self.cluster.namespace(),
+            self.cluster.uid().as_deref(),
+            desired,
+            existing,
+            policy,
+        )
+        .await
+    }
+
+    /// The volumes of instances a scale-down removed: deleted, or kept when the cluster says
+    /// `pgdeck.dev/keep-data`.
+    async fn remove_volumes(&self, removed: &[String]) -> Result<Writes, KubeError> {
+        let keep = actions::flag(self.cluster, annotations::KEEP_DATA);
+        let ns = self.cluster.namespace();
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), ns);
+        let mut writes = Writes::default();
+        for v in self.owned.volumes.iter().filter(|v| {
+            owned_by(*v, self.cluster.uid().as_deref())
+                && v.labels()
+                    .get(names::INSTANCE)
+                    .is_some_and(|i| removed.contains(i))
+        }) {
+            let name = v.name_any();
+            if keep {
+                teardown::keep(&self.ctx.client, ns, &name).await?;
+                writes.applied += 1;
+            } else {
+                api.delete(&name, &Default::default())
+                    .await
+                    .map_err(KubeError::api::<PersistentVolumeClaim>("delete", ns, &name))?;
+                writes.deleted += 1;
+            }
+        }
+        Ok(writes)
+    }
+
+    /// Keep Patroni's dynamic configuration as the spec says (`PATCH /config` on the leader).
+    async fn configure(&mut self, seen: &Seen) {
+        let Some(leader) = seen
+            .leader
+            .as_deref()
+            .filter(|l| seen.instance(l).is_some_and(|s| s.ready))
+        else {
+            return;
+        };
+        let base = proxy::base(self.cluster, leader);
+        let patroni = &self.ctx.patroni;
+        match patroni.config(&base).await {
+            Ok(current) => {
+                if let Some(patch) = dynamic::patch(&current, &dynamic::desired(self.cluster)) {
+                    tracing::info!(
+                        "patching Patroni's configuration: {}",
+                        serde_json::Value::Object(patch.clone())
+                    );
+                    if let Err(e) = patroni.patch_config(&base, &patch).await {
+                        self.problem = Some(e.to_string());
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("{e}"),
+        }
+    }
+
+    /// Act on a new value of `pgdeck.dev/trigger-switchover` (with `spec.patroni.switchover`).
+    async fn requested_switchover(&self, seen: &Seen) -> Option<SwitchoverOutcome> {
+        let trigger = self.cluster.annotation(annotations::TRIGGER_SWITCHOVER)?;
+        let handled = self
+            .cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.patroni.as_ref()?.switchover.as_deref());
+        if handled == Some(trigger) {
+            return None;
+        }
+        let status = PostgresClusterStatus {
+            instances: seen.statuses.clone(),
+            ..Default::default()
+        };
+        let result = match actions::plan_switchover(self.cluster, &status, seen.leader.as_deref()) {
+            Err(why) => Err(why),
+            Ok(step) => self.switch(step).await,
+        };
+        tracing::info!(trigger, ?result, "switchover");
+        Some(SwitchoverOutcome {
+            trigger: trigger.to_string(),
+            result,
+        })
+    }
+
+    async fn switch(&self, step: SwitchoverStep) -> Result<String, String> {
+        let patroni = &self.ctx.patroni;
+        let (result, target) = match step {
+            SwitchoverStep::Switchover { leader, target } => (
+                patroni
+                    .switchover(
+                        &proxy::base(self.cluster, &leader),
+                        &names::pod(&leader),
+                        &names::pod(&target),
+                    )
+                    .await,
+                target,
+            ),
+            SwitchoverStep::Failover { target } => (
+                patroni
+                    .failover(&proxy::base(self.cluster, &target), &names::pod(&target))
+                    .await,
+                target,
+            ),
+        };
+        result
+            .map(|_| format!("{target} is the new primary"))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The primary's set was removed: switch over to the healthiest instance elsewhere first.
+    /// Says whether a switchover happened.
+    async fn move_primary_away(&mut self, primary: &Instance, seen: &Seen) -> bool {
+        let others = PostgresClusterStatus {
+            instances: seen
+                .statuses
+                .iter()
+                .filter(|i| i.set != primary.set)
+                .cloned()
+                .collect(),
+            ..Default::default()
+        };
+        let Some(target) = actions::healthiest_candidate(&others).map(|i| i.name.clone()) else {
+            self.problem = Some(format!(
+                "{} is the primary of a removed instance set and no ready instance elsewhere can take over",
+                primary.name
+            ));
+            return false;
+        };
+        let step = SwitchoverStep::Switchover {
+            leader: primary.name.clone(),
+            target,
+        };
+        match self.switch(step).await {
+            Ok(_) => true,
+            Err(e) => {
+                self.problem = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Write the status when it changed (server-side apply of the status subresource).
+    async fn write_status(
+        &mut self,
+        api: &Api<PostgresCluster>,
+        status: &PostgresClusterStatus,
+    ) -> Result<(), KubeError> {
+        if self.cluster.status.as_ref() == Some(status) {
+            return Ok(());
+        }
+        let body = json!({
+            "apiVersion": PostgresCluster::api_version(&()),
+            "kind": PostgresCluster::kind(&()),
+            "metadata": { "name": self.cluster.name() },
+            "status": status,
+        });
+        api.patch_status(
+            self.cluster.name(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(KubeError::api::<PostgresCluster>(
+            "write the status of",
+            self.cluster.namespace(),
+            self.cluster.name(),
+        ))?;
+        self.writes.applied += 1;
+        Ok(())
+    }
+}

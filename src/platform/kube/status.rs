@@ -1,0 +1,124 @@
+//! The status the operator writes: the same shape and conditions as on every platform (see
+//! `observe::status` and `observe::conditions`), from what the API and Patroni report.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+
+use super::names::Names;
+use super::proxy::Seen;
+use crate::api::PostgresCluster;
+use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::observe::conditions::{self, Activity};
+
+/// How a Job ended, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+pub fn job_state(job: &Job) -> JobState {
+    let finished = |kind: &str| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == kind && c.status == "True"))
+    };
+    if finished("Complete") || job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0 {
+        JobState::Succeeded
+    } else if finished("Failed") {
+        JobState::Failed
+    } else {
+        JobState::Running
+    }
+}
+
+/// The first full backup: taken (recorded in status, or its Job succeeded), running, failed.
+pub fn initial_backup(cluster: &PostgresCluster, jobs: &[Job]) -> Option<JobState> {
+    if cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| s.repos.iter().any(|r| r.stanza_created))
+    {
+        return Some(JobState::Succeeded);
+    }
+    let name = Names::new(cluster.name(), cluster.namespace()).initial_backup();
+    jobs.iter().find(|j| j.name_any() == name).map(job_state)
+}
+
+/// The repositories: their kind, and whether the stanza exists (the first backup's Job
+/// created it). Backups themselves are listed by pgBackRest in the repository host.
+pub fn repos(cluster: &PostgresCluster, backup: Option<JobState>) -> Vec<RepoStatus> {
+    cluster
+        .repos()
+        .iter()
+        .map(|r| RepoStatus {
+            name: r.name.clone(),
+            type_: Some(r.kind().to_string()),
+            stanza_created: backup == Some(JobState::Succeeded),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The outcome of a switchover request, for `status.patroni` and the Switchover condition.
+pub struct SwitchoverOutcome {
+    pub trigger: String,
+    pub result: Result<String, String>,
+}
+
+/// The status from this pass's observations, on top of the status as it was (so condition
+/// transition times stay).
+pub fn build(
+    cluster: &PostgresCluster,
+    seen: &Seen,
+    repos: Vec<RepoStatus>,
+    activity: &Activity,
+    problem: Option<&str>,
+    switchover: Option<SwitchoverOutcome>,
+) -> PostgresClusterStatus {
+    let mut status = cluster.status.clone().unwrap_or_default();
+    status.observed_generation = Some(cluster.generation());
+    status.instances = seen.statuses.clone();
+    status.repos = repos;
+    if let Some(id) = &seen.system_identifier {
+        status
+            .patroni
+            .get_or_insert_with(Default::default)
+            .system_identifier = Some(id.clone());
+    }
+    crate::observe::status::summarize(cluster, &mut status);
+    if let Some(outcome) = switchover {
+        let ok = outcome.result.is_ok();
+        let timeline = status
+            .instances
+            .iter()
+            .find(|i| i.role.as_deref() == Some("primary"))
+            .and_then(|i| i.timeline);
+        let p = status.patroni.get_or_insert_with(Default::default);
+        p.switchover = Some(outcome.trigger);
+        p.switchover_timeline = if ok { timeline } else { None };
+        let (reason, message) = match outcome.result {
+            Ok(m) => ("Succeeded", m),
+            Err(m) => ("Failed", m),
+        };
+        conditions::set(
+            &mut status.conditions,
+            conditions::SWITCHOVER,
+            ok,
+            reason,
+            message,
+            cluster.generation(),
+        );
+    }
+    conditions::standard(cluster, &mut status, activity, problem);
+    status
+}
+
+/// The status as it was, with the pass's error as the Degraded condition.
+pub fn degraded(cluster: &PostgresCluster, problem: &str) -> PostgresClusterStatus {
+    let mut status = cluster.status.clone().unwrap_or_default();
+    conditions::standard(cluster, &mut status, &Activity::default(), Some(problem));
+    status
+}

@@ -1,0 +1,493 @@
+//! An in-memory API server for the Kubernetes platform's tests and benchmark: kube-fake-client
+//! (server-side apply, managed fields, selectors, owner-reference garbage collection), plus what
+//! it lacks: a stand-in kubelet that runs a pod per StatefulSet, and Patroni answering through
+//! the pod proxy (the leader is the pod Patroni labels `master`). Every request the operator
+//! makes is recorded, so tests count writes and check the ClusterRole against what was used.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use http_body_util::BodyExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+use pgdeck::api::{PostgresCluster, manifest};
+use pgdeck::plan::dynamic;
+use pgdeck::platform::kube::KubeError;
+use pgdeck::platform::kube::metrics::Metrics;
+use pgdeck::platform::kube::names;
+use pgdeck::platform::kube::reconcile::{Context, reconcile};
+use serde_json::{Map, Value, json};
+
+/// One request as the API server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// A server-side apply that created its object: authorized as `create` too.
+    pub created: bool,
+}
+
+/// A permission as RBAC names it: API group, resource (with subresource), verb.
+pub type Permission = (String, String, String);
+
+impl Call {
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+
+    /// The permissions the API server's authorizer checks for this request.
+    pub fn permissions(&self) -> Vec<Permission> {
+        let (group, resource, verb) = self.permission();
+        let mut out = vec![(group.clone(), resource.clone(), verb)];
+        if self.created {
+            out.push((group, resource, "create".into()));
+        }
+        out
+    }
+
+    fn permission(&self) -> Permission {
+        let parts: Vec<&str> = self.path.split('/').filter(|p| !p.is_empty()).collect();
+        let (group, rest) = match parts.first() {
+            Some(&"api") => ("", &parts[2..]),
+            Some(&"apis") => (parts[1], &parts[3..]),
+            _ => panic!("not an API path: {}", self.path),
+        };
+        let rest = match rest {
+            ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
+            other => other,
+        };
+        let (resource, name, sub) = (rest[0], rest.get(1), rest.get(2));
+        let resource = match sub {
+            Some(s) => format!("{resource}/{s}"),
+            None => resource.to_string(),
+        };
+        let watch = self
+            .query
+            .split('&')
+            .any(|p| p == "watch=true" || p == "watch=1");
+        let verb = match (self.method.as_str(), name) {
+            ("GET", Some(_)) => "get",
+            ("GET", None) if watch => "watch",
+            ("GET", None) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", Some(_)) => "delete",
+            ("DELETE", None) => "deletecollection",
+            (m, _) => panic!("unexpected method {m}"),
+        };
+        (group.to_string(), resource, verb.to_string())
+    }
+}
+
+/// What the stand-in Patroni remembers per cluster (`namespace/cluster`).
+#[derive(Default)]
+pub struct FakePatroni {
+    /// Dynamic configuration: what the cluster bootstrapped with, then as patched.
+    pub config: HashMap<String, Map<String, Value>>,
+    pub timeline: HashMap<String, i64>,
+    /// Every `PATCH /config`, by cluster.
+    pub patches: Vec<(String, Value)>,
+    /// Every switchover or failover: cluster, old leader, new leader (pod names).
+    pub switchovers: Vec<(String, String, String)>,
+    /// Pods whose Patroni does not answer.
+    pub down: HashSet<String>,
+}
+
+pub struct Harness {
+    /// What the operator uses: recorded, and with Patroni behind the pod proxy.
+    pub client: Client,
+    /// The store itself, for the test's own reads and writes (not recorded).
+    pub store: Client,
+    calls: Arc<Mutex<Vec<Call>>>,
+    pub patroni: Arc<Mutex<FakePatroni>>,
+    pub ctx: Arc<Context>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness::with_objects(Vec::new()).await
+    }
+
+    /// An API server holding `objects` (JSON, any kind) from the start.
+    pub async fn with_objects(objects: Vec<Value>) -> Harness {
+        let store = kube_fake_client::ClientBuilder::new()
+            .with_resource::<PostgresCluster>()
+            .with_runtime_objects(objects)
+            .build()
+            .await
+            .expect("the fake API server starts");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let patroni = Arc::new(Mutex::new(FakePatroni::default()));
+        let service = {
+            let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
+            tower::service_fn(move |req: http::Request<Body>| {
+                let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
+                async move { serve(store, calls, patroni, req).await }.boxed()
+            })
+        };
+        let client = Client::new(service, "default");
+        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new())));
+        Harness {
+            client,
+            store,
+            calls,
+            patroni,
+            ctx,
+        }
+    }
+
+    /// Create a cluster from a manifest, as `kubectl apply` would (unrecorded).
+    pub async fn create(&self, yaml: &str) -> PostgresCluster {
+        let mut cluster = manifest::parse(yaml).expect("a valid manifest");
+        let ns = cluster.namespace().to_string();
+        cluster.metadata.namespace = Some(ns.clone());
+        // A `status` makes the fake treat it as the status subresource, as the CRD declares.
+        let mut value = serde_json::to_value(&cluster).unwrap();
+        value["status"] = json!({});
+        let api: Api<PostgresCluster> = Api::namespaced(self.store.clone(), &ns);
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(value).unwrap(),
+        )
+        .await
+        .expect("the cluster is created")
+    }
+
+    pub async fn cluster(&self, ns: &str, name: &str) -> PostgresCluster {
+        let api: Api<PostgresCluster> = Api::namespaced(self.store.clone(), ns);
+        api.get(name).await.expect("the cluster exists")
+    }
+
+    /// Change a cluster's manifest as a user would (unrecorded).
+    pub async fn edit(&self, ns: &str, name: &str, change: impl FnOnce(&mut PostgresCluster)) {
+        let api: Api<PostgresCluster> = Api::namespaced(self.store.clone(), ns);
+        let mut cluster = api.get(name).await.unwrap();
+        change(&mut cluster);
+        api.replace(name, &PostParams::default(), &cluster)
+            .await
+            .expect("the edit is stored");
+    }
+
+    /// One reconcile, as the Controller would run it on the cluster's current state.
+    pub async fn reconcile(&self, ns: &str, name: &str) -> Result<Action, KubeError> {
+        let cluster = self.cluster(ns, name).await;
+        reconcile(Arc::new(cluster), self.ctx.clone()).await
+    }
+
+    /// How many requests were made so far.
+    pub fn mark(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn writes_since(&self, mark: usize) -> Vec<Call> {
+        self.calls.lock().unwrap()[mark..]
+            .iter()
+            .filter(|c| c.is_write())
+            .cloned()
+            .collect()
+    }
+
+    /// The names of every object of kind `K` in `ns`.
+    pub async fn names<K>(&self, ns: &str) -> BTreeSet<String>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.store.clone(), ns);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|o| o.name_any())
+            .collect()
+    }
+
+    /// Run what the kubelet and the StatefulSet controller would: a running, ready pod for each
+    /// StatefulSet of one replica (none for zero). A cluster's first instance pod becomes
+    /// Patroni's leader.
+    pub async fn kubelet(&self, ns: &str) {
+        let sets: Api<StatefulSet> = Api::namespaced(self.store.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(self.store.clone(), ns);
+        let existing = pods.list(&ListParams::default()).await.unwrap().items;
+        for set in sets.list(&ListParams::default()).await.unwrap().items {
+            let pod_name = names::pod(&set.name_any());
+            let spec = set.spec.clone().unwrap();
+            let have = existing.iter().any(|p| p.name_any() == pod_name);
+            if spec.replicas == Some(0) {
+                if have {
+                    pods.delete(&pod_name, &Default::default()).await.unwrap();
+                }
+                continue;
+            }
+            if have {
+                continue;
+            }
+            let mut labels = spec.template.metadata.unwrap().labels.unwrap_or_default();
+            if labels.contains_key(names::INSTANCE) {
+                let cluster = &labels[names::CLUSTER];
+                let led = pods
+                    .list(&ListParams::default().labels(&format!(
+                        "{}={cluster},{}={}",
+                        names::CLUSTER,
+                        names::ROLE,
+                        names::ROLE_PRIMARY
+                    )))
+                    .await
+                    .unwrap();
+                let role = if led.items.is_empty() {
+                    names::ROLE_PRIMARY
+                } else {
+                    names::ROLE_REPLICA
+                };
+                labels.insert(names::ROLE.into(), role.into());
+            }
+            let n = existing.len() + 10;
+            let pod = json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": pod_name,
+                    "namespace": ns,
+                    "labels": labels,
+                    "ownerReferences": [{
+                        "apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "name": set.name_any(), "uid": set.uid().unwrap(), "controller": true,
+                    }],
+                },
+                "spec": {"nodeName": format!("node-{}", n % 3), "containers": [{"name": "database", "image": "postgres"}]},
+                "status": {
+                    "phase": "Running",
+                    "podIP": format!("10.0.{}.{}", n / 250, n % 250),
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            });
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(pod).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    /// Every object in the store, of the kinds pgdeck deals with, to seed another store.
+    pub async fn dump(&self, ns: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        macro_rules! of {
+            ($($k:ty),*) => {$(
+                let api: Api<$k> = Api::namespaced(self.store.clone(), ns);
+                for o in api.list(&ListParams::default()).await.unwrap().items {
+                    out.push(serde_json::to_value(o).unwrap());
+                }
+            )*};
+        }
+        of!(
+            PostgresCluster,
+            k8s_openapi::api::core::v1::Secret,
+            k8s_openapi::api::core::v1::ConfigMap,
+            k8s_openapi::api::core::v1::ServiceAccount,
+            k8s_openapi::api::rbac::v1::Role,
+            k8s_openapi::api::rbac::v1::RoleBinding,
+            k8s_openapi::api::core::v1::Service,
+            k8s_openapi::api::core::v1::PersistentVolumeClaim,
+            StatefulSet,
+            k8s_openapi::api::policy::v1::PodDisruptionBudget,
+            k8s_openapi::api::batch::v1::Job,
+            k8s_openapi::api::batch::v1::CronJob,
+            Pod,
+            k8s_openapi::api::core::v1::Endpoints
+        );
+        out
+    }
+}
+
+/// Record a request; answer pod-proxy requests as Patroni, the rest from the store.
+async fn serve(
+    store: Client,
+    calls: Arc<Mutex<Vec<Call>>>,
+    patroni: Arc<Mutex<FakePatroni>>,
+    req: http::Request<Body>,
+) -> Result<http::Response<Body>, BoxError> {
+    let apply = req
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/apply-patch"));
+    let path = req.uri().path().to_string();
+    let created = apply && !path.ends_with("/status") && {
+        let probe = http::Request::get(&path).body(Body::empty())?;
+        store.send(probe).await?.status() == http::StatusCode::NOT_FOUND
+    };
+    let call = Call {
+        method: req.method().to_string(),
+        path,
+        query: req.uri().query().unwrap_or_default().to_string(),
+        created,
+    };
+    calls.lock().unwrap().push(call.clone());
+    if let Some((ns, pod, rest)) = proxied(&call.path) {
+        let body = req.into_body().collect().await?.to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (status, reply) =
+            answer_as_patroni(&store, &patroni, &ns, &pod, &call.method, &rest, body).await;
+        return Ok(http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(reply.to_string().into_bytes()))?);
+    }
+    Ok(store.send(req).await?)
+}
+
+/// `(namespace, pod, path)` of `/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH`.
+fn proxied(path: &str) -> Option<(String, String, String)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let (ns, rest) = rest.split_once("/pods/")?;
+    let (pod_port, rest) = rest.split_once("/proxy")?;
+    let (pod, _port) = pod_port.split_once(':')?;
+    Some((ns.into(), pod.into(), rest.into()))
+}
+
+/// What Patroni on `pod` answers.
+async fn answer_as_patroni(
+    store: &Client,
+    state: &Mutex<FakePatroni>,
+    ns: &str,
+    pod: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    if state.lock().unwrap().down.contains(pod) {
+        // As the API server answers when the pod's port refuses connections.
+        return (
+            503,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                   "reason": "ServiceUnavailable",
+                   "message": format!("error trying to reach service: dial tcp {pod}:8008: connect: connection refused")}),
+        );
+    }
+    let pods: Api<Pod> = Api::namespaced(store.clone(), ns);
+    let Ok(me) = pods.get(pod).await else {
+        return (503, json!({"error": "no such pod"}));
+    };
+    let cluster_name = me.labels()[names::CLUSTER].clone();
+    let key = format!("{ns}/{cluster_name}");
+    let members: Vec<Pod> = pods
+        .list(&ListParams::default().labels(&format!(
+            "{}={cluster_name},{}",
+            names::CLUSTER,
+            names::INSTANCE
+        )))
+        .await
+        .unwrap()
+        .items;
+    let role = |p: &Pod| p.labels().get(names::ROLE).cloned().unwrap_or_default();
+    let leader = members
+        .iter()
+        .find(|p| role(p) == names::ROLE_PRIMARY)
+        .map(|p| p.name_any());
+    let timeline = *state
+        .lock()
+        .unwrap()
+        .timeline
+        .entry(key.clone())
+        .or_insert(1);
+    match (method, path) {
+        ("GET", "/patroni") => {
+            let is_leader = leader.as_deref() == Some(pod);
+            let mut node = json!({
+                "state": "running",
+                "role": if is_leader { "master" } else { "replica" },
+                "timeline": timeline,
+                "database_system_identifier": "7311111111111111111",
+            });
+            if is_leader {
+                node["xlog"] = json!({"location": 5000});
+                node["replication"] = members
+                    .iter()
+                    .filter(|p| p.name_any() != pod)
+                    .map(|p| json!({"application_name": p.name_any(), "state": "streaming", "sync_state": "async"}))
+                    .collect();
+            } else {
+                node["xlog"] = json!({"received_location": 5000, "replayed_location": 4990});
+            }
+            (200, node)
+        }
+        ("GET", "/cluster") => (
+            200,
+            json!({"members": members.iter().map(|p| json!({
+                "name": p.name_any(),
+                "role": if Some(p.name_any()) == leader { "leader" } else { "replica" },
+                "state": "running",
+            })).collect::<Vec<_>>()}),
+        ),
+        ("GET", "/config") => {
+            let clusters: Api<PostgresCluster> = Api::namespaced(store.clone(), ns);
+            let cluster = clusters.get(&cluster_name).await.unwrap();
+            let mut s = state.lock().unwrap();
+            // What the cluster bootstrapped with: the spec as it was at first contact.
+            let config = s
+                .config
+                .entry(key)
+                .or_insert_with(|| dynamic::desired(&cluster));
+            (200, Value::Object(config.clone()))
+        }
+        ("PATCH", "/config") => {
+            let mut s = state.lock().unwrap();
+            let config = s.config.entry(key.clone()).or_default();
+            let mut value = Value::Object(config.clone());
+            json_patch::merge(&mut value, &body);
+            *config = value.as_object().cloned().unwrap_or_default();
+            s.patches.push((key, body));
+            (200, value)
+        }
+        ("POST", "/switchover" | "/failover") => {
+            let candidate = body["candidate"].as_str().unwrap_or_default().to_string();
+            if path == "/switchover" && body["leader"].as_str() != leader.as_deref() {
+                return (412, json!("leader name does not match"));
+            }
+            if !members.iter().any(|p| p.name_any() == candidate) {
+                return (412, json!(format!("candidate {candidate} does not exist")));
+            }
+            for p in &members {
+                let role = if p.name_any() == candidate {
+                    names::ROLE_PRIMARY
+                } else {
+                    names::ROLE_REPLICA
+                };
+                let patch = json!({"metadata": {"labels": {names::ROLE: role}}});
+                pods.patch(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .unwrap();
+            }
+            let mut s = state.lock().unwrap();
+            *s.timeline.entry(key.clone()).or_insert(1) += 1;
+            s.switchovers
+                .push((key, leader.unwrap_or_default(), candidate.clone()));
+            (
+                200,
+                json!(format!("Successfully switched over to \"{candidate}\"")),
+            )
+        }
+        _ => (404, json!({"error": format!("{method} {path}")})),
+    }
+}

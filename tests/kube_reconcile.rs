@@ -1,0 +1,897 @@
+//! The Kubernetes reconciler against an in-memory API server (tests/common/kube.rs): what a
+//! cluster becomes, scaling that keeps the primary, self-healing, zero writes when nothing
+//! changed, delete semantics, switchover and dynamic configuration through Patroni's REST API
+//! behind the pod proxy, leader election, and the ClusterRole against every call made.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::kube::{Harness, Permission};
+use common::{read, repo_root};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
+use pgdeck::actions;
+use pgdeck::api::patroni::SwitchoverType;
+use pgdeck::api::{PostgresCluster, manifest};
+use pgdeck::observe::conditions;
+use pgdeck::platform::kube::leader::Elector;
+use pgdeck::platform::kube::names;
+use pgdeck::platform::kube::objects::{self, Inputs};
+use pgdeck::platform::kube::operator::{self, Options};
+use serde_json::{Value, json};
+
+const NS: &str = "db";
+
+/// An example manifest, in namespace `NS`.
+fn example(name: &str) -> String {
+    let mut cluster =
+        manifest::parse(&read(&repo_root().join("assets/examples").join(name))).unwrap();
+    cluster.metadata.namespace = Some(NS.into());
+    manifest::to_yaml(&cluster)
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// The instance StatefulSets of `cluster` (not its repository host).
+async fn instances(h: &Harness, cluster: &str) -> BTreeSet<String> {
+    h.names::<StatefulSet>(NS)
+        .await
+        .into_iter()
+        .filter(|n| {
+            n.starts_with(&format!("{cluster}-instance1-"))
+                || n.starts_with(&format!("{cluster}-main-"))
+                || n.starts_with(&format!("{cluster}-reporting-"))
+        })
+        .collect()
+}
+
+async fn status(h: &Harness, name: &str) -> pgdeck::api::PostgresClusterStatus {
+    h.cluster(NS, name).await.status.unwrap_or_default()
+}
+
+/// Reconcile until nothing more is written (the kubelet runs pods in between), at most a few
+/// passes.
+async fn settle(h: &Harness, name: &str) {
+    for _ in 0..5 {
+        h.kubelet(NS).await;
+        let mark = h.mark();
+        h.reconcile(NS, name).await.expect("reconciles");
+        if h.writes_since(mark).is_empty() {
+            return;
+        }
+    }
+    panic!("{name} did not settle in 5 passes");
+}
+
+// Each scenario runs on a harness of its own; the RBAC test runs them all again and collects
+// every call they made.
+
+async fn create_makes_every_object(h: &Harness) {
+    let cluster = h.create(&example("ha.yaml")).await;
+    let uid = cluster.uid().unwrap();
+    h.reconcile(NS, "hippo").await.unwrap();
+
+    let stored = h.cluster(NS, "hippo").await;
+    assert_eq!(stored.finalizers(), ["pgdeck.dev/finalizer"]);
+    let sets = h.names::<StatefulSet>(NS).await;
+    assert_eq!(
+        sets.len(),
+        3,
+        "two instances and the repository host: {sets:?}"
+    );
+    assert!(sets.contains("hippo-repo-host"));
+    let members = instances(h, "hippo").await;
+    assert_eq!(members.len(), 2);
+    for m in &members {
+        let suffix = m.strip_prefix("hippo-instance1-").unwrap();
+        assert_eq!(suffix.len(), 4, "{m}: PGO's 4-character suffix");
+    }
+    assert_eq!(
+        h.names::<Service>(NS).await,
+        set(&["hippo-primary", "hippo-replicas", "hippo-pods", "hippo-ha"])
+    );
+    assert_eq!(
+        h.names::<Secret>(NS).await,
+        set(&[
+            "hippo-pguser-hippo",
+            "hippo-superuser",
+            "hippo-replication",
+            "hippo-cluster-ca",
+            "hippo-cluster-cert",
+            "hippo-replication-cert",
+            "hippo-pgbackrest",
+        ])
+    );
+    let mut want_volumes = set(&["hippo-repo1"]);
+    let mut want_configs = set(&["hippo-pgbackrest-config"]);
+    for m in &members {
+        want_volumes.insert(format!("{m}-pgdata"));
+        want_configs.insert(format!("{m}-config"));
+    }
+    assert_eq!(h.names::<PersistentVolumeClaim>(NS).await, want_volumes);
+    assert_eq!(h.names::<ConfigMap>(NS).await, want_configs);
+    let accounts = set(&["hippo-instance", "hippo-pgbackrest"]);
+    assert_eq!(h.names::<ServiceAccount>(NS).await, accounts);
+    assert_eq!(h.names::<Role>(NS).await, accounts);
+    assert_eq!(h.names::<RoleBinding>(NS).await, accounts);
+    assert_eq!(
+        h.names::<PodDisruptionBudget>(NS).await,
+        set(&["hippo-set-instance1"])
+    );
+    assert_eq!(
+        h.names::<CronJob>(NS).await,
+        set(&["hippo-repo1-full", "hippo-repo1-incr"])
+    );
+    let jobs = h.names::<Job>(NS).await;
+    assert!(jobs.contains("hippo-backup-initial"), "{jobs:?}");
+    assert!(
+        jobs.iter().any(|j| j.starts_with("hippo-users-")),
+        "{jobs:?}"
+    );
+
+    // Everything is owned by the cluster (garbage collection) and labelled with it.
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    for s in secrets.list(&ListParams::default()).await.unwrap() {
+        assert_eq!(s.owner_references()[0].uid, uid, "{}", s.name_any());
+        assert_eq!(s.labels()[names::CLUSTER], "hippo");
+    }
+    // The user's Secret holds what a client needs, as PGO's does.
+    let user = secrets.get("hippo-pguser-hippo").await.unwrap();
+    let data = user.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    let password = text("password");
+    assert_eq!(password.len(), 24);
+    assert_eq!(text("host"), "hippo-primary.db.svc");
+    assert_eq!(text("dbname"), "hippo");
+    assert!(
+        text("uri").starts_with("postgresql://hippo:"),
+        "{}",
+        text("uri")
+    );
+    assert!(
+        text("jdbc-uri").starts_with("jdbc:postgresql://hippo-primary.db.svc:5432/hippo?password=")
+    );
+
+    // No pods yet: status says so, with the same conditions as on every platform.
+    let s = status(h, "hippo").await;
+    assert_eq!(s.observed_generation, Some(stored.generation()));
+    assert_eq!(s.instances.len(), 2);
+    assert!(
+        s.instances
+            .iter()
+            .all(|i| i.state.as_deref() == Some("unreachable"))
+    );
+    let ready = s.condition(conditions::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "NoPrimary")
+    );
+    assert_eq!(s.condition(conditions::PROGRESSING).unwrap().status, "True");
+    assert_eq!(s.condition(conditions::DEGRADED).unwrap().status, "False");
+
+    // Pods run: Patroni's view through the pod proxy fills the status.
+    settle(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    assert_eq!(s.ready.as_deref(), Some("2/2"));
+    let primary = s.primary.clone().expect("a primary");
+    assert!(members.contains(&primary));
+    let roles: BTreeSet<_> = s.instances.iter().filter_map(|i| i.role.clone()).collect();
+    assert_eq!(roles, set(&["primary", "replica"]));
+    assert!(s.instances.iter().all(|i| i.node.is_some() && i.ready));
+    assert_eq!(
+        s.instances
+            .iter()
+            .find(|i| i.name != primary)
+            .unwrap()
+            .lag_bytes,
+        Some(0)
+    );
+    assert!(conditions::is_true(&s.conditions, conditions::READY));
+    assert_eq!(
+        s.patroni.unwrap().system_identifier.as_deref(),
+        Some("7311111111111111111")
+    );
+    assert_eq!(s.repos[0].type_.as_deref(), Some("posix"));
+}
+
+async fn unchanged_cluster_is_not_written(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let before = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    let calls = h.calls()[before..].to_vec();
+    assert!(calls.len() >= 12, "it looked at everything: {calls:?}");
+    assert_eq!(
+        h.writes_since(before),
+        vec![],
+        "an unchanged cluster is not written"
+    );
+}
+
+async fn scaling_keeps_the_primary(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let two = instances(h, "hippo").await;
+
+    h.edit(NS, "hippo", |c| actions::scale(c, None, 3).unwrap())
+        .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let three = instances(h, "hippo").await;
+    assert_eq!(three.len(), 3);
+    assert!(three.is_superset(&two), "existing instances stay");
+    settle(h, "hippo").await;
+    assert_eq!(status(h, "hippo").await.ready.as_deref(), Some("3/3"));
+
+    // Make the newest instance the primary: a scale-down that removed the newest first would
+    // remove it.
+    let newest = three.difference(&two).next().unwrap().clone();
+    let s = status(h, "hippo").await;
+    h.edit(NS, "hippo", |c| {
+        actions::request_switchover(c, Some(&s), Some(&newest), SwitchoverType::Switchover)
+            .unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        status(h, "hippo").await.primary.as_deref(),
+        Some(newest.as_str())
+    );
+
+    h.edit(NS, "hippo", |c| actions::scale(c, None, 1).unwrap())
+        .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        instances(h, "hippo").await,
+        set(&[&newest]),
+        "the primary survives"
+    );
+    let volumes = h.names::<PersistentVolumeClaim>(NS).await;
+    assert_eq!(
+        volumes,
+        set(&[&format!("{newest}-pgdata"), "hippo-repo1"]),
+        "removed instances' volumes go"
+    );
+    assert!(
+        h.names::<PodDisruptionBudget>(NS).await.is_empty(),
+        "no budget for one instance"
+    );
+    settle(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        (s.ready.as_deref(), s.instance_count),
+        (Some("1/1"), Some(1))
+    );
+}
+
+async fn scale_down_keeps_data_when_asked(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let primary = status(h, "hippo").await.primary.unwrap();
+    h.edit(NS, "hippo", |c| {
+        actions::scale(c, None, 1).unwrap();
+        actions::keep(c, true, false);
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(instances(h, "hippo").await, set(&[&primary]));
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    let kept: Vec<_> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|v| v.labels().contains_key(names::KEPT))
+        .collect();
+    assert_eq!(kept.len(), 1, "the removed replica's data volume is kept");
+    assert!(kept[0].owner_references().is_empty(), "and no longer owned");
+    // Kept volumes are left alone afterwards.
+    let mark = h.mark();
+    settle(h, "hippo").await;
+    assert!(
+        h.writes_since(mark)
+            .iter()
+            .all(|c| !c.path.contains(&kept[0].name_any()))
+    );
+}
+
+async fn deleted_objects_come_back(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let services: Api<Service> = Api::namespaced(h.store.clone(), NS);
+    services
+        .delete("hippo-primary", &Default::default())
+        .await
+        .unwrap();
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    configs
+        .delete("hippo-pgbackrest-config", &Default::default())
+        .await
+        .unwrap();
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        h.writes_since(mark).len(),
+        2,
+        "exactly the two missing objects: {:?}",
+        h.writes_since(mark)
+    );
+    assert!(services.get("hippo-primary").await.is_ok());
+    assert!(configs.get("hippo-pgbackrest-config").await.is_ok());
+
+    // A field someone changed is set back; pgdeck's digest on the object did not change.
+    let mut primary = services.get("hippo-primary").await.unwrap();
+    primary.spec.as_mut().unwrap().type_ = Some("NodePort".into());
+    services
+        .replace("hippo-primary", &PostParams::default(), &primary)
+        .await
+        .unwrap();
+    h.reconcile(NS, "hippo").await.unwrap();
+    let primary = services.get("hippo-primary").await.unwrap();
+    assert_eq!(primary.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+}
+
+async fn removed_parts_are_pruned(h: &Harness) {
+    h.create(&example("users-tls-nodeport.yaml")).await;
+    settle(h, "shop").await;
+    let jobs_before = h.names::<Job>(NS).await;
+    h.edit(NS, "shop", |c| {
+        c.spec
+            .users
+            .as_mut()
+            .unwrap()
+            .retain(|u| u.name != "reporting");
+        c.spec.backups = None;
+    })
+    .await;
+    h.reconcile(NS, "shop").await.unwrap();
+    let secrets = h.names::<Secret>(NS).await;
+    assert!(!secrets.contains("shop-pguser-reporting"), "{secrets:?}");
+    assert!(secrets.contains("shop-pguser-shop"));
+    assert!(!secrets.contains("shop-pgbackrest"));
+    assert!(!h.names::<StatefulSet>(NS).await.contains("shop-repo-host"));
+    assert_eq!(h.names::<ServiceAccount>(NS).await, set(&["shop-instance"]));
+    assert_eq!(h.names::<Role>(NS).await, set(&["shop-instance"]));
+    assert_eq!(h.names::<RoleBinding>(NS).await, set(&["shop-instance"]));
+    assert!(
+        !h.names::<ConfigMap>(NS)
+            .await
+            .contains("shop-pgbackrest-config")
+    );
+    let jobs = h.names::<Job>(NS).await;
+    let users_jobs: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.starts_with("shop-users-"))
+        .collect();
+    assert_eq!(
+        users_jobs.len(),
+        1,
+        "a new users Job replaced the old: {jobs:?}"
+    );
+    assert!(!jobs_before.contains(users_jobs[0]));
+    assert!(
+        jobs.contains("shop-backup-initial"),
+        "backup Jobs stay as a record"
+    );
+    // Repository volumes are never removed by an edit: only a delete without keep-backups.
+    assert!(
+        h.names::<PersistentVolumeClaim>(NS)
+            .await
+            .contains("shop-repo1")
+    );
+
+    // Schedules removed: their CronJobs go.
+    h.edit(NS, "shop", |c| {
+        c.spec.backups = manifest::parse(&example("ha.yaml")).unwrap().spec.backups;
+    })
+    .await;
+    h.reconcile(NS, "shop").await.unwrap();
+    assert_eq!(
+        h.names::<CronJob>(NS).await,
+        set(&["shop-repo1-full", "shop-repo1-incr"])
+    );
+    h.edit(NS, "shop", |c| {
+        c.spec.backups.as_mut().unwrap().pgbackrest.repos[0].schedules = None;
+    })
+    .await;
+    h.reconcile(NS, "shop").await.unwrap();
+    assert!(h.names::<CronJob>(NS).await.is_empty());
+}
+
+/// Build a cluster, then delete it (with `keep` annotations) in a fresh store holding what the
+/// first made: the fake sets `deletionTimestamp` only on objects it is given.
+async fn delete_with(keep_data: bool, keep_backups: bool) -> (Harness, BTreeSet<String>) {
+    let first = Harness::new().await;
+    first.create(&example("ha.yaml")).await;
+    settle(&first, "hippo").await;
+    first
+        .edit(NS, "hippo", |c| actions::keep(c, keep_data, keep_backups))
+        .await;
+    let mut objects = first.dump(NS).await;
+    for o in objects
+        .iter_mut()
+        .filter(|o| o["kind"] == "PostgresCluster")
+    {
+        o["metadata"]["deletionTimestamp"] = json!("2026-11-21T10:00:00Z");
+    }
+    // What Patroni writes, which the cluster does not own.
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "hippo-ha-config", "namespace": NS, "labels": {names::CLUSTER: "hippo"}},
+    }));
+    let h = Harness::with_objects(objects).await;
+    let volumes_before = h.names::<PersistentVolumeClaim>(NS).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let api: Api<PostgresCluster> = Api::namespaced(h.store.clone(), NS);
+    assert!(
+        api.get_opt("hippo").await.unwrap().is_none(),
+        "the finalizer was removed"
+    );
+    assert!(h.names::<StatefulSet>(NS).await.is_empty());
+    assert!(h.names::<Secret>(NS).await.is_empty());
+    assert!(h.names::<Service>(NS).await.is_empty());
+    assert!(
+        h.names::<Endpoints>(NS).await.is_empty(),
+        "Patroni's Endpoints go too"
+    );
+    assert!(h.names::<Pod>(NS).await.is_empty());
+    (h, volumes_before)
+}
+
+async fn delete_removes_everything() -> Harness {
+    let (h, _) = delete_with(false, false).await;
+    assert!(h.names::<PersistentVolumeClaim>(NS).await.is_empty());
+    h
+}
+
+async fn delete_keeps_what_was_asked() -> Harness {
+    let (h, before) = delete_with(true, true).await;
+    assert_eq!(
+        h.names::<PersistentVolumeClaim>(NS).await,
+        before,
+        "data and backups kept"
+    );
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    for v in api.list(&ListParams::default()).await.unwrap() {
+        assert!(v.owner_references().is_empty());
+        assert_eq!(v.labels()[names::KEPT], "true");
+    }
+    let (h2, _) = delete_with(true, false).await;
+    let left = h2.names::<PersistentVolumeClaim>(NS).await;
+    assert!(
+        !left.contains("hippo-repo1"),
+        "backups were not asked to be kept"
+    );
+    assert_eq!(left.len(), 2, "both instances' data: {left:?}");
+    h
+}
+
+async fn switchover_through_the_pod_proxy(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let before = status(h, "hippo").await;
+    let old = before.primary.clone().unwrap();
+    let target = before
+        .instances
+        .iter()
+        .find(|i| i.name != old)
+        .unwrap()
+        .name
+        .clone();
+    let mut trigger = String::new();
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_switchover(c, Some(&before), None, SwitchoverType::Switchover)
+            .unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let switchovers = h.patroni.lock().unwrap().switchovers.clone();
+    assert_eq!(
+        switchovers,
+        vec![(format!("{NS}/hippo"), names::pod(&old), names::pod(&target))]
+    );
+    let s = status(h, "hippo").await;
+    assert_eq!(s.primary.as_deref(), Some(target.as_str()));
+    let p = s.patroni.clone().unwrap();
+    assert_eq!(p.switchover.as_deref(), Some(trigger.as_str()));
+    assert_eq!(p.switchover_timeline, Some(2));
+    let cond = s.condition(conditions::SWITCHOVER).unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("True", "Succeeded")
+    );
+    // The same trigger is not acted on twice.
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.patroni.lock().unwrap().switchovers.len(), 1);
+
+    // A target that is no instance is refused, and says so.
+    h.edit(NS, "hippo", |c| {
+        actions::request_switchover(
+            c,
+            None,
+            Some("hippo-instance1-none"),
+            SwitchoverType::Switchover,
+        )
+        .unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let cond = status(h, "hippo")
+        .await
+        .condition(conditions::SWITCHOVER)
+        .cloned()
+        .unwrap();
+    assert_eq!(cond.status, "False");
+    assert!(
+        cond.message
+            .contains("hippo-instance1-none is not an instance"),
+        "{}",
+        cond.message
+    );
+    assert_eq!(h.patroni.lock().unwrap().switchovers.len(), 1);
+}
+
+async fn dynamic_configuration_is_patched(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    assert!(
+        h.patroni.lock().unwrap().patches.is_empty(),
+        "bootstrapped as the spec says"
+    );
+    h.edit(NS, "hippo", |c| {
+        let d: pgdeck::api::patroni::DynamicConfiguration =
+            serde_json::from_value(json!({"postgresql": {"parameters": {"work_mem": "64MB"}}}))
+                .unwrap();
+        c.spec
+            .patroni
+            .get_or_insert_with(Default::default)
+            .dynamic_configuration = Some(d);
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let patches = h.patroni.lock().unwrap().patches.clone();
+    assert_eq!(
+        patches,
+        vec![(
+            format!("{NS}/hippo"),
+            json!({"postgresql": {"parameters": {"work_mem": "64MB"}}})
+        )]
+    );
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.patroni.lock().unwrap().patches.len(), 1);
+    assert_eq!(h.writes_since(mark), vec![]);
+}
+
+async fn removed_set_moves_the_primary_first(h: &Harness) {
+    h.create(&example("two-sets.yaml")).await;
+    settle(h, "twosets").await;
+    let s = status(h, "twosets").await;
+    let primary = s.primary.clone().unwrap();
+    let primary_set = s.instance(&primary).unwrap().set.clone();
+    h.edit(NS, "twosets", |c| {
+        c.spec.instances.retain(|i| i.name != primary_set)
+    })
+    .await;
+    h.reconcile(NS, "twosets").await.unwrap();
+    assert_eq!(
+        h.patroni.lock().unwrap().switchovers.len(),
+        1,
+        "switched over first"
+    );
+    assert!(
+        instances(h, "twosets").await.contains(&primary),
+        "not removed while primary"
+    );
+    settle(h, "twosets").await;
+    let left = instances(h, "twosets").await;
+    assert!(!left.contains(&primary), "removed once a replica");
+    assert!(
+        left.iter()
+            .all(|i| !i.contains(&format!("-{primary_set}-")))
+    );
+    assert!(conditions::is_true(
+        &status(h, "twosets").await.conditions,
+        conditions::READY
+    ));
+}
+
+async fn unreachable_member_shows_in_status(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    let replica = s
+        .instances
+        .iter()
+        .find(|i| Some(&i.name) != s.primary.as_ref())
+        .unwrap()
+        .name
+        .clone();
+    h.patroni.lock().unwrap().down.insert(names::pod(&replica));
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        s.instance(&replica).unwrap().state.as_deref(),
+        Some("unreachable")
+    );
+    assert_eq!(s.ready.as_deref(), Some("1/2"));
+    let ready = s.condition(conditions::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InstancesNotReady")
+    );
+}
+
+async fn one_leader_at_a_time(h: &Harness) {
+    let lease = Duration::from_millis(600);
+    let renew = Duration::from_millis(100);
+    let a = Elector::new(h.client.clone(), NS, "pgdeck-operator", "a").with_timing(lease, renew);
+    let b = Elector::new(h.client.clone(), NS, "pgdeck-operator", "b").with_timing(lease, renew);
+    assert!(
+        a.try_lead().await.unwrap(),
+        "the first takes the free lease"
+    );
+    assert!(!b.try_lead().await.unwrap());
+    assert!(a.try_lead().await.unwrap(), "and renews it");
+    // b waits a whole lease duration without renewals before taking over.
+    assert!(!b.try_lead().await.unwrap());
+    tokio::time::sleep(lease / 2).await;
+    assert!(!b.try_lead().await.unwrap(), "not before the lease ran out");
+    tokio::time::sleep(lease).await;
+    assert!(b.try_lead().await.unwrap(), "a stopped renewing: b leads");
+    assert!(!a.try_lead().await.unwrap(), "and a knows it does not");
+}
+
+/// The operator as deployed: the Controller's watches, the Lease, the metrics endpoint.
+async fn operator_runs(h: &Harness) {
+    h.create(&example("minimal.yaml")).await;
+    let options = Options {
+        namespace: None,
+        metrics_address: "127.0.0.1:0".into(),
+        lease_namespace: NS.into(),
+        identity: "test".into(),
+    };
+    operator::run(
+        h.client.clone(),
+        options,
+        tokio::time::sleep(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap();
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(h.store.clone(), NS);
+    let lease = api
+        .get(operator::LEASE)
+        .await
+        .expect("the operator took the lease");
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("test"));
+    let watched: BTreeSet<String> = h
+        .calls()
+        .iter()
+        .flat_map(|c| c.permissions())
+        .filter(|(_, _, verb)| verb == "watch")
+        .map(|(_, resource, _)| resource)
+        .collect();
+    assert!(
+        watched.contains("postgresclusters")
+            && watched.contains("statefulsets")
+            && watched.contains("pods"),
+        "{watched:?}"
+    );
+}
+
+#[tokio::test]
+async fn create_makes_every_object_and_status_follows_patroni() {
+    create_makes_every_object(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn an_unchanged_cluster_reconciles_with_zero_writes() {
+    unchanged_cluster_is_not_written(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn scaling_2_3_1_keeps_the_primary() {
+    scaling_keeps_the_primary(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn scale_down_with_keep_data_keeps_the_volume() {
+    scale_down_keeps_data_when_asked(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn deleted_or_changed_objects_are_restored() {
+    deleted_objects_come_back(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn parts_removed_from_the_spec_are_pruned() {
+    removed_parts_are_pruned(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn delete_without_keep_annotations_removes_everything() {
+    delete_removes_everything().await;
+}
+
+#[tokio::test]
+async fn delete_with_keep_annotations_keeps_the_volumes() {
+    delete_keeps_what_was_asked().await;
+}
+
+#[tokio::test]
+async fn switchover_on_the_trigger_annotation() {
+    switchover_through_the_pod_proxy(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn dynamic_configuration_through_patch_config() {
+    dynamic_configuration_is_patched(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn removing_the_primarys_set_switches_over_first() {
+    removed_set_moves_the_primary_first(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_member_is_reported() {
+    unreachable_member_shows_in_status(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn leader_election_lets_one_replica_lead() {
+    one_leader_at_a_time(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn operator_watches_and_takes_the_lease() {
+    operator_runs(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn metrics_count_reconciles() {
+    let h = Harness::new().await;
+    h.create(&example("minimal.yaml")).await;
+    h.reconcile(NS, "minimal").await.unwrap();
+    h.reconcile(NS, "minimal").await.unwrap();
+    let text = h.ctx.metrics.text();
+    assert!(text.contains("pgdeck_reconciles_total 2\n"), "{text}");
+    assert!(text.contains("pgdeck_reconcile_errors_total 0\n"), "{text}");
+    assert!(
+        text.contains("pgdeck_reconcile_duration_seconds_count 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE pgdeck_reconcile_duration_seconds histogram"),
+        "{text}"
+    );
+}
+
+/// A writer for the log, into a buffer the test reads.
+#[derive(Clone, Default)]
+struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_are_json_lines_naming_the_cluster() {
+    let h = Harness::new().await;
+    h.create(&example("minimal.yaml")).await;
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let logs = operator::json_logs("info".into(), move || writer.clone());
+    let _guard = tracing::subscriber::set_default(logs);
+    h.reconcile(NS, "minimal").await.unwrap();
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let reconciled = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "reconciled")
+        .unwrap_or_else(|| panic!("no `reconciled` line in {text}"));
+    assert_eq!(reconciled["span"]["cluster"], "minimal");
+    assert_eq!(reconciled["span"]["namespace"], NS);
+}
+
+/// The ClusterRole (operator/cluster-role.yaml) grants exactly what the operator used: every
+/// call of every scenario above, and what the Roles it wrote grant (the API server lets it grant
+/// only what it holds).
+#[tokio::test]
+async fn cluster_role_grants_exactly_what_is_used() {
+    let mut used: BTreeSet<Permission> = BTreeSet::new();
+    macro_rules! run {
+        ($($scenario:ident),*) => {$(
+            let h = Harness::new().await;
+            $scenario(&h).await;
+            used.extend(h.calls().iter().flat_map(|c| c.permissions()));
+        )*};
+    }
+    run!(
+        create_makes_every_object,
+        unchanged_cluster_is_not_written,
+        scaling_keeps_the_primary,
+        scale_down_keeps_data_when_asked,
+        deleted_objects_come_back,
+        removed_parts_are_pruned,
+        switchover_through_the_pod_proxy,
+        dynamic_configuration_is_patched,
+        removed_set_moves_the_primary_first,
+        unreachable_member_shows_in_status,
+        one_leader_at_a_time,
+        operator_runs
+    );
+    for h in [
+        delete_removes_everything().await,
+        delete_keeps_what_was_asked().await,
+    ] {
+        used.extend(h.calls().iter().flat_map(|c| c.permissions()));
+    }
+    let cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    let rendered = objects::render(&cluster, &Inputs::default()).unwrap();
+    for role in &rendered.roles {
+        used.extend(expand(
+            role.rules
+                .iter()
+                .flatten()
+                .map(|r| (&r.api_groups, &r.resources, &r.verbs)),
+        ));
+    }
+
+    let text = read(&repo_root().join("operator/cluster-role.yaml"));
+    let role: ClusterRole = serde_yaml::from_str(&text).unwrap();
+    let granted: BTreeSet<Permission> = expand(
+        role.rules
+            .iter()
+            .flatten()
+            .map(|r| (&r.api_groups, &r.resources, &r.verbs)),
+    );
+    let missing: Vec<_> = used.difference(&granted).collect();
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(missing.is_empty(), "used but not granted: {missing:?}");
+    assert!(unused.is_empty(), "granted but never used: {unused:?}");
+}
+
+fn expand<'a>(
+    rules: impl Iterator<
+        Item = (
+            &'a Option<Vec<String>>,
+            &'a Option<Vec<String>>,
+            &'a Vec<String>,
+        ),
+    >,
+) -> BTreeSet<Permission> {
+    let mut out = BTreeSet::new();
+    for (groups, resources, verbs) in rules {
+        for g in groups.iter().flatten() {
+            for r in resources.iter().flatten() {
+                for v in verbs {
+                    assert!(g != "*" && r != "*" && v != "*", "no wildcards");
+                    out.insert((g.clone(), r.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    out
+}

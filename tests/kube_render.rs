@@ -1,0 +1,265 @@
+//! `pgdeck render`: for every example manifest, every object the operator would write passes
+//! strict validation against the upstream Kubernetes 1.32 schemas (`kubernetes-validate`), as do
+//! the CRD and the operator's install (`kubectl kustomize operator/`).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{pgdeck, read, repo_root, yaml_files};
+use serde_yaml::Value;
+
+/// `kubernetes-validate --strict` on `file`; panics with its report unless every document
+/// passed.
+fn validate(file: &Path, documents: usize) {
+    let out = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.32"])
+        .arg(file)
+        .output()
+        .expect("kubernetes-validate is installed by ./dev test (pip install kubernetes-validate)");
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}:\n{report}", file.display());
+    assert_eq!(
+        report.matches(" passed for resource ").count(),
+        documents,
+        "{}: every document is checked:\n{report}",
+        file.display()
+    );
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// Equal documents, numbers compared by value.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Mapping(x), Value::Mapping(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (Value::Sequence(x), Value::Sequence(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (x, y) => x == y,
+    }
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| d["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_rendered_object_passes_the_kubernetes_schemas() {
+    let out_dir = tempfile::tempdir().unwrap();
+    for example in yaml_files("assets/examples") {
+        let out = pgdeck()
+            .args(["render", "-f"])
+            .arg(&example)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            example.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let docs = documents(&text);
+        let kinds = kinds(&docs);
+        for kind in [
+            "Secret",
+            "ConfigMap",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "PersistentVolumeClaim",
+            "StatefulSet",
+            "Job",
+        ] {
+            assert!(
+                kinds.iter().any(|k| k == kind),
+                "{}: no {kind}",
+                example.display()
+            );
+        }
+        let file = out_dir.path().join(example.file_name().unwrap());
+        std::fs::write(&file, &text).unwrap();
+        validate(&file, docs.len());
+    }
+}
+
+#[test]
+fn render_shows_what_a_dba_expects() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/examples/users-tls-nodeport.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let named = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    // The manifest's namespace, PGO's names.
+    assert!(docs.iter().all(|d| d["metadata"]["namespace"] == "apps"));
+    let primary = named("Service", "shop-primary");
+    assert_eq!(primary["spec"]["type"], "NodePort");
+    assert_eq!(primary["spec"]["ports"][0]["nodePort"], 32000);
+    assert_eq!(primary["metadata"]["annotations"]["team"], "payments");
+    assert_eq!(primary["metadata"]["labels"]["tier"], "database");
+    assert_eq!(
+        named("Service", "shop-replicas")["spec"]["type"],
+        "ClusterIP"
+    );
+    assert_eq!(named("Service", "shop-pods")["spec"]["clusterIP"], "None");
+    for user in ["shop", "reporting", "dba"] {
+        let secret = named("Secret", &format!("shop-pguser-{user}"));
+        for key in ["user", "password", "host", "port", "uri", "jdbc-uri"] {
+            assert!(secret["data"][key].is_string(), "{user}: {key}");
+        }
+    }
+    // Its own certificates: none generated for the server or replication.
+    assert!(
+        docs.iter()
+            .all(|d| d["metadata"]["name"] != "shop-cluster-cert")
+    );
+    let set = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+        })
+        .unwrap();
+    let volumes = &set["spec"]["template"]["spec"]["volumes"];
+    let tls = volumes
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "postgres-tls")
+        .unwrap();
+    assert_eq!(tls["projected"]["sources"][0]["secret"]["name"], "shop-tls");
+    // No affinity in the set: PGO's default, preferred anti-affinity across the instances.
+    let anti = &set["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
+    assert_eq!(
+        anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"]
+            ["matchLabels"]["pgdeck.dev/cluster"],
+        "shop"
+    );
+}
+
+#[test]
+fn render_takes_the_sets_placement_as_given() {
+    let out = pgdeck()
+        .args([
+            "render",
+            "-f",
+            "assets/examples/node-affinity.yaml",
+            "-n",
+            "prod",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let sets: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+        })
+        .collect();
+    assert_eq!(sets.len(), 2);
+    for s in sets {
+        let pod = &s["spec"]["template"]["spec"];
+        assert!(
+            pod["affinity"]["nodeAffinity"].is_mapping(),
+            "the set's own affinity"
+        );
+        assert!(
+            pod["affinity"]["podAntiAffinity"].is_null(),
+            "and nothing added"
+        );
+        assert_eq!(pod["tolerations"][0]["value"], "database");
+        assert_eq!(s["metadata"]["namespace"], "prod");
+    }
+}
+
+#[test]
+fn render_refuses_an_invalid_manifest_naming_the_field() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/bad/replicas-zero.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("spec.instances[0].replicas: must be at least 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_operator_install_passes_the_kubernetes_schemas() {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "operator/"])
+        .current_dir(repo_root())
+        .output()
+        .expect("kubectl is installed by ./dev test (Debian's kubernetes-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = documents(&text);
+    assert_eq!(
+        kinds(&docs),
+        [
+            "Namespace",
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment"
+        ]
+    );
+    // The CRD installed is the one the types generate (kustomize writes `11.0` as `11`).
+    let crd = docs
+        .iter()
+        .find(|d| d["kind"] == "CustomResourceDefinition")
+        .unwrap();
+    let generated: Value = serde_yaml::from_str(&read(
+        &repo_root().join("crds/postgresclusters.pgdeck.dev.yaml"),
+    ))
+    .unwrap();
+    assert!(
+        same(crd, &generated),
+        "operator/ installs another CRD than crds/ holds"
+    );
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["ports"][0]["name"], "metrics");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &text).unwrap();
+    validate(file.path(), docs.len());
+}
