@@ -186,7 +186,7 @@ fn sync_cluster_replicates_switches_over_and_fails_over() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let s = home.wait_for("sync3", Duration::from_secs(35), "a failover", |s| {
+    home.wait_for("sync3", Duration::from_secs(35), "a failover", |s| {
         !primary(s).is_empty() && primary(s) != new_primary
     });
     let failed = new_primary;

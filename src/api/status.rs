@@ -142,6 +142,9 @@ pub struct RepoStatus {
     /// Backups, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<BackupStatus>,
+    /// The repository's volume: its size, and its usage where the platform can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

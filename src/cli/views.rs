@@ -5,12 +5,9 @@ use crate::api::PostgresCluster;
 use crate::display;
 use crate::observe::conditions;
 
-/// Ready at the current generation: every desired instance ready, a primary, the spec seen.
+/// The current generation carried out: seen, every desired instance ready, nothing under way.
 pub(super) fn ready(c: &PostgresCluster) -> Result<bool, String> {
-    let Some(s) = &c.status else { return Ok(false) };
-    Ok(s.observed_generation >= Some(c.generation())
-        && conditions::is_true(&s.conditions, conditions::READY)
-        && s.instances.len() == c.desired_instances() as usize)
+    Ok(conditions::settled(c, c.generation()))
 }
 
 fn render_objects<T: serde::Serialize>(value: &T, output: Output) -> String {
@@ -192,14 +189,9 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
     }
 }
 
-/// Done once the cluster is ready at `generation` or later.
+/// Done once the cluster has carried out `generation` (or a later one).
 pub(super) fn ready_at(generation: i64) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
-    move |c| {
-        Ok(ready(c)?
-            && c.status
-                .as_ref()
-                .is_some_and(|s| s.observed_generation >= Some(generation)))
-    }
+    move |c| Ok(conditions::settled(c, generation.max(c.generation())))
 }
 
 /// The conditions as a sentence, for messages; `None` before the first status.

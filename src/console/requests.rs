@@ -134,20 +134,16 @@ impl Pending {
                     (format!("switchover failed: {}", cond.message), false)
                 })
             }
-            Waiting::Generation(g) => {
-                let ready = conditions::is_true(&status.conditions, conditions::READY)
-                    && status.instances.len() == c.desired_instances() as usize;
-                (status.observed_generation >= Some(*g) && ready).then(|| {
-                    (
-                        format!(
-                            "{} done: {} ready",
-                            self.what,
-                            status.ready.as_deref().unwrap_or("?")
-                        ),
-                        true,
-                    )
-                })
-            }
+            Waiting::Generation(g) => conditions::settled(c, *g).then(|| {
+                (
+                    format!(
+                        "{} done: {} ready",
+                        self.what,
+                        status.ready.as_deref().unwrap_or("?")
+                    ),
+                    true,
+                )
+            }),
             Waiting::Backup(trigger) => {
                 let m = status
                     .manual_backup

@@ -9,6 +9,8 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const SWITCHOVER: &str = "Switchover";
+/// True while a volume is more than 80 % full.
+pub const VOLUME_PRESSURE: &str = "VolumePressure";
 /// The outcome of the last backup pgdeck ran (manual or scheduled).
 pub const BACKUP: &str = "Backup";
 
@@ -53,6 +55,8 @@ pub struct Activity {
     pub initial_backup: bool,
     /// A manual or scheduled backup.
     pub backup: bool,
+    /// A rolling restart: instances updated, out of all.
+    pub rolling: Option<(usize, usize)>,
 }
 
 /// Ready, Progressing and Degraded, the same on every platform: from the instances in `status`,
@@ -103,6 +107,8 @@ pub fn standard(
             "Scaling",
             format!("removing {}", activity.removing.join(", ")),
         ))
+    } else if let Some((done, all)) = activity.rolling {
+        Some(("RollingRestart", format!("{done}/{all} instances updated")))
     } else if activity.switchover {
         Some(("Switchover", "switchover in progress".into()))
     } else if !shutdown && status.instances.len() != desired {
@@ -134,6 +140,21 @@ pub fn standard(
         Some(p) => set(c, DEGRADED, true, "Error", p, g),
         None => set(c, DEGRADED, false, "AsExpected", "no problems seen", g),
     }
+}
+
+/// The cluster has carried out `generation`: seen it, every desired instance ready, and
+/// nothing under way (a rolling restart, scaling, a switchover) but perhaps a backup.
+pub fn settled(cluster: &PostgresCluster, generation: i64) -> bool {
+    let Some(s) = &cluster.status else {
+        return false;
+    };
+    let busy = s
+        .condition(PROGRESSING)
+        .is_some_and(|c| c.status == "True" && c.reason != "Backup");
+    s.observed_generation >= Some(generation)
+        && is_true(&s.conditions, READY)
+        && s.instances.len() == cluster.desired_instances() as usize
+        && !busy
 }
 
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {

@@ -248,6 +248,19 @@ impl Patroni {
             .await
     }
 
+    /// Restart the member's PostgreSQL now (settings that need a restart take effect). Returns
+    /// once it runs again.
+    pub async fn restart(&self, base: &str) -> Result<String, PatroniError> {
+        self.send(
+            http::Method::POST,
+            base,
+            "/restart",
+            &serde_json::json!({}),
+            ACTION_TIMEOUT,
+        )
+        .await
+    }
+
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         base: &str,

@@ -97,6 +97,7 @@ pub fn parse_info(
                 stanza_status: state.map(|s| s.status.message.clone()),
                 wal_min: archive.and_then(|a| a.min.clone()),
                 wal_max: archive.and_then(|a| a.max.clone()),
+                volume: None,
                 backups: stanza
                     .backup
                     .iter()

@@ -49,6 +49,9 @@ pub fn desired(cluster: &PostgresCluster) -> Map<String, Value> {
             "parameters": parameters,
         },
     });
+    if let Some(n) = super::resources::max_worker_processes(cluster) {
+        config["postgresql"]["parameters"]["max_worker_processes"] = json!(n);
+    }
     if let Some(user) = cluster.dynamic_configuration() {
         merge(&mut config, &Value::Object(user.0.clone()));
     }

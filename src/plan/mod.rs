@@ -4,6 +4,7 @@
 pub mod dynamic;
 pub mod patroni;
 pub mod pgbackrest;
+pub mod resources;
 
 use rand::RngExt;
 

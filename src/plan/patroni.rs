@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use super::dynamic::{self, STANZA};
+use super::resources;
 use crate::api::PostgresCluster;
+use crate::api::instances::InstanceSet;
 
 /// Patroni's distributed configuration store.
 pub enum Dcs {
@@ -32,6 +34,9 @@ pub struct Placement {
     pub api_port: i32,
     /// Networks allowed to connect (pg_hba), e.g. `127.0.0.1/32` locally.
     pub client_networks: Vec<String>,
+    /// When the cluster starts from another's backups (`spec.dataSource`): the command that
+    /// restores the data directory, Patroni's custom bootstrap.
+    pub restore: Option<String>,
 }
 
 /// Passwords Patroni needs: the superuser's and the replication user's.
@@ -57,6 +62,7 @@ pub const REPLICATION_USER: &str = "replicator";
 /// The instance's `patroni.yml` as a value (callers write it as YAML).
 pub fn render(
     cluster: &PostgresCluster,
+    set: &InstanceSet,
     instance: &str,
     at: &Placement,
     creds: &Credentials,
@@ -104,7 +110,7 @@ pub fn render(
             "replication": { "username": REPLICATION_USER, "password": creds.replication },
             "rewind": { "username": SUPERUSER, "password": creds.superuser },
         },
-        "parameters": { "unix_socket_directories": at.socket_dir },
+        "parameters": parameters(cluster, set, at),
         "pg_hba": pg_hba(cluster, &at.client_networks),
         "basebackup": [{ "checkpoint": "fast" }],
     });
@@ -140,7 +146,22 @@ pub fn render(
         "watchdog": { "mode": "off" },
     });
     config[dcs.0] = dcs.1;
+    if let Some(command) = &at.restore {
+        // Patroni runs the command instead of initdb on the first instance, keeps the
+        // recovery settings pgBackRest wrote (a point-in-time target, say), and starts
+        // PostgreSQL to replay WAL from the source's repository.
+        config["bootstrap"]["method"] = json!("pgbackrest_restore");
+        config["bootstrap"]["pgbackrest_restore"] =
+            json!({ "command": command, "keep_existing_recovery_conf": true, "no_params": true });
+    }
     config
+}
+
+/// This instance's own PostgreSQL parameters: its socket, and what its set's resources imply.
+fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> Value {
+    let mut p = resources::instance_parameters(cluster, set);
+    p.insert("unix_socket_directories".into(), json!(at.socket_dir));
+    Value::Object(p)
 }
 
 /// Client authentication: the DBA's entries from `dynamicConfiguration.postgresql.pg_hba` first,
@@ -181,6 +202,7 @@ mod tests {
             pg_port: 20001,
             api_port: 20002,
             client_networks: vec!["127.0.0.1/32".into()],
+            restore: None,
         }
     }
 
@@ -198,6 +220,7 @@ mod tests {
         };
         let local = render(
             &c,
+            &c.spec.instances[0],
             "ledger-instance1-abcd",
             &placement(Dcs::Etcd3 {
                 hosts: vec!["127.0.0.1:2379".into()],
@@ -207,6 +230,7 @@ mod tests {
         );
         let kube = render(
             &c,
+            &c.spec.instances[0],
             "ledger-instance1-abcd",
             &placement(Dcs::Kubernetes {
                 namespace: "default".into(),

@@ -126,6 +126,72 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
     out
 }
 
+/// The configuration that restores `at.pg[0]` from another cluster's repository `repo`, stored
+/// at `source_path` (a posix repository): only that repository, and this cluster's own logs and
+/// locks.
+pub fn restore_config(repo: &str, source_path: &str, at: &Layout) -> String {
+    let mut out = String::from("[global]\n");
+    for (k, v) in [
+        (format!("{repo}-type"), "posix"),
+        (format!("{repo}-path"), source_path),
+        ("log-path".into(), &at.log_path),
+        ("lock-path".into(), &at.lock_path),
+        ("spool-path".into(), &at.spool_path),
+        ("log-level-file".into(), "info"),
+    ] {
+        writeln!(out, "{k}={v}").expect("writing to a String");
+    }
+    writeln!(out, "\n[{STANZA}]").expect("writing to a String");
+    if let Some(pg) = at.pg.first() {
+        writeln!(
+            out,
+            "pg1-path={}\npg1-port={}\npg1-socket-path={}\npg1-user=postgres",
+            pg.path, pg.port, pg.socket
+        )
+        .expect("writing to a String");
+    }
+    out
+}
+
+/// The `pgbackrest restore` command for Patroni's custom bootstrap, with the manifest's
+/// `options` (`--type=time --target=...`). A recovery target ends in promotion, as PGO does,
+/// so the new cluster comes up writable instead of paused. Each argument is quoted: Patroni
+/// splits the command as a shell would.
+pub fn restore_command(config: &str, repo: &str, options: &[String]) -> String {
+    let targeted = options.iter().any(|o| {
+        matches!(
+            o.strip_prefix("--type="),
+            Some("time" | "xid" | "name" | "lsn")
+        )
+    });
+    let mut args = vec![
+        "pgbackrest".to_string(),
+        format!("--config={config}"),
+        format!("--stanza={STANZA}"),
+        format!("--repo={}", repo.trim_start_matches("repo")),
+    ];
+    args.extend(options.iter().cloned());
+    if targeted {
+        args.push("--target-action=promote".into());
+    }
+    args.push("restore".into());
+    args.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    if arg
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@".contains(c))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\"'\"'"))
+    }
+}
+
 /// `<prefix>=<host>` and how to reach it with TLS, e.g. `repo1-host-type=tls`.
 fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: &Remote) {
     options.insert(prefix.to_string(), remote.host.clone());
@@ -138,6 +204,26 @@ fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_to_a_point_in_time_promotes_and_quotes_its_target() {
+        let cmd = restore_command(
+            "/c/restore.conf",
+            "repo2",
+            &[
+                "--type=time".into(),
+                "--target=2026-11-21 10:00:00+00".into(),
+            ],
+        );
+        assert_eq!(
+            cmd,
+            "pgbackrest --config=/c/restore.conf --stanza=db --repo=2 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+        );
+        assert!(
+            !restore_command("/c", "repo1", &[]).contains("target-action"),
+            "latest: no target"
+        );
+    }
     use crate::api::manifest;
 
     #[test]

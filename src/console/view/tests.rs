@@ -82,6 +82,7 @@ fn status(instances: Vec<InstanceStatus>, ready: bool) -> PostgresClusterStatus 
                     wal_stop: Some("000000030000000000000010".into()),
                 },
             ],
+            volume: None,
         }],
         ..Default::default()
     };

@@ -213,6 +213,7 @@ impl Run<'_> {
             switchover: moving,
             initial_backup: backup == Some(JobState::Running),
             backup: false,
+            rolling: None,
         };
         Ok(status::build(
             cluster,

@@ -57,3 +57,20 @@ impl<T> AtPath<T> for std::io::Result<T> {
         })
     }
 }
+
+/// Bytes `path` takes on disk, everything under it counted once (no symlink followed).
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    let children = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok());
+    own + children.map(|e| disk_usage(&e.path())).sum::<u64>()
+}

@@ -139,6 +139,10 @@ impl InstanceDir {
     pub fn pgbackrest_config(&self) -> PathBuf {
         self.0.join("pgbackrest.conf")
     }
+    /// pgBackRest's configuration for restoring from another cluster's repository.
+    pub fn restore_config(&self) -> PathBuf {
+        self.0.join("restore.conf")
+    }
     pub fn pgpass(&self) -> PathBuf {
         self.0.join("pgpass")
     }

@@ -103,13 +103,14 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         api_port: patroni_port(ctx),
         // Any client may try; each must still present a password (scram-sha-256).
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        restore: None,
     };
     let credentials = Credentials {
         superuser: String::new(),
         replication: String::new(),
     };
     let member = names::pod(&instance.name);
-    let mut config = patroni::render(c, &member, &placement, &credentials);
+    let mut config = patroni::render(c, set, &member, &placement, &credentials);
     let pg = &mut config["postgresql"];
     // Passwords come from the Secrets, through PATRONI_*_PASSWORD: a ConfigMap holds none.
     for who in ["superuser", "replication", "rewind"] {

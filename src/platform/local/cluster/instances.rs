@@ -11,7 +11,8 @@ use super::super::ports::{Ports, free};
 use super::super::process;
 use super::state::{InstanceRecord, write_record};
 use crate::api::PostgresCluster;
-use crate::plan::{self, patroni, pgbackrest};
+use crate::api::instances::{InstanceSet, set_name};
+use crate::plan::{self, patroni, pgbackrest, resources};
 use crate::platform::PlatformError;
 
 /// Everything needed to render and run a cluster's instances.
@@ -24,23 +25,44 @@ pub struct Runtime<'a> {
     pub credentials: &'a patroni::Credentials,
     pub ports: &'a Ports,
     pub home_root: &'a str,
+    /// Where a cluster made from another's backups restores from, until it has bootstrapped.
+    pub restore_from: Option<&'a RestoreSource>,
+}
+
+/// Another cluster's repository to bootstrap from (`spec.dataSource.postgresCluster`).
+pub struct RestoreSource {
+    pub repo: String,
+    pub path: std::path::PathBuf,
+    pub options: Vec<String>,
+}
+
+/// The instance set `name` in the spec.
+pub fn spec_set<'c>(cluster: &'c PostgresCluster, name: &str) -> Option<&'c InstanceSet> {
+    cluster
+        .spec
+        .instances
+        .iter()
+        .enumerate()
+        .find(|(i, s)| set_name(s, *i) == name)
+        .map(|(_, s)| s)
 }
 
 /// Record a new instance of `set`: name and ports first, on disk, before anything starts.
 pub fn create(
     dir: &ClusterDir,
-    cluster: &str,
+    cluster: &PostgresCluster,
     set: &str,
     account: &Account,
     ports: &Ports,
 ) -> Result<InstanceRecord, PlatformError> {
     let no_port = || PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into());
     let record = InstanceRecord {
-        name: plan::instance_name(cluster, set),
+        name: plan::instance_name(cluster.name(), set),
         set: set.to_string(),
         pg_port: ports.allocate().ok_or_else(no_port)?,
         api_port: ports.allocate().ok_or_else(no_port)?,
         created: jiff::Timestamp::now(),
+        template: spec_set(cluster, set).map(|s| resources::template(cluster, s)),
     };
     let inst = dir.instance(&record.name);
     account.make_dir(inst.path(), 0o700).at(inst.path())?;
@@ -51,32 +73,13 @@ pub fn create(
 impl Runtime<'_> {
     /// Write the instance's Patroni and pgBackRest configuration; says whether Patroni's changed.
     pub fn write_config(&self, rec: &InstanceRecord) -> Result<bool, PlatformError> {
+        let Some(set) = spec_set(self.cluster, &rec.set) else {
+            return Ok(false); // its set left the spec: the instance is on its way out
+        };
         let inst = self.dir.instance(&rec.name);
         self.account
             .make_dir(&inst.socket_dir(), 0o700)
             .at(&inst.socket_dir())?;
-        let placement = patroni::Placement {
-            dcs: patroni::Dcs::Etcd3 {
-                hosts: vec![self.etcd.host.clone()],
-                namespace: format!("/pgdeck/{}/", self.cluster.namespace()),
-            },
-            data_dir: inst.data().display().to_string(),
-            bin_dir: self.binaries.postgres_bin.display().to_string(),
-            pgpass: inst.pgpass().display().to_string(),
-            socket_dir: inst.socket_dir().display().to_string(),
-            listen_host: "127.0.0.1".into(),
-            connect_host: "127.0.0.1".into(),
-            pg_port: rec.pg_port.into(),
-            api_port: rec.api_port.into(),
-            client_networks: vec!["127.0.0.1/32".into()],
-        };
-        let config = patroni::render(self.cluster, &rec.name, &placement, self.credentials);
-        // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on`
-        // (as serde_yaml writes it) as a boolean.
-        let text = serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n";
-        let path = inst.patroni_config();
-        let changed = write_if_changed(&path, text.as_bytes(), 0o600).at(&path)?;
-        self.account.own(&path).at(&path)?;
 
         let pgbr = self.dir.pgbackrest();
         let layout = pgbackrest::Layout {
@@ -106,6 +109,48 @@ impl Runtime<'_> {
             0o640,
         )
         .at(&path)?;
+        self.account.own(&path).at(&path)?;
+
+        let restore = match self.restore_from {
+            Some(source) => {
+                let path = inst.restore_config();
+                let text = pgbackrest::restore_config(
+                    &source.repo,
+                    &source.path.display().to_string(),
+                    &layout,
+                );
+                write_if_changed(&path, text.as_bytes(), 0o640).at(&path)?;
+                self.account.own(&path).at(&path)?;
+                Some(pgbackrest::restore_command(
+                    &path.display().to_string(),
+                    &source.repo,
+                    &source.options,
+                ))
+            }
+            None => None,
+        };
+        let placement = patroni::Placement {
+            dcs: patroni::Dcs::Etcd3 {
+                hosts: vec![self.etcd.host.clone()],
+                namespace: format!("/pgdeck/{}/", self.cluster.namespace()),
+            },
+            data_dir: inst.data().display().to_string(),
+            bin_dir: self.binaries.postgres_bin.display().to_string(),
+            pgpass: inst.pgpass().display().to_string(),
+            socket_dir: inst.socket_dir().display().to_string(),
+            listen_host: "127.0.0.1".into(),
+            connect_host: "127.0.0.1".into(),
+            pg_port: rec.pg_port.into(),
+            api_port: rec.api_port.into(),
+            client_networks: vec!["127.0.0.1/32".into()],
+            restore,
+        };
+        let config = patroni::render(self.cluster, set, &rec.name, &placement, self.credentials);
+        // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on`
+        // (as serde_yaml writes it) as a boolean.
+        let text = serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n";
+        let path = inst.patroni_config();
+        let changed = write_if_changed(&path, text.as_bytes(), 0o600).at(&path)?;
         self.account.own(&path).at(&path)?;
         Ok(changed)
     }

@@ -9,6 +9,8 @@
 mod backups;
 mod instances;
 mod observe;
+mod restore;
+mod schedule;
 mod secrets;
 pub mod state;
 mod teardown;
@@ -23,7 +25,7 @@ use tokio::task::JoinHandle;
 use self::instances::Runtime;
 use self::state::{ClusterState, InstanceRecord};
 use super::account::Binaries;
-use super::files::AtPath;
+use super::files::{self, AtPath};
 use super::home::ClusterDir;
 use super::operator::Shared;
 use crate::actions::{self, SwitchoverStep};
@@ -31,13 +33,13 @@ use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::instances::set_name;
 use crate::api::patroni::SwitchoverType;
-use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus};
+use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus, VolumeStatus};
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::replication::ReplicationProbe;
-use crate::plan::dynamic;
 use crate::plan::patroni::{Credentials, SUPERUSER};
+use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
@@ -49,9 +51,30 @@ pub enum Flow {
     Done,
 }
 
+/// Bytes on disk, by instance and by repository.
+#[derive(Default, Clone)]
+struct Usage {
+    instances: BTreeMap<String, u64>,
+    repos: BTreeMap<String, u64>,
+}
+
+/// How often usage is measured: walking a large data directory is not free.
+const USAGE_EVERY: Duration = Duration::from_secs(30);
+/// A volume fuller than this is under pressure.
+const PRESSURE: f64 = 0.8;
+
+/// Why a backup runs.
+enum BackupRun {
+    /// `pgdeck.dev/pgbackrest-backup` asked for it, with this value.
+    Manual(String),
+    Scheduled(schedule::Entry),
+}
+
 /// What a finished switchover task reports.
 struct SwitchoverOutcome {
-    trigger: String,
+    /// The annotation's value for a switchover the user asked for; `None` for pgdeck's own
+    /// (moving the primary off a removed set, or before restarting it).
+    trigger: Option<String>,
     result: Result<String, String>,
 }
 
@@ -64,8 +87,12 @@ struct Tasks {
     info: Option<JoinHandle<Result<Vec<RepoStatus>, String>>>,
     users: Option<JoinHandle<Result<BTreeMap<String, u64>, String>>>,
     switchover: Option<JoinHandle<SwitchoverOutcome>>,
-    /// A manual backup: its trigger, and the task that returns its label.
-    backup: Option<(String, JoinHandle<Result<String, String>>)>,
+    /// A manual or scheduled backup, and the task that returns its label.
+    backup: Option<(BackupRun, JoinHandle<Result<String, String>>)>,
+    /// Measuring how much each data directory and repository holds.
+    usage: Option<JoinHandle<Usage>>,
+    /// A rolling restart's current step: the instance, the template it restarts into.
+    restart: Option<(String, String, JoinHandle<Result<String, String>>)>,
 }
 
 pub struct Worker {
@@ -85,6 +112,13 @@ pub struct Worker {
     switchover_result: Option<(bool, String)>,
     /// The last manual backup, as status reports it.
     manual_backup: Option<ManualBackupStatus>,
+    /// A rolling restart under way: instances updated, out of all.
+    rolling: Option<(usize, usize)>,
+    scheduler: schedule::Scheduler,
+    usage: Usage,
+    last_usage: Option<Instant>,
+    /// The last backup's outcome (manual or scheduled), for the Backup condition.
+    backup_outcome: Option<(bool, String)>,
     last_info: Option<Instant>,
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
@@ -114,6 +148,11 @@ impl Worker {
                 .map(|s| s.repos.clone())
                 .unwrap_or_default(),
             manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
+            rolling: None,
+            scheduler: schedule::Scheduler::default(),
+            usage: Usage::default(),
+            last_usage: None,
+            backup_outcome: None,
             written,
             problem: None,
             backup_problem: None,
@@ -172,6 +211,12 @@ impl Worker {
             replication: read_password(&self.dir, "replication", PasswordType::AlphaNumeric)?,
         };
         let home_root = self.shared.home.root().display().to_string();
+        // Once bootstrapped, a cluster made from another's backups no longer needs them.
+        let restore_from = if self.state.initialized {
+            None
+        } else {
+            restore::source(&self.shared.home, &cluster)?
+        };
         // The runtime borrows its own handles, leaving `self` free for the pass's bookkeeping.
         let (shared, dir) = (self.shared.clone(), self.dir.clone());
         let rt = Runtime {
@@ -183,10 +228,12 @@ impl Worker {
             credentials: &credentials,
             ports: &shared.ports,
             home_root: &home_root,
+            restore_from: restore_from.as_ref(),
         };
 
         self.collect();
         let records = state::instances(&self.dir);
+        self.measure_usage(&cluster, &records);
         let seen = observe::observe(
             &self.shared.patroni,
             &records,
@@ -208,6 +255,14 @@ impl Worker {
                 for rec in &live {
                     self.tasks.stops.remove(&rec.name);
                     let changed = rt.write_config(rec)?;
+                    if self
+                        .tasks
+                        .restart
+                        .as_ref()
+                        .is_some_and(|(name, ..)| name == &rec.name)
+                    {
+                        continue; // it is being stopped, to start again with the new template
+                    }
                     let running = instances::patroni_pid(&dir.instance(&rec.name)).is_some();
                     if changed && running {
                         // Patroni re-reads its file on reload; settings that need a restart
@@ -218,7 +273,12 @@ impl Worker {
                 }
                 self.configure(&cluster, &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen, &credentials);
+                self.roll(&cluster, &live, &seen);
             }
+        }
+        if !self.state.initialized && seen.ready_primary().is_some() {
+            self.state.initialized = true;
+            self.state.save(&self.dir)?;
         }
         self.problem = None;
         self.write_status(&cluster, Some(&seen));
@@ -304,22 +364,44 @@ impl Worker {
             .as_ref()
             .is_some_and(|(_, t)| t.is_finished())
         {
-            let (trigger, task) = self.tasks.backup.take().expect("checked above");
+            let (run, task) = self.tasks.backup.take().expect("checked above");
             let result = now(task).unwrap_or_else(|| Err("the backup task failed".into()));
-            self.state.backup_handled = Some(trigger.clone());
-            let _ = self.state.save(&self.dir);
             self.last_info = None;
-            match &result {
-                Ok(label) => self.event(false, "BackupCompleted", format!("backup {label}")),
-                Err(e) => self.event(true, "BackupFailed", format!("pgBackRest: {e}")),
-            }
-            self.manual_backup = Some(ManualBackupStatus {
-                trigger,
-                finished: true,
-                succeeded: result.is_ok(),
-                label: result.as_ref().ok().cloned(),
-                message: result.err(),
+            let what = match &run {
+                BackupRun::Manual(_) => "backup".to_string(),
+                BackupRun::Scheduled((repo, kind)) => {
+                    format!("scheduled {kind} backup into {repo}")
+                }
+            };
+            self.backup_outcome = Some(match &result {
+                Ok(label) => (true, format!("{what} {label}")),
+                Err(e) => (false, format!("{what} failed: pgBackRest: {e}")),
             });
+            if let Some((ok, message)) = self.backup_outcome.clone() {
+                self.event(
+                    !ok,
+                    if ok {
+                        "BackupCompleted"
+                    } else {
+                        "BackupFailed"
+                    },
+                    message,
+                );
+            }
+            if let BackupRun::Manual(trigger) = run {
+                self.state.backup_handled = Some(trigger.clone());
+                let _ = self.state.save(&self.dir);
+                self.manual_backup = Some(ManualBackupStatus {
+                    trigger,
+                    finished: true,
+                    succeeded: result.is_ok(),
+                    label: result.as_ref().ok().cloned(),
+                    message: result.err(),
+                });
+            }
+        }
+        if let Some(usage) = take_finished(&mut self.tasks.usage) {
+            self.usage = usage;
         }
         if let Some(result) = take_finished(&mut self.tasks.info) {
             match result {
@@ -339,19 +421,52 @@ impl Worker {
                 }
             }
         }
+        if self
+            .tasks
+            .restart
+            .as_ref()
+            .is_some_and(|(_, _, t)| t.is_finished())
+        {
+            let (name, template, task) = self.tasks.restart.take().expect("checked above");
+            match now(task).unwrap_or_else(|| Err("the restart task failed".into())) {
+                Ok(_) => {
+                    if let Some(mut rec) = state::instances(&self.dir)
+                        .into_iter()
+                        .find(|r| r.name == name)
+                    {
+                        rec.template = Some(template);
+                        let _ = state::write_record(&self.dir, &rec);
+                    }
+                    self.event(
+                        false,
+                        "InstanceRestarted",
+                        format!("restarted {name} with the new settings"),
+                    );
+                }
+                Err(e) => {
+                    self.event(true, "RestartFailed", format!("{name}: {e}"));
+                    self.problem = Some(format!("restarting {name}: {e}"));
+                }
+            }
+        }
         if let Some(outcome) = take_finished(&mut self.tasks.switchover) {
-            self.state.switchover_handled = Some(outcome.trigger.clone());
             // A backup the switchover interrupted can go again now, from the new primary.
             self.retry_backup_at = None;
-            let _ = self.state.save(&self.dir);
-            self.switchover_result = Some(match outcome.result {
-                Ok(msg) => (true, msg),
-                Err(msg) => (false, msg),
-            });
-            if let Some((ok, msg)) = self.switchover_result.clone() {
-                self.event(!ok, if ok { "Switchover" } else { "SwitchoverFailed" }, msg);
+            let (ok, msg) = match &outcome.result {
+                Ok(msg) => (true, msg.clone()),
+                Err(msg) => (false, msg.clone()),
+            };
+            self.event(
+                !ok,
+                if ok { "Switchover" } else { "SwitchoverFailed" },
+                msg.clone(),
+            );
+            tracing::info!(cluster = %self.name, "switchover {:?}: {ok} {msg}", outcome.trigger);
+            if let Some(trigger) = outcome.trigger {
+                self.state.switchover_handled = Some(trigger);
+                let _ = self.state.save(&self.dir);
+                self.switchover_result = Some((ok, msg));
             }
-            tracing::info!(cluster = %self.name, "switchover {}: {:?}", outcome.trigger, self.switchover_result);
         }
     }
 
@@ -409,7 +524,7 @@ impl Worker {
             for _ in members.len()..want {
                 let rec = instances::create(
                     &self.dir,
-                    cluster.name(),
+                    cluster,
                     name,
                     &self.shared.account,
                     &self.shared.ports,
@@ -474,14 +589,223 @@ impl Worker {
         let Some(target) = actions::healthiest_candidate(&others).map(|i| i.name.clone()) else {
             return;
         };
-        let trigger = format!("scale-down-{}", primary.name);
         self.spawn_switchover(
-            trigger,
+            None,
             primary.api(),
             primary.name.clone(),
             target,
             SwitchoverType::Switchover,
         );
+    }
+
+    /// Measure, off the reconcile path and now and then, what each volume holds.
+    fn measure_usage(&mut self, cluster: &PostgresCluster, records: &[InstanceRecord]) {
+        if self.tasks.usage.is_some() || self.last_usage.is_some_and(|t| t.elapsed() < USAGE_EVERY)
+        {
+            return;
+        }
+        self.last_usage = Some(Instant::now());
+        let instances: Vec<(String, std::path::PathBuf)> = records
+            .iter()
+            .map(|r| (r.name.clone(), self.dir.instance(&r.name).data()))
+            .collect();
+        let repos: Vec<(String, std::path::PathBuf)> = cluster
+            .repos()
+            .iter()
+            .filter(|r| r.volume.is_some())
+            .map(|r| (r.name.clone(), self.dir.repo(&r.name)))
+            .collect();
+        self.tasks.usage = Some(tokio::task::spawn_blocking(move || Usage {
+            instances: instances
+                .into_iter()
+                .map(|(n, p)| (n, files::disk_usage(&p)))
+                .collect(),
+            repos: repos
+                .into_iter()
+                .map(|(n, p)| (n, files::disk_usage(&p)))
+                .collect(),
+        }));
+    }
+
+    /// Each instance's and repository's size (its claim: the local quota) and usage, and the
+    /// VolumePressure condition.
+    fn volumes(&self, cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
+        let bytes = |v: Option<&crate::api::volume::VolumeClaimSpec>| {
+            v.and_then(|v| v.storage())
+                .and_then(crate::api::quantity::bytes)
+        };
+        let mut full = Vec::new();
+        let mut note = |what: String, used: Option<u64>, capacity: Option<i64>| {
+            if let (Some(used), Some(cap)) = (used, capacity)
+                && cap > 0
+                && used as f64 > cap as f64 * PRESSURE
+            {
+                full.push(format!(
+                    "{what}: {} of {} ({:.0}%)",
+                    crate::display::bytes(used as i64),
+                    crate::display::bytes(cap),
+                    used as f64 * 100.0 / cap as f64
+                ));
+            }
+            VolumeStatus {
+                capacity_bytes: capacity,
+                used_bytes: used.map(|u| u as i64),
+            }
+        };
+        for i in &mut status.instances {
+            let capacity = instances::spec_set(cluster, &i.set)
+                .and_then(|s| bytes(Some(&s.data_volume_claim_spec)));
+            i.volume = Some(note(
+                format!("{} data", i.name),
+                self.usage.instances.get(&i.name).copied(),
+                capacity,
+            ));
+        }
+        for r in &mut status.repos {
+            let spec = cluster
+                .repos()
+                .iter()
+                .find(|s| s.name == r.name)
+                .and_then(|s| s.volume.as_ref());
+            if spec.is_some() {
+                r.volume = Some(note(
+                    format!("repository {}", r.name),
+                    self.usage.repos.get(&r.name).copied(),
+                    bytes(spec.map(|v| &v.volume_claim_spec)),
+                ));
+            }
+        }
+        let g = cluster.generation();
+        match full.is_empty() {
+            true => conditions::set(
+                &mut status.conditions,
+                conditions::VOLUME_PRESSURE,
+                false,
+                "BelowThreshold",
+                "every volume is below 80% of its size",
+                g,
+            ),
+            false => conditions::set(
+                &mut status.conditions,
+                conditions::VOLUME_PRESSURE,
+                true,
+                "Above80Percent",
+                format!("grow these volumes: {}", full.join("; ")),
+                g,
+            ),
+        }
+    }
+
+    /// Whether an instance waits for a restart: its template (resources, image) changed, or
+    /// Patroni reports settings that need one.
+    fn stale(cluster: &PostgresCluster, rec: &InstanceRecord, seen: &observe::Seen) -> bool {
+        let template =
+            instances::spec_set(cluster, &rec.set).map(|s| resources::template(cluster, s));
+        let changed =
+            matches!((&rec.template, &template), (Some(have), Some(want)) if have != want);
+        changed || seen.instance(&rec.name).is_some_and(|i| i.pending_restart)
+    }
+
+    /// One step of a rolling restart, as a pod template change rolls out on Kubernetes: the
+    /// replicas one at a time, each back to streaming before the next, then a switchover to an
+    /// updated replica, then the old primary. Nothing restarts while any instance is not ready.
+    fn roll(&mut self, cluster: &PostgresCluster, live: &[InstanceRecord], seen: &observe::Seen) {
+        // Instances recorded before templates were kept run what the spec says now.
+        for rec in live.iter().filter(|r| r.template.is_none()) {
+            let template =
+                instances::spec_set(cluster, &rec.set).map(|s| resources::template(cluster, s));
+            let _ = state::write_record(
+                &self.dir,
+                &InstanceRecord {
+                    template,
+                    ..rec.clone()
+                },
+            );
+        }
+        let stale: Vec<&InstanceRecord> = live
+            .iter()
+            .filter(|r| Self::stale(cluster, r, seen))
+            .collect();
+        if stale.is_empty() {
+            self.rolling = None;
+            return;
+        }
+        self.rolling = Some((live.len() - stale.len(), live.len()));
+        let busy = self.tasks.restart.is_some()
+            || self.tasks.switchover.is_some()
+            || !self.state.removing.is_empty();
+        let all_ready = live.len() == cluster.desired_instances() as usize
+            && live
+                .iter()
+                .all(|r| seen.instance(&r.name).is_some_and(|i| i.ready));
+        if busy || !all_ready {
+            return;
+        }
+        let primary = seen.leader.clone();
+        // Replicas first: asynchronous ones, then the sync standby.
+        let mut replicas: Vec<&&InstanceRecord> = stale
+            .iter()
+            .filter(|r| Some(&r.name) != primary.as_ref())
+            .collect();
+        replicas.sort_by_key(|r| {
+            seen.instance(&r.name)
+                .is_some_and(|i| i.role.as_deref() == Some("sync_standby"))
+        });
+        let next = match replicas.first() {
+            Some(r) => (**r).clone(),
+            None if live.len() == 1 => stale[0].clone(),
+            None => {
+                // Only the primary is left: hand over to an updated replica first.
+                let updated = PostgresClusterStatus {
+                    instances: seen
+                        .statuses()
+                        .into_iter()
+                        .filter(|i| Some(&i.name) != primary.as_ref())
+                        .collect(),
+                    ..Default::default()
+                };
+                let (Some(target), Some(leader)) =
+                    (actions::healthiest_candidate(&updated), primary)
+                else {
+                    return;
+                };
+                let api = seen.api_of(&leader).unwrap_or_default();
+                self.event(
+                    false,
+                    "RollingSwitchover",
+                    format!(
+                        "switching over to {} before restarting {leader}",
+                        target.name
+                    ),
+                );
+                self.spawn_switchover(
+                    None,
+                    api,
+                    leader,
+                    target.name.clone(),
+                    SwitchoverType::Switchover,
+                );
+                return;
+            }
+        };
+        let template = instances::spec_set(cluster, &next.set)
+            .map(|s| resources::template(cluster, s))
+            .unwrap_or_default();
+        tracing::info!(cluster = %self.name, instance = %next.name, "rolling restart");
+        let task = if next.template.as_ref() != Some(&template) {
+            // A new template is a new "pod": stop the instance; the next pass starts its
+            // Patroni again, which reads the new configuration as it starts.
+            let inst = self.dir.instance(&next.name);
+            tokio::spawn(async move {
+                instances::stop(&inst).await;
+                Ok("stopped to start with the new template".to_string())
+            })
+        } else {
+            // Settings Patroni reports as pending: it has loaded them, a restart applies them.
+            let (patroni, api) = (self.shared.patroni.clone(), next.api());
+            tokio::spawn(async move { patroni.restart(&api).await.map_err(|e| e.to_string()) })
+        };
+        self.tasks.restart = Some((next.name.clone(), template, task));
     }
 
     fn shut_down(&mut self, live: &[&InstanceRecord]) {
@@ -596,6 +920,7 @@ impl Worker {
         }
         let runner = pgbackrest(primary_conf.clone());
         self.start_manual_backup(cluster, &runner);
+        self.start_scheduled_backup(cluster, &runner);
         if self.state.stanza_created
             && self.tasks.info.is_none()
             && self.last_info.is_none_or(|t| t.elapsed() > INFO_EVERY)
@@ -651,7 +976,29 @@ impl Worker {
         });
         let repo = manual.repo_name.clone();
         self.tasks.backup = Some((
-            trigger.to_string(),
+            BackupRun::Manual(trigger.to_string()),
+            tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+        ));
+    }
+
+    /// Start a scheduled backup that is due, when no other backup runs.
+    fn start_scheduled_backup(&mut self, cluster: &PostgresCluster, runner: &backups::Pgbackrest) {
+        if self.tasks.backup.is_some()
+            || self.tasks.initial_backup.is_some()
+            || !self.state.stanza_created
+        {
+            return;
+        }
+        let now = jiff::Timestamp::now();
+        let Some(entry) = self.scheduler.due(cluster, now) else {
+            return;
+        };
+        self.scheduler.ran(&entry, now);
+        let (repo, kind) = entry.clone();
+        tracing::info!(cluster = %self.name, "scheduled {kind} backup into {repo}");
+        let runner = runner.clone();
+        self.tasks.backup = Some((
+            BackupRun::Scheduled(entry),
             tokio::spawn(async move { runner.backup(&repo, &kind).await }),
         ));
     }
@@ -696,19 +1043,19 @@ impl Worker {
             Ok(SwitchoverStep::Switchover { leader, target }) => {
                 let api = seen.api_of(&leader).unwrap_or_default();
                 let kind = SwitchoverType::Switchover;
-                self.spawn_switchover(trigger.to_string(), api, leader, target, kind);
+                self.spawn_switchover(Some(trigger.to_string()), api, leader, target, kind);
             }
             Ok(SwitchoverStep::Failover { target }) => {
                 let api = seen.api_of(&target).unwrap_or_default();
                 let kind = SwitchoverType::Failover;
-                self.spawn_switchover(trigger.to_string(), api, String::new(), target, kind);
+                self.spawn_switchover(Some(trigger.to_string()), api, String::new(), target, kind);
             }
         }
     }
 
     fn spawn_switchover(
         &mut self,
-        trigger: String,
+        trigger: Option<String>,
         api: String,
         leader: String,
         target: String,
@@ -744,6 +1091,8 @@ impl Worker {
             t.users.map(|h| h.abort_handle()),
             t.switchover.map(|h| h.abort_handle()),
             t.backup.map(|(_, h)| h.abort_handle()),
+            t.restart.map(|(_, _, h)| h.abort_handle()),
+            t.usage.map(|h| h.abort_handle()),
         ]
         .into_iter()
         .flatten()
@@ -759,6 +1108,12 @@ impl Worker {
         let mut status = self.written.clone().unwrap_or_default();
         if let Some(seen) = seen {
             status.instances = seen.statuses();
+            let records = state::instances(&self.dir);
+            for i in &mut status.instances {
+                i.pending_restart |= records
+                    .iter()
+                    .any(|r| r.name == i.name && Self::stale(cluster, r, seen));
+            }
             status.observed_generation = Some(cluster.generation());
             if let Some(id) = &seen.system_identifier {
                 status
@@ -769,22 +1124,20 @@ impl Worker {
         }
         status.repos = self.repo_statuses(cluster);
         if let Some(m) = &self.manual_backup {
-            if m.finished && status.manual_backup.as_ref() != Some(m) {
-                let (reason, message) = match (&m.label, &m.message) {
-                    (Some(label), _) => ("Succeeded", format!("backup {label}")),
-                    (None, message) => ("Failed", message.clone().unwrap_or_default()),
-                };
-                conditions::set(
-                    &mut status.conditions,
-                    conditions::BACKUP,
-                    m.succeeded,
-                    reason,
-                    message,
-                    cluster.generation(),
-                );
-            }
             status.manual_backup = Some(m.clone());
         }
+        if let Some((ok, message)) = self.backup_outcome.take() {
+            let reason = if ok { "Succeeded" } else { "Failed" };
+            conditions::set(
+                &mut status.conditions,
+                conditions::BACKUP,
+                ok,
+                reason,
+                message,
+                cluster.generation(),
+            );
+        }
+        self.volumes(cluster, &mut status);
         crate::observe::status::summarize(cluster, &mut status);
         if let Some((ok, message)) = self.switchover_result.take() {
             let p = status.patroni.get_or_insert_with(Default::default);
@@ -862,6 +1215,7 @@ impl Worker {
             switchover: self.tasks.switchover.is_some(),
             initial_backup: self.tasks.initial_backup.is_some(),
             backup: self.tasks.backup.is_some(),
+            rolling: self.rolling,
         };
         let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));

@@ -21,6 +21,9 @@ pub struct InstanceRecord {
     pub api_port: u16,
     /// Creation order: newer instances go first on scale-down.
     pub created: jiff::Timestamp,
+    /// The template (resources, image) it runs with; when the spec's differs, it restarts.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 impl InstanceRecord {
@@ -46,6 +49,9 @@ pub struct ClusterState {
     /// The last `pgdeck.dev/trigger-switchover` value acted on.
     #[serde(default)]
     pub switchover_handled: Option<String>,
+    /// A primary has run: bootstrapping (initdb or a restore from another cluster) is done.
+    #[serde(default)]
+    pub initialized: bool,
     /// The last `pgdeck.dev/pgbackrest-backup` value acted on.
     #[serde(default)]
     pub backup_handled: Option<String>,

@@ -1,0 +1,65 @@
+//! Where a cluster made from another's backups (`spec.dataSource.postgresCluster`) restores
+//! from: the source cluster's live repository, or, when it was deleted with its backups kept,
+//! the newest kept copy.
+
+use std::path::PathBuf;
+
+use super::super::home::Home;
+use super::instances::RestoreSource;
+use crate::api::PostgresCluster;
+use crate::platform::PlatformError;
+
+pub fn source(
+    home: &Home,
+    cluster: &PostgresCluster,
+) -> Result<Option<RestoreSource>, PlatformError> {
+    let Some(src) = cluster
+        .spec
+        .data_source
+        .as_ref()
+        .and_then(|d| d.postgres_cluster.as_ref())
+    else {
+        return Ok(None);
+    };
+    let name = src.cluster_name.as_deref().unwrap_or_default();
+    let ns = src
+        .cluster_namespace
+        .as_deref()
+        .unwrap_or(cluster.namespace());
+    let live = home.cluster(ns, name).repo(&src.repo_name);
+    let path = if live.join("backup").exists() {
+        Some(live)
+    } else {
+        newest_kept(home, ns, name, &src.repo_name)
+    };
+    let path = path.ok_or_else(|| {
+        PlatformError::Operator(format!(
+            "spec.dataSource.postgresCluster: cluster {ns}/{name} has no repository {} here, live or kept \
+             (delete --keep-backups keeps one)",
+            src.repo_name
+        ))
+    })?;
+    Ok(Some(RestoreSource {
+        repo: src.repo_name.clone(),
+        path,
+        options: src.options.clone().unwrap_or_default(),
+    }))
+}
+
+/// `<home>/kept/<ns>/<name>-<time>/repos/<repo>` with the latest time.
+fn newest_kept(home: &Home, ns: &str, name: &str, repo: &str) -> Option<PathBuf> {
+    let prefix = format!("{name}-");
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(home.kept(ns))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|f| f.starts_with(&prefix))
+        })
+        .map(|e| e.path().join("repos").join(repo))
+        .filter(|p| p.join("backup").exists())
+        .collect();
+    kept.sort();
+    kept.pop()
+}

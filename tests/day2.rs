@@ -1,0 +1,389 @@
+//! Day-2 operations on the local platform, with real processes: rolling changes, volume sizes,
+//! scheduled backups, and point-in-time restores into new clusters.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::local::LocalHome;
+use serde_json::Value;
+
+const VOLUME: &str = "{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}";
+
+fn manifest(
+    name: &str,
+    replicas: u32,
+    instance_extra: &str,
+    spec_extra: &str,
+    repo_extra: &str,
+) -> String {
+    format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata:
+  name: {name}
+spec:
+  postgresVersion: 15
+  instances:
+    - name: instance1
+      replicas: {replicas}
+      dataVolumeClaimSpec: {VOLUME}
+{instance_extra}{spec_extra}  backups:
+    pgbackrest:
+      repos:
+        - name: repo1
+          volume: {{volumeClaimSpec: {VOLUME}}}
+{repo_extra}"
+    )
+}
+
+fn apply(home: &LocalHome, text: &str) {
+    let out = home.apply_text(text, &["--wait", "--timeout", "180s"]);
+    assert!(
+        out.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SQL as the superuser, through the instance's socket (peer authentication as `postgres`).
+fn superuser(home: &LocalHome, cluster: &str, db: &str, sql: &str) -> String {
+    let status = home.status(cluster);
+    let primary = status["primary"].as_str().unwrap();
+    let port = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == primary)
+        .unwrap()["port"]
+        .to_string();
+    let socket = home
+        .path()
+        .join("namespaces/default")
+        .join(cluster)
+        .join("instances")
+        .join(primary)
+        .join("run");
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--", "psql", "-h"])
+        .arg(&socket)
+        .args([
+            "-p",
+            &port,
+            "-d",
+            db,
+            "-XAtq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn events(home: &LocalHome, cluster: &str) -> Vec<Value> {
+    std::fs::read_to_string(
+        home.path()
+            .join("namespaces/default")
+            .join(format!("{cluster}.events.jsonl")),
+    )
+    .unwrap_or_default()
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+fn wait_first_backup(home: &LocalHome, cluster: &str) {
+    home.wait_for(cluster, Duration::from_secs(90), "the first backup", |s| {
+        s["repos"][0]["backups"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    });
+}
+
+#[test]
+fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
+    let home = LocalHome::new();
+    apply(&home, &manifest("roll", 2, "", "", ""));
+    let before = home.status("roll");
+    let first_primary = before["primary"].as_str().unwrap().to_string();
+    let uri = home.ok(&["uri", "roll"]);
+    home.psql(
+        &uri,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000)",
+    );
+
+    // A memory limit: shared_buffers and effective_cache_size follow, and every instance
+    // restarts, replica first.
+    let limited = manifest(
+        "roll",
+        2,
+        "      resources: {limits: {memory: 1Gi}}\n",
+        "",
+        "",
+    );
+    apply(&home, &limited);
+    let s = home.status("roll");
+    assert!(
+        s["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["pendingRestart"] == false),
+        "{s}"
+    );
+    let reasons: Vec<(String, String)> = events(&home, "roll")
+        .iter()
+        .filter(|e| {
+            ["InstanceRestarted", "RollingSwitchover", "Switchover"]
+                .contains(&e["reason"].as_str().unwrap())
+        })
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        [
+            "InstanceRestarted",
+            "RollingSwitchover",
+            "Switchover",
+            "InstanceRestarted"
+        ],
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons[0].1.contains(&first_primary),
+        "the replica restarts first: {reasons:?}"
+    );
+    assert!(
+        reasons[3].1.contains(&first_primary),
+        "the old primary restarts last: {reasons:?}"
+    );
+    assert_ne!(
+        s["primary"],
+        first_primary.as_str(),
+        "a switchover to an updated replica came between"
+    );
+    for replica in [false, true] {
+        let uri = home.ok(if replica {
+            &["uri", "roll", "--replica"][..]
+        } else {
+            &["uri", "roll"][..]
+        });
+        assert_eq!(home.psql(&uri, "SHOW shared_buffers"), "256MB");
+        assert_eq!(home.psql(&uri, "SHOW effective_cache_size"), "768MB");
+    }
+    assert_eq!(
+        home.psql(&home.ok(&["uri", "roll"]), "SELECT count(*) FROM t"),
+        "1000",
+        "no row lost"
+    );
+
+    // A parameter that only needs a reload: applied without restarting anything.
+    let restarts = |home: &LocalHome| {
+        events(home, "roll")
+            .iter()
+            .filter(|e| e["reason"] == "InstanceRestarted")
+            .count()
+    };
+    let before_reload = restarts(&home);
+    let tuned = manifest(
+        "roll",
+        2,
+        "      resources: {limits: {memory: 1Gi}}\n",
+        "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n",
+        "",
+    );
+    apply(&home, &tuned);
+    let uri = home.ok(&["uri", "roll"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while home.psql(&uri, "SHOW work_mem") != "12MB" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work_mem was not applied"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        restarts(&home),
+        before_reload,
+        "a reload-only parameter restarts nothing"
+    );
+    assert!(
+        home.status("roll")["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["pendingRestart"] == false)
+    );
+
+    // Volumes: usage is shown against the size, and a shrink is refused, changing nothing.
+    let s = home.wait_for("roll", Duration::from_secs(40), "volume usage", |s| {
+        s["instances"][0]["volume"]["usedBytes"]
+            .as_i64()
+            .is_some_and(|u| u > 0)
+    });
+    assert_eq!(
+        s["instances"][0]["volume"]["capacityBytes"],
+        1024 * 1024 * 1024
+    );
+    assert!(
+        s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "VolumePressure" && c["status"] == "False")
+    );
+    let stored = std::fs::read_to_string(home.path().join("namespaces/default/roll.yaml")).unwrap();
+    let shrunk = tuned.replace("dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}", "dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 512Mi}}}");
+    let out = home.apply_text(&shrunk, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.instances[0].dataVolumeClaimSpec.resources.requests.storage: shrinking a volume is not possible"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("namespaces/default/roll.yaml")).unwrap(),
+        stored
+    );
+}
+
+#[test]
+fn point_in_time_restores_and_clones_from_kept_backups() {
+    let home = LocalHome::new();
+    apply(&home, &manifest("origin", 1, "", "", ""));
+    wait_first_backup(&home, "origin");
+    let uri = home.ok(&["uri", "origin"]);
+    home.psql(
+        &uri,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 100)",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let noted = home.psql(&uri, "SELECT now()");
+    std::thread::sleep(Duration::from_millis(1100));
+    home.psql(&uri, "INSERT INTO t SELECT generate_series(101, 200)");
+    // Let the WAL that holds the rows reach the repository now, not at archive_timeout.
+    superuser(&home, "origin", "postgres", "SELECT pg_switch_wal()");
+
+    let pitr = manifest(
+        "pitr",
+        1,
+        "",
+        &format!(
+            "  dataSource:\n    postgresCluster:\n      clusterName: origin\n      repoName: repo1\n      options: [\"--type=time\", \"--target={noted}\"]\n"
+        ),
+        "",
+    );
+    apply(&home, &pitr);
+    assert_eq!(
+        superuser(&home, "pitr", "origin", "SELECT count(*), max(i) FROM t"),
+        "100|100",
+        "exactly the rows committed before the target"
+    );
+    assert_eq!(
+        superuser(&home, "pitr", "postgres", "SELECT pg_is_in_recovery()"),
+        "f",
+        "promoted: a cluster of its own"
+    );
+    // Independent: its own repository, and writes of its own.
+    wait_first_backup(&home, "pitr");
+    superuser(&home, "pitr", "origin", "INSERT INTO t VALUES (999)");
+    assert_eq!(
+        superuser(
+            &home,
+            "origin",
+            "origin",
+            "SELECT count(*) FROM t WHERE i = 999"
+        ),
+        "0"
+    );
+
+    // Deleted with its backups kept, origin can still be cloned: to its latest state.
+    home.ok(&["delete", "origin", "--keep-backups", "--wait"]);
+    apply(
+        &home,
+        &manifest(
+            "again",
+            1,
+            "",
+            "  dataSource:\n    postgresCluster:\n      clusterName: origin\n      repoName: repo1\n",
+            "",
+        ),
+    );
+    assert_eq!(
+        superuser(&home, "again", "origin", "SELECT count(*) FROM t"),
+        "200"
+    );
+}
+
+#[test]
+fn a_scheduled_incremental_backup_runs_on_time() {
+    let home = LocalHome::new();
+    apply(
+        &home,
+        &manifest(
+            "sched",
+            1,
+            "",
+            "",
+            "          schedules:\n            incremental: \"* * * * *\"\n",
+        ),
+    );
+    wait_first_backup(&home, "sched");
+    // Due at the next minute: in status within a minute of it.
+    let s = home.wait_for(
+        "sched",
+        Duration::from_secs(135),
+        "a scheduled incremental backup",
+        |s| {
+            s["repos"][0]["backups"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|b| b["type"] == "incr"))
+        },
+    );
+    let incr = s["repos"][0]["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "incr")
+        .unwrap()
+        .clone();
+    let stop: jiff::Timestamp = incr["stop"].as_str().unwrap().parse().unwrap();
+    let start: jiff::Timestamp = incr["start"].as_str().unwrap().parse().unwrap();
+    // "* * * * *" is due at each minute's start: the run begins within seconds of one.
+    assert!(
+        start.as_second() % 60 <= 10,
+        "started {}s after the minute: {incr}",
+        start.as_second() % 60
+    );
+    assert!(stop.as_second() - start.as_second() < 60, "{incr}");
+    assert!(
+        incr["sizeBytes"].as_i64().unwrap() > 0 && incr["walStart"].is_string(),
+        "{incr}"
+    );
+    assert!(events(&home, "sched").iter().any(|e| {
+        e["reason"] == "BackupCompleted"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("scheduled incr backup")
+    }));
+    assert!(
+        s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Backup" && c["status"] == "True")
+    );
+}
