@@ -270,22 +270,7 @@ impl Kube {
     /// instead of the primary's with `replica`).
     async fn uri(&self, name: &str, user: Option<&str>, replica: bool) -> Result<(), Failure> {
         let cluster = self.cluster(name).await?;
-        let users = cluster.users();
-        let spec = match user {
-            Some(u) => users.iter().find(|s| s.name == u).ok_or_else(|| {
-                failure(format!(
-                    "{name} has no user {u}; its users: {}",
-                    users
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?,
-            None => users
-                .first()
-                .ok_or_else(|| failure(format!("{name} has no users")))?,
-        };
+        let spec = views::user(&cluster, user).map_err(failure)?;
         let names = Names::new(name, &self.ns);
         let secret_name = names.pguser(&spec.name);
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);

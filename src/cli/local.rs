@@ -192,22 +192,7 @@ fn uri(
         .store
         .get(ns, name)?
         .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
-    let users = cluster.users();
-    let spec = match user {
-        Some(u) => users.iter().find(|s| s.name == u).ok_or_else(|| {
-            failure(format!(
-                "{name} has no user {u}; its users: {}",
-                users
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?,
-        None => users
-            .first()
-            .ok_or_else(|| failure(format!("{name} has no users")))?,
-    };
+    let spec = views::user(&cluster, user).map_err(failure)?;
     let dir = local.home().cluster(ns, name);
     let password = stored_password(&dir, &user_key(&spec.name)).ok_or_else(|| {
         failure(format!(

@@ -214,6 +214,7 @@ pub struct Failure {
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    crate::platform::install_crypto();
     match cli.command {
         Some(Command::Validate { files }) => offline::validate(&files),
         Some(Command::Crd) => offline::crd(),

@@ -2,6 +2,7 @@
 
 use super::{Global, Output, print};
 use crate::api::PostgresCluster;
+use crate::api::users::UserSpec;
 use crate::display;
 use crate::observe::conditions;
 
@@ -175,6 +176,28 @@ fn status_table(c: &PostgresCluster) -> String {
         ));
     }
     out
+}
+
+/// The user `user` of `cluster`, or its first when none is named.
+pub(super) fn user(cluster: &PostgresCluster, user: Option<&str>) -> Result<UserSpec, String> {
+    let users = cluster.users();
+    let name = cluster.name();
+    match user {
+        Some(u) => users.iter().find(|s| s.name == u).cloned().ok_or_else(|| {
+            format!(
+                "{name} has no user {u}; its users: {}",
+                users
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+        None => users
+            .first()
+            .cloned()
+            .ok_or_else(|| format!("{name} has no users")),
+    }
 }
 
 /// Done once the switchover asked for with `trigger` happened; an error says why it failed.

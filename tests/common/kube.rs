@@ -110,7 +110,7 @@ pub struct Harness {
     pub ctx: Arc<Context>,
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Harness {
     pub async fn new() -> Harness {
@@ -119,21 +119,10 @@ impl Harness {
 
     /// An API server holding `objects` (JSON, any kind) from the start.
     pub async fn with_objects(objects: Vec<Value>) -> Harness {
-        let store = kube_fake_client::ClientBuilder::new()
-            .with_resource::<PostgresCluster>()
-            .with_runtime_objects(objects)
-            .build()
-            .await
-            .expect("the fake API server starts");
+        let store = store(objects).await;
         let calls = Arc::new(Mutex::new(Vec::new()));
         let patroni = Arc::new(Mutex::new(FakePatroni::default()));
-        let service = {
-            let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
-            tower::service_fn(move |req: http::Request<Body>| {
-                let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
-                async move { serve(store, calls, patroni, req).await }.boxed()
-            })
-        };
+        let service = recording(store.clone(), calls.clone(), patroni.clone());
         let client = Client::new(service, "default");
         let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new())));
         Harness {
@@ -315,6 +304,36 @@ impl Harness {
         );
         out
     }
+}
+
+/// The in-memory store, knowing PostgresClusters, holding `objects`.
+pub async fn store(objects: Vec<Value>) -> Client {
+    kube_fake_client::ClientBuilder::new()
+        .with_resource::<PostgresCluster>()
+        .with_runtime_objects(objects)
+        .build()
+        .await
+        .expect("the fake API server starts")
+}
+
+/// The API server the operator talks to: every request recorded in `calls`, pod-proxy requests
+/// answered as Patroni, the rest by `store`.
+pub fn recording(
+    store: Client,
+    calls: Arc<Mutex<Vec<Call>>>,
+    patroni: Arc<Mutex<FakePatroni>>,
+) -> impl tower::Service<
+    http::Request<Body>,
+    Response = http::Response<Body>,
+    Error = BoxError,
+    Future = futures::future::BoxFuture<'static, Result<http::Response<Body>, BoxError>>,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |req: http::Request<Body>| {
+        let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
+        async move { serve(store, calls, patroni, req).await }.boxed()
+    })
 }
 
 /// Record a request; answer pod-proxy requests as Patroni, the rest from the store.
