@@ -14,7 +14,7 @@ mod local;
 mod offline;
 mod views;
 
-pub use files::read_manifest_source;
+pub use files::{read_clusters, read_manifest_source};
 
 #[derive(Parser, Debug)]
 #[command(

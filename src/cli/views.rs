@@ -225,6 +225,31 @@ pub(super) fn ready_at(generation: i64) -> impl Fn(&PostgresCluster) -> Result<b
     }
 }
 
+/// One look while waiting for `cluster` to be `what`: `Ok(true)` once `done` says so,
+/// `Ok(false)` to look again, or why waiting failed (`done`'s reason, or the time being up,
+/// with the conditions; `no_status` says where to look before there is any).
+pub(super) fn waited(
+    cluster: &PostgresCluster,
+    done: &impl Fn(&PostgresCluster) -> Result<bool, String>,
+    deadline: std::time::Instant,
+    timeout: std::time::Duration,
+    what: &str,
+    no_status: &str,
+) -> Result<bool, String> {
+    if done(cluster)? {
+        return Ok(true);
+    }
+    if std::time::Instant::now() < deadline {
+        return Ok(false);
+    }
+    Err(format!(
+        "timed out after {} waiting for {} {what}: {}",
+        display::duration(timeout.as_secs() as i64),
+        cluster.name(),
+        explain(cluster).unwrap_or_else(|| no_status.to_string())
+    ))
+}
+
 /// The conditions as a sentence, for messages; `None` before the first status.
 pub(super) fn explain(c: &PostgresCluster) -> Option<String> {
     let s = c.status.as_ref()?;

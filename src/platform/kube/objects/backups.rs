@@ -189,13 +189,7 @@ fn by_name(instances: &[Instance]) -> Vec<&Instance> {
 }
 
 fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
-    let pgbackrest = ctx
-        .cluster
-        .spec
-        .backups
-        .as_ref()
-        .map(|b| b.pgbackrest.clone())
-        .unwrap_or_default();
+    let pgbackrest = ctx.pgbackrest();
     let host = pgbackrest.repo_host.clone().unwrap_or_default();
     let labels = ctx.labels_with(&[(names::COMPONENT, "repo-host")]);
     let files = pgbackrest_files(ctx, "repo-host.conf");
@@ -246,13 +240,7 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
 /// A Job that runs a `kind` backup (`full`, `diff`, `incr`) into `repo`, creating the stanza
 /// first when `create_stanza`.
 fn job_spec(ctx: &Ctx, repo: &str, kind: &str, create_stanza: bool) -> JobSpec {
-    let jobs = ctx
-        .cluster
-        .spec
-        .backups
-        .as_ref()
-        .and_then(|b| b.pgbackrest.jobs.clone())
-        .unwrap_or_default();
+    let jobs = ctx.pgbackrest().jobs.unwrap_or_default();
     let script = Script {
         container: "pgbackrest",
         script: backup_script(ctx, repo, kind, create_stanza),

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
 use super::{Ctx, PGBACKREST_PORT, paths};
-use crate::api::instances::{InstanceSet, set_name};
+use crate::api::instances::InstanceSet;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement};
 use crate::platform::kube::names;
 
@@ -38,11 +38,9 @@ const PATRONI_FILE: &str = "patroni.yml";
 pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
     let set = ctx
         .cluster
-        .spec
-        .instances
-        .iter()
-        .enumerate()
-        .find(|(i, s)| set_name(s, *i) == instance.set)
+        .sets()
+        .into_iter()
+        .find(|(name, _)| name == &instance.set)
         .map(|(_, s)| s.clone())
         .unwrap_or_default();
     let labels = ctx.labels_with(&[
@@ -420,13 +418,7 @@ pub(super) fn pgbackrest_files(ctx: &Ctx, file: &str) -> PgbackrestFiles {
         mounts: vec![mount_ro("pgbackrest-config", paths::PGBACKREST_CONFIG_DIR)],
         env: vec![plain_env("PGBACKREST_CONFIG", paths::PGBACKREST_CONFIG)],
     };
-    let configuration = ctx
-        .cluster
-        .spec
-        .backups
-        .as_ref()
-        .and_then(|b| b.pgbackrest.configuration.clone())
-        .unwrap_or_default();
+    let configuration = ctx.pgbackrest().configuration.unwrap_or_default();
     if !configuration.is_empty() {
         out.volumes
             .push(projected("pgbackrest-conf-d", configuration));

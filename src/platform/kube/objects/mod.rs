@@ -27,6 +27,7 @@ use kube::Resource;
 
 use super::names::{self, Names};
 use crate::api::PostgresCluster;
+use crate::api::backups::PgBackRest;
 use crate::api::cluster::Metadata;
 
 pub use self::instances::Instance;
@@ -141,17 +142,6 @@ impl Objects {
         docs.join("---\n")
     }
 
-    /// How many objects there are.
-    pub fn len(&self) -> usize {
-        let mut n = 0;
-        each_object!(self, iter, |_o| n += 1);
-        n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Annotate each object with a digest of itself, so the reconciler tells at a glance that
     /// an object is as last written.
     fn stamp(&mut self) {
@@ -224,6 +214,16 @@ impl<'a> Ctx<'a> {
             controller: Some(true),
             block_owner_deletion: None,
         })
+    }
+
+    /// `spec.backups.pgbackrest`, or its defaults.
+    fn pgbackrest(&self) -> PgBackRest {
+        self.cluster
+            .spec
+            .backups
+            .as_ref()
+            .map(|b| b.pgbackrest.clone())
+            .unwrap_or_default()
     }
 
     fn image(&self) -> String {
