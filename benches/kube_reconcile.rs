@@ -1,11 +1,12 @@
-//! Reconcile 1,000 clusters against the in-memory API server (tests/common/kube.rs), one after
-//! another, as the operator does: the first pass creates every object, the second finds nothing
-//! to change. The API server runs in a child process, reached over HTTP, so the operator's peak
+//! Reconcile 1,000 clusters against the in-memory API server (tests/common/kube.rs), a few at a
+//! time as the operator's Controller does: the first pass creates every object, the second finds
+//! nothing to change. The API server runs in a child process, reached over HTTP, so the operator's peak
 //! RSS is its own. Prints the total time of each pass, p50/p99 per reconcile, the writes each pass
 //! made, and both processes' peak RSS.
 //!
-//! `cargo bench --bench kube_reconcile`; PGDECK_BENCH_CLUSTERS and PGDECK_BENCH_NAMESPACES change
-//! the counts (default 1,000 clusters in 100 namespaces).
+//! `cargo bench --bench kube_reconcile`; PGDECK_BENCH_CLUSTERS, PGDECK_BENCH_NAMESPACES and
+//! PGDECK_BENCH_CONCURRENCY change the counts (default 1,000 clusters in 100 namespaces, 4 at a
+//! time).
 
 #[path = "../tests/common/kube.rs"]
 #[allow(dead_code)]
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use http_body_util::BodyExt;
 use kube::api::{Api, ListParams, PostParams};
 use kube::client::Body;
@@ -24,7 +26,6 @@ use kube::{Client, Config};
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::platform::kube::metrics::Metrics;
 use pgdeck::platform::kube::reconcile::{Context, reconcile};
-use tower::Service;
 
 const SERVER_ROLE: &str = "PGDECK_BENCH_API_SERVER";
 
@@ -46,13 +47,29 @@ fn peak_rss_mib(pid: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user and system) process `pid` used so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Linux reports in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The child: the in-memory API server on a loopback port, counting writes; `/bench/writes`
 /// answers how many so far, `/bench/rss` its peak RSS.
 async fn api_server() {
     let store = kube_harness::store(Vec::new()).await;
-    let calls = Arc::new(Mutex::new(Vec::new()));
     let patroni = Arc::new(Mutex::new(kube_harness::FakePatroni::default()));
-    let service = kube_harness::recording(store, calls.clone(), patroni);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("listening on {}", listener.local_addr().unwrap());
     // The benchmark holds our stdin: when it ends, however it ends, so do we.
@@ -61,14 +78,13 @@ async fn api_server() {
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
         std::process::exit(0);
     });
-    // Only the counts are needed: drop the recorded calls as they come.
     let writes = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, _) = listener.accept().await.unwrap();
-        let (service, calls, writes) = (service.clone(), calls.clone(), writes.clone());
+        let (store, patroni, writes) = (store.clone(), patroni.clone(), writes.clone());
         tokio::spawn(async move {
             let handler = hyper::service::service_fn(move |req| {
-                handle(service.clone(), calls.clone(), writes.clone(), req)
+                handle(store.clone(), patroni.clone(), writes.clone(), req)
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
@@ -77,34 +93,26 @@ async fn api_server() {
     }
 }
 
-async fn handle<S>(
-    mut service: S,
-    calls: Arc<Mutex<Vec<kube_harness::Call>>>,
+async fn handle(
+    store: Client,
+    patroni: Arc<Mutex<kube_harness::FakePatroni>>,
     writes: Arc<AtomicUsize>,
     req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Body>, kube_harness::BoxError>
-where
-    S: Service<
-            http::Request<Body>,
-            Response = http::Response<Body>,
-            Error = kube_harness::BoxError,
-        >,
-{
+) -> Result<http::Response<Body>, kube_harness::BoxError> {
     let answer = |text: String| Ok(http::Response::new(Body::from(text.into_bytes())));
     match req.uri().path() {
         "/bench/writes" => return answer(writes.load(Ordering::Relaxed).to_string()),
         "/bench/rss" => return answer(peak_rss_mib("self").to_string()),
+        "/bench/cpu" => return answer(cpu_seconds("self").to_string()),
         _ => {}
+    }
+    if req.method() != http::Method::GET {
+        writes.fetch_add(1, Ordering::Relaxed);
     }
     let (parts, body) = req.into_parts();
     let bytes = body.collect().await?.to_bytes();
-    let response = service
-        .call(http::Request::from_parts(parts, Body::from(bytes.to_vec())))
-        .await?;
-    let mut c = calls.lock().unwrap();
-    writes.fetch_add(c.iter().filter(|c| c.is_write()).count(), Ordering::Relaxed);
-    c.clear();
-    Ok(response)
+    let req = http::Request::from_parts(parts, Body::from(bytes.to_vec()));
+    kube_harness::answer(store, patroni, req).await
 }
 
 async fn ask(client: &Client, what: &str) -> String {
@@ -124,21 +132,28 @@ struct Pass {
     writes: usize,
 }
 
-/// Reconcile every cluster once, from one list (the Controller's cache holds them).
-async fn pass(client: &Client, ctx: &Arc<Context>) -> Pass {
+/// Reconcile every cluster once, from one list (the Controller's cache holds them), at most
+/// `concurrency` at a time (the Controller runs reconciles of different clusters concurrently).
+async fn pass(client: &Client, ctx: &Arc<Context>, concurrency: usize) -> Pass {
     let before: usize = ask(client, "writes").await.parse().unwrap();
     let api: Api<PostgresCluster> = Api::all(client.clone());
     let clusters = api.list(&ListParams::default()).await.unwrap().items;
     let start = Instant::now();
-    let mut each = Vec::with_capacity(clusters.len());
-    for cluster in clusters {
-        let name = format!("{}/{}", cluster.namespace(), cluster.name());
-        let t = Instant::now();
-        reconcile(Arc::new(cluster), ctx.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        each.push(t.elapsed());
-    }
+    let mut each: Vec<Duration> = futures::stream::iter(clusters)
+        .map(|cluster| {
+            let ctx = ctx.clone();
+            async move {
+                let name = format!("{}/{}", cluster.namespace(), cluster.name());
+                let t = Instant::now();
+                reconcile(Arc::new(cluster), ctx)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let total = start.elapsed();
     let after: usize = ask(client, "writes").await.parse().unwrap();
     each.sort();
@@ -164,7 +179,7 @@ fn report(what: &str, p: &Pass) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
@@ -174,6 +189,7 @@ fn main() {
     }
     let n = count("PGDECK_BENCH_CLUSTERS", 1000);
     let namespaces = count("PGDECK_BENCH_NAMESPACES", 100).max(1);
+    let concurrency = count("PGDECK_BENCH_CONCURRENCY", 4).max(1);
     let mut server = Command::new(std::env::current_exe().unwrap())
         .env(SERVER_ROLE, "1")
         .stdin(Stdio::piped())
@@ -212,17 +228,22 @@ fn main() {
                 .unwrap();
         }
         println!(
-            "{n} clusters like assets/examples/ha.yaml (2 instances, a repository host, 2 backup schedules: 33 objects each) in {namespaces} namespaces, reconciled one after another"
+            "{n} clusters like assets/examples/ha.yaml (2 instances, a repository host, 2 backup schedules: 33 objects each) in {namespaces} namespaces, {concurrency} reconciles at a time"
         );
         let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new())));
-        let first = pass(&client, &ctx).await;
+        let first = pass(&client, &ctx, concurrency).await;
         report("first pass (creates everything)", &first);
-        let second = pass(&client, &ctx).await;
+        let second = pass(&client, &ctx, concurrency).await;
         report("second pass (nothing changed)", &second);
         println!(
             "peak RSS: operator {:.0} MiB; in-memory API server (its own process) {:.0} MiB",
             peak_rss_mib("self"),
             ask(&client, "rss").await.parse::<f64>().unwrap()
+        );
+        println!(
+            "CPU used in all: operator {:.1} s, in-memory API server {:.1} s",
+            cpu_seconds("self"),
+            ask(&client, "cpu").await.parse::<f64>().unwrap()
         );
     });
     let _ = server.kill();

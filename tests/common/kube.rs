@@ -336,7 +336,7 @@ pub fn recording(
     })
 }
 
-/// Record a request; answer pod-proxy requests as Patroni, the rest from the store.
+/// Record a request; then answer it.
 async fn serve(
     store: Client,
     calls: Arc<Mutex<Vec<Call>>>,
@@ -358,12 +358,23 @@ async fn serve(
         query: req.uri().query().unwrap_or_default().to_string(),
         created,
     };
-    calls.lock().unwrap().push(call.clone());
-    if let Some((ns, pod, rest)) = proxied(&call.path) {
+    calls.lock().unwrap().push(call);
+    answer(store, patroni, req).await
+}
+
+/// Answer pod-proxy requests as Patroni, the rest from the store.
+pub async fn answer(
+    store: Client,
+    patroni: Arc<Mutex<FakePatroni>>,
+    req: http::Request<Body>,
+) -> Result<http::Response<Body>, BoxError> {
+    let path = req.uri().path().to_string();
+    if let Some((ns, pod, rest)) = proxied(&path) {
+        let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (status, reply) =
-            answer_as_patroni(&store, &patroni, &ns, &pod, &call.method, &rest, body).await;
+            answer_as_patroni(&store, &patroni, &ns, &pod, &method, &rest, body).await;
         return Ok(http::Response::builder()
             .status(status)
             .header("content-type", "application/json")
