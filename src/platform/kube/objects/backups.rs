@@ -122,7 +122,7 @@ fn instance_conf(ctx: &Ctx) -> String {
         ctx.cluster,
         &Layout {
             repo_host: remote.then(|| Remote {
-                host: ctx.names.repo_host_host(),
+                host: ctx.names.repo_host_dns(),
                 tls: tls_files(),
             }),
             repo_paths: paths_of,
