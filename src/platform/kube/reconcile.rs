@@ -50,10 +50,11 @@ impl Context {
     }
 }
 
-/// While a cluster settles, look again soon; once it has, now and then (status stays fresh,
-/// and drift is undone even without a watch event).
+/// While a cluster settles, look again soon. Once it has, changes to it, to what it owns and to
+/// its pods' roles wake it through the Controller's watches; a look every few minutes keeps
+/// Patroni's view in status fresh without listing a thousand clusters' objects every minute.
 const SETTLING: Duration = Duration::from_secs(10);
-const SETTLED: Duration = Duration::from_secs(60);
+const SETTLED: Duration = Duration::from_secs(300);
 
 /// Reconcile `cluster`: the Controller's entry point, and the tests'.
 pub async fn reconcile(
