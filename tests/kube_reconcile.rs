@@ -207,6 +207,16 @@ async fn create_makes_every_object(h: &Harness) {
 
 async fn unchanged_cluster_is_not_written(h: &Harness) {
     h.create(&example("ha.yaml")).await;
+    // The second reconcile after creation: no pods yet, nothing changed.
+    h.reconcile(NS, "hippo").await.unwrap();
+    let before = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        h.writes_since(before),
+        vec![],
+        "a second reconcile writes nothing"
+    );
+    // And once the pods run and the cluster settled.
     settle(h, "hippo").await;
     let before = h.mark();
     h.reconcile(NS, "hippo").await.unwrap();
@@ -894,4 +904,41 @@ fn expand<'a>(
         }
     }
     out
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served_over_http() {
+    use pgdeck::platform::kube::metrics::{self, Metrics};
+    let m = std::sync::Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(metrics::serve(listener, m.clone()));
+    pgdeck::platform::install_crypto();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(
+        get("/readyz").await.unwrap().status(),
+        503,
+        "not ready before the API answered"
+    );
+    m.set_ready(true);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    m.reconciled(Duration::from_millis(30), false, 3);
+    let response = get("/metrics").await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.contains("pgdeck_reconcile_errors_total 1\n"), "{text}");
+    assert!(text.contains("pgdeck_writes_total 3\n"), "{text}");
+    assert!(
+        text.contains("pgdeck_reconcile_duration_seconds_bucket{le=\"0.05\"} 1\n"),
+        "{text}"
+    );
+    assert_eq!(get("/nothing").await.unwrap().status(), 404);
+    server.abort();
 }

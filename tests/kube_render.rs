@@ -263,3 +263,89 @@ fn the_operator_install_passes_the_kubernetes_schemas() {
     std::fs::write(file.path(), &text).unwrap();
     validate(file.path(), docs.len());
 }
+
+/// `openssl verify` of `cert` against `ca`, and the certificate's text.
+fn openssl_verify(dir: &Path, ca: &[u8], cert: &[u8]) -> (bool, String) {
+    std::fs::write(dir.join("ca.crt"), ca).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile", "ca.crt", "tls.crt"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", "tls.crt"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        verify.status.success(),
+        String::from_utf8_lossy(&text.stdout).to_string(),
+    )
+}
+
+#[test]
+fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs};
+
+    let cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    let first = objects::render(&cluster, &Inputs::default()).unwrap();
+    let secret = |d: &objects::Objects, name: &str| {
+        d.secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no secret {name}"))
+            .data
+            .clone()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = secret(&first, "hippo-cluster-ca")["ca.crt"].0.clone();
+    let server = secret(&first, "hippo-cluster-cert");
+    let (ok, text) = openssl_verify(dir.path(), &ca, &server["tls.crt"].0);
+    assert!(ok, "the server certificate chains to the CA:\n{text}");
+    for name in [
+        "DNS:hippo-primary.default.svc",
+        "DNS:hippo-replicas",
+        "DNS:*.hippo-pods.default.svc",
+    ] {
+        assert!(text.contains(name), "{name} in:\n{text}");
+    }
+    let (ok, text) = openssl_verify(
+        dir.path(),
+        &ca,
+        &secret(&first, "hippo-replication-cert")["tls.crt"].0,
+    );
+    assert!(ok && text.contains("Subject: CN = replicator"), "{text}");
+    let (ok, text) = openssl_verify(
+        dir.path(),
+        &ca,
+        &secret(&first, "hippo-pgbackrest")["tls.crt"].0,
+    );
+    assert!(ok && text.contains("Subject: CN = pgbackrest"), "{text}");
+
+    // Rendered again with what exists, nothing changes; a lost certificate is re-issued by the
+    // same CA.
+    let mut inputs = Inputs::default();
+    for s in &first.secrets {
+        inputs
+            .secrets
+            .insert(s.metadata.name.clone().unwrap(), s.data.clone().unwrap());
+    }
+    inputs.secrets.remove("hippo-cluster-cert");
+    let again = objects::render(&cluster, &inputs).unwrap();
+    for name in [
+        "hippo-cluster-ca",
+        "hippo-replication-cert",
+        "hippo-pgbackrest",
+        "hippo-pguser-hippo",
+        "hippo-superuser",
+    ] {
+        assert_eq!(secret(&again, name), secret(&first, name), "{name} is kept");
+    }
+    let reissued = secret(&again, "hippo-cluster-cert");
+    assert_ne!(reissued["tls.crt"], server["tls.crt"]);
+    let (ok, text) = openssl_verify(dir.path(), &ca, &reissued["tls.crt"].0);
+    assert!(ok, "re-issued by the same CA:\n{text}");
+}

@@ -4,7 +4,6 @@
 
 use crate::api::PostgresCluster;
 use crate::api::annotations;
-use crate::api::instances::set_name;
 use crate::api::patroni::{PatroniSpec, Switchover, SwitchoverType};
 use crate::api::status::{InstanceStatus, PostgresClusterStatus};
 use crate::platform::PlatformError;
@@ -193,13 +192,7 @@ pub fn scale(
             "cannot scale to {replicas}: an instance set needs at least 1 instance (delete the cluster to remove it)"
         )));
     }
-    let names: Vec<String> = cluster
-        .spec
-        .instances
-        .iter()
-        .enumerate()
-        .map(|(i, s)| set_name(s, i))
-        .collect();
+    let names: Vec<String> = cluster.sets().into_iter().map(|(n, _)| n).collect();
     let index = match set {
         Some(wanted) => names.iter().position(|n| n == wanted).ok_or_else(|| {
             PlatformError::Refused(format!(

@@ -77,6 +77,16 @@ impl PostgresCluster {
             .unwrap_or(patroni::SyncMode::Off)
     }
 
+    /// Each instance set with the name it goes by (`00`, `01`, ... when unnamed, as PGO does).
+    pub fn sets(&self) -> Vec<(String, &instances::InstanceSet)> {
+        self.spec
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (instances::set_name(s, i), s))
+            .collect()
+    }
+
     /// Desired instances across every set.
     pub fn desired_instances(&self) -> i32 {
         self.spec.instances.iter().map(|s| s.replicas()).sum()

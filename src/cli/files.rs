@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::Failure;
+use crate::api::{PostgresCluster, manifest};
 
 /// The text of `path`, or of standard input for `-`.
 pub fn read_manifest_source(path: &Path) -> Result<String, Failure> {
@@ -17,4 +18,40 @@ pub fn read_manifest_source(path: &Path) -> Result<String, Failure> {
         code: 1,
         message: format!("{}: cannot read: {e}", path.display()),
     })
+}
+
+/// The clusters of a manifest file, each in the namespace its file gives, else `-n` (`flag`),
+/// else `default`; a file and `-n` that disagree are refused.
+pub fn read_clusters(
+    file: &Path,
+    flag: Option<&str>,
+    default: &str,
+) -> Result<Vec<PostgresCluster>, Failure> {
+    let fail = |message: String| Failure { code: 1, message };
+    let text = read_manifest_source(file)?;
+    let clusters = manifest::parse_all(&text).map_err(|e| {
+        fail(
+            e.errors
+                .iter()
+                .map(|err| format!("{}: {err}", file.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    clusters
+        .into_iter()
+        .map(|mut c| {
+            match (&c.metadata.namespace, flag) {
+                (Some(file_ns), Some(flag)) if file_ns != flag => {
+                    return Err(fail(format!(
+                        "{}: the namespace in the file ({file_ns}) does not match -n {flag}",
+                        file.display()
+                    )));
+                }
+                (Some(_), _) => {}
+                (None, flag) => c.metadata.namespace = Some(flag.unwrap_or(default).to_string()),
+            }
+            Ok(c)
+        })
+        .collect()
 }

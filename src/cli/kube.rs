@@ -9,11 +9,10 @@ use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config};
 use k8s_openapi::api::core::v1::Secret;
 
-use super::{Command, Failure, Global, Wait, print, read_manifest_source, views};
+use super::{Command, Failure, Global, Wait, print, read_clusters, views};
 use crate::actions;
 use crate::api::patroni::SwitchoverType;
-use crate::api::{PostgresCluster, manifest, validate};
-use crate::display;
+use crate::api::{PostgresCluster, validate};
 use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
 use crate::platform::kube::operator::{self, Options};
@@ -30,44 +29,13 @@ fn failure(message: impl Into<String>) -> Failure {
     }
 }
 
-/// Parse a manifest file, each cluster in the namespace its file or `-n` says.
-fn read_clusters(file: &Path, global: &Global) -> Result<Vec<PostgresCluster>, Failure> {
-    let text = read_manifest_source(file)?;
-    let clusters = manifest::parse_all(&text).map_err(|e| {
-        failure(
-            e.errors
-                .iter()
-                .map(|err| format!("{}: {err}", file.display()))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
-    clusters
-        .into_iter()
-        .map(|mut c| {
-            match (&c.metadata.namespace, &global.namespace) {
-                (Some(file_ns), Some(flag)) if file_ns != flag => {
-                    return Err(failure(format!(
-                        "{}: the namespace in the file ({file_ns}) does not match -n {flag}",
-                        file.display()
-                    )));
-                }
-                (Some(_), _) => {}
-                (None, flag) => {
-                    c.metadata.namespace = Some(flag.clone().unwrap_or_else(|| "default".into()))
-                }
-            }
-            Ok(c)
-        })
-        .collect()
-}
-
 /// `pgdeck render -f FILE`: every object the operator would write for a new cluster, as YAML
 /// documents. Owner references are left out: they need the cluster's UID, which only the API
 /// server assigns.
 pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
     let mut docs = Vec::new();
-    for cluster in read_clusters(file, global)? {
+    let flag = global.namespace.as_deref();
+    for cluster in read_clusters(file, flag, "default")? {
         let plan = scaling::plan(&cluster, &[], None);
         let inputs = Inputs {
             instances: plan.run,
@@ -196,9 +164,7 @@ impl Kube {
 
     async fn apply(&self, global: &Global, file: &Path, wait: &Wait) -> Result<(), Failure> {
         let mut applied = Vec::new();
-        let mut with_ns = global.clone();
-        with_ns.namespace = Some(global.namespace.clone().unwrap_or(self.ns.clone()));
-        for mut cluster in read_clusters(file, &with_ns)? {
+        for mut cluster in read_clusters(file, global.namespace.as_deref(), &self.ns)? {
             let ns = cluster.namespace().to_string();
             let name = cluster.name().to_string();
             let api = self.clusters(&ns);
@@ -270,22 +236,7 @@ impl Kube {
     /// instead of the primary's with `replica`).
     async fn uri(&self, name: &str, user: Option<&str>, replica: bool) -> Result<(), Failure> {
         let cluster = self.cluster(name).await?;
-        let users = cluster.users();
-        let spec = match user {
-            Some(u) => users.iter().find(|s| s.name == u).ok_or_else(|| {
-                failure(format!(
-                    "{name} has no user {u}; its users: {}",
-                    users
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?,
-            None => users
-                .first()
-                .ok_or_else(|| failure(format!("{name} has no users")))?,
-        };
+        let spec = views::user(&cluster, user).map_err(failure)?;
         let names = Names::new(name, &self.ns);
         let secret_name = names.pguser(&spec.name);
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
@@ -462,26 +413,17 @@ impl Kube {
     ) -> Result<(), Failure> {
         let deadline = Instant::now() + wait.timeout;
         let api = self.clusters(ns);
+        let no_status = "no status yet: is the operator running (kubectl apply -k operator/)?";
         loop {
             let cluster = api
                 .get_opt(name)
                 .await
                 .map_err(|e| api_failure(ns, name, e))?
                 .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} was deleted")))?;
-            match done(&cluster) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(why) => return Err(failure(why)),
-            }
-            if Instant::now() >= deadline {
-                return Err(failure(format!(
-                    "timed out after {} waiting for {name} {what}: {}",
-                    display::duration(wait.timeout.as_secs() as i64),
-                    views::explain(&cluster).unwrap_or_else(|| {
-                        "no status yet: is the operator running (kubectl apply -k operator/)?"
-                            .to_string()
-                    })
-                )));
+            if views::waited(&cluster, &done, deadline, wait.timeout, what, no_status)
+                .map_err(failure)?
+            {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -3,11 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BackupType, Command, Failure, Global, Wait, print, read_manifest_source, views};
+use super::{BackupType, Command, Failure, Global, Wait, print, read_clusters, views};
 use crate::actions;
+use crate::api::PostgresCluster;
 use crate::api::patroni::SwitchoverType;
-use crate::api::{PostgresCluster, manifest};
-use crate::display;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
@@ -85,29 +84,10 @@ fn apply(
     file: &std::path::Path,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    let text = read_manifest_source(file)?;
-    let clusters = manifest::parse_all(&text).map_err(|e| {
-        failure(
-            e.errors
-                .iter()
-                .map(|err| format!("{}: {err}", file.display()))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let clusters = read_clusters(file, global.namespace.as_deref(), "default")?;
     let mut applied = Vec::new();
-    for mut cluster in clusters {
-        let ns = match (&cluster.metadata.namespace, &global.namespace) {
-            (Some(file_ns), Some(flag)) if file_ns != flag => {
-                return Err(failure(format!(
-                    "{}: the namespace in the file ({file_ns}) does not match -n {flag}",
-                    file.display()
-                )));
-            }
-            (Some(file_ns), _) => file_ns.clone(),
-            (None, flag) => flag.clone().unwrap_or_else(|| "default".into()),
-        };
-        cluster.metadata.namespace = Some(ns.clone());
+    for cluster in clusters {
+        let ns = cluster.namespace().to_string();
         local.check_prerequisites(&cluster)?;
         let outcome = local.store.apply(cluster.clone())?;
         print(&format!(
@@ -150,26 +130,12 @@ fn wait_until(
             .store
             .get(ns, name)?
             .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} was deleted")))?;
-        match done(&cluster) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(why) => return Err(failure(why)),
-        }
-        if Instant::now() >= deadline {
-            return Err(failure(format!(
-                "timed out after {} waiting for {name} {what}: {}",
-                display::duration(timeout.as_secs() as i64),
-                explain(&cluster)
-            )));
+        let no_status = "no status yet; see operator.log in the pgdeck home";
+        if views::waited(&cluster, &done, deadline, timeout, what, no_status).map_err(failure)? {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// The conditions as a sentence, for messages.
-fn explain(c: &PostgresCluster) -> String {
-    views::explain(c)
-        .unwrap_or_else(|| "no status yet; see operator.log in the pgdeck home".to_string())
 }
 
 fn get(local: &Local, global: &Global, ns: &str, name: Option<&str>) -> Result<(), Failure> {
@@ -207,22 +173,7 @@ fn uri(
         .store
         .get(ns, name)?
         .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
-    let users = cluster.users();
-    let spec = match user {
-        Some(u) => users.iter().find(|s| s.name == u).ok_or_else(|| {
-            failure(format!(
-                "{name} has no user {u}; its users: {}",
-                users
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?,
-        None => users
-            .first()
-            .ok_or_else(|| failure(format!("{name} has no users")))?,
-    };
+    let spec = views::user(&cluster, user).map_err(failure)?;
     let dir = local.home().cluster(ns, name);
     let password = stored_password(&dir, &user_key(&spec.name)).ok_or_else(|| {
         failure(format!(
@@ -230,7 +181,7 @@ fn uri(
             spec.name
         ))
     })?;
-    let uri = connect::uri(&cluster, spec, &password, replica).ok_or_else(|| {
+    let uri = connect::uri(&cluster, &spec, &password, replica).ok_or_else(|| {
         failure(format!(
             "{name} has no {} yet",
             if replica { "replica" } else { "instance" }

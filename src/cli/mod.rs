@@ -15,7 +15,7 @@ mod local;
 mod offline;
 mod views;
 
-pub use files::read_manifest_source;
+pub use files::{read_clusters, read_manifest_source};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -221,6 +221,7 @@ pub struct Failure {
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    crate::platform::install_crypto();
     match cli.command {
         Some(Command::Validate { files }) => offline::validate(&files),
         Some(Command::Crd) => offline::crd(),

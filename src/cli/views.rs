@@ -2,6 +2,7 @@
 
 use super::{Global, Output, print};
 use crate::api::PostgresCluster;
+use crate::api::users::UserSpec;
 use crate::display;
 use crate::observe::conditions;
 
@@ -174,6 +175,28 @@ fn status_table(c: &PostgresCluster) -> String {
     out
 }
 
+/// The user `user` of `cluster`, or its first when none is named.
+pub(super) fn user(cluster: &PostgresCluster, user: Option<&str>) -> Result<UserSpec, String> {
+    let users = cluster.users();
+    let name = cluster.name();
+    match user {
+        Some(u) => users.iter().find(|s| s.name == u).cloned().ok_or_else(|| {
+            format!(
+                "{name} has no user {u}; its users: {}",
+                users
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+        None => users
+            .first()
+            .cloned()
+            .ok_or_else(|| format!("{name} has no users")),
+    }
+}
+
 /// Done once the switchover asked for with `trigger` happened; an error says why it failed.
 pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
     move |c| {
@@ -192,6 +215,31 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
 /// Done once the cluster has carried out `generation` (or a later one).
 pub(super) fn ready_at(generation: i64) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
     move |c| Ok(conditions::settled(c, generation.max(c.generation())))
+}
+
+/// One look while waiting for `cluster` to be `what`: `Ok(true)` once `done` says so,
+/// `Ok(false)` to look again, or why waiting failed (`done`'s reason, or the time being up,
+/// with the conditions; `no_status` says where to look before there is any).
+pub(super) fn waited(
+    cluster: &PostgresCluster,
+    done: &impl Fn(&PostgresCluster) -> Result<bool, String>,
+    deadline: std::time::Instant,
+    timeout: std::time::Duration,
+    what: &str,
+    no_status: &str,
+) -> Result<bool, String> {
+    if done(cluster)? {
+        return Ok(true);
+    }
+    if std::time::Instant::now() < deadline {
+        return Ok(false);
+    }
+    Err(format!(
+        "timed out after {} waiting for {} {what}: {}",
+        display::duration(timeout.as_secs() as i64),
+        cluster.name(),
+        explain(cluster).unwrap_or_else(|| no_status.to_string())
+    ))
 }
 
 /// The conditions as a sentence, for messages; `None` before the first status.

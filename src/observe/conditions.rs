@@ -46,6 +46,37 @@ pub fn set(
     }
 }
 
+/// Record how the switchover asked for with `trigger` went: in `status.patroni` (the trigger,
+/// and the timeline it produced) and as the Switchover condition.
+pub fn switchover(
+    status: &mut PostgresClusterStatus,
+    trigger: Option<String>,
+    result: Result<String, String>,
+    generation: i64,
+) {
+    let ok = result.is_ok();
+    let timeline = status
+        .instances
+        .iter()
+        .find(|i| i.role.as_deref() == Some("primary"))
+        .and_then(|i| i.timeline);
+    let p = status.patroni.get_or_insert_with(Default::default);
+    p.switchover = trigger;
+    p.switchover_timeline = if ok { timeline } else { None };
+    let (reason, message) = match result {
+        Ok(m) => ("Succeeded", m),
+        Err(m) => ("Failed", m),
+    };
+    set(
+        &mut status.conditions,
+        SWITCHOVER,
+        ok,
+        reason,
+        message,
+        generation,
+    );
+}
+
 /// What a reconciler is busy with, for the Progressing condition.
 #[derive(Debug, Default)]
 pub struct Activity {

@@ -120,6 +120,26 @@ impl ClusterView {
     }
 }
 
+/// What a cluster's members said, one request each at once: their `/patroni`, and the DCS's
+/// view (`/cluster`) from the first that answers, the primary asked first.
+pub struct Survey {
+    /// Each member's own status, in the order asked; `None` where it was not asked or did not
+    /// answer.
+    pub nodes: Vec<Option<NodeStatus>>,
+    pub view: Option<ClusterView>,
+    /// The member that says it is the primary.
+    pub primary: Option<usize>,
+}
+
+impl Survey {
+    pub fn system_identifier(&self) -> Option<String> {
+        self.nodes
+            .iter()
+            .flatten()
+            .find_map(|n| n.database_system_identifier.clone())
+    }
+}
+
 /// A client for the REST API of members. Methods take the member's `base`: its URL for a direct
 /// client (`http://127.0.0.1:8008`), its pod proxy path for one through the API server
 /// ([`pod_proxy_base`]).
@@ -170,6 +190,35 @@ impl Patroni {
     pub fn through_pod_proxy(client: kube::Client) -> Patroni {
         Patroni {
             transport: Transport::PodProxy(client),
+        }
+    }
+
+    /// Ask every member at `bases` (`None`: a member known not to run).
+    pub async fn survey(&self, bases: &[Option<String>]) -> Survey {
+        let nodes: Vec<Option<NodeStatus>> = futures::future::join_all(
+            bases
+                .iter()
+                .map(|base| async move { self.node(base.as_deref()?).await.ok() }),
+        )
+        .await;
+        let primary = nodes
+            .iter()
+            .position(|n| n.as_ref().is_some_and(NodeStatus::is_primary));
+        let answered = (0..nodes.len()).filter(|i| nodes[*i].is_some());
+        let mut view = None;
+        for i in primary.into_iter().chain(answered) {
+            let Some(base) = bases[i].as_deref() else {
+                continue;
+            };
+            if let Ok(v) = self.cluster(base).await {
+                view = Some(v);
+                break;
+            }
+        }
+        Survey {
+            nodes,
+            view,
+            primary,
         }
     }
 

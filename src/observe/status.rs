@@ -19,8 +19,8 @@ pub struct Sighting<'a> {
     pub base: InstanceStatus,
 }
 
-/// Each instance's role, state and lag. `view` is the DCS's view (fresh roles), `standbys` the
-/// primary's `pg_stat_replication` by standby name.
+/// Each instance's role, state and lag, by set and name. `view` is the DCS's view (fresh
+/// roles), `standbys` the primary's replication by standby name.
 pub fn instances(
     seen: &[Sighting],
     view: Option<&ClusterView>,
@@ -35,7 +35,8 @@ pub fn instances(
         .iter()
         .find(|s| Some(s.name) == leader)
         .and_then(|s| s.node?.wal_position());
-    seen.iter()
+    let mut out = seen
+        .iter()
         .map(|s| {
             let mut out = s.base.clone();
             out.name = s.name.to_string();
@@ -78,7 +79,9 @@ pub fn instances(
             out.ready = running && (is_leader || streaming);
             out
         })
-        .collect()
+        .collect::<Vec<_>>();
+    out.sort_by(|a, b| (&a.set, &a.name).cmp(&(&b.set, &b.name)));
+    out
 }
 
 /// The summary fields the printer columns and the console's list show.

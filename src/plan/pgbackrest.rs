@@ -115,14 +115,10 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
         }
     }
 
-    let mut out = String::from("[global]\n");
-    for (k, v) in &global {
-        writeln!(out, "{k}={v}").expect("writing to a String");
-    }
-    writeln!(out, "\n[{STANZA}]").expect("writing to a String");
-    for (k, v) in &stanza {
-        writeln!(out, "{k}={v}").expect("writing to a String");
-    }
+    let mut out = String::new();
+    section(&mut out, "global", &global);
+    out.push('\n');
+    section(&mut out, STANZA, &stanza);
     out
 }
 
@@ -189,6 +185,13 @@ fn shell_quote(arg: &str) -> String {
         arg.to_string()
     } else {
         format!("'{}'", arg.replace('\'', "'\"'\"'"))
+    }
+}
+
+fn section(out: &mut String, name: &str, options: &BTreeMap<String, String>) {
+    writeln!(out, "[{name}]").expect("writing to a String");
+    for (k, v) in options {
+        writeln!(out, "{k}={v}").expect("writing to a String");
     }
 }
 

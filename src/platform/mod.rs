@@ -6,6 +6,13 @@ pub mod local;
 
 use crate::api::ManifestError;
 
+/// Choose rustls's cryptography (ring) before the first HTTP or Kubernetes client is made:
+/// rustls refuses to guess when the build enables more than one provider, or none, as test
+/// builds do (kube-fake-client's dependencies).
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The outcome of `apply`, as kubectl reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {

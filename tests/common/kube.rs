@@ -110,7 +110,7 @@ pub struct Harness {
     pub ctx: Arc<Context>,
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Harness {
     pub async fn new() -> Harness {
@@ -119,21 +119,10 @@ impl Harness {
 
     /// An API server holding `objects` (JSON, any kind) from the start.
     pub async fn with_objects(objects: Vec<Value>) -> Harness {
-        let store = kube_fake_client::ClientBuilder::new()
-            .with_resource::<PostgresCluster>()
-            .with_runtime_objects(objects)
-            .build()
-            .await
-            .expect("the fake API server starts");
+        let store = store(objects).await;
         let calls = Arc::new(Mutex::new(Vec::new()));
         let patroni = Arc::new(Mutex::new(FakePatroni::default()));
-        let service = {
-            let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
-            tower::service_fn(move |req: http::Request<Body>| {
-                let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
-                async move { serve(store, calls, patroni, req).await }.boxed()
-            })
-        };
+        let service = recording(store.clone(), calls.clone(), patroni.clone());
         let client = Client::new(service, "default");
         let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new())));
         Harness {
@@ -317,7 +306,37 @@ impl Harness {
     }
 }
 
-/// Record a request; answer pod-proxy requests as Patroni, the rest from the store.
+/// The in-memory store, knowing PostgresClusters, holding `objects`.
+pub async fn store(objects: Vec<Value>) -> Client {
+    kube_fake_client::ClientBuilder::new()
+        .with_resource::<PostgresCluster>()
+        .with_runtime_objects(objects)
+        .build()
+        .await
+        .expect("the fake API server starts")
+}
+
+/// The API server the operator talks to: every request recorded in `calls`, pod-proxy requests
+/// answered as Patroni, the rest by `store`.
+pub fn recording(
+    store: Client,
+    calls: Arc<Mutex<Vec<Call>>>,
+    patroni: Arc<Mutex<FakePatroni>>,
+) -> impl tower::Service<
+    http::Request<Body>,
+    Response = http::Response<Body>,
+    Error = BoxError,
+    Future = futures::future::BoxFuture<'static, Result<http::Response<Body>, BoxError>>,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |req: http::Request<Body>| {
+        let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
+        async move { serve(store, calls, patroni, req).await }.boxed()
+    })
+}
+
+/// Record a request; then answer it.
 async fn serve(
     store: Client,
     calls: Arc<Mutex<Vec<Call>>>,
@@ -339,12 +358,23 @@ async fn serve(
         query: req.uri().query().unwrap_or_default().to_string(),
         created,
     };
-    calls.lock().unwrap().push(call.clone());
-    if let Some((ns, pod, rest)) = proxied(&call.path) {
+    calls.lock().unwrap().push(call);
+    answer(store, patroni, req).await
+}
+
+/// Answer pod-proxy requests as Patroni, the rest from the store.
+pub async fn answer(
+    store: Client,
+    patroni: Arc<Mutex<FakePatroni>>,
+    req: http::Request<Body>,
+) -> Result<http::Response<Body>, BoxError> {
+    let path = req.uri().path().to_string();
+    if let Some((ns, pod, rest)) = proxied(&path) {
+        let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (status, reply) =
-            answer_as_patroni(&store, &patroni, &ns, &pod, &call.method, &rest, body).await;
+            answer_as_patroni(&store, &patroni, &ns, &pod, &method, &rest, body).await;
         return Ok(http::Response::builder()
             .status(status)
             .header("content-type", "application/json")

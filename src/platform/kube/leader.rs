@@ -21,9 +21,15 @@ pub struct Elector {
     identity: String,
     lease: Duration,
     renew: Duration,
-    /// The holder and renew time last seen, and when they were first seen so.
-    observed: Mutex<Option<(Option<String>, Option<MicroTime>, Instant)>>,
+    observed: Mutex<Option<Observed>>,
     last_renewed: Mutex<Option<Instant>>,
+}
+
+/// The holder and renew time last seen, and when they were first seen so.
+struct Observed {
+    holder: Option<String>,
+    renewed: Option<MicroTime>,
+    since: Instant,
 }
 
 impl Elector {
@@ -107,9 +113,13 @@ impl Elector {
     async fn expired(&self, holder: Option<String>, renew: Option<MicroTime>) -> bool {
         let mut observed = self.observed.lock().await;
         match observed.as_ref() {
-            Some((h, r, since)) if *h == holder && *r == renew => since.elapsed() > self.lease,
+            Some(o) if o.holder == holder && o.renewed == renew => o.since.elapsed() > self.lease,
             _ => {
-                *observed = Some((holder, renew, Instant::now()));
+                *observed = Some(Observed {
+                    holder,
+                    renewed: renew,
+                    since: Instant::now(),
+                });
                 false
             }
         }

@@ -116,7 +116,7 @@ impl<'a> Names<'a> {
         )
     }
     /// The repository host's DNS name.
-    pub fn repo_host_host(&self) -> String {
+    pub fn repo_host_dns(&self) -> String {
         self.pod_host(&self.repo_host())
     }
 }

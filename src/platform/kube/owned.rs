@@ -12,22 +12,13 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 
 use super::apply::Kind;
+use super::objects::Objects;
 use super::{KubeError, names};
 
-/// A cluster's objects as listed, by kind.
+/// A cluster's objects as listed, and its pods.
 #[derive(Debug, Default, Clone)]
 pub struct Owned {
-    pub secrets: Vec<Secret>,
-    pub config_maps: Vec<ConfigMap>,
-    pub service_accounts: Vec<ServiceAccount>,
-    pub roles: Vec<Role>,
-    pub role_bindings: Vec<RoleBinding>,
-    pub services: Vec<Service>,
-    pub volumes: Vec<PersistentVolumeClaim>,
-    pub stateful_sets: Vec<StatefulSet>,
-    pub budgets: Vec<PodDisruptionBudget>,
-    pub jobs: Vec<Job>,
-    pub cron_jobs: Vec<CronJob>,
+    pub objects: Objects,
     pub pods: Vec<Pod>,
 }
 
@@ -56,17 +47,19 @@ pub async fn list(client: &Client, namespace: &str, cluster: &str) -> Result<Own
         of::<Pod>(client, namespace, &params),
     )?;
     Ok(Owned {
-        secrets,
-        config_maps,
-        service_accounts,
-        roles,
-        role_bindings,
-        services,
-        volumes,
-        stateful_sets,
-        budgets,
-        jobs,
-        cron_jobs,
+        objects: Objects {
+            secrets,
+            config_maps,
+            service_accounts,
+            roles,
+            role_bindings,
+            services,
+            volumes,
+            stateful_sets,
+            budgets,
+            jobs,
+            cron_jobs,
+        },
         pods,
     })
 }

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::apply::{self, Kind, Policy, Writes, owned_by};
 use super::metrics::Metrics;
-use super::objects::{self, Desired, Inputs, Instance};
+use super::objects::{self, Inputs, Instance, Objects};
 use super::owned::Owned;
 use super::proxy::{self, Seen};
 use super::scaling::{self, Existing, Plan};
@@ -50,10 +50,11 @@ impl Context {
     }
 }
 
-/// While a cluster settles, look again soon; once it has, now and then (status stays fresh,
-/// and drift is undone even without a watch event).
+/// While a cluster settles, look again soon. Once it has, changes to it, to what it owns and to
+/// its pods' roles wake it through the Controller's watches; a look every few minutes keeps
+/// Patroni's view in status fresh without listing a thousand clusters' objects every minute.
 const SETTLING: Duration = Duration::from_secs(10);
-const SETTLED: Duration = Duration::from_secs(60);
+const SETTLED: Duration = Duration::from_secs(300);
 
 /// Reconcile `cluster`: the Controller's entry point, and the tests'.
 pub async fn reconcile(
@@ -145,7 +146,10 @@ impl Run<'_> {
         let members: Vec<Instance> = existing.iter().map(|e| e.instance.clone()).collect();
         let mut seen = self.look(&members).await;
         if cluster.spec.paused == Some(true) {
-            let repos = status::repos(cluster, status::initial_backup(cluster, &self.owned.jobs));
+            let repos = status::repos(
+                cluster,
+                status::initial_backup(cluster, &self.owned.objects.jobs),
+            );
             return Ok(status::build(
                 cluster,
                 &seen,
@@ -175,7 +179,7 @@ impl Run<'_> {
             moving = self.move_primary_away(primary, &seen).await;
         }
 
-        let backup = status::initial_backup(cluster, &self.owned.jobs);
+        let backup = status::initial_backup(cluster, &self.owned.objects.jobs);
         let inputs = Inputs {
             instances: plan.run.clone(),
             secrets: self.secret_data(),
@@ -193,7 +197,7 @@ impl Run<'_> {
                 names::Names::new(cluster.name(), cluster.namespace()).initial_backup()
             ));
         }
-        for job in self.owned.jobs.iter().filter(|j| {
+        for job in self.owned.objects.jobs.iter().filter(|j| {
             j.labels().get(names::COMPONENT).map(String::as_str) == Some("users")
                 && status::job_state(j) == JobState::Failed
         }) {
@@ -204,14 +208,19 @@ impl Run<'_> {
             ));
         }
 
-        // Status lists the instances the cluster now runs, new ones included.
-        seen.keep_only(&plan.run, plan.move_primary.as_ref());
+        // Status lists the instances the cluster now runs, new ones included, as written.
+        seen.keep_only(&plan.run, plan.move_primary.as_ref(), &desired.volumes);
         let mut removing = plan.remove.clone();
         removing.extend(plan.move_primary.iter().map(|i| i.name.clone()));
         let activity = Activity {
             removing,
             switchover: moving,
-            initial_backup: backup == Some(JobState::Running),
+            // Its Job, just created, runs too.
+            initial_backup: backup == Some(JobState::Running)
+                || (backup.is_none()
+                    && !desired.jobs.is_empty()
+                    && !inputs.initial_backup_done
+                    && !cluster.repos().is_empty()),
             backup: false,
             rolling: None,
         };
@@ -226,19 +235,13 @@ impl Run<'_> {
     }
 
     async fn look(&self, members: &[Instance]) -> Seen {
-        proxy::observe(
-            &self.ctx.patroni,
-            self.cluster,
-            members,
-            &self.owned.pods,
-            &self.owned.volumes,
-        )
-        .await
+        proxy::observe(&self.ctx.patroni, self.cluster, members, &self.owned.pods).await
     }
 
     /// The instances whose StatefulSets exist.
     fn existing_instances(&self) -> Vec<Existing> {
         self.owned
+            .objects
             .stateful_sets
             .iter()
             .filter(|s| owned_by(*s, self.cluster.uid().as_deref()))
@@ -259,6 +262,7 @@ impl Run<'_> {
 
     fn secret_data(&self) -> BTreeMap<String, BTreeMap<String, ByteString>> {
         self.owned
+            .objects
             .secrets
             .iter()
             .map(|s| (s.name_any(), s.data.clone().unwrap_or_default()))
@@ -266,14 +270,14 @@ impl Run<'_> {
     }
 
     /// Write every kind, in dependency order.
-    async fn write(&mut self, desired: &Desired, plan: &Plan) -> Result<(), KubeError> {
+    async fn write(&mut self, desired: &Objects, plan: &Plan) -> Result<(), KubeError> {
         let moving = plan.move_primary.as_ref().map(|i| i.name.clone());
         let not_moving = move |labels: &BTreeMap<String, String>| {
             moving
                 .as_ref()
                 .is_none_or(|m| labels.get(names::INSTANCE) != Some(m))
         };
-        let o = &self.owned;
+        let o = &self.owned.objects;
         let mut w = Writes::default();
         w += self
             .sync(&desired.secrets, &o.secrets, Policy::prune_all())
@@ -377,7 +381,7 @@ impl Run<'_> {
         let ns = self.cluster.namespace();
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), ns);
         let mut writes = Writes::default();
-        for v in self.owned.volumes.iter().filter(|v| {
+        for v in self.owned.objects.volumes.iter().filter(|v| {
             owned_by(*v, self.cluster.uid().as_deref())
                 && v.labels()
                     .get(names::INSTANCE)

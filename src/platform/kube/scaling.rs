@@ -4,7 +4,6 @@
 
 use super::objects::Instance;
 use crate::api::PostgresCluster;
-use crate::api::instances::set_name;
 use crate::plan;
 
 /// An instance that exists, as the reconciler sees it.
@@ -29,14 +28,8 @@ pub struct Plan {
 
 pub fn plan(cluster: &PostgresCluster, existing: &[Existing], primary: Option<&str>) -> Plan {
     let mut out = Plan::default();
-    let sets: Vec<String> = cluster
-        .spec
-        .instances
-        .iter()
-        .enumerate()
-        .map(|(i, s)| set_name(s, i))
-        .collect();
-    for (spec, set) in cluster.spec.instances.iter().zip(&sets) {
+    let sets = cluster.sets();
+    for (set, spec) in &sets {
         let mut members: Vec<&Existing> =
             existing.iter().filter(|e| &e.instance.set == set).collect();
         // Last to go first: the primary, ready before unready, sync standbys before replicas,
@@ -64,7 +57,10 @@ pub fn plan(cluster: &PostgresCluster, existing: &[Existing], primary: Option<&s
             });
         }
     }
-    for e in existing.iter().filter(|e| !sets.contains(&e.instance.set)) {
+    for e in existing
+        .iter()
+        .filter(|e| sets.iter().all(|(name, _)| name != &e.instance.set))
+    {
         if Some(e.instance.name.as_str()) == primary {
             out.move_primary = Some(e.instance.clone());
         } else {

@@ -90,25 +90,10 @@ pub fn build(
     }
     crate::observe::status::summarize(cluster, &mut status);
     if let Some(outcome) = switchover {
-        let ok = outcome.result.is_ok();
-        let timeline = status
-            .instances
-            .iter()
-            .find(|i| i.role.as_deref() == Some("primary"))
-            .and_then(|i| i.timeline);
-        let p = status.patroni.get_or_insert_with(Default::default);
-        p.switchover = Some(outcome.trigger);
-        p.switchover_timeline = if ok { timeline } else { None };
-        let (reason, message) = match outcome.result {
-            Ok(m) => ("Succeeded", m),
-            Err(m) => ("Failed", m),
-        };
-        conditions::set(
-            &mut status.conditions,
-            conditions::SWITCHOVER,
-            ok,
-            reason,
-            message,
+        conditions::switchover(
+            &mut status,
+            Some(outcome.trigger),
+            outcome.result,
             cluster.generation(),
         );
     }

@@ -6,19 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EmptyDirVolumeSource, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PersistentVolumeClaim, PodTemplateSpec};
 
-use super::instances::{
-    mount, mount_ro, pgbackrest_volume, plain_env, pod_security, port, restricted, tcp_probe,
-};
+use super::instances::pgbackrest_files;
+use super::pods::{self, Placement, Script, mount, port, tcp_probe};
 use super::tls::PGBACKREST_CN;
-use super::{Ctx, PGBACKREST_PORT, paths, user_metadata};
+use super::{Ctx, Instance, PGBACKREST_PORT, paths};
 use crate::api::backups::Repo;
 use crate::plan::dynamic::STANZA;
 use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles, TlsServer};
@@ -127,7 +122,7 @@ fn instance_conf(ctx: &Ctx) -> String {
         ctx.cluster,
         &Layout {
             repo_host: remote.then(|| Remote {
-                host: ctx.names.repo_host_host(),
+                host: ctx.names.repo_host_dns(),
                 tls: tls_files(),
             }),
             repo_paths: paths_of,
@@ -166,10 +161,8 @@ fn repo_host_conf(ctx: &Ctx) -> String {
             log_path: log_dir,
             lock_path: format!("{}/pgbackrest", paths::TMP),
             spool_path: format!("{}/pgbackrest/spool", paths::TMP),
-            pg: ctx
-                .inputs
-                .instances
-                .iter()
+            pg: by_name(&ctx.inputs.instances)
+                .into_iter()
                 .map(|i| PgAt {
                     path: paths::data_dir(v),
                     port: ctx.cluster.port(),
@@ -188,149 +181,88 @@ fn repo_host_conf(ctx: &Ctx) -> String {
     )
 }
 
-fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
-    let pgbackrest = ctx
-        .cluster
-        .spec
-        .backups
-        .as_ref()
-        .map(|b| b.pgbackrest.clone())
-        .unwrap_or_default();
-    let host = pgbackrest.repo_host.clone().unwrap_or_default();
-    let labels = ctx.labels_with(&[(names::COMPONENT, "repo-host")]);
-    let (user_labels, annotations) = user_metadata(pgbackrest.metadata.as_ref());
-    let mut pod_labels = user_metadata(ctx.cluster.spec.metadata.as_ref()).0;
-    pod_labels.extend(user_labels);
-    pod_labels.extend(labels.clone());
-    let mut mounts = vec![
-        mount_ro("pgbackrest-config", paths::PGBACKREST_CONFIG_DIR),
-        mount("tmp", paths::TMP),
-    ];
-    let mut volumes = vec![pgbackrest_volume(ctx, "repo-host.conf"), tmp_volume()];
-    for r in repos {
-        mounts.push(mount(&r.name, &paths::repo(&r.name)));
-        volumes.push(Volume {
-            name: r.name.clone(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: ctx.names.repo_volume(&r.name),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
-    let selector: BTreeMap<String, String> = [names::CLUSTER, names::COMPONENT]
-        .iter()
-        .map(|k| (k.to_string(), labels[*k].clone()))
-        .collect();
-    StatefulSet {
-        metadata: ctx.meta(ctx.names.repo_host(), labels),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(ctx.names.pods()),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "pgbackrest".into(),
-                        image: Some(ctx.image()),
-                        image_pull_policy: ctx.pull_policy(),
-                        command: Some(vec!["pgbackrest".into(), "server".into()]),
-                        env: Some(vec![plain_env(
-                            "PGBACKREST_CONFIG",
-                            paths::PGBACKREST_CONFIG,
-                        )]),
-                        ports: Some(vec![port("pgbackrest", PGBACKREST_PORT)]),
-                        readiness_probe: Some(tcp_probe(PGBACKREST_PORT)),
-                        resources: host.resources.clone(),
-                        security_context: Some(restricted()),
-                        volume_mounts: Some(mounts),
-                        ..Default::default()
-                    }],
-                    volumes: Some(volumes),
-                    enable_service_links: Some(false),
-                    // No API access: the repository host needs none.
-                    automount_service_account_token: Some(false),
-                    security_context: Some(pod_security(
-                        ctx.cluster.spec.supplemental_groups.clone(),
-                    )),
-                    affinity: host.affinity.clone(),
-                    tolerations: host.tolerations.clone(),
-                    topology_spread_constraints: host.topology_spread_constraints.clone(),
-                    priority_class_name: host.priority_class_name.clone(),
-                    image_pull_secrets: ctx.cluster.spec.image_pull_secrets.clone(),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+/// Instances in name order: the order of `pgN-host` must not change from one pass to the next.
+fn by_name(instances: &[Instance]) -> Vec<&Instance> {
+    let mut out: Vec<&Instance> = instances.iter().collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
-fn tmp_volume() -> Volume {
-    Volume {
-        name: "tmp".into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Default::default()
+fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
+    let pgbackrest = ctx.pgbackrest();
+    let host = pgbackrest.repo_host.clone().unwrap_or_default();
+    let labels = ctx.labels_with(&[(names::COMPONENT, "repo-host")]);
+    let files = pgbackrest_files(ctx, "repo-host.conf");
+    let mut server = Container {
+        env: Some(files.env),
+        ports: Some(vec![port("pgbackrest", PGBACKREST_PORT)]),
+        readiness_probe: Some(tcp_probe(PGBACKREST_PORT)),
+        resources: host.resources.clone(),
+        ..pods::container(
+            ctx,
+            "pgbackrest",
+            vec!["pgbackrest".into(), "server".into()],
+        )
+    };
+    let mounts = server.volume_mounts.get_or_insert_with(Default::default);
+    mounts.extend(files.mounts);
+    let mut volumes = files.volumes;
+    for r in repos {
+        mounts.push(mount(&r.name, &paths::repo(&r.name)));
+        volumes.push(pods::claim(&r.name, ctx.names.repo_volume(&r.name)));
     }
+    let template = pods::template(ctx, pgbackrest.metadata.as_ref(), &labels);
+    pods::stateful_set(
+        ctx,
+        ctx.names.repo_host(),
+        labels,
+        &[names::CLUSTER, names::COMPONENT],
+        true,
+        PodTemplateSpec {
+            metadata: Some(template),
+            // No API access: the repository host needs none.
+            spec: Some(pods::pod(
+                ctx,
+                vec![server],
+                volumes,
+                None,
+                Placement {
+                    affinity: host.affinity,
+                    tolerations: host.tolerations,
+                    topology_spread_constraints: host.topology_spread_constraints,
+                    priority_class_name: host.priority_class_name,
+                },
+            )),
+        },
+    )
 }
 
 /// A Job that runs a `kind` backup (`full`, `diff`, `incr`) into `repo`, creating the stanza
 /// first when `create_stanza`.
 fn job_spec(ctx: &Ctx, repo: &str, kind: &str, create_stanza: bool) -> JobSpec {
-    let jobs = ctx
-        .cluster
-        .spec
-        .backups
-        .as_ref()
-        .and_then(|b| b.pgbackrest.jobs.clone())
-        .unwrap_or_default();
-    let labels = ctx.labels_with(&[(names::COMPONENT, "backup")]);
-    JobSpec {
-        backoff_limit: Some(6),
-        ttl_seconds_after_finished: jobs.ttl_seconds_after_finished.filter(|_| !create_stanza),
-        template: PodTemplateSpec {
-            metadata: Some(ObjectMeta {
-                labels: Some(labels),
-                ..Default::default()
-            }),
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "pgbackrest".into(),
-                    image: Some(ctx.image()),
-                    image_pull_policy: ctx.pull_policy(),
-                    command: Some(vec![
-                        "bash".into(),
-                        "-ceu".into(),
-                        backup_script(ctx, repo, kind, create_stanza),
-                    ]),
-                    env: Some(vec![plain_env("HOME", paths::TMP)]),
-                    resources: jobs.resources.clone(),
-                    security_context: Some(restricted()),
-                    volume_mounts: Some(vec![mount("tmp", paths::TMP)]),
-                    ..Default::default()
-                }],
-                volumes: Some(vec![tmp_volume()]),
-                restart_policy: Some("Never".into()),
-                service_account_name: Some(ctx.names.pgbackrest_account()),
-                enable_service_links: Some(false),
-                security_context: Some(pod_security(None)),
-                affinity: jobs.affinity.clone(),
-                tolerations: jobs.tolerations.clone(),
-                priority_class_name: jobs.priority_class_name.clone(),
-                image_pull_secrets: ctx.cluster.spec.image_pull_secrets.clone(),
-                ..Default::default()
-            }),
-        },
+    let jobs = ctx.pgbackrest().jobs.unwrap_or_default();
+    let script = Script {
+        container: "pgbackrest",
+        script: backup_script(ctx, repo, kind, create_stanza),
+        env: Vec::new(),
+        resources: jobs.resources,
+    };
+    let placement = Placement {
+        affinity: jobs.affinity,
+        tolerations: jobs.tolerations,
+        priority_class_name: jobs.priority_class_name,
         ..Default::default()
+    };
+    JobSpec {
+        // The first backup's Job stays as the record that it ran.
+        ttl_seconds_after_finished: jobs.ttl_seconds_after_finished.filter(|_| !create_stanza),
+        ..pods::script_job(
+            ctx,
+            ctx.labels_with(&[(names::COMPONENT, "backup")]),
+            script,
+            Some(ctx.names.pgbackrest_account()),
+            placement,
+        )
     }
 }
 

@@ -6,18 +6,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Ctx;
-use crate::api::instances::set_name;
 use crate::platform::kube::names;
 
 pub fn render(ctx: &Ctx) -> Vec<PodDisruptionBudget> {
     ctx.cluster
-        .spec
-        .instances
-        .iter()
-        .enumerate()
+        .sets()
+        .into_iter()
         .filter(|(_, set)| set.replicas() > 1)
-        .map(|(i, set)| {
-            let set_name = set_name(set, i);
+        .map(|(set_name, set)| {
             let selector = [
                 (names::CLUSTER.to_string(), ctx.cluster.name().to_string()),
                 (names::INSTANCE_SET.to_string(), set_name.clone()),

@@ -3,23 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container,
-    ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    SecretKeySelector, SecretProjection, SecurityContext, TCPSocketAction, Volume, VolumeMount,
-    VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    SecretProjection, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, LabelSelectorRequirement, ObjectMeta,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
-use super::{Ctx, PGBACKREST_PORT, POSTGRES_UID, paths, user_metadata};
-use crate::api::instances::{InstanceSet, set_name};
+use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
+use super::{Ctx, PGBACKREST_PORT, paths};
+use crate::api::instances::InstanceSet;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement};
 use crate::platform::kube::names;
 
@@ -41,11 +38,9 @@ const PATRONI_FILE: &str = "patroni.yml";
 pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
     let set = ctx
         .cluster
-        .spec
-        .instances
-        .iter()
-        .enumerate()
-        .find(|(i, s)| set_name(s, *i) == instance.set)
+        .sets()
+        .into_iter()
+        .find(|(name, _)| name == &instance.set)
         .map(|(_, s)| s.clone())
         .unwrap_or_default();
     let labels = ctx.labels_with(&[
@@ -155,69 +150,45 @@ fn stateful_set(
     labels: BTreeMap<String, String>,
     config: &Value,
 ) -> StatefulSet {
-    let selector: BTreeMap<String, String> = [names::CLUSTER, names::INSTANCE_SET, names::INSTANCE]
-        .iter()
-        .map(|k| (k.to_string(), labels[*k].clone()))
-        .collect();
-    let (set_labels, mut annotations) = user_metadata(set.metadata.as_ref());
-    let (cluster_labels, cluster_annotations) = user_metadata(ctx.cluster.spec.metadata.as_ref());
-    let mut pod_labels = cluster_labels;
-    pod_labels.extend(set_labels);
-    pod_labels.extend(labels.clone());
+    let mut template = pods::template(ctx, set.metadata.as_ref(), &labels);
     // Patroni finds its members by this label (`scope_label`).
-    pod_labels.insert(patroni::SCOPE_LABEL.into(), ctx.names.ha());
-    annotations.extend(cluster_annotations);
+    template
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(patroni::SCOPE_LABEL.into(), ctx.names.ha());
     // Patroni reads its file at start: a change restarts the pod. The bootstrap section is
     // read only once, when the cluster is created, and changes through `PATCH /config`.
     let mut local = config.clone();
     local.as_object_mut().map(|o| o.remove("bootstrap"));
-    annotations.insert(
-        names::CONFIG_HASH.into(),
-        names::digest(local.to_string().as_bytes()),
-    );
-    let shutdown = ctx.cluster.spec.shutdown == Some(true);
-    StatefulSet {
-        metadata: ctx.meta(instance.name.clone(), labels),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(if shutdown { 0 } else { 1 }),
-            service_name: Some(ctx.names.pods()),
-            pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(annotations),
-                    ..Default::default()
-                }),
-                spec: Some(pod_spec(ctx, instance, set)),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    template
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            names::CONFIG_HASH.into(),
+            names::digest(local.to_string().as_bytes()),
+        );
+    pods::stateful_set(
+        ctx,
+        instance.name.clone(),
+        labels,
+        &[names::CLUSTER, names::INSTANCE_SET, names::INSTANCE],
+        ctx.cluster.spec.shutdown != Some(true),
+        PodTemplateSpec {
+            metadata: Some(template),
+            spec: Some(pod_spec(ctx, instance, set)),
+        },
+    )
 }
 
 fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     let c = ctx.cluster;
-    let volume_repos = c.repos().iter().any(|r| r.volume.is_some());
     let mut mounts = vec![
         mount("pgdata", paths::DATA),
         mount_ro("patroni-config", paths::PATRONI_CONFIG),
         mount_ro("postgres-tls", "/etc/postgres/tls"),
-        mount("tmp", paths::TMP),
     ];
     let mut volumes = vec![
-        Volume {
-            name: "pgdata".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: names::data_volume(&instance.name),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        pods::claim("pgdata", names::data_volume(&instance.name)),
         Volume {
             name: "patroni-config".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -245,22 +216,10 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             }),
             ..Default::default()
         },
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        },
     ];
     if set.wal_volume_claim_spec.is_some() {
         mounts.push(mount("pgwal", paths::WAL));
-        volumes.push(Volume {
-            name: "pgwal".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: names::wal_volume(&instance.name),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
     }
     let mut env = vec![
         EnvVar {
@@ -282,45 +241,74 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         plain_env("PGPORT", &c.port().to_string()),
     ];
     if !c.repos().is_empty() {
-        mounts.push(mount_ro("pgbackrest-config", paths::PGBACKREST_CONFIG_DIR));
-        volumes.push(pgbackrest_volume(ctx, "instance.conf"));
-        env.push(plain_env("PGBACKREST_CONFIG", paths::PGBACKREST_CONFIG));
+        let files = pgbackrest_files(ctx, "instance.conf");
+        mounts.extend(files.mounts);
+        volumes.extend(files.volumes);
+        env.extend(files.env);
     }
-    let api_port = patroni_port(ctx);
-    let mut containers = vec![Container {
-        name: "database".into(),
-        image: Some(ctx.image()),
-        image_pull_policy: ctx.pull_policy(),
-        command: Some(vec![
+    let database = pods::container(
+        ctx,
+        "database",
+        vec![
             "patroni".into(),
             format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG),
-        ]),
+        ],
+    );
+    let mut database = Container {
         env: Some(env.clone()),
-        ports: Some(vec![port("postgres", c.port()), port("patroni", api_port)]),
+        ports: Some(vec![
+            port("postgres", c.port()),
+            port("patroni", patroni_port(ctx)),
+        ]),
         readiness_probe: Some(http_probe("/readiness", 5)),
         liveness_probe: Some(http_probe("/liveness", 10)),
         resources: set.resources.clone(),
-        security_context: Some(restricted()),
-        volume_mounts: Some(mounts.clone()),
-        ..Default::default()
-    }];
-    if volume_repos {
+        ..database
+    };
+    database
+        .volume_mounts
+        .get_or_insert_with(Default::default)
+        .extend(mounts.clone());
+    let mut containers = vec![database];
+    if c.repos().iter().any(|r| r.volume.is_some()) {
         // The repository host reaches this instance's data through pgBackRest's TLS server.
-        containers.push(pgbackrest_server(ctx, env, mounts));
+        let mut server = Container {
+            env: Some(
+                env.into_iter()
+                    .filter(|e| e.name.starts_with("PG"))
+                    .collect(),
+            ),
+            ports: Some(vec![port("pgbackrest", PGBACKREST_PORT)]),
+            readiness_probe: Some(tcp_probe(PGBACKREST_PORT)),
+            ..pods::container(
+                ctx,
+                "pgbackrest",
+                vec!["pgbackrest".into(), "server".into()],
+            )
+        };
+        // The data and WAL and pgBackRest's configuration: not Patroni's files.
+        server
+            .volume_mounts
+            .get_or_insert_with(Default::default)
+            .extend(
+                mounts
+                    .into_iter()
+                    .filter(|m| !matches!(m.name.as_str(), "patroni-config" | "postgres-tls")),
+            );
+        containers.push(server);
     }
-    PodSpec {
+    pods::pod(
+        ctx,
         containers,
-        volumes: Some(volumes),
-        service_account_name: Some(ctx.names.instance_account()),
-        enable_service_links: Some(false),
-        security_context: Some(pod_security(c.spec.supplemental_groups.clone())),
-        affinity: Some(set.affinity.clone().unwrap_or_else(|| spread(ctx))),
-        tolerations: set.tolerations.clone(),
-        topology_spread_constraints: set.topology_spread_constraints.clone(),
-        priority_class_name: set.priority_class_name.clone(),
-        image_pull_secrets: c.spec.image_pull_secrets.clone(),
-        ..Default::default()
-    }
+        volumes,
+        Some(ctx.names.instance_account()),
+        pods::Placement {
+            affinity: Some(set.affinity.clone().unwrap_or_else(|| spread(ctx))),
+            tolerations: set.tolerations.clone(),
+            topology_spread_constraints: set.topology_spread_constraints.clone(),
+            priority_class_name: set.priority_class_name.clone(),
+        },
+    )
 }
 
 /// PGO's default placement: instances of a cluster on different nodes where possible.
@@ -349,31 +337,6 @@ fn spread(ctx: &Ctx) -> Affinity {
             ]),
             ..Default::default()
         }),
-        ..Default::default()
-    }
-}
-
-fn pgbackrest_server(ctx: &Ctx, env: Vec<EnvVar>, mounts: Vec<VolumeMount>) -> Container {
-    Container {
-        name: "pgbackrest".into(),
-        image: Some(ctx.image()),
-        image_pull_policy: ctx.pull_policy(),
-        command: Some(vec!["pgbackrest".into(), "server".into()]),
-        env: Some(
-            env.into_iter()
-                .filter(|e| e.name.starts_with("PG"))
-                .collect(),
-        ),
-        ports: Some(vec![port("pgbackrest", PGBACKREST_PORT)]),
-        readiness_probe: Some(tcp_probe(PGBACKREST_PORT)),
-        security_context: Some(restricted()),
-        // The data and WAL, the configuration, and the socket directory: not Patroni's files.
-        volume_mounts: Some(
-            mounts
-                .into_iter()
-                .filter(|m| !matches!(m.name.as_str(), "patroni-config" | "postgres-tls"))
-                .collect(),
-        ),
         ..Default::default()
     }
 }
@@ -418,8 +381,16 @@ fn tls_projection(
     }
 }
 
-/// pgBackRest's configuration file (`file` of the cluster's ConfigMap) and its TLS files.
-pub(super) fn pgbackrest_volume(ctx: &Ctx, file: &str) -> Volume {
+/// What a container running pgBackRest needs: its configuration file (`file` of the cluster's
+/// ConfigMap) with the TLS files beside it, and the DBA's own files (`configuration`: S3 keys
+/// and the like) where pgBackRest includes extra configuration.
+pub(super) struct PgbackrestFiles {
+    pub volumes: Vec<Volume>,
+    pub mounts: Vec<VolumeMount>,
+    pub env: Vec<EnvVar>,
+}
+
+pub(super) fn pgbackrest_files(ctx: &Ctx, file: &str) -> PgbackrestFiles {
     let mut sources = vec![VolumeProjection {
         config_map: Some(ConfigMapProjection {
             name: ctx.names.pgbackrest_config(),
@@ -435,87 +406,31 @@ pub(super) fn pgbackrest_volume(ctx: &Ctx, file: &str) -> Volume {
     if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
         sources.push(tls_projection(None, ctx.names.pgbackrest_cert(), "tls"));
     }
-    Volume {
-        name: "pgbackrest-config".into(),
+    let projected = |name: &str, sources| Volume {
+        name: name.into(),
         projected: Some(ProjectedVolumeSource {
             default_mode: Some(PRIVATE),
             sources: Some(sources),
         }),
         ..Default::default()
+    };
+    let mut out = PgbackrestFiles {
+        volumes: vec![projected("pgbackrest-config", sources)],
+        mounts: vec![mount_ro("pgbackrest-config", paths::PGBACKREST_CONFIG_DIR)],
+        env: vec![plain_env("PGBACKREST_CONFIG", paths::PGBACKREST_CONFIG)],
+    };
+    let configuration = ctx.pgbackrest().configuration.unwrap_or_default();
+    if !configuration.is_empty() {
+        out.volumes
+            .push(projected("pgbackrest-conf-d", configuration));
+        out.mounts
+            .push(mount_ro("pgbackrest-conf-d", paths::PGBACKREST_INCLUDE));
+        out.env.push(plain_env(
+            "PGBACKREST_CONFIG_INCLUDE_PATH",
+            paths::PGBACKREST_INCLUDE,
+        ));
     }
-}
-
-pub(super) fn pod_security(supplemental_groups: Option<Vec<i64>>) -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(POSTGRES_UID),
-        run_as_group: Some(POSTGRES_UID),
-        fs_group: Some(POSTGRES_UID),
-        fs_group_change_policy: Some("OnRootMismatch".into()),
-        supplemental_groups,
-        ..Default::default()
-    }
-}
-
-pub(super) fn restricted() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        privileged: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        ..Default::default()
-    }
-}
-
-pub(super) fn mount_ro(name: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        read_only: Some(true),
-        ..mount(name, path)
-    }
-}
-
-pub(super) fn plain_env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn secret_env(name: &str, secret: String) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret,
-                key: "password".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn port(name: &str, port: i32) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: port,
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
+    out
 }
 
 fn http_probe(path: &str, period: i32) -> Probe {
@@ -529,17 +444,6 @@ fn http_probe(path: &str, period: i32) -> Probe {
         period_seconds: Some(period),
         timeout_seconds: Some(5),
         failure_threshold: Some(3),
-        ..Default::default()
-    }
-}
-
-pub(super) fn tcp_probe(port: i32) -> Probe {
-    Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::Int(port),
-            ..Default::default()
-        }),
-        period_seconds: Some(10),
         ..Default::default()
     }
 }

@@ -5,6 +5,7 @@
 mod backups;
 mod budgets;
 mod instances;
+mod pods;
 mod rbac;
 mod secrets;
 mod services;
@@ -26,6 +27,7 @@ use kube::Resource;
 
 use super::names::{self, Names};
 use crate::api::PostgresCluster;
+use crate::api::backups::PgBackRest;
 use crate::api::cluster::Metadata;
 
 pub use self::instances::Instance;
@@ -45,9 +47,9 @@ pub struct Inputs {
     pub initial_backup_done: bool,
 }
 
-/// A cluster's objects, by kind, in the order they are applied.
+/// A cluster's objects, by kind, in the order they are applied: as rendered, or as listed.
 #[derive(Debug, Default, Clone)]
-pub struct Desired {
+pub struct Objects {
     pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
     pub service_accounts: Vec<ServiceAccount>,
@@ -62,9 +64,9 @@ pub struct Desired {
 }
 
 /// Render every object of `cluster`.
-pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Desired, TlsError> {
+pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, TlsError> {
     let ctx = Ctx::new(cluster, inputs);
-    let mut out = Desired {
+    let mut out = Objects {
         secrets: secrets::render(&ctx)?,
         service_accounts: rbac::accounts(&ctx),
         roles: rbac::roles(&ctx),
@@ -91,71 +93,59 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Desired, Tls
     Ok(out)
 }
 
-impl Desired {
+/// Run `$body` with `$o` bound to each object of `$objects` (`iter` or `iter_mut`), kind by kind.
+macro_rules! each_object {
+    ($objects:expr, $iter:ident, |$o:ident| $body:expr) => {{
+        let objects = $objects;
+        for $o in objects.secrets.$iter() {
+            $body
+        }
+        for $o in objects.config_maps.$iter() {
+            $body
+        }
+        for $o in objects.service_accounts.$iter() {
+            $body
+        }
+        for $o in objects.roles.$iter() {
+            $body
+        }
+        for $o in objects.role_bindings.$iter() {
+            $body
+        }
+        for $o in objects.services.$iter() {
+            $body
+        }
+        for $o in objects.volumes.$iter() {
+            $body
+        }
+        for $o in objects.stateful_sets.$iter() {
+            $body
+        }
+        for $o in objects.budgets.$iter() {
+            $body
+        }
+        for $o in objects.jobs.$iter() {
+            $body
+        }
+        for $o in objects.cron_jobs.$iter() {
+            $body
+        }
+    }};
+}
+
+impl Objects {
     /// Every object as YAML documents, for `pgdeck render`.
     pub fn to_yaml(&self) -> String {
         let mut docs: Vec<String> = Vec::new();
-        self.each(|v| docs.push(serde_yaml::to_string(v).expect("an object serializes")));
+        each_object!(self, iter, |o| docs
+            .push(serde_yaml::to_string(o).expect("an object serializes")));
         docs.join("---\n")
-    }
-
-    /// How many objects there are.
-    pub fn len(&self) -> usize {
-        let mut n = 0;
-        self.each(|_| n += 1);
-        n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn each(&self, mut f: impl FnMut(&serde_json::Value)) {
-        macro_rules! all {
-            ($($field:ident),*) => {$(
-                for o in &self.$field {
-                    f(&serde_json::to_value(o).expect("an object serializes"));
-                }
-            )*};
-        }
-        all!(
-            secrets,
-            config_maps,
-            service_accounts,
-            roles,
-            role_bindings,
-            services,
-            volumes,
-            stateful_sets,
-            budgets,
-            jobs,
-            cron_jobs
-        );
     }
 
     /// Annotate each object with a digest of itself, so the reconciler tells at a glance that
     /// an object is as last written.
     fn stamp(&mut self) {
-        macro_rules! all {
-            ($($field:ident),*) => {$(
-                for o in &mut self.$field {
-                    stamp(o);
-                }
-            )*};
-        }
-        all!(
-            secrets,
-            config_maps,
-            service_accounts,
-            roles,
-            role_bindings,
-            services,
-            volumes,
-            stateful_sets,
-            budgets,
-            jobs,
-            cron_jobs
-        );
+        each_object!(self, iter_mut, |o| stamp(o));
     }
 }
 
@@ -226,6 +216,16 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// `spec.backups.pgbackrest`, or its defaults.
+    fn pgbackrest(&self) -> PgBackRest {
+        self.cluster
+            .spec
+            .backups
+            .as_ref()
+            .map(|b| b.pgbackrest.clone())
+            .unwrap_or_default()
+    }
+
     fn image(&self) -> String {
         self.cluster
             .spec
@@ -266,6 +266,8 @@ mod paths {
     pub const PGBACKREST_CONFIG_DIR: &str = "/etc/pgbackrest";
     pub const PGBACKREST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
     pub const PGBACKREST_TLS: &str = "/etc/pgbackrest/tls";
+    /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
+    pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
     pub const SERVER_TLS: &str = "/etc/postgres/tls/server";
     pub const REPLICATION_TLS: &str = "/etc/postgres/tls/replication";
     pub const TMP: &str = "/tmp";

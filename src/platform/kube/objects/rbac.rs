@@ -7,8 +7,11 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 
 use super::Ctx;
 
+/// Resources and the verbs granted on them.
+type Rules = &'static [(&'static str, &'static [&'static str])];
+
 /// What Patroni does with its Kubernetes DCS, as PGO grants it.
-const PATRONI: &[(&str, &[&str])] = &[
+const PATRONI: Rules = &[
     (
         "endpoints",
         &[
@@ -26,9 +29,9 @@ const PATRONI: &[(&str, &[&str])] = &[
 ];
 
 /// What a backup Job does: find the pod to run pgBackRest in, and run it there.
-const BACKUP: &[(&str, &[&str])] = &[("pods", &["get", "list"]), ("pods/exec", &["create"])];
+const BACKUP: Rules = &[("pods", &["get", "list"]), ("pods/exec", &["create"])];
 
-fn accounts_and_rules<'r>(ctx: &Ctx) -> Vec<(String, &'r [(&'r str, &'r [&'r str])])> {
+fn accounts_and_rules(ctx: &Ctx) -> Vec<(String, Rules)> {
     let mut out = vec![(ctx.names.instance_account(), PATRONI)];
     if !ctx.cluster.repos().is_empty() {
         out.push((ctx.names.pgbackrest_account(), BACKUP));

@@ -27,9 +27,12 @@ pub const PGBACKREST_CN: &str = "pgbackrest";
 /// Years a generated certificate is valid.
 const VALID_YEARS: i16 = 10;
 
-/// The certificate Secrets to write, by name, each with `tls.crt`, `tls.key` and `ca.crt`
-/// (the CA's with `ca.crt` and `ca.key`).
-pub fn render(ctx: &Ctx) -> Result<Vec<(String, BTreeMap<String, String>)>, TlsError> {
+/// A Secret's name and its files.
+type Files = (String, BTreeMap<String, String>);
+
+/// The certificate Secrets to write, each with `tls.crt`, `tls.key` and `ca.crt` (the CA's
+/// with `ca.crt` and `ca.key`).
+pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
     let names = &ctx.names;
     let spec = &ctx.cluster.spec;
     let ca_name = names.ca();

@@ -2,14 +2,11 @@
 //! psql, as the superuser, reading each password from its `<c>-pguser-<user>` Secret. Its name
 //! carries a digest of the users and their passwords, so a change runs a new Job.
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PodSpec, PodTemplateSpec, Secret, Volume,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
 
-use super::instances::{mount, plain_env, pod_security, restricted, secret_env};
-use super::{Ctx, paths};
+use super::Ctx;
+use super::pods::{self, Placement, Script, plain_env, secret_env};
 use crate::platform::kube::names;
 
 pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
@@ -22,7 +19,6 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         plain_env("PGDATABASE", "postgres"),
         plain_env("PGSSLMODE", "require"),
         plain_env("PGCONNECT_TIMEOUT", "5"),
-        plain_env("HOME", paths::TMP),
         secret_env("PGPASSWORD", ctx.names.superuser()),
     ];
     let mut fingerprint = Vec::new();
@@ -64,41 +60,22 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
          psql --no-psqlrc --set ON_ERROR_STOP=1{psql_vars} <<'SQL'\n{sql}SQL\n"
     );
     let labels = ctx.labels_with(&[(names::COMPONENT, "users")]);
+    let script = Script {
+        container: "psql",
+        script,
+        env,
+        resources: None,
+    };
     Job {
         metadata: ctx.meta(ctx.names.users_job(&digest[..8]), labels.clone()),
-        spec: Some(JobSpec {
-            backoff_limit: Some(6),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "psql".into(),
-                        image: Some(ctx.image()),
-                        image_pull_policy: ctx.pull_policy(),
-                        command: Some(vec!["bash".into(), "-ceu".into(), script]),
-                        env: Some(env),
-                        security_context: Some(restricted()),
-                        volume_mounts: Some(vec![mount("tmp", paths::TMP)]),
-                        ..Default::default()
-                    }],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
-                    restart_policy: Some("Never".into()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security(None)),
-                    image_pull_secrets: ctx.cluster.spec.image_pull_secrets.clone(),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
+        // No API access: psql needs none.
+        spec: Some(pods::script_job(
+            ctx,
+            labels,
+            script,
+            None,
+            Placement::default(),
+        )),
         ..Default::default()
     }
 }

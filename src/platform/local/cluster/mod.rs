@@ -31,7 +31,6 @@ use super::operator::Shared;
 use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
-use crate::api::instances::set_name;
 use crate::api::patroni::SwitchoverType;
 use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus, VolumeStatus};
 use crate::api::users::PasswordType;
@@ -508,13 +507,7 @@ impl Worker {
         mut live: Vec<&'r InstanceRecord>,
         seen: &observe::Seen,
     ) -> Result<Vec<InstanceRecord>, PlatformError> {
-        let sets: Vec<String> = cluster
-            .spec
-            .instances
-            .iter()
-            .enumerate()
-            .map(|(i, s)| set_name(s, i))
-            .collect();
+        let sets: Vec<String> = cluster.sets().into_iter().map(|(n, _)| n).collect();
         let mut created = Vec::new();
         let mut surplus: Vec<&InstanceRecord> = Vec::new();
         for (set, name) in cluster.spec.instances.iter().zip(&sets) {
@@ -1140,26 +1133,9 @@ impl Worker {
         self.volumes(cluster, &mut status);
         crate::observe::status::summarize(cluster, &mut status);
         if let Some((ok, message)) = self.switchover_result.take() {
-            let p = status.patroni.get_or_insert_with(Default::default);
-            p.switchover = self.state.switchover_handled.clone();
-            p.switchover_timeline = ok
-                .then(|| {
-                    status
-                        .instances
-                        .iter()
-                        .find(|i| i.role.as_deref() == Some("primary"))?
-                        .timeline
-                })
-                .flatten();
-            let reason = if ok { "Succeeded" } else { "Failed" };
-            conditions::set(
-                &mut status.conditions,
-                conditions::SWITCHOVER,
-                ok,
-                reason,
-                message,
-                cluster.generation(),
-            );
+            let result = if ok { Ok(message) } else { Err(message) };
+            let trigger = self.state.switchover_handled.clone();
+            conditions::switchover(&mut status, trigger, result, cluster.generation());
         }
         self.set_conditions(cluster, &mut status);
         let before = self.written.as_ref().and_then(|w| w.primary.clone());

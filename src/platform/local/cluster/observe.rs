@@ -1,13 +1,11 @@
-//! One look at every instance of a cluster: each member's `/patroni` (in parallel), the DCS's
-//! roles from `/cluster`, and the primary's `pg_stat_replication`.
+//! One look at every instance of a cluster: Patroni's survey of its members, and the primary's
+//! `pg_stat_replication`.
 
 use std::collections::HashMap;
 
-use futures::future::join_all;
-
 use super::state::InstanceRecord;
 use crate::api::status::InstanceStatus;
-use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
+use crate::observe::patroni::Patroni;
 use crate::observe::replication::{ReplicationProbe, Standby};
 use crate::observe::status::{Sighting, instances};
 use crate::plan::patroni::SUPERUSER;
@@ -27,32 +25,13 @@ pub async fn observe(
     probe: &mut ReplicationProbe,
     superuser_password: &str,
 ) -> Seen {
-    let nodes: Vec<Option<NodeStatus>> = join_all(records.iter().map(|r| {
-        let api = r.api();
-        async move { patroni.node(&api).await.ok() }
-    }))
-    .await;
-    let reachable = records
-        .iter()
-        .zip(&nodes)
-        .filter(|(_, n)| n.is_some())
-        .map(|(r, _)| r);
-    let primary_guess = records
-        .iter()
-        .zip(&nodes)
-        .find(|(_, n)| n.as_ref().is_some_and(|n| n.is_primary()))
-        .map(|(r, _)| r);
-    let mut view: Option<ClusterView> = None;
-    for rec in primary_guess.into_iter().chain(reachable) {
-        if let Ok(v) = patroni.cluster(&rec.api()).await {
-            view = Some(v);
-            break;
-        }
-    }
-    let leader = view
+    let bases: Vec<Option<String>> = records.iter().map(|r| Some(r.api())).collect();
+    let survey = patroni.survey(&bases).await;
+    let leader = survey
+        .view
         .as_ref()
         .and_then(|v| v.leader().map(String::from))
-        .or_else(|| primary_guess.map(|r| r.name.clone()));
+        .or_else(|| survey.primary.map(|i| records[i].name.clone()));
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
     let standbys = match leader_rec {
         Some(rec) => {
@@ -66,7 +45,7 @@ pub async fn observe(
     };
     let sightings: Vec<Sighting> = records
         .iter()
-        .zip(&nodes)
+        .zip(&survey.nodes)
         .map(|(r, n)| Sighting {
             name: &r.name,
             set: &r.set,
@@ -79,18 +58,13 @@ pub async fn observe(
             },
         })
         .collect();
-    let mut statuses = instances(&sightings, view.as_ref(), &standbys);
-    statuses.sort_by(|a, b| (&a.set, &a.name).cmp(&(&b.set, &b.name)));
-    let system_identifier = nodes
-        .iter()
-        .flatten()
-        .find_map(|n| n.database_system_identifier.clone());
+    let statuses = instances(&sightings, survey.view.as_ref(), &standbys);
     Seen {
         records: records.to_vec(),
         statuses,
         standbys,
         leader,
-        system_identifier,
+        system_identifier: survey.system_identifier(),
     }
 }
 
