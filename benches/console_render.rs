@@ -34,18 +34,24 @@ fn frames(c: &mut Criterion) {
     }
     let mut terminal = Terminal::new(TestBackend::new(160, 50)).unwrap();
     c.bench_function("frame: 1000 clusters, list view, 160x50", |b| {
-        b.iter(|| drop(terminal.draw(|f| view::draw(f, &list)).unwrap()))
+        b.iter(|| {
+            terminal.draw(|f| view::draw(f, &list)).unwrap();
+        })
     });
 
     let mut open = app();
     open.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
     c.bench_function("frame: 1000 clusters, cluster view, 160x50", |b| {
-        b.iter(|| drop(terminal.draw(|f| view::draw(f, &open)).unwrap()))
+        b.iter(|| {
+            terminal.draw(|f| view::draw(f, &open)).unwrap();
+        })
     });
 
     let mut small = Terminal::new(TestBackend::new(80, 24)).unwrap();
     c.bench_function("frame: 1000 clusters, list view, 80x24", |b| {
-        b.iter(|| drop(small.draw(|f| view::draw(f, &list)).unwrap()))
+        b.iter(|| {
+            small.draw(|f| view::draw(f, &list)).unwrap();
+        })
     });
 }
 

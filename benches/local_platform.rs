@@ -76,13 +76,16 @@ fn until_new_primary_writes(home: &LocalHome, name: &str, old: &str, start: Inst
             .output()
             .unwrap();
         if out.status.success() {
-            let port = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let port: i64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("inet_server_port() is a number");
             let s = home.status(name);
             let on_old = s["instances"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|i| i["name"] == old && i["port"].to_string() == port);
+                .any(|i| i["name"] == old && i["port"] == port);
             if !on_old {
                 return start.elapsed();
             }

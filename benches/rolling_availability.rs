@@ -38,11 +38,6 @@ spec:
     )
 }
 
-/// libpq keywords for every instance, letting the client find the primary.
-fn conninfo(uri: &str) -> String {
-    uri.trim().to_string()
-}
-
 struct Outcome {
     acked: Vec<i64>,
     failed: usize,
@@ -135,7 +130,7 @@ fn main() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let writing = runtime.spawn(writer(conninfo(&uri), stop_rx));
+    let writing = runtime.spawn(writer(uri.trim().to_string(), stop_rx));
     let mut load = pgbench(uri.trim());
     std::thread::sleep(Duration::from_secs(3));
 
@@ -166,6 +161,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     stop_tx.send(true).unwrap();
     let _ = load.kill();
+    let _ = load.wait();
     let outcome = runtime.block_on(writing).unwrap();
 
     let present = home.psql(

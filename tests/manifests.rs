@@ -143,16 +143,24 @@ fn validate_command_accepts_examples_and_refuses_bad_files() {
 }
 
 #[test]
-fn unbuilt_verbs_say_so_and_fail() {
-    // The console on the Kubernetes platform is not built yet.
-    let out = pgdeck()
-        .args(["--platform", "kube"])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
-    assert!(out.stdout.is_empty(), "no made-up output");
+fn kubernetes_without_a_configuration_says_so() {
+    // The console and a platform verb alike: a clear error, nothing on standard output.
+    for args in [&["--platform", "kube"][..], &["--platform", "kube", "get"]] {
+        let out = pgdeck()
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no Kubernetes configuration"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "no made-up output");
+    }
 }
 
 fn cluster(path: &str) -> PostgresCluster {

@@ -69,6 +69,8 @@ pub struct ConfigFiles {
 /// A PostgreSQL high-availability cluster: instance sets managed by Patroni, backed up by
 /// pgBackRest.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+// Each printer column has its own `type_`; clippy reads them as one attribute repeated.
+#[allow(clippy::duplicated_attributes)]
 #[kube(
     group = "pgdeck.dev",
     version = "v1beta1",

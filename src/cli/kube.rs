@@ -4,12 +4,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use ::kube::config::{KubeConfigOptions, Kubeconfig};
-use ::kube::{Client, Config};
-use k8s_openapi::api::core::v1::Secret;
+use ::kube::Client;
+use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
-use super::{Command, Failure, Global, Wait, print, read_clusters, views};
+use super::{BackupType, Command, Failure, Global, Wait, print, read_clusters, views};
 use crate::actions;
 use crate::api::patroni::SwitchoverType;
 use crate::api::{PostgresCluster, validate};
@@ -17,10 +15,7 @@ use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
 use crate::platform::kube::operator::{self, Options};
 use crate::platform::kube::scaling;
-
-/// The field manager of what the CLI (and console) write: the manifest, never the operator's
-/// objects.
-const CLI_MANAGER: &str = "pgdeck-cli";
+use crate::platform::kube::{client, connect, manifests};
 
 fn failure(message: impl Into<String>) -> Failure {
     Failure {
@@ -51,7 +46,12 @@ pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
 pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| failure(e.to_string()))?;
     runtime.block_on(async {
-        let (client, default_ns) = connect(global).await?;
+        let client::Connection {
+            client, namespace, ..
+        } = client::connect(global.context.as_deref())
+            .await
+            .map_err(failure)?;
+        let default_ns = namespace;
         let ns = global.namespace.clone().unwrap_or(default_ns);
         let kube = Kube { client, ns };
         match command {
@@ -97,7 +97,14 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 keep_backups,
                 wait,
             } => kube.delete(&name, keep_data, keep_backups, &wait).await,
-            other => Err(super::not_implemented(&other)),
+            Command::Backup {
+                name,
+                type_,
+                repo,
+                wait,
+            } => kube.backup(&name, type_, repo.as_deref(), &wait).await,
+            // `validate`, `crd`, `completions` and `render` need no platform: run() took them.
+            other => unreachable!("{other:?} runs without a platform"),
         }
     })
 }
@@ -112,29 +119,6 @@ async fn shutdown() {
     }
 }
 
-/// A client for `--context` (or the current context, or the pod's service account), and the
-/// namespace it defaults to.
-async fn connect(global: &Global) -> Result<(Client, String), Failure> {
-    let config = match &global.context {
-        Some(context) => {
-            let options = KubeConfigOptions {
-                context: Some(context.clone()),
-                ..Default::default()
-            };
-            let kubeconfig = Kubeconfig::read().map_err(|e| failure(format!("kubeconfig: {e}")))?;
-            Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| failure(format!("kubeconfig context {context}: {e}")))?
-        }
-        None => Config::infer()
-            .await
-            .map_err(|e| failure(format!("no Kubernetes configuration: {e}")))?,
-    };
-    let ns = config.default_namespace.clone();
-    let client = Client::try_from(config).map_err(|e| failure(e.to_string()))?;
-    Ok((client, ns))
-}
-
 struct Kube {
     client: Client,
     ns: String,
@@ -142,12 +126,7 @@ struct Kube {
 
 /// An API error as a message naming the cluster.
 fn api_failure(ns: &str, name: &str, e: ::kube::Error) -> Failure {
-    match e {
-        ::kube::Error::Api(s) if s.code == 404 => {
-            failure(format!("postgrescluster {ns}/{name} not found"))
-        }
-        e => failure(format!("postgrescluster {ns}/{name}: {e}")),
-    }
+    failure(manifests::ChangeError::api(ns, name, e).to_string())
 }
 
 impl Kube {
@@ -189,7 +168,7 @@ impl Kube {
             let after = api
                 .patch(
                     &name,
-                    &PatchParams::apply(CLI_MANAGER).force(),
+                    &PatchParams::apply(manifests::USER_MANAGER).force(),
                     &Patch::Apply(&cluster),
                 )
                 .await
@@ -237,66 +216,31 @@ impl Kube {
     async fn uri(&self, name: &str, user: Option<&str>, replica: bool) -> Result<(), Failure> {
         let cluster = self.cluster(name).await?;
         let spec = views::user(&cluster, user).map_err(failure)?;
-        let names = Names::new(name, &self.ns);
-        let secret_name = names.pguser(&spec.name);
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
-        let secret = secrets
-            .get_opt(&secret_name)
+        let secret = Names::new(name, &self.ns).pguser(&spec.name);
+        let found = connect::user(&self.client, &self.ns, name, &spec.name)
             .await
-            .map_err(|e| failure(format!("cannot read secret {}/{secret_name}: {e}", self.ns)))?;
-        let uri = secret
-            .and_then(|s| s.data?.get("uri").cloned())
-            .and_then(|b| String::from_utf8(b.0).ok())
+            .map_err(|e| failure(format!("cannot read secret {}/{secret}: {e}", self.ns)))?;
+        let uri = found
+            .and_then(|c| if replica { c.replicas } else { c.primary })
             .ok_or_else(|| {
                 failure(format!(
-                    "secret {}/{secret_name} has no uri yet: the operator writes it when it reconciles {name}",
+                    "secret {}/{secret} has no uri yet: the operator writes it when it reconciles {name}",
                     self.ns
                 ))
             })?;
-        let uri = if replica {
-            uri.replacen(
-                &names.service_host(&names.primary()),
-                &names.service_host(&names.replicas()),
-                1,
-            )
-        } else {
-            uri
-        };
         print(&format!("{uri}\n"));
         Ok(())
     }
 
-    /// Change the manifest with `change`, retrying when someone else changed it meanwhile
-    /// (the update carries the resourceVersion it read).
+    /// Change the manifest with `change` (see [`manifests::modify`]).
     async fn modify<T>(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut PostgresCluster) -> Result<T, Failure>,
+        change: impl FnMut(&mut PostgresCluster) -> Result<T, String>,
     ) -> Result<(PostgresCluster, T), Failure> {
-        let api = self.clusters(&self.ns);
-        for _ in 0..5 {
-            let mut cluster = self.cluster(name).await?;
-            let out = change(&mut cluster)?;
-            match api
-                .replace(
-                    name,
-                    &PostParams {
-                        field_manager: Some(CLI_MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &cluster,
-                )
-                .await
-            {
-                Ok(updated) => return Ok((updated, out)),
-                Err(::kube::Error::Api(e)) if e.code == 409 => continue,
-                Err(e) => return Err(api_failure(&self.ns, name, e)),
-            }
-        }
-        Err(failure(format!(
-            "postgrescluster {}/{name} kept changing underneath: try again",
-            self.ns
-        )))
+        manifests::modify(&self.client, &self.ns, name, change)
+            .await
+            .map_err(|e| failure(e.to_string()))
     }
 
     async fn switchover(&self, name: &str, to: Option<&str>, wait: &Wait) -> Result<(), Failure> {
@@ -304,7 +248,7 @@ impl Kube {
             .modify(name, |c| {
                 let status = c.status.clone();
                 actions::request_switchover(c, status.as_ref(), to, SwitchoverType::Switchover)
-                    .map_err(|e| failure(e.to_string()))
+                    .map_err(|e| e.to_string())
             })
             .await?;
         print(&format!(
@@ -329,6 +273,37 @@ impl Kube {
         Ok(())
     }
 
+    async fn backup(
+        &self,
+        name: &str,
+        kind: BackupType,
+        repo: Option<&str>,
+        wait: &Wait,
+    ) -> Result<(), Failure> {
+        let kind = kind.as_str();
+        let (_, trigger) = self
+            .modify(name, |c| {
+                actions::request_backup(c, kind, repo).map_err(|e| e.to_string())
+            })
+            .await?;
+        print(&format!(
+            "postgrescluster.pgdeck.dev/{name} {kind} backup requested\n"
+        ));
+        if wait.wait {
+            self.wait_until(
+                &self.ns,
+                name,
+                wait,
+                "to back up",
+                views::backed_up(&trigger),
+            )
+            .await?;
+            let label = views::backup_label(&self.cluster(name).await?);
+            print(&format!("backup {label} done\n"));
+        }
+        Ok(())
+    }
+
     async fn scale(
         &self,
         name: &str,
@@ -339,7 +314,7 @@ impl Kube {
     ) -> Result<(), Failure> {
         let (updated, ()) = self
             .modify(name, |c| {
-                actions::scale(c, set, replicas).map_err(|e| failure(e.to_string()))?;
+                actions::scale(c, set, replicas).map_err(|e| e.to_string())?;
                 actions::keep(c, keep_data, false);
                 Ok(())
             })

@@ -74,7 +74,8 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             keep_backups,
             wait,
         } => delete(&local, &ns, &name, keep_data, keep_backups, &wait),
-        other => Err(super::not_implemented(&other)),
+        // `validate`, `crd`, `completions` and `render` need no platform: run() took them.
+        other => unreachable!("{other:?} runs without a platform"),
     }
 }
 
@@ -296,11 +297,7 @@ fn backup(
     repo: Option<&str>,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    let kind = match kind {
-        BackupType::Full => "full",
-        BackupType::Diff => "diff",
-        BackupType::Incr => "incr",
-    };
+    let kind = kind.as_str();
     let mut trigger = String::new();
     local.store.act(
         ns,
@@ -318,20 +315,18 @@ fn backup(
         "postgrescluster.pgdeck.dev/{name} {kind} backup requested\n"
     ));
     if wait.wait {
-        wait_until(local, ns, name, wait.timeout, "to back up", |c| {
-            match c.status.as_ref().and_then(|s| s.manual_backup.as_ref()) {
-                Some(m) if m.trigger == trigger && m.finished && m.succeeded => Ok(true),
-                Some(m) if m.trigger == trigger && m.finished => Err(format!(
-                    "backup failed: {}",
-                    m.message.as_deref().unwrap_or("no message from pgBackRest")
-                )),
-                _ => Ok(false),
-            }
-        })?;
+        wait_until(
+            local,
+            ns,
+            name,
+            wait.timeout,
+            "to back up",
+            views::backed_up(&trigger),
+        )?;
         let label = local
             .store
             .get(ns, name)?
-            .and_then(|c| c.status?.manual_backup?.label)
+            .map(|c| views::backup_label(&c))
             .unwrap_or_default();
         print(&format!("backup {label} done\n"));
     }

@@ -82,6 +82,17 @@ pub enum BackupType {
     Incr,
 }
 
+impl BackupType {
+    /// As pgBackRest names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupType::Full => "full",
+            BackupType::Diff => "diff",
+            BackupType::Incr => "incr",
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct Wait {
     /// Return when the status shows the change done, or fail with the reason.
@@ -245,14 +256,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 namespace: cli.global.namespace.clone(),
                 all_namespaces: cli.global.all_namespaces,
             };
-            match platform(&cli.global)? {
-                PlatformKind::Local => console::run(Local::new(Home::from_env()), options)
-                    .map_err(|message| Failure { code: 1, message }),
-                PlatformKind::Kube => Err(Failure {
-                    code: 2,
-                    message: "not implemented yet: the console on the Kubernetes platform (use --platform local)".into(),
-                }),
-            }
+            let platform = match platform(&cli.global)? {
+                PlatformKind::Local => console::Platform::Local(Local::new(Home::from_env())),
+                PlatformKind::Kube => console::Platform::Kube {
+                    context: cli.global.context.clone(),
+                },
+            };
+            console::run(platform, options).map_err(|message| Failure { code: 1, message })
         }
     }
 }
@@ -288,17 +298,4 @@ fn init_logging(operator: bool, json: bool) {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-fn not_implemented(command: &Command) -> Failure {
-    let name = format!("{command:?}");
-    let verb = name
-        .split([' ', '{', '('])
-        .next()
-        .unwrap_or_default()
-        .to_lowercase();
-    Failure {
-        code: 2,
-        message: format!("not implemented yet: pgdeck {verb}"),
-    }
 }

@@ -212,6 +212,26 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
     }
 }
 
+/// Done once the backup asked for with `trigger` finished; an error carries pgBackRest's message.
+pub(super) fn backed_up(trigger: &str) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
+    move |c| match c.status.as_ref().and_then(|s| s.manual_backup.as_ref()) {
+        Some(m) if m.trigger == trigger && m.finished && m.succeeded => Ok(true),
+        Some(m) if m.trigger == trigger && m.finished => Err(format!(
+            "backup failed: {}",
+            m.message.as_deref().unwrap_or("no message from pgBackRest")
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// The label of the manual backup status shows, once done.
+pub(super) fn backup_label(c: &PostgresCluster) -> String {
+    c.status
+        .as_ref()
+        .and_then(|s| s.manual_backup.as_ref()?.label.clone())
+        .unwrap_or_default()
+}
+
 /// Done once the cluster has carried out `generation` (or a later one).
 pub(super) fn ready_at(generation: i64) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
     move |c| Ok(conditions::settled(c, generation.max(c.generation())))

@@ -13,7 +13,7 @@ pub mod form;
 pub mod health;
 pub mod keys;
 pub mod requests;
-mod source;
+pub mod source;
 mod start;
 pub mod theme;
 pub mod view;
@@ -26,8 +26,18 @@ use ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::app::{App, Effect};
-use self::source::LocalSource;
+use self::source::{KubeSource, LocalSource, Source};
+use crate::platform::kube::client;
 use crate::platform::local::Local;
+
+/// The platform the console shows.
+pub enum Platform {
+    Local(Local),
+    /// Kubernetes through a kubeconfig context (the current one when `None`).
+    Kube {
+        context: Option<String>,
+    },
+}
 
 pub struct Options {
     /// `--theme`: wins over NO_COLOR and the config.
@@ -38,12 +48,12 @@ pub struct Options {
     pub all_namespaces: bool,
 }
 
-/// Open the console on the local platform until the user quits.
-pub fn run(local: Local, options: Options) -> Result<(), String> {
+/// Open the console until the user quits.
+pub fn run(platform: Platform, options: Options) -> Result<(), String> {
     let dir = config::dir();
     let config = config::load(dir.as_deref()).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(run_async(local, options, config, dir))
+    runtime.block_on(run_async(platform, options, config, dir))
 }
 
 /// The theme to start with, and a warning when it could not be loaded.
@@ -73,18 +83,33 @@ fn themes_dir(config_dir: Option<&std::path::Path>) -> Option<PathBuf> {
 }
 
 async fn run_async(
-    local: Local,
+    platform: Platform,
     options: Options,
     config: config::Config,
     dir: Option<PathBuf>,
 ) -> Result<(), String> {
     let (theme, theme_problem) = pick_theme(&options, &config, dir.as_deref());
-    let namespace = if options.all_namespaces {
+    let chosen = if options.all_namespaces {
         None
     } else {
-        options.namespace.clone().or(config.namespace.clone())
+        Some(options.namespace.clone().or(config.namespace.clone()))
     };
-    let context = format!("local {}", local.home().root().display());
+    let (tx, mut data) = tokio::sync::mpsc::unbounded_channel();
+    // The local platform shows every namespace unless told; Kubernetes, as kubectl does, the
+    // context's namespace (listing all of them needs rights many users lack).
+    let (context, namespace, mut source) = match platform {
+        Platform::Local(local) => (
+            format!("local {}", local.home().root().display()),
+            chosen.flatten(),
+            Source::Local(LocalSource::start(local, tx, config.refresh)),
+        ),
+        Platform::Kube { context } => {
+            let c = client::connect(context.as_deref()).await?;
+            let namespace = chosen.map(|n| n.unwrap_or(c.namespace));
+            let source = KubeSource::start(c.client, namespace.as_deref(), tx, config.refresh);
+            (format!("kube {}", c.label), namespace, Source::Kube(source))
+        }
+    };
     let mut app = App::new(
         context,
         namespace,
@@ -96,8 +121,6 @@ async fn run_async(
         app.warn(p);
     }
 
-    let (tx, mut data) = tokio::sync::mpsc::unbounded_channel();
-    let mut source = LocalSource::start(local, tx, config.refresh);
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (mut term, mut int, mut hup) = (

@@ -5,6 +5,7 @@ use super::app::Key;
 use crate::actions;
 use crate::api::PostgresCluster;
 use crate::api::patroni::SwitchoverType;
+use crate::api::status::PostgresClusterStatus;
 use crate::observe::conditions;
 use crate::observe::events::user_source;
 use crate::platform::PlatformError;
@@ -162,6 +163,61 @@ impl Pending {
     }
 }
 
+impl Request {
+    /// The event's reason, e.g. `ScaleRequested`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Request::Switchover { .. } => "SwitchoverRequested",
+            Request::Scale { .. } => "ScaleRequested",
+            Request::Backup { .. } => "BackupRequested",
+            Request::Delete { .. } => "DeleteRequested",
+            Request::Replace { .. } => "ManifestEdited",
+        }
+    }
+
+    /// Make the request's change to the manifest `c` (the same on both platforms), and say
+    /// what tells that it is done (`None`: the generation it writes). A replacement carries its
+    /// whole manifest and is not made here; a deletion only sets what it keeps.
+    pub fn change(
+        &self,
+        status: Option<&PostgresClusterStatus>,
+        c: &mut PostgresCluster,
+    ) -> Result<Option<Waiting>, PlatformError> {
+        Ok(match self {
+            Request::Switchover { target, failover } => {
+                let kind = if *failover {
+                    SwitchoverType::Failover
+                } else {
+                    SwitchoverType::Switchover
+                };
+                Some(Waiting::Switchover(actions::request_switchover(
+                    c,
+                    status,
+                    target.as_deref(),
+                    kind,
+                )?))
+            }
+            Request::Scale { set, replicas } => {
+                actions::scale(c, Some(set), *replicas)?;
+                None
+            }
+            Request::Backup { kind, repo } => Some(Waiting::Backup(actions::request_backup(
+                c,
+                kind,
+                Some(repo),
+            )?)),
+            Request::Delete {
+                keep_data,
+                keep_backups,
+            } => {
+                actions::keep(c, *keep_data, *keep_backups);
+                Some(Waiting::Deleted)
+            }
+            Request::Replace { .. } => None,
+        })
+    }
+}
+
 /// Carry out `request` on the local platform (blocking file IO: call it off the draw path).
 pub fn execute_local(local: &Local, key: &Key, request: Request) -> Outcome {
     let (ns, name) = (key.0.as_str(), key.1.as_str());
@@ -174,63 +230,29 @@ pub fn execute_local(local: &Local, key: &Key, request: Request) -> Outcome {
             manifest,
             resource_version,
         } => local.store.replace(*manifest, &resource_version, &me),
-        Request::Switchover { target, failover } => {
-            let kind = if failover {
-                SwitchoverType::Failover
-            } else {
-                SwitchoverType::Switchover
-            };
-            local
-                .store
-                .act(ns, name, &me, "SwitchoverRequested", &what, |c| {
-                    let status = current.as_ref().and_then(|c| c.status.as_ref());
-                    waiting = Some(Waiting::Switchover(actions::request_switchover(
-                        c,
-                        status,
-                        target.as_deref(),
-                        kind,
-                    )?));
-                    Ok(())
-                })
-        }
-        Request::Scale { set, replicas } => {
-            local
-                .store
-                .act(ns, name, &me, "ScaleRequested", &what, |c| {
-                    actions::scale(c, Some(&set), replicas)
-                })
-        }
-        Request::Backup { kind, repo } => {
-            local
-                .store
-                .act(ns, name, &me, "BackupRequested", &what, |c| {
-                    waiting = Some(Waiting::Backup(actions::request_backup(
-                        c,
-                        &kind,
-                        Some(&repo),
-                    )?));
-                    Ok(())
-                })
-        }
-        Request::Delete {
-            keep_data,
-            keep_backups,
-        } => local
+        request => local
             .store
-            .act(ns, name, &me, "DeleteRequested", &what, |c| {
-                actions::keep(c, keep_data, keep_backups);
-                c.metadata.deletion_timestamp.get_or_insert(
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-                );
-                waiting = Some(Waiting::Deleted);
+            .act(ns, name, &me, request.reason(), &what, |c| {
+                let status = current.as_ref().and_then(|c| c.status.as_ref());
+                waiting = request.change(status, c)?;
+                if matches!(request, Request::Delete { .. }) {
+                    c.metadata.deletion_timestamp.get_or_insert(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            jiff::Timestamp::now(),
+                        ),
+                    );
+                }
                 Ok(())
             }),
     };
     match result {
-        Ok(written) => {
-            Outcome::Accepted(waiting.unwrap_or(Waiting::Generation(written.generation())))
-        }
+        Ok(written) => accepted(waiting, &written),
         Err(PlatformError::Conflict { current, .. }) => Outcome::Conflict { current },
         Err(e) => Outcome::Refused(e.to_string()),
     }
+}
+
+/// A written request's outcome: wait for what it says, else for the generation written.
+pub fn accepted(waiting: Option<Waiting>, written: &PostgresCluster) -> Outcome {
+    Outcome::Accepted(waiting.unwrap_or(Waiting::Generation(written.generation())))
 }

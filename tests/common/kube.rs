@@ -172,6 +172,20 @@ impl Harness {
         reconcile(Arc::new(cluster), self.ctx.clone()).await
     }
 
+    /// Reconcile until nothing more is written (the kubelet runs pods in between), at most a
+    /// few passes.
+    pub async fn settle(&self, ns: &str, name: &str) {
+        for _ in 0..5 {
+            self.kubelet(ns).await;
+            let mark = self.mark();
+            self.reconcile(ns, name).await.expect("reconciles");
+            if self.writes_since(mark).is_empty() {
+                return;
+            }
+        }
+        panic!("{name} did not settle in 5 passes");
+    }
+
     /// How many requests were made so far.
     pub fn mark(&self) -> usize {
         self.calls.lock().unwrap().len()

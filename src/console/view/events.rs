@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(Span::styled("no events yet", t.muted)), area);
         return;
     }
-    entries.sort_by(|a, b| b.at.cmp(&a.at));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.at));
     let height = area.height.saturating_sub(1) as usize;
     let start = window_start(app.row, height, entries.len());
     let rows = entries.iter().skip(start).take(height).map(|e| {

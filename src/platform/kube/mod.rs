@@ -3,8 +3,11 @@
 //! available through its Kubernetes DCS; pgBackRest backs it up from a repository host.
 
 pub mod apply;
+pub mod client;
+pub mod connect;
 pub mod finalizer;
 pub mod leader;
+pub mod manifests;
 pub mod metrics;
 pub mod names;
 pub mod objects;

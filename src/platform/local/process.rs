@@ -160,8 +160,7 @@ pub async fn run(
         };
         Err(why
             .lines()
-            .filter(|l| !l.trim().is_empty())
-            .last()
+            .rfind(|l| !l.trim().is_empty())
             .unwrap_or("failed without a message")
             .to_string())
     }

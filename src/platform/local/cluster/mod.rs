@@ -90,8 +90,15 @@ struct Tasks {
     backup: Option<(BackupRun, JoinHandle<Result<String, String>>)>,
     /// Measuring how much each data directory and repository holds.
     usage: Option<JoinHandle<Usage>>,
-    /// A rolling restart's current step: the instance, the template it restarts into.
-    restart: Option<(String, String, JoinHandle<Result<String, String>>)>,
+    restart: Option<RestartStep>,
+}
+
+/// A rolling restart's current step.
+struct RestartStep {
+    instance: String,
+    /// The template (resources, image) the instance restarts into.
+    template: String,
+    task: JoinHandle<Result<String, String>>,
 }
 
 pub struct Worker {
@@ -258,7 +265,7 @@ impl Worker {
                         .tasks
                         .restart
                         .as_ref()
-                        .is_some_and(|(name, ..)| name == &rec.name)
+                        .is_some_and(|step| step.instance == rec.name)
                     {
                         continue; // it is being stopped, to start again with the new template
                     }
@@ -424,9 +431,13 @@ impl Worker {
             .tasks
             .restart
             .as_ref()
-            .is_some_and(|(_, _, t)| t.is_finished())
+            .is_some_and(|step| step.task.is_finished())
         {
-            let (name, template, task) = self.tasks.restart.take().expect("checked above");
+            let RestartStep {
+                instance: name,
+                template,
+                task,
+            } = self.tasks.restart.take().expect("checked above");
             match now(task).unwrap_or_else(|| Err("the restart task failed".into())) {
                 Ok(_) => {
                     if let Some(mut rec) = state::instances(&self.dir)
@@ -501,10 +512,10 @@ impl Worker {
     /// Create instances a set lacks; schedule the removal of those it has too many of. Never
     /// removes the primary: when the primary's set shrinks, other instances go; when its set is
     /// removed, a switchover to another set comes first.
-    fn scale<'r>(
+    fn scale(
         &mut self,
         cluster: &PostgresCluster,
-        mut live: Vec<&'r InstanceRecord>,
+        mut live: Vec<&InstanceRecord>,
         seen: &observe::Seen,
     ) -> Result<Vec<InstanceRecord>, PlatformError> {
         let sets: Vec<String> = cluster.sets().into_iter().map(|(n, _)| n).collect();
@@ -798,7 +809,11 @@ impl Worker {
             let (patroni, api) = (self.shared.patroni.clone(), next.api());
             tokio::spawn(async move { patroni.restart(&api).await.map_err(|e| e.to_string()) })
         };
-        self.tasks.restart = Some((next.name.clone(), template, task));
+        self.tasks.restart = Some(RestartStep {
+            instance: next.name.clone(),
+            template,
+            task,
+        });
     }
 
     fn shut_down(&mut self, live: &[&InstanceRecord]) {
@@ -1084,7 +1099,7 @@ impl Worker {
             t.users.map(|h| h.abort_handle()),
             t.switchover.map(|h| h.abort_handle()),
             t.backup.map(|(_, h)| h.abort_handle()),
-            t.restart.map(|(_, _, h)| h.abort_handle()),
+            t.restart.map(|step| step.task.abort_handle()),
             t.usage.map(|h| h.abort_handle()),
         ]
         .into_iter()

@@ -101,10 +101,10 @@ impl Seen {
         self.statuses.iter().any(|s| {
             s.state.as_deref() == Some("running")
                 && matches!(s.role.as_deref(), Some("replica" | "sync_standby"))
-                && !self
+                && self
                     .standbys
                     .get(&s.name)
-                    .is_some_and(|r| r.state == "streaming")
+                    .is_none_or(|r| r.state != "streaming")
         })
     }
 }

@@ -1,8 +1,6 @@
-//! Where the console's data comes from, off the draw path: background tasks that send
-//! [`Data`] over a channel.
-//!
-//! The local platform's cluster list follows the store through a file watch (one watch, not a
-//! poll per cluster); the open cluster's Patroni members are asked directly every refresh.
+//! The local platform's data for the console. The cluster list follows the store through a
+//! file watch (one watch, not a poll per cluster); the open cluster's Patroni members are asked
+//! directly every refresh.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,9 +10,9 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::app::{Credential, Data, Key};
-use super::requests::{Request, execute_local};
 use crate::api::status::InstanceStatus;
+use crate::console::app::{Credential, Data, Key};
+use crate::console::requests::{Request, execute_local};
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::status::{Sighting, instances};
 use crate::platform::local::cluster::{stored_password, user_key};

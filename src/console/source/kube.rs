@@ -1,0 +1,406 @@
+//! The Kubernetes platform's data for the console. The cluster list follows one watch of
+//! PostgresClusters (a reflector, not a poll per cluster); the open cluster's Patroni members
+//! are asked through the API server's pod proxy every refresh; its events are Event objects;
+//! its users' URIs come from the Secrets the operator writes. Requests change the manifest
+//! through the API, over the resourceVersion they were made from, and are recorded as Events
+//! naming who asked.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Resource};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::api::PostgresCluster;
+use crate::api::status::InstanceStatus;
+use crate::api::validate;
+use crate::console::app::{Credential, Data, Key};
+use crate::console::requests::{Outcome, Request, Waiting, accepted};
+use crate::observe::events::{ClusterEvent, user_source};
+use crate::observe::patroni::Patroni;
+use crate::platform::kube::manifests::{self, ChangeError};
+use crate::platform::kube::objects::Instance;
+use crate::platform::kube::operator::LEASE;
+use crate::platform::kube::{connect, names, proxy};
+
+/// Who the console's Events say reported them.
+const CONTROLLER: &str = "pgdeck.dev/console";
+
+pub struct KubeSource {
+    client: Client,
+    tx: UnboundedSender<Data>,
+    refresh: Duration,
+    live: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl KubeSource {
+    /// Start following the clusters of `namespace` (every namespace when `None`) and whether
+    /// an operator holds its Lease.
+    pub fn start(
+        client: Client,
+        namespace: Option<&str>,
+        tx: UnboundedSender<Data>,
+        refresh: Duration,
+    ) -> KubeSource {
+        let api: Api<PostgresCluster> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let background = vec![
+            tokio::spawn(follow(api, tx.clone())),
+            tokio::spawn(operator_lease(client.clone(), tx.clone())),
+        ];
+        KubeSource {
+            client,
+            tx,
+            refresh,
+            live: None,
+            background,
+        }
+    }
+
+    pub fn open(&mut self, key: Key) {
+        self.close();
+        let (client, tx, refresh) = (self.client.clone(), self.tx.clone(), self.refresh);
+        self.live = Some(tokio::spawn(async move {
+            let patroni = Patroni::through_pod_proxy(client.clone());
+            let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
+            let mut sent_credentials: Option<Vec<Credential>> = None;
+            loop {
+                if let Ok(Some(cluster)) = clusters.get_opt(&key.1).await {
+                    let result = poll(&client, &patroni, &cluster).await;
+                    let _ = tx.send(Data::Live {
+                        key: key.clone(),
+                        result,
+                        at: jiff::Timestamp::now(),
+                    });
+                    if let Ok(events) = events(&client, &key).await {
+                        let _ = tx.send(Data::Events {
+                            key: key.clone(),
+                            events,
+                        });
+                    }
+                    let users = credentials(&client, &cluster).await;
+                    if sent_credentials.as_ref() != Some(&users) {
+                        let _ = tx.send(Data::Credentials {
+                            key: key.clone(),
+                            users: users.clone(),
+                        });
+                        sent_credentials = Some(users);
+                    }
+                }
+                tokio::time::sleep(refresh).await;
+            }
+        }));
+    }
+
+    pub fn request(&self, key: Key, request: Request) {
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let what = request.describe();
+            let outcome = execute(&client, &key, request).await;
+            let _ = tx.send(Data::Outcome { key, what, outcome });
+        });
+    }
+
+    pub fn close(&mut self) {
+        if let Some(task) = self.live.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for KubeSource {
+    fn drop(&mut self) {
+        self.close();
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Keep a reflector of the clusters and send the whole list after each burst of changes.
+async fn follow(api: Api<PostgresCluster>, tx: UnboundedSender<Data>) {
+    let (reader, writer) = reflector::store();
+    let mut changes = std::pin::pin!(reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff()
+    ));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dirty = false;
+    loop {
+        tokio::select! {
+            change = changes.next() => match change {
+                Some(Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))) => dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = tx.send(Data::Problem(format!("watching postgresclusters: {e}")));
+                }
+                None => return,
+            },
+            _ = tick.tick(), if dirty => {
+                dirty = false;
+                let clusters = reader.state().iter().map(|c| (**c).clone()).collect();
+                let _ = tx.send(Data::Clusters(clusters));
+            }
+        }
+    }
+}
+
+/// Whether an operator renews its Lease (in whichever namespace it runs); nothing is said
+/// when the Leases cannot be read.
+async fn operator_lease(client: Client, tx: UnboundedSender<Data>) {
+    let leases: Api<Lease> = Api::all(client);
+    let params = ListParams::default().fields(&format!("metadata.name={LEASE}"));
+    let mut last = None;
+    loop {
+        if let Ok(list) = leases.list(&params).await {
+            let now = jiff::Timestamp::now();
+            let running = list.items.iter().any(|l| {
+                let Some(spec) = &l.spec else { return false };
+                let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
+                spec.renew_time.as_ref().is_some_and(|t| {
+                    now.duration_since(t.0).as_secs() <= duration
+                        && spec.holder_identity.as_ref().is_some_and(|h| !h.is_empty())
+                })
+            });
+            if last != Some(running) {
+                let _ = tx.send(Data::Operator(running));
+                last = Some(running);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Ask every member's Patroni through the pod proxy; the status' own fields (addresses,
+/// volumes, replay lag) stay as the operator last wrote them.
+async fn poll(
+    client: &Client,
+    patroni: &Patroni,
+    cluster: &PostgresCluster,
+) -> Result<Vec<InstanceStatus>, String> {
+    let known = cluster
+        .status
+        .as_ref()
+        .map(|s| s.instances.clone())
+        .unwrap_or_default();
+    if known.is_empty() {
+        return Err("the operator reports no instances yet".into());
+    }
+    let members: Vec<Instance> = known
+        .iter()
+        .map(|i| Instance {
+            name: i.name.clone(),
+            set: i.set.clone(),
+        })
+        .collect();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
+    let selector = format!("{}={}", names::CLUSTER, cluster.name());
+    let pods = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| format!("cannot list the cluster's pods: {e}"))?
+        .items;
+    let seen = proxy::observe(patroni, cluster, &members, &pods).await;
+    if seen
+        .statuses
+        .iter()
+        .all(|s| s.state.as_deref() == Some("unreachable"))
+    {
+        return Err("no Patroni member answered through the pod proxy".into());
+    }
+    Ok(known
+        .into_iter()
+        .map(|k| match seen.instance(&k.name) {
+            Some(live) => InstanceStatus {
+                role: live.role.clone(),
+                state: live.state.clone(),
+                timeline: live.timeline,
+                lag_bytes: live.lag_bytes,
+                pending_restart: live.pending_restart,
+                ready: live.ready,
+                ..k
+            },
+            None => k,
+        })
+        .collect())
+}
+
+/// The cluster's Events, oldest first.
+async fn events(client: &Client, key: &Key) -> Result<Vec<ClusterEvent>, kube::Error> {
+    let api: Api<Event> = Api::namespaced(client.clone(), &key.0);
+    let mut out: Vec<ClusterEvent> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("PostgresCluster") && r.name.as_deref() == Some(&key.1)
+            })
+        })
+        .map(|e| {
+            let time = e
+                .series
+                .as_ref()
+                .map(|s| s.last_observed_time.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+                .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                .unwrap_or_else(jiff::Timestamp::now);
+            ClusterEvent {
+                time,
+                type_: e.type_.unwrap_or_else(|| "Normal".into()),
+                reason: e.reason.unwrap_or_default(),
+                message: e.note.unwrap_or_default(),
+                source: e
+                    .reporting_instance
+                    .or(e.reporting_controller)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    out.sort_by_key(|e| e.time);
+    Ok(out)
+}
+
+/// Each user's password and URIs, as far as the operator has written its Secret.
+async fn credentials(client: &Client, cluster: &PostgresCluster) -> Vec<Credential> {
+    let mut out = Vec::new();
+    for u in cluster.users() {
+        let found = connect::user(client, cluster.namespace(), cluster.name(), &u.name)
+            .await
+            .ok()
+            .flatten();
+        let (password, database, uris) = match found {
+            Some(c) => (
+                c.password,
+                c.database,
+                [("primary", c.primary), ("replicas", c.replicas)]
+                    .into_iter()
+                    .filter_map(|(label, uri)| Some((label.to_string(), uri?)))
+                    .collect(),
+            ),
+            None => (None, None, Vec::new()),
+        };
+        out.push(Credential {
+            user: u.name.clone(),
+            password,
+            database: database.or_else(|| u.databases.as_ref()?.first().cloned()),
+            uris,
+        });
+    }
+    out
+}
+
+/// Carry out `request` through the API server.
+pub async fn execute(client: &Client, key: &Key, request: Request) -> Outcome {
+    let (ns, name) = (key.0.as_str(), key.1.as_str());
+    let api: Api<PostgresCluster> = Api::namespaced(client.clone(), ns);
+    let written = match &request {
+        Request::Replace {
+            manifest,
+            resource_version,
+        } => replace(&api, name, manifest, resource_version).await,
+        other => {
+            let status = api
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| c.status);
+            match manifests::modify(client, ns, name, |c| {
+                other.change(status.as_ref(), c).map_err(|e| e.to_string())
+            })
+            .await
+            {
+                Ok((written, waiting)) => {
+                    if matches!(other, Request::Delete { .. })
+                        && let Err(e) = api.delete(name, &DeleteParams::default()).await
+                    {
+                        return Outcome::Refused(ChangeError::api(ns, name, e).to_string());
+                    }
+                    Ok((written, waiting))
+                }
+                Err(e) => Err(Outcome::Refused(e.to_string())),
+            }
+        }
+    };
+    match written {
+        Ok((written, waiting)) => {
+            record(client, &written, &request).await;
+            accepted(waiting, &written)
+        }
+        Err(outcome) => outcome,
+    }
+}
+
+/// Write an edited manifest only over the version it was edited from.
+async fn replace(
+    api: &Api<PostgresCluster>,
+    name: &str,
+    manifest: &PostgresCluster,
+    resource_version: &str,
+) -> Result<(PostgresCluster, Option<Waiting>), Outcome> {
+    let ns = manifest.namespace().to_string();
+    let current = api
+        .get(name)
+        .await
+        .map_err(|e| Outcome::Refused(ChangeError::api(&ns, name, e).to_string()))?;
+    if current.metadata.resource_version.as_deref() != Some(resource_version) {
+        return Err(Outcome::Conflict {
+            current: Box::new(current),
+        });
+    }
+    let errors = validate::validate_update(&current, manifest);
+    if !errors.is_empty() {
+        return Err(Outcome::Refused(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let mut edited = manifest.clone();
+    edited.metadata.resource_version = Some(resource_version.to_string());
+    edited.metadata.managed_fields = None;
+    match api.replace(name, &manifests::params(), &edited).await {
+        Ok(written) => Ok((written, None)),
+        Err(kube::Error::Api(e)) if e.code == 409 => match api.get(name).await {
+            Ok(current) => Err(Outcome::Conflict {
+                current: Box::new(current),
+            }),
+            Err(e) => Err(Outcome::Refused(ChangeError::api(&ns, name, e).to_string())),
+        },
+        Err(e) => Err(Outcome::Refused(ChangeError::api(&ns, name, e).to_string())),
+    }
+}
+
+/// An Event on the cluster saying who asked for what; the request stands without it.
+async fn record(client: &Client, cluster: &PostgresCluster, request: &Request) {
+    let reporter = Reporter {
+        controller: CONTROLLER.into(),
+        instance: Some(user_source("console")),
+    };
+    let event = Publish {
+        type_: EventType::Normal,
+        reason: request.reason().into(),
+        note: Some(request.describe()),
+        action: request.reason().into(),
+        secondary: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot record the console's event");
+    }
+}

@@ -1,0 +1,152 @@
+//! The console's Kubernetes source against the in-memory API server (tests/common/kube.rs):
+//! the list follows a watch, the open cluster's members come through the pod proxy, users'
+//! URIs from their Secrets, and requests change the manifest over the version they were made
+//! from, recorded as Events naming who asked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::kube::Harness;
+use common::{read, repo_root};
+use pgdeck::api::manifest;
+use pgdeck::console::app::{Data, Key};
+use pgdeck::console::requests::{Outcome, Request, Waiting};
+use pgdeck::console::source::KubeSource;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const NS: &str = "db";
+
+/// The next data the source sends that `pick` takes, within a few seconds.
+async fn next<T>(rx: &mut UnboundedReceiver<Data>, mut pick: impl FnMut(Data) -> Option<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let data = rx.recv().await.expect("the source keeps sending");
+            if let Some(t) = pick(data) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the source sent it in time")
+}
+
+async fn outcome(rx: &mut UnboundedReceiver<Data>) -> Outcome {
+    next(rx, |d| match d {
+        Data::Outcome { outcome, .. } => Some(outcome),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_console_follows_and_changes_clusters_through_the_api() {
+    let h = Harness::new().await;
+    let mut hippo = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    hippo.metadata.namespace = Some(NS.into());
+    h.create(&manifest::to_yaml(&hippo)).await;
+    h.settle(NS, "hippo").await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let listed = next(&mut rx, |d| match d {
+        Data::Clusters(c) if !c.is_empty() => Some(c),
+        _ => None,
+    })
+    .await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status.as_ref().unwrap().instances.len(), 2);
+
+    // The open cluster: Patroni's roles through the pod proxy, the user's URIs.
+    let key: Key = (NS.into(), "hippo".into());
+    source.open(key.clone());
+    let live = next(&mut rx, |d| match d {
+        Data::Live { result: Ok(i), .. } => Some(i),
+        _ => None,
+    })
+    .await;
+    let mut roles: Vec<_> = live.iter().filter_map(|i| i.role.clone()).collect();
+    roles.sort();
+    assert_eq!(roles, ["primary", "replica"], "{live:?}");
+    let users = next(&mut rx, |d| match d {
+        Data::Credentials { users, .. } => Some(users),
+        _ => None,
+    })
+    .await;
+    let primary = &users[0]
+        .uris
+        .iter()
+        .find(|(l, _)| l == "primary")
+        .unwrap()
+        .1;
+    assert!(primary.contains("hippo-primary.db.svc"), "{primary}");
+    assert!(users[0].password.is_some());
+
+    // A scale request writes the manifest and says what to wait for.
+    source.request(
+        key.clone(),
+        Request::Scale {
+            set: "instance1".into(),
+            replicas: 3,
+        },
+    );
+    let written = outcome(&mut rx).await;
+    let stored = h.cluster(NS, "hippo").await;
+    assert_eq!(stored.spec.instances[0].replicas, Some(3));
+    assert_eq!(
+        written,
+        Outcome::Accepted(Waiting::Generation(stored.metadata.generation.unwrap()))
+    );
+    // ... and is recorded as an Event saying who asked.
+    let events = next(&mut rx, |d| match d {
+        Data::Events { events, .. } if events.iter().any(|e| e.reason == "ScaleRequested") => {
+            Some(events)
+        }
+        _ => None,
+    })
+    .await;
+    let asked = events
+        .iter()
+        .find(|e| e.reason == "ScaleRequested")
+        .unwrap();
+    assert!(asked.source.ends_with("(console)"), "{asked:?}");
+    assert_eq!(asked.message, "scale instance1 to 3");
+
+    // An edit made from an older version is stopped, and nothing is written.
+    let mut edited = stored.clone();
+    edited.spec.instances[0].replicas = Some(1);
+    let before = h.cluster(NS, "hippo").await;
+    h.edit(NS, "hippo", |c| c.spec.port = Some(5433)).await;
+    source.request(
+        key.clone(),
+        Request::Replace {
+            manifest: Box::new(edited),
+            resource_version: before.metadata.resource_version.clone().unwrap(),
+        },
+    );
+    match outcome(&mut rx).await {
+        Outcome::Conflict { current } => assert_eq!(current.spec.port, Some(5433)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        h.cluster(NS, "hippo").await.spec.instances[0].replicas,
+        Some(3)
+    );
+
+    // A request that does not apply is refused with the reason, and changes nothing.
+    source.request(
+        key.clone(),
+        Request::Scale {
+            set: "nope".into(),
+            replicas: 2,
+        },
+    );
+    match outcome(&mut rx).await {
+        Outcome::Refused(why) => assert!(why.contains("nope"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        h.cluster(NS, "hippo").await.spec.instances[0].replicas,
+        Some(3)
+    );
+}
