@@ -16,7 +16,8 @@ use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinHandle;
+
+use super::Tasks;
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -37,8 +38,7 @@ pub struct KubeSource {
     client: Client,
     tx: UnboundedSender<Data>,
     refresh: Duration,
-    live: Option<JoinHandle<()>>,
-    background: Vec<JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 impl KubeSource {
@@ -62,15 +62,16 @@ impl KubeSource {
             client,
             tx,
             refresh,
-            live: None,
-            background,
+            tasks: Tasks {
+                live: None,
+                background,
+            },
         }
     }
 
     pub fn open(&mut self, key: Key) {
-        self.close();
         let (client, tx, refresh) = (self.client.clone(), self.tx.clone(), self.refresh);
-        self.live = Some(tokio::spawn(async move {
+        self.tasks.follow(tokio::spawn(async move {
             let patroni = Patroni::through_pod_proxy(client.clone());
             let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
             let mut sent_credentials: Option<Vec<Credential>> = None;
@@ -112,18 +113,7 @@ impl KubeSource {
     }
 
     pub fn close(&mut self) {
-        if let Some(task) = self.live.take() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for KubeSource {
-    fn drop(&mut self) {
-        self.close();
-        for task in &self.background {
-            task.abort();
-        }
+        self.tasks.close();
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinHandle;
+
+use super::Tasks;
 
 use crate::api::status::InstanceStatus;
 use crate::console::app::{Credential, Data, Key};
@@ -22,8 +23,7 @@ pub struct LocalSource {
     local: Local,
     tx: UnboundedSender<Data>,
     refresh: Duration,
-    live: Option<JoinHandle<()>>,
-    background: Vec<JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 impl LocalSource {
@@ -98,16 +98,17 @@ impl LocalSource {
             local,
             tx,
             refresh,
-            live: None,
-            background,
+            tasks: Tasks {
+                live: None,
+                background,
+            },
         }
     }
 
     /// Follow one cluster closely: poll its Patroni members, read its events and credentials.
     pub fn open(&mut self, key: Key) {
-        self.close();
         let (local, tx, refresh) = (self.local.clone(), self.tx.clone(), self.refresh);
-        self.live = Some(tokio::spawn(async move {
+        self.tasks.follow(tokio::spawn(async move {
             let patroni = Patroni::new();
             let mut sent_credentials: Option<Vec<Credential>> = None;
             loop {
@@ -168,18 +169,7 @@ impl LocalSource {
     }
 
     pub fn close(&mut self) {
-        if let Some(task) = self.live.take() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for LocalSource {
-    fn drop(&mut self) {
-        self.close();
-        for task in &self.background {
-            task.abort();
-        }
+        self.tasks.close();
     }
 }
 

@@ -7,6 +7,8 @@ mod local;
 pub use self::kube::KubeSource;
 pub use self::local::LocalSource;
 
+use tokio::task::JoinHandle;
+
 use super::app::Key;
 use super::requests::Request;
 
@@ -36,6 +38,37 @@ impl Source {
         match self {
             Source::Local(s) => s.close(),
             Source::Kube(s) => s.close(),
+        }
+    }
+}
+
+/// A source's tasks: those that run as long as it does, and the one following the open
+/// cluster. Dropping them stops them all.
+#[derive(Default)]
+struct Tasks {
+    live: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Follow another cluster with `task`, stopping the last one's.
+    fn follow(&mut self, task: JoinHandle<()>) {
+        self.close();
+        self.live = Some(task);
+    }
+
+    fn close(&mut self) {
+        if let Some(task) = self.live.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.close();
+        for task in &self.background {
+            task.abort();
         }
     }
 }
