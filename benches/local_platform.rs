@@ -14,26 +14,6 @@ use common::local::LocalHome;
 
 const ROUNDS: usize = 3;
 
-fn manifest(name: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: pgdeck.dev/v1beta1
-kind: PostgresCluster
-metadata: {{name: {name}}}
-spec:
-  postgresVersion: 15
-  instances:
-    - name: instance1
-      replicas: {replicas}
-      dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
-  backups:
-    pgbackrest:
-      repos:
-        - name: repo1
-          volume: {{volumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}}}
-"
-    )
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -46,7 +26,10 @@ fn ms(d: Duration) -> String {
 /// apply --wait from nothing to Ready.
 fn time_to_ready(home: &LocalHome, name: &str, replicas: u32) -> Duration {
     let start = Instant::now();
-    let out = home.apply_text(&manifest(name, replicas), &["--wait", "--timeout", "120s"]);
+    let out = home.apply_text(
+        &common::local::manifest(name, replicas, "", "", ""),
+        &["--wait", "--timeout", "120s"],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -15,26 +15,12 @@ use common::local::LocalHome;
 use tokio_postgres::NoTls;
 
 fn manifest(memory: &str) -> String {
-    format!(
-        "apiVersion: pgdeck.dev/v1beta1
-kind: PostgresCluster
-metadata: {{name: avail}}
-spec:
-  postgresVersion: 15
-  instances:
-    - name: instance1
-      replicas: 2
-      resources: {{limits: {{memory: {memory}}}}}
-      dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
-  patroni:
-    dynamicConfiguration:
-      synchronous_mode: true
-  backups:
-    pgbackrest:
-      repos:
-        - name: repo1
-          volume: {{volumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}}}
-"
+    common::local::manifest(
+        "avail",
+        2,
+        &format!("      resources: {{limits: {{memory: {memory}}}}}\n"),
+        "  patroni:\n    dynamicConfiguration:\n      synchronous_mode: true\n",
+        "",
     )
 }
 

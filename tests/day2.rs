@@ -6,37 +6,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::local::LocalHome;
+use common::local::{LocalHome, manifest};
 use serde_json::Value;
-
-const VOLUME: &str = "{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}";
-
-fn manifest(
-    name: &str,
-    replicas: u32,
-    instance_extra: &str,
-    spec_extra: &str,
-    repo_extra: &str,
-) -> String {
-    format!(
-        "apiVersion: pgdeck.dev/v1beta1
-kind: PostgresCluster
-metadata:
-  name: {name}
-spec:
-  postgresVersion: 15
-  instances:
-    - name: instance1
-      replicas: {replicas}
-      dataVolumeClaimSpec: {VOLUME}
-{instance_extra}{spec_extra}  backups:
-    pgbackrest:
-      repos:
-        - name: repo1
-          volume: {{volumeClaimSpec: {VOLUME}}}
-{repo_extra}"
-    )
-}
 
 fn apply(home: &LocalHome, text: &str) {
     let out = home.apply_text(text, &["--wait", "--timeout", "180s"]);

@@ -7,36 +7,9 @@ use std::time::Duration;
 use common::local::LocalHome;
 use serde_json::Value;
 
-const REPO: &str = "  backups:
-    pgbackrest:
-      repos:
-        - name: repo1
-          volume:
-            volumeClaimSpec:
-              accessModes: [ReadWriteOnce]
-              resources:
-                requests:
-                  storage: 1Gi
-";
-
+/// A cluster with `extra` lines in its spec.
 fn manifest(name: &str, replicas: u32, extra: &str) -> String {
-    format!(
-        "apiVersion: pgdeck.dev/v1beta1
-kind: PostgresCluster
-metadata:
-  name: {name}
-spec:
-  postgresVersion: 15
-  instances:
-    - name: instance1
-      replicas: {replicas}
-      dataVolumeClaimSpec:
-        accessModes: [ReadWriteOnce]
-        resources:
-          requests:
-            storage: 1Gi
-{extra}{REPO}"
-    )
+    common::local::manifest(name, replicas, "", extra, "")
 }
 
 fn instances(status: &Value) -> Vec<Value> {

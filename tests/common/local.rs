@@ -182,3 +182,34 @@ impl Drop for LocalHome {
         }
     }
 }
+
+const VOLUME: &str = "{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}";
+
+/// A cluster of one instance set with a volume repository; the extras are YAML lines added to
+/// the instance set, to the spec and to the repository.
+pub fn manifest(
+    name: &str,
+    replicas: u32,
+    instance_extra: &str,
+    spec_extra: &str,
+    repo_extra: &str,
+) -> String {
+    format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata:
+  name: {name}
+spec:
+  postgresVersion: 15
+  instances:
+    - name: instance1
+      replicas: {replicas}
+      dataVolumeClaimSpec: {VOLUME}
+{instance_extra}{spec_extra}  backups:
+    pgbackrest:
+      repos:
+        - name: repo1
+          volume: {{volumeClaimSpec: {VOLUME}}}
+{repo_extra}"
+    )
+}
