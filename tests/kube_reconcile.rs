@@ -13,10 +13,12 @@ use common::{read, repo_root};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use pgdeck::actions;
@@ -617,6 +619,118 @@ async fn removed_set_moves_the_primary_first(h: &Harness) {
     ));
 }
 
+/// The `database` container's memory limit in the StatefulSet `name`.
+async fn memory_limit(h: &Harness, name: &str) -> Option<String> {
+    let sets: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let set = sets.get(name).await.unwrap();
+    let pod = set.spec?.template.spec?;
+    let database = pod.containers.into_iter().find(|c| c.name == "database")?;
+    Some(database.resources?.limits?.get("memory")?.0.clone())
+}
+
+fn with_memory(cluster: &mut PostgresCluster, memory: &str) {
+    let limits = [("memory".to_string(), Quantity(memory.into()))].into();
+    cluster.spec.instances[0].resources = Some(ResourceRequirements {
+        limits: Some(limits),
+        ..Default::default()
+    });
+}
+
+async fn template_changes_roll_replicas_first(h: &Harness) {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instances[0].replicas = Some(3);
+    with_memory(&mut cluster, "1Gi");
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "hippo").await;
+    let before = status(h, "hippo").await;
+    let primary = before.primary.clone().unwrap();
+    let members = instances(h, "hippo").await;
+    assert_eq!(members.len(), 3);
+
+    h.edit(NS, "hippo", |c| with_memory(c, "2Gi")).await;
+    // Per pass: the instance StatefulSets written and the switchovers asked for, in order.
+    let mut passes: Vec<Vec<String>> = Vec::new();
+    let mut saw_pending_primary = false;
+    for _ in 0..15 {
+        h.kubelet(NS).await;
+        let mark = h.mark();
+        h.reconcile(NS, "hippo").await.unwrap();
+        let events: Vec<String> = h.calls()[mark..]
+            .iter()
+            .filter_map(|c| {
+                if c.method == "POST" && c.path.ends_with("/proxy/switchover") {
+                    return Some("switchover".to_string());
+                }
+                let name = c
+                    .path
+                    .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
+                (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
+            })
+            .collect();
+        let s = status(h, "hippo").await;
+        let progressing = s.condition(conditions::PROGRESSING).unwrap();
+        if progressing.reason == "RollingRestart" {
+            assert!(
+                progressing.message.ends_with("/3 instances updated"),
+                "{}",
+                progressing.message
+            );
+            saw_pending_primary |= s
+                .instances
+                .iter()
+                .any(|i| i.name == primary && i.pending_restart);
+        }
+        let done = h.writes_since(mark).is_empty() && progressing.status == "False";
+        passes.push(events);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        saw_pending_primary,
+        "the primary waited, marked pendingRestart"
+    );
+    let order: Vec<&String> = passes.iter().flatten().collect();
+    assert_eq!(
+        order.len(),
+        4,
+        "three StatefulSets and one switchover: {passes:?}"
+    );
+    assert!(
+        order[..2]
+            .iter()
+            .all(|n| **n != primary && members.contains(*n)),
+        "replicas first: {passes:?}"
+    );
+    assert_ne!(order[0], order[1]);
+    assert_eq!(order[2], "switchover", "{passes:?}");
+    assert_eq!(*order[3], primary, "the old primary last: {passes:?}");
+    assert!(
+        passes.iter().all(|p| p.len() <= 1),
+        "one step per pass: {passes:?}"
+    );
+    // Each step waited for the pod before it to be replaced and back.
+    assert_eq!(h.replaced.lock().unwrap().len(), 3);
+
+    let s = status(h, "hippo").await;
+    assert_ne!(
+        s.primary.as_deref(),
+        Some(primary.as_str()),
+        "the primary moved"
+    );
+    assert!(
+        s.instances.iter().all(|i| i.ready && !i.pending_restart),
+        "{:?}",
+        s.instances
+    );
+    for m in &members {
+        assert_eq!(memory_limit(h, m).await.as_deref(), Some("2Gi"), "{m}");
+    }
+    let switchovers = h.patroni.lock().unwrap().switchovers.clone();
+    assert_eq!(switchovers.len(), 1);
+    assert_eq!(switchovers[0].1, names::pod(&primary));
+}
+
 async fn unreachable_member_shows_in_status(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -756,6 +870,11 @@ async fn removing_the_primarys_set_switches_over_first() {
 }
 
 #[tokio::test]
+async fn a_new_template_rolls_out_replicas_first_then_switchover_then_primary() {
+    template_changes_roll_replicas_first(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_member_is_reported() {
     unreachable_member_shows_in_status(&Harness::new().await).await;
 }
@@ -848,6 +967,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         switchover_through_the_pod_proxy,
         dynamic_configuration_is_patched,
         removed_set_moves_the_primary_first,
+        template_changes_roll_replicas_first,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
         operator_runs

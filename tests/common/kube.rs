@@ -4,7 +4,7 @@
 //! the pod proxy (the leader is the pod Patroni labels `master`). Every request the operator
 //! makes is recorded, so tests count writes and check the ClusterRole against what was used.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
@@ -108,6 +108,8 @@ pub struct Harness {
     calls: Arc<Mutex<Vec<Call>>>,
     pub patroni: Arc<Mutex<FakePatroni>>,
     pub ctx: Arc<Context>,
+    /// Pods the stand-in kubelet replaced for a new template, in order.
+    pub replaced: Mutex<Vec<String>>,
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -131,6 +133,7 @@ impl Harness {
             calls,
             patroni,
             ctx,
+            replaced: Mutex::default(),
         }
     }
 
@@ -224,11 +227,26 @@ impl Harness {
                 }
                 continue;
             }
-            if have {
-                continue;
+            let template = spec.template.metadata.unwrap();
+            let annotations = template.annotations.unwrap_or_default();
+            let hash = |a: Option<&BTreeMap<String, String>>| {
+                a.and_then(|a| a.get(names::TEMPLATE_HASH)).cloned()
+            };
+            let old = existing.iter().find(|p| p.name_any() == pod_name);
+            // A new template replaces the pod, which keeps its Patroni role.
+            let mut role = None;
+            if let Some(old) = old {
+                if hash(old.metadata.annotations.as_ref()) == hash(Some(&annotations)) {
+                    continue;
+                }
+                role = old.labels().get(names::ROLE).cloned();
+                pods.delete(&pod_name, &Default::default()).await.unwrap();
+                self.replaced.lock().unwrap().push(pod_name.clone());
             }
-            let mut labels = spec.template.metadata.unwrap().labels.unwrap_or_default();
-            if labels.contains_key(names::INSTANCE) {
+            let mut labels = template.labels.unwrap_or_default();
+            if let Some(role) = role {
+                labels.insert(names::ROLE.into(), role);
+            } else if labels.contains_key(names::INSTANCE) {
                 let cluster = &labels[names::CLUSTER];
                 let led = pods
                     .list(&ListParams::default().labels(&format!(
@@ -254,6 +272,7 @@ impl Harness {
                     "name": pod_name,
                     "namespace": ns,
                     "labels": labels,
+                    "annotations": annotations,
                     "ownerReferences": [{
                         "apiVersion": "apps/v1", "kind": "StatefulSet",
                         "name": set.name_any(), "uid": set.uid().unwrap(), "controller": true,

@@ -12,6 +12,7 @@ pub mod operator;
 pub mod owned;
 pub mod proxy;
 pub mod reconcile;
+pub mod rolling;
 pub mod scaling;
 pub mod status;
 pub mod teardown;

@@ -22,6 +22,9 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdeck");
 pub const HASH: &str = "pgdeck.dev/hash";
 /// On instance pods: a digest of Patroni's local configuration, so a change restarts them.
 pub const CONFIG_HASH: &str = "pgdeck.dev/config-hash";
+/// On instance pod templates, and so on their pods: a digest of the rest of the template. The
+/// reconciler rolls a new one out instance by instance, and a pod tells which one it runs.
+pub const TEMPLATE_HASH: &str = "pgdeck.dev/template-hash";
 
 /// The names of one cluster's objects.
 #[derive(Clone, Copy)]

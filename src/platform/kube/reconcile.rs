@@ -22,6 +22,7 @@ use super::metrics::Metrics;
 use super::objects::{self, Inputs, Instance, Objects};
 use super::owned::Owned;
 use super::proxy::{self, Seen};
+use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{FIELD_MANAGER, KubeError, finalizer, names, owned, teardown};
@@ -31,6 +32,7 @@ use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
 use crate::plan::dynamic;
+use crate::plan::rollout::Step;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -186,8 +188,26 @@ impl Run<'_> {
             owner_uid: cluster.uid(),
             initial_backup_done: backup == Some(JobState::Succeeded),
         };
-        let desired = objects::render(cluster, &inputs)?;
-        self.write(&desired, &plan).await?;
+        let mut desired = objects::render(cluster, &inputs)?;
+        let busy = moving
+            || plan.move_primary.is_some()
+            || !plan.remove.is_empty()
+            || switchover.as_ref().is_some_and(|s| s.result.is_ok());
+        let rolling = rolling::plan(
+            cluster,
+            &plan.run,
+            &desired.stateful_sets,
+            &self.owned.objects.stateful_sets,
+            &self.owned.pods,
+            &seen,
+            busy,
+        );
+        moving |= self.roll(&rolling).await;
+        // What waits for its turn keeps what it has.
+        let held = |l: &BTreeMap<String, String>| rolling.holds(l.get(names::INSTANCE));
+        desired.stateful_sets.retain(|s| !held(s.labels()));
+        desired.config_maps.retain(|c| !held(c.labels()));
+        self.write(&desired, &plan, &rolling).await?;
         self.configure(&seen).await;
 
         if backup == Some(JobState::Failed) {
@@ -210,6 +230,9 @@ impl Run<'_> {
 
         // Status lists the instances the cluster now runs, new ones included, as written.
         seen.keep_only(&plan.run, plan.move_primary.as_ref(), &desired.volumes);
+        for s in &mut seen.statuses {
+            s.pending_restart |= rolling.pending.contains(&s.name);
+        }
         let mut removing = plan.remove.clone();
         removing.extend(plan.move_primary.iter().map(|i| i.name.clone()));
         let activity = Activity {
@@ -222,7 +245,7 @@ impl Run<'_> {
                     && !inputs.initial_backup_done
                     && !cluster.repos().is_empty()),
             backup: false,
-            rolling: None,
+            rolling: rolling.progress,
         };
         Ok(status::build(
             cluster,
@@ -270,12 +293,17 @@ impl Run<'_> {
     }
 
     /// Write every kind, in dependency order.
-    async fn write(&mut self, desired: &Objects, plan: &Plan) -> Result<(), KubeError> {
+    async fn write(
+        &mut self,
+        desired: &Objects,
+        plan: &Plan,
+        rolling: &Rolling,
+    ) -> Result<(), KubeError> {
         let moving = plan.move_primary.as_ref().map(|i| i.name.clone());
-        let not_moving = move |labels: &BTreeMap<String, String>| {
-            moving
-                .as_ref()
-                .is_none_or(|m| labels.get(names::INSTANCE) != Some(m))
+        // A primary on its way out, and instances waiting for a new template, keep theirs.
+        let prunable = move |labels: &BTreeMap<String, String>| {
+            let instance = labels.get(names::INSTANCE);
+            moving.as_ref().is_none_or(|m| instance != Some(m)) && !rolling.holds(instance)
         };
         let o = &self.owned.objects;
         let mut w = Writes::default();
@@ -287,7 +315,7 @@ impl Run<'_> {
                 &desired.config_maps,
                 &o.config_maps,
                 Policy {
-                    prune: &|c| not_moving(c.labels()),
+                    prune: &|c| prunable(c.labels()),
                     replace: false,
                 },
             )
@@ -328,7 +356,7 @@ impl Run<'_> {
                 &desired.stateful_sets,
                 &o.stateful_sets,
                 Policy {
-                    prune: &|s: &StatefulSet| not_moving(s.labels()),
+                    prune: &|s: &StatefulSet| prunable(s.labels()),
                     replace: false,
                 },
             )
@@ -477,6 +505,40 @@ impl Run<'_> {
         result
             .map(|_| format!("{target} is the new primary"))
             .map_err(|e| e.to_string())
+    }
+
+    /// Carry out a rollout's step that is not a write: a switchover away from the primary
+    /// before its turn, or a restart through Patroni for settings it reports pending. Says
+    /// whether a switchover happened.
+    async fn roll(&mut self, rolling: &Rolling) -> bool {
+        let result = match (&rolling.step, &rolling.patroni_restart) {
+            (Some(Step::Switchover { leader, target }), _) => {
+                tracing::info!(
+                    leader,
+                    target,
+                    "switching over before restarting the primary"
+                );
+                let step = SwitchoverStep::Switchover {
+                    leader: leader.clone(),
+                    target: target.clone(),
+                };
+                self.switch(step).await.map(|_| true)
+            }
+            (_, Some(name)) => {
+                tracing::info!(instance = name, "restarting for pending settings");
+                self.ctx
+                    .patroni
+                    .restart(&proxy::base(self.cluster, name))
+                    .await
+                    .map(|_| false)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Ok(false),
+        };
+        result.unwrap_or_else(|e| {
+            self.problem = Some(e);
+            false
+        })
     }
 
     /// The primary's set was removed: switch over to the healthiest instance elsewhere first.

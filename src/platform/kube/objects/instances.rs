@@ -167,16 +167,24 @@ fn stateful_set(
             names::CONFIG_HASH.into(),
             names::digest(local.to_string().as_bytes()),
         );
+    let mut template = PodTemplateSpec {
+        metadata: Some(template),
+        spec: Some(pod_spec(ctx, instance, set)),
+    };
+    let digest = names::digest(&serde_json::to_vec(&template).expect("a template serializes"));
+    template
+        .metadata
+        .as_mut()
+        .and_then(|m| m.annotations.as_mut())
+        .expect("annotated above")
+        .insert(names::TEMPLATE_HASH.into(), digest);
     pods::stateful_set(
         ctx,
         instance.name.clone(),
         labels,
         &[names::CLUSTER, names::INSTANCE_SET, names::INSTANCE],
         ctx.cluster.spec.shutdown != Some(true),
-        PodTemplateSpec {
-            metadata: Some(template),
-            spec: Some(pod_spec(ctx, instance, set)),
-        },
+        template,
     )
 }
 
