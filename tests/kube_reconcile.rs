@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -731,6 +732,131 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
     assert_eq!(switchovers[0].1, names::pod(&primary));
 }
 
+/// What the PersistentVolumeClaim `name` asks for.
+async fn requested(h: &Harness, name: &str) -> String {
+    let volumes: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    let v = volumes.get(name).await.unwrap();
+    v.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
+        .0
+        .clone()
+}
+
+async fn storage_class(h: &Harness, name: &str, expandable: bool) {
+    let classes: Api<StorageClass> = Api::all(h.store.clone());
+    let class = json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name}, "provisioner": "example.com/disk",
+        "allowVolumeExpansion": expandable,
+    });
+    let class: StorageClass = serde_json::from_value(class).unwrap();
+    match classes.get_opt(name).await.unwrap() {
+        None => classes
+            .create(&PostParams::default(), &class)
+            .await
+            .unwrap(),
+        Some(old) => {
+            let class = StorageClass {
+                metadata: old.metadata,
+                ..class
+            };
+            classes
+                .replace(name, &PostParams::default(), &class)
+                .await
+                .unwrap()
+        }
+    };
+}
+
+async fn volumes_grow_where_the_class_allows(h: &Harness) {
+    storage_class(h, "fixed", false).await;
+    storage_class(h, "expandable", true).await;
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instances[0]
+        .data_volume_claim_spec
+        .0
+        .storage_class_name = Some("fixed".into());
+    let repo = cluster.spec.backups.as_mut().unwrap().pgbackrest.repos[0]
+        .volume
+        .as_mut()
+        .unwrap();
+    repo.volume_claim_spec.0.storage_class_name = Some("expandable".into());
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "hippo").await;
+    let members = instances(h, "hippo").await;
+
+    let grow = |c: &mut PostgresCluster, data: &str, repo: &str| {
+        let size = |spec: &mut k8s_openapi::api::core::v1::PersistentVolumeClaimSpec, q: &str| {
+            spec.resources
+                .as_mut()
+                .unwrap()
+                .requests
+                .as_mut()
+                .unwrap()
+                .insert("storage".into(), Quantity(q.into()));
+        };
+        size(&mut c.spec.instances[0].data_volume_claim_spec.0, data);
+        let r = c.spec.backups.as_mut().unwrap().pgbackrest.repos[0]
+            .volume
+            .as_mut()
+            .unwrap();
+        size(&mut r.volume_claim_spec.0, repo);
+    };
+    h.edit(NS, "hippo", |c| grow(c, "2Gi", "4Gi")).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        requested(h, "hippo-repo1").await,
+        "4Gi",
+        "its class allows expansion"
+    );
+    for m in &members {
+        assert_eq!(
+            requested(h, &format!("{m}-pgdata")).await,
+            "1Gi",
+            "{m}: its class does not"
+        );
+    }
+    let s = status(h, "hippo").await;
+    let c = s
+        .condition(conditions::VOLUME_RESIZE)
+        .expect("VolumeResize");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "ExpansionNotAllowed")
+    );
+    for m in &members {
+        assert!(
+            c.message
+                .contains(&format!("{m}-pgdata cannot grow to 2Gi")),
+            "{}",
+            c.message
+        );
+    }
+    assert!(c.message.contains("StorageClass fixed"), "{}", c.message);
+    assert!(
+        c.message
+            .contains("add a second instance set with the larger volume"),
+        "{}",
+        c.message
+    );
+    // Nothing more is written while the class refuses.
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![]);
+
+    // Once the class allows it, the volumes grow.
+    storage_class(h, "fixed", true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    for m in &members {
+        assert_eq!(requested(h, &format!("{m}-pgdata")).await, "2Gi", "{m}");
+    }
+    let s = status(h, "hippo").await;
+    let c = s.condition(conditions::VOLUME_RESIZE).unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "AsRequested")
+    );
+}
+
 async fn unreachable_member_shows_in_status(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -875,6 +1001,11 @@ async fn a_new_template_rolls_out_replicas_first_then_switchover_then_primary() 
 }
 
 #[tokio::test]
+async fn volumes_grow_only_where_the_storage_class_allows_expansion() {
+    volumes_grow_where_the_class_allows(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_member_is_reported() {
     unreachable_member_shows_in_status(&Harness::new().await).await;
 }
@@ -968,6 +1099,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         dynamic_configuration_is_patched,
         removed_set_moves_the_primary_first,
         template_changes_roll_replicas_first,
+        volumes_grow_where_the_class_allows,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
         operator_runs

@@ -3,6 +3,7 @@
 //! available through its Kubernetes DCS; pgBackRest backs it up from a repository host.
 
 pub mod apply;
+pub mod expansion;
 pub mod finalizer;
 pub mod leader;
 pub mod metrics;

@@ -25,7 +25,7 @@ use super::proxy::{self, Seen};
 use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
-use super::{FIELD_MANAGER, KubeError, finalizer, names, owned, teardown};
+use super::{FIELD_MANAGER, KubeError, expansion, finalizer, names, owned, teardown};
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::PostgresClusterStatus;
 use crate::api::{PostgresCluster, annotations};
@@ -203,6 +203,12 @@ impl Run<'_> {
             busy,
         );
         moving |= self.roll(&rolling).await;
+        let refused = expansion::check(
+            &self.ctx.client,
+            &mut desired.volumes,
+            &self.owned.objects.volumes,
+        )
+        .await?;
         // What waits for its turn keeps what it has.
         let held = |l: &BTreeMap<String, String>| rolling.holds(l.get(names::INSTANCE));
         desired.stateful_sets.retain(|s| !held(s.labels()));
@@ -247,14 +253,16 @@ impl Run<'_> {
             backup: false,
             rolling: rolling.progress,
         };
-        Ok(status::build(
+        let mut status = status::build(
             cluster,
             &seen,
             status::repos(cluster, backup),
             &activity,
             self.problem.as_deref(),
             switchover,
-        ))
+        );
+        status::volume_resize(cluster, &mut status, &refused);
+        Ok(status)
     }
 
     async fn look(&self, members: &[Instance]) -> Seen {
