@@ -21,7 +21,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
@@ -857,6 +857,123 @@ async fn volumes_grow_where_the_class_allows(h: &Harness) {
     );
 }
 
+/// Finish the Job `name` as the Job controller would.
+async fn finish_job(h: &Harness, name: &str, ok: bool) {
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let (kind, count) = if ok {
+        ("Complete", "succeeded")
+    } else {
+        ("Failed", "failed")
+    };
+    let status = json!({"status": {count: 1, "conditions": [{"type": kind, "status": "True"}]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+async fn manual_backups_run_in_jobs(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    finish_job(h, "hippo-backup-initial", true).await;
+    settle(h, "hippo").await;
+
+    let mut trigger = String::new();
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_backup(c, "diff", None).unwrap();
+        let manual = c
+            .spec
+            .backups
+            .as_mut()
+            .unwrap()
+            .pgbackrest
+            .manual
+            .as_mut()
+            .unwrap();
+        manual
+            .options
+            .as_mut()
+            .unwrap()
+            .push("--start-fast=y".into());
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let job = names::Names::new("hippo", NS).manual_backup(&trigger);
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let spec = jobs
+        .get(&job)
+        .await
+        .expect("the backup's Job")
+        .spec
+        .unwrap();
+    let script = spec.template.spec.unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap()
+        .join(" ");
+    assert!(
+        script.contains("run --repo=1 --type=diff --start-fast=y backup"),
+        "{script}"
+    );
+    assert!(script.contains("pgbackrest --stanza=db"), "{script}");
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.clone().unwrap();
+    assert_eq!((m.trigger.as_str(), m.finished), (trigger.as_str(), false));
+    let progressing = s.condition(conditions::PROGRESSING).unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("True", "Backup")
+    );
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![], "one Job per request");
+
+    finish_job(h, &job, false).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.clone().unwrap();
+    assert!(m.finished && !m.succeeded, "{m:?}");
+    assert!(
+        m.message
+            .unwrap()
+            .contains(&format!("kubectl logs -n db job/{job}"))
+    );
+    assert_eq!(s.condition(conditions::BACKUP).unwrap().status, "False");
+    assert_eq!(
+        s.condition(conditions::PROGRESSING).unwrap().status,
+        "False"
+    );
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        h.writes_since(mark),
+        vec![],
+        "a failed backup is not retried on its own"
+    );
+
+    // A new request, a new Job.
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_backup(c, "full", None).unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let second = names::Names::new("hippo", NS).manual_backup(&trigger);
+    assert_ne!(second, job);
+    finish_job(h, &second, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.clone().unwrap();
+    assert!(m.trigger == trigger && m.finished && m.succeeded, "{m:?}");
+    let backup = s.condition(conditions::BACKUP).unwrap();
+    assert_eq!(
+        (backup.status.as_str(), backup.message.as_str()),
+        ("True", "the full backup into repo1 succeeded")
+    );
+    assert!(
+        h.names::<Job>(NS).await.contains(&job),
+        "finished Jobs stay as the record"
+    );
+}
+
 async fn unreachable_member_shows_in_status(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -1006,6 +1123,11 @@ async fn volumes_grow_only_where_the_storage_class_allows_expansion() {
 }
 
 #[tokio::test]
+async fn manual_backup_annotation_runs_a_job_once() {
+    manual_backups_run_in_jobs(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_member_is_reported() {
     unreachable_member_shows_in_status(&Harness::new().await).await;
 }
@@ -1100,6 +1222,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         removed_set_moves_the_primary_first,
         template_changes_roll_replicas_first,
         volumes_grow_where_the_class_allows,
+        manual_backups_run_in_jobs,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
         operator_runs

@@ -177,7 +177,8 @@ pub fn restore_command(config: &str, repo: &str, options: &[String]) -> String {
         .join(" ")
 }
 
-fn shell_quote(arg: &str) -> String {
+/// `arg` as one shell word.
+pub fn shell_quote(arg: &str) -> String {
     if arg
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@".contains(c))

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod expansion;
 pub mod finalizer;
 pub mod leader;
+pub mod manual_backup;
 pub mod metrics;
 pub mod names;
 pub mod objects;

@@ -98,6 +98,10 @@ impl<'a> Names<'a> {
     pub fn initial_backup(&self) -> String {
         self.of("backup-initial")
     }
+    /// The Job of the manual backup asked for with `trigger`.
+    pub fn manual_backup(&self, trigger: &str) -> String {
+        self.of(&format!("backup-{}", &digest(trigger.as_bytes())[..8]))
+    }
     pub fn scheduled_backup(&self, repo: &str, kind: &str) -> String {
         self.of(&format!("{repo}-{kind}"))
     }

@@ -25,7 +25,9 @@ use super::proxy::{self, Seen};
 use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
-use super::{FIELD_MANAGER, KubeError, expansion, finalizer, names, owned, teardown};
+use super::{
+    FIELD_MANAGER, KubeError, expansion, finalizer, manual_backup, names, owned, teardown,
+};
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::PostgresClusterStatus;
 use crate::api::{PostgresCluster, annotations};
@@ -182,11 +184,14 @@ impl Run<'_> {
         }
 
         let backup = status::initial_backup(cluster, &self.owned.objects.jobs);
+        let stanza_created = backup == Some(JobState::Succeeded);
+        let manual = manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created);
         let inputs = Inputs {
             instances: plan.run.clone(),
             secrets: self.secret_data(),
             owner_uid: cluster.uid(),
-            initial_backup_done: backup == Some(JobState::Succeeded),
+            initial_backup_done: stanza_created,
+            manual_backup: manual.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
         let busy = moving
@@ -250,7 +255,7 @@ impl Run<'_> {
                     && !desired.jobs.is_empty()
                     && !inputs.initial_backup_done
                     && !cluster.repos().is_empty()),
-            backup: false,
+            backup: manual.running,
             rolling: rolling.progress,
         };
         let mut status = status::build(
@@ -262,6 +267,7 @@ impl Run<'_> {
             switchover,
         );
         status::volume_resize(cluster, &mut status, &refused);
+        manual_backup::record(cluster, &mut status, manual);
         Ok(status)
     }
 

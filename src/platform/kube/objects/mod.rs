@@ -30,6 +30,7 @@ use crate::api::PostgresCluster;
 use crate::api::backups::PgBackRest;
 use crate::api::cluster::Metadata;
 
+pub use self::backups::ManualBackup;
 pub use self::instances::Instance;
 pub use self::tls::TlsError;
 
@@ -45,6 +46,8 @@ pub struct Inputs {
     pub owner_uid: Option<String>,
     /// The first full backup was taken: its Job is not wanted again.
     pub initial_backup_done: bool,
+    /// A manual backup to start (its Job does not exist yet).
+    pub manual_backup: Option<ManualBackup>,
 }
 
 /// A cluster's objects, by kind, in the order they are applied: as rendered, or as listed.
@@ -86,6 +89,7 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         out.volumes.extend(b.volumes);
         out.stateful_sets.extend(b.repo_host);
         out.jobs.extend(b.initial_backup);
+        out.jobs.extend(b.manual_backup);
         out.cron_jobs.extend(b.schedules);
     }
     out.jobs.push(users::render(&ctx, &out.secrets));
