@@ -91,6 +91,15 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 kube.scale(&name, replicas, set.as_deref(), keep_data, &wait)
                     .await
             }
+            Command::Backup {
+                name,
+                type_,
+                repo,
+                wait,
+            } => {
+                kube.backup(&name, views::backup_kind(type_), repo.as_deref(), &wait)
+                    .await
+            }
             Command::Delete {
                 name,
                 keep_data,
@@ -325,6 +334,35 @@ impl Kube {
                 "switched over: {} is the primary\n",
                 after.primary.as_deref().unwrap_or("?")
             ));
+        }
+        Ok(())
+    }
+
+    async fn backup(
+        &self,
+        name: &str,
+        kind: &str,
+        repo: Option<&str>,
+        wait: &Wait,
+    ) -> Result<(), Failure> {
+        let (_, trigger) = self
+            .modify(name, |c| {
+                actions::request_backup(c, kind, repo).map_err(|e| failure(e.to_string()))
+            })
+            .await?;
+        print(&format!(
+            "postgrescluster.pgdeck.dev/{name} {kind} backup requested\n"
+        ));
+        if wait.wait {
+            self.wait_until(
+                &self.ns,
+                name,
+                wait,
+                "to back up",
+                views::backed_up(&trigger),
+            )
+            .await?;
+            print(&format!("{kind} backup done\n"));
         }
         Ok(())
     }

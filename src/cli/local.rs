@@ -296,11 +296,7 @@ fn backup(
     repo: Option<&str>,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    let kind = match kind {
-        BackupType::Full => "full",
-        BackupType::Diff => "diff",
-        BackupType::Incr => "incr",
-    };
+    let kind = views::backup_kind(kind);
     let mut trigger = String::new();
     local.store.act(
         ns,
@@ -318,16 +314,14 @@ fn backup(
         "postgrescluster.pgdeck.dev/{name} {kind} backup requested\n"
     ));
     if wait.wait {
-        wait_until(local, ns, name, wait.timeout, "to back up", |c| {
-            match c.status.as_ref().and_then(|s| s.manual_backup.as_ref()) {
-                Some(m) if m.trigger == trigger && m.finished && m.succeeded => Ok(true),
-                Some(m) if m.trigger == trigger && m.finished => Err(format!(
-                    "backup failed: {}",
-                    m.message.as_deref().unwrap_or("no message from pgBackRest")
-                )),
-                _ => Ok(false),
-            }
-        })?;
+        wait_until(
+            local,
+            ns,
+            name,
+            wait.timeout,
+            "to back up",
+            views::backed_up(&trigger),
+        )?;
         let label = local
             .store
             .get(ns, name)?

@@ -212,6 +212,28 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
     }
 }
 
+/// Done once the manual backup asked for with `trigger` finished: an error with pgBackRest's
+/// message (or where to read it) when it failed.
+pub(super) fn backed_up(trigger: &str) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
+    move |c| match c.status.as_ref().and_then(|s| s.manual_backup.as_ref()) {
+        Some(m) if m.trigger == trigger && m.finished && m.succeeded => Ok(true),
+        Some(m) if m.trigger == trigger && m.finished => Err(format!(
+            "backup failed: {}",
+            m.message.as_deref().unwrap_or("no message from pgBackRest")
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// The `--type` value of a backup type.
+pub(super) fn backup_kind(kind: super::BackupType) -> &'static str {
+    match kind {
+        super::BackupType::Full => "full",
+        super::BackupType::Diff => "diff",
+        super::BackupType::Incr => "incr",
+    }
+}
+
 /// Done once the cluster has carried out `generation` (or a later one).
 pub(super) fn ready_at(generation: i64) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
     move |c| Ok(conditions::settled(c, generation.max(c.generation())))
