@@ -974,6 +974,126 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     );
 }
 
+fn clone_of(source: &str, namespace: Option<&str>) -> String {
+    let namespace = namespace
+        .map(|n| format!("clusterNamespace: {n}, "))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {{name: elephant, namespace: {NS}}}
+spec:
+  postgresVersion: 15
+  dataSource:
+    postgresCluster: {{clusterName: {source}, {namespace}repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}}
+  instances:
+    - name: instance1
+      dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+"
+    )
+}
+
+async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    h.create(&clone_of("hippo", None)).await;
+    h.reconcile(NS, "elephant").await.unwrap();
+
+    let instance = instances(h, "elephant").await.pop_first().unwrap();
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let files = configs
+        .get(&format!("{instance}-config"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
+    let bootstrap = &patroni["bootstrap"];
+    assert_eq!(bootstrap["method"], "pgbackrest_restore");
+    assert_eq!(
+        bootstrap["pgbackrest_restore"]["command"],
+        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+    );
+    let restore = &files["pgbackrest-restore.conf"];
+    let host = names::Names::new("hippo", NS).repo_host_dns();
+    for line in [
+        format!("repo1-host={host}\n"),
+        "repo1-host-type=tls\n".into(),
+        "repo1-host-cert-file=/etc/pgbackrest-source/tls.crt\n".into(),
+        "repo1-path=/pgbackrest/repo1\n".into(),
+        "pg1-path=/pgdata/pg15\n".into(),
+    ] {
+        assert!(restore.contains(&line), "{line} in {restore}");
+    }
+    // The source's certificate, optional so that the source may go once this cluster runs.
+    let sets: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let pod = sets
+        .get(&instance)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "pgbackrest-source")
+        .unwrap();
+    let secret = volume.projected.unwrap().sources.unwrap()[0]
+        .secret
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.optional),
+        ("hippo-pgbackrest", Some(true))
+    );
+    let database = &pod.containers[0];
+    assert!(
+        database
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == "/etc/pgbackrest-source")
+    );
+    assert_eq!(
+        status(h, "elephant")
+            .await
+            .condition(conditions::DEGRADED)
+            .unwrap()
+            .status,
+        "False"
+    );
+
+    // A source in another namespace cannot be reached: Degraded says why.
+    h.edit(NS, "elephant", |c| {
+        let src = c
+            .spec
+            .data_source
+            .as_mut()
+            .unwrap()
+            .postgres_cluster
+            .as_mut()
+            .unwrap();
+        src.cluster_namespace = Some("elsewhere".into());
+    })
+    .await;
+    h.reconcile(NS, "elephant").await.unwrap();
+    let degraded = status(h, "elephant")
+        .await
+        .condition(conditions::DEGRADED)
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded.status, "True");
+    assert!(
+        degraded.message.contains("not elsewhere"),
+        "{}",
+        degraded.message
+    );
+}
+
 async fn unreachable_member_shows_in_status(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -1128,6 +1248,11 @@ async fn manual_backup_annotation_runs_a_job_once() {
 }
 
 #[tokio::test]
+async fn a_clone_bootstraps_with_pgbackrest_restore_from_the_source() {
+    clones_restore_from_the_sources_repository_host(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_member_is_reported() {
     unreachable_member_shows_in_status(&Harness::new().await).await;
 }
@@ -1223,6 +1348,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         template_changes_roll_replicas_first,
         volumes_grow_where_the_class_allows,
         manual_backups_run_in_jobs,
+        clones_restore_from_the_sources_repository_host,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
         operator_runs

@@ -379,3 +379,38 @@ fn a_manual_backup_job_passes_the_kubernetes_schemas() {
     std::fs::write(&file, serde_yaml::to_string(job).unwrap()).unwrap();
     validate(&file, 1);
 }
+
+#[test]
+fn a_clone_passes_the_kubernetes_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("clone.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {name: elephant}
+spec:
+  postgresVersion: 15
+  dataSource:
+    postgresCluster: {clusterName: hippo, repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+",
+    )
+    .unwrap();
+    let out = pgdeck()
+        .args(["render", "-f"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("pgbackrest-restore.conf"), "{text}");
+    let rendered = dir.path().join("rendered.yaml");
+    std::fs::write(&rendered, &text).unwrap();
+    validate(&rendered, documents(&text).len());
+}

@@ -164,6 +164,7 @@ impl Run<'_> {
             ));
         }
 
+        self.problem = objects::restore_problem(cluster);
         let switchover = self.requested_switchover(&seen).await;
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;

@@ -7,6 +7,7 @@ mod budgets;
 mod instances;
 mod pods;
 mod rbac;
+mod restore;
 mod secrets;
 mod services;
 mod tls;
@@ -32,6 +33,7 @@ use crate::api::cluster::Metadata;
 
 pub use self::backups::ManualBackup;
 pub use self::instances::Instance;
+pub use self::restore::problem as restore_problem;
 pub use self::tls::TlsError;
 
 /// What rendering needs beyond the manifest.
@@ -270,6 +272,8 @@ mod paths {
     pub const PGBACKREST_CONFIG_DIR: &str = "/etc/pgbackrest";
     pub const PGBACKREST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
     pub const PGBACKREST_TLS: &str = "/etc/pgbackrest/tls";
+    /// A restore's source cluster's pgBackRest certificate.
+    pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
     /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
     pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
     pub const SERVER_TLS: &str = "/etc/postgres/tls/server";
