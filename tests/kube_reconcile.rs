@@ -652,11 +652,8 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
     // Per pass: the instance StatefulSets written and the switchovers asked for, in order.
     let mut passes: Vec<Vec<String>> = Vec::new();
     let mut saw_pending_primary = false;
-    for _ in 0..15 {
-        h.kubelet(NS).await;
-        let mark = h.mark();
-        h.reconcile(NS, "hippo").await.unwrap();
-        let events: Vec<String> = h.calls()[mark..]
+    let steps = |mark: usize| -> Vec<String> {
+        h.calls()[mark..]
             .iter()
             .filter_map(|c| {
                 if c.method == "POST" && c.path.ends_with("/proxy/switchover") {
@@ -667,7 +664,26 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
                     .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
                 (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
             })
-            .collect();
+            .collect()
+    };
+    for _ in 0..15 {
+        if passes
+            .last()
+            .is_some_and(|p| p.iter().any(|e| e != "switchover"))
+        {
+            // Until the pod whose StatefulSet was written is replaced, nothing moves on.
+            let mark = h.mark();
+            h.reconcile(NS, "hippo").await.unwrap();
+            assert_eq!(
+                steps(mark),
+                Vec::<String>::new(),
+                "waits for the pod: {passes:?}"
+            );
+        }
+        h.kubelet(NS).await;
+        let mark = h.mark();
+        h.reconcile(NS, "hippo").await.unwrap();
+        let events = steps(mark);
         let s = status(h, "hippo").await;
         let progressing = s.condition(conditions::PROGRESSING).unwrap();
         if progressing.reason == "RollingRestart" {
@@ -681,7 +697,8 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
                 .iter()
                 .any(|i| i.name == primary && i.pending_restart);
         }
-        let done = h.writes_since(mark).is_empty() && progressing.status == "False";
+        // (The first backup's Job never finishes here: Progressing stays at Backup.)
+        let done = h.writes_since(mark).is_empty() && progressing.reason != "RollingRestart";
         passes.push(events);
         if done {
             break;
@@ -710,8 +727,11 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
         passes.iter().all(|p| p.len() <= 1),
         "one step per pass: {passes:?}"
     );
-    // Each step waited for the pod before it to be replaced and back.
-    assert_eq!(h.replaced.lock().unwrap().len(), 3);
+    assert_eq!(
+        h.replaced.lock().unwrap().len(),
+        3,
+        "each pod replaced once"
+    );
 
     let s = status(h, "hippo").await;
     assert_ne!(
@@ -730,6 +750,38 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
     let switchovers = h.patroni.lock().unwrap().switchovers.clone();
     assert_eq!(switchovers.len(), 1);
     assert_eq!(switchovers[0].1, names::pod(&primary));
+}
+
+async fn pending_settings_restart_through_patroni_in_order(h: &Harness) {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instances[0].replicas = Some(3);
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "hippo").await;
+    let primary = status(h, "hippo").await.primary.unwrap();
+    let members = instances(h, "hippo").await;
+    // A parameter that needs a restart went through PATCH /config: Patroni says so everywhere.
+    h.patroni.lock().unwrap().pending_restart = members.iter().map(|m| names::pod(m)).collect();
+    for _ in 0..8 {
+        h.kubelet(NS).await;
+        h.reconcile(NS, "hippo").await.unwrap();
+    }
+    let actions = h.patroni.lock().unwrap().actions.clone();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    let restarted = |a: &str| a.strip_prefix("restart ").map(String::from);
+    let replicas: Vec<String> = actions[..2].iter().filter_map(|a| restarted(a)).collect();
+    assert_eq!(replicas.len(), 2, "{actions:?}");
+    assert!(!replicas.contains(&names::pod(&primary)), "{actions:?}");
+    assert!(actions[2].starts_with("switchover to "), "{actions:?}");
+    assert_eq!(actions[3], format!("restart {}", names::pod(&primary)));
+    assert!(h.replaced.lock().unwrap().is_empty(), "no pod was replaced");
+    let s = status(h, "hippo").await;
+    assert!(
+        s.instances.iter().all(|i| !i.pending_restart),
+        "{:?}",
+        s.instances
+    );
+    let progressing = s.condition(conditions::PROGRESSING).unwrap();
+    assert_ne!(progressing.reason, "RollingRestart", "{progressing:?}");
 }
 
 /// What the PersistentVolumeClaim `name` asks for.
@@ -1253,6 +1305,11 @@ async fn a_clone_bootstraps_with_pgbackrest_restore_from_the_source() {
 }
 
 #[tokio::test]
+async fn settings_pending_restart_roll_through_patroni_replicas_first() {
+    pending_settings_restart_through_patroni_in_order(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_member_is_reported() {
     unreachable_member_shows_in_status(&Harness::new().await).await;
 }
@@ -1348,6 +1405,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         dynamic_configuration_is_patched,
         removed_set_moves_the_primary_first,
         template_changes_roll_replicas_first,
+        pending_settings_restart_through_patroni_in_order,
         volumes_grow_where_the_class_allows,
         manual_backups_run_in_jobs,
         clones_restore_from_the_sources_repository_host,

@@ -98,6 +98,10 @@ pub struct FakePatroni {
     pub switchovers: Vec<(String, String, String)>,
     /// Pods whose Patroni does not answer.
     pub down: HashSet<String>,
+    /// Pods whose PostgreSQL has settings waiting for a restart (`pending_restart`).
+    pub pending_restart: HashSet<String>,
+    /// Every `POST /restart`, by pod, and every switchover, in the order they came.
+    pub actions: Vec<String>,
 }
 
 pub struct Harness {
@@ -465,6 +469,9 @@ async fn answer_as_patroni(
                 "timeline": timeline,
                 "database_system_identifier": "7311111111111111111",
             });
+            if state.lock().unwrap().pending_restart.contains(pod) {
+                node["pending_restart"] = json!(true);
+            }
             if is_leader {
                 node["xlog"] = json!({"location": 5000});
                 node["replication"] = members
@@ -505,6 +512,12 @@ async fn answer_as_patroni(
             s.patches.push((key, body));
             (200, value)
         }
+        ("POST", "/restart") => {
+            let mut s = state.lock().unwrap();
+            s.pending_restart.remove(pod);
+            s.actions.push(format!("restart {pod}"));
+            (200, json!("restarted successfully"))
+        }
         ("POST", "/switchover" | "/failover") => {
             let candidate = body["candidate"].as_str().unwrap_or_default().to_string();
             if path == "/switchover" && body["leader"].as_str() != leader.as_deref() {
@@ -530,6 +543,7 @@ async fn answer_as_patroni(
             }
             let mut s = state.lock().unwrap();
             *s.timeline.entry(key.clone()).or_insert(1) += 1;
+            s.actions.push(format!("switchover to {candidate}"));
             s.switchovers
                 .push((key, leader.unwrap_or_default(), candidate.clone()));
             (
