@@ -43,8 +43,8 @@ fn source_names<'a>(ctx: &Ctx<'a>, src: &'a PostgresClusterDataSource) -> Names<
     )
 }
 
-/// Where the source's repository namespace differs from the cluster's, why the restore cannot
-/// run (its pods would wait for a Secret they cannot mount).
+/// Why the restore cannot run: a source in another namespace, whose certificate the pods
+/// cannot mount (its bootstrap then fails, and retries, rather than start an empty cluster).
 pub fn problem(cluster: &crate::api::PostgresCluster) -> Option<String> {
     let src = cluster
         .spec
