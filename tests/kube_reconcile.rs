@@ -13,12 +13,15 @@ use common::{read, repo_root};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
@@ -60,18 +63,9 @@ async fn status(h: &Harness, name: &str) -> pgdeck::api::PostgresClusterStatus {
     h.cluster(NS, name).await.status.unwrap_or_default()
 }
 
-/// Reconcile until nothing more is written (the kubelet runs pods in between), at most a few
-/// passes.
+/// Reconcile `name` in the test namespace until nothing more is written.
 async fn settle(h: &Harness, name: &str) {
-    for _ in 0..5 {
-        h.kubelet(NS).await;
-        let mark = h.mark();
-        h.reconcile(NS, name).await.expect("reconciles");
-        if h.writes_since(mark).is_empty() {
-            return;
-        }
-    }
-    panic!("{name} did not settle in 5 passes");
+    h.settle(NS, name).await;
 }
 
 // Each scenario runs on a harness of its own; the RBAC test runs them all again and collects
@@ -617,6 +611,532 @@ async fn removed_set_moves_the_primary_first(h: &Harness) {
     ));
 }
 
+/// The `database` container's memory limit in the StatefulSet `name`.
+async fn memory_limit(h: &Harness, name: &str) -> Option<String> {
+    let sets: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let set = sets.get(name).await.unwrap();
+    let pod = set.spec?.template.spec?;
+    let database = pod.containers.into_iter().find(|c| c.name == "database")?;
+    Some(database.resources?.limits?.get("memory")?.0.clone())
+}
+
+fn with_memory(cluster: &mut PostgresCluster, memory: &str) {
+    let limits = [("memory".to_string(), Quantity(memory.into()))].into();
+    cluster.spec.instances[0].resources = Some(ResourceRequirements {
+        limits: Some(limits),
+        ..Default::default()
+    });
+}
+
+async fn template_changes_roll_replicas_first(h: &Harness) {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instances[0].replicas = Some(3);
+    with_memory(&mut cluster, "1Gi");
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "hippo").await;
+    let before = status(h, "hippo").await;
+    let primary = before.primary.clone().unwrap();
+    let members = instances(h, "hippo").await;
+    assert_eq!(members.len(), 3);
+
+    h.edit(NS, "hippo", |c| with_memory(c, "2Gi")).await;
+    // Per pass: the instance StatefulSets written and the switchovers asked for, in order.
+    let mut passes: Vec<Vec<String>> = Vec::new();
+    let mut saw_pending_primary = false;
+    let steps = |mark: usize| -> Vec<String> {
+        h.calls()[mark..]
+            .iter()
+            .filter_map(|c| {
+                if c.method == "POST" && c.path.ends_with("/proxy/switchover") {
+                    return Some("switchover".to_string());
+                }
+                let name = c
+                    .path
+                    .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
+                (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
+            })
+            .collect()
+    };
+    for _ in 0..15 {
+        if passes
+            .last()
+            .is_some_and(|p| p.iter().any(|e| e != "switchover"))
+        {
+            // Until the pod whose StatefulSet was written is replaced, nothing moves on.
+            let mark = h.mark();
+            h.reconcile(NS, "hippo").await.unwrap();
+            assert_eq!(
+                steps(mark),
+                Vec::<String>::new(),
+                "waits for the pod: {passes:?}"
+            );
+        }
+        h.kubelet(NS).await;
+        let mark = h.mark();
+        h.reconcile(NS, "hippo").await.unwrap();
+        let events = steps(mark);
+        let s = status(h, "hippo").await;
+        let progressing = s.condition(conditions::PROGRESSING).unwrap();
+        if progressing.reason == "RollingRestart" {
+            assert!(
+                progressing.message.ends_with("/3 instances updated"),
+                "{}",
+                progressing.message
+            );
+            saw_pending_primary |= s
+                .instances
+                .iter()
+                .any(|i| i.name == primary && i.pending_restart);
+        }
+        // (The first backup's Job never finishes here: Progressing stays at Backup.)
+        let done = h.writes_since(mark).is_empty() && progressing.reason != "RollingRestart";
+        passes.push(events);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        saw_pending_primary,
+        "the primary waited, marked pendingRestart"
+    );
+    let order: Vec<&String> = passes.iter().flatten().collect();
+    assert_eq!(
+        order.len(),
+        4,
+        "three StatefulSets and one switchover: {passes:?}"
+    );
+    assert!(
+        order[..2]
+            .iter()
+            .all(|n| **n != primary && members.contains(*n)),
+        "replicas first: {passes:?}"
+    );
+    assert_ne!(order[0], order[1]);
+    assert_eq!(order[2], "switchover", "{passes:?}");
+    assert_eq!(*order[3], primary, "the old primary last: {passes:?}");
+    assert!(
+        passes.iter().all(|p| p.len() <= 1),
+        "one step per pass: {passes:?}"
+    );
+    assert_eq!(
+        h.replaced.lock().unwrap().len(),
+        3,
+        "each pod replaced once"
+    );
+
+    let s = status(h, "hippo").await;
+    assert_ne!(
+        s.primary.as_deref(),
+        Some(primary.as_str()),
+        "the primary moved"
+    );
+    assert!(
+        s.instances.iter().all(|i| i.ready && !i.pending_restart),
+        "{:?}",
+        s.instances
+    );
+    for m in &members {
+        assert_eq!(memory_limit(h, m).await.as_deref(), Some("2Gi"), "{m}");
+    }
+    let switchovers = h.patroni.lock().unwrap().switchovers.clone();
+    assert_eq!(switchovers.len(), 1);
+    assert_eq!(switchovers[0].1, names::pod(&primary));
+}
+
+async fn pending_settings_restart_through_patroni_in_order(h: &Harness) {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instances[0].replicas = Some(3);
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "hippo").await;
+    let primary = status(h, "hippo").await.primary.unwrap();
+    let members = instances(h, "hippo").await;
+    // A parameter that needs a restart went through PATCH /config: Patroni says so everywhere.
+    h.patroni.lock().unwrap().pending_restart = members.iter().map(|m| names::pod(m)).collect();
+    for _ in 0..8 {
+        h.kubelet(NS).await;
+        h.reconcile(NS, "hippo").await.unwrap();
+    }
+    let actions = h.patroni.lock().unwrap().actions.clone();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    let restarted = |a: &str| a.strip_prefix("restart ").map(String::from);
+    let replicas: Vec<String> = actions[..2].iter().filter_map(|a| restarted(a)).collect();
+    assert_eq!(replicas.len(), 2, "{actions:?}");
+    assert!(!replicas.contains(&names::pod(&primary)), "{actions:?}");
+    assert!(actions[2].starts_with("switchover to "), "{actions:?}");
+    assert_eq!(actions[3], format!("restart {}", names::pod(&primary)));
+    assert!(h.replaced.lock().unwrap().is_empty(), "no pod was replaced");
+    let s = status(h, "hippo").await;
+    assert!(
+        s.instances.iter().all(|i| !i.pending_restart),
+        "{:?}",
+        s.instances
+    );
+    let progressing = s.condition(conditions::PROGRESSING).unwrap();
+    assert_ne!(progressing.reason, "RollingRestart", "{progressing:?}");
+}
+
+/// What the PersistentVolumeClaim `name` asks for.
+async fn requested(h: &Harness, name: &str) -> String {
+    let volumes: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    let v = volumes.get(name).await.unwrap();
+    v.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
+        .0
+        .clone()
+}
+
+async fn storage_class(h: &Harness, name: &str, expandable: bool) {
+    let classes: Api<StorageClass> = Api::all(h.store.clone());
+    let class = json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name}, "provisioner": "example.com/disk",
+        "allowVolumeExpansion": expandable,
+    });
+    let class: StorageClass = serde_json::from_value(class).unwrap();
+    match classes.get_opt(name).await.unwrap() {
+        None => classes
+            .create(&PostParams::default(), &class)
+            .await
+            .unwrap(),
+        Some(old) => {
+            let class = StorageClass {
+                metadata: old.metadata,
+                ..class
+            };
+            classes
+                .replace(name, &PostParams::default(), &class)
+                .await
+                .unwrap()
+        }
+    };
+}
+
+async fn volumes_grow_where_the_class_allows(h: &Harness) {
+    storage_class(h, "fixed", false).await;
+    storage_class(h, "expandable", true).await;
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instances[0]
+        .data_volume_claim_spec
+        .0
+        .storage_class_name = Some("fixed".into());
+    let repo = cluster.spec.backups.as_mut().unwrap().pgbackrest.repos[0]
+        .volume
+        .as_mut()
+        .unwrap();
+    repo.volume_claim_spec.0.storage_class_name = Some("expandable".into());
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "hippo").await;
+    let members = instances(h, "hippo").await;
+
+    let grow = |c: &mut PostgresCluster, data: &str, repo: &str| {
+        let size = |spec: &mut k8s_openapi::api::core::v1::PersistentVolumeClaimSpec, q: &str| {
+            spec.resources
+                .as_mut()
+                .unwrap()
+                .requests
+                .as_mut()
+                .unwrap()
+                .insert("storage".into(), Quantity(q.into()));
+        };
+        size(&mut c.spec.instances[0].data_volume_claim_spec.0, data);
+        let r = c.spec.backups.as_mut().unwrap().pgbackrest.repos[0]
+            .volume
+            .as_mut()
+            .unwrap();
+        size(&mut r.volume_claim_spec.0, repo);
+    };
+    h.edit(NS, "hippo", |c| grow(c, "2Gi", "4Gi")).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        requested(h, "hippo-repo1").await,
+        "4Gi",
+        "its class allows expansion"
+    );
+    for m in &members {
+        assert_eq!(
+            requested(h, &format!("{m}-pgdata")).await,
+            "1Gi",
+            "{m}: its class does not"
+        );
+    }
+    let s = status(h, "hippo").await;
+    let c = s
+        .condition(conditions::VOLUME_RESIZE)
+        .expect("VolumeResize");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "ExpansionNotAllowed")
+    );
+    for m in &members {
+        assert!(
+            c.message
+                .contains(&format!("{m}-pgdata cannot grow to 2Gi")),
+            "{}",
+            c.message
+        );
+    }
+    assert!(c.message.contains("StorageClass fixed"), "{}", c.message);
+    assert!(
+        c.message
+            .contains("add a second instance set with the larger volume"),
+        "{}",
+        c.message
+    );
+    // Nothing more is written while the class refuses.
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![]);
+
+    // Once the class allows it, the volumes grow.
+    storage_class(h, "fixed", true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    for m in &members {
+        assert_eq!(requested(h, &format!("{m}-pgdata")).await, "2Gi", "{m}");
+    }
+    let s = status(h, "hippo").await;
+    let c = s.condition(conditions::VOLUME_RESIZE).unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "AsRequested")
+    );
+}
+
+/// Finish the Job `name` as the Job controller would.
+async fn finish_job(h: &Harness, name: &str, ok: bool) {
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let (kind, count) = if ok {
+        ("Complete", "succeeded")
+    } else {
+        ("Failed", "failed")
+    };
+    let status = json!({"status": {count: 1, "conditions": [{"type": kind, "status": "True"}]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+async fn manual_backups_run_in_jobs(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    finish_job(h, "hippo-backup-initial", true).await;
+    settle(h, "hippo").await;
+
+    let mut trigger = String::new();
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_backup(c, "diff", None).unwrap();
+        let manual = c
+            .spec
+            .backups
+            .as_mut()
+            .unwrap()
+            .pgbackrest
+            .manual
+            .as_mut()
+            .unwrap();
+        manual
+            .options
+            .as_mut()
+            .unwrap()
+            .push("--start-fast=y".into());
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let job = names::Names::new("hippo", NS).manual_backup(&trigger);
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let spec = jobs
+        .get(&job)
+        .await
+        .expect("the backup's Job")
+        .spec
+        .unwrap();
+    let script = spec.template.spec.unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap()
+        .join(" ");
+    assert!(
+        script.contains("run --repo=1 --type=diff --start-fast=y backup"),
+        "{script}"
+    );
+    assert!(script.contains("pgbackrest --stanza=db"), "{script}");
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.clone().unwrap();
+    assert_eq!((m.trigger.as_str(), m.finished), (trigger.as_str(), false));
+    let progressing = s.condition(conditions::PROGRESSING).unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("True", "Backup")
+    );
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![], "one Job per request");
+
+    finish_job(h, &job, false).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.clone().unwrap();
+    assert!(m.finished && !m.succeeded, "{m:?}");
+    assert!(
+        m.message
+            .unwrap()
+            .contains(&format!("kubectl logs -n db job/{job}"))
+    );
+    assert_eq!(s.condition(conditions::BACKUP).unwrap().status, "False");
+    assert_eq!(
+        s.condition(conditions::PROGRESSING).unwrap().status,
+        "False"
+    );
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        h.writes_since(mark),
+        vec![],
+        "a failed backup is not retried on its own"
+    );
+
+    // A new request, a new Job.
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_backup(c, "full", None).unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let second = names::Names::new("hippo", NS).manual_backup(&trigger);
+    assert_ne!(second, job);
+    finish_job(h, &second, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.clone().unwrap();
+    assert!(m.trigger == trigger && m.finished && m.succeeded, "{m:?}");
+    let backup = s.condition(conditions::BACKUP).unwrap();
+    assert_eq!(
+        (backup.status.as_str(), backup.message.as_str()),
+        ("True", "the full backup into repo1 succeeded")
+    );
+    assert!(
+        h.names::<Job>(NS).await.contains(&job),
+        "finished Jobs stay as the record"
+    );
+}
+
+fn clone_of(source: &str, namespace: Option<&str>) -> String {
+    let namespace = namespace
+        .map(|n| format!("clusterNamespace: {n}, "))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {{name: elephant, namespace: {NS}}}
+spec:
+  postgresVersion: 15
+  dataSource:
+    postgresCluster: {{clusterName: {source}, {namespace}repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}}
+  instances:
+    - name: instance1
+      dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+"
+    )
+}
+
+async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    h.create(&clone_of("hippo", None)).await;
+    h.reconcile(NS, "elephant").await.unwrap();
+
+    let instance = instances(h, "elephant").await.pop_first().unwrap();
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let files = configs
+        .get(&format!("{instance}-config"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
+    let bootstrap = &patroni["bootstrap"];
+    assert_eq!(bootstrap["method"], "pgbackrest_restore");
+    assert_eq!(
+        bootstrap["pgbackrest_restore"]["command"],
+        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+    );
+    let restore = &files["pgbackrest-restore.conf"];
+    let host = names::Names::new("hippo", NS).repo_host_dns();
+    for line in [
+        format!("repo1-host={host}\n"),
+        "repo1-host-type=tls\n".into(),
+        "repo1-host-cert-file=/etc/pgbackrest-source/tls.crt\n".into(),
+        "repo1-path=/pgbackrest/repo1\n".into(),
+        "pg1-path=/pgdata/pg15\n".into(),
+    ] {
+        assert!(restore.contains(&line), "{line} in {restore}");
+    }
+    // The source's certificate, optional so that the source may go once this cluster runs.
+    let sets: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let pod = sets
+        .get(&instance)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "pgbackrest-source")
+        .unwrap();
+    let secret = volume.projected.unwrap().sources.unwrap()[0]
+        .secret
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.optional),
+        ("hippo-pgbackrest", Some(true))
+    );
+    let database = &pod.containers[0];
+    assert!(
+        database
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == "/etc/pgbackrest-source")
+    );
+    assert_eq!(
+        status(h, "elephant")
+            .await
+            .condition(conditions::DEGRADED)
+            .unwrap()
+            .status,
+        "False"
+    );
+
+    // A source in another namespace cannot be reached: Degraded says why.
+    h.edit(NS, "elephant", |c| {
+        let src = c
+            .spec
+            .data_source
+            .as_mut()
+            .unwrap()
+            .postgres_cluster
+            .as_mut()
+            .unwrap();
+        src.cluster_namespace = Some("elsewhere".into());
+    })
+    .await;
+    h.reconcile(NS, "elephant").await.unwrap();
+    let degraded = status(h, "elephant")
+        .await
+        .condition(conditions::DEGRADED)
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded.status, "True");
+    assert!(
+        degraded.message.contains("not elsewhere"),
+        "{}",
+        degraded.message
+    );
+}
+
 async fn unreachable_member_shows_in_status(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -756,6 +1276,31 @@ async fn removing_the_primarys_set_switches_over_first() {
 }
 
 #[tokio::test]
+async fn a_new_template_rolls_out_replicas_first_then_switchover_then_primary() {
+    template_changes_roll_replicas_first(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn volumes_grow_only_where_the_storage_class_allows_expansion() {
+    volumes_grow_where_the_class_allows(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn manual_backup_annotation_runs_a_job_once() {
+    manual_backups_run_in_jobs(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_clone_bootstraps_with_pgbackrest_restore_from_the_source() {
+    clones_restore_from_the_sources_repository_host(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn settings_pending_restart_roll_through_patroni_replicas_first() {
+    pending_settings_restart_through_patroni_in_order(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_member_is_reported() {
     unreachable_member_shows_in_status(&Harness::new().await).await;
 }
@@ -810,7 +1355,10 @@ async fn logs_are_json_lines_naming_the_cluster() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let logs = operator::json_logs("info".into(), move || writer.clone());
-    let _guard = tracing::subscriber::set_default(logs);
+    // The process's subscriber, as in the operator: tracing caches per log statement whether
+    // anyone listens, and a subscriber set for this thread alone loses that race to the other
+    // tests' threads (which then log here too).
+    tracing::subscriber::set_global_default(logs).expect("the only test that sets one");
     h.reconcile(NS, "minimal").await.unwrap();
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text
@@ -819,9 +1367,8 @@ async fn logs_are_json_lines_naming_the_cluster() {
         .collect();
     let reconciled = lines
         .iter()
-        .find(|l| l["fields"]["message"] == "reconciled")
-        .unwrap_or_else(|| panic!("no `reconciled` line in {text}"));
-    assert_eq!(reconciled["span"]["cluster"], "minimal");
+        .find(|l| l["fields"]["message"] == "reconciled" && l["span"]["cluster"] == "minimal")
+        .unwrap_or_else(|| panic!("no `reconciled` line for minimal in {text}"));
     assert_eq!(reconciled["span"]["namespace"], NS);
 }
 
@@ -848,6 +1395,11 @@ async fn cluster_role_grants_exactly_what_is_used() {
         switchover_through_the_pod_proxy,
         dynamic_configuration_is_patched,
         removed_set_moves_the_primary_first,
+        template_changes_roll_replicas_first,
+        pending_settings_restart_through_patroni_in_order,
+        volumes_grow_where_the_class_allows,
+        manual_backups_run_in_jobs,
+        clones_restore_from_the_sources_repository_host,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
         operator_runs

@@ -349,3 +349,68 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
     let (ok, text) = openssl_verify(dir.path(), &ca, &reissued["tls.crt"].0);
     assert!(ok, "re-issued by the same CA:\n{text}");
 }
+
+#[test]
+fn a_manual_backup_job_passes_the_kubernetes_schemas() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs, ManualBackup};
+    let cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    let inputs = Inputs {
+        manual_backup: Some(ManualBackup {
+            trigger: "2026-11-21T10:00:00Z".into(),
+            repo: "repo1".into(),
+            options: vec!["--type=diff".into(), "--annotation=why=it's a test".into()],
+        }),
+        ..Default::default()
+    };
+    let rendered = objects::render(&cluster, &inputs).unwrap();
+    let job = rendered
+        .jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("hippo-backup-") && n != "hippo-backup-initial")
+        })
+        .expect("the manual backup's Job");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, serde_yaml::to_string(job).unwrap()).unwrap();
+    validate(&file, 1);
+}
+
+#[test]
+fn a_clone_passes_the_kubernetes_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("clone.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {name: elephant}
+spec:
+  postgresVersion: 15
+  dataSource:
+    postgresCluster: {clusterName: hippo, repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+",
+    )
+    .unwrap();
+    let out = pgdeck()
+        .args(["render", "-f"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("pgbackrest-restore.conf"), "{text}");
+    let rendered = dir.path().join("rendered.yaml");
+    std::fs::write(&rendered, &text).unwrap();
+    validate(&rendered, documents(&text).len());
+}

@@ -212,7 +212,8 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
     }
 }
 
-/// Done once the backup asked for with `trigger` finished; an error carries pgBackRest's message.
+/// Done once the manual backup asked for with `trigger` finished: an error with pgBackRest's
+/// message (or where to read it) when it failed.
 pub(super) fn backed_up(trigger: &str) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
     move |c| match c.status.as_ref().and_then(|s| s.manual_backup.as_ref()) {
         Some(m) if m.trigger == trigger && m.finished && m.succeeded => Ok(true),

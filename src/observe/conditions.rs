@@ -11,6 +11,8 @@ pub const DEGRADED: &str = "Degraded";
 pub const SWITCHOVER: &str = "Switchover";
 /// True while a volume is more than 80 % full.
 pub const VOLUME_PRESSURE: &str = "VolumePressure";
+/// False while a volume cannot grow as the spec asks (Kubernetes: its StorageClass refuses).
+pub const VOLUME_RESIZE: &str = "VolumeResize";
 /// The outcome of the last backup pgdeck ran (manual or scheduled).
 pub const BACKUP: &str = "Backup";
 

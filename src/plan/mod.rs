@@ -1,10 +1,11 @@
-//! Pure rendering from a manifest: instance names, Patroni and pgBackRest configuration.
-//! Shared by both platforms; nothing here does IO.
+//! Pure rendering from a manifest: instance names, Patroni and pgBackRest configuration, and
+//! the order a restarting change rolls out in. Shared by both platforms; nothing here does IO.
 
 pub mod dynamic;
 pub mod patroni;
 pub mod pgbackrest;
 pub mod resources;
+pub mod rollout;
 
 use rand::RngExt;
 

@@ -123,18 +123,30 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
 }
 
 /// The configuration that restores `at.pg[0]` from another cluster's repository `repo`, stored
-/// at `source_path` (a posix repository): only that repository, and this cluster's own logs and
-/// locks.
-pub fn restore_config(repo: &str, source_path: &str, at: &Layout) -> String {
-    let mut out = String::from("[global]\n");
-    for (k, v) in [
+/// at `source_path` (a posix repository, on `source_host` when that is another host's): only
+/// that repository, and this cluster's own logs and locks.
+pub fn restore_config(
+    repo: &str,
+    source_path: &str,
+    source_host: Option<&Remote>,
+    at: &Layout,
+) -> String {
+    let mut global: BTreeMap<String, String> = [
         (format!("{repo}-type"), "posix"),
         (format!("{repo}-path"), source_path),
         ("log-path".into(), &at.log_path),
         ("lock-path".into(), &at.lock_path),
         ("spool-path".into(), &at.spool_path),
         ("log-level-file".into(), "info"),
-    ] {
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect();
+    if let Some(remote) = source_host {
+        remote_options(&mut global, &format!("{repo}-host"), remote);
+    }
+    let mut out = String::from("[global]\n");
+    for (k, v) in global {
         writeln!(out, "{k}={v}").expect("writing to a String");
     }
     writeln!(out, "\n[{STANZA}]").expect("writing to a String");
@@ -177,7 +189,8 @@ pub fn restore_command(config: &str, repo: &str, options: &[String]) -> String {
         .join(" ")
 }
 
-fn shell_quote(arg: &str) -> String {
+/// `arg` as one shell word.
+pub fn shell_quote(arg: &str) -> String {
     if arg
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@".contains(c))

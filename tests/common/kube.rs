@@ -4,7 +4,7 @@
 //! the pod proxy (the leader is the pod Patroni labels `master`). Every request the operator
 //! makes is recorded, so tests count writes and check the ClusterRole against what was used.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
@@ -98,6 +98,10 @@ pub struct FakePatroni {
     pub switchovers: Vec<(String, String, String)>,
     /// Pods whose Patroni does not answer.
     pub down: HashSet<String>,
+    /// Pods whose PostgreSQL has settings waiting for a restart (`pending_restart`).
+    pub pending_restart: HashSet<String>,
+    /// Every `POST /restart`, by pod, and every switchover, in the order they came.
+    pub actions: Vec<String>,
 }
 
 pub struct Harness {
@@ -108,6 +112,8 @@ pub struct Harness {
     calls: Arc<Mutex<Vec<Call>>>,
     pub patroni: Arc<Mutex<FakePatroni>>,
     pub ctx: Arc<Context>,
+    /// Pods the stand-in kubelet replaced for a new template, in order.
+    pub replaced: Mutex<Vec<String>>,
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -131,6 +137,7 @@ impl Harness {
             calls,
             patroni,
             ctx,
+            replaced: Mutex::default(),
         }
     }
 
@@ -238,11 +245,26 @@ impl Harness {
                 }
                 continue;
             }
-            if have {
-                continue;
+            let template = spec.template.metadata.unwrap();
+            let annotations = template.annotations.unwrap_or_default();
+            let hash = |a: Option<&BTreeMap<String, String>>| {
+                a.and_then(|a| a.get(names::TEMPLATE_HASH)).cloned()
+            };
+            let old = existing.iter().find(|p| p.name_any() == pod_name);
+            // A new template replaces the pod, which keeps its Patroni role.
+            let mut role = None;
+            if let Some(old) = old {
+                if hash(old.metadata.annotations.as_ref()) == hash(Some(&annotations)) {
+                    continue;
+                }
+                role = old.labels().get(names::ROLE).cloned();
+                pods.delete(&pod_name, &Default::default()).await.unwrap();
+                self.replaced.lock().unwrap().push(pod_name.clone());
             }
-            let mut labels = spec.template.metadata.unwrap().labels.unwrap_or_default();
-            if labels.contains_key(names::INSTANCE) {
+            let mut labels = template.labels.unwrap_or_default();
+            if let Some(role) = role {
+                labels.insert(names::ROLE.into(), role);
+            } else if labels.contains_key(names::INSTANCE) {
                 let cluster = &labels[names::CLUSTER];
                 let led = pods
                     .list(&ListParams::default().labels(&format!(
@@ -268,6 +290,7 @@ impl Harness {
                     "name": pod_name,
                     "namespace": ns,
                     "labels": labels,
+                    "annotations": annotations,
                     "ownerReferences": [{
                         "apiVersion": "apps/v1", "kind": "StatefulSet",
                         "name": set.name_any(), "uid": set.uid().unwrap(), "controller": true,
@@ -460,6 +483,9 @@ async fn answer_as_patroni(
                 "timeline": timeline,
                 "database_system_identifier": "7311111111111111111",
             });
+            if state.lock().unwrap().pending_restart.contains(pod) {
+                node["pending_restart"] = json!(true);
+            }
             if is_leader {
                 node["xlog"] = json!({"location": 5000});
                 node["replication"] = members
@@ -500,6 +526,12 @@ async fn answer_as_patroni(
             s.patches.push((key, body));
             (200, value)
         }
+        ("POST", "/restart") => {
+            let mut s = state.lock().unwrap();
+            s.pending_restart.remove(pod);
+            s.actions.push(format!("restart {pod}"));
+            (200, json!("restarted successfully"))
+        }
         ("POST", "/switchover" | "/failover") => {
             let candidate = body["candidate"].as_str().unwrap_or_default().to_string();
             if path == "/switchover" && body["leader"].as_str() != leader.as_deref() {
@@ -525,6 +557,7 @@ async fn answer_as_patroni(
             }
             let mut s = state.lock().unwrap();
             *s.timeline.entry(key.clone()).or_insert(1) += 1;
+            s.actions.push(format!("switchover to {candidate}"));
             s.switchovers
                 .push((key, leader.unwrap_or_default(), candidate.clone()));
             (

@@ -22,6 +22,9 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdeck");
 pub const HASH: &str = "pgdeck.dev/hash";
 /// On instance pods: a digest of Patroni's local configuration, so a change restarts them.
 pub const CONFIG_HASH: &str = "pgdeck.dev/config-hash";
+/// On instance pod templates, and so on their pods: a digest of the rest of the template. The
+/// reconciler rolls a new one out instance by instance, and a pod tells which one it runs.
+pub const TEMPLATE_HASH: &str = "pgdeck.dev/template-hash";
 
 /// The names of one cluster's objects.
 #[derive(Clone, Copy)]
@@ -94,6 +97,10 @@ impl<'a> Names<'a> {
     }
     pub fn initial_backup(&self) -> String {
         self.of("backup-initial")
+    }
+    /// The Job of the manual backup asked for with `trigger`.
+    pub fn manual_backup(&self, trigger: &str) -> String {
+        self.of(&format!("backup-{}", &digest(trigger.as_bytes())[..8]))
     }
     pub fn scheduled_backup(&self, repo: &str, kind: &str) -> String {
         self.of(&format!("{repo}-{kind}"))

@@ -22,15 +22,19 @@ use super::metrics::Metrics;
 use super::objects::{self, Inputs, Instance, Objects};
 use super::owned::Owned;
 use super::proxy::{self, Seen};
+use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
-use super::{FIELD_MANAGER, KubeError, finalizer, names, owned, teardown};
+use super::{
+    FIELD_MANAGER, KubeError, expansion, finalizer, manual_backup, names, owned, teardown,
+};
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::PostgresClusterStatus;
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
 use crate::plan::dynamic;
+use crate::plan::rollout::Step;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -160,6 +164,7 @@ impl Run<'_> {
             ));
         }
 
+        self.problem = objects::restore_problem(cluster);
         let switchover = self.requested_switchover(&seen).await;
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;
@@ -180,14 +185,41 @@ impl Run<'_> {
         }
 
         let backup = status::initial_backup(cluster, &self.owned.objects.jobs);
+        let stanza_created = backup == Some(JobState::Succeeded);
+        let manual = manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created);
         let inputs = Inputs {
             instances: plan.run.clone(),
             secrets: self.secret_data(),
             owner_uid: cluster.uid(),
-            initial_backup_done: backup == Some(JobState::Succeeded),
+            initial_backup_done: stanza_created,
+            manual_backup: manual.start.clone(),
         };
-        let desired = objects::render(cluster, &inputs)?;
-        self.write(&desired, &plan).await?;
+        let mut desired = objects::render(cluster, &inputs)?;
+        let busy = moving
+            || plan.move_primary.is_some()
+            || !plan.remove.is_empty()
+            || switchover.as_ref().is_some_and(|s| s.result.is_ok());
+        let rolling = rolling::plan(
+            cluster,
+            &plan.run,
+            &desired.stateful_sets,
+            &self.owned.objects.stateful_sets,
+            &self.owned.pods,
+            &seen,
+            busy,
+        );
+        moving |= self.roll(&rolling).await;
+        let refused = expansion::check(
+            &self.ctx.client,
+            &mut desired.volumes,
+            &self.owned.objects.volumes,
+        )
+        .await?;
+        // What waits for its turn keeps what it has.
+        let held = |l: &BTreeMap<String, String>| rolling.holds(l.get(names::INSTANCE));
+        desired.stateful_sets.retain(|s| !held(s.labels()));
+        desired.config_maps.retain(|c| !held(c.labels()));
+        self.write(&desired, &plan, &rolling).await?;
         self.configure(&seen).await;
 
         if backup == Some(JobState::Failed) {
@@ -210,6 +242,9 @@ impl Run<'_> {
 
         // Status lists the instances the cluster now runs, new ones included, as written.
         seen.keep_only(&plan.run, plan.move_primary.as_ref(), &desired.volumes);
+        for s in &mut seen.statuses {
+            s.pending_restart |= rolling.pending.contains(&s.name);
+        }
         let mut removing = plan.remove.clone();
         removing.extend(plan.move_primary.iter().map(|i| i.name.clone()));
         let activity = Activity {
@@ -221,17 +256,20 @@ impl Run<'_> {
                     && !desired.jobs.is_empty()
                     && !inputs.initial_backup_done
                     && !cluster.repos().is_empty()),
-            backup: false,
-            rolling: None,
+            backup: manual.running,
+            rolling: rolling.progress,
         };
-        Ok(status::build(
+        let mut status = status::build(
             cluster,
             &seen,
             status::repos(cluster, backup),
             &activity,
             self.problem.as_deref(),
             switchover,
-        ))
+        );
+        status::volume_resize(cluster, &mut status, &refused);
+        manual_backup::record(cluster, &mut status, manual);
+        Ok(status)
     }
 
     async fn look(&self, members: &[Instance]) -> Seen {
@@ -270,12 +308,17 @@ impl Run<'_> {
     }
 
     /// Write every kind, in dependency order.
-    async fn write(&mut self, desired: &Objects, plan: &Plan) -> Result<(), KubeError> {
+    async fn write(
+        &mut self,
+        desired: &Objects,
+        plan: &Plan,
+        rolling: &Rolling,
+    ) -> Result<(), KubeError> {
         let moving = plan.move_primary.as_ref().map(|i| i.name.clone());
-        let not_moving = move |labels: &BTreeMap<String, String>| {
-            moving
-                .as_ref()
-                .is_none_or(|m| labels.get(names::INSTANCE) != Some(m))
+        // A primary on its way out, and instances waiting for a new template, keep theirs.
+        let prunable = move |labels: &BTreeMap<String, String>| {
+            let instance = labels.get(names::INSTANCE);
+            moving.as_ref().is_none_or(|m| instance != Some(m)) && !rolling.holds(instance)
         };
         let o = &self.owned.objects;
         let mut w = Writes::default();
@@ -287,7 +330,7 @@ impl Run<'_> {
                 &desired.config_maps,
                 &o.config_maps,
                 Policy {
-                    prune: &|c| not_moving(c.labels()),
+                    prune: &|c| prunable(c.labels()),
                     replace: false,
                 },
             )
@@ -328,7 +371,7 @@ impl Run<'_> {
                 &desired.stateful_sets,
                 &o.stateful_sets,
                 Policy {
-                    prune: &|s: &StatefulSet| not_moving(s.labels()),
+                    prune: &|s: &StatefulSet| prunable(s.labels()),
                     replace: false,
                 },
             )
@@ -477,6 +520,40 @@ impl Run<'_> {
         result
             .map(|_| format!("{target} is the new primary"))
             .map_err(|e| e.to_string())
+    }
+
+    /// Carry out a rollout's step that is not a write: a switchover away from the primary
+    /// before its turn, or a restart through Patroni for settings it reports pending. Says
+    /// whether a switchover happened.
+    async fn roll(&mut self, rolling: &Rolling) -> bool {
+        let result = match (&rolling.step, &rolling.patroni_restart) {
+            (Some(Step::Switchover { leader, target }), _) => {
+                tracing::info!(
+                    leader,
+                    target,
+                    "switching over before restarting the primary"
+                );
+                let step = SwitchoverStep::Switchover {
+                    leader: leader.clone(),
+                    target: target.clone(),
+                };
+                self.switch(step).await.map(|_| true)
+            }
+            (_, Some(name)) => {
+                tracing::info!(instance = name, "restarting for pending settings");
+                self.ctx
+                    .patroni
+                    .restart(&proxy::base(self.cluster, name))
+                    .await
+                    .map(|_| false)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Ok(false),
+        };
+        result.unwrap_or_else(|e| {
+            self.problem = Some(e);
+            false
+        })
     }
 
     /// The primary's set was removed: switch over to the healthiest instance elsewhere first.

@@ -107,3 +107,35 @@ pub fn degraded(cluster: &PostgresCluster, problem: &str) -> PostgresClusterStat
     conditions::standard(cluster, &mut status, &Activity::default(), Some(problem));
     status
 }
+
+/// `VolumeResize`: false, naming them, while volumes cannot grow as asked; once it was false,
+/// true when they all can.
+pub fn volume_resize(
+    cluster: &PostgresCluster,
+    status: &mut PostgresClusterStatus,
+    refused: &[String],
+) {
+    let g = cluster.generation();
+    let c = &mut status.conditions;
+    if !refused.is_empty() {
+        let message = refused.join("; ");
+        conditions::set(
+            c,
+            conditions::VOLUME_RESIZE,
+            false,
+            "ExpansionNotAllowed",
+            message,
+            g,
+        );
+    } else if c.iter().any(|c| c.type_ == conditions::VOLUME_RESIZE) {
+        let message = "every volume asks for the size the spec says";
+        conditions::set(
+            c,
+            conditions::VOLUME_RESIZE,
+            true,
+            "AsRequested",
+            message,
+            g,
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! pgBackRest: its configuration (one file for the instances, one for the repository host), a
 //! repository host `<c>-repo-host` holding the `volume` repositories on their own volumes, a Job
-//! that creates the stanza and takes the first full backup, and a CronJob per schedule.
+//! that creates the stanza and takes the first full backup, a CronJob per schedule, and a Job
+//! per manual backup (`pgdeck.dev/pgbackrest-backup`).
 //! Backups run in the repository host (or, without one, the primary), as pgBackRest requires:
 //! the Jobs start them there with `kubectl exec`, as PGO's do.
 
@@ -16,7 +17,7 @@ use super::tls::PGBACKREST_CN;
 use super::{Ctx, Instance, PGBACKREST_PORT, paths};
 use crate::api::backups::Repo;
 use crate::plan::dynamic::STANZA;
-use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles, TlsServer};
+use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles, TlsServer, shell_quote};
 use crate::platform::kube::names;
 
 pub struct Parts {
@@ -24,7 +25,18 @@ pub struct Parts {
     pub volumes: Vec<PersistentVolumeClaim>,
     pub repo_host: Option<StatefulSet>,
     pub initial_backup: Option<Job>,
+    pub manual_backup: Option<Job>,
     pub schedules: Vec<CronJob>,
+}
+
+/// A manual backup, as `spec.backups.pgbackrest.manual` asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualBackup {
+    /// The trigger annotation's value it answers.
+    pub trigger: String,
+    pub repo: String,
+    /// `pgbackrest backup` options, `--type` among them.
+    pub options: Vec<String>,
 }
 
 /// Everything for the cluster's backups; nothing when it has no repository.
@@ -57,7 +69,15 @@ pub fn render(ctx: &Ctx) -> Option<Parts> {
             ctx.names.initial_backup(),
             ctx.labels_with(&[(names::COMPONENT, "backup")]),
         ),
-        spec: Some(job_spec(ctx, &first.name, "full", true)),
+        spec: Some(job_spec(ctx, &first.name, &type_option("full"), true)),
+        ..Default::default()
+    });
+    let manual_backup = ctx.inputs.manual_backup.as_ref().map(|m| Job {
+        metadata: ctx.meta(
+            ctx.names.manual_backup(&m.trigger),
+            ctx.labels_with(&[(names::COMPONENT, "backup"), (names::REPO, &m.repo)]),
+        ),
+        spec: Some(job_spec(ctx, &m.repo, &m.options, false)),
         ..Default::default()
     });
     let schedules = repos
@@ -78,7 +98,7 @@ pub fn render(ctx: &Ctx) -> Option<Parts> {
                     // A backup still running when the next is due: the next waits its turn.
                     concurrency_policy: Some("Forbid".into()),
                     job_template: JobTemplateSpec {
-                        spec: Some(job_spec(ctx, &repo.name, kind, false)),
+                        spec: Some(job_spec(ctx, &repo.name, &type_option(kind), false)),
                         ..Default::default()
                     },
                     ..Default::default()
@@ -92,8 +112,13 @@ pub fn render(ctx: &Ctx) -> Option<Parts> {
         volumes,
         repo_host,
         initial_backup,
+        manual_backup,
         schedules,
     })
+}
+
+fn type_option(kind: &str) -> Vec<String> {
+    vec![format!("--type={kind}")]
 }
 
 fn tls_files() -> TlsFiles {
@@ -237,13 +262,13 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
     )
 }
 
-/// A Job that runs a `kind` backup (`full`, `diff`, `incr`) into `repo`, creating the stanza
-/// first when `create_stanza`.
-fn job_spec(ctx: &Ctx, repo: &str, kind: &str, create_stanza: bool) -> JobSpec {
+/// A Job that runs a backup into `repo` with `options` (`--type=full`, ...), creating the
+/// stanza first when `create_stanza`.
+fn job_spec(ctx: &Ctx, repo: &str, options: &[String], create_stanza: bool) -> JobSpec {
     let jobs = ctx.pgbackrest().jobs.unwrap_or_default();
     let script = Script {
         container: "pgbackrest",
-        script: backup_script(ctx, repo, kind, create_stanza),
+        script: backup_script(ctx, repo, options, create_stanza),
         env: Vec::new(),
         resources: jobs.resources,
     };
@@ -268,7 +293,7 @@ fn job_spec(ctx: &Ctx, repo: &str, kind: &str, create_stanza: bool) -> JobSpec {
 
 /// The Job's shell script: wait for the primary (and the repository host), then run
 /// pgBackRest where the repository is.
-fn backup_script(ctx: &Ctx, repo: &str, kind: &str, create_stanza: bool) -> String {
+fn backup_script(ctx: &Ctx, repo: &str, options: &[String], create_stanza: bool) -> String {
     let ns = ctx.cluster.namespace();
     let primary = format!(
         "{}={},{}={}",
@@ -298,6 +323,7 @@ fn backup_script(ctx: &Ctx, repo: &str, kind: &str, create_stanza: bool) -> Stri
     if create_stanza {
         script.push_str("run stanza-create\n");
     }
-    script.push_str(&format!("run --repo={key} --type={kind} backup\n"));
+    let options: Vec<String> = options.iter().map(|o| shell_quote(o)).collect();
+    script.push_str(&format!("run --repo={key} {} backup\n", options.join(" ")));
     script
 }

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
-use super::{Ctx, PGBACKREST_PORT, paths};
+use super::{Ctx, PGBACKREST_PORT, paths, restore};
 use crate::api::instances::InstanceSet;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement};
 use crate::platform::kube::names;
@@ -62,15 +62,16 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
             ..Default::default()
         });
     }
+    // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on` as a
+    // boolean.
+    let mut files = BTreeMap::from([(PATRONI_FILE.to_string(), config_text + "\n")]);
+    if let Some(text) = restore::config(ctx) {
+        files.insert(restore::CONFIG_FILE.into(), text);
+    }
     Parts {
         config: ConfigMap {
             metadata: ctx.meta(names::config(&instance.name), labels.clone()),
-            // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on`
-            // as a boolean.
-            data: Some(BTreeMap::from([(
-                PATRONI_FILE.to_string(),
-                config_text + "\n",
-            )])),
+            data: Some(files),
             ..Default::default()
         },
         volumes,
@@ -98,7 +99,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         api_port: patroni_port(ctx),
         // Any client may try; each must still present a password (scram-sha-256).
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
-        restore: None,
+        restore: restore::command(ctx),
     };
     let credentials = Credentials {
         superuser: String::new(),
@@ -167,16 +168,24 @@ fn stateful_set(
             names::CONFIG_HASH.into(),
             names::digest(local.to_string().as_bytes()),
         );
+    let mut template = PodTemplateSpec {
+        metadata: Some(template),
+        spec: Some(pod_spec(ctx, instance, set)),
+    };
+    let digest = names::digest(&serde_json::to_vec(&template).expect("a template serializes"));
+    template
+        .metadata
+        .as_mut()
+        .and_then(|m| m.annotations.as_mut())
+        .expect("annotated above")
+        .insert(names::TEMPLATE_HASH.into(), digest);
     pods::stateful_set(
         ctx,
         instance.name.clone(),
         labels,
         &[names::CLUSTER, names::INSTANCE_SET, names::INSTANCE],
         ctx.cluster.spec.shutdown != Some(true),
-        PodTemplateSpec {
-            metadata: Some(template),
-            spec: Some(pod_spec(ctx, instance, set)),
-        },
+        template,
     )
 }
 
@@ -265,10 +274,13 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         resources: set.resources.clone(),
         ..database
     };
-    database
-        .volume_mounts
-        .get_or_insert_with(Default::default)
-        .extend(mounts.clone());
+    let database_mounts = database.volume_mounts.get_or_insert_with(Default::default);
+    database_mounts.extend(mounts.clone());
+    // Only Patroni's bootstrap restores.
+    if let Some((volume, mount)) = restore::certificate(ctx) {
+        volumes.push(volume);
+        database_mounts.push(mount);
+    }
     let mut containers = vec![database];
     if c.repos().iter().any(|r| r.volume.is_some()) {
         // The repository host reaches this instance's data through pgBackRest's TLS server.

@@ -7,6 +7,7 @@ mod budgets;
 mod instances;
 mod pods;
 mod rbac;
+mod restore;
 mod secrets;
 mod services;
 mod tls;
@@ -30,7 +31,9 @@ use crate::api::PostgresCluster;
 use crate::api::backups::PgBackRest;
 use crate::api::cluster::Metadata;
 
+pub use self::backups::ManualBackup;
 pub use self::instances::Instance;
+pub use self::restore::problem as restore_problem;
 pub use self::tls::TlsError;
 
 /// What rendering needs beyond the manifest.
@@ -45,6 +48,8 @@ pub struct Inputs {
     pub owner_uid: Option<String>,
     /// The first full backup was taken: its Job is not wanted again.
     pub initial_backup_done: bool,
+    /// A manual backup to start (its Job does not exist yet).
+    pub manual_backup: Option<ManualBackup>,
 }
 
 /// A cluster's objects, by kind, in the order they are applied: as rendered, or as listed.
@@ -86,6 +91,7 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         out.volumes.extend(b.volumes);
         out.stateful_sets.extend(b.repo_host);
         out.jobs.extend(b.initial_backup);
+        out.jobs.extend(b.manual_backup);
         out.cron_jobs.extend(b.schedules);
     }
     out.jobs.push(users::render(&ctx, &out.secrets));
@@ -266,6 +272,8 @@ mod paths {
     pub const PGBACKREST_CONFIG_DIR: &str = "/etc/pgbackrest";
     pub const PGBACKREST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
     pub const PGBACKREST_TLS: &str = "/etc/pgbackrest/tls";
+    /// A restore's source cluster's pgBackRest certificate.
+    pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
     /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
     pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
     pub const SERVER_TLS: &str = "/etc/postgres/tls/server";

@@ -117,6 +117,7 @@ impl Runtime<'_> {
                 let text = pgbackrest::restore_config(
                     &source.repo,
                     &source.path.display().to_string(),
+                    None,
                     &layout,
                 );
                 write_if_changed(&path, text.as_bytes(), 0o640).at(&path)?;

@@ -38,6 +38,7 @@ use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::patroni::{Credentials, SUPERUSER};
+use crate::plan::rollout::{self, Step};
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
@@ -710,9 +711,8 @@ impl Worker {
         changed || seen.instance(&rec.name).is_some_and(|i| i.pending_restart)
     }
 
-    /// One step of a rolling restart, as a pod template change rolls out on Kubernetes: the
-    /// replicas one at a time, each back to streaming before the next, then a switchover to an
-    /// updated replica, then the old primary. Nothing restarts while any instance is not ready.
+    /// One step of a rolling restart, in `rollout`'s order, as a pod template change rolls out
+    /// on Kubernetes.
     fn roll(&mut self, cluster: &PostgresCluster, live: &[InstanceRecord], seen: &observe::Seen) {
         // Instances recorded before templates were kept run what the spec says now.
         for rec in live.iter().filter(|r| r.template.is_none()) {
@@ -737,58 +737,24 @@ impl Worker {
         self.rolling = Some((live.len() - stale.len(), live.len()));
         let busy = self.tasks.restart.is_some()
             || self.tasks.switchover.is_some()
-            || !self.state.removing.is_empty();
-        let all_ready = live.len() == cluster.desired_instances() as usize
-            && live
+            || !self.state.removing.is_empty()
+            || live.len() != cluster.desired_instances() as usize;
+        let stale: Vec<String> = stale.iter().map(|r| r.name.clone()).collect();
+        let next = match rollout::next(&seen.statuses(), &stale, seen.leader.as_deref(), busy) {
+            None => return,
+            Some(Step::Restart(name)) => live
                 .iter()
-                .all(|r| seen.instance(&r.name).is_some_and(|i| i.ready));
-        if busy || !all_ready {
-            return;
-        }
-        let primary = seen.leader.clone();
-        // Replicas first: asynchronous ones, then the sync standby.
-        let mut replicas: Vec<&&InstanceRecord> = stale
-            .iter()
-            .filter(|r| Some(&r.name) != primary.as_ref())
-            .collect();
-        replicas.sort_by_key(|r| {
-            seen.instance(&r.name)
-                .is_some_and(|i| i.role.as_deref() == Some("sync_standby"))
-        });
-        let next = match replicas.first() {
-            Some(r) => (**r).clone(),
-            None if live.len() == 1 => stale[0].clone(),
-            None => {
-                // Only the primary is left: hand over to an updated replica first.
-                let updated = PostgresClusterStatus {
-                    instances: seen
-                        .statuses()
-                        .into_iter()
-                        .filter(|i| Some(&i.name) != primary.as_ref())
-                        .collect(),
-                    ..Default::default()
-                };
-                let (Some(target), Some(leader)) =
-                    (actions::healthiest_candidate(&updated), primary)
-                else {
-                    return;
-                };
+                .find(|r| r.name == name)
+                .expect("a stale instance is live")
+                .clone(),
+            Some(Step::Switchover { leader, target }) => {
                 let api = seen.api_of(&leader).unwrap_or_default();
                 self.event(
                     false,
                     "RollingSwitchover",
-                    format!(
-                        "switching over to {} before restarting {leader}",
-                        target.name
-                    ),
+                    format!("switching over to {target} before restarting {leader}"),
                 );
-                self.spawn_switchover(
-                    None,
-                    api,
-                    leader,
-                    target.name.clone(),
-                    SwitchoverType::Switchover,
-                );
+                self.spawn_switchover(None, api, leader, target, SwitchoverType::Switchover);
                 return;
             }
         };

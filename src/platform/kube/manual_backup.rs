@@ -1,0 +1,119 @@
+//! Manual backups, PGO's way: a new value of `pgdeck.dev/pgbackrest-backup` runs the backup
+//! `spec.backups.pgbackrest.manual` describes, once, in a Job `<cluster>-backup-<digest>`
+//! (created once the stanza exists, never re-created); `status.manualBackup` follows the Job.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+
+use super::names::Names;
+use super::objects::ManualBackup;
+use super::status::{JobState, job_state};
+use crate::actions;
+use crate::api::status::{ManualBackupStatus, PostgresClusterStatus};
+use crate::api::{PostgresCluster, annotations};
+use crate::observe::conditions;
+
+/// Where a manual backup stands this pass.
+#[derive(Debug, Default)]
+pub struct Manual {
+    /// The Job to create.
+    pub start: Option<ManualBackup>,
+    /// For `status.manualBackup`; `None` when there is nothing new to say.
+    pub status: Option<ManualBackupStatus>,
+    /// Asked for and not finished.
+    pub running: bool,
+    /// The outcome, for the Backup condition, when it finished.
+    pub outcome: Option<(bool, String)>,
+}
+
+pub fn check(cluster: &PostgresCluster, jobs: &[Job], stanza_created: bool) -> Manual {
+    let Some(trigger) = cluster.annotation(annotations::BACKUP) else {
+        return Manual::default();
+    };
+    let recorded = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.manual_backup.as_ref());
+    if recorded.is_some_and(|m| m.trigger == trigger && m.finished) {
+        return Manual::default();
+    }
+    let finished = |succeeded: bool, message: String| Manual {
+        status: Some(ManualBackupStatus {
+            trigger: trigger.to_string(),
+            finished: true,
+            succeeded,
+            label: None,
+            message: (!succeeded).then(|| message.clone()),
+        }),
+        outcome: Some((succeeded, message)),
+        ..Default::default()
+    };
+    let manual = cluster
+        .spec
+        .backups
+        .as_ref()
+        .and_then(|b| b.pgbackrest.manual.clone());
+    let Some(manual) = manual else {
+        return finished(
+            false,
+            "the backup trigger changed but spec.backups.pgbackrest.manual is not set".into(),
+        );
+    };
+    let repo = manual.repo_name.clone();
+    if cluster.repos().iter().all(|r| r.name != repo) {
+        return finished(
+            false,
+            format!("{} has no repository {repo}", cluster.name()),
+        );
+    }
+    let mut options = manual.options.clone().unwrap_or_default();
+    let kind = actions::manual_backup_type(Some(&options));
+    if !options.iter().any(|o| o.starts_with("--type=")) {
+        options.insert(0, format!("--type={kind}"));
+    }
+    let name = Names::new(cluster.name(), cluster.namespace()).manual_backup(trigger);
+    match jobs.iter().find(|j| j.name_any() == name).map(job_state) {
+        Some(JobState::Succeeded) => {
+            finished(true, format!("the {kind} backup into {repo} succeeded"))
+        }
+        Some(JobState::Failed) => finished(
+            false,
+            format!(
+                "the {kind} backup into {repo} failed: see `kubectl logs -n {} job/{name}`",
+                cluster.namespace()
+            ),
+        ),
+        running => Manual {
+            start: (running.is_none() && stanza_created).then(|| ManualBackup {
+                trigger: trigger.to_string(),
+                repo,
+                options,
+            }),
+            status: Some(ManualBackupStatus {
+                trigger: trigger.to_string(),
+                ..Default::default()
+            }),
+            running: true,
+            outcome: None,
+        },
+    }
+}
+
+/// Record `manual` in status, and its outcome as the Backup condition.
+pub fn record(cluster: &PostgresCluster, status: &mut PostgresClusterStatus, manual: Manual) {
+    if let Some(m) = manual.status {
+        status.manual_backup = Some(m);
+    }
+    if let Some((ok, message)) = manual.outcome {
+        let reason = if ok { "Succeeded" } else { "Failed" };
+        let g = cluster.generation();
+        conditions::set(
+            &mut status.conditions,
+            conditions::BACKUP,
+            ok,
+            reason,
+            message,
+            g,
+        );
+    }
+}
