@@ -98,8 +98,8 @@ async fn handle(
     patroni: Arc<Mutex<kube_harness::FakePatroni>>,
     writes: Arc<AtomicUsize>,
     req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Body>, kube_harness::BoxError> {
-    let answer = |text: String| Ok(http::Response::new(Body::from(text.into_bytes())));
+) -> Result<http::Response<kube_harness::Reply>, kube_harness::BoxError> {
+    let answer = |text: String| Ok(http::Response::new(kube_harness::reply(text)));
     match req.uri().path() {
         "/bench/writes" => return answer(writes.load(Ordering::Relaxed).to_string()),
         "/bench/rss" => return answer(peak_rss_mib("self").to_string()),

@@ -1,13 +1,15 @@
-//! The console's Kubernetes source against the in-memory API server (tests/common/kube.rs):
-//! the list follows a watch, the open cluster's members come through the pod proxy, users'
-//! URIs from their Secrets, and requests change the manifest over the version they were made
-//! from, recorded as Events naming who asked.
+//! The console on Kubernetes against the in-memory API server (tests/common/kube.rs): its
+//! source (the list follows a watch, the open cluster's members come through the pod proxy,
+//! users' URIs from their Secrets, requests change the manifest over the version they were
+//! made from, recorded as Events naming who asked), and the real binary in tmux reaching the
+//! API server over HTTP through a kubeconfig.
 
 mod common;
 
 use std::time::Duration;
 
 use common::kube::Harness;
+use common::tmux::{Tmux, row};
 use common::{read, repo_root};
 use pgdeck::api::manifest;
 use pgdeck::console::app::{Data, Key};
@@ -39,13 +41,19 @@ async fn outcome(rx: &mut UnboundedReceiver<Data>) -> Outcome {
     .await
 }
 
-#[tokio::test]
-async fn the_console_follows_and_changes_clusters_through_the_api() {
+/// The in-memory API server holding `hippo` (assets/examples/ha.yaml), settled.
+async fn with_hippo() -> Harness {
     let h = Harness::new().await;
     let mut hippo = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
     hippo.metadata.namespace = Some(NS.into());
     h.create(&manifest::to_yaml(&hippo)).await;
     h.settle(NS, "hippo").await;
+    h
+}
+
+#[tokio::test]
+async fn the_console_follows_and_changes_clusters_through_the_api() {
+    let h = with_hippo().await;
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
@@ -97,6 +105,12 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
         written,
         Outcome::Accepted(Waiting::Generation(stored.metadata.generation.unwrap()))
     );
+    // The list follows the change through the watch.
+    next(&mut rx, |d| match d {
+        Data::Clusters(c) if c[0].spec.instances[0].replicas == Some(3) => Some(()),
+        _ => None,
+    })
+    .await;
     // ... and is recorded as an Event saying who asked.
     let events = next(&mut rx, |d| match d {
         Data::Events { events, .. } if events.iter().any(|e| e.reason == "ScaleRequested") => {
@@ -149,4 +163,66 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
         h.cluster(NS, "hippo").await.spec.instances[0].replicas,
         Some(3)
     );
+}
+
+// The test's own thread blocks on tmux; the API server answers from the other workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_in_a_terminal_on_kubernetes() {
+    let h = with_hippo().await;
+    let address = h.listen().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(address, NS)).unwrap();
+    let console = format!(
+        "KUBECONFIG={} PGDECK_CONFIG_DIR={}/config {}",
+        kubeconfig.display(),
+        dir.path().display(),
+        env!("CARGO_BIN_EXE_pgdeck")
+    );
+
+    // With a kubeconfig context and no --platform, the console opens on Kubernetes.
+    let tmux = Tmux::start(120, 32);
+    tmux.keys(&[&console, "Enter"]);
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "the cluster list", |s| {
+            s.contains("kube fake") && s.contains("ns: db") && row(s, "hippo").contains("2/2")
+        });
+        tmux.keys(&["Enter"]);
+        tmux.wait(Duration::from_secs(10), "the instances", |s| {
+            let rows: Vec<&str> = s
+                .lines()
+                .filter(|l| l.starts_with("│hippo-instance1-"))
+                .collect();
+            rows.len() == 2
+                && rows.iter().any(|r| r.contains(" primary "))
+                && rows.iter().any(|r| r.contains(" replica "))
+        });
+        // + and enter scale 2 → 3 through the API.
+        tmux.keys(&["+"]);
+        tmux.wait(Duration::from_secs(5), "the scale dialog", |s| {
+            s.contains("instance1: 2 → 3")
+        });
+        tmux.keys(&["Enter"]);
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.cluster(NS, "hippo").await.spec.instances[0].replicas != Some(3) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scale was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The operator carries it out; the console sees it done.
+    h.settle(NS, "hippo").await;
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "the scale to be done", |s| {
+            s.contains("scale instance1 to 3 done")
+                && s.lines()
+                    .filter(|l| l.starts_with("│hippo-instance1-"))
+                    .count()
+                    == 3
+        });
+        tmux.keys(&["q"]);
+        tmux.assert_terminal_restored();
+    });
 }

@@ -7,8 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures::FutureExt;
-use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -177,6 +180,50 @@ impl Harness {
     pub async fn reconcile(&self, ns: &str, name: &str) -> Result<Action, KubeError> {
         let cluster = self.cluster(ns, name).await;
         reconcile(Arc::new(cluster), self.ctx.clone()).await
+    }
+
+    /// Serve this API server over HTTP on a loopback port, for processes that read a
+    /// kubeconfig (the pgdeck binary); their requests are recorded as the operator's are.
+    pub async fn listen(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (store, calls, patroni) =
+            (self.store.clone(), self.calls.clone(), self.patroni.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
+                let handler =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (store, calls, patroni) =
+                            (store.clone(), calls.clone(), patroni.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let bytes = body.collect().await?.to_bytes();
+                            let req = http::Request::from_parts(parts, Body::from(bytes.to_vec()));
+                            serve(store, calls, patroni, req).await
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), handler),
+                );
+            }
+        });
+        address
+    }
+
+    /// A kubeconfig whose current context (`fake`, namespace `namespace`) is this API server
+    /// at `address`.
+    pub fn kubeconfig(address: std::net::SocketAddr, namespace: &str) -> String {
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters: [{{name: fake, cluster: {{server: \"http://{address}\"}}}}]
+users: [{{name: fake, user: {{}}}}]
+contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: {namespace}}}}}]
+current-context: fake
+"
+        )
     }
 
     /// Reconcile until nothing more is written (the kubelet runs pods in between), at most a
@@ -361,9 +408,9 @@ pub fn recording(
     patroni: Arc<Mutex<FakePatroni>>,
 ) -> impl tower::Service<
     http::Request<Body>,
-    Response = http::Response<Body>,
+    Response = http::Response<Reply>,
     Error = BoxError,
-    Future = futures::future::BoxFuture<'static, Result<http::Response<Body>, BoxError>>,
+    Future = futures::future::BoxFuture<'static, Result<http::Response<Reply>, BoxError>>,
 > + Clone
 + Send
 + 'static {
@@ -379,7 +426,7 @@ async fn serve(
     calls: Arc<Mutex<Vec<Call>>>,
     patroni: Arc<Mutex<FakePatroni>>,
     req: http::Request<Body>,
-) -> Result<http::Response<Body>, BoxError> {
+) -> Result<http::Response<Reply>, BoxError> {
     let apply = req
         .headers()
         .get("content-type")
@@ -399,13 +446,32 @@ async fn serve(
     answer(store, patroni, req).await
 }
 
-/// Answer pod-proxy requests as Patroni, the rest from the store.
+/// A response body: whole, or a watch's stream of events.
+pub type Reply = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A whole response body.
+pub fn reply(bytes: impl Into<Bytes>) -> Reply {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Answer pod-proxy requests as Patroni, watches by following the store, the rest from the
+/// store.
 pub async fn answer(
     store: Client,
     patroni: Arc<Mutex<FakePatroni>>,
     req: http::Request<Body>,
-) -> Result<http::Response<Body>, BoxError> {
+) -> Result<http::Response<Reply>, BoxError> {
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    if req.method() == http::Method::GET
+        && query
+            .split('&')
+            .any(|p| p == "watch=true" || p == "watch=1")
+    {
+        return Ok(http::Response::new(watch(store, path, &query)));
+    }
     if let Some((ns, pod, rest)) = proxied(&path) {
         let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
@@ -415,9 +481,79 @@ pub async fn answer(
         return Ok(http::Response::builder()
             .status(status)
             .header("content-type", "application/json")
-            .body(Body::from(reply.to_string().into_bytes()))?);
+            .body(self::reply(reply.to_string()))?);
     }
-    Ok(store.send(req).await?)
+    Ok(store
+        .send(req)
+        .await?
+        .map(|b| b.map_err(Into::into).boxed_unsync()))
+}
+
+/// A watch, which the store lacks: list what `path` names every 100 ms and send what changed
+/// as watch events (every object as ADDED first), until `timeoutSeconds` or the client leaves.
+fn watch(store: Client, path: String, query: &str) -> Reply {
+    let selectors: Vec<&str> = query
+        .split('&')
+        .filter(|p| p.starts_with("labelSelector=") || p.starts_with("fieldSelector="))
+        .collect();
+    let list = format!("{path}?{}", selectors.join("&"));
+    let timeout = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("timeoutSeconds="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(290);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+        let mut seen: BTreeMap<String, (String, Value)> = BTreeMap::new();
+        while tokio::time::Instant::now() < deadline {
+            let Ok(req) = http::Request::get(&list).body(Vec::new()) else {
+                return;
+            };
+            let Ok(items) = store
+                .request::<Value>(req)
+                .await
+                .map(|l| l["items"].clone())
+            else {
+                return;
+            };
+            let mut now = BTreeMap::new();
+            for item in items.as_array().into_iter().flatten() {
+                let key = format!(
+                    "{}/{}",
+                    item["metadata"]["namespace"], item["metadata"]["name"]
+                );
+                let version = item["metadata"]["resourceVersion"].to_string();
+                now.insert(key, (version, item.clone()));
+            }
+            let mut events = Vec::new();
+            for (key, (version, item)) in &now {
+                match seen.get(key) {
+                    None => events.push(("ADDED", item)),
+                    Some((old, _)) if old != version => events.push(("MODIFIED", item)),
+                    Some(_) => {}
+                }
+            }
+            for (key, (_, item)) in &seen {
+                if !now.contains_key(key) {
+                    events.push(("DELETED", item));
+                }
+            }
+            for (kind, object) in events {
+                let line = format!("{}\n", json!({ "type": kind, "object": object }));
+                if tx.send(Bytes::from(line)).await.is_err() {
+                    return;
+                }
+            }
+            seen = now;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    let events = futures::stream::unfold(rx, |mut rx| async {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, BoxError>(Frame::data(chunk)), rx))
+    });
+    StreamBody::new(events).boxed_unsync()
 }
 
 /// `(namespace, pod, path)` of `/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH`.

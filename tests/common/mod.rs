@@ -29,3 +29,4 @@ pub fn pgdeck() -> std::process::Command {
 
 pub mod kube;
 pub mod local;
+pub mod tmux;
