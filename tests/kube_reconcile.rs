@@ -900,6 +900,139 @@ async fn volumes_grow_where_the_class_allows(h: &Harness) {
     );
 }
 
+/// The repository host's `pgbackrest info` in status: each repository's backups and WAL
+/// range, kept when the repository host does not answer, and a manual backup's label.
+async fn repository_backups_are_listed(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    finish_job(h, "hippo-backup-initial", true).await;
+    settle(h, "hippo").await;
+
+    let s = status(h, "hippo").await;
+    let r = &s.repos[0];
+    assert_eq!(r.name, "repo1");
+    assert!(r.stanza_created);
+    assert_eq!(r.stanza_status.as_deref(), Some("ok"));
+    assert_eq!(r.wal_min.as_deref(), Some("000000010000000000000002"));
+    assert_eq!(r.wal_max.as_deref(), Some("000000010000000000000004"));
+    let listed: Vec<(&str, &str)> = r
+        .backups
+        .iter()
+        .map(|b| (b.label.as_str(), b.type_.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("20261121-055409F", "full"),
+            ("20261121-055409F_20261121-061502D", "diff")
+        ]
+    );
+    let full = &r.backups[0];
+    assert_eq!(full.start.as_ref().unwrap().0.as_second(), 1795240449);
+    assert_eq!(full.stop.as_ref().unwrap().0.as_second(), 1795240452);
+    assert_eq!(full.size_bytes, Some(23030400));
+    assert_eq!(full.repo_size_bytes, Some(3069890));
+    assert_eq!(
+        (full.wal_start.as_deref(), full.wal_stop.as_deref()),
+        (
+            Some("000000010000000000000002"),
+            Some("000000010000000000000002")
+        )
+    );
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![], "the same list: no write");
+
+    // The repository host does not answer: status keeps the list.
+    h.patroni
+        .lock()
+        .unwrap()
+        .down
+        .insert("hippo-repo-host-0".into());
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(status(h, "hippo").await.repos, s.repos);
+    h.patroni.lock().unwrap().down.clear();
+
+    // A manual incremental backup: its label once its Job succeeded and pgBackRest lists it.
+    let mut trigger = String::new();
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_backup(c, "incr", None).unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let job = names::Names::new("hippo", NS).manual_backup(&trigger);
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let script = jobs
+        .get(&job)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .command
+        .clone()
+        .unwrap()
+        .join(" ");
+    assert!(
+        script.contains("--container info -- bash -c 'pgbackrest --stanza=db --output=json"),
+        "the Job has the repository host look again: {script}"
+    );
+    let started = json!({"status": {"startTime": "2026-11-21T07:00:00Z"}});
+    jobs.patch_status(&job, &PatchParams::default(), &Patch::Merge(&started))
+        .await
+        .unwrap();
+    let start = 1795244400; // 2026-11-21T07:00:00Z
+    let wal = ("000000010000000000000006", "000000010000000000000006");
+    let mut backups = common::kube::first_backups();
+    // An older incremental one, and the Job's.
+    backups.push(common::kube::backup_info(
+        "20261121-055409F_20261121-065000I",
+        "incr",
+        start - 600,
+        start - 590,
+        ("000000010000000000000005", "000000010000000000000005"),
+    ));
+    backups.push(common::kube::backup_info(
+        "20261121-055409F_20261121-070003I",
+        "incr",
+        start + 3,
+        start + 9,
+        wal,
+    ));
+    finish_job(h, &job, true).await;
+    // First the repository host has not looked again yet: finished, no label.
+    h.patroni
+        .lock()
+        .unwrap()
+        .down
+        .insert("hippo-repo-host-0".into());
+    h.reconcile(NS, "hippo").await.unwrap();
+    let m = status(h, "hippo").await.manual_backup.unwrap();
+    assert!(m.finished && m.succeeded && m.label.is_none(), "{m:?}");
+    // Then it lists the backup.
+    h.patroni.lock().unwrap().down.clear();
+    h.patroni
+        .lock()
+        .unwrap()
+        .backups
+        .insert(format!("{NS}/hippo"), backups);
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    let m = s.manual_backup.unwrap();
+    assert_eq!(
+        (m.trigger.as_str(), m.label.as_deref()),
+        (trigger.as_str(), Some("20261121-055409F_20261121-070003I"))
+    );
+    assert_eq!(s.repos[0].backups.len(), 4);
+    assert_eq!(s.repos[0].wal_max.as_deref(), Some(wal.1));
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![]);
+}
+
 /// Finish the Job `name` as the Job controller would.
 async fn finish_job(h: &Harness, name: &str, ok: bool) {
     let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
@@ -1291,6 +1424,11 @@ async fn manual_backup_annotation_runs_a_job_once() {
 }
 
 #[tokio::test]
+async fn repository_backups_are_listed_in_status() {
+    repository_backups_are_listed(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn a_clone_bootstraps_with_pgbackrest_restore_from_the_source() {
     clones_restore_from_the_sources_repository_host(&Harness::new().await).await;
 }
@@ -1399,6 +1537,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         pending_settings_restart_through_patroni_in_order,
         volumes_grow_where_the_class_allows,
         manual_backups_run_in_jobs,
+        repository_backups_are_listed,
         clones_restore_from_the_sources_repository_host,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,

@@ -23,6 +23,7 @@ use pgdeck::plan::dynamic;
 use pgdeck::platform::kube::KubeError;
 use pgdeck::platform::kube::metrics::Metrics;
 use pgdeck::platform::kube::names;
+use pgdeck::platform::kube::objects::REPO_INFO_PORT;
 use pgdeck::platform::kube::reconcile::{Context, reconcile};
 use serde_json::{Map, Value, json};
 
@@ -105,6 +106,76 @@ pub struct FakePatroni {
     pub pending_restart: HashSet<String>,
     /// Every `POST /restart`, by pod, and every switchover, in the order they came.
     pub actions: Vec<String>,
+    /// The backups the repository host's pgBackRest lists, by cluster (`namespace/cluster`);
+    /// a cluster not here has [`first_backups`].
+    pub backups: HashMap<String, Vec<Value>>,
+}
+
+/// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
+pub fn backup_info(label: &str, kind: &str, start: i64, stop: i64, wal: (&str, &str)) -> Value {
+    json!({
+        "archive": {"start": wal.0, "stop": wal.1},
+        "backrest": {"format": 5, "version": "2.45"},
+        "database": {"id": 1, "repo-key": 1},
+        "error": false,
+        "info": {"delta": 23030400, "repository": {"delta": 3069890, "size": 3069890}, "size": 23030400},
+        "label": label,
+        "lsn": {"start": "0/2000028", "stop": "0/2000100"},
+        "prior": null,
+        "reference": null,
+        "timestamp": {"start": start, "stop": stop},
+        "type": kind,
+    })
+}
+
+/// What every cluster's repository lists until a test says otherwise: a full backup and a
+/// differential one.
+pub fn first_backups() -> Vec<Value> {
+    vec![
+        backup_info(
+            "20261121-055409F",
+            "full",
+            1795240449,
+            1795240452,
+            ("000000010000000000000002", "000000010000000000000002"),
+        ),
+        backup_info(
+            "20261121-055409F_20261121-061502D",
+            "diff",
+            1795241702,
+            1795241705,
+            ("000000010000000000000004", "000000010000000000000004"),
+        ),
+    ]
+}
+
+/// `pgbackrest info --output=json` for the stanza `db` in `repo1` holding `backups`, its WAL
+/// from the first backup's start to the last's stop (shaped as pgBackRest 2.45 prints it).
+pub fn pgbackrest_info(backups: &[Value]) -> Value {
+    let wal = |i: usize, end: &str| backups.get(i).map(|b| b["archive"][end].clone());
+    let archive = match (
+        wal(0, "start"),
+        backups.len().checked_sub(1).and_then(|i| wal(i, "stop")),
+    ) {
+        (Some(min), Some(max)) => {
+            json!([{"database": {"id": 1, "repo-key": 1}, "id": "15-1", "min": min, "max": max}])
+        }
+        _ => json!([]),
+    };
+    let status = if backups.is_empty() {
+        json!({"code": 2, "message": "no valid backups"})
+    } else {
+        json!({"code": 0, "message": "ok"})
+    };
+    json!([{
+        "archive": archive,
+        "backup": backups,
+        "cipher": "none",
+        "db": [{"id": 1, "repo-key": 1, "system-id": 7311111111111111111u64, "version": "15"}],
+        "name": "db",
+        "repo": [{"cipher": "none", "key": 1, "status": status}],
+        "status": {"code": status["code"], "lock": {"backup": {"held": false}}, "message": status["message"]},
+    }])
 }
 
 pub struct Harness {
@@ -472,12 +543,15 @@ pub async fn answer(
     {
         return Ok(http::Response::new(watch(store, path, &query)));
     }
-    if let Some((ns, pod, rest)) = proxied(&path) {
+    if let Some((ns, pod, port, rest)) = proxied(&path) {
         let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (status, reply) =
-            answer_as_patroni(&store, &patroni, &ns, &pod, &method, &rest, body).await;
+        let (status, reply) = if port == REPO_INFO_PORT.to_string() {
+            answer_as_repo_host(&store, &patroni, &ns, &pod, &method, &rest).await
+        } else {
+            answer_as_patroni(&store, &patroni, &ns, &pod, &method, &rest, body).await
+        };
         return Ok(http::Response::builder()
             .status(status)
             .header("content-type", "application/json")
@@ -556,13 +630,44 @@ fn watch(store: Client, path: String, query: &str) -> Reply {
     StreamBody::new(events).boxed_unsync()
 }
 
-/// `(namespace, pod, path)` of `/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH`.
-fn proxied(path: &str) -> Option<(String, String, String)> {
+/// `(namespace, pod, port, path)` of `/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH`.
+fn proxied(path: &str) -> Option<(String, String, String, String)> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     let (ns, rest) = rest.split_once("/pods/")?;
     let (pod_port, rest) = rest.split_once("/proxy")?;
-    let (pod, _port) = pod_port.split_once(':')?;
-    Some((ns.into(), pod.into(), rest.into()))
+    let (pod, port) = pod_port.split_once(':')?;
+    Some((ns.into(), pod.into(), port.into(), rest.into()))
+}
+
+/// What the repository host's `info` container on `pod` answers: the file it serves.
+async fn answer_as_repo_host(
+    store: &Client,
+    state: &Mutex<FakePatroni>,
+    ns: &str,
+    pod: &str,
+    method: &str,
+    path: &str,
+) -> (u16, Value) {
+    let pods: Api<Pod> = Api::namespaced(store.clone(), ns);
+    let down = state.lock().unwrap().down.contains(pod);
+    let me = match pods.get(pod).await {
+        Ok(me) if !down => me,
+        _ => {
+            return (
+                503,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                       "reason": "ServiceUnavailable",
+                       "message": format!("error trying to reach service: dial tcp {pod}:{REPO_INFO_PORT}: connect: connection refused")}),
+            );
+        }
+    };
+    if (method, path) != ("GET", "/info.json") {
+        return (404, json!(format!("{method} {path}")));
+    }
+    let key = format!("{ns}/{}", me.labels()[names::CLUSTER]);
+    let s = state.lock().unwrap();
+    let backups = s.backups.get(&key).cloned().unwrap_or_else(first_backups);
+    (200, pgbackrest_info(&backups))
 }
 
 /// What Patroni on `pod` answers.

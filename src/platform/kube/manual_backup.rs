@@ -9,7 +9,7 @@ use super::names::Names;
 use super::objects::ManualBackup;
 use super::status::{JobState, job_state};
 use crate::actions;
-use crate::api::status::{ManualBackupStatus, PostgresClusterStatus};
+use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus};
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions;
 
@@ -26,34 +26,58 @@ pub struct Manual {
     pub outcome: Option<(bool, String)>,
 }
 
-pub fn check(cluster: &PostgresCluster, jobs: &[Job], stanza_created: bool) -> Manual {
+/// `repos`: the repositories as status lists them this pass, for the backup's label.
+pub fn check(
+    cluster: &PostgresCluster,
+    jobs: &[Job],
+    stanza_created: bool,
+    repos: &[RepoStatus],
+) -> Manual {
     let Some(trigger) = cluster.annotation(annotations::BACKUP) else {
         return Manual::default();
-    };
-    let recorded = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.manual_backup.as_ref());
-    if recorded.is_some_and(|m| m.trigger == trigger && m.finished) {
-        return Manual::default();
-    }
-    let finished = |succeeded: bool, message: String| Manual {
-        status: Some(ManualBackupStatus {
-            trigger: trigger.to_string(),
-            finished: true,
-            succeeded,
-            label: None,
-            message: (!succeeded).then(|| message.clone()),
-        }),
-        outcome: Some((succeeded, message)),
-        ..Default::default()
     };
     let manual = cluster
         .spec
         .backups
         .as_ref()
         .and_then(|b| b.pgbackrest.manual.clone());
-    let Some(manual) = manual else {
+    let name = Names::new(cluster.name(), cluster.namespace()).manual_backup(trigger);
+    let job = jobs.iter().find(|j| j.name_any() == name);
+    // The backup it took, once pgBackRest lists it.
+    let label = || {
+        let manual = manual.as_ref()?;
+        let kind = actions::manual_backup_type(manual.options.as_deref());
+        label(repos, &manual.repo_name, &kind, job?)
+    };
+    let recorded = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.manual_backup.as_ref());
+    if let Some(m) = recorded.filter(|m| m.trigger == trigger && m.finished) {
+        // A backup that finished before the repository host listed it gets its label later.
+        return match label().filter(|_| m.succeeded && m.label.is_none()) {
+            Some(label) => Manual {
+                status: Some(ManualBackupStatus {
+                    label: Some(label),
+                    ..m.clone()
+                }),
+                ..Default::default()
+            },
+            None => Manual::default(),
+        };
+    }
+    let finished = |succeeded: bool, message: String| Manual {
+        status: Some(ManualBackupStatus {
+            trigger: trigger.to_string(),
+            finished: true,
+            succeeded,
+            label: if succeeded { label() } else { None },
+            message: (!succeeded).then(|| message.clone()),
+        }),
+        outcome: Some((succeeded, message)),
+        ..Default::default()
+    };
+    let Some(manual) = manual.clone() else {
         return finished(
             false,
             "the backup trigger changed but spec.backups.pgbackrest.manual is not set".into(),
@@ -71,8 +95,7 @@ pub fn check(cluster: &PostgresCluster, jobs: &[Job], stanza_created: bool) -> M
     if !options.iter().any(|o| o.starts_with("--type=")) {
         options.insert(0, format!("--type={kind}"));
     }
-    let name = Names::new(cluster.name(), cluster.namespace()).manual_backup(trigger);
-    match jobs.iter().find(|j| j.name_any() == name).map(job_state) {
+    match job.map(job_state) {
         Some(JobState::Succeeded) => {
             finished(true, format!("the {kind} backup into {repo} succeeded"))
         }
@@ -97,6 +120,19 @@ pub fn check(cluster: &PostgresCluster, jobs: &[Job], stanza_created: bool) -> M
             outcome: None,
         },
     }
+}
+
+/// The newest `kind` backup in `repo` that started once `job` had: the one it took.
+fn label(repos: &[RepoStatus], repo: &str, kind: &str, job: &Job) -> Option<String> {
+    let since = job.status.as_ref()?.start_time.as_ref()?.0;
+    repos
+        .iter()
+        .find(|r| r.name == repo)?
+        .backups
+        .iter()
+        .filter(|b| b.type_ == kind && b.start.as_ref().is_some_and(|t| t.0 >= since))
+        .max_by_key(|b| b.start.as_ref().map(|t| t.0))
+        .map(|b| b.label.clone())
 }
 
 /// Record `manual` in status, and its outcome as the Backup condition.

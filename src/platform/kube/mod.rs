@@ -17,6 +17,7 @@ pub mod operator;
 pub mod owned;
 pub mod proxy;
 pub mod reconcile;
+pub mod repo_info;
 pub mod rolling;
 pub mod scaling;
 pub mod status;

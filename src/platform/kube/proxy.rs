@@ -88,7 +88,7 @@ pub fn base(cluster: &PostgresCluster, instance: &str) -> String {
 }
 
 /// Whether a pod runs with an address: only then can its Patroni answer.
-fn running(pod: &Pod) -> bool {
+pub(super) fn running(pod: &Pod) -> bool {
     pod.status.as_ref().is_some_and(|s| {
         s.phase.as_deref() == Some("Running") && s.pod_ip.as_ref().is_some_and(|ip| !ip.is_empty())
     })

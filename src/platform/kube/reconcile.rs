@@ -26,10 +26,11 @@ use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
-    FIELD_MANAGER, KubeError, expansion, finalizer, manual_backup, names, owned, teardown,
+    FIELD_MANAGER, KubeError, expansion, finalizer, manual_backup, names, owned, repo_info,
+    teardown,
 };
 use crate::actions::{self, SwitchoverStep};
-use crate::api::status::PostgresClusterStatus;
+use crate::api::status::{PostgresClusterStatus, RepoStatus};
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
@@ -153,6 +154,7 @@ impl Run<'_> {
             let repos = status::repos(
                 cluster,
                 status::initial_backup(cluster, &self.owned.objects.jobs),
+                self.repo_info().await,
             );
             return Ok(status::build(
                 cluster,
@@ -186,7 +188,9 @@ impl Run<'_> {
 
         let backup = status::initial_backup(cluster, &self.owned.objects.jobs);
         let stanza_created = backup == Some(JobState::Succeeded);
-        let manual = manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created);
+        let repos = status::repos(cluster, backup, self.repo_info().await);
+        let manual =
+            manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created, &repos);
         let inputs = Inputs {
             instances: plan.run.clone(),
             secrets: self.secret_data(),
@@ -262,7 +266,7 @@ impl Run<'_> {
         let mut status = status::build(
             cluster,
             &seen,
-            status::repos(cluster, backup),
+            repos,
             &activity,
             self.problem.as_deref(),
             switchover,
@@ -270,6 +274,11 @@ impl Run<'_> {
         status::volume_resize(cluster, &mut status, &refused);
         manual_backup::record(cluster, &mut status, manual);
         Ok(status)
+    }
+
+    /// What pgBackRest in the repository host lists, when it answers.
+    async fn repo_info(&self) -> Option<Vec<RepoStatus>> {
+        repo_info::read(&self.ctx.client, self.cluster, &self.owned.pods).await
     }
 
     async fn look(&self, members: &[Instance]) -> Seen {

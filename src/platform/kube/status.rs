@@ -47,17 +47,36 @@ pub fn initial_backup(cluster: &PostgresCluster, jobs: &[Job]) -> Option<JobStat
     jobs.iter().find(|j| j.name_any() == name).map(job_state)
 }
 
-/// The repositories: their kind, and whether the stanza exists (the first backup's Job
-/// created it). Backups themselves are listed by pgBackRest in the repository host.
-pub fn repos(cluster: &PostgresCluster, backup: Option<JobState>) -> Vec<RepoStatus> {
+/// The repositories: their kind, whether the stanza exists (the first backup's Job created
+/// it), and what pgBackRest in the repository host lists (`info`: backups, WAL range, the
+/// stanza's status; see `repo_info`). A repository `info` does not tell of keeps what status had.
+pub fn repos(
+    cluster: &PostgresCluster,
+    backup: Option<JobState>,
+    info: Option<Vec<RepoStatus>>,
+) -> Vec<RepoStatus> {
+    let before = cluster
+        .status
+        .as_ref()
+        .map(|s| s.repos.as_slice())
+        .unwrap_or_default();
+    let info = info.unwrap_or_default();
     cluster
         .repos()
         .iter()
-        .map(|r| RepoStatus {
-            name: r.name.clone(),
-            type_: Some(r.kind().to_string()),
-            stanza_created: backup == Some(JobState::Succeeded),
-            ..Default::default()
+        .map(|r| {
+            let listed = info
+                .iter()
+                .find(|i| i.name == r.name && i.stanza_status.is_some())
+                .or_else(|| before.iter().find(|b| b.name == r.name))
+                .cloned()
+                .unwrap_or_default();
+            RepoStatus {
+                name: r.name.clone(),
+                type_: Some(r.kind().to_string()),
+                stanza_created: backup == Some(JobState::Succeeded),
+                ..listed
+            }
         })
         .collect()
 }

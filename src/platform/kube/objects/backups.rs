@@ -9,12 +9,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PersistentVolumeClaim, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EmptyDirVolumeSource, PersistentVolumeClaim, PodTemplateSpec,
+    ResourceRequirements, Volume,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::instances::pgbackrest_files;
-use super::pods::{self, Placement, Script, mount, port, tcp_probe};
+use super::pods::{self, Placement, Script, mount, mount_ro, plain_env, port, tcp_probe};
 use super::tls::PGBACKREST_CN;
-use super::{Ctx, Instance, PGBACKREST_PORT, paths};
+use super::{Ctx, Instance, PGBACKREST_PORT, REPO_INFO_FILE, REPO_INFO_PORT, paths};
 use crate::api::backups::Repo;
 use crate::plan::dynamic::STANZA;
 use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles, TlsServer, shell_quote};
@@ -219,7 +223,7 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
     let labels = ctx.labels_with(&[(names::COMPONENT, "repo-host")]);
     let files = pgbackrest_files(ctx, "repo-host.conf");
     let mut server = Container {
-        env: Some(files.env),
+        env: Some(files.env.clone()),
         ports: Some(vec![port("pgbackrest", PGBACKREST_PORT)]),
         readiness_probe: Some(tcp_probe(PGBACKREST_PORT)),
         resources: host.resources.clone(),
@@ -229,11 +233,21 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
             vec!["pgbackrest".into(), "server".into()],
         )
     };
+    let mut info = info_container(ctx, files.env.clone());
     let mounts = server.volume_mounts.get_or_insert_with(Default::default);
-    mounts.extend(files.mounts);
+    mounts.extend(files.mounts.clone());
+    let info_mounts = info.volume_mounts.get_or_insert_with(Default::default);
+    info_mounts.extend(files.mounts);
+    info_mounts.push(mount("info", paths::REPO_INFO));
     let mut volumes = files.volumes;
+    volumes.push(Volume {
+        name: "info".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
     for r in repos {
         mounts.push(mount(&r.name, &paths::repo(&r.name)));
+        info_mounts.push(mount_ro(&r.name, &paths::repo(&r.name)));
         volumes.push(pods::claim(&r.name, ctx.names.repo_volume(&r.name)));
     }
     let template = pods::template(ctx, pgbackrest.metadata.as_ref(), &labels);
@@ -248,7 +262,7 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
             // No API access: the repository host needs none.
             spec: Some(pods::pod(
                 ctx,
-                vec![server],
+                vec![server, info],
                 volumes,
                 None,
                 Placement {
@@ -260,6 +274,57 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
             )),
         },
     )
+}
+
+/// The shell command that writes `pgbackrest info --output=json` to the file the repository
+/// host serves, atomically (a reader never sees half of it). No log file: it runs often.
+fn refresh_info() -> String {
+    let dir = paths::REPO_INFO;
+    format!(
+        "pgbackrest --stanza={STANZA} --output=json --log-level-file=off info \
+         > {dir}/.{REPO_INFO_FILE}.new && mv -f {dir}/.{REPO_INFO_FILE}.new {dir}/{REPO_INFO_FILE}"
+    )
+}
+
+/// The repository host's `info` container: every 30 seconds (and when a backup Job asks, see
+/// [`backup_script`]) it writes what `pgbackrest info` says of the repositories, with the
+/// server's configuration, and serves it over HTTP for the operator, which reads it through
+/// the API server's pod proxy. Python is in the image for Patroni.
+fn info_container(ctx: &Ctx, mut env: Vec<k8s_openapi::api::core::v1::EnvVar>) -> Container {
+    env.push(plain_env("HOME", paths::TMP));
+    env.push(plain_env("PYTHONDONTWRITEBYTECODE", "1"));
+    let script = format!(
+        "python3 -m http.server {REPO_INFO_PORT} --bind 0.0.0.0 --directory {dir} &\n\
+         server=$!\n\
+         trap 'kill $server; exit 0' TERM INT\n\
+         while kill -0 $server 2>/dev/null; do\n\
+         {refresh} || true\n\
+         sleep 30 & wait $!\n\
+         done\n\
+         exit 1\n",
+        dir = paths::REPO_INFO,
+        refresh = refresh_info(),
+    );
+    let small = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])
+    };
+    Container {
+        env: Some(env),
+        ports: Some(vec![port("info", REPO_INFO_PORT)]),
+        readiness_probe: Some(tcp_probe(REPO_INFO_PORT)),
+        resources: Some(ResourceRequirements {
+            requests: Some(small("10m", "32Mi")),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("128Mi".into()),
+            )])),
+            ..Default::default()
+        }),
+        ..pods::container(ctx, "info", vec!["bash".into(), "-c".into(), script])
+    }
 }
 
 /// A Job that runs a backup into `repo` with `options` (`--type=full`, ...), creating the
@@ -325,5 +390,13 @@ fn backup_script(ctx: &Ctx, repo: &str, options: &[String], create_stanza: bool)
     }
     let options: Vec<String> = options.iter().map(|o| shell_quote(o)).collect();
     script.push_str(&format!("run --repo={key} {} backup\n", options.join(" ")));
+    if remote {
+        // The repository host's info now, not at its next look: status lists the backup when
+        // the Job is seen to finish. Best effort: the backup is taken either way.
+        script.push_str(&format!(
+            "kubectl exec --namespace {ns} \"$target\" --container info -- bash -c {} || true\n",
+            shell_quote(&refresh_info())
+        ));
+    }
     script
 }

@@ -280,6 +280,8 @@ mod paths {
     pub const REPLICATION_TLS: &str = "/etc/postgres/tls/replication";
     pub const TMP: &str = "/tmp";
     pub const REPOS: &str = "/pgbackrest";
+    /// The repository host's `pgbackrest info` for the operator, served over HTTP.
+    pub const REPO_INFO: &str = "/pgdeck-info";
 
     pub fn data_dir(version: i32) -> String {
         format!("{DATA}/pg{version}")
@@ -299,3 +301,7 @@ mod paths {
 const POSTGRES_UID: i64 = 26;
 /// pgBackRest's TLS server port.
 const PGBACKREST_PORT: i32 = 8432;
+/// The repository host's port serving `pgbackrest info --output=json` as [`REPO_INFO_FILE`],
+/// for the operator to read through the pod proxy.
+pub const REPO_INFO_PORT: i32 = 8009;
+pub const REPO_INFO_FILE: &str = "info.json";
