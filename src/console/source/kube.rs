@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::Tasks;
+use super::{Tasks, send_details};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -83,20 +83,9 @@ impl KubeSource {
                         result,
                         at: jiff::Timestamp::now(),
                     });
-                    if let Ok(events) = events(&client, &key).await {
-                        let _ = tx.send(Data::Events {
-                            key: key.clone(),
-                            events,
-                        });
-                    }
+                    let events = events(&client, &key).await.ok();
                     let users = credentials(&client, &cluster).await;
-                    if sent_credentials.as_ref() != Some(&users) {
-                        let _ = tx.send(Data::Credentials {
-                            key: key.clone(),
-                            users: users.clone(),
-                        });
-                        sent_credentials = Some(users);
-                    }
+                    send_details(&tx, &key, events, users, &mut sent_credentials);
                 }
                 tokio::time::sleep(refresh).await;
             }

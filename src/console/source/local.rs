@@ -9,7 +9,7 @@ use futures::future::join_all;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::Tasks;
+use super::{Tasks, send_details};
 
 use crate::api::status::InstanceStatus;
 use crate::console::app::{Credential, Data, Key};
@@ -141,17 +141,7 @@ impl LocalSource {
                 })
                 .await
                 {
-                    let _ = tx.send(Data::Events {
-                        key: key.clone(),
-                        events,
-                    });
-                    if sent_credentials.as_ref() != Some(&credentials) {
-                        let _ = tx.send(Data::Credentials {
-                            key: key.clone(),
-                            users: credentials.clone(),
-                        });
-                        sent_credentials = Some(credentials);
-                    }
+                    send_details(&tx, &key, Some(events), credentials, &mut sent_credentials);
                 }
                 tokio::time::sleep(refresh).await;
             }

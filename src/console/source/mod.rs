@@ -7,10 +7,12 @@ mod local;
 pub use self::kube::KubeSource;
 pub use self::local::LocalSource;
 
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::app::Key;
+use super::app::{Credential, Data, Key};
 use super::requests::Request;
+use crate::observe::events::ClusterEvent;
 
 pub enum Source {
     Local(LocalSource),
@@ -39,6 +41,30 @@ impl Source {
             Source::Local(s) => s.close(),
             Source::Kube(s) => s.close(),
         }
+    }
+}
+
+/// Send the open cluster's events (when they could be read), and its users' credentials when
+/// they differ from those `sent` last.
+fn send_details(
+    tx: &UnboundedSender<Data>,
+    key: &Key,
+    events: Option<Vec<ClusterEvent>>,
+    users: Vec<Credential>,
+    sent: &mut Option<Vec<Credential>>,
+) {
+    if let Some(events) = events {
+        let _ = tx.send(Data::Events {
+            key: key.clone(),
+            events,
+        });
+    }
+    if sent.as_ref() != Some(&users) {
+        let _ = tx.send(Data::Credentials {
+            key: key.clone(),
+            users: users.clone(),
+        });
+        *sent = Some(users);
     }
 }
 

@@ -53,7 +53,8 @@ pub async fn check(
     Ok(refused)
 }
 
-fn storage(v: &PersistentVolumeClaim) -> Option<Quantity> {
+/// The size a claim asks for.
+pub fn storage(v: &PersistentVolumeClaim) -> Option<Quantity> {
     v.spec
         .as_ref()?
         .resources

@@ -56,16 +56,7 @@ impl Seen {
             let requested = volumes
                 .iter()
                 .find(|v| v.metadata.name.as_deref() == Some(&names::data_volume(&s.name)))
-                .and_then(|v| {
-                    v.spec
-                        .as_ref()?
-                        .resources
-                        .as_ref()?
-                        .requests
-                        .as_ref()?
-                        .get("storage")
-                        .cloned()
-                });
+                .and_then(super::expansion::storage);
             s.volume = requested
                 .and_then(|q| crate::api::quantity::bytes(&q))
                 .map(|b| VolumeStatus {

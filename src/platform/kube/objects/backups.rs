@@ -126,10 +126,34 @@ fn type_option(kind: &str) -> Vec<String> {
 }
 
 fn tls_files() -> TlsFiles {
+    tls_in(paths::PGBACKREST_TLS)
+}
+
+/// The CA, certificate and key a TLS Secret mounted at `dir` holds.
+pub(super) fn tls_in(dir: &str) -> TlsFiles {
     TlsFiles {
-        ca_file: format!("{}/ca.crt", paths::PGBACKREST_TLS),
-        cert_file: format!("{}/tls.crt", paths::PGBACKREST_TLS),
-        key_file: format!("{}/tls.key", paths::PGBACKREST_TLS),
+        ca_file: format!("{dir}/ca.crt"),
+        cert_file: format!("{dir}/tls.crt"),
+        key_file: format!("{dir}/tls.key"),
+    }
+}
+
+/// Where pgBackRest finds an instance's data, logs and locks, in the instance's own pod; no
+/// repository yet.
+pub(super) fn instance_layout(ctx: &Ctx) -> Layout {
+    Layout {
+        repo_paths: Default::default(),
+        repo_host: None,
+        log_path: format!("{}/pgbackrest/log", paths::DATA),
+        lock_path: format!("{}/pgbackrest", paths::TMP),
+        spool_path: format!("{}/pgbackrest/spool", paths::DATA),
+        pg: vec![PgAt {
+            path: paths::data_dir(ctx.cluster.spec.postgres_version),
+            port: ctx.cluster.port(),
+            socket: paths::TMP.into(),
+            host: None,
+        }],
+        tls_server: None,
     }
 }
 
@@ -146,7 +170,6 @@ fn repo_paths(ctx: &Ctx) -> BTreeMap<String, String> {
 fn instance_conf(ctx: &Ctx) -> String {
     let paths_of = repo_paths(ctx);
     let remote = !paths_of.is_empty();
-    let v = ctx.cluster.spec.postgres_version;
     pgbackrest::render(
         ctx.cluster,
         &Layout {
@@ -155,19 +178,11 @@ fn instance_conf(ctx: &Ctx) -> String {
                 tls: tls_files(),
             }),
             repo_paths: paths_of,
-            log_path: format!("{}/pgbackrest/log", paths::DATA),
-            lock_path: format!("{}/pgbackrest", paths::TMP),
-            spool_path: format!("{}/pgbackrest/spool", paths::DATA),
-            pg: vec![PgAt {
-                path: paths::data_dir(v),
-                port: ctx.cluster.port(),
-                socket: paths::TMP.into(),
-                host: None,
-            }],
             tls_server: remote.then(|| TlsServer {
                 tls: tls_files(),
                 client_cn: PGBACKREST_CN.into(),
             }),
+            ..instance_layout(ctx)
         },
     )
 }

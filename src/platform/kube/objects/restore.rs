@@ -15,7 +15,7 @@ use super::instances::PRIVATE;
 use super::pods::mount_ro;
 use super::{Ctx, paths};
 use crate::api::sources::PostgresClusterDataSource;
-use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles};
+use crate::plan::pgbackrest::{self, Remote};
 use crate::platform::kube::names::Names;
 
 /// The restore's pgBackRest configuration, a file of the instance's Patroni ConfigMap.
@@ -65,30 +65,11 @@ pub fn problem(cluster: &crate::api::PostgresCluster) -> Option<String> {
 pub fn config(ctx: &Ctx) -> Option<String> {
     let src = source(ctx)?;
     let names = source_names(ctx, src);
-    let dir = paths::PGBACKREST_SOURCE_TLS;
     let host = Remote {
         host: names.repo_host_dns(),
-        tls: TlsFiles {
-            ca_file: format!("{dir}/ca.crt"),
-            cert_file: format!("{dir}/tls.crt"),
-            key_file: format!("{dir}/tls.key"),
-        },
+        tls: super::backups::tls_in(paths::PGBACKREST_SOURCE_TLS),
     };
-    let v = ctx.cluster.spec.postgres_version;
-    let layout = Layout {
-        repo_paths: Default::default(),
-        repo_host: None,
-        log_path: format!("{}/pgbackrest/log", paths::DATA),
-        lock_path: format!("{}/pgbackrest", paths::TMP),
-        spool_path: format!("{}/pgbackrest/spool", paths::DATA),
-        pg: vec![PgAt {
-            path: paths::data_dir(v),
-            port: ctx.cluster.port(),
-            socket: paths::TMP.into(),
-            host: None,
-        }],
-        tls_server: None,
-    };
+    let layout = super::backups::instance_layout(ctx);
     Some(pgbackrest::restore_config(
         &src.repo_name,
         &paths::repo(&src.repo_name),
