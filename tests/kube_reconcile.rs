@@ -1270,6 +1270,133 @@ async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
     );
 }
 
+/// A clone of a cluster deleted with its backups kept restores from the kept repository volume,
+/// mounted read-only by the one instance that bootstraps; the others start after it. The kept
+/// volume is never written.
+async fn clones_restore_from_a_kept_repository() -> Harness {
+    let (h, _) = delete_with(true, true).await;
+    let volumes: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    let kept = volumes.get("hippo-repo1").await.unwrap();
+    h.create(&clone_of("hippo", None).replace(
+        "    - name: instance1\n",
+        "    - name: instance1\n      replicas: 2\n",
+    ))
+    .await;
+    h.reconcile(NS, "elephant").await.unwrap();
+
+    let first = instances(&h, "elephant").await;
+    assert_eq!(first.len(), 1, "one instance bootstraps: {first:?}");
+    let instance = first.first().unwrap().clone();
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let files = configs
+        .get(&format!("{instance}-config"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
+    assert_eq!(
+        patroni["bootstrap"]["pgbackrest_restore"]["command"],
+        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+    );
+    let restore = &files["pgbackrest-restore.conf"];
+    for line in [
+        "repo1-type=posix\n",
+        "repo1-path=/pgbackrest/source/repo1\n",
+        "pg1-path=/pgdata/pg15\n",
+    ] {
+        assert!(restore.contains(line), "{line} in {restore}");
+    }
+    assert!(!restore.contains("repo1-host"), "{restore}");
+    let sets: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let pod = |s: StatefulSet| s.spec.unwrap().template.spec.unwrap();
+    let spec = pod(sets.get(&instance).await.unwrap());
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "pgbackrest-source-repo")
+        .unwrap();
+    let claim = volume.persistent_volume_claim.clone().unwrap();
+    assert_eq!(
+        (claim.claim_name.as_str(), claim.read_only),
+        ("hippo-repo1", Some(true))
+    );
+    assert!(
+        spec.volumes
+            .iter()
+            .flatten()
+            .all(|v| v.name != "pgbackrest-source"),
+        "no certificate of a source that is gone"
+    );
+    let mount = spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "pgbackrest-source-repo")
+        .unwrap();
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/pgbackrest/source/repo1", Some(true))
+    );
+
+    settle(&h, "elephant").await;
+    let all = instances(&h, "elephant").await;
+    assert_eq!(
+        all.len(),
+        2,
+        "the second instance once the first bootstrapped"
+    );
+    for other in all.iter().filter(|i| **i != instance) {
+        let spec = pod(sets.get(other).await.unwrap());
+        assert!(
+            spec.volumes
+                .iter()
+                .flatten()
+                .all(|v| !v.name.starts_with("pgbackrest-source")),
+            "only the bootstrapping instance mounts the kept volume"
+        );
+    }
+    // Bootstrapped, it keeps its pods as they are and reads nothing more.
+    let mark = h.mark();
+    h.reconcile(NS, "elephant").await.unwrap();
+    assert!(h.writes_since(mark).is_empty());
+    assert!(spec_has_kept(&pod(sets.get(&instance).await.unwrap())));
+    let s = status(&h, "elephant").await;
+    assert_eq!(s.condition(conditions::DEGRADED).unwrap().status, "False");
+
+    let after = volumes.get("hippo-repo1").await.unwrap();
+    assert_eq!(after.resource_version(), kept.resource_version());
+    assert!(after.owner_references().is_empty());
+    assert_eq!(after.labels(), kept.labels());
+    h
+}
+
+fn spec_has_kept(spec: &k8s_openapi::api::core::v1::PodSpec) -> bool {
+    spec.volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == "pgbackrest-source-repo")
+}
+
+/// A clone of a cluster that neither runs nor left its repository: nothing starts (it would
+/// start empty), and Degraded says what was looked for.
+async fn clone_without_a_source_starts_nothing(h: &Harness) {
+    h.create(&clone_of("gone", None)).await;
+    h.reconcile(NS, "elephant").await.unwrap();
+    h.reconcile(NS, "elephant").await.unwrap();
+    assert!(instances(h, "elephant").await.is_empty());
+    let degraded = status(h, "elephant")
+        .await
+        .condition(conditions::DEGRADED)
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded.status, "True");
+    for what in ["gone-repo-host", "gone-repo1", "pgdeck.dev/kept=true"] {
+        assert!(degraded.message.contains(what), "{}", degraded.message);
+    }
+}
+
 async fn unreachable_member_shows_in_status(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -1434,6 +1561,16 @@ async fn a_clone_bootstraps_with_pgbackrest_restore_from_the_source() {
 }
 
 #[tokio::test]
+async fn a_clone_of_a_deleted_cluster_restores_from_its_kept_repository() {
+    clones_restore_from_a_kept_repository().await;
+}
+
+#[tokio::test]
+async fn a_clone_without_source_or_kept_repository_starts_nothing() {
+    clone_without_a_source_starts_nothing(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn settings_pending_restart_roll_through_patroni_replicas_first() {
     pending_settings_restart_through_patroni_in_order(&Harness::new().await).await;
 }
@@ -1539,6 +1676,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         manual_backups_run_in_jobs,
         repository_backups_are_listed,
         clones_restore_from_the_sources_repository_host,
+        clone_without_a_source_starts_nothing,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
         operator_runs
@@ -1546,6 +1684,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
     for h in [
         delete_removes_everything().await,
         delete_keeps_what_was_asked().await,
+        clones_restore_from_a_kept_repository().await,
     ] {
         used.extend(h.calls().iter().flat_map(|c| c.permissions()));
     }

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod clone_source;
 pub mod connect;
 pub mod expansion;
 pub mod finalizer;

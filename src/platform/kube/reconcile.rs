@@ -19,15 +19,15 @@ use tracing::Instrument;
 
 use super::apply::{self, Kind, Policy, Writes, owned_by};
 use super::metrics::Metrics;
-use super::objects::{self, Inputs, Instance, Objects};
+use super::objects::{self, Inputs, Instance, Objects, RestoreFrom};
 use super::owned::Owned;
 use super::proxy::{self, Seen};
 use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
-    FIELD_MANAGER, KubeError, expansion, finalizer, manual_backup, names, owned, repo_info,
-    teardown,
+    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, manual_backup, names, owned,
+    repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
@@ -180,7 +180,8 @@ impl Run<'_> {
                 e
             })
             .collect();
-        let plan = scaling::plan(cluster, &existing, seen.leader.as_deref());
+        let mut plan = scaling::plan(cluster, &existing, seen.leader.as_deref());
+        let restore_from = self.restore_from(&mut plan, &existing, &seen).await?;
         let mut moving = false;
         if let Some(primary) = &plan.move_primary {
             moving = self.move_primary_away(primary, &seen).await;
@@ -197,8 +198,14 @@ impl Run<'_> {
             owner_uid: cluster.uid(),
             initial_backup_done: stanza_created,
             manual_backup: manual.start.clone(),
+            restore_from: restore_from.clone().unwrap_or_default(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
+        if restore_from.is_none() {
+            // No data yet to back up.
+            let initial = names::Names::new(cluster.name(), cluster.namespace()).initial_backup();
+            desired.jobs.retain(|j| j.name_any() != initial);
+        }
         let busy = moving
             || plan.move_primary.is_some()
             || !plan.remove.is_empty()
@@ -274,6 +281,42 @@ impl Run<'_> {
         status::volume_resize(cluster, &mut status, &refused);
         manual_backup::record(cluster, &mut status, manual);
         Ok(status)
+    }
+
+    /// Where a clone restores from; `None` when there is nothing to restore from: then no new
+    /// instance starts (it would start empty), and Degraded says why. From a kept volume, only
+    /// the instance that mounts it starts until the cluster has bootstrapped.
+    async fn restore_from(
+        &mut self,
+        plan: &mut Plan,
+        existing: &[Existing],
+        seen: &Seen,
+    ) -> Result<Option<RestoreFrom>, KubeError> {
+        let first = plan.run.first().map(|i| i.name.clone());
+        let exists = |i: &Instance| existing.iter().any(|e| e.instance.name == i.name);
+        match clone_source::decide(
+            &self.ctx.client,
+            self.cluster,
+            &self.owned,
+            first.as_deref(),
+        )
+        .await?
+        {
+            Err(why) => {
+                self.problem = Some(why);
+                plan.run.retain(exists);
+                Ok(None)
+            }
+            Ok(from) => {
+                if let RestoreFrom::KeptVolume { instance, .. } = &from
+                    && !clone_source::bootstrapped(self.cluster, seen.leader.as_deref())
+                {
+                    plan.run
+                        .retain(|i| exists(i) || Some(&i.name) == instance.as_ref());
+                }
+                Ok(Some(from))
+            }
+        }
     }
 
     /// What pgBackRest in the repository host lists, when it answers.

@@ -33,7 +33,10 @@ use crate::api::cluster::Metadata;
 
 pub use self::backups::ManualBackup;
 pub use self::instances::Instance;
-pub use self::restore::problem as restore_problem;
+pub use self::restore::{
+    CONFIG_FILE as RESTORE_CONFIG_FILE, KEPT_VOLUME, RestoreFrom, kept_path,
+    problem as restore_problem,
+};
 pub use self::tls::TlsError;
 
 /// What rendering needs beyond the manifest.
@@ -50,6 +53,8 @@ pub struct Inputs {
     pub initial_backup_done: bool,
     /// A manual backup to start (its Job does not exist yet).
     pub manual_backup: Option<ManualBackup>,
+    /// Where a clone (`spec.dataSource.postgresCluster`) restores from.
+    pub restore_from: RestoreFrom,
 }
 
 /// A cluster's objects, by kind, in the order they are applied: as rendered, or as listed.

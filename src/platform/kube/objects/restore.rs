@@ -4,11 +4,18 @@
 //! source's own pgBackRest certificate. So the source must run, in the same namespace (a pod
 //! mounts only its own namespace's Secrets), with its repository on a volume.
 //!
+//! Or, when the source was deleted with its backups kept (`pgdeck.dev/keep-backups`), from its
+//! kept repository volume: the first instance mounts it read-only (a restore only reads the
+//! repository; pgBackRest's log, lock and spool paths are elsewhere) and restores from it as a
+//! local repository. The reconciler decides which ([`RestoreFrom`]), and never writes the kept
+//! volume.
+//!
 //! The pieces stay after the bootstrap (Patroni reads `bootstrap` only once), so that nothing
 //! restarts when it is done; the certificate is optional, so the source may go.
 
 use k8s_openapi::api::core::v1::{
-    KeyToPath, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount, VolumeProjection,
+    KeyToPath, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretProjection, Volume,
+    VolumeMount, VolumeProjection,
 };
 
 use super::instances::PRIVATE;
@@ -21,6 +28,27 @@ use crate::platform::kube::names::Names;
 /// The restore's pgBackRest configuration, a file of the instance's Patroni ConfigMap.
 pub const CONFIG_FILE: &str = "pgbackrest-restore.conf";
 const VOLUME: &str = "pgbackrest-source";
+/// The volume of a kept repository, in the instance that restores from it.
+pub const KEPT_VOLUME: &str = "pgbackrest-source-repo";
+
+/// Where a clone's first instance restores from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum RestoreFrom {
+    /// The source's repository host, over TLS: the source runs.
+    #[default]
+    SourceHost,
+    /// A deleted source's kept repository volume, mounted by `instance` only (a volume is
+    /// mounted on one node at a time); the reconciler starts the others once it bootstrapped.
+    KeptVolume {
+        claim: String,
+        instance: Option<String>,
+    },
+}
+
+/// Where a kept repository is mounted.
+pub fn kept_path(repo: &str) -> String {
+    format!("{}/source/{repo}", paths::REPOS)
+}
 
 fn source<'a>(ctx: &Ctx<'a>) -> Option<&'a PostgresClusterDataSource> {
     let src = ctx
@@ -61,15 +89,24 @@ pub fn problem(cluster: &crate::api::PostgresCluster) -> Option<String> {
     })
 }
 
-/// The restore's pgBackRest configuration: the source's repository on its repository host.
+/// The restore's pgBackRest configuration: the source's repository on its repository host, or
+/// on its kept volume.
 pub fn config(ctx: &Ctx) -> Option<String> {
     let src = source(ctx)?;
+    let layout = super::backups::instance_layout(ctx);
+    if let RestoreFrom::KeptVolume { .. } = ctx.inputs.restore_from {
+        return Some(pgbackrest::restore_config(
+            &src.repo_name,
+            &kept_path(&src.repo_name),
+            None,
+            &layout,
+        ));
+    }
     let names = source_names(ctx, src);
     let host = Remote {
         host: names.repo_host_dns(),
         tls: super::backups::tls_in(paths::PGBACKREST_SOURCE_TLS),
     };
-    let layout = super::backups::instance_layout(ctx);
     Some(pgbackrest::restore_config(
         &src.repo_name,
         &paths::repo(&src.repo_name),
@@ -88,9 +125,28 @@ pub fn command(ctx: &Ctx) -> Option<String> {
     ))
 }
 
-/// The source's pgBackRest certificate, for the `database` container.
-pub fn certificate(ctx: &Ctx) -> Option<(Volume, VolumeMount)> {
+/// What the `database` container of `instance` mounts to restore: the source's pgBackRest
+/// certificate, or the kept repository volume (read-only).
+pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
     let src = source(ctx)?;
+    if let RestoreFrom::KeptVolume {
+        claim,
+        instance: at,
+    } = &ctx.inputs.restore_from
+    {
+        if at.as_deref() != Some(instance) {
+            return None;
+        }
+        let volume = Volume {
+            name: KEPT_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: Some(true),
+            }),
+            ..Default::default()
+        };
+        return Some((volume, mount_ro(KEPT_VOLUME, &kept_path(&src.repo_name))));
+    }
     let items = ["tls.crt", "tls.key", "ca.crt"]
         .iter()
         .map(|k| KeyToPath {
