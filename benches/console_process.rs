@@ -177,12 +177,7 @@ fn main() {
     let manifest = support::manifest_text("idle", "default")
         .replace("  paused: true\n", "")
         .replace("replicas: 3", "replicas: 1");
-    let out = real.apply_text(&manifest, &["--wait", "--timeout", "120s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    real.apply_ready(&manifest, "120s");
     tmux.keys(&[&console(real.path()), "Enter"]);
     tmux.wait("the list", |s| s.contains("Clusters [1]"));
     tmux.keys(&["Enter"]);

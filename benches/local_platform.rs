@@ -26,15 +26,7 @@ fn ms(d: Duration) -> String {
 /// apply --wait from nothing to Ready.
 fn time_to_ready(home: &LocalHome, name: &str, replicas: u32) -> Duration {
     let start = Instant::now();
-    let out = home.apply_text(
-        &common::local::manifest(name, replicas, "", "", ""),
-        &["--wait", "--timeout", "120s"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&common::local::manifest(name, replicas, "", "", ""), "120s");
     start.elapsed()
 }
 

@@ -93,12 +93,7 @@ fn pgbench(uri: &str) -> Child {
 
 fn main() {
     let home = LocalHome::new();
-    let out = home.apply_text(&manifest("512Mi"), &["--wait", "--timeout", "180s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&manifest("512Mi"), "180s");
     let uri = home.ok(&["uri", "avail"]);
     home.psql(
         &uri,

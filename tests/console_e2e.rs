@@ -22,12 +22,7 @@ fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
     let home = LocalHome::new();
     let manifest =
         std::fs::read_to_string(common::repo_root().join("assets/examples/ha.yaml")).unwrap();
-    let out = home.apply_text(&manifest, &["--wait", "--timeout", "120s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&manifest, "120s");
 
     let tmux = Tmux::start(120, 32);
     tmux.keys(&[&console_command(&home), "Enter"]);
@@ -158,12 +153,7 @@ fn switch_over_scale_and_edit_from_the_console() {
     let home = LocalHome::new();
     let manifest =
         std::fs::read_to_string(common::repo_root().join("assets/examples/ha.yaml")).unwrap();
-    let out = home.apply_text(&manifest, &["--wait", "--timeout", "120s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&manifest, "120s");
     // The "editor" for `E`: it turns synchronous mode off, as a person would in vi.
     let editor = home.path().join("editor.sh");
     std::fs::write(

@@ -9,15 +9,6 @@ use std::time::Duration;
 use common::local::{LocalHome, manifest};
 use serde_json::Value;
 
-fn apply(home: &LocalHome, text: &str) {
-    let out = home.apply_text(text, &["--wait", "--timeout", "180s"]);
-    assert!(
-        out.status.success(),
-        "apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// SQL as the superuser, through the instance's socket (peer authentication as `postgres`).
 fn superuser(home: &LocalHome, cluster: &str, db: &str, sql: &str) -> String {
     let status = home.status(cluster);
@@ -83,7 +74,7 @@ fn wait_first_backup(home: &LocalHome, cluster: &str) {
 #[test]
 fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
     let home = LocalHome::new();
-    apply(&home, &manifest("roll", 2, "", "", ""));
+    home.apply_ready(&manifest("roll", 2, "", "", ""), "180s");
     let before = home.status("roll");
     let first_primary = before["primary"].as_str().unwrap().to_string();
     let uri = home.ok(&["uri", "roll"]);
@@ -101,7 +92,7 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
         "",
         "",
     );
-    apply(&home, &limited);
+    home.apply_ready(&limited, "180s");
     let s = home.status("roll");
     assert!(
         s["instances"]
@@ -177,7 +168,7 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
         "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n",
         "",
     );
-    apply(&home, &tuned);
+    home.apply_ready(&tuned, "180s");
     let uri = home.ok(&["uri", "roll"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while home.psql(&uri, "SHOW work_mem") != "12MB" {
@@ -233,7 +224,7 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
 #[test]
 fn point_in_time_restores_and_clones_from_kept_backups() {
     let home = LocalHome::new();
-    apply(&home, &manifest("origin", 1, "", "", ""));
+    home.apply_ready(&manifest("origin", 1, "", "", ""), "180s");
     wait_first_backup(&home, "origin");
     let uri = home.ok(&["uri", "origin"]);
     home.psql(
@@ -256,7 +247,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         ),
         "",
     );
-    apply(&home, &pitr);
+    home.apply_ready(&pitr, "180s");
     assert_eq!(
         superuser(&home, "pitr", "origin", "SELECT count(*), max(i) FROM t"),
         "100|100",
@@ -282,8 +273,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
 
     // Deleted with its backups kept, origin can still be cloned: to its latest state.
     home.ok(&["delete", "origin", "--keep-backups", "--wait"]);
-    apply(
-        &home,
+    home.apply_ready(
         &manifest(
             "again",
             1,
@@ -291,6 +281,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
             "  dataSource:\n    postgresCluster:\n      clusterName: origin\n      repoName: repo1\n",
             "",
         ),
+        "180s",
     );
     assert_eq!(
         superuser(&home, "again", "origin", "SELECT count(*) FROM t"),
@@ -301,8 +292,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
 #[test]
 fn a_scheduled_incremental_backup_runs_on_time() {
     let home = LocalHome::new();
-    apply(
-        &home,
+    home.apply_ready(
         &manifest(
             "sched",
             1,
@@ -310,6 +300,7 @@ fn a_scheduled_incremental_backup_runs_on_time() {
             "",
             "          schedules:\n            incremental: \"* * * * *\"\n",
         ),
+        "180s",
     );
     wait_first_backup(&home, "sched");
     // Due at the next minute: in status within a minute of it.

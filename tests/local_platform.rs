@@ -56,12 +56,7 @@ fn sync_cluster_replicates_switches_over_and_fails_over() {
         3,
         "  patroni:\n    dynamicConfiguration:\n      synchronous_mode: true\n",
     );
-    let out = home.apply_text(&spec, &["--wait", "--timeout", "120s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&spec, "120s");
 
     // One primary, one sync standby, one replica, all streaming.
     let s = home.wait_for(
@@ -181,12 +176,7 @@ fn sync_cluster_replicates_switches_over_and_fails_over() {
 #[test]
 fn scales_three_one_two_and_deletes_keeping_only_backups() {
     let home = LocalHome::new();
-    let out = home.apply_text(&manifest("scaler", 3, ""), &["--wait", "--timeout", "120s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&manifest("scaler", 3, ""), "120s");
     let s = home.status("scaler");
     let first_primary = primary(&s);
     assert!(all_ready(&s, 3), "{s}");
@@ -335,12 +325,7 @@ fn a_killed_reconciler_converges_without_twins() {
 #[test]
 fn an_instance_whose_port_was_taken_moves_to_another() {
     let home = LocalHome::new();
-    let out = home.apply_text(&manifest("moving", 1, ""), &["--wait", "--timeout", "90s"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    home.apply_ready(&manifest("moving", 1, ""), "90s");
     let before = home.status("moving")["instances"][0].clone();
     let port = before["port"].as_u64().unwrap() as u16;
 

@@ -68,6 +68,17 @@ impl LocalHome {
         self.run(&args)
     }
 
+    /// `pgdeck apply --wait`: the manifest is applied and the cluster Ready within `timeout`,
+    /// or the test fails with pgdeck's message.
+    pub fn apply_ready(&self, manifest: &str, timeout: &str) {
+        let out = self.apply_text(manifest, &["--wait", "--timeout", timeout]);
+        assert!(
+            out.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `pgdeck status NAME -o json`.
     pub fn status(&self, name: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["status", name, "-o", "json"])).unwrap()
