@@ -45,6 +45,29 @@ impl Etcd {
             .is_ok_and(|v| v["health"] == "true")
     }
 
+    /// The value of `key`, `None` when it is not set; an error when etcd did not answer.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, PlatformError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let body = serde_json::json!({ "key": b64.encode(key.as_bytes()) });
+        let failed = |e: String| PlatformError::Operator(format!("etcd: cannot read {key}: {e}"));
+        let reply: serde_json::Value = self
+            .http
+            .post(self.url("/v3/kv/range"))
+            .json(&body)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| failed(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(reply["kvs"][0]["value"]
+            .as_str()
+            .and_then(|v| b64.decode(v).ok())
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// Delete every key under `prefix` (a cluster's Patroni keys, once it is deleted, so a
     /// new cluster of the same name starts clean).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), PlatformError> {
@@ -66,6 +89,19 @@ impl Etcd {
     }
 }
 
+/// Stop the home's etcd, when it runs (its data stays for the next start).
+pub async fn stop(home: &Home) {
+    for pid in running(home) {
+        process::stop(pid, Duration::from_secs(10)).await;
+    }
+}
+
+/// The etcd processes that serve `home`'s data directory.
+fn running(home: &Home) -> Vec<u32> {
+    let data = home.etcd_dir().join("data").display().to_string();
+    process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data))
+}
+
 /// The running etcd of `home`: adopted when it answers, started otherwise.
 pub async fn ensure(
     home: &Home,
@@ -81,8 +117,7 @@ pub async fn ensure(
     let http = reqwest::Client::new();
     let data = dir.join("data");
     let data_arg = data.display().to_string();
-    let running =
-        process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data_arg));
+    let running = running(home);
 
     if let Some(ep) = recorded {
         let etcd = Etcd {
