@@ -78,7 +78,10 @@ pub fn instances(
                 };
                 out.replay_lag_seconds = standby.and_then(|r| r.replay_lag_seconds);
             }
-            out.ready = running && (is_leader || streaming);
+            // The leader key's holder takes writes only once PostgreSQL runs as a primary
+            // (after losing the DCS it may hold the key yet run read-only).
+            let leads = node.is_primary() || node.role.as_deref() == Some("standby_leader");
+            out.ready = running && if is_leader { leads } else { streaming };
             out
         })
         .collect::<Vec<_>>();
