@@ -3,6 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The bootstrap superuser: Patroni's and pgdeck's, and a user like any other when listed.
+pub const SUPERUSER: &str = "postgres";
+/// Replication and pg_rewind run as this role; its password is pgdeck's, so `spec.users` may not
+/// name it.
+pub const REPLICATION_USER: &str = "replicator";
+
 /// A PostgreSQL role pgdeck creates and keeps, with a generated password.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -37,12 +37,13 @@ use crate::api::users::PasswordType;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::replication::ReplicationProbe;
-use crate::plan::patroni::{Credentials, SUPERUSER};
+use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
+pub use self::users::superuser_peers;
 
 /// Whether the worker goes on after a pass.
 pub enum Flow {
@@ -214,7 +215,6 @@ impl Worker {
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
         let credentials = Credentials {
-            superuser: read_password(&self.dir, "superuser", PasswordType::AlphaNumeric)?,
             replication: read_password(&self.dir, "replication", PasswordType::AlphaNumeric)?,
         };
         let home_root = self.shared.home.root().display().to_string();
@@ -241,13 +241,8 @@ impl Worker {
         self.collect();
         let records = state::instances(&self.dir);
         self.measure_usage(&cluster, &records);
-        let seen = observe::observe(
-            &self.shared.patroni,
-            &records,
-            &mut self.probe,
-            &credentials.superuser,
-        )
-        .await;
+        let seen =
+            observe::observe(&self.shared.patroni, &self.dir, &records, &mut self.probe).await;
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records
             .iter()
@@ -279,7 +274,7 @@ impl Worker {
                     rt.ensure_running(rec)?;
                 }
                 self.configure(&cluster, &seen).await;
-                self.start_tasks(&cluster, &binaries, &seen, &credentials);
+                self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
             }
         }
@@ -841,14 +836,13 @@ impl Worker {
         cluster: &PostgresCluster,
         binaries: &Binaries,
         seen: &observe::Seen,
-        creds: &Credentials,
     ) {
         let Some(primary) = seen.ready_primary() else {
             return;
         };
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} password={} dbname=postgres",
-            primary.pg_port, creds.superuser
+        let conninfo = users::superuser_conninfo(
+            &self.dir.instance(&primary.name).socket_dir(),
+            primary.pg_port,
         );
 
         if self.tasks.users.is_none() {

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 
+use super::super::home::ClusterDir;
 use super::state::InstanceRecord;
+use super::users::superuser_conninfo;
 use crate::api::status::InstanceStatus;
 use crate::observe::patroni::Patroni;
 use crate::observe::replication::{ReplicationProbe, Standby};
 use crate::observe::status::{Sighting, instances};
-use crate::plan::patroni::SUPERUSER;
 
 pub struct Seen {
     records: Vec<InstanceRecord>,
@@ -21,9 +22,9 @@ pub struct Seen {
 
 pub async fn observe(
     patroni: &Patroni,
+    dir: &ClusterDir,
     records: &[InstanceRecord],
     probe: &mut ReplicationProbe,
-    superuser_password: &str,
 ) -> Seen {
     let bases: Vec<Option<String>> = records.iter().map(|r| Some(r.api())).collect();
     let survey = patroni.survey(&bases).await;
@@ -35,10 +36,7 @@ pub async fn observe(
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
     let standbys = match leader_rec {
         Some(rec) => {
-            let conninfo = format!(
-                "host=127.0.0.1 port={} user={SUPERUSER} password={superuser_password} dbname=postgres",
-                rec.pg_port
-            );
+            let conninfo = superuser_conninfo(&dir.instance(&rec.name).socket_dir(), rec.pg_port);
             probe.standbys(&conninfo).await.unwrap_or_default()
         }
         None => HashMap::new(),
