@@ -99,6 +99,16 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
         "2"
     );
 
+    // pg_rewind runs as the replication user: Patroni granted it what pg_rewind reads.
+    assert_eq!(
+        home.psql(
+            &uri,
+            "SELECT has_function_privilege('replicator', \
+             'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
+        ),
+        "t"
+    );
+
     // Patroni is given no superuser password: nothing under secrets/ for it, none in its file.
     let cluster_dir = home.path().join("namespaces/default/hippo");
     assert!(!cluster_dir.join("secrets/superuser").exists());

@@ -23,6 +23,9 @@ pub struct UserSpec {
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "!self.matches('(?i:PASSWORD)')",
         "message": "cannot assign password"
+    }, {
+        "rule": r"!self.matches(r'[;\\[:cntrl:]]|--|/[*]')",
+        "message": "must not contain `;`, `--`, `/*`, backslashes or control characters: role attributes are one clause of ALTER ROLE"
     }]))]
     pub options: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
