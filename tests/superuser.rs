@@ -99,18 +99,30 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
         "2"
     );
 
-    // pg_rewind runs as the replication user: Patroni granted it what pg_rewind reads.
+    // pg_rewind runs as the replication user: it signs in with its own password and reads what
+    // pg_rewind reads from the leader.
+    let cluster_dir = home.path().join("namespaces/default/hippo");
+    let password = std::fs::read_to_string(cluster_dir.join("secrets/replication")).unwrap();
+    let s = home.status("hippo");
+    let leader = instances(&s)
+        .into_iter()
+        .find(|i| i["role"] == "primary")
+        .unwrap();
+    let rewind = format!(
+        "postgresql://replicator:{}@127.0.0.1:{}/postgres",
+        password.trim(),
+        leader["port"]
+    );
     assert_eq!(
         home.psql(
-            &uri,
-            "SELECT has_function_privilege('replicator', \
-             'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
+            &rewind,
+            "SELECT length(pg_read_binary_file('global/pg_control', 0, 8, true)) \
+             || ' ' || (SELECT count(*) > 0 FROM pg_ls_dir('global', true, false))"
         ),
-        "t"
+        "8 true"
     );
 
     // Patroni is given no superuser password: nothing under secrets/ for it, none in its file.
-    let cluster_dir = home.path().join("namespaces/default/hippo");
     assert!(!cluster_dir.join("secrets/superuser").exists());
     let s = home.status("hippo");
     for i in instances(&s) {
