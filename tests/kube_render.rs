@@ -575,7 +575,9 @@ spec:
     std::fs::write(&file, text).unwrap();
     validate(&file, 2);
 
-    // Run the Job's container as Kubernetes would, against the scratch server.
+    // Run the Job's container as Kubernetes would, against the scratch server (where Patroni
+    // would have made the replication user).
+    scratch.query("CREATE ROLE replicator REPLICATION LOGIN");
     let container = &job
         .spec
         .as_ref()
@@ -647,6 +649,14 @@ spec:
     }
     assert_eq!(
         scratch.query("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'hippo'"),
+        "t"
+    );
+    // pg_rewind, which runs as the replication user, may read what it needs.
+    assert_eq!(
+        scratch.query(
+            "SELECT has_function_privilege('replicator', \
+             'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
+        ),
         "t"
     );
 }

@@ -64,6 +64,20 @@ pub fn kubernetes_scope(cluster: &str) -> String {
     format!("{cluster}-ha")
 }
 
+/// What pg_rewind needs of the replication user on the leader: Patroni grants it when it
+/// bootstraps a cluster; clusters made before pg_rewind ran as that user get it from pgdeck.
+pub fn rewind_grants() -> String {
+    [
+        "pg_ls_dir(text, boolean, boolean)",
+        "pg_stat_file(text, boolean)",
+        "pg_read_binary_file(text)",
+        "pg_read_binary_file(text, bigint, bigint, boolean)",
+    ]
+    .iter()
+    .map(|f| format!("GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO {REPLICATION_USER};\n"))
+    .collect()
+}
+
 /// The instance's `patroni.yml` as a value (callers write it as YAML).
 pub fn render(
     cluster: &PostgresCluster,

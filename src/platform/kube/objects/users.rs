@@ -24,7 +24,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         plain_env("PGCONNECT_TIMEOUT", "5"),
         secret_env("PGPASSWORD", ctx.names.superuser()),
     ];
-    let mut sql = String::new();
+    let mut sql = crate::plan::patroni::rewind_grants();
     let mut psql_vars = String::new();
     let mut fingerprint = serde_json::to_vec(&users).expect("users serialize");
     let mut var = |env: &mut Vec<EnvVar>, name: String, value: EnvVar| {

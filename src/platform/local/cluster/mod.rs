@@ -851,6 +851,7 @@ impl Worker {
                     let current: BTreeMap<String, u64> = desired
                         .iter()
                         .map(|u| (u.spec.name.clone(), u.fingerprint()))
+                        .chain([users::rewind_grants_applied()])
                         .collect();
                     if current != self.state.users {
                         let conninfo = conninfo.clone();

@@ -16,7 +16,7 @@ use tokio_postgres::NoTls;
 
 use super::super::account::Account;
 use crate::api::users::UserSpec;
-use crate::plan::patroni::SUPERUSER;
+use crate::plan::patroni::{REPLICATION_USER, SUPERUSER, rewind_grants};
 
 /// The operating-system accounts that may connect as the superuser through the socket: the
 /// account the database processes run as, and pgdeck's own when it differs (root).
@@ -65,8 +65,15 @@ impl DesiredUser {
     }
 }
 
+/// The entry of [`apply`]'s result that records the replication user's pg_rewind grants
+/// (`replicator` is reserved, so no user entry can take the key).
+pub fn rewind_grants_applied() -> (String, u64) {
+    (REPLICATION_USER.to_string(), 1)
+}
+
 /// Create or update each user and its databases through `conninfo` (the primary, as the
-/// superuser). Returns the fingerprints applied.
+/// superuser), after granting the replication user what pg_rewind needs. Returns the
+/// fingerprints applied.
 pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<String, u64>, String> {
     let mut config: tokio_postgres::Config = conninfo.parse().map_err(|e| format!("{e}"))?;
     config.connect_timeout(Duration::from_secs(2));
@@ -75,7 +82,11 @@ pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<Str
         .await
         .map_err(|e| format!("cannot connect to the primary: {e}"))?;
     tokio::spawn(connection);
-    let mut applied = BTreeMap::new();
+    client
+        .batch_execute(&rewind_grants())
+        .await
+        .map_err(|e| format!("pg_rewind's grants: {e}"))?;
+    let mut applied = BTreeMap::from([rewind_grants_applied()]);
     for user in users {
         let name = ident(&user.spec.name);
         let exists = !client
