@@ -665,3 +665,46 @@ spec:
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+/// On Kubernetes too, Patroni reaches the superuser through the socket by peer, and pg_rewind
+/// runs as the replication user: no password of `postgres` in its file, and the rewind password
+/// from the replication user's Secret.
+#[test]
+fn patroni_reaches_the_superuser_by_peer_and_rewinds_as_the_replication_user() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/examples/ha.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())
+        .unwrap();
+    let text = config["data"]["patroni.yml"].as_str().unwrap();
+    assert!(!text.contains("\"password\""), "{text}");
+    let patroni: Value = serde_yaml::from_str(text).unwrap();
+    let pg = &patroni["postgresql"];
+    assert_eq!(pg["use_unix_socket"], true);
+    assert_eq!(pg["authentication"]["superuser"]["username"], "postgres");
+    assert!(pg["authentication"]["superuser"].get("password").is_none());
+    assert_eq!(pg["authentication"]["rewind"]["username"], "replicator");
+    assert_eq!(pg["pg_ident"][0], "pgdeck postgres postgres");
+    assert_eq!(pg["pg_hba"][0], "local all postgres peer map=pgdeck");
+    let set = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] != "hippo-repo-host")
+        .unwrap();
+    let env = set["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    let rewind = env
+        .iter()
+        .find(|e| e["name"] == "PATRONI_REWIND_PASSWORD")
+        .unwrap();
+    assert_eq!(
+        rewind["valueFrom"]["secretKeyRef"]["name"],
+        "hippo-replication"
+    );
+}
