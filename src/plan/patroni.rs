@@ -189,17 +189,19 @@ fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> V
     Value::Object(p)
 }
 
-/// Client authentication: the DBA's entries from `dynamicConfiguration.postgresql.pg_hba` first,
-/// then pgdeck's: the superuser through the socket by peer, everyone else by password.
+/// Client authentication: pgdeck's own way in first (the superuser through the socket by peer,
+/// for Patroni, pgBackRest and pgdeck: no DBA entry can lock them out, as in PGO), then the
+/// DBA's entries from `dynamicConfiguration.postgresql.pg_hba`, then everyone by password.
 fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
-    let mut lines: Vec<String> = cluster
-        .dynamic_configuration()
-        .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|l| l.as_str().map(String::from))
-        .collect();
-    lines.push(format!("local all {SUPERUSER} peer map={PEER_MAP}"));
+    let mut lines = vec![format!("local all {SUPERUSER} peer map={PEER_MAP}")];
+    lines.extend(
+        cluster
+            .dynamic_configuration()
+            .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| l.as_str().map(String::from)),
+    );
     lines.push("local all all scram-sha-256".into());
     for net in networks {
         lines.push(format!(
@@ -304,6 +306,10 @@ spec:
         accessModes: [ReadWriteOnce]
         resources: {requests: {storage: 1Gi}}
   users: [{name: postgres}]
+  patroni:
+    dynamicConfiguration:
+      postgresql:
+        pg_hba: ["local all all reject"]
 "#,
         )
         .unwrap();
@@ -332,7 +338,11 @@ spec:
             .iter()
             .map(|l| l.as_str().unwrap())
             .collect();
-        assert_eq!(hba[0], "local all postgres peer map=pgdeck");
+        assert_eq!(
+            hba[..2],
+            ["local all postgres peer map=pgdeck", "local all all reject"],
+            "pgdeck's way in comes before the DBA's entries"
+        );
         assert!(
             !hba.iter().any(|l| l.contains("trust")),
             "no line lets anyone in without proof: {hba:?}"
