@@ -39,12 +39,13 @@ use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::instances as planner;
-use crate::plan::patroni::{Credentials, SUPERUSER};
+use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
+pub use self::users::superuser_peers;
 
 /// Whether the worker goes on after a pass.
 pub enum Flow {
@@ -226,7 +227,6 @@ impl Worker {
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
         let credentials = Credentials {
-            superuser: read_password(&self.dir, "superuser", PasswordType::AlphaNumeric)?,
             replication: read_password(&self.dir, "replication", PasswordType::AlphaNumeric)?,
         };
         let home_root = self.shared.home.root().display().to_string();
@@ -261,9 +261,9 @@ impl Worker {
         let seen = observe::observe(
             &self.shared.patroni,
             &dcs,
+            &self.dir,
             &records,
             &mut self.probe,
-            &credentials.superuser,
         )
         .await;
         self.continue_removals(&cluster, &records)?;
@@ -297,7 +297,7 @@ impl Worker {
                     rt.ensure_running(rec)?;
                 }
                 self.configure(&cluster, &seen).await;
-                self.start_tasks(&cluster, &binaries, &seen, &credentials);
+                self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
             }
         }
@@ -888,14 +888,13 @@ impl Worker {
         cluster: &PostgresCluster,
         binaries: &Binaries,
         seen: &observe::Seen,
-        creds: &Credentials,
     ) {
         let Some(primary) = seen.ready_primary() else {
             return;
         };
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} password={} dbname=postgres",
-            primary.pg_port, creds.superuser
+        let conninfo = users::superuser_conninfo(
+            &self.dir.instance(&primary.name).socket_dir(),
+            primary.pg_port,
         );
 
         if self.tasks.users.is_none() {
@@ -904,6 +903,7 @@ impl Worker {
                     let current: BTreeMap<String, u64> = desired
                         .iter()
                         .map(|u| (u.spec.name.clone(), u.fingerprint()))
+                        .chain([users::rewind_grants_applied()])
                         .collect();
                     if current != self.state.users {
                         let conninfo = conninfo.clone();
