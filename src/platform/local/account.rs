@@ -101,7 +101,9 @@ impl Account {
 /// The binaries the local platform runs, and the Debian package of each.
 pub struct Binaries {
     pub postgres_bin: PathBuf,
-    pub patroni: PathBuf,
+    /// The Python that Patroni is installed for: Patroni runs through pgdeck's launcher (see
+    /// `launcher`).
+    pub python: PathBuf,
     pub etcd: PathBuf,
     pub pgbackrest: PathBuf,
 }
@@ -120,13 +122,14 @@ impl Binaries {
                 ),
             });
         }
+        let patroni = program(
+            "patroni",
+            "patroni",
+            "Patroni keeps each cluster highly available",
+        )?;
         Ok(Binaries {
             postgres_bin,
-            patroni: program(
-                "patroni",
-                "patroni",
-                "Patroni keeps each cluster highly available",
-            )?,
+            python: interpreter(&patroni)?,
             etcd: program("etcd", "etcd-server", "etcd stores Patroni's cluster state")?,
             pgbackrest: program(
                 "pgbackrest",
@@ -135,6 +138,24 @@ impl Binaries {
             )?,
         })
     }
+}
+
+/// The Python that `patroni` (a script) is installed for, from its `#!` line: the launcher
+/// must import the same Patroni, whatever `python3` comes first on PATH.
+fn interpreter(patroni: &Path) -> Result<PathBuf, PlatformError> {
+    let text = std::fs::read_to_string(patroni).unwrap_or_default();
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!"))
+        .map(|l| PathBuf::from(l.split_whitespace().next().unwrap_or_default()))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            PlatformError::Operator(format!(
+                "{} is not a Python script with a #! line; pgdeck starts Patroni through its own \
+                 launcher and needs Patroni's Python",
+                patroni.display()
+            ))
+        })
 }
 
 /// A program on PATH (or in /usr/bin), or the package that provides it.

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod etcd;
 pub mod files;
 pub mod home;
+pub mod launcher;
 pub mod lock;
 pub mod operator;
 pub mod ports;

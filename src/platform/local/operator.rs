@@ -58,6 +58,7 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
     account.check_reachable(home.root())?;
     let namespaces = home.namespaces();
     std::fs::create_dir_all(&namespaces).at(&namespaces)?;
+    super::launcher::install(home.root())?;
     let shared = Arc::new(Shared {
         ports: Ports::new(state::recorded_ports(&namespaces)),
         store: Store::new(home.clone()),

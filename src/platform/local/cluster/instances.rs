@@ -8,7 +8,7 @@ use super::super::etcd::Etcd;
 use super::super::files::{AtPath, write_if_changed};
 use super::super::home::{ClusterDir, InstanceDir};
 use super::super::ports::{Ports, free};
-use super::super::process;
+use super::super::{launcher, process};
 use super::state::{InstanceRecord, write_record};
 use crate::api::PostgresCluster;
 use crate::api::instances::{InstanceSet, set_name};
@@ -181,10 +181,11 @@ impl Runtime<'_> {
             (process::HOME_ENV, self.home_root.to_string()),
         ];
         let config = inst.patroni_config().display().to_string();
+        let launcher = launcher::path(self.home_root).display().to_string();
         tracing::info!(cluster = self.cluster.name(), instance = %rec.name, "starting Patroni");
         process::spawn(
-            &self.binaries.patroni,
-            &[config],
+            &self.binaries.python,
+            &[launcher, config],
             Some(self.account),
             &inst.log(),
             &env,
