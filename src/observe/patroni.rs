@@ -376,16 +376,9 @@ impl Patroni {
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(body)
                     .map_err(|e| unreachable(e.into()))?;
-                let exchange = async {
-                    let response = client.send(request.map(kube::client::Body::from)).await?;
-                    let status = response.status();
-                    let bytes = http_body_util::BodyExt::collect(response.into_body())
-                        .await?
-                        .to_bytes();
-                    Ok::<_, kube::Error>((status, bytes.to_vec()))
-                };
+                let exchange = send_limited(client, request, MAX_BODY);
                 let (status, bytes) = match tokio::time::timeout(timeout, exchange).await {
-                    Ok(result) => result.map_err(|e| unreachable(e.into()))?,
+                    Ok(result) => result.map_err(unreachable)?,
                     Err(elapsed) => return Err(unreachable(elapsed.into())),
                 };
                 // The API server's own failure (the pod does not answer, or is not running)
@@ -400,6 +393,33 @@ impl Patroni {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The most of a member's answer pgdeck reads: Patroni's are a few kilobytes; a pod that sends
+/// more is not Patroni, and is not read on.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// One request through the API server (its pod proxy): the status and at most `limit` bytes of
+/// body, or an error when the body is longer (what a pod sends is not trusted to be small).
+pub async fn send_limited(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+    limit: usize,
+) -> Result<(http::StatusCode, Vec<u8>), BoxError> {
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), limit);
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(|e| -> BoxError {
+            if e.is::<http_body_util::LengthLimitError>() {
+                format!("the answer is longer than {limit} bytes").into()
+            } else {
+                e
+            }
+        })?
+        .to_bytes();
+    Ok((status, bytes.to_vec()))
+}
 
 /// The message of a Kubernetes `Status` the pod proxy answered with instead of Patroni.
 fn proxy_failure(status: http::StatusCode, body: &[u8]) -> Option<String> {

@@ -109,6 +109,10 @@ pub struct FakePatroni {
     /// The backups the repository host's pgBackRest lists, by cluster (`namespace/cluster`);
     /// a cluster not here has [`first_backups`].
     pub backups: HashMap<String, Vec<Value>>,
+    /// Pods whose Patroni answers `/patroni` with more than any member would send.
+    pub oversized: HashSet<String>,
+    /// API requests (method, path) the API server fails with a 500, as a test says.
+    pub failing: HashSet<(String, String)>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -513,7 +517,21 @@ async fn serve(
         query: req.uri().query().unwrap_or_default().to_string(),
         created,
     };
+    let failing = patroni
+        .lock()
+        .unwrap()
+        .failing
+        .contains(&(call.method.clone(), call.path.clone()));
     calls.lock().unwrap().push(call);
+    if failing {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 500, "reason": "InternalError",
+                            "message": "a failure the test asked for"});
+        return Ok(http::Response::builder()
+            .status(500)
+            .header("content-type", "application/json")
+            .body(reply(status.to_string()))?);
+    }
     answer(store, patroni, req).await
 }
 
@@ -726,6 +744,9 @@ async fn answer_as_patroni(
             });
             if state.lock().unwrap().pending_restart.contains(pod) {
                 node["pending_restart"] = json!(true);
+            }
+            if state.lock().unwrap().oversized.contains(pod) {
+                node["padding"] = json!("x".repeat(2 << 20));
             }
             if is_leader {
                 node["xlog"] = json!({"location": 5000});

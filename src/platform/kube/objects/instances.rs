@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
 use super::{Ctx, PGBACKREST_PORT, paths, restore};
+use crate::api::annotations;
 use crate::api::instances::InstanceSet;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement};
 use crate::platform::kube::names;
@@ -50,14 +51,15 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
     ]);
     let config = patroni_config(ctx, instance, &set);
     let config_text = serde_json::to_string_pretty(&config).expect("a JSON value serializes");
+    let keep = ctx.keeps(annotations::KEEP_DATA);
     let mut volumes = vec![PersistentVolumeClaim {
-        metadata: ctx.meta(names::data_volume(&instance.name), labels.clone()),
+        metadata: ctx.volume_meta(names::data_volume(&instance.name), labels.clone(), keep),
         spec: Some(set.data_volume_claim_spec.0.clone()),
         ..Default::default()
     }];
     if let Some(wal) = &set.wal_volume_claim_spec {
         volumes.push(PersistentVolumeClaim {
-            metadata: ctx.meta(names::wal_volume(&instance.name), labels.clone()),
+            metadata: ctx.volume_meta(names::wal_volume(&instance.name), labels.clone(), keep),
             spec: Some(wal.0.clone()),
             ..Default::default()
         });

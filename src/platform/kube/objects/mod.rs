@@ -216,6 +216,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A volume's metadata: labelled with the cluster's UID, so that it stays the cluster's
+    /// without an owner reference; and with none while the cluster says to keep it
+    /// (`pgdeck.dev/keep-data`, `pgdeck.dev/keep-backups`), so that no deletion of the cluster
+    /// (foreground, by Argo CD, ...) can take it before the finalizer runs.
+    fn volume_meta(
+        &self,
+        name: impl Into<String>,
+        mut labels: BTreeMap<String, String>,
+        keep: bool,
+    ) -> ObjectMeta {
+        if let Some(uid) = &self.inputs.owner_uid {
+            labels.insert(names::CLUSTER_UID.into(), uid.clone());
+        }
+        let mut meta = self.meta(name, labels);
+        if keep {
+            meta.owner_references = None;
+        }
+        meta
+    }
+
+    /// Whether the cluster says to keep `annotation`'s volumes.
+    fn keeps(&self, annotation: &str) -> bool {
+        crate::actions::flag(self.cluster, annotation)
+    }
+
     fn owner(&self) -> Option<OwnerReference> {
         Some(OwnerReference {
             api_version: PostgresCluster::api_version(&()).into(),
