@@ -105,6 +105,8 @@ async fn create_makes_every_object(h: &Harness) {
             "hippo-cluster-cert",
             "hippo-replication-cert",
             "hippo-pgbackrest",
+            "hippo-patroni",
+            "hippo-patroni-client",
         ])
     );
     let mut want_volumes = set(&["hippo-repo1"]);
@@ -649,19 +651,18 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
     // Per pass: the instance StatefulSets written and the switchovers asked for, in order.
     let mut passes: Vec<Vec<String>> = Vec::new();
     let mut saw_pending_primary = false;
-    let steps = |mark: usize| -> Vec<String> {
-        h.calls()[mark..]
-            .iter()
-            .filter_map(|c| {
-                if c.method == "POST" && c.path.ends_with("/proxy/switchover") {
-                    return Some("switchover".to_string());
-                }
-                let name = c
-                    .path
-                    .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
-                (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
-            })
-            .collect()
+    // A pass's steps: its switchovers (which come before its writes), then the StatefulSets
+    // it wrote.
+    let switchovers = || h.patroni.lock().unwrap().switchovers.len();
+    let steps = |(mark, switched): (usize, usize)| -> Vec<String> {
+        let mut out = vec!["switchover".to_string(); switchovers() - switched];
+        out.extend(h.calls()[mark..].iter().filter_map(|c| {
+            let name = c
+                .path
+                .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
+            (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
+        }));
+        out
     };
     for _ in 0..15 {
         if passes
@@ -669,7 +670,7 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
             .is_some_and(|p| p.iter().any(|e| e != "switchover"))
         {
             // Until the pod whose StatefulSet was written is replaced, nothing moves on.
-            let mark = h.mark();
+            let mark = (h.mark(), switchovers());
             h.reconcile(NS, "hippo").await.unwrap();
             assert_eq!(
                 steps(mark),
@@ -678,7 +679,7 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
             );
         }
         h.kubelet(NS).await;
-        let mark = h.mark();
+        let mark = (h.mark(), switchovers());
         h.reconcile(NS, "hippo").await.unwrap();
         let events = steps(mark);
         let s = status(h, "hippo").await;
@@ -695,7 +696,7 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
                 .any(|i| i.name == primary && i.pending_restart);
         }
         // (The first backup's Job never finishes here: Progressing stays at Backup.)
-        let done = h.writes_since(mark).is_empty() && progressing.reason != "RollingRestart";
+        let done = h.writes_since(mark.0).is_empty() && progressing.reason != "RollingRestart";
         passes.push(events);
         if done {
             break;
@@ -1676,6 +1677,57 @@ async fn a_failed_pass_does_not_repeat_a_switchover(h: &Harness) {
     assert!(services.get("hippo-primary").await.is_ok());
 }
 
+/// Patroni's unsafe endpoints answer only the operator's client certificate: not a request
+/// through the pod proxy (the API server has none to present), not one with a certificate of
+/// the cluster's CA (every pod holds some, readable by the database account).
+async fn unsafe_endpoints_need_the_operators_certificate(h: &Harness) {
+    use pgdeck::observe::patroni::{ClientTls, Patroni};
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let primary = status(h, "hippo").await.primary.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let file = |s: &Secret, k: &str| s.data.as_ref().unwrap()[k].0.clone();
+    let ca = file(&secrets.get("hippo-cluster-ca").await.unwrap(), "ca.crt");
+    let member = format!(
+        "https://{}:{}",
+        names::Names::new("hippo", NS).pod_host(&primary),
+        h.ctx.members_at.unwrap().port()
+    );
+    let patch = json!({"loop_wait": 10}).as_object().unwrap().clone();
+    let with = |secret: Secret| {
+        let (ca, member, patch) = (ca.clone(), member.clone(), patch.clone());
+        async move {
+            let patroni = Patroni::with_client_tls(&ClientTls {
+                ca: &ca,
+                cert: &file(&secret, "tls.crt"),
+                key: &file(&secret, "tls.key"),
+                at: h.ctx.members_at,
+            })
+            .unwrap();
+            patroni.patch_config(&member, &patch).await
+        }
+    };
+    let theirs = secrets.get("hippo-replication-cert").await.unwrap();
+    assert!(
+        with(theirs).await.is_err(),
+        "a pod's certificate is refused"
+    );
+    let proxied = h
+        .ctx
+        .patroni
+        .patch_config(
+            &pgdeck::platform::kube::proxy::base(&h.cluster(NS, "hippo").await, &primary),
+            &patch,
+        )
+        .await
+        .unwrap_err();
+    assert!(proxied.to_string().contains("403"), "{proxied}");
+    assert!(h.patroni.lock().unwrap().patches.is_empty());
+    let operators = secrets.get("hippo-patroni-client").await.unwrap();
+    with(operators).await.unwrap();
+    assert_eq!(h.patroni.lock().unwrap().patches.len(), 1);
+}
+
 /// A member that answers with more than Patroni ever sends is not read on: it counts as not
 /// answering.
 async fn oversized_answers_are_not_read(h: &Harness) {
@@ -1850,6 +1902,11 @@ async fn keep_annotations_drop_owner_references_at_once() {
 #[tokio::test]
 async fn a_switchover_is_not_repeated_after_a_later_step_failed() {
     a_failed_pass_does_not_repeat_a_switchover(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn patronis_unsafe_endpoints_answer_only_the_operator() {
+    unsafe_endpoints_need_the_operators_certificate(&Harness::new().await).await;
 }
 
 #[tokio::test]

@@ -151,7 +151,8 @@ pub struct Patroni {
 /// How requests reach a member.
 #[derive(Clone)]
 enum Transport {
-    /// Plain HTTP to the member's address (the local platform).
+    /// Plain HTTP to the member's address (the local platform), or HTTPS with a client
+    /// certificate (the Kubernetes operator's unsafe calls).
     Direct(reqwest::Client),
     /// The Kubernetes API server's pod proxy (`pods/proxy`), as CNPG's tools do: no network
     /// path from the caller to the pods is needed, and the API server checks permissions.
@@ -169,9 +170,21 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A switchover waits for the old primary to stop and the new one to be promoted.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The base of a member's REST API reached through the API server's pod proxy.
-pub fn pod_proxy_base(namespace: &str, pod: &str, port: i32) -> String {
-    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy")
+/// The base of a member's REST API reached through the API server's pod proxy; over TLS to
+/// the pod with `tls` (the API server does not check the pod's certificate).
+pub fn pod_proxy_base(namespace: &str, pod: &str, port: i32, tls: bool) -> String {
+    let scheme = if tls { "https:" } else { "" };
+    format!("/api/v1/namespaces/{namespace}/pods/{scheme}{pod}:{port}/proxy")
+}
+
+/// A member's TLS client settings: the CA its server certificate chains to, and the client's
+/// certificate and key (PEM).
+pub struct ClientTls<'a> {
+    pub ca: &'a [u8],
+    pub cert: &'a [u8],
+    pub key: &'a [u8],
+    /// Where every member is reached, whatever its name resolves to (tests).
+    pub at: Option<std::net::SocketAddr>,
 }
 
 impl Patroni {
@@ -184,6 +197,26 @@ impl Patroni {
         Patroni {
             transport: Transport::Direct(http),
         }
+    }
+
+    /// A client for members reached directly over HTTPS: their certificates checked against
+    /// `tls.ca` only, this client's certificate presented (Patroni's `verify_client`).
+    pub fn with_client_tls(tls: &ClientTls) -> Result<Patroni, String> {
+        crate::platform::install_crypto();
+        let ca = reqwest::Certificate::from_pem(tls.ca).map_err(|e| format!("the CA: {e}"))?;
+        let identity = reqwest::Identity::from_pem(&[tls.cert, b"\n", tls.key].concat())
+            .map_err(|e| format!("the client certificate: {e}"))?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .tls_certs_only([ca])
+            .identity(identity);
+        if let Some(at) = tls.at {
+            builder = builder.dns_resolver(std::sync::Arc::new(Fixed(at)));
+        }
+        let http = builder.build().map_err(|e| e.to_string())?;
+        Ok(Patroni {
+            transport: Transport::Direct(http),
+        })
     }
 
     /// A client for members reached through the API server's pod proxy.
@@ -363,10 +396,17 @@ impl Patroni {
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let response = request.send().await.map_err(|e| unreachable(e.into()))?;
+                let mut response = request.send().await.map_err(|e| unreachable(e.into()))?;
                 let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| unreachable(e.into()))?;
-                Ok((status, bytes.to_vec()))
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(e.into()))? {
+                    if bytes.len() + chunk.len() > MAX_BODY {
+                        let long = format!("the answer is longer than {MAX_BODY} bytes");
+                        return Err(unreachable(long.into()));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok((status, bytes))
             }
             Transport::PodProxy(client) => {
                 let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
@@ -393,6 +433,16 @@ impl Patroni {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every name resolves to one address.
+struct Fixed(std::net::SocketAddr);
+
+impl reqwest::dns::Resolve for Fixed {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let at = self.0;
+        Box::pin(async move { Ok(Box::new(std::iter::once(at)) as reqwest::dns::Addrs) })
+    }
+}
 
 /// The most of a member's answer pgdeck reads: Patroni's are a few kilobytes; a pod that sends
 /// more is not Patroni, and is not read on.

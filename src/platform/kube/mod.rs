@@ -2,6 +2,7 @@
 //! objects (StatefulSets, Services, Secrets, ...) that it owns; Patroni keeps each cluster highly
 //! available through its Kubernetes DCS; pgBackRest backs it up from a repository host.
 
+pub mod admin;
 pub mod apply;
 pub mod client;
 pub mod clone_source;

@@ -85,6 +85,15 @@ impl<'a> Names<'a> {
     pub fn pgbackrest_cert(&self) -> String {
         self.of("pgbackrest")
     }
+    /// Patroni's REST API server certificate.
+    pub fn patroni_cert(&self) -> String {
+        self.of("patroni")
+    }
+    /// The operator's client certificate for Patroni's REST API, with the CA of its own that
+    /// Patroni trusts for clients.
+    pub fn patroni_client(&self) -> String {
+        self.of("patroni-client")
+    }
     pub fn instance_account(&self) -> String {
         self.of("instance")
     }

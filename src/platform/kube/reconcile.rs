@@ -17,6 +17,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::admin::Admin;
 use super::apply::{self, Kind, Policy, Writes, belongs_to, owned_by};
 use super::metrics::Metrics;
 use super::objects::{self, Inputs, Instance, Objects, RestoreFrom};
@@ -40,9 +41,11 @@ use crate::plan::rollout::Step;
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
-    /// Patroni's REST API through the API server's pod proxy.
+    /// Patroni's REST API through the API server's pod proxy, for reads.
     pub patroni: Patroni,
     pub metrics: Arc<Metrics>,
+    /// Where members are reached for unsafe calls instead of at their DNS names (tests).
+    pub members_at: Option<std::net::SocketAddr>,
 }
 
 impl Context {
@@ -51,6 +54,7 @@ impl Context {
             patroni: Patroni::through_pod_proxy(client.clone()),
             client,
             metrics,
+            members_at: None,
         }
     }
 }
@@ -543,16 +547,23 @@ impl Run<'_> {
             return;
         };
         let base = proxy::base(self.cluster, leader);
-        let patroni = &self.ctx.patroni;
-        match patroni.config(&base).await {
+        match self.ctx.patroni.config(&base).await {
             Ok(current) => {
                 if let Some(patch) = dynamic::patch(&current, &dynamic::desired(self.cluster)) {
                     tracing::info!(
                         "patching Patroni's configuration: {}",
                         serde_json::Value::Object(patch.clone())
                     );
-                    if let Err(e) = patroni.patch_config(&base, &patch).await {
-                        self.problem = Some(e.to_string());
+                    let patched = match self.admin() {
+                        Ok(admin) => admin
+                            .patroni
+                            .patch_config(&admin.base(leader), &patch)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = patched {
+                        self.problem = Some(e);
                     }
                 }
             }
@@ -632,13 +643,19 @@ impl Run<'_> {
         }
     }
 
+    /// A client for the cluster's members' unsafe endpoints.
+    fn admin(&self) -> Result<Admin, String> {
+        Admin::new(self.cluster, &self.secret_data(), self.ctx.members_at)
+    }
+
     async fn switch(&self, step: SwitchoverStep) -> Result<String, String> {
-        let patroni = &self.ctx.patroni;
+        let admin = self.admin()?;
+        let patroni = &admin.patroni;
         let (result, target) = match step {
             SwitchoverStep::Switchover { leader, target } => (
                 patroni
                     .switchover(
-                        &proxy::base(self.cluster, &leader),
+                        &admin.base(&leader),
                         &names::pod(&leader),
                         &names::pod(&target),
                     )
@@ -647,7 +664,7 @@ impl Run<'_> {
             ),
             SwitchoverStep::Failover { target } => (
                 patroni
-                    .failover(&proxy::base(self.cluster, &target), &names::pod(&target))
+                    .failover(&admin.base(&target), &names::pod(&target))
                     .await,
                 target,
             ),
@@ -676,12 +693,15 @@ impl Run<'_> {
             }
             (_, Some(name)) => {
                 tracing::info!(instance = name, "restarting for pending settings");
-                self.ctx
-                    .patroni
-                    .restart(&proxy::base(self.cluster, name))
-                    .await
-                    .map(|_| false)
-                    .map_err(|e| e.to_string())
+                match self.admin() {
+                    Ok(admin) => admin
+                        .patroni
+                        .restart(&admin.base(name))
+                        .await
+                        .map(|_| false)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                }
             }
             _ => Ok(false),
         };

@@ -40,7 +40,7 @@ pub async fn read(
     }
     let url = format!(
         "{}/{REPO_INFO_FILE}",
-        pod_proxy_base(ns, &pod, REPO_INFO_PORT)
+        pod_proxy_base(ns, &pod, REPO_INFO_PORT, false)
     );
     let request = http::Request::get(&url).body(Vec::new()).ok()?;
     let text = match tokio::time::timeout(TIMEOUT, send_limited(client, request, MAX_INFO)).await {

@@ -131,6 +131,20 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         auth.insert("sslcert".into(), format!("{replication}/tls.crt").into());
         auth.insert("sslkey".into(), format!("{replication}/tls.key").into());
     }
+    // The REST API over TLS; its unsafe endpoints (switchover, PATCH /config, restart, ...)
+    // only for clients with a certificate of the clients' CA: the operator, which calls them
+    // directly. Reads need none: the console and the operator read through the API server's
+    // pod proxy (`pods/https:...`), which can present no client certificate, and the kubelet's
+    // probes. Members check each other's certificates against the cluster's CA.
+    let tls = paths::PATRONI_TLS;
+    let restapi = config["restapi"]
+        .as_object_mut()
+        .expect("rendered as an object");
+    restapi.insert("certfile".into(), format!("{tls}/server/tls.crt").into());
+    restapi.insert("keyfile".into(), format!("{tls}/server/tls.key").into());
+    restapi.insert("cafile".into(), format!("{tls}/clients/ca.crt").into());
+    restapi.insert("verify_client".into(), "optional".into());
+    config["ctl"] = json!({ "cacert": format!("{tls}/server/ca.crt") });
     if set.wal_volume_claim_spec.is_some()
         && let Some(initdb) = config["bootstrap"]["initdb"].as_array_mut()
     {
@@ -197,6 +211,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         mount("pgdata", paths::DATA),
         mount_ro("patroni-config", paths::PATRONI_CONFIG),
         mount_ro("postgres-tls", "/etc/postgres/tls"),
+        mount_ro("patroni-tls", paths::PATRONI_TLS),
     ];
     let mut volumes = vec![
         pods::claim("pgdata", names::data_volume(&instance.name)),
@@ -228,6 +243,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             ..Default::default()
         },
     ];
+    volumes.push(patroni_tls(ctx));
     if set.wal_volume_claim_spec.is_some() {
         mounts.push(mount("pgwal", paths::WAL));
         volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
@@ -304,11 +320,12 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         server
             .volume_mounts
             .get_or_insert_with(Default::default)
-            .extend(
-                mounts
-                    .into_iter()
-                    .filter(|m| !matches!(m.name.as_str(), "patroni-config" | "postgres-tls")),
-            );
+            .extend(mounts.into_iter().filter(|m| {
+                !matches!(
+                    m.name.as_str(),
+                    "patroni-config" | "postgres-tls" | "patroni-tls"
+                )
+            }));
         containers.push(server);
     }
     pods::pod(
@@ -323,6 +340,33 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             priority_class_name: set.priority_class_name.clone(),
         },
     )
+}
+
+/// Patroni's REST API certificate, and the clients' CA only: never the operator's key.
+fn patroni_tls(ctx: &Ctx) -> Volume {
+    let clients = SecretProjection {
+        name: ctx.names.patroni_client(),
+        items: Some(vec![KeyToPath {
+            key: "ca.crt".into(),
+            path: "clients/ca.crt".into(),
+            mode: None,
+        }]),
+        ..Default::default()
+    };
+    Volume {
+        name: "patroni-tls".into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(PRIVATE),
+            sources: Some(vec![
+                tls_projection(None, ctx.names.patroni_cert(), "server"),
+                VolumeProjection {
+                    secret: Some(clients),
+                    ..Default::default()
+                },
+            ]),
+        }),
+        ..Default::default()
+    }
 }
 
 /// PGO's default placement: instances of a cluster on different nodes where possible.
@@ -452,7 +496,8 @@ fn http_probe(path: &str, period: i32) -> Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("patroni".into()),
-            scheme: Some("HTTP".into()),
+            // The kubelet does not check the certificate, and reads need no client's.
+            scheme: Some("HTTPS".into()),
             ..Default::default()
         }),
         period_seconds: Some(period),

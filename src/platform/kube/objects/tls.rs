@@ -1,7 +1,9 @@
 //! Certificates, generated with rcgen unless the spec brings its own (`customTLSSecret`,
 //! `customReplicationTLSSecret`): a CA per cluster, the server's certificate, the replication
 //! user's client certificate, and pgBackRest's (server and client, between instances and the
-//! repository host). Certificates that exist are kept; a new CA re-issues them all.
+//! repository host), and Patroni's REST API's (its server certificate, and the operator's
+//! client certificate under a CA of its own: see [`patroni_client`]). Certificates that exist
+//! are kept; a new CA re-issues them all.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,11 @@ pub struct TlsError {
 
 /// The common name pgBackRest's TLS servers accept (`tls-server-auth`).
 pub const PGBACKREST_CN: &str = "pgbackrest";
+
+/// The common name of Patroni's REST API server certificates.
+pub const PATRONI_CN: &str = "patroni";
+/// The common name of the operator's client certificate for Patroni's REST API.
+pub const OPERATOR_CN: &str = "pgdeck-operator";
 
 /// Years a generated certificate is valid.
 const VALID_YEARS: i16 = 10;
@@ -86,6 +93,12 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
             vec![],
         ));
     }
+    // Always pgdeck's, whatever `customTLSSecret` brings: the operator checks it by this CA.
+    leaves.push((
+        names.patroni_cert(),
+        PATRONI_CN.to_string(),
+        pod_names.clone(),
+    ));
     if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
         leaves.push((
             names.pgbackrest_cert(),
@@ -128,7 +141,53 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
             ]),
         ));
     }
+    out.push(patroni_client(ctx)?);
     Ok(out)
+}
+
+/// The operator's client certificate for Patroni's REST API (`verify_client: optional`: only
+/// the unsafe endpoints ask for one), issued by a CA of its own, which is all Patroni trusts for
+/// clients. Not the cluster's CA: every instance pod holds certificates of that one, readable
+/// by the database account, so a database superuser could present them. The pods mount only
+/// this CA's certificate; its key and the client's stay in the Secret, for the operator.
+fn patroni_client(ctx: &Ctx) -> Result<Files, TlsError> {
+    let name = ctx.names.patroni_client();
+    let keys = ["ca.crt", "ca.key", "tls.crt", "tls.key"];
+    let kept: BTreeMap<String, String> = keys
+        .iter()
+        .filter_map(|k| Some((k.to_string(), existing(ctx, &name, k)?)))
+        .collect();
+    if kept.len() == keys.len() {
+        return Ok((name, kept));
+    }
+    let ca_key = KeyPair::generate().map_err(|e| failed(&name, e))?;
+    let mut params = ca_params(ctx);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!(
+            "pgdeck Patroni clients CA for {}/{}",
+            ctx.cluster.namespace(),
+            ctx.cluster.name()
+        ),
+    );
+    let ca = params.self_signed(&ca_key).map_err(|e| failed(&name, e))?;
+    let key = KeyPair::generate().map_err(|e| failed(&name, e))?;
+    let mut leaf = leaf_params(OPERATOR_CN, Vec::new()).map_err(|e| failed(&name, e))?;
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let issuer = Issuer::new(params, &ca_key);
+    let cert = leaf
+        .signed_by(&key, &issuer)
+        .map_err(|e| failed(&name, e))?;
+    Ok((
+        name,
+        BTreeMap::from([
+            ("ca.crt".to_string(), ca.pem()),
+            ("ca.key".to_string(), ca_key.serialize_pem()),
+            ("tls.crt".to_string(), cert.pem()),
+            ("tls.key".to_string(), key.serialize_pem()),
+        ]),
+    ))
 }
 
 fn failed(secret: &str, e: rcgen::Error) -> TlsError {
