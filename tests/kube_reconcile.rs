@@ -126,6 +126,11 @@ async fn create_makes_every_object(h: &Harness) {
         set(&["hippo-set-instance1"])
     );
     assert_eq!(
+        h.names::<k8s_openapi::api::networking::v1::NetworkPolicy>(NS)
+            .await,
+        set(&["hippo-instances"])
+    );
+    assert_eq!(
         h.names::<CronJob>(NS).await,
         set(&["hippo-repo1-full", "hippo-repo1-incr"])
     );

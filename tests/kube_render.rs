@@ -84,6 +84,7 @@ fn every_rendered_object_passes_the_kubernetes_schemas() {
             "PersistentVolumeClaim",
             "StatefulSet",
             "Job",
+            "NetworkPolicy",
         ] {
             assert!(
                 kinds.iter().any(|k| k == kind),
@@ -324,6 +325,31 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
         &secret(&first, "hippo-pgbackrest")["tls.crt"].0,
     );
     assert!(ok && text.contains("Subject: CN = pgbackrest"), "{text}");
+    let (ok, text) = openssl_verify(
+        dir.path(),
+        &ca,
+        &secret(&first, "hippo-patroni")["tls.crt"].0,
+    );
+    assert!(
+        ok && text.contains("Subject: CN = patroni")
+            && text.contains("DNS:*.hippo-pods.default.svc"),
+        "Patroni's REST API certificate, for the members' names:\n{text}"
+    );
+    // The operator's certificate for Patroni's unsafe endpoints: of a CA of its own, not the
+    // cluster's (whose certificates the pods hold), and for clients only.
+    let client = secret(&first, "hippo-patroni-client");
+    let (ok, _) = openssl_verify(dir.path(), &ca, &client["tls.crt"].0);
+    assert!(!ok, "not of the cluster's CA");
+    let (ok, text) = openssl_verify(dir.path(), &client["ca.crt"].0, &client["tls.crt"].0);
+    assert!(
+        ok && text.contains("Subject: CN = pgdeck-operator"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TLS Web Client Authentication")
+            && !text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
 
     // Rendered again with what exists, nothing changes; a lost certificate is re-issued by the
     // same CA.
@@ -339,6 +365,8 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
         "hippo-cluster-ca",
         "hippo-replication-cert",
         "hippo-pgbackrest",
+        "hippo-patroni",
+        "hippo-patroni-client",
         "hippo-pguser-hippo",
         "hippo-superuser",
     ] {
@@ -413,4 +441,103 @@ spec:
     let rendered = dir.path().join("rendered.yaml");
     std::fs::write(&rendered, &text).unwrap();
     validate(&rendered, documents(&text).len());
+}
+
+/// Patroni's REST API on Kubernetes: TLS with its own certificate, client certificates of the
+/// clients' CA for unsafe endpoints (only that CA mounted, never the operator's key), HTTPS
+/// probes; the instance pods' NetworkPolicy; `pods/exec` only on the pod backups run in.
+#[test]
+fn patroni_authentication_network_policy_and_exec_are_rendered() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/examples/ha.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let config = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"].as_str().unwrap().ends_with("-config")
+                && d["data"]["patroni.yml"].is_string()
+        })
+        .unwrap();
+    let patroni: serde_json::Value =
+        serde_json::from_str(config["data"]["patroni.yml"].as_str().unwrap()).unwrap();
+    let restapi = &patroni["restapi"];
+    assert_eq!(restapi["certfile"], "/etc/patroni-tls/server/tls.crt");
+    assert_eq!(restapi["keyfile"], "/etc/patroni-tls/server/tls.key");
+    assert_eq!(restapi["cafile"], "/etc/patroni-tls/clients/ca.crt");
+    assert_eq!(restapi["verify_client"], "optional");
+    assert_eq!(patroni["ctl"]["cacert"], "/etc/patroni-tls/server/ca.crt");
+
+    let set = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+        })
+        .unwrap();
+    let pod = &set["spec"]["template"]["spec"];
+    let database = &pod["containers"][0];
+    assert_eq!(database["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(database["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "patroni-tls")
+        .unwrap();
+    let sources = volume["projected"]["sources"].as_sequence().unwrap();
+    let client = sources
+        .iter()
+        .find(|s| s["secret"]["name"] == "hippo-patroni-client")
+        .unwrap();
+    assert_eq!(
+        client["secret"]["items"],
+        serde_yaml::from_str::<Value>("[{key: ca.crt, path: clients/ca.crt}]").unwrap(),
+        "only the clients' CA"
+    );
+
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    assert_eq!(policy["metadata"]["name"], "hippo-instances");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"]["pgdeck.dev/component"],
+        "instance"
+    );
+    assert_eq!(spec["policyTypes"][0], "Ingress");
+    let rules = spec["ingress"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert!(rules[0]["from"].is_null(), "clients and the pod proxy");
+    let ports = |r: &Value| -> Vec<i64> {
+        r["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| p["port"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ports(&rules[0]), [5432, 8008]);
+    assert_eq!(ports(&rules[1]), [8432]);
+    assert_eq!(
+        rules[1]["from"][0]["podSelector"]["matchLabels"]["pgdeck.dev/component"],
+        "repo-host"
+    );
+
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "hippo-pgbackrest")
+        .unwrap();
+    let exec = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"][0] == "pods/exec")
+        .unwrap();
+    assert_eq!(
+        exec["resourceNames"],
+        serde_yaml::from_str::<Value>("[hippo-repo-host-0]").unwrap(),
+        "exec in the repository host only"
+    );
 }

@@ -458,6 +458,7 @@ current-context: fake
             k8s_openapi::api::core::v1::PersistentVolumeClaim,
             StatefulSet,
             k8s_openapi::api::policy::v1::PodDisruptionBudget,
+            k8s_openapi::api::networking::v1::NetworkPolicy,
             k8s_openapi::api::batch::v1::Job,
             k8s_openapi::api::batch::v1::CronJob,
             Pod,

@@ -109,6 +109,10 @@ impl<'a> Names<'a> {
     pub fn repo_volume(&self, repo: &str) -> String {
         self.of(repo)
     }
+    /// The NetworkPolicy of the instance pods.
+    pub fn instances_policy(&self) -> String {
+        self.of("instances")
+    }
     pub fn set_budget(&self, set: &str) -> String {
         self.of(&format!("set-{set}"))
     }

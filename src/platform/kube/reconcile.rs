@@ -426,6 +426,13 @@ impl Run<'_> {
         w += self
             .sync(&desired.services, &o.services, Policy::prune_all())
             .await?;
+        w += self
+            .sync(
+                &desired.network_policies,
+                &o.network_policies,
+                Policy::prune_all(),
+            )
+            .await?;
         // Volumes are never pruned as such: only those of removed instances go, below.
         w += self
             .sync(

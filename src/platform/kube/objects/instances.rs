@@ -153,7 +153,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
     config
 }
 
-fn patroni_port(ctx: &Ctx) -> i32 {
+pub(super) fn patroni_port(ctx: &Ctx) -> i32 {
     ctx.cluster
         .patroni()
         .port

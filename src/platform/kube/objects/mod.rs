@@ -5,6 +5,7 @@
 mod backups;
 mod budgets;
 mod instances;
+mod network;
 mod pods;
 mod rbac;
 mod restore;
@@ -21,6 +22,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -66,6 +68,7 @@ pub struct Objects {
     pub roles: Vec<Role>,
     pub role_bindings: Vec<RoleBinding>,
     pub services: Vec<Service>,
+    pub network_policies: Vec<NetworkPolicy>,
     pub volumes: Vec<PersistentVolumeClaim>,
     pub stateful_sets: Vec<StatefulSet>,
     pub budgets: Vec<PodDisruptionBudget>,
@@ -82,6 +85,7 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         roles: rbac::roles(&ctx),
         role_bindings: rbac::bindings(&ctx),
         services: services::render(&ctx),
+        network_policies: vec![network::render(&ctx)],
         budgets: budgets::render(&ctx),
         ..Default::default()
     };
@@ -124,6 +128,9 @@ macro_rules! each_object {
             $body
         }
         for $o in objects.services.$iter() {
+            $body
+        }
+        for $o in objects.network_policies.$iter() {
             $body
         }
         for $o in objects.volumes.$iter() {
