@@ -1682,9 +1682,9 @@ async fn a_failed_pass_does_not_repeat_a_switchover(h: &Harness) {
     assert!(services.get("hippo-primary").await.is_ok());
 }
 
-/// Patroni's unsafe endpoints answer only the operator's client certificate: not a request
-/// through the pod proxy (the API server has none to present), not one with a certificate of
-/// the cluster's CA (every pod holds some, readable by the database account).
+/// Patroni's unsafe endpoints answer only a certificate of the cluster's Patroni CA (the
+/// operator's; the members'): not a request through the pod proxy (the API server has none to
+/// present), not one with a certificate of the cluster's CA (a clone holds the pgBackRest one).
 async fn unsafe_endpoints_need_the_operators_certificate(h: &Harness) {
     use pgdeck::observe::patroni::{ClientTls, Patroni};
     h.create(&example("ha.yaml")).await;
@@ -1692,7 +1692,10 @@ async fn unsafe_endpoints_need_the_operators_certificate(h: &Harness) {
     let primary = status(h, "hippo").await.primary.unwrap();
     let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
     let file = |s: &Secret, k: &str| s.data.as_ref().unwrap()[k].0.clone();
-    let ca = file(&secrets.get("hippo-cluster-ca").await.unwrap(), "ca.crt");
+    let ca = file(
+        &secrets.get("hippo-patroni-client").await.unwrap(),
+        "ca.crt",
+    );
     let member = format!(
         "https://{}:{}",
         names::Names::new("hippo", NS).pod_host(&primary),
@@ -1712,11 +1715,10 @@ async fn unsafe_endpoints_need_the_operators_certificate(h: &Harness) {
             patroni.patch_config(&member, &patch).await
         }
     };
-    let theirs = secrets.get("hippo-replication-cert").await.unwrap();
-    assert!(
-        with(theirs).await.is_err(),
-        "a pod's certificate is refused"
-    );
+    for theirs in ["hippo-replication-cert", "hippo-pgbackrest"] {
+        let cert = secrets.get(theirs).await.unwrap();
+        assert!(with(cert).await.is_err(), "{theirs} is refused");
+    }
     let proxied = h
         .ctx
         .patroni

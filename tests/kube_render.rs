@@ -325,22 +325,25 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
         &secret(&first, "hippo-pgbackrest")["tls.crt"].0,
     );
     assert!(ok && text.contains("Subject: CN = pgbackrest"), "{text}");
-    let (ok, text) = openssl_verify(
-        dir.path(),
-        &ca,
-        &secret(&first, "hippo-patroni")["tls.crt"].0,
+    // Patroni's REST API: the members' and the operator's certificates, of a CA of their own,
+    // not the cluster's (clones hold a certificate of that one).
+    let client = secret(&first, "hippo-patroni-client");
+    let patroni_ca = client["ca.crt"].0.clone();
+    let members = secret(&first, "hippo-patroni");
+    assert_eq!(members["ca.crt"].0, patroni_ca);
+    assert!(
+        !members.contains_key("ca.key"),
+        "the CA's key stays with the operator"
     );
+    let (ok, _) = openssl_verify(dir.path(), &ca, &members["tls.crt"].0);
+    assert!(!ok, "not of the cluster's CA");
+    let (ok, text) = openssl_verify(dir.path(), &patroni_ca, &members["tls.crt"].0);
     assert!(
         ok && text.contains("Subject: CN = patroni")
             && text.contains("DNS:*.hippo-pods.default.svc"),
-        "Patroni's REST API certificate, for the members' names:\n{text}"
+        "for the members' names:\n{text}"
     );
-    // The operator's certificate for Patroni's unsafe endpoints: of a CA of its own, not the
-    // cluster's (whose certificates the pods hold), and for clients only.
-    let client = secret(&first, "hippo-patroni-client");
-    let (ok, _) = openssl_verify(dir.path(), &ca, &client["tls.crt"].0);
-    assert!(!ok, "not of the cluster's CA");
-    let (ok, text) = openssl_verify(dir.path(), &client["ca.crt"].0, &client["tls.crt"].0);
+    let (ok, text) = openssl_verify(dir.path(), &patroni_ca, &client["tls.crt"].0);
     assert!(
         ok && text.contains("Subject: CN = pgdeck-operator"),
         "{text}"
@@ -350,6 +353,8 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
             && !text.contains("TLS Web Server Authentication"),
         "{text}"
     );
+    let (ok, _) = openssl_verify(dir.path(), &ca, &client["tls.crt"].0);
+    assert!(!ok);
 
     // Rendered again with what exists, nothing changes; a lost certificate is re-issued by the
     // same CA.
@@ -444,7 +449,7 @@ spec:
 }
 
 /// Patroni's REST API on Kubernetes: TLS with its own certificate, client certificates of the
-/// clients' CA for unsafe endpoints (only that CA mounted, never the operator's key), HTTPS
+/// cluster's Patroni CA for unsafe endpoints (the operator's key mounted nowhere), HTTPS
 /// probes; the instance pods' NetworkPolicy; `pods/exec` only on the pod backups run in.
 #[test]
 fn patroni_authentication_network_policy_and_exec_are_rendered() {
@@ -466,11 +471,11 @@ fn patroni_authentication_network_policy_and_exec_are_rendered() {
     let patroni: serde_json::Value =
         serde_json::from_str(config["data"]["patroni.yml"].as_str().unwrap()).unwrap();
     let restapi = &patroni["restapi"];
-    assert_eq!(restapi["certfile"], "/etc/patroni-tls/server/tls.crt");
-    assert_eq!(restapi["keyfile"], "/etc/patroni-tls/server/tls.key");
-    assert_eq!(restapi["cafile"], "/etc/patroni-tls/clients/ca.crt");
+    assert_eq!(restapi["certfile"], "/etc/patroni-tls/tls.crt");
+    assert_eq!(restapi["keyfile"], "/etc/patroni-tls/tls.key");
+    assert_eq!(restapi["cafile"], "/etc/patroni-tls/ca.crt");
     assert_eq!(restapi["verify_client"], "optional");
-    assert_eq!(patroni["ctl"]["cacert"], "/etc/patroni-tls/server/ca.crt");
+    assert_eq!(patroni["ctl"]["cacert"], "/etc/patroni-tls/ca.crt");
 
     let set = docs
         .iter()
@@ -489,14 +494,10 @@ fn patroni_authentication_network_policy_and_exec_are_rendered() {
         .find(|v| v["name"] == "patroni-tls")
         .unwrap();
     let sources = volume["projected"]["sources"].as_sequence().unwrap();
-    let client = sources
-        .iter()
-        .find(|s| s["secret"]["name"] == "hippo-patroni-client")
-        .unwrap();
+    assert_eq!(sources.len(), 1);
     assert_eq!(
-        client["secret"]["items"],
-        serde_yaml::from_str::<Value>("[{key: ca.crt, path: clients/ca.crt}]").unwrap(),
-        "only the clients' CA"
+        sources[0]["secret"]["name"], "hippo-patroni",
+        "the members' certificate, never the operator's"
     );
 
     let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();

@@ -1,7 +1,7 @@
 //! Patroni's unsafe endpoints (switchover, failover, `PATCH /config`, restart), which answer
-//! only a client with a certificate of the cluster's Patroni clients' CA (see `objects::tls`):
-//! the operator calls them directly over HTTPS, at the member's DNS name, checking its
-//! certificate against the cluster's CA. Not through the API server's pod proxy, as reads go:
+//! only a client with a certificate of the cluster's Patroni CA (see `objects::tls`): the
+//! operator calls them directly over HTTPS, at the member's DNS name, checking its certificate
+//! against the same CA. Not through the API server's pod proxy, as reads go:
 //! the API server drops the caller's `Authorization` header and presents no client certificate
 //! of its own. As CNPG's operator calls its instances.
 
@@ -39,7 +39,7 @@ impl Admin {
                 .map(|b| b.0.clone())
                 .ok_or_else(|| format!("Secret {secret} has no {key} yet"))
         };
-        let ca = file(names.ca(), "ca.crt")?;
+        let ca = file(names.patroni_client(), "ca.crt")?;
         let cert = file(names.patroni_client(), "tls.crt")?;
         let key = file(names.patroni_client(), "tls.key")?;
         let patroni = Patroni::with_client_tls(&ClientTls {

@@ -132,19 +132,19 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         auth.insert("sslkey".into(), format!("{replication}/tls.key").into());
     }
     // The REST API over TLS; its unsafe endpoints (switchover, PATCH /config, restart, ...)
-    // only for clients with a certificate of the clients' CA: the operator, which calls them
-    // directly. Reads need none: the console and the operator read through the API server's
-    // pod proxy (`pods/https:...`), which can present no client certificate, and the kubelet's
-    // probes. Members check each other's certificates against the cluster's CA.
+    // only for clients with a certificate of the cluster's Patroni CA: the operator, which
+    // calls them directly, and the members. Reads need none: the console and the operator
+    // read through the API server's pod proxy (`pods/https:...`), which can present no client
+    // certificate, and the kubelet's probes. Members check each other by the same CA.
     let tls = paths::PATRONI_TLS;
     let restapi = config["restapi"]
         .as_object_mut()
         .expect("rendered as an object");
-    restapi.insert("certfile".into(), format!("{tls}/server/tls.crt").into());
-    restapi.insert("keyfile".into(), format!("{tls}/server/tls.key").into());
-    restapi.insert("cafile".into(), format!("{tls}/clients/ca.crt").into());
+    restapi.insert("certfile".into(), format!("{tls}/tls.crt").into());
+    restapi.insert("keyfile".into(), format!("{tls}/tls.key").into());
+    restapi.insert("cafile".into(), format!("{tls}/ca.crt").into());
     restapi.insert("verify_client".into(), "optional".into());
-    config["ctl"] = json!({ "cacert": format!("{tls}/server/ca.crt") });
+    config["ctl"] = json!({ "cacert": format!("{tls}/ca.crt") });
     if set.wal_volume_claim_spec.is_some()
         && let Some(initdb) = config["bootstrap"]["initdb"].as_array_mut()
     {
@@ -342,28 +342,19 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     )
 }
 
-/// Patroni's REST API certificate, and the clients' CA only: never the operator's key.
+/// Patroni's REST API certificate, and its CA's (never the operator's key).
 fn patroni_tls(ctx: &Ctx) -> Volume {
-    let clients = SecretProjection {
-        name: ctx.names.patroni_client(),
-        items: Some(vec![KeyToPath {
-            key: "ca.crt".into(),
-            path: "clients/ca.crt".into(),
-            mode: None,
-        }]),
-        ..Default::default()
-    };
     Volume {
         name: "patroni-tls".into(),
         projected: Some(ProjectedVolumeSource {
             default_mode: Some(PRIVATE),
-            sources: Some(vec![
-                tls_projection(None, ctx.names.patroni_cert(), "server"),
-                VolumeProjection {
-                    secret: Some(clients),
+            sources: Some(vec![VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: ctx.names.patroni_cert(),
                     ..Default::default()
-                },
-            ]),
+                }),
+                ..Default::default()
+            }]),
         }),
         ..Default::default()
     }

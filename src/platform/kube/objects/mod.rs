@@ -313,8 +313,7 @@ mod paths {
     pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
     /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
     pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
-    /// Patroni's REST API: its server certificate under `server/`, and under `clients/` the CA
-    /// of the clients it lets call unsafe endpoints.
+    /// Patroni's REST API: its certificate, key, and the cluster's Patroni CA.
     pub const PATRONI_TLS: &str = "/etc/patroni-tls";
     pub const SERVER_TLS: &str = "/etc/postgres/tls/server";
     pub const REPLICATION_TLS: &str = "/etc/postgres/tls/replication";
