@@ -1480,6 +1480,18 @@ async fn a_namesake_never_adopts_a_kept_volume() -> Harness {
     let (h2, _) = deleted(&h, "hippo").await;
     let left = volume(&h2, "hippo-repo1").await;
     assert_eq!(left.labels(), kept.labels());
+
+    // Once the kept volume is deleted, as Degraded says, the new cluster goes on.
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    api.delete("hippo-repo1", &Default::default())
+        .await
+        .unwrap();
+    settle(&h, "hippo").await;
+    assert_eq!(instances(&h, "hippo").await.len(), 2);
+    let repo = volume(&h, "hippo-repo1").await;
+    assert_eq!(repo.owner_references()[0].uid, again.uid().unwrap());
+    let s = status(&h, "hippo").await;
+    assert_eq!(s.condition(conditions::DEGRADED).unwrap().status, "False");
     h2
 }
 

@@ -237,4 +237,96 @@ mod tests {
             "{problem}"
         );
     }
+
+    /// A volume as it may be found under a name the cluster wants.
+    #[derive(Debug, Clone, Copy)]
+    enum Found {
+        Missing,
+        Owned,
+        Labelled,
+        Kept,
+        OwnedByAnother,
+        Unmarked,
+    }
+
+    fn found(name: &str, how: Found) -> Option<PersistentVolumeClaim> {
+        match how {
+            Found::Missing => None,
+            Found::Owned => Some(volume(name, &[], Some("ours"))),
+            Found::Labelled => Some(volume(name, &[(names::CLUSTER_UID, "ours")], None)),
+            Found::Kept => Some(volume(
+                name,
+                &[(names::KEPT, "true"), (names::CLUSTER_UID, "old")],
+                None,
+            )),
+            Found::OwnedByAnother => Some(volume(name, &[], Some("theirs"))),
+            Found::Unmarked => Some(volume(name, &[], None)),
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever exists under the names the cluster wants: no volume that is not its own is
+        /// ever written, what runs is never dropped (and so never pruned), nothing new starts
+        /// while something is in the way, and each foreign volume is named.
+        #[test]
+        fn foreign_volumes_are_never_written(
+            volumes in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    Found::Missing, Found::Owned, Found::Labelled, Found::Kept,
+                    Found::OwnedByAnother, Found::Unmarked,
+                ]),
+                0..6,
+            ),
+            running in proptest::collection::vec(proptest::bool::ANY, 0..4),
+        ) {
+            let names: Vec<String> = (0..volumes.len()).map(|i| format!("v{i}")).collect();
+            let mut want = Objects {
+                volumes: names.iter().map(|n| volume(n, &[], Some("ours"))).collect(),
+                stateful_sets: (0..running.len()).map(|i| set(&format!("s{i}"))).collect(),
+                ..Default::default()
+            };
+            let existing = Objects {
+                stateful_sets: running
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| **r)
+                    .map(|(i, _)| set(&format!("s{i}")))
+                    .collect(),
+                ..Default::default()
+            };
+            let on_server: Vec<PersistentVolumeClaim> = names
+                .iter()
+                .zip(&volumes)
+                .filter_map(|(n, how)| found(n, *how))
+                .collect();
+            let before = want.clone();
+            let problem = hold_from(Some("ours"), &mut want, &existing, &on_server);
+            let foreign: Vec<String> = on_server
+                .iter()
+                .filter(|v| !belongs_to(*v, Some("ours")))
+                .map(|v| v.name_any())
+                .collect();
+            for v in &want.volumes {
+                proptest::prop_assert!(!foreign.contains(&v.name_any()));
+            }
+            for s in &existing.stateful_sets {
+                proptest::prop_assert!(want.stateful_sets.iter().any(|w| w.name_any() == s.name_any()));
+            }
+            match problem {
+                None => {
+                    proptest::prop_assert!(foreign.is_empty());
+                    proptest::prop_assert_eq!(want.volumes.len(), before.volumes.len());
+                    proptest::prop_assert_eq!(want.stateful_sets.len(), before.stateful_sets.len());
+                }
+                Some(problem) => {
+                    proptest::prop_assert!(!foreign.is_empty());
+                    proptest::prop_assert_eq!(want.stateful_sets.len(), existing.stateful_sets.len());
+                    for f in &foreign {
+                        let named = problem.contains(&format!("volume {f} "));
+                        proptest::prop_assert!(named);
+                    }
+                }
+            }
+        }
+    }
 }
