@@ -151,9 +151,10 @@ pub struct Patroni {
 /// How requests reach a member.
 #[derive(Clone)]
 enum Transport {
-    /// Plain HTTP to the member's address (the local platform), or HTTPS with a client
-    /// certificate (the Kubernetes operator's unsafe calls).
+    /// Plain HTTP to the member's address (the local platform).
     Direct(reqwest::Client),
+    /// HTTPS with a client certificate (the Kubernetes operator's unsafe calls).
+    Tls(Box<TlsClient>),
     /// The Kubernetes API server's pod proxy (`pods/proxy`), as CNPG's tools do: no network
     /// path from the caller to the pods is needed, and the API server checks permissions.
     PodProxy(kube::Client),
@@ -202,20 +203,40 @@ impl Patroni {
     /// A client for members reached directly over HTTPS: their certificates checked against
     /// `tls.ca` only, this client's certificate presented (Patroni's `verify_client`).
     pub fn with_client_tls(tls: &ClientTls) -> Result<Patroni, String> {
-        crate::platform::install_crypto();
-        let ca = reqwest::Certificate::from_pem(tls.ca).map_err(|e| format!("the CA: {e}"))?;
-        let identity = reqwest::Identity::from_pem(&[tls.cert, b"\n", tls.key].concat())
-            .map_err(|e| format!("the client certificate: {e}"))?;
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .tls_certs_only([ca])
-            .identity(identity);
-        if let Some(at) = tls.at {
-            builder = builder.dns_resolver(std::sync::Arc::new(Fixed(at)));
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(tls.ca) {
+            roots
+                .add(ca.map_err(|e| format!("the CA: {e}"))?)
+                .map_err(|e| format!("the CA: {e}"))?;
         }
-        let http = builder.build().map_err(|e| e.to_string())?;
+        let chain = CertificateDer::pem_slice_iter(tls.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the client certificate: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(tls.key)
+            .map_err(|e| format!("the client certificate's key: {e}"))?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the client certificate: {e}"))?;
+        let mut http =
+            hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(Resolve(tls.at));
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_millis(500)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
         Ok(Patroni {
-            transport: Transport::Direct(http),
+            transport: Transport::Tls(Box::new(client)),
         })
     }
 
@@ -408,6 +429,26 @@ impl Patroni {
                 }
                 Ok((status, bytes))
             }
+            Transport::Tls(client) => {
+                let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+                let request = http::Request::builder()
+                    .method(method)
+                    .uri(url)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .map_err(|e| unreachable(e.into()))?;
+                let exchange = async {
+                    let response = client.request(request).await?;
+                    let status = response.status();
+                    let body = http_body_util::Limited::new(response.into_body(), MAX_BODY);
+                    let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
+                    Ok::<_, BoxError>((status, bytes.to_vec()))
+                };
+                match tokio::time::timeout(timeout, exchange).await {
+                    Ok(result) => result.map_err(unreachable),
+                    Err(elapsed) => Err(unreachable(elapsed.into())),
+                }
+            }
             Transport::PodProxy(client) => {
                 let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
                 let request = http::Request::builder()
@@ -434,13 +475,36 @@ impl Patroni {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Every name resolves to one address.
-struct Fixed(std::net::SocketAddr);
+type TlsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolve>>,
+    http_body_util::Full<bytes::Bytes>,
+>;
 
-impl reqwest::dns::Resolve for Fixed {
-    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let at = self.0;
-        Box::pin(async move { Ok(Box::new(std::iter::once(at)) as reqwest::dns::Addrs) })
+/// Names resolved as the system does, or every name to one address (tests).
+#[derive(Clone)]
+struct Resolve(Option<std::net::SocketAddr>);
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for Resolve {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let fixed = self.0;
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = match fixed {
+                Some(at) => vec![at],
+                None => tokio::net::lookup_host((name.as_str(), 0)).await?.collect(),
+            };
+            Ok(found.into_iter())
+        })
     }
 }
 
