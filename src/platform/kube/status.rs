@@ -6,8 +6,8 @@ use kube::ResourceExt;
 
 use super::names::Names;
 use super::proxy::Seen;
-use crate::api::PostgresCluster;
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 
 /// How a Job ended, if it did.
@@ -148,7 +148,10 @@ pub fn switchover_started(cluster: &PostgresCluster, trigger: &str) -> PostgresC
         conditions::SWITCHOVER,
         false,
         "InProgress",
-        format!("switching over, as {trigger} asks"),
+        format!(
+            "switching over ({}: {trigger})",
+            annotations::TRIGGER_SWITCHOVER
+        ),
         cluster.generation(),
     );
     status
