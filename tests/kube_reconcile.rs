@@ -1841,7 +1841,7 @@ async fn overdue_leader_steps_down(h: &Harness) {
         })
     };
     let slow = kube::Client::new(service, "default");
-    let lease = Duration::from_millis(1500);
+    let lease = Duration::from_millis(3000);
     let renew = Duration::from_millis(100);
     let a = Elector::new(slow, NS, "pgdeck-operator", "a").with_timing(lease, renew);
     let (tx, mut leading) = tokio::sync::watch::channel(false);
