@@ -105,6 +105,8 @@ async fn create_makes_every_object(h: &Harness) {
             "hippo-cluster-cert",
             "hippo-replication-cert",
             "hippo-pgbackrest",
+            "hippo-patroni",
+            "hippo-patroni-client",
         ])
     );
     let mut want_volumes = set(&["hippo-repo1"]);
@@ -122,6 +124,11 @@ async fn create_makes_every_object(h: &Harness) {
     assert_eq!(
         h.names::<PodDisruptionBudget>(NS).await,
         set(&["hippo-set-instance1"])
+    );
+    assert_eq!(
+        h.names::<k8s_openapi::api::networking::v1::NetworkPolicy>(NS)
+            .await,
+        set(&["hippo-instances"])
     );
     assert_eq!(
         h.names::<CronJob>(NS).await,
@@ -422,24 +429,30 @@ async fn delete_with(keep_data: bool, keep_backups: bool) -> (Harness, BTreeSet<
     first
         .edit(NS, "hippo", |c| actions::keep(c, keep_data, keep_backups))
         .await;
+    deleted(&first, "hippo").await
+}
+
+/// Delete cluster `name` of `first` in a fresh store holding what `first` has, and carry the
+/// delete out (one reconcile); also the volumes there were before.
+async fn deleted(first: &Harness, name: &str) -> (Harness, BTreeSet<String>) {
     let mut objects = first.dump(NS).await;
     for o in objects
         .iter_mut()
-        .filter(|o| o["kind"] == "PostgresCluster")
+        .filter(|o| o["kind"] == "PostgresCluster" && o["metadata"]["name"] == name)
     {
         o["metadata"]["deletionTimestamp"] = json!("2026-11-21T10:00:00Z");
     }
     // What Patroni writes, which the cluster does not own.
     objects.push(json!({
         "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "hippo-ha-config", "namespace": NS, "labels": {names::CLUSTER: "hippo"}},
+        "metadata": {"name": format!("{name}-ha-config"), "namespace": NS, "labels": {names::CLUSTER: name}},
     }));
     let h = Harness::with_objects(objects).await;
     let volumes_before = h.names::<PersistentVolumeClaim>(NS).await;
-    h.reconcile(NS, "hippo").await.unwrap();
+    h.reconcile(NS, name).await.unwrap();
     let api: Api<PostgresCluster> = Api::namespaced(h.store.clone(), NS);
     assert!(
-        api.get_opt("hippo").await.unwrap().is_none(),
+        api.get_opt(name).await.unwrap().is_none(),
         "the finalizer was removed"
     );
     assert!(h.names::<StatefulSet>(NS).await.is_empty());
@@ -643,19 +656,18 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
     // Per pass: the instance StatefulSets written and the switchovers asked for, in order.
     let mut passes: Vec<Vec<String>> = Vec::new();
     let mut saw_pending_primary = false;
-    let steps = |mark: usize| -> Vec<String> {
-        h.calls()[mark..]
-            .iter()
-            .filter_map(|c| {
-                if c.method == "POST" && c.path.ends_with("/proxy/switchover") {
-                    return Some("switchover".to_string());
-                }
-                let name = c
-                    .path
-                    .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
-                (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
-            })
-            .collect()
+    // A pass's steps: its switchovers (which come before its writes), then the StatefulSets
+    // it wrote.
+    let switchovers = || h.patroni.lock().unwrap().switchovers.len();
+    let steps = |(mark, switched): (usize, usize)| -> Vec<String> {
+        let mut out = vec!["switchover".to_string(); switchovers() - switched];
+        out.extend(h.calls()[mark..].iter().filter_map(|c| {
+            let name = c
+                .path
+                .strip_prefix("/apis/apps/v1/namespaces/db/statefulsets/")?;
+            (c.method == "PATCH" && members.contains(name)).then(|| name.to_string())
+        }));
+        out
     };
     for _ in 0..15 {
         if passes
@@ -663,7 +675,7 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
             .is_some_and(|p| p.iter().any(|e| e != "switchover"))
         {
             // Until the pod whose StatefulSet was written is replaced, nothing moves on.
-            let mark = h.mark();
+            let mark = (h.mark(), switchovers());
             h.reconcile(NS, "hippo").await.unwrap();
             assert_eq!(
                 steps(mark),
@@ -672,7 +684,7 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
             );
         }
         h.kubelet(NS).await;
-        let mark = h.mark();
+        let mark = (h.mark(), switchovers());
         h.reconcile(NS, "hippo").await.unwrap();
         let events = steps(mark);
         let s = status(h, "hippo").await;
@@ -689,7 +701,7 @@ async fn template_changes_roll_replicas_first(h: &Harness) {
                 .any(|i| i.name == primary && i.pending_restart);
         }
         // (The first backup's Job never finishes here: Progressing stays at Backup.)
-        let done = h.writes_since(mark).is_empty() && progressing.reason != "RollingRestart";
+        let done = h.writes_since(mark.0).is_empty() && progressing.reason != "RollingRestart";
         passes.push(events);
         if done {
             break;
@@ -1392,9 +1404,374 @@ async fn clone_without_a_source_starts_nothing(h: &Harness) {
         .cloned()
         .unwrap();
     assert_eq!(degraded.status, "True");
-    for what in ["gone-repo-host", "gone-repo1", "pgdeck.dev/kept=true"] {
+    for what in [
+        "gone-repo-host",
+        "pgdeck.dev/kept=true,pgdeck.dev/cluster=gone,pgdeck.dev/repo=repo1",
+    ] {
         assert!(degraded.message.contains(what), "{}", degraded.message);
     }
+}
+
+/// The kept volumes of `ns` as the store has them, by name.
+async fn volume(h: &Harness, name: &str) -> PersistentVolumeClaim {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    api.get(name).await.unwrap()
+}
+
+/// A cluster deleted with its backups kept, then created again under its name: the new one
+/// never takes the kept repository volume (it would, as its owner, delete it with itself); it
+/// starts nothing and Degraded says why and what to do. A later plain delete of the new one
+/// leaves the kept backups alone.
+async fn a_namesake_never_adopts_a_kept_volume() -> Harness {
+    let (h, _) = delete_with(true, true).await;
+    let kept = volume(&h, "hippo-repo1").await;
+    let old_uid = kept.labels()[names::CLUSTER_UID].clone();
+    assert_eq!(kept.annotations()[names::KEPT_FROM], format!("{NS}/hippo"));
+    assert!(
+        kept.annotations()[names::KEPT_AT]
+            .parse::<jiff::Timestamp>()
+            .is_ok()
+    );
+    for v in h.names::<PersistentVolumeClaim>(NS).await {
+        assert_eq!(
+            volume(&h, &v).await.labels()[names::CLUSTER_UID],
+            old_uid,
+            "{v} records where it came from"
+        );
+    }
+
+    let again = h.create(&example("ha.yaml")).await;
+    assert_ne!(again.uid().as_deref(), Some(old_uid.as_str()));
+    h.reconcile(NS, "hippo").await.unwrap();
+    h.kubelet(NS).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let after = volume(&h, "hippo-repo1").await;
+    assert_eq!(
+        after.resource_version(),
+        kept.resource_version(),
+        "untouched"
+    );
+    assert!(after.owner_references().is_empty());
+    assert!(
+        h.names::<StatefulSet>(NS).await.is_empty(),
+        "nothing new starts"
+    );
+    assert!(h.names::<Job>(NS).await.is_empty());
+    let degraded = status(&h, "hippo")
+        .await
+        .condition(conditions::DEGRADED)
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded.status, "True");
+    for what in [
+        "hippo-repo1".to_string(),
+        format!("backups kept from cluster {NS}/hippo (uid {old_uid})"),
+        "clusterName: hippo".into(),
+        format!("kubectl delete pvc -n {NS} hippo-repo1"),
+    ] {
+        assert!(
+            degraded.message.contains(&what),
+            "{what} in {}",
+            degraded.message
+        );
+    }
+
+    // Deleting the new one plainly leaves what the old one kept.
+    let (h2, _) = deleted(&h, "hippo").await;
+    let left = volume(&h2, "hippo-repo1").await;
+    assert_eq!(left.labels(), kept.labels());
+
+    // Once the kept volume is deleted, as Degraded says, the new cluster goes on.
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    api.delete("hippo-repo1", &Default::default())
+        .await
+        .unwrap();
+    settle(&h, "hippo").await;
+    assert_eq!(instances(&h, "hippo").await.len(), 2);
+    let repo = volume(&h, "hippo-repo1").await;
+    assert_eq!(repo.owner_references()[0].uid, again.uid().unwrap());
+    let s = status(&h, "hippo").await;
+    assert_eq!(s.condition(conditions::DEGRADED).unwrap().status, "False");
+    h2
+}
+
+/// A clone restores from exactly the cluster it names: of the kept copies labelled with that
+/// name, only those recorded from it, the newest; and once another cluster of that name exists,
+/// only copies of that one (by UID), never a deleted namesake's.
+async fn clones_use_exactly_the_named_source() -> Harness {
+    let (h, _) = delete_with(false, true).await;
+    let kept = |name: &str, from: &str, uid: &str, at: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": name, "namespace": NS,
+                "labels": {names::KEPT: "true", names::CLUSTER: "hippo", names::CLUSTER_UID: uid,
+                           names::REPO: "repo1"},
+                "annotations": {names::KEPT_FROM: from, names::KEPT_AT: at},
+            },
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        })
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    for look_alike in [
+        // An older copy of an earlier hippo, and one recorded from another namespace's hippo.
+        kept(
+            "hippo-repo1-older",
+            &format!("{NS}/hippo"),
+            "ancient",
+            "2020-01-01T00:00:00Z",
+        ),
+        kept(
+            "hippo-repo1-other",
+            "other/hippo",
+            "foreign",
+            "2030-01-01T00:00:00Z",
+        ),
+    ] {
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(look_alike).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    h.create(&clone_of("hippo", None)).await;
+    h.reconcile(NS, "elephant").await.unwrap();
+    let instance = instances(&h, "elephant").await.pop_first().unwrap();
+    let sets: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let spec = sets
+        .get(&instance)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let claim = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| {
+            v.persistent_volume_claim
+                .clone()
+                .filter(|_| v.name == "pgbackrest-source-repo")
+        })
+        .unwrap();
+    assert_eq!(claim.claim_name, "hippo-repo1", "the newest copy of hippo");
+
+    // A new hippo: a clone of hippo means that one now, which has no backups yet.
+    let again = h.create(&example("ha.yaml")).await;
+    h.create(&clone_of("hippo", None).replace("name: elephant", "name: rhino"))
+        .await;
+    h.reconcile(NS, "rhino").await.unwrap();
+    assert!(
+        h.names::<StatefulSet>(NS)
+            .await
+            .iter()
+            .all(|s| !s.starts_with("rhino-")),
+        "nothing starts"
+    );
+    let degraded = status(&h, "rhino")
+        .await
+        .condition(conditions::DEGRADED)
+        .cloned()
+        .unwrap();
+    let why = format!(
+        "not from the one that exists now (uid {})",
+        again.uid().unwrap()
+    );
+    assert!(degraded.message.contains(&why), "{}", degraded.message);
+    h
+}
+
+/// `pgdeck.dev/keep-*` drops the cluster's owner reference from the volumes to keep at once, so
+/// that a deletion that propagates before the finalizer runs (foreground, Argo CD) cannot take
+/// them; they stay the cluster's by its UID, and are owned again when the annotation goes.
+async fn keep_annotations_release_volumes_at_once(h: &Harness) {
+    let cluster = h.create(&example("ha.yaml")).await;
+    let uid = cluster.uid().unwrap();
+    settle(h, "hippo").await;
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    let volumes = || async { api.list(&ListParams::default()).await.unwrap().items };
+    assert!(
+        volumes()
+            .await
+            .iter()
+            .all(|v| v.owner_references().len() == 1)
+    );
+
+    h.edit(NS, "hippo", |c| actions::keep(c, false, true)).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    for v in volumes().await {
+        let is_repo = v.labels().contains_key(names::REPO);
+        assert_eq!(
+            v.owner_references().is_empty(),
+            is_repo,
+            "{}: only the backups are to be kept",
+            v.name_any()
+        );
+        assert_eq!(v.labels()[names::CLUSTER_UID], uid);
+        assert!(!v.labels().contains_key(names::KEPT), "still the cluster's");
+    }
+    let mark = h.mark();
+    settle(h, "hippo").await;
+    assert_eq!(h.writes_since(mark), vec![], "and it stays so");
+
+    h.edit(NS, "hippo", |c| actions::keep(c, true, true)).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert!(
+        volumes()
+            .await
+            .iter()
+            .all(|v| v.owner_references().is_empty())
+    );
+
+    h.edit(NS, "hippo", |c| {
+        let a = c.metadata.annotations.as_mut().unwrap();
+        a.remove(pgdeck::api::annotations::KEEP_DATA);
+        a.remove(pgdeck::api::annotations::KEEP_BACKUPS);
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert!(
+        volumes()
+            .await
+            .iter()
+            .all(|v| v.owner_references()[0].uid == uid),
+        "owned again"
+    );
+}
+
+/// A switchover is recorded as taken before Patroni is asked: when a later step of the same
+/// pass fails, the next passes do not switch over again.
+async fn a_failed_pass_does_not_repeat_a_switchover(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let before = status(h, "hippo").await;
+    let mut trigger = String::new();
+    h.edit(NS, "hippo", |c| {
+        trigger = actions::request_switchover(c, Some(&before), None, SwitchoverType::Switchover)
+            .unwrap();
+    })
+    .await;
+    // A write after the switchover fails: a Service to restore, which the API refuses.
+    let services: Api<Service> = Api::namespaced(h.store.clone(), NS);
+    services
+        .delete("hippo-primary", &Default::default())
+        .await
+        .unwrap();
+    let path = format!("/api/v1/namespaces/{NS}/services/hippo-primary");
+    h.patroni
+        .lock()
+        .unwrap()
+        .failing
+        .insert(("PATCH".into(), path.clone()));
+    for _ in 0..3 {
+        assert!(h.reconcile(NS, "hippo").await.is_err());
+    }
+    assert_eq!(
+        h.patroni.lock().unwrap().switchovers.len(),
+        1,
+        "switched over once"
+    );
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        s.patroni.clone().unwrap().switchover.as_deref(),
+        Some(trigger.as_str())
+    );
+    let cond = s.condition(conditions::SWITCHOVER).unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("True", "Succeeded")
+    );
+    let degraded = s.condition(conditions::DEGRADED).unwrap();
+    assert!(degraded.message.contains("a failure the test asked for"));
+
+    h.patroni.lock().unwrap().failing.clear();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.patroni.lock().unwrap().switchovers.len(), 1);
+    assert!(services.get("hippo-primary").await.is_ok());
+}
+
+/// Patroni's unsafe endpoints answer only a certificate of the cluster's Patroni CA (the
+/// operator's; the members'): not a request through the pod proxy (the API server has none to
+/// present), not one with a certificate of the cluster's CA (a clone holds the pgBackRest one).
+async fn unsafe_endpoints_need_the_operators_certificate(h: &Harness) {
+    use pgdeck::observe::patroni::{ClientTls, Patroni};
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let primary = status(h, "hippo").await.primary.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let file = |s: &Secret, k: &str| s.data.as_ref().unwrap()[k].0.clone();
+    let ca = file(
+        &secrets.get("hippo-patroni-client").await.unwrap(),
+        "ca.crt",
+    );
+    let member = format!(
+        "https://{}:{}",
+        names::Names::new("hippo", NS).pod_host(&primary),
+        h.ctx.members_at.unwrap().port()
+    );
+    let patch = json!({"loop_wait": 10}).as_object().unwrap().clone();
+    let with = |secret: Secret| {
+        let (ca, member, patch) = (ca.clone(), member.clone(), patch.clone());
+        async move {
+            let patroni = Patroni::with_client_tls(&ClientTls {
+                ca: &ca,
+                cert: &file(&secret, "tls.crt"),
+                key: &file(&secret, "tls.key"),
+                at: h.ctx.members_at,
+            })
+            .unwrap();
+            patroni.patch_config(&member, &patch).await
+        }
+    };
+    for theirs in ["hippo-replication-cert", "hippo-pgbackrest"] {
+        let cert = secrets.get(theirs).await.unwrap();
+        assert!(with(cert).await.is_err(), "{theirs} is refused");
+    }
+    let proxied = h
+        .ctx
+        .patroni
+        .patch_config(
+            &pgdeck::platform::kube::proxy::base(&h.cluster(NS, "hippo").await, &primary),
+            &patch,
+        )
+        .await
+        .unwrap_err();
+    assert!(proxied.to_string().contains("403"), "{proxied}");
+    assert!(h.patroni.lock().unwrap().patches.is_empty());
+    let operators = secrets.get("hippo-patroni-client").await.unwrap();
+    with(operators).await.unwrap();
+    assert_eq!(h.patroni.lock().unwrap().patches.len(), 1);
+}
+
+/// A member that answers with more than Patroni ever sends is not read on: it counts as not
+/// answering.
+async fn oversized_answers_are_not_read(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    let replica = s
+        .instances
+        .iter()
+        .find(|i| Some(&i.name) != s.primary.as_ref())
+        .unwrap()
+        .name
+        .clone();
+    h.patroni
+        .lock()
+        .unwrap()
+        .oversized
+        .insert(names::pod(&replica));
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        s.instance(&replica).unwrap().state.as_deref(),
+        Some("unreachable")
+    );
+    assert_eq!(s.ready.as_deref(), Some("1/2"));
 }
 
 async fn unreachable_member_shows_in_status(h: &Harness) {
@@ -1443,6 +1820,52 @@ async fn one_leader_at_a_time(h: &Harness) {
     assert!(!a.try_lead().await.unwrap(), "and a knows it does not");
 }
 
+/// A leader whose API calls hang steps down once its renewal is overdue (the renew deadline,
+/// two thirds of the lease), before another replica may take over: it never keeps leading
+/// alongside the next.
+async fn overdue_leader_steps_down(h: &Harness) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let hang = Arc::new(AtomicBool::new(false));
+    let api = common::kube::recording(h.store.clone(), Arc::default(), h.patroni.clone());
+    let service = {
+        let hang = hang.clone();
+        tower::service_fn(move |req| {
+            let (hang, api) = (hang.clone(), api.clone());
+            async move {
+                if hang.load(Ordering::SeqCst) {
+                    futures::future::pending::<()>().await;
+                }
+                tower::ServiceExt::oneshot(api, req).await
+            }
+        })
+    };
+    let slow = kube::Client::new(service, "default");
+    let lease = Duration::from_millis(3000);
+    let renew = Duration::from_millis(100);
+    let a = Elector::new(slow, NS, "pgdeck-operator", "a").with_timing(lease, renew);
+    let (tx, mut leading) = tokio::sync::watch::channel(false);
+    let election = tokio::spawn(a.run(tx));
+    tokio::time::timeout(Duration::from_secs(5), leading.wait_for(|l| *l))
+        .await
+        .expect("a leads")
+        .unwrap();
+    hang.store(true, Ordering::SeqCst);
+    let hung = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), leading.wait_for(|l| !*l))
+        .await
+        .expect("a steps down though its calls never return")
+        .unwrap();
+    assert!(
+        hung.elapsed() < lease,
+        "before the lease could pass to another: {:?}",
+        hung.elapsed()
+    );
+    let b = Elector::new(h.client.clone(), NS, "pgdeck-operator", "b").with_timing(lease, renew);
+    assert!(!b.try_lead().await.unwrap(), "b waits out the lease");
+    election.abort();
+}
+
 /// The operator as deployed: the Controller's watches, the Lease, the metrics endpoint.
 async fn operator_runs(h: &Harness) {
     h.create(&example("minimal.yaml")).await;
@@ -1478,6 +1901,41 @@ async fn operator_runs(h: &Harness) {
             && watched.contains("pods"),
         "{watched:?}"
     );
+}
+
+#[tokio::test]
+async fn a_new_cluster_never_adopts_a_kept_volume_of_its_name() {
+    a_namesake_never_adopts_a_kept_volume().await;
+}
+
+#[tokio::test]
+async fn a_clone_uses_exactly_the_named_source() {
+    clones_use_exactly_the_named_source().await;
+}
+
+#[tokio::test]
+async fn keep_annotations_drop_owner_references_at_once() {
+    keep_annotations_release_volumes_at_once(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_switchover_is_not_repeated_after_a_later_step_failed() {
+    a_failed_pass_does_not_repeat_a_switchover(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn patronis_unsafe_endpoints_answer_only_the_operator() {
+    unsafe_endpoints_need_the_operators_certificate(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn member_answers_are_read_up_to_a_limit() {
+    oversized_answers_are_not_read(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewal_is_overdue_steps_down() {
+    overdue_leader_steps_down(&Harness::new().await).await;
 }
 
 #[tokio::test]
@@ -1653,10 +2111,11 @@ async fn logs_are_json_lines_naming_the_cluster() {
 #[tokio::test]
 async fn cluster_role_grants_exactly_what_is_used() {
     let mut used: BTreeSet<Permission> = BTreeSet::new();
+    // Each scenario boxed: one future holding them all would overflow the test's stack.
     macro_rules! run {
         ($($scenario:ident),*) => {$(
             let h = Harness::new().await;
-            $scenario(&h).await;
+            Box::pin($scenario(&h)).await;
             used.extend(h.calls().iter().flat_map(|c| c.permissions()));
         )*};
     }
@@ -1679,12 +2138,17 @@ async fn cluster_role_grants_exactly_what_is_used() {
         clone_without_a_source_starts_nothing,
         unreachable_member_shows_in_status,
         one_leader_at_a_time,
-        operator_runs
+        operator_runs,
+        keep_annotations_release_volumes_at_once,
+        a_failed_pass_does_not_repeat_a_switchover,
+        oversized_answers_are_not_read
     );
     for h in [
-        delete_removes_everything().await,
-        delete_keeps_what_was_asked().await,
-        clones_restore_from_a_kept_repository().await,
+        Box::pin(delete_removes_everything()).await,
+        Box::pin(delete_keeps_what_was_asked()).await,
+        Box::pin(clones_restore_from_a_kept_repository()).await,
+        Box::pin(a_namesake_never_adopts_a_kept_volume()).await,
+        Box::pin(clones_use_exactly_the_named_source()).await,
     ] {
         used.extend(h.calls().iter().flat_map(|c| c.permissions()));
     }

@@ -84,6 +84,7 @@ fn every_rendered_object_passes_the_kubernetes_schemas() {
             "PersistentVolumeClaim",
             "StatefulSet",
             "Job",
+            "NetworkPolicy",
         ] {
             assert!(
                 kinds.iter().any(|k| k == kind),
@@ -216,6 +217,101 @@ fn render_refuses_an_invalid_manifest_naming_the_field() {
     );
 }
 
+/// Patroni's REST API on Kubernetes: TLS with its own certificate, client certificates of the
+/// cluster's Patroni CA for unsafe endpoints (the operator's key mounted nowhere), HTTPS
+/// probes; the instance pods' NetworkPolicy; `pods/exec` only on the pod backups run in.
+#[test]
+fn patroni_authentication_network_policy_and_exec_are_rendered() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/examples/ha.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let config = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"].as_str().unwrap().ends_with("-config")
+                && d["data"]["patroni.yml"].is_string()
+        })
+        .unwrap();
+    let patroni: serde_json::Value =
+        serde_json::from_str(config["data"]["patroni.yml"].as_str().unwrap()).unwrap();
+    let restapi = &patroni["restapi"];
+    assert_eq!(restapi["certfile"], "/etc/patroni-tls/tls.crt");
+    assert_eq!(restapi["keyfile"], "/etc/patroni-tls/tls.key");
+    assert_eq!(restapi["cafile"], "/etc/patroni-tls/ca.crt");
+    assert_eq!(restapi["verify_client"], "optional");
+    assert_eq!(patroni["ctl"]["cacert"], "/etc/patroni-tls/ca.crt");
+
+    let set = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+        })
+        .unwrap();
+    let pod = &set["spec"]["template"]["spec"];
+    let database = &pod["containers"][0];
+    assert_eq!(database["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(database["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "patroni-tls")
+        .unwrap();
+    let sources = volume["projected"]["sources"].as_sequence().unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(
+        sources[0]["secret"]["name"], "hippo-patroni",
+        "the members' certificate, never the operator's"
+    );
+
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    assert_eq!(policy["metadata"]["name"], "hippo-instances");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"]["pgdeck.dev/component"],
+        "instance"
+    );
+    assert_eq!(spec["policyTypes"][0], "Ingress");
+    let rules = spec["ingress"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert!(rules[0]["from"].is_null(), "clients and the pod proxy");
+    let ports = |r: &Value| -> Vec<i64> {
+        r["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| p["port"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ports(&rules[0]), [5432, 8008]);
+    assert_eq!(ports(&rules[1]), [8432]);
+    assert_eq!(
+        rules[1]["from"][0]["podSelector"]["matchLabels"]["pgdeck.dev/component"],
+        "repo-host"
+    );
+
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "hippo-pgbackrest")
+        .unwrap();
+    let exec = role["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"][0] == "pods/exec")
+        .unwrap();
+    assert_eq!(
+        exec["resourceNames"],
+        serde_yaml::from_str::<Value>("[hippo-repo-host-0]").unwrap(),
+        "exec in the repository host only"
+    );
+}
+
 #[test]
 fn the_operator_install_passes_the_kubernetes_schemas() {
     let out = Command::new("kubectl")
@@ -324,6 +420,36 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
         &secret(&first, "hippo-pgbackrest")["tls.crt"].0,
     );
     assert!(ok && text.contains("Subject: CN = pgbackrest"), "{text}");
+    // Patroni's REST API: the members' and the operator's certificates, of a CA of their own,
+    // not the cluster's (clones hold a certificate of that one).
+    let client = secret(&first, "hippo-patroni-client");
+    let patroni_ca = client["ca.crt"].0.clone();
+    let members = secret(&first, "hippo-patroni");
+    assert_eq!(members["ca.crt"].0, patroni_ca);
+    assert!(
+        !members.contains_key("ca.key"),
+        "the CA's key stays with the operator"
+    );
+    let (ok, _) = openssl_verify(dir.path(), &ca, &members["tls.crt"].0);
+    assert!(!ok, "not of the cluster's CA");
+    let (ok, text) = openssl_verify(dir.path(), &patroni_ca, &members["tls.crt"].0);
+    assert!(
+        ok && text.contains("Subject: CN = patroni")
+            && text.contains("DNS:*.hippo-pods.default.svc"),
+        "for the members' names:\n{text}"
+    );
+    let (ok, text) = openssl_verify(dir.path(), &patroni_ca, &client["tls.crt"].0);
+    assert!(
+        ok && text.contains("Subject: CN = pgdeck-operator"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TLS Web Client Authentication")
+            && !text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
+    let (ok, _) = openssl_verify(dir.path(), &ca, &client["tls.crt"].0);
+    assert!(!ok);
 
     // Rendered again with what exists, nothing changes; a lost certificate is re-issued by the
     // same CA.
@@ -339,6 +465,8 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
         "hippo-cluster-ca",
         "hippo-replication-cert",
         "hippo-pgbackrest",
+        "hippo-patroni",
+        "hippo-patroni-client",
         "hippo-pguser-hippo",
         "hippo-superuser",
     ] {

@@ -153,6 +153,8 @@ pub struct Patroni {
 enum Transport {
     /// Plain HTTP to the member's address (the local platform).
     Direct(reqwest::Client),
+    /// HTTPS with a client certificate (the Kubernetes operator's unsafe calls).
+    Tls(Box<TlsClient>),
     /// The Kubernetes API server's pod proxy (`pods/proxy`), as CNPG's tools do: no network
     /// path from the caller to the pods is needed, and the API server checks permissions.
     PodProxy(kube::Client),
@@ -169,9 +171,21 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A switchover waits for the old primary to stop and the new one to be promoted.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The base of a member's REST API reached through the API server's pod proxy.
-pub fn pod_proxy_base(namespace: &str, pod: &str, port: i32) -> String {
-    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy")
+/// The base of a member's REST API reached through the API server's pod proxy; over TLS to
+/// the pod with `tls` (the API server does not check the pod's certificate).
+pub fn pod_proxy_base(namespace: &str, pod: &str, port: i32, tls: bool) -> String {
+    let scheme = if tls { "https:" } else { "" };
+    format!("/api/v1/namespaces/{namespace}/pods/{scheme}{pod}:{port}/proxy")
+}
+
+/// A member's TLS client settings: the CA its server certificate chains to, and the client's
+/// certificate and key (PEM).
+pub struct ClientTls<'a> {
+    pub ca: &'a [u8],
+    pub cert: &'a [u8],
+    pub key: &'a [u8],
+    /// Where every member is reached, whatever its name resolves to (tests).
+    pub at: Option<std::net::SocketAddr>,
 }
 
 impl Patroni {
@@ -184,6 +198,46 @@ impl Patroni {
         Patroni {
             transport: Transport::Direct(http),
         }
+    }
+
+    /// A client for members reached directly over HTTPS: their certificates checked against
+    /// `tls.ca` only, this client's certificate presented (Patroni's `verify_client`).
+    pub fn with_client_tls(tls: &ClientTls) -> Result<Patroni, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(tls.ca) {
+            roots
+                .add(ca.map_err(|e| format!("the CA: {e}"))?)
+                .map_err(|e| format!("the CA: {e}"))?;
+        }
+        let chain = CertificateDer::pem_slice_iter(tls.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the client certificate: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(tls.key)
+            .map_err(|e| format!("the client certificate's key: {e}"))?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the client certificate: {e}"))?;
+        let mut http =
+            hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(Resolve(tls.at));
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_millis(500)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
+        Ok(Patroni {
+            transport: Transport::Tls(Box::new(client)),
+        })
     }
 
     /// A client for members reached through the API server's pod proxy.
@@ -363,10 +417,37 @@ impl Patroni {
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let response = request.send().await.map_err(|e| unreachable(e.into()))?;
+                let mut response = request.send().await.map_err(|e| unreachable(e.into()))?;
                 let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| unreachable(e.into()))?;
-                Ok((status, bytes.to_vec()))
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(e.into()))? {
+                    if bytes.len() + chunk.len() > MAX_BODY {
+                        let long = format!("the answer is longer than {MAX_BODY} bytes");
+                        return Err(unreachable(long.into()));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok((status, bytes))
+            }
+            Transport::Tls(client) => {
+                let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+                let request = http::Request::builder()
+                    .method(method)
+                    .uri(url)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .map_err(|e| unreachable(e.into()))?;
+                let exchange = async {
+                    let response = client.request(request).await?;
+                    let status = response.status();
+                    let body = http_body_util::Limited::new(response.into_body(), MAX_BODY);
+                    let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
+                    Ok::<_, BoxError>((status, bytes.to_vec()))
+                };
+                match tokio::time::timeout(timeout, exchange).await {
+                    Ok(result) => result.map_err(unreachable),
+                    Err(elapsed) => Err(unreachable(elapsed.into())),
+                }
             }
             Transport::PodProxy(client) => {
                 let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
@@ -376,16 +457,9 @@ impl Patroni {
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(body)
                     .map_err(|e| unreachable(e.into()))?;
-                let exchange = async {
-                    let response = client.send(request.map(kube::client::Body::from)).await?;
-                    let status = response.status();
-                    let bytes = http_body_util::BodyExt::collect(response.into_body())
-                        .await?
-                        .to_bytes();
-                    Ok::<_, kube::Error>((status, bytes.to_vec()))
-                };
+                let exchange = send_limited(client, request, MAX_BODY);
                 let (status, bytes) = match tokio::time::timeout(timeout, exchange).await {
-                    Ok(result) => result.map_err(|e| unreachable(e.into()))?,
+                    Ok(result) => result.map_err(unreachable)?,
                     Err(elapsed) => return Err(unreachable(elapsed.into())),
                 };
                 // The API server's own failure (the pod does not answer, or is not running)
@@ -400,6 +474,66 @@ impl Patroni {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type TlsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolve>>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// Names resolved as the system does, or every name to one address (tests).
+#[derive(Clone)]
+struct Resolve(Option<std::net::SocketAddr>);
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for Resolve {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let fixed = self.0;
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = match fixed {
+                Some(at) => vec![at],
+                None => tokio::net::lookup_host((name.as_str(), 0)).await?.collect(),
+            };
+            Ok(found.into_iter())
+        })
+    }
+}
+
+/// The most of a member's answer pgdeck reads: Patroni's are a few kilobytes; a pod that sends
+/// more is not Patroni, and is not read on.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// One request through the API server (its pod proxy): the status and at most `limit` bytes of
+/// body, or an error when the body is longer (what a pod sends is not trusted to be small).
+pub async fn send_limited(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+    limit: usize,
+) -> Result<(http::StatusCode, Vec<u8>), BoxError> {
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), limit);
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(|e| -> BoxError {
+            if e.is::<http_body_util::LengthLimitError>() {
+                format!("the answer is longer than {limit} bytes").into()
+            } else {
+                e
+            }
+        })?
+        .to_bytes();
+    Ok((status, bytes.to_vec()))
+}
 
 /// The message of a Kubernetes `Status` the pod proxy answered with instead of Patroni.
 fn proxy_failure(status: http::StatusCode, body: &[u8]) -> Option<String> {

@@ -109,6 +109,10 @@ pub struct FakePatroni {
     /// The backups the repository host's pgBackRest lists, by cluster (`namespace/cluster`);
     /// a cluster not here has [`first_backups`].
     pub backups: HashMap<String, Vec<Value>>,
+    /// Pods whose Patroni answers `/patroni` with more than any member would send.
+    pub oversized: HashSet<String>,
+    /// API requests (method, path) the API server fails with a 500, as a test says.
+    pub failing: HashSet<(String, String)>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -204,7 +208,9 @@ impl Harness {
         let patroni = Arc::new(Mutex::new(FakePatroni::default()));
         let service = recording(store.clone(), calls.clone(), patroni.clone());
         let client = Client::new(service, "default");
-        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new())));
+        let mut ctx = Context::new(client.clone(), Arc::new(Metrics::new()));
+        ctx.members_at = Some(patroni_over_tls(store.clone(), patroni.clone()).await);
+        let ctx = Arc::new(ctx);
         Harness {
             client,
             store,
@@ -452,6 +458,7 @@ current-context: fake
             k8s_openapi::api::core::v1::PersistentVolumeClaim,
             StatefulSet,
             k8s_openapi::api::policy::v1::PodDisruptionBudget,
+            k8s_openapi::api::networking::v1::NetworkPolicy,
             k8s_openapi::api::batch::v1::Job,
             k8s_openapi::api::batch::v1::CronJob,
             Pod,
@@ -513,7 +520,21 @@ async fn serve(
         query: req.uri().query().unwrap_or_default().to_string(),
         created,
     };
+    let failing = patroni
+        .lock()
+        .unwrap()
+        .failing
+        .contains(&(call.method.clone(), call.path.clone()));
     calls.lock().unwrap().push(call);
+    if failing {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 500, "reason": "InternalError",
+                            "message": "a failure the test asked for"});
+        return Ok(http::Response::builder()
+            .status(500)
+            .header("content-type", "application/json")
+            .body(reply(status.to_string()))?);
+    }
     answer(store, patroni, req).await
 }
 
@@ -543,12 +564,23 @@ pub async fn answer(
     {
         return Ok(http::Response::new(watch(store, path, &query)));
     }
-    if let Some((ns, pod, port, rest)) = proxied(&path) {
+    if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
         let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (status, reply) = if port == REPO_INFO_PORT.to_string() {
             answer_as_repo_host(&store, &patroni, &ns, &pod, &method, &rest).await
+        } else if !tls {
+            // Patroni's port speaks TLS only.
+            (
+                503,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                       "reason": "ServiceUnavailable",
+                       "message": format!("error trying to reach service: {pod}:{port} sent a TLS record to an HTTP client")}),
+            )
+        } else if unsafe_method(&method) {
+            // The API server presents no client certificate to the pod.
+            certificate_required()
         } else {
             answer_as_patroni(&store, &patroni, &ns, &pod, &method, &rest, body).await
         };
@@ -630,13 +662,151 @@ fn watch(store: Client, path: String, query: &str) -> Reply {
     StreamBody::new(events).boxed_unsync()
 }
 
-/// `(namespace, pod, port, path)` of `/api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH`.
-fn proxied(path: &str) -> Option<(String, String, String, String)> {
+/// `(namespace, pod, port, path, tls)` of `/api/v1/namespaces/NS/pods/[https:]POD:PORT/proxy/PATH`.
+fn proxied(path: &str) -> Option<(String, String, String, String, bool)> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     let (ns, rest) = rest.split_once("/pods/")?;
     let (pod_port, rest) = rest.split_once("/proxy")?;
+    let (tls, pod_port) = match pod_port.strip_prefix("https:") {
+        Some(p) => (true, p),
+        None => (false, pod_port),
+    };
     let (pod, port) = pod_port.split_once(':')?;
-    Some((ns.into(), pod.into(), port.into(), rest.into()))
+    Some((ns.into(), pod.into(), port.into(), rest.into(), tls))
+}
+
+/// Whether Patroni asks a client certificate for `method` (`verify_client: optional`).
+fn unsafe_method(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// What Patroni answers an unsafe request without a client certificate.
+fn certificate_required() -> (u16, Value) {
+    (403, json!("client certificate required"))
+}
+
+/// Patroni's REST API as members serve it directly: over TLS with the cluster's `<c>-patroni`
+/// certificate for the name asked for (`<pod>.<c>-pods.<ns>.svc`), unsafe requests only with a
+/// certificate of a Patroni clients' CA. One address for every member; returns it.
+async fn patroni_over_tls(store: Client, patroni: Arc<Mutex<FakePatroni>>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (store, patroni) = (store.clone(), patroni.clone());
+            tokio::spawn(async move {
+                let Some(config) = member_tls(&store).await else {
+                    return;
+                };
+                let Ok(tls) = tokio_rustls::TlsAcceptor::from(Arc::new(config))
+                    .accept(stream)
+                    .await
+                else {
+                    return;
+                };
+                let (_, session) = tls.get_ref();
+                let has_cert = session.peer_certificates().is_some_and(|c| !c.is_empty());
+                let sni = session.server_name().unwrap_or_default().to_string();
+                let handler =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (store, patroni, sni) = (store.clone(), patroni.clone(), sni.clone());
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req.uri().path().to_string();
+                            let body = match req.into_body().collect().await {
+                                Ok(b) => b.to_bytes(),
+                                Err(e) => return Err(e.to_string()),
+                            };
+                            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let parts: Vec<&str> = sni.split('.').collect();
+                            let (status, reply) = match parts.as_slice() {
+                                _ if unsafe_method(&method) && !has_cert => certificate_required(),
+                                [pod, _, ns, "svc"] => {
+                                    answer_as_patroni(
+                                        &store, &patroni, ns, pod, &method, &path, body,
+                                    )
+                                    .await
+                                }
+                                _ => (404, json!(format!("no member {sni}"))),
+                            };
+                            http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(reply.to_string())))
+                                .map_err(|e| e.to_string())
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), handler)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// The TLS settings of members as the store has their Secrets now: each cluster's Patroni
+/// certificate for its members' names, every Patroni clients' CA for client certificates.
+async fn member_tls(store: &Client) -> Option<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(store.clone());
+    let secrets = secrets.list(&ListParams::default()).await.ok()?.items;
+    let file = |s: &k8s_openapi::api::core::v1::Secret, key: &str| {
+        s.data.as_ref()?.get(key).map(|b| b.0.clone())
+    };
+    let mut certs = MemberCerts::default();
+    let mut roots = rustls::RootCertStore::empty();
+    for s in &secrets {
+        let name = s.name_any();
+        if name.ends_with("-patroni-client") {
+            let ca = file(s, "ca.crt")?;
+            roots.add(CertificateDer::from_pem_slice(&ca).ok()?).ok()?;
+        } else if let Some(cluster) = name.strip_suffix("-patroni") {
+            let (Some(cert), Some(key)) = (file(s, "tls.crt"), file(s, "tls.key")) else {
+                continue;
+            };
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
+                .collect::<Result<_, _>>()
+                .ok()?;
+            let key = PrivateKeyDer::from_pem_slice(&key).ok()?;
+            let signer = provider.key_provider.load_private_key(key).ok()?;
+            let host = format!("{cluster}-pods.{}.svc", s.namespace().unwrap_or_default());
+            certs.0.insert(
+                host,
+                Arc::new(rustls::sign::CertifiedKey::new(chain, signer)),
+            );
+        }
+    }
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?;
+    let builder = if roots.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .ok()?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    Some(builder.with_cert_resolver(Arc::new(certs)))
+}
+
+/// Each cluster's Patroni certificate, by the `<c>-pods.<ns>.svc` its members' names end in.
+#[derive(Debug, Default)]
+struct MemberCerts(HashMap<String, Arc<rustls::sign::CertifiedKey>>);
+
+impl rustls::server::ResolvesServerCert for MemberCerts {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let (_, domain) = hello.server_name()?.split_once('.')?;
+        self.0.get(domain).cloned()
+    }
 }
 
 /// What the repository host's `info` container on `pod` answers: the file it serves.
@@ -726,6 +896,9 @@ async fn answer_as_patroni(
             });
             if state.lock().unwrap().pending_restart.contains(pod) {
                 node["pending_restart"] = json!(true);
+            }
+            if state.lock().unwrap().oversized.contains(pod) {
+                node["padding"] = json!("x".repeat(2 << 20));
             }
             if is_leader {
                 node["xlog"] = json!({"location": 5000});

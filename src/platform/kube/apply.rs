@@ -130,6 +130,20 @@ pub fn owned_by<K: Resource>(object: &K, uid: Option<&str>) -> bool {
     uid.is_some_and(|uid| object.owner_references().iter().any(|o| o.uid == uid))
 }
 
+/// Whether `object` is the cluster's with `uid`: owned by it, or labelled with its UID (a
+/// volume the cluster keeps has no owner reference).
+pub fn belongs_to<K: Resource>(object: &K, uid: Option<&str>) -> bool {
+    owned_by(object, uid)
+        || uid.is_some_and(|uid| {
+            object
+                .meta()
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(names::CLUSTER_UID))
+                .is_some_and(|l| l == uid)
+        })
+}
+
 /// Whether `have` (as the API server returned it) is not what `want` says: it was written from
 /// another rendering (its digest differs), or someone changed a field pgdeck sets.
 pub fn differs<K: Kind>(want: &K, have: &K) -> bool {

@@ -2,12 +2,14 @@
 //! objects (StatefulSets, Services, Secrets, ...) that it owns; Patroni keeps each cluster highly
 //! available through its Kubernetes DCS; pgBackRest backs it up from a repository host.
 
+pub mod admin;
 pub mod apply;
 pub mod client;
 pub mod clone_source;
 pub mod connect;
 pub mod expansion;
 pub mod finalizer;
+pub mod foreign;
 pub mod leader;
 pub mod manifests;
 pub mod manual_backup;
@@ -40,6 +42,13 @@ pub enum KubeError {
         name: String,
         #[source]
         source: kube::Error,
+    },
+    /// A call that did not answer in time.
+    #[error("cannot {action} {what}: no answer within {after:?}")]
+    Timeout {
+        action: &'static str,
+        what: String,
+        after: std::time::Duration,
     },
     #[error(transparent)]
     Tls(#[from] objects::TlsError),

@@ -17,6 +17,14 @@ pub const COMPONENT: &str = "pgdeck.dev/component";
 pub const REPO: &str = "pgdeck.dev/repo";
 /// On a volume kept by a delete or scale-down: pgdeck no longer owns it.
 pub const KEPT: &str = "pgdeck.dev/kept";
+/// On volumes: the UID of the cluster they belong to, or came from once kept. A volume is its
+/// cluster's by this label when it has no owner reference (the cluster says to keep it), and
+/// never another's: a new cluster of the same name has another UID.
+pub const CLUSTER_UID: &str = "pgdeck.dev/cluster-uid";
+/// On a kept volume: `<namespace>/<name>` of the cluster it came from.
+pub const KEPT_FROM: &str = "pgdeck.dev/kept-from";
+/// On a kept volume: when it was kept (RFC 3339).
+pub const KEPT_AT: &str = "pgdeck.dev/kept-at";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "pgdeck");
 /// A digest of the object as pgdeck last wrote it: a change of the spec shows as a new digest.
 pub const HASH: &str = "pgdeck.dev/hash";
@@ -77,6 +85,15 @@ impl<'a> Names<'a> {
     pub fn pgbackrest_cert(&self) -> String {
         self.of("pgbackrest")
     }
+    /// Patroni's REST API server certificate.
+    pub fn patroni_cert(&self) -> String {
+        self.of("patroni")
+    }
+    /// The operator's client certificate for Patroni's REST API, with the CA of its own that
+    /// Patroni trusts for clients.
+    pub fn patroni_client(&self) -> String {
+        self.of("patroni-client")
+    }
     pub fn instance_account(&self) -> String {
         self.of("instance")
     }
@@ -91,6 +108,10 @@ impl<'a> Names<'a> {
     }
     pub fn repo_volume(&self, repo: &str) -> String {
         self.of(repo)
+    }
+    /// The NetworkPolicy of the instance pods.
+    pub fn instances_policy(&self) -> String {
+        self.of("instances")
     }
     pub fn set_budget(&self, set: &str) -> String {
         self.of(&format!("set-{set}"))

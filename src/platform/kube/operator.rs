@@ -12,6 +12,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams};
@@ -186,7 +187,11 @@ async fn controller(client: Client, namespace: Option<&str>, ctx: Arc<Context>) 
     .owns(scoped::<RoleBinding>(&client, namespace), ours.clone())
     .owns(scoped::<Job>(&client, namespace), ours.clone())
     .owns(scoped::<CronJob>(&client, namespace), ours.clone())
-    .owns(scoped::<PodDisruptionBudget>(&client, namespace), ours)
+    .owns(
+        scoped::<PodDisruptionBudget>(&client, namespace),
+        ours.clone(),
+    )
+    .owns(scoped::<NetworkPolicy>(&client, namespace), ours)
     // A pod's role label changes on failover: the status should say so at once.
     .watches(scoped::<Pod>(&client, namespace), members, |pod| {
         let cluster = pod.labels().get(names::CLUSTER)?.clone();

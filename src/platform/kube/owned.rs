@@ -6,6 +6,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
@@ -38,7 +39,8 @@ pub async fn list(client: &Client, namespace: &str, cluster: &str) -> Result<Own
         of::<RoleBinding>(client, namespace, &params),
         of::<Service>(client, namespace, &params),
     )?;
-    let (volumes, stateful_sets, budgets, jobs, cron_jobs, pods) = tokio::try_join!(
+    let (network_policies, volumes, stateful_sets, budgets, jobs, cron_jobs, pods) = tokio::try_join!(
+        of::<NetworkPolicy>(client, namespace, &params),
         of::<PersistentVolumeClaim>(client, namespace, &params),
         of::<StatefulSet>(client, namespace, &params),
         of::<PodDisruptionBudget>(client, namespace, &params),
@@ -54,6 +56,7 @@ pub async fn list(client: &Client, namespace: &str, cluster: &str) -> Result<Own
             roles,
             role_bindings,
             services,
+            network_policies,
             volumes,
             stateful_sets,
             budgets,

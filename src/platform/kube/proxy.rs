@@ -69,13 +69,22 @@ impl Seen {
     }
 }
 
-/// The REST API base of an instance's member, through the pod proxy.
+/// The REST API base of an instance's member, through the pod proxy (to its TLS port).
 pub fn base(cluster: &PostgresCluster, instance: &str) -> String {
-    let port = cluster
+    pod_proxy_base(
+        cluster.namespace(),
+        &names::pod(instance),
+        patroni_port(cluster),
+        true,
+    )
+}
+
+/// The port of Patroni's REST API.
+pub fn patroni_port(cluster: &PostgresCluster) -> i32 {
+    cluster
         .patroni()
         .port
-        .unwrap_or(crate::api::patroni::DEFAULT_PATRONI_PORT);
-    pod_proxy_base(cluster.namespace(), &names::pod(instance), port)
+        .unwrap_or(crate::api::patroni::DEFAULT_PATRONI_PORT)
 }
 
 /// Whether a pod runs with an address: only then can its Patroni answer.

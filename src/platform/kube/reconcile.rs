@@ -17,7 +17,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::apply::{self, Kind, Policy, Writes, owned_by};
+use super::admin::Admin;
+use super::apply::{self, Kind, Policy, Writes, belongs_to, owned_by};
 use super::metrics::Metrics;
 use super::objects::{self, Inputs, Instance, Objects, RestoreFrom};
 use super::owned::Owned;
@@ -26,8 +27,8 @@ use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
-    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, manual_backup, names, owned,
-    repo_info, teardown,
+    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, manual_backup, names,
+    owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
@@ -40,9 +41,11 @@ use crate::plan::{dynamic, instances};
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
-    /// Patroni's REST API through the API server's pod proxy.
+    /// Patroni's REST API through the API server's pod proxy, for reads.
     pub patroni: Patroni,
     pub metrics: Arc<Metrics>,
+    /// Where members are reached for unsafe calls instead of at their DNS names (tests).
+    pub members_at: Option<std::net::SocketAddr>,
 }
 
 impl Context {
@@ -51,6 +54,7 @@ impl Context {
             patroni: Patroni::through_pod_proxy(client.clone()),
             client,
             metrics,
+            members_at: None,
         }
     }
 }
@@ -113,10 +117,11 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         owned: owned::list(&ctx.client, cluster.namespace(), cluster.name()).await?,
         writes: Writes::default(),
         problem: None,
+        recorded: None,
     };
     match run.apply().await {
         Ok(status) => {
-            run.write_status(&api, &status).await?;
+            run.write_status(&status).await?;
             let settled = conditions::is_true(&status.conditions, conditions::READY)
                 && !conditions::is_true(&status.conditions, conditions::PROGRESSING);
             Ok((
@@ -125,10 +130,10 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
             ))
         }
         Err(e) => {
-            // The error shows in status (Degraded) as well as in the log.
-            let _ = run
-                .write_status(&api, &status::degraded(cluster, &e.to_string()))
-                .await;
+            // The error shows in status (Degraded) as well as in the log, on top of what this
+            // pass recorded already (a switchover it started).
+            let status = status::degraded(cluster, run.recorded.as_ref(), &e.to_string());
+            let _ = run.write_status(&status).await;
             Err(e)
         }
     }
@@ -142,6 +147,9 @@ struct Run<'a> {
     writes: Writes,
     /// What went wrong without stopping the pass, for the Degraded condition.
     problem: Option<String>,
+    /// The status as this pass wrote it before its end (a switchover in progress), with what
+    /// came of it since: an error later in the pass writes this, never the status as read.
+    recorded: Option<PostgresClusterStatus>,
 }
 
 impl Run<'_> {
@@ -167,7 +175,7 @@ impl Run<'_> {
         }
 
         self.problem = objects::restore_problem(cluster);
-        let switchover = self.requested_switchover(&seen).await;
+        let switchover = self.requested_switchover(&seen).await?;
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;
         }
@@ -223,6 +231,17 @@ impl Run<'_> {
             busy,
         );
         moving |= self.roll(&rolling).await;
+        if let Some(problem) = foreign::hold(
+            &self.ctx.client,
+            cluster.namespace(),
+            cluster.uid().as_deref(),
+            &mut desired,
+            &self.owned.objects,
+        )
+        .await?
+        {
+            self.problem = Some(problem);
+        }
         let refused = expansion::check(
             &self.ctx.client,
             &mut desired.volumes,
@@ -411,6 +430,13 @@ impl Run<'_> {
         w += self
             .sync(&desired.services, &o.services, Policy::prune_all())
             .await?;
+        w += self
+            .sync(
+                &desired.network_policies,
+                &o.network_policies,
+                Policy::prune_all(),
+            )
+            .await?;
         // Volumes are never pruned as such: only those of removed instances go, below.
         w += self
             .sync(
@@ -422,6 +448,7 @@ impl Run<'_> {
                 },
             )
             .await?;
+        w += self.release_kept(&desired.volumes).await?;
         w += self
             .sync(
                 &desired.stateful_sets,
@@ -473,6 +500,27 @@ impl Run<'_> {
         .await
     }
 
+    /// Drop the cluster's owner reference from the volumes it says to keep (rendered without
+    /// one), whether or not the apply above removed it.
+    async fn release_kept(&self, desired: &[PersistentVolumeClaim]) -> Result<Writes, KubeError> {
+        let uid = self.cluster.uid();
+        let mut writes = Writes::default();
+        for want in desired.iter().filter(|v| v.owner_references().is_empty()) {
+            let name = want.name_any();
+            let owned = self
+                .owned
+                .objects
+                .volumes
+                .iter()
+                .any(|v| v.name_any() == name && owned_by(v, uid.as_deref()));
+            if owned {
+                teardown::release(&self.ctx.client, self.cluster.namespace(), &name).await?;
+                writes.applied += 1;
+            }
+        }
+        Ok(writes)
+    }
+
     /// The volumes of instances a scale-down removed: deleted, or kept when the cluster says
     /// `pgdeck.dev/keep-data`.
     async fn remove_volumes(&self, removed: &[String]) -> Result<Writes, KubeError> {
@@ -481,14 +529,14 @@ impl Run<'_> {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), ns);
         let mut writes = Writes::default();
         for v in self.owned.objects.volumes.iter().filter(|v| {
-            owned_by(*v, self.cluster.uid().as_deref())
+            belongs_to(*v, self.cluster.uid().as_deref())
                 && v.labels()
                     .get(names::INSTANCE)
                     .is_some_and(|i| removed.contains(i))
         }) {
             let name = v.name_any();
             if keep {
-                teardown::keep(&self.ctx.client, ns, &name).await?;
+                teardown::keep(&self.ctx.client, self.cluster, &name).await?;
                 writes.applied += 1;
             } else {
                 api.delete(&name, &Default::default())
@@ -510,16 +558,23 @@ impl Run<'_> {
             return;
         };
         let base = proxy::base(self.cluster, leader);
-        let patroni = &self.ctx.patroni;
-        match patroni.config(&base).await {
+        match self.ctx.patroni.config(&base).await {
             Ok(current) => {
                 if let Some(patch) = dynamic::patch(&current, &dynamic::desired(self.cluster)) {
                     tracing::info!(
                         "patching Patroni's configuration: {}",
                         serde_json::Value::Object(patch.clone())
                     );
-                    if let Err(e) = patroni.patch_config(&base, &patch).await {
-                        self.problem = Some(e.to_string());
+                    let patched = match self.admin() {
+                        Ok(admin) => admin
+                            .patroni
+                            .patch_config(&admin.base(leader), &patch)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = patched {
+                        self.problem = Some(e);
                     }
                 }
             }
@@ -528,15 +583,17 @@ impl Run<'_> {
     }
 
     /// Act on a new value of `pgdeck.dev/trigger-switchover` (with `spec.patroni.switchover`).
-    async fn requested_switchover(&self, seen: &Seen) -> Option<SwitchoverOutcome> {
-        let trigger = self.cluster.annotation(annotations::TRIGGER_SWITCHOVER)?;
-        let handled = self
-            .cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.patroni.as_ref()?.switchover.as_deref());
-        if handled == Some(trigger) {
-            return None;
+    /// The trigger is recorded as in progress before Patroni is asked, so that no later pass
+    /// asks again, whatever happens to the rest of this one.
+    async fn requested_switchover(
+        &mut self,
+        seen: &Seen,
+    ) -> Result<Option<SwitchoverOutcome>, KubeError> {
+        let Some(trigger) = self.cluster.annotation(annotations::TRIGGER_SWITCHOVER) else {
+            return Ok(None);
+        };
+        if switchover_handled(self.cluster.status.as_ref()) == Some(trigger) {
+            return Ok(None);
         }
         let status = PostgresClusterStatus {
             instances: seen.statuses.clone(),
@@ -544,22 +601,72 @@ impl Run<'_> {
         };
         let result = match actions::plan_switchover(self.cluster, &status, seen.leader.as_deref()) {
             Err(why) => Err(why),
-            Ok(step) => self.switch(step).await,
+            Ok(step) => {
+                if !self.record_switchover(trigger).await? {
+                    return Ok(None);
+                }
+                self.switch(step).await
+            }
         };
         tracing::info!(trigger, ?result, "switchover");
-        Some(SwitchoverOutcome {
+        if let Some(recorded) = &mut self.recorded {
+            conditions::switchover(
+                recorded,
+                Some(trigger.to_string()),
+                result.clone(),
+                self.cluster.generation(),
+            );
+        }
+        Ok(Some(SwitchoverOutcome {
             trigger: trigger.to_string(),
             result,
-        })
+        }))
+    }
+
+    /// Record `trigger` as in progress in status, from a fresh read of the cluster: says
+    /// whether to go on (no: the trigger changed, or another pass took it, or the cluster
+    /// changed while this was written; the next pass looks again).
+    async fn record_switchover(&mut self, trigger: &str) -> Result<bool, KubeError> {
+        let cluster = self.cluster;
+        let (ns, name) = (cluster.namespace(), cluster.name());
+        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
+        let fresh = api
+            .get(name)
+            .await
+            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))?;
+        if fresh.annotation(annotations::TRIGGER_SWITCHOVER) != Some(trigger)
+            || switchover_handled(fresh.status.as_ref()) == Some(trigger)
+        {
+            return Ok(false);
+        }
+        let status = status::switchover_started(&fresh, trigger);
+        // Only over the status just read: a conflict means someone else wrote in between.
+        match self.apply_status(&status, fresh.resource_version()).await {
+            Ok(()) => {
+                self.recorded = Some(status);
+                Ok(true)
+            }
+            Err(KubeError::Api {
+                source: kube::Error::Api(e),
+                ..
+            }) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A client for the cluster's members' unsafe endpoints.
+    fn admin(&self) -> Result<Admin, String> {
+        Admin::new(self.cluster, &self.secret_data(), self.ctx.members_at)
     }
 
     async fn switch(&self, step: SwitchoverStep) -> Result<String, String> {
-        let patroni = &self.ctx.patroni;
+        let admin = self.admin()?;
+        let patroni = &admin.patroni;
         let (result, target) = match step {
             SwitchoverStep::Switchover { leader, target } => (
                 patroni
                     .switchover(
-                        &proxy::base(self.cluster, &leader),
+                        &admin.base(&leader),
                         &names::pod(&leader),
                         &names::pod(&target),
                     )
@@ -568,7 +675,7 @@ impl Run<'_> {
             ),
             SwitchoverStep::Failover { target } => (
                 patroni
-                    .failover(&proxy::base(self.cluster, &target), &names::pod(&target))
+                    .failover(&admin.base(&target), &names::pod(&target))
                     .await,
                 target,
             ),
@@ -597,12 +704,15 @@ impl Run<'_> {
             }
             (_, Some(name)) => {
                 tracing::info!(instance = name, "restarting for pending settings");
-                self.ctx
-                    .patroni
-                    .restart(&proxy::base(self.cluster, name))
-                    .await
-                    .map(|_| false)
-                    .map_err(|e| e.to_string())
+                match self.admin() {
+                    Ok(admin) => admin
+                        .patroni
+                        .restart(&admin.base(name))
+                        .await
+                        .map(|_| false)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                }
             }
             _ => Ok(false),
         };
@@ -662,21 +772,33 @@ impl Run<'_> {
         }
     }
 
-    /// Write the status when it changed (server-side apply of the status subresource).
-    async fn write_status(
-        &mut self,
-        api: &Api<PostgresCluster>,
-        status: &PostgresClusterStatus,
-    ) -> Result<(), KubeError> {
-        if self.cluster.status.as_ref() == Some(status) {
+    /// Write the status when it changed since it was read or last written.
+    async fn write_status(&mut self, status: &PostgresClusterStatus) -> Result<(), KubeError> {
+        if self.recorded.as_ref().or(self.cluster.status.as_ref()) == Some(status) {
             return Ok(());
         }
-        let body = json!({
+        self.apply_status(status, None).await?;
+        self.recorded = Some(status.clone());
+        Ok(())
+    }
+
+    /// Server-side apply of the status subresource; only over `resource_version` when given.
+    async fn apply_status(
+        &mut self,
+        status: &PostgresClusterStatus,
+        resource_version: Option<String>,
+    ) -> Result<(), KubeError> {
+        let api: Api<PostgresCluster> =
+            Api::namespaced(self.ctx.client.clone(), self.cluster.namespace());
+        let mut body = json!({
             "apiVersion": PostgresCluster::api_version(&()),
             "kind": PostgresCluster::kind(&()),
             "metadata": { "name": self.cluster.name() },
             "status": status,
         });
+        if let Some(version) = resource_version {
+            body["metadata"]["resourceVersion"] = version.into();
+        }
         api.patch_status(
             self.cluster.name(),
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -691,4 +813,9 @@ impl Run<'_> {
         self.writes.applied += 1;
         Ok(())
     }
+}
+
+/// The trigger a status says was acted on (or is being acted on).
+fn switchover_handled(status: Option<&PostgresClusterStatus>) -> Option<&str> {
+    status?.patroni.as_ref()?.switchover.as_deref()
 }

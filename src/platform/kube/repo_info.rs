@@ -12,11 +12,14 @@ use super::objects::{REPO_INFO_FILE, REPO_INFO_PORT};
 use super::proxy::running;
 use crate::api::PostgresCluster;
 use crate::api::status::RepoStatus;
-use crate::observe::patroni::pod_proxy_base;
+use crate::observe::patroni::{pod_proxy_base, send_limited};
 use crate::observe::pgbackrest::parse_info;
 
 /// Short: a repository host that does not answer never stalls a reconcile.
 const TIMEOUT: Duration = Duration::from_millis(1500);
+/// The most of `pgbackrest info` read: about 1 KiB a backup, so room for thousands; a pod that
+/// sends more is not read on.
+pub const MAX_INFO: usize = 8 << 20;
 
 /// The repositories as pgBackRest lists them, when the repository host runs and answers;
 /// `None` otherwise (status keeps what it had). Without `volume` repositories there is no
@@ -37,11 +40,17 @@ pub async fn read(
     }
     let url = format!(
         "{}/{REPO_INFO_FILE}",
-        pod_proxy_base(ns, &pod, REPO_INFO_PORT)
+        pod_proxy_base(ns, &pod, REPO_INFO_PORT, false)
     );
     let request = http::Request::get(&url).body(Vec::new()).ok()?;
-    let text = match tokio::time::timeout(TIMEOUT, client.request_text(request)).await {
-        Ok(Ok(text)) => text,
+    let text = match tokio::time::timeout(TIMEOUT, send_limited(client, request, MAX_INFO)).await {
+        Ok(Ok((status, body))) if status.is_success() => {
+            String::from_utf8_lossy(&body).into_owned()
+        }
+        Ok(Ok((status, _))) => {
+            tracing::debug!(%status, "the repository host's pgbackrest info is not readable");
+            return None;
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "the repository host's pgbackrest info is not readable");
             return None;

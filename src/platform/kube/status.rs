@@ -6,8 +6,8 @@ use kube::ResourceExt;
 
 use super::names::Names;
 use super::proxy::Seen;
-use crate::api::PostgresCluster;
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 
 /// How a Job ended, if it did.
@@ -124,10 +124,40 @@ pub fn build(
     status
 }
 
-/// The status as it was, with the pass's error as the Degraded condition.
-pub fn degraded(cluster: &PostgresCluster, problem: &str) -> PostgresClusterStatus {
-    let mut status = cluster.status.clone().unwrap_or_default();
+/// The status as it was (as read, or as the pass last recorded it), with the pass's error as
+/// the Degraded condition.
+pub fn degraded(
+    cluster: &PostgresCluster,
+    recorded: Option<&PostgresClusterStatus>,
+    problem: &str,
+) -> PostgresClusterStatus {
+    let mut status = recorded
+        .or(cluster.status.as_ref())
+        .cloned()
+        .unwrap_or_default();
     conditions::standard(cluster, &mut status, &Activity::default(), Some(problem));
+    status
+}
+
+/// The status of `cluster` (as just read) with the switchover asked for by `trigger` in
+/// progress: `status.patroni.switchover` says it is taken, so no later pass starts it again.
+pub fn switchover_started(cluster: &PostgresCluster, trigger: &str) -> PostgresClusterStatus {
+    let mut status = cluster.status.clone().unwrap_or_default();
+    status
+        .patroni
+        .get_or_insert_with(Default::default)
+        .switchover = Some(trigger.to_string());
+    conditions::set(
+        &mut status.conditions,
+        conditions::SWITCHOVER,
+        false,
+        "InProgress",
+        format!(
+            "switching over ({}: {trigger})",
+            annotations::TRIGGER_SWITCHOVER
+        ),
+        cluster.generation(),
+    );
     status
 }
 

@@ -1,14 +1,16 @@
 //! Removing what a delete or scale-down asked to remove. Everything a cluster owns goes with it
 //! through owner references (Kubernetes' garbage collector); volumes are kept instead when the
 //! cluster says so (`pgdeck.dev/keep-data`, `pgdeck.dev/keep-backups`): they lose their owner
-//! and carry `pgdeck.dev/kept`, and pgdeck never touches them again.
+//! as soon as the annotation is set (see `objects`), and on delete carry `pgdeck.dev/kept` and
+//! where they came from (namespace, name and UID of the cluster, and when), and pgdeck never
+//! touches them again. No cluster adopts them (see `foreign`); a clone may read them.
 
 use k8s_openapi::api::core::v1::{Endpoints, PersistentVolumeClaim, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::apply::owned_by;
+use super::apply::belongs_to;
 use super::{FIELD_MANAGER, KubeError, names, owned};
 use crate::actions;
 use crate::api::{PostgresCluster, annotations};
@@ -32,11 +34,11 @@ pub async fn cleanup(client: &Client, cluster: &PostgresCluster) -> Result<(), K
     for v in listed
         .items
         .iter()
-        .filter(|v| owned_by(*v, cluster.uid().as_deref()))
+        .filter(|v| belongs_to(*v, cluster.uid().as_deref()))
     {
         let is_repo = v.labels().contains_key(names::REPO);
         if (is_repo && keep_backups) || (!is_repo && keep_data) {
-            keep(client, ns, &v.name_any()).await?;
+            keep(client, cluster, &v.name_any()).await?;
         }
     }
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), ns);
@@ -57,24 +59,58 @@ pub async fn cleanup(client: &Client, cluster: &PostgresCluster) -> Result<(), K
     }
 }
 
-/// Keep a volume: it no longer belongs to the cluster, so nothing deletes it with the cluster.
-pub async fn keep(client: &Client, namespace: &str, volume: &str) -> Result<(), KubeError> {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+/// Keep a volume of `cluster`: it no longer belongs to the cluster, so nothing deletes it with
+/// the cluster, and it says where it came from, so that a clone finds exactly it.
+pub async fn keep(
+    client: &Client,
+    cluster: &PostgresCluster,
+    volume: &str,
+) -> Result<(), KubeError> {
+    let ns = cluster.namespace();
+    let mut labels = json!({ names::KEPT: "true" });
+    if let Some(uid) = cluster.uid() {
+        labels[names::CLUSTER_UID] = uid.into();
+    }
     let patch = json!({
         "metadata": {
             "ownerReferences": null,
-            "labels": { names::KEPT: "true" },
+            "labels": labels,
+            "annotations": {
+                names::KEPT_FROM: format!("{ns}/{}", cluster.name()),
+                names::KEPT_AT: jiff::Timestamp::now().to_string(),
+            },
         }
     });
+    merge(client, ns, volume, &patch, "keep").await?;
+    tracing::info!(volume, "kept: it no longer belongs to the cluster");
+    Ok(())
+}
+
+/// Drop the owner reference of a volume the cluster says to keep, now rather than at delete:
+/// a deletion that propagates (foreground, Argo CD) would take it before the finalizer runs.
+pub async fn release(client: &Client, namespace: &str, volume: &str) -> Result<(), KubeError> {
+    let patch = json!({ "metadata": { "ownerReferences": null } });
+    merge(client, namespace, volume, &patch, "release").await?;
+    tracing::info!(volume, "to be kept: no longer owned by the cluster");
+    Ok(())
+}
+
+async fn merge(
+    client: &Client,
+    namespace: &str,
+    volume: &str,
+    patch: &serde_json::Value,
+    action: &'static str,
+) -> Result<(), KubeError> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    api.patch(volume, &params, &Patch::Merge(&patch))
+    api.patch(volume, &params, &Patch::Merge(patch))
         .await
         .map_err(KubeError::api::<PersistentVolumeClaim>(
-            "keep", namespace, volume,
+            action, namespace, volume,
         ))?;
-    tracing::info!(volume, "kept: it no longer belongs to the cluster");
     Ok(())
 }

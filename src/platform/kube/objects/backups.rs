@@ -19,6 +19,7 @@ use super::instances::pgbackrest_files;
 use super::pods::{self, Placement, Script, mount, mount_ro, plain_env, port, tcp_probe};
 use super::tls::PGBACKREST_CN;
 use super::{Ctx, Instance, PGBACKREST_PORT, REPO_INFO_FILE, REPO_INFO_PORT, paths};
+use crate::api::annotations;
 use crate::api::backups::Repo;
 use crate::plan::dynamic::STANZA;
 use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles, TlsServer, shell_quote};
@@ -59,9 +60,10 @@ pub fn render(ctx: &Ctx) -> Option<Parts> {
     let volumes = volume_repos
         .iter()
         .map(|r| PersistentVolumeClaim {
-            metadata: ctx.meta(
+            metadata: ctx.volume_meta(
                 ctx.names.repo_volume(&r.name),
                 ctx.labels_with(&[(names::COMPONENT, "repo-host"), (names::REPO, &r.name)]),
+                ctx.keeps(annotations::KEEP_BACKUPS),
             ),
             spec: r.volume.as_ref().map(|v| v.volume_claim_spec.0.clone()),
             ..Default::default()

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
 use super::{Ctx, PGBACKREST_PORT, paths, restore};
+use crate::api::annotations;
 use crate::api::instances::InstanceSet;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement};
 use crate::platform::kube::names;
@@ -50,14 +51,15 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
     ]);
     let config = patroni_config(ctx, instance, &set);
     let config_text = serde_json::to_string_pretty(&config).expect("a JSON value serializes");
+    let keep = ctx.keeps(annotations::KEEP_DATA);
     let mut volumes = vec![PersistentVolumeClaim {
-        metadata: ctx.meta(names::data_volume(&instance.name), labels.clone()),
+        metadata: ctx.volume_meta(names::data_volume(&instance.name), labels.clone(), keep),
         spec: Some(set.data_volume_claim_spec.0.clone()),
         ..Default::default()
     }];
     if let Some(wal) = &set.wal_volume_claim_spec {
         volumes.push(PersistentVolumeClaim {
-            metadata: ctx.meta(names::wal_volume(&instance.name), labels.clone()),
+            metadata: ctx.volume_meta(names::wal_volume(&instance.name), labels.clone(), keep),
             spec: Some(wal.0.clone()),
             ..Default::default()
         });
@@ -130,6 +132,20 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         auth.insert("sslcert".into(), format!("{replication}/tls.crt").into());
         auth.insert("sslkey".into(), format!("{replication}/tls.key").into());
     }
+    // The REST API over TLS; its unsafe endpoints (switchover, PATCH /config, restart, ...)
+    // only for clients with a certificate of the cluster's Patroni CA: the operator, which
+    // calls them directly, and the members. Reads need none: the console and the operator
+    // read through the API server's pod proxy (`pods/https:...`), which can present no client
+    // certificate, and the kubelet's probes. Members check each other by the same CA.
+    let tls = paths::PATRONI_TLS;
+    let restapi = config["restapi"]
+        .as_object_mut()
+        .expect("rendered as an object");
+    restapi.insert("certfile".into(), format!("{tls}/tls.crt").into());
+    restapi.insert("keyfile".into(), format!("{tls}/tls.key").into());
+    restapi.insert("cafile".into(), format!("{tls}/ca.crt").into());
+    restapi.insert("verify_client".into(), "optional".into());
+    config["ctl"] = json!({ "cacert": format!("{tls}/ca.crt") });
     if set.wal_volume_claim_spec.is_some()
         && let Some(initdb) = config["bootstrap"]["initdb"].as_array_mut()
     {
@@ -138,7 +154,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
     config
 }
 
-fn patroni_port(ctx: &Ctx) -> i32 {
+pub(super) fn patroni_port(ctx: &Ctx) -> i32 {
     ctx.cluster
         .patroni()
         .port
@@ -196,6 +212,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         mount("pgdata", paths::DATA),
         mount_ro("patroni-config", paths::PATRONI_CONFIG),
         mount_ro("postgres-tls", "/etc/postgres/tls"),
+        mount_ro("patroni-tls", paths::PATRONI_TLS),
     ];
     let mut volumes = vec![
         pods::claim("pgdata", names::data_volume(&instance.name)),
@@ -227,6 +244,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             ..Default::default()
         },
     ];
+    volumes.push(patroni_tls(ctx));
     if set.wal_volume_claim_spec.is_some() {
         mounts.push(mount("pgwal", paths::WAL));
         volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
@@ -306,11 +324,12 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         server
             .volume_mounts
             .get_or_insert_with(Default::default)
-            .extend(
-                mounts
-                    .into_iter()
-                    .filter(|m| !matches!(m.name.as_str(), "patroni-config" | "postgres-tls")),
-            );
+            .extend(mounts.into_iter().filter(|m| {
+                !matches!(
+                    m.name.as_str(),
+                    "patroni-config" | "postgres-tls" | "patroni-tls"
+                )
+            }));
         containers.push(server);
     }
     pods::pod(
@@ -325,6 +344,24 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             priority_class_name: set.priority_class_name.clone(),
         },
     )
+}
+
+/// Patroni's REST API certificate, and its CA's (never the operator's key).
+fn patroni_tls(ctx: &Ctx) -> Volume {
+    Volume {
+        name: "patroni-tls".into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(PRIVATE),
+            sources: Some(vec![VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: ctx.names.patroni_cert(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+        }),
+        ..Default::default()
+    }
 }
 
 /// PGO's default placement: instances of a cluster on different nodes where possible.
@@ -454,7 +491,8 @@ fn http_probe(path: &str, period: i32) -> Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("patroni".into()),
-            scheme: Some("HTTP".into()),
+            // The kubelet does not check the certificate, and reads need no client's.
+            scheme: Some("HTTPS".into()),
             ..Default::default()
         }),
         period_seconds: Some(period),

@@ -5,6 +5,7 @@
 mod backups;
 mod budgets;
 mod instances;
+mod network;
 mod pods;
 mod rbac;
 mod restore;
@@ -21,6 +22,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -66,6 +68,7 @@ pub struct Objects {
     pub roles: Vec<Role>,
     pub role_bindings: Vec<RoleBinding>,
     pub services: Vec<Service>,
+    pub network_policies: Vec<NetworkPolicy>,
     pub volumes: Vec<PersistentVolumeClaim>,
     pub stateful_sets: Vec<StatefulSet>,
     pub budgets: Vec<PodDisruptionBudget>,
@@ -82,6 +85,7 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         roles: rbac::roles(&ctx),
         role_bindings: rbac::bindings(&ctx),
         services: services::render(&ctx),
+        network_policies: vec![network::render(&ctx)],
         budgets: budgets::render(&ctx),
         ..Default::default()
     };
@@ -124,6 +128,9 @@ macro_rules! each_object {
             $body
         }
         for $o in objects.services.$iter() {
+            $body
+        }
+        for $o in objects.network_policies.$iter() {
             $body
         }
         for $o in objects.volumes.$iter() {
@@ -216,6 +223,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A volume's metadata: labelled with the cluster's UID, so that it stays the cluster's
+    /// without an owner reference; and with none while the cluster says to keep it
+    /// (`pgdeck.dev/keep-data`, `pgdeck.dev/keep-backups`), so that no deletion of the cluster
+    /// (foreground, by Argo CD, ...) can take it before the finalizer runs.
+    fn volume_meta(
+        &self,
+        name: impl Into<String>,
+        mut labels: BTreeMap<String, String>,
+        keep: bool,
+    ) -> ObjectMeta {
+        if let Some(uid) = &self.inputs.owner_uid {
+            labels.insert(names::CLUSTER_UID.into(), uid.clone());
+        }
+        let mut meta = self.meta(name, labels);
+        if keep {
+            meta.owner_references = None;
+        }
+        meta
+    }
+
+    /// Whether the cluster says to keep `annotation`'s volumes.
+    fn keeps(&self, annotation: &str) -> bool {
+        crate::actions::flag(self.cluster, annotation)
+    }
+
     fn owner(&self) -> Option<OwnerReference> {
         Some(OwnerReference {
             api_version: PostgresCluster::api_version(&()).into(),
@@ -281,6 +313,8 @@ mod paths {
     pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
     /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
     pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
+    /// Patroni's REST API: its certificate, key, and the cluster's Patroni CA.
+    pub const PATRONI_TLS: &str = "/etc/patroni-tls";
     pub const SERVER_TLS: &str = "/etc/postgres/tls/server";
     pub const REPLICATION_TLS: &str = "/etc/postgres/tls/replication";
     pub const TMP: &str = "/tmp";

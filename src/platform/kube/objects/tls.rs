@@ -1,7 +1,9 @@
 //! Certificates, generated with rcgen unless the spec brings its own (`customTLSSecret`,
 //! `customReplicationTLSSecret`): a CA per cluster, the server's certificate, the replication
 //! user's client certificate, and pgBackRest's (server and client, between instances and the
-//! repository host). Certificates that exist are kept; a new CA re-issues them all.
+//! repository host); and Patroni's REST API's under a CA of their own (the members' server
+//! certificate and the operator's client certificate: see [`patroni`]). Certificates that
+//! exist are kept; a new CA re-issues them all.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,11 @@ pub struct TlsError {
 
 /// The common name pgBackRest's TLS servers accept (`tls-server-auth`).
 pub const PGBACKREST_CN: &str = "pgbackrest";
+
+/// The common name of Patroni's REST API server certificates.
+pub const PATRONI_CN: &str = "patroni";
+/// The common name of the operator's client certificate for Patroni's REST API.
+pub const OPERATOR_CN: &str = "pgdeck-operator";
 
 /// Years a generated certificate is valid.
 const VALID_YEARS: i16 = 10;
@@ -90,7 +97,7 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
         leaves.push((
             names.pgbackrest_cert(),
             PGBACKREST_CN.to_string(),
-            pod_names,
+            pod_names.clone(),
         ));
     }
 
@@ -128,7 +135,66 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
             ]),
         ));
     }
+    out.extend(patroni(ctx, pod_names)?);
     Ok(out)
+}
+
+/// Patroni's REST API's certificates, under a CA of their own, which is all Patroni trusts for
+/// clients (`verify_client: optional`: only its unsafe endpoints ask for one): the members'
+/// server certificate (`<c>-patroni`, mounted in the instance pods), and the operator's client
+/// certificate (`<c>-patroni-client`, with the CA's key; mounted nowhere). Members present
+/// theirs to each other too (Patroni 3.0 falls back on `restapi.certfile` for its client
+/// certificate), so it must pass; only the cluster's own instance pods hold it. Not the
+/// cluster's CA: clones mount the source's pgBackRest certificate, which would pass.
+fn patroni(ctx: &Ctx, sans: Vec<String>) -> Result<Vec<Files>, TlsError> {
+    let client = ctx.names.patroni_client();
+    let server = ctx.names.patroni_cert();
+    let kept = |secret: &str, keys: &[&str]| -> Option<BTreeMap<String, String>> {
+        keys.iter()
+            .map(|k| Some((k.to_string(), existing(ctx, secret, k)?)))
+            .collect()
+    };
+    if let (Some(c), Some(s)) = (
+        kept(&client, &["ca.crt", "ca.key", "tls.crt", "tls.key"]),
+        kept(&server, &["ca.crt", "tls.crt", "tls.key"]),
+    ) && c["ca.crt"] == s["ca.crt"]
+    {
+        return Ok(vec![(client, c), (server, s)]);
+    }
+    let ca_key = KeyPair::generate().map_err(|e| failed(&client, e))?;
+    let mut params = ca_params(ctx);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!(
+            "pgdeck Patroni CA for {}/{}",
+            ctx.cluster.namespace(),
+            ctx.cluster.name()
+        ),
+    );
+    let ca = params
+        .self_signed(&ca_key)
+        .map_err(|e| failed(&client, e))?;
+    let issuer = Issuer::new(params, &ca_key);
+    let issue = |secret: &str, cn: &str, sans: Vec<String>, client_only: bool| {
+        let key = KeyPair::generate().map_err(|e| failed(secret, e))?;
+        let mut leaf = leaf_params(cn, sans).map_err(|e| failed(secret, e))?;
+        if client_only {
+            leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let cert = leaf
+            .signed_by(&key, &issuer)
+            .map_err(|e| failed(secret, e))?;
+        Ok::<_, TlsError>(BTreeMap::from([
+            ("ca.crt".to_string(), ca.pem()),
+            ("tls.crt".to_string(), cert.pem()),
+            ("tls.key".to_string(), key.serialize_pem()),
+        ]))
+    };
+    let mut operator = issue(&client, OPERATOR_CN, Vec::new(), true)?;
+    operator.insert("ca.key".into(), ca_key.serialize_pem());
+    let members = issue(&server, PATRONI_CN, sans, false)?;
+    Ok(vec![(client, operator), (server, members)])
 }
 
 fn failed(secret: &str, e: rcgen::Error) -> TlsError {
