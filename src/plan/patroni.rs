@@ -14,6 +14,8 @@ pub enum Dcs {
     Etcd3 {
         hosts: Vec<String>,
         namespace: String,
+        /// The cluster's own etcd user, allowed only its own keys.
+        auth: Option<BasicAuth>,
     },
     /// Kubernetes: Endpoints and labels in the cluster's namespace.
     Kubernetes { namespace: String, cluster: String },
@@ -39,10 +41,25 @@ pub struct Placement {
     pub restore: Option<String>,
 }
 
-/// Passwords Patroni needs: the superuser's and the replication user's.
+/// Passwords Patroni needs: the superuser's and the replication user's, and what its REST API
+/// asks of callers of its unsafe endpoints (PATCH/PUT/POST/DELETE; GETs stay open).
 pub struct Credentials {
     pub superuser: String,
     pub replication: String,
+    pub rest_api: Option<BasicAuth>,
+}
+
+/// A user name and password (HTTP basic authentication, etcd users).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl BasicAuth {
+    fn to_json(&self) -> Value {
+        json!({ "username": self.username, "password": self.password })
+    }
 }
 
 pub const SUPERUSER: &str = "postgres";
@@ -69,9 +86,19 @@ pub fn render(
 ) -> Value {
     let archiving = !cluster.repos().is_empty();
     let dcs = match &at.dcs {
-        Dcs::Etcd3 { hosts, namespace } => (
+        Dcs::Etcd3 {
+            hosts,
+            namespace,
+            auth,
+        } => (
             "etcd3",
-            json!({ "hosts": hosts }),
+            match auth {
+                // Patroni authenticates (`/v3/auth/authenticate`) and sends the token.
+                Some(a) => {
+                    json!({ "hosts": hosts, "username": a.username, "password": a.password })
+                }
+                None => json!({ "hosts": hosts }),
+            },
             namespace.clone(),
             cluster.name().to_string(),
         ),
@@ -130,14 +157,19 @@ pub fn render(
     }
     postgresql["create_replica_methods"] = json!(replica_methods);
 
+    let mut restapi = json!({
+        "listen": format!("{}:{}", at.listen_host, at.api_port),
+        "connect_address": format!("{}:{}", at.connect_host, at.api_port),
+    });
+    if let Some(auth) = &creds.rest_api {
+        // Members send it to each other too, and patronictl uses it when `ctl` has none.
+        restapi["authentication"] = auth.to_json();
+    }
     let mut config = json!({
         "scope": dcs.3,
         "namespace": dcs.2,
         "name": instance,
-        "restapi": {
-            "listen": format!("{}:{}", at.listen_host, at.api_port),
-            "connect_address": format!("{}:{}", at.connect_host, at.api_port),
-        },
+        "restapi": restapi,
         "bootstrap": {
             "dcs": Value::Object(dynamic::desired(cluster)),
             "initdb": [{ "encoding": "UTF8" }, { "locale": "C.UTF-8" }, "data-checksums"],
@@ -217,6 +249,7 @@ mod tests {
         let creds = Credentials {
             superuser: "s".into(),
             replication: "r".into(),
+            rest_api: None,
         };
         let local = render(
             &c,
@@ -225,6 +258,7 @@ mod tests {
             &placement(Dcs::Etcd3 {
                 hosts: vec!["127.0.0.1:2379".into()],
                 namespace: "/pgdeck/default/".into(),
+                auth: None,
             }),
             &creds,
         );
@@ -254,5 +288,53 @@ mod tests {
             kube["kubernetes"].get("pod_ip").is_none(),
             "the pod's IP comes from its environment"
         );
+    }
+
+    #[test]
+    fn control_planes_get_credentials_when_given() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/examples/sync-strict.yaml"
+        ))
+        .unwrap();
+        let c = manifest::parse(&text).unwrap();
+        let auth = |u: &str| BasicAuth {
+            username: u.into(),
+            password: format!("{u}-secret"),
+        };
+        let creds = Credentials {
+            superuser: "s".into(),
+            replication: "r".into(),
+            rest_api: Some(auth("patroni")),
+        };
+        let at = placement(Dcs::Etcd3 {
+            hosts: vec!["127.0.0.1:2379".into()],
+            namespace: "/pgdeck/default/".into(),
+            auth: Some(auth("default/hippo")),
+        });
+        let config = render(
+            &c,
+            &c.spec.instances[0],
+            "hippo-instance1-abcd",
+            &at,
+            &creds,
+        );
+        assert_eq!(
+            config["restapi"]["authentication"],
+            json!({ "username": "patroni", "password": "patroni-secret" })
+        );
+        assert_eq!(config["etcd3"]["username"], "default/hippo");
+        assert_eq!(config["etcd3"]["password"], "default/hippo-secret");
+
+        let open = Credentials {
+            rest_api: None,
+            ..creds
+        };
+        let at = placement(Dcs::Kubernetes {
+            namespace: "default".into(),
+            cluster: "hippo".into(),
+        });
+        let config = render(&c, &c.spec.instances[0], "hippo-instance1-abcd", &at, &open);
+        assert!(config["restapi"].get("authentication").is_none());
     }
 }

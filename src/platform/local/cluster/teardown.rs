@@ -61,12 +61,8 @@ pub async fn delete(
     }))
     .await;
     if let Some(etcd) = shared.etcd() {
-        etcd.delete_prefix(&format!(
-            "/pgdeck/{}/{}/",
-            cluster.namespace(),
-            cluster.name()
-        ))
-        .await?;
+        etcd.delete_cluster(cluster.namespace(), cluster.name())
+            .await?;
     }
     let keep_data = actions::flag(cluster, annotations::KEEP_DATA);
     let keep_backups = actions::flag(cluster, annotations::KEEP_BACKUPS);
