@@ -334,3 +334,101 @@ fn links_and_forged_records_of_the_database_account_change_nothing_outside_the_h
     );
     assert_eq!(snapshot(out), before, "something outside the home changed");
 }
+
+/// A home made by an earlier pgdeck: etcd without authentication, Patroni without credentials.
+/// The reconciler gives each Patroni its credentials first, then turns etcd's authentication
+/// on, and the primary never loses the DCS on the way.
+#[test]
+fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
+    if skip_unless_root("an_open_home_is_closed_on_adoption") {
+        return;
+    }
+    let home = LocalHome::new();
+    home.apply_ready(&common::local::manifest("legacy", 2, "", "", ""), "180s");
+    let s = home.wait_for("legacy", Duration::from_secs(60), "two ready", |s| {
+        all_ready(s, 2)
+    });
+    let primary = s["primary"].as_str().unwrap().to_string();
+
+    // Back to what an earlier pgdeck left: no reconciler, etcd open, Patroni without users.
+    home.kill_operator();
+    let port = etcd_port(&home);
+    let root = common::read(&home.path().join("etcd/root.password"));
+    let token = etcd(
+        port,
+        "/v3/auth/authenticate",
+        &json!({ "name": "root", "password": root.trim() }),
+        None,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    etcd(port, "/v3/auth/disable", &json!({}), Some(&token));
+    let dir = cluster_dir(&home, "legacy");
+    for i in s["instances"].as_array().unwrap() {
+        let name = i["name"].as_str().unwrap();
+        let path = dir.join("instances").join(name).join("patroni.yml");
+        let mut config: Value = serde_json::from_str(&common::read(&path)).unwrap();
+        let etcd3 = config["etcd3"].as_object_mut().unwrap();
+        etcd3.remove("username");
+        etcd3.remove("password");
+        config["restapi"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authentication");
+        std::fs::write(&path, config.to_string()).unwrap();
+        for pid in home.pids_matching(&["patroni", &format!("{name}/patroni.yml")]) {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGHUP,
+            )
+            .unwrap();
+        }
+    }
+    let base = api(&s, &primary);
+    wait_until(
+        "Patroni to run without credentials",
+        Duration::from_secs(30),
+        || curl("POST", &format!("{base}/reload"), "", None).0 == 202,
+    );
+    let state = dir.join("state.json");
+    let mut recorded: Value = serde_json::from_str(&common::read(&state)).unwrap();
+    recorded.as_object_mut().unwrap().remove("dcsCredentials");
+    std::fs::write(&state, recorded.to_string()).unwrap();
+    let open = etcd(
+        port,
+        "/v3/kv/put",
+        &json!({ "key": b64("/pgdeck/default/legacy/probe"), "value": b64("x") }),
+        None,
+    );
+    assert!(open["error"].is_null(), "etcd is open again: {open}");
+
+    // Adoption: any pgdeck command starts the reconciler.
+    home.status("legacy");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = home.status("legacy");
+        assert_eq!(s["primary"], primary.as_str(), "the primary changed: {s}");
+        let refused = etcd(
+            port,
+            "/v3/kv/put",
+            &json!({ "key": b64("/pgdeck/default/legacy/probe"), "value": b64("x") }),
+            None,
+        );
+        if refused["error"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "etcd stayed open");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        curl("PATCH", &format!("{base}/config"), r#"{"ttl": 99}"#, None).0,
+        401
+    );
+    // Patroni keeps the DCS: a new reconciler pass sees both members and the same primary.
+    std::thread::sleep(Duration::from_secs(15));
+    let s = home.wait_for("legacy", Duration::from_secs(60), "two ready", |s| {
+        all_ready(s, 2)
+    });
+    assert_eq!(s["primary"], primary.as_str());
+}

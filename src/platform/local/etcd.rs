@@ -36,7 +36,7 @@ const ROOT: &str = "root";
 
 /// How long every cluster's Patroni must have had its etcd credentials before authentication
 /// is turned on: a reload takes effect at Patroni's next loop (`loop_wait`, 10 s by default).
-const RELOAD_GRACE: Duration = Duration::from_secs(30);
+const RELOAD_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct Etcd {
@@ -168,10 +168,10 @@ impl Etcd {
         }
     }
 
-    /// Turn authentication on (with pgdeck's root user) unless it is: at once in a new home;
-    /// in a home whose clusters ran without it, once each has its own user in every Patroni
-    /// configuration for [`RELOAD_GRACE`].
-    async fn secure(&self, home: &Home) -> Result<(), PlatformError> {
+    /// Turn authentication on (with pgdeck's root user) unless it is: at once in a `fresh`
+    /// etcd (no Patroni has used it yet); in one whose clusters ran without it, once each has
+    /// its own user in every Patroni configuration for [`RELOAD_GRACE`].
+    async fn secure(&self, home: &Home, fresh: bool) -> Result<(), PlatformError> {
         if self.authenticate().await? {
             return Ok(());
         }
@@ -189,15 +189,18 @@ impl Etcd {
         .await?;
         self.make("/v3/auth/user/grant", json!({ "user": ROOT, "role": ROOT }))
             .await?;
-        for cluster in Store::new(home.clone()).list(None)? {
+        let clusters = if fresh {
+            Vec::new()
+        } else {
+            Store::new(home.clone()).list(None)?
+        };
+        for cluster in clusters {
             let (ns, name) = (cluster.namespace(), cluster.name());
             let since = ClusterState::load(&home.cluster(ns, name))
                 .ok()
                 .and_then(|s| s.dcs_credentials);
-            let settled = since.is_some_and(|t| {
-                jiff::Timestamp::now().duration_since(t)
-                    > jiff::SignedDuration::try_from(RELOAD_GRACE).expect("small")
-            });
+            let settled =
+                since.is_some_and(|t| jiff::Timestamp::now().duration_since(t) > RELOAD_GRACE);
             let user = self
                 .call(
                     "/v3/auth/user/get",
@@ -334,7 +337,7 @@ pub async fn ensure(
         if !running.is_empty() && etcd.healthy().await {
             ports.claim(ep.client_port);
             ports.claim(ep.peer_port);
-            etcd.secure(home).await?;
+            etcd.secure(home, false).await?;
             return Ok(etcd);
         }
     }
@@ -389,6 +392,7 @@ pub async fn ensure(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let fresh = !data.exists();
     process::spawn(
         binary,
         &args,
@@ -399,7 +403,7 @@ pub async fn ensure(
     let etcd = at(ep.client_port);
     for _ in 0..100 {
         if etcd.healthy().await {
-            etcd.secure(home).await?;
+            etcd.secure(home, fresh).await?;
             return Ok(etcd);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -408,4 +412,27 @@ pub async fn ensure(
         "etcd did not become healthy within 10s; see {}",
         dir.join("etcd.log").display()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clusters_range_holds_its_keys_only() {
+        let prefix = cluster_prefix("default", "hippo");
+        assert_eq!(prefix, "/pgdeck/default/hippo/");
+        let end = prefix_end(&prefix);
+        let within = |key: &str| key.as_bytes() >= prefix.as_bytes() && key.as_bytes() < &end[..];
+        assert!(within("/pgdeck/default/hippo/leader"));
+        for other in [
+            "/pgdeck/default/hippo-dev/leader",
+            "/pgdeck/default/hippo",
+            "/pgdeck/default/hippo0",
+            "/pgdeck/other/hippo/leader",
+        ] {
+            assert!(!within(other), "{other}");
+        }
+        assert_ne!(cluster_user("a-b", "c"), cluster_user("a", "b-c"));
+    }
 }

@@ -259,6 +259,6 @@ fn postmaster_pid(inst: &InstanceDir) -> Option<u32> {
     let data = data.display().to_string();
     let args = process::cmdline(pid);
     let is_postmaster =
-        args.first().is_some_and(|a| a.ends_with("postgres")) && args.iter().any(|a| *a == data);
+        args.first().is_some_and(|a| a.ends_with("postgres")) && args.contains(&data);
     (process::alive(pid) && process::uid(pid) == Some(owner) && is_postmaster).then_some(pid)
 }
