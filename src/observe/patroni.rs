@@ -379,8 +379,11 @@ impl Patroni {
         };
         match &self.transport {
             Transport::Direct { http, auth } => {
+                // Only the unsafe endpoints ask for credentials: reads never carry them, so
+                // a program that took a stopped member's port learns nothing from a poll.
+                let unsafe_method = method != http::Method::GET;
                 let mut request = http.request(method, url).timeout(timeout);
-                if let Some(a) = auth {
+                if let Some(a) = auth.as_ref().filter(|_| unsafe_method) {
                     request = request.basic_auth(&a.username, Some(&a.password));
                 }
                 if let Some(body) = body {

@@ -327,8 +327,13 @@ pub async fn ensure(
     };
     let data = dir.join("data");
     let data_arg = data.display().to_string();
+    // pgdeck's own etcd only: it gets the root password.
+    let me = nix::unistd::geteuid().as_raw();
     let running =
-        process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data_arg));
+        process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data_arg))
+            .into_iter()
+            .filter(|pid| process::uid(*pid) == Some(me))
+            .collect::<Vec<_>>();
 
     if let Some(ep) = recorded {
         let etcd = current

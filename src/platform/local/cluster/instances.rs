@@ -220,14 +220,17 @@ impl Runtime<'_> {
     }
 }
 
-/// The pid of the Patroni that runs `inst`'s configuration, when one runs.
+/// The pid of the Patroni that runs `inst`'s configuration, when one runs: as the account that
+/// owns the instance (anyone can start a process with a look-alike command line).
 pub fn patroni_pid(inst: &InstanceDir) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(inst.path()).ok()?.uid();
     let config = inst.patroni_config().display().to_string();
     process::find(|args| {
         args.iter().any(|a| a == &config) && args.iter().any(|a| a.ends_with("patroni"))
     })
     .into_iter()
-    .find(|pid| process::alive(*pid))
+    .find(|pid| process::alive(*pid) && process::uid(*pid) == Some(owner))
 }
 
 /// Stop the instance: Patroni first (it shuts PostgreSQL down cleanly), then any PostgreSQL
