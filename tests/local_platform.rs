@@ -34,18 +34,17 @@ fn all_ready(status: &Value, n: usize) -> bool {
     list.len() == n && list.iter().all(|i| i["ready"] == true) && status["primary"].is_string()
 }
 
+/// Instances on disk: a record and its directory.
 fn instance_dirs(home: &LocalHome, cluster: &str) -> usize {
-    std::fs::read_dir(
-        home.path()
-            .join("namespaces/default")
-            .join(cluster)
-            .join("instances"),
-    )
-    .map(|d| {
-        d.filter(|e| e.as_ref().unwrap().path().join("instance.json").exists())
-            .count()
-    })
-    .unwrap_or(0)
+    let dir = home.path().join("namespaces/default").join(cluster);
+    std::fs::read_dir(dir.join("records"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|f| f.strip_suffix(".json").map(String::from))
+                .filter(|name| dir.join("instances").join(name).is_dir())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]

@@ -318,13 +318,23 @@ fn links_and_forged_records_of_the_database_account_change_nothing_outside_the_h
     });
     assert_eq!(snapshot(out), before, "something outside the home changed");
 
-    // A forged record naming a path outside: ignored (never removed), also when the cluster
-    // is deleted.
+    // A forged record naming a path outside, where an earlier pgdeck kept records: never read,
+    // the instance stays what pgdeck recorded, and nothing outside goes when the cluster does.
     let forged = format!("../../../../../../../../..{}", out.display());
+    let record = json!({ "name": forged, "set": "instance1", "pgPort": 5432, "apiPort": 8008,
+        "created": "2020-01-01T00:00:00Z" });
     assert!(as_postgres(&sh(&format!(
-        "sed 's#\"name\": \"{name}\"#\"name\": \"{forged}\"#' instance.json > forged && mv forged instance.json"
+        "echo '{record}' > instance.json"
     ))));
     std::thread::sleep(Duration::from_secs(3));
+    let s = home.wait_for("tenant", Duration::from_secs(30), "ready", |s| {
+        all_ready(s, 1)
+    });
+    assert_eq!(
+        s["primary"],
+        name.as_str(),
+        "the instance is still pgdeck's own"
+    );
     assert_eq!(snapshot(out), before, "something outside the home changed");
     home.ok(&["delete", "tenant"]);
     wait_until(
@@ -391,6 +401,24 @@ fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
         Duration::from_secs(30),
         || curl("POST", &format!("{base}/reload"), "", None).0 == 202,
     );
+    // An earlier pgdeck's layout: records inside the instances' directories, instances/
+    // itself the account's.
+    for i in s["instances"].as_array().unwrap() {
+        let name = i["name"].as_str().unwrap();
+        std::fs::rename(
+            dir.join("records").join(format!("{name}.json")),
+            dir.join("instances").join(name).join("instance.json"),
+        )
+        .unwrap();
+    }
+    std::fs::remove_dir(dir.join("records")).unwrap();
+    let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    std::os::unix::fs::chown(
+        dir.join("instances"),
+        Some(postgres.uid.as_raw()),
+        Some(postgres.gid.as_raw()),
+    )
+    .unwrap();
     let state = dir.join("state.json");
     let mut recorded: Value = serde_json::from_str(&common::read(&state)).unwrap();
     recorded.as_object_mut().unwrap().remove("dcsCredentials");
@@ -427,8 +455,34 @@ fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
     );
     // Patroni keeps the DCS: a new reconciler pass sees both members and the same primary.
     std::thread::sleep(Duration::from_secs(15));
-    let s = home.wait_for("legacy", Duration::from_secs(60), "two ready", |s| {
+    let after = home.wait_for("legacy", Duration::from_secs(60), "two ready", |s| {
         all_ready(s, 2)
     });
-    assert_eq!(s["primary"], primary.as_str());
+    assert_eq!(after["primary"], primary.as_str());
+    // The same instances, their records adopted, instances/ pgdeck's own again.
+    let names = |s: &Value| {
+        let mut n: Vec<String> = s["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&after), names(&s));
+    for name in names(&s) {
+        assert!(dir.join("records").join(format!("{name}.json")).is_file());
+        assert!(
+            !dir.join("instances")
+                .join(&name)
+                .join("instance.json")
+                .exists()
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(dir.join("instances")).unwrap().uid(),
+        0,
+        "instances/ is root's"
+    );
 }

@@ -1,8 +1,9 @@
 //! What the reconciler remembers of a cluster between passes and across restarts.
 //!
-//! Instances are directories: `instances/<name>/instance.json` records the set and ports, and
-//! is written before anything is started, so a reconciler killed at any moment finds every
-//! instance it began. Cluster-wide progress lives in `state.json`.
+//! Instances are directories, `instances/<name>/`, each with a record, `records/<name>.json`
+//! (set and ports), written before anything is started, so a reconciler killed at any moment
+//! finds every instance it began. Records live apart from the directories, which the database
+//! account writes. Cluster-wide progress lives in `state.json`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -82,19 +83,22 @@ impl ClusterState {
     }
 }
 
-/// Every instance recorded under `dir`, oldest first. An instance's directory is writable by
-/// the database account, so a record counts only when pgdeck wrote it (see [`check_record`]).
+/// Every instance recorded under `dir`, oldest first.
 pub fn instances(dir: &ClusterDir) -> Vec<InstanceRecord> {
-    let Ok(entries) = std::fs::read_dir(dir.instances()) else {
+    adopt_legacy_records(dir);
+    let Ok(entries) = std::fs::read_dir(dir.records()) else {
         return Vec::new();
     };
     let mut out: Vec<InstanceRecord> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|name| match read_record(dir, &name) {
-            Ok(record) => record,
-            Err(why) => {
-                tracing::warn!("ignoring {}: {why}", dir.instance(&name).record().display());
-                None
+        .filter_map(|file| {
+            let name = file.strip_suffix(".json")?;
+            match read_record(dir, name, &dir.record(name)) {
+                Ok(record) => record,
+                Err(why) => {
+                    tracing::warn!("ignoring {}: {why}", dir.record(name).display());
+                    None
+                }
             }
         })
         .collect();
@@ -102,27 +106,54 @@ pub fn instances(dir: &ClusterDir) -> Vec<InstanceRecord> {
     out
 }
 
-/// The record of the instance directory `entry`, if it has one pgdeck can trust.
-fn read_record(dir: &ClusterDir, entry: &str) -> Result<Option<InstanceRecord>, String> {
-    let inst = dir.instance(entry);
+/// The record at `path` of the instance `name`, if pgdeck can trust it and the instance's
+/// directory is there (a record without one is what an interrupted removal left).
+fn read_record(
+    dir: &ClusterDir,
+    name: &str,
+    path: &Path,
+) -> Result<Option<InstanceRecord>, String> {
     // A link in `instances/` (planted when an earlier pgdeck let the account write there)
     // is no instance: nothing is read or done through it.
-    match std::fs::symlink_metadata(inst.path()) {
+    match std::fs::symlink_metadata(dir.instance(name).path()) {
         Ok(m) if m.is_dir() => {}
         _ => return Ok(None),
     }
-    let Some((bytes, meta)) = read_regular(&inst.record()).map_err(|e| e.to_string())? else {
+    let Some((bytes, meta)) = read_regular(path).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let record: InstanceRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     check_record(
         &record,
-        entry,
+        name,
         meta.uid(),
         meta.nlink(),
         nix::unistd::geteuid().as_raw(),
     )?;
     Ok(Some(record))
+}
+
+/// Move the records an earlier pgdeck kept inside instance directories to `records/`, each
+/// once and only when pgdeck wrote it: the account could have replaced it since.
+fn adopt_legacy_records(dir: &ClusterDir) {
+    let Ok(entries) = std::fs::read_dir(dir.instances()) else {
+        return;
+    };
+    for name in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
+        if std::fs::symlink_metadata(dir.record(&name)).is_ok() {
+            continue;
+        }
+        let legacy = dir.instance(&name).legacy_record();
+        let adopted = read_record(dir, &name, &legacy).and_then(|record| match record {
+            Some(r) => write_record(dir, &r)
+                .and_then(|()| std::fs::remove_file(&legacy).at(&legacy))
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        });
+        if let Err(why) = adopted {
+            tracing::warn!("not adopting {}: {why}", legacy.display());
+        }
+    }
 }
 
 /// A record is pgdeck's when pgdeck's own account owns it (the database account cannot make
@@ -152,13 +183,22 @@ pub fn check_record(
 }
 
 pub fn write_record(dir: &ClusterDir, record: &InstanceRecord) -> Result<(), FileError> {
-    let path = dir.instance(&record.name).record();
+    let path = dir.record(&record.name);
     write_atomic(
         &path,
         &serde_json::to_vec_pretty(record).expect("serializes"),
         0o644,
     )
     .at(&path)
+}
+
+/// Forget a removed instance (its directory is gone or kept elsewhere).
+pub fn remove_record(dir: &ClusterDir, name: &str) -> Result<(), FileError> {
+    let path = dir.record(name);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(&path),
+        _ => Ok(()),
+    }
 }
 
 /// Every port recorded anywhere in the home, so the allocator never hands one out twice.
@@ -219,21 +259,42 @@ mod tests {
     }
 
     #[test]
-    fn links_and_foreign_records_are_no_instances() {
+    fn records_live_apart_and_legacy_ones_are_adopted_only_when_pgdeck_wrote_them() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ClusterDir(tmp.path().to_path_buf());
-        let good = record("hippo-instance1-abcd");
-        std::fs::create_dir_all(dir.instance(&good.name).path()).unwrap();
-        write_record(&dir, &good).unwrap();
-        // Another directory whose record names the first, and a link to the first.
-        let other = dir.instance("hippo-instance1-wxyz");
-        std::fs::create_dir_all(other.path()).unwrap();
-        std::fs::write(other.record(), serde_json::to_vec(&good).unwrap()).unwrap();
+        let legacy = |r: &InstanceRecord, name: &str| {
+            let inst = dir.instance(name);
+            std::fs::create_dir_all(inst.path()).unwrap();
+            std::fs::write(inst.legacy_record(), serde_json::to_vec(r).unwrap()).unwrap();
+        };
+        // Written by an earlier pgdeck inside its directory: adopted, and gone from there.
+        let old = record("hippo-instance1-abcd");
+        legacy(&old, &old.name);
+        // Another directory whose record names the first; a link to the first.
+        legacy(&old, "hippo-instance1-wxyz");
         std::os::unix::fs::symlink(
-            dir.instance(&good.name).path(),
+            dir.instance(&old.name).path(),
             dir.instances().join("hippo-instance1-link"),
         )
         .unwrap();
-        assert_eq!(instances(&dir), vec![good]);
+        assert_eq!(instances(&dir), vec![old.clone()]);
+        assert!(dir.record(&old.name).exists());
+        assert!(!dir.instance(&old.name).legacy_record().exists());
+
+        // What shows up in an instance's directory later is never read again.
+        let mut forged = old.clone();
+        forged.pg_port = 5432;
+        legacy(&forged, &old.name);
+        assert_eq!(instances(&dir), vec![old.clone()]);
+
+        // A record whose directory is gone (an interrupted removal) is no instance.
+        let new = record("hippo-instance1-efgh");
+        write_record(&dir, &new).unwrap();
+        assert_eq!(instances(&dir), vec![old.clone()]);
+        std::fs::create_dir_all(dir.instance(&new.name).path()).unwrap();
+        assert_eq!(instances(&dir).len(), 2);
+        remove_record(&dir, &new.name).unwrap();
+        remove_record(&dir, &new.name).unwrap();
+        assert_eq!(instances(&dir), vec![old]);
     }
 }

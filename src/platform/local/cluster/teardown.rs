@@ -42,6 +42,7 @@ pub async fn remove_instance(
             .at(inst.path())
             .map_err(|e| e.to_string())?;
     }
+    state::remove_record(dir, &rec.name).map_err(|e| e.to_string())?;
     shared.ports.release(rec.pg_port);
     shared.ports.release(rec.api_port);
     Ok(())
