@@ -96,6 +96,9 @@ pub struct InstanceStatus {
     /// Running, and streaming when a replica.
     #[serde(default)]
     pub ready: bool,
+    /// Since when it has not been ready; absent while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready_since: Option<Time>,
     /// Where PostgreSQL listens (local platform).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use ::kube::Client;
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
-use super::{BackupType, Command, Failure, Global, Wait, print, read_clusters, views};
+use super::{
+    BackupType, Command, Failure, Global, OperatorAction, Wait, print, read_clusters, views,
+};
 use crate::actions;
 use crate::api::patroni::SwitchoverType;
 use crate::api::{PostgresCluster, validate};
@@ -56,6 +58,14 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
         let kube = Kube { client, ns };
         match command {
             Command::Operator {
+                action: Some(OperatorAction::Stop),
+                ..
+            } => Err(failure(
+                "on Kubernetes the operator is a Deployment: scale it with \
+                 `kubectl scale deployment pgdeck-operator --replicas 0`",
+            )),
+            Command::Operator {
+                action: None,
                 watch_namespace,
                 metrics_address,
             } => {

@@ -3,14 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::{BackupType, Command, Failure, Global, Wait, print, read_clusters, views};
+use super::{
+    BackupType, Command, Failure, Global, OperatorAction, Output, Wait, print, read_clusters, views,
+};
 use crate::actions;
 use crate::api::PostgresCluster;
 use crate::api::patroni::SwitchoverType;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
-use crate::platform::local::{Local, connect, operator};
+use crate::platform::local::{Local, connect, lock, operator};
 
 impl From<PlatformError> for Failure {
     fn from(e: PlatformError) -> Self {
@@ -31,7 +33,23 @@ fn failure(message: impl Into<String>) -> Failure {
 pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failure> {
     let ns = global.namespace.clone().unwrap_or_else(|| "default".into());
     match command {
-        Command::Operator { .. } => {
+        Command::Operator {
+            action: Some(OperatorAction::Stop),
+            ..
+        } => {
+            match operator::stop(local.home())? {
+                Some(pid) => print(&format!(
+                    "stopped the reconciler (pid {pid}) of {}; the databases keep running\n",
+                    local.home().root().display()
+                )),
+                None => print(&format!(
+                    "no reconciler runs for {}\n",
+                    local.home().root().display()
+                )),
+            }
+            Ok(())
+        }
+        Command::Operator { action: None, .. } => {
             let runtime = tokio::runtime::Runtime::new().map_err(|e| failure(e.to_string()))?;
             runtime.block_on(operator::run(local.home().clone()))?;
             Ok(())
@@ -153,13 +171,22 @@ fn get(local: &Local, global: &Global, ns: &str, name: Option<&str>) -> Result<(
     Ok(())
 }
 
+/// A cluster's status, and whether the reconciler runs; looking starts nothing.
 fn status(local: &Local, global: &Global, ns: &str, name: &str) -> Result<(), Failure> {
-    local.ensure_operator()?;
     let cluster = local
         .store
         .get(ns, name)?
         .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
     views::print_status(global, &cluster);
+    if global.output == Output::Table {
+        print(&match lock::running(local.home()) {
+            Some(pid) => format!("\nReconciler: running (pid {pid})\n"),
+            None => "\nReconciler: not running: status is as it last wrote it; any change \
+                     (apply, scale, switchover, backup, delete), the console or `pgdeck operator` \
+                     starts it\n"
+                .to_string(),
+        });
+    }
     Ok(())
 }
 

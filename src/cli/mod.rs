@@ -103,10 +103,18 @@ pub struct Wait {
     pub timeout: std::time::Duration,
 }
 
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Local platform: stop the home's background reconciler; the databases keep running.
+    Stop,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the headless reconciler.
+    /// Run the headless reconciler (`operator stop`: stop the local home's background one).
     Operator {
+        #[command(subcommand)]
+        action: Option<OperatorAction>,
         /// Kube: watch only this namespace (default: every namespace).
         #[arg(long = "watch-namespace")]
         watch_namespace: Option<String>,
@@ -240,7 +248,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Render { file }) => kube::render(&file, &cli.global),
         Some(command) => {
             let platform = platform(&cli.global)?;
-            let operator = matches!(command, Command::Operator { .. });
+            let operator = matches!(command, Command::Operator { action: None, .. });
             init_logging(operator, operator && platform == PlatformKind::Kube);
             match platform {
                 PlatformKind::Local => {

@@ -48,6 +48,37 @@ pub fn of(c: &PostgresCluster) -> Health {
     h("● OK", Level::Ok)
 }
 
+/// The sync mode as the lists show it, marked (and to be coloured as a warning) while
+/// synchronous mode is on and no standby is synchronous.
+pub fn sync(c: &PostgresCluster) -> (String, Option<Level>) {
+    let mode = c.sync_mode().as_str();
+    match unprotected(c) {
+        true => (format!("{mode} ▲"), Some(Level::Warn)),
+        false => (mode.to_string(), None),
+    }
+}
+
+fn unprotected(c: &PostgresCluster) -> bool {
+    c.status
+        .as_ref()
+        .and_then(|s| s.condition(conditions::SYNCHRONOUS))
+        .is_some_and(|s| s.status == "False")
+}
+
+/// What the DBA should know about now: why the cluster is degraded, and writes that are not
+/// synchronously protected.
+pub fn problems(c: &PostgresCluster) -> Vec<String> {
+    let Some(s) = &c.status else {
+        return Vec::new();
+    };
+    [conditions::DEGRADED, conditions::SYNCHRONOUS]
+        .iter()
+        .filter_map(|t| s.condition(t))
+        .filter(|x| (x.type_ == conditions::DEGRADED) == (x.status == "True"))
+        .map(|x| x.message.clone())
+        .collect()
+}
+
 /// The largest replication lag of any replica, in bytes.
 pub fn max_lag(c: &PostgresCluster) -> Option<i64> {
     c.status

@@ -3,6 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::api::patroni::SyncMode;
+use crate::api::status::InstanceStatus;
 use crate::api::{PostgresCluster, PostgresClusterStatus};
 
 pub const READY: &str = "Ready";
@@ -15,6 +17,9 @@ pub const VOLUME_PRESSURE: &str = "VolumePressure";
 pub const VOLUME_RESIZE: &str = "VolumeResize";
 /// The outcome of the last backup pgdeck ran (manual or scheduled).
 pub const BACKUP: &str = "Backup";
+/// With synchronous mode on: false while no standby is synchronous, so a commit is on one
+/// server only. Absent when synchronous mode is off.
+pub const SYNCHRONOUS: &str = "SynchronousReplication";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(
@@ -84,6 +89,8 @@ pub fn switchover(
 pub struct Activity {
     /// Instances being removed.
     pub removing: Vec<String>,
+    /// Removals held back (no leader is known), and why.
+    pub waiting: Option<String>,
     pub switchover: bool,
     pub initial_backup: bool,
     /// A manual or scheduled backup.
@@ -135,6 +142,8 @@ pub fn standard(
             "Paused",
             "spec.paused is true: nothing is changed".to_string(),
         ))
+    } else if let Some(why) = &activity.waiting {
+        Some(("WaitingForLeader", why.clone()))
     } else if !activity.removing.is_empty() {
         Some((
             "Scaling",
@@ -169,9 +178,100 @@ pub fn standard(
             g,
         ),
     }
-    match problem {
-        Some(p) => set(c, DEGRADED, true, "Error", p, g),
-        None => set(c, DEGRADED, false, "AsExpected", "no problems seen", g),
+    let stuck = match shutdown {
+        true => Vec::new(),
+        false => stuck(
+            &status.instances,
+            &activity.removing,
+            cluster.patroni().leader_lease_seconds().into(),
+            jiff::Timestamp::now(),
+        ),
+    };
+    let c = &mut status.conditions;
+    let reason = match (problem, stuck.is_empty()) {
+        (Some(_), _) => "Error",
+        (None, false) => "InstanceNotReady",
+        (None, true) => "AsExpected",
+    };
+    let problems: Vec<String> = problem.map(String::from).into_iter().chain(stuck).collect();
+    match problems.is_empty() {
+        false => set(c, DEGRADED, true, reason, problems.join("; "), g),
+        true => set(c, DEGRADED, false, reason, "no problems seen", g),
+    }
+    synchronous(cluster, status);
+}
+
+/// Instances that have not been ready for longer than `ttl` seconds (Patroni's leader lease:
+/// longer than any restart or failover should take), each with what Patroni reports, except
+/// those being removed and replicas still being created (their copy can take hours).
+pub fn stuck(
+    instances: &[InstanceStatus],
+    removing: &[String],
+    ttl: i64,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    instances
+        .iter()
+        .filter(|i| !removing.contains(&i.name))
+        .filter(|i| i.state.as_deref() != Some("creating replica"))
+        .filter_map(|i| {
+            let down = now.as_second() - i.not_ready_since.as_ref()?.0.as_second();
+            let what = match i.role.as_deref() {
+                Some("primary" | "standby_leader") => "running",
+                _ => "running and streaming",
+            };
+            (down > ttl).then(|| {
+                format!(
+                    "{} has not been {what} for {} (Patroni: {})",
+                    i.name,
+                    crate::display::duration(down),
+                    i.state.as_deref().unwrap_or("unknown")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The SynchronousReplication condition: whether a commit waits for a standby.
+fn synchronous(cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
+    let mode = cluster.sync_mode();
+    if mode == SyncMode::Off || cluster.spec.shutdown == Some(true) {
+        status.conditions.retain(|c| c.type_ != SYNCHRONOUS);
+        return;
+    }
+    let standbys: Vec<&str> = status
+        .instances
+        .iter()
+        .filter(|i| i.ready && i.role.as_deref() == Some("sync_standby"))
+        .map(|i| i.name.as_str())
+        .collect();
+    let g = cluster.generation();
+    let c = &mut status.conditions;
+    match (standbys.is_empty(), mode) {
+        (false, _) => set(
+            c,
+            SYNCHRONOUS,
+            true,
+            "SyncStandbyStreaming",
+            format!("commits wait for {}", standbys.join(", ")),
+            g,
+        ),
+        (true, SyncMode::Strict) => set(
+            c,
+            SYNCHRONOUS,
+            false,
+            "NoSyncStandby",
+            "synchronous mode is strict and no standby is synchronous: writes wait until one is",
+            g,
+        ),
+        (true, _) => set(
+            c,
+            SYNCHRONOUS,
+            false,
+            "NoSyncStandby",
+            "synchronous mode is on but no standby is synchronous: writes are not synchronously protected",
+            g,
+        ),
     }
 }
 
@@ -212,5 +312,84 @@ mod tests {
         set(&mut c, READY, true, "AllInstancesReady", "2/2", 1);
         assert_ne!(c[0].last_transition_time, first);
         assert!(is_true(&c, READY));
+    }
+
+    fn cluster(dynamic: &str) -> PostgresCluster {
+        crate::api::manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\nspec:\n  postgresVersion: 15\n  patroni: {{dynamicConfiguration: {dynamic}}}\n  instances:\n    - replicas: 2\n      dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"
+        ))
+        .unwrap()
+    }
+
+    fn instance(name: &str, role: &str, ready: bool, down_for: i64) -> InstanceStatus {
+        let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(down_for);
+        InstanceStatus {
+            name: name.into(),
+            role: Some(role.into()),
+            state: Some(if ready { "streaming" } else { "start failed" }.into()),
+            ready,
+            not_ready_since: (!ready).then_some(Time(since)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_instance_down_longer_than_the_ttl_degrades_the_cluster() {
+        let c = cluster("{}");
+        let mut status = PostgresClusterStatus {
+            primary: Some("p".into()),
+            instances: vec![
+                instance("p", "primary", true, 0),
+                instance("r", "replica", false, 10),
+            ],
+            ..Default::default()
+        };
+        standard(&c, &mut status, &Activity::default(), None);
+        assert!(!is_true(&status.conditions, DEGRADED), "10 s is a restart");
+        status.instances[1] = instance("r", "replica", false, 95);
+        standard(&c, &mut status, &Activity::default(), None);
+        let d = status.condition(DEGRADED).unwrap();
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "InstanceNotReady")
+        );
+        assert!(
+            d.message
+                .contains("r has not been running and streaming for 95s (Patroni: start failed)"),
+            "{}",
+            d.message
+        );
+        // An instance on its way out is not a problem.
+        let removing = Activity {
+            removing: vec!["r".into()],
+            ..Default::default()
+        };
+        standard(&c, &mut status, &removing, None);
+        assert!(!is_true(&status.conditions, DEGRADED));
+    }
+
+    #[test]
+    fn synchronous_mode_without_a_sync_standby_says_writes_are_unprotected() {
+        let mut status = PostgresClusterStatus {
+            primary: Some("p".into()),
+            instances: vec![
+                instance("p", "primary", true, 0),
+                instance("r", "replica", true, 0),
+            ],
+            ..Default::default()
+        };
+        standard(&cluster("{}"), &mut status, &Activity::default(), None);
+        assert!(status.condition(SYNCHRONOUS).is_none(), "off: no condition");
+        let on = cluster("{synchronous_mode: true}");
+        standard(&on, &mut status, &Activity::default(), None);
+        let s = status.condition(SYNCHRONOUS).unwrap();
+        assert_eq!(
+            (s.status.as_str(), s.reason.as_str()),
+            ("False", "NoSyncStandby")
+        );
+        assert!(s.message.contains("not synchronously protected"));
+        status.instances[1].role = Some("sync_standby".into());
+        standard(&on, &mut status, &Activity::default(), None);
+        assert!(is_true(&status.conditions, SYNCHRONOUS));
     }
 }

@@ -24,8 +24,21 @@ pub struct ReplicationProbe {
 }
 
 impl ReplicationProbe {
-    /// `pg_stat_replication` on the primary reached with `conninfo`, by standby name.
-    pub async fn standbys(
+    /// `pg_stat_replication` on the primary reached with `conninfo`, by standby name. A
+    /// primary that stops answering (frozen, its host gone) costs at most two seconds: the
+    /// pass that asked goes on without it.
+    pub async fn standbys(&mut self, conninfo: &str) -> Result<HashMap<String, Standby>, String> {
+        match tokio::time::timeout(Duration::from_secs(2), self.ask(conninfo)).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => {
+                self.client = None;
+                Err("the primary did not answer within 2s".into())
+            }
+        }
+    }
+
+    async fn ask(
         &mut self,
         conninfo: &str,
     ) -> Result<HashMap<String, Standby>, tokio_postgres::Error> {

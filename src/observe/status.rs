@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::api::PostgresCluster;
 use crate::api::status::{InstanceStatus, PostgresClusterStatus};
 
@@ -76,12 +78,37 @@ pub fn instances(
                 };
                 out.replay_lag_seconds = standby.and_then(|r| r.replay_lag_seconds);
             }
-            out.ready = running && (is_leader || streaming);
+            // The leader key's holder takes writes only once PostgreSQL runs as a primary
+            // (after losing the DCS it may hold the key yet run read-only).
+            let leads = node.is_primary() || node.role.as_deref() == Some("standby_leader");
+            out.ready = running && if is_leader { leads } else { streaming };
             out
         })
         .collect::<Vec<_>>();
     out.sort_by(|a, b| (&a.set, &a.name).cmp(&(&b.set, &b.name)));
     out
+}
+
+/// Replace the instances in `status` with those just seen, carrying over since when each has
+/// not been ready, so an instance stuck for longer than Patroni's TTL can be told from one
+/// that is restarting.
+pub fn set_instances(
+    status: &mut PostgresClusterStatus,
+    mut current: Vec<InstanceStatus>,
+    now: jiff::Timestamp,
+) {
+    for i in &mut current {
+        i.not_ready_since = match i.ready {
+            true => None,
+            false => status
+                .instances
+                .iter()
+                .find(|p| p.name == i.name)
+                .and_then(|p| p.not_ready_since.clone())
+                .or(Some(Time(now))),
+        };
+    }
+    status.instances = current;
 }
 
 /// The summary fields the printer columns and the console's list show.
@@ -101,6 +128,24 @@ pub fn summarize(cluster: &PostgresCluster, status: &mut PostgresClusterStatus) 
 mod tests {
     use super::*;
     use crate::observe::patroni::{Member, Xlog};
+
+    #[test]
+    fn not_ready_since_holds_until_ready() {
+        let at = |s| jiff::Timestamp::from_second(s).unwrap();
+        let inst = |ready| InstanceStatus {
+            name: "a".into(),
+            ready,
+            ..Default::default()
+        };
+        let mut status = PostgresClusterStatus::default();
+        set_instances(&mut status, vec![inst(false)], at(100));
+        set_instances(&mut status, vec![inst(false)], at(160));
+        assert_eq!(status.instances[0].not_ready_since, Some(Time(at(100))));
+        set_instances(&mut status, vec![inst(true)], at(170));
+        assert_eq!(status.instances[0].not_ready_since, None);
+        set_instances(&mut status, vec![inst(false)], at(180));
+        assert_eq!(status.instances[0].not_ready_since, Some(Time(at(180))));
+    }
 
     fn node(role: &str, state: &str, xlog: Xlog) -> NodeStatus {
         NodeStatus {

@@ -14,7 +14,7 @@ pub enum Step {
     Switchover { leader: String, target: String },
 }
 
-/// The next step, or `None` to wait (or when nothing is stale).
+/// The next step, or `None` to wait (or when nothing is stale, or no leader is known).
 ///
 /// `instances` are every instance the cluster runs, as seen; `stale` those that must restart;
 /// `busy` says something is under way (a restart, a switchover, a scale) that must finish first.
@@ -24,6 +24,8 @@ pub fn next(
     leader: Option<&str>,
     busy: bool,
 ) -> Option<Step> {
+    // Without a known leader any instance may be the primary: nothing restarts.
+    leader?;
     let ready = |name: &str| instances.iter().any(|i| i.name == name && i.ready);
     let sync_standby = |name: &str| {
         instances
@@ -113,6 +115,18 @@ mod tests {
         // After the switchover the old primary is a replica like any other.
         assert_eq!(next(&all, &stale(&["p"]), Some("s"), false), restart("p"));
         assert_eq!(next(&all, &[], Some("s"), false), None);
+    }
+
+    #[test]
+    fn nothing_restarts_while_the_leader_is_unknown() {
+        let mut all = [
+            instance("p", "primary", false),
+            instance("r", "replica", false),
+        ];
+        assert_eq!(next(&all, &stale(&["p", "r"]), None, false), None);
+        all[0].ready = true;
+        all[1].ready = true;
+        assert_eq!(next(&all, &stale(&["r"]), None, false), None);
     }
 
     #[test]

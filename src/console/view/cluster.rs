@@ -26,7 +26,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     key.0,
                     key.1,
                     s.primary.as_deref().unwrap_or("none"),
-                    c.sync_mode().as_str(),
+                    health::sync(c).0,
                     s.ready.as_deref().unwrap_or("-")
                 ),
                 Some(h),
@@ -34,6 +34,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
         None => (format!(" {}/{} ", key.0, key.1), None),
     };
+    let problems = app.open_cluster().map(health::problems).unwrap_or_default();
     let mut spans = vec![Span::styled(title, t.title)];
     if let Some(h) = health {
         spans.push(Span::styled(
@@ -48,7 +49,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let [alert, bar, body] = Layout::vertical([
+        Constraint::Length(problems.len() as u16),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    let alerts: Vec<Line> = problems
+        .into_iter()
+        .map(|p| Line::from(Span::styled(format!("▲ {p}"), t.warn)))
+        .collect();
+    frame.render_widget(Paragraph::new(alerts), alert);
     let [tabs_area, fresh_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(24)]).areas(bar);
     let selected = Tab::ALL.iter().position(|x| x == tab).unwrap_or(0);

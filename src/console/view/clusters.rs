@@ -56,6 +56,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         app.visible()
             .filter_map(|c| c.status.as_ref()?.primary.as_deref()),
     );
+    let syncs: Vec<String> = app.visible().map(|c| health::sync(c).0).collect();
+    let sync_w = widest("strict", syncs.iter().map(String::as_str));
     let cols: Vec<_> = Column::ALL
         .iter()
         .map(|c| {
@@ -70,7 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Column::Namespace => col(title, ns_w + 1, if one_namespace { 0 } else { 4 }),
                 Column::Ready => col(title, 5, 8),
                 Column::Primary => col(title, primary_w + 1, 6),
-                Column::Sync => col(title, 6, 5),
+                Column::Sync => col(title, sync_w, 5),
                 Column::MaxLag => col(title, 9, 3),
                 Column::LastBackup => col(title, 12, 2),
                 Column::Age => col(title, 5, 1),
@@ -99,7 +101,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                             .unwrap_or_else(|| format!("0/{}", c.desired_instances())),
                     ),
                     Column::Primary => Cell::from(s.primary.clone().unwrap_or_else(|| "-".into())),
-                    Column::Sync => Cell::from(c.sync_mode().as_str()),
+                    Column::Sync => {
+                        let (text, level) = health::sync(c);
+                        match level {
+                            Some(l) => Cell::from(Span::styled(text, level_style(t, l))),
+                            None => Cell::from(text),
+                        }
+                    }
                     Column::MaxLag => Cell::from(
                         health::max_lag(c)
                             .map(display::bytes)

@@ -306,6 +306,36 @@ fn instances_80x24() {
 }
 
 #[test]
+fn a_stuck_replica_and_unprotected_writes_show_in_the_list_and_the_cluster() {
+    let mut app = fixture();
+    let hippo = app
+        .clusters
+        .iter_mut()
+        .find(|c| c.name() == "hippo")
+        .unwrap();
+    let s = hippo.status.as_mut().unwrap();
+    for (type_, status, reason, message) in [
+        (
+            conditions::DEGRADED,
+            true,
+            "InstanceNotReady",
+            "hippo-instance1-m2q7 has not been running and streaming for 5m (Patroni: start failed)",
+        ),
+        (
+            conditions::SYNCHRONOUS,
+            false,
+            "NoSyncStandby",
+            "synchronous mode is strict and no standby is synchronous: writes wait until one is",
+        ),
+    ] {
+        conditions::set(&mut s.conditions, type_, status, reason, message, 1);
+    }
+    insta::assert_snapshot!("unprotected_list", screen(&app, 100, 8));
+    open_hippo(&mut app);
+    insta::assert_snapshot!("unprotected_cluster", screen(&app, 120, 12));
+}
+
+#[test]
 fn instances_stale() {
     let mut app = fixture();
     open_hippo(&mut app);

@@ -34,8 +34,8 @@ use crate::api::status::{PostgresClusterStatus, RepoStatus};
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
-use crate::plan::dynamic;
 use crate::plan::rollout::Step;
+use crate::plan::{dynamic, instances};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -181,6 +181,9 @@ impl Run<'_> {
             })
             .collect();
         let mut plan = scaling::plan(cluster, &existing, seen.leader.as_deref());
+        if !plan.remove.is_empty() {
+            self.recheck_removals(&mut plan, &members).await;
+        }
         let restore_from = self.restore_from(&mut plan, &existing, &seen).await?;
         let mut moving = false;
         if let Some(primary) = &plan.move_primary {
@@ -260,6 +263,7 @@ impl Run<'_> {
         removing.extend(plan.move_primary.iter().map(|i| i.name.clone()));
         let activity = Activity {
             removing,
+            waiting: plan.waiting.clone(),
             switchover: moving,
             // Its Job, just created, runs too.
             initial_backup: backup == Some(JobState::Running)
@@ -606,6 +610,24 @@ impl Run<'_> {
             self.problem = Some(e);
             false
         })
+    }
+
+    /// The last look before a scale-down deletes anything: when the leader is now one of the
+    /// instances to remove, or nobody can say who leads, nothing goes this pass.
+    async fn recheck_removals(&mut self, plan: &mut Plan, members: &[Instance]) {
+        let fresh = self.look(members).await;
+        let refused: Vec<String> = plan
+            .remove
+            .iter()
+            .filter_map(|r| instances::may_remove(r, fresh.leader.as_deref()).err())
+            .collect();
+        if refused.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut plan.remove);
+        plan.run
+            .extend(members.iter().filter(|m| held.contains(&m.name)).cloned());
+        plan.waiting = Some(refused.join("; "));
     }
 
     /// The primary's set was removed: switch over to the healthiest instance elsewhere first.

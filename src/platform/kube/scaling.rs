@@ -1,10 +1,9 @@
-//! Which instances a cluster runs: those that exist, up to each set's `replicas`, and new ones
-//! for what is missing. A scale-down never removes the primary: when its set shrinks other
-//! instances go; when its set is removed it stays until a switchover moved the primary away.
+//! Which instances a cluster runs, as StatefulSets: `plan::instances` decides, the same as on
+//! the local platform; here its decision becomes instances with their new names.
 
 use super::objects::Instance;
 use crate::api::PostgresCluster;
-use crate::plan;
+use crate::plan::{self, instances};
 
 /// An instance that exists, as the reconciler sees it.
 #[derive(Debug, Clone)]
@@ -18,56 +17,47 @@ pub struct Existing {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Plan {
-    /// The instances to run, existing and new, in spec order of their sets.
+    /// The instances to run: existing ones by set in spec order, then new ones.
     pub run: Vec<Instance>,
     /// Instances to remove.
     pub remove: Vec<String>,
     /// The primary, in a set no longer in the spec: it stays until it is a replica.
     pub move_primary: Option<Instance>,
+    /// Removals held back while no leader is known, and why.
+    pub waiting: Option<String>,
 }
 
+/// `plan::instances::decide` over the instances' StatefulSets, naming the new ones.
 pub fn plan(cluster: &PostgresCluster, existing: &[Existing], primary: Option<&str>) -> Plan {
-    let mut out = Plan::default();
-    let sets = cluster.sets();
-    for (set, spec) in &sets {
-        let mut members: Vec<&Existing> =
-            existing.iter().filter(|e| &e.instance.set == set).collect();
-        // Last to go first: the primary, ready before unready, sync standbys before replicas,
-        // older before newer.
-        members.sort_by_key(|e| {
-            (
-                Some(e.instance.name.as_str()) != primary,
-                !e.ready,
-                !e.sync_standby,
-                e.created.unwrap_or(jiff::Timestamp::MAX),
-            )
-        });
-        let want = spec.replicas().max(1) as usize;
-        for (i, e) in members.iter().enumerate() {
-            if i < want {
-                out.run.push(e.instance.clone());
-            } else {
-                out.remove.push(e.instance.name.clone());
-            }
-        }
-        for _ in members.len()..want {
-            out.run.push(Instance {
-                name: plan::instance_name(cluster.name(), set),
-                set: set.clone(),
-            });
-        }
-    }
-    for e in existing
+    let members: Vec<instances::Member> = existing
         .iter()
-        .filter(|e| sets.iter().all(|(name, _)| name != &e.instance.set))
-    {
-        if Some(e.instance.name.as_str()) == primary {
-            out.move_primary = Some(e.instance.clone());
-        } else {
-            out.remove.push(e.instance.name.clone());
-        }
+        .map(|e| instances::Member {
+            name: e.instance.name.clone(),
+            set: e.instance.set.clone(),
+            created: e.created,
+            ready: e.ready,
+            sync_standby: e.sync_standby,
+        })
+        .collect();
+    let decision = instances::decide(&instances::wanted(cluster), &members, primary);
+    let by_name = |name: &String| {
+        existing
+            .iter()
+            .find(|e| &e.instance.name == name)
+            .map(|e| e.instance.clone())
+            .expect("the decision names existing instances")
+    };
+    let mut run: Vec<Instance> = decision.keep.iter().map(by_name).collect();
+    run.extend(decision.create.iter().map(|set| Instance {
+        name: plan::instance_name(cluster.name(), set),
+        set: set.clone(),
+    }));
+    Plan {
+        run,
+        remove: decision.remove,
+        move_primary: decision.move_primary.as_ref().map(by_name),
+        waiting: decision.waiting,
     }
-    out
 }
 
 #[cfg(test)]
@@ -121,9 +111,10 @@ mod tests {
         let p = plan(&c, &all, Some("c-a-new1"));
         assert_eq!(p.run, vec![all[1].instance.clone()]);
         assert_eq!(p.remove.len(), 2);
-        // Without a known primary the oldest ready instance stays.
+        // Without a known primary nothing goes: every instance keeps running.
         let p = plan(&c, &all, None);
-        assert_eq!(p.run[0].name, "c-a-old1");
+        assert_eq!(p.run.len(), 3);
+        assert!(p.remove.is_empty() && p.waiting.is_some());
     }
 
     #[test]

@@ -99,7 +99,11 @@ pub fn build(
 ) -> PostgresClusterStatus {
     let mut status = cluster.status.clone().unwrap_or_default();
     status.observed_generation = Some(cluster.generation());
-    status.instances = seen.statuses.clone();
+    crate::observe::status::set_instances(
+        &mut status,
+        seen.statuses.clone(),
+        jiff::Timestamp::now(),
+    );
     status.repos = repos;
     if let Some(id) = &seen.system_identifier {
         status

@@ -125,7 +125,7 @@ impl Etcd {
             .http
             .post(self.url(path))
             .json(body)
-            .timeout(Duration::from_secs(5));
+            .timeout(Duration::from_secs(2));
         if let Some(t) = token {
             request = request.header(reqwest::header::AUTHORIZATION, t);
         }
@@ -140,6 +140,17 @@ impl Etcd {
             .or(v["error"].as_str())
             .unwrap_or("refused");
         Ok(Err(Refusal(message.to_string())))
+    }
+
+    /// The value of `key`, `None` when it is not set; an error when etcd did not answer.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, PlatformError> {
+        let reply = self
+            .call("/v3/kv/range", &json!({ "key": b64(key.as_bytes()) }))
+            .await?;
+        Ok(reply["kvs"][0]["value"]
+            .as_str()
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Take a token as root; says whether authentication is on.
@@ -299,6 +310,24 @@ fn root_password(home: &Home) -> Result<String, PlatformError> {
     Ok(password)
 }
 
+/// Stop the home's etcd, when it runs (its data stays for the next start).
+pub async fn stop(home: &Home) {
+    for pid in running(home) {
+        process::stop(pid, Duration::from_secs(10)).await;
+    }
+}
+
+/// The etcd processes that serve `home`'s data directory: pgdeck's own only (anyone can start
+/// a look-alike), since it gets the root password.
+fn running(home: &Home) -> Vec<u32> {
+    let data = home.etcd_dir().join("data").display().to_string();
+    let me = nix::unistd::geteuid().as_raw();
+    process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data))
+        .into_iter()
+        .filter(|pid| process::uid(*pid) == Some(me))
+        .collect()
+}
+
 /// The running etcd of `home`: adopted when it answers, started otherwise.
 ///
 /// `current` is the etcd adopted before, kept (with its token and the users it knows) while
@@ -327,13 +356,7 @@ pub async fn ensure(
     };
     let data = dir.join("data");
     let data_arg = data.display().to_string();
-    // pgdeck's own etcd only: it gets the root password.
-    let me = nix::unistd::geteuid().as_raw();
-    let running =
-        process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data_arg))
-            .into_iter()
-            .filter(|pid| process::uid(*pid) == Some(me))
-            .collect::<Vec<_>>();
+    let running = running(home);
 
     if let Some(ep) = recorded {
         let etcd = current

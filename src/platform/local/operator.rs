@@ -47,9 +47,13 @@ struct Running {
     wake: Arc<Notify>,
 }
 
-/// Run the reconciler until SIGTERM or SIGINT. Databases keep running after it stops.
+/// How long a home stays without clusters before its reconciler stops (with its etcd).
+const EMPTY_FOR: Duration = Duration::from_secs(10);
+
+/// Run the reconciler until SIGTERM or SIGINT, or until the home has had no cluster for a
+/// while. Databases keep running after it stops.
 pub async fn run(home: Home) -> Result<(), PlatformError> {
-    let _lock = acquire(&home).await?;
+    let mut lock = Some(acquire(&home).await?);
     let account = Account::service()?;
     account.check_reachable(home.root())?;
     let namespaces = home.namespaces();
@@ -80,6 +84,7 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
 
     let mut workers: HashMap<(String, String), Running> = HashMap::new();
     let mut etcd_checked: Option<Instant> = None;
+    let mut empty_since: Option<Instant> = None;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| PlatformError::Operator(e.to_string()))?;
     loop {
@@ -95,6 +100,29 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
             keep_etcd(&shared).await;
         }
         workers.retain(|_, w| !w.task.is_finished());
+        if clusters.is_empty() && workers.is_empty() {
+            if empty_since.get_or_insert_with(Instant::now).elapsed() > EMPTY_FOR {
+                etcd::stop(&home).await;
+                *shared
+                    .etcd
+                    .write()
+                    .expect("the etcd lock is never poisoned") = None;
+                etcd_checked = None;
+                // A cluster applied meanwhile finds the lock free and starts a reconciler, or
+                // is seen here once the lock is given up.
+                drop(lock.take());
+                if list_clusters(&namespaces).is_empty() {
+                    tracing::info!("no cluster left in the home: stopping");
+                    return Ok(());
+                }
+                match acquire(&home).await {
+                    Ok(l) => lock = Some(l),
+                    Err(_) => return Ok(()), // another reconciler took over
+                }
+            }
+        } else {
+            empty_since = None;
+        }
         for key in clusters {
             match workers.get(&key) {
                 Some(w) => w.wake.notify_one(),
@@ -119,6 +147,38 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
     }
     tracing::info!("pgdeck operator stopped; databases keep running");
     Ok(())
+}
+
+/// Stop the home's background reconciler (SIGTERM) and wait until it let go of its lock.
+/// Its pid, or `None` when none runs. Databases keep running.
+pub fn stop(home: &Home) -> Result<Option<u32>, PlatformError> {
+    let Some(pid) = super::lock::running(home) else {
+        return Ok(None);
+    };
+    // The lock names the pid; signal it only when it is a pgdeck operator for sure.
+    let is_operator = super::process::find(|args| {
+        args.iter().any(|a| a == "operator") && args[0].ends_with("pgdeck")
+    })
+    .contains(&pid);
+    if !is_operator {
+        return Err(PlatformError::Operator(format!(
+            "{} is locked by pid {pid}, which is not a pgdeck operator",
+            home.lock_file().display()
+        )));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    for _ in 0..300 {
+        if super::lock::running(home).is_none() {
+            return Ok(Some(pid));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(PlatformError::Operator(format!(
+        "the reconciler (pid {pid}) did not stop within 15s"
+    )))
 }
 
 /// Take the home's lock. A `pgdeck` command checking whether the reconciler runs holds it for

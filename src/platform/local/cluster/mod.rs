@@ -8,6 +8,7 @@
 
 mod backups;
 mod instances;
+mod kept;
 mod observe;
 mod restore;
 mod schedule;
@@ -38,6 +39,7 @@ use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
+use crate::plan::instances as planner;
 use crate::plan::patroni::{Credentials, SUPERUSER};
 use crate::plan::rollout::{self, Step};
 use crate::plan::{dynamic, resources};
@@ -71,6 +73,13 @@ enum BackupRun {
     Scheduled(schedule::Entry),
 }
 
+/// Why an instance planned for removal is still there.
+enum Unremoved {
+    /// The last look refused it (it leads now, or nobody knows who does).
+    Refused(String),
+    Failed(String),
+}
+
 /// What a finished switchover task reports.
 struct SwitchoverOutcome {
     /// The annotation's value for a switchover the user asked for; `None` for pgdeck's own
@@ -82,7 +91,7 @@ struct SwitchoverOutcome {
 #[derive(Default)]
 struct Tasks {
     /// Stopping an instance and deleting (or keeping) its data, by instance name.
-    removals: BTreeMap<String, JoinHandle<Result<(), String>>>,
+    removals: BTreeMap<String, JoinHandle<Result<(), Unremoved>>>,
     stops: BTreeMap<String, JoinHandle<()>>,
     initial_backup: Option<JoinHandle<Result<String, String>>>,
     info: Option<JoinHandle<Result<Vec<RepoStatus>, String>>>,
@@ -124,6 +133,8 @@ pub struct Worker {
     manual_backup: Option<ManualBackupStatus>,
     /// A rolling restart under way: instances updated, out of all.
     rolling: Option<(usize, usize)>,
+    /// Removals held back while no leader is known, and why.
+    waiting: Option<String>,
     scheduler: schedule::Scheduler,
     usage: Usage,
     last_usage: Option<Instant>,
@@ -160,6 +171,7 @@ impl Worker {
                 .unwrap_or_default(),
             manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
             rolling: None,
+            waiting: None,
             scheduler: schedule::Scheduler::default(),
             usage: Usage::default(),
             last_usage: None,
@@ -252,8 +264,14 @@ impl Worker {
         self.collect();
         let records = state::instances(&self.dir);
         self.measure_usage(&cluster, &records);
+        let dcs = observe::Dcs {
+            etcd: &etcd,
+            namespace: &self.ns,
+            cluster: &self.name,
+        };
         let seen = observe::observe(
             &self.patroni,
+            &dcs,
             &records,
             &mut self.probe,
             &credentials.superuser,
@@ -354,7 +372,16 @@ impl Worker {
                     tracing::info!(cluster = %self.name, instance = %name, "instance removed");
                     self.event(false, "InstanceRemoved", format!("removed {name}"));
                 }
-                Some(Err(e)) => self.problem = Some(format!("removing {name}: {e}")),
+                Some(Err(Unremoved::Refused(why))) => {
+                    // Planned again next pass, from what is seen then.
+                    self.state.removing.retain(|n| n != &name);
+                    let _ = self.state.save(&self.dir);
+                    tracing::warn!(cluster = %self.name, "{why}");
+                    self.event(true, "RemovalPostponed", why);
+                }
+                Some(Err(Unremoved::Failed(e))) => {
+                    self.problem = Some(format!("removing {name}: {e}"))
+                }
                 None => {}
             }
         }
@@ -515,72 +542,90 @@ impl Worker {
             let shared = self.shared.clone();
             let dir = self.dir.clone();
             let (ns, cluster_name) = (self.ns.clone(), self.name.clone());
+            let cluster = cluster.clone();
             self.tasks.removals.insert(
                 name,
                 tokio::spawn(async move {
-                    teardown::remove_instance(&shared, &dir, &ns, &cluster_name, &rec, keep).await
+                    // The last look: a failover since the plan may have made it the primary.
+                    let leader = match shared.etcd() {
+                        Some(etcd) => {
+                            let dcs = observe::Dcs {
+                                etcd: &etcd,
+                                namespace: &ns,
+                                cluster: &cluster_name,
+                            };
+                            let records = state::instances(&dir);
+                            dcs.fresh_leader(&shared.patroni, &records).await
+                        }
+                        None => None,
+                    };
+                    planner::may_remove(&rec.name, leader.as_deref())
+                        .map_err(Unremoved::Refused)?;
+                    teardown::remove_instance(&shared, &dir, &cluster, &rec, keep)
+                        .await
+                        .map_err(Unremoved::Failed)
                 }),
             );
         }
         Ok(())
     }
 
-    /// Create instances a set lacks; schedule the removal of those it has too many of. Never
-    /// removes the primary: when the primary's set shrinks, other instances go; when its set is
-    /// removed, a switchover to another set comes first.
+    /// Create the instances `plan::instances` asks for and schedule the removals it decides
+    /// (never the primary, nothing while no leader is known: see there).
     fn scale(
         &mut self,
         cluster: &PostgresCluster,
         mut live: Vec<&InstanceRecord>,
         seen: &observe::Seen,
     ) -> Result<Vec<InstanceRecord>, PlatformError> {
-        let sets: Vec<String> = cluster.sets().into_iter().map(|(n, _)| n).collect();
+        let members: Vec<planner::Member> = live
+            .iter()
+            .map(|r| {
+                let s = seen.instance(&r.name);
+                planner::Member {
+                    name: r.name.clone(),
+                    set: r.set.clone(),
+                    created: Some(r.created),
+                    ready: s.is_some_and(|s| s.ready),
+                    sync_standby: s.is_some_and(|s| s.role.as_deref() == Some("sync_standby")),
+                }
+            })
+            .collect();
+        let decision = planner::decide(&planner::wanted(cluster), &members, seen.leader.as_deref());
+        self.waiting = decision.waiting;
         let mut created = Vec::new();
-        let mut surplus: Vec<&InstanceRecord> = Vec::new();
-        for (set, name) in cluster.spec.instances.iter().zip(&sets) {
-            let mut members: Vec<&InstanceRecord> =
-                live.iter().copied().filter(|r| &r.set == name).collect();
-            let want = set.replicas().max(1) as usize;
-            for _ in members.len()..want {
-                let rec = instances::create(
-                    &self.dir,
-                    cluster,
-                    name,
-                    &self.shared.account,
-                    &self.shared.ports,
-                )?;
-                tracing::info!(cluster = %self.name, instance = %rec.name, "instance created");
-                self.event(
-                    false,
-                    "InstanceCreated",
-                    format!("created {} in set {name}", rec.name),
-                );
-                created.push(rec);
-            }
-            if members.len() > want {
-                members.sort_by_key(|r| removal_rank(r, seen));
-                surplus.extend(members.iter().copied().take(members.len() - want));
-            }
+        for set in &decision.create {
+            let rec = instances::create(
+                &self.dir,
+                cluster,
+                set,
+                &self.shared.account,
+                &self.shared.ports,
+            )?;
+            tracing::info!(cluster = %self.name, instance = %rec.name, "instance created");
+            self.event(
+                false,
+                "InstanceCreated",
+                format!("created {} in set {set}", rec.name),
+            );
+            created.push(rec);
         }
-        // Sets no longer in the spec lose every instance.
-        surplus.extend(live.iter().copied().filter(|r| !sets.contains(&r.set)));
-
-        let primary = seen.leader.as_deref();
-        let mut removed = false;
-        for rec in surplus {
-            if Some(rec.name.as_str()) == primary {
-                self.move_primary_away(rec, seen);
-                continue;
-            }
-            self.state.removing.push(rec.name.clone());
+        if let Some(primary) = decision.move_primary {
+            let rec = live
+                .iter()
+                .find(|r| r.name == primary)
+                .expect("the decision names live instances");
+            self.move_primary_away(rec, seen);
+        }
+        for name in &decision.remove {
+            self.state.removing.push(name.clone());
             self.event(
                 false,
                 "InstanceRemoving",
-                format!("removing {} (scale-down)", rec.name),
+                format!("removing {name} (scale-down)"),
             );
-            removed = true;
         }
-        if removed {
+        if !decision.remove.is_empty() {
             self.state.save(&self.dir)?;
             live.retain(|r| !self.state.removing.contains(&r.name));
         }
@@ -1095,7 +1140,11 @@ impl Worker {
         let ours = self.tasks.switchover.is_some() || self.switchover_result.is_some();
         let mut status = self.written.clone().unwrap_or_default();
         if let Some(seen) = seen {
-            status.instances = seen.statuses();
+            crate::observe::status::set_instances(
+                &mut status,
+                seen.statuses(),
+                jiff::Timestamp::now(),
+            );
             let records = state::instances(&self.dir);
             for i in &mut status.instances {
                 i.pending_restart |= records
@@ -1183,6 +1232,7 @@ impl Worker {
     fn set_conditions(&self, cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
         let activity = conditions::Activity {
             removing: self.state.removing.clone(),
+            waiting: self.waiting.clone(),
             switchover: self.tasks.switchover.is_some(),
             initial_backup: self.tasks.initial_backup.is_some(),
             backup: self.tasks.backup.is_some(),
@@ -1191,21 +1241,6 @@ impl Worker {
         let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
     }
-}
-
-/// Lower goes first: the primary last of all, unready before ready, replicas before sync
-/// standbys, newer before older.
-fn removal_rank(
-    rec: &InstanceRecord,
-    seen: &observe::Seen,
-) -> (bool, bool, bool, std::cmp::Reverse<jiff::Timestamp>) {
-    let s = seen.instance(&rec.name);
-    (
-        seen.leader.as_deref() == Some(rec.name.as_str()),
-        s.is_some_and(|s| s.ready),
-        s.is_some_and(|s| s.role.as_deref() == Some("sync_standby")),
-        std::cmp::Reverse(rec.created),
-    )
 }
 
 /// A finished task's result, leaving the slot empty; `None` while it runs.

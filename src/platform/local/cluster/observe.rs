@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
+use super::super::etcd::Etcd;
 use super::state::InstanceRecord;
 use crate::api::status::InstanceStatus;
-use crate::observe::patroni::Patroni;
+use crate::observe::patroni::{Patroni, Survey};
 use crate::observe::replication::{ReplicationProbe, Standby};
 use crate::observe::status::{Sighting, instances};
 use crate::plan::patroni::SUPERUSER;
@@ -21,17 +22,13 @@ pub struct Seen {
 
 pub async fn observe(
     patroni: &Patroni,
+    dcs: &Dcs<'_>,
     records: &[InstanceRecord],
     probe: &mut ReplicationProbe,
     superuser_password: &str,
 ) -> Seen {
-    let bases: Vec<Option<String>> = records.iter().map(|r| Some(r.api())).collect();
-    let survey = patroni.survey(&bases).await;
-    let leader = survey
-        .view
-        .as_ref()
-        .and_then(|v| v.leader().map(String::from))
-        .or_else(|| survey.primary.map(|i| records[i].name.clone()));
+    let survey = patroni.survey(&bases(records)).await;
+    let leader = dcs.leader_in(&survey, records).await;
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
     let standbys = match leader_rec {
         Some(rec) => {
@@ -66,6 +63,45 @@ pub async fn observe(
         leader,
         system_identifier: survey.system_identifier(),
     }
+}
+
+/// Where a cluster's Patroni keys live in the home's etcd.
+pub struct Dcs<'a> {
+    pub etcd: &'a Etcd,
+    pub namespace: &'a str,
+    pub cluster: &'a str,
+}
+
+impl Dcs<'_> {
+    /// The leader as of now, asked afresh (the last look before data goes).
+    pub async fn fresh_leader(
+        &self,
+        patroni: &Patroni,
+        records: &[InstanceRecord],
+    ) -> Option<String> {
+        let survey = patroni.survey(&bases(records)).await;
+        self.leader_in(&survey, records).await
+    }
+
+    /// Patroni's view of the leader, else the member that says it is primary, else the holder
+    /// of the DCS's leader key (a leader frozen, or stopped less than a TTL ago). `None` when
+    /// nothing answered.
+    async fn leader_in(&self, survey: &Survey, records: &[InstanceRecord]) -> Option<String> {
+        let seen = survey
+            .view
+            .as_ref()
+            .and_then(|v| v.leader().map(String::from))
+            .or_else(|| survey.primary.map(|i| records[i].name.clone()));
+        if seen.is_some() {
+            return seen;
+        }
+        let key = format!("/pgdeck/{}/{}/leader", self.namespace, self.cluster);
+        self.etcd.get(&key).await.ok().flatten()
+    }
+}
+
+fn bases(records: &[InstanceRecord]) -> Vec<Option<String>> {
+    records.iter().map(|r| Some(r.api())).collect()
 }
 
 impl Seen {

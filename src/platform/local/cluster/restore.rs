@@ -2,10 +2,9 @@
 //! from: the source cluster's live repository, or, when it was deleted with its backups kept,
 //! the newest kept copy.
 
-use std::path::PathBuf;
-
 use super::super::home::Home;
 use super::instances::RestoreSource;
+use super::kept;
 use crate::api::PostgresCluster;
 use crate::platform::PlatformError;
 
@@ -30,7 +29,7 @@ pub fn source(
     let path = if live.join("backup").exists() {
         Some(live)
     } else {
-        newest_kept(home, ns, name, &src.repo_name)
+        kept::newest_repo(home, ns, name, &src.repo_name)
     };
     let path = path.ok_or_else(|| {
         PlatformError::Operator(format!(
@@ -44,22 +43,4 @@ pub fn source(
         path,
         options: src.options.clone().unwrap_or_default(),
     }))
-}
-
-/// `<home>/kept/<ns>/<name>-<time>/repos/<repo>` with the latest time.
-fn newest_kept(home: &Home, ns: &str, name: &str, repo: &str) -> Option<PathBuf> {
-    let prefix = format!("{name}-");
-    let mut kept: Vec<PathBuf> = std::fs::read_dir(home.kept(ns))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|f| f.starts_with(&prefix))
-        })
-        .map(|e| e.path().join("repos").join(repo))
-        .filter(|p| p.join("backup").exists())
-        .collect();
-    kept.sort();
-    kept.pop()
 }

@@ -4,39 +4,51 @@
 
 use std::path::{Path, PathBuf};
 
-use super::super::files::AtPath;
+use super::super::files::{AtPath, FileError};
 use super::super::home::ClusterDir;
 use super::super::operator::Shared;
-use super::instances;
 use super::state::{self, InstanceRecord};
+use super::{instances, kept};
 use crate::actions;
 use crate::api::{PostgresCluster, annotations};
 use crate::platform::PlatformError;
 
-/// Where kept things of cluster `name` go: a fresh folder per removal, so nothing kept is
-/// ever overwritten.
-pub fn kept_dir(shared: &Shared, ns: &str, name: &str) -> PathBuf {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ");
-    shared.home.kept(ns).join(format!("{name}-{stamp}"))
+/// Where kept things of `cluster` go: a fresh folder per removal, so nothing kept is ever
+/// overwritten, with a record of whose they are (a clone restores from exactly that cluster).
+pub fn kept_dir(shared: &Shared, cluster: &PostgresCluster) -> Result<PathBuf, FileError> {
+    let now = jiff::Timestamp::now();
+    let stamp = now.strftime(kept::STAMP);
+    let dir = shared
+        .home
+        .kept(cluster.namespace())
+        .join(format!("{}-{stamp}", cluster.name()));
+    let record = kept::Record {
+        namespace: cluster.namespace().to_string(),
+        name: cluster.name().to_string(),
+        uid: cluster.metadata.uid.clone(),
+        kept_at: now,
+    };
+    record.write(&dir)?;
+    Ok(dir)
 }
 
 /// Stop one instance and delete its directory, or move it under `kept/` when `keep`.
 pub async fn remove_instance(
     shared: &Shared,
     dir: &ClusterDir,
-    ns: &str,
-    cluster: &str,
+    cluster: &PostgresCluster,
     rec: &InstanceRecord,
     keep: bool,
 ) -> Result<(), String> {
     let inst = dir.instance(&rec.name);
     instances::stop(&inst).await;
     if keep {
-        let target = kept_dir(shared, ns, cluster)
+        let target = kept_dir(shared, cluster)
+            .map_err(|e| e.to_string())?
             .join("instances")
             .join(&rec.name);
         move_dir(inst.path(), &target).map_err(|e| e.to_string())?;
-        tracing::info!(cluster, instance = %rec.name, "kept its data in {}", target.display());
+        tracing::info!(cluster = cluster.name(), instance = %rec.name, "kept its data in {}", target.display());
     } else {
         std::fs::remove_dir_all(inst.path())
             .at(inst.path())
@@ -68,7 +80,7 @@ pub async fn delete(
     let keep_data = actions::flag(cluster, annotations::KEEP_DATA);
     let keep_backups = actions::flag(cluster, annotations::KEEP_BACKUPS);
     if keep_data || keep_backups {
-        let target = kept_dir(shared, cluster.namespace(), cluster.name());
+        let target = kept_dir(shared, cluster)?;
         if keep_data && dir.instances().exists() {
             move_dir(&dir.instances(), &target.join("instances")).at(&dir.instances())?;
         }
