@@ -287,13 +287,22 @@ fn a_killed_reconciler_converges_without_twins() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Kill the reconciler at a few moments while it builds the cluster; each command after a
-    // kill starts a new one.
+    // Kill the reconciler at a few moments while it builds the cluster; each command that
+    // changes something after a kill starts a new one (looking starts nothing).
     for pause in [300, 700, 1500] {
         std::thread::sleep(Duration::from_millis(pause));
         home.kill_operator();
         home.ok(&["get", "sturdy"]);
-        home.ok(&["status", "sturdy"]);
+        assert!(
+            home.ok(&["status", "sturdy"])
+                .contains("Reconciler: not running")
+        );
+        let again = home.apply_text(&manifest("sturdy", 2, ""), &[]);
+        assert!(again.status.success());
+        assert!(
+            home.ok(&["status", "sturdy"])
+                .contains("Reconciler: running (pid")
+        );
     }
     home.wait_for(
         "sturdy",

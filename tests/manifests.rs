@@ -338,3 +338,140 @@ fn crd_cel_rules_require_replication_tls_with_custom_tls() {
         "{err:?}"
     );
 }
+
+mod fuzz {
+    //! Whatever arrives as a manifest (a typo, a truncated file, a hostile value), the parser
+    //! and validation answer with an error, never a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every example and bad manifest, as seeds to mutate.
+    static SEEDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        yaml_files("assets/examples")
+            .into_iter()
+            .chain(yaml_files("assets/bad"))
+            .map(|p| read(&p))
+            .collect()
+    });
+
+    /// Characters YAML treats specially, and values the types find hard.
+    const SPICE: &[&str] = &[
+        ":",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "&a ",
+        "*a",
+        "!!binary ",
+        "|",
+        ">",
+        "'",
+        "\"",
+        "#",
+        "\n",
+        "\t",
+        "~",
+        "null",
+        "-1",
+        "1e400",
+        "99999999999999999999",
+        "0x7fffffff",
+        "🐘",
+        "\u{0}",
+        "<<: *a",
+        "? ",
+        "%YAML 1.2\n",
+        "---\n",
+        "...\n",
+        "Ki",
+        "1.5Gi",
+        "-0",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Insert(usize, usize),
+        Delete(usize, usize),
+        Truncate(usize),
+        DuplicateLine(usize),
+        SwapLines(usize, usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), 0..SPICE.len()).prop_map(|(a, b)| Mutation::Insert(a, b)),
+            (any::<usize>(), 1..40usize).prop_map(|(a, b)| Mutation::Delete(a, b)),
+            any::<usize>().prop_map(Mutation::Truncate),
+            any::<usize>().prop_map(Mutation::DuplicateLine),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+        ]
+    }
+
+    fn at_char(text: &str, n: usize) -> usize {
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        bounds[n % bounds.len()]
+    }
+
+    fn apply(text: &mut String, m: &Mutation) {
+        match *m {
+            Mutation::Insert(at, spice) => {
+                let i = at_char(text, at);
+                text.insert_str(i, SPICE[spice]);
+            }
+            Mutation::Delete(at, len) => {
+                let i = at_char(text, at);
+                let j = at_char(&text[i..], len.min(text[i..].chars().count())) + i;
+                text.replace_range(i..j, "");
+            }
+            Mutation::Truncate(at) => {
+                let i = at_char(text, at);
+                text.truncate(i);
+            }
+            Mutation::DuplicateLine(n) | Mutation::SwapLines(n, _) if text.is_empty() => {
+                let _ = n;
+            }
+            Mutation::DuplicateLine(n) => {
+                let mut lines: Vec<&str> = text.lines().collect();
+                let i = n % lines.len().max(1);
+                if let Some(l) = lines.get(i).copied() {
+                    lines.insert(i, l);
+                }
+                *text = lines.join("\n");
+            }
+            Mutation::SwapLines(a, b) => {
+                let mut lines: Vec<&str> = text.lines().collect();
+                if !lines.is_empty() {
+                    let n = lines.len();
+                    lines.swap(a % n, b % n);
+                }
+                *text = lines.join("\n");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+        #[test]
+        fn mutated_manifests_never_panic(
+            seed in any::<usize>(),
+            mutations in proptest::collection::vec(mutation(), 1..6),
+        ) {
+            let mut text = SEEDS[seed % SEEDS.len()].clone();
+            for m in &mutations {
+                apply(&mut text, m);
+            }
+            if let Ok(clusters) = manifest::parse_all(&text) {
+                for c in clusters {
+                    let _ = validate::validate(&c);
+                    let _ = manifest::to_yaml(&c);
+                }
+            }
+        }
+    }
+}

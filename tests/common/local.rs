@@ -108,6 +108,11 @@ impl LocalHome {
         }
     }
 
+    /// Wait until the cluster runs `n` ready instances with a primary.
+    pub fn settle(&self, name: &str, n: usize, what: &str) -> serde_json::Value {
+        self.wait_for(name, Duration::from_secs(180), what, |s| all_ready(s, n))
+    }
+
     /// psql with a URI from `pgdeck uri`; returns its unaligned output.
     pub fn psql(&self, uri: &str, sql: &str) -> String {
         let out = Command::new("psql")
@@ -153,6 +158,48 @@ impl LocalHome {
             .collect()
     }
 
+    /// The instance's PostgreSQL processes: the postmaster (from its pid file) and its
+    /// children.
+    pub fn postgres_pids(&self, cluster: &str, instance: &str) -> Vec<i32> {
+        let pid_file = self
+            .path
+            .join("namespaces/default")
+            .join(cluster)
+            .join("instances")
+            .join(instance)
+            .join("data/postmaster.pid");
+        let Some(postmaster) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+        else {
+            return Vec::new();
+        };
+        let parent = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()?
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        };
+        let children = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| parent(*pid) == Some(postmaster));
+        std::iter::once(postmaster).chain(children).collect()
+    }
+
+    /// The instance's Patroni.
+    pub fn patroni_pids(&self, cluster: &str, instance: &str) -> Vec<i32> {
+        let dir = format!("/{cluster}/instances/{instance}/");
+        self.pids_matching(&["patroni", &dir])
+            .into_iter()
+            .map(|p| p as i32)
+            .collect()
+    }
+
     pub fn kill_operator(&self) {
         if let Ok(pid) = std::fs::read_to_string(self.path.join("operator.lock")) {
             // A benchmark may hold the lock itself, to keep any reconciler out of its home.
@@ -163,6 +210,18 @@ impl LocalHome {
             }
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `n` instances, every one ready, and a primary.
+pub fn all_ready(status: &serde_json::Value, n: usize) -> bool {
+    let list = status["instances"].as_array().cloned().unwrap_or_default();
+    list.len() == n && list.iter().all(|i| i["ready"] == true) && status["primary"].is_string()
+}
+
+pub fn signal(pids: &[i32], sig: Signal) {
+    for pid in pids {
+        let _ = kill(Pid::from_raw(*pid), sig);
     }
 }
 

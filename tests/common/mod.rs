@@ -30,3 +30,4 @@ pub fn pgdeck() -> std::process::Command {
 pub mod kube;
 pub mod local;
 pub mod tmux;
+pub mod writer;

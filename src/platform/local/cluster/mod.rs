@@ -857,7 +857,7 @@ impl Worker {
     }
 
     /// Keep Patroni's dynamic configuration as the spec says, and wake the leader when a new
-    /// replica waits for its replication slot.
+    /// replica waits for its replication slot or its own PostgreSQL stopped answering.
     async fn configure(&mut self, cluster: &PostgresCluster, seen: &observe::Seen) {
         let Some(leader_api) = seen.leader_api() else {
             return;
@@ -881,7 +881,9 @@ impl Worker {
                 Err(e) => tracing::debug!(cluster = %self.name, "{e}"),
             }
         }
-        let waiting = seen.replicas_waiting_for_slot();
+        // Patroni looks at PostgreSQL once per HA loop (10 s): woken now, it restarts a
+        // crashed primary (or fails over) at once instead of up to a loop later.
+        let waiting = seen.replicas_waiting_for_slot() || seen.primary_unanswered;
         if waiting
             && self
                 .last_nudge

@@ -17,6 +17,8 @@ pub struct Seen {
     standbys: HashMap<String, Standby>,
     /// The instance holding the leader lock.
     pub leader: Option<String>,
+    /// The leader's PostgreSQL did not answer (crashed, killed, frozen, restarting).
+    pub primary_unanswered: bool,
     pub system_identifier: Option<String>,
 }
 
@@ -30,15 +32,18 @@ pub async fn observe(
     let survey = patroni.survey(&bases(records)).await;
     let leader = dcs.leader_in(&survey, records).await;
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
-    let standbys = match leader_rec {
+    let (standbys, primary_unanswered) = match leader_rec {
         Some(rec) => {
             let conninfo = format!(
                 "host=127.0.0.1 port={} user={SUPERUSER} password={superuser_password} dbname=postgres",
                 rec.pg_port
             );
-            probe.standbys(&conninfo).await.unwrap_or_default()
+            match probe.standbys(&conninfo).await {
+                Ok(s) => (s, false),
+                Err(_) => (HashMap::new(), true),
+            }
         }
-        None => HashMap::new(),
+        None => (HashMap::new(), false),
     };
     let sightings: Vec<Sighting> = records
         .iter()
@@ -61,6 +66,7 @@ pub async fn observe(
         statuses,
         standbys,
         leader,
+        primary_unanswered,
         system_identifier: survey.system_identifier(),
     }
 }
