@@ -431,8 +431,9 @@ fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
     );
     assert!(open["error"].is_null(), "etcd is open again: {open}");
 
-    // Adoption: any pgdeck command starts the reconciler.
-    home.status("legacy");
+    // Adoption: applying a manifest starts the reconciler.
+    let again = home.apply_text(&common::local::manifest("legacy", 2, "", "", ""), &[]);
+    assert!(again.status.success());
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let s = home.status("legacy");
