@@ -183,7 +183,9 @@ impl Etcd {
     /// etcd (no Patroni has used it yet); in one whose clusters ran without it, once each has
     /// its own user in every Patroni configuration for [`RELOAD_GRACE`].
     async fn secure(&self, home: &Home, fresh: bool) -> Result<(), PlatformError> {
-        if self.authenticate().await? {
+        // A token says authentication is on; once it expires, `call` takes a new one.
+        let authenticated = self.token.lock().expect("never poisoned").is_some();
+        if authenticated || self.authenticate().await? {
             return Ok(());
         }
         self.make("/v3/auth/role/add", json!({ "name": ROOT }))
