@@ -274,6 +274,7 @@ fn a_clone_restores_the_named_clusters_kept_backups_not_a_look_alikes() {
     for name in ["hippo", "hippo-dev"] {
         home.apply_ready(&manifest(name, 1, ""), "180s");
         let uri = home.ok(&["uri", name]);
+        reachable(&uri);
         home.psql(
             &uri,
             &format!("CREATE TABLE whose AS SELECT '{name}'::text AS name"),
@@ -285,9 +286,26 @@ fn a_clone_restores_the_named_clusters_kept_backups_not_a_look_alikes() {
     for name in ["hippo", "hippo-dev"] {
         home.ok(&["delete", name, "--keep-backups", "--wait"]);
     }
-    let clone = manifest("clone", 1, "")
+    // hippo's database and user, as restored.
+    let clone = manifest("clone", 1, "  users: [{name: hippo, databases: [hippo]}]\n")
         + "  dataSource:\n    postgresCluster:\n      clusterName: hippo\n      repoName: repo1\n";
     home.apply_ready(&clone, "240s");
     let uri = home.ok(&["uri", "clone"]);
+    reachable(&uri);
     assert_eq!(home.psql(&uri, "SELECT name FROM whose"), "hippo");
+}
+
+/// Wait until `uri` takes connections: Ready comes before the users and databases are made.
+fn reachable(uri: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::process::Command::new("psql")
+        .args([uri.trim(), "-XAtqc", "SELECT 1"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "{uri} takes no connections");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -414,3 +414,297 @@ spec:
     std::fs::write(&rendered, &text).unwrap();
     validate(&rendered, documents(&text).len());
 }
+
+/// A throwaway PostgreSQL run as the postgres account: socket in `dir`, TCP on `port` with
+/// scram-sha-256 for everyone. Stopped on drop.
+struct ScratchPostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl ScratchPostgres {
+    const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+    fn start() -> ScratchPostgres {
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = dir.path().join("data");
+        let as_postgres = |program: &str, args: &[&str]| {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(format!("{}/{program}", Self::BIN))
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{program}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        as_postgres(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
+            dir.path().display()
+        );
+        let log = dir.path().join("log");
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        ScratchPostgres { dir, port }
+    }
+
+    /// SQL as the superuser through the socket.
+    fn query(&self, sql: &str) -> String {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--", "psql", "-XAtq", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{}/pg_ctl", Self::BIN))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// `postgres` in `spec.users` gets its `<c>-pguser-postgres` Secret, and the users Job takes
+/// every name as data: run against a real PostgreSQL, a database named with a line `SQL` and a
+/// shell command becomes exactly that database, the command never runs, and each role's stored
+/// password is the verifier from its Secret, which signs in with the Secret's password.
+#[test]
+fn the_users_job_takes_hostile_names_as_data_and_gives_postgres_its_secret() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs};
+    let scratch = ScratchPostgres::start();
+    // Relative to the Job's working directory, the scratch directory: a name within 63 bytes.
+    let marker = scratch.dir.path().join("pwned");
+    let hostile = "x\nSQL\ntouch pwned\n$(touch pwned) `touch pwned`".to_string();
+    let cluster = manifest::parse(&format!(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {{name: hippo, namespace: db}}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+  users:
+    - {{name: hippo, databases: [hippo, {}], options: \"CREATEDB VALID UNTIL 'infinity'\"}}
+    - {{name: postgres}}
+",
+        serde_json::to_string(&hostile).unwrap()
+    ))
+    .unwrap();
+    let rendered = objects::render(&cluster, &Inputs::default()).unwrap();
+    let secret = |name: &str| {
+        rendered
+            .secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no Secret {name}"))
+    };
+    let value = |name: &str, key: &str| {
+        String::from_utf8(secret(name).data.as_ref().unwrap()[key].0.clone()).unwrap()
+    };
+    assert_eq!(value("hippo-pguser-postgres", "user"), "postgres");
+    assert!(value("hippo-pguser-postgres", "uri").starts_with("postgresql://postgres:"));
+    assert_eq!(
+        value("hippo-pguser-postgres", "password"),
+        value("hippo-superuser", "password"),
+        "the Job signs in as postgres with the superuser's password: they must be one"
+    );
+    let job = rendered
+        .jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("hippo-users-")
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.yaml");
+    let text = [
+        serde_yaml::to_string(secret("hippo-pguser-postgres")).unwrap(),
+        serde_yaml::to_string(job).unwrap(),
+    ]
+    .join("---\n");
+    std::fs::write(&file, text).unwrap();
+    validate(&file, 2);
+
+    // Run the Job's container as Kubernetes would, against the scratch server (where Patroni
+    // would have made the replication user).
+    scratch.query("CREATE ROLE replicator REPLICATION LOGIN");
+    let container = &job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let command = container.command.clone().unwrap();
+    assert_eq!(command[..2], ["bash".to_string(), "-ceu".to_string()]);
+    assert!(!command[2].contains("touch"), "{}", command[2]);
+    let mut run = Command::new("runuser");
+    run.args(["-u", "postgres", "--"]).args(&command);
+    run.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for e in container.env.as_ref().unwrap() {
+        let v = match &e.value_from {
+            Some(from) => {
+                let r = from.secret_key_ref.as_ref().unwrap();
+                value(&r.name, &r.key)
+            }
+            None => e.value.clone().unwrap_or_default(),
+        };
+        run.env(&e.name, v);
+    }
+    run.env("PGHOST", scratch.dir.path())
+        .env("PGPORT", scratch.port.to_string())
+        .env_remove("PGSSLMODE")
+        .current_dir(scratch.dir.path());
+    let out = run.output().unwrap();
+    assert!(
+        out.status.success(),
+        "the users Job failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!marker.exists(), "a database name ran as shell");
+    assert_eq!(
+        scratch.query(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = {}",
+            literal(&hostile)
+        )),
+        "1"
+    );
+    for user in ["hippo", "postgres"] {
+        let secret = format!("hippo-pguser-{user}");
+        assert_eq!(
+            scratch.query(&format!(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"
+            )),
+            value(&secret, "verifier"),
+            "{user}'s password reached PostgreSQL as its Secret's verifier"
+        );
+        // ... and that verifier takes the Secret's password over TCP (scram-sha-256).
+        let out = Command::new("psql")
+            .arg(format!(
+                "postgresql://{user}@127.0.0.1:{}/postgres",
+                scratch.port
+            ))
+            .args(["-XAtq", "-c", "SELECT current_user"])
+            .env("PGPASSWORD", value(&secret, "password"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            user,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        scratch.query("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'hippo'"),
+        "t"
+    );
+    // pg_rewind, which runs as the replication user, may read what it needs.
+    assert_eq!(
+        scratch.query(
+            "SELECT has_function_privilege('replicator', \
+             'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
+        ),
+        "t"
+    );
+}
+
+/// An SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// On Kubernetes too, Patroni reaches the superuser through the socket by peer, and pg_rewind
+/// runs as the replication user: no password of `postgres` in its file, and the rewind password
+/// from the replication user's Secret.
+#[test]
+fn patroni_reaches_the_superuser_by_peer_and_rewinds_as_the_replication_user() {
+    let out = pgdeck()
+        .args(["render", "-f", "assets/examples/ha.yaml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())
+        .unwrap();
+    let text = config["data"]["patroni.yml"].as_str().unwrap();
+    assert!(!text.contains("\"password\""), "{text}");
+    let patroni: Value = serde_yaml::from_str(text).unwrap();
+    let pg = &patroni["postgresql"];
+    assert_eq!(pg["use_unix_socket"], true);
+    assert_eq!(pg["authentication"]["superuser"]["username"], "postgres");
+    assert!(pg["authentication"]["superuser"].get("password").is_none());
+    assert_eq!(pg["authentication"]["rewind"]["username"], "replicator");
+    assert_eq!(pg["pg_ident"][0], "pgdeck postgres postgres");
+    assert_eq!(pg["pg_hba"][0], "local all postgres peer map=pgdeck");
+    let set = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] != "hippo-repo-host")
+        .unwrap();
+    let env = set["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    let rewind = env
+        .iter()
+        .find(|e| e["name"] == "PATRONI_REWIND_PASSWORD")
+        .unwrap();
+    assert_eq!(
+        rewind["valueFrom"]["secretKeyRef"]["name"],
+        "hippo-replication"
+    );
+}

@@ -475,3 +475,30 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn crd_cel_rules_keep_user_options_to_one_clause() {
+    let mut c = cluster("assets/examples/users-tls-nodeport.yaml");
+    let options = |c: &mut PostgresCluster, o: &str| {
+        c.spec.users.as_mut().unwrap()[0].options = Some(o.into());
+    };
+    options(
+        &mut c,
+        "CREATEDB CONNECTION LIMIT 5 VALID UNTIL '2030-01-01'",
+    );
+    kube::core::cel::validate_cel(&c).expect("role attributes pass");
+    for bad in [
+        "CREATEDB; DROP ROLE x",
+        "CREATEDB -- x",
+        "CREATEDB /* x",
+        "CREATEDB\nSUPERUSER",
+        "CREATEDB \\! sh",
+    ] {
+        options(&mut c, bad);
+        let err = kube::core::cel::validate_cel(&c).expect_err(bad);
+        assert!(
+            format!("{err:?}").contains("one clause of ALTER ROLE"),
+            "{bad:?}: {err:?}"
+        );
+    }
+}

@@ -3,6 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The bootstrap superuser: Patroni's and pgdeck's, and a user like any other when listed.
+pub const SUPERUSER: &str = "postgres";
+/// Replication and pg_rewind run as this role; its password is pgdeck's, so `spec.users` may not
+/// name it.
+pub const REPLICATION_USER: &str = "replicator";
+
 /// A PostgreSQL role pgdeck creates and keeps, with a generated password.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -17,6 +23,9 @@ pub struct UserSpec {
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "!self.matches('(?i:PASSWORD)')",
         "message": "cannot assign password"
+    }, {
+        "rule": r"!self.matches(r'[;\\[:cntrl:]]|--|/[*]')",
+        "message": "must not contain `;`, `--`, `/*`, backslashes or control characters: role attributes are one clause of ALTER ROLE"
     }]))]
     pub options: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

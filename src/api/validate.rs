@@ -8,13 +8,14 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
+use super::PostgresCluster;
 use super::backups::{PgBackRest, Repo};
 use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
 use super::patroni::{PatroniSpec, SwitchoverType};
 use super::quantity;
+use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
-use super::{PostgresCluster, users::UserSpec};
 
 /// PostgreSQL parameters pgdeck sets itself: the DBA's value would break the instance's wiring.
 const MANAGED_PARAMETERS: &[&str] = &[
@@ -555,13 +556,49 @@ fn users(k: &mut Checker, users: &[UserSpec]) {
                 "must be a database name of 1 to 63 characters",
             );
         }
+        k.check(
+            u.name != REPLICATION_USER,
+            format!("{path}.name"),
+            format!(
+                "{REPLICATION_USER} is reserved: pgdeck replicates and runs pg_rewind as this role, \
+                 with a password of its own that a user entry would replace"
+            ),
+        );
         if let Some(opts) = &u.options {
-            k.check(
-                !opts.to_ascii_uppercase().contains("PASSWORD"),
-                format!("{path}.options"),
-                "cannot assign password: pgdeck generates and stores passwords",
-            );
+            user_options(k, &format!("{path}.options"), &u.name, opts);
         }
+    }
+}
+
+/// `options` are role attributes that pgdeck places into `CREATE/ALTER ROLE`: one clause, no
+/// password, nothing that could end the statement or hide the rest of it.
+fn user_options(k: &mut Checker, path: &str, user: &str, opts: &str) {
+    let upper = opts.to_ascii_uppercase();
+    k.check(
+        !upper.contains("PASSWORD"),
+        path,
+        "cannot assign password: pgdeck generates and stores passwords",
+    );
+    k.check(
+        !opts.contains(';') && !opts.contains("--") && !opts.contains("/*"),
+        path,
+        "must not contain `;`, `--` or `/*`: role attributes are one clause of ALTER ROLE",
+    );
+    k.check(
+        !opts.chars().any(|c| c.is_control() || c == '\\'),
+        path,
+        "must not contain newlines, control characters or backslashes",
+    );
+    if user == SUPERUSER {
+        let words: Vec<&str> = upper.split_whitespace().collect();
+        k.check(
+            !words.contains(&"NOSUPERUSER") && !words.contains(&"NOLOGIN"),
+            path,
+            format!(
+                "{SUPERUSER} must stay a superuser that can log in: Patroni and pgdeck manage \
+                 the cluster as {SUPERUSER}"
+            ),
+        );
     }
 }
 
@@ -742,5 +779,72 @@ pub fn dns_label(value: &str) -> Result<(), String> {
         Err(format!(
             "{value:?} is not a valid name: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (RFC 1123)"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The errors `validate` finds in a one-instance cluster with `users` (YAML flow syntax).
+    fn errors(users: &str) -> Vec<String> {
+        let text = format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\n\
+             spec:\n  postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec:\n        \
+             accessModes: [ReadWriteOnce]\n        resources: {{requests: {{storage: 1Gi}}}}\n  \
+             users: {users}\n"
+        );
+        let c: PostgresCluster = serde_yaml::from_str(&text).unwrap();
+        validate(&c).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn role_attributes_are_accepted() {
+        let ok = r#"[{name: app, options: "CREATEDB CONNECTION LIMIT 5 VALID UNTIL '2030-01-01'"}, {name: postgres, options: SUPERUSER}]"#;
+        assert_eq!(errors(ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn options_that_could_end_or_hide_the_statement_are_refused() {
+        for (options, rule) in [
+            ("'CREATEDB; DROP TABLE t'", "must not contain `;`"),
+            ("'CREATEDB -- rest'", "must not contain `;`, `--`"),
+            ("'CREATEDB /* rest */'", "or `/*`"),
+            (r#""CREATEDB\nSUPERUSER""#, "must not contain newlines"),
+            (r#""CREATEDB\tSUPERUSER""#, "control characters"),
+            (r#""CREATEDB\e[2J""#, "control characters"),
+            (r#"'CREATEDB \! sh'"#, "backslashes"),
+        ] {
+            let errs = errors(&format!("[{{name: app, options: {options}}}]"));
+            assert!(
+                errs.iter()
+                    .any(|e| e.contains("spec.users[0].options") && e.contains(rule)),
+                "{options}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn internal_roles_are_reserved_and_the_superuser_stays_one() {
+        let errs = errors("[{name: replicator}]");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("spec.users[0].name") && e.contains("reserved")),
+            "{errs:?}"
+        );
+        for options in ["NOSUPERUSER", "nologin"] {
+            let errs = errors(&format!("[{{name: postgres, options: {options}}}]"));
+            assert!(
+                errs.iter()
+                    .any(|e| e.contains("spec.users[0].options")
+                        && e.contains("must stay a superuser")),
+                "{options}: {errs:?}"
+            );
+        }
+        // Anyone else may be a plain role.
+        assert_eq!(
+            errors("[{name: app, options: NOSUPERUSER}]"),
+            Vec::<String>::new()
+        );
     }
 }

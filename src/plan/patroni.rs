@@ -36,15 +36,19 @@ pub struct Placement {
     pub api_port: i32,
     /// Networks allowed to connect (pg_hba), e.g. `127.0.0.1/32` locally.
     pub client_networks: Vec<String>,
+    /// Operating-system accounts that connect as the superuser through the socket, by peer
+    /// authentication: the account Patroni runs as, and pgdeck's own when it differs (root).
+    pub peer_users: Vec<String>,
     /// When the cluster starts from another's backups (`spec.dataSource`): the command that
     /// restores the data directory, Patroni's custom bootstrap.
     pub restore: Option<String>,
 }
 
-/// Passwords Patroni needs: the superuser's and the replication user's, and what its REST API
-/// asks of callers of its unsafe endpoints (PATCH/PUT/POST/DELETE; GETs stay open).
+/// The password Patroni needs: the replication user's, which also runs pg_rewind. The
+/// superuser has none here: Patroni reaches it through the socket by peer authentication, so a
+/// password given to `postgres` (listed in `spec.users`) cannot lock Patroni out. And what its
+/// REST API asks of callers of its unsafe endpoints (PATCH/PUT/POST/DELETE; GETs stay open).
 pub struct Credentials {
-    pub superuser: String,
     pub replication: String,
     pub rest_api: Option<BasicAuth>,
 }
@@ -62,7 +66,9 @@ impl BasicAuth {
     }
 }
 
-pub const SUPERUSER: &str = "postgres";
+pub use crate::api::users::{REPLICATION_USER, SUPERUSER};
+/// The pg_ident map that lets [`Placement::peer_users`] in as the superuser.
+pub const PEER_MAP: &str = "pgdeck";
 
 /// Labels Patroni reads and writes on Kubernetes.
 pub const CLUSTER_LABEL: &str = "pgdeck.dev/cluster";
@@ -74,7 +80,20 @@ pub const ROLE_LABEL: &str = "pgdeck.dev/role";
 pub fn kubernetes_scope(cluster: &str) -> String {
     format!("{cluster}-ha")
 }
-pub const REPLICATION_USER: &str = "replicator";
+
+/// What pg_rewind needs of the replication user on the leader: Patroni grants it when it
+/// bootstraps a cluster; clusters made before pg_rewind ran as that user get it from pgdeck.
+pub fn rewind_grants() -> String {
+    [
+        "pg_ls_dir(text, boolean, boolean)",
+        "pg_stat_file(text, boolean)",
+        "pg_read_binary_file(text)",
+        "pg_read_binary_file(text, bigint, bigint, boolean)",
+    ]
+    .iter()
+    .map(|f| format!("GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO {REPLICATION_USER};\n"))
+    .collect()
+}
 
 /// The instance's `patroni.yml` as a value (callers write it as YAML).
 pub fn render(
@@ -132,13 +151,19 @@ pub fn render(
         "data_dir": at.data_dir,
         "bin_dir": at.bin_dir,
         "pgpass": at.pgpass,
+        // Patroni's own connections go through the socket, where the superuser needs no
+        // password; pg_rewind reaches the leader over the network as the replication user, to
+        // whom Patroni grants the functions pg_rewind needs when it bootstraps the cluster
+        // (PGO does the same with its `_crunchyrepl`).
+        "use_unix_socket": true,
         "authentication": {
-            "superuser": { "username": SUPERUSER, "password": creds.superuser },
+            "superuser": { "username": SUPERUSER },
             "replication": { "username": REPLICATION_USER, "password": creds.replication },
-            "rewind": { "username": SUPERUSER, "password": creds.superuser },
+            "rewind": { "username": REPLICATION_USER, "password": creds.replication },
         },
         "parameters": parameters(cluster, set, at),
         "pg_hba": pg_hba(cluster, &at.client_networks),
+        "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
     if archiving {
@@ -196,17 +221,19 @@ fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> V
     Value::Object(p)
 }
 
-/// Client authentication: the DBA's entries from `dynamicConfiguration.postgresql.pg_hba` first,
-/// then pgdeck's: the superuser through the socket by peer, everyone else by password.
+/// Client authentication: pgdeck's own way in first (the superuser through the socket by peer,
+/// for Patroni, pgBackRest and pgdeck: no DBA entry can lock them out, as in PGO), then the
+/// DBA's entries from `dynamicConfiguration.postgresql.pg_hba`, then everyone by password.
 fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
-    let mut lines: Vec<String> = cluster
-        .dynamic_configuration()
-        .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|l| l.as_str().map(String::from))
-        .collect();
-    lines.push(format!("local all {SUPERUSER} peer"));
+    let mut lines = vec![format!("local all {SUPERUSER} peer map={PEER_MAP}")];
+    lines.extend(
+        cluster
+            .dynamic_configuration()
+            .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| l.as_str().map(String::from)),
+    );
     lines.push("local all all scram-sha-256".into());
     for net in networks {
         lines.push(format!(
@@ -215,6 +242,14 @@ fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
         lines.push(format!("host all all {net} scram-sha-256"));
     }
     lines
+}
+
+/// Which operating-system accounts may be the superuser through the socket.
+fn pg_ident(peer_users: &[String]) -> Vec<String> {
+    peer_users
+        .iter()
+        .map(|os_user| format!("{PEER_MAP} {os_user} {SUPERUSER}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -234,6 +269,7 @@ mod tests {
             pg_port: 20001,
             api_port: 20002,
             client_networks: vec!["127.0.0.1/32".into()],
+            peer_users: vec!["postgres".into(), "root".into()],
             restore: None,
         }
     }
@@ -247,7 +283,6 @@ mod tests {
         .unwrap();
         let c = manifest::parse(&text).unwrap();
         let creds = Credentials {
-            superuser: "s".into(),
             replication: "r".into(),
             rest_api: None,
         };
@@ -303,7 +338,6 @@ mod tests {
             password: format!("{u}-secret"),
         };
         let creds = Credentials {
-            superuser: "s".into(),
             replication: "r".into(),
             rest_api: Some(auth("patroni")),
         };
@@ -336,5 +370,72 @@ mod tests {
         });
         let config = render(&c, &c.spec.instances[0], "hippo-instance1-abcd", &at, &open);
         assert!(config["restapi"].get("authentication").is_none());
+    }
+
+    #[test]
+    fn the_superuser_has_no_password_and_comes_in_by_peer() {
+        let c = manifest::parse(
+            r#"
+apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {name: hippo}
+spec:
+  postgresVersion: 15
+  instances:
+    - replicas: 2
+      dataVolumeClaimSpec:
+        accessModes: [ReadWriteOnce]
+        resources: {requests: {storage: 1Gi}}
+  users: [{name: postgres}]
+  patroni:
+    dynamicConfiguration:
+      postgresql:
+        pg_hba: ["local all all reject"]
+"#,
+        )
+        .unwrap();
+        let at = placement(Dcs::Etcd3 {
+            hosts: vec!["127.0.0.1:2379".into()],
+            namespace: "/pgdeck/default/".into(),
+            auth: None,
+        });
+        let creds = Credentials {
+            replication: "r".into(),
+            rest_api: None,
+        };
+        let config = render(&c, &c.spec.instances[0], "hippo-a", &at, &creds);
+        let pg = &config["postgresql"];
+        assert_eq!(
+            pg["authentication"]["superuser"],
+            json!({ "username": "postgres" })
+        );
+        assert_eq!(
+            pg["authentication"]["rewind"],
+            json!({ "username": REPLICATION_USER, "password": "r" }),
+            "pg_rewind runs as the replication user, never as the superuser"
+        );
+        assert_eq!(pg["use_unix_socket"], true);
+        let hba: Vec<&str> = pg["pg_hba"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            hba[..2],
+            ["local all postgres peer map=pgdeck", "local all all reject"],
+            "pgdeck's way in comes before the DBA's entries"
+        );
+        assert!(
+            !hba.iter().any(|l| l.contains("trust")),
+            "no line lets anyone in without proof: {hba:?}"
+        );
+        assert_eq!(
+            pg["pg_ident"],
+            json!(["pgdeck postgres postgres", "pgdeck root postgres"])
+        );
+        // The replication user's password, twice, and no other.
+        let text = config.to_string();
+        assert_eq!(text.matches("\"password\"").count(), 2, "{text}");
     }
 }

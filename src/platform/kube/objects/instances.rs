@@ -99,10 +99,11 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         api_port: patroni_port(ctx),
         // Any client may try; each must still present a password (scram-sha-256).
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
+        // The image runs everything as its postgres account.
+        peer_users: vec![patroni::SUPERUSER.into()],
         restore: restore::command(ctx),
     };
     let credentials = Credentials {
-        superuser: String::new(),
         replication: String::new(),
         rest_api: None,
     };
@@ -243,8 +244,11 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             }),
             ..Default::default()
         },
+        // Patroni gives the superuser this password when it bootstraps the cluster (the users
+        // Job signs in with it); Patroni itself comes in through the socket by peer.
         secret_env("PATRONI_SUPERUSER_PASSWORD", ctx.names.superuser()),
-        secret_env("PATRONI_REWIND_PASSWORD", ctx.names.superuser()),
+        // pg_rewind runs as the replication user.
+        secret_env("PATRONI_REWIND_PASSWORD", ctx.names.replication()),
         secret_env("PATRONI_REPLICATION_PASSWORD", ctx.names.replication()),
         // `kubectl exec ... psql` connects to this instance.
         plain_env("PGHOST", paths::TMP),

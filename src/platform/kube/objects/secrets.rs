@@ -1,6 +1,10 @@
 //! Secrets: a `<c>-pguser-<user>` per user with everything a client needs to connect (PGO's
-//! keys), the superuser's and replication user's passwords, and certificates. Passwords are
-//! generated once; a Secret that exists keeps its values.
+//! keys, the password's SCRAM verifier among them), the superuser's and replication user's
+//! passwords, and certificates. Passwords are generated once; a Secret that exists keeps its
+//! values. As in PGO, a `password` written with an empty `verifier` becomes the new password.
+//!
+//! `postgres` in `spec.users` gets the superuser's own password (`<c>-superuser`): the users Job
+//! signs in with it, so it must stay the one the role has. Patroni does not depend on it.
 
 use std::collections::BTreeMap;
 
@@ -15,15 +19,29 @@ use crate::plan::{self, patroni};
 
 /// The user a `<c>-pguser-<user>` Secret is for.
 pub const PGUSER_LABEL: &str = "pgdeck.dev/pguser";
+/// The key of a user's SCRAM-SHA-256 verifier, what the users Job gives PostgreSQL.
+pub const VERIFIER: &str = "verifier";
 
 pub fn render(ctx: &Ctx) -> Result<Vec<Secret>, TlsError> {
-    let mut out: Vec<Secret> = ctx
-        .cluster
-        .users()
+    let users = ctx.cluster.users();
+    let kind_of =
+        |u: &crate::api::users::UserSpec| u.password.as_ref().map(|p| p.type_).unwrap_or_default();
+    // Generated as `postgres`'s entry asks when it is listed.
+    let superuser_kind = users
+        .iter()
+        .find(|u| u.name == patroni::SUPERUSER)
+        .map_or(PasswordType::AlphaNumeric, kind_of);
+    let superuser = kept_password(ctx, &ctx.names.superuser(), superuser_kind);
+    let mut out: Vec<Secret> = users
         .iter()
         .map(|u| {
-            let kind = u.password.as_ref().map(|p| p.type_).unwrap_or_default();
-            let password = kept_password(ctx, &ctx.names.pguser(&u.name), kind);
+            let name = ctx.names.pguser(&u.name);
+            let password = if u.name == patroni::SUPERUSER {
+                superuser.clone()
+            } else {
+                kept_password(ctx, &name, kind_of(u))
+            };
+            let verifier = kept_verifier(ctx, &name, &password);
             let db = u.databases.as_ref().and_then(|d| d.first());
             let host = ctx.names.service_host(&ctx.names.primary());
             let port = ctx.cluster.port().to_string();
@@ -50,23 +68,20 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Secret>, TlsError> {
                     ),
                 ),
                 ("password".to_string(), password),
+                (VERIFIER.to_string(), verifier),
             ]);
             if let Some(db) = db {
                 data.insert("dbname".into(), db.clone());
             }
-            secret(
-                ctx,
-                ctx.names.pguser(&u.name),
-                &[(PGUSER_LABEL, u.name.as_str())],
-                data,
-            )
+            secret(ctx, name, &[(PGUSER_LABEL, u.name.as_str())], data)
         })
         .collect();
-    for (name, user) in [
-        (ctx.names.superuser(), patroni::SUPERUSER),
-        (ctx.names.replication(), patroni::REPLICATION_USER),
+    for (name, user, password) in [
+        (ctx.names.superuser(), patroni::SUPERUSER, Some(superuser)),
+        (ctx.names.replication(), patroni::REPLICATION_USER, None),
     ] {
-        let password = kept_password(ctx, &name, PasswordType::AlphaNumeric);
+        let password =
+            password.unwrap_or_else(|| kept_password(ctx, &name, PasswordType::AlphaNumeric));
         let data = BTreeMap::from([
             ("user".to_string(), user.to_string()),
             ("password".to_string(), password),
@@ -89,6 +104,14 @@ pub(super) fn existing(ctx: &Ctx, name: &str, key: &str) -> Option<String> {
 
 fn kept_password(ctx: &Ctx, secret: &str, kind: PasswordType) -> String {
     existing(ctx, secret, "password").unwrap_or_else(|| plan::password(kind))
+}
+
+/// The Secret's verifier while its password stays what it was; a new one (a fresh salt) for a
+/// new password or an emptied verifier.
+fn kept_verifier(ctx: &Ctx, secret: &str, password: &str) -> String {
+    existing(ctx, secret, VERIFIER)
+        .filter(|_| existing(ctx, secret, "password").as_deref() == Some(password))
+        .unwrap_or_else(|| postgres_protocol::password::scram_sha_256(password.as_bytes()))
 }
 
 fn secret(

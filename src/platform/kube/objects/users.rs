@@ -1,17 +1,20 @@
 //! Users and databases (`spec.users`): a Job that creates or updates them on the primary with
-//! psql, as the superuser, reading each password from its `<c>-pguser-<user>` Secret. Its name
-//! carries a digest of the users and their passwords, so a change runs a new Job.
+//! psql, as the superuser. Each password reaches PostgreSQL as the SCRAM verifier kept in its
+//! `<c>-pguser-<user>` Secret, never in clear. Names and options come in through the
+//! environment as psql variables, quoted by psql and `format()`: the script is the same text
+//! for every manifest, so nothing a manifest says can end its heredoc or run as shell. The
+//! Job's name carries a digest of the users and their verifiers, so a change runs a new Job.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector};
 
 use super::Ctx;
 use super::pods::{self, Placement, Script, plain_env, secret_env};
+use super::secrets::VERIFIER;
 use crate::platform::kube::names;
 
 pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
     let users = ctx.cluster.users();
-    let mut sql = String::new();
     let mut env = vec![
         plain_env("PGHOST", &ctx.names.service_host(&ctx.names.primary())),
         plain_env("PGPORT", &ctx.cluster.port().to_string()),
@@ -21,37 +24,56 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         plain_env("PGCONNECT_TIMEOUT", "5"),
         secret_env("PGPASSWORD", ctx.names.superuser()),
     ];
-    let mut fingerprint = Vec::new();
+    let mut sql = crate::plan::patroni::rewind_grants();
     let mut psql_vars = String::new();
+    let mut fingerprint = serde_json::to_vec(&users).expect("users serialize");
+    let mut var = |env: &mut Vec<EnvVar>, name: String, value: EnvVar| {
+        let env_name = format!("PGDECK_{}", name.to_uppercase());
+        psql_vars.push_str(&format!(" --set \"{name}=${env_name}\""));
+        env.push(EnvVar {
+            name: env_name,
+            ..value
+        });
+    };
     for (i, u) in users.iter().enumerate() {
-        let var = format!("pw{i}");
-        env.push(secret_env(
-            &format!("PGDECK_PASSWORD_{i}"),
-            ctx.names.pguser(&u.name),
-        ));
-        psql_vars.push_str(&format!(" --set {var}=\"$PGDECK_PASSWORD_{i}\""));
-        let role = ident(&u.name);
+        let secret = ctx.names.pguser(&u.name);
+        var(&mut env, format!("user{i}"), plain_env("", &u.name));
+        let options = u.options.as_deref().unwrap_or_default();
+        var(&mut env, format!("options{i}"), plain_env("", options));
+        var(
+            &mut env,
+            format!("verifier{i}"),
+            EnvVar {
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.clone(),
+                        key: VERIFIER.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        // `options` are role attributes, validated to be one clause (no `;`, comments or
+        // control characters); `%s` places them, the rest is quoted.
         sql.push_str(&format!(
-            "SELECT format('CREATE ROLE %I', {name}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) \\gexec\n\
-             ALTER ROLE {role} LOGIN {options} PASSWORD :'{var}';\n",
-            name = literal(&u.name),
-            options = u.options.as_deref().unwrap_or_default(),
+            "SELECT format('CREATE ROLE %I', :'user{i}') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user{i}') \\gexec\n\
+             SELECT format('ALTER ROLE %I LOGIN %s PASSWORD %L', :'user{i}', :'options{i}', :'verifier{i}') \\gexec\n"
         ));
-        for db in u.databases.iter().flatten() {
+        for (j, db) in u.databases.iter().flatten().enumerate() {
+            var(&mut env, format!("db{i}_{j}"), plain_env("", db));
             sql.push_str(&format!(
-                "SELECT format('CREATE DATABASE %I OWNER %I', {db}, {name}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {db}) \\gexec\n\
-                 GRANT ALL PRIVILEGES ON DATABASE {db_ident} TO {role};\n",
-                db = literal(db),
-                name = literal(&u.name),
-                db_ident = ident(db),
+                "SELECT format('CREATE DATABASE %I OWNER %I', :'db{i}_{j}', :'user{i}') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db{i}_{j}') \\gexec\n\
+                 GRANT ALL PRIVILEGES ON DATABASE :\"db{i}_{j}\" TO :\"user{i}\";\n"
             ));
         }
-        let password = secrets
+        let verifier = secrets
             .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(&ctx.names.pguser(&u.name)))
-            .and_then(|s| s.data.as_ref()?.get("password").cloned())
+            .find(|s| s.metadata.name.as_deref() == Some(&secret))
+            .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
             .unwrap_or_default();
-        fingerprint.extend(password.0);
+        fingerprint.extend(verifier.0);
     }
     fingerprint.extend(sql.as_bytes());
     let digest = names::digest(&fingerprint);
@@ -80,12 +102,183 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
     }
 }
 
-/// An SQL identifier, quoted.
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
 
-/// An SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    use k8s_openapi::api::core::v1::Container;
+
+    use super::super::{Inputs, Objects, render as render_all};
+    use crate::api::manifest;
+
+    const HOSTILE_DB: &str = "x\nSQL\nrm -rf / # $(id) `id` '\" :'v' \\! sh";
+
+    fn cluster() -> crate::api::PostgresCluster {
+        let hostile = serde_json::to_string(HOSTILE_DB).unwrap();
+        manifest::parse(&format!(
+            r#"
+apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {{name: hippo, namespace: db}}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec:
+        accessModes: [ReadWriteOnce]
+        resources: {{requests: {{storage: 1Gi}}}}
+  users:
+    - {{name: hippo, databases: [hippo, {hostile}], options: "CREATEDB VALID UNTIL 'infinity'"}}
+    - {{name: postgres}}
+"#
+        ))
+        .unwrap()
+    }
+
+    fn objects(inputs: &Inputs) -> Objects {
+        render_all(&cluster(), inputs).unwrap()
+    }
+
+    fn container(o: &Objects) -> Container {
+        let job = o
+            .jobs
+            .iter()
+            .find(|j| {
+                j.metadata
+                    .name
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("hippo-users-")
+            })
+            .unwrap();
+        job.spec.clone().unwrap().template.spec.unwrap().containers[0].clone()
+    }
+
+    fn data(o: &Objects, name: &str) -> BTreeMap<String, String> {
+        let s = o
+            .secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        s.data
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect()
+    }
+
+    /// The Secrets as the API server would hand them back on the next pass.
+    fn kept(o: &Objects) -> Inputs {
+        let secrets = o
+            .secrets
+            .iter()
+            .map(|s| (s.metadata.name.clone().unwrap(), s.data.clone().unwrap()))
+            .collect();
+        Inputs {
+            secrets,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_script_holds_no_user_given_text_and_no_password() {
+        let o = objects(&Inputs::default());
+        let c = container(&o);
+        let script = c.command.unwrap()[2].clone();
+        for text in ["hippo", "CREATEDB", "infinity", "rm -rf", "$(id)"] {
+            assert!(!script.contains(text), "{text:?} in the script:\n{script}");
+        }
+        assert_eq!(
+            script.lines().filter(|l| *l == "SQL").count(),
+            1,
+            "one heredoc end:\n{script}"
+        );
+        for (name, s) in [
+            ("hippo", "hippo-pguser-hippo"),
+            ("postgres", "hippo-superuser"),
+        ] {
+            let password = data(&o, s)["password"].clone();
+            assert!(
+                !script.contains(&password),
+                "{name}'s password in the script"
+            );
+        }
+        // Names and options come in as data, the verifier from the user's Secret.
+        let env = c.env.unwrap();
+        let value = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .unwrap_or_else(|| panic!("no {n}"))
+                .clone()
+        };
+        assert_eq!(value("PGDECK_USER0").value.as_deref(), Some("hippo"));
+        assert_eq!(value("PGDECK_DB0_1").value.as_deref(), Some(HOSTILE_DB));
+        assert_eq!(
+            value("PGDECK_OPTIONS0").value.as_deref(),
+            Some("CREATEDB VALID UNTIL 'infinity'")
+        );
+        let from = value("PGDECK_VERIFIER0")
+            .value_from
+            .unwrap()
+            .secret_key_ref
+            .unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("hippo-pguser-hippo", "verifier")
+        );
+        assert!(script.contains("--set \"db0_1=$PGDECK_DB0_1\""), "{script}");
+        assert!(
+            script.contains("SELECT format('ALTER ROLE %I LOGIN %s PASSWORD %L', :'user0', :'options0', :'verifier0') \\gexec"),
+            "{script}"
+        );
+        assert!(
+            !env.iter()
+                .any(|e| e.value.as_deref().is_some_and(|v| v.contains("SCRAM")))
+        );
+    }
+
+    #[test]
+    fn verifiers_are_kept_and_follow_the_password() {
+        let first = objects(&Inputs::default());
+        let user = data(&first, "hippo-pguser-hippo");
+        assert!(
+            user["verifier"].starts_with("SCRAM-SHA-256$4096:"),
+            "{user:?}"
+        );
+        assert!(!user["verifier"].contains(&user["password"]));
+        // `postgres` gets the superuser's password: the users Job signs in with it.
+        assert_eq!(
+            data(&first, "hippo-pguser-postgres")["password"],
+            data(&first, "hippo-superuser")["password"]
+        );
+
+        // The next pass keeps verifiers, and so the Job and its name.
+        let mut inputs = kept(&first);
+        let again = objects(&inputs);
+        assert_eq!(data(&again, "hippo-pguser-hippo"), user);
+        assert_eq!(
+            again.jobs.last().unwrap().metadata.name,
+            first.jobs.last().unwrap().metadata.name
+        );
+
+        // A new password with an emptied verifier (PGO's way) gets a verifier of its own and
+        // runs a new Job.
+        let secret = inputs.secrets.get_mut("hippo-pguser-hippo").unwrap();
+        secret.insert(
+            "password".into(),
+            k8s_openapi::ByteString(b"new-password".to_vec()),
+        );
+        secret.insert("verifier".into(), k8s_openapi::ByteString(Vec::new()));
+        let changed = objects(&inputs);
+        let user2 = data(&changed, "hippo-pguser-hippo");
+        assert_eq!(user2["password"], "new-password");
+        assert!(
+            user2["verifier"].starts_with("SCRAM-SHA-256$")
+                && user2["verifier"] != user["verifier"]
+        );
+        assert_ne!(
+            changed.jobs.last().unwrap().metadata.name,
+            first.jobs.last().unwrap().metadata.name
+        );
+    }
 }

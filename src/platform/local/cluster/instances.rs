@@ -148,6 +148,7 @@ impl Runtime<'_> {
             pg_port: rec.pg_port.into(),
             api_port: rec.api_port.into(),
             client_networks: vec!["127.0.0.1/32".into()],
+            peer_users: super::superuser_peers(self.account),
             restore,
         };
         let config = patroni::render(self.cluster, set, &rec.name, &placement, self.credentials);

@@ -40,12 +40,13 @@ use crate::observe::events::ClusterEvent;
 use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::instances as planner;
-use crate::plan::patroni::{Credentials, SUPERUSER};
+use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
+pub use self::users::superuser_peers;
 
 /// Whether the worker goes on after a pass.
 pub enum Flow {
@@ -232,7 +233,6 @@ impl Worker {
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
-            superuser: read_password(&self.dir, "superuser", PasswordType::AlphaNumeric)?,
             replication: read_password(&self.dir, "replication", PasswordType::AlphaNumeric)?,
             rest_api: Some(rest_api),
         };
@@ -269,14 +269,8 @@ impl Worker {
             namespace: &self.ns,
             cluster: &self.name,
         };
-        let seen = observe::observe(
-            &self.patroni,
-            &dcs,
-            &records,
-            &mut self.probe,
-            &credentials.superuser,
-        )
-        .await;
+        let seen =
+            observe::observe(&self.patroni, &dcs, &self.dir, &records, &mut self.probe).await;
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records
             .iter()
@@ -313,7 +307,7 @@ impl Worker {
                     self.state.save(&self.dir)?;
                 }
                 self.configure(&cluster, &seen).await;
-                self.start_tasks(&cluster, &binaries, &seen, &credentials);
+                self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
             }
         }
@@ -902,14 +896,13 @@ impl Worker {
         cluster: &PostgresCluster,
         binaries: &Binaries,
         seen: &observe::Seen,
-        creds: &Credentials,
     ) {
         let Some(primary) = seen.ready_primary() else {
             return;
         };
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} password={} dbname=postgres",
-            primary.pg_port, creds.superuser
+        let conninfo = users::superuser_conninfo(
+            &self.dir.instance(&primary.name).socket_dir(),
+            primary.pg_port,
         );
 
         if self.tasks.users.is_none() {
@@ -918,6 +911,7 @@ impl Worker {
                     let current: BTreeMap<String, u64> = desired
                         .iter()
                         .map(|u| (u.spec.name.clone(), u.fingerprint()))
+                        .chain([users::rewind_grants_applied()])
                         .collect();
                     if current != self.state.users {
                         let conninfo = conninfo.clone();

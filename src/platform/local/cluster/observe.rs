@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 
 use super::super::etcd::Etcd;
+use super::super::home::ClusterDir;
 use super::state::InstanceRecord;
+use super::users::superuser_conninfo;
 use crate::api::status::InstanceStatus;
 use crate::observe::patroni::{Patroni, Survey};
 use crate::observe::replication::{ReplicationProbe, Standby};
 use crate::observe::status::{Sighting, instances};
-use crate::plan::patroni::SUPERUSER;
 
 pub struct Seen {
     records: Vec<InstanceRecord>,
@@ -25,19 +26,16 @@ pub struct Seen {
 pub async fn observe(
     patroni: &Patroni,
     dcs: &Dcs<'_>,
+    dir: &ClusterDir,
     records: &[InstanceRecord],
     probe: &mut ReplicationProbe,
-    superuser_password: &str,
 ) -> Seen {
     let survey = patroni.survey(&bases(records)).await;
     let leader = dcs.leader_in(&survey, records).await;
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
     let (standbys, primary_unanswered) = match leader_rec {
         Some(rec) => {
-            let conninfo = format!(
-                "host=127.0.0.1 port={} user={SUPERUSER} password={superuser_password} dbname=postgres",
-                rec.pg_port
-            );
+            let conninfo = superuser_conninfo(&dir.instance(&rec.name).socket_dir(), rec.pg_port);
             match probe.standbys(&conninfo).await {
                 Ok(s) => (s, false),
                 Err(_) => (HashMap::new(), true),

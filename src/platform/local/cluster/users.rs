@@ -1,12 +1,48 @@
-//! Users and databases from `spec.users`, created on the primary with generated passwords.
+//! Users and databases from `spec.users`, created on the primary with generated passwords, and
+//! how pgdeck itself reaches an instance as the superuser.
+//!
+//! pgdeck and Patroni connect as the superuser through the instance's socket by peer
+//! authentication, never with a password: `postgres` may be in `spec.users`, and the password it
+//! gets there must not lock either of them out.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::time::Duration;
 
+use nix::unistd::{Uid, User};
+use postgres_protocol::password::scram_sha_256;
 use tokio_postgres::NoTls;
 
+use super::super::account::Account;
 use crate::api::users::UserSpec;
+use crate::plan::patroni::{REPLICATION_USER, SUPERUSER, rewind_grants};
+
+/// The operating-system accounts that may connect as the superuser through the socket: the
+/// account the database processes run as, and pgdeck's own when it differs (root).
+pub fn superuser_peers(account: &Account) -> Vec<String> {
+    let mut peers = vec![account.name.clone()];
+    if account.switches()
+        && let Ok(Some(me)) = User::from_uid(Uid::effective())
+    {
+        peers.push(me.name);
+    }
+    peers
+}
+
+/// A connection string for the superuser through the socket in `socket_dir` of the instance
+/// listening on `port`.
+pub fn superuser_conninfo(socket_dir: &Path, port: u16) -> String {
+    format!(
+        "host={} port={port} user={SUPERUSER} dbname=postgres",
+        conninfo_value(&socket_dir.display().to_string())
+    )
+}
+
+/// A value in a key=value connection string, quoted.
+fn conninfo_value(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
 
 /// A user as it should be, with its password: what `apply` makes true.
 pub struct DesiredUser {
@@ -29,8 +65,15 @@ impl DesiredUser {
     }
 }
 
+/// The entry of [`apply`]'s result that records the replication user's pg_rewind grants
+/// (`replicator` is reserved, so no user entry can take the key).
+pub fn rewind_grants_applied() -> (String, u64) {
+    (REPLICATION_USER.to_string(), 1)
+}
+
 /// Create or update each user and its databases through `conninfo` (the primary, as the
-/// superuser). Returns the fingerprints applied.
+/// superuser), after granting the replication user what pg_rewind needs. Returns the
+/// fingerprints applied.
 pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<String, u64>, String> {
     let mut config: tokio_postgres::Config = conninfo.parse().map_err(|e| format!("{e}"))?;
     config.connect_timeout(Duration::from_secs(2));
@@ -39,7 +82,11 @@ pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<Str
         .await
         .map_err(|e| format!("cannot connect to the primary: {e}"))?;
     tokio::spawn(connection);
-    let mut applied = BTreeMap::new();
+    client
+        .batch_execute(&rewind_grants())
+        .await
+        .map_err(|e| format!("pg_rewind's grants: {e}"))?;
+    let mut applied = BTreeMap::from([rewind_grants_applied()]);
     for user in users {
         let name = ident(&user.spec.name);
         let exists = !client
@@ -52,9 +99,11 @@ pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<Str
             .is_empty();
         let verb = if exists { "ALTER" } else { "CREATE" };
         let options = user.spec.options.as_deref().unwrap_or_default();
+        // The verifier, computed here: the password itself never reaches the server, where a
+        // failing statement would be logged.
         let sql = format!(
             "{verb} ROLE {name} LOGIN {options} PASSWORD {}",
-            literal(&user.password)
+            literal(&scram_sha_256(user.password.as_bytes()))
         );
         client
             .batch_execute(&sql)
@@ -89,4 +138,26 @@ fn ident(s: &str) -> String {
 /// An SQL string literal.
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_superuser_connects_through_the_socket_without_a_password() {
+        let info = superuser_conninfo(Path::new("/h/it's here/run"), 20001);
+        assert_eq!(
+            info,
+            "host='/h/it\\'s here/run' port=20001 user=postgres dbname=postgres"
+        );
+        let config: tokio_postgres::Config = info.parse().unwrap();
+        assert_eq!(
+            config.get_hosts(),
+            [tokio_postgres::config::Host::Unix(
+                "/h/it's here/run".into()
+            )]
+        );
+        assert!(config.get_password().is_none());
+    }
 }
