@@ -227,11 +227,16 @@ fn scales_three_one_two_and_deletes_keeping_only_backups() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    let entries: Vec<String> = std::fs::read_dir(&kept[0])
+    let mut entries: Vec<String> = std::fs::read_dir(&kept[0])
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(entries, ["repos"], "only the repository is kept");
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["kept.json", "repos"],
+        "only the repository is kept, with whose it is"
+    );
     assert!(
         kept[0].join("repos/repo1/backup/db/backup.info").exists(),
         "the kept repository holds the backup"
@@ -356,6 +361,12 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
     }
     let squatter = std::net::TcpListener::bind(("127.0.0.1", port))
         .expect("the stopped instance's port is free");
+    // `status` starts nothing: an apply brings the reconciler back.
+    assert!(
+        home.apply_text(&manifest("moving", 1, ""), &[])
+            .status
+            .success()
+    );
 
     let s = home.wait_for(
         "moving",
