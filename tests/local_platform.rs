@@ -34,18 +34,17 @@ fn all_ready(status: &Value, n: usize) -> bool {
     list.len() == n && list.iter().all(|i| i["ready"] == true) && status["primary"].is_string()
 }
 
+/// Instances on disk: a record and its directory.
 fn instance_dirs(home: &LocalHome, cluster: &str) -> usize {
-    std::fs::read_dir(
-        home.path()
-            .join("namespaces/default")
-            .join(cluster)
-            .join("instances"),
-    )
-    .map(|d| {
-        d.filter(|e| e.as_ref().unwrap().path().join("instance.json").exists())
-            .count()
-    })
-    .unwrap_or(0)
+    let dir = home.path().join("namespaces/default").join(cluster);
+    std::fs::read_dir(dir.join("records"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|f| f.strip_suffix(".json").map(String::from))
+                .filter(|name| dir.join("instances").join(name).is_dir())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]
@@ -228,11 +227,16 @@ fn scales_three_one_two_and_deletes_keeping_only_backups() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    let entries: Vec<String> = std::fs::read_dir(&kept[0])
+    let mut entries: Vec<String> = std::fs::read_dir(&kept[0])
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(entries, ["repos"], "only the repository is kept");
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["kept.json", "repos"],
+        "only the repository is kept, with whose it is"
+    );
     assert!(
         kept[0].join("repos/repo1/backup/db/backup.info").exists(),
         "the kept repository holds the backup"
@@ -357,6 +361,12 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
     }
     let squatter = std::net::TcpListener::bind(("127.0.0.1", port))
         .expect("the stopped instance's port is free");
+    // `status` starts nothing: an apply brings the reconciler back.
+    assert!(
+        home.apply_text(&manifest("moving", 1, ""), &[])
+            .status
+            .success()
+    );
 
     let s = home.wait_for(
         "moving",

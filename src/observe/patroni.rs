@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::plan::patroni::BasicAuth;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PatroniError {
     #[error("Patroni at {url} did not answer: {source}")]
@@ -151,8 +153,12 @@ pub struct Patroni {
 /// How requests reach a member.
 #[derive(Clone)]
 enum Transport {
-    /// Plain HTTP to the member's address (the local platform).
-    Direct(reqwest::Client),
+    /// Plain HTTP to the member's address (the local platform), with the cluster's REST API
+    /// credentials (basic authentication) when it has them.
+    Direct {
+        http: reqwest::Client,
+        auth: Option<BasicAuth>,
+    },
     /// HTTPS with a client certificate (the Kubernetes operator's unsafe calls).
     Tls(Box<TlsClient>),
     /// The Kubernetes API server's pod proxy (`pods/proxy`), as CNPG's tools do: no network
@@ -196,7 +202,7 @@ impl Patroni {
             .build()
             .expect("an HTTP client with default TLS-free settings");
         Patroni {
-            transport: Transport::Direct(http),
+            transport: Transport::Direct { http, auth: None },
         }
     }
 
@@ -238,6 +244,20 @@ impl Patroni {
         Ok(Patroni {
             transport: Transport::Tls(Box::new(client)),
         })
+    }
+
+    /// This client, sending `auth` to members reached directly: what Patroni's unsafe
+    /// endpoints (`restapi.authentication`) ask for. Through the pod proxy the API server
+    /// authenticates callers and the header would not reach Patroni, so nothing changes there.
+    pub fn authenticated(&self, auth: &BasicAuth) -> Patroni {
+        let transport = match &self.transport {
+            Transport::Direct { http, .. } => Transport::Direct {
+                http: http.clone(),
+                auth: Some(auth.clone()),
+            },
+            proxy => proxy.clone(),
+        };
+        Patroni { transport }
     }
 
     /// A client for members reached through the API server's pod proxy.
@@ -412,8 +432,14 @@ impl Patroni {
             source,
         };
         match &self.transport {
-            Transport::Direct(http) => {
+            Transport::Direct { http, auth } => {
+                // Only the unsafe endpoints ask for credentials: reads never carry them, so
+                // a program that took a stopped member's port learns nothing from a poll.
+                let unsafe_method = method != http::Method::GET;
                 let mut request = http.request(method, url).timeout(timeout);
+                if let Some(a) = auth.as_ref().filter(|_| unsafe_method) {
+                    request = request.basic_auth(&a.username, Some(&a.password));
+                }
                 if let Some(body) = body {
                     request = request.json(body);
                 }

@@ -14,6 +14,8 @@ pub enum Dcs {
     Etcd3 {
         hosts: Vec<String>,
         namespace: String,
+        /// The cluster's own etcd user, allowed only its own keys.
+        auth: Option<BasicAuth>,
     },
     /// Kubernetes: Endpoints and labels in the cluster's namespace.
     Kubernetes { namespace: String, cluster: String },
@@ -44,9 +46,24 @@ pub struct Placement {
 
 /// The password Patroni needs: the replication user's, which also runs pg_rewind. The
 /// superuser has none here: Patroni reaches it through the socket by peer authentication, so a
-/// password given to `postgres` (listed in `spec.users`) cannot lock Patroni out.
+/// password given to `postgres` (listed in `spec.users`) cannot lock Patroni out. And what its
+/// REST API asks of callers of its unsafe endpoints (PATCH/PUT/POST/DELETE; GETs stay open).
 pub struct Credentials {
     pub replication: String,
+    pub rest_api: Option<BasicAuth>,
+}
+
+/// A user name and password (HTTP basic authentication, etcd users).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl BasicAuth {
+    fn to_json(&self) -> Value {
+        json!({ "username": self.username, "password": self.password })
+    }
 }
 
 pub use crate::api::users::{REPLICATION_USER, SUPERUSER};
@@ -88,9 +105,19 @@ pub fn render(
 ) -> Value {
     let archiving = !cluster.repos().is_empty();
     let dcs = match &at.dcs {
-        Dcs::Etcd3 { hosts, namespace } => (
+        Dcs::Etcd3 {
+            hosts,
+            namespace,
+            auth,
+        } => (
             "etcd3",
-            json!({ "hosts": hosts }),
+            match auth {
+                // Patroni authenticates (`/v3/auth/authenticate`) and sends the token.
+                Some(a) => {
+                    json!({ "hosts": hosts, "username": a.username, "password": a.password })
+                }
+                None => json!({ "hosts": hosts }),
+            },
             namespace.clone(),
             cluster.name().to_string(),
         ),
@@ -155,14 +182,19 @@ pub fn render(
     }
     postgresql["create_replica_methods"] = json!(replica_methods);
 
+    let mut restapi = json!({
+        "listen": format!("{}:{}", at.listen_host, at.api_port),
+        "connect_address": format!("{}:{}", at.connect_host, at.api_port),
+    });
+    if let Some(auth) = &creds.rest_api {
+        // Members send it to each other too, and patronictl uses it when `ctl` has none.
+        restapi["authentication"] = auth.to_json();
+    }
     let mut config = json!({
         "scope": dcs.3,
         "namespace": dcs.2,
         "name": instance,
-        "restapi": {
-            "listen": format!("{}:{}", at.listen_host, at.api_port),
-            "connect_address": format!("{}:{}", at.connect_host, at.api_port),
-        },
+        "restapi": restapi,
         "bootstrap": {
             "dcs": Value::Object(dynamic::desired(cluster)),
             "initdb": [{ "encoding": "UTF8" }, { "locale": "C.UTF-8" }, "data-checksums"],
@@ -252,6 +284,7 @@ mod tests {
         let c = manifest::parse(&text).unwrap();
         let creds = Credentials {
             replication: "r".into(),
+            rest_api: None,
         };
         let local = render(
             &c,
@@ -260,6 +293,7 @@ mod tests {
             &placement(Dcs::Etcd3 {
                 hosts: vec!["127.0.0.1:2379".into()],
                 namespace: "/pgdeck/default/".into(),
+                auth: None,
             }),
             &creds,
         );
@@ -292,6 +326,53 @@ mod tests {
     }
 
     #[test]
+    fn control_planes_get_credentials_when_given() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/examples/sync-strict.yaml"
+        ))
+        .unwrap();
+        let c = manifest::parse(&text).unwrap();
+        let auth = |u: &str| BasicAuth {
+            username: u.into(),
+            password: format!("{u}-secret"),
+        };
+        let creds = Credentials {
+            replication: "r".into(),
+            rest_api: Some(auth("patroni")),
+        };
+        let at = placement(Dcs::Etcd3 {
+            hosts: vec!["127.0.0.1:2379".into()],
+            namespace: "/pgdeck/default/".into(),
+            auth: Some(auth("default/hippo")),
+        });
+        let config = render(
+            &c,
+            &c.spec.instances[0],
+            "hippo-instance1-abcd",
+            &at,
+            &creds,
+        );
+        assert_eq!(
+            config["restapi"]["authentication"],
+            json!({ "username": "patroni", "password": "patroni-secret" })
+        );
+        assert_eq!(config["etcd3"]["username"], "default/hippo");
+        assert_eq!(config["etcd3"]["password"], "default/hippo-secret");
+
+        let open = Credentials {
+            rest_api: None,
+            ..creds
+        };
+        let at = placement(Dcs::Kubernetes {
+            namespace: "default".into(),
+            cluster: "hippo".into(),
+        });
+        let config = render(&c, &c.spec.instances[0], "hippo-instance1-abcd", &at, &open);
+        assert!(config["restapi"].get("authentication").is_none());
+    }
+
+    #[test]
     fn the_superuser_has_no_password_and_comes_in_by_peer() {
         let c = manifest::parse(
             r#"
@@ -316,9 +397,11 @@ spec:
         let at = placement(Dcs::Etcd3 {
             hosts: vec!["127.0.0.1:2379".into()],
             namespace: "/pgdeck/default/".into(),
+            auth: None,
         });
         let creds = Credentials {
             replication: "r".into(),
+            rest_api: None,
         };
         let config = render(&c, &c.spec.instances[0], "hippo-a", &at, &creds);
         let pg = &config["postgresql"];

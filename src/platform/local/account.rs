@@ -50,19 +50,10 @@ impl Account {
         Uid::effective() != self.uid
     }
 
-    /// Hand `path` to the account (a no-op when pgdeck already runs as it).
-    pub fn own(&self, path: &Path) -> std::io::Result<()> {
-        if self.switches() {
-            std::os::unix::fs::chown(path, Some(self.uid.as_raw()), Some(self.gid.as_raw()))?;
-        }
-        Ok(())
-    }
-
-    /// Create `path` (and parents) as a directory owned by the account with `mode`.
+    /// Create `path` (and parents, as pgdeck's own) as a directory owned by the account with
+    /// `mode`, never following a link planted in its place.
     pub fn make_dir(&self, path: &Path, mode: u32) -> std::io::Result<()> {
-        std::fs::create_dir_all(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        self.own(path)
+        super::files::make_dir(path, mode, Some(self))
     }
 
     /// Fail with a clear message when the account cannot reach `path` (e.g. a home inside

@@ -1,15 +1,28 @@
 //! One etcd per pgdeck home: Patroni's DCS. Started on free 127.0.0.1 ports, recorded in
 //! `<home>/etcd/endpoint.json`, adopted when it already runs.
+//!
+//! Authentication is on: a `root` user for pgdeck (its password in `<home>/etcd/`, readable
+//! by pgdeck's account only), and per cluster a user whose role may read and write only the
+//! cluster's keys (`/pgdeck/<ns>/<name>/`), which its Patroni uses. An etcd that runs without
+//! authentication (made by an earlier pgdeck) gets it once every cluster's Patroni has its
+//! credentials (see [`ClusterState::dcs_credentials`]), so no Patroni is locked out.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::files::{AtPath, read_optional, write_atomic};
+use super::cluster::state::ClusterState;
+use super::files::{AtPath, read_optional, read_regular, write_atomic};
 use super::home::Home;
 use super::ports::{Ports, free};
 use super::process;
+use super::store::Store;
+use crate::api::users::PasswordType;
+use crate::plan::patroni::BasicAuth;
 use crate::platform::PlatformError;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,11 +31,56 @@ struct Endpoint {
     peer_port: u16,
 }
 
+/// etcd's superuser, which pgdeck uses.
+const ROOT: &str = "root";
+
+/// How long every cluster's Patroni must have had its etcd credentials before authentication
+/// is turned on: a reload takes effect at Patroni's next loop (`loop_wait`, 10 s by default).
+const RELOAD_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 #[derive(Clone, Debug)]
 pub struct Etcd {
     /// `127.0.0.1:<port>`, as Patroni's etcd3 `hosts` wants it.
     pub host: String,
     http: reqwest::Client,
+    root_password: String,
+    /// The root user's token, once authentication is on.
+    token: Arc<Mutex<Option<String>>>,
+    /// Cluster users made or checked since this etcd was adopted.
+    users: Arc<Mutex<HashSet<String>>>,
+}
+
+/// What etcd answered when it refused: its gRPC status message.
+#[derive(Debug)]
+struct Refusal(String);
+
+impl Refusal {
+    fn is(&self, what: &str) -> bool {
+        self.0.contains(what)
+    }
+}
+
+/// The key prefix of a cluster's Patroni keys: Patroni's `namespace` plus its `scope`.
+pub fn cluster_prefix(ns: &str, name: &str) -> String {
+    format!("/pgdeck/{ns}/{name}/")
+}
+
+/// The etcd user (and role) of a cluster; `/` cannot occur in names, so none collide.
+pub fn cluster_user(ns: &str, name: &str) -> String {
+    format!("{ns}/{name}")
+}
+
+/// The end of the key range of everything under `prefix` (etcd's `range_end`).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 impl Etcd {
@@ -45,48 +103,213 @@ impl Etcd {
             .is_ok_and(|v| v["health"] == "true")
     }
 
+    /// One call of etcd's JSON gateway, as root when authentication is on: a missing or
+    /// expired token is renewed once.
+    async fn call(&self, path: &str, body: &Value) -> Result<Value, PlatformError> {
+        let failed = |e: String| PlatformError::Operator(format!("etcd {path}: {e}"));
+        match self.call_once(path, body).await.map_err(failed)? {
+            Ok(v) => return Ok(v),
+            Err(r) if r.is("user name is empty") || r.is("invalid auth token") => {}
+            Err(r) => return Err(failed(r.0)),
+        }
+        self.authenticate().await?;
+        self.call_once(path, body)
+            .await
+            .map_err(failed)?
+            .map_err(|r| failed(r.0))
+    }
+
+    async fn call_once(&self, path: &str, body: &Value) -> Result<Result<Value, Refusal>, String> {
+        let token = self.token.lock().expect("never poisoned").clone();
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .timeout(Duration::from_secs(2));
+        if let Some(t) = token {
+            request = request.header(reqwest::header::AUTHORIZATION, t);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let ok = response.status().is_success();
+        let v: Value = response.json().await.map_err(|e| e.to_string())?;
+        if ok {
+            return Ok(Ok(v));
+        }
+        let message = v["message"]
+            .as_str()
+            .or(v["error"].as_str())
+            .unwrap_or("refused");
+        Ok(Err(Refusal(message.to_string())))
+    }
+
     /// The value of `key`, `None` when it is not set; an error when etcd did not answer.
     pub async fn get(&self, key: &str) -> Result<Option<String>, PlatformError> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let body = serde_json::json!({ "key": b64.encode(key.as_bytes()) });
-        let failed = |e: String| PlatformError::Operator(format!("etcd: cannot read {key}: {e}"));
-        let reply: serde_json::Value = self
-            .http
-            .post(self.url("/v3/kv/range"))
-            .json(&body)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| failed(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let reply = self
+            .call("/v3/kv/range", &json!({ "key": b64(key.as_bytes()) }))
+            .await?;
         Ok(reply["kvs"][0]["value"]
             .as_str()
-            .and_then(|v| b64.decode(v).ok())
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Delete every key under `prefix` (a cluster's Patroni keys, once it is deleted, so a
-    /// new cluster of the same name starts clean).
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), PlatformError> {
-        let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
-        let mut end = prefix.as_bytes().to_vec();
-        if let Some(last) = end.last_mut() {
-            *last += 1;
+    /// Take a token as root; says whether authentication is on.
+    async fn authenticate(&self) -> Result<bool, PlatformError> {
+        *self.token.lock().expect("never poisoned") = None;
+        let body = json!({ "name": ROOT, "password": self.root_password });
+        match self.call_once("/v3/auth/authenticate", &body).await {
+            Ok(Ok(v)) => {
+                *self.token.lock().expect("never poisoned") = v["token"].as_str().map(String::from);
+                Ok(true)
+            }
+            Ok(Err(r)) if r.is("authentication is not enabled") => Ok(false),
+            Ok(Err(r)) => Err(PlatformError::Operator(format!(
+                "etcd refuses pgdeck's root user: {}",
+                r.0
+            ))),
+            Err(e) => Err(PlatformError::Operator(format!("etcd: {e}"))),
         }
-        let body = serde_json::json!({ "key": b64(prefix.as_bytes()), "range_end": b64(&end) });
-        self.http
-            .post(self.url("/v3/kv/deleterange"))
-            .json(&body)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| PlatformError::Operator(format!("etcd: cannot delete {prefix}: {e}")))?;
+    }
+
+    /// Make something that may exist already (a user, a role, a grant).
+    async fn make(&self, path: &str, body: Value) -> Result<(), PlatformError> {
+        match self.call(path, &body).await {
+            Err(e) if e.to_string().contains("already exists") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Turn authentication on (with pgdeck's root user) unless it is: at once in a `fresh`
+    /// etcd (no Patroni has used it yet); in one whose clusters ran without it, once each has
+    /// its own user in every Patroni configuration for [`RELOAD_GRACE`].
+    async fn secure(&self, home: &Home, fresh: bool) -> Result<(), PlatformError> {
+        // A token says authentication is on; once it expires, `call` takes a new one.
+        let authenticated = self.token.lock().expect("never poisoned").is_some();
+        if authenticated || self.authenticate().await? {
+            return Ok(());
+        }
+        self.make("/v3/auth/role/add", json!({ "name": ROOT }))
+            .await?;
+        self.make(
+            "/v3/auth/user/add",
+            json!({ "name": ROOT, "password": self.root_password }),
+        )
+        .await?;
+        self.call(
+            "/v3/auth/user/changepw",
+            &json!({ "name": ROOT, "password": self.root_password }),
+        )
+        .await?;
+        self.make("/v3/auth/user/grant", json!({ "user": ROOT, "role": ROOT }))
+            .await?;
+        let clusters = if fresh {
+            Vec::new()
+        } else {
+            Store::new(home.clone()).list(None)?
+        };
+        for cluster in clusters {
+            let (ns, name) = (cluster.namespace(), cluster.name());
+            let since = ClusterState::load(&home.cluster(ns, name))
+                .ok()
+                .and_then(|s| s.dcs_credentials);
+            let settled =
+                since.is_some_and(|t| jiff::Timestamp::now().duration_since(t) > RELOAD_GRACE);
+            let user = self
+                .call(
+                    "/v3/auth/user/get",
+                    &json!({ "name": cluster_user(ns, name) }),
+                )
+                .await
+                .is_ok();
+            if !(settled && user) {
+                tracing::info!(
+                    "etcd authentication waits until the Patroni of {ns}/{name} has its credentials"
+                );
+                return Ok(());
+            }
+        }
+        self.call("/v3/auth/enable", &json!({})).await?;
+        tracing::info!("etcd authentication is on");
+        self.authenticate().await.map(drop)
+    }
+
+    /// The cluster's own etcd user with `password`, allowed to read and write only the
+    /// cluster's keys. Made (or its password set) once per adopted etcd.
+    pub async fn cluster_auth(
+        &self,
+        ns: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<BasicAuth, PlatformError> {
+        let user = cluster_user(ns, name);
+        let auth = BasicAuth {
+            username: user.clone(),
+            password: password.to_string(),
+        };
+        if self.users.lock().expect("never poisoned").contains(&user) {
+            return Ok(auth);
+        }
+        let prefix = cluster_prefix(ns, name);
+        self.make("/v3/auth/role/add", json!({ "name": user }))
+            .await?;
+        self.call(
+            "/v3/auth/role/grant",
+            &json!({ "name": user, "perm": {
+                "permType": "READWRITE",
+                "key": b64(prefix.as_bytes()),
+                "range_end": b64(&prefix_end(&prefix)),
+            }}),
+        )
+        .await?;
+        self.make(
+            "/v3/auth/user/add",
+            json!({ "name": user, "password": password }),
+        )
+        .await?;
+        self.call(
+            "/v3/auth/user/changepw",
+            &json!({ "name": user, "password": password }),
+        )
+        .await?;
+        self.make("/v3/auth/user/grant", json!({ "user": user, "role": user }))
+            .await?;
+        self.users.lock().expect("never poisoned").insert(user);
+        Ok(auth)
+    }
+
+    /// Forget a deleted cluster: its Patroni keys (so a new cluster of the same name starts
+    /// clean), its user and its role.
+    pub async fn delete_cluster(&self, ns: &str, name: &str) -> Result<(), PlatformError> {
+        let prefix = cluster_prefix(ns, name);
+        let body = json!({ "key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(&prefix)) });
+        self.call("/v3/kv/deleterange", &body).await?;
+        let user = cluster_user(ns, name);
+        self.users.lock().expect("never poisoned").remove(&user);
+        for (path, body) in [
+            ("/v3/auth/user/delete", json!({ "name": user })),
+            ("/v3/auth/role/delete", json!({ "role": user })),
+        ] {
+            match self.call(path, &body).await {
+                Err(e) if e.to_string().contains("not found") => {}
+                other => other.map(drop)?,
+            }
+        }
         Ok(())
     }
+}
+
+/// pgdeck's root password for the home's etcd, made on first use.
+fn root_password(home: &Home) -> Result<String, PlatformError> {
+    let path = home.etcd_dir().join("root.password");
+    if let Some((bytes, _)) = read_regular(&path).at(&path)? {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if !text.is_empty() {
+            return Ok(text);
+        }
+    }
+    let password = crate::plan::password(PasswordType::AlphaNumeric);
+    write_atomic(&path, password.as_bytes(), 0o600).at(&path)?;
+    Ok(password)
 }
 
 /// Stop the home's etcd, when it runs (its data stays for the next start).
@@ -96,37 +319,55 @@ pub async fn stop(home: &Home) {
     }
 }
 
-/// The etcd processes that serve `home`'s data directory.
+/// The etcd processes that serve `home`'s data directory: pgdeck's own only (anyone can start
+/// a look-alike), since it gets the root password.
 fn running(home: &Home) -> Vec<u32> {
     let data = home.etcd_dir().join("data").display().to_string();
+    let me = nix::unistd::geteuid().as_raw();
     process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data))
+        .into_iter()
+        .filter(|pid| process::uid(*pid) == Some(me))
+        .collect()
 }
 
 /// The running etcd of `home`: adopted when it answers, started otherwise.
+///
+/// `current` is the etcd adopted before, kept (with its token and the users it knows) while
+/// it still answers at the same place.
 pub async fn ensure(
     home: &Home,
     binary: &std::path::Path,
     ports: &Ports,
+    current: Option<Etcd>,
 ) -> Result<Etcd, PlatformError> {
     let dir = home.etcd_dir();
-    std::fs::create_dir_all(&dir).at(&dir)?;
+    // pgdeck's alone: etcd's data and the root password.
+    super::files::make_dir(&dir, 0o700, None).at(&dir)?;
+    let root_password = root_password(home)?;
     let record = dir.join("endpoint.json");
     let recorded: Option<Endpoint> = read_optional(&record)
         .at(&record)?
         .and_then(|t| serde_json::from_str(&t).ok());
     let http = reqwest::Client::new();
+    let at = |port: u16| Etcd {
+        host: format!("127.0.0.1:{port}"),
+        http: http.clone(),
+        root_password: root_password.clone(),
+        token: Arc::default(),
+        users: Arc::default(),
+    };
     let data = dir.join("data");
     let data_arg = data.display().to_string();
     let running = running(home);
 
     if let Some(ep) = recorded {
-        let etcd = Etcd {
-            host: format!("127.0.0.1:{}", ep.client_port),
-            http: http.clone(),
-        };
+        let etcd = current
+            .filter(|c| c.host == format!("127.0.0.1:{}", ep.client_port))
+            .unwrap_or_else(|| at(ep.client_port));
         if !running.is_empty() && etcd.healthy().await {
             ports.claim(ep.client_port);
             ports.claim(ep.peer_port);
+            etcd.secure(home, false).await?;
             return Ok(etcd);
         }
     }
@@ -181,6 +422,7 @@ pub async fn ensure(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let fresh = !data.exists();
     process::spawn(
         binary,
         &args,
@@ -188,12 +430,10 @@ pub async fn ensure(
         &dir.join("etcd.log"),
         &[(process::HOME_ENV, home.root().display().to_string())],
     )?;
-    let etcd = Etcd {
-        host: format!("127.0.0.1:{}", ep.client_port),
-        http,
-    };
+    let etcd = at(ep.client_port);
     for _ in 0..100 {
         if etcd.healthy().await {
+            etcd.secure(home, fresh).await?;
             return Ok(etcd);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -202,4 +442,27 @@ pub async fn ensure(
         "etcd did not become healthy within 10s; see {}",
         dir.join("etcd.log").display()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clusters_range_holds_its_keys_only() {
+        let prefix = cluster_prefix("default", "hippo");
+        assert_eq!(prefix, "/pgdeck/default/hippo/");
+        let end = prefix_end(&prefix);
+        let within = |key: &str| key.as_bytes() >= prefix.as_bytes() && key.as_bytes() < &end[..];
+        assert!(within("/pgdeck/default/hippo/leader"));
+        for other in [
+            "/pgdeck/default/hippo-dev/leader",
+            "/pgdeck/default/hippo",
+            "/pgdeck/default/hippo0",
+            "/pgdeck/other/hippo/leader",
+        ] {
+            assert!(!within(other), "{other}");
+        }
+        assert_ne!(cluster_user("a-b", "c"), cluster_user("a", "b-c"));
+    }
 }

@@ -6,7 +6,7 @@
 //! <home>/namespaces/<ns>/<name>.status.yaml    status, written by the reconciler only
 //! <home>/namespaces/<ns>/<name>.events.jsonl    events, appended by the reconciler, CLI and console
 //! <home>/namespaces/<ns>/<name>/               the cluster's runtime:
-//!     state.json  secrets/  instances/<instance>/  repos/<repo>/  pgbackrest/
+//!     state.json  secrets/  records/<instance>.json  instances/<instance>/  repos/<repo>/  pgbackrest/
 //! <home>/kept/<ns>/<name>-<time>/              data and backups kept by `delete --keep-*`
 //! ```
 
@@ -104,6 +104,14 @@ impl ClusterDir {
     pub fn instance(&self, name: &str) -> InstanceDir {
         InstanceDir(self.instances().join(name))
     }
+    /// Instance records, pgdeck's alone: the database account writes inside each instance's
+    /// directory, so nothing pgdeck trusts lives there.
+    pub fn records(&self) -> PathBuf {
+        self.0.join("records")
+    }
+    pub fn record(&self, instance: &str) -> PathBuf {
+        self.records().join(format!("{instance}.json"))
+    }
     pub fn repos(&self) -> PathBuf {
         self.0.join("repos")
     }
@@ -124,7 +132,8 @@ impl InstanceDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
-    pub fn record(&self) -> PathBuf {
+    /// Where pgdeck kept the instance's record before `records/`: adopted from there once.
+    pub fn legacy_record(&self) -> PathBuf {
         self.0.join("instance.json")
     }
     pub fn data(&self) -> PathBuf {

@@ -19,6 +19,6 @@ pub fn path(root: impl AsRef<Path>) -> PathBuf {
 /// Write the launcher as this version of pgdeck has it.
 pub fn install(root: &Path) -> Result<(), PlatformError> {
     let path = path(root);
-    write_if_changed(&path, SOURCE.as_bytes(), 0o644).at(&path)?;
+    write_if_changed(&path, SOURCE.as_bytes(), 0o644, None).at(&path)?;
     Ok(())
 }

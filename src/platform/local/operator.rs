@@ -215,7 +215,7 @@ async fn keep_etcd(shared: &Shared) {
                 return;
             }
         };
-    match etcd::ensure(&shared.home, &binary, &shared.ports).await {
+    match etcd::ensure(&shared.home, &binary, &shared.ports, shared.etcd()).await {
         Ok(e) => {
             *shared
                 .etcd

@@ -9,7 +9,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::account::Account;
-use super::files::AtPath;
+use super::files::{self, AtPath};
 use crate::platform::PlatformError;
 
 /// Environment every process started by the local platform carries, naming its home: it lets
@@ -25,14 +25,8 @@ pub fn spawn(
     log: &Path,
     env: &[(&str, String)],
 ) -> Result<u32, PlatformError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .at(log)?;
-    if let Some(a) = account {
-        a.own(log).at(log)?;
-    }
+    // The log may sit in a directory the account writes: opened without following links.
+    let file = files::open_log(log, account).at(log)?;
     let err = file.try_clone().at(log)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
@@ -74,16 +68,27 @@ pub fn find(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                return false;
-            };
-            let args: Vec<String> = raw
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
+            let args = cmdline(*pid);
             !args.is_empty() && matches(&args)
         })
+        .collect()
+}
+
+/// The user a process runs as (the owner of its `/proc` entry).
+pub fn uid(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
+}
+
+/// A process's arguments, as exec received them.
+pub fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect()
 }
 

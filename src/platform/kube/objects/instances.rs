@@ -107,6 +107,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
     };
     let credentials = Credentials {
         replication: String::new(),
+        rest_api: None,
     };
     let member = names::pod(&instance.name);
     let mut config = patroni::render(c, set, &member, &placement, &credentials);

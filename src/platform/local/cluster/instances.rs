@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::account::{Account, Binaries};
 use super::super::etcd::Etcd;
-use super::super::files::{AtPath, write_if_changed};
+use super::super::files::{AtPath, read_regular, write_if_changed};
 use super::super::home::{ClusterDir, InstanceDir};
 use super::super::ports::{Ports, free};
 use super::super::{launcher, process};
@@ -22,6 +22,8 @@ pub struct Runtime<'a> {
     pub account: &'a Account,
     pub binaries: &'a Binaries,
     pub etcd: &'a Etcd,
+    /// The cluster's own etcd user, for its Patroni.
+    pub dcs_auth: &'a patroni::BasicAuth,
     pub credentials: &'a patroni::Credentials,
     pub ports: &'a Ports,
     pub home_root: &'a str,
@@ -102,14 +104,16 @@ impl Runtime<'_> {
             }],
             tls_server: None,
         };
+        // Files in the instance's directory, which the account can write: each replaced by a
+        // fresh file it owns, never written through whatever a tenant left under the name.
         let path = inst.pgbackrest_config();
         write_if_changed(
             &path,
             pgbackrest::render(self.cluster, &layout).as_bytes(),
             0o640,
+            Some(self.account),
         )
         .at(&path)?;
-        self.account.own(&path).at(&path)?;
 
         let restore = match self.restore_from {
             Some(source) => {
@@ -120,8 +124,7 @@ impl Runtime<'_> {
                     None,
                     &layout,
                 );
-                write_if_changed(&path, text.as_bytes(), 0o640).at(&path)?;
-                self.account.own(&path).at(&path)?;
+                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?;
                 Some(pgbackrest::restore_command(
                     &path.display().to_string(),
                     &source.repo,
@@ -134,6 +137,7 @@ impl Runtime<'_> {
             dcs: patroni::Dcs::Etcd3 {
                 hosts: vec![self.etcd.host.clone()],
                 namespace: format!("/pgdeck/{}/", self.cluster.namespace()),
+                auth: Some(self.dcs_auth.clone()),
             },
             data_dir: inst.data().display().to_string(),
             bin_dir: self.binaries.postgres_bin.display().to_string(),
@@ -152,8 +156,8 @@ impl Runtime<'_> {
         // (as serde_yaml writes it) as a boolean.
         let text = serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n";
         let path = inst.patroni_config();
-        let changed = write_if_changed(&path, text.as_bytes(), 0o600).at(&path)?;
-        self.account.own(&path).at(&path)?;
+        let changed =
+            write_if_changed(&path, text.as_bytes(), 0o600, Some(self.account)).at(&path)?;
         Ok(changed)
     }
 
@@ -218,14 +222,17 @@ impl Runtime<'_> {
     }
 }
 
-/// The pid of the Patroni that runs `inst`'s configuration, when one runs.
+/// The pid of the Patroni that runs `inst`'s configuration, when one runs: as the account that
+/// owns the instance (anyone can start a process with a look-alike command line).
 pub fn patroni_pid(inst: &InstanceDir) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(inst.path()).ok()?.uid();
     let config = inst.patroni_config().display().to_string();
     process::find(|args| {
         args.iter().any(|a| a == &config) && args.iter().any(|a| a.ends_with("patroni"))
     })
     .into_iter()
-    .find(|pid| process::alive(*pid))
+    .find(|pid| process::alive(*pid) && process::uid(*pid) == Some(owner))
 }
 
 /// Stop the instance: Patroni first (it shuts PostgreSQL down cleanly), then any PostgreSQL
@@ -240,10 +247,23 @@ pub async fn stop(inst: &InstanceDir) {
     }
 }
 
-/// The instance's running postmaster, from its pid file.
+/// The instance's running postmaster, from its pid file. The file is the account's to write,
+/// so its pid counts only for a postgres that runs as the data directory's owner on this very
+/// data directory: never another process pgdeck (as root) would signal.
 fn postmaster_pid(inst: &InstanceDir) -> Option<u32> {
-    std::fs::read_to_string(inst.data().join("postmaster.pid"))
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
-        .filter(|pid| process::alive(*pid))
+    use std::os::unix::fs::MetadataExt;
+    let data = inst.data();
+    let owner = std::fs::symlink_metadata(&data).ok()?.uid();
+    let (text, _) = read_regular(&data.join("postmaster.pid")).ok()??;
+    let pid = String::from_utf8_lossy(&text)
+        .lines()
+        .next()?
+        .trim()
+        .parse::<u32>()
+        .ok()?;
+    let data = data.display().to_string();
+    let args = process::cmdline(pid);
+    let is_postmaster =
+        args.first().is_some_and(|a| a.ends_with("postgres")) && args.contains(&data);
+    (process::alive(pid) && process::uid(pid) == Some(owner) && is_postmaster).then_some(pid)
 }

@@ -37,6 +37,7 @@ use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus, 
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
+use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::instances as planner;
 use crate::plan::patroni::Credentials;
@@ -120,6 +121,8 @@ pub struct Worker {
     state: ClusterState,
     tasks: Tasks,
     probe: ReplicationProbe,
+    /// The Patroni client with the cluster's REST API credentials.
+    patroni: Patroni,
     /// The status as last written.
     written: Option<PostgresClusterStatus>,
     repos: Vec<RepoStatus>,
@@ -155,6 +158,7 @@ impl Worker {
         let state = ClusterState::load(&dir).unwrap_or_default();
         let written = shared.store.read_status(&ns, &name);
         Worker {
+            patroni: shared.patroni.clone(),
             shared,
             ns,
             name,
@@ -226,9 +230,15 @@ impl Worker {
             .etcd()
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
+        let rest_api = secrets::rest_api(&self.dir)?;
+        self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
             replication: read_password(&self.dir, "replication", PasswordType::AlphaNumeric)?,
+            rest_api: Some(rest_api),
         };
+        let dcs_auth = etcd
+            .cluster_auth(&self.ns, &self.name, &secrets::dcs_password(&self.dir)?)
+            .await?;
         let home_root = self.shared.home.root().display().to_string();
         // Once bootstrapped, a cluster made from another's backups no longer needs them.
         let restore_from = if self.state.initialized {
@@ -244,6 +254,7 @@ impl Worker {
             account: &shared.account,
             binaries: &binaries,
             etcd: &etcd,
+            dcs_auth: &dcs_auth,
             credentials: &credentials,
             ports: &shared.ports,
             home_root: &home_root,
@@ -258,14 +269,8 @@ impl Worker {
             namespace: &self.ns,
             cluster: &self.name,
         };
-        let seen = observe::observe(
-            &self.shared.patroni,
-            &dcs,
-            &self.dir,
-            &records,
-            &mut self.probe,
-        )
-        .await;
+        let seen =
+            observe::observe(&self.patroni, &dcs, &self.dir, &records, &mut self.probe).await;
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records
             .iter()
@@ -292,9 +297,14 @@ impl Worker {
                     if changed && running {
                         // Patroni re-reads its file on reload; settings that need a restart
                         // are then reported as pending_restart.
-                        let _ = shared.patroni.reload(&rec.api()).await;
+                        let _ = self.patroni.reload(&rec.api()).await;
                     }
                     rt.ensure_running(rec)?;
+                }
+                if self.state.dcs_credentials.is_none() {
+                    // Every Patroni now has (or starts with) its etcd user: see etcd::secure.
+                    self.state.dcs_credentials = Some(jiff::Timestamp::now());
+                    self.state.save(&self.dir)?;
                 }
                 self.configure(&cluster, &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
@@ -326,9 +336,8 @@ impl Worker {
     fn prepare_dirs(&self) -> Result<(), PlatformError> {
         let account = &self.shared.account;
         std::fs::create_dir_all(self.dir.path()).at(self.dir.path())?;
-        account
-            .make_dir(&self.dir.instances(), 0o755)
-            .at(&self.dir.instances())?;
+        // pgdeck's own: the account writes inside each instance's directory, never beside them.
+        files::make_dir(&self.dir.instances(), 0o755, None).at(&self.dir.instances())?;
         account
             .make_dir(&self.dir.repos(), 0o750)
             .at(&self.dir.repos())?;
@@ -817,7 +826,7 @@ impl Worker {
             })
         } else {
             // Settings Patroni reports as pending: it has loaded them, a restart applies them.
-            let (patroni, api) = (self.shared.patroni.clone(), next.api());
+            let (patroni, api) = (self.patroni.clone(), next.api());
             tokio::spawn(async move { patroni.restart(&api).await.map_err(|e| e.to_string()) })
         };
         self.tasks.restart = Some(RestartStep {
@@ -852,12 +861,11 @@ impl Worker {
             .last_config_check
             .is_none_or(|(g, at)| g != generation || at.elapsed() > Duration::from_secs(15));
         if due {
-            match self.shared.patroni.config(&leader_api).await {
+            match self.patroni.config(&leader_api).await {
                 Ok(current) => {
                     if let Some(patch) = dynamic::patch(&current, &dynamic::desired(cluster)) {
                         tracing::info!(cluster = %self.name, "patching Patroni configuration: {}", serde_json::Value::Object(patch.clone()));
-                        if let Err(e) = self.shared.patroni.patch_config(&leader_api, &patch).await
-                        {
+                        if let Err(e) = self.patroni.patch_config(&leader_api, &patch).await {
                             self.problem = Some(e.to_string());
                             return;
                         }
@@ -876,7 +884,7 @@ impl Worker {
                 .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
         {
             let loop_wait = cluster.patroni().sync_period_seconds();
-            let _ = self.shared.patroni.wake(&leader_api, loop_wait).await;
+            let _ = self.patroni.wake(&leader_api, loop_wait).await;
             self.last_nudge = Some(Instant::now());
         }
     }
@@ -1082,7 +1090,7 @@ impl Worker {
         target: String,
         kind: SwitchoverType,
     ) {
-        let patroni = self.shared.patroni.clone();
+        let patroni = self.patroni.clone();
         tracing::info!(cluster = %self.name, "{kind:?} from {leader:?} to {target}");
         self.tasks.switchover = Some(tokio::spawn(async move {
             let result = match kind {

@@ -1,11 +1,13 @@
 //! Generated passwords, one file each under the cluster's `secrets/`, readable only by their
-//! owner (the account pgdeck runs as).
+//! owner (the account pgdeck runs as). Patroni's copies of the ones it needs are in its
+//! configuration, readable by the database account only.
 
 use std::path::Path;
 
 use super::super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::super::home::ClusterDir;
 use crate::api::users::PasswordType;
+use crate::plan::patroni::BasicAuth;
 
 /// The password stored under `key`, generated on first use.
 pub fn password(dir: &ClusterDir, key: &str, kind: PasswordType) -> Result<String, FileError> {
@@ -28,6 +30,19 @@ pub fn stored(dir: &ClusterDir, key: &str) -> Option<String> {
         .ok()
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
+}
+
+/// What Patroni's REST API asks of callers of its unsafe endpoints (`restapi.authentication`).
+pub fn rest_api(dir: &ClusterDir) -> Result<BasicAuth, FileError> {
+    Ok(BasicAuth {
+        username: "pgdeck".into(),
+        password: password(dir, "patroni-api", PasswordType::AlphaNumeric)?,
+    })
+}
+
+/// The password of the cluster's own etcd user.
+pub fn dcs_password(dir: &ClusterDir) -> Result<String, FileError> {
+    password(dir, "etcd", PasswordType::AlphaNumeric)
 }
 
 /// A user's password file, for `pgdeck uri` and the console.

@@ -1,15 +1,17 @@
 //! What the reconciler remembers of a cluster between passes and across restarts.
 //!
-//! Instances are directories: `instances/<name>/instance.json` records the set and ports, and
-//! is written before anything is started, so a reconciler killed at any moment finds every
-//! instance it began. Cluster-wide progress lives in `state.json`.
+//! Instances are directories, `instances/<name>/`, each with a record, `records/<name>.json`
+//! (set and ports), written before anything is started, so a reconciler killed at any moment
+//! finds every instance it began. Records live apart from the directories, which the database
+//! account writes. Cluster-wide progress lives in `state.json`.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::super::files::{AtPath, FileError, read_optional, write_atomic};
+use super::super::files::{AtPath, FileError, read_optional, read_regular, write_atomic};
 use super::super::home::ClusterDir;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -55,6 +57,10 @@ pub struct ClusterState {
     /// The last `pgdeck.dev/pgbackrest-backup` value acted on.
     #[serde(default)]
     pub backup_handled: Option<String>,
+    /// Since when every Patroni configuration of the cluster names its etcd user: the home's
+    /// etcd turns authentication on once every cluster's Patroni has had time to reload.
+    #[serde(default)]
+    pub dcs_credentials: Option<jiff::Timestamp>,
 }
 
 impl ClusterState {
@@ -79,29 +85,120 @@ impl ClusterState {
 
 /// Every instance recorded under `dir`, oldest first.
 pub fn instances(dir: &ClusterDir) -> Vec<InstanceRecord> {
-    let Ok(entries) = std::fs::read_dir(dir.instances()) else {
+    adopt_legacy_records(dir);
+    let Ok(entries) = std::fs::read_dir(dir.records()) else {
         return Vec::new();
     };
     let mut out: Vec<InstanceRecord> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| read_record(&e.path().join("instance.json")))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|file| {
+            let name = file.strip_suffix(".json")?;
+            match read_record(dir, name, &dir.record(name)) {
+                Ok(record) => record,
+                Err(why) => {
+                    tracing::warn!("ignoring {}: {why}", dir.record(name).display());
+                    None
+                }
+            }
+        })
         .collect();
     out.sort_by_key(|r| r.created);
     out
 }
 
-fn read_record(path: &Path) -> Option<InstanceRecord> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+/// The record at `path` of the instance `name`, if pgdeck can trust it and the instance's
+/// directory is there (a record without one is what an interrupted removal left).
+fn read_record(
+    dir: &ClusterDir,
+    name: &str,
+    path: &Path,
+) -> Result<Option<InstanceRecord>, String> {
+    // A link in `instances/` (planted when an earlier pgdeck let the account write there)
+    // is no instance: nothing is read or done through it.
+    match std::fs::symlink_metadata(dir.instance(name).path()) {
+        Ok(m) if m.is_dir() => {}
+        _ => return Ok(None),
+    }
+    let Some((bytes, meta)) = read_regular(path).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let record: InstanceRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    check_record(
+        &record,
+        name,
+        meta.uid(),
+        meta.nlink(),
+        nix::unistd::geteuid().as_raw(),
+    )?;
+    Ok(Some(record))
+}
+
+/// Move the records an earlier pgdeck kept inside instance directories to `records/`, each
+/// once and only when pgdeck wrote it: the account could have replaced it since.
+fn adopt_legacy_records(dir: &ClusterDir) {
+    let Ok(entries) = std::fs::read_dir(dir.instances()) else {
+        return;
+    };
+    for name in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
+        if std::fs::symlink_metadata(dir.record(&name)).is_ok() {
+            continue;
+        }
+        let legacy = dir.instance(&name).legacy_record();
+        let adopted = read_record(dir, &name, &legacy).and_then(|record| match record {
+            Some(r) => write_record(dir, &r)
+                .and_then(|()| std::fs::remove_file(&legacy).at(&legacy))
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        });
+        if let Err(why) = adopted {
+            tracing::warn!("not adopting {}: {why}", legacy.display());
+        }
+    }
+}
+
+/// A record is pgdeck's when pgdeck's own account owns it (the database account cannot make
+/// such a file, only move one: so it must have one link and name its own directory), and its
+/// name is a DNS label equal to its directory's: a forged name such as `../../x` or another
+/// instance's never reaches a path pgdeck deletes or starts.
+pub fn check_record(
+    record: &InstanceRecord,
+    entry: &str,
+    owner: u32,
+    links: u64,
+    pgdeck: u32,
+) -> Result<(), String> {
+    if owner != pgdeck || links != 1 {
+        return Err(format!(
+            "written by uid {owner} with {links} links, not by pgdeck (uid {pgdeck})"
+        ));
+    }
+    crate::api::validate::dns_label(&record.name)?;
+    if record.name != entry {
+        return Err(format!(
+            "it names {:?}, not its directory {entry:?}",
+            record.name
+        ));
+    }
+    Ok(())
 }
 
 pub fn write_record(dir: &ClusterDir, record: &InstanceRecord) -> Result<(), FileError> {
-    let path = dir.instance(&record.name).record();
+    let path = dir.record(&record.name);
     write_atomic(
         &path,
         &serde_json::to_vec_pretty(record).expect("serializes"),
         0o644,
     )
     .at(&path)
+}
+
+/// Forget a removed instance (its directory is gone or kept elsewhere).
+pub fn remove_record(dir: &ClusterDir, name: &str) -> Result<(), FileError> {
+    let path = dir.record(name);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(&path),
+        _ => Ok(()),
+    }
 }
 
 /// Every port recorded anywhere in the home, so the allocator never hands one out twice.
@@ -121,4 +218,83 @@ pub fn recorded_ports(namespaces: &Path) -> Vec<u16> {
         .flat_map(|c| instances(&ClusterDir(c.path())))
         .flat_map(|r| [r.pg_port, r.api_port])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> InstanceRecord {
+        InstanceRecord {
+            name: name.into(),
+            set: "instance1".into(),
+            pg_port: 20001,
+            api_port: 20002,
+            created: jiff::Timestamp::UNIX_EPOCH,
+            template: None,
+        }
+    }
+
+    #[test]
+    fn only_pgdecks_own_record_naming_its_directory_counts() {
+        let entry = "hippo-instance1-abcd";
+        assert!(check_record(&record(entry), entry, 0, 1, 0).is_ok());
+        // Made by the database account, or a hard link to pgdeck's record elsewhere.
+        assert!(check_record(&record(entry), entry, 105, 1, 0).is_err());
+        assert!(check_record(&record(entry), entry, 0, 2, 0).is_err());
+        // A name that leads elsewhere, or another instance's.
+        for forged in [
+            "../../x",
+            "/etc",
+            "hippo-instance1-wxyz",
+            "",
+            "Hippo",
+            "a/b",
+        ] {
+            assert!(
+                check_record(&record(forged), entry, 0, 1, 0).is_err(),
+                "{forged:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn records_live_apart_and_legacy_ones_are_adopted_only_when_pgdeck_wrote_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ClusterDir(tmp.path().to_path_buf());
+        let legacy = |r: &InstanceRecord, name: &str| {
+            let inst = dir.instance(name);
+            std::fs::create_dir_all(inst.path()).unwrap();
+            std::fs::write(inst.legacy_record(), serde_json::to_vec(r).unwrap()).unwrap();
+        };
+        // Written by an earlier pgdeck inside its directory: adopted, and gone from there.
+        let old = record("hippo-instance1-abcd");
+        legacy(&old, &old.name);
+        // Another directory whose record names the first; a link to the first.
+        legacy(&old, "hippo-instance1-wxyz");
+        std::os::unix::fs::symlink(
+            dir.instance(&old.name).path(),
+            dir.instances().join("hippo-instance1-link"),
+        )
+        .unwrap();
+        assert_eq!(instances(&dir), vec![old.clone()]);
+        assert!(dir.record(&old.name).exists());
+        assert!(!dir.instance(&old.name).legacy_record().exists());
+
+        // What shows up in an instance's directory later is never read again.
+        let mut forged = old.clone();
+        forged.pg_port = 5432;
+        legacy(&forged, &old.name);
+        assert_eq!(instances(&dir), vec![old.clone()]);
+
+        // A record whose directory is gone (an interrupted removal) is no instance.
+        let new = record("hippo-instance1-efgh");
+        write_record(&dir, &new).unwrap();
+        assert_eq!(instances(&dir), vec![old.clone()]);
+        std::fs::create_dir_all(dir.instance(&new.name).path()).unwrap();
+        assert_eq!(instances(&dir).len(), 2);
+        remove_record(&dir, &new.name).unwrap();
+        remove_record(&dir, &new.name).unwrap();
+        assert_eq!(instances(&dir), vec![old]);
+    }
 }

@@ -54,6 +54,7 @@ pub async fn remove_instance(
             .at(inst.path())
             .map_err(|e| e.to_string())?;
     }
+    state::remove_record(dir, &rec.name).map_err(|e| e.to_string())?;
     shared.ports.release(rec.pg_port);
     shared.ports.release(rec.api_port);
     Ok(())
@@ -73,12 +74,8 @@ pub async fn delete(
     }))
     .await;
     if let Some(etcd) = shared.etcd() {
-        etcd.delete_prefix(&format!(
-            "/pgdeck/{}/{}/",
-            cluster.namespace(),
-            cluster.name()
-        ))
-        .await?;
+        etcd.delete_cluster(cluster.namespace(), cluster.name())
+            .await?;
     }
     let keep_data = actions::flag(cluster, annotations::KEEP_DATA);
     let keep_backups = actions::flag(cluster, annotations::KEEP_BACKUPS);
