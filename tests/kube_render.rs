@@ -29,6 +29,21 @@ fn validate(file: &Path, documents: usize) {
     );
 }
 
+/// `pgdeck render -f <example>` (a path in the repository), as documents.
+fn rendered(example: &str) -> Vec<Value> {
+    let out = pgdeck()
+        .args(["render", "-f", example])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    documents(&String::from_utf8(out.stdout).unwrap())
+}
+
 fn documents(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
@@ -100,13 +115,7 @@ fn every_rendered_object_passes_the_kubernetes_schemas() {
 
 #[test]
 fn render_shows_what_a_dba_expects() {
-    let out = pgdeck()
-        .args(["render", "-f", "assets/examples/users-tls-nodeport.yaml"])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let docs = rendered("assets/examples/users-tls-nodeport.yaml");
     let named = |kind: &str, name: &str| {
         docs.iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
@@ -222,13 +231,7 @@ fn render_refuses_an_invalid_manifest_naming_the_field() {
 /// probes; the instance pods' NetworkPolicy; `pods/exec` only on the pod backups run in.
 #[test]
 fn patroni_authentication_network_policy_and_exec_are_rendered() {
-    let out = pgdeck()
-        .args(["render", "-f", "assets/examples/ha.yaml"])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let docs = rendered("assets/examples/ha.yaml");
     let config = docs
         .iter()
         .find(|d| {
@@ -799,13 +802,7 @@ fn literal(s: &str) -> String {
 /// from the replication user's Secret.
 #[test]
 fn patroni_reaches_the_superuser_by_peer_and_rewinds_as_the_replication_user() {
-    let out = pgdeck()
-        .args(["render", "-f", "assets/examples/ha.yaml"])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let docs = rendered("assets/examples/ha.yaml");
     let config = docs
         .iter()
         .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())

@@ -1052,9 +1052,25 @@ impl Worker {
         let Some(trigger) = cluster.annotation(annotations::TRIGGER_SWITCHOVER) else {
             return;
         };
-        if self.state.switchover_handled.as_deref() == Some(trigger)
-            || self.tasks.switchover.is_some()
-        {
+        if self.tasks.switchover.is_some() {
+            return;
+        }
+        if self.state.switchover_handled.as_deref() == Some(trigger) {
+            // Handled, but its outcome never recorded: the reconciler stopped while Patroni
+            // switched over. Say how it ended rather than switch again.
+            let recorded = self
+                .written
+                .as_ref()
+                .and_then(|s| s.patroni.as_ref()?.switchover.as_deref());
+            if recorded != Some(trigger) && self.switchover_result.is_none() {
+                let now = seen.leader.as_deref().unwrap_or("nobody");
+                let asked = cluster.patroni().switchover.and_then(|s| s.target_instance);
+                let ok = asked.as_deref().is_none_or(|t| t == now);
+                self.switchover_result = Some((
+                    ok,
+                    format!("the reconciler restarted during the switchover; {now} is the primary"),
+                ));
+            }
             return;
         }
         let refuse = |me: &mut Self, why: String| {
@@ -1069,15 +1085,27 @@ impl Worker {
         };
         match actions::plan_switchover(cluster, &status, seen.leader.as_deref()) {
             Err(why) => refuse(self, why),
-            Ok(SwitchoverStep::Switchover { leader, target }) => {
-                let api = seen.api_of(&leader).unwrap_or_default();
-                let kind = SwitchoverType::Switchover;
-                self.spawn_switchover(Some(trigger.to_string()), api, leader, target, kind);
-            }
-            Ok(SwitchoverStep::Failover { target }) => {
-                let api = seen.api_of(&target).unwrap_or_default();
-                let kind = SwitchoverType::Failover;
-                self.spawn_switchover(Some(trigger.to_string()), api, String::new(), target, kind);
+            Ok(step) => {
+                // Recorded before Patroni is asked: a reconciler killed meanwhile must not
+                // switch over a second time (to yet another replica) when it comes back.
+                self.state.switchover_handled = Some(trigger.to_string());
+                if let Err(e) = self.state.save(&self.dir) {
+                    self.problem = Some(e.to_string());
+                    return;
+                }
+                let trigger = Some(trigger.to_string());
+                match step {
+                    SwitchoverStep::Switchover { leader, target } => {
+                        let api = seen.api_of(&leader).unwrap_or_default();
+                        let kind = SwitchoverType::Switchover;
+                        self.spawn_switchover(trigger, api, leader, target, kind);
+                    }
+                    SwitchoverStep::Failover { target } => {
+                        let api = seen.api_of(&target).unwrap_or_default();
+                        let kind = SwitchoverType::Failover;
+                        self.spawn_switchover(trigger, api, String::new(), target, kind);
+                    }
+                }
             }
         }
     }
