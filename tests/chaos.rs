@@ -170,7 +170,7 @@ fn scaling_down_while_every_patroni_is_stopped_keeps_the_primarys_data() {
     }
     let direct = writer::pin_to_port(home.ok(&["uri", "dark"]).trim(), leader_port);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while home.psql(&direct, "SHOW synchronous_standby_names") != "" {
+    while !home.psql(&direct, "SHOW synchronous_standby_names").is_empty() {
         assert!(
             Instant::now() < deadline,
             "Patroni kept a synchronous standby"

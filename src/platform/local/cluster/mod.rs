@@ -915,8 +915,15 @@ impl Worker {
                         .collect();
                     if current != self.state.users {
                         let conninfo = conninfo.clone();
+                        // A primary that stops answering mid-way must not hold the users
+                        // task (and every later change of users) forever.
                         self.tasks.users = Some(tokio::spawn(async move {
-                            users::apply(&conninfo, &desired).await
+                            let apply = users::apply(&conninfo, &desired);
+                            tokio::time::timeout(Duration::from_secs(60), apply)
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err("the primary did not answer within 60 s".into())
+                                })
                         }));
                     }
                 }
