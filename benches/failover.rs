@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::local::{LocalHome, signal};
+use common::local::{Frozen, LocalHome, signal};
 use common::writer::Writing;
 use nix::sys::signal::Signal;
 
@@ -67,11 +67,11 @@ fn main() {
         let mut pids = home.patroni_pids(NAME, &old);
         pids.extend(home.postgres_pids(NAME, &old));
         frozen.push(Instant::now());
-        signal(&pids, Signal::SIGSTOP);
+        let ice = Frozen::freeze(pids);
         home.wait_for(NAME, Duration::from_secs(120), "a new primary", |s| {
             s["primary"].is_string() && s["primary"] != old.as_str()
         });
-        signal(&pids, Signal::SIGCONT);
+        drop(ice);
         primary(&home);
         std::thread::sleep(Duration::from_secs(2));
     }

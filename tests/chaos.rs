@@ -81,9 +81,9 @@ fn a_frozen_primary_acknowledges_no_write_after_losing_the_lock() {
     writing.also(pinned, 1_000_000_000, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
 
-    let mut frozen = home.patroni_pids("frozen", &old);
-    frozen.extend(home.postgres_pids("frozen", &old));
-    common::local::signal(&frozen, Signal::SIGSTOP);
+    let mut pids = home.patroni_pids("frozen", &old);
+    pids.extend(home.postgres_pids("frozen", &old));
+    let frozen = common::local::Frozen::freeze(pids);
     let took_over = home.wait_for(
         "frozen",
         Duration::from_secs(120),
@@ -91,7 +91,7 @@ fn a_frozen_primary_acknowledges_no_write_after_losing_the_lock() {
         |s| s["primary"].is_string() && primary(s) != old,
     );
     std::thread::sleep(Duration::from_secs(3));
-    common::local::signal(&frozen, Signal::SIGCONT);
+    drop(frozen);
     let after = home.settle("frozen", 2, "the old primary to rejoin as a replica");
     assert_eq!(primary(&after), primary(&took_over), "no second failover");
     std::thread::sleep(Duration::from_secs(2));
@@ -170,7 +170,10 @@ fn scaling_down_while_every_patroni_is_stopped_keeps_the_primarys_data() {
     }
     let direct = writer::pin_to_port(home.ok(&["uri", "dark"]).trim(), leader_port);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !home.psql(&direct, "SHOW synchronous_standby_names").is_empty() {
+    while !home
+        .psql(&direct, "SHOW synchronous_standby_names")
+        .is_empty()
+    {
         assert!(
             Instant::now() < deadline,
             "Patroni kept a synchronous standby"

@@ -219,6 +219,23 @@ pub fn all_ready(status: &serde_json::Value, n: usize) -> bool {
     list.len() == n && list.iter().all(|i| i["ready"] == true) && status["primary"].is_string()
 }
 
+/// Processes stopped with SIGSTOP, continued when this goes: a test that fails while they are
+/// frozen must not leave them behind (a stopped process never notices its postmaster died).
+pub struct Frozen(Vec<i32>);
+
+impl Frozen {
+    pub fn freeze(pids: Vec<i32>) -> Frozen {
+        signal(&pids, Signal::SIGSTOP);
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(&self.0, Signal::SIGCONT);
+    }
+}
+
 pub fn signal(pids: &[i32], sig: Signal) {
     for pid in pids {
         let _ = kill(Pid::from_raw(*pid), sig);
