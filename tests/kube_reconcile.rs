@@ -1747,19 +1747,23 @@ async fn unsafe_endpoints_need_the_operators_certificate(h: &Harness) {
     assert_eq!(h.patroni.lock().unwrap().patches.len(), 1);
 }
 
-/// A member that answers with more than Patroni ever sends is not read on: it counts as not
-/// answering.
-async fn oversized_answers_are_not_read(h: &Harness) {
+/// hippo (ha.yaml) created and settled: one of its replicas.
+async fn settled_replica(h: &Harness) -> String {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
     let s = status(h, "hippo").await;
-    let replica = s
-        .instances
+    s.instances
         .iter()
         .find(|i| Some(&i.name) != s.primary.as_ref())
         .unwrap()
         .name
-        .clone();
+        .clone()
+}
+
+/// A member that answers with more than Patroni ever sends is not read on: it counts as not
+/// answering.
+async fn oversized_answers_are_not_read(h: &Harness) {
+    let replica = settled_replica(h).await;
     h.patroni
         .lock()
         .unwrap()
@@ -1775,16 +1779,7 @@ async fn oversized_answers_are_not_read(h: &Harness) {
 }
 
 async fn unreachable_member_shows_in_status(h: &Harness) {
-    h.create(&example("ha.yaml")).await;
-    settle(h, "hippo").await;
-    let s = status(h, "hippo").await;
-    let replica = s
-        .instances
-        .iter()
-        .find(|i| Some(&i.name) != s.primary.as_ref())
-        .unwrap()
-        .name
-        .clone();
+    let replica = settled_replica(h).await;
     h.patroni.lock().unwrap().down.insert(names::pod(&replica));
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
