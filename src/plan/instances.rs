@@ -40,11 +40,9 @@ pub struct Decision {
 /// Each instance set of `cluster` with the number of instances it wants, in spec order.
 pub fn wanted(cluster: &PostgresCluster) -> Vec<(String, usize)> {
     cluster
-        .spec
-        .instances
-        .iter()
-        .zip(cluster.sets())
-        .map(|(spec, (name, _))| (name, spec.replicas().max(1) as usize))
+        .sets()
+        .into_iter()
+        .map(|(name, set)| (name, set.replicas().max(1) as usize))
         .collect()
 }
 
