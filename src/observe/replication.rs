@@ -16,6 +16,15 @@ pub struct Standby {
     pub replay_lag_seconds: Option<f64>,
 }
 
+/// What the primary says of its standbys and its archiver.
+#[derive(Debug, Default)]
+pub struct PrimaryView {
+    pub standbys: HashMap<String, Standby>,
+    /// The last WAL segment archived (`pg_stat_archiver`): when it moves on, the repository
+    /// holds more than its last reading said.
+    pub last_archived: Option<String>,
+}
+
 /// A connection to one primary, made on demand and dropped when the primary changes or fails.
 #[derive(Default)]
 pub struct ReplicationProbe {
@@ -24,10 +33,10 @@ pub struct ReplicationProbe {
 }
 
 impl ReplicationProbe {
-    /// `pg_stat_replication` on the primary reached with `conninfo`, by standby name. A
-    /// primary that stops answering (frozen, its host gone) costs at most two seconds: the
-    /// pass that asked goes on without it.
-    pub async fn standbys(&mut self, conninfo: &str) -> Result<HashMap<String, Standby>, String> {
+    /// `pg_stat_replication` (by standby name) and `pg_stat_archiver` on the primary reached
+    /// with `conninfo`. A primary that stops answering (frozen, its host gone) costs at most
+    /// two seconds: the pass that asked goes on without it.
+    pub async fn primary(&mut self, conninfo: &str) -> Result<PrimaryView, String> {
         match tokio::time::timeout(Duration::from_secs(2), self.ask(conninfo)).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => Err(e.to_string()),
@@ -38,10 +47,7 @@ impl ReplicationProbe {
         }
     }
 
-    async fn ask(
-        &mut self,
-        conninfo: &str,
-    ) -> Result<HashMap<String, Standby>, tokio_postgres::Error> {
+    async fn ask(&mut self, conninfo: &str) -> Result<PrimaryView, tokio_postgres::Error> {
         if self.connected_to.as_deref() != Some(conninfo)
             || self.client.as_ref().is_none_or(|c| c.is_closed())
         {
@@ -62,14 +68,17 @@ impl ReplicationProbe {
                 &[],
             )
             .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => {
+        let archiver = client
+            .query_one("SELECT last_archived_wal FROM pg_stat_archiver", &[])
+            .await;
+        let (rows, archiver) = match (rows, archiver) {
+            (Ok(rows), Ok(archiver)) => (rows, archiver),
+            (Err(e), _) | (_, Err(e)) => {
                 self.client = None;
                 return Err(e);
             }
         };
-        Ok(rows
+        let standbys = rows
             .iter()
             .map(|r| {
                 (
@@ -81,7 +90,11 @@ impl ReplicationProbe {
                     },
                 )
             })
-            .collect())
+            .collect();
+        Ok(PrimaryView {
+            standbys,
+            last_archived: archiver.get(0),
+        })
     }
 }
 

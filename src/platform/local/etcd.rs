@@ -153,6 +153,54 @@ impl Etcd {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// Follow every change of the keys under `prefix` as `changed(key, value)` (`None`: the key
+    /// was deleted or expired), until etcd ends the stream or stops answering.
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        mut changed: impl FnMut(&str, Option<&str>),
+    ) -> Result<(), PlatformError> {
+        let failed = |e: String| PlatformError::Operator(format!("etcd watch: {e}"));
+        self.authenticate().await?;
+        let token = self.token.lock().expect("never poisoned").clone();
+        let body = json!({ "create_request": {
+            "key": b64(prefix.as_bytes()),
+            "range_end": b64(&prefix_end(prefix)),
+        }});
+        // No timeout: the stream stays open for as long as etcd runs.
+        let mut request = self.http.post(self.url("/v3/watch")).json(&body);
+        if let Some(t) = token {
+            request = request.header(reqwest::header::AUTHORIZATION, t);
+        }
+        let mut response = request.send().await.map_err(|e| failed(e.to_string()))?;
+        let decode = |v: &Value| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        // The gateway sends one JSON object a line.
+        let mut pending = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(message) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                if let Some(error) = message.get("error") {
+                    return Err(failed(error.to_string()));
+                }
+                for event in message["result"]["events"].as_array().into_iter().flatten() {
+                    let key = decode(&event["kv"]["key"]);
+                    let value = (event["type"] != "DELETE").then(|| decode(&event["kv"]["value"]));
+                    changed(&key, value.as_deref());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Take a token as root; says whether authentication is on.
     async fn authenticate(&self) -> Result<bool, PlatformError> {
         *self.token.lock().expect("never poisoned") = None;
@@ -314,20 +362,21 @@ fn root_password(home: &Home) -> Result<String, PlatformError> {
 
 /// Stop the home's etcd, when it runs (its data stays for the next start).
 pub async fn stop(home: &Home) {
-    for pid in running(home) {
+    if let Some(pid) = running(home) {
         process::stop(pid, Duration::from_secs(10)).await;
     }
 }
 
-/// The etcd processes that serve `home`'s data directory: pgdeck's own only (anyone can start
-/// a look-alike), since it gets the root password.
-fn running(home: &Home) -> Vec<u32> {
+/// The etcd that serves `home`'s data directory: pgdeck's own only (anyone can start a
+/// look-alike), since it gets the root password.
+fn running(home: &Home) -> Option<u32> {
     let data = home.etcd_dir().join("data").display().to_string();
     let me = nix::unistd::geteuid().as_raw();
-    process::find(|args| args[0].ends_with("etcd") && args.iter().any(|a| a == &data))
-        .into_iter()
-        .filter(|pid| process::uid(*pid) == Some(me))
-        .collect()
+    process::tracked(&home.etcd_dir().join("etcd.pid"), |pid, args| {
+        args.first().is_some_and(|a| a.ends_with("etcd"))
+            && args.iter().any(|a| a == &data)
+            && process::uid(pid) == Some(me)
+    })
 }
 
 /// The running etcd of `home`: adopted when it answers, started otherwise.
@@ -364,14 +413,14 @@ pub async fn ensure(
         let etcd = current
             .filter(|c| c.host == format!("127.0.0.1:{}", ep.client_port))
             .unwrap_or_else(|| at(ep.client_port));
-        if !running.is_empty() && etcd.healthy().await {
+        if running.is_some() && etcd.healthy().await {
             ports.claim(ep.client_port);
             ports.claim(ep.peer_port);
             etcd.secure(home, false).await?;
             return Ok(etcd);
         }
     }
-    for pid in running {
+    if let Some(pid) = running {
         process::stop(pid, Duration::from_secs(5)).await;
     }
     // Keep the recorded ports when they are free: Patroni's configurations name them.
@@ -423,13 +472,14 @@ pub async fn ensure(
     .map(|s| s.to_string())
     .collect();
     let fresh = !data.exists();
-    process::spawn(
+    let pid = process::spawn(
         binary,
         &args,
         None,
         &dir.join("etcd.log"),
         &[(process::HOME_ENV, home.root().display().to_string())],
     )?;
+    process::track(&dir.join("etcd.pid"), Some(pid))?;
     let etcd = at(ep.client_port);
     for _ in 0..100 {
         if etcd.healthy().await {

@@ -112,6 +112,10 @@ impl ClusterDir {
     pub fn record(&self, instance: &str) -> PathBuf {
         self.records().join(format!("{instance}.json"))
     }
+    /// The pid of the instance's Patroni as pgdeck started it, beside its record.
+    pub fn patroni_pid_file(&self, instance: &str) -> PathBuf {
+        self.records().join(format!("{instance}.patroni.pid"))
+    }
     pub fn repos(&self) -> PathBuf {
         self.0.join("repos")
     }

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod cluster;
 pub mod connect;
+mod dcs_watch;
 pub mod etcd;
 pub mod files;
 pub mod home;

@@ -1,6 +1,6 @@
 //! `pgdeck operator --platform local`: the reconciler for one home. It holds the home's lock,
 //! keeps etcd running, and runs one worker per cluster, woken when its manifest changes (a file
-//! watch) and at least every second.
+//! watch) or its Patroni keys do (an etcd watch); each worker keeps its own cadence besides.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -8,11 +8,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::account::{self, Account};
 use super::cluster::{Worker, state};
+use super::dcs_watch::{self, ClusterKey};
 use super::etcd::{self, Etcd};
 use super::files::AtPath;
 use super::home::Home;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub account: Account,
     pub ports: Ports,
     pub patroni: Patroni,
+    /// Turns at a pass, shared by the clusters' workers.
+    pub passes: Semaphore,
     etcd: RwLock<Option<Etcd>>,
 }
 
@@ -47,6 +50,9 @@ struct Running {
     wake: Arc<Notify>,
 }
 
+/// Clusters reconciled at the same moment; the others wait their turn.
+const CONCURRENT_PASSES: usize = 8;
+
 /// How long a home stays without clusters before its reconciler stops (with its etcd).
 const EMPTY_FOR: Duration = Duration::from_secs(10);
 
@@ -64,31 +70,34 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
         store: Store::new(home.clone()),
         account,
         patroni: Patroni::new(),
+        passes: Semaphore::new(CONCURRENT_PASSES),
         etcd: RwLock::new(None),
         home: home.clone(),
     });
     tracing::info!(home = %home.root().display(), pid = std::process::id(), "pgdeck operator started");
 
-    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<ClusterKey>();
+    let manifests = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Changes to manifests only: neither the reconciler's own status writes nor its reads
         // of a manifest (an open is an inotify event too) may wake it.
-        if event.is_ok_and(|e| {
-            (e.kind.is_create() || e.kind.is_modify() || e.kind.is_remove())
-                && e.paths.iter().any(|p| is_manifest(p))
-        }) {
-            let _ = tx.send(());
+        let Ok(e) = event else { return };
+        if e.kind.is_create() || e.kind.is_modify() || e.kind.is_remove() {
+            for key in e.paths.iter().filter_map(|p| manifest_key(p)) {
+                let _ = manifests.send(key);
+            }
         }
     })
     .map_err(|e| PlatformError::Operator(format!("cannot watch {}: {e}", namespaces.display())))?;
     let mut watched: HashSet<String> = HashSet::new();
+    let dcs = tokio::spawn(dcs_watch::follow(shared.clone(), tx));
 
     let mut workers: HashMap<(String, String), Running> = HashMap::new();
     let mut etcd_checked: Option<Instant> = None;
     let mut empty_since: Option<Instant> = None;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| PlatformError::Operator(e.to_string()))?;
-    loop {
+    'run: loop {
         for ns in list_dirs(&namespaces) {
             if watched.insert(ns.clone()) {
                 let _ = watcher.watch(&namespaces.join(&ns), RecursiveMode::NonRecursive);
@@ -125,24 +134,31 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
             empty_since = None;
         }
         for key in clusters {
-            match workers.get(&key) {
-                Some(w) => w.wake.notify_one(),
-                None => {
-                    let wake = Arc::new(Notify::new());
-                    let worker = Worker::new(shared.clone(), key.0.clone(), key.1.clone());
-                    let task = tokio::spawn(worker.run(wake.clone()));
-                    tracing::info!(namespace = %key.0, cluster = %key.1, "reconciling");
-                    workers.insert(key, Running { task, wake });
-                }
+            if let std::collections::hash_map::Entry::Vacant(slot) = workers.entry(key) {
+                let (ns, name) = slot.key().clone();
+                let wake = Arc::new(Notify::new());
+                let worker = Worker::new(shared.clone(), ns.clone(), name.clone());
+                let task = tokio::spawn(worker.run(wake.clone()));
+                tracing::info!(namespace = %ns, cluster = %name, "reconciling");
+                slot.insert(Running { task, wake });
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            Some(()) = changes.recv() => while changes.try_recv().is_ok() {},
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+        // Listing the home each second costs a few directory reads; a worker is woken only
+        // for its own cluster's changes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                Some(key) = changes.recv() => match workers.get(&key) {
+                    Some(w) => w.wake.notify_one(),
+                    None => break, // a new cluster: start its worker now
+                },
+                _ = term.recv() => break 'run,
+                _ = tokio::signal::ctrl_c() => break 'run,
+            }
         }
     }
+    dcs.abort();
     for w in workers.values() {
         w.task.abort();
     }
@@ -157,10 +173,10 @@ pub fn stop(home: &Home) -> Result<Option<u32>, PlatformError> {
         return Ok(None);
     };
     // The lock names the pid; signal it only when it is a pgdeck operator for sure.
-    let is_operator = super::process::find(|args| {
-        args.iter().any(|a| a == "operator") && args[0].ends_with("pgdeck")
-    })
-    .contains(&pid);
+    let args = super::process::cmdline(pid);
+    let is_operator = super::process::alive(pid)
+        && args.first().is_some_and(|a| a.ends_with("pgdeck"))
+        && args.iter().any(|a| a == "operator");
     if !is_operator {
         return Err(PlatformError::Operator(format!(
             "{} is locked by pid {pid}, which is not a pgdeck operator",
@@ -224,6 +240,16 @@ async fn keep_etcd(shared: &Shared) {
         }
         Err(e) => tracing::error!("{e}"),
     }
+}
+
+/// The cluster whose manifest `path` is.
+fn manifest_key(path: &Path) -> Option<ClusterKey> {
+    if !is_manifest(path) {
+        return None;
+    }
+    let name = path.file_stem()?.to_str()?;
+    let ns = path.parent()?.file_name()?.to_str()?;
+    Some((ns.to_string(), name.to_string()))
 }
 
 fn is_manifest(path: &Path) -> bool {

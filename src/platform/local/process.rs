@@ -1,5 +1,6 @@
-//! Detached processes: started in their own session so they outlive pgdeck, found again by
-//! their command line so a restarted reconciler adopts them instead of starting twins.
+//! Detached processes: started in their own session so they outlive pgdeck, and known again by
+//! the pid pgdeck recorded when it started them (with the process's start time, so a reused pid
+//! is never taken for it), so a restarted reconciler adopts them instead of starting twins.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -8,8 +9,10 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use serde::{Deserialize, Serialize};
+
 use super::account::Account;
-use super::files::{self, AtPath};
+use super::files::{self, AtPath, read_regular, write_atomic};
 use crate::platform::PlatformError;
 
 /// Environment every process started by the local platform carries, naming its home: it lets
@@ -60,8 +63,89 @@ pub fn spawn(
     Ok(pid)
 }
 
+/// A process as pgdeck knows it: its pid and when it started (clock ticks after boot), so a
+/// pid the kernel gave to another process since is not taken for it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Started {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Started {
+    pub fn of(pid: u32) -> Option<Started> {
+        let (_, start) = stat(pid)?;
+        Some(Started { pid, start })
+    }
+
+    /// Still running (not a zombie), and still the same process.
+    pub fn running(&self) -> bool {
+        stat(self.pid).is_some_and(|(state, start)| start == self.start && state != 'Z')
+    }
+
+    /// Still the same process, running and not stopped (SIGSTOP, a freeze) nor traced.
+    pub fn steady(&self) -> bool {
+        stat(self.pid)
+            .is_some_and(|(state, start)| start == self.start && !matches!(state, 'Z' | 'T' | 't'))
+    }
+}
+
+/// A process's state letter and start time, from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields count from its end.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Record in `file` that `pid` is the process pgdeck started; `None` records that none runs.
+/// `file` lies in a directory only pgdeck writes.
+pub fn track(file: &Path, pid: Option<u32>) -> Result<(), PlatformError> {
+    let started = pid.and_then(Started::of);
+    write_atomic(
+        file,
+        &serde_json::to_vec(&started).expect("serializes"),
+        0o644,
+    )
+    .at(file)
+    .map_err(Into::into)
+}
+
+/// The running process recorded in `file`, when `is` (given its pid and command line) says it
+/// is what the record claims. A process started by a pgdeck that recorded none is looked for
+/// once among all processes, and what was found (or that nothing was) recorded: no pass walks
+/// `/proc` again.
+pub fn tracked(file: &Path, is: impl Fn(u32, &[String]) -> bool) -> Option<u32> {
+    let verified = |s: Started| (s.running() && is(s.pid, &cmdline(s.pid))).then_some(s.pid);
+    if let Some(recorded) = read_tracked(file) {
+        return recorded.and_then(verified);
+    }
+    let found = find(|_| true)
+        .into_iter()
+        .filter_map(Started::of)
+        .find_map(verified);
+    if let Err(e) = track(file, found) {
+        tracing::warn!("{e}");
+    }
+    found
+}
+
+/// What `file` records: `Some(None)` when it says nothing runs, `None` when there is no record
+/// pgdeck can trust (none at all, or one pgdeck did not write).
+fn read_tracked(file: &Path) -> Option<Option<Started>> {
+    use std::os::unix::fs::MetadataExt;
+    let (bytes, meta) = read_regular(file).ok()??;
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.nlink() != 1 {
+        return None;
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Processes whose command line satisfies `matches` (arguments split as exec received them).
-pub fn find(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
+/// It reads every process's command line: for adopting what an earlier pgdeck left, not for
+/// the reconcile path.
+fn find(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -94,15 +178,7 @@ pub fn cmdline(pid: u32) -> Vec<String> {
 
 /// Whether `pid` runs (and is not a zombie).
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
+    stat(pid).is_some_and(|(state, _)| state != 'Z')
 }
 
 /// Ask `pid` to stop (SIGTERM), and wait up to `grace` for it; then SIGKILL. Says whether it
@@ -168,5 +244,38 @@ pub async fn run(
             .rfind(|l| !l.trim().is_empty())
             .unwrap_or("failed without a message")
             .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_process_is_known_only_while_it_is_the_same_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("me.pid");
+        let me = std::process::id();
+        let is_me = |pid: u32, args: &[String]| pid == me && !args.is_empty();
+
+        // No record: looked for once, and what was found recorded.
+        assert_eq!(tracked(&file, is_me), Some(me));
+        assert_eq!(read_tracked(&file), Some(Some(Started::of(me).unwrap())));
+        assert!(Started::of(me).unwrap().steady());
+
+        // A record of another process (or of this pid with another start time) is no match.
+        track(&file, Some(me)).unwrap();
+        assert_eq!(tracked(&file, |_, _| false), None);
+        let reused = Started {
+            start: Started::of(me).unwrap().start + 1,
+            ..Started::of(me).unwrap()
+        };
+        std::fs::write(&file, serde_json::to_vec(&reused).unwrap()).unwrap();
+        assert_eq!(tracked(&file, is_me), None);
+        assert!(!reused.running() && !reused.steady());
+
+        // Recorded as not running: not looked for among all processes again.
+        track(&file, None).unwrap();
+        assert_eq!(tracked(&file, is_me), None);
     }
 }

@@ -164,7 +164,7 @@ impl Runtime<'_> {
     /// Start Patroni for the instance unless it already runs. Returns its pid.
     pub fn ensure_running(&self, rec: &InstanceRecord) -> Result<u32, PlatformError> {
         let inst = self.dir.instance(&rec.name);
-        if let Some(pid) = patroni_pid(&inst) {
+        if let Some(pid) = patroni_pid(self.dir, &rec.name) {
             return Ok(pid);
         }
         if let Some(moved) = self.move_off_taken_ports(rec)? {
@@ -187,13 +187,15 @@ impl Runtime<'_> {
         let config = inst.patroni_config().display().to_string();
         let launcher = launcher::path(self.home_root).display().to_string();
         tracing::info!(cluster = self.cluster.name(), instance = %rec.name, "starting Patroni");
-        process::spawn(
+        let pid = process::spawn(
             &self.binaries.python,
             &[launcher, config],
             Some(self.account),
             &inst.log(),
             &env,
-        )
+        )?;
+        process::track(&self.dir.patroni_pid_file(&rec.name), Some(pid))?;
+        Ok(pid)
     }
 }
 
@@ -222,26 +224,29 @@ impl Runtime<'_> {
     }
 }
 
-/// The pid of the Patroni that runs `inst`'s configuration, when one runs: as the account that
-/// owns the instance (anyone can start a process with a look-alike command line).
-pub fn patroni_pid(inst: &InstanceDir) -> Option<u32> {
+/// The Patroni that runs `name`'s configuration, when one runs: the process pgdeck recorded
+/// when it started it, as the account that owns the instance with the instance's configuration
+/// (anyone can start a process with a look-alike command line).
+pub fn patroni_pid(dir: &ClusterDir, name: &str) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
+    let inst = dir.instance(name);
     let owner = std::fs::symlink_metadata(inst.path()).ok()?.uid();
     let config = inst.patroni_config().display().to_string();
-    process::find(|args| {
-        args.iter().any(|a| a == &config) && args.iter().any(|a| a.ends_with("patroni"))
+    process::tracked(&dir.patroni_pid_file(name), |pid, args| {
+        args.iter().any(|a| a == &config)
+            && args.iter().any(|a| a.ends_with("patroni"))
+            && process::uid(pid) == Some(owner)
     })
-    .into_iter()
-    .find(|pid| process::alive(*pid) && process::uid(*pid) == Some(owner))
 }
 
 /// Stop the instance: Patroni first (it shuts PostgreSQL down cleanly), then any PostgreSQL
 /// left behind. Waits until both are gone.
-pub async fn stop(inst: &InstanceDir) {
-    if let Some(pid) = patroni_pid(inst) {
+pub async fn stop(dir: &ClusterDir, name: &str) {
+    let inst = dir.instance(name);
+    if let Some(pid) = patroni_pid(dir, name) {
         process::stop(pid, Duration::from_secs(60)).await;
     }
-    if let Some(pid) = postmaster_pid(inst) {
+    if let Some(pid) = postmaster_pid(&inst) {
         // SIGTERM is PostgreSQL's smart shutdown; a stopped Patroni leaves no clients to wait for.
         process::stop(pid, Duration::from_secs(60)).await;
     }
@@ -250,7 +255,7 @@ pub async fn stop(inst: &InstanceDir) {
 /// The instance's running postmaster, from its pid file. The file is the account's to write,
 /// so its pid counts only for a postgres that runs as the data directory's owner on this very
 /// data directory: never another process pgdeck (as root) would signal.
-fn postmaster_pid(inst: &InstanceDir) -> Option<u32> {
+pub fn postmaster_pid(inst: &InstanceDir) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let data = inst.data();
     let owner = std::fs::symlink_metadata(&data).ok()?.uid();

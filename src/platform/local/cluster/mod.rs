@@ -5,6 +5,12 @@
 //! the dynamic configuration and users, start the first backup, carry out a switchover. Each
 //! pass is short (Patroni queries time out in 1.5 s); anything longer (stopping an instance, a
 //! backup, a switchover) runs as a background task whose outcome a later pass records.
+//!
+//! Passes follow change: every second while something moves (an instance starts, stops or
+//! lags, a task runs, a switchover, a scale), every [`SETTLED`] once nothing does. Meanwhile a
+//! settled cluster costs a look at its processes' `/proc/<pid>/stat` a second: a Patroni or
+//! PostgreSQL that exits or freezes, a change of Patroni's keys in etcd (see `dcs_watch`) and a
+//! changed manifest bring the next pass at once.
 
 mod backups;
 mod instances;
@@ -29,6 +35,7 @@ use super::account::Binaries;
 use super::files::{self, AtPath};
 use super::home::ClusterDir;
 use super::operator::Shared;
+use super::process::Started;
 use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
@@ -62,8 +69,10 @@ struct Usage {
     repos: BTreeMap<String, u64>,
 }
 
-/// How often usage is measured: walking a large data directory is not free.
+/// How often usage is measured at most: walking a large data directory is not free.
 const USAGE_EVERY: Duration = Duration::from_secs(30);
+/// How often it is measured when no WAL was archived meanwhile (nearly nothing grows then).
+const USAGE_IDLE: Duration = Duration::from_secs(600);
 /// A volume fuller than this is under pressure.
 const PRESSURE: f64 = 0.8;
 
@@ -105,6 +114,21 @@ struct Tasks {
     restart: Option<RestartStep>,
 }
 
+impl Tasks {
+    /// No background work in flight: its outcome would come at the next pass.
+    fn idle(&self) -> bool {
+        self.removals.is_empty()
+            && self.stops.is_empty()
+            && self.initial_backup.is_none()
+            && self.info.is_none()
+            && self.users.is_none()
+            && self.switchover.is_none()
+            && self.backup.is_none()
+            && self.usage.is_none()
+            && self.restart.is_none()
+    }
+}
+
 /// A rolling restart's current step.
 struct RestartStep {
     instance: String,
@@ -138,17 +162,32 @@ pub struct Worker {
     waiting: Option<String>,
     scheduler: schedule::Scheduler,
     usage: Usage,
-    last_usage: Option<Instant>,
+    /// When usage was last measured, and the primary's last archived WAL segment then.
+    last_usage: Option<(Instant, Option<String>)>,
     /// The last backup's outcome (manual or scheduled), for the Backup condition.
     backup_outcome: Option<(bool, String)>,
-    last_info: Option<Instant>,
+    /// The primary's last archived WAL segment when the repositories were last read (`None`:
+    /// read them at the next chance): `pgbackrest info` runs when something changed them.
+    repos_read_at: Option<Option<String>>,
+    /// The Patroni and PostgreSQL processes the last pass saw running, watched in between.
+    pulse: Vec<Started>,
+    /// The last pass found nothing moving.
+    settled: bool,
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
     retry_backup_at: Option<Instant>,
 }
 
+/// Between passes while something moves.
 const TICK: Duration = Duration::from_secs(1);
-const INFO_EVERY: Duration = Duration::from_secs(10);
+/// Between passes once nothing moves: they refresh lag, volume usage and Patroni's dynamic
+/// configuration; what fails meanwhile wakes the worker sooner.
+pub const SETTLED: Duration = Duration::from_secs(30);
+/// How often a settled cluster's processes are looked at.
+const PULSE: Duration = Duration::from_secs(1);
+/// Longer than any pass takes (each call in it has its own, shorter timeout): past it the pass
+/// is abandoned, as if the reconciler had been restarted, so its permit goes to other clusters.
+const PASS_LIMIT: Duration = Duration::from_secs(60);
 /// A failed first backup is retried after this (at once after a switchover).
 const BACKUP_RETRY: Duration = Duration::from_secs(10);
 
@@ -181,20 +220,37 @@ impl Worker {
             problem: None,
             backup_problem: None,
             switchover_result: None,
-            last_info: None,
+            repos_read_at: None,
+            pulse: Vec::new(),
+            settled: false,
             last_nudge: None,
             last_config_check: None,
             retry_backup_at: None,
         }
     }
 
-    /// Reconcile until the cluster is gone. `wake` cuts the wait short when its manifest changes.
+    /// Reconcile until the cluster is gone. `wake` cuts the wait short: its manifest or its
+    /// Patroni keys changed.
     pub async fn run(mut self, wake: Arc<tokio::sync::Notify>) {
         loop {
-            match self.pass().await {
+            let shared = self.shared.clone();
+            // At most a few passes at once: many clusters waking together never crowd the
+            // machine, and a cluster whose pass hangs gives its turn up at PASS_LIMIT.
+            let permit = shared.passes.acquire().await;
+            let result = tokio::time::timeout(PASS_LIMIT, self.pass())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PlatformError::Operator(format!(
+                        "a pass did not finish within {}s",
+                        PASS_LIMIT.as_secs()
+                    )))
+                });
+            drop(permit);
+            match result {
                 Ok(Flow::Done) => return,
                 Ok(Flow::Continue) => {}
                 Err(e) => {
+                    self.settled = false;
                     tracing::warn!(cluster = %self.name, namespace = %self.ns, "{e}");
                     if self.problem.as_deref() != Some(e.to_string().as_str()) {
                         self.event(true, "ReconcileError", e.to_string());
@@ -206,9 +262,12 @@ impl Worker {
                     }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
-                _ = wake.notified() => {}
+            let next = Instant::now() + if self.settled { SETTLED } else { TICK };
+            while Instant::now() < next && self.pulse.iter().all(Started::steady) {
+                tokio::select! {
+                    _ = tokio::time::sleep(PULSE.min(next - Instant::now())) => {}
+                    _ = wake.notified() => break,
+                }
             }
         }
     }
@@ -263,7 +322,6 @@ impl Worker {
 
         self.collect();
         let records = state::instances(&self.dir);
-        self.measure_usage(&cluster, &records);
         let dcs = observe::Dcs {
             etcd: &etcd,
             namespace: &self.ns,
@@ -271,11 +329,13 @@ impl Worker {
         };
         let seen =
             observe::observe(&self.patroni, &dcs, &self.dir, &records, &mut self.probe).await;
+        self.measure_usage(&cluster, &records, &seen.last_archived);
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records
             .iter()
             .filter(|r| !self.state.removing.contains(&r.name))
             .collect();
+        self.pulse.clear();
 
         if cluster.spec.paused != Some(true) {
             if cluster.spec.shutdown == Some(true) {
@@ -293,13 +353,20 @@ impl Worker {
                     {
                         continue; // it is being stopped, to start again with the new template
                     }
-                    let running = instances::patroni_pid(&dir.instance(&rec.name)).is_some();
+                    let running = instances::patroni_pid(&dir, &rec.name).is_some();
                     if changed && running {
                         // Patroni re-reads its file on reload; settings that need a restart
                         // are then reported as pending_restart.
                         let _ = self.patroni.reload(&rec.api()).await;
                     }
-                    rt.ensure_running(rec)?;
+                    let patroni = rt.ensure_running(rec)?;
+                    let postmaster = instances::postmaster_pid(&dir.instance(&rec.name));
+                    self.pulse.extend(
+                        [Some(patroni), postmaster]
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Started::of),
+                    );
                 }
                 if self.state.dcs_credentials.is_none() {
                     // Every Patroni now has (or starts with) its etcd user: see etcd::secure.
@@ -316,7 +383,8 @@ impl Worker {
             self.state.save(&self.dir)?;
         }
         self.problem = None;
-        self.write_status(&cluster, Some(&seen));
+        let wrote = self.write_status(&cluster, Some(&seen));
+        self.settled = !wrote && self.tasks.idle() && self.quiet(&cluster, &seen);
         Ok(Flow::Continue)
     }
 
@@ -392,7 +460,8 @@ impl Worker {
                     self.state.initial_backup = Some(label);
                     let _ = self.state.save(&self.dir);
                     self.backup_problem = None;
-                    self.last_info = None;
+                    self.repos_read_at = None;
+                    self.last_usage = None;
                 }
                 Err(e) => {
                     self.event(true, "BackupFailed", format!("pgBackRest: {e}"));
@@ -409,7 +478,8 @@ impl Worker {
         {
             let (run, task) = self.tasks.backup.take().expect("checked above");
             let result = now(task).unwrap_or_else(|| Err("the backup task failed".into()));
-            self.last_info = None;
+            self.repos_read_at = None;
+            self.last_usage = None;
             let what = match &run {
                 BackupRun::Manual(_) => "backup".to_string(),
                 BackupRun::Scheduled((repo, kind)) => {
@@ -449,7 +519,10 @@ impl Worker {
         if let Some(result) = take_finished(&mut self.tasks.info) {
             match result {
                 Ok(repos) => self.repos = repos,
-                Err(e) => tracing::warn!(cluster = %self.name, "pgbackrest info: {e}"),
+                Err(e) => {
+                    tracing::warn!(cluster = %self.name, "pgbackrest info: {e}");
+                    self.repos_read_at = None;
+                }
             }
         }
         if let Some(result) = take_finished(&mut self.tasks.users) {
@@ -658,12 +731,24 @@ impl Worker {
     }
 
     /// Measure, off the reconcile path and now and then, what each volume holds.
-    fn measure_usage(&mut self, cluster: &PostgresCluster, records: &[InstanceRecord]) {
-        if self.tasks.usage.is_some() || self.last_usage.is_some_and(|t| t.elapsed() < USAGE_EVERY)
-        {
+    fn measure_usage(
+        &mut self,
+        cluster: &PostgresCluster,
+        records: &[InstanceRecord],
+        archived: &Option<String>,
+    ) {
+        let due = self.last_usage.as_ref().is_none_or(|(at, then)| {
+            let wait = if then == archived {
+                USAGE_IDLE
+            } else {
+                USAGE_EVERY
+            };
+            at.elapsed() >= wait
+        });
+        if self.tasks.usage.is_some() || !due {
             return;
         }
-        self.last_usage = Some(Instant::now());
+        self.last_usage = Some((Instant::now(), archived.clone()));
         let instances: Vec<(String, std::path::PathBuf)> = records
             .iter()
             .map(|r| (r.name.clone(), self.dir.instance(&r.name).data()))
@@ -819,9 +904,9 @@ impl Worker {
         let task = if next.template.as_ref() != Some(&template) {
             // A new template is a new "pod": stop the instance; the next pass starts its
             // Patroni again, which reads the new configuration as it starts.
-            let inst = self.dir.instance(&next.name);
+            let (dir, name) = (self.dir.clone(), next.name.clone());
             tokio::spawn(async move {
-                instances::stop(&inst).await;
+                instances::stop(&dir, &name).await;
                 Ok("stopped to start with the new template".to_string())
             })
         } else {
@@ -838,14 +923,16 @@ impl Worker {
 
     fn shut_down(&mut self, live: &[&InstanceRecord]) {
         for rec in live {
-            let inst = self.dir.instance(&rec.name);
-            if self.tasks.stops.contains_key(&rec.name) || instances::patroni_pid(&inst).is_none() {
+            if self.tasks.stops.contains_key(&rec.name)
+                || instances::patroni_pid(&self.dir, &rec.name).is_none()
+            {
                 continue;
             }
+            let (dir, name) = (self.dir.clone(), rec.name.clone());
             tracing::info!(cluster = %self.name, instance = %rec.name, "stopping (spec.shutdown)");
             self.tasks.stops.insert(
                 rec.name.clone(),
-                tokio::spawn(async move { instances::stop(&inst).await }),
+                tokio::spawn(async move { instances::stop(&dir, &name).await }),
             );
         }
     }
@@ -959,7 +1046,7 @@ impl Worker {
         self.start_scheduled_backup(cluster, &runner);
         if self.state.stanza_created
             && self.tasks.info.is_none()
-            && self.last_info.is_none_or(|t| t.elapsed() > INFO_EVERY)
+            && self.repos_read_at.as_ref() != Some(&seen.last_archived)
         {
             let runner = pgbackrest(primary_conf);
             let repos: Vec<(String, String)> = cluster
@@ -968,7 +1055,7 @@ impl Worker {
                 .filter(|r| r.volume.is_some())
                 .map(|r| (r.name.clone(), r.kind().to_string()))
                 .collect();
-            self.last_info = Some(Instant::now());
+            self.repos_read_at = Some(seen.last_archived.clone());
             self.tasks.info = Some(tokio::spawn(async move { runner.info(&repos).await }));
         }
 
@@ -1165,8 +1252,8 @@ impl Worker {
         }
     }
 
-    /// Build the status and write it when it changed.
-    fn write_status(&mut self, cluster: &PostgresCluster, seen: Option<&observe::Seen>) {
+    /// Build the status and write it when it changed; says whether it did.
+    fn write_status(&mut self, cluster: &PostgresCluster, seen: Option<&observe::Seen>) -> bool {
         // A primary change with no switchover of ours in flight or just finished is a failover.
         let ours = self.tasks.switchover.is_some() || self.switchover_result.is_some();
         let mut status = self.written.clone().unwrap_or_default();
@@ -1224,16 +1311,39 @@ impl Worker {
                 format!("{new} took over from {old} (Patroni failover)"),
             );
         }
-        if self.written.as_ref() != Some(&status) {
-            match self
-                .shared
-                .store
-                .write_status(&self.ns, &self.name, &status)
-            {
-                Ok(()) => self.written = Some(status),
-                Err(e) => tracing::warn!(cluster = %self.name, "{e}"),
-            }
+        if self.written.as_ref() == Some(&status) {
+            return false;
         }
+        match self
+            .shared
+            .store
+            .write_status(&self.ns, &self.name, &status)
+        {
+            Ok(()) => self.written = Some(status),
+            Err(e) => tracing::warn!(cluster = %self.name, "{e}"),
+        }
+        true
+    }
+
+    /// Nothing moves or waits: every instance runs ready under a leader that answers (or the
+    /// cluster is shut down), bootstrapping and the first backup are done, nothing is wrong.
+    fn quiet(&self, cluster: &PostgresCluster, seen: &observe::Seen) -> bool {
+        let statuses = seen.statuses();
+        let running = cluster.spec.shutdown == Some(true)
+            || (seen.leader.is_some()
+                && !seen.primary_unanswered
+                && statuses.len() == cluster.desired_instances() as usize
+                && statuses.iter().all(|s| s.ready));
+        let backed_up =
+            self.state.stanza_created || cluster.repos().iter().all(|r| r.volume.is_none());
+        running
+            && backed_up
+            && self.state.initialized
+            && self.state.removing.is_empty()
+            && self.problem.is_none()
+            && self.backup_problem.is_none()
+            && self.waiting.is_none()
+            && self.rolling.is_none()
     }
 
     fn repo_statuses(&self, cluster: &PostgresCluster) -> Vec<RepoStatus> {

@@ -9,7 +9,7 @@ use super::state::InstanceRecord;
 use super::users::superuser_conninfo;
 use crate::api::status::InstanceStatus;
 use crate::observe::patroni::{Patroni, Survey};
-use crate::observe::replication::{ReplicationProbe, Standby};
+use crate::observe::replication::{PrimaryView, ReplicationProbe, Standby};
 use crate::observe::status::{Sighting, instances};
 
 pub struct Seen {
@@ -21,6 +21,8 @@ pub struct Seen {
     /// The leader's PostgreSQL did not answer (crashed, killed, frozen, restarting).
     pub primary_unanswered: bool,
     pub system_identifier: Option<String>,
+    /// The primary's last archived WAL segment.
+    pub last_archived: Option<String>,
 }
 
 pub async fn observe(
@@ -33,16 +35,20 @@ pub async fn observe(
     let survey = patroni.survey(&bases(records)).await;
     let leader = dcs.leader_in(&survey, records).await;
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
-    let (standbys, primary_unanswered) = match leader_rec {
+    let (primary, primary_unanswered) = match leader_rec {
         Some(rec) => {
             let conninfo = superuser_conninfo(&dir.instance(&rec.name).socket_dir(), rec.pg_port);
-            match probe.standbys(&conninfo).await {
-                Ok(s) => (s, false),
-                Err(_) => (HashMap::new(), true),
+            match probe.primary(&conninfo).await {
+                Ok(p) => (p, false),
+                Err(_) => (PrimaryView::default(), true),
             }
         }
-        None => (HashMap::new(), false),
+        None => (PrimaryView::default(), false),
     };
+    let PrimaryView {
+        standbys,
+        last_archived,
+    } = primary;
     let sightings: Vec<Sighting> = records
         .iter()
         .zip(&survey.nodes)
@@ -66,6 +72,7 @@ pub async fn observe(
         leader,
         primary_unanswered,
         system_identifier: survey.system_identifier(),
+        last_archived,
     }
 }
 

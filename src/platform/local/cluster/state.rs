@@ -194,11 +194,13 @@ pub fn write_record(dir: &ClusterDir, record: &InstanceRecord) -> Result<(), Fil
 
 /// Forget a removed instance (its directory is gone or kept elsewhere).
 pub fn remove_record(dir: &ClusterDir, name: &str) -> Result<(), FileError> {
-    let path = dir.record(name);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(&path),
-        _ => Ok(()),
+    for path in [dir.patroni_pid_file(name), dir.record(name)] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Every port recorded anywhere in the home, so the allocator never hands one out twice.

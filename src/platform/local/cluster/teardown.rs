@@ -41,7 +41,7 @@ pub async fn remove_instance(
     keep: bool,
 ) -> Result<(), String> {
     let inst = dir.instance(&rec.name);
-    instances::stop(&inst).await;
+    instances::stop(dir, &rec.name).await;
     if keep {
         let target = kept_dir(shared, cluster)
             .map_err(|e| e.to_string())?
@@ -68,10 +68,11 @@ pub async fn delete(
     dir: &ClusterDir,
 ) -> Result<(), PlatformError> {
     let records = state::instances(dir);
-    futures::future::join_all(records.iter().map(|r| {
-        let inst = dir.instance(&r.name);
-        async move { instances::stop(&inst).await }
-    }))
+    futures::future::join_all(
+        records
+            .iter()
+            .map(|r| async move { instances::stop(dir, &r.name).await }),
+    )
     .await;
     if let Some(etcd) = shared.etcd() {
         etcd.delete_cluster(cluster.namespace(), cluster.name())

@@ -1,0 +1,190 @@
+//! What idle clusters cost the local reconciler: N clusters applied at once, the time until all
+//! are Ready, then, once settled, the reconciler's CPU (% of one core over 60 s, from its
+//! `/proc/<pid>/stat`), its RSS, and the status files it writes per minute.
+//!
+//! Run: `cargo bench --bench idle` (1 and 10 clusters of one instance);
+//! `PGDECK_IDLE=1,10,50,10x3 cargo bench --bench idle` picks the shapes (`NxR`: N clusters of R
+//! instances). BENCHMARKS.md records results.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::local::{LocalHome, manifest};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode, Watcher};
+
+/// Long enough after Ready for first backups, repository reads and volume measures to finish.
+const SETTLE: Duration = Duration::from_secs(60);
+const WINDOW: Duration = Duration::from_secs(60);
+
+struct Figures {
+    ready: Duration,
+    cpu_percent: f64,
+    rss_mb: f64,
+    /// Status files written during the window, by cluster.
+    writes: BTreeMap<String, usize>,
+}
+
+fn main() {
+    let shapes = std::env::var("PGDECK_IDLE").unwrap_or_else(|_| "1,10".into());
+    let mut rows = Vec::new();
+    for shape in shapes.split(',') {
+        let (n, r) = match shape.split_once('x') {
+            Some((n, r)) => (n.parse().unwrap(), r.parse().unwrap()),
+            None => (shape.parse().unwrap(), 1),
+        };
+        let f = measure(n, r);
+        rows.push((n, r, f));
+    }
+    println!(
+        "idle clusters on the local platform (reconciler over {} s, {} s after all Ready)",
+        WINDOW.as_secs(),
+        SETTLE.as_secs()
+    );
+    println!(
+        "  clusters x instances | apply -> all Ready | reconciler CPU | RSS | status writes/min"
+    );
+    for (n, r, f) in rows {
+        let total: usize = f.writes.values().sum();
+        println!(
+            "  {n:>4} x {r}            | {:>8.1} s         | {:>5.2} %        | {:.1} MB | {:.1} {:?}",
+            f.ready.as_secs_f64(),
+            f.cpu_percent,
+            f.rss_mb,
+            total as f64 * 60.0 / WINDOW.as_secs_f64(),
+            f.writes
+        );
+    }
+}
+
+fn measure(n: usize, replicas: u32) -> Figures {
+    let home = LocalHome::new();
+    let names: Vec<String> = (0..n).map(|i| format!("idle{i:03}")).collect();
+    let start = Instant::now();
+    let applies: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let file = home.path().join(format!("{name}.yaml"));
+            std::fs::write(&file, manifest(name, replicas, "", "", "")).unwrap();
+            home.command()
+                .args(["apply", "-f", file.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for apply in applies {
+        let out = apply.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_all_ready(&home, n, Duration::from_secs(60 * 20));
+    let ready = start.elapsed();
+    eprintln!(
+        "{n} x {replicas}: all Ready after {:.1} s",
+        ready.as_secs_f64()
+    );
+
+    std::thread::sleep(SETTLE);
+    let pid: u32 = std::fs::read_to_string(home.path().join("operator.lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if let Ok(e) = e
+            && matches!(
+                e.kind,
+                EventKind::Modify(ModifyKind::Name(_)) | EventKind::Create(_)
+            )
+        {
+            for p in e.paths {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                if let Some(cluster) = name.strip_suffix(".status.yaml") {
+                    let _ = tx.send(cluster.to_string());
+                }
+            }
+        }
+    })
+    .unwrap();
+    watcher
+        .watch(
+            &home.path().join("namespaces/default"),
+            RecursiveMode::NonRecursive,
+        )
+        .unwrap();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(WINDOW);
+    let used = cpu_ticks(pid) - before;
+    drop(watcher);
+    let mut writes = BTreeMap::new();
+    for cluster in rx.try_iter() {
+        *writes.entry(cluster).or_insert(0) += 1;
+    }
+    // `/proc` counts CPU time in USER_HZ, 100 a second on Linux.
+    let hz = 100.0;
+    Figures {
+        ready,
+        cpu_percent: used as f64 / hz / WINDOW.as_secs_f64() * 100.0,
+        rss_mb: rss_kb(pid) as f64 / 1024.0,
+        writes,
+    }
+}
+
+/// Every cluster's Ready condition is True.
+fn wait_all_ready(home: &LocalHome, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = home.command().args(["get", "-o", "json"]).output().unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let ready = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k["type"] == "Ready" && k["status"] == "True")
+            })
+            .count();
+        if ready == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {ready} of {n} Ready");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// User plus system time of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15 of stat, counted from the state (field 3).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
