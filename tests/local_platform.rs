@@ -380,3 +380,91 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
     );
     drop(squatter);
 }
+
+/// A settled cluster costs the reconciler a look at its processes a second, and a pass now and
+/// then: no walk of `/proc`, no Patroni call a second, no status rewritten. A Patroni that dies
+/// meanwhile is still started again at once.
+#[test]
+fn a_settled_cluster_is_left_alone_yet_watched() {
+    use std::os::unix::fs::MetadataExt;
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("quiet", 1, ""), "90s");
+    let status_file = home.path().join("namespaces/default/quiet.status.yaml");
+    let written = || {
+        let m = std::fs::metadata(&status_file).unwrap();
+        (m.ino(), m.mtime_nsec(), m.mtime())
+    };
+    // Settled: the first backup is listed and the status has stopped changing.
+    home.wait_for("quiet", Duration::from_secs(120), "the first backup", |s| {
+        s["repos"][0]["backups"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut last = written();
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_secs(6) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status kept changing"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        if written() != last {
+            (last, since) = (written(), std::time::Instant::now());
+        }
+    }
+
+    let api_port = home.status("quiet")["instances"][0]["patroniPort"]
+        .as_u64()
+        .unwrap();
+    let operator = std::fs::read_to_string(home.path().join("operator.lock")).unwrap();
+    let trace = home.path().join("reconciler.strace");
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,connect", "-o"])
+        .arg(&trace)
+        .args(["-p", operator.trim()])
+        .spawn()
+        .expect("strace runs (apt-get install strace)");
+    std::thread::sleep(Duration::from_secs(12));
+    common::local::signal(&[strace.id() as i32], nix::sys::signal::Signal::SIGINT);
+    strace.wait().unwrap();
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        calls.contains("/proc/"),
+        "the trace saw the reconciler's own looks at its processes:\n{calls}"
+    );
+    assert!(
+        !calls.contains("\"/proc\","),
+        "the reconciler walked /proc:\n{calls}"
+    );
+    let patroni_calls = calls.matches(&format!("htons({api_port})")).count();
+    assert!(
+        patroni_calls <= 8,
+        "{patroni_calls} calls to Patroni in 12 s: a settled cluster is not polled every second"
+    );
+    assert_eq!(written(), last, "a settled cluster's status was rewritten");
+
+    // Its Patroni killed, it runs again within a few seconds, not at the next settled pass.
+    let patroni = home.patroni_pids(
+        "quiet",
+        &home.status("quiet")["primary"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(patroni.len(), 1);
+    common::local::signal(&patroni, nix::sys::signal::Signal::SIGKILL);
+    let killed = std::time::Instant::now();
+    let primary = primary(&home.status("quiet"));
+    loop {
+        let now = home.patroni_pids("quiet", &primary);
+        if now.len() == 1 && now != patroni {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(8),
+            "Patroni was not started again within 8 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
