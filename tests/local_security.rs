@@ -411,7 +411,8 @@ fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
         )
         .unwrap();
     }
-    std::fs::remove_dir(dir.join("records")).unwrap();
+    // Nor did it record its Patronis' pids: they are found by their command line, once.
+    std::fs::remove_dir_all(dir.join("records")).unwrap();
     let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
     std::os::unix::fs::chown(
         dir.join("instances"),
