@@ -28,6 +28,8 @@ struct Figures {
     rss_mb: f64,
     /// Status files written during the window, by cluster.
     writes: BTreeMap<String, usize>,
+    /// `pgdeck get`, median of 10.
+    get: Duration,
 }
 
 fn main() {
@@ -42,23 +44,27 @@ fn main() {
         rows.push((n, r, f));
     }
     println!(
-        "idle clusters on the local platform (reconciler over {} s, {} s after all Ready)",
+        "idle clusters on the local platform: the reconciler over {} s, {} s after all were Ready",
         WINDOW.as_secs(),
         SETTLE.as_secs()
     );
     println!(
-        "  clusters x instances | apply -> all Ready | reconciler CPU | RSS | status writes/min"
+        "| clusters × instances | apply → all Ready | reconciler CPU | RSS | status writes/min | `pgdeck get` |"
     );
+    println!("| --- | --- | --- | --- | --- | --- |");
     for (n, r, f) in rows {
         let total: usize = f.writes.values().sum();
         println!(
-            "  {n:>4} x {r}            | {:>8.1} s         | {:>5.2} %        | {:.1} MB | {:.1} {:?}",
+            "| {n} × {r} | {:.1} s | {:.2} % | {:.1} MB | {:.1} | {:.0} ms |",
             f.ready.as_secs_f64(),
             f.cpu_percent,
             f.rss_mb,
             total as f64 * 60.0 / WINDOW.as_secs_f64(),
-            f.writes
+            f.get.as_secs_f64() * 1000.0,
         );
+        if total > 0 {
+            println!("  status written, by cluster: {:?}", f.writes);
+        }
     }
 }
 
@@ -133,7 +139,16 @@ fn measure(n: usize, replicas: u32) -> Figures {
     }
     // `/proc` counts CPU time in USER_HZ, 100 a second on Linux.
     let hz = 100.0;
+    let mut gets: Vec<Duration> = (0..10)
+        .map(|_| {
+            let start = Instant::now();
+            assert!(home.command().arg("get").output().unwrap().status.success());
+            start.elapsed()
+        })
+        .collect();
+    gets.sort();
     Figures {
+        get: gets[gets.len() / 2],
         ready,
         cpu_percent: used as f64 / hz / WINDOW.as_secs_f64() * 100.0,
         rss_mb: rss_kb(pid) as f64 / 1024.0,

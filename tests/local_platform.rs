@@ -445,17 +445,11 @@ fn a_settled_cluster_is_left_alone_yet_watched() {
     assert_eq!(written(), last, "a settled cluster's status was rewritten");
 
     // Its Patroni killed, it runs again within a few seconds, not at the next settled pass.
-    let patroni = home.patroni_pids(
-        "quiet",
-        &home.status("quiet")["primary"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    let primary = primary(&home.status("quiet"));
+    let patroni = home.patroni_pids("quiet", &primary);
     assert_eq!(patroni.len(), 1);
     common::local::signal(&patroni, nix::sys::signal::Signal::SIGKILL);
     let killed = std::time::Instant::now();
-    let primary = primary(&home.status("quiet"));
     loop {
         let now = home.patroni_pids("quiet", &primary);
         if now.len() == 1 && now != patroni {
