@@ -185,9 +185,10 @@ const TICK: Duration = Duration::from_secs(1);
 pub const SETTLED: Duration = Duration::from_secs(30);
 /// How often a settled cluster's processes are looked at.
 const PULSE: Duration = Duration::from_secs(1);
-/// Longer than any pass takes (each call in it has its own, shorter timeout): past it the pass
-/// is abandoned, as if the reconciler had been restarted, so its permit goes to other clusters.
-const PASS_LIMIT: Duration = Duration::from_secs(60);
+/// Longer than any pass takes (each call in it has its own, shorter timeout; a delete waits up
+/// to two minutes for its instances to stop): past it the pass is abandoned, as if the
+/// reconciler had been restarted, and its turn goes to other clusters.
+const PASS_LIMIT: Duration = Duration::from_secs(300);
 /// A failed first backup is retried after this (at once after a switchover).
 const BACKUP_RETRY: Duration = Duration::from_secs(10);
 
