@@ -7,7 +7,7 @@
 //! backup, a switchover) runs as a background task whose outcome a later pass records.
 //!
 //! Passes follow change: every second while something moves (an instance starts, stops or
-//! lags, a task runs, a switchover, a scale), every [`SETTLED`] once nothing does. Meanwhile a
+//! lags, a task runs, a switchover, a scale), every 30 s once nothing does. Meanwhile a
 //! settled cluster costs a look at its processes' `/proc/<pid>/stat` a second: a Patroni or
 //! PostgreSQL that exits or freezes, a change of Patroni's keys in etcd (see `dcs_watch`) and a
 //! changed manifest bring the next pass at once.
@@ -182,7 +182,7 @@ pub struct Worker {
 const TICK: Duration = Duration::from_secs(1);
 /// Between passes once nothing moves: they refresh lag, volume usage and Patroni's dynamic
 /// configuration; what fails meanwhile wakes the worker sooner.
-pub const SETTLED: Duration = Duration::from_secs(30);
+const SETTLED: Duration = Duration::from_secs(30);
 /// How often a settled cluster's processes are looked at.
 const PULSE: Duration = Duration::from_secs(1);
 /// Longer than any pass takes (each call in it has its own, shorter timeout; a delete waits up
@@ -266,7 +266,7 @@ impl Worker {
             let next = Instant::now() + if self.settled { SETTLED } else { TICK };
             while Instant::now() < next && self.pulse.iter().all(Started::steady) {
                 tokio::select! {
-                    _ = tokio::time::sleep(PULSE.min(next - Instant::now())) => {}
+                    _ = tokio::time::sleep(PULSE.min(next.saturating_duration_since(Instant::now()))) => {}
                     _ = wake.notified() => break,
                 }
             }
