@@ -263,7 +263,14 @@ impl Worker {
                     }
                 }
             }
-            let next = Instant::now() + if self.settled { SETTLED } else { TICK };
+            let mut wait = if self.settled { SETTLED } else { TICK };
+            if let Some(due) = self.scheduler.next_due() {
+                // A scheduled backup starts on time, not at the next settled pass (one that
+                // is due but waits for another backup is looked at again a tick later).
+                let until = Duration::try_from(due.duration_since(jiff::Timestamp::now()));
+                wait = wait.min(until.unwrap_or_default().max(TICK));
+            }
+            let next = Instant::now() + wait;
             while Instant::now() < next && self.pulse.iter().all(Started::steady) {
                 tokio::select! {
                     _ = tokio::time::sleep(PULSE.min(next.saturating_duration_since(Instant::now()))) => {}

@@ -48,6 +48,11 @@ impl Scheduler {
             .map(|(entry, _)| entry.clone())
     }
 
+    /// When the next schedule is due, for the worker to wake then.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.next.values().map(|(_, at)| *at).min()
+    }
+
     /// `entry` ran (or started) at `now`: schedule its next run.
     pub fn ran(&mut self, entry: &Entry, now: Timestamp) {
         if let Some((cron, at)) = self.next.get_mut(entry)
@@ -90,6 +95,7 @@ mod tests {
             None,
             "not again until 18:00"
         );
+        assert_eq!(s.next_due(), Some(t("2026-11-21T18:00:00Z")));
         assert_eq!(s.due(&c, t("2026-11-21T18:00:00Z")), Some(due));
 
         let mut none = c.clone();
