@@ -103,6 +103,18 @@ impl Etcd {
             .is_ok_and(|v| v["health"] == "true")
     }
 
+    /// Whether etcd answers as healthy within `patience`, asked again and again.
+    async fn answers_within(&self, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        while !self.healthy().await {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        true
+    }
+
     /// One call of etcd's JSON gateway, as root when authentication is on: a missing or
     /// expired token is renewed once.
     async fn call(&self, path: &str, body: &Value) -> Result<Value, PlatformError> {
@@ -413,7 +425,9 @@ pub async fn ensure(
         let etcd = current
             .filter(|c| c.host == format!("127.0.0.1:{}", ep.client_port))
             .unwrap_or_else(|| at(ep.client_port));
-        if running.is_some() && etcd.healthy().await {
+        // A busy machine (many clusters starting at once) can keep etcd from answering within
+        // a second: a running etcd gets time before it is given up for another.
+        if running.is_some() && etcd.answers_within(Duration::from_secs(10)).await {
             ports.claim(ep.client_port);
             ports.claim(ep.peer_port);
             etcd.secure(home, false).await?;
@@ -422,8 +436,16 @@ pub async fn ensure(
     }
     if let Some(pid) = running {
         process::stop(pid, Duration::from_secs(5)).await;
+        // Killed, it lets go of its ports in a moment: wait for that, to keep them.
+        for _ in 0..50 {
+            if !process::alive(pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    // Keep the recorded ports when they are free: Patroni's configurations name them.
+    // Keep the recorded ports when they are free: Patroni's configurations name them, and a
+    // running Patroni does not take another etcd address from a reload.
     let ep = match recorded {
         Some(ep) if free(ep.client_port) && free(ep.peer_port) => {
             ports.claim(ep.client_port);
