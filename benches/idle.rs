@@ -34,15 +34,6 @@ struct Figures {
 
 fn main() {
     let shapes = std::env::var("PGDECK_IDLE").unwrap_or_else(|_| "1,10".into());
-    let mut rows = Vec::new();
-    for shape in shapes.split(',') {
-        let (n, r) = match shape.split_once('x') {
-            Some((n, r)) => (n.parse().unwrap(), r.parse().unwrap()),
-            None => (shape.parse().unwrap(), 1),
-        };
-        let f = measure(n, r);
-        rows.push((n, r, f));
-    }
     println!(
         "idle clusters on the local platform: the reconciler over {} s, {} s after all were Ready",
         WINDOW.as_secs(),
@@ -52,7 +43,12 @@ fn main() {
         "| clusters × instances | apply → all Ready | reconciler CPU | RSS | status writes/min | `pgdeck get` |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    for (n, r, f) in rows {
+    for shape in shapes.split(',') {
+        let (n, r) = match shape.split_once('x') {
+            Some((n, r)) => (n.parse().unwrap(), r.parse().unwrap()),
+            None => (shape.parse().unwrap(), 1),
+        };
+        let f = measure(n, r);
         let total: usize = f.writes.values().sum();
         println!(
             "| {n} × {r} | {:.1} s | {:.2} % | {:.1} MB | {:.1} | {:.0} ms |",
