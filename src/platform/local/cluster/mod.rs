@@ -271,10 +271,15 @@ impl Worker {
                 wait = wait.min(until.unwrap_or_default().max(TICK));
             }
             let next = Instant::now() + wait;
-            while Instant::now() < next && self.pulse.iter().all(Started::steady) {
+            // Cut short by a process that exited or froze; one that stays frozen brings a pass
+            // a pulse apart, never passes back to back.
+            loop {
                 tokio::select! {
                     _ = tokio::time::sleep(PULSE.min(next.saturating_duration_since(Instant::now()))) => {}
                     _ = wake.notified() => break,
+                }
+                if Instant::now() >= next || !self.pulse.iter().all(Started::steady) {
+                    break;
                 }
             }
         }
