@@ -203,6 +203,11 @@ impl Etcd {
                 if let Some(error) = message.get("error") {
                     return Err(failed(error.to_string()));
                 }
+                // etcd cancels a watch it no longer allows (authentication turned on meanwhile)
+                // and keeps the stream open: taken again, with a token.
+                if message["result"]["canceled"] == true {
+                    return Err(failed(message["result"]["cancel_reason"].to_string()));
+                }
                 for event in message["result"]["events"].as_array().into_iter().flatten() {
                     let key = decode(&event["kv"]["key"]);
                     let value = (event["type"] != "DELETE").then(|| decode(&event["kv"]["value"]));
