@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::kube::{Harness, Permission};
-use common::{read, repo_root};
+use common::{pgdeck, read, repo_root};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
+use pgdeck::api::addons::{Exporter, Monitoring, PgBouncer, PgMonitor, Proxy};
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::observe::conditions;
@@ -1412,6 +1413,94 @@ async fn clone_without_a_source_starts_nothing(h: &Harness) {
     }
 }
 
+/// A cluster written to the API directly (kubectl, not pgdeck) with a field Kubernetes does
+/// not support: the operator writes nothing but its status, which names the field and why;
+/// once the field is gone the cluster is made.
+async fn unsupported_fields_change_nothing(h: &Harness) {
+    let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
+    cluster.spec.proxy = Some(Proxy {
+        pg_bouncer: PgBouncer {
+            replicas: Some(2),
+            ..Default::default()
+        },
+    });
+    h.create(&manifest::to_yaml(&cluster)).await;
+    let mark = h.mark();
+    h.reconcile(NS, "minimal").await.unwrap();
+    let written: Vec<String> = h.writes_since(mark).into_iter().map(|c| c.path).collect();
+    assert!(
+        written
+            .iter()
+            .all(|p| p.contains("/postgresclusters/minimal")),
+        "only the cluster itself (finalizer, status): {written:?}"
+    );
+    let s = status(h, "minimal").await;
+    for type_ in [conditions::DEGRADED, conditions::PROGRESSING] {
+        let c = s.condition(type_).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "UnsupportedFields"),
+            "{type_}"
+        );
+        assert!(
+            c.message.contains(
+                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented yet"
+            ),
+            "{type_}: {}",
+            c.message
+        );
+    }
+    h.edit(NS, "minimal", |c| c.spec.proxy = None).await;
+    h.reconcile(NS, "minimal").await.unwrap();
+    assert!(!instances(h, "minimal").await.is_empty());
+    let degraded = status(h, "minimal").await;
+    assert_ne!(
+        degraded.condition(conditions::DEGRADED).unwrap().reason,
+        "UnsupportedFields"
+    );
+}
+
+/// `pgdeck apply` on Kubernetes refuses such a manifest before anything reaches the API.
+async fn apply_refuses_unsupported_fields(h: &Harness) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(h.listen().await, NS)).unwrap();
+    let file = dir.path().join("pooled.yaml");
+    let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
+    cluster.spec.monitoring = Some(Monitoring {
+        pgmonitor: Some(PgMonitor {
+            exporter: Some(Exporter {
+                image: Some("exporter:1".into()),
+                ..Default::default()
+            }),
+        }),
+    });
+    std::fs::write(&file, manifest::to_yaml(&cluster)).unwrap();
+    let mark = h.mark();
+    let out = tokio::task::spawn_blocking(move || {
+        pgdeck()
+            .args(["apply", "-f"])
+            .arg(&file)
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("PGDECK_PLATFORM")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "spec.monitoring.pgmonitor: not supported on Kubernetes: the postgres_exporter \
+             sidecar is not implemented yet"
+        ) && stderr.contains("line "),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(h.writes_since(mark).is_empty(), "nothing written");
+}
+
 /// The kept volumes of `ns` as the store has them, by name.
 async fn volume(h: &Harness, name: &str) -> PersistentVolumeClaim {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
@@ -2026,6 +2115,17 @@ async fn a_clone_without_source_or_kept_repository_starts_nothing() {
 #[tokio::test]
 async fn settings_pending_restart_roll_through_patroni_replicas_first() {
     pending_settings_restart_through_patroni_in_order(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_field_kubernetes_does_not_support_changes_nothing_until_removed() {
+    unsupported_fields_change_nothing(&Harness::new().await).await;
+}
+
+// The test's own thread waits for the pgdeck binary; the API server answers from the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_on_kubernetes_refuses_a_field_it_does_not_support() {
+    apply_refuses_unsupported_fields(&Harness::new().await).await;
 }
 
 #[tokio::test]

@@ -108,22 +108,44 @@ fn bad_manifests_are_refused_with_the_field_named() {
     }
 }
 
+/// Examples whose header says `# platforms: kube` are for Kubernetes; the others for both.
+fn kube_only(path: &std::path::Path) -> bool {
+    read(path).lines().any(|l| l == "# platforms: kube")
+}
+
 #[test]
-fn validate_command_accepts_examples_and_refuses_bad_files() {
-    let examples = yaml_files("assets/examples");
-    let ok = pgdeck()
-        .arg("validate")
-        .arg("-f")
-        .args(&examples)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert_eq!(stdout.lines().count(), examples.len(), "{stdout}");
+fn validate_command_accepts_examples_on_their_platforms_and_refuses_bad_files() {
+    let all = yaml_files("assets/examples");
+    let (kube_only, everywhere): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|p| kube_only(p));
+    assert!(!kube_only.is_empty() && !everywhere.is_empty());
+    for (platform, files) in [("kube", &all), ("local", &everywhere)] {
+        let ok = pgdeck()
+            .args(["validate", "--platform", platform, "-f"])
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{platform}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&ok.stdout);
+        assert_eq!(stdout.lines().count(), files.len(), "{stdout}");
+    }
+    // A kube-only example says so because the local platform refuses it, naming a field.
+    for path in &kube_only {
+        let out = pgdeck()
+            .args(["validate", "--platform", "local", "-f"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(": not supported on the local platform: "),
+            "{} is marked kube-only but the local platform takes it: {stderr}",
+            path.display()
+        );
+    }
 
     let bad = repo_root().join("assets/bad/replicas-zero.yaml");
     let out = pgdeck()
@@ -139,6 +161,61 @@ fn validate_command_accepts_examples_and_refuses_bad_files() {
             "replicas-zero.yaml: line 10, column 7: spec.instances[0].replicas: must be at least 1"
         ),
         "{stderr}"
+    );
+}
+
+/// A manifest that asks for pgBouncer: valid as a PostgresCluster, supported nowhere yet.
+const PGBOUNCER: &str = "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {name: pooled}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  proxy:
+    pgBouncer:
+      replicas: 2
+";
+
+#[test]
+fn the_local_platform_refuses_a_field_it_does_not_support_and_stores_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pooled.yaml");
+    std::fs::write(&file, PGBOUNCER).unwrap();
+    let expected = "pooled.yaml: line 9, column 5: spec.proxy.pgBouncer: not supported on the \
+                    local platform: pgBouncer is not implemented yet";
+    // `validate` checks for the platform `apply` would use: here, without a kubeconfig
+    // context, the local one.
+    for args in [&["validate"][..], &["--platform", "local", "apply"]] {
+        let out = pgdeck()
+            .args(args)
+            .arg("-f")
+            .arg(&file)
+            .env("PGDECK_HOME", home.path().join("home"))
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("PGDECK_PLATFORM")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing created");
+    }
+    assert!(
+        !home.path().join("home").exists(),
+        "apply wrote nothing, started nothing"
+    );
+    // The same file is refused on Kubernetes too, with that platform named.
+    let out = pgdeck()
+        .args(["validate", "--platform", "kube", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

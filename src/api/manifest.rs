@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::positions::Positions;
+use super::support::{self, Platform};
 use super::{API_VERSION, KIND, PGO_API_VERSION, PostgresCluster, validate};
 
 /// One thing wrong with a manifest.
@@ -80,10 +81,25 @@ impl From<Vec<FieldError>> for ManifestError {
 /// PGO's apiVersion is read as ours. Any `status` in the text is kept as it was given; callers
 /// that store a manifest drop it.
 pub fn parse_all(text: &str) -> Result<Vec<PostgresCluster>, ManifestError> {
+    parse_documents(text, None)
+}
+
+/// [`parse_all`], refusing too every field `platform` does not support ([`support`]).
+pub fn parse_all_for(
+    text: &str,
+    platform: Platform,
+) -> Result<Vec<PostgresCluster>, ManifestError> {
+    parse_documents(text, Some(platform))
+}
+
+fn parse_documents(
+    text: &str,
+    platform: Option<Platform>,
+) -> Result<Vec<PostgresCluster>, ManifestError> {
     let mut clusters = Vec::new();
     let mut errors = Vec::new();
     for (doc, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        match parse_document(text, doc, deserializer) {
+        match parse_document(text, doc, deserializer, platform) {
             Ok(Some(c)) => clusters.push(c),
             Ok(None) => {}
             // After a syntax error the YAML stream cannot be resumed: serde_yaml would yield
@@ -137,6 +153,7 @@ fn parse_document(
     text: &str,
     doc: usize,
     deserializer: serde_yaml::Deserializer<'_>,
+    platform: Option<Platform>,
 ) -> Result<Option<PostgresCluster>, DocumentError> {
     let value = serde_yaml::Value::deserialize(deserializer).map_err(|e| Broken(yaml_error(e)))?;
     if value.is_null() {
@@ -176,10 +193,15 @@ fn parse_document(
         .map(|path| FieldError::new(path, "unknown field: PostgresCluster has no such field"))
         .collect();
     errors.extend(validate::validate(&cluster));
+    if let Some(platform) = platform {
+        errors.extend(support::refusals(&cluster, platform));
+    }
     if errors.is_empty() {
         Ok(Some(cluster))
     } else {
-        Err(ManifestError::from(errors.into_iter().map(locate).collect::<Vec<_>>()).into())
+        let mut errors: Vec<FieldError> = errors.into_iter().map(locate).collect();
+        errors.sort_by_key(|e| e.position); // stable: errors without a line keep their order
+        Err(ManifestError::from(errors).into())
     }
 }
 

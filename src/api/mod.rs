@@ -11,6 +11,7 @@ mod positions;
 pub mod quantity;
 pub mod sources;
 pub mod status;
+pub mod support;
 pub mod users;
 pub mod validate;
 pub mod volume;

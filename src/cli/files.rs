@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::Failure;
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, manifest};
 
 /// The text of `path`, or of standard input for `-`.
@@ -21,15 +22,17 @@ pub fn read_manifest_source(path: &Path) -> Result<String, Failure> {
 }
 
 /// The clusters of a manifest file, each in the namespace its file gives, else `-n` (`flag`),
-/// else `default`; a file and `-n` that disagree are refused.
+/// else `default`; a file and `-n` that disagree are refused, and so is a field `platform` does
+/// not support.
 pub fn read_clusters(
     file: &Path,
+    platform: Platform,
     flag: Option<&str>,
     default: &str,
 ) -> Result<Vec<PostgresCluster>, Failure> {
     let fail = |message: String| Failure { code: 1, message };
     let text = read_manifest_source(file)?;
-    let clusters = manifest::parse_all(&text).map_err(|e| {
+    let clusters = manifest::parse_all_for(&text, platform).map_err(|e| {
         fail(
             e.errors
                 .iter()

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::actions;
 use crate::api::patroni::SwitchoverType;
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, validate};
 use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
@@ -32,7 +33,7 @@ fn failure(message: impl Into<String>) -> Failure {
 pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
     let mut docs = Vec::new();
     let flag = global.namespace.as_deref();
-    for cluster in read_clusters(file, flag, "default")? {
+    for cluster in read_clusters(file, Platform::Kube, flag, "default")? {
         let plan = scaling::plan(&cluster, &[], None);
         let inputs = Inputs {
             instances: plan.run,
@@ -153,7 +154,9 @@ impl Kube {
 
     async fn apply(&self, global: &Global, file: &Path, wait: &Wait) -> Result<(), Failure> {
         let mut applied = Vec::new();
-        for mut cluster in read_clusters(file, global.namespace.as_deref(), &self.ns)? {
+        for mut cluster in
+            read_clusters(file, Platform::Kube, global.namespace.as_deref(), &self.ns)?
+        {
             let ns = cluster.namespace().to_string();
             let name = cluster.name().to_string();
             let api = self.clusters(&ns);

@@ -9,6 +9,7 @@ use super::{
 use crate::actions;
 use crate::api::PostgresCluster;
 use crate::api::patroni::SwitchoverType;
+use crate::api::support::Platform;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
@@ -103,7 +104,12 @@ fn apply(
     file: &std::path::Path,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    let clusters = read_clusters(file, global.namespace.as_deref(), "default")?;
+    let clusters = read_clusters(
+        file,
+        Platform::Local,
+        global.namespace.as_deref(),
+        "default",
+    )?;
     let mut applied = Vec::new();
     for cluster in clusters {
         let ns = cluster.namespace().to_string();

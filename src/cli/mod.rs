@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::support::Platform;
 use crate::console;
 use crate::platform::local::Local;
 use crate::platform::local::home::Home;
@@ -66,6 +67,15 @@ pub struct Global {
 pub enum PlatformKind {
     Kube,
     Local,
+}
+
+impl From<PlatformKind> for Platform {
+    fn from(kind: PlatformKind) -> Platform {
+        match kind {
+            PlatformKind::Kube => Platform::Kube,
+            PlatformKind::Local => Platform::Local,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +199,7 @@ pub enum Command {
         #[command(flatten)]
         wait: Wait,
     },
-    /// Check manifest files without applying them.
+    /// Check manifest files without applying them, for the platform `apply` would use.
     Validate {
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
@@ -242,7 +252,9 @@ pub struct Failure {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     crate::platform::install_crypto();
     match cli.command {
-        Some(Command::Validate { files }) => offline::validate(&files),
+        Some(Command::Validate { files }) => {
+            offline::validate(&files, platform(&cli.global)?.into())
+        }
         Some(Command::Crd) => offline::crd(),
         Some(Command::Completions { shell }) => offline::completions(shell),
         Some(Command::Render { file }) => kube::render(&file, &cli.global),

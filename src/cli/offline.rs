@@ -1,21 +1,23 @@
-//! Commands that need no platform: `validate`, `crd`, `completions`.
+//! Commands that reach no platform: `validate` (which checks for one), `crd`, `completions`.
 
 use std::path::PathBuf;
 
 use clap::CommandFactory;
 
 use super::{Cli, Failure, read_manifest_source};
+use crate::api::support::Platform;
 use crate::api::{crd, manifest};
 
-pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
+/// Check each file as `apply` on `platform` would, fields it does not support included.
+pub fn validate(files: &[PathBuf], platform: Platform) -> Result<(), Failure> {
     let mut invalid = 0;
     for file in files {
         let text = read_manifest_source(file)?;
-        match manifest::parse_all(&text) {
+        match manifest::parse_all_for(&text, platform) {
             Ok(clusters) => {
                 for c in clusters {
                     super::print(&format!(
-                        "{}: valid PostgresCluster {}\n",
+                        "{}: valid PostgresCluster {} on {platform}\n",
                         file.display(),
                         c.name()
                     ));

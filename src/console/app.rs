@@ -1,6 +1,7 @@
 //! The console's one state, and how keys, data and ticks change it. Nothing here does IO: an
 //! update returns [`Effect`]s that the runtime carries out, and views only read the state.
 
+use crate::api::support::Platform;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -180,6 +181,8 @@ pub struct EditContext {
 }
 
 pub struct App {
+    /// Where the clusters run: what the editors check a manifest against.
+    pub platform: Platform,
     /// Where the data comes from, e.g. `local /var/lib/pgdeck` (shown in the header).
     pub context: String,
     pub namespace: Option<String>,
@@ -221,6 +224,7 @@ pub struct App {
 
 impl App {
     pub fn new(
+        platform: Platform,
         context: String,
         namespace: Option<String>,
         read_only: bool,
@@ -228,6 +232,7 @@ impl App {
         refresh: Duration,
     ) -> App {
         App {
+            platform,
             context,
             namespace,
             read_only,

@@ -9,6 +9,7 @@ use super::app::Key;
 use super::dialogs::Step;
 use super::requests::Request;
 use crate::api::manifest::{self, FieldError};
+use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, validate};
 
 /// The manifest as the editor shows it: no status, and none of the store's bookkeeping (uid,
@@ -34,6 +35,8 @@ pub struct YamlEditor {
     pub base: String,
     pub resource_version: String,
     stored: Box<PostgresCluster>,
+    /// Where the cluster runs: a field it does not support is an error.
+    platform: Platform,
     pub errors: Vec<FieldError>,
     /// The search prompt's text, while it is open.
     pub search: Option<String>,
@@ -43,7 +46,7 @@ pub struct YamlEditor {
 }
 
 impl YamlEditor {
-    pub fn open(key: Key, cluster: &PostgresCluster) -> YamlEditor {
+    pub fn open(key: Key, cluster: &PostgresCluster, platform: Platform) -> YamlEditor {
         let text = manifest_text(cluster);
         let mut editor = YamlEditor {
             key,
@@ -55,6 +58,7 @@ impl YamlEditor {
                 .clone()
                 .unwrap_or_default(),
             stored: Box::new(cluster.clone()),
+            platform,
             errors: Vec::new(),
             search: None,
             confirm_discard: false,
@@ -71,8 +75,9 @@ impl YamlEditor {
         base: String,
         resource_version: String,
         text: &str,
+        platform: Platform,
     ) -> YamlEditor {
-        let mut editor = YamlEditor::open(key, stored);
+        let mut editor = YamlEditor::open(key, stored, platform);
         editor.base = base;
         editor.resource_version = resource_version;
         editor.set_text(text);
@@ -116,6 +121,7 @@ impl YamlEditor {
             }
         }
         errors.extend(validate::validate_update(&self.stored, &edited));
+        errors.extend(support::refusals(&edited, self.platform));
         manifest::locate(&text, &mut errors);
         if errors.is_empty() {
             Ok(edited)

@@ -1,5 +1,6 @@
 //! Snapshots of every view with fixed data and a fixed clock, at 100×30 and 80×24.
 
+use crate::api::support::Platform;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -169,6 +170,7 @@ fn fixture() -> App {
     let fresh = cluster("minimal.yaml", "default");
 
     let mut app = App::new(
+        Platform::Local,
         "local /var/lib/pgdeck".into(),
         None,
         false,
@@ -389,6 +391,7 @@ fn help_overlay() {
 #[test]
 fn loading_and_empty() {
     let mut app = App::new(
+        Platform::Local,
         "local /h".into(),
         None,
         false,

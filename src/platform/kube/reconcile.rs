@@ -32,6 +32,7 @@ use super::{
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
@@ -158,20 +159,20 @@ impl Run<'_> {
         let existing = self.existing_instances();
         let members: Vec<Instance> = existing.iter().map(|e| e.instance.clone()).collect();
         let mut seen = self.look(&members).await;
-        if cluster.spec.paused == Some(true) {
+        // A spec with fields Kubernetes does not support (written to the API directly, or
+        // stored before pgdeck refused them) changes nothing, as if paused: status says which.
+        let unsupported = conditions::unsupported(cluster, Platform::Kube);
+        if cluster.spec.paused == Some(true) || unsupported.is_some() {
             let repos = status::repos(
                 cluster,
                 status::initial_backup(cluster, &self.owned.objects.jobs),
                 self.repo_info().await,
             );
-            return Ok(status::build(
-                cluster,
-                &seen,
-                repos,
-                &Activity::default(),
-                None,
-                None,
-            ));
+            let activity = Activity {
+                unsupported,
+                ..Default::default()
+            };
+            return Ok(status::build(cluster, &seen, repos, &activity, None, None));
         }
 
         self.problem = objects::restore_problem(cluster);
@@ -292,6 +293,7 @@ impl Run<'_> {
                     && !cluster.repos().is_empty()),
             backup: manual.running,
             rolling: rolling.progress,
+            unsupported: None,
         };
         let mut status = status::build(
             cluster,

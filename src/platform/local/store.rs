@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::home::Home;
+use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, PostgresClusterStatus, manifest, validate};
 use crate::observe::events::ClusterEvent;
 use crate::platform::{Applied, PlatformError};
@@ -185,10 +186,7 @@ impl Store {
         let name = cluster.name().to_string();
         let _lock = self.lock(&ns)?;
         cluster.status = None;
-        let errors = validate::validate(&cluster);
-        if !errors.is_empty() {
-            return Err(PlatformError::Invalid(errors.into()));
-        }
+        refuse_invalid(&cluster)?;
         let Some(old) = self.read_manifest(&ns, &name)? else {
             let m = &mut cluster.metadata;
             m.uid = Some(new_uid());
@@ -246,10 +244,7 @@ impl Store {
             new.spec = edited.spec;
             new.metadata.labels = edited.metadata.labels;
             new.metadata.annotations = edited.metadata.annotations;
-            let errors = validate::validate(&new);
-            if !errors.is_empty() {
-                return Err(PlatformError::Invalid(errors.into()));
-            }
+            refuse_invalid(&new)?;
             if new == old {
                 return Ok(old);
             }
@@ -352,6 +347,19 @@ impl Store {
         let file = File::create(&path).at(&path)?;
         file.lock().at(&path)?;
         Ok(file)
+    }
+}
+
+/// A manifest someone gives: valid, and with no field the local platform does not support.
+/// (Changes pgdeck makes itself, [`Store::modify`], only validate: they set supported fields,
+/// and must still work, a delete above all, on a manifest stored before a field was refused.)
+fn refuse_invalid(cluster: &PostgresCluster) -> Result<(), PlatformError> {
+    let mut errors = validate::validate(cluster);
+    errors.extend(support::refusals(cluster, Platform::Local));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(PlatformError::Invalid(errors.into()))
     }
 }
 

@@ -34,6 +34,7 @@ use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::patroni::SwitchoverType;
 use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus, VolumeStatus};
+use crate::api::support::Platform;
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
@@ -136,6 +137,8 @@ pub struct Worker {
     rolling: Option<(usize, usize)>,
     /// Removals held back while no leader is known, and why.
     waiting: Option<String>,
+    /// Fields the spec sets that the local platform does not support, and why.
+    unsupported: Option<String>,
     scheduler: schedule::Scheduler,
     usage: Usage,
     last_usage: Option<Instant>,
@@ -173,6 +176,7 @@ impl Worker {
             manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
             rolling: None,
             waiting: None,
+            unsupported: None,
             scheduler: schedule::Scheduler::default(),
             usage: Usage::default(),
             last_usage: None,
@@ -277,7 +281,10 @@ impl Worker {
             .filter(|r| !self.state.removing.contains(&r.name))
             .collect();
 
-        if cluster.spec.paused != Some(true) {
+        // A spec with fields this platform does not support changes nothing, as if paused:
+        // status says which (a stored manifest can predate their refusal).
+        self.unsupported = conditions::unsupported(&cluster, Platform::Local);
+        if cluster.spec.paused != Some(true) && self.unsupported.is_none() {
             if cluster.spec.shutdown == Some(true) {
                 self.shut_down(&live);
             } else {
@@ -1268,6 +1275,7 @@ impl Worker {
             initial_backup: self.tasks.initial_backup.is_some(),
             backup: self.tasks.backup.is_some(),
             rolling: self.rolling,
+            unsupported: self.unsupported.clone(),
         };
         let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
