@@ -242,3 +242,41 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_the_platform_does_not_support_is_an_error_at_its_line() {
+        let cluster = manifest::parse(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {name: c}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - replicas: 2\n      dataVolumeClaimSpec: \
+             {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+        )
+        .unwrap();
+        let text = manifest_text(&cluster);
+        let line = text.lines().find(|l| l.contains("replicas: 2")).unwrap();
+        let indent = &line[..line.find("replicas").unwrap()];
+        let placed = text.replace(line, &format!("{line}\n{indent}tolerations: [{{key: a}}]"));
+        let at = 1 + placed
+            .lines()
+            .position(|l| l.contains("tolerations"))
+            .unwrap();
+
+        let mut local = YamlEditor::open(("default".into(), "c".into()), &cluster, Platform::Local);
+        local.set_text(&placed);
+        let shown: Vec<String> = local.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].starts_with(&format!("line {at}, column "))
+                && shown[0]
+                    .contains("spec.instances[0].tolerations: not supported on the local platform"),
+            "{shown:?}"
+        );
+
+        let mut kube = YamlEditor::open(("default".into(), "c".into()), &cluster, Platform::Kube);
+        kube.set_text(&placed);
+        assert!(kube.errors.is_empty(), "{:?}", kube.errors);
+    }
+}

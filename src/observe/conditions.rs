@@ -396,6 +396,45 @@ mod tests {
     }
 
     #[test]
+    fn unsupported_fields_degrade_the_cluster_and_hold_every_change() {
+        let c = cluster("{}");
+        let mut status = PostgresClusterStatus {
+            primary: Some("p".into()),
+            instances: vec![
+                instance("p", "primary", true, 0),
+                instance("r", "replica", true, 0),
+            ],
+            ..Default::default()
+        };
+        let mut pooled = c.clone();
+        pooled.spec.proxy = Some(Default::default());
+        pooled.spec.proxy.as_mut().unwrap().pg_bouncer.replicas = Some(1);
+        let activity = Activity {
+            unsupported: unsupported(&pooled, Platform::Local),
+            ..Default::default()
+        };
+        standard(&c, &mut status, &activity, None);
+        for type_ in [DEGRADED, PROGRESSING] {
+            let s = status.condition(type_).unwrap();
+            assert_eq!(
+                (s.status.as_str(), s.reason.as_str()),
+                ("True", "UnsupportedFields"),
+                "{type_}"
+            );
+            assert!(
+                s.message.contains("nothing is changed")
+                    && s.message
+                        .contains("spec.proxy.pgBouncer: not supported on the local platform"),
+                "{}",
+                s.message
+            );
+        }
+        assert_eq!(unsupported(&c, Platform::Local), None);
+        standard(&c, &mut status, &Activity::default(), None);
+        assert!(!is_true(&status.conditions, DEGRADED));
+    }
+
+    #[test]
     fn synchronous_mode_without_a_sync_standby_says_writes_are_unprotected() {
         let mut status = PostgresClusterStatus {
             primary: Some("p".into()),

@@ -375,3 +375,59 @@ fn new_uid() -> String {
         u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(extra: &str) -> PostgresCluster {
+        manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c, namespace: default}}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], \
+             resources: {{requests: {{storage: 1Gi}}}}}}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_field_the_local_platform_does_not_support_is_refused_and_nothing_written() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(root.path().to_path_buf()));
+        let pooled = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        let refused = store.apply(pooled.clone()).unwrap_err().to_string();
+        assert!(
+            refused.contains("spec.proxy.pgBouncer: not supported on the local platform"),
+            "{refused}"
+        );
+        assert!(store.read_manifest("default", "c").unwrap().is_none());
+
+        // An edit (the console's editors) is refused the same way.
+        assert_eq!(store.apply(cluster("")).unwrap(), Applied::Created);
+        let version = store.read_manifest("default", "c").unwrap().unwrap();
+        let version = version.metadata.resource_version.unwrap();
+        let refused = store.replace(pooled, &version, "test").unwrap_err();
+        assert!(
+            refused.to_string().contains("spec.proxy.pgBouncer"),
+            "{refused}"
+        );
+        let stored = store.read_manifest("default", "c").unwrap().unwrap();
+        assert_eq!(stored.spec.proxy, None);
+    }
+
+    #[test]
+    fn a_manifest_stored_with_such_a_field_can_still_be_changed_by_pgdeck_and_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(root.path().to_path_buf()));
+        // As an older pgdeck stored it.
+        let mut old = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        old.metadata.resource_version = Some("1".into());
+        store.write_manifest(&old).unwrap();
+        let deleting = store
+            .modify("default", "c", |c| {
+                c.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+                Ok(())
+            })
+            .unwrap();
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+    }
+}
