@@ -512,10 +512,7 @@ mod tests {
     /// A path is classified on a platform by its own entry, or by an ancestor the platform
     /// refuses as a whole (then nothing below it can be set there).
     fn classified(path: &str, platform: Platform) -> bool {
-        let refused_above = path
-            .match_indices(['.', '['])
-            .any(|(i, _)| entry(&path[..i]).is_some_and(|f| matches!(f.on(platform), Refused(_))));
-        entry(path).is_some() || refused_above
+        entry(path).is_some() || refused_above(path, platform)
     }
 
     #[test]
@@ -545,6 +542,55 @@ mod tests {
         }
         let unique: BTreeSet<&str> = FIELDS.iter().map(|f| f.path).collect();
         assert_eq!(unique.len(), FIELDS.len(), "an entry is listed twice");
+    }
+
+    /// The README's table of what is refused where: each field a platform refuses (or takes
+    /// only in part), unless a field above it is refused there already.
+    fn readme_table() -> String {
+        let verdict = |f: &Field, p: Platform| match f.on(p) {
+            Works => "works".to_string(),
+            Partly(_, why) => format!("partly: {why}"),
+            Refused(why) => format!("refused: {why}"),
+        };
+        let mut out =
+            String::from("| field | local platform | Kubernetes |\n| --- | --- | --- |\n");
+        for f in FIELDS {
+            let news = |p: Platform| f.on(p) != Works && !refused_above(f.path, p);
+            if news(Platform::Local) || news(Platform::Kube) {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    f.path,
+                    verdict(f, Platform::Local),
+                    verdict(f, Platform::Kube)
+                ));
+            }
+        }
+        out
+    }
+
+    fn refused_above(path: &str, platform: Platform) -> bool {
+        path.match_indices(['.', '['])
+            .any(|(i, _)| entry(&path[..i]).is_some_and(|f| matches!(f.on(platform), Refused(_))))
+    }
+
+    #[test]
+    fn the_readme_lists_what_is_refused_where_as_the_table_says() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let (begin, end) = (
+            "<!-- support table: begin -->\n",
+            "<!-- support table: end -->",
+        );
+        let start = readme
+            .find(begin)
+            .expect("the README has the table's markers")
+            + begin.len();
+        let stop = start + readme[start..].find(end).expect("its end marker");
+        let table = readme_table();
+        assert!(
+            readme[start..stop] == table,
+            "README.md's table differs from api::support::FIELDS; it should read:\n{table}"
+        );
     }
 
     fn cluster(extra: &str) -> PostgresCluster {
