@@ -1011,6 +1011,7 @@ impl Worker {
             return;
         };
         let kind = actions::manual_backup_type(manual.options.as_deref());
+        let options = actions::manual_backup_options(manual.options.as_deref());
         let runner = runner.clone();
         tracing::info!(cluster = %self.name, "{kind} backup into {} ({trigger})", manual.repo_name);
         self.manual_backup = Some(ManualBackupStatus {
@@ -1020,7 +1021,7 @@ impl Worker {
         let repo = manual.repo_name.clone();
         self.tasks.backup = Some((
             BackupRun::Manual(trigger.to_string()),
-            tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+            tokio::spawn(async move { runner.backup(&repo, &options).await }),
         ));
     }
 
@@ -1040,9 +1041,10 @@ impl Worker {
         let (repo, kind) = entry.clone();
         tracing::info!(cluster = %self.name, "scheduled {kind} backup into {repo}");
         let runner = runner.clone();
+        let options = [format!("--type={kind}")];
         self.tasks.backup = Some((
             BackupRun::Scheduled(entry),
-            tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+            tokio::spawn(async move { runner.backup(&repo, &options).await }),
         ));
     }
 
