@@ -380,3 +380,58 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
     );
     drop(squatter);
 }
+
+/// A manifest stored with a field the local platform does not support (by an older pgdeck, or
+/// by hand): the reconciler starts nothing and status names the field and why; once an apply
+/// drops the field the cluster is made.
+#[test]
+fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
+    let home = LocalHome::new();
+    let pooled = manifest("pooled", 1, "  proxy:\n    pgBouncer: {replicas: 1}\n");
+    let refused = home.apply_text(&pooled, &[]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(
+            "spec.proxy.pgBouncer: not supported on the local platform: pgBouncer is not implemented yet"
+        ),
+        "{refused:?}"
+    );
+    let dir = home.path().join("namespaces/default");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pooled.yaml"), &pooled).unwrap();
+    let mut operator = home.command().arg("operator").spawn().unwrap();
+
+    let s = home.wait_for(
+        "pooled",
+        Duration::from_secs(60),
+        "Degraded: UnsupportedFields",
+        |s| {
+            s["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Degraded" && c["reason"] == "UnsupportedFields")
+            })
+        },
+    );
+    let degraded = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.proxy.pgBouncer: not supported on the local platform"),
+        "{degraded}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        home.pids_matching(&["/pooled/instances/"]).is_empty(),
+        "no instance started"
+    );
+    assert_eq!(instances(&home.status("pooled")).len(), 0);
+
+    home.apply_ready(&manifest("pooled", 1, ""), "180s");
+    let _ = operator.kill();
+    let _ = operator.wait();
+}
