@@ -73,7 +73,7 @@ pub struct ConfigFiles {
 #[allow(clippy::duplicated_attributes)]
 #[kube(
     group = "pgdeck.dev",
-    version = "v1beta1",
+    version = "v1",
     kind = "PostgresCluster",
     plural = "postgresclusters",
     shortname = "pgc",
@@ -125,7 +125,7 @@ pub struct PostgresClusterSpec {
     pub metadata: Option<Metadata>,
 
     /// The major PostgreSQL version.
-    #[schemars(range(min = 11, max = 17))]
+    #[schemars(range(min = *super::POSTGRES_MAJORS.start(), max = *super::POSTGRES_MAJORS.end()))]
     pub postgres_version: i32,
 
     /// The instance image; the platform's default image when absent.

@@ -19,10 +19,21 @@ pub use cluster::{PostgresCluster, PostgresClusterSpec};
 pub use manifest::{FieldError, ManifestError};
 pub use status::PostgresClusterStatus;
 
-/// Our API group and version.
-pub const API_VERSION: &str = "pgdeck.dev/v1beta1";
-/// Crunchy PGO v5's: manifests that say it are read as ours.
-pub const PGO_API_VERSION: &str = "postgres-operator.crunchydata.com/v1beta1";
+/// Our API group and the version we store and write.
+pub const API_VERSION: &str = "pgdeck.dev/v1";
+/// Every apiVersion read as ours: our earlier `v1beta1`, served beside `v1` with the same
+/// schema, and Crunchy PGO's two versions, so PGO manifests load unchanged.
+pub const READ_API_VERSIONS: [&str; 4] = [
+    API_VERSION,
+    "pgdeck.dev/v1beta1",
+    PGO_API_VERSION,
+    "postgres-operator.crunchydata.com/v1beta1",
+];
+/// Crunchy PGO's current apiVersion (its v1beta1 is read as well).
+pub const PGO_API_VERSION: &str = "postgres-operator.crunchydata.com/v1";
+/// The PostgreSQL majors a manifest may ask for, as PGO has them. The local platform runs
+/// those that are installed.
+pub const POSTGRES_MAJORS: std::ops::RangeInclusive<i32> = 11..=18;
 pub const KIND: &str = "PostgresCluster";
 
 /// Annotations, following PGO's conventions under our group.

@@ -137,7 +137,12 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     let mut k = Checker::default();
     metadata(&mut k, c);
     let spec = &c.spec;
-    k.range("spec.postgresVersion", Some(spec.postgres_version), 11, 17);
+    k.range(
+        "spec.postgresVersion",
+        Some(spec.postgres_version),
+        *super::POSTGRES_MAJORS.start(),
+        *super::POSTGRES_MAJORS.end(),
+    );
     k.range("spec.port", spec.port, 1024, 65535);
     if let Some(image) = &spec.image {
         k.check(
