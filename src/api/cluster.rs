@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, SecretProjection, VolumeProjection};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -58,12 +59,18 @@ pub enum ImagePullPolicy {
     IfNotPresent,
 }
 
-/// Extra configuration files projected into every instance (PGO's `spec.config`).
+/// PGO's `spec.config`: PostgreSQL parameters (PGO 5.8+) and extra configuration files
+/// projected into every instance.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigFiles {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<VolumeProjection>>,
+    /// PostgreSQL parameters, over those of `spec.patroni.dynamicConfiguration.postgresql`
+    /// (PGO's precedence); reloaded or restarted for as those are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 50))]
+    pub parameters: Option<BTreeMap<String, IntOrString>>,
 }
 
 /// A PostgreSQL high-availability cluster: instance sets managed by Patroni, backed up by

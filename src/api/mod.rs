@@ -82,6 +82,30 @@ impl PostgresCluster {
         self.spec.patroni.as_ref()?.dynamic_configuration.as_ref()
     }
 
+    /// The DBA's PostgreSQL parameters: `spec.patroni.dynamicConfiguration.postgresql.parameters`
+    /// with `spec.config.parameters` over them, as PGO ranks the two.
+    pub fn postgres_parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let mut all = self
+            .dynamic_configuration()
+            .and_then(|d| d.parameters())
+            .cloned()
+            .unwrap_or_default();
+        let config = self
+            .spec
+            .config
+            .as_ref()
+            .and_then(|c| c.parameters.as_ref());
+        for (name, value) in config.into_iter().flatten() {
+            let value = match value {
+                IntOrString::Int(n) => serde_json::Value::from(*n),
+                IntOrString::String(s) => serde_json::Value::from(s.clone()),
+            };
+            all.insert(name.clone(), value);
+        }
+        all
+    }
+
     pub fn sync_mode(&self) -> patroni::SyncMode {
         self.dynamic_configuration()
             .map(|d| d.sync_mode())

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::PostgresCluster;
@@ -176,6 +177,7 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
         pgbackrest(&mut k, &b.pgbackrest);
     }
     patroni(&mut k, c);
+    config_parameters(&mut k, c);
     users(&mut k, spec.users.as_deref().unwrap_or_default());
     tls(&mut k, c);
     sources(&mut k, c);
@@ -531,15 +533,39 @@ fn dynamic_configuration(k: &mut Checker, d: &serde_json::Map<String, Value>) {
     };
     for (name, value) in params {
         let path = format!("{base}.postgresql.parameters.{name}");
-        if MANAGED_PARAMETERS.contains(&name.as_str()) {
-            k.fail(path, "is managed by pgdeck and cannot be set");
-        } else if !(value.is_string() || value.is_number() || value.is_boolean()) {
+        if !(value.is_string() || value.is_number() || value.is_boolean()) {
             k.fail(
-                path,
+                &path,
                 format!("must be a string, number or boolean, not {value}"),
             );
         }
+        parameter(k, &path, name, value.as_str());
     }
+}
+
+/// `spec.config.parameters` (PGO 5.8+), held to the rules of the Patroni section's.
+fn config_parameters(k: &mut Checker, c: &PostgresCluster) {
+    let given = c.spec.config.as_ref().and_then(|c| c.parameters.as_ref());
+    for (name, value) in given.into_iter().flatten() {
+        let text = match value {
+            IntOrString::String(s) => Some(s.as_str()),
+            IntOrString::Int(_) => None,
+        };
+        parameter(k, &format!("spec.config.parameters.{name}"), name, text);
+    }
+}
+
+/// One PostgreSQL parameter, wherever it is set: not one pgdeck wires itself, and no line
+/// breaks or control characters, which end a postgresql.conf line early.
+fn parameter(k: &mut Checker, path: &str, name: &str, text: Option<&str>) {
+    if MANAGED_PARAMETERS.contains(&name) {
+        k.fail(path, "is managed by pgdeck and cannot be set");
+    }
+    k.check(
+        !text.is_some_and(|t| t.chars().any(char::is_control)),
+        path,
+        "must not contain line breaks or control characters",
+    );
 }
 
 fn users(k: &mut Checker, users: &[UserSpec]) {
