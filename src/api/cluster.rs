@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::addons::{Monitoring, Proxy};
+use super::authentication::Authentication;
 use super::backups::Backups;
 use super::instances::InstanceSet;
 use super::patroni::PatroniSpec;
@@ -181,6 +182,10 @@ pub struct PostgresClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub users: Option<Vec<UserSpec>>,
+
+    /// Client authentication rules (PGO's `spec.authentication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
 
     #[serde(
         default,

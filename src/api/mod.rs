@@ -1,6 +1,7 @@
 //! The PostgresCluster resource: its types, how manifests are read, and the rules they follow.
 
 pub mod addons;
+pub mod authentication;
 pub mod backups;
 pub mod cluster;
 pub mod crd;

@@ -178,6 +178,7 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     }
     patroni(&mut k, c);
     config_parameters(&mut k, c);
+    authentication(&mut k, c);
     users(&mut k, spec.users.as_deref().unwrap_or_default());
     tls(&mut k, c);
     sources(&mut k, c);
@@ -566,6 +567,103 @@ fn parameter(k: &mut Checker, path: &str, name: &str, text: Option<&str>) {
         path,
         "must not contain line breaks or control characters",
     );
+}
+
+/// `spec.authentication.rules`, with PGO's rules, and no character that could end a pg_hba
+/// line or token early.
+fn authentication(k: &mut Checker, c: &PostgresCluster) {
+    let rules = c
+        .spec
+        .authentication
+        .as_ref()
+        .and_then(|a| a.rules.as_ref());
+    for (i, r) in rules.into_iter().flatten().enumerate() {
+        let path = format!("spec.authentication.rules[{i}]");
+        let parts = r.connection.is_some()
+            || r.databases.is_some()
+            || r.method.is_some()
+            || r.options.is_some()
+            || r.users.is_some();
+        if let Some(hba) = &r.hba {
+            k.check(
+                !parts,
+                format!("{path}.hba"),
+                "cannot be combined with other fields",
+            );
+            k.check(
+                !hba.is_empty() && hba.len() <= 100 && !hba.chars().any(char::is_control),
+                format!("{path}.hba"),
+                "must be one line of 1 to 100 printable characters",
+            );
+            k.check(
+                !hba.trim_start().starts_with("include"),
+                format!("{path}.hba"),
+                "cannot include other files",
+            );
+            continue;
+        }
+        for (field, value) in [("connection", &r.connection), ("method", &r.method)] {
+            match value {
+                None => k.fail(
+                    format!("{path}.{field}"),
+                    "required: a rule without hba needs connection and method",
+                ),
+                Some(v) => k.check(
+                    !v.is_empty()
+                        && v.len() <= 20
+                        && v.chars()
+                            .all(|ch| matches!(ch, 'a'..='z' | '0'..='9' | '-')),
+                    format!("{path}.{field}"),
+                    "must be 1 to 20 lowercase letters, digits or hyphens",
+                ),
+            }
+        }
+        k.check(
+            r.method.as_deref() != Some("trust"),
+            format!("{path}.method"),
+            "the \"trust\" method is unsafe: it lets anyone in without proof",
+        );
+        for (field, list) in [("databases", &r.databases), ("users", &r.users)] {
+            for (j, name) in list.iter().flatten().enumerate() {
+                k.check(
+                    !name.is_empty() && name.len() <= 63 && !name.chars().any(char::is_control),
+                    format!("{path}.{field}[{j}]"),
+                    "must be a name of 1 to 63 characters without control characters",
+                );
+            }
+        }
+        let options = r.options.as_ref();
+        for (key, value) in options.into_iter().flatten() {
+            let text = match value {
+                IntOrString::String(s) => s.as_str(),
+                IntOrString::Int(_) => "",
+            };
+            k.check(
+                !key.is_empty() && key.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                format!("{path}.options.{key}"),
+                "must be an option name: lowercase letters and underscores",
+            );
+            k.check(
+                !text.chars().any(char::is_control),
+                format!("{path}.options.{key}"),
+                "must not contain line breaks or control characters",
+            );
+        }
+        let has = |key: &str| options.is_some_and(|o| o.contains_key(key));
+        match r.method.as_deref() {
+            Some("ldap") => k.check(
+                ["ldapbasedn", "ldapprefix", "ldapsuffix"].iter().any(|o| has(o)),
+                format!("{path}.options"),
+                "the \"ldap\" method requires an \"ldapbasedn\", \"ldapprefix\", or \"ldapsuffix\" option",
+            ),
+            Some("radius") => k.check(
+                has("radiusservers") && has("radiussecrets"),
+                format!("{path}.options"),
+                "the \"radius\" method requires \"radiusservers\" and \"radiussecrets\" options",
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn users(k: &mut Checker, users: &[UserSpec]) {
