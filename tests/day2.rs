@@ -153,7 +153,8 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
         "no row lost"
     );
 
-    // A parameter that only needs a reload: applied without restarting anything.
+    // A parameter that only needs a reload: applied without restarting anything. PGO 5.8's
+    // `spec.config.parameters` ranks above the Patroni section's.
     let restarts = |home: &LocalHome| {
         events(home, "roll")
             .iter()
@@ -165,19 +166,20 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
         "roll",
         2,
         "      resources: {limits: {memory: 1Gi}}\n",
-        "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n",
+        "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n          maintenance_work_mem: 70MB\n  config:\n    parameters:\n      work_mem: 13MB\n",
         "",
     );
     home.apply_ready(&tuned, "180s");
     let uri = home.ok(&["uri", "roll"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while home.psql(&uri, "SHOW work_mem") != "12MB" {
+    while home.psql(&uri, "SHOW work_mem") != "13MB" {
         assert!(
             std::time::Instant::now() < deadline,
             "work_mem was not applied"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    assert_eq!(home.psql(&uri, "SHOW maintenance_work_mem"), "70MB");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         restarts(&home),

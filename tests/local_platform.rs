@@ -265,17 +265,21 @@ fn bad_input_is_refused_and_changes_nothing() {
         "no reconciler started for a refused manifest"
     );
 
-    // A PostgreSQL version this machine lacks: the package and the command to install it.
-    let old = manifest("old", 1, "").replace("postgresVersion: 15", "postgresVersion: 11");
-    let out = home.apply_text(&old, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("postgresql-11 is not installed")
-            && err.contains("apt-get install postgresql-11"),
-        "{err}"
-    );
-    assert!(!home.path().join("namespaces/default/old.yaml").exists());
+    // PostgreSQL versions this machine lacks, the oldest and the newest PGO has: the package and
+    // the command to install it.
+    for major in [11, 18] {
+        let old = manifest("old", 1, "")
+            .replace("postgresVersion: 15", &format!("postgresVersion: {major}"));
+        let out = home.apply_text(&old, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!("postgresql-{major} is not installed"))
+                && err.contains(&format!("apt-get install postgresql-{major}")),
+            "{err}"
+        );
+        assert!(!home.path().join("namespaces/default/old.yaml").exists());
+    }
 
     let out = home.run(&["scale", "nothere", "--replicas", "2"]);
     assert!(

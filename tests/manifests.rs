@@ -4,7 +4,7 @@
 mod common;
 
 use common::{pgdeck, read, repo_root, yaml_files};
-use pgdeck::api::{PGO_API_VERSION, PostgresCluster, crd, manifest, validate};
+use pgdeck::api::{API_VERSION, PostgresCluster, READ_API_VERSIONS, crd, manifest, validate};
 
 #[test]
 fn every_example_validates_and_round_trips_without_loss() {
@@ -42,18 +42,29 @@ fn every_example_validates_and_round_trips_without_loss() {
     }
 }
 
+/// Every apiVersion PGO users have, and our earlier one, loads every example; pgdeck writes
+/// back its stored version.
 #[test]
-fn every_example_loads_with_pgo_api_version() {
+fn every_example_loads_with_every_read_api_version() {
     for path in yaml_files("assets/examples") {
         let text = read(&path);
-        let as_pgo = text.replace(
-            "apiVersion: pgdeck.dev/v1beta1",
-            &format!("apiVersion: {PGO_API_VERSION}"),
-        );
-        assert!(as_pgo.contains(PGO_API_VERSION), "{}", path.display());
-        let cluster =
-            manifest::parse(&as_pgo).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(manifest::to_yaml(&cluster).starts_with("apiVersion: pgdeck.dev/v1beta1\n"));
+        let given = text
+            .lines()
+            .find_map(|l| l.strip_prefix("apiVersion: "))
+            .unwrap_or_else(|| panic!("{}: no apiVersion line", path.display()))
+            .to_string();
+        for version in READ_API_VERSIONS {
+            let as_version = text.replace(
+                &format!("apiVersion: {given}\n"),
+                &format!("apiVersion: {version}\n"),
+            );
+            assert!(as_version.contains(version), "{}", path.display());
+            let cluster = manifest::parse(&as_version)
+                .unwrap_or_else(|e| panic!("{} as {version}: {e}", path.display()));
+            assert!(
+                manifest::to_yaml(&cluster).starts_with(&format!("apiVersion: {API_VERSION}\n"))
+            );
+        }
     }
 }
 
@@ -345,8 +356,19 @@ fn crd_is_a_structural_apiextensions_v1_definition() {
         def.spec.names.short_names.as_deref(),
         Some(&["pgc".to_string()][..])
     );
+    let names: Vec<_> = def
+        .spec
+        .versions
+        .iter()
+        .map(|v| (v.name.as_str(), v.storage))
+        .collect();
+    assert_eq!(names, [("v1", true), ("v1beta1", false)]);
+    assert!(def.spec.versions.iter().all(|v| v.served));
+    assert_eq!(
+        def.spec.versions[0].schema, def.spec.versions[1].schema,
+        "one schema for both versions: the API server converts by renaming alone"
+    );
     let version = &def.spec.versions[0];
-    assert_eq!(version.name, "v1beta1");
     assert!(
         version.subresources.as_ref().unwrap().status.is_some(),
         "status subresource"

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::positions::Positions;
 use super::support::{self, Platform};
-use super::{API_VERSION, KIND, PGO_API_VERSION, PostgresCluster, validate};
+use super::{API_VERSION, KIND, PostgresCluster, READ_API_VERSIONS, validate};
 
 /// One thing wrong with a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl From<Vec<FieldError>> for ManifestError {
 }
 
 /// Parse and validate every PostgresCluster in `text` (YAML, one or more `---` documents).
-/// PGO's apiVersion is read as ours. Any `status` in the text is kept as it was given; callers
+/// PGO's apiVersions, and our `v1beta1`, are read as ours. Any `status` in the text is kept as it was given; callers
 /// that store a manifest drop it.
 pub fn parse_all(text: &str) -> Result<Vec<PostgresCluster>, ManifestError> {
     parse_documents(text, None)
@@ -225,10 +225,13 @@ fn check_type(value: &serde_yaml::Value) -> Result<(), FieldError> {
         None => return Err(FieldError::new("kind", format!("required: must be {KIND}"))),
     }
     match value.get("apiVersion").and_then(|v| v.as_str()) {
-        Some(API_VERSION | PGO_API_VERSION) => Ok(()),
+        Some(version) if READ_API_VERSIONS.contains(&version) => Ok(()),
         Some(other) => Err(FieldError::new(
             "apiVersion",
-            format!("must be {API_VERSION} (or PGO's {PGO_API_VERSION}), not {other}"),
+            format!(
+                "must be one of {}, not {other}",
+                READ_API_VERSIONS.join(", ")
+            ),
         )),
         None => Err(FieldError::new(
             "apiVersion",

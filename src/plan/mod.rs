@@ -2,6 +2,7 @@
 //! the order a restarting change rolls out in. Shared by both platforms; nothing here does IO.
 
 pub mod dynamic;
+pub mod hba;
 pub mod instances;
 pub mod patroni;
 pub mod pgbackrest;

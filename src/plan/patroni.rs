@@ -66,9 +66,8 @@ impl BasicAuth {
     }
 }
 
+use super::hba::PEER_MAP;
 pub use crate::api::users::{REPLICATION_USER, SUPERUSER};
-/// The pg_ident map that lets [`Placement::peer_users`] in as the superuser.
-pub const PEER_MAP: &str = "pgdeck";
 
 /// Labels Patroni reads and writes on Kubernetes.
 pub const CLUSTER_LABEL: &str = "pgdeck.dev/cluster";
@@ -162,7 +161,7 @@ pub fn render(
             "rewind": { "username": REPLICATION_USER, "password": creds.replication },
         },
         "parameters": parameters(cluster, set, at),
-        "pg_hba": pg_hba(cluster, &at.client_networks),
+        "pg_hba": super::hba::lines(cluster, &at.client_networks),
         "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
@@ -219,29 +218,6 @@ fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> V
     let mut p = resources::instance_parameters(cluster, set);
     p.insert("unix_socket_directories".into(), json!(at.socket_dir));
     Value::Object(p)
-}
-
-/// Client authentication: pgdeck's own way in first (the superuser through the socket by peer,
-/// for Patroni, pgBackRest and pgdeck: no DBA entry can lock them out, as in PGO), then the
-/// DBA's entries from `dynamicConfiguration.postgresql.pg_hba`, then everyone by password.
-fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
-    let mut lines = vec![format!("local all {SUPERUSER} peer map={PEER_MAP}")];
-    lines.extend(
-        cluster
-            .dynamic_configuration()
-            .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| l.as_str().map(String::from)),
-    );
-    lines.push("local all all scram-sha-256".into());
-    for net in networks {
-        lines.push(format!(
-            "host replication {REPLICATION_USER} {net} scram-sha-256"
-        ));
-        lines.push(format!("host all all {net} scram-sha-256"));
-    }
-    lines
 }
 
 /// Which operating-system accounts may be the superuser through the socket.
@@ -422,9 +398,13 @@ spec:
             .map(|l| l.as_str().unwrap())
             .collect();
         assert_eq!(
-            hba[..2],
-            ["local all postgres peer map=pgdeck", "local all all reject"],
+            hba[0], "local all postgres peer map=pgdeck",
             "pgdeck's way in comes before the DBA's entries"
+        );
+        assert_eq!(
+            hba.last(),
+            Some(&"local all all reject"),
+            "the DBA's entries replace the defaults"
         );
         assert!(
             !hba.iter().any(|l| l.contains("trust")),
