@@ -402,7 +402,13 @@ fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
     let dir = home.path().join("namespaces/default");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("pooled.yaml"), &pooled).unwrap();
-    let mut operator = home.command().arg("operator").spawn().unwrap();
+    let mut operator = home
+        .command()
+        .arg("operator")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
 
     let s = home.wait_for(
         "pooled",
