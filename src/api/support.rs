@@ -378,13 +378,12 @@ pub const FIELDS: &[Field] = &[
 ];
 
 /// The entry for a property path, `[]` for list items.
-pub fn entry(path: &str) -> Option<&'static Field> {
+fn entry(path: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.path == path)
 }
 
 /// Every field `cluster` sets that `platform` refuses, each named by its path with the reason.
-/// A field that asks for nothing (false, empty, or made only of such) is not counted: e.g.
-/// `standby: {enabled: false}`.
+/// A field that asks for nothing is not counted (see [`asks`]): e.g. `standby: {enabled: false}`.
 pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError> {
     let spec = serde_json::to_value(&cluster.spec).expect("a spec serializes");
     let mut walk = Walk {
@@ -474,14 +473,15 @@ impl Walk {
     }
 }
 
-/// Whether a value asks for anything: `false`, `""`, `{}`, `[]` and what holds only those do
-/// not.
+/// Whether a value asks for anything. `false`, `""` and `[]` do not, nor does a section that
+/// holds only such values (`standby: {enabled: false}`); an empty section does, as it turns a
+/// component on with its defaults (`pgBouncer: {}`).
 fn asks(value: &Value) -> bool {
     match value {
         Value::Null | Value::Bool(false) => false,
         Value::String(s) => !s.is_empty(),
         Value::Array(items) => items.iter().any(asks),
-        Value::Object(map) => map.values().any(asks),
+        Value::Object(map) => map.is_empty() || map.values().any(asks),
         Value::Bool(true) | Value::Number(_) => true,
     }
 }
@@ -662,7 +662,7 @@ mod tests {
     }
 
     #[test]
-    fn a_field_that_asks_for_nothing_is_not_refused() {
+    fn a_field_that_asks_for_nothing_is_not_refused_but_an_empty_section_asks_for_defaults() {
         assert!(
             refused(
                 "  standby: {enabled: false}\n  openshift: false\n",
@@ -670,6 +670,15 @@ mod tests {
             )
             .is_empty()
         );
+        for platform in [Platform::Local, Platform::Kube] {
+            let defaults = "  proxy: {pgBouncer: {}}\n  monitoring: {pgmonitor: {exporter: {}}}\n";
+            let paths: BTreeSet<String> = refusals(&cluster(defaults), platform)
+                .into_iter()
+                .map(|e| e.path)
+                .collect();
+            let expected = ["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"];
+            assert_eq!(paths, expected.map(String::from).into(), "{platform}");
+        }
         assert_eq!(
             refused(
                 "  standby: {enabled: true, repoName: repo1}\n",
