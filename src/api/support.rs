@@ -383,7 +383,7 @@ fn entry(path: &str) -> Option<&'static Field> {
 }
 
 /// Every field `cluster` sets that `platform` refuses, each named by its path with the reason.
-/// A field that asks for nothing is not counted (see [`asks`]): e.g. `standby: {enabled: false}`.
+/// A field that asks for nothing is not counted (see `asks`): e.g. `standby: {enabled: false}`.
 pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError> {
     let spec = serde_json::to_value(&cluster.spec).expect("a spec serializes");
     let mut walk = Walk {
