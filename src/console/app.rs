@@ -1,7 +1,6 @@
 //! The console's one state, and how keys, data and ticks change it. Nothing here does IO: an
 //! update returns [`Effect`]s that the runtime carries out, and views only read the state.
 
-use crate::api::support::Platform;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -13,6 +12,7 @@ use super::requests::{Outcome, Pending, Request};
 use super::theme::Theme;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
+use crate::api::support::Platform;
 use crate::observe::events::ClusterEvent;
 
 /// A cluster's identity: (namespace, name).

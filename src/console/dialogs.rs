@@ -1,7 +1,6 @@
 //! Dialogs over the views: each holds its own state, handles its keys, and ends by closing,
 //! submitting a [`Request`], or opening another dialog (a diff to review, say).
 
-use crate::api::support::Platform;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::Key;
@@ -13,6 +12,7 @@ use crate::actions;
 use crate::api::PostgresCluster;
 use crate::api::instances::set_name;
 use crate::api::status::InstanceStatus;
+use crate::api::support::Platform;
 
 pub enum Overlay {
     Switchover(SwitchoverDialog),

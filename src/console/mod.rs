@@ -18,7 +18,6 @@ mod start;
 pub mod theme;
 pub mod view;
 
-use crate::api::support;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use self::app::{App, Effect};
 use self::source::{KubeSource, LocalSource, Source};
+use crate::api::support;
 use crate::platform::kube::client;
 use crate::platform::local::Local;
 

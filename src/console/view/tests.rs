@@ -1,6 +1,5 @@
 //! Snapshots of every view with fixed data and a fixed clock, at 100×30 and 80×24.
 
-use crate::api::support::Platform;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -9,6 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::api::status::{BackupStatus, InstanceStatus, PostgresClusterStatus, RepoStatus};
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, manifest};
 use crate::console::app::{App, Credential, Data, Tab, View};
 use crate::console::theme::Theme;
