@@ -65,6 +65,19 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The first instance's Patroni file, as its ConfigMap holds it.
+fn patroni_file(docs: &[Value]) -> &str {
+    docs.iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())
+        .and_then(|d| d["data"]["patroni.yml"].as_str())
+        .unwrap()
+}
+
+/// An instance's StatefulSet (not the repository host's).
+fn is_instance(d: &Value) -> bool {
+    d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+}
+
 fn kinds(docs: &[Value]) -> Vec<String> {
     docs.iter()
         .map(|d| d["kind"].as_str().unwrap().to_string())
@@ -145,12 +158,7 @@ fn render_shows_what_a_dba_expects() {
         docs.iter()
             .all(|d| d["metadata"]["name"] != "shop-cluster-cert")
     );
-    let set = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
-        })
-        .unwrap();
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
     let volumes = &set["spec"]["template"]["spec"]["volumes"];
     let tls = volumes
         .as_sequence()
@@ -165,6 +173,49 @@ fn render_shows_what_a_dba_expects() {
         anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"]
             ["matchLabels"]["pgdeck.dev/cluster"],
         "shop"
+    );
+}
+
+/// `spec.patroni.logging`: Patroni's log files under the data volume, in a directory the
+/// database container makes before Patroni starts.
+#[test]
+fn patroni_logs_to_files_on_the_data_volume() {
+    let docs = rendered("assets/examples/resources.yaml");
+    let patroni: serde_json::Value = serde_json::from_str(patroni_file(&docs)).unwrap();
+    assert_eq!(
+        patroni["log"],
+        serde_json::json!({
+            "dir": "/pgdata/patroni/log", "level": "INFO",
+            "file_num": 1, "file_size": 50 * 1024 * 1024
+        })
+    );
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
+    let database = &set["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<&str> = database["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(command[..2], ["bash", "-c"]);
+    assert!(command[2].contains("mkdir -p") && command[2].contains("exec patroni"));
+    assert_eq!(
+        command[4..],
+        ["/pgdata/patroni/log", "/etc/patroni/patroni.yml"]
+    );
+    assert!(
+        database["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/pgdata")
+    );
+
+    let plain = rendered("assets/examples/ha.yaml");
+    let set = plain.iter().find(|d| is_instance(d)).unwrap();
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["command"][0], "patroni",
+        "without logging, Patroni starts as before (no restart of existing pods)"
     );
 }
 
@@ -187,12 +238,7 @@ fn render_takes_the_sets_placement_as_given() {
         String::from_utf8_lossy(&out.stderr)
     );
     let docs = documents(&String::from_utf8(out.stdout).unwrap());
-    let sets: Vec<&Value> = docs
-        .iter()
-        .filter(|d| {
-            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
-        })
-        .collect();
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
     assert_eq!(sets.len(), 2);
     for s in sets {
         let pod = &s["spec"]["template"]["spec"];
@@ -249,12 +295,7 @@ fn patroni_authentication_network_policy_and_exec_are_rendered() {
     assert_eq!(restapi["verify_client"], "optional");
     assert_eq!(patroni["ctl"]["cacert"], "/etc/patroni-tls/ca.crt");
 
-    let set = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
-        })
-        .unwrap();
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
     let pod = &set["spec"]["template"]["spec"];
     let database = &pod["containers"][0];
     assert_eq!(database["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
@@ -803,11 +844,7 @@ fn literal(s: &str) -> String {
 #[test]
 fn patroni_reaches_the_superuser_by_peer_and_rewinds_as_the_replication_user() {
     let docs = rendered("assets/examples/ha.yaml");
-    let config = docs
-        .iter()
-        .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())
-        .unwrap();
-    let text = config["data"]["patroni.yml"].as_str().unwrap();
+    let text = patroni_file(&docs);
     assert!(!text.contains("\"password\""), "{text}");
     let patroni: Value = serde_yaml::from_str(text).unwrap();
     let pg = &patroni["postgresql"];

@@ -342,9 +342,17 @@ fn a_killed_reconciler_converges_without_twins() {
 #[test]
 fn an_instance_whose_port_was_taken_moves_to_another() {
     let home = LocalHome::new();
-    home.apply_ready(&manifest("moving", 1, ""), "90s");
+    // The same cheap instance shows Patroni's own log files (spec.patroni.logging).
+    let logged = |level: &str| {
+        let logging = format!("  patroni:\n    logging: {{storageLimit: 25M{level}}}\n");
+        manifest("moving", 1, &logging)
+    };
+    home.apply_ready(&logged(""), "90s");
     let before = home.status("moving")["instances"][0].clone();
     let port = before["port"].as_u64().unwrap() as u16;
+    patroni_logs_to_its_files_at_the_level_asked(&home, before["name"].as_str().unwrap(), || {
+        home.apply_ready(&logged(", level: DEBUG"), "60s")
+    });
 
     // Stop everything, and let another program take the instance's port meanwhile.
     home.kill_operator();
@@ -367,7 +375,7 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
         .expect("the stopped instance's port is free");
     // `status` starts nothing: an apply brings the reconciler back.
     assert!(
-        home.apply_text(&manifest("moving", 1, ""), &[])
+        home.apply_text(&logged(", level: DEBUG"), &[])
             .status
             .success()
     );
@@ -383,6 +391,47 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
         "the same instance, with its data"
     );
     drop(squatter);
+}
+
+/// Patroni writes its log to files of its own in the instance's `patroni-log/` (the account's,
+/// private), not to its output; at INFO until `to_debug` asks for DEBUG, which a reload applies.
+fn patroni_logs_to_its_files_at_the_level_asked(
+    home: &LocalHome,
+    instance: &str,
+    to_debug: impl FnOnce(),
+) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let inst = home
+        .path()
+        .join("namespaces/default/moving/instances")
+        .join(instance);
+    let dir = inst.join("patroni-log");
+    let read = || std::fs::read_to_string(dir.join("patroni.log")).unwrap_or_default();
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !read().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what:?} in Patroni's log file:\n{}",
+                read()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_for(" INFO: ");
+    assert!(!read().contains(" DEBUG: "), "INFO by default:\n{}", read());
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    let account = std::fs::symlink_metadata(&inst).unwrap().uid();
+    assert!(meta.is_dir() && meta.uid() == account);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let output = std::fs::read_to_string(inst.join("patroni.log")).unwrap_or_default();
+    assert!(
+        !output.contains("the leader with the lock"),
+        "Patroni's log goes to its files, not its output:\n{output}"
+    );
+
+    to_debug();
+    wait_for(" DEBUG: ");
 }
 
 /// A manifest stored with a field the local platform does not support (by an older pgdeck, or

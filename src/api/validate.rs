@@ -13,7 +13,7 @@ use super::PostgresCluster;
 use super::backups::{PgBackRest, Repo};
 use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
-use super::patroni::{PatroniSpec, SwitchoverType};
+use super::patroni::{MIN_LOG_STORAGE_BYTES, PatroniSpec, SwitchoverType};
 use super::quantity;
 use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
@@ -461,6 +461,21 @@ fn patroni(k: &mut Checker, c: &PostgresCluster) {
     }
     if let Some(d) = &p.dynamic_configuration {
         dynamic_configuration(k, &d.0);
+    }
+    if let Some(logging) = &p.logging {
+        log_storage(k, &logging.storage_limit);
+    }
+}
+
+/// PGO's floor: room for Patroni's log file and the one it rotates to.
+fn log_storage(k: &mut Checker, limit: &Quantity) {
+    let path = "spec.patroni.logging.storageLimit";
+    if let Some(bytes) = k.positive_quantity(path, limit) {
+        k.check(
+            bytes >= MIN_LOG_STORAGE_BYTES as f64,
+            path,
+            format!("must be at least 25MB, not {:?}", limit.0),
+        );
     }
 }
 
@@ -917,14 +932,35 @@ mod tests {
 
     /// The errors `validate` finds in a one-instance cluster with `users` (YAML flow syntax).
     fn errors(users: &str) -> Vec<String> {
+        spec_errors(&format!("users: {users}"))
+    }
+
+    /// The errors `validate` finds in a one-instance cluster with one more line of spec.
+    fn spec_errors(line: &str) -> Vec<String> {
         let text = format!(
             "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\n\
              spec:\n  postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec:\n        \
              accessModes: [ReadWriteOnce]\n        resources: {{requests: {{storage: 1Gi}}}}\n  \
-             users: {users}\n"
+             {line}\n"
         );
         let c: PostgresCluster = serde_yaml::from_str(&text).unwrap();
         validate(&c).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn patroni_log_storage_is_at_least_25mb() {
+        let limit = |q: &str| spec_errors(&format!("patroni: {{logging: {{storageLimit: {q}}}}}"));
+        for ok in ["25M", "24Mi", "1Gi", "25000000"] {
+            assert_eq!(limit(ok), Vec::<String>::new(), "{ok}");
+        }
+        for small in ["23Mi", "24999999", "0"] {
+            let e = limit(small);
+            assert!(
+                e.len() == 1 && e[0].starts_with("spec.patroni.logging.storageLimit"),
+                "{small}: {e:?}"
+            );
+        }
+        assert!(limit("lots")[0].contains("not a quantity"));
     }
 
     #[test]

@@ -305,6 +305,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/pgdeck/postgres";
 mod paths {
     pub const DATA: &str = "/pgdata";
     pub const WAL: &str = "/pgwal";
+    /// Patroni's own log files (`spec.patroni.logging`), on the data volume as PGO keeps them.
+    pub const PATRONI_LOG: &str = "/pgdata/patroni/log";
     pub const PATRONI_CONFIG: &str = "/etc/patroni";
     pub const PGBACKREST_CONFIG_DIR: &str = "/etc/pgbackrest";
     pub const PGBACKREST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
