@@ -15,7 +15,7 @@ mod local;
 mod offline;
 mod views;
 
-pub use files::{read_clusters, read_manifest_source};
+pub use files::{read_clusters, read_documents, read_manifest_source};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -122,15 +122,21 @@ pub enum Command {
         #[arg(long, default_value = "0.0.0.0:8080")]
         metrics_address: String,
     },
-    /// Create or update clusters from a manifest file (`-` for standard input).
+    /// Create or update clusters, and the ConfigMaps and Secrets beside them, from a manifest
+    /// file (`-` for standard input).
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
         file: PathBuf,
         #[command(flatten)]
         wait: Wait,
     },
-    /// List clusters, or show one.
-    Get { name: Option<String> },
+    /// List clusters, or show one; `get configmaps|secrets [NAME]` lists those.
+    Get {
+        /// A cluster's name, or a kind (`configmaps`/`cm`, `secrets`, `postgresclusters`/`pgc`)
+        /// and perhaps a name.
+        #[arg(value_name = "[KIND] NAME", num_args = 0..=2)]
+        args: Vec<String>,
+    },
     /// Show a cluster's instances, roles, lag and backups.
     Status { name: String },
     /// Print a libpq connection URI for a cluster.
@@ -177,9 +183,12 @@ pub enum Command {
         #[command(flatten)]
         wait: Wait,
     },
-    /// Delete a cluster: its instances, data and backups unless kept.
+    /// Delete a cluster: its instances, data and backups unless kept; or `delete configmap|secret
+    /// NAME`.
     Delete {
-        name: String,
+        /// A cluster's name, or a kind (`configmap`, `secret`, `postgrescluster`) and a name.
+        #[arg(value_name = "[KIND] NAME", required = true, num_args = 1..=2)]
+        args: Vec<String>,
         /// Keep the instances' data directories.
         #[arg(long)]
         keep_data: bool,
@@ -203,6 +212,41 @@ pub enum Command {
     Crd,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+}
+
+/// What `get` and `delete` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Cluster,
+    ConfigMap,
+    Secret,
+}
+
+/// `[KIND] [NAME]` as kubectl reads them: `hippo`, `configmaps`, `configmap sql`, `pgc hippo`.
+/// One word that is not a kind is a cluster's name.
+pub fn kind_and_name(args: &[String]) -> Result<(Kind, Option<String>), Failure> {
+    let kind = |word: &str| match word {
+        "postgrescluster" | "postgresclusters" | "pgc" => Some(Kind::Cluster),
+        "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
+        "secret" | "secrets" => Some(Kind::Secret),
+        _ => None,
+    };
+    match args {
+        [] => Ok((Kind::Cluster, None)),
+        [one] => Ok(match kind(one) {
+            Some(k) => (k, None),
+            None => (Kind::Cluster, Some(one.clone())),
+        }),
+        [k, name, ..] => match kind(k) {
+            Some(k) => Ok((k, Some(name.clone()))),
+            None => Err(Failure {
+                code: 1,
+                message: format!(
+                    "{k:?} is not a kind: use postgresclusters (pgc), configmaps (cm) or secrets"
+                ),
+            }),
+        },
+    }
 }
 
 /// `90s`, `5m`, `1h`, or plain seconds.

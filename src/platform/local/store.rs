@@ -355,7 +355,7 @@ impl Store {
     }
 }
 
-fn new_uid() -> String {
+pub(super) fn new_uid() -> String {
     use rand::RngExt;
     let b: [u8; 16] = rand::rng().random();
     format!(
