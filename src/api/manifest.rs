@@ -198,18 +198,16 @@ fn parse_document(
                 .and_then(|n| n.as_str())
                 .unwrap_or("(no name)")
         );
-        return parse_object(kind, value)
-            .map(Some)
-            .map_err(|errors| {
-                let errors: Vec<FieldError> = errors
-                    .into_iter()
-                    .map(|e| FieldError {
-                        document: Some(document.clone()),
-                        ..locate(e)
-                    })
-                    .collect();
-                Invalid(errors.into())
-            });
+        return parse_object(kind, value).map(Some).map_err(|errors| {
+            let errors: Vec<FieldError> = errors
+                .into_iter()
+                .map(|e| FieldError {
+                    document: Some(document.clone()),
+                    ..locate(e)
+                })
+                .collect();
+            Invalid(errors.into())
+        });
     }
     check_type(&value).map_err(|e| ManifestError::from(locate(e)))?;
 

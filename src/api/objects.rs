@@ -66,7 +66,10 @@ pub fn validate_config_map(cm: &ConfigMap) -> Vec<FieldError> {
 /// The rules the API server applies to a Secret (before `stringData` is merged).
 pub fn validate_secret(secret: &Secret) -> Vec<FieldError> {
     let mut errors = name_errors(secret.metadata.name.as_deref());
-    errors.extend(key_errors("data", secret.data.iter().flat_map(|d| d.keys())));
+    errors.extend(key_errors(
+        "data",
+        secret.data.iter().flat_map(|d| d.keys()),
+    ));
     errors.extend(key_errors(
         "stringData",
         secret.string_data.iter().flat_map(|d| d.keys()),

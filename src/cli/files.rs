@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::Path;
 
 use super::Failure;
-use crate::api::manifest::{self, Document};
 use crate::api::PostgresCluster;
+use crate::api::manifest::{self, Document};
 
 /// The text of `path`, or of standard input for `-`.
 pub fn read_manifest_source(path: &Path) -> Result<String, Failure> {

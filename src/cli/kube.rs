@@ -14,8 +14,8 @@ use super::{
     BackupType, Command, Failure, Global, Kind, OperatorAction, Wait, kind_and_name, print,
     read_clusters, read_documents, views,
 };
-use crate::api::manifest::Document;
 use crate::actions;
+use crate::api::manifest::Document;
 use crate::api::patroni::SwitchoverType;
 use crate::api::{PostgresCluster, validate};
 use crate::platform::kube::names::Names;
@@ -292,7 +292,11 @@ impl Kube {
         let found = match name {
             Some(n) => {
                 let api: Api<K> = Api::namespaced(self.client.clone(), &self.ns);
-                vec![api.get(n).await.map_err(|e| failure(format!("{}/{n}: {e}", K::kind(&()))))?]
+                vec![
+                    api.get(n)
+                        .await
+                        .map_err(|e| failure(format!("{}/{n}: {e}", K::kind(&()))))?,
+                ]
             }
             None => {
                 let api: Api<K> = if global.all_namespaces {

@@ -7,18 +7,18 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::views::ObjectRow;
 use super::{
-    BackupType, Command, Failure, Global, Kind, OperatorAction, Output, Wait, kind_and_name,
-    print, read_documents, views,
+    BackupType, Command, Failure, Global, Kind, OperatorAction, Output, Wait, kind_and_name, print,
+    read_documents, views,
 };
-use crate::api::manifest::Document;
-use crate::api::objects::ObjectKind;
-use crate::platform::local::objects::Stored;
 use crate::actions;
 use crate::api::PostgresCluster;
+use crate::api::manifest::Document;
+use crate::api::objects::ObjectKind;
 use crate::api::patroni::SwitchoverType;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
+use crate::platform::local::objects::Stored;
 use crate::platform::local::{Local, connect, lock, operator};
 
 impl From<PlatformError> for Failure {
@@ -224,9 +224,11 @@ fn get_objects<K: Stored>(
 ) -> Result<(), Failure> {
     let objects = local.objects();
     let found: Vec<K> = match name {
-        Some(n) => vec![objects.get::<K>(ns, n)?.ok_or_else(|| {
-            failure(format!("{} {ns}/{n} not found", K::KIND.resource()))
-        })?],
+        Some(n) => vec![
+            objects
+                .get::<K>(ns, n)?
+                .ok_or_else(|| failure(format!("{} {ns}/{n} not found", K::KIND.resource())))?,
+        ],
         None => objects.list((!global.all_namespaces).then_some(ns))?,
     };
     views::print_objects(global, &found, name.is_some(), row);

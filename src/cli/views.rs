@@ -358,7 +358,12 @@ fn objects_table(rows: &[ObjectRow], with_namespace: bool) -> String {
             line.push(r.name.clone());
             line.extend(r.type_.clone());
             line.push(r.keys.to_string());
-            line.push(r.created.as_ref().map(|t| display::age(t, now)).unwrap_or_default());
+            line.push(
+                r.created
+                    .as_ref()
+                    .map(|t| display::age(t, now))
+                    .unwrap_or_default(),
+            );
             line
         })
         .collect();

@@ -164,15 +164,7 @@ pub fn wal_volume(instance: &str) -> String {
     format!("{instance}-pgwal")
 }
 
-/// A stable 64-bit FNV-1a digest, as 16 hex digits: the same on every build and platform.
-pub fn digest(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
-}
+pub use crate::plan::digest;
 
 #[cfg(test)]
 mod tests {

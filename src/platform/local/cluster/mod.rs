@@ -7,6 +7,7 @@
 //! backup, a switchover) runs as a background task whose outcome a later pass records.
 
 mod backups;
+mod init_sql;
 mod instances;
 mod kept;
 mod observe;
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use tokio::task::JoinHandle;
 
 use self::instances::Runtime;
@@ -28,6 +30,7 @@ use self::state::{ClusterState, InstanceRecord};
 use super::account::Binaries;
 use super::files::{self, AtPath};
 use super::home::ClusterDir;
+use super::objects::ObjectStore;
 use super::operator::Shared;
 use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
@@ -39,6 +42,7 @@ use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
+use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
@@ -97,6 +101,8 @@ struct Tasks {
     initial_backup: Option<JoinHandle<Result<String, String>>>,
     info: Option<JoinHandle<Result<Vec<RepoStatus>, String>>>,
     users: Option<JoinHandle<Result<BTreeMap<String, u64>, String>>>,
+    /// `spec.databaseInitSQL`, with the digest of the SQL it runs.
+    init_sql: Option<(String, JoinHandle<Result<(), String>>)>,
     switchover: Option<JoinHandle<SwitchoverOutcome>>,
     /// A manual or scheduled backup, and the task that returns its label.
     backup: Option<(BackupRun, JoinHandle<Result<String, String>>)>,
@@ -145,6 +151,8 @@ pub struct Worker {
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
     retry_backup_at: Option<Instant>,
+    /// What `spec.databaseInitSQL` needs this pass.
+    init_sql: plan_init_sql::Next,
 }
 
 const TICK: Duration = Duration::from_secs(1);
@@ -185,6 +193,7 @@ impl Worker {
             last_nudge: None,
             last_config_check: None,
             retry_backup_at: None,
+            init_sql: plan_init_sql::Next::Clear,
         }
     }
 
@@ -262,6 +271,7 @@ impl Worker {
         };
 
         self.collect();
+        self.init_sql = self.init_sql_next(&cluster)?;
         let records = state::instances(&self.dir);
         self.measure_usage(&cluster, &records);
         let dcs = observe::Dcs {
@@ -450,6 +460,26 @@ impl Worker {
             match result {
                 Ok(repos) => self.repos = repos,
                 Err(e) => tracing::warn!(cluster = %self.name, "pgbackrest info: {e}"),
+            }
+        }
+        if self
+            .tasks
+            .init_sql
+            .as_ref()
+            .is_some_and(|(_, t)| t.is_finished())
+        {
+            let (digest, task) = self.tasks.init_sql.take().expect("checked above");
+            let result = now(task).unwrap_or_else(|| Err("the init SQL task failed".into()));
+            match &result {
+                Ok(()) => self.event(false, "DatabaseInitSQL", "init SQL ran"),
+                Err(e) => self.event(true, "DatabaseInitSQLFailed", e.clone()),
+            }
+            self.state.init_sql = Some(state::InitSqlRun {
+                digest,
+                error: result.err(),
+            });
+            if let Err(e) = self.state.save(&self.dir) {
+                self.problem = Some(e.to_string());
             }
         }
         if let Some(result) = take_finished(&mut self.tasks.users) {
@@ -931,6 +961,8 @@ impl Worker {
             }
         }
 
+        self.start_init_sql(binaries, &conninfo);
+
         let posix_repo = cluster
             .repos()
             .iter()
@@ -1036,6 +1068,62 @@ impl Worker {
         self.tasks.backup = Some((
             BackupRun::Scheduled(entry),
             tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+        ));
+    }
+
+    /// What `spec.databaseInitSQL` needs, from the state's record and the ConfigMap as the
+    /// home holds it now.
+    fn init_sql_next(
+        &mut self,
+        cluster: &PostgresCluster,
+    ) -> Result<plan_init_sql::Next, PlatformError> {
+        let Some(spec) = &cluster.spec.database_init_sql else {
+            if self.state.init_sql.take().is_some() {
+                self.state.save(&self.dir)?;
+            }
+            return Ok(plan_init_sql::Next::Clear);
+        };
+        let run = self.state.init_sql.as_ref();
+        let ran = run
+            .filter(|r| r.error.is_none())
+            .map(|_| spec.name.as_str())
+            .or(self
+                .written
+                .as_ref()
+                .and_then(|s| s.database_init_sql.as_deref()));
+        let failed = run.filter(|r| r.error.is_some()).map(|r| r.digest.as_str());
+        let config_map = match ran {
+            Some(_) => None,
+            None => {
+                ObjectStore::new(self.shared.home.clone()).get::<ConfigMap>(&self.ns, &spec.name)?
+            }
+        };
+        Ok(plan_init_sql::next(
+            cluster,
+            ran,
+            failed,
+            config_map.as_ref(),
+        ))
+    }
+
+    /// Run the init SQL once the users and their databases exist (the SQL may `\c` to them).
+    fn start_init_sql(&mut self, binaries: &Binaries, conninfo: &str) {
+        let plan_init_sql::Next::Run { sql, digest } = &self.init_sql else {
+            return;
+        };
+        if self.tasks.init_sql.is_some() || self.tasks.users.is_some() || self.problem.is_some() {
+            return;
+        }
+        let psql = binaries.postgres_bin.join("psql");
+        let (account, conninfo, sql) = (
+            self.shared.account.clone(),
+            conninfo.to_string(),
+            sql.clone(),
+        );
+        tracing::info!(cluster = %self.name, "running the init SQL");
+        self.tasks.init_sql = Some((
+            digest.clone(),
+            tokio::spawn(async move { init_sql::run(&psql, &account, &conninfo, sql).await }),
         ));
     }
 
@@ -1153,6 +1241,7 @@ impl Worker {
             t.initial_backup.map(|h| h.abort_handle()),
             t.info.map(|h| h.abort_handle()),
             t.users.map(|h| h.abort_handle()),
+            t.init_sql.map(|(_, h)| h.abort_handle()),
             t.switchover.map(|h| h.abort_handle()),
             t.backup.map(|(_, h)| h.abort_handle()),
             t.restart.map(|step| step.task.abort_handle()),
@@ -1213,6 +1302,12 @@ impl Worker {
             conditions::switchover(&mut status, trigger, result, cluster.generation());
         }
         self.set_conditions(cluster, &mut status);
+        let detail = match (&self.init_sql, &self.state.init_sql) {
+            (plan_init_sql::Next::Failed, Some(run)) => run.error.clone().unwrap_or_default(),
+            _ if self.tasks.init_sql.is_some() => "running".into(),
+            _ => "runs once the cluster is ready".into(),
+        };
+        plan_init_sql::record(cluster, &mut status, &self.init_sql, &detail);
         let before = self.written.as_ref().and_then(|w| w.primary.clone());
         if let (Some(old), Some(new)) = (&before, &status.primary)
             && old != new
