@@ -481,11 +481,32 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
     assert!(ok, "re-issued by the same CA:\n{text}");
 }
 
+/// The Job `is_it` picks among those ha.yaml renders with `inputs` passes the schemas.
+fn job_passes_the_schemas(
+    inputs: pgdeck::platform::kube::objects::Inputs,
+    is_it: impl Fn(&str) -> bool,
+) {
+    use pgdeck::api::manifest;
+    let mut cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    cluster.spec.database_init_sql = Some(pgdeck::api::users::DatabaseInitSql {
+        name: "hippo-init".into(),
+        key: "init.sql".into(),
+    });
+    let rendered = pgdeck::platform::kube::objects::render(&cluster, &inputs).unwrap();
+    let job = rendered
+        .jobs
+        .iter()
+        .find(|j| j.metadata.name.as_deref().is_some_and(&is_it))
+        .expect("the Job");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, serde_yaml::to_string(job).unwrap()).unwrap();
+    validate(&file, 1);
+}
+
 #[test]
 fn a_manual_backup_job_passes_the_kubernetes_schemas() {
-    use pgdeck::api::manifest;
-    use pgdeck::platform::kube::objects::{self, Inputs, ManualBackup};
-    let cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    use pgdeck::platform::kube::objects::{Inputs, ManualBackup};
     let inputs = Inputs {
         manual_backup: Some(ManualBackup {
             trigger: "2026-11-21T10:00:00Z".into(),
@@ -494,21 +515,23 @@ fn a_manual_backup_job_passes_the_kubernetes_schemas() {
         }),
         ..Default::default()
     };
-    let rendered = objects::render(&cluster, &inputs).unwrap();
-    let job = rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with("hippo-backup-") && n != "hippo-backup-initial")
-        })
-        .expect("the manual backup's Job");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("job.yaml");
-    std::fs::write(&file, serde_yaml::to_string(job).unwrap()).unwrap();
-    validate(&file, 1);
+    job_passes_the_schemas(inputs, |n| {
+        n.starts_with("hippo-backup-") && n != "hippo-backup-initial"
+    });
+}
+
+#[test]
+fn an_init_sql_job_passes_the_kubernetes_schemas() {
+    use pgdeck::platform::kube::objects::{InitSql, Inputs};
+    let inputs = Inputs {
+        init_sql: Some(InitSql {
+            config_map: "hippo-init".into(),
+            key: "init.sql".into(),
+            digest: "0123456789abcdef".into(),
+        }),
+        ..Default::default()
+    };
+    job_passes_the_schemas(inputs, |n| n == "hippo-init-sql-01234567");
 }
 
 #[test]

@@ -5,20 +5,26 @@ use std::path::PathBuf;
 use clap::CommandFactory;
 
 use super::{Cli, Failure, read_manifest_source};
-use crate::api::{crd, manifest};
+use crate::api::crd;
+use crate::api::manifest::{self, Document};
+
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
 
 pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
     let mut invalid = 0;
     for file in files {
         let text = read_manifest_source(file)?;
-        match manifest::parse_all(&text) {
-            Ok(clusters) => {
-                for c in clusters {
-                    super::print(&format!(
-                        "{}: valid PostgresCluster {}\n",
-                        file.display(),
-                        c.name()
-                    ));
+        match manifest::parse_documents(&text) {
+            Ok(documents) => {
+                for d in documents {
+                    let (kind, name) = match &d {
+                        Document::Cluster(c) => ("PostgresCluster", c.name()),
+                        Document::ConfigMap(c) => ("ConfigMap", name_of(&c.metadata)),
+                        Document::Secret(s) => ("Secret", name_of(&s.metadata)),
+                    };
+                    super::print(&format!("{}: valid {kind} {name}\n", file.display()));
                 }
             }
             Err(e) => {

@@ -27,8 +27,8 @@ use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
-    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, manual_backup, names,
-    owned, repo_info, teardown,
+    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, init_sql, manual_backup,
+    names, owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
@@ -203,6 +203,15 @@ impl Run<'_> {
         let repos = status::repos(cluster, backup, self.repo_info().await);
         let manual =
             manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created, &repos);
+        let jobs = &self.owned.objects.jobs;
+        let init = init_sql::check(
+            &self.ctx.client,
+            cluster,
+            jobs,
+            &self.owned.pods,
+            init_sql::ready(&seen, jobs),
+        )
+        .await?;
         let inputs = Inputs {
             instances: plan.run.clone(),
             secrets: self.secret_data(),
@@ -210,6 +219,7 @@ impl Run<'_> {
             initial_backup_done: stanza_created,
             manual_backup: manual.start.clone(),
             restore_from: restore_from.clone().unwrap_or_default(),
+            init_sql: init.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
         if restore_from.is_none() {
@@ -303,6 +313,7 @@ impl Run<'_> {
         );
         status::volume_resize(cluster, &mut status, &refused);
         manual_backup::record(cluster, &mut status, manual);
+        init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
         Ok(status)
     }
 
@@ -467,9 +478,12 @@ impl Run<'_> {
                 &desired.jobs,
                 &o.jobs,
                 Policy {
-                    // Backup Jobs stay as a record; a users Job gives way to the next.
-                    prune: &|j: &Job| {
-                        j.labels().get(names::COMPONENT).map(String::as_str) == Some("users")
+                    // Backup and init SQL Jobs stay as a record (the latter while the spec
+                    // names init SQL); a users Job gives way to the next.
+                    prune: &|j: &Job| match j.labels().get(names::COMPONENT).map(String::as_str) {
+                        Some("users") => true,
+                        Some(names::INIT_SQL) => self.cluster.spec.database_init_sql.is_none(),
+                        _ => false,
                     },
                     replace: true,
                 },
