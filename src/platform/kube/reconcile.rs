@@ -813,6 +813,15 @@ impl Run<'_> {
         if let Some(version) = resource_version {
             body["metadata"]["resourceVersion"] = version.into();
         }
+        // What the status had and has no more (`databaseInitSQL` once the spec drops it) goes
+        // as null: an apply drops fields its manager leaves out, but a stand-in that merges
+        // instead drops only nulls.
+        let before = serde_json::to_value(&self.cluster.status).unwrap_or_default();
+        if let (Some(before), Some(now)) = (before.as_object(), body["status"].as_object_mut()) {
+            for key in before.keys() {
+                now.entry(key.clone()).or_insert(serde_json::Value::Null);
+            }
+        }
         api.patch_status(
             self.cluster.name(),
             &PatchParams::apply(FIELD_MANAGER).force(),
