@@ -94,6 +94,15 @@ pub enum Document {
     Secret(Secret),
 }
 
+impl Document {
+    pub fn into_cluster(self) -> Option<PostgresCluster> {
+        match self {
+            Document::Cluster(c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
 /// Parse and validate every document in `text` (YAML, one or more `---` documents):
 /// PostgresClusters, and the ConfigMaps and Secrets they reference. Anything else is refused.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
@@ -127,10 +136,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
 pub fn parse_all(text: &str) -> Result<Vec<PostgresCluster>, ManifestError> {
     let clusters: Vec<PostgresCluster> = parse_documents(text)?
         .into_iter()
-        .filter_map(|d| match d {
-            Document::Cluster(c) => Some(*c),
-            _ => None,
-        })
+        .filter_map(Document::into_cluster)
         .collect();
     if clusters.is_empty() {
         return Err(FieldError::new("", "no PostgresCluster in the text").into());
@@ -286,7 +292,13 @@ fn parse_object(kind: ObjectKind, value: serde_yaml::Value) -> Result<Document, 
             }
         }
         ObjectKind::Secret => {
-            let secret: Secret = typed(value)?;
+            let secret: Secret = typed(value).map_err(|mut errors| {
+                for e in errors.iter_mut().filter(|e| e.path.starts_with("data.")) {
+                    e.message =
+                        format!("not base64 (plain text goes in stringData): {}", e.message);
+                }
+                errors
+            })?;
             let errors = objects::validate_secret(&secret);
             if errors.is_empty() {
                 Ok(Document::Secret(objects::normalize_secret(secret)))

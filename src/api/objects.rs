@@ -10,6 +10,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::manifest::FieldError;
+use super::validate::dns_label;
 
 /// `v1`, the core group's version.
 pub const CORE_VERSION: &str = "v1";
@@ -119,19 +120,9 @@ fn key_errors<'a>(map: &str, keys: impl Iterator<Item = &'a String>) -> Vec<Fiel
     .collect()
 }
 
-/// RFC 1123 subdomain: the names of ConfigMaps and Secrets.
+/// RFC 1123 subdomain: the names of ConfigMaps and Secrets; dot-separated labels.
 pub fn dns_subdomain(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 253
-        && value.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    if ok {
+    if value.len() <= 253 && value.split('.').all(|part| dns_label(part).is_ok()) {
         Ok(())
     } else {
         Err(format!(

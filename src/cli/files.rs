@@ -72,10 +72,7 @@ pub fn read_clusters(
 ) -> Result<Vec<PostgresCluster>, Failure> {
     let clusters: Vec<PostgresCluster> = read_documents(file, flag, default)?
         .into_iter()
-        .filter_map(|d| match d {
-            Document::Cluster(c) => Some(*c),
-            _ => None,
-        })
+        .filter_map(Document::into_cluster)
         .collect();
     if clusters.is_empty() {
         return Err(Failure {

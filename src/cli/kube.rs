@@ -198,49 +198,29 @@ impl Kube {
         for d in read_documents(file, global.namespace.as_deref(), &self.ns)? {
             match d {
                 Document::Cluster(c) => clusters.push(*c),
-                Document::ConfigMap(c) => self.apply_object(c, "configmap").await?,
-                Document::Secret(s) => self.apply_object(s, "secret").await?,
+                Document::ConfigMap(c) => self.apply_object(c, "configmap", |_| Ok(())).await?,
+                Document::Secret(s) => self.apply_object(s, "secret", |_| Ok(())).await?,
             }
         }
         let mut applied = Vec::new();
         for mut cluster in clusters {
-            let ns = cluster.namespace().to_string();
-            let name = cluster.name().to_string();
-            let api = self.clusters(&ns);
-            let before = api
-                .get_opt(&name)
-                .await
-                .map_err(|e| api_failure(&ns, &name, e))?;
-            if let Some(old) = &before {
-                let errors = validate::validate_update(old, &cluster);
-                if !errors.is_empty() {
-                    return Err(failure(
-                        errors
-                            .iter()
-                            .map(|e| format!("{}: {e}", file.display()))
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                    ));
-                }
-            }
             cluster.status = None;
-            cluster.metadata.managed_fields = None;
-            let after = api
-                .patch(
-                    &name,
-                    &PatchParams::apply(manifests::USER_MANAGER).force(),
-                    &Patch::Apply(&cluster),
-                )
-                .await
-                .map_err(|e| api_failure(&ns, &name, e))?;
-            let outcome = match before {
-                None => "created",
-                Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
-                    "unchanged"
+            let (ns, name) = (cluster.namespace().to_string(), cluster.name().to_string());
+            let check = |old: Option<&PostgresCluster>| {
+                let errors = old.map_or_else(Vec::new, |o| validate::validate_update(o, &cluster));
+                if errors.is_empty() {
+                    return Ok(());
                 }
-                Some(_) => "configured",
+                Err(failure(
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {e}", file.display()))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ))
             };
-            print(&format!("postgrescluster.pgdeck.dev/{name} {outcome}\n"));
+            self.apply_object(cluster.clone(), "postgrescluster.pgdeck.dev", check)
+                .await?;
             applied.push((ns, name));
         }
         if wait.wait {
@@ -252,17 +232,21 @@ impl Kube {
         Ok(())
     }
 
-    /// Server-side apply of a ConfigMap or Secret, as `kubectl apply --server-side` writes it.
-    async fn apply_object<K>(&self, mut object: K, resource: &str) -> Result<(), Failure>
-    where
-        K: CoreObject,
-    {
+    /// Server-side apply, as `kubectl apply --server-side` writes an object, once `check`
+    /// accepted it over what the API server has; says how it went as kubectl does.
+    async fn apply_object<K: CoreObject>(
+        &self,
+        mut object: K,
+        resource: &str,
+        check: impl FnOnce(Option<&K>) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         let ns = object.meta().namespace.clone().unwrap_or_default();
         let name = object.meta().name.clone().unwrap_or_default();
         object.meta_mut().managed_fields = None;
         let fail = |e: ::kube::Error| failure(format!("{resource} {ns}/{name}: {e}"));
         let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
         let before = api.get_opt(&name).await.map_err(fail)?;
+        check(before.as_ref())?;
         let after = api
             .patch(
                 &name,

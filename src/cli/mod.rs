@@ -351,3 +351,32 @@ fn init_logging(operator: bool, json: bool) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_and_delete_read_a_kind_and_a_name_as_kubectl_does() {
+        let read = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            kind_and_name(&args).map_err(|f| f.message)
+        };
+        assert_eq!(read(&[]).unwrap(), (Kind::Cluster, None));
+        assert_eq!(
+            read(&["hippo"]).unwrap(),
+            (Kind::Cluster, Some("hippo".into()))
+        );
+        assert_eq!(read(&["cm"]).unwrap(), (Kind::ConfigMap, None));
+        assert_eq!(
+            read(&["secret", "tls"]).unwrap(),
+            (Kind::Secret, Some("tls".into()))
+        );
+        assert_eq!(
+            read(&["pgc", "configmaps"]).unwrap(),
+            (Kind::Cluster, Some("configmaps".into())),
+            "a cluster named like a kind"
+        );
+        assert!(read(&["hippo", "x"]).unwrap_err().contains("not a kind"));
+    }
+}

@@ -7,12 +7,12 @@
 //! database account cannot write; Secrets are 0600 in a 0700 tree, so that account can neither
 //! read nor forge them. They are read with [`read_regular`] (no link followed).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -22,57 +22,37 @@ use crate::api::objects::ObjectKind;
 use crate::platform::{Applied, PlatformError};
 
 /// A kind of object the home stores.
-pub trait Stored: Serialize + DeserializeOwned + Clone + PartialEq {
+pub trait Stored:
+    Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + PartialEq
+{
     const KIND: ObjectKind;
     /// The files' mode; their directories' is this with the search bits.
     const MODE: u32;
-    fn meta(&self) -> &ObjectMeta;
-    fn meta_mut(&mut self) -> &mut ObjectMeta;
+    /// Whether `immutable: true` forbids changes to the content.
     fn immutable(&self) -> bool;
     /// Whether the content (not the metadata) is the same.
     fn same_content(&self, other: &Self) -> bool;
-    /// Keys and their sizes, for listings.
-    fn keys(&self) -> usize;
 }
 
 impl Stored for ConfigMap {
     const KIND: ObjectKind = ObjectKind::ConfigMap;
     const MODE: u32 = 0o644;
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
     fn immutable(&self) -> bool {
         self.immutable == Some(true)
     }
     fn same_content(&self, other: &Self) -> bool {
         (&self.data, &self.binary_data) == (&other.data, &other.binary_data)
     }
-    fn keys(&self) -> usize {
-        self.data.as_ref().map_or(0, BTreeMap::len)
-            + self.binary_data.as_ref().map_or(0, BTreeMap::len)
-    }
 }
 
 impl Stored for Secret {
     const KIND: ObjectKind = ObjectKind::Secret;
     const MODE: u32 = 0o600;
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
     fn immutable(&self) -> bool {
         self.immutable == Some(true)
     }
     fn same_content(&self, other: &Self) -> bool {
         (&self.data, &self.type_) == (&other.data, &other.type_)
-    }
-    fn keys(&self) -> usize {
-        self.data.as_ref().map_or(0, BTreeMap::len)
     }
 }
 
