@@ -17,13 +17,26 @@ use super::super::process;
 /// Init SQL may build large tables, but must not hold its task forever.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
+/// psql's exit code for an error in the script under `ON_ERROR_STOP`.
+const SCRIPT_ERROR: i32 = 3;
+
+/// Why a run did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The SQL failed: PostgreSQL's message. The same SQL would fail again.
+    Sql(String),
+    /// The run did not get through (the primary went away, psql could not start): worth
+    /// another try.
+    Interrupted(String),
+}
+
 /// Run `sql` through psql; on failure, psql's message from the first error on.
 pub async fn run(
     psql: &Path,
     account: &Account,
     conninfo: &str,
     sql: String,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let args = [
         "--no-psqlrc",
         "--no-password",
@@ -41,7 +54,7 @@ pub async fn run(
         .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", psql.display()))?;
+        .map_err(|e| Failure::Interrupted(format!("cannot run {}: {e}", psql.display())))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     // Written while psql runs: a large script must not fill the pipe with nobody reading.
     let feed = tokio::spawn(async move {
@@ -49,16 +62,19 @@ pub async fn run(
     });
     let output = tokio::time::timeout(TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| format!("psql did not finish within {}s", TIMEOUT.as_secs()))?
-        .map_err(|e| format!("psql: {e}"))?;
+        .map_err(|_| {
+            Failure::Interrupted(format!("psql did not finish within {}s", TIMEOUT.as_secs()))
+        })?
+        .map_err(|e| Failure::Interrupted(format!("psql: {e}")))?;
     feed.abort();
     if output.status.success() {
         return Ok(());
     }
-    Err(message(
-        &String::from_utf8_lossy(&output.stderr),
-        output.status,
-    ))
+    let text = message(&String::from_utf8_lossy(&output.stderr), output.status);
+    Err(match output.status.code() {
+        Some(SCRIPT_ERROR) => Failure::Sql(text),
+        _ => Failure::Interrupted(text),
+    })
 }
 
 /// psql's report from its first error on (notices before it are not the news).

@@ -102,7 +102,7 @@ struct Tasks {
     info: Option<JoinHandle<Result<Vec<RepoStatus>, String>>>,
     users: Option<JoinHandle<Result<BTreeMap<String, u64>, String>>>,
     /// `spec.databaseInitSQL`, with the digest of the SQL it runs.
-    init_sql: Option<(String, JoinHandle<Result<(), String>>)>,
+    init_sql: Option<(String, JoinHandle<Result<(), init_sql::Failure>>)>,
     switchover: Option<JoinHandle<SwitchoverOutcome>>,
     /// A manual or scheduled backup, and the task that returns its label.
     backup: Option<(BackupRun, JoinHandle<Result<String, String>>)>,
@@ -153,6 +153,8 @@ pub struct Worker {
     retry_backup_at: Option<Instant>,
     /// What `spec.databaseInitSQL` needs this pass.
     init_sql: plan_init_sql::Next,
+    /// An init SQL run that did not get through: when to try again, and why.
+    retry_init_sql: Option<(Instant, String)>,
 }
 
 const TICK: Duration = Duration::from_secs(1);
@@ -194,6 +196,7 @@ impl Worker {
             last_config_check: None,
             retry_backup_at: None,
             init_sql: plan_init_sql::Next::Clear,
+            retry_init_sql: None,
         }
     }
 
@@ -462,26 +465,7 @@ impl Worker {
                 Err(e) => tracing::warn!(cluster = %self.name, "pgbackrest info: {e}"),
             }
         }
-        if self
-            .tasks
-            .init_sql
-            .as_ref()
-            .is_some_and(|(_, t)| t.is_finished())
-        {
-            let (digest, task) = self.tasks.init_sql.take().expect("checked above");
-            let result = now(task).unwrap_or_else(|| Err("the init SQL task failed".into()));
-            match &result {
-                Ok(()) => self.event(false, "DatabaseInitSQL", "init SQL ran"),
-                Err(e) => self.event(true, "DatabaseInitSQLFailed", e.clone()),
-            }
-            self.state.init_sql = Some(state::InitSqlRun {
-                digest,
-                error: result.err(),
-            });
-            if let Err(e) = self.state.save(&self.dir) {
-                self.problem = Some(e.to_string());
-            }
-        }
+        self.collect_init_sql();
         if let Some(result) = take_finished(&mut self.tasks.users) {
             match result {
                 Ok(applied) => {
@@ -544,6 +528,41 @@ impl Worker {
                 let _ = self.state.save(&self.dir);
                 self.switchover_result = Some((ok, msg));
             }
+        }
+    }
+
+    /// Record how a finished init SQL run went: a success or PostgreSQL's error for good (the
+    /// state keeps it), a run that did not get through for another try.
+    fn collect_init_sql(&mut self) {
+        if !self
+            .tasks
+            .init_sql
+            .as_ref()
+            .is_some_and(|(_, t)| t.is_finished())
+        {
+            return;
+        }
+        let (digest, task) = self.tasks.init_sql.take().expect("checked above");
+        let interrupted = || init_sql::Failure::Interrupted("the init SQL task failed".into());
+        let error = match now(task).unwrap_or_else(|| Err(interrupted())) {
+            Ok(()) => {
+                self.event(false, "DatabaseInitSQL", "init SQL ran");
+                None
+            }
+            Err(init_sql::Failure::Sql(e)) => {
+                self.event(true, "DatabaseInitSQLFailed", e.clone());
+                Some(e)
+            }
+            Err(init_sql::Failure::Interrupted(e)) => {
+                tracing::warn!(cluster = %self.name, "init SQL interrupted: {e}");
+                self.retry_init_sql = Some((Instant::now() + BACKUP_RETRY, e));
+                return;
+            }
+        };
+        self.retry_init_sql = None;
+        self.state.init_sql = Some(state::InitSqlRun { digest, error });
+        if let Err(e) = self.state.save(&self.dir) {
+            self.problem = Some(e.to_string());
         }
     }
 
@@ -1111,7 +1130,15 @@ impl Worker {
         let plan_init_sql::Next::Run { sql, digest } = &self.init_sql else {
             return;
         };
-        if self.tasks.init_sql.is_some() || self.tasks.users.is_some() || self.problem.is_some() {
+        let waiting = self
+            .retry_init_sql
+            .as_ref()
+            .is_some_and(|(at, _)| Instant::now() < *at);
+        if waiting
+            || self.tasks.init_sql.is_some()
+            || self.tasks.users.is_some()
+            || self.problem.is_some()
+        {
             return;
         }
         let psql = binaries.postgres_bin.join("psql");
@@ -1305,7 +1332,10 @@ impl Worker {
         let detail = match (&self.init_sql, &self.state.init_sql) {
             (plan_init_sql::Next::Failed, Some(run)) => run.error.clone().unwrap_or_default(),
             _ if self.tasks.init_sql.is_some() => "running".into(),
-            _ => "runs once the cluster is ready".into(),
+            _ => match &self.retry_init_sql {
+                Some((_, why)) => format!("did not get through, trying again: {why}"),
+                None => "runs once the cluster is ready".into(),
+            },
         };
         plan_init_sql::record(cluster, &mut status, &self.init_sql, &detail);
         let before = self.written.as_ref().and_then(|w| w.primary.clone());
