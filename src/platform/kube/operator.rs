@@ -250,3 +250,44 @@ where
         .with_writer(writer)
         .finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(name: &str, ns: &str, init: Option<&str>, ran: bool) -> Arc<PostgresCluster> {
+        let init = init
+            .map(|cm| format!("  databaseInitSQL: {{name: {cm}, key: init.sql}}\n"))
+            .unwrap_or_default();
+        let mut c = crate::api::manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  postgresVersion: 15\n{init}  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"
+        ))
+        .unwrap();
+        if ran {
+            c.status = Some(crate::api::PostgresClusterStatus {
+                database_init_sql: Some("sql".into()),
+                ..Default::default()
+            });
+        }
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_config_map_wakes_the_clusters_waiting_for_its_init_sql() {
+        let clusters = [
+            cluster("waits", "db", Some("sql"), false),
+            cluster("ran", "db", Some("sql"), true),
+            cluster("other-map", "db", Some("other"), false),
+            cluster("elsewhere", "dev", Some("sql"), false),
+            cluster("none", "db", None, false),
+        ];
+        let cm: ConfigMap =
+            serde_yaml::from_str("metadata: {name: sql, namespace: db}\ndata: {init.sql: x}")
+                .unwrap();
+        let woken: Vec<String> = waiting_for(&clusters, &cm)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(woken, ["waits"]);
+    }
+}
