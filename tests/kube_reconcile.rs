@@ -1195,6 +1195,17 @@ fn init_condition(s: &pgdeck::api::PostgresClusterStatus) -> (String, String, St
         .unwrap_or_default()
 }
 
+/// Fail Job `name` for `reason`, as the Job controller would.
+async fn fail_job(h: &Harness, name: &str, reason: &str) {
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let status = json!({"status": {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": reason},
+    ]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
 /// The init SQL Jobs, by name.
 async fn init_jobs(h: &Harness) -> BTreeSet<String> {
     h.names::<Job>(NS)
@@ -1268,7 +1279,16 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
     )
     .await
     .unwrap();
-    finish_job(h, &first, false).await;
+    // Tries that ran out reaching the primary are not the SQL's failure: the Job runs again.
+    fail_job(h, &first, "BackoffLimitExceeded").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert!(init_jobs(h).await.is_empty(), "the Job goes");
+    let (_, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(reason, "Pending", "{message}");
+    assert!(message.contains("trying again"), "{message}");
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(init_jobs(h).await, set(&[&first]), "and comes again");
+    fail_job(h, &first, "PodFailurePolicy").await;
     let mark = h.mark();
     h.reconcile(NS, "hippo").await.unwrap();
     let (ok, reason, message) = init_condition(&status(h, "hippo").await);

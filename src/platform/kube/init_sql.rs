@@ -3,8 +3,9 @@
 //! users and databases), and status follows that Job. The Job is the record of a run: a
 //! succeeded one sets `status.databaseInitSQL`; a failed one holds PostgreSQL's message (its
 //! pod's termination message) and is not run again until the ConfigMap's SQL, and with it the
-//! digest and the Job's name, changes. Removing the field from the spec removes the Jobs, so
-//! that adding it again runs the SQL again, as in PGO.
+//! digest and the Job's name, changes. A Job that failed without the SQL failing (its tries ran
+//! out reaching the primary) is removed, and runs again. Removing the field from the spec
+//! removes the Jobs, so that adding it again runs the SQL again, as in PGO.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -68,7 +69,18 @@ pub async fn check(
     let running = format!("running in Job {name}");
     let (next, start, detail) = match job.map(job_state) {
         Some(JobState::Succeeded) => (Next::Done, None, String::new()),
-        Some(JobState::Failed) => (Next::Failed, None, message(pods, digest, &name)),
+        Some(JobState::Failed) if sql_error(job.expect("it has a state")) => {
+            (Next::Failed, None, message(pods, digest, &name))
+        }
+        // It did not get through (the primary unreachable): the Job goes, and comes again.
+        Some(JobState::Failed) => {
+            let why = message(pods, digest, &name);
+            (
+                next,
+                None,
+                format!("did not get through, trying again: {why}"),
+            )
+        }
         Some(JobState::Running) => (next, None, running),
         None if ready => {
             let start = InitSql {
@@ -85,6 +97,28 @@ pub async fn check(
         start,
         detail,
     })
+}
+
+/// Whether psql found an error in the SQL: the Job failed by its pod failure policy (exit code
+/// 3), not because its tries ran out.
+fn sql_error(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.type_ == "Failed"
+                    && c.status == "True"
+                    && c.reason.as_deref() == Some("PodFailurePolicy")
+            })
+        })
+}
+
+/// Whether an init SQL Job is no longer wanted: the spec names no init SQL (adding it again
+/// runs it again, as in PGO), or the Job failed without the SQL failing (it runs again).
+pub fn prunable(cluster: &PostgresCluster, job: &Job) -> bool {
+    cluster.spec.database_init_sql.is_none()
+        || (job_state(job) == JobState::Failed && !sql_error(job))
 }
 
 /// Whether the primary runs and the users Job made the users and databases (init SQL may

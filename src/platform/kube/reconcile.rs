@@ -478,11 +478,11 @@ impl Run<'_> {
                 &desired.jobs,
                 &o.jobs,
                 Policy {
-                    // Backup and init SQL Jobs stay as a record (the latter while the spec
-                    // names init SQL); a users Job gives way to the next.
+                    // Backup and init SQL Jobs stay as a record (see `init_sql`); a users
+                    // Job gives way to the next.
                     prune: &|j: &Job| match j.labels().get(names::COMPONENT).map(String::as_str) {
                         Some("users") => true,
-                        Some(names::INIT_SQL) => self.cluster.spec.database_init_sql.is_none(),
+                        Some(names::INIT_SQL) => init_sql::prunable(self.cluster, j),
                         _ => false,
                     },
                     replace: true,
