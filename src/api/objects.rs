@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::manifest::FieldError;
 use super::validate::dns_label;
@@ -49,7 +50,7 @@ impl ObjectKind {
 
 /// The rules the API server applies to a ConfigMap.
 pub fn validate_config_map(cm: &ConfigMap) -> Vec<FieldError> {
-    let mut errors = name_errors(cm.metadata.name.as_deref());
+    let mut errors = name_errors(&cm.metadata);
     let binary: Vec<&String> = cm.binary_data.iter().flat_map(|d| d.keys()).collect();
     errors.extend(key_errors("data", cm.data.iter().flat_map(|d| d.keys())));
     errors.extend(key_errors("binaryData", binary.iter().copied()));
@@ -66,7 +67,7 @@ pub fn validate_config_map(cm: &ConfigMap) -> Vec<FieldError> {
 
 /// The rules the API server applies to a Secret (before `stringData` is merged).
 pub fn validate_secret(secret: &Secret) -> Vec<FieldError> {
-    let mut errors = name_errors(secret.metadata.name.as_deref());
+    let mut errors = name_errors(&secret.metadata);
     errors.extend(key_errors(
         "data",
         secret.data.iter().flat_map(|d| d.keys()),
@@ -91,15 +92,23 @@ pub fn normalize_secret(mut secret: Secret) -> Secret {
     secret
 }
 
-fn name_errors(name: Option<&str>) -> Vec<FieldError> {
-    match name {
+fn name_errors(meta: &ObjectMeta) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = match meta.name.as_deref() {
         None | Some("") => vec![FieldError::new("metadata.name", "required")],
         Some(n) => dns_subdomain(n)
             .err()
             .map(|e| FieldError::new("metadata.name", e))
             .into_iter()
             .collect(),
+    };
+    if let Some(ns) = &meta.namespace {
+        errors.extend(
+            dns_label(ns)
+                .err()
+                .map(|e| FieldError::new("metadata.namespace", e)),
+        );
     }
+    errors
 }
 
 fn key_errors<'a>(map: &str, keys: impl Iterator<Item = &'a String>) -> Vec<FieldError> {

@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 
 use super::files::{AtPath, FileError, make_dir, read_regular, write_atomic};
 use super::home::Home;
-use crate::api::objects::ObjectKind;
+use crate::api::objects::{ObjectKind, dns_subdomain};
+use crate::api::validate::dns_label;
 use crate::platform::{Applied, PlatformError};
 
 /// A kind of object the home stores.
@@ -73,12 +74,17 @@ impl ObjectStore {
         })
     }
 
-    fn dir<K: Stored>(&self, ns: &str) -> PathBuf {
-        self.root::<K>().join(ns)
+    /// A namespace's directory; a namespace that is not a DNS label (`..`, a `/`) is refused
+    /// before it becomes a path.
+    fn dir<K: Stored>(&self, ns: &str) -> Result<PathBuf, PlatformError> {
+        dns_label(ns).map_err(|e| PlatformError::Refused(format!("namespace: {e}")))?;
+        Ok(self.root::<K>().join(ns))
     }
 
-    fn path<K: Stored>(&self, ns: &str, name: &str) -> PathBuf {
-        self.dir::<K>(ns).join(format!("{name}.yaml"))
+    fn path<K: Stored>(&self, ns: &str, name: &str) -> Result<PathBuf, PlatformError> {
+        dns_subdomain(name)
+            .map_err(|e| PlatformError::Refused(format!("{} name: {e}", K::KIND.resource())))?;
+        Ok(self.dir::<K>(ns)?.join(format!("{name}.yaml")))
     }
 
     /// Create or update an object as `kubectl apply` does; nothing is written when nothing
@@ -124,7 +130,7 @@ impl ObjectStore {
     }
 
     pub fn get<K: Stored>(&self, ns: &str, name: &str) -> Result<Option<K>, PlatformError> {
-        let path = self.path::<K>(ns, name);
+        let path = self.path::<K>(ns, name)?;
         let Some((bytes, _)) = read_regular(&path).at(&path)? else {
             return Ok(None);
         };
@@ -142,7 +148,7 @@ impl ObjectStore {
         };
         let mut out = Vec::new();
         for ns in namespaces {
-            let names = sorted_names(&self.dir::<K>(&ns), |e| {
+            let names = sorted_names(&self.dir::<K>(&ns)?, |e| {
                 e.file_name().to_str().is_some_and(|n| n.ends_with(".yaml"))
             });
             for file in names {
@@ -156,7 +162,7 @@ impl ObjectStore {
     /// Delete an object; whether it existed.
     pub fn delete<K: Stored>(&self, ns: &str, name: &str) -> Result<bool, PlatformError> {
         let _lock = self.lock::<K>(ns)?;
-        let path = self.path::<K>(ns, name);
+        let path = self.path::<K>(ns, name)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -169,7 +175,7 @@ impl ObjectStore {
     }
 
     fn write<K: Stored>(&self, ns: &str, name: &str, object: &K) -> Result<(), PlatformError> {
-        let path = self.path::<K>(ns, name);
+        let path = self.path::<K>(ns, name)?;
         let text = serde_yaml::to_string(object).expect("a Kubernetes object serializes");
         write_atomic(&path, text.as_bytes(), K::MODE).at(&path)?;
         Ok(())
@@ -178,10 +184,10 @@ impl ObjectStore {
     /// Writers of one namespace take turns; the trees are made pgdeck's own, Secrets' closed.
     fn lock<K: Stored>(&self, ns: &str) -> Result<File, PlatformError> {
         let dir_mode = K::MODE | ((K::MODE & 0o444) >> 2);
-        for dir in [self.root::<K>(), self.dir::<K>(ns)] {
+        for dir in [self.root::<K>(), self.dir::<K>(ns)?] {
             make_dir(&dir, dir_mode, None).at(&dir)?;
         }
-        let path = self.dir::<K>(ns).join(".lock");
+        let path = self.dir::<K>(ns)?.join(".lock");
         let file = File::create(&path).at(&path)?;
         file.lock().at(&path)?;
         Ok(file)
@@ -238,6 +244,26 @@ mod tests {
         assert_eq!(store.list::<Secret>(None).unwrap().len(), 1);
         assert!(store.delete::<Secret>("db", "tls").unwrap());
         assert!(store.get::<Secret>("db", "tls").unwrap().is_none());
+    }
+
+    #[test]
+    fn names_never_leave_the_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ObjectStore::new(Home::at(tmp.path().join("home")));
+        std::fs::write(tmp.path().join("victim.yaml"), "kept").unwrap();
+        for (ns, name) in [
+            ("default", "../../victim"),
+            ("../..", "victim"),
+            ("a/b", "x"),
+        ] {
+            assert!(store.delete::<Secret>(ns, name).is_err(), "{ns} {name}");
+            assert!(store.get::<ConfigMap>(ns, name).is_err(), "{ns} {name}");
+        }
+        assert!(store.list::<ConfigMap>(Some("..")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("victim.yaml")).unwrap(),
+            "kept"
+        );
     }
 
     #[test]
