@@ -252,7 +252,7 @@ mod tests {
         let store = ObjectStore::new(Home::at(tmp.path().join("home")));
         std::fs::write(tmp.path().join("victim.yaml"), "kept").unwrap();
         for (ns, name) in [
-            ("default", "../../victim"),
+            ("default", "../../../victim"),
             ("../..", "victim"),
             ("a/b", "x"),
         ] {
