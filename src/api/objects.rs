@@ -113,20 +113,30 @@ fn name_errors(meta: &ObjectMeta) -> Vec<FieldError> {
 
 fn key_errors<'a>(map: &str, keys: impl Iterator<Item = &'a String>) -> Vec<FieldError> {
     keys.filter_map(|k| {
-        let ok = !k.is_empty()
-            && k.len() <= 253
-            && k != "."
-            && k != ".."
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        (!ok).then(|| {
-            FieldError::new(
-                format!("{map}.{k}"),
-                "a key must be at most 253 letters, digits, '-', '_' or '.' (and not '.' or '..')",
-            )
-        })
+        data_key(k)
+            .err()
+            .map(|e| FieldError::new(format!("{map}.{k}"), e))
     })
     .collect()
+}
+
+/// A key of a ConfigMap's or Secret's data, as the API server allows it.
+pub fn data_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "a key must be at most 253 letters, digits, '-', '_' or '.' (and not '.' or '..')"
+                .into(),
+        )
+    }
 }
 
 /// RFC 1123 subdomain: the names of ConfigMaps and Secrets; dot-separated labels.

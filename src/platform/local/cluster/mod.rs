@@ -1113,9 +1113,13 @@ impl Worker {
         let failed = run.filter(|r| r.error.is_some()).map(|r| r.digest.as_str());
         let config_map = match ran {
             Some(_) => None,
-            None => {
-                ObjectStore::new(self.shared.home.clone()).get::<ConfigMap>(&self.ns, &spec.name)?
-            }
+            // An unreadable ConfigMap is this cluster's init SQL's problem, not the pass's.
+            None => match ObjectStore::new(self.shared.home.clone())
+                .get::<ConfigMap>(&self.ns, &spec.name)
+            {
+                Ok(cm) => cm,
+                Err(e) => return Ok(plan_init_sql::Next::Missing(e.to_string())),
+            },
         };
         Ok(plan_init_sql::next(
             cluster,
