@@ -3,8 +3,9 @@
 //! database (PGO's "default maintenance database"; `\c zoo` reaches another). Success is
 //! recorded as `status.databaseInitSQL: <ConfigMap name>` and, while it is set, the SQL never
 //! runs again, whatever changes (restarts, switchovers, the ConfigMap); removing the field from
-//! the spec clears it. A failure is not retried until the SQL in the ConfigMap changes (PGO
-//! retries every pass); a missing ConfigMap or key is looked for again.
+//! the spec clears it. An error in the SQL is not retried until the SQL in the ConfigMap
+//! changes (PGO retries every pass); a run that did not get through (the primary went away)
+//! is, and a missing ConfigMap or key is looked for again.
 
 use std::collections::BTreeMap;
 
