@@ -67,21 +67,16 @@ pub async fn check(
     let name = Names::new(cluster.name(), cluster.namespace()).init_sql_job(digest);
     let job = jobs.iter().find(|j| j.name_any() == name);
     let running = format!("running in Job {name}");
-    let (next, start, detail) = match job.map(job_state) {
-        Some(JobState::Succeeded) => (Next::Done, None, String::new()),
-        Some(JobState::Failed) if sql_error(job.expect("it has a state")) => {
-            (Next::Failed, None, message(pods, digest, &name))
-        }
+    let (next, start, detail) = match job.map(|j| (job_state(j), sql_error(j))) {
+        Some((JobState::Succeeded, _)) => (Next::Done, None, String::new()),
+        Some((JobState::Failed, true)) => (Next::Failed, None, message(pods, digest, &name)),
         // It did not get through (the primary unreachable): the Job goes, and comes again.
-        Some(JobState::Failed) => {
+        Some((JobState::Failed, false)) => {
             let why = message(pods, digest, &name);
-            (
-                next,
-                None,
-                format!("did not get through, trying again: {why}"),
-            )
+            let detail = format!("did not get through, trying again: {why}");
+            (next, None, detail)
         }
-        Some(JobState::Running) => (next, None, running),
+        Some((JobState::Running, _)) => (next, None, running),
         None if ready => {
             let start = InitSql {
                 config_map: spec.name.clone(),
