@@ -87,6 +87,15 @@ impl ObjectStore {
         Ok(self.dir::<K>(ns)?.join(format!("{name}.yaml")))
     }
 
+    /// The directories of the ConfigMaps of each namespace, to watch.
+    pub fn config_map_dirs(&self) -> Vec<PathBuf> {
+        let root = self.root::<ConfigMap>();
+        sorted_names(&root, |e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .into_iter()
+            .map(|ns| root.join(ns))
+            .collect()
+    }
+
     /// Create or update an object as `kubectl apply` does; nothing is written when nothing
     /// changed. The object's namespace must be set.
     pub fn apply<K: Stored>(&self, mut object: K) -> Result<Applied, PlatformError> {
