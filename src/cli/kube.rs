@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::views::ObjectRow;
 use super::{
-    BackupType, Command, Failure, Global, Kind, OperatorAction, Wait, kind_and_name, print,
-    read_clusters, read_documents, views,
+    BackupType, Command, Failure, Global, Kind, OperatorAction, Wait, delete_target, kind_and_name,
+    print, read_clusters, read_documents, views,
 };
 use crate::actions;
 use crate::api::manifest::Document;
@@ -121,13 +121,10 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 keep_data,
                 keep_backups,
                 wait,
-            } => match kind_and_name(&args)? {
-                (Kind::Cluster, Some(name)) => {
-                    kube.delete(&name, keep_data, keep_backups, &wait).await
-                }
-                (Kind::ConfigMap, Some(name)) => kube.delete_object::<ConfigMap>(&name).await,
-                (Kind::Secret, Some(name)) => kube.delete_object::<Secret>(&name).await,
-                (_, None) => Err(failure("delete needs a name, e.g. `delete configmap NAME`")),
+            } => match delete_target(&args, keep_data, keep_backups, &wait)? {
+                (Kind::Cluster, name) => kube.delete(&name, keep_data, keep_backups, &wait).await,
+                (Kind::ConfigMap, name) => kube.delete_object::<ConfigMap>(&name).await,
+                (Kind::Secret, name) => kube.delete_object::<Secret>(&name).await,
             },
             Command::Backup {
                 name,

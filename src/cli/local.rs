@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::views::ObjectRow;
 use super::{
-    BackupType, Command, Failure, Global, Kind, OperatorAction, Output, Wait, kind_and_name, print,
-    read_documents, views,
+    BackupType, Command, Failure, Global, Kind, OperatorAction, Output, Wait, delete_target,
+    kind_and_name, print, read_documents, views,
 };
 use crate::actions;
 use crate::api::PostgresCluster;
@@ -110,13 +110,10 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             keep_data,
             keep_backups,
             wait,
-        } => match kind_and_name(&args)? {
-            (Kind::Cluster, Some(name)) => {
-                delete(&local, &ns, &name, keep_data, keep_backups, &wait)
-            }
-            (Kind::ConfigMap, Some(name)) => delete_object::<ConfigMap>(&local, &ns, &name),
-            (Kind::Secret, Some(name)) => delete_object::<Secret>(&local, &ns, &name),
-            (_, None) => Err(failure("delete needs a name, e.g. `delete configmap NAME`")),
+        } => match delete_target(&args, keep_data, keep_backups, &wait)? {
+            (Kind::Cluster, name) => delete(&local, &ns, &name, keep_data, keep_backups, &wait),
+            (Kind::ConfigMap, name) => delete_object::<ConfigMap>(&local, &ns, &name),
+            (Kind::Secret, name) => delete_object::<Secret>(&local, &ns, &name),
         },
         // `validate`, `crd`, `completions` and `render` need no platform: run() took them.
         other => unreachable!("{other:?} runs without a platform"),

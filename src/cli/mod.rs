@@ -249,6 +249,28 @@ pub fn kind_and_name(args: &[String]) -> Result<(Kind, Option<String>), Failure>
     }
 }
 
+/// What `delete` names: a kind and a name. Keeping data or backups, and waiting, are for
+/// clusters: given for a ConfigMap or Secret they are refused, not ignored.
+pub fn delete_target(
+    args: &[String],
+    keep_data: bool,
+    keep_backups: bool,
+    wait: &Wait,
+) -> Result<(Kind, String), Failure> {
+    let fail = |message: &str| Failure {
+        code: 1,
+        message: message.into(),
+    };
+    match kind_and_name(args)? {
+        (_, None) => Err(fail("delete needs a name, e.g. `delete configmap NAME`")),
+        (Kind::Cluster, Some(name)) => Ok((Kind::Cluster, name)),
+        (_, Some(_)) if keep_data || keep_backups || wait.wait => Err(fail(
+            "--keep-data, --keep-backups and --wait are for deleting a cluster",
+        )),
+        (kind, Some(name)) => Ok((kind, name)),
+    }
+}
+
 /// `90s`, `5m`, `1h`, or plain seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -378,5 +400,31 @@ mod tests {
             "a cluster named like a kind"
         );
         assert!(read(&["hippo", "x"]).unwrap_err().contains("not a kind"));
+    }
+
+    #[test]
+    fn keep_flags_are_refused_for_config_maps_not_ignored() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let wait = Wait {
+            wait: false,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let target = |a: &[&str], keep: bool| {
+            delete_target(&args(a), keep, false, &wait).map_err(|f| f.message)
+        };
+        assert_eq!(
+            target(&["configmap", "sql"], false).unwrap(),
+            (Kind::ConfigMap, "sql".into())
+        );
+        assert!(target(&["configmap", "sql"], true).is_err());
+        assert_eq!(
+            target(&["hippo"], true).unwrap(),
+            (Kind::Cluster, "hippo".into())
+        );
+        assert!(
+            target(&["secrets"], false)
+                .unwrap_err()
+                .contains("needs a name")
+        );
     }
 }
