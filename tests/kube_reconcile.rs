@@ -1163,6 +1163,231 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     );
 }
 
+/// `hippo` of ha.yaml with `spec.databaseInitSQL` naming ConfigMap `hippo-init`.
+fn with_init_sql() -> String {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.database_init_sql = Some(pgdeck::api::users::DatabaseInitSql {
+        name: "hippo-init".into(),
+        key: "init.sql".into(),
+    });
+    manifest::to_yaml(&cluster)
+}
+
+async fn put_init_sql(h: &Harness, sql: &str) {
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hippo-init", "namespace": NS},
+        "data": {"init.sql": sql},
+    });
+    configs
+        .patch(
+            "hippo-init",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .unwrap();
+}
+
+fn init_condition(s: &pgdeck::api::PostgresClusterStatus) -> (String, String, String) {
+    s.condition("DatabaseInitSQL")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// Fail Job `name` for `reason`, as the Job controller would.
+async fn fail_job(h: &Harness, name: &str, reason: &str) {
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let status = json!({"status": {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": reason},
+    ]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// The init SQL Jobs, by name.
+async fn init_jobs(h: &Harness) -> BTreeSet<String> {
+    h.names::<Job>(NS)
+        .await
+        .into_iter()
+        .filter(|n| n.starts_with("hippo-init-sql-"))
+        .collect()
+}
+
+async fn init_sql_runs_once_in_a_job(h: &Harness) {
+    h.create(&with_init_sql()).await;
+    settle(h, "hippo").await;
+    let (_, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(reason, "ConfigMapNotFound", "{message}");
+    assert!(message.contains("db/hippo-init"), "{message}");
+
+    // The ConfigMap appears; the SQL waits for the users Job.
+    put_init_sql(h, "CREATE TABLE t (); SELECT * FROM nope;").await;
+    settle(h, "hippo").await;
+    assert!(init_jobs(h).await.is_empty());
+    assert_eq!(init_condition(&status(h, "hippo").await).1, "Pending");
+    let users = h
+        .names::<Job>(NS)
+        .await
+        .into_iter()
+        .find(|n| n.starts_with("hippo-users-"))
+        .unwrap();
+    finish_job(h, &users, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let first = init_jobs(h).await.pop_first().expect("the init SQL Job");
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let job = jobs.get(&first).await.unwrap();
+    let pod = job.spec.clone().unwrap().template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find_map(|v| v.config_map)
+        .unwrap();
+    assert_eq!(volume.name, "hippo-init");
+    assert_eq!(volume.items.unwrap()[0].key, "init.sql");
+    let script = pod.containers[0].command.clone().unwrap().join(" ");
+    assert!(
+        !script.contains("nope") && !script.contains("hippo-init"),
+        "{script}"
+    );
+    assert!(script.contains("ON_ERROR_STOP=1"), "{script}");
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![], "one Job per SQL");
+
+    // psql fails: PostgreSQL's message, from the pod's termination message, in the condition
+    // and an Event; nothing runs again until the SQL changes.
+    let digest = job.labels()[names::INIT_SQL_DIGEST].clone();
+    let error = "psql:/pgdeck/init-sql/init.sql:1: ERROR:  relation \"nope\" does not exist";
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{first}-x"), "namespace": NS, "labels": {
+            names::CLUSTER: "hippo", names::COMPONENT: names::INIT_SQL, names::INIT_SQL_DIGEST: digest,
+        }},
+        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{
+            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
+        }]},
+    });
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+    // Tries that ran out reaching the primary are not the SQL's failure: the Job runs again.
+    fail_job(h, &first, "BackoffLimitExceeded").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert!(init_jobs(h).await.is_empty(), "the Job goes");
+    let (_, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(reason, "Pending", "{message}");
+    assert!(message.contains("trying again"), "{message}");
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(init_jobs(h).await, set(&[&first]), "and comes again");
+    fail_job(h, &first, "PodFailurePolicy").await;
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    let (ok, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(
+        (ok.as_str(), reason.as_str()),
+        ("False", "DatabaseInitSQLFailed")
+    );
+    assert!(message.ends_with(error), "{message}");
+    let events: Vec<_> = h
+        .writes_since(mark)
+        .into_iter()
+        .filter(|c| c.path.contains("/events"))
+        .collect();
+    assert_eq!(events.len(), 1, "a Warning event: {events:?}");
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        h.writes_since(mark),
+        vec![],
+        "a failure is not retried on its own"
+    );
+
+    // New SQL, a new Job; once it succeeded, nothing runs again, whatever the ConfigMap says.
+    put_init_sql(h, "CREATE TABLE t ();").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let second = init_jobs(h)
+        .await
+        .into_iter()
+        .find(|j| *j != first)
+        .expect("a second Job");
+    finish_job(h, &second, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(s.database_init_sql.as_deref(), Some("hippo-init"));
+    assert_eq!(init_condition(&s).1, "Succeeded");
+    put_init_sql(h, "CREATE TABLE u ();").await;
+    settle(h, "hippo").await;
+    assert_eq!(init_jobs(h).await, set(&[&first, &second]));
+
+    // Without the field (PGO's way to run it again), status forgets it and the Jobs go.
+    h.edit(NS, "hippo", |c| c.spec.database_init_sql = None)
+        .await;
+    settle(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    assert!(s.database_init_sql.is_none() && s.condition("DatabaseInitSQL").is_none());
+    assert!(init_jobs(h).await.is_empty());
+}
+
+/// `pgdeck apply -f` on Kubernetes: the ConfigMap and Secret of a multi-document file are
+/// applied server-side beside the cluster, and listed by `get`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_writes_config_maps_and_secrets_beside_the_cluster() {
+    let h = Harness::new().await;
+    let address = h.listen().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(address, NS)).unwrap();
+    let file = dir.path().join("hippo.yaml");
+    let documents = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hippo-init}\ndata: {init.sql: 'CREATE TABLE t ();'}\n---\n\
+        apiVersion: v1\nkind: Secret\nmetadata: {name: hippo-tls}\nstringData: {tls.key: secret}\n---\n";
+    std::fs::write(&file, format!("{documents}{}", with_init_sql())).unwrap();
+    let pgdeck = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgdeck"));
+        c.env("KUBECONFIG", &kubeconfig)
+            .arg("--platform")
+            .arg("kube")
+            .args(args);
+        c
+    };
+    let out = pgdeck(&["apply", "-f", file.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("configmap/hippo-init created")
+            && printed.contains("secret/hippo-tls created")
+            && printed.contains("postgrescluster.pgdeck.dev/hippo created"),
+        "{printed}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let secret = secrets.get("hippo-tls").await.unwrap();
+    assert_eq!(secret.data.unwrap()["tls.key"].0, b"secret");
+    let again = pgdeck(&["apply", "-f", file.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    // (The in-memory server gives every apply a new resourceVersion: no `unchanged` here.)
+    assert!(again.status.success());
+    let listed = pgdeck(&["get", "configmaps"]).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("hippo-init"));
+}
+
 fn clone_of(source: &str, namespace: Option<&str>) -> String {
     let namespace = namespace
         .map(|n| format!("clusterNamespace: {n}, "))
@@ -2048,6 +2273,11 @@ async fn deleted_or_changed_objects_are_restored() {
 }
 
 #[tokio::test]
+async fn init_sql_runs_once_in_a_job_and_a_failure_waits_for_new_sql() {
+    Box::pin(init_sql_runs_once_in_a_job(&Harness::new().await)).await;
+}
+
+#[tokio::test]
 async fn parts_removed_from_the_spec_are_pruned() {
     removed_parts_are_pruned(&Harness::new().await).await;
 }
@@ -2236,7 +2466,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         operator_runs,
         keep_annotations_release_volumes_at_once,
         a_failed_pass_does_not_repeat_a_switchover,
-        oversized_answers_are_not_read
+        oversized_answers_are_not_read,
+        init_sql_runs_once_in_a_job
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

@@ -601,3 +601,29 @@ fn crd_cel_rules_keep_user_options_to_one_clause() {
         );
     }
 }
+
+/// `apply -f` of a file whose ConfigMap is wrong is refused as a whole, naming the document,
+/// field and line; nothing of it (not the valid cluster beside it) is stored.
+#[test]
+fn a_bad_config_map_beside_a_cluster_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let file = repo_root().join("assets/bad/configmap-bad-key.yaml");
+    let out = pgdeck()
+        .env("PGDECK_HOME", home.path())
+        .env_remove("KUBECONFIG")
+        .args(["--platform", "local", "apply", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 7, column 3: ConfigMap hippo-init: data.init/sql: a key must be"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}

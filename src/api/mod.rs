@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod crd;
 pub mod instances;
 pub mod manifest;
+pub mod objects;
 pub mod patroni;
 mod positions;
 pub mod quantity;

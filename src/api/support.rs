@@ -144,7 +144,6 @@ const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behavi
 const NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented yet");
 const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
 const NO_STANDBY: Support = Refused("standby clusters are not implemented yet");
-const NO_INIT_SQL: Support = Refused("databaseInitSQL is not implemented yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
      spec.dataSource.postgresCluster",
@@ -324,7 +323,7 @@ pub const FIELDS: &[Field] = &[
     field("spec.users[].password", Works, Works),
     field("spec.users[].password.type", Works, Works),
     // Being implemented: flipping this one line makes it work (its parts are ready below).
-    field("spec.databaseInitSQL", NO_INIT_SQL, NO_INIT_SQL),
+    field("spec.databaseInitSQL", Works, Works),
     field("spec.databaseInitSQL.name", Works, Works),
     field("spec.databaseInitSQL.key", Works, Works),
     // Being implemented locally: one line each to flip.

@@ -769,16 +769,22 @@ fn tls(k: &mut Checker, c: &PostgresCluster) {
         }
     }
     if let Some(sql) = &spec.database_init_sql {
-        k.check(
-            !sql.name.is_empty(),
-            "spec.databaseInitSQL.name",
-            "required: the ConfigMap's name",
-        );
-        k.check(
-            !sql.key.is_empty(),
-            "spec.databaseInitSQL.key",
-            "required: the key in the ConfigMap",
-        );
+        if sql.name.is_empty() {
+            k.fail(
+                "spec.databaseInitSQL.name",
+                "required: the ConfigMap's name",
+            );
+        } else if let Err(why) = super::objects::dns_subdomain(&sql.name) {
+            k.fail("spec.databaseInitSQL.name", why);
+        }
+        if sql.key.is_empty() {
+            k.fail(
+                "spec.databaseInitSQL.key",
+                "required: the key in the ConfigMap",
+            );
+        } else if let Err(why) = super::objects::data_key(&sql.key) {
+            k.fail("spec.databaseInitSQL.key", why);
+        }
     }
 }
 

@@ -363,7 +363,7 @@ fn refuse_invalid(cluster: &PostgresCluster) -> Result<(), PlatformError> {
     }
 }
 
-fn new_uid() -> String {
+pub(super) fn new_uid() -> String {
     use rand::RngExt;
     let b: [u8; 16] = rand::rng().random();
     format!(
