@@ -98,6 +98,7 @@ impl Store {
         ns: &str,
         name: &str,
     ) -> Result<Option<PostgresCluster>, PlatformError> {
+        path_safe(ns, Some(name))?;
         let path = self.home.manifest(ns, name);
         let Some(text) = read_optional(&path).at(&path)? else {
             return Ok(None);
@@ -270,6 +271,7 @@ impl Store {
     where
         F: FnOnce(&mut PostgresCluster) -> Result<(), PlatformError>,
     {
+        path_safe(ns, Some(name))?;
         let _lock = self.lock(ns)?;
         let old = self
             .read_manifest(ns, name)?
@@ -341,6 +343,7 @@ impl Store {
 
     /// Writers of one namespace take turns, so that read-modify-write never loses an update.
     fn lock(&self, ns: &str) -> Result<File, PlatformError> {
+        path_safe(ns, None)?;
         let dir = self.home.namespace(ns);
         std::fs::create_dir_all(&dir).at(&dir)?;
         let path = dir.join(".lock");
@@ -348,6 +351,17 @@ impl Store {
         file.lock().at(&path)?;
         Ok(file)
     }
+}
+
+/// A namespace and a name become paths under the home: only DNS labels do, so a `..` or a `/`
+/// typed on the command line never leads pgdeck (root) outside it.
+fn path_safe(ns: &str, name: Option<&str>) -> Result<(), PlatformError> {
+    let refuse = |what: &str, e: String| PlatformError::Refused(format!("{what}: {e}"));
+    validate::dns_label(ns).map_err(|e| refuse("namespace", e))?;
+    if let Some(name) = name {
+        validate::dns_label(name).map_err(|e| refuse("name", e))?;
+    }
+    Ok(())
 }
 
 /// A manifest someone gives: valid, and with no field the local platform does not support.
@@ -387,6 +401,21 @@ mod tests {
              resources: {{requests: {{storage: 1Gi}}}}}}\n{extra}"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn names_that_would_leave_the_home_are_refused_before_any_path_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(tmp.path().join("home")));
+        for (ns, name) in [("default", "../../etc/passwd"), ("..", "x"), ("a/b", "x")] {
+            let err = store.modify(ns, name, |_| Ok(())).unwrap_err();
+            assert!(matches!(err, PlatformError::Refused(_)), "{ns}/{name}: {err}");
+            assert!(store.read_manifest(ns, name).is_err(), "{ns}/{name}");
+        }
+        assert!(
+            std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+            "nothing made anywhere"
+        );
     }
 
     #[test]
