@@ -3,53 +3,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::local::{LocalHome, manifest};
 use serde_json::Value;
-
-/// SQL as the superuser, through the instance's socket (peer authentication as `postgres`).
-fn superuser(home: &LocalHome, cluster: &str, db: &str, sql: &str) -> String {
-    let status = home.status(cluster);
-    let primary = status["primary"].as_str().unwrap();
-    let port = status["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == primary)
-        .unwrap()["port"]
-        .to_string();
-    let socket = home
-        .path()
-        .join("namespaces/default")
-        .join(cluster)
-        .join("instances")
-        .join(primary)
-        .join("run");
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", "psql", "-h"])
-        .arg(&socket)
-        .args([
-            "-p",
-            &port,
-            "-d",
-            db,
-            "-XAtq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn events(home: &LocalHome, cluster: &str) -> Vec<Value> {
     std::fs::read_to_string(
@@ -236,7 +193,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
     std::thread::sleep(Duration::from_millis(1100));
     home.psql(&uri, "INSERT INTO t SELECT generate_series(101, 200)");
     // Let the WAL that holds the rows reach the repository now, not at archive_timeout.
-    superuser(&home, "origin", "postgres", "SELECT pg_switch_wal()");
+    home.superuser("origin", "postgres", "SELECT pg_switch_wal()");
 
     let pitr = manifest(
         "pitr",
@@ -249,25 +206,20 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
     );
     home.apply_ready(&pitr, "180s");
     assert_eq!(
-        superuser(&home, "pitr", "origin", "SELECT count(*), max(i) FROM t"),
+        home.superuser("pitr", "origin", "SELECT count(*), max(i) FROM t"),
         "100|100",
         "exactly the rows committed before the target"
     );
     assert_eq!(
-        superuser(&home, "pitr", "postgres", "SELECT pg_is_in_recovery()"),
+        home.superuser("pitr", "postgres", "SELECT pg_is_in_recovery()"),
         "f",
         "promoted: a cluster of its own"
     );
     // Independent: its own repository, and writes of its own.
     wait_first_backup(&home, "pitr");
-    superuser(&home, "pitr", "origin", "INSERT INTO t VALUES (999)");
+    home.superuser("pitr", "origin", "INSERT INTO t VALUES (999)");
     assert_eq!(
-        superuser(
-            &home,
-            "origin",
-            "origin",
-            "SELECT count(*) FROM t WHERE i = 999"
-        ),
+        home.superuser("origin", "origin", "SELECT count(*) FROM t WHERE i = 999"),
         "0"
     );
 
@@ -284,7 +236,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         "180s",
     );
     assert_eq!(
-        superuser(&home, "again", "origin", "SELECT count(*) FROM t"),
+        home.superuser("again", "origin", "SELECT count(*) FROM t"),
         "200"
     );
 }

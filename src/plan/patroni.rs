@@ -42,6 +42,22 @@ pub struct Placement {
     /// When the cluster starts from another's backups (`spec.dataSource`): the command that
     /// restores the data directory, Patroni's custom bootstrap.
     pub restore: Option<String>,
+    pub tls: Tls,
+}
+
+/// PostgreSQL's TLS, as files the instance reads.
+pub struct Tls {
+    /// The CA that signed the servers' certificates: members verify each other with it.
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// How a member checks the server it replicates or rewinds from: `verify-full` where the
+    /// address it connects to is in the certificate, `verify-ca` where it may not be.
+    pub verify: &'static str,
+    /// The replication user's client certificate and key, when it presents one.
+    pub replication_client: Option<(String, String)>,
+    /// Whether clients over TCP must use TLS (`hostssl`): plain-text connections are refused.
+    pub required: bool,
 }
 
 /// The password Patroni needs: the replication user's, which also runs pg_rewind. The
@@ -158,11 +174,11 @@ pub fn render(
         "use_unix_socket": true,
         "authentication": {
             "superuser": { "username": SUPERUSER },
-            "replication": { "username": REPLICATION_USER, "password": creds.replication },
-            "rewind": { "username": REPLICATION_USER, "password": creds.replication },
+            "replication": replication_auth(creds, &at.tls),
+            "rewind": replication_auth(creds, &at.tls),
         },
         "parameters": parameters(cluster, set, at),
-        "pg_hba": pg_hba(cluster, &at.client_networks),
+        "pg_hba": pg_hba(cluster, &at.client_networks, at.tls.required),
         "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
@@ -214,17 +230,40 @@ pub fn render(
     config
 }
 
-/// This instance's own PostgreSQL parameters: its socket, and what its set's resources imply.
+/// How the replication user signs in to the member it replicates or rewinds from: over TLS,
+/// checking that member's certificate (Patroni passes the `ssl*` keys on to libpq).
+fn replication_auth(creds: &Credentials, tls: &Tls) -> Value {
+    let mut auth = json!({
+        "username": REPLICATION_USER,
+        "password": creds.replication,
+        "sslmode": tls.verify,
+        "sslrootcert": tls.ca_file,
+    });
+    if let Some((cert, key)) = &tls.replication_client {
+        auth["sslcert"] = json!(cert);
+        auth["sslkey"] = json!(key);
+    }
+    auth
+}
+
+/// This instance's own PostgreSQL parameters: its socket, its TLS files, and what its set's
+/// resources imply. Every one of them takes effect on a reload.
 fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> Value {
     let mut p = resources::instance_parameters(cluster, set);
     p.insert("unix_socket_directories".into(), json!(at.socket_dir));
+    p.insert("ssl".into(), json!("on"));
+    p.insert("ssl_cert_file".into(), json!(at.tls.cert_file));
+    p.insert("ssl_key_file".into(), json!(at.tls.key_file));
+    p.insert("ssl_ca_file".into(), json!(at.tls.ca_file));
     Value::Object(p)
 }
 
 /// Client authentication: pgdeck's own way in first (the superuser through the socket by peer,
 /// for Patroni, pgBackRest and pgdeck: no DBA entry can lock them out, as in PGO), then the
-/// DBA's entries from `dynamicConfiguration.postgresql.pg_hba`, then everyone by password.
-fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
+/// DBA's entries from `dynamicConfiguration.postgresql.pg_hba`, then everyone by password;
+/// over TCP only with TLS when `tls_only` (no line then matches a plain-text connection).
+fn pg_hba(cluster: &PostgresCluster, networks: &[String], tls_only: bool) -> Vec<String> {
+    let host = if tls_only { "hostssl" } else { "host" };
     let mut lines = vec![format!("local all {SUPERUSER} peer map={PEER_MAP}")];
     lines.extend(
         cluster
@@ -237,9 +276,9 @@ fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
     lines.push("local all all scram-sha-256".into());
     for net in networks {
         lines.push(format!(
-            "host replication {REPLICATION_USER} {net} scram-sha-256"
+            "{host} replication {REPLICATION_USER} {net} scram-sha-256"
         ));
-        lines.push(format!("host all all {net} scram-sha-256"));
+        lines.push(format!("{host} all all {net} scram-sha-256"));
     }
     lines
 }
@@ -271,6 +310,14 @@ mod tests {
             client_networks: vec!["127.0.0.1/32".into()],
             peer_users: vec!["postgres".into(), "root".into()],
             restore: None,
+            tls: Tls {
+                ca_file: "/t/ca.crt".into(),
+                cert_file: "/t/tls.crt".into(),
+                key_file: "/t/tls.key".into(),
+                verify: "verify-full",
+                replication_client: None,
+                required: true,
+            },
         }
     }
 
@@ -411,8 +458,17 @@ spec:
         );
         assert_eq!(
             pg["authentication"]["rewind"],
-            json!({ "username": REPLICATION_USER, "password": "r" }),
-            "pg_rewind runs as the replication user, never as the superuser"
+            json!({
+                "username": REPLICATION_USER,
+                "password": "r",
+                "sslmode": "verify-full",
+                "sslrootcert": "/t/ca.crt",
+            }),
+            "pg_rewind runs as the replication user, never as the superuser, over TLS"
+        );
+        assert_eq!(
+            pg["authentication"]["replication"],
+            pg["authentication"]["rewind"]
         );
         assert_eq!(pg["use_unix_socket"], true);
         let hba: Vec<&str> = pg["pg_hba"]
@@ -434,6 +490,14 @@ spec:
             pg["pg_ident"],
             json!(["pgdeck postgres postgres", "pgdeck root postgres"])
         );
+        assert!(
+            hba.iter()
+                .filter(|l| !l.starts_with("local "))
+                .all(|l| l.starts_with("hostssl ")),
+            "no TCP line matches a plain-text connection: {hba:?}"
+        );
+        assert_eq!(pg["parameters"]["ssl"], "on");
+        assert_eq!(pg["parameters"]["ssl_key_file"], "/t/tls.key");
         // The replication user's password, twice, and no other.
         let text = config.to_string();
         assert_eq!(text.matches("\"password\"").count(), 2, "{text}");

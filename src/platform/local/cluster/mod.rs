@@ -15,6 +15,7 @@ mod schedule;
 mod secrets;
 pub mod state;
 mod teardown;
+mod tls;
 mod users;
 
 use std::collections::BTreeMap;
@@ -230,6 +231,7 @@ impl Worker {
             .etcd()
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
+        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
@@ -259,6 +261,7 @@ impl Worker {
             ports: &shared.ports,
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
+            ca: &ca,
         };
 
         self.collect();
