@@ -31,8 +31,12 @@ pub fn config(uri: &str) -> (tokio_postgres::Config, MakeRustlsConnect) {
     }
     assert_eq!(mode.as_deref(), Some("verify-full"), "{uri}");
     let root = root.unwrap_or_else(|| panic!("no sslrootcert in {uri}"));
-    let mut config: tokio_postgres::Config =
-        format!("{base}?{}", kept.join("&")).parse().expect("a URI");
+    let rest = if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    };
+    let mut config: tokio_postgres::Config = format!("{base}{rest}").parse().expect("a URI");
     config.ssl_mode(SslMode::Require);
     (config, connector(&root))
 }

@@ -174,10 +174,15 @@ impl Writing {
     }
 }
 
-/// `uri` with its hosts replaced by 127.0.0.1:`port` and no session attribute: one server.
+/// `uri` with its hosts replaced by 127.0.0.1:`port` and no session attribute: one server,
+/// still over TLS as `uri` asks.
 pub fn pin_to_port(uri: &str, port: i64) -> String {
     let (head, rest) = uri.split_once('@').unwrap();
     let path = &rest[rest.find('/').unwrap()..];
-    let path = path.split('?').next().unwrap();
-    format!("{head}@127.0.0.1:{port}{path}")
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("target_session_attrs="))
+        .collect();
+    format!("{head}@127.0.0.1:{port}{path}?{}", query.join("&"))
 }
