@@ -92,6 +92,33 @@ fn connections_are_tls_only_and_verified_against_the_clusters_ca() {
     );
     assert_eq!(walsenders, "1|t");
 
+    // A server certificate that goes is issued again and loaded with a reload, not a restart;
+    // its key is the database account's own, for it alone.
+    let status = home.status("tls");
+    let primary = status["primary"].as_str().unwrap().to_string();
+    let postmaster = home.postgres_pids("tls", &primary)[0];
+    let inst = home
+        .path()
+        .join("namespaces/default/tls/instances")
+        .join(&primary);
+    let before = std::fs::read(inst.join("tls.crt")).unwrap();
+    std::fs::remove_file(inst.join("tls.crt")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(inst.join("tls.crt")).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no new certificate");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_ne!(std::fs::read(inst.join("tls.crt")).unwrap(), before);
+    let key = std::fs::metadata(inst.join("tls.key")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    assert_eq!(
+        (key.uid(), key.mode() & 0o777),
+        (postgres.uid.as_raw(), 0o600)
+    );
+    assert_eq!(home.psql(&uri, ssl), "t");
+    assert_eq!(home.postgres_pids("tls", &primary)[0], postmaster);
+
     // The CA's key is out of the database account's reach; its certificate is not.
     let cat = |path: &std::path::Path| {
         Command::new("runuser")
