@@ -130,8 +130,14 @@ impl LocalHome {
     /// SQL as the superuser on the primary, through its socket (peer authentication as
     /// `postgres`).
     pub fn superuser(&self, cluster: &str, db: &str, sql: &str) -> String {
+        self.try_superuser(cluster, db, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Self::superuser`], or psql's error.
+    pub fn try_superuser(&self, cluster: &str, db: &str, sql: &str) -> Result<String, String> {
         let status = self.status(cluster);
-        let primary = status["primary"].as_str().unwrap();
+        let primary = status["primary"].as_str().ok_or("no primary")?;
         let port = status["instances"]
             .as_array()
             .unwrap()
@@ -162,12 +168,10 @@ impl LocalHome {
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
     }
 
     /// Processes this home started.

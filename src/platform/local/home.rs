@@ -170,7 +170,13 @@ impl InstanceDir {
     pub fn tls_key(&self) -> PathBuf {
         self.0.join("tls.key")
     }
+    /// Patroni's standard output and error.
     pub fn log(&self) -> PathBuf {
         self.0.join("patroni.log")
+    }
+    /// Patroni's own rotated log files (`spec.patroni.logging`): a directory of their own, as
+    /// Patroni names its file `patroni.log` too.
+    pub fn patroni_log_dir(&self) -> PathBuf {
+        self.0.join("patroni-log")
     }
 }

@@ -17,6 +17,7 @@ use super::etcd::{self, Etcd};
 use super::files::AtPath;
 use super::home::Home;
 use super::lock::{Holder, OperatorLock};
+use super::objects::ObjectStore;
 use super::ports::Ports;
 use super::store::Store;
 use crate::observe::patroni::Patroni;
@@ -71,8 +72,8 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Changes to manifests only: neither the reconciler's own status writes nor its reads
-        // of a manifest (an open is an inotify event too) may wake it.
+        // Changes to manifests (and ConfigMaps) only: neither the reconciler's own status
+        // writes nor its reads of a manifest (an open is an inotify event too) may wake it.
         if event.is_ok_and(|e| {
             (e.kind.is_create() || e.kind.is_modify() || e.kind.is_remove())
                 && e.paths.iter().any(|p| is_manifest(p))
@@ -81,7 +82,7 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
         }
     })
     .map_err(|e| PlatformError::Operator(format!("cannot watch {}: {e}", namespaces.display())))?;
-    let mut watched: HashSet<String> = HashSet::new();
+    let mut watched: HashSet<std::path::PathBuf> = HashSet::new();
 
     let mut workers: HashMap<(String, String), Running> = HashMap::new();
     let mut etcd_checked: Option<Instant> = None;
@@ -89,9 +90,14 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| PlatformError::Operator(e.to_string()))?;
     loop {
-        for ns in list_dirs(&namespaces) {
-            if watched.insert(ns.clone()) {
-                let _ = watcher.watch(&namespaces.join(&ns), RecursiveMode::NonRecursive);
+        // Manifests, and ConfigMaps (a cluster's init SQL may wait for one).
+        let config_maps = ObjectStore::new(home.clone()).config_map_dirs();
+        let dirs = list_dirs(&namespaces)
+            .into_iter()
+            .map(|ns| namespaces.join(ns));
+        for dir in dirs.chain(config_maps) {
+            if watched.insert(dir.clone()) {
+                let _ = watcher.watch(&dir, RecursiveMode::NonRecursive);
             }
         }
         let clusters = list_clusters(&namespaces);

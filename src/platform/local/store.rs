@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::home::Home;
+use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, PostgresClusterStatus, manifest, validate};
 use crate::observe::events::ClusterEvent;
 use crate::platform::{Applied, PlatformError};
@@ -185,10 +186,7 @@ impl Store {
         let name = cluster.name().to_string();
         let _lock = self.lock(&ns)?;
         cluster.status = None;
-        let errors = validate::validate(&cluster);
-        if !errors.is_empty() {
-            return Err(PlatformError::Invalid(errors.into()));
-        }
+        refuse_invalid(&cluster)?;
         let Some(old) = self.read_manifest(&ns, &name)? else {
             let m = &mut cluster.metadata;
             m.uid = Some(new_uid());
@@ -246,10 +244,7 @@ impl Store {
             new.spec = edited.spec;
             new.metadata.labels = edited.metadata.labels;
             new.metadata.annotations = edited.metadata.annotations;
-            let errors = validate::validate(&new);
-            if !errors.is_empty() {
-                return Err(PlatformError::Invalid(errors.into()));
-            }
+            refuse_invalid(&new)?;
             if new == old {
                 return Ok(old);
             }
@@ -355,7 +350,20 @@ impl Store {
     }
 }
 
-fn new_uid() -> String {
+/// A manifest someone gives: valid, and with no field the local platform does not support.
+/// (Changes pgdeck makes itself, [`Store::modify`], only validate: they set supported fields,
+/// and must still work, a delete above all, on a manifest stored before a field was refused.)
+fn refuse_invalid(cluster: &PostgresCluster) -> Result<(), PlatformError> {
+    let mut errors = validate::validate(cluster);
+    errors.extend(support::refusals(cluster, Platform::Local));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(PlatformError::Invalid(errors.into()))
+    }
+}
+
+pub(super) fn new_uid() -> String {
     use rand::RngExt;
     let b: [u8; 16] = rand::rng().random();
     format!(
@@ -366,4 +374,60 @@ fn new_uid() -> String {
         (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
         u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(extra: &str) -> PostgresCluster {
+        manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c, namespace: default}}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], \
+             resources: {{requests: {{storage: 1Gi}}}}}}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_field_the_local_platform_does_not_support_is_refused_and_nothing_written() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(root.path().to_path_buf()));
+        let pooled = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        let refused = store.apply(pooled.clone()).unwrap_err().to_string();
+        assert!(
+            refused.contains("spec.proxy.pgBouncer: not supported on the local platform"),
+            "{refused}"
+        );
+        assert!(store.read_manifest("default", "c").unwrap().is_none());
+
+        // An edit (the console's editors) is refused the same way.
+        assert_eq!(store.apply(cluster("")).unwrap(), Applied::Created);
+        let version = store.read_manifest("default", "c").unwrap().unwrap();
+        let version = version.metadata.resource_version.unwrap();
+        let refused = store.replace(pooled, &version, "test").unwrap_err();
+        assert!(
+            refused.to_string().contains("spec.proxy.pgBouncer"),
+            "{refused}"
+        );
+        let stored = store.read_manifest("default", "c").unwrap().unwrap();
+        assert_eq!(stored.spec.proxy, None);
+    }
+
+    #[test]
+    fn a_manifest_stored_with_such_a_field_can_still_be_changed_by_pgdeck_and_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(root.path().to_path_buf()));
+        // As an older pgdeck stored it.
+        let mut old = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        old.metadata.resource_version = Some("1".into());
+        store.write_manifest(&old).unwrap();
+        let deleting = store
+            .modify("default", "c", |c| {
+                c.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+                Ok(())
+            })
+            .unwrap();
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+    }
 }

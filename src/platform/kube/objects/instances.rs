@@ -102,6 +102,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
         // The image runs everything as its postgres account.
         peer_users: vec![patroni::SUPERUSER.into()],
+        log_dir: paths::PATRONI_LOG.into(),
         restore: restore::command(ctx),
         tls: Tls {
             ca_file: format!("{}/ca.crt", paths::SERVER_TLS),
@@ -276,14 +277,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         volumes.extend(files.volumes);
         env.extend(files.env);
     }
-    let database = pods::container(
-        ctx,
-        "database",
-        vec![
-            "patroni".into(),
-            format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG),
-        ],
-    );
+    let database = pods::container(ctx, "database", patroni_command(ctx));
     let mut database = Container {
         env: Some(env.clone()),
         ports: Some(vec![
@@ -343,6 +337,25 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             priority_class_name: set.priority_class_name.clone(),
         },
     )
+}
+
+/// Patroni with its file. Patroni makes no log directory: with `spec.patroni.logging` the
+/// container makes it on the data volume first (a fresh volume has none).
+fn patroni_command(ctx: &Ctx) -> Vec<String> {
+    let config = format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG);
+    if ctx.cluster.patroni().logging.is_none() {
+        return vec!["patroni".into(), config];
+    }
+    [
+        "bash",
+        "-c",
+        r#"mkdir -p -m 0700 -- "$1" && exec patroni "$2""#,
+        "patroni",
+        paths::PATRONI_LOG,
+        &config,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Patroni's REST API certificate, and its CA's (never the operator's key).

@@ -82,9 +82,11 @@ impl Runtime<'_> {
             return Ok(false); // its set left the spec: the instance is on its way out
         };
         let inst = self.dir.instance(&rec.name);
-        self.account
-            .make_dir(&inst.socket_dir(), 0o700)
-            .at(&inst.socket_dir())?;
+        // Made before Patroni starts or reloads: Patroni opens its log file but makes no
+        // directory. Both in the account's directory: never through a link it left there.
+        for dir in [inst.socket_dir(), inst.patroni_log_dir()] {
+            self.account.make_dir(&dir, 0o700).at(&dir)?;
+        }
 
         let pgbr = self.dir.pgbackrest();
         let layout = pgbackrest::Layout {
@@ -152,6 +154,7 @@ impl Runtime<'_> {
             api_port: rec.api_port.into(),
             client_networks: vec!["127.0.0.1/32".into()],
             peer_users: super::superuser_peers(self.account),
+            log_dir: inst.patroni_log_dir().display().to_string(),
             restore,
             tls: patroni::Tls {
                 ca_file: self.dir.ca_cert().display().to_string(),
