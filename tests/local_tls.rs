@@ -46,7 +46,7 @@ fn connections_are_tls_only_and_verified_against_the_clusters_ca() {
     assert!(!plain.status.success(), "a plain-text connection got in");
     let why = text(&plain.stderr);
     assert!(
-        why.contains("no pg_hba.conf entry") && why.contains("no encryption"),
+        why.contains("pg_hba.conf rejects connection") && why.contains("no encryption"),
         "{why}"
     );
     let stranger = home.path().join("stranger.crt");
