@@ -3,56 +3,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::local::{LocalHome, manifest};
 use serde_json::Value;
-
-/// SQL as the superuser, through the instance's socket (peer authentication as `postgres`).
-fn superuser(home: &LocalHome, cluster: &str, db: &str, sql: &str) -> String {
-    try_superuser(home, cluster, db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// [`superuser`], or psql's error.
-fn try_superuser(home: &LocalHome, cluster: &str, db: &str, sql: &str) -> Result<String, String> {
-    let status = home.status(cluster);
-    let primary = status["primary"].as_str().ok_or("no primary")?;
-    let port = status["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == primary)
-        .unwrap()["port"]
-        .to_string();
-    let socket = home
-        .path()
-        .join("namespaces/default")
-        .join(cluster)
-        .join("instances")
-        .join(primary)
-        .join("run");
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", "psql", "-h"])
-        .arg(&socket)
-        .args([
-            "-p",
-            &port,
-            "-d",
-            db,
-            "-XAtq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
-}
 
 fn events(home: &LocalHome, cluster: &str) -> Vec<Value> {
     std::fs::read_to_string(
@@ -241,7 +195,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
     std::thread::sleep(Duration::from_millis(1100));
     home.psql(&uri, "INSERT INTO t SELECT generate_series(101, 200)");
     // Let the WAL that holds the rows reach the repository now, not at archive_timeout.
-    superuser(&home, "origin", "postgres", "SELECT pg_switch_wal()");
+    home.superuser("origin", "postgres", "SELECT pg_switch_wal()");
 
     let pitr = manifest(
         "pitr",
@@ -254,25 +208,20 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
     );
     home.apply_ready(&pitr, "180s");
     assert_eq!(
-        superuser(&home, "pitr", "origin", "SELECT count(*), max(i) FROM t"),
+        home.superuser("pitr", "origin", "SELECT count(*), max(i) FROM t"),
         "100|100",
         "exactly the rows committed before the target"
     );
     assert_eq!(
-        superuser(&home, "pitr", "postgres", "SELECT pg_is_in_recovery()"),
+        home.superuser("pitr", "postgres", "SELECT pg_is_in_recovery()"),
         "f",
         "promoted: a cluster of its own"
     );
     // Independent: its own repository, and writes of its own.
     wait_first_backup(&home, "pitr");
-    superuser(&home, "pitr", "origin", "INSERT INTO t VALUES (999)");
+    home.superuser("pitr", "origin", "INSERT INTO t VALUES (999)");
     assert_eq!(
-        superuser(
-            &home,
-            "origin",
-            "origin",
-            "SELECT count(*) FROM t WHERE i = 999"
-        ),
+        home.superuser("origin", "origin", "SELECT count(*) FROM t WHERE i = 999"),
         "0"
     );
 
@@ -289,7 +238,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         "180s",
     );
     assert_eq!(
-        superuser(&home, "again", "origin", "SELECT count(*) FROM t"),
+        home.superuser("again", "origin", "SELECT count(*) FROM t"),
         "200"
     );
 }
@@ -389,7 +338,7 @@ fn init_sql_runs_once_and_a_failure_waits_for_new_sql() {
             "",
         )
     };
-    let runs = |home: &LocalHome| superuser(home, "sql", "postgres", "SELECT count(*) FROM runs");
+    let runs = |home: &LocalHome| home.superuser("sql", "postgres", "SELECT count(*) FROM runs");
 
     // One file: the ConfigMap and the cluster that runs its SQL.
     let text =
@@ -427,7 +376,7 @@ fn init_sql_runs_once_and_a_failure_waits_for_new_sql() {
     home.apply_ready(&with_init("init", "init.sql"), "180s");
     // Patroni starts PostgreSQL again within its loop; the reconciler then has a few passes.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while let Err(e) = try_superuser(&home, "sql", "postgres", "SELECT 1") {
+    while let Err(e) = home.try_superuser("sql", "postgres", "SELECT 1") {
         assert!(
             std::time::Instant::now() < deadline,
             "PostgreSQL is not back: {e}"

@@ -111,10 +111,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
 }
 
 /// [`parse_documents`], refusing too every field `platform` does not support ([`support`]).
-pub fn parse_documents_for(
-    text: &str,
-    platform: Platform,
-) -> Result<Vec<Document>, ManifestError> {
+pub fn parse_documents_for(text: &str, platform: Platform) -> Result<Vec<Document>, ManifestError> {
     documents(text, Some(platform))
 }
 

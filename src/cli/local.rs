@@ -306,12 +306,13 @@ fn uri(
             spec.name
         ))
     })?;
-    let uri = connect::uri(&cluster, &spec, &password, replica).ok_or_else(|| {
-        failure(format!(
-            "{name} has no {} yet",
-            if replica { "replica" } else { "instance" }
-        ))
-    })?;
+    let uri =
+        connect::uri(&cluster, &spec, &password, replica, &dir.ca_cert()).ok_or_else(|| {
+            failure(format!(
+                "{name} has no {} yet",
+                if replica { "replica" } else { "instance" }
+            ))
+        })?;
     print(&format!("{uri}\n"));
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Client authentication (pg_hba), in PGO's order: pgdeck's own rules first, so nothing a DBA
 //! writes can shadow them; then the DBA's `spec.authentication.rules`; then the Patroni
 //! section's `pg_hba`; and pgdeck's defaults only when the DBA gave no rule at all (a DBA who
-//! writes rules decides who else gets in, as with PGO).
+//! writes rules decides who else gets in, as with PGO). Where TCP is TLS only, pgdeck's rules
+//! refuse every plain-text connection before any of the DBA's is read.
 
 use crate::api::PostgresCluster;
 use crate::api::authentication::HbaRule;
@@ -11,9 +12,14 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 /// The pg_ident map that lets [`super::patroni::Placement::peer_users`] in as the superuser.
 pub const PEER_MAP: &str = "pgdeck";
 
-/// Every line, for an instance that clients reach from `networks`.
-pub fn lines(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
-    let mut lines = mandatory(networks);
+/// Every line, for an instance that clients reach from `networks`, over TLS only when
+/// `tls_only`.
+pub fn lines(cluster: &PostgresCluster, networks: &[String], tls_only: bool) -> Vec<String> {
+    let host = if tls_only { "hostssl" } else { "host" };
+    let mut lines = mandatory(networks, host);
+    if tls_only {
+        lines.push("hostnossl all all all reject".into());
+    }
     let dba: Vec<String> = cluster
         .spec
         .authentication
@@ -27,7 +33,7 @@ pub fn lines(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
         lines.extend(
             networks
                 .iter()
-                .map(|net| format!("host all all {net} scram-sha-256")),
+                .map(|net| format!("{host} all all {net} scram-sha-256")),
         );
     } else {
         lines.extend(dba);
@@ -36,16 +42,16 @@ pub fn lines(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
 }
 
 /// The superuser through the socket by peer (Patroni, pgBackRest and pgdeck); the replication
-/// user, which also runs pg_rewind against `postgres`, from the cluster's networks and nowhere
-/// else.
-fn mandatory(networks: &[String]) -> Vec<String> {
+/// user, which also runs pg_rewind against `postgres`, from the cluster's networks (as `host`
+/// says: `host` or `hostssl`) and nowhere else.
+fn mandatory(networks: &[String], host: &str) -> Vec<String> {
     let mut lines = vec![format!("local all {SUPERUSER} peer map={PEER_MAP}")];
     for net in networks {
         lines.push(format!(
-            "host replication {REPLICATION_USER} {net} scram-sha-256"
+            "{host} replication {REPLICATION_USER} {net} scram-sha-256"
         ));
         lines.push(format!(
-            "host postgres {REPLICATION_USER} {net} scram-sha-256"
+            "{host} postgres {REPLICATION_USER} {net} scram-sha-256"
         ));
     }
     lines.push(format!("host all {REPLICATION_USER} all reject"));
@@ -123,7 +129,7 @@ mod tests {
 
     #[test]
     fn defaults_only_without_rules_of_the_dbas() {
-        let hba = lines(&cluster(""), &[NET.into()]);
+        let hba = lines(&cluster(""), &[NET.into()], false);
         assert_eq!(
             hba,
             [
@@ -156,7 +162,7 @@ mod tests {
         pg_hba: ["host all all 0.0.0.0/0 scram-sha-256"]
 "#,
         );
-        let hba = lines(&c, &[NET.into()]);
+        let hba = lines(&c, &[NET.into()], false);
         assert_eq!(
             hba[4..],
             [
@@ -167,5 +173,28 @@ mod tests {
             ]
         );
         assert_eq!(hba[0], "local all postgres peer map=pgdeck");
+    }
+
+    #[test]
+    fn over_tls_only_plain_text_is_refused_before_any_rule_of_the_dbas() {
+        assert_eq!(
+            lines(&cluster(""), &[NET.into()], true),
+            [
+                "local all postgres peer map=pgdeck",
+                "hostssl replication replicator 127.0.0.1/32 scram-sha-256",
+                "hostssl postgres replicator 127.0.0.1/32 scram-sha-256",
+                "host all replicator all reject",
+                "hostnossl all all all reject",
+                "local all all scram-sha-256",
+                "hostssl all all 127.0.0.1/32 scram-sha-256",
+            ]
+        );
+        let c = cluster(
+            "  authentication:\n    rules:\n      - hba: 'host all bob 10.0.0.0/8 reject'\n",
+        );
+        let hba = lines(&c, &[NET.into()], true);
+        let refusal = hba.iter().position(|l| l == "hostnossl all all all reject");
+        let dbas = hba.iter().position(|l| l.contains("bob"));
+        assert!(refusal < dbas && refusal.is_some(), "{hba:?}");
     }
 }

@@ -47,6 +47,22 @@ pub struct Placement {
     /// When the cluster starts from another's backups (`spec.dataSource`): the command that
     /// restores the data directory, Patroni's custom bootstrap.
     pub restore: Option<String>,
+    pub tls: Tls,
+}
+
+/// PostgreSQL's TLS, as files the instance reads.
+pub struct Tls {
+    /// The CA that signed the servers' certificates: members verify each other with it.
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// How a member checks the server it replicates or rewinds from: `verify-full` where the
+    /// address it connects to is in the certificate, `verify-ca` where it may not be.
+    pub verify: &'static str,
+    /// The replication user's client certificate and key, when it presents one.
+    pub replication_client: Option<(String, String)>,
+    /// Whether clients over TCP must use TLS (`hostssl`): plain-text connections are refused.
+    pub required: bool,
 }
 
 /// The password Patroni needs: the replication user's, which also runs pg_rewind. The
@@ -162,11 +178,11 @@ pub fn render(
         "use_unix_socket": true,
         "authentication": {
             "superuser": { "username": SUPERUSER },
-            "replication": { "username": REPLICATION_USER, "password": creds.replication },
-            "rewind": { "username": REPLICATION_USER, "password": creds.replication },
+            "replication": replication_auth(creds, &at.tls),
+            "rewind": replication_auth(creds, &at.tls),
         },
         "parameters": parameters(cluster, set, at),
-        "pg_hba": super::hba::lines(cluster, &at.client_networks),
+        "pg_hba": super::hba::lines(cluster, &at.client_networks, at.tls.required),
         "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
@@ -221,6 +237,22 @@ pub fn render(
     config
 }
 
+/// How the replication user signs in to the member it replicates or rewinds from: over TLS,
+/// checking that member's certificate (Patroni passes the `ssl*` keys on to libpq).
+fn replication_auth(creds: &Credentials, tls: &Tls) -> Value {
+    let mut auth = json!({
+        "username": REPLICATION_USER,
+        "password": creds.replication,
+        "sslmode": tls.verify,
+        "sslrootcert": tls.ca_file,
+    });
+    if let Some((cert, key)) = &tls.replication_client {
+        auth["sslcert"] = json!(cert);
+        auth["sslkey"] = json!(key);
+    }
+    auth
+}
+
 /// Patroni's `log` section. Patroni rotates `patroni.log` when the next record would take it past
 /// `file_size`, keeping `file_num` rotated files: at most `(file_num + 1) × file_size` bytes in
 /// all. As PGO does, one rotated file and each file half the limit, so the two stay within
@@ -239,10 +271,15 @@ fn log(logging: &PatroniLogging, dir: &str) -> Value {
     })
 }
 
-/// This instance's own PostgreSQL parameters: its socket, and what its set's resources imply.
+/// This instance's own PostgreSQL parameters: its socket, its TLS files, and what its set's
+/// resources imply. Every one of them takes effect on a reload.
 fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> Value {
     let mut p = resources::instance_parameters(cluster, set);
     p.insert("unix_socket_directories".into(), json!(at.socket_dir));
+    p.insert("ssl".into(), json!("on"));
+    p.insert("ssl_cert_file".into(), json!(at.tls.cert_file));
+    p.insert("ssl_key_file".into(), json!(at.tls.key_file));
+    p.insert("ssl_ca_file".into(), json!(at.tls.ca_file));
     Value::Object(p)
 }
 
@@ -276,6 +313,14 @@ mod tests {
             peer_users: vec!["postgres".into(), "root".into()],
             log_dir: "/l".into(),
             restore: None,
+            tls: Tls {
+                ca_file: "/t/ca.crt".into(),
+                cert_file: "/t/tls.crt".into(),
+                key_file: "/t/tls.key".into(),
+                verify: "verify-full",
+                replication_client: None,
+                required: true,
+            },
         }
     }
 
@@ -414,8 +459,17 @@ spec:
         );
         assert_eq!(
             pg["authentication"]["rewind"],
-            json!({ "username": REPLICATION_USER, "password": "r" }),
-            "pg_rewind runs as the replication user, never as the superuser"
+            json!({
+                "username": REPLICATION_USER,
+                "password": "r",
+                "sslmode": "verify-full",
+                "sslrootcert": "/t/ca.crt",
+            }),
+            "pg_rewind runs as the replication user, never as the superuser, over TLS"
+        );
+        assert_eq!(
+            pg["authentication"]["replication"],
+            pg["authentication"]["rewind"]
         );
         assert_eq!(pg["use_unix_socket"], true);
         let hba: Vec<&str> = pg["pg_hba"]
@@ -441,6 +495,8 @@ spec:
             pg["pg_ident"],
             json!(["pgdeck postgres postgres", "pgdeck root postgres"])
         );
+        assert_eq!(pg["parameters"]["ssl"], "on");
+        assert_eq!(pg["parameters"]["ssl_key_file"], "/t/tls.key");
         // The replication user's password, twice, and no other.
         let text = config.to_string();
         assert_eq!(text.matches("\"password\"").count(), 2, "{text}");

@@ -16,6 +16,7 @@ mod schedule;
 mod secrets;
 pub mod state;
 mod teardown;
+mod tls;
 mod users;
 
 use std::collections::BTreeMap;
@@ -246,6 +247,7 @@ impl Worker {
             .etcd()
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
+        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
@@ -275,6 +277,7 @@ impl Worker {
             ports: &shared.ports,
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
+            ca: &ca,
         };
 
         self.collect();
