@@ -7,6 +7,7 @@ use support as fixtures;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pgdeck::api::support::Platform;
 use pgdeck::console::app::{App, Data};
 use pgdeck::console::theme::Theme;
 use pgdeck::console::view;
@@ -16,6 +17,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn app() -> App {
     let mut app = App::new(
+        Platform::Local,
         "local /bench".into(),
         None,
         false,

@@ -217,7 +217,7 @@ fn switch_over_scale_and_edit_from_the_console() {
     // In the YAML editor: 2 replicas and synchronous mode; the cluster converges.
     tmux.keys(&["y"]);
     tmux.wait(Duration::from_secs(5), "the editor", |s| {
-        s.contains("manifest") && s.contains("apiVersion: pgdeck.dev/v1beta1")
+        s.contains("manifest") && s.contains("apiVersion: pgdeck.dev/v1")
     });
     find(&tmux, "replicas: 3");
     tmux.keys(&["End", "BSpace"]);
@@ -271,7 +271,7 @@ fn switch_over_scale_and_edit_from_the_console() {
     // Broken YAML and ctrl-s: an error with its line, and the stored manifest unchanged.
     tmux.keys(&["y"]);
     tmux.wait(Duration::from_secs(5), "the editor", |s| {
-        s.contains("apiVersion: pgdeck.dev/v1beta1")
+        s.contains("apiVersion: pgdeck.dev/v1")
     });
     find(&tmux, "postgresVersion");
     tmux.keys(&["End"]);

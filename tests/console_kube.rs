@@ -12,6 +12,7 @@ use common::kube::Harness;
 use common::tmux::{Tmux, row};
 use common::{read, repo_root};
 use pgdeck::api::manifest;
+use pgdeck::api::sources::Standby;
 use pgdeck::console::app::{Data, Key};
 use pgdeck::console::requests::{Outcome, Request, Waiting};
 use pgdeck::console::source::KubeSource;
@@ -163,6 +164,30 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
         h.cluster(NS, "hippo").await.spec.instances[0].replicas,
         Some(3)
     );
+
+    // An edit setting a field Kubernetes does not support is refused naming it.
+    let current = h.cluster(NS, "hippo").await;
+    let mut edited = current.clone();
+    edited.spec.standby = Some(Standby {
+        enabled: Some(true),
+        repo_name: Some("repo1".into()),
+        ..Default::default()
+    });
+    source.request(
+        key.clone(),
+        Request::Replace {
+            manifest: Box::new(edited),
+            resource_version: current.metadata.resource_version.clone().unwrap(),
+        },
+    );
+    match outcome(&mut rx).await {
+        Outcome::Refused(why) => assert!(
+            why.contains("spec.standby: not supported on Kubernetes: standby clusters"),
+            "{why}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(h.cluster(NS, "hippo").await.spec.standby, None);
 }
 
 // The test's own thread blocks on tmux; the API server answers from the other workers.

@@ -3,53 +3,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::local::{LocalHome, manifest};
 use serde_json::Value;
-
-/// SQL as the superuser, through the instance's socket (peer authentication as `postgres`).
-fn superuser(home: &LocalHome, cluster: &str, db: &str, sql: &str) -> String {
-    let status = home.status(cluster);
-    let primary = status["primary"].as_str().unwrap();
-    let port = status["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == primary)
-        .unwrap()["port"]
-        .to_string();
-    let socket = home
-        .path()
-        .join("namespaces/default")
-        .join(cluster)
-        .join("instances")
-        .join(primary)
-        .join("run");
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", "psql", "-h"])
-        .arg(&socket)
-        .args([
-            "-p",
-            &port,
-            "-d",
-            db,
-            "-XAtq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn events(home: &LocalHome, cluster: &str) -> Vec<Value> {
     std::fs::read_to_string(
@@ -153,7 +110,8 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
         "no row lost"
     );
 
-    // A parameter that only needs a reload: applied without restarting anything.
+    // A parameter that only needs a reload: applied without restarting anything. PGO 5.8's
+    // `spec.config.parameters` ranks above the Patroni section's.
     let restarts = |home: &LocalHome| {
         events(home, "roll")
             .iter()
@@ -165,19 +123,20 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
         "roll",
         2,
         "      resources: {limits: {memory: 1Gi}}\n",
-        "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n",
+        "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n          maintenance_work_mem: 70MB\n  config:\n    parameters:\n      work_mem: 13MB\n",
         "",
     );
     home.apply_ready(&tuned, "180s");
     let uri = home.ok(&["uri", "roll"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while home.psql(&uri, "SHOW work_mem") != "12MB" {
+    while home.psql(&uri, "SHOW work_mem") != "13MB" {
         assert!(
             std::time::Instant::now() < deadline,
             "work_mem was not applied"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    assert_eq!(home.psql(&uri, "SHOW maintenance_work_mem"), "70MB");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         restarts(&home),
@@ -236,7 +195,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
     std::thread::sleep(Duration::from_millis(1100));
     home.psql(&uri, "INSERT INTO t SELECT generate_series(101, 200)");
     // Let the WAL that holds the rows reach the repository now, not at archive_timeout.
-    superuser(&home, "origin", "postgres", "SELECT pg_switch_wal()");
+    home.superuser("origin", "postgres", "SELECT pg_switch_wal()");
 
     let pitr = manifest(
         "pitr",
@@ -249,25 +208,20 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
     );
     home.apply_ready(&pitr, "180s");
     assert_eq!(
-        superuser(&home, "pitr", "origin", "SELECT count(*), max(i) FROM t"),
+        home.superuser("pitr", "origin", "SELECT count(*), max(i) FROM t"),
         "100|100",
         "exactly the rows committed before the target"
     );
     assert_eq!(
-        superuser(&home, "pitr", "postgres", "SELECT pg_is_in_recovery()"),
+        home.superuser("pitr", "postgres", "SELECT pg_is_in_recovery()"),
         "f",
         "promoted: a cluster of its own"
     );
     // Independent: its own repository, and writes of its own.
     wait_first_backup(&home, "pitr");
-    superuser(&home, "pitr", "origin", "INSERT INTO t VALUES (999)");
+    home.superuser("pitr", "origin", "INSERT INTO t VALUES (999)");
     assert_eq!(
-        superuser(
-            &home,
-            "origin",
-            "origin",
-            "SELECT count(*) FROM t WHERE i = 999"
-        ),
+        home.superuser("origin", "origin", "SELECT count(*) FROM t WHERE i = 999"),
         "0"
     );
 
@@ -284,7 +238,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         "180s",
     );
     assert_eq!(
-        superuser(&home, "again", "origin", "SELECT count(*) FROM t"),
+        home.superuser("again", "origin", "SELECT count(*) FROM t"),
         "200"
     );
 }
@@ -348,4 +302,132 @@ fn a_scheduled_incremental_backup_runs_on_time() {
             .iter()
             .any(|c| c["type"] == "Backup" && c["status"] == "True")
     );
+}
+
+/// A ConfigMap document of `init.sql` keys, for a multi-document manifest.
+fn init_sql_config_map(name: &str, keys: &[(&str, &str)]) -> String {
+    let data: String = keys
+        .iter()
+        .map(|(k, sql)| format!("  {k}: {}\n", serde_json::to_string(sql).unwrap()))
+        .collect();
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n{data}---\n")
+}
+
+fn init_sql_condition(s: &Value) -> (String, String) {
+    let c = s["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "DatabaseInitSQL"))
+        .cloned()
+        .unwrap_or_default();
+    (
+        c["reason"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn init_sql_runs_once_and_a_failure_waits_for_new_sql() {
+    let home = LocalHome::new();
+    let insert = "CREATE TABLE IF NOT EXISTS runs (at timestamptz DEFAULT now());\nINSERT INTO runs DEFAULT VALUES;\n";
+    let with_init = |name: &str, key: &str| {
+        manifest(
+            "sql",
+            1,
+            "",
+            &format!("  databaseInitSQL: {{name: {name}, key: {key}}}\n"),
+            "",
+        )
+    };
+    let runs = |home: &LocalHome| home.superuser("sql", "postgres", "SELECT count(*) FROM runs");
+
+    // One file: the ConfigMap and the cluster that runs its SQL.
+    let text =
+        init_sql_config_map("init", &[("init.sql", insert)]) + &with_init("init", "init.sql");
+    let out = home.apply_text(&text, &["--wait", "--timeout", "180s"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("configmap/init created"), "{printed}");
+    let s = home.wait_for("sql", Duration::from_secs(60), "the init SQL", |s| {
+        s["databaseInitSQL"] == "init"
+    });
+    assert_eq!(init_sql_condition(&s).0, "Succeeded", "{s}");
+    assert_eq!(runs(&home), "1");
+    let listed = home.ok(&["get", "configmaps"]);
+    assert!(
+        listed.contains("init") && listed.contains("DATA"),
+        "{listed}"
+    );
+
+    // Once: not again after the reconciler and PostgreSQL restart, nor when the ConfigMap
+    // changes afterwards.
+    home.kill_operator();
+    let primary = s["primary"].as_str().unwrap().to_string();
+    common::local::signal(
+        &home.postgres_pids("sql", &primary),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let changed = init_sql_config_map("init", &[("init.sql", &format!("{insert}{insert}"))]);
+    assert!(home.apply_text(&changed, &[]).status.success());
+    home.ok(&["operator", "stop"]);
+    home.apply_ready(&with_init("init", "init.sql"), "180s");
+    // Patroni starts PostgreSQL again within its loop; the reconciler then has a few passes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while let Err(e) = home.try_superuser("sql", "postgres", "SELECT 1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL is not back: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(runs(&home), "1", "the init SQL ran again");
+
+    // Without the field the record goes (PGO's way to run init SQL again) ...
+    home.apply_ready(&manifest("sql", 1, "", "", ""), "180s");
+    home.wait_for("sql", Duration::from_secs(30), "the record to go", |s| {
+        s["databaseInitSQL"].is_null() && init_sql_condition(s).0.is_empty()
+    });
+    // ... a ConfigMap that is not there is named and waited for ...
+    home.apply_ready(&with_init("fix", "fix.sql"), "180s");
+    let s = home.wait_for("sql", Duration::from_secs(30), "a missing ConfigMap", |s| {
+        init_sql_condition(s).0 == "ConfigMapNotFound"
+    });
+    assert!(init_sql_condition(&s).1.contains("default/fix"), "{s}");
+    // ... failing SQL reports PostgreSQL's message, once, and is not run again ...
+    let failing = format!("{insert}SELECT * FROM nope;\n");
+    let out = home.apply_text(&init_sql_config_map("fix", &[("fix.sql", &failing)]), &[]);
+    assert!(out.status.success());
+    let s = home.wait_for("sql", Duration::from_secs(60), "the failure", |s| {
+        init_sql_condition(s).0 == "DatabaseInitSQLFailed"
+    });
+    let message = init_sql_condition(&s).1;
+    assert!(
+        message.contains("relation \"nope\" does not exist"),
+        "{message}"
+    );
+    assert!(s["databaseInitSQL"].is_null(), "{s}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        runs(&home),
+        "2",
+        "the failing SQL ran once, up to its error"
+    );
+    let failures = events(&home, "sql")
+        .iter()
+        .filter(|e| e["reason"] == "DatabaseInitSQLFailed" && e["type"] == "Warning")
+        .count();
+    assert_eq!(failures, 1);
+    // ... until the SQL changes.
+    let fixed = init_sql_config_map("fix", &[("fix.sql", insert)]);
+    assert!(home.apply_text(&fixed, &[]).status.success());
+    home.wait_for("sql", Duration::from_secs(60), "the fixed SQL", |s| {
+        s["databaseInitSQL"] == "fix"
+    });
+    assert_eq!(runs(&home), "3");
+    home.ok(&["delete", "configmap", "fix"]);
+    assert!(!home.ok(&["get", "configmaps"]).contains("fix"));
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::kube::{Harness, Permission};
-use common::{read, repo_root};
+use common::{pgdeck, read, repo_root};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
+use pgdeck::api::addons::{Exporter, Monitoring, PgBouncer, PgMonitor, Proxy};
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::observe::conditions;
@@ -1162,6 +1163,231 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     );
 }
 
+/// `hippo` of ha.yaml with `spec.databaseInitSQL` naming ConfigMap `hippo-init`.
+fn with_init_sql() -> String {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.database_init_sql = Some(pgdeck::api::users::DatabaseInitSql {
+        name: "hippo-init".into(),
+        key: "init.sql".into(),
+    });
+    manifest::to_yaml(&cluster)
+}
+
+async fn put_init_sql(h: &Harness, sql: &str) {
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "hippo-init", "namespace": NS},
+        "data": {"init.sql": sql},
+    });
+    configs
+        .patch(
+            "hippo-init",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .unwrap();
+}
+
+fn init_condition(s: &pgdeck::api::PostgresClusterStatus) -> (String, String, String) {
+    s.condition("DatabaseInitSQL")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// Fail Job `name` for `reason`, as the Job controller would.
+async fn fail_job(h: &Harness, name: &str, reason: &str) {
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let status = json!({"status": {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": reason},
+    ]}});
+    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// The init SQL Jobs, by name.
+async fn init_jobs(h: &Harness) -> BTreeSet<String> {
+    h.names::<Job>(NS)
+        .await
+        .into_iter()
+        .filter(|n| n.starts_with("hippo-init-sql-"))
+        .collect()
+}
+
+async fn init_sql_runs_once_in_a_job(h: &Harness) {
+    h.create(&with_init_sql()).await;
+    settle(h, "hippo").await;
+    let (_, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(reason, "ConfigMapNotFound", "{message}");
+    assert!(message.contains("db/hippo-init"), "{message}");
+
+    // The ConfigMap appears; the SQL waits for the users Job.
+    put_init_sql(h, "CREATE TABLE t (); SELECT * FROM nope;").await;
+    settle(h, "hippo").await;
+    assert!(init_jobs(h).await.is_empty());
+    assert_eq!(init_condition(&status(h, "hippo").await).1, "Pending");
+    let users = h
+        .names::<Job>(NS)
+        .await
+        .into_iter()
+        .find(|n| n.starts_with("hippo-users-"))
+        .unwrap();
+    finish_job(h, &users, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let first = init_jobs(h).await.pop_first().expect("the init SQL Job");
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let job = jobs.get(&first).await.unwrap();
+    let pod = job.spec.clone().unwrap().template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find_map(|v| v.config_map)
+        .unwrap();
+    assert_eq!(volume.name, "hippo-init");
+    assert_eq!(volume.items.unwrap()[0].key, "init.sql");
+    let script = pod.containers[0].command.clone().unwrap().join(" ");
+    assert!(
+        !script.contains("nope") && !script.contains("hippo-init"),
+        "{script}"
+    );
+    assert!(script.contains("ON_ERROR_STOP=1"), "{script}");
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![], "one Job per SQL");
+
+    // psql fails: PostgreSQL's message, from the pod's termination message, in the condition
+    // and an Event; nothing runs again until the SQL changes.
+    let digest = job.labels()[names::INIT_SQL_DIGEST].clone();
+    let error = "psql:/pgdeck/init-sql/init.sql:1: ERROR:  relation \"nope\" does not exist";
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{first}-x"), "namespace": NS, "labels": {
+            names::CLUSTER: "hippo", names::COMPONENT: names::INIT_SQL, names::INIT_SQL_DIGEST: digest,
+        }},
+        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{
+            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
+        }]},
+    });
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+    // Tries that ran out reaching the primary are not the SQL's failure: the Job runs again.
+    fail_job(h, &first, "BackoffLimitExceeded").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert!(init_jobs(h).await.is_empty(), "the Job goes");
+    let (_, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(reason, "Pending", "{message}");
+    assert!(message.contains("trying again"), "{message}");
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(init_jobs(h).await, set(&[&first]), "and comes again");
+    fail_job(h, &first, "PodFailurePolicy").await;
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    let (ok, reason, message) = init_condition(&status(h, "hippo").await);
+    assert_eq!(
+        (ok.as_str(), reason.as_str()),
+        ("False", "DatabaseInitSQLFailed")
+    );
+    assert!(message.ends_with(error), "{message}");
+    let events: Vec<_> = h
+        .writes_since(mark)
+        .into_iter()
+        .filter(|c| c.path.contains("/events"))
+        .collect();
+    assert_eq!(events.len(), 1, "a Warning event: {events:?}");
+    let mark = h.mark();
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(
+        h.writes_since(mark),
+        vec![],
+        "a failure is not retried on its own"
+    );
+
+    // New SQL, a new Job; once it succeeded, nothing runs again, whatever the ConfigMap says.
+    put_init_sql(h, "CREATE TABLE t ();").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let second = init_jobs(h)
+        .await
+        .into_iter()
+        .find(|j| *j != first)
+        .expect("a second Job");
+    finish_job(h, &second, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(s.database_init_sql.as_deref(), Some("hippo-init"));
+    assert_eq!(init_condition(&s).1, "Succeeded");
+    put_init_sql(h, "CREATE TABLE u ();").await;
+    settle(h, "hippo").await;
+    assert_eq!(init_jobs(h).await, set(&[&first, &second]));
+
+    // Without the field (PGO's way to run it again), status forgets it and the Jobs go.
+    h.edit(NS, "hippo", |c| c.spec.database_init_sql = None)
+        .await;
+    settle(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    assert!(s.database_init_sql.is_none() && s.condition("DatabaseInitSQL").is_none());
+    assert!(init_jobs(h).await.is_empty());
+}
+
+/// `pgdeck apply -f` on Kubernetes: the ConfigMap and Secret of a multi-document file are
+/// applied server-side beside the cluster, and listed by `get`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_writes_config_maps_and_secrets_beside_the_cluster() {
+    let h = Harness::new().await;
+    let address = h.listen().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(address, NS)).unwrap();
+    let file = dir.path().join("hippo.yaml");
+    let documents = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hippo-init}\ndata: {init.sql: 'CREATE TABLE t ();'}\n---\n\
+        apiVersion: v1\nkind: Secret\nmetadata: {name: hippo-tls}\nstringData: {tls.key: secret}\n---\n";
+    std::fs::write(&file, format!("{documents}{}", with_init_sql())).unwrap();
+    let pgdeck = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgdeck"));
+        c.env("KUBECONFIG", &kubeconfig)
+            .arg("--platform")
+            .arg("kube")
+            .args(args);
+        c
+    };
+    let out = pgdeck(&["apply", "-f", file.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("configmap/hippo-init created")
+            && printed.contains("secret/hippo-tls created")
+            && printed.contains("postgrescluster.pgdeck.dev/hippo created"),
+        "{printed}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let secret = secrets.get("hippo-tls").await.unwrap();
+    assert_eq!(secret.data.unwrap()["tls.key"].0, b"secret");
+    let again = pgdeck(&["apply", "-f", file.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    // (The in-memory server gives every apply a new resourceVersion: no `unchanged` here.)
+    assert!(again.status.success());
+    let listed = pgdeck(&["get", "configmaps"]).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("hippo-init"));
+}
+
 fn clone_of(source: &str, namespace: Option<&str>) -> String {
     let namespace = namespace
         .map(|n| format!("clusterNamespace: {n}, "))
@@ -1410,6 +1636,94 @@ async fn clone_without_a_source_starts_nothing(h: &Harness) {
     ] {
         assert!(degraded.message.contains(what), "{}", degraded.message);
     }
+}
+
+/// A cluster written to the API directly (kubectl, not pgdeck) with a field Kubernetes does
+/// not support: the operator writes nothing but its status, which names the field and why;
+/// once the field is gone the cluster is made.
+async fn unsupported_fields_change_nothing(h: &Harness) {
+    let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
+    cluster.spec.proxy = Some(Proxy {
+        pg_bouncer: PgBouncer {
+            replicas: Some(2),
+            ..Default::default()
+        },
+    });
+    h.create(&manifest::to_yaml(&cluster)).await;
+    let mark = h.mark();
+    h.reconcile(NS, "minimal").await.unwrap();
+    let written: Vec<String> = h.writes_since(mark).into_iter().map(|c| c.path).collect();
+    assert!(
+        written
+            .iter()
+            .all(|p| p.contains("/postgresclusters/minimal")),
+        "only the cluster itself (finalizer, status): {written:?}"
+    );
+    let s = status(h, "minimal").await;
+    for type_ in [conditions::DEGRADED, conditions::PROGRESSING] {
+        let c = s.condition(type_).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "UnsupportedFields"),
+            "{type_}"
+        );
+        assert!(
+            c.message.contains(
+                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented yet"
+            ),
+            "{type_}: {}",
+            c.message
+        );
+    }
+    h.edit(NS, "minimal", |c| c.spec.proxy = None).await;
+    h.reconcile(NS, "minimal").await.unwrap();
+    assert!(!instances(h, "minimal").await.is_empty());
+    let degraded = status(h, "minimal").await;
+    assert_ne!(
+        degraded.condition(conditions::DEGRADED).unwrap().reason,
+        "UnsupportedFields"
+    );
+}
+
+/// `pgdeck apply` on Kubernetes refuses such a manifest before anything reaches the API.
+async fn apply_refuses_unsupported_fields(h: &Harness) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(h.listen().await, NS)).unwrap();
+    let file = dir.path().join("pooled.yaml");
+    let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
+    cluster.spec.monitoring = Some(Monitoring {
+        pgmonitor: Some(PgMonitor {
+            exporter: Some(Exporter {
+                image: Some("exporter:1".into()),
+                ..Default::default()
+            }),
+        }),
+    });
+    std::fs::write(&file, manifest::to_yaml(&cluster)).unwrap();
+    let mark = h.mark();
+    let out = tokio::task::spawn_blocking(move || {
+        pgdeck()
+            .args(["apply", "-f"])
+            .arg(&file)
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("PGDECK_PLATFORM")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "spec.monitoring.pgmonitor: not supported on Kubernetes: the postgres_exporter \
+             sidecar is not implemented yet"
+        ) && stderr.contains("line "),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(h.writes_since(mark).is_empty(), "nothing written");
 }
 
 /// The kept volumes of `ns` as the store has them, by name.
@@ -1959,6 +2273,11 @@ async fn deleted_or_changed_objects_are_restored() {
 }
 
 #[tokio::test]
+async fn init_sql_runs_once_in_a_job_and_a_failure_waits_for_new_sql() {
+    Box::pin(init_sql_runs_once_in_a_job(&Harness::new().await)).await;
+}
+
+#[tokio::test]
 async fn parts_removed_from_the_spec_are_pruned() {
     removed_parts_are_pruned(&Harness::new().await).await;
 }
@@ -2026,6 +2345,17 @@ async fn a_clone_without_source_or_kept_repository_starts_nothing() {
 #[tokio::test]
 async fn settings_pending_restart_roll_through_patroni_replicas_first() {
     pending_settings_restart_through_patroni_in_order(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_field_kubernetes_does_not_support_changes_nothing_until_removed() {
+    unsupported_fields_change_nothing(&Harness::new().await).await;
+}
+
+// The test's own thread waits for the pgdeck binary; the API server answers from the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_on_kubernetes_refuses_a_field_it_does_not_support() {
+    apply_refuses_unsupported_fields(&Harness::new().await).await;
 }
 
 #[tokio::test]
@@ -2136,7 +2466,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         operator_runs,
         keep_annotations_release_volumes_at_once,
         a_failed_pass_does_not_repeat_a_switchover,
-        oversized_answers_are_not_read
+        oversized_answers_are_not_read,
+        init_sql_runs_once_in_a_job
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

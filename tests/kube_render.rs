@@ -65,6 +65,19 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The first instance's Patroni file, as its ConfigMap holds it.
+fn patroni_file(docs: &[Value]) -> &str {
+    docs.iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())
+        .and_then(|d| d["data"]["patroni.yml"].as_str())
+        .unwrap()
+}
+
+/// An instance's StatefulSet (not the repository host's).
+fn is_instance(d: &Value) -> bool {
+    d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+}
+
 fn kinds(docs: &[Value]) -> Vec<String> {
     docs.iter()
         .map(|d| d["kind"].as_str().unwrap().to_string())
@@ -145,12 +158,7 @@ fn render_shows_what_a_dba_expects() {
         docs.iter()
             .all(|d| d["metadata"]["name"] != "shop-cluster-cert")
     );
-    let set = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
-        })
-        .unwrap();
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
     let volumes = &set["spec"]["template"]["spec"]["volumes"];
     let tls = volumes
         .as_sequence()
@@ -165,6 +173,49 @@ fn render_shows_what_a_dba_expects() {
         anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"]
             ["matchLabels"]["pgdeck.dev/cluster"],
         "shop"
+    );
+}
+
+/// `spec.patroni.logging`: Patroni's log files under the data volume, in a directory the
+/// database container makes before Patroni starts.
+#[test]
+fn patroni_logs_to_files_on_the_data_volume() {
+    let docs = rendered("assets/examples/resources.yaml");
+    let patroni: serde_json::Value = serde_json::from_str(patroni_file(&docs)).unwrap();
+    assert_eq!(
+        patroni["log"],
+        serde_json::json!({
+            "dir": "/pgdata/patroni/log", "level": "INFO",
+            "file_num": 1, "file_size": 50 * 1024 * 1024
+        })
+    );
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
+    let database = &set["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<&str> = database["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(command[..2], ["bash", "-c"]);
+    assert!(command[2].contains("mkdir -p") && command[2].contains("exec patroni"));
+    assert_eq!(
+        command[4..],
+        ["/pgdata/patroni/log", "/etc/patroni/patroni.yml"]
+    );
+    assert!(
+        database["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/pgdata")
+    );
+
+    let plain = rendered("assets/examples/ha.yaml");
+    let set = plain.iter().find(|d| is_instance(d)).unwrap();
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["command"][0], "patroni",
+        "without logging, Patroni starts as before (no restart of existing pods)"
     );
 }
 
@@ -187,12 +238,7 @@ fn render_takes_the_sets_placement_as_given() {
         String::from_utf8_lossy(&out.stderr)
     );
     let docs = documents(&String::from_utf8(out.stdout).unwrap());
-    let sets: Vec<&Value> = docs
-        .iter()
-        .filter(|d| {
-            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
-        })
-        .collect();
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
     assert_eq!(sets.len(), 2);
     for s in sets {
         let pod = &s["spec"]["template"]["spec"];
@@ -249,12 +295,7 @@ fn patroni_authentication_network_policy_and_exec_are_rendered() {
     assert_eq!(restapi["verify_client"], "optional");
     assert_eq!(patroni["ctl"]["cacert"], "/etc/patroni-tls/ca.crt");
 
-    let set = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
-        })
-        .unwrap();
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
     let pod = &set["spec"]["template"]["spec"];
     let database = &pod["containers"][0];
     assert_eq!(database["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
@@ -481,11 +522,32 @@ fn generated_certificates_chain_to_the_cluster_ca_and_are_kept() {
     assert!(ok, "re-issued by the same CA:\n{text}");
 }
 
+/// The Job `is_it` picks among those ha.yaml renders with `inputs` passes the schemas.
+fn job_passes_the_schemas(
+    inputs: pgdeck::platform::kube::objects::Inputs,
+    is_it: impl Fn(&str) -> bool,
+) {
+    use pgdeck::api::manifest;
+    let mut cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    cluster.spec.database_init_sql = Some(pgdeck::api::users::DatabaseInitSql {
+        name: "hippo-init".into(),
+        key: "init.sql".into(),
+    });
+    let rendered = pgdeck::platform::kube::objects::render(&cluster, &inputs).unwrap();
+    let job = rendered
+        .jobs
+        .iter()
+        .find(|j| j.metadata.name.as_deref().is_some_and(&is_it))
+        .expect("the Job");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, serde_yaml::to_string(job).unwrap()).unwrap();
+    validate(&file, 1);
+}
+
 #[test]
 fn a_manual_backup_job_passes_the_kubernetes_schemas() {
-    use pgdeck::api::manifest;
-    use pgdeck::platform::kube::objects::{self, Inputs, ManualBackup};
-    let cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    use pgdeck::platform::kube::objects::{Inputs, ManualBackup};
     let inputs = Inputs {
         manual_backup: Some(ManualBackup {
             trigger: "2026-11-21T10:00:00Z".into(),
@@ -494,21 +556,23 @@ fn a_manual_backup_job_passes_the_kubernetes_schemas() {
         }),
         ..Default::default()
     };
-    let rendered = objects::render(&cluster, &inputs).unwrap();
-    let job = rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with("hippo-backup-") && n != "hippo-backup-initial")
-        })
-        .expect("the manual backup's Job");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("job.yaml");
-    std::fs::write(&file, serde_yaml::to_string(job).unwrap()).unwrap();
-    validate(&file, 1);
+    job_passes_the_schemas(inputs, |n| {
+        n.starts_with("hippo-backup-") && n != "hippo-backup-initial"
+    });
+}
+
+#[test]
+fn an_init_sql_job_passes_the_kubernetes_schemas() {
+    use pgdeck::platform::kube::objects::{InitSql, Inputs};
+    let inputs = Inputs {
+        init_sql: Some(InitSql {
+            config_map: "hippo-init".into(),
+            key: "init.sql".into(),
+            digest: "0123456789abcdef".into(),
+        }),
+        ..Default::default()
+    };
+    job_passes_the_schemas(inputs, |n| n == "hippo-init-sql-01234567");
 }
 
 #[test]
@@ -803,11 +867,7 @@ fn literal(s: &str) -> String {
 #[test]
 fn patroni_reaches_the_superuser_by_peer_and_rewinds_as_the_replication_user() {
     let docs = rendered("assets/examples/ha.yaml");
-    let config = docs
-        .iter()
-        .find(|d| d["kind"] == "ConfigMap" && d["data"]["patroni.yml"].is_string())
-        .unwrap();
-    let text = config["data"]["patroni.yml"].as_str().unwrap();
+    let text = patroni_file(&docs);
     assert!(!text.contains("\"password\""), "{text}");
     let patroni: Value = serde_yaml::from_str(text).unwrap();
     let pg = &patroni["postgresql"];
@@ -831,5 +891,90 @@ fn patroni_reaches_the_superuser_by_peer_and_rewinds_as_the_replication_user() {
     assert_eq!(
         rewind["valueFrom"]["secretKeyRef"]["name"],
         "hippo-replication"
+    );
+}
+
+/// The init SQL Job's container, run against a real PostgreSQL with the ConfigMap's key where
+/// the Job mounts it: the SQL runs in the `postgres` database; an error in it ends psql with
+/// exit code 3, the code the Job's pod failure policy fails the Job at once for, and its
+/// message is what the container leaves behind (the termination message, from its log).
+#[test]
+fn the_init_sql_job_runs_the_sql_and_an_error_exits_with_the_failure_policys_code() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, InitSql, Inputs};
+    let scratch = ScratchPostgres::start();
+    let mut cluster = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    cluster.spec.database_init_sql = Some(pgdeck::api::users::DatabaseInitSql {
+        name: "hippo-init".into(),
+        key: "init.sql".into(),
+    });
+    let inputs = Inputs {
+        init_sql: Some(InitSql {
+            config_map: "hippo-init".into(),
+            key: "init.sql".into(),
+            digest: "0123456789abcdef".into(),
+        }),
+        ..Default::default()
+    };
+    let rendered = objects::render(&cluster, &inputs).unwrap();
+    let job = rendered
+        .jobs
+        .iter()
+        .find(|j| j.metadata.name.as_deref() == Some("hippo-init-sql-01234567"))
+        .unwrap();
+    let spec = job.spec.as_ref().unwrap();
+    let policy = &spec.pod_failure_policy.as_ref().unwrap().rules[0];
+    assert_eq!(policy.action, "FailJob");
+    let code = policy.on_exit_codes.as_ref().unwrap().values[0];
+    let pod = spec.template.spec.as_ref().unwrap();
+    let container = &pod.containers[0];
+    let mount = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "init-sql")
+        .unwrap();
+    let sql_dir = scratch.dir.path().join("init-sql");
+    std::fs::create_dir(&sql_dir).unwrap();
+    let run = |sql: &str| {
+        std::fs::write(sql_dir.join("init.sql"), sql).unwrap();
+        let script = container.command.as_ref().unwrap()[2]
+            .replace(&mount.mount_path, sql_dir.to_str().unwrap());
+        let mut run = Command::new("runuser");
+        run.args(["-u", "postgres", "--", "bash", "-ceu", &script]);
+        run.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for e in container.env.as_ref().unwrap() {
+            run.env(&e.name, e.value.clone().unwrap_or_default());
+        }
+        run.env("PGHOST", scratch.dir.path())
+            .env("PGPORT", scratch.port.to_string())
+            .env_remove("PGSSLMODE")
+            .env_remove("PGPASSWORD");
+        run.output().unwrap()
+    };
+    let ok = run("CREATE TABLE zoo (n int);\nINSERT INTO zoo VALUES (1);\n");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(scratch.query("SELECT count(*) FROM zoo"), "1");
+    let failed =
+        run("INSERT INTO zoo VALUES (2);\nSELECT * FROM nope;\nINSERT INTO zoo VALUES (3);\n");
+    assert_eq!(failed.status.code(), Some(code), "{failed:?}");
+    let message = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        message.contains("relation \"nope\" does not exist"),
+        "{message}"
+    );
+    assert_eq!(
+        scratch.query("SELECT count(*) FROM zoo"),
+        "2",
+        "it stopped at the error"
+    );
+    assert_eq!(
+        container.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
     );
 }

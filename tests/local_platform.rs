@@ -265,17 +265,21 @@ fn bad_input_is_refused_and_changes_nothing() {
         "no reconciler started for a refused manifest"
     );
 
-    // A PostgreSQL version this machine lacks: the package and the command to install it.
-    let old = manifest("old", 1, "").replace("postgresVersion: 15", "postgresVersion: 11");
-    let out = home.apply_text(&old, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("postgresql-11 is not installed")
-            && err.contains("apt-get install postgresql-11"),
-        "{err}"
-    );
-    assert!(!home.path().join("namespaces/default/old.yaml").exists());
+    // PostgreSQL versions this machine lacks, the oldest and the newest PGO has: the package and
+    // the command to install it.
+    for major in [11, 18] {
+        let old = manifest("old", 1, "")
+            .replace("postgresVersion: 15", &format!("postgresVersion: {major}"));
+        let out = home.apply_text(&old, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!("postgresql-{major} is not installed"))
+                && err.contains(&format!("apt-get install postgresql-{major}")),
+            "{err}"
+        );
+        assert!(!home.path().join("namespaces/default/old.yaml").exists());
+    }
 
     let out = home.run(&["scale", "nothere", "--replicas", "2"]);
     assert!(
@@ -338,9 +342,17 @@ fn a_killed_reconciler_converges_without_twins() {
 #[test]
 fn an_instance_whose_port_was_taken_moves_to_another() {
     let home = LocalHome::new();
-    home.apply_ready(&manifest("moving", 1, ""), "90s");
+    // The same cheap instance shows Patroni's own log files (spec.patroni.logging).
+    let logged = |level: &str| {
+        let logging = format!("  patroni:\n    logging: {{storageLimit: 25M{level}}}\n");
+        manifest("moving", 1, &logging)
+    };
+    home.apply_ready(&logged(""), "90s");
     let before = home.status("moving")["instances"][0].clone();
     let port = before["port"].as_u64().unwrap() as u16;
+    patroni_logs_to_its_files_at_the_level_asked(&home, before["name"].as_str().unwrap(), || {
+        home.apply_ready(&logged(", level: DEBUG"), "60s")
+    });
 
     // Stop everything, and let another program take the instance's port meanwhile.
     home.kill_operator();
@@ -363,7 +375,7 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
         .expect("the stopped instance's port is free");
     // `status` starts nothing: an apply brings the reconciler back.
     assert!(
-        home.apply_text(&manifest("moving", 1, ""), &[])
+        home.apply_text(&logged(", level: DEBUG"), &[])
             .status
             .success()
     );
@@ -461,4 +473,106 @@ fn a_settled_cluster_is_left_alone_yet_watched() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Patroni writes its log to files of its own in the instance's `patroni-log/` (the account's,
+/// private), not to its output; at INFO until `to_debug` asks for DEBUG, which a reload applies.
+fn patroni_logs_to_its_files_at_the_level_asked(
+    home: &LocalHome,
+    instance: &str,
+    to_debug: impl FnOnce(),
+) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let inst = home
+        .path()
+        .join("namespaces/default/moving/instances")
+        .join(instance);
+    let dir = inst.join("patroni-log");
+    let read = || std::fs::read_to_string(dir.join("patroni.log")).unwrap_or_default();
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !read().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what:?} in Patroni's log file:\n{}",
+                read()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_for(" INFO: ");
+    assert!(!read().contains(" DEBUG: "), "INFO by default:\n{}", read());
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    let account = std::fs::symlink_metadata(&inst).unwrap().uid();
+    assert!(meta.is_dir() && meta.uid() == account);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let output = std::fs::read_to_string(inst.join("patroni.log")).unwrap_or_default();
+    assert!(
+        !output.contains("the leader with the lock"),
+        "Patroni's log goes to its files, not its output:\n{output}"
+    );
+
+    to_debug();
+    wait_for(" DEBUG: ");
+}
+
+/// A manifest stored with a field the local platform does not support (by an older pgdeck, or
+/// by hand): the reconciler starts nothing and status names the field and why; once an apply
+/// drops the field the cluster is made.
+#[test]
+fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
+    let home = LocalHome::new();
+    let pooled = manifest("pooled", 1, "  proxy:\n    pgBouncer: {replicas: 1}\n");
+    let refused = home.apply_text(&pooled, &[]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(
+            "spec.proxy.pgBouncer: not supported on the local platform: pgBouncer is not implemented yet"
+        ),
+        "{refused:?}"
+    );
+    let dir = home.path().join("namespaces/default");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pooled.yaml"), &pooled).unwrap();
+    let mut operator = home
+        .command()
+        .arg("operator")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let s = home.wait_for(
+        "pooled",
+        Duration::from_secs(60),
+        "Degraded: UnsupportedFields",
+        |s| {
+            s["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Degraded" && c["reason"] == "UnsupportedFields")
+            })
+        },
+    );
+    let degraded = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.proxy.pgBouncer: not supported on the local platform"),
+        "{degraded}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        home.pids_matching(&["/pooled/instances/"]).is_empty(),
+        "no instance started"
+    );
+    assert_eq!(instances(&home.status("pooled")).len(), 0);
+
+    home.apply_ready(&manifest("pooled", 1, ""), "180s");
+    let _ = operator.kill();
+    let _ = operator.wait();
 }

@@ -488,3 +488,55 @@ fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
         "instances/ is root's"
     );
 }
+
+/// Secrets applied with a manifest are the home's, not the tenant's: the database account can
+/// neither read them nor put its own in their place; ConfigMaps it may read, not write.
+#[test]
+fn the_database_account_can_neither_read_nor_forge_secrets_and_config_maps() {
+    if skip_unless_root("the_database_account_can_neither_read_nor_forge_secrets") {
+        return;
+    }
+    let home = LocalHome::new();
+    let documents = "apiVersion: v1\nkind: Secret\nmetadata: {name: tls}\nstringData: {tls.key: hush}\n---\n\
+                     apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sql}\ndata: {init.sql: SELECT 1}\n";
+    let out = home.apply_text(documents, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = home.path().join("secrets/default/tls.yaml");
+    let config_map = home.path().join("configmaps/default/sql.yaml");
+    let meta = std::fs::metadata(&secret).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+    let s = secret.display();
+    assert!(
+        !as_postgres(&format!("cat {s}")),
+        "the account read a Secret"
+    );
+    assert!(!as_postgres(&format!(
+        "ls {}",
+        home.path().join("secrets").display()
+    )));
+    let c = config_map.display();
+    assert!(as_postgres(&format!("cat {c} >/dev/null")));
+    assert!(
+        !as_postgres(&format!("echo forged > {c}")),
+        "the account wrote a ConfigMap"
+    );
+    let d = home.path().join("configmaps/default").display().to_string();
+    assert!(
+        !as_postgres(&format!("touch {d}/forged.yaml")),
+        "the account added a ConfigMap"
+    );
+    let listed = home.ok(&["get", "secrets"]);
+    assert!(
+        listed.contains("tls") && listed.contains("Opaque"),
+        "{listed}"
+    );
+    let shown = home.ok(&["get", "secret", "tls", "-o", "yaml"]);
+    assert!(
+        shown.contains(&b64("hush")),
+        "data in base64, as Kubernetes shows it: {shown}"
+    );
+}

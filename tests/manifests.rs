@@ -4,7 +4,7 @@
 mod common;
 
 use common::{pgdeck, read, repo_root, yaml_files};
-use pgdeck::api::{PGO_API_VERSION, PostgresCluster, crd, manifest, validate};
+use pgdeck::api::{API_VERSION, PostgresCluster, READ_API_VERSIONS, crd, manifest, validate};
 
 #[test]
 fn every_example_validates_and_round_trips_without_loss() {
@@ -42,18 +42,29 @@ fn every_example_validates_and_round_trips_without_loss() {
     }
 }
 
+/// Every apiVersion PGO users have, and our earlier one, loads every example; pgdeck writes
+/// back its stored version.
 #[test]
-fn every_example_loads_with_pgo_api_version() {
+fn every_example_loads_with_every_read_api_version() {
     for path in yaml_files("assets/examples") {
         let text = read(&path);
-        let as_pgo = text.replace(
-            "apiVersion: pgdeck.dev/v1beta1",
-            &format!("apiVersion: {PGO_API_VERSION}"),
-        );
-        assert!(as_pgo.contains(PGO_API_VERSION), "{}", path.display());
-        let cluster =
-            manifest::parse(&as_pgo).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(manifest::to_yaml(&cluster).starts_with("apiVersion: pgdeck.dev/v1beta1\n"));
+        let given = text
+            .lines()
+            .find_map(|l| l.strip_prefix("apiVersion: "))
+            .unwrap_or_else(|| panic!("{}: no apiVersion line", path.display()))
+            .to_string();
+        for version in READ_API_VERSIONS {
+            let as_version = text.replace(
+                &format!("apiVersion: {given}\n"),
+                &format!("apiVersion: {version}\n"),
+            );
+            assert!(as_version.contains(version), "{}", path.display());
+            let cluster = manifest::parse(&as_version)
+                .unwrap_or_else(|e| panic!("{} as {version}: {e}", path.display()));
+            assert!(
+                manifest::to_yaml(&cluster).starts_with(&format!("apiVersion: {API_VERSION}\n"))
+            );
+        }
     }
 }
 
@@ -108,22 +119,44 @@ fn bad_manifests_are_refused_with_the_field_named() {
     }
 }
 
+/// Examples whose header says `# platforms: kube` are for Kubernetes; the others for both.
+fn kube_only(path: &std::path::Path) -> bool {
+    read(path).lines().any(|l| l == "# platforms: kube")
+}
+
 #[test]
-fn validate_command_accepts_examples_and_refuses_bad_files() {
-    let examples = yaml_files("assets/examples");
-    let ok = pgdeck()
-        .arg("validate")
-        .arg("-f")
-        .args(&examples)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert_eq!(stdout.lines().count(), examples.len(), "{stdout}");
+fn validate_command_accepts_examples_on_their_platforms_and_refuses_bad_files() {
+    let all = yaml_files("assets/examples");
+    let (kube_only, everywhere): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|p| kube_only(p));
+    assert!(!kube_only.is_empty() && !everywhere.is_empty());
+    for (platform, files) in [("kube", &all), ("local", &everywhere)] {
+        let ok = pgdeck()
+            .args(["validate", "--platform", platform, "-f"])
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{platform}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&ok.stdout);
+        assert_eq!(stdout.lines().count(), files.len(), "{stdout}");
+    }
+    // A kube-only example says so because the local platform refuses it, naming a field.
+    for path in &kube_only {
+        let out = pgdeck()
+            .args(["validate", "--platform", "local", "-f"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(": not supported on the local platform: "),
+            "{} is marked kube-only but the local platform takes it: {stderr}",
+            path.display()
+        );
+    }
 
     let bad = repo_root().join("assets/bad/replicas-zero.yaml");
     let out = pgdeck()
@@ -139,6 +172,61 @@ fn validate_command_accepts_examples_and_refuses_bad_files() {
             "replicas-zero.yaml: line 10, column 7: spec.instances[0].replicas: must be at least 1"
         ),
         "{stderr}"
+    );
+}
+
+/// A manifest that asks for pgBouncer: valid as a PostgresCluster, supported nowhere yet.
+const PGBOUNCER: &str = "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {name: pooled}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  proxy:
+    pgBouncer:
+      replicas: 2
+";
+
+#[test]
+fn the_local_platform_refuses_a_field_it_does_not_support_and_stores_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("pooled.yaml");
+    std::fs::write(&file, PGBOUNCER).unwrap();
+    let expected = "pooled.yaml: line 9, column 5: spec.proxy.pgBouncer: not supported on the \
+                    local platform: pgBouncer is not implemented yet";
+    // `validate` checks for the platform `apply` would use: here, without a kubeconfig
+    // context, the local one.
+    for args in [&["validate"][..], &["--platform", "local", "apply"]] {
+        let out = pgdeck()
+            .args(args)
+            .arg("-f")
+            .arg(&file)
+            .env("PGDECK_HOME", home.path().join("home"))
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("PGDECK_PLATFORM")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing created");
+    }
+    assert!(
+        !home.path().join("home").exists(),
+        "apply wrote nothing, started nothing"
+    );
+    // The same file is refused on Kubernetes too, with that platform named.
+    let out = pgdeck()
+        .args(["validate", "--platform", "kube", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -268,8 +356,19 @@ fn crd_is_a_structural_apiextensions_v1_definition() {
         def.spec.names.short_names.as_deref(),
         Some(&["pgc".to_string()][..])
     );
+    let names: Vec<_> = def
+        .spec
+        .versions
+        .iter()
+        .map(|v| (v.name.as_str(), v.storage))
+        .collect();
+    assert_eq!(names, [("v1", true), ("v1beta1", false)]);
+    assert!(def.spec.versions.iter().all(|v| v.served));
+    assert_eq!(
+        def.spec.versions[0].schema, def.spec.versions[1].schema,
+        "one schema for both versions: the API server converts by renaming alone"
+    );
     let version = &def.spec.versions[0];
-    assert_eq!(version.name, "v1beta1");
     assert!(
         version.subresources.as_ref().unwrap().status.is_some(),
         "status subresource"
@@ -501,4 +600,30 @@ fn crd_cel_rules_keep_user_options_to_one_clause() {
             "{bad:?}: {err:?}"
         );
     }
+}
+
+/// `apply -f` of a file whose ConfigMap is wrong is refused as a whole, naming the document,
+/// field and line; nothing of it (not the valid cluster beside it) is stored.
+#[test]
+fn a_bad_config_map_beside_a_cluster_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let file = repo_root().join("assets/bad/configmap-bad-key.yaml");
+    let out = pgdeck()
+        .env("PGDECK_HOME", home.path())
+        .env_remove("KUBECONFIG")
+        .args(["--platform", "local", "apply", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 7, column 3: ConfigMap hippo-init: data.init/sql: a key must be"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
 }

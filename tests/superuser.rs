@@ -58,7 +58,7 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
         "hippo",
         3,
         "",
-        "  users:\n    - {name: hippo, databases: [hippo]}\n    - {name: postgres}\n",
+        "  users:\n    - {name: hippo, databases: [hippo]}\n    - {name: postgres}\n    - {name: blocked, databases: [hippo]}\n  authentication:\n    rules:\n      - {connection: host, method: reject, users: [blocked]}\n      - {connection: host, method: scram-sha-256}\n",
         "",
     );
     home.apply_ready(&spec, "180s");
@@ -88,6 +88,17 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
             Duration::from_secs(30)
         ),
         "hippo hippo"
+    );
+    // The DBA's rules (PGO's spec.authentication) apply: the rejected user is turned away.
+    let blocked = home.ok(&["uri", "hippo", "--user", "blocked"]);
+    let out = Command::new("psql")
+        .args([blocked.trim(), "-XAtq", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("pg_hba.conf rejects connection"),
+        "{err}"
     );
     // Passwords reached PostgreSQL as verifiers.
     assert_eq!(
@@ -120,6 +131,21 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
              || ' ' || (SELECT count(*) > 0 FROM pg_ls_dir('global', true, false))"
         ),
         "8 true"
+    );
+    // ... and nowhere else: no DBA rule lets the replication user into other databases.
+    let out = Command::new("psql")
+        .args([
+            &rewind.replace("/postgres", "/hippo"),
+            "-XAtq",
+            "-c",
+            "SELECT 1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("pg_hba.conf rejects connection"),
+        "{err}"
     );
 
     // Patroni is given no superuser password: nothing under secrets/ for it, none in its file.

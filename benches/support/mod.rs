@@ -6,7 +6,7 @@ use pgdeck::api::{PostgresCluster, manifest};
 
 pub fn manifest_text(name: &str, namespace: &str) -> String {
     format!(
-        "apiVersion: pgdeck.dev/v1beta1
+        "apiVersion: pgdeck.dev/v1
 kind: PostgresCluster
 metadata: {{name: {name}, namespace: {namespace}}}
 spec:

@@ -131,6 +131,16 @@ pub fn manual_backup_type(options: Option<&[String]>) -> String {
         .to_string()
 }
 
+/// The `pgbackrest backup` options of a manual backup: its own, with `--type` first when they
+/// leave it out (full, as [`manual_backup_type`] says).
+pub fn manual_backup_options(options: Option<&[String]>) -> Vec<String> {
+    let mut out = options.unwrap_or_default().to_vec();
+    if !out.iter().any(|o| o.starts_with("--type=")) {
+        out.insert(0, format!("--type={}", manual_backup_type(options)));
+    }
+    out
+}
+
 /// What a switchover request comes to, against the instances observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SwitchoverStep {
@@ -243,6 +253,18 @@ mod tests {
             lag_bytes: Some(lag),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn manual_backup_options_are_passed_on_with_a_type() {
+        let given = ["--start-fast=n".to_string()];
+        assert_eq!(
+            manual_backup_options(Some(&given)),
+            ["--type=full", "--start-fast=n"]
+        );
+        let typed = ["--start-fast=n".to_string(), "--type=incr".to_string()];
+        assert_eq!(manual_backup_options(Some(&typed)), typed);
+        assert_eq!(manual_backup_options(None), ["--type=full"]);
     }
 
     #[test]

@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, SecretProjection, VolumeProjection};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::addons::{Monitoring, Proxy};
+use super::authentication::Authentication;
 use super::backups::Backups;
 use super::instances::InstanceSet;
 use super::patroni::PatroniSpec;
@@ -58,12 +60,18 @@ pub enum ImagePullPolicy {
     IfNotPresent,
 }
 
-/// Extra configuration files projected into every instance (PGO's `spec.config`).
+/// PGO's `spec.config`: PostgreSQL parameters (PGO 5.8+) and extra configuration files
+/// projected into every instance.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigFiles {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<VolumeProjection>>,
+    /// PostgreSQL parameters, over those of `spec.patroni.dynamicConfiguration.postgresql`
+    /// (PGO's precedence); reloaded or restarted for as those are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 50))]
+    pub parameters: Option<BTreeMap<String, IntOrString>>,
 }
 
 /// A PostgreSQL high-availability cluster: instance sets managed by Patroni, backed up by
@@ -73,7 +81,7 @@ pub struct ConfigFiles {
 #[allow(clippy::duplicated_attributes)]
 #[kube(
     group = "pgdeck.dev",
-    version = "v1beta1",
+    version = "v1",
     kind = "PostgresCluster",
     plural = "postgresclusters",
     shortname = "pgc",
@@ -125,7 +133,7 @@ pub struct PostgresClusterSpec {
     pub metadata: Option<Metadata>,
 
     /// The major PostgreSQL version.
-    #[schemars(range(min = 11, max = 17))]
+    #[schemars(range(min = *super::POSTGRES_MAJORS.start(), max = *super::POSTGRES_MAJORS.end()))]
     pub postgres_version: i32,
 
     /// The instance image; the platform's default image when absent.
@@ -174,6 +182,10 @@ pub struct PostgresClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub users: Option<Vec<UserSpec>>,
+
+    /// Client authentication rules (PGO's `spec.authentication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
 
     #[serde(
         default,

@@ -9,8 +9,12 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use super::objects::{self, CORE_VERSION, ObjectKind};
 use super::positions::Positions;
-use super::{API_VERSION, KIND, PGO_API_VERSION, PostgresCluster, validate};
+use super::support::{self, Platform};
+use super::{API_VERSION, KIND, PostgresCluster, READ_API_VERSIONS, validate};
 
 /// One thing wrong with a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct FieldError {
     pub message: String,
     /// Where it is in the text (1-based line, column), when it came from text.
     pub position: Option<(usize, usize)>,
+    /// The document it is about when that is not a PostgresCluster, e.g. `ConfigMap hippo-sql`.
+    pub document: Option<String>,
 }
 
 impl FieldError {
@@ -29,6 +35,7 @@ impl FieldError {
             path: path.into(),
             message: message.into(),
             position: None,
+            document: None,
         }
     }
 }
@@ -37,6 +44,9 @@ impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some((line, column)) = self.position {
             write!(f, "line {line}, column {column}: ")?;
+        }
+        if let Some(document) = &self.document {
+            write!(f, "{document}: ")?;
         }
         if self.path.is_empty() {
             write!(f, "{}", self.message)
@@ -76,15 +86,67 @@ impl From<Vec<FieldError>> for ManifestError {
     }
 }
 
-/// Parse and validate every PostgresCluster in `text` (YAML, one or more `---` documents).
-/// PGO's apiVersion is read as ours. Any `status` in the text is kept as it was given; callers
-/// that store a manifest drop it.
+/// One document of a manifest file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    Cluster(Box<PostgresCluster>),
+    ConfigMap(ConfigMap),
+    /// As the API server stores it: `stringData` merged into `data`.
+    Secret(Secret),
+}
+
+impl Document {
+    pub fn into_cluster(self) -> Option<PostgresCluster> {
+        match self {
+            Document::Cluster(c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
+/// Parse and validate every document in `text` (YAML, one or more `---` documents):
+/// PostgresClusters, and the ConfigMaps and Secrets they reference. Anything else is refused.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
+    documents(text, None)
+}
+
+/// [`parse_documents`], refusing too every field `platform` does not support ([`support`]).
+pub fn parse_documents_for(text: &str, platform: Platform) -> Result<Vec<Document>, ManifestError> {
+    documents(text, Some(platform))
+}
+
+/// Parse and validate every PostgresCluster in `text`; ConfigMaps and Secrets beside them are
+/// validated and left out. PGO's apiVersions, and our `v1beta1`, are read as ours. Any
+/// `status` in the text is kept as it was given; callers that store a manifest drop it.
 pub fn parse_all(text: &str) -> Result<Vec<PostgresCluster>, ManifestError> {
-    let mut clusters = Vec::new();
+    clusters(documents(text, None)?)
+}
+
+/// [`parse_all`], refusing too every field `platform` does not support ([`support`]).
+pub fn parse_all_for(
+    text: &str,
+    platform: Platform,
+) -> Result<Vec<PostgresCluster>, ManifestError> {
+    clusters(documents(text, Some(platform))?)
+}
+
+fn clusters(documents: Vec<Document>) -> Result<Vec<PostgresCluster>, ManifestError> {
+    let clusters: Vec<PostgresCluster> = documents
+        .into_iter()
+        .filter_map(Document::into_cluster)
+        .collect();
+    if clusters.is_empty() {
+        return Err(FieldError::new("", "no PostgresCluster in the text").into());
+    }
+    Ok(clusters)
+}
+
+fn documents(text: &str, platform: Option<Platform>) -> Result<Vec<Document>, ManifestError> {
+    let mut documents = Vec::new();
     let mut errors = Vec::new();
     for (doc, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        match parse_document(text, doc, deserializer) {
-            Ok(Some(c)) => clusters.push(c),
+        match parse_document(text, doc, deserializer, platform) {
+            Ok(Some(d)) => documents.push(d),
             Ok(None) => {}
             // After a syntax error the YAML stream cannot be resumed: serde_yaml would yield
             // the same error forever.
@@ -98,10 +160,10 @@ pub fn parse_all(text: &str) -> Result<Vec<PostgresCluster>, ManifestError> {
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    if clusters.is_empty() {
+    if documents.is_empty() {
         return Err(FieldError::new("", "no PostgresCluster in the text: it is empty").into());
     }
-    Ok(clusters)
+    Ok(documents)
 }
 
 /// Parse and validate exactly one PostgresCluster.
@@ -137,7 +199,8 @@ fn parse_document(
     text: &str,
     doc: usize,
     deserializer: serde_yaml::Deserializer<'_>,
-) -> Result<Option<PostgresCluster>, DocumentError> {
+    platform: Option<Platform>,
+) -> Result<Option<Document>, DocumentError> {
     let value = serde_yaml::Value::deserialize(deserializer).map_err(|e| Broken(yaml_error(e)))?;
     if value.is_null() {
         return Ok(None); // an empty document, e.g. after a trailing `---`
@@ -150,6 +213,31 @@ fn parse_document(
             .find(&e.path);
         e
     };
+    if let Some(kind) = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .and_then(ObjectKind::from_kind)
+    {
+        let document = format!(
+            "{} {}",
+            kind.kind(),
+            value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or("(no name)")
+        );
+        return parse_object(kind, value).map(Some).map_err(|errors| {
+            let errors: Vec<FieldError> = errors
+                .into_iter()
+                .map(|e| FieldError {
+                    document: Some(document.clone()),
+                    ..locate(e)
+                })
+                .collect();
+            Invalid(errors.into())
+        });
+    }
     check_type(&value).map_err(|e| ManifestError::from(locate(e)))?;
 
     let mut unknown = Vec::new();
@@ -176,10 +264,76 @@ fn parse_document(
         .map(|path| FieldError::new(path, "unknown field: PostgresCluster has no such field"))
         .collect();
     errors.extend(validate::validate(&cluster));
+    if let Some(platform) = platform {
+        errors.extend(support::refusals(&cluster, platform));
+    }
     if errors.is_empty() {
-        Ok(Some(cluster))
+        Ok(Some(Document::Cluster(Box::new(cluster))))
     } else {
-        Err(ManifestError::from(errors.into_iter().map(locate).collect::<Vec<_>>()).into())
+        let mut errors: Vec<FieldError> = errors.into_iter().map(locate).collect();
+        errors.sort_by_key(|e| e.position); // stable: errors without a line keep their order
+        Err(ManifestError::from(errors).into())
+    }
+}
+
+/// A ConfigMap or Secret document: `v1`, no unknown field, the API server's rules.
+fn parse_object(kind: ObjectKind, value: serde_yaml::Value) -> Result<Document, Vec<FieldError>> {
+    match value.get("apiVersion").and_then(|v| v.as_str()) {
+        Some(CORE_VERSION) => {}
+        other => {
+            let what = other.map_or("required".to_string(), |o| format!("not {o}"));
+            return Err(vec![FieldError::new(
+                "apiVersion",
+                format!("must be {CORE_VERSION} for a {}: {what}", kind.kind()),
+            )]);
+        }
+    }
+    fn typed<T: serde::de::DeserializeOwned>(
+        value: serde_yaml::Value,
+    ) -> Result<T, Vec<FieldError>> {
+        let mut unknown = Vec::new();
+        let mut note_unknown = |p: serde_ignored::Path<'_>| unknown.push(field_path(&p));
+        let parsed: Result<T, _> = serde_path_to_error::deserialize(
+            serde_ignored::Deserializer::new(value, &mut note_unknown),
+        );
+        match parsed {
+            Ok(_) if !unknown.is_empty() => Err(unknown
+                .into_iter()
+                .map(|p| FieldError::new(p, "unknown field"))
+                .collect()),
+            Ok(t) => Ok(t),
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                Err(vec![FieldError::new(path, e.into_inner().to_string())])
+            }
+        }
+    }
+    match kind {
+        ObjectKind::ConfigMap => {
+            let cm: ConfigMap = typed(value)?;
+            let errors = objects::validate_config_map(&cm);
+            if errors.is_empty() {
+                Ok(Document::ConfigMap(cm))
+            } else {
+                Err(errors)
+            }
+        }
+        ObjectKind::Secret => {
+            let secret: Secret = typed(value).map_err(|mut errors| {
+                for e in errors.iter_mut().filter(|e| e.path.starts_with("data.")) {
+                    e.message =
+                        format!("not base64 (plain text goes in stringData): {}", e.message);
+                }
+                errors
+            })?;
+            let errors = objects::validate_secret(&secret);
+            if errors.is_empty() {
+                Ok(Document::Secret(objects::normalize_secret(secret)))
+            } else {
+                Err(errors)
+            }
+        }
     }
 }
 
@@ -203,10 +357,13 @@ fn check_type(value: &serde_yaml::Value) -> Result<(), FieldError> {
         None => return Err(FieldError::new("kind", format!("required: must be {KIND}"))),
     }
     match value.get("apiVersion").and_then(|v| v.as_str()) {
-        Some(API_VERSION | PGO_API_VERSION) => Ok(()),
+        Some(version) if READ_API_VERSIONS.contains(&version) => Ok(()),
         Some(other) => Err(FieldError::new(
             "apiVersion",
-            format!("must be {API_VERSION} (or PGO's {PGO_API_VERSION}), not {other}"),
+            format!(
+                "must be one of {}, not {other}",
+                READ_API_VERSIONS.join(", ")
+            ),
         )),
         None => Err(FieldError::new(
             "apiVersion",

@@ -1,16 +1,19 @@
 //! The PostgresCluster resource: its types, how manifests are read, and the rules they follow.
 
 pub mod addons;
+pub mod authentication;
 pub mod backups;
 pub mod cluster;
 pub mod crd;
 pub mod instances;
 pub mod manifest;
+pub mod objects;
 pub mod patroni;
 mod positions;
 pub mod quantity;
 pub mod sources;
 pub mod status;
+pub mod support;
 pub mod users;
 pub mod validate;
 pub mod volume;
@@ -19,10 +22,21 @@ pub use cluster::{PostgresCluster, PostgresClusterSpec};
 pub use manifest::{FieldError, ManifestError};
 pub use status::PostgresClusterStatus;
 
-/// Our API group and version.
-pub const API_VERSION: &str = "pgdeck.dev/v1beta1";
-/// Crunchy PGO v5's: manifests that say it are read as ours.
-pub const PGO_API_VERSION: &str = "postgres-operator.crunchydata.com/v1beta1";
+/// Our API group and the version we store and write.
+pub const API_VERSION: &str = "pgdeck.dev/v1";
+/// Every apiVersion read as ours: our earlier `v1beta1`, served beside `v1` with the same
+/// schema, and Crunchy PGO's two versions, so PGO manifests load unchanged.
+pub const READ_API_VERSIONS: [&str; 4] = [
+    API_VERSION,
+    "pgdeck.dev/v1beta1",
+    PGO_API_VERSION,
+    "postgres-operator.crunchydata.com/v1beta1",
+];
+/// Crunchy PGO's current apiVersion (its v1beta1 is read as well).
+pub const PGO_API_VERSION: &str = "postgres-operator.crunchydata.com/v1";
+/// The PostgreSQL majors a manifest may ask for, as PGO has them. The local platform runs
+/// those that are installed.
+pub const POSTGRES_MAJORS: std::ops::RangeInclusive<i32> = 11..=18;
 pub const KIND: &str = "PostgresCluster";
 
 /// Annotations, following PGO's conventions under our group.
@@ -69,6 +83,30 @@ impl PostgresCluster {
 
     pub fn dynamic_configuration(&self) -> Option<&patroni::DynamicConfiguration> {
         self.spec.patroni.as_ref()?.dynamic_configuration.as_ref()
+    }
+
+    /// The DBA's PostgreSQL parameters: `spec.patroni.dynamicConfiguration.postgresql.parameters`
+    /// with `spec.config.parameters` over them, as PGO ranks the two.
+    pub fn postgres_parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let mut all = self
+            .dynamic_configuration()
+            .and_then(|d| d.parameters())
+            .cloned()
+            .unwrap_or_default();
+        let config = self
+            .spec
+            .config
+            .as_ref()
+            .and_then(|c| c.parameters.as_ref());
+        for (name, value) in config.into_iter().flatten() {
+            let value = match value {
+                IntOrString::Int(n) => serde_json::Value::from(*n),
+                IntOrString::String(s) => serde_json::Value::from(s.clone()),
+            };
+            all.insert(name.clone(), value);
+        }
+        all
     }
 
     pub fn sync_mode(&self) -> patroni::SyncMode {

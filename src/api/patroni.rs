@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -18,6 +19,10 @@ pub struct PatroniSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 3))]
     pub leader_lease_duration_seconds: Option<i32>,
+
+    /// Patroni's own log files (PGO 5.8): without it, Patroni logs to its standard output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<PatroniLogging>,
 
     /// The port of Patroni's REST API (8008 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +52,34 @@ impl PatroniSpec {
             .unwrap_or(DEFAULT_SYNC_PERIOD_SECONDS)
     }
 }
+
+/// Patroni writes its log to files in a directory of the instance, rotated so that together
+/// they stay within `storage_limit`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatroniLogging {
+    /// The most space Patroni's log files take, together; at least 25MB.
+    pub storage_limit: Quantity,
+    /// Patroni's log level (Python's logging levels); INFO when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+}
+
+/// Python's logging levels, the names Patroni's `log.level` takes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    Critical,
+    Error,
+    Warning,
+    #[default]
+    Info,
+    Debug,
+    Notset,
+}
+
+/// PGO's floor for `storageLimit`: Patroni's default size of one log file (25MB).
+pub const MIN_LOG_STORAGE_BYTES: i64 = 25_000_000;
 
 /// A switchover or failover, carried out when the annotation `pgdeck.dev/trigger-switchover`
 /// changes (PGO's convention).

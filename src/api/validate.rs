@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::PostgresCluster;
 use super::backups::{PgBackRest, Repo};
 use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
-use super::patroni::{PatroniSpec, SwitchoverType};
+use super::patroni::{MIN_LOG_STORAGE_BYTES, PatroniSpec, SwitchoverType};
 use super::quantity;
 use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
@@ -137,7 +138,12 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     let mut k = Checker::default();
     metadata(&mut k, c);
     let spec = &c.spec;
-    k.range("spec.postgresVersion", Some(spec.postgres_version), 11, 17);
+    k.range(
+        "spec.postgresVersion",
+        Some(spec.postgres_version),
+        *super::POSTGRES_MAJORS.start(),
+        *super::POSTGRES_MAJORS.end(),
+    );
     k.range("spec.port", spec.port, 1024, 65535);
     if let Some(image) = &spec.image {
         k.check(
@@ -171,6 +177,8 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
         pgbackrest(&mut k, &b.pgbackrest);
     }
     patroni(&mut k, c);
+    config_parameters(&mut k, c);
+    authentication(&mut k, c);
     users(&mut k, spec.users.as_deref().unwrap_or_default());
     tls(&mut k, c);
     sources(&mut k, c);
@@ -454,6 +462,21 @@ fn patroni(k: &mut Checker, c: &PostgresCluster) {
     if let Some(d) = &p.dynamic_configuration {
         dynamic_configuration(k, &d.0);
     }
+    if let Some(logging) = &p.logging {
+        log_storage(k, &logging.storage_limit);
+    }
+}
+
+/// PGO's floor: room for Patroni's log file and the one it rotates to.
+fn log_storage(k: &mut Checker, limit: &Quantity) {
+    let path = "spec.patroni.logging.storageLimit";
+    if let Some(bytes) = k.positive_quantity(path, limit) {
+        k.check(
+            bytes >= MIN_LOG_STORAGE_BYTES as f64,
+            path,
+            format!("must be at least 25MB, not {:?}", limit.0),
+        );
+    }
 }
 
 /// Patroni refuses a leader lease that does not outlast its loop.
@@ -526,13 +549,134 @@ fn dynamic_configuration(k: &mut Checker, d: &serde_json::Map<String, Value>) {
     };
     for (name, value) in params {
         let path = format!("{base}.postgresql.parameters.{name}");
-        if MANAGED_PARAMETERS.contains(&name.as_str()) {
-            k.fail(path, "is managed by pgdeck and cannot be set");
-        } else if !(value.is_string() || value.is_number() || value.is_boolean()) {
+        if !(value.is_string() || value.is_number() || value.is_boolean()) {
             k.fail(
-                path,
+                &path,
                 format!("must be a string, number or boolean, not {value}"),
             );
+        }
+        parameter(k, &path, name, value.as_str());
+    }
+}
+
+/// `spec.config.parameters` (PGO 5.8+), held to the rules of the Patroni section's.
+fn config_parameters(k: &mut Checker, c: &PostgresCluster) {
+    let given = c.spec.config.as_ref().and_then(|c| c.parameters.as_ref());
+    for (name, value) in given.into_iter().flatten() {
+        let text = match value {
+            IntOrString::String(s) => Some(s.as_str()),
+            IntOrString::Int(_) => None,
+        };
+        parameter(k, &format!("spec.config.parameters.{name}"), name, text);
+    }
+}
+
+/// One PostgreSQL parameter, wherever it is set: not one pgdeck wires itself, and no line
+/// breaks or control characters, which end a postgresql.conf line early.
+fn parameter(k: &mut Checker, path: &str, name: &str, text: Option<&str>) {
+    if MANAGED_PARAMETERS.contains(&name) {
+        k.fail(path, "is managed by pgdeck and cannot be set");
+    }
+    k.check(
+        !text.is_some_and(|t| t.chars().any(char::is_control)),
+        path,
+        "must not contain line breaks or control characters",
+    );
+}
+
+/// `spec.authentication.rules`, with PGO's rules, and no character that could end a pg_hba
+/// line or token early.
+fn authentication(k: &mut Checker, c: &PostgresCluster) {
+    let rules = c
+        .spec
+        .authentication
+        .as_ref()
+        .and_then(|a| a.rules.as_ref());
+    for (i, r) in rules.into_iter().flatten().enumerate() {
+        let path = format!("spec.authentication.rules[{i}]");
+        let parts = r.connection.is_some()
+            || r.databases.is_some()
+            || r.method.is_some()
+            || r.options.is_some()
+            || r.users.is_some();
+        if let Some(hba) = &r.hba {
+            k.check(
+                !parts,
+                format!("{path}.hba"),
+                "cannot be combined with other fields",
+            );
+            k.check(
+                !hba.is_empty() && hba.len() <= 100 && !hba.chars().any(char::is_control),
+                format!("{path}.hba"),
+                "must be one line of 1 to 100 printable characters",
+            );
+            k.check(
+                !hba.trim_start().starts_with("include"),
+                format!("{path}.hba"),
+                "cannot include other files",
+            );
+            continue;
+        }
+        for (field, value) in [("connection", &r.connection), ("method", &r.method)] {
+            match value {
+                None => k.fail(
+                    format!("{path}.{field}"),
+                    "required: a rule without hba needs connection and method",
+                ),
+                Some(v) => k.check(
+                    !v.is_empty()
+                        && v.len() <= 20
+                        && v.chars()
+                            .all(|ch| matches!(ch, 'a'..='z' | '0'..='9' | '-')),
+                    format!("{path}.{field}"),
+                    "must be 1 to 20 lowercase letters, digits or hyphens",
+                ),
+            }
+        }
+        k.check(
+            r.method.as_deref() != Some("trust"),
+            format!("{path}.method"),
+            "the \"trust\" method is unsafe: it lets anyone in without proof",
+        );
+        for (field, list) in [("databases", &r.databases), ("users", &r.users)] {
+            for (j, name) in list.iter().flatten().enumerate() {
+                k.check(
+                    !name.is_empty() && name.len() <= 63 && !name.chars().any(char::is_control),
+                    format!("{path}.{field}[{j}]"),
+                    "must be a name of 1 to 63 characters without control characters",
+                );
+            }
+        }
+        let options = r.options.as_ref();
+        for (key, value) in options.into_iter().flatten() {
+            let text = match value {
+                IntOrString::String(s) => s.as_str(),
+                IntOrString::Int(_) => "",
+            };
+            k.check(
+                !key.is_empty() && key.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                format!("{path}.options.{key}"),
+                "must be an option name: lowercase letters and underscores",
+            );
+            k.check(
+                !text.chars().any(char::is_control),
+                format!("{path}.options.{key}"),
+                "must not contain line breaks or control characters",
+            );
+        }
+        let has = |key: &str| options.is_some_and(|o| o.contains_key(key));
+        match r.method.as_deref() {
+            Some("ldap") => k.check(
+                ["ldapbasedn", "ldapprefix", "ldapsuffix"].iter().any(|o| has(o)),
+                format!("{path}.options"),
+                "the \"ldap\" method requires an \"ldapbasedn\", \"ldapprefix\", or \"ldapsuffix\" option",
+            ),
+            Some("radius") => k.check(
+                has("radiusservers") && has("radiussecrets"),
+                format!("{path}.options"),
+                "the \"radius\" method requires \"radiusservers\" and \"radiussecrets\" options",
+            ),
+            _ => {}
         }
     }
 }
@@ -625,16 +769,22 @@ fn tls(k: &mut Checker, c: &PostgresCluster) {
         }
     }
     if let Some(sql) = &spec.database_init_sql {
-        k.check(
-            !sql.name.is_empty(),
-            "spec.databaseInitSQL.name",
-            "required: the ConfigMap's name",
-        );
-        k.check(
-            !sql.key.is_empty(),
-            "spec.databaseInitSQL.key",
-            "required: the key in the ConfigMap",
-        );
+        if sql.name.is_empty() {
+            k.fail(
+                "spec.databaseInitSQL.name",
+                "required: the ConfigMap's name",
+            );
+        } else if let Err(why) = super::objects::dns_subdomain(&sql.name) {
+            k.fail("spec.databaseInitSQL.name", why);
+        }
+        if sql.key.is_empty() {
+            k.fail(
+                "spec.databaseInitSQL.key",
+                "required: the key in the ConfigMap",
+            );
+        } else if let Err(why) = super::objects::data_key(&sql.key) {
+            k.fail("spec.databaseInitSQL.key", why);
+        }
     }
 }
 
@@ -788,14 +938,35 @@ mod tests {
 
     /// The errors `validate` finds in a one-instance cluster with `users` (YAML flow syntax).
     fn errors(users: &str) -> Vec<String> {
+        spec_errors(&format!("users: {users}"))
+    }
+
+    /// The errors `validate` finds in a one-instance cluster with one more line of spec.
+    fn spec_errors(line: &str) -> Vec<String> {
         let text = format!(
             "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\n\
              spec:\n  postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec:\n        \
              accessModes: [ReadWriteOnce]\n        resources: {{requests: {{storage: 1Gi}}}}\n  \
-             users: {users}\n"
+             {line}\n"
         );
         let c: PostgresCluster = serde_yaml::from_str(&text).unwrap();
         validate(&c).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn patroni_log_storage_is_at_least_25mb() {
+        let limit = |q: &str| spec_errors(&format!("patroni: {{logging: {{storageLimit: {q}}}}}"));
+        for ok in ["25M", "24Mi", "1Gi", "25000000"] {
+            assert_eq!(limit(ok), Vec::<String>::new(), "{ok}");
+        }
+        for small in ["23Mi", "24999999", "0"] {
+            let e = limit(small);
+            assert!(
+                e.len() == 1 && e[0].starts_with("spec.patroni.logging.storageLimit"),
+                "{small}: {e:?}"
+            );
+        }
+        assert!(limit("lots")[0].contains("not a quantity"));
     }
 
     #[test]

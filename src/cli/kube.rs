@@ -7,11 +7,17 @@ use std::time::{Duration, Instant};
 use ::kube::Client;
 use ::kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use super::views::ObjectRow;
 use super::{
-    BackupType, Command, Failure, Global, OperatorAction, Wait, print, read_clusters, views,
+    BackupType, Command, Failure, Global, Kind, OperatorAction, Wait, delete_target, kind_and_name,
+    print, read_clusters, read_documents, views,
 };
 use crate::actions;
+use crate::api::manifest::Document;
 use crate::api::patroni::SwitchoverType;
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, validate};
 use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
@@ -32,7 +38,7 @@ fn failure(message: impl Into<String>) -> Failure {
 pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
     let mut docs = Vec::new();
     let flag = global.namespace.as_deref();
-    for cluster in read_clusters(file, flag, "default")? {
+    for cluster in read_clusters(file, Platform::Kube, flag, "default")? {
         let plan = scaling::plan(&cluster, &[], None);
         let inputs = Inputs {
             instances: plan.run,
@@ -78,7 +84,17 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                     .map_err(|e| failure(e.to_string()))
             }
             Command::Apply { file, wait } => kube.apply(global, &file, &wait).await,
-            Command::Get { name } => kube.get(global, name.as_deref()).await,
+            Command::Get { args } => match kind_and_name(&args)? {
+                (Kind::Cluster, name) => kube.get(global, name.as_deref()).await,
+                (Kind::ConfigMap, name) => {
+                    kube.get_objects::<ConfigMap>(global, name.as_deref(), ObjectRow::config_map)
+                        .await
+                }
+                (Kind::Secret, name) => {
+                    kube.get_objects::<Secret>(global, name.as_deref(), ObjectRow::secret)
+                        .await
+                }
+            },
             Command::Status { name } => {
                 views::print_status(global, &kube.cluster(&name).await?);
                 Ok(())
@@ -102,11 +118,15 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                     .await
             }
             Command::Delete {
-                name,
+                args,
                 keep_data,
                 keep_backups,
                 wait,
-            } => kube.delete(&name, keep_data, keep_backups, &wait).await,
+            } => match delete_target(&args, keep_data, keep_backups, &wait)? {
+                (Kind::Cluster, name) => kube.delete(&name, keep_data, keep_backups, &wait).await,
+                (Kind::ConfigMap, name) => kube.delete_object::<ConfigMap>(&name).await,
+                (Kind::Secret, name) => kube.delete_object::<Secret>(&name).await,
+            },
             Command::Backup {
                 name,
                 type_,
@@ -127,6 +147,25 @@ async fn shutdown() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// A namespaced object of the core group the CLI reads and writes as it is (ConfigMaps, Secrets).
+trait CoreObject:
+    ::kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> CoreObject for K where
+    K: ::kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
 }
 
 struct Kube {
@@ -152,45 +191,34 @@ impl Kube {
     }
 
     async fn apply(&self, global: &Global, file: &Path, wait: &Wait) -> Result<(), Failure> {
-        let mut applied = Vec::new();
-        for mut cluster in read_clusters(file, global.namespace.as_deref(), &self.ns)? {
-            let ns = cluster.namespace().to_string();
-            let name = cluster.name().to_string();
-            let api = self.clusters(&ns);
-            let before = api
-                .get_opt(&name)
-                .await
-                .map_err(|e| api_failure(&ns, &name, e))?;
-            if let Some(old) = &before {
-                let errors = validate::validate_update(old, &cluster);
-                if !errors.is_empty() {
-                    return Err(failure(
-                        errors
-                            .iter()
-                            .map(|e| format!("{}: {e}", file.display()))
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                    ));
-                }
+        let mut clusters = Vec::new();
+        // ConfigMaps and Secrets first: the clusters that reference them find them at once.
+        for d in read_documents(file, Platform::Kube, global.namespace.as_deref(), &self.ns)? {
+            match d {
+                Document::Cluster(c) => clusters.push(*c),
+                Document::ConfigMap(c) => self.apply_object(c, "configmap", |_| Ok(())).await?,
+                Document::Secret(s) => self.apply_object(s, "secret", |_| Ok(())).await?,
             }
+        }
+        let mut applied = Vec::new();
+        for mut cluster in clusters {
             cluster.status = None;
-            cluster.metadata.managed_fields = None;
-            let after = api
-                .patch(
-                    &name,
-                    &PatchParams::apply(manifests::USER_MANAGER).force(),
-                    &Patch::Apply(&cluster),
-                )
-                .await
-                .map_err(|e| api_failure(&ns, &name, e))?;
-            let outcome = match before {
-                None => "created",
-                Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
-                    "unchanged"
+            let (ns, name) = (cluster.namespace().to_string(), cluster.name().to_string());
+            let check = |old: Option<&PostgresCluster>| {
+                let errors = old.map_or_else(Vec::new, |o| validate::validate_update(o, &cluster));
+                if errors.is_empty() {
+                    return Ok(());
                 }
-                Some(_) => "configured",
+                Err(failure(
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {e}", file.display()))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ))
             };
-            print(&format!("postgrescluster.pgdeck.dev/{name} {outcome}\n"));
+            self.apply_object(cluster.clone(), "postgrescluster.pgdeck.dev", check)
+                .await?;
             applied.push((ns, name));
         }
         if wait.wait {
@@ -199,6 +227,84 @@ impl Kube {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Server-side apply, as `kubectl apply --server-side` writes an object, once `check`
+    /// accepted it over what the API server has; says how it went as kubectl does.
+    async fn apply_object<K: CoreObject>(
+        &self,
+        mut object: K,
+        resource: &str,
+        check: impl FnOnce(Option<&K>) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let ns = object.meta().namespace.clone().unwrap_or_default();
+        let name = object.meta().name.clone().unwrap_or_default();
+        object.meta_mut().managed_fields = None;
+        let fail = |e: ::kube::Error| failure(format!("{resource} {ns}/{name}: {e}"));
+        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+        let before = api.get_opt(&name).await.map_err(fail)?;
+        check(before.as_ref())?;
+        let after = api
+            .patch(
+                &name,
+                &PatchParams::apply(manifests::USER_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .map_err(fail)?;
+        let outcome = match before {
+            None => "created",
+            Some(b) if b.meta().resource_version == after.meta().resource_version => "unchanged",
+            Some(_) => "configured",
+        };
+        print(&format!("{resource}/{name} {outcome}\n"));
+        Ok(())
+    }
+
+    async fn get_objects<K>(
+        &self,
+        global: &Global,
+        name: Option<&str>,
+        row: impl Fn(&K) -> ObjectRow,
+    ) -> Result<(), Failure>
+    where
+        K: CoreObject,
+    {
+        let found = match name {
+            Some(n) => {
+                let api: Api<K> = Api::namespaced(self.client.clone(), &self.ns);
+                vec![
+                    api.get(n)
+                        .await
+                        .map_err(|e| failure(format!("{}/{n}: {e}", K::kind(&()))))?,
+                ]
+            }
+            None => {
+                let api: Api<K> = if global.all_namespaces {
+                    Api::all(self.client.clone())
+                } else {
+                    Api::namespaced(self.client.clone(), &self.ns)
+                };
+                api.list(&ListParams::default())
+                    .await
+                    .map_err(|e| failure(format!("cannot list {}: {e}", K::plural(&()))))?
+                    .items
+            }
+        };
+        views::print_objects(global, &found, name.is_some(), row);
+        Ok(())
+    }
+
+    async fn delete_object<K>(&self, name: &str) -> Result<(), Failure>
+    where
+        K: CoreObject,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.ns);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map_err(|e| failure(format!("{} {}/{name}: {e}", K::kind(&()), self.ns)))?;
+        print(&format!("{}/{name} deleted\n", K::kind(&()).to_lowercase()));
         Ok(())
     }
 

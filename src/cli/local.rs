@@ -3,15 +3,23 @@
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use super::views::ObjectRow;
 use super::{
-    BackupType, Command, Failure, Global, OperatorAction, Output, Wait, print, read_clusters, views,
+    BackupType, Command, Failure, Global, Kind, OperatorAction, Output, Wait, delete_target,
+    kind_and_name, print, read_documents, views,
 };
 use crate::actions;
 use crate::api::PostgresCluster;
+use crate::api::manifest::Document;
+use crate::api::objects::ObjectKind;
 use crate::api::patroni::SwitchoverType;
+use crate::api::support::Platform;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
+use crate::platform::local::objects::Stored;
 use crate::platform::local::{Local, connect, lock, operator};
 
 impl From<PlatformError> for Failure {
@@ -55,7 +63,19 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             Ok(())
         }
         Command::Apply { file, wait } => apply(&local, global, &file, &wait),
-        Command::Get { name } => get(&local, global, &ns, name.as_deref()),
+        Command::Get { args } => match kind_and_name(&args)? {
+            (Kind::Cluster, name) => get(&local, global, &ns, name.as_deref()),
+            (Kind::ConfigMap, name) => get_objects::<ConfigMap>(
+                &local,
+                global,
+                &ns,
+                name.as_deref(),
+                ObjectRow::config_map,
+            ),
+            (Kind::Secret, name) => {
+                get_objects::<Secret>(&local, global, &ns, name.as_deref(), ObjectRow::secret)
+            }
+        },
         Command::Status { name } => status(&local, global, &ns, &name),
         Command::Uri {
             name,
@@ -87,11 +107,15 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             wait,
         } => backup(&local, &ns, &name, type_, repo.as_deref(), &wait),
         Command::Delete {
-            name,
+            args,
             keep_data,
             keep_backups,
             wait,
-        } => delete(&local, &ns, &name, keep_data, keep_backups, &wait),
+        } => match delete_target(&args, keep_data, keep_backups, &wait)? {
+            (Kind::Cluster, name) => delete(&local, &ns, &name, keep_data, keep_backups, &wait),
+            (Kind::ConfigMap, name) => delete_object::<ConfigMap>(&local, &ns, &name),
+            (Kind::Secret, name) => delete_object::<Secret>(&local, &ns, &name),
+        },
         // `validate`, `crd`, `completions` and `render` need no platform: run() took them.
         other => unreachable!("{other:?} runs without a platform"),
     }
@@ -103,7 +127,27 @@ fn apply(
     file: &std::path::Path,
     wait: &Wait,
 ) -> Result<(), Failure> {
-    let clusters = read_clusters(file, global.namespace.as_deref(), "default")?;
+    let documents = read_documents(
+        file,
+        Platform::Local,
+        global.namespace.as_deref(),
+        "default",
+    )?;
+    let mut clusters = Vec::new();
+    // ConfigMaps and Secrets first: the clusters that reference them find them at once.
+    let objects = local.objects();
+    for d in documents {
+        let (resource, name, outcome) = match d {
+            Document::Cluster(c) => {
+                clusters.push(*c);
+                continue;
+            }
+            Document::ConfigMap(c) => ("configmap", c.metadata.name.clone(), objects.apply(c)?),
+            Document::Secret(s) => ("secret", s.metadata.name.clone(), objects.apply(s)?),
+        };
+        let name = name.unwrap_or_default();
+        print(&format!("{resource}/{name} {}\n", outcome.as_str()));
+    }
     let mut applied = Vec::new();
     for cluster in clusters {
         let ns = cluster.namespace().to_string();
@@ -124,7 +168,10 @@ fn apply(
         }
         applied.push((ns, cluster.name().to_string()));
     }
-    local.ensure_operator()?;
+    // A changed ConfigMap may be a cluster's init SQL: the reconciler looks at it.
+    if !applied.is_empty() || !local.store.list(None)?.is_empty() {
+        local.ensure_operator()?;
+    }
     if wait.wait {
         for (ns, name) in applied {
             wait_until(local, &ns, &name, wait.timeout, "to be ready", views::ready)?;
@@ -171,6 +218,56 @@ fn get(local: &Local, global: &Global, ns: &str, name: Option<&str>) -> Result<(
     Ok(())
 }
 
+fn get_objects<K: Stored>(
+    local: &Local,
+    global: &Global,
+    ns: &str,
+    name: Option<&str>,
+    row: impl Fn(&K) -> ObjectRow,
+) -> Result<(), Failure> {
+    let objects = local.objects();
+    let found: Vec<K> = match name {
+        Some(n) => vec![
+            objects
+                .get::<K>(ns, n)?
+                .ok_or_else(|| failure(format!("{} {ns}/{n} not found", K::KIND.resource())))?,
+        ],
+        None => objects.list((!global.all_namespaces).then_some(ns))?,
+    };
+    views::print_objects(global, &found, name.is_some(), row);
+    Ok(())
+}
+
+/// Delete a ConfigMap or Secret, as kubectl does even while a cluster refers to it: that
+/// cluster reports it missing (init SQL that has run is not affected).
+fn delete_object<K: Stored>(local: &Local, ns: &str, name: &str) -> Result<(), Failure> {
+    let kind = K::KIND.resource();
+    if !local.objects().delete::<K>(ns, name)? {
+        return Err(failure(format!("{kind} {ns}/{name} not found")));
+    }
+    let users: Vec<String> = local
+        .store
+        .list(Some(ns))?
+        .into_iter()
+        .filter(|c| {
+            K::KIND == ObjectKind::ConfigMap
+                && c.spec
+                    .database_init_sql
+                    .as_ref()
+                    .is_some_and(|s| s.name == name)
+        })
+        .map(|c| c.name().to_string())
+        .collect();
+    print(&format!("{kind}/{name} deleted\n"));
+    if !users.is_empty() {
+        eprintln!(
+            "note: spec.databaseInitSQL of {} names it; init SQL that has not run yet waits for it",
+            users.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// A cluster's status, and whether the reconciler runs; looking starts nothing.
 fn status(local: &Local, global: &Global, ns: &str, name: &str) -> Result<(), Failure> {
     let cluster = local
@@ -209,12 +306,13 @@ fn uri(
             spec.name
         ))
     })?;
-    let uri = connect::uri(&cluster, &spec, &password, replica).ok_or_else(|| {
-        failure(format!(
-            "{name} has no {} yet",
-            if replica { "replica" } else { "instance" }
-        ))
-    })?;
+    let uri =
+        connect::uri(&cluster, &spec, &password, replica, &dir.ca_cert()).ok_or_else(|| {
+            failure(format!(
+                "{name} has no {} yet",
+                if replica { "replica" } else { "instance" }
+            ))
+        })?;
     print(&format!("{uri}\n"));
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::support::Platform;
 use crate::console;
 use crate::platform::local::Local;
 use crate::platform::local::home::Home;
@@ -15,7 +16,7 @@ mod local;
 mod offline;
 mod views;
 
-pub use files::{read_clusters, read_manifest_source};
+pub use files::{read_clusters, read_documents, read_manifest_source};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +67,15 @@ pub struct Global {
 pub enum PlatformKind {
     Kube,
     Local,
+}
+
+impl From<PlatformKind> for Platform {
+    fn from(kind: PlatformKind) -> Platform {
+        match kind {
+            PlatformKind::Kube => Platform::Kube,
+            PlatformKind::Local => Platform::Local,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,15 +132,21 @@ pub enum Command {
         #[arg(long, default_value = "0.0.0.0:8080")]
         metrics_address: String,
     },
-    /// Create or update clusters from a manifest file (`-` for standard input).
+    /// Create or update clusters, and the ConfigMaps and Secrets beside them, from a manifest
+    /// file (`-` for standard input).
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
         file: PathBuf,
         #[command(flatten)]
         wait: Wait,
     },
-    /// List clusters, or show one.
-    Get { name: Option<String> },
+    /// List clusters, or show one; `get configmaps|secrets [NAME]` lists those.
+    Get {
+        /// A cluster's name, or a kind (`configmaps`/`cm`, `secrets`, `postgresclusters`/`pgc`)
+        /// and perhaps a name.
+        #[arg(value_name = "[KIND] NAME", num_args = 0..=2)]
+        args: Vec<String>,
+    },
     /// Show a cluster's instances, roles, lag and backups.
     Status { name: String },
     /// Print a libpq connection URI for a cluster.
@@ -177,9 +193,12 @@ pub enum Command {
         #[command(flatten)]
         wait: Wait,
     },
-    /// Delete a cluster: its instances, data and backups unless kept.
+    /// Delete a cluster: its instances, data and backups unless kept; or `delete configmap|secret
+    /// NAME`.
     Delete {
-        name: String,
+        /// A cluster's name, or a kind (`configmap`, `secret`, `postgrescluster`) and a name.
+        #[arg(value_name = "[KIND] NAME", required = true, num_args = 1..=2)]
+        args: Vec<String>,
         /// Keep the instances' data directories.
         #[arg(long)]
         keep_data: bool,
@@ -189,7 +208,7 @@ pub enum Command {
         #[command(flatten)]
         wait: Wait,
     },
-    /// Check manifest files without applying them.
+    /// Check manifest files without applying them, for the platform `apply` would use.
     Validate {
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
@@ -203,6 +222,63 @@ pub enum Command {
     Crd,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+}
+
+/// What `get` and `delete` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Cluster,
+    ConfigMap,
+    Secret,
+}
+
+/// `[KIND] [NAME]` as kubectl reads them: `hippo`, `configmaps`, `configmap sql`, `pgc hippo`.
+/// One word that is not a kind is a cluster's name.
+pub fn kind_and_name(args: &[String]) -> Result<(Kind, Option<String>), Failure> {
+    let kind = |word: &str| match word {
+        "postgrescluster" | "postgresclusters" | "pgc" => Some(Kind::Cluster),
+        "configmap" | "configmaps" | "cm" => Some(Kind::ConfigMap),
+        "secret" | "secrets" => Some(Kind::Secret),
+        _ => None,
+    };
+    match args {
+        [] => Ok((Kind::Cluster, None)),
+        [one] => Ok(match kind(one) {
+            Some(k) => (k, None),
+            None => (Kind::Cluster, Some(one.clone())),
+        }),
+        [k, name, ..] => match kind(k) {
+            Some(k) => Ok((k, Some(name.clone()))),
+            None => Err(Failure {
+                code: 1,
+                message: format!(
+                    "{k:?} is not a kind: use postgresclusters (pgc), configmaps (cm) or secrets"
+                ),
+            }),
+        },
+    }
+}
+
+/// What `delete` names: a kind and a name. Keeping data or backups, and waiting, are for
+/// clusters: given for a ConfigMap or Secret they are refused, not ignored.
+pub fn delete_target(
+    args: &[String],
+    keep_data: bool,
+    keep_backups: bool,
+    wait: &Wait,
+) -> Result<(Kind, String), Failure> {
+    let fail = |message: &str| Failure {
+        code: 1,
+        message: message.into(),
+    };
+    match kind_and_name(args)? {
+        (_, None) => Err(fail("delete needs a name, e.g. `delete configmap NAME`")),
+        (Kind::Cluster, Some(name)) => Ok((Kind::Cluster, name)),
+        (_, Some(_)) if keep_data || keep_backups || wait.wait => Err(fail(
+            "--keep-data, --keep-backups and --wait are for deleting a cluster",
+        )),
+        (kind, Some(name)) => Ok((kind, name)),
+    }
 }
 
 /// `90s`, `5m`, `1h`, or plain seconds.
@@ -242,7 +318,9 @@ pub struct Failure {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     crate::platform::install_crypto();
     match cli.command {
-        Some(Command::Validate { files }) => offline::validate(&files),
+        Some(Command::Validate { files }) => {
+            offline::validate(&files, platform(&cli.global)?.into())
+        }
         Some(Command::Crd) => offline::crd(),
         Some(Command::Completions { shell }) => offline::completions(shell),
         Some(Command::Render { file }) => kube::render(&file, &cli.global),
@@ -306,4 +384,59 @@ fn init_logging(operator: bool, json: bool) {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_and_delete_read_a_kind_and_a_name_as_kubectl_does() {
+        let read = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            kind_and_name(&args).map_err(|f| f.message)
+        };
+        assert_eq!(read(&[]).unwrap(), (Kind::Cluster, None));
+        assert_eq!(
+            read(&["hippo"]).unwrap(),
+            (Kind::Cluster, Some("hippo".into()))
+        );
+        assert_eq!(read(&["cm"]).unwrap(), (Kind::ConfigMap, None));
+        assert_eq!(
+            read(&["secret", "tls"]).unwrap(),
+            (Kind::Secret, Some("tls".into()))
+        );
+        assert_eq!(
+            read(&["pgc", "configmaps"]).unwrap(),
+            (Kind::Cluster, Some("configmaps".into())),
+            "a cluster named like a kind"
+        );
+        assert!(read(&["hippo", "x"]).unwrap_err().contains("not a kind"));
+    }
+
+    #[test]
+    fn keep_flags_are_refused_for_config_maps_not_ignored() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let wait = Wait {
+            wait: false,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let target = |a: &[&str], keep: bool| {
+            delete_target(&args(a), keep, false, &wait).map_err(|f| f.message)
+        };
+        assert_eq!(
+            target(&["configmap", "sql"], false).unwrap(),
+            (Kind::ConfigMap, "sql".into())
+        );
+        assert!(target(&["configmap", "sql"], true).is_err());
+        assert_eq!(
+            target(&["hippo"], true).unwrap(),
+            (Kind::Cluster, "hippo".into())
+        );
+        assert!(
+            target(&["secrets"], false)
+                .unwrap_err()
+                .contains("needs a name")
+        );
+    }
 }

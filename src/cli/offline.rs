@@ -1,23 +1,34 @@
-//! Commands that need no platform: `validate`, `crd`, `completions`.
+//! Commands that reach no platform: `validate` (which checks for one), `crd`, `completions`.
 
 use std::path::PathBuf;
 
 use clap::CommandFactory;
 
 use super::{Cli, Failure, read_manifest_source};
-use crate::api::{crd, manifest};
+use crate::api::crd;
+use crate::api::manifest::{self, Document};
+use crate::api::support::Platform;
 
-pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
+
+/// Check each file as `apply` on `platform` would, fields it does not support included.
+pub fn validate(files: &[PathBuf], platform: Platform) -> Result<(), Failure> {
     let mut invalid = 0;
     for file in files {
         let text = read_manifest_source(file)?;
-        match manifest::parse_all(&text) {
-            Ok(clusters) => {
-                for c in clusters {
+        match manifest::parse_documents_for(&text, platform) {
+            Ok(documents) => {
+                for d in documents {
+                    let (kind, name) = match &d {
+                        Document::Cluster(c) => ("PostgresCluster", c.name()),
+                        Document::ConfigMap(c) => ("ConfigMap", name_of(&c.metadata)),
+                        Document::Secret(s) => ("Secret", name_of(&s.metadata)),
+                    };
                     super::print(&format!(
-                        "{}: valid PostgresCluster {}\n",
-                        file.display(),
-                        c.name()
+                        "{}: valid {kind} {name} on {platform}\n",
+                        file.display()
                     ));
                 }
             }

@@ -288,6 +288,97 @@ pub(super) fn print_clusters(global: &Global, clusters: &[PostgresCluster], one:
     }
 }
 
+/// `get configmaps|secrets`: kubectl's columns (NAME, TYPE for Secrets, DATA, AGE), or the
+/// objects as YAML or JSON (a Secret's `data` in base64, as Kubernetes gives it).
+pub(super) fn print_objects<T: serde::Serialize>(
+    global: &Global,
+    objects: &[T],
+    one: bool,
+    row: impl Fn(&T) -> ObjectRow,
+) {
+    match global.output {
+        Output::Yaml | Output::Json if one => print(&render_objects(&objects[0], global.output)),
+        Output::Yaml | Output::Json => {
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": objects });
+            print(&render_objects(&list, global.output));
+        }
+        Output::Table => {
+            let rows: Vec<ObjectRow> = objects.iter().map(row).collect();
+            print(&objects_table(&rows, global.all_namespaces));
+        }
+    }
+}
+
+/// One line of `get configmaps|secrets`.
+pub(super) struct ObjectRow {
+    pub namespace: String,
+    pub name: String,
+    /// A Secret's type; `None` for a ConfigMap.
+    pub type_: Option<String>,
+    pub keys: usize,
+    pub created: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+impl ObjectRow {
+    pub fn config_map(c: &k8s_openapi::api::core::v1::ConfigMap) -> ObjectRow {
+        ObjectRow {
+            namespace: c.metadata.namespace.clone().unwrap_or_default(),
+            name: c.metadata.name.clone().unwrap_or_default(),
+            type_: None,
+            keys: c.data.as_ref().map_or(0, |d| d.len())
+                + c.binary_data.as_ref().map_or(0, |d| d.len()),
+            created: c.metadata.creation_timestamp.clone(),
+        }
+    }
+
+    pub fn secret(s: &k8s_openapi::api::core::v1::Secret) -> ObjectRow {
+        ObjectRow {
+            namespace: s.metadata.namespace.clone().unwrap_or_default(),
+            name: s.metadata.name.clone().unwrap_or_default(),
+            type_: Some(s.type_.clone().unwrap_or_else(|| "Opaque".into())),
+            keys: s.data.as_ref().map_or(0, |d| d.len()),
+            created: s.metadata.creation_timestamp.clone(),
+        }
+    }
+}
+
+fn objects_table(rows: &[ObjectRow], with_namespace: bool) -> String {
+    if rows.is_empty() {
+        return "No resources found.\n".into();
+    }
+    let now = jiff::Timestamp::now();
+    let secrets = rows.iter().any(|r| r.type_.is_some());
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut line = vec![];
+            if with_namespace {
+                line.push(r.namespace.clone());
+            }
+            line.push(r.name.clone());
+            line.extend(r.type_.clone());
+            line.push(r.keys.to_string());
+            line.push(
+                r.created
+                    .as_ref()
+                    .map(|t| display::age(t, now))
+                    .unwrap_or_default(),
+            );
+            line
+        })
+        .collect();
+    let mut header = vec![];
+    if with_namespace {
+        header.push("NAMESPACE");
+    }
+    header.push("NAME");
+    if secrets {
+        header.push("TYPE");
+    }
+    header.extend(["DATA", "AGE"]);
+    columns(&header, &lines)
+}
+
 /// `status`: the table, or the status with the cluster's name as JSON or YAML.
 pub(super) fn print_status(global: &Global, cluster: &PostgresCluster) {
     match global.output {

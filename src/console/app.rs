@@ -12,6 +12,7 @@ use super::requests::{Outcome, Pending, Request};
 use super::theme::Theme;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
+use crate::api::support::Platform;
 use crate::observe::events::ClusterEvent;
 
 /// A cluster's identity: (namespace, name).
@@ -180,6 +181,8 @@ pub struct EditContext {
 }
 
 pub struct App {
+    /// Where the clusters run: what the editors check a manifest against.
+    pub platform: Platform,
     /// Where the data comes from, e.g. `local /var/lib/pgdeck` (shown in the header).
     pub context: String,
     pub namespace: Option<String>,
@@ -221,6 +224,7 @@ pub struct App {
 
 impl App {
     pub fn new(
+        platform: Platform,
         context: String,
         namespace: Option<String>,
         read_only: bool,
@@ -228,6 +232,7 @@ impl App {
         refresh: Duration,
     ) -> App {
         App {
+            platform,
             context,
             namespace,
             read_only,

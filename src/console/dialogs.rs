@@ -12,6 +12,7 @@ use crate::actions;
 use crate::api::PostgresCluster;
 use crate::api::instances::set_name;
 use crate::api::status::InstanceStatus;
+use crate::api::support::Platform;
 
 pub enum Overlay {
     Switchover(SwitchoverDialog),
@@ -377,6 +378,8 @@ pub struct Conflict {
     pub base_version: String,
     pub mine: String,
     pub theirs: Box<PostgresCluster>,
+    /// Where the cluster runs, for the editor this dialog goes back to.
+    pub platform: Platform,
     pub three_way: bool,
     pub scroll: usize,
 }
@@ -391,6 +394,7 @@ impl Conflict {
             KeyCode::Char('r') => Step::Open(Overlay::Editor(Box::new(YamlEditor::open(
                 self.key.clone(),
                 &self.theirs,
+                self.platform,
             )))),
             KeyCode::Char('d') => {
                 self.three_way = true;
@@ -417,6 +421,7 @@ impl Conflict {
                 self.base.clone(),
                 self.base_version.clone(),
                 &self.mine,
+                self.platform,
             )))),
             KeyCode::Down | KeyCode::Char('j') => {
                 self.scroll += 1;

@@ -9,6 +9,7 @@ use super::app::Key;
 use super::dialogs::Step;
 use super::requests::Request;
 use crate::api::manifest::{self, FieldError};
+use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, validate};
 
 /// The manifest as the editor shows it: no status, and none of the store's bookkeeping (uid,
@@ -34,6 +35,8 @@ pub struct YamlEditor {
     pub base: String,
     pub resource_version: String,
     stored: Box<PostgresCluster>,
+    /// Where the cluster runs: a field it does not support is an error.
+    platform: Platform,
     pub errors: Vec<FieldError>,
     /// The search prompt's text, while it is open.
     pub search: Option<String>,
@@ -43,7 +46,7 @@ pub struct YamlEditor {
 }
 
 impl YamlEditor {
-    pub fn open(key: Key, cluster: &PostgresCluster) -> YamlEditor {
+    pub fn open(key: Key, cluster: &PostgresCluster, platform: Platform) -> YamlEditor {
         let text = manifest_text(cluster);
         let mut editor = YamlEditor {
             key,
@@ -55,6 +58,7 @@ impl YamlEditor {
                 .clone()
                 .unwrap_or_default(),
             stored: Box::new(cluster.clone()),
+            platform,
             errors: Vec::new(),
             search: None,
             confirm_discard: false,
@@ -71,8 +75,9 @@ impl YamlEditor {
         base: String,
         resource_version: String,
         text: &str,
+        platform: Platform,
     ) -> YamlEditor {
-        let mut editor = YamlEditor::open(key, stored);
+        let mut editor = YamlEditor::open(key, stored, platform);
         editor.base = base;
         editor.resource_version = resource_version;
         editor.set_text(text);
@@ -116,6 +121,7 @@ impl YamlEditor {
             }
         }
         errors.extend(validate::validate_update(&self.stored, &edited));
+        errors.extend(support::refusals(&edited, self.platform));
         manifest::locate(&text, &mut errors);
         if errors.is_empty() {
             Ok(edited)
@@ -235,4 +241,42 @@ fn regex_escape(s: &str) -> String {
             special.then_some('\\').into_iter().chain([c])
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_the_platform_does_not_support_is_an_error_at_its_line() {
+        let cluster = manifest::parse(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {name: c}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - replicas: 2\n      dataVolumeClaimSpec: \
+             {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+        )
+        .unwrap();
+        let text = manifest_text(&cluster);
+        let line = text.lines().find(|l| l.contains("replicas: 2")).unwrap();
+        let indent = &line[..line.find("replicas").unwrap()];
+        let placed = text.replace(line, &format!("{line}\n{indent}tolerations: [{{key: a}}]"));
+        let at = 1 + placed
+            .lines()
+            .position(|l| l.contains("tolerations"))
+            .unwrap();
+
+        let mut local = YamlEditor::open(("default".into(), "c".into()), &cluster, Platform::Local);
+        local.set_text(&placed);
+        let shown: Vec<String> = local.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].starts_with(&format!("line {at}, column "))
+                && shown[0]
+                    .contains("spec.instances[0].tolerations: not supported on the local platform"),
+            "{shown:?}"
+        );
+
+        let mut kube = YamlEditor::open(("default".into(), "c".into()), &cluster, Platform::Kube);
+        kube.set_text(&placed);
+        assert!(kube.errors.is_empty(), "{:?}", kube.errors);
+    }
 }

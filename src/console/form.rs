@@ -18,6 +18,7 @@ use super::editor::manifest_text;
 use super::requests::Request;
 use crate::api::instances::{InstanceSet, set_name};
 use crate::api::patroni::{DynamicConfiguration, PatroniSpec};
+use crate::api::support::{self, Platform};
 use crate::api::volume::VolumeClaimSpec;
 use crate::api::{PostgresCluster, quantity, validate};
 
@@ -55,6 +56,8 @@ const CUSTOM: &str = "(custom)";
 pub struct EditForm {
     pub key: Key,
     stored: Box<PostgresCluster>,
+    /// Where the cluster runs: a field it does not support is refused before review.
+    platform: Platform,
     set_names: Vec<String>,
     pub fields: Vec<Field>,
     pub focus: usize,
@@ -62,7 +65,12 @@ pub struct EditForm {
 }
 
 impl EditForm {
-    pub fn open(key: Key, cluster: &PostgresCluster, set: Option<&str>) -> EditForm {
+    pub fn open(
+        key: Key,
+        cluster: &PostgresCluster,
+        set: Option<&str>,
+        platform: Platform,
+    ) -> EditForm {
         let set_names: Vec<String> = cluster
             .spec
             .instances
@@ -76,6 +84,7 @@ impl EditForm {
         let mut form = EditForm {
             key,
             stored: Box::new(cluster.clone()),
+            platform,
             set_names,
             fields: Vec::new(),
             focus: 1,
@@ -338,6 +347,7 @@ impl EditForm {
         let errors = [
             validate::validate(&edited),
             validate::validate_update(&self.stored, &edited),
+            support::refusals(&edited, self.platform),
         ]
         .concat();
         if let Some(e) = errors.first() {
@@ -613,7 +623,12 @@ mod tests {
 
     #[test]
     fn reads_the_set_and_writes_only_what_changed() {
-        let mut form = EditForm::open(("default".into(), "big".into()), &cluster(), None);
+        let mut form = EditForm::open(
+            ("default".into(), "big".into()),
+            &cluster(),
+            None,
+            Platform::Kube,
+        );
         assert_eq!(form.field(Kind::MemoryLimit).value, "8Gi");
         assert_eq!(form.field(Kind::DataVolume).value, "500Gi");
         assert_eq!(form.field(Kind::AntiAffinity).value, "preferred");
@@ -662,7 +677,12 @@ mod tests {
 
     #[test]
     fn refuses_a_shrink_and_bad_values_as_you_type() {
-        let mut form = EditForm::open(("default".into(), "big".into()), &cluster(), None);
+        let mut form = EditForm::open(
+            ("default".into(), "big".into()),
+            &cluster(),
+            None,
+            Platform::Kube,
+        );
         type_into(&mut form, Kind::DataVolume, "100Gi");
         assert!(
             form.field(Kind::DataVolume)

@@ -27,6 +27,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use self::app::{App, Effect};
 use self::source::{KubeSource, LocalSource, Source};
+use crate::api::support;
 use crate::platform::kube::client;
 use crate::platform::local::Local;
 
@@ -97,8 +98,9 @@ async fn run_async(
     let (tx, mut data) = tokio::sync::mpsc::unbounded_channel();
     // The local platform shows every namespace unless told; Kubernetes, as kubectl does, the
     // context's namespace (listing all of them needs rights many users lack).
-    let (context, namespace, mut source) = match platform {
+    let (runs_on, context, namespace, mut source) = match platform {
         Platform::Local(local) => (
+            support::Platform::Local,
             format!("local {}", local.home().root().display()),
             chosen.flatten(),
             Source::Local(LocalSource::start(local, tx, config.refresh)),
@@ -107,10 +109,16 @@ async fn run_async(
             let c = client::connect(context.as_deref()).await?;
             let namespace = chosen.map(|n| n.unwrap_or(c.namespace));
             let source = KubeSource::start(c.client, namespace.as_deref(), tx, config.refresh);
-            (format!("kube {}", c.label), namespace, Source::Kube(source))
+            (
+                support::Platform::Kube,
+                format!("kube {}", c.label),
+                namespace,
+                Source::Kube(source),
+            )
         }
     };
     let mut app = App::new(
+        runs_on,
         context,
         namespace,
         options.read_only || config.read_only,

@@ -131,8 +131,11 @@ impl App {
                 key,
                 &cluster,
                 under_cursor.as_ref().map(|i| i.set.as_str()),
+                self.platform,
             ))),
-            Action::EditYaml => Overlay::Editor(Box::new(YamlEditor::open(key, &cluster))),
+            Action::EditYaml => {
+                Overlay::Editor(Box::new(YamlEditor::open(key, &cluster, self.platform)))
+            }
             Action::EditExternal => {
                 return vec![Effect::ExternalEdit {
                     key,
@@ -228,6 +231,7 @@ impl App {
                         base_version: edit.base_version,
                         mine: edit.mine,
                         theirs: current,
+                        platform: self.platform,
                         three_way: false,
                         scroll: 0,
                     })));
@@ -288,7 +292,8 @@ impl App {
         else {
             return self.warn(format!("{}/{} is gone", key.0, key.1));
         };
-        let mut editor = YamlEditor::resume(key, &stored, base, resource_version, &text);
+        let mut editor =
+            YamlEditor::resume(key, &stored, base, resource_version, &text, self.platform);
         match editor.on_key(ratatui::crossterm::event::KeyEvent::new(
             ratatui::crossterm::event::KeyCode::Char('s'),
             ratatui::crossterm::event::KeyModifiers::CONTROL,

@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::patroni::SyncMode;
 use crate::api::status::InstanceStatus;
+use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, PostgresClusterStatus};
 
 pub const READY: &str = "Ready";
@@ -97,6 +98,23 @@ pub struct Activity {
     pub backup: bool,
     /// A rolling restart: instances updated, out of all.
     pub rolling: Option<(usize, usize)>,
+    /// The fields the spec sets that this platform does not support, as [`unsupported`] says;
+    /// while there are any the reconciler changes nothing.
+    pub unsupported: Option<String>,
+}
+
+/// What a reconciler on `platform` says of a stored spec that sets fields the platform does not
+/// support (stored before pgdeck refused them, or written to the API directly): which, and why.
+/// `None` when there are none.
+pub fn unsupported(cluster: &PostgresCluster, platform: Platform) -> Option<String> {
+    let refused = support::refusals(cluster, platform);
+    (!refused.is_empty()).then(|| {
+        format!(
+            "nothing is changed while the spec sets fields {platform} does not support; remove \
+             them: {}",
+            support::summary(&refused)
+        )
+    })
 }
 
 /// Ready, Progressing and Degraded, the same on every platform: from the instances in `status`,
@@ -142,6 +160,8 @@ pub fn standard(
             "Paused",
             "spec.paused is true: nothing is changed".to_string(),
         ))
+    } else if let Some(why) = &activity.unsupported {
+        Some(("UnsupportedFields", why.clone()))
     } else if let Some(why) = &activity.waiting {
         Some(("WaitingForLeader", why.clone()))
     } else if !activity.removing.is_empty() {
@@ -188,12 +208,19 @@ pub fn standard(
         ),
     };
     let c = &mut status.conditions;
-    let reason = match (problem, stuck.is_empty()) {
-        (Some(_), _) => "Error",
-        (None, false) => "InstanceNotReady",
-        (None, true) => "AsExpected",
+    let unsupported = activity.unsupported.as_deref();
+    let reason = match (problem, unsupported, stuck.is_empty()) {
+        (Some(_), _, _) => "Error",
+        (None, Some(_), _) => "UnsupportedFields",
+        (None, None, false) => "InstanceNotReady",
+        (None, None, true) => "AsExpected",
     };
-    let problems: Vec<String> = problem.map(String::from).into_iter().chain(stuck).collect();
+    let problems: Vec<String> = [problem, unsupported]
+        .into_iter()
+        .flatten()
+        .map(String::from)
+        .chain(stuck)
+        .collect();
     match problems.is_empty() {
         false => set(c, DEGRADED, true, reason, problems.join("; "), g),
         true => set(c, DEGRADED, false, reason, "no problems seen", g),
@@ -365,6 +392,45 @@ mod tests {
             ..Default::default()
         };
         standard(&c, &mut status, &removing, None);
+        assert!(!is_true(&status.conditions, DEGRADED));
+    }
+
+    #[test]
+    fn unsupported_fields_degrade_the_cluster_and_hold_every_change() {
+        let c = cluster("{}");
+        let mut status = PostgresClusterStatus {
+            primary: Some("p".into()),
+            instances: vec![
+                instance("p", "primary", true, 0),
+                instance("r", "replica", true, 0),
+            ],
+            ..Default::default()
+        };
+        let mut pooled = c.clone();
+        pooled.spec.proxy = Some(Default::default());
+        pooled.spec.proxy.as_mut().unwrap().pg_bouncer.replicas = Some(1);
+        let activity = Activity {
+            unsupported: unsupported(&pooled, Platform::Local),
+            ..Default::default()
+        };
+        standard(&c, &mut status, &activity, None);
+        for type_ in [DEGRADED, PROGRESSING] {
+            let s = status.condition(type_).unwrap();
+            assert_eq!(
+                (s.status.as_str(), s.reason.as_str()),
+                ("True", "UnsupportedFields"),
+                "{type_}"
+            );
+            assert!(
+                s.message.contains("nothing is changed")
+                    && s.message
+                        .contains("spec.proxy.pgBouncer: not supported on the local platform"),
+                "{}",
+                s.message
+            );
+        }
+        assert_eq!(unsupported(&c, Platform::Local), None);
+        standard(&c, &mut status, &Activity::default(), None);
         assert!(!is_true(&status.conditions, DEGRADED));
     }
 

@@ -55,6 +55,11 @@ pub fn desired(cluster: &PostgresCluster) -> Map<String, Value> {
     if let Some(user) = cluster.dynamic_configuration() {
         merge(&mut config, &Value::Object(user.0.clone()));
     }
+    // `spec.config.parameters` ranks above the Patroni section's.
+    merge(
+        &mut config["postgresql"]["parameters"],
+        &Value::Object(cluster.postgres_parameters()),
+    );
     match config {
         Value::Object(map) => map,
         _ => unreachable!("built as an object"),
@@ -140,6 +145,19 @@ mod tests {
                 .is_none(),
             "no repository, no archiving"
         );
+    }
+
+    #[test]
+    fn config_parameters_rank_above_the_patroni_sections() {
+        let c = cluster(
+            "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 16MB\n          jit: 'off'\n  config:\n    parameters:\n      work_mem: 32MB\n      max_connections: 200\n",
+        );
+        let d = Value::Object(desired(&c));
+        let p = &d["postgresql"]["parameters"];
+        assert_eq!(p["work_mem"], "32MB");
+        assert_eq!(p["max_connections"], 200);
+        assert_eq!(p["jit"], "off");
+        assert_eq!(p["wal_log_hints"], "on", "pgdeck's defaults stay beneath");
     }
 
     #[test]

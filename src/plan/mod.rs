@@ -1,7 +1,10 @@
 //! Pure rendering from a manifest: instance names, Patroni and pgBackRest configuration, and
 //! the order a restarting change rolls out in. Shared by both platforms; nothing here does IO.
 
+pub mod certificates;
 pub mod dynamic;
+pub mod hba;
+pub mod init_sql;
 pub mod instances;
 pub mod patroni;
 pub mod pgbackrest;
@@ -11,6 +14,16 @@ pub mod rollout;
 use rand::RngExt;
 
 use crate::api::users::PasswordType;
+
+/// A stable 64-bit FNV-1a digest, as 16 hex digits: the same on every build and platform.
+pub fn digest(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
 
 /// A new instance's name, `<cluster>-<set>-<4 characters>` as PGO names them.
 pub fn instance_name(cluster: &str, set: &str) -> String {

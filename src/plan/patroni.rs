@@ -7,6 +7,8 @@ use super::dynamic::{self, STANZA};
 use super::resources;
 use crate::api::PostgresCluster;
 use crate::api::instances::InstanceSet;
+use crate::api::patroni::{MIN_LOG_STORAGE_BYTES, PatroniLogging};
+use crate::api::quantity;
 
 /// Patroni's distributed configuration store.
 pub enum Dcs {
@@ -39,9 +41,28 @@ pub struct Placement {
     /// Operating-system accounts that connect as the superuser through the socket, by peer
     /// authentication: the account Patroni runs as, and pgdeck's own when it differs (root).
     pub peer_users: Vec<String>,
+    /// The directory Patroni writes its log files to when `spec.patroni.logging` asks for
+    /// them; the platform makes it before Patroni starts.
+    pub log_dir: String,
     /// When the cluster starts from another's backups (`spec.dataSource`): the command that
     /// restores the data directory, Patroni's custom bootstrap.
     pub restore: Option<String>,
+    pub tls: Tls,
+}
+
+/// PostgreSQL's TLS, as files the instance reads.
+pub struct Tls {
+    /// The CA that signed the servers' certificates: members verify each other with it.
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// How a member checks the server it replicates or rewinds from: `verify-full` where the
+    /// address it connects to is in the certificate, `verify-ca` where it may not be.
+    pub verify: &'static str,
+    /// The replication user's client certificate and key, when it presents one.
+    pub replication_client: Option<(String, String)>,
+    /// Whether clients over TCP must use TLS (`hostssl`): plain-text connections are refused.
+    pub required: bool,
 }
 
 /// The password Patroni needs: the replication user's, which also runs pg_rewind. The
@@ -66,9 +87,8 @@ impl BasicAuth {
     }
 }
 
+use super::hba::PEER_MAP;
 pub use crate::api::users::{REPLICATION_USER, SUPERUSER};
-/// The pg_ident map that lets [`Placement::peer_users`] in as the superuser.
-pub const PEER_MAP: &str = "pgdeck";
 
 /// Labels Patroni reads and writes on Kubernetes.
 pub const CLUSTER_LABEL: &str = "pgdeck.dev/cluster";
@@ -158,11 +178,11 @@ pub fn render(
         "use_unix_socket": true,
         "authentication": {
             "superuser": { "username": SUPERUSER },
-            "replication": { "username": REPLICATION_USER, "password": creds.replication },
-            "rewind": { "username": REPLICATION_USER, "password": creds.replication },
+            "replication": replication_auth(creds, &at.tls),
+            "rewind": replication_auth(creds, &at.tls),
         },
         "parameters": parameters(cluster, set, at),
-        "pg_hba": pg_hba(cluster, &at.client_networks),
+        "pg_hba": super::hba::lines(cluster, &at.client_networks, at.tls.required),
         "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
@@ -203,6 +223,9 @@ pub fn render(
         "watchdog": { "mode": "off" },
     });
     config[dcs.0] = dcs.1;
+    if let Some(logging) = &cluster.patroni().logging {
+        config["log"] = log(logging, &at.log_dir);
+    }
     if let Some(command) = &at.restore {
         // Patroni runs the command instead of initdb on the first instance, keeps the
         // recovery settings pgBackRest wrote (a point-in-time target, say), and starts
@@ -214,34 +237,50 @@ pub fn render(
     config
 }
 
-/// This instance's own PostgreSQL parameters: its socket, and what its set's resources imply.
+/// How the replication user signs in to the member it replicates or rewinds from: over TLS,
+/// checking that member's certificate (Patroni passes the `ssl*` keys on to libpq).
+fn replication_auth(creds: &Credentials, tls: &Tls) -> Value {
+    let mut auth = json!({
+        "username": REPLICATION_USER,
+        "password": creds.replication,
+        "sslmode": tls.verify,
+        "sslrootcert": tls.ca_file,
+    });
+    if let Some((cert, key)) = &tls.replication_client {
+        auth["sslcert"] = json!(cert);
+        auth["sslkey"] = json!(key);
+    }
+    auth
+}
+
+/// Patroni's `log` section. Patroni rotates `patroni.log` when the next record would take it past
+/// `file_size`, keeping `file_num` rotated files: at most `(file_num + 1) × file_size` bytes in
+/// all. As PGO does, one rotated file and each file half the limit, so the two stay within
+/// `storageLimit` and at least half of it is history. (Patroni 3.0 has no JSON `type` yet: its
+/// default text format.)
+fn log(logging: &PatroniLogging, dir: &str) -> Value {
+    const FILES: i64 = 2;
+    // Validation refuses less than the floor; a stored manifest that predates it gets PGO's clamp.
+    let limit = quantity::bytes(&logging.storage_limit)
+        .map_or(MIN_LOG_STORAGE_BYTES, |b| b.max(MIN_LOG_STORAGE_BYTES));
+    json!({
+        "dir": dir,
+        "level": logging.level.unwrap_or_default(),
+        "file_num": FILES - 1,
+        "file_size": limit / FILES,
+    })
+}
+
+/// This instance's own PostgreSQL parameters: its socket, its TLS files, and what its set's
+/// resources imply. Every one of them takes effect on a reload.
 fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> Value {
     let mut p = resources::instance_parameters(cluster, set);
     p.insert("unix_socket_directories".into(), json!(at.socket_dir));
+    p.insert("ssl".into(), json!("on"));
+    p.insert("ssl_cert_file".into(), json!(at.tls.cert_file));
+    p.insert("ssl_key_file".into(), json!(at.tls.key_file));
+    p.insert("ssl_ca_file".into(), json!(at.tls.ca_file));
     Value::Object(p)
-}
-
-/// Client authentication: pgdeck's own way in first (the superuser through the socket by peer,
-/// for Patroni, pgBackRest and pgdeck: no DBA entry can lock them out, as in PGO), then the
-/// DBA's entries from `dynamicConfiguration.postgresql.pg_hba`, then everyone by password.
-fn pg_hba(cluster: &PostgresCluster, networks: &[String]) -> Vec<String> {
-    let mut lines = vec![format!("local all {SUPERUSER} peer map={PEER_MAP}")];
-    lines.extend(
-        cluster
-            .dynamic_configuration()
-            .and_then(|d| d.0.get("postgresql")?.get("pg_hba")?.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| l.as_str().map(String::from)),
-    );
-    lines.push("local all all scram-sha-256".into());
-    for net in networks {
-        lines.push(format!(
-            "host replication {REPLICATION_USER} {net} scram-sha-256"
-        ));
-        lines.push(format!("host all all {net} scram-sha-256"));
-    }
-    lines
 }
 
 /// Which operating-system accounts may be the superuser through the socket.
@@ -256,6 +295,8 @@ fn pg_ident(peer_users: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::api::manifest;
+    use crate::api::patroni::LogLevel;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn placement(dcs: Dcs) -> Placement {
         Placement {
@@ -270,41 +311,67 @@ mod tests {
             api_port: 20002,
             client_networks: vec!["127.0.0.1/32".into()],
             peer_users: vec!["postgres".into(), "root".into()],
+            log_dir: "/l".into(),
             restore: None,
+            tls: Tls {
+                ca_file: "/t/ca.crt".into(),
+                cert_file: "/t/tls.crt".into(),
+                key_file: "/t/tls.key".into(),
+                verify: "verify-full",
+                replication_client: None,
+                required: true,
+            },
         }
     }
 
-    #[test]
-    fn platforms_differ_only_in_dcs_and_placement() {
+    fn sync_strict() -> PostgresCluster {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/assets/examples/sync-strict.yaml"
         ))
         .unwrap();
-        let c = manifest::parse(&text).unwrap();
-        let creds = Credentials {
+        manifest::parse(&text).unwrap()
+    }
+
+    fn etcd(auth: Option<BasicAuth>) -> Dcs {
+        Dcs::Etcd3 {
+            hosts: vec!["127.0.0.1:2379".into()],
+            namespace: "/pgdeck/default/".into(),
+            auth,
+        }
+    }
+
+    fn kubernetes(cluster: &str) -> Dcs {
+        Dcs::Kubernetes {
+            namespace: "default".into(),
+            cluster: cluster.into(),
+        }
+    }
+
+    /// The replication user's password, and a REST API open to all.
+    fn replication_only() -> Credentials {
+        Credentials {
             replication: "r".into(),
             rest_api: None,
-        };
+        }
+    }
+
+    #[test]
+    fn platforms_differ_only_in_dcs_and_placement() {
+        let c = sync_strict();
+        let creds = replication_only();
         let local = render(
             &c,
             &c.spec.instances[0],
             "ledger-instance1-abcd",
-            &placement(Dcs::Etcd3 {
-                hosts: vec!["127.0.0.1:2379".into()],
-                namespace: "/pgdeck/default/".into(),
-                auth: None,
-            }),
+            &placement(etcd(None)),
             &creds,
         );
         let kube = render(
             &c,
             &c.spec.instances[0],
             "ledger-instance1-abcd",
-            &placement(Dcs::Kubernetes {
-                namespace: "default".into(),
-                cluster: "ledger".into(),
-            }),
+            &placement(kubernetes("ledger")),
             &creds,
         );
         assert_eq!(local["etcd3"]["hosts"][0], "127.0.0.1:2379");
@@ -327,12 +394,7 @@ mod tests {
 
     #[test]
     fn control_planes_get_credentials_when_given() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/examples/sync-strict.yaml"
-        ))
-        .unwrap();
-        let c = manifest::parse(&text).unwrap();
+        let c = sync_strict();
         let auth = |u: &str| BasicAuth {
             username: u.into(),
             password: format!("{u}-secret"),
@@ -341,11 +403,7 @@ mod tests {
             replication: "r".into(),
             rest_api: Some(auth("patroni")),
         };
-        let at = placement(Dcs::Etcd3 {
-            hosts: vec!["127.0.0.1:2379".into()],
-            namespace: "/pgdeck/default/".into(),
-            auth: Some(auth("default/hippo")),
-        });
+        let at = placement(etcd(Some(auth("default/hippo"))));
         let config = render(
             &c,
             &c.spec.instances[0],
@@ -364,10 +422,7 @@ mod tests {
             rest_api: None,
             ..creds
         };
-        let at = placement(Dcs::Kubernetes {
-            namespace: "default".into(),
-            cluster: "hippo".into(),
-        });
+        let at = placement(kubernetes("hippo"));
         let config = render(&c, &c.spec.instances[0], "hippo-instance1-abcd", &at, &open);
         assert!(config["restapi"].get("authentication").is_none());
     }
@@ -394,15 +449,8 @@ spec:
 "#,
         )
         .unwrap();
-        let at = placement(Dcs::Etcd3 {
-            hosts: vec!["127.0.0.1:2379".into()],
-            namespace: "/pgdeck/default/".into(),
-            auth: None,
-        });
-        let creds = Credentials {
-            replication: "r".into(),
-            rest_api: None,
-        };
+        let at = placement(etcd(None));
+        let creds = replication_only();
         let config = render(&c, &c.spec.instances[0], "hippo-a", &at, &creds);
         let pg = &config["postgresql"];
         assert_eq!(
@@ -411,8 +459,17 @@ spec:
         );
         assert_eq!(
             pg["authentication"]["rewind"],
-            json!({ "username": REPLICATION_USER, "password": "r" }),
-            "pg_rewind runs as the replication user, never as the superuser"
+            json!({
+                "username": REPLICATION_USER,
+                "password": "r",
+                "sslmode": "verify-full",
+                "sslrootcert": "/t/ca.crt",
+            }),
+            "pg_rewind runs as the replication user, never as the superuser, over TLS"
+        );
+        assert_eq!(
+            pg["authentication"]["replication"],
+            pg["authentication"]["rewind"]
         );
         assert_eq!(pg["use_unix_socket"], true);
         let hba: Vec<&str> = pg["pg_hba"]
@@ -422,9 +479,13 @@ spec:
             .map(|l| l.as_str().unwrap())
             .collect();
         assert_eq!(
-            hba[..2],
-            ["local all postgres peer map=pgdeck", "local all all reject"],
+            hba[0], "local all postgres peer map=pgdeck",
             "pgdeck's way in comes before the DBA's entries"
+        );
+        assert_eq!(
+            hba.last(),
+            Some(&"local all all reject"),
+            "the DBA's entries replace the defaults"
         );
         assert!(
             !hba.iter().any(|l| l.contains("trust")),
@@ -434,8 +495,55 @@ spec:
             pg["pg_ident"],
             json!(["pgdeck postgres postgres", "pgdeck root postgres"])
         );
+        assert_eq!(pg["parameters"]["ssl"], "on");
+        assert_eq!(pg["parameters"]["ssl_key_file"], "/t/tls.key");
         // The replication user's password, twice, and no other.
         let text = config.to_string();
         assert_eq!(text.matches("\"password\"").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn patroni_logs_to_files_within_the_storage_limit_on_both_platforms() {
+        let logging = |limit: &str, level| {
+            let mut c = sync_strict();
+            c.spec.patroni.get_or_insert_default().logging = Some(PatroniLogging {
+                storage_limit: Quantity(limit.into()),
+                level,
+            });
+            c
+        };
+        let local = placement(etcd(None));
+        let kube = Placement {
+            log_dir: "/pgdata/patroni/log".into(),
+            ..placement(kubernetes("ledger"))
+        };
+        let log = |c: &PostgresCluster, at: &Placement| {
+            render(c, &c.spec.instances[0], "ledger-a", at, &replication_only())["log"].clone()
+        };
+
+        let c = logging("100Mi", Some(LogLevel::Debug));
+        let section = log(&c, &local);
+        assert_eq!(section["dir"], "/l");
+        assert_eq!(section["level"], "DEBUG");
+        assert_eq!(log(&c, &kube)["dir"], "/pgdata/patroni/log");
+        let (size, rotated) = (
+            section["file_size"].as_i64().unwrap(),
+            section["file_num"].as_i64().unwrap(),
+        );
+        assert!(rotated >= 1, "with no rotated file Python never rotates");
+        assert!(
+            (rotated + 1) * size <= 100 * 1024 * 1024,
+            "the current file and the rotated ones stay within the limit: {section}"
+        );
+        assert_eq!(size, 50 * 1024 * 1024, "each file takes its share of it");
+
+        let c = logging("25M", None);
+        assert_eq!(log(&c, &local)["level"], "INFO", "PGO's default level");
+        assert_eq!(log(&c, &local)["file_size"], 12_500_000);
+
+        assert!(
+            log(&sync_strict(), &local).is_null(),
+            "without logging, Patroni keeps its log on its output"
+        );
     }
 }

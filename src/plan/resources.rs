@@ -17,10 +17,7 @@ const MIN_WORKER_PROCESSES: i64 = 8;
 const OTHER_WORKERS: i64 = 4;
 
 fn user_sets(cluster: &PostgresCluster, name: &str) -> bool {
-    cluster
-        .dynamic_configuration()
-        .and_then(|d| d.parameters())
-        .is_some_and(|p| p.contains_key(name))
+    cluster.postgres_parameters().contains_key(name)
 }
 
 fn limit(set: &InstanceSet, resource: &str) -> Option<f64> {

@@ -127,6 +127,53 @@ impl LocalHome {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// SQL as the superuser on the primary, through its socket (peer authentication as
+    /// `postgres`).
+    pub fn superuser(&self, cluster: &str, db: &str, sql: &str) -> String {
+        self.try_superuser(cluster, db, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Self::superuser`], or psql's error.
+    pub fn try_superuser(&self, cluster: &str, db: &str, sql: &str) -> Result<String, String> {
+        let status = self.status(cluster);
+        let primary = status["primary"].as_str().ok_or("no primary")?;
+        let port = status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == primary)
+            .unwrap()["port"]
+            .to_string();
+        let socket = self
+            .path()
+            .join("namespaces/default")
+            .join(cluster)
+            .join("instances")
+            .join(primary)
+            .join("run");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--", "psql", "-h"])
+            .arg(&socket)
+            .args([
+                "-p",
+                &port,
+                "-d",
+                db,
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
+    }
+
     /// Processes this home started.
     pub fn processes(&self) -> Vec<u32> {
         let needle = format!("PGDECK_HOME={}", self.path.display());

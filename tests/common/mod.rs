@@ -29,5 +29,6 @@ pub fn pgdeck() -> std::process::Command {
 
 pub mod kube;
 pub mod local;
+pub mod tls;
 pub mod tmux;
 pub mod writer;

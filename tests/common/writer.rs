@@ -5,8 +5,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::NoTls;
-
 use super::local::LocalHome;
 
 pub const TABLE: &str = "CREATE TABLE IF NOT EXISTS probe (id bigint PRIMARY KEY, at timestamptz)";
@@ -55,9 +53,9 @@ pub async fn write(
     let mut id = first;
     while !*stop.borrow() {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
-            let mut config: tokio_postgres::Config = uri.parse().expect("a URI");
+            let (mut config, tls) = super::tls::config(&uri);
             config.connect_timeout(Duration::from_millis(500));
-            client = match config.connect(NoTls).await {
+            client = match config.connect(tls).await {
                 Ok((c, conn)) => {
                     tokio::spawn(conn);
                     Some(c)
@@ -176,10 +174,15 @@ impl Writing {
     }
 }
 
-/// `uri` with its hosts replaced by 127.0.0.1:`port` and no session attribute: one server.
+/// `uri` with its hosts replaced by 127.0.0.1:`port` and no session attribute: one server,
+/// still over TLS as `uri` asks.
 pub fn pin_to_port(uri: &str, port: i64) -> String {
     let (head, rest) = uri.split_once('@').unwrap();
     let path = &rest[rest.find('/').unwrap()..];
-    let path = path.split('?').next().unwrap();
-    format!("{head}@127.0.0.1:{port}{path}")
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("target_session_attrs="))
+        .collect();
+    format!("{head}@127.0.0.1:{port}{path}?{}", query.join("&"))
 }

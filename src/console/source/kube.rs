@@ -21,6 +21,7 @@ use super::{Tasks, send_details};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
+use crate::api::support::{self, Platform};
 use crate::api::validate;
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
@@ -340,7 +341,8 @@ async fn replace(
             current: Box::new(current),
         });
     }
-    let errors = validate::validate_update(&current, manifest);
+    let mut errors = validate::validate_update(&current, manifest);
+    errors.extend(support::refusals(manifest, Platform::Kube));
     if !errors.is_empty() {
         return Err(Outcome::Refused(
             errors

@@ -221,6 +221,7 @@ async fn poll(patroni: &Patroni, known: &[InstanceStatus]) -> Result<Vec<Instanc
 /// Each user's password and URIs, as far as the reconciler has made them.
 fn credentials(local: &Local, cluster: &crate::api::PostgresCluster) -> Vec<Credential> {
     let dir = local.home().cluster(cluster.namespace(), cluster.name());
+    let ca = dir.ca_cert();
     cluster
         .users()
         .iter()
@@ -232,7 +233,10 @@ fn credentials(local: &Local, cluster: &crate::api::PostgresCluster) -> Vec<Cred
                     [("primary", false), ("replicas", true)]
                         .into_iter()
                         .filter_map(|(label, replica)| {
-                            Some((label.to_string(), connect::uri(cluster, u, p, replica)?))
+                            Some((
+                                label.to_string(),
+                                connect::uri(cluster, u, p, replica, &ca)?,
+                            ))
                         })
                         .collect()
                 })

@@ -8,6 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::api::status::{BackupStatus, InstanceStatus, PostgresClusterStatus, RepoStatus};
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, manifest};
 use crate::console::app::{App, Credential, Data, Tab, View};
 use crate::console::theme::Theme;
@@ -169,6 +170,7 @@ fn fixture() -> App {
     let fresh = cluster("minimal.yaml", "default");
 
     let mut app = App::new(
+        Platform::Local,
         "local /var/lib/pgdeck".into(),
         None,
         false,
@@ -389,6 +391,7 @@ fn help_overlay() {
 #[test]
 fn loading_and_empty() {
     let mut app = App::new(
+        Platform::Local,
         "local /h".into(),
         None,
         false,

@@ -90,11 +90,8 @@ pub fn check(
             format!("{} has no repository {repo}", cluster.name()),
         );
     }
-    let mut options = manual.options.clone().unwrap_or_default();
-    let kind = actions::manual_backup_type(Some(&options));
-    if !options.iter().any(|o| o.starts_with("--type=")) {
-        options.insert(0, format!("--type={kind}"));
-    }
+    let kind = actions::manual_backup_type(manual.options.as_deref());
+    let options = actions::manual_backup_options(manual.options.as_deref());
     match job.map(job_state) {
         Some(JobState::Succeeded) => {
             finished(true, format!("the {kind} backup into {repo} succeeded"))

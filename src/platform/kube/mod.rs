@@ -10,6 +10,7 @@ pub mod connect;
 pub mod expansion;
 pub mod finalizer;
 pub mod foreign;
+pub mod init_sql;
 pub mod leader;
 pub mod manifests;
 pub mod manual_backup;

@@ -11,8 +11,11 @@ pub const INSTANCE: &str = "pgdeck.dev/instance";
 pub const ROLE: &str = patroni::ROLE_LABEL;
 pub const ROLE_PRIMARY: &str = "master";
 pub const ROLE_REPLICA: &str = "replica";
-/// What an object is part of: `instance`, `repo-host`, `backup`, `users`.
+/// What an object is part of: `instance`, `repo-host`, `backup`, `users`, `init-sql`.
 pub const COMPONENT: &str = "pgdeck.dev/component";
+pub const INIT_SQL: &str = "init-sql";
+/// On an init SQL Job and its pod: the digest of the SQL it runs.
+pub const INIT_SQL_DIGEST: &str = "pgdeck.dev/init-sql-digest";
 /// The repository a repository volume holds.
 pub const REPO: &str = "pgdeck.dev/repo";
 /// On a volume kept by a delete or scale-down: pgdeck no longer owns it.
@@ -129,6 +132,10 @@ impl<'a> Names<'a> {
     pub fn users_job(&self, digest: &str) -> String {
         self.of(&format!("users-{digest}"))
     }
+    /// The Job that runs init SQL of `digest` (see `plan::init_sql::digest`).
+    pub fn init_sql_job(&self, digest: &str) -> String {
+        self.of(&format!("init-sql-{}", &digest[..8.min(digest.len())]))
+    }
 
     /// A Service's name as pods resolve it.
     pub fn service_host(&self, service: &str) -> String {
@@ -164,15 +171,7 @@ pub fn wal_volume(instance: &str) -> String {
     format!("{instance}-pgwal")
 }
 
-/// A stable 64-bit FNV-1a digest, as 16 hex digits: the same on every build and platform.
-pub fn digest(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
-}
+pub use crate::plan::digest;
 
 #[cfg(test)]
 mod tests {

@@ -170,36 +170,67 @@ async fn controller(client: Client, namespace: Option<&str>, ctx: Arc<Context>) 
         names::MANAGED_BY.1
     ));
     let members = watcher::Config::default().labels(names::CLUSTER);
-    Controller::new(
+    let controller = Controller::new(
         scoped_cluster(&client, namespace),
         watcher::Config::default(),
-    )
-    .owns(scoped::<StatefulSet>(&client, namespace), ours.clone())
-    .owns(scoped::<Service>(&client, namespace), ours.clone())
-    .owns(scoped::<ConfigMap>(&client, namespace), ours.clone())
-    .owns(scoped::<Secret>(&client, namespace), ours.clone())
-    .owns(
-        scoped::<PersistentVolumeClaim>(&client, namespace),
-        ours.clone(),
-    )
-    .owns(scoped::<ServiceAccount>(&client, namespace), ours.clone())
-    .owns(scoped::<Role>(&client, namespace), ours.clone())
-    .owns(scoped::<RoleBinding>(&client, namespace), ours.clone())
-    .owns(scoped::<Job>(&client, namespace), ours.clone())
-    .owns(scoped::<CronJob>(&client, namespace), ours.clone())
-    .owns(
-        scoped::<PodDisruptionBudget>(&client, namespace),
-        ours.clone(),
-    )
-    .owns(scoped::<NetworkPolicy>(&client, namespace), ours)
-    // A pod's role label changes on failover: the status should say so at once.
-    .watches(scoped::<Pod>(&client, namespace), members, |pod| {
-        let cluster = pod.labels().get(names::CLUSTER)?.clone();
-        Some(ObjectRef::<PostgresCluster>::new(&cluster).within(&pod.namespace()?))
-    })
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await
+    );
+    let clusters = controller.store();
+    controller
+        .owns(scoped::<StatefulSet>(&client, namespace), ours.clone())
+        .owns(scoped::<Service>(&client, namespace), ours.clone())
+        .owns(scoped::<ConfigMap>(&client, namespace), ours.clone())
+        .owns(scoped::<Secret>(&client, namespace), ours.clone())
+        .owns(
+            scoped::<PersistentVolumeClaim>(&client, namespace),
+            ours.clone(),
+        )
+        .owns(scoped::<ServiceAccount>(&client, namespace), ours.clone())
+        .owns(scoped::<Role>(&client, namespace), ours.clone())
+        .owns(scoped::<RoleBinding>(&client, namespace), ours.clone())
+        .owns(scoped::<Job>(&client, namespace), ours.clone())
+        .owns(scoped::<CronJob>(&client, namespace), ours.clone())
+        .owns(
+            scoped::<PodDisruptionBudget>(&client, namespace),
+            ours.clone(),
+        )
+        .owns(scoped::<NetworkPolicy>(&client, namespace), ours)
+        // A pod's role label changes on failover: the status should say so at once.
+        .watches(scoped::<Pod>(&client, namespace), members, |pod| {
+            let cluster = pod.labels().get(names::CLUSTER)?.clone();
+            Some(ObjectRef::<PostgresCluster>::new(&cluster).within(&pod.namespace()?))
+        })
+        // The DBA's ConfigMaps (unlabelled): a cluster waits for its init SQL to appear or change.
+        .watches(
+            scoped::<ConfigMap>(&client, namespace),
+            watcher::Config::default(),
+            move |cm| waiting_for(&clusters.state(), &cm),
+        )
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await
+}
+
+/// The clusters whose init SQL has not run and comes from `cm`.
+fn waiting_for(
+    clusters: &[Arc<PostgresCluster>],
+    cm: &ConfigMap,
+) -> Vec<ObjectRef<PostgresCluster>> {
+    clusters
+        .iter()
+        .filter(|c| c.namespace() == cm.namespace().unwrap_or_default())
+        .filter(|c| {
+            c.spec
+                .database_init_sql
+                .as_ref()
+                .is_some_and(|s| Some(&s.name) == cm.metadata.name.as_ref())
+        })
+        .filter(|c| {
+            c.status
+                .as_ref()
+                .is_none_or(|s| s.database_init_sql.is_none())
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
 }
 
 /// The operator's log format: one JSON object per line, with the reconcile's span (the
@@ -218,4 +249,45 @@ where
         .with_env_filter(filter)
         .with_writer(writer)
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(name: &str, ns: &str, init: Option<&str>, ran: bool) -> Arc<PostgresCluster> {
+        let init = init
+            .map(|cm| format!("  databaseInitSQL: {{name: {cm}, key: init.sql}}\n"))
+            .unwrap_or_default();
+        let mut c = crate::api::manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  postgresVersion: 15\n{init}  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"
+        ))
+        .unwrap();
+        if ran {
+            c.status = Some(crate::api::PostgresClusterStatus {
+                database_init_sql: Some("sql".into()),
+                ..Default::default()
+            });
+        }
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_config_map_wakes_the_clusters_waiting_for_its_init_sql() {
+        let clusters = [
+            cluster("waits", "db", Some("sql"), false),
+            cluster("ran", "db", Some("sql"), true),
+            cluster("other-map", "db", Some("other"), false),
+            cluster("elsewhere", "dev", Some("sql"), false),
+            cluster("none", "db", None, false),
+        ];
+        let cm: ConfigMap =
+            serde_yaml::from_str("metadata: {name: sql, namespace: db}\ndata: {init.sql: x}")
+                .unwrap();
+        let woken: Vec<String> = waiting_for(&clusters, &cm)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(woken, ["waits"]);
+    }
 }

@@ -27,11 +27,12 @@ use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
-    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, manual_backup, names,
-    owned, repo_info, teardown,
+    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, init_sql, manual_backup,
+    names, owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::support::Platform;
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
@@ -158,20 +159,20 @@ impl Run<'_> {
         let existing = self.existing_instances();
         let members: Vec<Instance> = existing.iter().map(|e| e.instance.clone()).collect();
         let mut seen = self.look(&members).await;
-        if cluster.spec.paused == Some(true) {
+        // A spec with fields Kubernetes does not support (written to the API directly, or
+        // stored before pgdeck refused them) changes nothing, as if paused: status says which.
+        let unsupported = conditions::unsupported(cluster, Platform::Kube);
+        if cluster.spec.paused == Some(true) || unsupported.is_some() {
             let repos = status::repos(
                 cluster,
                 status::initial_backup(cluster, &self.owned.objects.jobs),
                 self.repo_info().await,
             );
-            return Ok(status::build(
-                cluster,
-                &seen,
-                repos,
-                &Activity::default(),
-                None,
-                None,
-            ));
+            let activity = Activity {
+                unsupported,
+                ..Default::default()
+            };
+            return Ok(status::build(cluster, &seen, repos, &activity, None, None));
         }
 
         self.problem = objects::restore_problem(cluster);
@@ -203,6 +204,15 @@ impl Run<'_> {
         let repos = status::repos(cluster, backup, self.repo_info().await);
         let manual =
             manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created, &repos);
+        let jobs = &self.owned.objects.jobs;
+        let init = init_sql::check(
+            &self.ctx.client,
+            cluster,
+            jobs,
+            &self.owned.pods,
+            init_sql::ready(&seen, jobs),
+        )
+        .await?;
         let inputs = Inputs {
             instances: plan.run.clone(),
             secrets: self.secret_data(),
@@ -210,6 +220,7 @@ impl Run<'_> {
             initial_backup_done: stanza_created,
             manual_backup: manual.start.clone(),
             restore_from: restore_from.clone().unwrap_or_default(),
+            init_sql: init.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
         if restore_from.is_none() {
@@ -292,6 +303,7 @@ impl Run<'_> {
                     && !cluster.repos().is_empty()),
             backup: manual.running,
             rolling: rolling.progress,
+            unsupported: None,
         };
         let mut status = status::build(
             cluster,
@@ -303,6 +315,7 @@ impl Run<'_> {
         );
         status::volume_resize(cluster, &mut status, &refused);
         manual_backup::record(cluster, &mut status, manual);
+        init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
         Ok(status)
     }
 
@@ -467,9 +480,12 @@ impl Run<'_> {
                 &desired.jobs,
                 &o.jobs,
                 Policy {
-                    // Backup Jobs stay as a record; a users Job gives way to the next.
-                    prune: &|j: &Job| {
-                        j.labels().get(names::COMPONENT).map(String::as_str) == Some("users")
+                    // Backup and init SQL Jobs stay as a record (see `init_sql`); a users
+                    // Job gives way to the next.
+                    prune: &|j: &Job| match j.labels().get(names::COMPONENT).map(String::as_str) {
+                        Some("users") => true,
+                        Some(names::INIT_SQL) => init_sql::prunable(self.cluster, j),
+                        _ => false,
                     },
                     replace: true,
                 },
@@ -798,6 +814,15 @@ impl Run<'_> {
         });
         if let Some(version) = resource_version {
             body["metadata"]["resourceVersion"] = version.into();
+        }
+        // What the status had and has no more (`databaseInitSQL` once the spec drops it) goes
+        // as null: an apply drops fields its manager leaves out, but a stand-in that merges
+        // instead drops only nulls.
+        let before = serde_json::to_value(&self.cluster.status).unwrap_or_default();
+        if let (Some(before), Some(now)) = (before.as_object(), body["status"].as_object_mut()) {
+            for key in before.keys() {
+                now.entry(key.clone()).or_insert(serde_json::Value::Null);
+            }
         }
         api.patch_status(
             self.cluster.name(),

@@ -1,17 +1,21 @@
 //! How to reach a local cluster: libpq URIs built from its status and stored passwords.
 
+use std::path::Path;
+
 use crate::api::PostgresCluster;
 use crate::api::users::UserSpec;
 use crate::display::uri_component as encode;
 
 /// A URI for `user` listing every instance (or every standby), letting libpq find the primary
 /// (`target_session_attrs=read-write`) or a standby: it keeps working across switchovers.
+/// Over TLS only, checking the server's certificate against the cluster's CA in `ca_file`.
 /// `None` while the cluster has no such instance.
 pub fn uri(
     cluster: &PostgresCluster,
     user: &UserSpec,
     password: &str,
     replica: bool,
+    ca_file: &Path,
 ) -> Option<String> {
     let status = cluster.status.as_ref()?;
     let hosts: Vec<String> = status
@@ -31,9 +35,10 @@ pub fn uri(
         .unwrap_or_default();
     let attrs = if replica { "standby" } else { "read-write" };
     Some(format!(
-        "postgresql://{}:{}@{}{db}?target_session_attrs={attrs}",
+        "postgresql://{}:{}@{}{db}?target_session_attrs={attrs}&sslmode=verify-full&sslrootcert={}",
         encode(&user.name),
         encode(password),
-        hosts.join(",")
+        hosts.join(","),
+        encode(&ca_file.display().to_string())
     ))
 }

@@ -6,7 +6,7 @@
 //! <home>/namespaces/<ns>/<name>.status.yaml    status, written by the reconciler only
 //! <home>/namespaces/<ns>/<name>.events.jsonl    events, appended by the reconciler, CLI and console
 //! <home>/namespaces/<ns>/<name>/               the cluster's runtime:
-//!     state.json  secrets/  records/<instance>.json  instances/<instance>/  repos/<repo>/  pgbackrest/
+//!     state.json  ca.crt  secrets/  records/<instance>.json  instances/<instance>/  repos/<repo>/  pgbackrest/
 //! <home>/kept/<ns>/<name>-<time>/              data and backups kept by `delete --keep-*`
 //! ```
 
@@ -98,6 +98,14 @@ impl ClusterDir {
     pub fn secrets(&self) -> PathBuf {
         self.0.join("secrets")
     }
+    /// The cluster CA's certificate, for anyone who connects (`sslrootcert`).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.0.join("ca.crt")
+    }
+    /// The cluster CA's key, pgdeck's alone.
+    pub fn ca_key(&self) -> PathBuf {
+        self.secrets().join("ca.key")
+    }
     pub fn instances(&self) -> PathBuf {
         self.0.join("instances")
     }
@@ -159,7 +167,20 @@ impl InstanceDir {
     pub fn pgpass(&self) -> PathBuf {
         self.0.join("pgpass")
     }
+    /// The instance's server certificate and key, signed by the cluster's CA.
+    pub fn tls_cert(&self) -> PathBuf {
+        self.0.join("tls.crt")
+    }
+    pub fn tls_key(&self) -> PathBuf {
+        self.0.join("tls.key")
+    }
+    /// Patroni's standard output and error.
     pub fn log(&self) -> PathBuf {
         self.0.join("patroni.log")
+    }
+    /// Patroni's own rotated log files (`spec.patroni.logging`): a directory of their own, as
+    /// Patroni names its file `patroni.log` too.
+    pub fn patroni_log_dir(&self) -> PathBuf {
+        self.0.join("patroni-log")
     }
 }

@@ -10,6 +10,7 @@ pub mod files;
 pub mod home;
 pub mod launcher;
 pub mod lock;
+pub mod objects;
 pub mod operator;
 pub mod ports;
 pub mod process;
@@ -39,6 +40,11 @@ impl Local {
 
     pub fn home(&self) -> &Home {
         self.store.home()
+    }
+
+    /// The home's ConfigMaps and Secrets.
+    pub fn objects(&self) -> objects::ObjectStore {
+        objects::ObjectStore::new(self.home().clone())
     }
 
     /// Refuse a cluster this machine cannot run, naming the missing package, before anything

@@ -18,6 +18,7 @@ use super::etcd::{self, Etcd};
 use super::files::AtPath;
 use super::home::Home;
 use super::lock::{Holder, OperatorLock};
+use super::objects::ObjectStore;
 use super::ports::Ports;
 use super::store::Store;
 use crate::observe::patroni::Patroni;
@@ -78,18 +79,30 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<ClusterKey>();
     let manifests = tx.clone();
+    let manifest_root = namespaces.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Changes to manifests only: neither the reconciler's own status writes nor its reads
-        // of a manifest (an open is an inotify event too) may wake it.
+        // Changes to manifests and ConfigMaps only: neither the reconciler's own status writes
+        // nor its reads of a manifest (an open is an inotify event too) may wake it.
         let Ok(e) = event else { return };
-        if e.kind.is_create() || e.kind.is_modify() || e.kind.is_remove() {
-            for key in e.paths.iter().filter_map(|p| manifest_key(p)) {
+        if !(e.kind.is_create() || e.kind.is_modify() || e.kind.is_remove()) {
+            return;
+        }
+        for path in &e.paths {
+            let Some(key) = manifest_key(path) else { continue };
+            if path.parent().and_then(Path::parent) == Some(manifest_root.as_path()) {
                 let _ = manifests.send(key);
+            } else {
+                // A ConfigMap: a cluster of its namespace may wait for it (init SQL).
+                for cluster in list_clusters(&manifest_root) {
+                    if cluster.0 == key.0 {
+                        let _ = manifests.send(cluster);
+                    }
+                }
             }
         }
     })
     .map_err(|e| PlatformError::Operator(format!("cannot watch {}: {e}", namespaces.display())))?;
-    let mut watched: HashSet<String> = HashSet::new();
+    let mut watched: HashSet<std::path::PathBuf> = HashSet::new();
     let dcs = tokio::spawn(dcs_watch::follow(shared.clone(), tx));
 
     let mut workers: HashMap<(String, String), Running> = HashMap::new();
@@ -98,9 +111,14 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| PlatformError::Operator(e.to_string()))?;
     'run: loop {
-        for ns in list_dirs(&namespaces) {
-            if watched.insert(ns.clone()) {
-                let _ = watcher.watch(&namespaces.join(&ns), RecursiveMode::NonRecursive);
+        // Manifests, and ConfigMaps (a cluster's init SQL may wait for one).
+        let config_maps = ObjectStore::new(home.clone()).config_map_dirs();
+        let dirs = list_dirs(&namespaces)
+            .into_iter()
+            .map(|ns| namespaces.join(ns));
+        for dir in dirs.chain(config_maps) {
+            if watched.insert(dir.clone()) {
+                let _ = watcher.watch(&dir, RecursiveMode::NonRecursive);
             }
         }
         let clusters = list_clusters(&namespaces);

@@ -199,6 +199,26 @@ pub async fn stop(pid: u32, grace: Duration) -> bool {
     false
 }
 
+/// `program args` as `account`, with a clean environment plus `env`, killed when dropped.
+pub fn command(
+    program: &Path,
+    args: &[String],
+    account: &Account,
+    env: &[(&str, String)],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .kill_on_drop(true);
+    if account.switches() {
+        cmd.uid(account.uid.as_raw()).gid(account.gid.as_raw());
+    }
+    cmd
+}
+
 /// Run a short command as `account` and collect its output (pgBackRest, mostly).
 pub async fn run(
     program: &Path,
@@ -207,17 +227,8 @@ pub async fn run(
     env: &[(&str, String)],
     timeout: Duration,
 ) -> Result<String, String> {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LANG", "C.UTF-8")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    if account.switches() {
-        cmd.uid(account.uid.as_raw()).gid(account.gid.as_raw());
-    }
+    let mut cmd = command(program, args, account, env);
+    cmd.stdin(Stdio::null());
     let output = match tokio::time::timeout(timeout, cmd.output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return Err(format!("cannot run {}: {e}", program.display())),

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::home::Home;
+use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, PostgresClusterStatus, manifest, validate};
 use crate::observe::events::ClusterEvent;
 use crate::platform::{Applied, PlatformError};
@@ -97,6 +98,7 @@ impl Store {
         ns: &str,
         name: &str,
     ) -> Result<Option<PostgresCluster>, PlatformError> {
+        path_safe(ns, Some(name))?;
         let path = self.home.manifest(ns, name);
         let Some(text) = read_optional(&path).at(&path)? else {
             return Ok(None);
@@ -185,10 +187,7 @@ impl Store {
         let name = cluster.name().to_string();
         let _lock = self.lock(&ns)?;
         cluster.status = None;
-        let errors = validate::validate(&cluster);
-        if !errors.is_empty() {
-            return Err(PlatformError::Invalid(errors.into()));
-        }
+        refuse_invalid(&cluster)?;
         let Some(old) = self.read_manifest(&ns, &name)? else {
             let m = &mut cluster.metadata;
             m.uid = Some(new_uid());
@@ -246,10 +245,7 @@ impl Store {
             new.spec = edited.spec;
             new.metadata.labels = edited.metadata.labels;
             new.metadata.annotations = edited.metadata.annotations;
-            let errors = validate::validate(&new);
-            if !errors.is_empty() {
-                return Err(PlatformError::Invalid(errors.into()));
-            }
+            refuse_invalid(&new)?;
             if new == old {
                 return Ok(old);
             }
@@ -275,6 +271,7 @@ impl Store {
     where
         F: FnOnce(&mut PostgresCluster) -> Result<(), PlatformError>,
     {
+        path_safe(ns, Some(name))?;
         let _lock = self.lock(ns)?;
         let old = self
             .read_manifest(ns, name)?
@@ -346,6 +343,7 @@ impl Store {
 
     /// Writers of one namespace take turns, so that read-modify-write never loses an update.
     fn lock(&self, ns: &str) -> Result<File, PlatformError> {
+        path_safe(ns, None)?;
         let dir = self.home.namespace(ns);
         std::fs::create_dir_all(&dir).at(&dir)?;
         let path = dir.join(".lock");
@@ -355,7 +353,31 @@ impl Store {
     }
 }
 
-fn new_uid() -> String {
+/// A namespace and a name become paths under the home: only DNS labels do, so a `..` or a `/`
+/// typed on the command line never leads pgdeck (root) outside it.
+fn path_safe(ns: &str, name: Option<&str>) -> Result<(), PlatformError> {
+    let refuse = |what: &str, e: String| PlatformError::Refused(format!("{what}: {e}"));
+    validate::dns_label(ns).map_err(|e| refuse("namespace", e))?;
+    if let Some(name) = name {
+        validate::dns_label(name).map_err(|e| refuse("name", e))?;
+    }
+    Ok(())
+}
+
+/// A manifest someone gives: valid, and with no field the local platform does not support.
+/// (Changes pgdeck makes itself, [`Store::modify`], only validate: they set supported fields,
+/// and must still work, a delete above all, on a manifest stored before a field was refused.)
+fn refuse_invalid(cluster: &PostgresCluster) -> Result<(), PlatformError> {
+    let mut errors = validate::validate(cluster);
+    errors.extend(support::refusals(cluster, Platform::Local));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(PlatformError::Invalid(errors.into()))
+    }
+}
+
+pub(super) fn new_uid() -> String {
     use rand::RngExt;
     let b: [u8; 16] = rand::rng().random();
     format!(
@@ -366,4 +388,75 @@ fn new_uid() -> String {
         (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
         u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(extra: &str) -> PostgresCluster {
+        manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c, namespace: default}}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], \
+             resources: {{requests: {{storage: 1Gi}}}}}}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_that_would_leave_the_home_are_refused_before_any_path_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(tmp.path().join("home")));
+        for (ns, name) in [("default", "../../etc/passwd"), ("..", "x"), ("a/b", "x")] {
+            let err = store.modify(ns, name, |_| Ok(())).unwrap_err();
+            assert!(matches!(err, PlatformError::Refused(_)), "{ns}/{name}: {err}");
+            assert!(store.read_manifest(ns, name).is_err(), "{ns}/{name}");
+        }
+        assert!(
+            std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+            "nothing made anywhere"
+        );
+    }
+
+    #[test]
+    fn a_field_the_local_platform_does_not_support_is_refused_and_nothing_written() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(root.path().to_path_buf()));
+        let pooled = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        let refused = store.apply(pooled.clone()).unwrap_err().to_string();
+        assert!(
+            refused.contains("spec.proxy.pgBouncer: not supported on the local platform"),
+            "{refused}"
+        );
+        assert!(store.read_manifest("default", "c").unwrap().is_none());
+
+        // An edit (the console's editors) is refused the same way.
+        assert_eq!(store.apply(cluster("")).unwrap(), Applied::Created);
+        let version = store.read_manifest("default", "c").unwrap().unwrap();
+        let version = version.metadata.resource_version.unwrap();
+        let refused = store.replace(pooled, &version, "test").unwrap_err();
+        assert!(
+            refused.to_string().contains("spec.proxy.pgBouncer"),
+            "{refused}"
+        );
+        let stored = store.read_manifest("default", "c").unwrap().unwrap();
+        assert_eq!(stored.spec.proxy, None);
+    }
+
+    #[test]
+    fn a_manifest_stored_with_such_a_field_can_still_be_changed_by_pgdeck_and_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(root.path().to_path_buf()));
+        // As an older pgdeck stored it.
+        let mut old = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        old.metadata.resource_version = Some("1".into());
+        store.write_manifest(&old).unwrap();
+        let deleting = store
+            .modify("default", "c", |c| {
+                c.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+                Ok(())
+            })
+            .unwrap();
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+    }
 }

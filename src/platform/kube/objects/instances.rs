@@ -18,7 +18,7 @@ use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe}
 use super::{Ctx, PGBACKREST_PORT, paths, restore};
 use crate::api::annotations;
 use crate::api::instances::InstanceSet;
-use crate::plan::patroni::{self, Credentials, Dcs, Placement};
+use crate::plan::patroni::{self, Credentials, Dcs, Placement, Tls};
 use crate::platform::kube::names;
 
 /// An instance to run: `<cluster>-<set>-<suffix>`, in set `set`.
@@ -82,7 +82,7 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
 }
 
 /// Patroni's configuration, rendered as on every platform, with what Kubernetes adds:
-/// passwords from the environment, TLS, and the WAL volume.
+/// passwords from the environment, the REST API's TLS, and the WAL volume.
 fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
     let c = ctx.cluster;
     let v = c.spec.postgres_version;
@@ -99,11 +99,25 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         connect_host: ctx.names.pod_host(&instance.name),
         pg_port: c.port(),
         api_port: patroni_port(ctx),
-        // Any client may try; each must still present a password (scram-sha-256).
         client_networks: vec!["0.0.0.0/0".into(), "::/0".into()],
         // The image runs everything as its postgres account.
         peer_users: vec![patroni::SUPERUSER.into()],
+        log_dir: paths::PATRONI_LOG.into(),
         restore: restore::command(ctx),
+        tls: Tls {
+            ca_file: format!("{}/ca.crt", paths::SERVER_TLS),
+            cert_file: format!("{}/tls.crt", paths::SERVER_TLS),
+            key_file: format!("{}/tls.key", paths::SERVER_TLS),
+            // Members connect to each other by pod name, which the wildcard names cover; a
+            // custom certificate need not.
+            verify: "verify-ca",
+            replication_client: Some((
+                format!("{}/tls.crt", paths::REPLICATION_TLS),
+                format!("{}/tls.key", paths::REPLICATION_TLS),
+            )),
+            // Any client may connect in plain text, with a password (scram-sha-256).
+            required: false,
+        },
     };
     let credentials = Credentials {
         replication: String::new(),
@@ -117,21 +131,6 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         if let Some(auth) = pg["authentication"][who].as_object_mut() {
             auth.remove("password");
         }
-    }
-    let server = paths::SERVER_TLS;
-    let parameters = pg["parameters"]
-        .as_object_mut()
-        .expect("rendered as an object");
-    parameters.insert("ssl".into(), "on".into());
-    parameters.insert("ssl_cert_file".into(), format!("{server}/tls.crt").into());
-    parameters.insert("ssl_key_file".into(), format!("{server}/tls.key").into());
-    parameters.insert("ssl_ca_file".into(), format!("{server}/ca.crt").into());
-    let replication = paths::REPLICATION_TLS;
-    if let Some(auth) = pg["authentication"]["replication"].as_object_mut() {
-        auth.insert("sslmode".into(), "verify-ca".into());
-        auth.insert("sslrootcert".into(), format!("{server}/ca.crt").into());
-        auth.insert("sslcert".into(), format!("{replication}/tls.crt").into());
-        auth.insert("sslkey".into(), format!("{replication}/tls.key").into());
     }
     // The REST API over TLS; its unsafe endpoints (switchover, PATCH /config, restart, ...)
     // only for clients with a certificate of the cluster's Patroni CA: the operator, which
@@ -278,14 +277,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         volumes.extend(files.volumes);
         env.extend(files.env);
     }
-    let database = pods::container(
-        ctx,
-        "database",
-        vec![
-            "patroni".into(),
-            format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG),
-        ],
-    );
+    let database = pods::container(ctx, "database", patroni_command(ctx));
     let mut database = Container {
         env: Some(env.clone()),
         ports: Some(vec![
@@ -345,6 +337,25 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             priority_class_name: set.priority_class_name.clone(),
         },
     )
+}
+
+/// Patroni with its file. Patroni makes no log directory: with `spec.patroni.logging` the
+/// container makes it on the data volume first (a fresh volume has none).
+fn patroni_command(ctx: &Ctx) -> Vec<String> {
+    let config = format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG);
+    if ctx.cluster.patroni().logging.is_none() {
+        return vec!["patroni".into(), config];
+    }
+    [
+        "bash",
+        "-c",
+        r#"mkdir -p -m 0700 -- "$1" && exec patroni "$2""#,
+        "patroni",
+        paths::PATRONI_LOG,
+        &config,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Patroni's REST API certificate, and its CA's (never the operator's key).

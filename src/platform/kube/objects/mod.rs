@@ -4,6 +4,7 @@
 
 mod backups;
 mod budgets;
+mod init_sql;
 mod instances;
 mod network;
 mod pods;
@@ -34,6 +35,7 @@ use crate::api::backups::PgBackRest;
 use crate::api::cluster::Metadata;
 
 pub use self::backups::ManualBackup;
+pub use self::init_sql::InitSql;
 pub use self::instances::Instance;
 pub use self::restore::{
     CONFIG_FILE as RESTORE_CONFIG_FILE, KEPT_VOLUME, RestoreFrom, kept_path,
@@ -57,6 +59,8 @@ pub struct Inputs {
     pub manual_backup: Option<ManualBackup>,
     /// Where a clone (`spec.dataSource.postgresCluster`) restores from.
     pub restore_from: RestoreFrom,
+    /// Init SQL to run (its Job does not exist yet).
+    pub init_sql: Option<InitSql>,
 }
 
 /// A cluster's objects, by kind, in the order they are applied: as rendered, or as listed.
@@ -104,6 +108,12 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         out.cron_jobs.extend(b.schedules);
     }
     out.jobs.push(users::render(&ctx, &out.secrets));
+    out.jobs.extend(
+        inputs
+            .init_sql
+            .as_ref()
+            .map(|sql| init_sql::render(&ctx, sql)),
+    );
     out.stamp();
     Ok(out)
 }
@@ -305,6 +315,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/pgdeck/postgres";
 mod paths {
     pub const DATA: &str = "/pgdata";
     pub const WAL: &str = "/pgwal";
+    /// Patroni's own log files (`spec.patroni.logging`), on the data volume as PGO keeps them.
+    pub const PATRONI_LOG: &str = "/pgdata/patroni/log";
     pub const PATRONI_CONFIG: &str = "/etc/patroni";
     pub const PGBACKREST_CONFIG_DIR: &str = "/etc/pgbackrest";
     pub const PGBACKREST_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";

@@ -7,13 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
 
 use super::Ctx;
 use super::secrets::existing;
+use crate::plan::certificates;
 use crate::plan::patroni::REPLICATION_USER;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +28,6 @@ pub const PGBACKREST_CN: &str = "pgbackrest";
 pub const PATRONI_CN: &str = "patroni";
 /// The common name of the operator's client certificate for Patroni's REST API.
 pub const OPERATOR_CN: &str = "pgdeck-operator";
-
-/// Years a generated certificate is valid.
-const VALID_YEARS: i16 = 10;
 
 /// A Secret's name and its files.
 type Files = (String, BTreeMap<String, String>);
@@ -205,55 +200,14 @@ fn failed(secret: &str, e: rcgen::Error) -> TlsError {
 }
 
 fn ca_params(ctx: &Ctx) -> CertificateParams {
-    let mut p = CertificateParams::default();
-    p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(
-        DnType::CommonName,
-        format!(
-            "pgdeck CA for {}/{}",
-            ctx.cluster.namespace(),
-            ctx.cluster.name()
-        ),
-    );
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    validity(&mut p);
-    p
+    certificates::ca(format!(
+        "pgdeck CA for {}/{}",
+        ctx.cluster.namespace(),
+        ctx.cluster.name()
+    ))
 }
 
+/// A leaf, as long-lived as its CA: certificates in Secrets are not renewed.
 fn leaf_params(common_name: &str, sans: Vec<String>) -> Result<CertificateParams, rcgen::Error> {
-    let mut p = CertificateParams::new(sans)?;
-    p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, common_name);
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    p.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    p.use_authority_key_identifier_extension = true;
-    validity(&mut p);
-    Ok(p)
-}
-
-/// From yesterday (clocks drift) for ten years.
-fn validity(p: &mut CertificateParams) {
-    let today = jiff::Zoned::now()
-        .with_time_zone(jiff::tz::TimeZone::UTC)
-        .date();
-    let from = today.yesterday().unwrap_or(today);
-    let until = from
-        .checked_add(jiff::Span::new().years(VALID_YEARS))
-        .unwrap_or(from);
-    let ymd = |d: jiff::civil::Date| {
-        rcgen::date_time_ymd(d.year().into(), d.month() as u8, d.day() as u8)
-    };
-    p.not_before = ymd(from);
-    p.not_after = ymd(until);
+    certificates::leaf(common_name, sans, certificates::CA_YEARS)
 }

@@ -13,9 +13,9 @@ use super::pods::{self, Placement, Script, plain_env, secret_env};
 use super::secrets::VERIFIER;
 use crate::platform::kube::names;
 
-pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
-    let users = ctx.cluster.users();
-    let mut env = vec![
+/// psql's environment to reach the primary as the superuser, in the `postgres` database.
+pub(super) fn superuser_env(ctx: &Ctx) -> Vec<EnvVar> {
+    vec![
         plain_env("PGHOST", &ctx.names.service_host(&ctx.names.primary())),
         plain_env("PGPORT", &ctx.cluster.port().to_string()),
         plain_env("PGUSER", crate::plan::patroni::SUPERUSER),
@@ -23,7 +23,12 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         plain_env("PGSSLMODE", "require"),
         plain_env("PGCONNECT_TIMEOUT", "5"),
         secret_env("PGPASSWORD", ctx.names.superuser()),
-    ];
+    ]
+}
+
+pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
+    let users = ctx.cluster.users();
+    let mut env = superuser_env(ctx);
     let mut sql = crate::plan::patroni::rewind_grants();
     let mut psql_vars = String::new();
     let mut fingerprint = serde_json::to_vec(&users).expect("users serialize");

@@ -33,21 +33,17 @@ impl Pgbackrest {
     pub async fn initialize(&self, repo: &str) -> Result<String, String> {
         self.run(&["stanza-create"], Duration::from_secs(120))
             .await?;
-        self.backup(repo, "full").await
+        self.backup(repo, &["--type=full".into()]).await
     }
 
-    /// A backup of `kind` (`full`, `diff`, `incr`) into `repo`; returns its label.
-    pub async fn backup(&self, repo: &str, kind: &str) -> Result<String, String> {
-        let repo_key = repo.trim_start_matches("repo");
-        self.run(
-            &[
-                &format!("--repo={repo_key}"),
-                &format!("--type={kind}"),
-                "backup",
-            ],
-            Duration::from_secs(3600),
-        )
-        .await?;
+    /// A backup into `repo` with `options` (`--type=full|diff|incr` among them); returns its
+    /// label.
+    pub async fn backup(&self, repo: &str, options: &[String]) -> Result<String, String> {
+        let repo_key = format!("--repo={}", repo.trim_start_matches("repo"));
+        let mut args = vec![repo_key.as_str()];
+        args.extend(options.iter().map(String::as_str));
+        args.push("backup");
+        self.run(&args, Duration::from_secs(3600)).await?;
         let repos = self
             .info(&[(repo.to_string(), "posix".to_string())])
             .await?;

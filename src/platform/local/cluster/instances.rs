@@ -10,6 +10,7 @@ use super::super::home::{ClusterDir, InstanceDir};
 use super::super::ports::{Ports, free};
 use super::super::{launcher, process};
 use super::state::{InstanceRecord, write_record};
+use super::tls::Ca;
 use crate::api::PostgresCluster;
 use crate::api::instances::{InstanceSet, set_name};
 use crate::plan::{self, patroni, pgbackrest, resources};
@@ -29,6 +30,7 @@ pub struct Runtime<'a> {
     pub home_root: &'a str,
     /// Where a cluster made from another's backups restores from, until it has bootstrapped.
     pub restore_from: Option<&'a RestoreSource>,
+    pub ca: &'a Ca,
 }
 
 /// Another cluster's repository to bootstrap from (`spec.dataSource.postgresCluster`).
@@ -73,15 +75,18 @@ pub fn create(
 }
 
 impl Runtime<'_> {
-    /// Write the instance's Patroni and pgBackRest configuration; says whether Patroni's changed.
+    /// Write the instance's Patroni and pgBackRest configuration and its server certificate;
+    /// says whether what Patroni reads changed.
     pub fn write_config(&self, rec: &InstanceRecord) -> Result<bool, PlatformError> {
         let Some(set) = spec_set(self.cluster, &rec.set) else {
             return Ok(false); // its set left the spec: the instance is on its way out
         };
         let inst = self.dir.instance(&rec.name);
-        self.account
-            .make_dir(&inst.socket_dir(), 0o700)
-            .at(&inst.socket_dir())?;
+        // Made before Patroni starts or reloads: Patroni opens its log file but makes no
+        // directory. Both in the account's directory: never through a link it left there.
+        for dir in [inst.socket_dir(), inst.patroni_log_dir()] {
+            self.account.make_dir(&dir, 0o700).at(&dir)?;
+        }
 
         let pgbr = self.dir.pgbackrest();
         let layout = pgbackrest::Layout {
@@ -149,8 +154,19 @@ impl Runtime<'_> {
             api_port: rec.api_port.into(),
             client_networks: vec!["127.0.0.1/32".into()],
             peer_users: super::superuser_peers(self.account),
+            log_dir: inst.patroni_log_dir().display().to_string(),
             restore,
+            tls: patroni::Tls {
+                ca_file: self.dir.ca_cert().display().to_string(),
+                cert_file: inst.tls_cert().display().to_string(),
+                key_file: inst.tls_key().display().to_string(),
+                // Members reach each other at 127.0.0.1, which every certificate names.
+                verify: "verify-full",
+                replication_client: None,
+                required: true,
+            },
         };
+        let renewed = self.ca.ensure_server(&inst, &rec.name, self.account)?;
         let config = patroni::render(self.cluster, set, &rec.name, &placement, self.credentials);
         // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on`
         // (as serde_yaml writes it) as a boolean.
@@ -158,7 +174,7 @@ impl Runtime<'_> {
         let path = inst.patroni_config();
         let changed =
             write_if_changed(&path, text.as_bytes(), 0o600, Some(self.account)).at(&path)?;
-        Ok(changed)
+        Ok(changed || renewed)
     }
 
     /// Start Patroni for the instance unless it already runs. Returns its pid.

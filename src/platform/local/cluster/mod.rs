@@ -13,6 +13,7 @@
 //! changed manifest bring the next pass at once.
 
 mod backups;
+mod init_sql;
 mod instances;
 mod kept;
 mod observe;
@@ -21,12 +22,14 @@ mod schedule;
 mod secrets;
 pub mod state;
 mod teardown;
+mod tls;
 mod users;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use tokio::task::JoinHandle;
 
 use self::instances::Runtime;
@@ -34,6 +37,7 @@ use self::state::{ClusterState, InstanceRecord};
 use super::account::Binaries;
 use super::files::{self, AtPath};
 use super::home::ClusterDir;
+use super::objects::ObjectStore;
 use super::operator::Shared;
 use super::process::Started;
 use crate::actions::{self, SwitchoverStep};
@@ -41,11 +45,13 @@ use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::patroni::SwitchoverType;
 use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus, VolumeStatus};
+use crate::api::support::Platform;
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
+use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
@@ -106,6 +112,8 @@ struct Tasks {
     initial_backup: Option<JoinHandle<Result<String, String>>>,
     info: Option<JoinHandle<Result<Vec<RepoStatus>, String>>>,
     users: Option<JoinHandle<Result<BTreeMap<String, u64>, String>>>,
+    /// `spec.databaseInitSQL`, with the digest of the SQL it runs.
+    init_sql: Option<(String, JoinHandle<Result<(), init_sql::Failure>>)>,
     switchover: Option<JoinHandle<SwitchoverOutcome>>,
     /// A manual or scheduled backup, and the task that returns its label.
     backup: Option<(BackupRun, JoinHandle<Result<String, String>>)>,
@@ -160,6 +168,8 @@ pub struct Worker {
     rolling: Option<(usize, usize)>,
     /// Removals held back while no leader is known, and why.
     waiting: Option<String>,
+    /// Fields the spec sets that the local platform does not support, and why.
+    unsupported: Option<String>,
     scheduler: schedule::Scheduler,
     usage: Usage,
     /// When usage was last measured, and the primary's last archived WAL segment then.
@@ -176,6 +186,10 @@ pub struct Worker {
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
     retry_backup_at: Option<Instant>,
+    /// What `spec.databaseInitSQL` needs this pass.
+    init_sql: plan_init_sql::Next,
+    /// An init SQL run that did not get through: when to try again, and why.
+    retry_init_sql: Option<(Instant, String)>,
 }
 
 /// Between passes while something moves.
@@ -213,6 +227,7 @@ impl Worker {
             manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
             rolling: None,
             waiting: None,
+            unsupported: None,
             scheduler: schedule::Scheduler::default(),
             usage: Usage::default(),
             last_usage: None,
@@ -227,6 +242,8 @@ impl Worker {
             last_nudge: None,
             last_config_check: None,
             retry_backup_at: None,
+            init_sql: plan_init_sql::Next::Clear,
+            retry_init_sql: None,
         }
     }
 
@@ -302,6 +319,7 @@ impl Worker {
             .etcd()
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
+        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
@@ -331,9 +349,11 @@ impl Worker {
             ports: &shared.ports,
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
+            ca: &ca,
         };
 
         self.collect();
+        self.init_sql = self.init_sql_next(&cluster)?;
         let records = state::instances(&self.dir);
         let dcs = observe::Dcs {
             etcd: &etcd,
@@ -350,7 +370,10 @@ impl Worker {
             .collect();
         self.pulse.clear();
 
-        if cluster.spec.paused != Some(true) {
+        // A spec with fields this platform does not support changes nothing, as if paused:
+        // status says which (a stored manifest can predate their refusal).
+        self.unsupported = conditions::unsupported(&cluster, Platform::Local);
+        if cluster.spec.paused != Some(true) && self.unsupported.is_none() {
             if cluster.spec.shutdown == Some(true) {
                 self.shut_down(&live);
             } else {
@@ -538,6 +561,7 @@ impl Worker {
                 }
             }
         }
+        self.collect_init_sql();
         if let Some(result) = take_finished(&mut self.tasks.users) {
             match result {
                 Ok(applied) => {
@@ -600,6 +624,41 @@ impl Worker {
                 let _ = self.state.save(&self.dir);
                 self.switchover_result = Some((ok, msg));
             }
+        }
+    }
+
+    /// Record how a finished init SQL run went: a success or PostgreSQL's error for good (the
+    /// state keeps it), a run that did not get through for another try.
+    fn collect_init_sql(&mut self) {
+        if !self
+            .tasks
+            .init_sql
+            .as_ref()
+            .is_some_and(|(_, t)| t.is_finished())
+        {
+            return;
+        }
+        let (digest, task) = self.tasks.init_sql.take().expect("checked above");
+        let interrupted = || init_sql::Failure::Interrupted("the init SQL task failed".into());
+        let error = match now(task).unwrap_or_else(|| Err(interrupted())) {
+            Ok(()) => {
+                self.event(false, "DatabaseInitSQL", "init SQL ran");
+                None
+            }
+            Err(init_sql::Failure::Sql(e)) => {
+                self.event(true, "DatabaseInitSQLFailed", e.clone());
+                Some(e)
+            }
+            Err(init_sql::Failure::Interrupted(e)) => {
+                tracing::warn!(cluster = %self.name, "init SQL interrupted: {e}");
+                self.retry_init_sql = Some((Instant::now() + BACKUP_RETRY, e));
+                return;
+            }
+        };
+        self.retry_init_sql = None;
+        self.state.init_sql = Some(state::InitSqlRun { digest, error });
+        if let Err(e) = self.state.save(&self.dir) {
+            self.problem = Some(e.to_string());
         }
     }
 
@@ -1031,6 +1090,8 @@ impl Worker {
             }
         }
 
+        self.start_init_sql(binaries, &conninfo);
+
         let posix_repo = cluster
             .repos()
             .iter()
@@ -1104,6 +1165,7 @@ impl Worker {
             return;
         };
         let kind = actions::manual_backup_type(manual.options.as_deref());
+        let options = actions::manual_backup_options(manual.options.as_deref());
         let runner = runner.clone();
         tracing::info!(cluster = %self.name, "{kind} backup into {} ({trigger})", manual.repo_name);
         self.manual_backup = Some(ManualBackupStatus {
@@ -1113,7 +1175,7 @@ impl Worker {
         let repo = manual.repo_name.clone();
         self.tasks.backup = Some((
             BackupRun::Manual(trigger.to_string()),
-            tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+            tokio::spawn(async move { runner.backup(&repo, &options).await }),
         ));
     }
 
@@ -1133,9 +1195,78 @@ impl Worker {
         let (repo, kind) = entry.clone();
         tracing::info!(cluster = %self.name, "scheduled {kind} backup into {repo}");
         let runner = runner.clone();
+        let options = [format!("--type={kind}")];
         self.tasks.backup = Some((
             BackupRun::Scheduled(entry),
-            tokio::spawn(async move { runner.backup(&repo, &kind).await }),
+            tokio::spawn(async move { runner.backup(&repo, &options).await }),
+        ));
+    }
+
+    /// What `spec.databaseInitSQL` needs, from the state's record and the ConfigMap as the
+    /// home holds it now.
+    fn init_sql_next(
+        &mut self,
+        cluster: &PostgresCluster,
+    ) -> Result<plan_init_sql::Next, PlatformError> {
+        let Some(spec) = &cluster.spec.database_init_sql else {
+            if self.state.init_sql.take().is_some() {
+                self.state.save(&self.dir)?;
+            }
+            return Ok(plan_init_sql::Next::Clear);
+        };
+        let run = self.state.init_sql.as_ref();
+        let ran = run
+            .filter(|r| r.error.is_none())
+            .map(|_| spec.name.as_str())
+            .or(self
+                .written
+                .as_ref()
+                .and_then(|s| s.database_init_sql.as_deref()));
+        let failed = run.filter(|r| r.error.is_some()).map(|r| r.digest.as_str());
+        let config_map = match ran {
+            Some(_) => None,
+            // An unreadable ConfigMap is this cluster's init SQL's problem, not the pass's.
+            None => match ObjectStore::new(self.shared.home.clone())
+                .get::<ConfigMap>(&self.ns, &spec.name)
+            {
+                Ok(cm) => cm,
+                Err(e) => return Ok(plan_init_sql::Next::Missing(e.to_string())),
+            },
+        };
+        Ok(plan_init_sql::next(
+            cluster,
+            ran,
+            failed,
+            config_map.as_ref(),
+        ))
+    }
+
+    /// Run the init SQL once the users and their databases exist (the SQL may `\c` to them).
+    fn start_init_sql(&mut self, binaries: &Binaries, conninfo: &str) {
+        let plan_init_sql::Next::Run { sql, digest } = &self.init_sql else {
+            return;
+        };
+        let waiting = self
+            .retry_init_sql
+            .as_ref()
+            .is_some_and(|(at, _)| Instant::now() < *at);
+        if waiting
+            || self.tasks.init_sql.is_some()
+            || self.tasks.users.is_some()
+            || self.problem.is_some()
+        {
+            return;
+        }
+        let psql = binaries.postgres_bin.join("psql");
+        let (account, conninfo, sql) = (
+            self.shared.account.clone(),
+            conninfo.to_string(),
+            sql.clone(),
+        );
+        tracing::info!(cluster = %self.name, "running the init SQL");
+        self.tasks.init_sql = Some((
+            digest.clone(),
+            tokio::spawn(async move { init_sql::run(&psql, &account, &conninfo, sql).await }),
         ));
     }
 
@@ -1253,6 +1384,7 @@ impl Worker {
             t.initial_backup.map(|h| h.abort_handle()),
             t.info.map(|h| h.abort_handle()),
             t.users.map(|h| h.abort_handle()),
+            t.init_sql.map(|(_, h)| h.abort_handle()),
             t.switchover.map(|h| h.abort_handle()),
             t.backup.map(|(_, h)| h.abort_handle()),
             t.restart.map(|step| step.task.abort_handle()),
@@ -1313,6 +1445,15 @@ impl Worker {
             conditions::switchover(&mut status, trigger, result, cluster.generation());
         }
         self.set_conditions(cluster, &mut status);
+        let detail = match (&self.init_sql, &self.state.init_sql) {
+            (plan_init_sql::Next::Failed, Some(run)) => run.error.clone().unwrap_or_default(),
+            _ if self.tasks.init_sql.is_some() => "running".into(),
+            _ => match &self.retry_init_sql {
+                Some((_, why)) => format!("did not get through, trying again: {why}"),
+                None => "runs once the cluster is ready".into(),
+            },
+        };
+        plan_init_sql::record(cluster, &mut status, &self.init_sql, &detail);
         let before = self.written.as_ref().and_then(|w| w.primary.clone());
         if let (Some(old), Some(new)) = (&before, &status.primary)
             && old != new
@@ -1391,6 +1532,7 @@ impl Worker {
             initial_backup: self.tasks.initial_backup.is_some(),
             backup: self.tasks.backup.is_some(),
             rolling: self.rolling,
+            unsupported: self.unsupported.clone(),
         };
         let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));

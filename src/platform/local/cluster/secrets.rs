@@ -50,7 +50,8 @@ pub fn user_key(user: &str) -> String {
     format!("user-{user}")
 }
 
-fn ensure_private_dir(path: &Path) -> Result<(), FileError> {
+/// `path` as a directory only pgdeck's account may enter.
+pub(super) fn ensure_private_dir(path: &Path) -> Result<(), FileError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(path).at(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).at(path)

@@ -61,6 +61,18 @@ pub struct ClusterState {
     /// etcd turns authentication on once every cluster's Patroni has had time to reload.
     #[serde(default)]
     pub dcs_credentials: Option<jiff::Timestamp>,
+    /// How `spec.databaseInitSQL` last ran: its SQL's digest, and PostgreSQL's message when it
+    /// failed. A success is never run again; a failure waits for other SQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_sql: Option<InitSqlRun>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InitSqlRun {
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ClusterState {

@@ -1,0 +1,139 @@
+//! TLS everywhere on the local platform, with real processes: connections over TCP only with
+//! TLS, `pgdeck uri` verifying the server against the cluster's CA, replicas streaming over
+//! TLS, and a CA key the database account cannot read.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::local::{LocalHome, manifest};
+
+fn psql(uri: &str, sql: &str) -> Output {
+    Command::new("psql")
+        .args([uri.trim(), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap()
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).trim().to_string()
+}
+
+#[test]
+fn connections_are_tls_only_and_verified_against_the_clusters_ca() {
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("tls", 2, "", "", ""), "180s");
+    home.settle("tls", 2, "a primary and a streaming replica");
+    let uri = home.ok(&["uri", "tls"]);
+    let ca = home.path().join("namespaces/default/tls/ca.crt");
+    assert!(
+        uri.contains("sslmode=verify-full") && uri.contains("sslrootcert="),
+        "{uri}"
+    );
+
+    // psql, as `pgdeck uri` says: over TLS, the server's certificate checked.
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    assert_eq!(home.psql(&uri, ssl), "t");
+    let replica = home.ok(&["uri", "tls", "--replica"]);
+    assert!(replica.contains("sslmode=verify-full"), "{replica}");
+    assert_eq!(home.psql(&replica, ssl), "t");
+
+    // Plain text is refused by pg_hba, as is a server that another CA vouches for.
+    let plain = psql(
+        &uri.replace("sslmode=verify-full", "sslmode=disable"),
+        "SELECT 1",
+    );
+    assert!(!plain.status.success(), "a plain-text connection got in");
+    let why = text(&plain.stderr);
+    assert!(
+        why.contains("pg_hba.conf rejects connection") && why.contains("no encryption"),
+        "{why}"
+    );
+    let stranger = home.path().join("stranger.crt");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other = pgdeck::plan::certificates::ca("someone else".into())
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(&stranger, other.pem()).unwrap();
+    let encoded = |p: &std::path::Path| {
+        percent_encoding::utf8_percent_encode(
+            &p.display().to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string()
+    };
+    assert!(uri.contains(&encoded(&ca)), "{uri} names {}", ca.display());
+    let doubted = psql(&uri.replace(&encoded(&ca), &encoded(&stranger)), "SELECT 1");
+    assert!(
+        !doubted.status.success(),
+        "a server of another CA was trusted"
+    );
+    assert!(
+        text(&doubted.stderr).contains("certificate verify failed"),
+        "{}",
+        text(&doubted.stderr)
+    );
+
+    // tokio-postgres, as the tests' writers connect: rustls checks the certificate.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let over_tls: bool = runtime.block_on(async {
+        let (config, tls) = common::tls::config(&uri);
+        let (client, connection) = config.connect(tls).await.expect("connects over TLS");
+        tokio::spawn(connection);
+        client.query_one(ssl, &[]).await.unwrap().get(0)
+    });
+    assert!(over_tls);
+
+    // The replica streams over TLS.
+    let walsenders = home.superuser(
+        "tls",
+        "postgres",
+        "SELECT count(*), bool_and(s.ssl) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)",
+    );
+    assert_eq!(walsenders, "1|t");
+
+    // A server certificate that goes is issued again and loaded with a reload, not a restart;
+    // its key is the database account's own, for it alone.
+    let status = home.status("tls");
+    let primary = status["primary"].as_str().unwrap().to_string();
+    let postmaster = home.postgres_pids("tls", &primary)[0];
+    let inst = home
+        .path()
+        .join("namespaces/default/tls/instances")
+        .join(&primary);
+    let before = std::fs::read(inst.join("tls.crt")).unwrap();
+    std::fs::remove_file(inst.join("tls.crt")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(inst.join("tls.crt")).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no new certificate");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_ne!(std::fs::read(inst.join("tls.crt")).unwrap(), before);
+    let key = std::fs::metadata(inst.join("tls.key")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    assert_eq!(
+        (key.uid(), key.mode() & 0o777),
+        (postgres.uid.as_raw(), 0o600)
+    );
+    assert_eq!(home.psql(&uri, ssl), "t");
+    assert_eq!(home.postgres_pids("tls", &primary)[0], postmaster);
+
+    // The CA's key is out of the database account's reach; its certificate is not.
+    let cat = |path: &std::path::Path| {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", "cat"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    assert!(cat(&ca).status.success(), "postgres cannot read ca.crt");
+    let ca_key = home.path().join("namespaces/default/tls/secrets/ca.key");
+    assert!(ca_key.is_file());
+    let stolen = cat(&ca_key);
+    assert!(
+        !stolen.status.success(),
+        "postgres read the CA's key: {}",
+        text(&stolen.stdout)
+    );
+}
