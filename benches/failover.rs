@@ -16,8 +16,10 @@ use nix::sys::signal::Signal;
 
 const NAME: &str = "failover";
 
+/// The primary, once the three members run and a standby is synchronous: a failure before
+/// then has no replica that Patroni may promote without losing commits.
 fn primary(home: &LocalHome) -> String {
-    let s = home.settle(NAME, 3, "three members ready");
+    let s = home.protected(NAME, 3);
     s["primary"].as_str().unwrap().to_string()
 }
 

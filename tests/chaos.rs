@@ -28,30 +28,13 @@ fn primary(status: &Value) -> String {
     status["primary"].as_str().unwrap_or_default().to_string()
 }
 
-/// Wait until `n` instances are ready and a standby is synchronous: only then does Patroni
-/// promote a replica without losing a commit.
-fn protected(home: &LocalHome, name: &str, n: usize) -> Value {
-    home.wait_for(
-        name,
-        Duration::from_secs(180),
-        "a synchronous standby",
-        |s| {
-            common::local::all_ready(s, n)
-                && s["conditions"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "SynchronousReplication" && c["status"] == "True")
-                })
-        },
-    )
-}
-
 #[test]
 fn killing_the_primarys_postmaster_loses_no_acknowledged_write() {
     let home = LocalHome::new();
     home.apply_ready(&manifest("kill9", 2, SYNC), "180s");
     let writing = writer::Writing::start(&home, "kill9");
     for round in 0..5 {
-        let status = protected(&home, "kill9", 2);
+        let status = home.protected("kill9", 2);
         let p = primary(&status);
         let pids = home.postgres_pids("kill9", &p);
         assert!(!pids.is_empty(), "round {round}: no postmaster for {p}");
@@ -66,7 +49,7 @@ fn killing_the_primarys_postmaster_loses_no_acknowledged_write() {
 fn a_frozen_primary_acknowledges_no_write_after_losing_the_lock() {
     let home = LocalHome::new();
     home.apply_ready(&manifest("frozen", 2, SYNC), "180s");
-    let status = protected(&home, "frozen", 2);
+    let status = home.protected("frozen", 2);
     let old = primary(&status);
     let port = instances(&status)
         .iter()
@@ -102,7 +85,7 @@ fn a_frozen_primary_acknowledges_no_write_after_losing_the_lock() {
 fn thirty_seconds_without_etcd_lose_nothing() {
     let home = LocalHome::new();
     home.apply_ready(&manifest("nodcs", 2, SYNC), "180s");
-    protected(&home, "nodcs", 2);
+    home.protected("nodcs", 2);
     let writing = writer::Writing::start(&home, "nodcs");
     std::thread::sleep(Duration::from_secs(2));
     // The reconciler would start etcd again at once: stop it first.
@@ -143,7 +126,7 @@ fn scaling_down_while_every_patroni_is_stopped_keeps_the_primarys_data() {
         .to_string();
     home.ok(&["switchover", "dark", "--to", &newest, "--wait"]);
     home.apply_ready(&manifest("dark", 3, SYNC), "120s");
-    let status = protected(&home, "dark", 3);
+    let status = home.protected("dark", 3);
     assert_eq!(primary(&status), newest);
     let leader_port = instances(&status)
         .iter()

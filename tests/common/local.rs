@@ -113,6 +113,23 @@ impl LocalHome {
         self.wait_for(name, Duration::from_secs(180), what, |s| all_ready(s, n))
     }
 
+    /// Wait until `n` instances are ready and a standby is synchronous: only then does Patroni
+    /// promote a replica without losing a commit (without one it rightly promotes nobody).
+    pub fn protected(&self, name: &str, n: usize) -> serde_json::Value {
+        self.wait_for(
+            name,
+            Duration::from_secs(180),
+            "a synchronous standby",
+            |s| {
+                all_ready(s, n)
+                    && s["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "SynchronousReplication" && c["status"] == "True")
+                    })
+            },
+        )
+    }
+
     /// psql with a URI from `pgdeck uri`; returns its unaligned output.
     pub fn psql(&self, uri: &str, sql: &str) -> String {
         let out = Command::new("psql")

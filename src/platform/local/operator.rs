@@ -88,7 +88,9 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
             return;
         }
         for path in &e.paths {
-            let Some(key) = manifest_key(path) else { continue };
+            let Some(key) = manifest_key(path) else {
+                continue;
+            };
             if path.parent().and_then(Path::parent) == Some(manifest_root.as_path()) {
                 let _ = manifests.send(key);
             } else {

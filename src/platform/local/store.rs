@@ -409,7 +409,10 @@ mod tests {
         let store = Store::new(Home::at(tmp.path().join("home")));
         for (ns, name) in [("default", "../../etc/passwd"), ("..", "x"), ("a/b", "x")] {
             let err = store.modify(ns, name, |_| Ok(())).unwrap_err();
-            assert!(matches!(err, PlatformError::Refused(_)), "{ns}/{name}: {err}");
+            assert!(
+                matches!(err, PlatformError::Refused(_)),
+                "{ns}/{name}: {err}"
+            );
             assert!(store.read_manifest(ns, name).is_err(), "{ns}/{name}");
         }
         assert!(
