@@ -51,6 +51,19 @@ fn psql_eventually(uri: &str, sql: &str, timeout: Duration) -> String {
     }
 }
 
+/// psql through `uri` is turned away by a pg_hba rule.
+fn refused_by_pg_hba(uri: &str) {
+    let out = Command::new("psql")
+        .args([uri.trim(), "-XAtq", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("pg_hba.conf rejects connection"),
+        "{uri}: {err}"
+    );
+}
+
 #[test]
 fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
     let home = LocalHome::new();
@@ -90,16 +103,7 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
         "hippo hippo"
     );
     // The DBA's rules (PGO's spec.authentication) apply: the rejected user is turned away.
-    let blocked = home.ok(&["uri", "hippo", "--user", "blocked"]);
-    let out = Command::new("psql")
-        .args([blocked.trim(), "-XAtq", "-c", "SELECT 1"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("pg_hba.conf rejects connection"),
-        "{err}"
-    );
+    refused_by_pg_hba(&home.ok(&["uri", "hippo", "--user", "blocked"]));
     // Passwords reached PostgreSQL as verifiers.
     assert_eq!(
         home.psql(
@@ -133,20 +137,7 @@ fn postgres_in_users_gets_a_uri_and_ha_survives_restarts_and_switchovers() {
         "8 true"
     );
     // ... and nowhere else: no DBA rule lets the replication user into other databases.
-    let out = Command::new("psql")
-        .args([
-            &rewind.replace("/postgres", "/hippo"),
-            "-XAtq",
-            "-c",
-            "SELECT 1",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("pg_hba.conf rejects connection"),
-        "{err}"
-    );
+    refused_by_pg_hba(&rewind.replace("/postgres", "/hippo"));
 
     // Patroni is given no superuser password: nothing under secrets/ for it, none in its file.
     assert!(!cluster_dir.join("secrets/superuser").exists());
