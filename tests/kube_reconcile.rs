@@ -1669,7 +1669,7 @@ async fn unsupported_fields_change_nothing(h: &Harness) {
         );
         assert!(
             c.message.contains(
-                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented yet"
+                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented on Kubernetes yet"
             ),
             "{type_}: {}",
             c.message

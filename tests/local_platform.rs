@@ -522,11 +522,11 @@ fn patroni_logs_to_its_files_at_the_level_asked(
 #[test]
 fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
     let home = LocalHome::new();
-    let pooled = manifest("pooled", 1, "  proxy:\n    pgBouncer: {replicas: 1}\n");
+    let pooled = manifest("pooled", 1, "  proxy:\n    pgBouncer: {image: pgbouncer}\n");
     let refused = home.apply_text(&pooled, &[]);
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains(
-            "spec.proxy.pgBouncer: not supported on the local platform: pgBouncer is not implemented yet"
+            "spec.proxy.pgBouncer.image: not supported on the local platform: pgBouncer runs from Debian's package"
         ),
         "{refused:?}"
     );
@@ -562,7 +562,7 @@ fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
         degraded["message"]
             .as_str()
             .unwrap()
-            .contains("spec.proxy.pgBouncer: not supported on the local platform"),
+            .contains("spec.proxy.pgBouncer.image: not supported on the local platform"),
         "{degraded}"
     );
     std::thread::sleep(Duration::from_secs(3));

@@ -175,7 +175,8 @@ fn validate_command_accepts_examples_on_their_platforms_and_refuses_bad_files() 
     );
 }
 
-/// A manifest that asks for pgBouncer: valid as a PostgresCluster, supported nowhere yet.
+/// A manifest that asks for a pgBouncer image: valid as a PostgresCluster, refused locally
+/// (pgBouncer runs from Debian's package) and on Kubernetes (no pgBouncer there yet).
 const PGBOUNCER: &str = "apiVersion: pgdeck.dev/v1beta1
 kind: PostgresCluster
 metadata: {name: pooled}
@@ -186,6 +187,7 @@ spec:
   proxy:
     pgBouncer:
       replicas: 2
+      image: pgbouncer
 ";
 
 #[test]
@@ -193,8 +195,8 @@ fn the_local_platform_refuses_a_field_it_does_not_support_and_stores_nothing() {
     let home = tempfile::tempdir().unwrap();
     let file = home.path().join("pooled.yaml");
     std::fs::write(&file, PGBOUNCER).unwrap();
-    let expected = "pooled.yaml: line 9, column 5: spec.proxy.pgBouncer: not supported on the \
-                    local platform: pgBouncer is not implemented yet";
+    let expected = "pooled.yaml: line 11, column 7: spec.proxy.pgBouncer.image: not supported \
+                    on the local platform: pgBouncer runs from Debian's package, not from an image";
     // `validate` checks for the platform `apply` would use: here, without a kubeconfig
     // context, the local one.
     for args in [&["validate"][..], &["--platform", "local", "apply"]] {

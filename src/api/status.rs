@@ -51,6 +51,34 @@ pub struct PostgresClusterStatus {
     /// `status.pgbackrest.manualBackup` reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_backup: Option<ManualBackupStatus>,
+
+    /// The connection pooler, as PGO's `status.proxy` reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyStatus {
+    #[serde(rename = "pgBouncer")]
+    pub pg_bouncer: PgBouncerStatus,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PgBouncerStatus {
+    /// pgBouncers wanted.
+    #[serde(default)]
+    pub replicas: i32,
+    /// pgBouncers that take connections.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Where each listens (`host:port`), where the platform assigns addresses (local).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Its pools are paused for a switchover: clients wait.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -108,6 +108,13 @@ const NO_CLOUD: Support = Refused(
     "only volume repositories (a directory of the pgdeck home) are implemented on the local \
      platform",
 );
+const NO_POOLER_IMAGE: Support = Refused("pgBouncer runs from Debian's package, not from an image");
+const NO_POOLER_PORT: Support = Refused(
+    "each pgBouncer gets a free port on 127.0.0.1; `pgdeck status` and `pgdeck uri --pgbouncer` \
+     show them",
+);
+const NO_POOLER_RESOURCES: Support =
+    Refused("nothing reserves or limits pgBouncer's resources on this machine");
 const NO_LOCAL_TLS: Support =
     Refused("custom TLS certificates are not implemented on the local platform yet");
 const NO_GROUPS: Support =
@@ -141,7 +148,7 @@ const KUBE_CONFIG_FILES: Support =
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
 // Refused on both platforms.
-const NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented yet");
+const KUBE_NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented on Kubernetes yet");
 const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
 const NO_STANDBY: Support = Refused("standby clusters are not implemented yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
@@ -360,7 +367,85 @@ pub const FIELDS: &[Field] = &[
         KUBE_RESTORE,
     ),
     field("spec.proxy", Works, Works),
-    field("spec.proxy.pgBouncer", NO_PGBOUNCER, NO_PGBOUNCER),
+    field("spec.proxy.pgBouncer", Works, KUBE_NO_PGBOUNCER),
+    field(
+        "spec.proxy.pgBouncer.metadata",
+        NO_OBJECTS,
+        KUBE_NO_PGBOUNCER,
+    ),
+    field(
+        "spec.proxy.pgBouncer.image",
+        NO_POOLER_IMAGE,
+        KUBE_NO_PGBOUNCER,
+    ),
+    field("spec.proxy.pgBouncer.replicas", Works, KUBE_NO_PGBOUNCER),
+    field(
+        "spec.proxy.pgBouncer.port",
+        NO_POOLER_PORT,
+        KUBE_NO_PGBOUNCER,
+    ),
+    field("spec.proxy.pgBouncer.config", Works, KUBE_NO_PGBOUNCER),
+    // Locally, what pgdeck sets itself is refused by plan::pgbouncer::local_refusals.
+    opaque(
+        "spec.proxy.pgBouncer.config.global",
+        Works,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.config.databases",
+        Works,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.config.users",
+        Works,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.config.files",
+        NO_PROJECTIONS,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.resources",
+        NO_POOLER_RESOURCES,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.affinity",
+        NO_SCHEDULER,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.tolerations",
+        NO_SCHEDULER,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.topologySpreadConstraints",
+        NO_SCHEDULER,
+        KUBE_NO_PGBOUNCER,
+    ),
+    field(
+        "spec.proxy.pgBouncer.priorityClassName",
+        NO_SCHEDULER,
+        KUBE_NO_PGBOUNCER,
+    ),
+    field(
+        "spec.proxy.pgBouncer.minAvailable",
+        NO_BUDGETS,
+        KUBE_NO_PGBOUNCER,
+    ),
+    field(
+        "spec.proxy.pgBouncer.service",
+        NO_SERVICES,
+        KUBE_NO_PGBOUNCER,
+    ),
+    opaque(
+        "spec.proxy.pgBouncer.customTLSSecret",
+        NO_LOCAL_TLS,
+        KUBE_NO_PGBOUNCER,
+    ),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", NO_MONITORING, NO_MONITORING),
     field("spec.standby", NO_STANDBY, NO_STANDBY),
@@ -393,6 +478,10 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
         errors: Vec::new(),
     };
     walk.node(&spec, "spec".into(), "spec".into());
+    if platform == Platform::Local {
+        walk.errors
+            .extend(crate::plan::pgbouncer::local_refusals(cluster));
+    }
     walk.errors
 }
 
@@ -623,16 +712,30 @@ mod tests {
     }
 
     #[test]
-    fn a_field_nowhere_implemented_is_refused_on_both_platforms_by_name() {
-        let pgbouncer = "  proxy: {pgBouncer: {replicas: 2}}\n";
-        for platform in [Platform::Local, Platform::Kube] {
-            assert_eq!(
-                refused(pgbouncer, platform),
-                [format!(
-                    "spec.proxy.pgBouncer: not supported on {platform}: pgBouncer is not implemented yet"
-                )]
-            );
-        }
+    fn pgbouncer_works_locally_but_what_cannot_work_here_is_refused_by_name() {
+        let pgbouncer =
+            "  proxy: {pgBouncer: {replicas: 2, config: {global: {pool_mode: transaction}}}}\n";
+        assert!(refused(pgbouncer, Platform::Local).is_empty());
+        assert_eq!(
+            refused(pgbouncer, Platform::Kube),
+            [
+                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented on Kubernetes yet"
+            ]
+        );
+        let placed =
+            "  proxy: {pgBouncer: {image: x, port: 6432, config: {global: {listen_addr: '*'}}}}\n";
+        let paths: Vec<String> = refusals(&cluster(placed), Platform::Local)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.proxy.pgBouncer.image",
+                "spec.proxy.pgBouncer.port",
+                "spec.proxy.pgBouncer.config.global.listen_addr"
+            ]
+        );
     }
 
     #[test]
@@ -678,8 +781,11 @@ mod tests {
                 .into_iter()
                 .map(|e| e.path)
                 .collect();
-            let expected = ["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"];
-            assert_eq!(paths, expected.map(String::from).into(), "{platform}");
+            let mut expected = BTreeSet::from(["spec.monitoring.pgmonitor".to_string()]);
+            if platform == Platform::Kube {
+                expected.insert("spec.proxy.pgBouncer".into());
+            }
+            assert_eq!(paths, expected, "{platform}");
         }
         assert_eq!(
             refused(

@@ -840,6 +840,41 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
         if let Some(r) = &p.pg_bouncer.resources {
             k.resources(&format!("{path}.resources"), r);
         }
+        pgbouncer_ini(k, path, p.pg_bouncer.config.as_ref());
+    }
+}
+
+/// pgBouncer's settings become lines of its ini file: each key a name and each value one line,
+/// so none can add a setting or a section of its own.
+fn pgbouncer_ini(
+    k: &mut Checker,
+    path: &str,
+    config: Option<&crate::api::addons::PgBouncerConfig>,
+) {
+    let Some(config) = config else { return };
+    let sections = [
+        ("global", &config.global),
+        ("databases", &config.databases),
+        ("users", &config.users),
+    ];
+    for (section, map) in sections {
+        for (key, value) in map.iter().flatten() {
+            let at = format!("{path}.config.{section}.{key}");
+            let key_ok = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.*".contains(c));
+            k.check(
+                key_ok,
+                &at,
+                "a pgBouncer setting, database or user name: letters, digits, _ - . or *",
+            );
+            k.check(
+                !value.contains(['\n', '\r', '\0']),
+                &at,
+                "one line: pgBouncer reads each setting from a line of its own",
+            );
+        }
     }
 }
 

@@ -103,7 +103,16 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 name,
                 user,
                 replica,
-            } => kube.uri(&name, user.as_deref(), replica).await,
+                pgbouncer,
+            } => {
+                if pgbouncer {
+                    return Err(failure(
+                        "pgBouncer is not implemented on Kubernetes yet: `uri --pgbouncer` works \
+                         on the local platform",
+                    ));
+                }
+                kube.uri(&name, user.as_deref(), replica).await
+            }
             Command::Switchover { name, to, wait } => {
                 kube.switchover(&name, to.as_deref(), &wait).await
             }

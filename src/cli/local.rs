@@ -81,7 +81,8 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             name,
             user,
             replica,
-        } => uri(&local, &ns, &name, user.as_deref(), replica),
+            pgbouncer,
+        } => uri(&local, &ns, &name, user.as_deref(), replica, pgbouncer),
         Command::Switchover { name, to, wait } => {
             switchover(&local, &ns, &name, to.as_deref(), &wait)
         }
@@ -293,6 +294,7 @@ fn uri(
     name: &str,
     user: Option<&str>,
     replica: bool,
+    pgbouncer: bool,
 ) -> Result<(), Failure> {
     let cluster = local
         .store
@@ -306,13 +308,22 @@ fn uri(
             spec.name
         ))
     })?;
-    let uri =
+    let uri = if pgbouncer {
+        if cluster.spec.proxy.is_none() {
+            return Err(failure(format!(
+                "{name} has no pgBouncer: set spec.proxy.pgBouncer"
+            )));
+        }
+        connect::pgbouncer_uri(&cluster, &spec, &password, &dir.ca_cert())
+            .ok_or_else(|| failure(format!("{name}'s pgBouncer does not run yet")))?
+    } else {
         connect::uri(&cluster, &spec, &password, replica, &dir.ca_cert()).ok_or_else(|| {
             failure(format!(
                 "{name} has no {} yet",
                 if replica { "replica" } else { "instance" }
             ))
-        })?;
+        })?
+    };
     print(&format!("{uri}\n"));
     Ok(())
 }

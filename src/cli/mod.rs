@@ -156,8 +156,11 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
         /// Connect to a replica instead of the primary.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pgbouncer")]
         replica: bool,
+        /// Connect through the cluster's pgBouncer (`spec.proxy.pgBouncer`).
+        #[arg(long)]
+        pgbouncer: bool,
     },
     /// Switch the primary over to another instance.
     Switchover {

@@ -408,7 +408,7 @@ mod tests {
         };
         let mut pooled = c.clone();
         pooled.spec.proxy = Some(Default::default());
-        pooled.spec.proxy.as_mut().unwrap().pg_bouncer.replicas = Some(1);
+        pooled.spec.proxy.as_mut().unwrap().pg_bouncer.image = Some("pgbouncer:1.23".into());
         let activity = Activity {
             unsupported: unsupported(&pooled, Platform::Local),
             ..Default::default()
@@ -423,8 +423,9 @@ mod tests {
             );
             assert!(
                 s.message.contains("nothing is changed")
-                    && s.message
-                        .contains("spec.proxy.pgBouncer: not supported on the local platform"),
+                    && s.message.contains(
+                        "spec.proxy.pgBouncer.image: not supported on the local platform"
+                    ),
                 "{}",
                 s.message
             );

@@ -17,6 +17,17 @@ pub const PEER_MAP: &str = "pgdeck";
 pub fn lines(cluster: &PostgresCluster, networks: &[String], tls_only: bool) -> Vec<String> {
     let host = if tls_only { "hostssl" } else { "host" };
     let mut lines = mandatory(networks, host);
+    if cluster.spec.proxy.is_some() {
+        // pgBouncer's own user, over TLS with its password, as PGO allows it: nothing a DBA
+        // writes opens or closes its way in.
+        let pooler = super::pgbouncer::POOLER_USER;
+        lines.extend(
+            networks
+                .iter()
+                .map(|net| format!("{host} all {pooler} {net} scram-sha-256")),
+        );
+        lines.push(format!("host all {pooler} all reject"));
+    }
     if tls_only {
         lines.push("hostnossl all all all reject".into());
     }

@@ -8,6 +8,7 @@ pub mod init_sql;
 pub mod instances;
 pub mod patroni;
 pub mod pgbackrest;
+pub mod pgbouncer;
 pub mod resources;
 pub mod rollout;
 

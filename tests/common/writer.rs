@@ -131,11 +131,15 @@ pub struct Writing {
 
 impl Writing {
     pub fn start(home: &LocalHome, name: &str) -> Writing {
-        let uri = home.ok(&["uri", name]);
-        home.psql(&uri, TABLE);
+        Writing::through(home, &home.ok(&["uri", name]), Duration::from_secs(2))
+    }
+
+    /// A writer through `uri` (a pooler's, say), each statement waiting up to `patience`.
+    pub fn through(home: &LocalHome, uri: &str, patience: Duration) -> Writing {
+        home.psql(uri, TABLE);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = runtime.spawn(write(uri.trim().to_string(), 0, Duration::from_secs(2), rx));
+        let task = runtime.spawn(write(uri.trim().to_string(), 0, patience, rx));
         Writing {
             runtime,
             stop,

@@ -425,10 +425,10 @@ mod tests {
     fn a_field_the_local_platform_does_not_support_is_refused_and_nothing_written() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::new(Home::at(root.path().to_path_buf()));
-        let pooled = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        let pooled = cluster("  proxy: {pgBouncer: {image: pgbouncer:1.23}}\n");
         let refused = store.apply(pooled.clone()).unwrap_err().to_string();
         assert!(
-            refused.contains("spec.proxy.pgBouncer: not supported on the local platform"),
+            refused.contains("spec.proxy.pgBouncer.image: not supported on the local platform"),
             "{refused}"
         );
         assert!(store.read_manifest("default", "c").unwrap().is_none());
@@ -451,7 +451,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = Store::new(Home::at(root.path().to_path_buf()));
         // As an older pgdeck stored it.
-        let mut old = cluster("  proxy: {pgBouncer: {replicas: 1}}\n");
+        let mut old = cluster("  proxy: {pgBouncer: {image: pgbouncer:1.23}}\n");
         old.metadata.resource_version = Some("1".into());
         store.write_manifest(&old).unwrap();
         let deleting = store

@@ -17,6 +17,7 @@ mod init_sql;
 mod instances;
 mod kept;
 mod observe;
+mod pooler;
 mod restore;
 mod schedule;
 mod secrets;
@@ -44,7 +45,10 @@ use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::patroni::SwitchoverType;
-use crate::api::status::{ManualBackupStatus, PostgresClusterStatus, RepoStatus, VolumeStatus};
+use crate::api::status::{
+    ManualBackupStatus, PgBouncerStatus, PostgresClusterStatus, ProxyStatus, RepoStatus,
+    VolumeStatus,
+};
 use crate::api::support::Platform;
 use crate::api::users::PasswordType;
 use crate::observe::conditions;
@@ -120,6 +124,9 @@ struct Tasks {
     /// Measuring how much each data directory and repository holds.
     usage: Option<JoinHandle<Usage>>,
     restart: Option<RestartStep>,
+    /// Installing pgBouncer's authentication function (for these users) or, `None`, disabling
+    /// its role.
+    pooler_sql: Option<(Option<u64>, JoinHandle<PoolerSql>)>,
 }
 
 impl Tasks {
@@ -134,8 +141,12 @@ impl Tasks {
             && self.backup.is_none()
             && self.usage.is_none()
             && self.restart.is_none()
+            && self.pooler_sql.is_none()
     }
 }
+
+/// How installing (or disabling) pgBouncer's SQL went.
+type PoolerSql = Result<(), String>;
 
 /// A rolling restart's current step.
 struct RestartStep {
@@ -190,6 +201,11 @@ pub struct Worker {
     init_sql: plan_init_sql::Next,
     /// An init SQL run that did not get through: when to try again, and why.
     retry_init_sql: Option<(Instant, String)>,
+    /// The pgBouncers as the last pass left them, and what is wrong with them.
+    pooler: Option<PgBouncerStatus>,
+    pooler_problem: Option<String>,
+    /// Why pgBouncer's SQL last failed, until it succeeds.
+    pooler_sql_error: Option<String>,
 }
 
 /// Between passes while something moves.
@@ -244,6 +260,9 @@ impl Worker {
             retry_backup_at: None,
             init_sql: plan_init_sql::Next::Clear,
             retry_init_sql: None,
+            pooler: None,
+            pooler_problem: None,
+            pooler_sql_error: None,
         }
     }
 
@@ -412,6 +431,15 @@ impl Worker {
                 self.configure(&cluster, &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
+                let poolers = pooler::Poolers {
+                    cluster: &cluster,
+                    dir: &dir,
+                    account: &shared.account,
+                    ports: &shared.ports,
+                    ca: &ca,
+                    home_root: &home_root,
+                };
+                self.pool(&poolers, &live, &seen).await?;
             }
         }
         if !self.state.initialized && seen.ready_primary().is_some() {
@@ -1358,7 +1386,14 @@ impl Worker {
     ) {
         let patroni = self.patroni.clone();
         tracing::info!(cluster = %self.name, "{kind:?} from {leader:?} to {target}");
+        // pgBouncer's clients wait through the switchover instead of failing: the pause is
+        // recorded before it is sent, and a later pass resumes it (see plan::pgbouncer).
+        let consoles = pooler::begin_pause(&self.dir, &self.shared.account).unwrap_or_else(|e| {
+            tracing::warn!(cluster = %self.name, "not pausing pgBouncer: {e}");
+            Vec::new()
+        });
         self.tasks.switchover = Some(tokio::spawn(async move {
+            pooler::pause(&consoles).await;
             let result = match kind {
                 SwitchoverType::Switchover => patroni.switchover(&api, &leader, &target).await,
                 SwitchoverType::Failover => patroni.failover(&api, &target).await,
@@ -1370,6 +1405,68 @@ impl Worker {
                     .map_err(|e| e.to_string()),
             }
         }));
+    }
+
+    /// Keep the pgBouncers running and pointed at the primary, their authentication function
+    /// installed in every database (after the users, whose databases need it too), and resume
+    /// pools a switchover paused.
+    async fn pool(
+        &mut self,
+        poolers: &pooler::Poolers<'_>,
+        live: &[InstanceRecord],
+        seen: &observe::Seen,
+    ) -> Result<(), PlatformError> {
+        if self
+            .tasks
+            .pooler_sql
+            .as_ref()
+            .is_some_and(|(_, t)| t.is_finished())
+        {
+            let (users, task) = self.tasks.pooler_sql.take().expect("checked above");
+            match now(task).unwrap_or_else(|| Err("the pgBouncer SQL task failed".into())) {
+                Ok(()) => {
+                    poolers.sql_done(users)?;
+                    self.pooler_sql_error = None;
+                }
+                Err(e) => self.pooler_sql_error = Some(format!("pgBouncer: {e}")),
+            }
+        }
+        let primary = seen.ready_primary();
+        let users = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.state.users.hash(&mut h);
+            h.finish()
+        };
+        if let Some(primary) = primary
+            && self.tasks.pooler_sql.is_none()
+            && self.tasks.users.is_none()
+            && let Some(enable) = poolers.sql_due(users)
+        {
+            let verifier = poolers.sql_job(enable)?;
+            let socket = self.dir.instance(&primary.name).socket_dir();
+            let port = primary.pg_port;
+            let task = tokio::spawn(async move {
+                let apply = pooler::apply_sql(&socket, port, verifier);
+                tokio::time::timeout(Duration::from_secs(60), apply)
+                    .await
+                    .unwrap_or_else(|_| Err("the primary did not answer within 60 s".into()))
+            });
+            self.tasks.pooler_sql = Some((enable.then_some(users), task));
+        }
+        let leader = seen
+            .leader
+            .as_ref()
+            .and_then(|l| live.iter().find(|r| &r.name == l));
+        let switching = self.tasks.switchover.is_some();
+        let outcome = poolers
+            .reconcile(leader.map(|r| r.pg_port), primary.is_some(), switching)
+            .await?;
+        self.pooler = outcome.status;
+        self.pooler_problem = outcome.problem.or_else(|| self.pooler_sql_error.clone());
+        self.pulse
+            .extend(outcome.pids.into_iter().filter_map(Started::of));
+        Ok(())
     }
 
     fn abort_tasks(&mut self) {
@@ -1389,6 +1486,7 @@ impl Worker {
             t.backup.map(|(_, h)| h.abort_handle()),
             t.restart.map(|step| step.task.abort_handle()),
             t.usage.map(|h| h.abort_handle()),
+            t.pooler_sql.map(|(_, h)| h.abort_handle()),
         ]
         .into_iter()
         .flatten()
@@ -1426,6 +1524,7 @@ impl Worker {
         if let Some(m) = &self.manual_backup {
             status.manual_backup = Some(m.clone());
         }
+        status.proxy = self.pooler.clone().map(|p| ProxyStatus { pg_bouncer: p });
         if let Some((ok, message)) = self.backup_outcome.take() {
             let reason = if ok { "Succeeded" } else { "Failed" };
             conditions::set(
@@ -1498,6 +1597,11 @@ impl Worker {
             && self.backup_problem.is_none()
             && self.waiting.is_none()
             && self.rolling.is_none()
+            && self.pooler_problem.is_none()
+            && self
+                .pooler
+                .as_ref()
+                .is_none_or(|p| p.ready_replicas == p.replicas && !p.paused)
     }
 
     fn repo_statuses(&self, cluster: &PostgresCluster) -> Vec<RepoStatus> {
@@ -1534,7 +1638,11 @@ impl Worker {
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
         };
-        let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
+        let problem = self
+            .problem
+            .as_ref()
+            .or(self.backup_problem.as_ref())
+            .or(self.pooler_problem.as_ref());
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
     }
 }

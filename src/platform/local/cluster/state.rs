@@ -229,8 +229,15 @@ pub fn recorded_ports(namespaces: &Path) -> Vec<u16> {
                 .filter_map(|e| e.ok())
         })
         .filter(|c| c.path().is_dir())
-        .flat_map(|c| instances(&ClusterDir(c.path())))
-        .flat_map(|r| [r.pg_port, r.api_port])
+        .flat_map(|c| {
+            let dir = ClusterDir(c.path());
+            let pooled = super::pooler::recorded_ports(&dir);
+            instances(&dir)
+                .into_iter()
+                .flat_map(|r| [r.pg_port, r.api_port])
+                .chain(pooled)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -74,6 +74,8 @@ pub async fn delete(
             .map(|r| async move { instances::stop(dir, &r.name).await }),
     )
     .await;
+    let pooler_ports = super::pooler::recorded_ports(dir);
+    super::pooler::stop_all(dir, &shared.account).await;
     if let Some(etcd) = shared.etcd() {
         etcd.delete_cluster(cluster.namespace(), cluster.name())
             .await?;
@@ -98,6 +100,9 @@ pub async fn delete(
     for rec in &records {
         shared.ports.release(rec.pg_port);
         shared.ports.release(rec.api_port);
+    }
+    for port in pooler_ports {
+        shared.ports.release(port);
     }
     if dir.path().exists() {
         std::fs::remove_dir_all(dir.path()).at(dir.path())?;
