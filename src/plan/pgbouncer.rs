@@ -269,6 +269,19 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Whether a switchover pauses the pools. In session pooling (pgBouncer's default) a client
+/// holds its server connection until it disconnects, so PAUSE, which waits for every server
+/// connection to be released, would only hold the switchover up for [`PAUSE_TIMEOUT`]: those
+/// clients' connections break with the old primary either way.
+pub fn pauses(cluster: &PostgresCluster) -> bool {
+    let mode = cluster
+        .spec
+        .proxy
+        .as_ref()
+        .and_then(|p| p.pg_bouncer.config.as_ref()?.global.as_ref()?.get("pool_mode").cloned());
+    matches!(mode.as_deref(), Some("transaction" | "statement"))
+}
+
 /// Paused pools resume once they lead to a primary that is ready and no switchover is under
 /// way, or in any case once they have waited [`MAX_PAUSE`]: a pause is never left in place by
 /// a switchover that failed or a reconciler that died meanwhile.
@@ -410,6 +423,19 @@ mod tests {
             assert!(sql.contains(guard), "missing {guard}");
         }
         assert!(role_sql("SCRAM-SHA-256$4096:x'y").contains("'SCRAM-SHA-256$4096:x''y'"));
+    }
+
+    #[test]
+    fn only_transaction_and_statement_pooling_pause_for_a_switchover() {
+        let with = |mode: &str| {
+            cluster(&format!(
+                "  proxy: {{pgBouncer: {{config: {{global: {{pool_mode: {mode}}}}}}}}}\n"
+            ))
+        };
+        assert!(pauses(&with("transaction")));
+        assert!(pauses(&with("statement")));
+        assert!(!pauses(&with("session")));
+        assert!(!pauses(&cluster("  proxy: {pgBouncer: {}}\n")));
     }
 
     #[test]

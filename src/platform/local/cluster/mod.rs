@@ -203,6 +203,8 @@ pub struct Worker {
     retry_init_sql: Option<(Instant, String)>,
     /// The pgBouncers as the last pass left them, and what is wrong with them.
     pooler: Option<PgBouncerStatus>,
+    /// A switchover pauses the pools first (see `plan::pgbouncer::pauses`).
+    pool_pauses: bool,
     pooler_problem: Option<String>,
     /// Why pgBouncer's SQL last failed, until it succeeds.
     pooler_sql_error: Option<String>,
@@ -261,6 +263,7 @@ impl Worker {
             init_sql: plan_init_sql::Next::Clear,
             retry_init_sql: None,
             pooler: None,
+            pool_pauses: false,
             pooler_problem: None,
             pooler_sql_error: None,
         }
@@ -372,6 +375,7 @@ impl Worker {
         };
 
         self.collect();
+        self.pool_pauses = crate::plan::pgbouncer::pauses(&cluster);
         self.init_sql = self.init_sql_next(&cluster)?;
         let records = state::instances(&self.dir);
         let dcs = observe::Dcs {
@@ -395,6 +399,9 @@ impl Worker {
         if cluster.spec.paused != Some(true) && self.unsupported.is_none() {
             if cluster.spec.shutdown == Some(true) {
                 self.shut_down(&live);
+                // Nothing to pool for: they start again with the instances.
+                pooler::stop_all(&dir, &shared.account).await;
+                self.pooler = None;
             } else {
                 let live = self.scale(&cluster, live, &seen)?;
                 for rec in &live {
@@ -1388,10 +1395,13 @@ impl Worker {
         tracing::info!(cluster = %self.name, "{kind:?} from {leader:?} to {target}");
         // pgBouncer's clients wait through the switchover instead of failing: the pause is
         // recorded before it is sent, and a later pass resumes it (see plan::pgbouncer).
-        let consoles = pooler::begin_pause(&self.dir, &self.shared.account).unwrap_or_else(|e| {
-            tracing::warn!(cluster = %self.name, "not pausing pgBouncer: {e}");
-            Vec::new()
-        });
+        let consoles = match self.pool_pauses {
+            false => Vec::new(),
+            true => pooler::begin_pause(&self.dir, &self.shared.account).unwrap_or_else(|e| {
+                tracing::warn!(cluster = %self.name, "not pausing pgBouncer: {e}");
+                Vec::new()
+            }),
+        };
         self.tasks.switchover = Some(tokio::spawn(async move {
             pooler::pause(&consoles).await;
             let result = match kind {
