@@ -14,6 +14,7 @@ use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::Platform;
 use crate::observe::events::ClusterEvent;
+use crate::observe::pgbouncer::Pool;
 
 /// A cluster's identity: (namespace, name).
 pub type Key = (String, String);
@@ -136,6 +137,11 @@ pub enum Data {
         key: Key,
         users: Vec<Credential>,
     },
+    /// The open cluster's pgBouncer pools.
+    Pools {
+        key: Key,
+        result: Result<Vec<Pool>, String>,
+    },
     /// A source could not do its work; shown in the footer.
     Problem(String),
     /// What became of a request.
@@ -198,6 +204,8 @@ pub struct App {
     pub live: Live,
     pub events: Vec<ClusterEvent>,
     pub credentials: Vec<Credential>,
+    /// The open cluster's pgBouncer pools (`SHOW POOLS`), or why they could not be read.
+    pub pools: Option<Result<Vec<Pool>, String>>,
 
     pub view: View,
     pub mode: Mode,
@@ -246,6 +254,7 @@ impl App {
             live: Live::default(),
             events: Vec::new(),
             credentials: Vec::new(),
+            pools: None,
             view: View::Clusters,
             mode: Mode::Normal,
             input: String::new(),
@@ -410,6 +419,7 @@ impl App {
             Data::Credentials { key, users } if Some(&key) == open.as_ref() => {
                 self.credentials = users
             }
+            Data::Pools { key, result } if Some(&key) == open.as_ref() => self.pools = Some(result),
             Data::Problem(p) => self.warn(p),
             Data::Outcome { key, what, outcome } => self.on_outcome(key, what, outcome),
             _ => {} // data for a cluster that is no longer open
@@ -565,6 +575,7 @@ impl App {
         self.live = Live::default();
         self.events.clear();
         self.credentials.clear();
+        self.pools = None;
         self.reveal = false;
         vec![Effect::Open(key)]
     }

@@ -4,5 +4,6 @@ pub mod conditions;
 pub mod events;
 pub mod patroni;
 pub mod pgbackrest;
+pub mod pgbouncer;
 pub mod replication;
 pub mod status;

@@ -274,11 +274,15 @@ fn literal(s: &str) -> String {
 /// connection to be released, would only hold the switchover up for [`PAUSE_TIMEOUT`]: those
 /// clients' connections break with the old primary either way.
 pub fn pauses(cluster: &PostgresCluster) -> bool {
-    let mode = cluster
-        .spec
-        .proxy
-        .as_ref()
-        .and_then(|p| p.pg_bouncer.config.as_ref()?.global.as_ref()?.get("pool_mode").cloned());
+    let mode = cluster.spec.proxy.as_ref().and_then(|p| {
+        p.pg_bouncer
+            .config
+            .as_ref()?
+            .global
+            .as_ref()?
+            .get("pool_mode")
+            .cloned()
+    });
     matches!(mode.as_deref(), Some("transaction" | "statement"))
 }
 

@@ -16,7 +16,8 @@ use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Request, execute_local};
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::status::{Sighting, instances};
-use crate::platform::local::cluster::{stored_password, user_key};
+use crate::platform::local::account::Account;
+use crate::platform::local::cluster::{pools, stored_password, user_key};
 use crate::platform::local::{Local, connect, lock};
 
 pub struct LocalSource {
@@ -133,6 +134,7 @@ impl LocalSource {
                     result,
                     at: jiff::Timestamp::now(),
                 });
+                let has_pooler = cluster.spec.proxy.is_some();
 
                 let (l, k) = (local.clone(), key.clone());
                 if let Ok((events, credentials)) = tokio::task::spawn_blocking(move || {
@@ -142,6 +144,17 @@ impl LocalSource {
                 .await
                 {
                     send_details(&tx, &key, Some(events), credentials, &mut sent_credentials);
+                }
+                if has_pooler {
+                    let dir = local.home().cluster(&key.0, &key.1);
+                    let result = match Account::service() {
+                        Ok(account) => pools(&dir, &account).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = tx.send(Data::Pools {
+                        key: key.clone(),
+                        result,
+                    });
                 }
                 tokio::time::sleep(refresh).await;
             }
@@ -238,6 +251,10 @@ fn credentials(local: &Local, cluster: &crate::api::PostgresCluster) -> Vec<Cred
                                 connect::uri(cluster, u, p, replica, &ca)?,
                             ))
                         })
+                        .chain(
+                            connect::pgbouncer_uri(cluster, u, p, &ca)
+                                .map(|uri| ("pgbouncer".to_string(), uri)),
+                        )
                         .collect()
                 })
                 .unwrap_or_default();

@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
+use crate::api::status::PgBouncerStatus;
 use crate::console::app::App;
 
 const MASK: &str = "••••••••";
@@ -30,6 +31,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             ]));
         }
         lines.push(Line::default());
+        if let Some(p) = s.proxy.as_ref().map(|p| &p.pg_bouncer) {
+            pooler(&mut lines, app, p);
+        }
     }
     if app.credentials.is_empty() {
         lines.push(Line::from(Span::styled(
@@ -73,4 +77,66 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+/// The pooler: its processes, whether a switchover paused it, and its pools' clients.
+fn pooler(lines: &mut Vec<Line>, app: &App, p: &PgBouncerStatus) {
+    let t = &app.theme;
+    let mut head = vec![
+        Span::styled("pgBouncer", t.title),
+        Span::styled(
+            format!("   {}/{} ready   ", p.ready_replicas, p.replicas),
+            t.muted,
+        ),
+        Span::styled(p.hosts.join(" "), t.text),
+    ];
+    if p.paused {
+        head.push(Span::styled("   paused for a switchover", t.warn));
+    }
+    lines.push(Line::from(head));
+    match &app.pools {
+        None => lines.push(Line::from(Span::styled("  reading its pools…", t.muted))),
+        Some(Err(e)) => lines.push(Line::from(Span::styled(
+            format!("  pools unknown: {e}"),
+            t.muted,
+        ))),
+        Some(Ok(pools)) if pools.is_empty() => lines.push(Line::from(Span::styled(
+            "  no pools yet: no client came",
+            t.muted,
+        ))),
+        Some(Ok(pools)) => {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "  {:<16} {:<16} {:>7} {:>8} {:>8} {:>6} {:>8}",
+                    "DATABASE", "USER", "ACTIVE", "WAITING", "SERVERS", "IDLE", "MAXWAIT"
+                ),
+                t.muted,
+            )));
+            for pool in pools {
+                let waiting = if pool.clients_waiting > 0 {
+                    t.warn
+                } else {
+                    t.text
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!(
+                            "  {:<16} {:<16} {:>7}",
+                            pool.database, pool.user, pool.clients_active
+                        ),
+                        t.text,
+                    ),
+                    Span::styled(format!(" {:>8}", pool.clients_waiting), waiting),
+                    Span::styled(
+                        format!(
+                            " {:>8} {:>6} {:>7}s",
+                            pool.servers_active, pool.servers_idle, pool.max_wait_seconds
+                        ),
+                        t.text,
+                    ),
+                ]));
+            }
+        }
+    }
+    lines.push(Line::default());
 }

@@ -382,6 +382,45 @@ fn connection_masked_then_revealed() {
 }
 
 #[test]
+fn connection_shows_the_pooler_and_its_pools() {
+    use crate::api::status::{PgBouncerStatus, ProxyStatus};
+    use crate::observe::pgbouncer::Pool;
+    let mut app = fixture();
+    let hippo = app
+        .clusters
+        .iter_mut()
+        .find(|c| c.name() == "hippo")
+        .unwrap();
+    hippo.status.as_mut().unwrap().proxy = Some(ProxyStatus {
+        pg_bouncer: PgBouncerStatus {
+            replicas: 2,
+            ready_replicas: 2,
+            hosts: vec!["127.0.0.1:20011".into(), "127.0.0.1:20012".into()],
+            paused: true,
+        },
+    });
+    open_hippo(&mut app);
+    tab(&mut app, Tab::Connection);
+    assert!(screen(&app, 110, 16).contains("reading its pools"));
+    let key = ("default".to_string(), "hippo".to_string());
+    app.on_data(Data::Pools {
+        key,
+        result: Ok(vec![Pool {
+            database: "ledger".into(),
+            user: "ledger".into(),
+            clients_active: 3,
+            clients_waiting: 5,
+            servers_active: 0,
+            servers_idle: 2,
+            max_wait_seconds: 1,
+        }]),
+    });
+    let shown = screen(&app, 110, 16);
+    assert!(shown.contains("2/2 ready") && shown.contains("paused for a switchover"));
+    insta::assert_snapshot!(shown);
+}
+
+#[test]
 fn help_overlay() {
     let mut app = fixture();
     press(&mut app, KeyCode::Char('?'));

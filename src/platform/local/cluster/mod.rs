@@ -62,6 +62,7 @@ use crate::plan::rollout::{self, Step};
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
+pub use self::pooler::pools;
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
 pub use self::users::superuser_peers;
 

@@ -189,6 +189,19 @@ pub fn consoles(dir: &ClusterDir, account: &Account) -> Vec<Console> {
         .collect()
 }
 
+/// The pools of the cluster's first running pgBouncer (`SHOW POOLS`), for the console.
+pub async fn pools(
+    dir: &ClusterDir,
+    account: &Account,
+) -> Result<Vec<crate::observe::pgbouncer::Pool>, String> {
+    let console = consoles(dir, account)
+        .into_iter()
+        .next()
+        .ok_or("no pgBouncer runs")?;
+    let rows = console.run("SHOW POOLS", Duration::from_secs(2)).await?;
+    Ok(crate::observe::pgbouncer::pools(&rows))
+}
+
 /// Record a pause before it is sent, so that a reconciler that dies after sending it resumes
 /// the pools on its next pass; returns the consoles to pause (none when no pooler runs).
 pub fn begin_pause(dir: &ClusterDir, account: &Account) -> Result<Vec<Console>, PlatformError> {
