@@ -72,6 +72,24 @@ fn clients_write_through_pgbouncer_across_a_switchover_and_only_over_tls() {
         "the pooler's role reads pg_authid: {denied:?}"
     );
 
+    // Settled, pgdeck leaves it alone: nothing rewritten, nothing reloaded, connections kept.
+    let log = home
+        .path()
+        .join("namespaces/default/pooled/pgbouncer/0/pgbouncer.log");
+    let reloads = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("RELOAD command issued")
+            .count()
+    };
+    let before = reloads();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        reloads(),
+        before,
+        "pgBouncer reloaded while nothing changed"
+    );
+
     // Write through the pooler, switch over, keep writing through the same URI.
     let writing = writer::Writing::through(&home, &uri, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));

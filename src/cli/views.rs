@@ -133,6 +133,23 @@ fn status_table(c: &PostgresCluster) -> String {
     }
     out.push_str(&table.to_string());
     out.push('\n');
+    if let Some(p) = s.proxy.as_ref().map(|p| &p.pg_bouncer) {
+        out.push_str(&format!(
+            "pgBouncer: {}/{} ready{}{}\n",
+            p.ready_replicas,
+            p.replicas,
+            if p.hosts.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", p.hosts.join(", "))
+            },
+            if p.paused {
+                "; pools paused for a switchover"
+            } else {
+                ""
+            },
+        ));
+    }
     for cond in &s.conditions {
         out.push_str(&format!(
             "{}: {} ({}: {})\n",

@@ -91,10 +91,16 @@ pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
         .as_ref()
         .and_then(|p| p.pg_bouncer.config.clone())
         .unwrap_or_default();
-    let mut global: BTreeMap<String, String> = BTreeMap::from([(
-        "ignore_startup_parameters".to_string(),
-        "extra_float_digits".to_string(),
-    )]);
+    let mut global: BTreeMap<String, String> = BTreeMap::from([
+        (
+            "ignore_startup_parameters".to_string(),
+            "extra_float_digits".to_string(),
+        ),
+        // After a failed login to a server pgBouncer waits this long before the next (15 s by
+        // default): a pool that tried the old primary mid-switchover would hold its clients
+        // that long after it was pointed at the new one.
+        ("server_login_retry".to_string(), "1".to_string()),
+    ]);
     global.extend(config.global.unwrap_or_default());
     let ours = [
         ("listen_addr", at.listen_addr.clone()),

@@ -194,6 +194,14 @@ fn screen(app: &App, width: u16, height: u16) -> String {
     terminal.backend().to_string()
 }
 
+/// The fixture's hippo, to change its status.
+fn hippo_mut(app: &mut App) -> &mut PostgresCluster {
+    app.clusters
+        .iter_mut()
+        .find(|c| c.name() == "hippo")
+        .unwrap()
+}
+
 /// Open hippo with a fresh poll that agrees with its status.
 fn open_hippo(app: &mut App) {
     let index = app.visible().position(|c| c.name() == "hippo").unwrap();
@@ -310,11 +318,7 @@ fn instances_80x24() {
 #[test]
 fn a_stuck_replica_and_unprotected_writes_show_in_the_list_and_the_cluster() {
     let mut app = fixture();
-    let hippo = app
-        .clusters
-        .iter_mut()
-        .find(|c| c.name() == "hippo")
-        .unwrap();
+    let hippo = hippo_mut(&mut app);
     let s = hippo.status.as_mut().unwrap();
     for (type_, status, reason, message) in [
         (
@@ -386,11 +390,7 @@ fn connection_shows_the_pooler_and_its_pools() {
     use crate::api::status::{PgBouncerStatus, ProxyStatus};
     use crate::observe::pgbouncer::Pool;
     let mut app = fixture();
-    let hippo = app
-        .clusters
-        .iter_mut()
-        .find(|c| c.name() == "hippo")
-        .unwrap();
+    let hippo = hippo_mut(&mut app);
     hippo.status.as_mut().unwrap().proxy = Some(ProxyStatus {
         pg_bouncer: PgBouncerStatus {
             replicas: 2,

@@ -171,6 +171,23 @@ fn admin_password(dir: &ClusterDir) -> Result<String, PlatformError> {
     )?)
 }
 
+/// The admin's SCRAM verifier for `users.txt`, made once per password (a fresh salt each pass
+/// would rewrite the file, and reload pgBouncer, every pass). Kept beside the password with
+/// the password's digest: a new password gets a new verifier.
+fn admin_verifier(dir: &ClusterDir, password: &str) -> Result<String, PlatformError> {
+    let path = dir.secrets().join("pgbouncer-admin.verifier");
+    let digest = crate::plan::digest(password.as_bytes());
+    let stored = std::fs::read_to_string(&path).ok();
+    if let Some((d, verifier)) = stored.as_deref().and_then(|s| s.trim().split_once(' '))
+        && d == digest
+    {
+        return Ok(verifier.to_string());
+    }
+    let verifier = scram_sha_256(password.as_bytes());
+    write_atomic(&path, format!("{digest} {verifier}").as_bytes(), 0o600).at(&path)?;
+    Ok(verifier)
+}
+
 /// The consoles of the cluster's poolers that run now.
 pub fn consoles(dir: &ClusterDir, account: &Account) -> Vec<Console> {
     let state = load(dir);
@@ -214,13 +231,25 @@ pub fn begin_pause(dir: &ClusterDir, account: &Account) -> Result<Vec<Console>, 
     Ok(consoles)
 }
 
-/// Stop every pgBouncer of the cluster (it is being deleted).
+/// Stop every pgBouncer of the cluster (it is deleted or shut down): stopped by pgdeck, not
+/// exited, when they start again.
 pub async fn stop_all(dir: &ClusterDir, account: &Account) {
     for i in load(dir).ports.keys() {
         if let Some(pid) = pid(dir, *i, account) {
             process::stop(pid, Duration::from_secs(10)).await;
         }
+        let _ = std::fs::remove_file(pid_file(dir, *i));
     }
+}
+
+/// The last line of a log the account writes (read without following a link), for status.
+fn last_line(log: &Path) -> Option<String> {
+    let (bytes, _) = read_regular(log).ok()??;
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    String::from_utf8_lossy(tail)
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .map(|l| l.chars().take(300).collect())
 }
 
 /// The cluster's poolers, as one pass sees and keeps them.
@@ -292,7 +321,7 @@ impl Poolers<'_> {
         let admin = self.admin_password()?;
         let users = pgbouncer::auth_file(&[
             (POOLER_USER, &self.pooler_password()?),
-            (ADMIN_USER, &scram_sha_256(admin.as_bytes())),
+            (ADMIN_USER, &admin_verifier(self.dir, &admin)?),
         ]);
         let mut problem = None;
         let mut ready = 0;
@@ -396,9 +425,12 @@ impl Poolers<'_> {
                 Ok(listening(port))
             }
             None => {
+                // One pgdeck started before is gone: say so, with its last words.
+                let exited = pid_file(self.dir, i).exists();
                 tracing::info!(cluster = self.cluster.name(), "starting pgBouncer {i}");
                 let env = [(process::HOME_ENV, self.home_root.to_string())];
                 let log = inst.path().join("pgbouncer.log");
+                let last_words = exited.then(|| last_line(&log)).flatten();
                 let pid = process::spawn(
                     binary,
                     &[path.display().to_string()],
@@ -407,7 +439,13 @@ impl Poolers<'_> {
                     &env,
                 )?;
                 process::track(&pid_file(self.dir, i), Some(pid))?;
-                Ok(false)
+                match exited {
+                    true => Err(PlatformError::Operator(format!(
+                        "it exited and was started again; its log ends: {}",
+                        last_words.as_deref().unwrap_or("(nothing)")
+                    ))),
+                    false => Ok(false),
+                }
             }
         }
     }
