@@ -94,10 +94,10 @@ fn main() {
             ));
             first += 1_000_000;
             std::thread::sleep(Duration::from_secs(2));
-            let before = home.status("bounce")["primary"].to_string();
+            let before = home.status("bounce")["primary"].clone();
             home.ok(&["switchover", "bounce", "--wait", "--timeout", "120s"]);
             home.wait_for("bounce", Duration::from_secs(60), "pools resumed", |s| {
-                ready(s) && s["primary"].to_string() != before
+                ready(s) && s["primary"] != before
             });
             std::thread::sleep(Duration::from_secs(2));
             stop.send(true).unwrap();

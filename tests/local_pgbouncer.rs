@@ -121,6 +121,37 @@ fn clients_write_through_pgbouncer_across_a_switchover_and_only_over_tls() {
         after["primary"]
     );
 
+    // A failover too: the primary frozen, Patroni promotes the other; the pooler follows.
+    let old = after["primary"].as_str().unwrap().to_string();
+    let mut pids = home.patroni_pids("pooled", &old);
+    pids.extend(home.postgres_pids("pooled", &old));
+    let frozen = common::local::Frozen::freeze(pids);
+    home.wait_for("pooled", Duration::from_secs(120), "a failover", |s| {
+        s["primary"].as_str().is_some_and(|p| p != old) && pooler_ready(s)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let out = std::process::Command::new("psql")
+            .args([
+                uri.as_str(),
+                "-XAtq",
+                "-c",
+                "INSERT INTO probe VALUES (-1, now()) RETURNING id",
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break String::from_utf8_lossy(&out.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        written, "-1",
+        "a write through the pooler after the failover"
+    );
+    drop(frozen);
+
     // A pgBouncer that dies is started again.
     let pids = home.pids_matching(&["pgbouncer", "/pooled/pgbouncer/0/"]);
     assert_eq!(pids.len(), 1, "one pgBouncer: {pids:?}");
