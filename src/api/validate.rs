@@ -989,6 +989,28 @@ mod tests {
     }
 
     #[test]
+    fn pgbouncer_settings_are_one_line_each_under_a_plain_name() {
+        let global = |g: &str| {
+            spec_errors(&format!(
+                "proxy: {{pgBouncer: {{config: {{global: {g}}}}}}}"
+            ))
+        };
+        assert!(global("{pool_mode: transaction, max_client_conn: '500'}").is_empty());
+        let injected = global("{pool_mode: \"transaction\\nauth_type = trust\"}");
+        assert!(
+            injected.len() == 1
+                && injected[0]
+                    .starts_with("spec.proxy.pgBouncer.config.global.pool_mode: one line"),
+            "{injected:?}"
+        );
+        let section = global("{'x]\\n[databases': y}");
+        assert_eq!(section.len(), 1, "{section:?}");
+        let users =
+            spec_errors("proxy: {pgBouncer: {config: {users: {'a b': 'pool_mode=session'}}}}");
+        assert_eq!(users.len(), 1, "{users:?}");
+    }
+
+    #[test]
     fn patroni_log_storage_is_at_least_25mb() {
         let limit = |q: &str| spec_errors(&format!("patroni: {{logging: {{storageLimit: {q}}}}}"));
         for ok in ["25M", "24Mi", "1Gi", "25000000"] {

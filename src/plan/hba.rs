@@ -187,6 +187,32 @@ mod tests {
     }
 
     #[test]
+    fn the_poolers_user_gets_in_over_tls_only_and_only_with_a_pooler() {
+        assert!(
+            !lines(&cluster(""), &[NET.into()], true)
+                .iter()
+                .any(|l| l.contains("_crunchypgbouncer"))
+        );
+        let pooled = cluster(
+            "  proxy: {pgBouncer: {}}\n  authentication: {rules: [{connection: hostssl, method: reject}]}\n",
+        );
+        let hba = lines(&pooled, &[NET.into()], true);
+        let allow = hba
+            .iter()
+            .position(|l| l == "hostssl all _crunchypgbouncer 127.0.0.1/32 scram-sha-256")
+            .expect("its rule");
+        let reject = hba
+            .iter()
+            .position(|l| l == "host all _crunchypgbouncer all reject")
+            .expect("everything else refused");
+        let dba = hba
+            .iter()
+            .position(|l| l.contains("reject") && l.starts_with("hostssl all all"))
+            .expect("the DBA's rule");
+        assert!(allow < reject && reject < dba, "{hba:#?}");
+    }
+
+    #[test]
     fn over_tls_only_plain_text_is_refused_before_any_rule_of_the_dbas() {
         assert_eq!(
             lines(&cluster(""), &[NET.into()], true),
