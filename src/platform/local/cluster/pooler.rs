@@ -34,6 +34,9 @@ use crate::api::users::PasswordType;
 use crate::plan::pgbouncer::{self, ADMIN_USER, MAX_PAUSE, PAUSE_TIMEOUT, POOLER_USER, Placement};
 use crate::platform::PlatformError;
 
+/// The admin console's password, under the cluster's `secrets/`.
+const ADMIN_SECRET: &str = "pgbouncer-admin";
+
 /// What pgdeck remembers of the cluster's poolers, in a directory only it writes.
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -164,11 +167,7 @@ pub async fn pause(consoles: &[Console]) {
 }
 
 fn admin_password(dir: &ClusterDir) -> Result<String, PlatformError> {
-    Ok(password(
-        dir,
-        "pgbouncer-admin",
-        PasswordType::AlphaNumeric,
-    )?)
+    Ok(password(dir, ADMIN_SECRET, PasswordType::AlphaNumeric)?)
 }
 
 /// The admin's SCRAM verifier for `users.txt`, made once per password (a fresh salt each pass
@@ -188,10 +187,11 @@ fn admin_verifier(dir: &ClusterDir, password: &str) -> Result<String, PlatformEr
     Ok(verifier)
 }
 
-/// The consoles of the cluster's poolers that run now.
+/// The consoles of the cluster's poolers that run now. Reads the admin's password, never
+/// makes one (the console calls this too): the pass that started them made it.
 pub fn consoles(dir: &ClusterDir, account: &Account) -> Vec<Console> {
     let state = load(dir);
-    let Ok(password) = admin_password(dir) else {
+    let Some(password) = super::secrets::stored(dir, ADMIN_SECRET) else {
         return Vec::new();
     };
     state
