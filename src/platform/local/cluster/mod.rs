@@ -1443,12 +1443,7 @@ impl Worker {
             }
         }
         let primary = seen.ready_primary();
-        let users = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            self.state.users.hash(&mut h);
-            h.finish()
-        };
+        let users = pooler::users_digest(&self.state.users);
         if let Some(primary) = primary
             && self.tasks.pooler_sql.is_none()
             && self.tasks.users.is_none()

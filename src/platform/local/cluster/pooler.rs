@@ -24,7 +24,7 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 use super::super::account::{self, Account};
 use super::super::files::{AtPath, read_regular, write_atomic, write_if_changed};
 use super::super::home::{ClusterDir, InstanceDir};
-use super::super::ports::Ports;
+use super::super::ports::{Ports, free};
 use super::super::process;
 use super::secrets::password;
 use super::tls::Ca;
@@ -94,6 +94,13 @@ fn save(dir: &ClusterDir, state: &PoolerState) -> Result<(), PlatformError> {
     let bytes = serde_json::to_vec_pretty(state).expect("serializes");
     write_atomic(&path, &bytes, 0o644).at(&path)?;
     Ok(())
+}
+
+/// A digest of the users as applied (`state.json`'s `users`): the function is installed again
+/// when they, and so perhaps their databases, change.
+pub fn users_digest(users: &BTreeMap<String, u64>) -> u64 {
+    let json = serde_json::to_vec(users).expect("serializes");
+    u64::from_str_radix(&crate::plan::digest(&json), 16).expect("16 hex digits")
 }
 
 /// Every port the cluster's poolers hold, for the home's allocator.
@@ -327,6 +334,13 @@ impl Poolers<'_> {
         let mut ready = 0;
         let mut hosts = Vec::new();
         for i in 0..replicas {
+            // A stopped pgBouncer whose port another program took meanwhile moves.
+            let taken = |p: &u16| pid(self.dir, i, self.account).is_none() && !free(*p);
+            if let Some(old) = state.ports.get(&i).copied().filter(taken) {
+                tracing::warn!("pgBouncer {i}: port {old} is taken by another program; moving");
+                state.ports.remove(&i);
+                self.ports.release(old);
+            }
             let port = match state.ports.get(&i) {
                 Some(p) => *p,
                 None => {
