@@ -448,6 +448,52 @@ mod tests {
         assert!(!pauses(&cluster("  proxy: {pgBouncer: {}}\n")));
     }
 
+    proptest::proptest! {
+        /// Whatever a valid spec sets, pgBouncer's file keeps its three sections, TLS both ways,
+        /// authentication through PostgreSQL, and every pool at the primary.
+        #[test]
+        fn no_setting_of_the_spec_overrides_pgdecks(
+            global in proptest::collection::btree_map("[a-z_]{1,24}", "[ -~]{0,30}", 0..8),
+            reserved in proptest::sample::subsequence(LOCAL_RESERVED.to_vec(), 0..4),
+            databases in proptest::collection::btree_map("[a-z*]{1,8}", "[a-z_=0-9 ]{0,20}", 0..3),
+        ) {
+            let mut global = global;
+            global.extend(reserved.iter().map(|k| (k.to_string(), "evil".to_string())));
+            let mut c = cluster("  proxy: {pgBouncer: {}}\n");
+            let config = crate::api::addons::PgBouncerConfig {
+                global: Some(global),
+                databases: Some(databases.clone()),
+                ..Default::default()
+            };
+            c.spec.proxy.as_mut().unwrap().pg_bouncer.config = Some(config);
+            // Refused locally (see local_refusals); and were they not, the file keeps pgdeck's.
+            let sets_host_or_port = databases.values().any(|v| {
+                v.split_whitespace()
+                    .any(|kv| matches!(kv.split('=').next(), Some("host" | "port")))
+            });
+            proptest::prop_assert_eq!(
+                local_refusals(&c).is_empty(),
+                reserved.is_empty() && !sets_host_or_port
+            );
+            let ini = render(&c, &at());
+            let sections: Vec<&str> = ini.lines().filter(|l| l.starts_with('[')).collect();
+            proptest::prop_assert_eq!(sections, ["[pgbouncer]", "[databases]"]);
+            for (k, v) in [
+                ("client_tls_sslmode", "require"),
+                ("server_tls_sslmode", "verify-full"),
+                ("auth_user", POOLER_USER),
+                ("listen_addr", "127.0.0.1"),
+                ("auth_file", "/h/users.txt"),
+            ] {
+                proptest::prop_assert_eq!(value(&ini, "pgbouncer", k), Some(v));
+            }
+            for db in databases.keys() {
+                let line = value(&ini, "databases", db).unwrap_or_default();
+                proptest::prop_assert!(line.ends_with("host=127.0.0.1 port=20001"), "{}", line);
+            }
+        }
+    }
+
     #[test]
     fn pools_resume_at_a_ready_primary_after_the_switchover_or_after_the_longest_pause() {
         let s = Duration::from_secs;
