@@ -1,7 +1,8 @@
 //! pgBouncer on the local platform, with real processes: clients reach the primary through it
 //! over TLS only, authenticated with their own PostgreSQL passwords (`auth_query`), and keep
 //! writing through the same URI across a switchover, which pauses the pools instead of
-//! failing them.
+//! failing them, and after a failover; a pgBouncer that dies comes back; removing the field
+//! removes it.
 
 mod common;
 
@@ -26,7 +27,7 @@ fn pooler_ready(s: &Value) -> bool {
 }
 
 #[test]
-fn clients_write_through_pgbouncer_across_a_switchover_and_only_over_tls() {
+fn pgbouncer_takes_tls_only_follows_the_primary_and_clients_only_wait_through_a_switchover() {
     let home = LocalHome::new();
     home.apply_ready(&manifest(POOLED), "180s");
     home.settle("pooled", 2, "two instances");
