@@ -116,6 +116,14 @@ const NO_OPENSHIFT_HERE: Support = Refused("OpenShift is a Kubernetes distributi
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
+const LOCAL_STANDBY_PORT: Support = Refused(
+    "the source is a cluster of this home (spec.standby.host), followed wherever its leader \
+     listens",
+);
+const LOCAL_STANDBY_REPO: Support = Refused(
+    "a standby streams from a cluster of this home (spec.standby.host); replaying from its \
+     repository is not implemented yet",
+);
 const LOCAL_VOLUME: Support = Partly(
     &["accessModes", "resources.requests.storage"],
     "a volume is a directory of the pgdeck home: only accessModes and its size \
@@ -143,7 +151,6 @@ const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behavi
 // Refused on both platforms.
 const NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented yet");
 const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
-const NO_STANDBY: Support = Refused("standby clusters are not implemented yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
      spec.dataSource.postgresCluster",
@@ -363,7 +370,11 @@ pub const FIELDS: &[Field] = &[
     field("spec.proxy.pgBouncer", NO_PGBOUNCER, NO_PGBOUNCER),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", NO_MONITORING, NO_MONITORING),
-    field("spec.standby", NO_STANDBY, NO_STANDBY),
+    field("spec.standby", Works, Works),
+    field("spec.standby.enabled", Works, Works),
+    field("spec.standby.host", Works, Works),
+    field("spec.standby.port", LOCAL_STANDBY_PORT, Works),
+    field("spec.standby.repoName", LOCAL_STANDBY_REPO, Works),
     field("spec.config", Works, Works),
     opaque("spec.config.files", NO_PROJECTIONS, KUBE_CONFIG_FILES),
     opaque("spec.config.parameters", Works, Works),
@@ -681,13 +692,13 @@ mod tests {
             let expected = ["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"];
             assert_eq!(paths, expected.map(String::from).into(), "{platform}");
         }
+        let repo = "  standby: {enabled: true, repoName: repo1, host: hippo-primary}\n";
         assert_eq!(
-            refused(
-                "  standby: {enabled: true, repoName: repo1}\n",
-                Platform::Kube
-            )
-            .len(),
-            1
+            refusals(&cluster(repo), Platform::Local)
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>(),
+            ["spec.standby.repoName"]
         );
     }
 }

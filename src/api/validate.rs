@@ -833,6 +833,35 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
             "spec.standby",
             "an enabled standby needs repoName or host to follow",
         );
+        // PGO's rule: the repository is one of this cluster's, in the cloud, where the
+        // source writes too; a volume repository is this cluster's alone.
+        if let Some(repo) = &s.repo_name {
+            k.check(
+                c.repos()
+                    .iter()
+                    .any(|r| &r.name == repo && r.volume.is_none()),
+                "spec.standby.repoName",
+                format!(
+                    "{repo} must be one of spec.backups.pgbackrest.repos, a cloud repository the \
+                     source cluster writes to (not a volume)"
+                ),
+            );
+            let key = format!("{repo}-path");
+            let global = c
+                .spec
+                .backups
+                .as_ref()
+                .and_then(|b| b.pgbackrest.global.as_ref());
+            k.check(
+                global.is_some_and(|g| g.contains_key(&key)),
+                format!("spec.backups.pgbackrest.global.{key}"),
+                format!(
+                    "a standby replays the source's repository: set {key} to the source's path \
+                     (pgdeck's own default, /pgbackrest/<namespace>/<cluster>/{repo}, is this \
+                     cluster's)"
+                ),
+            );
+        }
     }
     if let Some(p) = &c.spec.proxy {
         let path = "spec.proxy.pgBouncer";

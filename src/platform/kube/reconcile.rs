@@ -37,7 +37,7 @@ use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
 use crate::plan::rollout::Step;
-use crate::plan::{dynamic, instances};
+use crate::plan::{dynamic, instances, standby};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -576,7 +576,17 @@ impl Run<'_> {
         let base = proxy::base(self.cluster, leader);
         match self.ctx.patroni.config(&base).await {
             Ok(current) => {
-                if let Some(patch) = dynamic::patch(&current, &dynamic::desired(self.cluster)) {
+                let mut desired = dynamic::desired(self.cluster);
+                // Running (a leader answers), so bootstrapped: never demoted, promoted once
+                // `enabled` is false.
+                let spec = self.cluster.spec.standby.clone().unwrap_or_default();
+                let wants = standby::wanted(Some(&spec));
+                let decision = standby::decide(wants, standby::following(&current), true);
+                standby::apply(&mut desired, decision, &standby::as_given(&spec));
+                if decision == standby::Decision::RefuseDemotion {
+                    self.problem = Some(standby::DEMOTION_REFUSED.into());
+                }
+                if let Some(patch) = dynamic::patch(&current, &desired) {
                     tracing::info!(
                         "patching Patroni's configuration: {}",
                         serde_json::Value::Object(patch.clone())

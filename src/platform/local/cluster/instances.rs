@@ -30,7 +30,12 @@ pub struct Runtime<'a> {
     pub home_root: &'a str,
     /// Where a cluster made from another's backups restores from, until it has bootstrapped.
     pub restore_from: Option<&'a RestoreSource>,
+    /// Whom the cluster follows when it bootstraps as a standby (`spec.standby`).
+    pub standby: Option<&'a crate::plan::standby::Upstream>,
     pub ca: &'a Ca,
+    /// The CA file members verify servers with: the cluster's own, or for a standby a bundle
+    /// with the source's.
+    pub trust: &'a std::path::Path,
 }
 
 /// Another cluster's repository to bootstrap from (`spec.dataSource.postgresCluster`).
@@ -156,8 +161,9 @@ impl Runtime<'_> {
             peer_users: super::superuser_peers(self.account),
             log_dir: inst.patroni_log_dir().display().to_string(),
             restore,
+            standby: self.standby.cloned(),
             tls: patroni::Tls {
-                ca_file: self.dir.ca_cert().display().to_string(),
+                ca_file: self.trust.display().to_string(),
                 cert_file: inst.tls_cert().display().to_string(),
                 key_file: inst.tls_key().display().to_string(),
                 // Members reach each other at 127.0.0.1, which every certificate names.

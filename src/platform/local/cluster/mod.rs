@@ -20,6 +20,7 @@ mod observe;
 mod restore;
 mod schedule;
 mod secrets;
+mod standby;
 pub mod state;
 mod teardown;
 mod tls;
@@ -55,6 +56,7 @@ use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
+use crate::plan::standby as plan_standby;
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
@@ -190,6 +192,8 @@ pub struct Worker {
     init_sql: plan_init_sql::Next,
     /// An init SQL run that did not get through: when to try again, and why.
     retry_init_sql: Option<(Instant, String)>,
+    /// What this pass saw of the source a standby follows (`spec.standby`).
+    standby: Option<plan_standby::Observed>,
 }
 
 /// Between passes while something moves.
@@ -244,6 +248,7 @@ impl Worker {
             retry_backup_at: None,
             init_sql: plan_init_sql::Next::Clear,
             retry_init_sql: None,
+            standby: None,
         }
     }
 
@@ -320,6 +325,28 @@ impl Worker {
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
         let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
+        let source = self.standby_source(&cluster)?;
+        let trust = match (&cluster.spec.standby, &source) {
+            (Some(s), _) if s.host.is_some() => standby::trust(&self.dir, source.as_ref())?,
+            _ => self.dir.ca_cert(),
+        };
+        // A new standby copies the source's leader: its address is in the bootstrap section.
+        let wants = plan_standby::wanted(cluster.spec.standby.as_ref());
+        let upstream = source.as_ref().and_then(standby::Source::upstream);
+        let bootstrap_upstream = if wants && !self.state.initialized {
+            let s = source.as_ref().ok_or_else(|| {
+                PlatformError::Operator("spec.standby: a standby on the local platform follows the cluster spec.standby.host names".into())
+            })?;
+            standby::adopt_replication_password(&self.dir, s)?;
+            Some(upstream.clone().ok_or_else(|| {
+                PlatformError::Operator(format!(
+                    "spec.standby.host: waiting for cluster {} to have a leader to copy",
+                    s.id
+                ))
+            })?)
+        } else {
+            None
+        };
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
@@ -349,7 +376,9 @@ impl Worker {
             ports: &shared.ports,
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
+            standby: bootstrap_upstream.as_ref(),
             ca: &ca,
+            trust: &trust,
         };
 
         self.collect();
@@ -409,7 +438,8 @@ impl Worker {
                     self.state.dcs_credentials = Some(jiff::Timestamp::now());
                     self.state.save(&self.dir)?;
                 }
-                self.configure(&cluster, &seen).await;
+                self.configure(&cluster, &seen, upstream.as_ref()).await;
+                self.observe_standby(source.as_ref(), &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
             }
@@ -1011,7 +1041,12 @@ impl Worker {
 
     /// Keep Patroni's dynamic configuration as the spec says, and wake the leader when a new
     /// replica waits for its replication slot or its own PostgreSQL stopped answering.
-    async fn configure(&mut self, cluster: &PostgresCluster, seen: &observe::Seen) {
+    async fn configure(
+        &mut self,
+        cluster: &PostgresCluster,
+        seen: &observe::Seen,
+        upstream: Option<&plan_standby::Upstream>,
+    ) {
         let Some(leader_api) = seen.leader_api() else {
             return;
         };
@@ -1022,7 +1057,8 @@ impl Worker {
         if due {
             match self.patroni.config(&leader_api).await {
                 Ok(current) => {
-                    if let Some(patch) = dynamic::patch(&current, &dynamic::desired(cluster)) {
+                    let desired = self.standby_config(cluster, &current, upstream);
+                    if let Some(patch) = dynamic::patch(&current, &desired) {
                         tracing::info!(cluster = %self.name, "patching Patroni configuration: {}", serde_json::Value::Object(patch.clone()));
                         if let Err(e) = self.patroni.patch_config(&leader_api, &patch).await {
                             self.problem = Some(e.to_string());
@@ -1059,6 +1095,11 @@ impl Worker {
         let Some(primary) = seen.ready_primary() else {
             return;
         };
+        if seen.instance(&primary.name).and_then(|s| s.role.as_deref()) == Some("standby_leader") {
+            // Read-only until promoted: users, init SQL and backups wait for that.
+            self.start_switchover(cluster, seen);
+            return;
+        }
         let conninfo = users::superuser_conninfo(
             &self.dir.instance(&primary.name).socket_dir(),
             primary.pg_port,
@@ -1488,8 +1529,13 @@ impl Worker {
                 && !seen.primary_unanswered
                 && statuses.len() == cluster.desired_instances() as usize
                 && statuses.iter().all(|s| s.ready));
-        let backed_up =
-            self.state.stanza_created || cluster.repos().iter().all(|r| r.volume.is_none());
+        let following = self
+            .standby
+            .as_ref()
+            .is_some_and(|o| o.following == Some(true));
+        let backed_up = self.state.stanza_created
+            || following
+            || cluster.repos().iter().all(|r| r.volume.is_none());
         running
             && backed_up
             && self.state.initialized
@@ -1534,8 +1580,17 @@ impl Worker {
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
         };
-        let problem = self.problem.as_ref().or(self.backup_problem.as_ref());
+        let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
+        let problem = (self.problem.as_ref())
+            .or(self.backup_problem.as_ref())
+            .or(standby_problem);
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
+        if let Some(o) = &self.standby {
+            let (ok, reason, message) = plan_standby::condition(o);
+            let generation = cluster.generation();
+            let c = &mut status.conditions;
+            conditions::set(c, plan_standby::CONDITION, ok, reason, message, generation);
+        }
     }
 }
 

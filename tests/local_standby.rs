@@ -1,0 +1,150 @@
+//! Standby clusters on the local platform, with real processes: a cluster follows another of the
+//! same home by streaming from its leader over TLS, refuses writes, receives the source's new
+//! rows, and takes writes once promoted (`enabled: false`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::local::{LocalHome, manifest};
+
+/// The `Standby` condition's reason and message.
+fn standby_condition(status: &serde_json::Value) -> Option<(String, String)> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Standby")
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("reason"), text("message"))
+        })
+}
+
+/// Poll `f` until it gives `Some`, or panic naming `what` and the last error.
+fn within<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: not within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+#[test]
+fn a_standby_follows_its_source_refuses_writes_and_takes_them_once_promoted() {
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("hippo", 1, "", "", ""), "180s");
+    home.superuser(
+        "hippo",
+        "postgres",
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1)",
+    );
+
+    let follow = "  standby: {enabled: true, host: hippo-primary}\n";
+    home.apply_ready(&manifest("copy", 2, "", follow, ""), "240s");
+    let status = home.settle("copy", 2, "a standby leader and a cascading replica");
+    let roles: Vec<&str> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["role"].as_str())
+        .collect();
+    assert!(roles.contains(&"standby_leader"), "{roles:?}");
+    assert!(roles.contains(&"replica"), "{roles:?}");
+    let (reason, message) = standby_condition(&home.wait_for(
+        "copy",
+        Duration::from_secs(60),
+        "the Standby condition",
+        |s| standby_condition(s).is_some_and(|(r, m)| r == "Following" && m.contains("behind")),
+    ))
+    .unwrap();
+    assert_eq!(reason, "Following");
+    assert!(message.starts_with("standby of default/hippo"), "{message}");
+
+    // The source's rows, the old one and a new one within seconds.
+    assert_eq!(
+        home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
+        "1"
+    );
+    home.superuser("hippo", "postgres", "INSERT INTO t VALUES (2)");
+    within(
+        Duration::from_secs(20),
+        "the source's new row",
+        || match home
+            .try_superuser("copy", "postgres", "SELECT count(*) FROM t")?
+            .as_str()
+        {
+            "2" => Ok(()),
+            n => Err(format!("{n} rows")),
+        },
+    );
+
+    // Read-only until promoted, even for the superuser.
+    let refused = home
+        .try_superuser("copy", "postgres", "INSERT INTO t VALUES (3)")
+        .expect_err("a write to a standby");
+    assert!(refused.contains("read-only"), "{refused}");
+
+    let promote = "  standby: {enabled: false, host: hippo-primary}\n";
+    let out = home.apply_text(&manifest("copy", 2, "", promote, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    home.wait_for("copy", Duration::from_secs(120), "promotion", |s| {
+        standby_condition(s).is_some_and(|(r, _)| r == "Promoted")
+    });
+    within(Duration::from_secs(60), "a write after promotion", || {
+        home.try_superuser("copy", "postgres", "INSERT INTO t VALUES (3)")
+    });
+    assert_eq!(
+        home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
+        "3"
+    );
+    assert_eq!(
+        home.superuser("hippo", "postgres", "SELECT count(*) FROM t"),
+        "2",
+        "the source never sees the promoted cluster's writes"
+    );
+}
+
+#[test]
+fn a_source_that_is_not_a_cluster_of_this_home_is_refused_naming_the_field() {
+    let home = LocalHome::new();
+    for (standby, why) in [
+        (
+            "{enabled: true, host: db.example.com}",
+            "not a cluster of this home",
+        ),
+        (
+            "{enabled: true, host: copy-primary}",
+            "cannot follow itself",
+        ),
+        (
+            "{enabled: true, host: hippo-primary, port: 5432}",
+            "spec.standby.port",
+        ),
+        (
+            "{enabled: true, host: hippo-primary, repoName: repo1}",
+            "spec.standby.repoName",
+        ),
+    ] {
+        let out = home.apply_text(
+            &manifest("copy", 1, "", &format!("  standby: {standby}\n"), ""),
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{standby} was accepted");
+        assert!(
+            err.contains("spec.standby") && err.contains(why),
+            "{standby}: {err}"
+        );
+    }
+    assert!(
+        !home.run(&["get", "copy"]).status.success(),
+        "nothing was stored"
+    );
+}
