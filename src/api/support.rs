@@ -692,7 +692,7 @@ mod tests {
             let expected = ["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"];
             assert_eq!(paths, expected.map(String::from).into(), "{platform}");
         }
-        let repo = "  standby: {enabled: true, repoName: repo1, host: hippo-primary}\n";
+        let repo = "  standby: {enabled: false, repoName: repo1, host: hippo-primary}\n";
         assert_eq!(
             refusals(&cluster(repo), Platform::Local)
                 .into_iter()

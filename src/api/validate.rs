@@ -983,6 +983,33 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_replays_a_shared_cloud_repository_at_the_sources_path() {
+        let s3 = "{name: repo1, s3: {bucket: b, endpoint: e, region: r}}";
+        let volume = "{name: repo2, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}";
+        let spec = |repo: &str, path: &str| {
+            spec_errors(&format!(
+                "backups: {{pgbackrest: {{global: {{{path}}}, repos: [{s3}, {volume}]}}}}\n  \
+                 standby: {{enabled: true, repoName: {repo}}}"
+            ))
+        };
+        assert_eq!(
+            spec("repo1", "repo1-path: /pgbackrest/p/hippo/repo1"),
+            Vec::<String>::new()
+        );
+        let e = spec("repo2", "repo2-path: /x");
+        assert!(
+            e.len() == 1 && e[0].starts_with("spec.standby.repoName"),
+            "{e:?}"
+        );
+        let e = spec("repo1", "");
+        assert!(
+            e.len() == 1 && e[0].starts_with("spec.backups.pgbackrest.global.repo1-path"),
+            "{e:?}"
+        );
+        assert!(spec_errors("standby: {enabled: true}")[0].starts_with("spec.standby"));
+    }
+
+    #[test]
     fn patroni_log_storage_is_at_least_25mb() {
         let limit = |q: &str| spec_errors(&format!("patroni: {{logging: {{storageLimit: {q}}}}}"));
         for ok in ["25M", "24Mi", "1Gi", "25000000"] {
