@@ -58,6 +58,25 @@ pub fn as_given(standby: &Standby) -> Upstream {
     }
 }
 
+/// The source as status names it where the platform cannot name a cluster: `host:port`, and
+/// the repository it replays.
+pub fn source_of(standby: &Standby) -> String {
+    let host = standby.host.as_deref().filter(|h| !h.is_empty());
+    let stream = host.map(|h| match standby.port {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_string(),
+    });
+    let repo = standby
+        .repo_name
+        .as_ref()
+        .map(|r| format!("repository {r}"));
+    [stream, repo]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
 /// Whether the spec asks the cluster to follow a source.
 pub fn wanted(standby: Option<&Standby>) -> bool {
     standby.is_some_and(|s| s.enabled == Some(true))
@@ -234,6 +253,25 @@ mod tests {
         assert_eq!(
             s["restore_command"],
             "pgbackrest --stanza=db archive-get %f \"%p\""
+        );
+    }
+
+    #[test]
+    fn sources_as_status_names_them() {
+        let spec = |host: Option<&str>, port, repo: Option<&str>| Standby {
+            enabled: Some(true),
+            host: host.map(String::from),
+            port,
+            repo_name: repo.map(String::from),
+        };
+        assert_eq!(source_of(&spec(Some("h"), Some(5432), None)), "h:5432");
+        assert_eq!(
+            source_of(&spec(Some("h"), None, Some("repo1"))),
+            "h and repository repo1"
+        );
+        assert_eq!(
+            source_of(&spec(None, None, Some("repo2"))),
+            "repository repo2"
         );
     }
 

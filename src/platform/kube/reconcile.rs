@@ -119,6 +119,7 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         writes: Writes::default(),
         problem: None,
         recorded: None,
+        standby: None,
     };
     match run.apply().await {
         Ok(status) => {
@@ -151,6 +152,8 @@ struct Run<'a> {
     /// The status as this pass wrote it before its end (a switchover in progress), with what
     /// came of it since: an error later in the pass writes this, never the status as read.
     recorded: Option<PostgresClusterStatus>,
+    /// What became of `standby_cluster` when the leader's configuration was last checked.
+    standby: Option<standby::Decision>,
 }
 
 impl Run<'_> {
@@ -314,6 +317,26 @@ impl Run<'_> {
             switchover,
         );
         status::volume_resize(cluster, &mut status, &refused);
+        if let Some(spec) = &cluster.spec.standby {
+            // Whom it follows; how far behind is not read across clusters here.
+            let observed = standby::Observed {
+                source: standby::source_of(spec),
+                following: self.standby.map(|d| d == standby::Decision::Follow),
+                lag_bytes: None,
+                problem: (self.standby == Some(standby::Decision::RefuseDemotion))
+                    .then(|| standby::DEMOTION_REFUSED.into()),
+            };
+            let (ok, reason, message) = standby::condition(&observed);
+            let c = &mut status.conditions;
+            conditions::set(
+                c,
+                standby::CONDITION,
+                ok,
+                reason,
+                message,
+                cluster.generation(),
+            );
+        }
         manual_backup::record(cluster, &mut status, manual);
         init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
         Ok(status)
@@ -586,6 +609,7 @@ impl Run<'_> {
                 if decision == standby::Decision::RefuseDemotion {
                     self.problem = Some(standby::DEMOTION_REFUSED.into());
                 }
+                self.standby = Some(decision);
                 if let Some(patch) = dynamic::patch(&current, &desired) {
                     tracing::info!(
                         "patching Patroni's configuration: {}",
