@@ -1,6 +1,6 @@
 //! Standby clusters on the local platform, with real processes: a cluster follows another of the
 //! same home by streaming from its leader over TLS, refuses writes, receives the source's new
-//! rows, and takes writes once promoted (`enabled: false`).
+//! rows, outlives the source's deletion, and takes writes once promoted (`enabled: false`).
 
 mod common;
 
@@ -33,7 +33,7 @@ fn within<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Result<T, Strin
 }
 
 #[test]
-fn a_standby_follows_its_source_refuses_writes_and_takes_them_once_promoted() {
+fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_promoted() {
     let home = LocalHome::new();
     home.apply_ready(&manifest("hippo", 1, "", "", ""), "180s");
     home.superuser(
@@ -87,6 +87,21 @@ fn a_standby_follows_its_source_refuses_writes_and_takes_them_once_promoted() {
         .expect_err("a write to a standby");
     assert!(refused.contains("read-only"), "{refused}");
 
+    // The source goes away: the standby stays as it is, and says why it gets nothing new.
+    home.ok(&["delete", "hippo", "--wait"]);
+    let s = home.wait_for("copy", Duration::from_secs(60), "the lost source", |s| {
+        standby_condition(s).is_some_and(|(r, _)| r == "StandbyProblem")
+    });
+    let (_, message) = standby_condition(&s).unwrap();
+    assert!(
+        message.contains("spec.standby.host") && message.contains("default/hippo"),
+        "{message}"
+    );
+    assert_eq!(
+        home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
+        "2"
+    );
+
     let promote = "  standby: {enabled: false, host: hippo-primary}\n";
     let out = home.apply_text(&manifest("copy", 2, "", promote, ""), &[]);
     assert!(
@@ -104,11 +119,14 @@ fn a_standby_follows_its_source_refuses_writes_and_takes_them_once_promoted() {
         home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
         "3"
     );
-    assert_eq!(
-        home.superuser("hippo", "postgres", "SELECT count(*) FROM t"),
-        "2",
-        "the source never sees the promoted cluster's writes"
-    );
+    let s = home.settle("copy", 2, "the promoted cluster's replica streaming");
+    let roles: Vec<&str> = s["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["role"].as_str())
+        .collect();
+    assert!(roles.contains(&"primary"), "{roles:?}");
 }
 
 #[test]
