@@ -42,7 +42,19 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         "CREATE TABLE t (n int); INSERT INTO t VALUES (1)",
     );
 
-    let follow = "  standby: {enabled: true, host: hippo-primary}\n";
+    // The source's first backup, for the standby to restore from.
+    home.wait_for(
+        "hippo",
+        Duration::from_secs(120),
+        "hippo's first backup",
+        |s| {
+            s["repos"][0]["backups"]
+                .as_array()
+                .is_some_and(|b| !b.is_empty())
+        },
+    );
+
+    let follow = "  standby: {enabled: true, host: hippo-primary, repoName: repo1}\n";
     home.apply_ready(&manifest("copy", 2, "", follow, ""), "240s");
     let status = home.settle("copy", 2, "a standby leader and a cascading replica");
     let roles: Vec<&str> = status["instances"]
@@ -53,6 +65,21 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         .collect();
     assert!(roles.contains(&"standby_leader"), "{roles:?}");
     assert!(roles.contains(&"replica"), "{roles:?}");
+    // Its leader was restored from hippo's repository, and replays WAL archived there.
+    let leader = status["primary"].as_str().unwrap();
+    let log = std::fs::read_to_string(
+        home.path()
+            .join("namespaces/default/copy/instances")
+            .join(leader)
+            .join("patroni.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains("replica has been created using pgbackrest"),
+        "{log}"
+    );
+    let restore = home.superuser("copy", "postgres", "SHOW restore_command");
+    assert!(restore.contains("standby-pgbackrest.conf"), "{restore}");
     let (reason, message) = standby_condition(&home.wait_for(
         "copy",
         Duration::from_secs(60),
@@ -145,10 +172,7 @@ fn a_source_that_is_not_a_cluster_of_this_home_is_refused_naming_the_field() {
             "{enabled: true, host: hippo-primary, port: 5432}",
             "spec.standby.port",
         ),
-        (
-            "{enabled: true, host: hippo-primary, repoName: repo1}",
-            "spec.standby.repoName",
-        ),
+        ("{enabled: true, repoName: repo1}", "spec.standby.repoName"),
     ] {
         let out = home.apply_text(
             &manifest("copy", 1, "", &format!("  standby: {standby}\n"), ""),

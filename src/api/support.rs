@@ -120,10 +120,6 @@ const LOCAL_STANDBY_PORT: Support = Refused(
     "the source is a cluster of this home (spec.standby.host), followed wherever its leader \
      listens",
 );
-const LOCAL_STANDBY_REPO: Support = Refused(
-    "a standby streams from a cluster of this home (spec.standby.host); replaying from its \
-     repository is not implemented yet",
-);
 const LOCAL_VOLUME: Support = Partly(
     &["accessModes", "resources.requests.storage"],
     "a volume is a directory of the pgdeck home: only accessModes and its size \
@@ -374,7 +370,7 @@ pub const FIELDS: &[Field] = &[
     field("spec.standby.enabled", Works, Works),
     field("spec.standby.host", Works, Works),
     field("spec.standby.port", LOCAL_STANDBY_PORT, Works),
-    field("spec.standby.repoName", LOCAL_STANDBY_REPO, Works),
+    field("spec.standby.repoName", Works, Works),
     field("spec.config", Works, Works),
     opaque("spec.config.files", NO_PROJECTIONS, KUBE_CONFIG_FILES),
     opaque("spec.config.parameters", Works, Works),
@@ -404,6 +400,8 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
         errors: Vec::new(),
     };
     walk.node(&spec, "spec".into(), "spec".into());
+    walk.errors
+        .extend(crate::plan::standby::refusals(cluster, platform));
     walk.errors
 }
 
@@ -692,13 +690,5 @@ mod tests {
             let expected = ["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"];
             assert_eq!(paths, expected.map(String::from).into(), "{platform}");
         }
-        let repo = "  standby: {enabled: false, repoName: repo1, host: hippo-primary}\n";
-        assert_eq!(
-            refusals(&cluster(repo), Platform::Local)
-                .into_iter()
-                .map(|e| e.path)
-                .collect::<Vec<_>>(),
-            ["spec.standby.repoName"]
-        );
     }
 }

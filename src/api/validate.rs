@@ -833,35 +833,6 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
             "spec.standby",
             "an enabled standby needs repoName or host to follow",
         );
-        // PGO's rule: the repository is one of this cluster's, in the cloud, where the
-        // source writes too; a volume repository is this cluster's alone.
-        if let Some(repo) = &s.repo_name {
-            k.check(
-                c.repos()
-                    .iter()
-                    .any(|r| &r.name == repo && r.volume.is_none()),
-                "spec.standby.repoName",
-                format!(
-                    "{repo} must be one of spec.backups.pgbackrest.repos, a cloud repository the \
-                     source cluster writes to (not a volume)"
-                ),
-            );
-            let key = format!("{repo}-path");
-            let global = c
-                .spec
-                .backups
-                .as_ref()
-                .and_then(|b| b.pgbackrest.global.as_ref());
-            k.check(
-                global.is_some_and(|g| g.contains_key(&key)),
-                format!("spec.backups.pgbackrest.global.{key}"),
-                format!(
-                    "a standby replays the source's repository: set {key} to the source's path \
-                     (pgdeck's own default, /pgbackrest/<namespace>/<cluster>/{repo}, is this \
-                     cluster's)"
-                ),
-            );
-        }
     }
     if let Some(p) = &c.spec.proxy {
         let path = "spec.proxy.pgBouncer";
@@ -980,33 +951,6 @@ mod tests {
         );
         let c: PostgresCluster = serde_yaml::from_str(&text).unwrap();
         validate(&c).iter().map(ToString::to_string).collect()
-    }
-
-    #[test]
-    fn a_standby_replays_a_shared_cloud_repository_at_the_sources_path() {
-        let s3 = "{name: repo1, s3: {bucket: b, endpoint: e, region: r}}";
-        let volume = "{name: repo2, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}";
-        let spec = |repo: &str, path: &str| {
-            spec_errors(&format!(
-                "backups: {{pgbackrest: {{global: {{{path}}}, repos: [{s3}, {volume}]}}}}\n  \
-                 standby: {{enabled: true, repoName: {repo}}}"
-            ))
-        };
-        assert_eq!(
-            spec("repo1", "repo1-path: /pgbackrest/p/hippo/repo1"),
-            Vec::<String>::new()
-        );
-        let e = spec("repo2", "repo2-path: /x");
-        assert!(
-            e.len() == 1 && e[0].starts_with("spec.standby.repoName"),
-            "{e:?}"
-        );
-        let e = spec("repo1", "");
-        assert!(
-            e.len() == 1 && e[0].starts_with("spec.backups.pgbackrest.global.repo1-path"),
-            "{e:?}"
-        );
-        assert!(spec_errors("standby: {enabled: true}")[0].starts_with("spec.standby"));
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Placement {
     /// When the cluster bootstraps as a standby (`spec.standby`): whom it follows. Its first
     /// instance then copies the source instead of running initdb.
     pub standby: Option<super::standby::Upstream>,
+    /// The command that restores a new instance from another cluster's repository (a
+    /// standby's source's) rather than from this cluster's own.
+    pub replica_restore: Option<String>,
     pub tls: Tls,
 }
 
@@ -189,15 +192,15 @@ pub fn render(
         "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
-    if archiving {
+    let own_restore = archiving.then(|| format!("pgbackrest --stanza={STANZA} restore"));
+    if let Some(command) = at.replica_restore.clone().or(own_restore) {
         // New replicas restore from the latest backup when there is one (fast, and no load
         // on the primary), and fall back to pg_basebackup.
         replica_methods.insert(0, "pgbackrest");
+        postgresql["pgbackrest"] = json!({ "command": command, "no_params": true });
+    }
+    if archiving {
         let pg = postgresql.as_object_mut().expect("an object");
-        pg.insert(
-            "pgbackrest".into(),
-            json!({ "command": format!("pgbackrest --stanza={STANZA} restore"), "no_params": true }),
-        );
         pg.insert(
             "recovery_conf".into(),
             json!({ "restore_command": dynamic::archive_get() }),
@@ -321,6 +324,7 @@ mod tests {
             log_dir: "/l".into(),
             restore: None,
             standby: None,
+            replica_restore: None,
             tls: Tls {
                 ca_file: "/t/ca.crt".into(),
                 cert_file: "/t/tls.crt".into(),

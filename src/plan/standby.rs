@@ -8,7 +8,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::PostgresCluster;
+use crate::api::manifest::FieldError;
 use crate::api::sources::Standby;
+use crate::api::support::Platform;
 
 /// Where the standby leader gets the source's WAL, as the platform resolved the spec.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -176,6 +179,68 @@ pub fn condition(o: &Observed) -> (bool, &'static str, String) {
         ),
         (None, None) => (false, "Starting", format!("to follow {}", o.source)),
     }
+}
+
+/// What each platform requires of `spec.standby` beyond its schema (see `support::refusals`):
+/// - locally, `host` names a cluster of this home, not this one, and `repoName` is a
+///   repository of that cluster (so it needs `host`);
+/// - on Kubernetes, as PGO requires, `repoName` is one of this cluster's cloud repositories,
+///   the one the source writes to, at the source's path (pgdeck's default path is per cluster).
+pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError> {
+    let Some(s) = &cluster.spec.standby else {
+        return Vec::new();
+    };
+    let host = s.host.as_deref().filter(|h| !h.is_empty());
+    let mut errors = Vec::new();
+    match platform {
+        Platform::Local => {
+            if let Some(Err(e)) = host.map(|h| local_source(h, cluster.namespace(), cluster.name()))
+            {
+                errors.push(FieldError::new("spec.standby.host", e));
+            }
+            if s.repo_name.is_some() && host.is_none() {
+                errors.push(FieldError::new(
+                    "spec.standby.repoName",
+                    "on the local platform the repository is the source's: name the source \
+                     cluster in spec.standby.host",
+                ));
+            }
+        }
+        Platform::Kube => {
+            if let Some(repo) = s.repo_name.as_ref().filter(|_| wanted(Some(s))) {
+                let cloud = cluster
+                    .repos()
+                    .iter()
+                    .any(|r| &r.name == repo && r.volume.is_none());
+                if !cloud {
+                    errors.push(FieldError::new(
+                        "spec.standby.repoName",
+                        format!(
+                            "{repo} must be one of spec.backups.pgbackrest.repos, a cloud \
+                             repository the source cluster writes to (not a volume)"
+                        ),
+                    ));
+                }
+                let key = format!("{repo}-path");
+                let global = cluster
+                    .spec
+                    .backups
+                    .as_ref()
+                    .and_then(|b| b.pgbackrest.global.as_ref());
+                if !global.is_some_and(|g| g.contains_key(&key)) {
+                    errors.push(FieldError::new(
+                        format!("spec.backups.pgbackrest.global.{key}"),
+                        format!(
+                            "a standby replays the source's repository: set {key} to the \
+                             source's path (pgdeck's default, /pgbackrest/<namespace>/<cluster>/\
+                             {repo}, is this cluster's)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// On the local platform the source is a cluster of the same home, named as its primary
@@ -361,6 +426,69 @@ mod tests {
         assert!(!ok);
         assert_eq!(reason, "StandbyProblem");
         assert!(message.contains("spec.standby.host"));
+    }
+
+    fn cluster(extra: &str) -> PostgresCluster {
+        crate::api::manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: copy}}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], \
+             resources: {{requests: {{storage: 1Gi}}}}}}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn paths(c: &PostgresCluster, platform: Platform) -> Vec<String> {
+        refusals(c, platform).into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn kubernetes_replays_a_shared_cloud_repository_at_the_sources_path() {
+        let s3 = "{name: repo1, s3: {bucket: b, endpoint: e, region: r}}";
+        let volume = "{name: repo2, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}";
+        let spec = |repo: &str, path: &str| {
+            cluster(&format!(
+                "  backups: {{pgbackrest: {{global: {{{path}}}, repos: [{s3}, {volume}]}}}}\n  \
+                 standby: {{enabled: true, repoName: {repo}}}\n"
+            ))
+        };
+        let ok = spec("repo1", "repo1-path: /pgbackrest/p/hippo/repo1");
+        assert!(paths(&ok, Platform::Kube).is_empty());
+        assert_eq!(
+            paths(&spec("repo2", "repo2-path: /x"), Platform::Kube),
+            ["spec.standby.repoName"]
+        );
+        assert_eq!(
+            paths(&spec("repo1", ""), Platform::Kube),
+            ["spec.backups.pgbackrest.global.repo1-path"]
+        );
+    }
+
+    #[test]
+    fn locally_the_source_is_a_cluster_of_the_home_and_the_repository_its() {
+        let standby = |s: &str| cluster(&format!("  standby: {s}\n"));
+        let ok = standby("{enabled: true, host: hippo-primary, repoName: repo1}");
+        assert!(paths(&ok, Platform::Local).is_empty());
+        assert_eq!(
+            paths(
+                &standby("{enabled: true, repoName: repo1}"),
+                Platform::Local
+            ),
+            ["spec.standby.repoName"]
+        );
+        assert_eq!(
+            paths(
+                &standby("{enabled: true, host: copy-primary}"),
+                Platform::Local
+            ),
+            ["spec.standby.host"]
+        );
+        assert!(
+            paths(
+                &standby("{enabled: true, host: db.example.com}"),
+                Platform::Kube
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -10,11 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::files::{AtPath, FileError, read_optional, write_atomic};
 use super::home::Home;
-use crate::api::manifest::FieldError;
 use crate::api::support::{self, Platform};
 use crate::api::{PostgresCluster, PostgresClusterStatus, manifest, validate};
 use crate::observe::events::ClusterEvent;
-use crate::plan::standby;
 use crate::platform::{Applied, PlatformError};
 
 /// Events beyond this size are trimmed to the newest [`EVENTS_KEPT`].
@@ -372,17 +370,6 @@ fn path_safe(ns: &str, name: Option<&str>) -> Result<(), PlatformError> {
 fn refuse_invalid(cluster: &PostgresCluster) -> Result<(), PlatformError> {
     let mut errors = validate::validate(cluster);
     errors.extend(support::refusals(cluster, Platform::Local));
-    // The source must be a cluster of this home, and not this one (see plan::standby).
-    let host = cluster
-        .spec
-        .standby
-        .as_ref()
-        .and_then(|s| s.host.as_deref());
-    if let Some(host) = host.filter(|h| !h.is_empty())
-        && let Err(e) = standby::local_source(host, cluster.namespace(), cluster.name())
-    {
-        errors.push(FieldError::new("spec.standby.host", e));
-    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -111,6 +111,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
             .as_ref()
             .filter(|s| standby::wanted(Some(s)))
             .map(standby::as_given),
+        replica_restore: None,
         tls: Tls {
             ca_file: format!("{}/ca.crt", paths::SERVER_TLS),
             cert_file: format!("{}/tls.crt", paths::SERVER_TLS),

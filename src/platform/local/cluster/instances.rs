@@ -32,6 +32,9 @@ pub struct Runtime<'a> {
     pub restore_from: Option<&'a RestoreSource>,
     /// Whom the cluster follows when it bootstraps as a standby (`spec.standby`).
     pub standby: Option<&'a crate::plan::standby::Upstream>,
+    /// While it follows: the source's repository (`spec.standby.repoName`), which new
+    /// instances restore from and the standby leader replays WAL from.
+    pub standby_repo: Option<&'a RestoreSource>,
     pub ca: &'a Ca,
     /// The CA file members verify servers with: the cluster's own, or for a standby a bundle
     /// with the source's.
@@ -143,6 +146,24 @@ impl Runtime<'_> {
             }
             None => None,
         };
+        let replica_restore = match self.standby_repo {
+            Some(source) => {
+                let path = inst.standby_config();
+                let text = pgbackrest::restore_config(
+                    &source.repo,
+                    &source.path.display().to_string(),
+                    None,
+                    &layout,
+                );
+                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?;
+                Some(pgbackrest::restore_command(
+                    &path.display().to_string(),
+                    &source.repo,
+                    &source.options,
+                ))
+            }
+            None => None,
+        };
         let placement = patroni::Placement {
             dcs: patroni::Dcs::Etcd3 {
                 hosts: vec![self.etcd.host.clone()],
@@ -162,6 +183,7 @@ impl Runtime<'_> {
             log_dir: inst.patroni_log_dir().display().to_string(),
             restore,
             standby: self.standby.cloned(),
+            replica_restore,
             tls: patroni::Tls {
                 ca_file: self.trust.display().to_string(),
                 cert_file: inst.tls_cert().display().to_string(),

@@ -377,6 +377,10 @@ impl Worker {
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
             standby: bootstrap_upstream.as_ref(),
+            standby_repo: source
+                .as_ref()
+                .filter(|_| wants)
+                .and_then(|s| s.repo.as_ref()),
             ca: &ca,
             trust: &trust,
         };

@@ -17,11 +17,13 @@
 use std::path::PathBuf;
 
 use super::super::files::{AtPath, read_regular, write_atomic, write_if_changed};
-use super::super::home::{ClusterDir, Home};
+use super::super::home::{ClusterDir, Home, STANDBY_CONFIG};
 use super::super::store::Store;
+use super::instances::RestoreSource;
 use super::secrets::ensure_private_dir;
 use super::state;
 use crate::api::PostgresCluster;
+use crate::plan::dynamic::STANZA;
 use crate::plan::standby::{self, Upstream};
 use crate::platform::PlatformError;
 
@@ -32,16 +34,26 @@ pub struct Source {
     dir: ClusterDir,
     /// Its leader's PostgreSQL and REST API ports, while it has a known one.
     leader: Option<(u16, u16)>,
+    /// Its repository `spec.standby.repoName`: new instances restore from it, and the standby
+    /// leader replays the WAL archived there.
+    pub repo: Option<RestoreSource>,
 }
 
 impl Source {
     /// Where the standby leader streams from: the source's current leader.
     pub fn upstream(&self) -> Option<Upstream> {
         let (pg, _) = self.leader?;
+        // PostgreSQL runs restore_command in the data directory, beside which every
+        // instance keeps the configuration that reads the source's repository.
+        let restore_command = self.repo.as_ref().map(|_| {
+            format!(
+                "pgbackrest --config=../{STANDBY_CONFIG} --stanza={STANZA} archive-get %f \"%p\""
+            )
+        });
         Some(Upstream {
             host: Some("127.0.0.1".into()),
             port: Some(pg.into()),
-            restore_command: None,
+            restore_command,
         })
     }
 
@@ -73,18 +85,49 @@ pub fn source(
     let (ns, name) =
         standby::local_source(host, cluster.namespace(), cluster.name()).map_err(field)?;
     let id = format!("{ns}/{name}");
-    if store.read_manifest(&ns, &name)?.is_none() {
+    let Some(theirs) = store.read_manifest(&ns, &name)? else {
         return Err(field(format!(
             "cluster {id} is not in this home (deleted?)"
         )));
-    }
+    };
     let dir = home.cluster(&ns, &name);
+    let repo = match cluster
+        .spec
+        .standby
+        .as_ref()
+        .and_then(|s| s.repo_name.as_ref())
+    {
+        Some(r)
+            if theirs
+                .repos()
+                .iter()
+                .any(|t| &t.name == r && t.volume.is_some()) =>
+        {
+            Some(RestoreSource {
+                repo: r.clone(),
+                path: dir.repo(r),
+                // Restored as a standby: it then follows the source, never promotes itself.
+                options: vec!["--type=standby".into()],
+            })
+        }
+        Some(r) => {
+            return Err(PlatformError::Operator(format!(
+                "spec.standby.repoName: cluster {id} has no volume repository {r}"
+            )));
+        }
+        None => None,
+    };
     let leader = store
         .read_status(&ns, &name)
         .and_then(|s| s.primary)
         .and_then(|p| state::instances(&dir).into_iter().find(|r| r.name == p))
         .map(|r| (r.pg_port, r.api_port));
-    Ok(Some(Source { id, dir, leader }))
+    Ok(Some(Source {
+        id,
+        dir,
+        leader,
+        repo,
+    }))
 }
 
 /// Before the standby first starts: its replication password is the source's (its database
