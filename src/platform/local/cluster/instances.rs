@@ -128,42 +128,16 @@ impl Runtime<'_> {
         )
         .at(&path)?;
 
-        let restore = match self.restore_from {
-            Some(source) => {
-                let path = inst.restore_config();
-                let text = pgbackrest::restore_config(
-                    &source.repo,
-                    &source.path.display().to_string(),
-                    None,
-                    &layout,
-                );
-                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?;
-                Some(pgbackrest::restore_command(
-                    &path.display().to_string(),
-                    &source.repo,
-                    &source.options,
-                ))
-            }
-            None => None,
-        };
-        let replica_restore = match self.standby_repo {
-            Some(source) => {
-                let path = inst.standby_config();
-                let text = pgbackrest::restore_config(
-                    &source.repo,
-                    &source.path.display().to_string(),
-                    None,
-                    &layout,
-                );
-                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?;
-                Some(pgbackrest::restore_command(
-                    &path.display().to_string(),
-                    &source.repo,
-                    &source.options,
-                ))
-            }
-            None => None,
-        };
+        // Another cluster's repository: the one a clone bootstraps from, and the one a
+        // standby's instances restore from while it follows.
+        let restore = self
+            .restore_from
+            .map(|source| self.restore_from_repo(source, &inst.restore_config(), &layout))
+            .transpose()?;
+        let replica_restore = self
+            .standby_repo
+            .map(|source| self.restore_from_repo(source, &inst.standby_config(), &layout))
+            .transpose()?;
         let placement = patroni::Placement {
             dcs: patroni::Dcs::Etcd3 {
                 hosts: vec![self.etcd.host.clone()],
@@ -244,6 +218,25 @@ impl Runtime<'_> {
 }
 
 impl Runtime<'_> {
+    /// Write the pgBackRest configuration at `path` that reads `source` (and nothing of this
+    /// cluster's repositories); returns the `pgbackrest restore` command that uses it.
+    fn restore_from_repo(
+        &self,
+        source: &RestoreSource,
+        path: &std::path::Path,
+        layout: &pgbackrest::Layout,
+    ) -> Result<String, PlatformError> {
+        let repo_path = source.path.display().to_string();
+        let text = pgbackrest::restore_config(&source.repo, &repo_path, None, layout);
+        write_if_changed(path, text.as_bytes(), 0o640, Some(self.account)).at(path)?;
+        let config = path.display().to_string();
+        Ok(pgbackrest::restore_command(
+            &config,
+            &source.repo,
+            &source.options,
+        ))
+    }
+
     /// A stopped instance whose port another program took while it was down gets new ports
     /// (its own orphaned PostgreSQL still holding the port is not "another program").
     fn move_off_taken_ports(

@@ -131,7 +131,7 @@ pub fn source(
 }
 
 /// Before the standby first starts: its replication password is the source's (its database
-/// will be a copy of the source's, that user included).
+/// will be a copy of the source's, that user included). Refused once it has data of its own.
 pub fn adopt_replication_password(own: &ClusterDir, source: &Source) -> Result<(), PlatformError> {
     let theirs = super::secrets::stored(&source.dir, "replication").ok_or_else(|| {
         PlatformError::Operator(format!(
@@ -140,6 +140,14 @@ pub fn adopt_replication_password(own: &ClusterDir, source: &Source) -> Result<(
         ))
     })?;
     if super::secrets::stored(own, "replication").as_deref() != Some(theirs.as_str()) {
+        // A cluster that made data of its own (initdb ran before the spec asked for a
+        // standby) keeps its password: its database has it. It never becomes a standby.
+        let has_data = state::instances(own)
+            .iter()
+            .any(|r| own.instance(&r.name).data().join("PG_VERSION").exists());
+        if has_data {
+            return Err(PlatformError::Operator(standby::DEMOTION_REFUSED.into()));
+        }
         let path = own.secrets().join("replication");
         ensure_private_dir(&own.secrets())?;
         write_atomic(&path, theirs.as_bytes(), 0o600).at(&path)?;
