@@ -325,28 +325,7 @@ impl Worker {
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
         let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
-        let source = self.standby_source(&cluster)?;
-        let trust = match (&cluster.spec.standby, &source) {
-            (Some(s), _) if s.host.is_some() => standby::trust(&self.dir, source.as_ref())?,
-            _ => self.dir.ca_cert(),
-        };
-        // A new standby copies the source's leader: its address is in the bootstrap section.
-        let wants = plan_standby::wanted(cluster.spec.standby.as_ref());
-        let upstream = source.as_ref().and_then(standby::Source::upstream);
-        let bootstrap_upstream = if wants && !self.state.initialized {
-            let s = source.as_ref().ok_or_else(|| {
-                PlatformError::Operator("spec.standby: a standby on the local platform follows the cluster spec.standby.host names".into())
-            })?;
-            standby::adopt_replication_password(&self.dir, s)?;
-            Some(upstream.clone().ok_or_else(|| {
-                PlatformError::Operator(format!(
-                    "spec.standby.host: waiting for cluster {} to have a leader to copy",
-                    s.id
-                ))
-            })?)
-        } else {
-            None
-        };
+        let follow = self.standby_plan(&cluster)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
@@ -376,13 +355,10 @@ impl Worker {
             ports: &shared.ports,
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
-            standby: bootstrap_upstream.as_ref(),
-            standby_repo: source
-                .as_ref()
-                .filter(|_| wants)
-                .and_then(|s| s.repo.as_ref()),
+            standby: follow.bootstrap.as_ref(),
+            standby_repo: follow.repo(),
             ca: &ca,
-            trust: &trust,
+            trust: &follow.trust,
         };
 
         self.collect();
@@ -442,8 +418,9 @@ impl Worker {
                     self.state.dcs_credentials = Some(jiff::Timestamp::now());
                     self.state.save(&self.dir)?;
                 }
-                self.configure(&cluster, &seen, upstream.as_ref()).await;
-                self.observe_standby(source.as_ref(), &seen).await;
+                self.configure(&cluster, &seen, follow.upstream.as_ref())
+                    .await;
+                self.observe_standby(follow.source.as_ref(), &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
             }

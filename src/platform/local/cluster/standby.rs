@@ -175,11 +175,66 @@ pub fn trust(own: &ClusterDir, source: Option<&Source>) -> Result<PathBuf, Platf
     Ok(path)
 }
 
+/// What a pass needs of `spec.standby`.
+pub struct Follow {
+    pub source: Option<Source>,
+    /// Whether the spec asks the cluster to follow its source.
+    wants: bool,
+    /// The CA file the instances verify servers with.
+    pub trust: PathBuf,
+    /// Where the source's leader is now.
+    pub upstream: Option<Upstream>,
+    /// The same, for a standby that has not bootstrapped yet: its bootstrap section.
+    pub bootstrap: Option<Upstream>,
+}
+
+impl Follow {
+    /// The source's repository new instances restore from, while the cluster follows.
+    pub fn repo(&self) -> Option<&RestoreSource> {
+        self.source.as_ref().filter(|_| self.wants)?.repo.as_ref()
+    }
+}
+
 impl super::Worker {
+    /// The source, the CA bundle, and, for a standby not bootstrapped yet, the source's
+    /// replication password taken and the leader to copy (without one it waits).
+    pub(super) fn standby_plan(
+        &mut self,
+        cluster: &PostgresCluster,
+    ) -> Result<Follow, PlatformError> {
+        let source = self.standby_source(cluster)?;
+        let trust = match &cluster.spec.standby {
+            Some(s) if s.host.is_some() => trust(&self.dir, source.as_ref())?,
+            _ => self.dir.ca_cert(),
+        };
+        let wants = standby::wanted(cluster.spec.standby.as_ref());
+        let upstream = source.as_ref().and_then(Source::upstream);
+        let mut bootstrap = None;
+        if wants && !self.state.initialized {
+            let s = source.as_ref().ok_or_else(|| {
+                PlatformError::Operator("spec.standby.host: names no source to follow".into())
+            })?;
+            adopt_replication_password(&self.dir, s)?;
+            bootstrap = Some(upstream.clone().ok_or_else(|| {
+                PlatformError::Operator(format!(
+                    "spec.standby.host: waiting for cluster {} to have a leader to copy",
+                    s.id
+                ))
+            })?);
+        }
+        Ok(Follow {
+            source,
+            wants,
+            trust,
+            upstream,
+            bootstrap,
+        })
+    }
+
     /// The source this pass, and what status says of it. Once the standby has bootstrapped, a
     /// source that cannot be found (deleted, say) stops nothing: the standby keeps following
     /// the last address and its condition says why it may not get anywhere.
-    pub(super) fn standby_source(
+    fn standby_source(
         &mut self,
         cluster: &PostgresCluster,
     ) -> Result<Option<Source>, PlatformError> {
