@@ -626,6 +626,15 @@ async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness)
         message.starts_with("standby of hippo-primary.other.svc:5432"),
         "{message}"
     );
+    // Read-only: nothing that writes (users, backups) runs until it is promoted.
+    let jobs = h.names::<Job>(NS).await;
+    assert!(!jobs.iter().any(|j| j.starts_with("copy-")), "{jobs:?}");
+    assert!(
+        !h.names::<CronJob>(NS)
+            .await
+            .iter()
+            .any(|j| j.starts_with("copy-"))
+    );
 
     h.edit(NS, "copy", |c| {
         c.spec.standby.as_mut().unwrap().enabled = Some(false)
@@ -639,6 +648,12 @@ async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness)
     );
     h.reconcile(NS, "copy").await.unwrap();
     assert_eq!(standby_condition(&status(h, "copy").await).0, "Promoted");
+    let jobs = h.names::<Job>(NS).await;
+    assert!(
+        jobs.iter().any(|j| j.starts_with("copy-users-")),
+        "{jobs:?}"
+    );
+    assert!(jobs.contains("copy-backup-initial"), "{jobs:?}");
 
     // Enabled again on what is now a primary: refused, said, nothing sent.
     h.edit(NS, "copy", |c| {
@@ -653,6 +668,12 @@ async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness)
     assert!(
         degraded.message.contains("spec.standby.enabled"),
         "{degraded:?}"
+    );
+    h.reconcile(NS, "copy").await.unwrap();
+    let cron = h.names::<CronJob>(NS).await;
+    assert!(
+        cron.contains("copy-repo1-full"),
+        "a primary goes on being backed up: {cron:?}"
     );
 }
 

@@ -142,6 +142,19 @@ pub fn lag_bytes(source: Option<i64>, standby: Option<i64>) -> Option<i64> {
     Some((source? - standby?).max(0))
 }
 
+/// Whether what writes to the database (users, init SQL, backups) waits: while the spec wants
+/// a standby, it is read-only, unless the last `Standby` condition (its reason) says the
+/// cluster runs as a primary (promoted, or its demotion refused): that one goes on as it was.
+pub fn read_only(wants: bool, last_reason: Option<&str>) -> bool {
+    wants && !matches!(last_reason, Some(PROBLEM | PROMOTED))
+}
+
+/// The `Standby` condition's reason once the cluster no longer follows.
+pub const PROMOTED: &str = "Promoted";
+
+/// The `Standby` condition's reason when something is wrong.
+pub const PROBLEM: &str = "StandbyProblem";
+
 /// The `Standby` condition's type.
 pub const CONDITION: &str = "Standby";
 
@@ -166,7 +179,7 @@ pub fn condition(o: &Observed) -> (bool, &'static str, String) {
         None => "how far behind is not known yet".into(),
     };
     match (&o.problem, o.following) {
-        (Some(p), _) => (false, "StandbyProblem", p.clone()),
+        (Some(p), _) => (false, PROBLEM, p.clone()),
         (None, Some(true)) => (
             true,
             "Following",
@@ -174,7 +187,7 @@ pub fn condition(o: &Observed) -> (bool, &'static str, String) {
         ),
         (None, Some(false)) => (
             false,
-            "Promoted",
+            PROMOTED,
             format!("promoted: no longer follows {}", o.source),
         ),
         (None, None) => (false, "Starting", format!("to follow {}", o.source)),
@@ -489,6 +502,17 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_standby_writes_nothing_until_promoted() {
+        assert!(read_only(true, None), "a new standby");
+        assert!(read_only(true, Some("Following")));
+        assert!(
+            !read_only(true, Some(PROBLEM)),
+            "a primary whose demotion was refused"
+        );
+        assert!(!read_only(false, Some("Following")), "promoted");
     }
 
     #[test]

@@ -226,6 +226,19 @@ impl Run<'_> {
             init_sql: init.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
+        let last = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.condition(standby::CONDITION));
+        if standby::read_only(
+            standby::wanted(cluster.spec.standby.as_ref()),
+            last.map(|c| c.reason.as_str()),
+        ) {
+            // A standby is read-only until promoted: no users, init SQL or backups (PGO
+            // takes none of a standby either); they come once it is promoted.
+            desired.jobs.clear();
+            desired.cron_jobs.clear();
+        }
         if restore_from.is_none() {
             // No data yet to back up.
             let initial = names::Names::new(cluster.name(), cluster.namespace()).initial_backup();
