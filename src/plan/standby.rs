@@ -100,14 +100,15 @@ pub enum Decision {
     RefuseDemotion,
 }
 
-/// The decision for a cluster whose spec `wants` a standby, whose dynamic configuration holds
-/// `standby_cluster` (`following`), and which has (or has not yet) `bootstrapped`.
-pub fn decide(wants: bool, following: bool, bootstrapped: bool) -> Decision {
-    match (wants, following, bootstrapped) {
-        (true, _, false) | (true, true, true) => Decision::Follow,
-        (true, false, true) => Decision::RefuseDemotion,
-        (false, true, _) => Decision::Promote,
-        (false, false, _) => Decision::Primary,
+/// The decision for a running cluster (it has bootstrapped: a new standby follows from its
+/// bootstrap section) whose spec `wants` a standby and whose dynamic configuration holds
+/// `standby_cluster` (`following`) or not.
+pub fn decide(wants: bool, following: bool) -> Decision {
+    match (wants, following) {
+        (true, true) => Decision::Follow,
+        (true, false) => Decision::RefuseDemotion,
+        (false, true) => Decision::Promote,
+        (false, false) => Decision::Primary,
     }
 }
 
@@ -117,9 +118,9 @@ pub const DEMOTION_REFUSED: &str = "spec.standby.enabled: this cluster already r
      new cluster with spec.standby to follow the source";
 
 /// The dynamic configuration `desired` (from `dynamic::desired`) with `standby_cluster` as the
-/// decision says, given what the DCS holds now (`current`). Only `Follow` keeps a section;
-/// every other decision leaves it out, so `dynamic::patch` removes one the DCS still holds
-/// only on `Promote` (on `RefuseDemotion` the DCS holds none).
+/// decision says. Only `Follow` keeps a section; every other decision leaves it out, so
+/// `dynamic::patch` removes one the DCS still holds only on `Promote` (on `RefuseDemotion`
+/// the DCS holds none).
 pub fn apply(desired: &mut Map<String, Value>, decision: Decision, up: &Upstream) {
     if decision == Decision::Follow {
         desired.insert("standby_cluster".into(), Value::Object(section(up)));
@@ -356,11 +357,10 @@ mod tests {
     #[test]
     fn decisions() {
         use Decision::*;
-        assert_eq!(decide(true, false, false), Follow, "a new standby");
-        assert_eq!(decide(true, true, true), Follow);
-        assert_eq!(decide(false, true, true), Promote);
-        assert_eq!(decide(false, false, true), Primary);
-        assert_eq!(decide(true, false, true), RefuseDemotion);
+        assert_eq!(decide(true, true), Follow);
+        assert_eq!(decide(false, true), Promote);
+        assert_eq!(decide(false, false), Primary);
+        assert_eq!(decide(true, false), RefuseDemotion);
     }
 
     #[test]
@@ -375,7 +375,7 @@ mod tests {
         desired.insert("ttl".into(), json!(30));
         apply(
             &mut desired,
-            decide(false, following(&current), true),
+            decide(false, following(&current)),
             &streaming(),
         );
         assert_eq!(
@@ -527,21 +527,34 @@ mod tests {
         /// section is removed only when the spec no longer wants it, and what the patch sends
         /// Patroni agrees with the decision.
         #[test]
-        fn no_demotion_and_promotion_only_when_asked(wants: bool, following_now: bool, bootstrapped: bool) {
-            let decision = decide(wants, following_now, bootstrapped);
+        fn no_demotion_and_promotion_only_when_asked(
+            wants: bool,
+            following_now: bool,
+            old_port: u16,
+            new_port: u16,
+            ttl in 10i64..100,
+        ) {
+            let at = |port: u16| Upstream { port: Some(port.into()), ..streaming() };
+            let decision = decide(wants, following_now);
             let mut current = Map::new();
+            current.insert("ttl".into(), json!(30));
             if following_now {
-                current.insert("standby_cluster".into(), Value::Object(section(&streaming())));
+                current.insert("standby_cluster".into(), Value::Object(section(&at(old_port))));
             }
+            prop_assert_eq!(following(&current), following_now);
             let mut desired = Map::new();
-            apply(&mut desired, decision, &streaming());
+            desired.insert("ttl".into(), json!(ttl));
+            apply(&mut desired, decision, &at(new_port));
             let patch = dynamic::patch(&current, &desired).unwrap_or_default();
-            let removes = patch.get("standby_cluster") == Some(&Value::Null);
-            let adds = patch.get("standby_cluster").is_some_and(Value::is_object);
+            let change = patch.get("standby_cluster");
+            let removes = change == Some(&Value::Null);
             prop_assert_eq!(removes, decision == Decision::Promote);
-            prop_assert!(!(bootstrapped && !following_now && adds), "never demotes a primary");
             prop_assert!(!removes || !wants, "promotes only when asked");
+            prop_assert!(following_now || change.is_none(), "never demotes a primary");
             prop_assert!(decision != Decision::Follow || wants);
+            if decision == Decision::Follow && old_port != new_port {
+                prop_assert_eq!(change, Some(&json!({"port": new_port})), "follows the new leader");
+            }
         }
     }
 }

@@ -617,7 +617,7 @@ impl Run<'_> {
                 // `enabled` is false.
                 let spec = self.cluster.spec.standby.clone().unwrap_or_default();
                 let wants = standby::wanted(Some(&spec));
-                let decision = standby::decide(wants, standby::following(&current), true);
+                let decision = standby::decide(wants, standby::following(&current));
                 standby::apply(&mut desired, decision, &standby::as_given(&spec));
                 if decision == standby::Decision::RefuseDemotion {
                     self.problem = Some(standby::DEMOTION_REFUSED.into());

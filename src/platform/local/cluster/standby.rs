@@ -273,7 +273,7 @@ impl super::Worker {
     ) -> serde_json::Map<String, serde_json::Value> {
         let mut desired = crate::plan::dynamic::desired(cluster);
         let wants = standby::wanted(cluster.spec.standby.as_ref());
-        let decision = standby::decide(wants, standby::following(current), true);
+        let decision = standby::decide(wants, standby::following(current));
         match (decision, upstream, current.get("standby_cluster")) {
             // The source's leader is not known this pass: keep following the last one.
             (standby::Decision::Follow, None, Some(section)) => {
