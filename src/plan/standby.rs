@@ -8,10 +8,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::PostgresCluster;
 use crate::api::manifest::FieldError;
 use crate::api::sources::Standby;
 use crate::api::support::Platform;
+use crate::api::{PostgresCluster, PostgresClusterStatus};
+use crate::observe::conditions;
 
 /// Where the standby leader gets the source's WAL, as the platform resolved the spec.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -78,6 +79,12 @@ pub fn source_of(standby: &Standby) -> String {
         .flatten()
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+/// Whether status has a `Standby` condition: the spec follows a source, or names one it
+/// followed (`standby: {enabled: false}` alone, common in PGO manifests, names none).
+pub fn reported(standby: Option<&Standby>) -> bool {
+    standby.is_some_and(|s| wanted(Some(s)) || s.host.is_some() || s.repo_name.is_some())
 }
 
 /// Whether the spec asks the cluster to follow a source.
@@ -257,6 +264,24 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
     errors
 }
 
+/// The `Standby` condition in `status` as `observed` says; none when nothing is reported.
+pub fn record(status: &mut PostgresClusterStatus, observed: Option<&Observed>, generation: i64) {
+    match observed {
+        Some(o) => {
+            let (ok, reason, message) = condition(o);
+            conditions::set(
+                &mut status.conditions,
+                CONDITION,
+                ok,
+                reason,
+                message,
+                generation,
+            );
+        }
+        None => status.conditions.retain(|c| c.type_ != CONDITION),
+    }
+}
+
 /// On the local platform the source is a cluster of the same home, named as its primary
 /// Service is named on Kubernetes: `<cluster>-primary` (or `<cluster>-ha`), optionally
 /// followed by `.<namespace>`, `.svc` and `.cluster.local`. Returns (namespace, name); refuses
@@ -355,6 +380,19 @@ mod tests {
     }
 
     #[test]
+    fn only_a_standby_or_a_promoted_one_reports() {
+        let spec = |enabled, host: Option<&str>| Standby {
+            enabled,
+            host: host.map(String::from),
+            ..Default::default()
+        };
+        assert!(!reported(None));
+        assert!(!reported(Some(&spec(Some(false), None))));
+        assert!(reported(Some(&spec(Some(false), Some("hippo-primary")))));
+        assert!(reported(Some(&spec(Some(true), None))));
+    }
+
+    #[test]
     fn decisions() {
         use Decision::*;
         assert_eq!(decide(true, true), Follow);
@@ -439,6 +477,12 @@ mod tests {
         assert!(!ok);
         assert_eq!(reason, "StandbyProblem");
         assert!(message.contains("spec.standby.host"));
+
+        let mut status = PostgresClusterStatus::default();
+        record(&mut status, Some(&gone), 1);
+        assert_eq!(status.conditions.len(), 1);
+        record(&mut status, None, 2);
+        assert!(status.conditions.is_empty(), "a spec that names no source reports none");
     }
 
     fn cluster(extra: &str) -> PostgresCluster {

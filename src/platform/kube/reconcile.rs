@@ -330,26 +330,17 @@ impl Run<'_> {
             switchover,
         );
         status::volume_resize(cluster, &mut status, &refused);
-        if let Some(spec) = &cluster.spec.standby {
-            // Whom it follows; how far behind is not read across clusters here.
-            let observed = standby::Observed {
+        // Whom a standby follows; how far behind is not read across clusters here.
+        let observed = (cluster.spec.standby.as_ref())
+            .filter(|s| standby::reported(Some(s)))
+            .map(|spec| standby::Observed {
                 source: standby::source_of(spec),
                 following: self.standby.map(|d| d == standby::Decision::Follow),
                 lag_bytes: None,
                 problem: (self.standby == Some(standby::Decision::RefuseDemotion))
                     .then(|| standby::DEMOTION_REFUSED.into()),
-            };
-            let (ok, reason, message) = standby::condition(&observed);
-            let c = &mut status.conditions;
-            conditions::set(
-                c,
-                standby::CONDITION,
-                ok,
-                reason,
-                message,
-                cluster.generation(),
-            );
-        }
+            });
+        standby::record(&mut status, observed.as_ref(), cluster.generation());
         manual_backup::record(cluster, &mut status, manual);
         init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
         Ok(status)

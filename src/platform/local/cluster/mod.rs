@@ -1566,12 +1566,7 @@ impl Worker {
             .or(self.backup_problem.as_ref())
             .or(standby_problem);
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
-        if let Some(o) = &self.standby {
-            let (ok, reason, message) = plan_standby::condition(o);
-            let generation = cluster.generation();
-            let c = &mut status.conditions;
-            conditions::set(c, plan_standby::CONDITION, ok, reason, message, generation);
-        }
+        plan_standby::record(status, self.standby.as_ref(), cluster.generation());
     }
 }
 

@@ -238,7 +238,8 @@ impl super::Worker {
         &mut self,
         cluster: &PostgresCluster,
     ) -> Result<Option<Source>, PlatformError> {
-        let Some(spec) = &cluster.spec.standby else {
+        let Some(spec) = (cluster.spec.standby.as_ref()).filter(|s| standby::reported(Some(s)))
+        else {
             self.standby = None;
             return Ok(None);
         };
