@@ -1,6 +1,6 @@
 //! Standby clusters on the local platform, with real processes: a cluster follows another of the
 //! same home by streaming from its leader over TLS, refuses writes, receives the source's new
-//! rows, outlives the source's deletion, and takes writes once promoted (`enabled: false`).
+//! rows (across the source's switchover), outlives its deletion, and takes writes once promoted.
 
 mod common;
 
@@ -45,7 +45,8 @@ fn within<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Result<T, Strin
 #[test]
 fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_promoted() {
     let home = LocalHome::new();
-    home.apply_ready(&manifest("hippo", 1, "", "", ""), "180s");
+    home.apply_ready(&manifest("hippo", 2, "", "", ""), "180s");
+    home.settle("hippo", 2, "hippo's primary and replica");
     home.superuser(
         "hippo",
         "postgres",
@@ -113,9 +114,29 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         },
     );
 
+    // The source switches over: the standby keeps receiving its rows (cascading from the old
+    // primary, now a replica, until a pass points it at the new leader).
+    home.ok(&["switchover", "hippo", "--wait"]);
+    within(
+        Duration::from_secs(30),
+        "a write to hippo's new primary",
+        || home.try_superuser("hippo", "postgres", "INSERT INTO t VALUES (3)"),
+    );
+    within(
+        Duration::from_secs(60),
+        "the row written after the source's switchover",
+        || match home
+            .try_superuser("copy", "postgres", "SELECT count(*) FROM t")?
+            .as_str()
+        {
+            "3" => Ok(()),
+            n => Err(format!("{n} rows")),
+        },
+    );
+
     // Read-only until promoted, even for the superuser.
     let refused = home
-        .try_superuser("copy", "postgres", "INSERT INTO t VALUES (3)")
+        .try_superuser("copy", "postgres", "INSERT INTO t VALUES (4)")
         .expect_err("a write to a standby");
     assert!(refused.contains("read-only"), "{refused}");
 
@@ -131,7 +152,7 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
     );
     assert_eq!(
         home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
-        "2"
+        "3"
     );
 
     let promote = "  standby: {enabled: false, host: hippo-primary}\n";
@@ -145,11 +166,11 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         standby_condition(s).is_some_and(|(r, _)| r == "Promoted")
     });
     within(Duration::from_secs(60), "a write after promotion", || {
-        home.try_superuser("copy", "postgres", "INSERT INTO t VALUES (3)")
+        home.try_superuser("copy", "postgres", "INSERT INTO t VALUES (5)")
     });
     assert_eq!(
         home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
-        "3"
+        "4"
     );
     let s = home.settle("copy", 2, "the promoted cluster's replica streaming");
     let promoted = roles(&s);

@@ -482,7 +482,10 @@ mod tests {
         record(&mut status, Some(&gone), 1);
         assert_eq!(status.conditions.len(), 1);
         record(&mut status, None, 2);
-        assert!(status.conditions.is_empty(), "a spec that names no source reports none");
+        assert!(
+            status.conditions.is_empty(),
+            "a spec that names no source reports none"
+        );
     }
 
     fn cluster(extra: &str) -> PostgresCluster {
