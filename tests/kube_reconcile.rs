@@ -27,6 +27,7 @@ use pgdeck::api::addons::{Exporter, Monitoring, PgBouncer, PgMonitor, Proxy};
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::observe::conditions;
+use pgdeck::plan::standby;
 use pgdeck::platform::kube::leader::Elector;
 use pgdeck::platform::kube::names;
 use pgdeck::platform::kube::objects::{self, Inputs};
@@ -590,6 +591,90 @@ async fn dynamic_configuration_is_patched(h: &Harness) {
     h.reconcile(NS, "hippo").await.unwrap();
     assert_eq!(h.patroni.lock().unwrap().patches.len(), 1);
     assert_eq!(h.writes_since(mark), vec![]);
+}
+
+/// The `Standby` condition's reason and message.
+fn standby_condition(s: &pgdeck::api::PostgresClusterStatus) -> (String, String) {
+    let c = s
+        .condition(standby::CONDITION)
+        .expect("a Standby condition");
+    (c.reason.clone(), c.message.clone())
+}
+
+/// A standby follows its source until `enabled: false`, which removes `standby_cluster`
+/// through `PATCH /config` (Patroni promotes the standby leader); a cluster that runs as a
+/// primary is never made a standby.
+async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness) {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.metadata.name = Some("copy".into());
+    cluster.spec.standby = Some(pgdeck::api::sources::Standby {
+        enabled: Some(true),
+        host: Some("hippo-primary.other.svc".into()),
+        port: Some(5432),
+        repo_name: None,
+    });
+    h.create(&manifest::to_yaml(&cluster)).await;
+    settle(h, "copy").await;
+    h.reconcile(NS, "copy").await.unwrap();
+    assert!(
+        h.patroni.lock().unwrap().patches.is_empty(),
+        "bootstrapped following"
+    );
+    let (reason, message) = standby_condition(&status(h, "copy").await);
+    assert_eq!(reason, "Following");
+    assert!(
+        message.starts_with("standby of hippo-primary.other.svc:5432"),
+        "{message}"
+    );
+    // Read-only: nothing that writes (users, backups) runs until it is promoted.
+    let jobs = h.names::<Job>(NS).await;
+    assert!(!jobs.iter().any(|j| j.starts_with("copy-")), "{jobs:?}");
+    assert!(
+        !h.names::<CronJob>(NS)
+            .await
+            .iter()
+            .any(|j| j.starts_with("copy-"))
+    );
+
+    h.edit(NS, "copy", |c| {
+        c.spec.standby.as_mut().unwrap().enabled = Some(false)
+    })
+    .await;
+    h.reconcile(NS, "copy").await.unwrap();
+    let patches = h.patroni.lock().unwrap().patches.clone();
+    assert_eq!(
+        patches,
+        vec![(format!("{NS}/copy"), json!({"standby_cluster": null}))]
+    );
+    h.reconcile(NS, "copy").await.unwrap();
+    assert_eq!(standby_condition(&status(h, "copy").await).0, "Promoted");
+    let jobs = h.names::<Job>(NS).await;
+    assert!(
+        jobs.iter().any(|j| j.starts_with("copy-users-")),
+        "{jobs:?}"
+    );
+    assert!(jobs.contains("copy-backup-initial"), "{jobs:?}");
+
+    // Enabled again on what is now a primary: refused, said, nothing sent.
+    h.edit(NS, "copy", |c| {
+        c.spec.standby.as_mut().unwrap().enabled = Some(true)
+    })
+    .await;
+    h.reconcile(NS, "copy").await.unwrap();
+    assert_eq!(h.patroni.lock().unwrap().patches.len(), 1, "no demotion");
+    let s = status(h, "copy").await;
+    assert_eq!(standby_condition(&s).0, "StandbyProblem");
+    let degraded = s.condition(conditions::DEGRADED).unwrap();
+    assert!(
+        degraded.message.contains("spec.standby.enabled"),
+        "{degraded:?}"
+    );
+    h.reconcile(NS, "copy").await.unwrap();
+    let cron = h.names::<CronJob>(NS).await;
+    assert!(
+        cron.contains("copy-repo1-full"),
+        "a primary goes on being backed up: {cron:?}"
+    );
 }
 
 async fn removed_set_moves_the_primary_first(h: &Harness) {
@@ -2295,6 +2380,11 @@ async fn delete_with_keep_annotations_keeps_the_volumes() {
 #[tokio::test]
 async fn switchover_on_the_trigger_annotation() {
     switchover_through_the_pod_proxy(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_standby_is_promoted_through_patch_config() {
+    standby_promotes_through_patch_config_and_is_never_demoted(&Harness::new().await).await;
 }
 
 #[tokio::test]

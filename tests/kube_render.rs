@@ -219,6 +219,46 @@ fn patroni_logs_to_files_on_the_data_volume() {
     );
 }
 
+/// PGO's standby: Patroni's `standby_cluster` with the source's host and port, a pgBackRest
+/// restore from the shared cloud repository first and a base backup second, and the
+/// repository's `archive-get` as the restore command; the instance's pgBackRest reads that
+/// repository at the source's path, and replication presents the shared certificate.
+#[test]
+fn a_standby_renders_patroni_standby_cluster_as_pgo_does() {
+    let docs = rendered("assets/examples/standby.yaml");
+    let patroni: serde_json::Value = serde_json::from_str(patroni_file(&docs)).unwrap();
+    assert_eq!(
+        patroni["bootstrap"]["dcs"]["standby_cluster"],
+        serde_json::json!({
+            "host": "hippo-primary.postgres-operator.svc",
+            "port": 5432,
+            "create_replica_methods": ["pgbackrest", "basebackup"],
+            "restore_command": "pgbackrest --stanza=db archive-get %f \"%p\"",
+        })
+    );
+    let replication = &patroni["postgresql"]["authentication"]["replication"];
+    assert_eq!(
+        replication["sslcert"],
+        "/etc/postgres/tls/replication/tls.crt"
+    );
+    let pgbackrest = docs
+        .iter()
+        .filter_map(|d| d["data"].as_mapping())
+        .flat_map(|m| m.values())
+        .filter_map(|v| v.as_str())
+        .find(|t| t.contains("[global]"))
+        .expect("an instance's pgbackrest.conf");
+    assert!(
+        pgbackrest.contains("repo1-path=/pgbackrest/postgres-operator/hippo/repo1")
+            && pgbackrest.contains("repo1-type=s3"),
+        "{pgbackrest}"
+    );
+
+    let primary = rendered("assets/examples/ha.yaml");
+    let patroni: serde_json::Value = serde_json::from_str(patroni_file(&primary)).unwrap();
+    assert!(patroni["bootstrap"]["dcs"].get("standby_cluster").is_none());
+}
+
 #[test]
 fn render_takes_the_sets_placement_as_given() {
     let out = pgdeck()

@@ -123,6 +123,10 @@ const NO_OPENSHIFT_HERE: Support = Refused("OpenShift is a Kubernetes distributi
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
+const LOCAL_STANDBY_PORT: Support = Refused(
+    "the source is a cluster of this home (spec.standby.host), followed wherever its leader \
+     listens",
+);
 const LOCAL_VOLUME: Support = Partly(
     &["accessModes", "resources.requests.storage"],
     "a volume is a directory of the pgdeck home: only accessModes and its size \
@@ -150,7 +154,6 @@ const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behavi
 // Refused on both platforms.
 const KUBE_NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented on Kubernetes yet");
 const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
-const NO_STANDBY: Support = Refused("standby clusters are not implemented yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
      spec.dataSource.postgresCluster",
@@ -448,7 +451,11 @@ pub const FIELDS: &[Field] = &[
     ),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", NO_MONITORING, NO_MONITORING),
-    field("spec.standby", NO_STANDBY, NO_STANDBY),
+    field("spec.standby", Works, Works),
+    field("spec.standby.enabled", Works, Works),
+    field("spec.standby.host", Works, Works),
+    field("spec.standby.port", LOCAL_STANDBY_PORT, Works),
+    field("spec.standby.repoName", Works, Works),
     field("spec.config", Works, Works),
     opaque("spec.config.files", NO_PROJECTIONS, KUBE_CONFIG_FILES),
     opaque("spec.config.parameters", Works, Works),
@@ -482,6 +489,8 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
         walk.errors
             .extend(crate::plan::pgbouncer::local_refusals(cluster));
     }
+    walk.errors
+        .extend(crate::plan::standby::refusals(cluster, platform));
     walk.errors
 }
 
@@ -787,13 +796,5 @@ mod tests {
             }
             assert_eq!(paths, expected, "{platform}");
         }
-        assert_eq!(
-            refused(
-                "  standby: {enabled: true, repoName: repo1}\n",
-                Platform::Kube
-            )
-            .len(),
-            1
-        );
     }
 }

@@ -48,6 +48,16 @@ pub fn of(c: &PostgresCluster) -> Health {
     h("● OK", Level::Ok)
 }
 
+/// Whom a standby cluster follows and how far behind it is (the `Standby` condition's
+/// message, e.g. `standby of default/hippo, 0 B behind`), while it follows.
+pub fn standby(c: &PostgresCluster) -> Option<&str> {
+    let s = c.status.as_ref()?;
+    s.conditions
+        .iter()
+        .find(|x| x.type_ == crate::plan::standby::CONDITION && x.status == "True")
+        .map(|x| x.message.as_str())
+}
+
 /// The sync mode as the lists show it, marked (and to be coloured as a warning) while
 /// synchronous mode is on and no standby is synchronous.
 pub fn sync(c: &PostgresCluster) -> (String, Option<Level>) {

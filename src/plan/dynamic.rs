@@ -9,6 +9,12 @@ use crate::api::PostgresCluster;
 /// pgBackRest's stanza: one per cluster, named as PGO names it.
 pub const STANZA: &str = "db";
 
+/// The command that fetches a WAL segment from the repositories of the instance's pgBackRest
+/// configuration (PGBACKREST_CONFIG in its environment): PostgreSQL's `restore_command`.
+pub fn archive_get() -> String {
+    format!("pgbackrest --stanza={STANZA} archive-get %f \"%p\"")
+}
+
 /// The whole dynamic configuration pgdeck wants for `cluster`.
 pub fn desired(cluster: &PostgresCluster) -> Map<String, Value> {
     let patroni = cluster.patroni();

@@ -11,6 +11,7 @@ pub mod pgbackrest;
 pub mod pgbouncer;
 pub mod resources;
 pub mod rollout;
+pub mod standby;
 
 use rand::RngExt;
 

@@ -47,6 +47,12 @@ pub struct Placement {
     /// When the cluster starts from another's backups (`spec.dataSource`): the command that
     /// restores the data directory, Patroni's custom bootstrap.
     pub restore: Option<String>,
+    /// When the cluster bootstraps as a standby (`spec.standby`): whom it follows. Its first
+    /// instance then copies the source instead of running initdb.
+    pub standby: Option<super::standby::Upstream>,
+    /// The command that restores a new instance from another cluster's repository (a
+    /// standby's source's) rather than from this cluster's own.
+    pub replica_restore: Option<String>,
     pub tls: Tls,
 }
 
@@ -186,18 +192,18 @@ pub fn render(
         "pg_ident": pg_ident(&at.peer_users),
         "basebackup": [{ "checkpoint": "fast" }],
     });
-    if archiving {
+    let own_restore = archiving.then(|| format!("pgbackrest --stanza={STANZA} restore"));
+    if let Some(command) = at.replica_restore.clone().or(own_restore) {
         // New replicas restore from the latest backup when there is one (fast, and no load
         // on the primary), and fall back to pg_basebackup.
         replica_methods.insert(0, "pgbackrest");
+        postgresql["pgbackrest"] = json!({ "command": command, "no_params": true });
+    }
+    if archiving {
         let pg = postgresql.as_object_mut().expect("an object");
         pg.insert(
-            "pgbackrest".into(),
-            json!({ "command": format!("pgbackrest --stanza={STANZA} restore"), "no_params": true }),
-        );
-        pg.insert(
             "recovery_conf".into(),
-            json!({ "restore_command": format!("pgbackrest --stanza={STANZA} archive-get %f \"%p\"") }),
+            json!({ "restore_command": dynamic::archive_get() }),
         );
     }
     postgresql["create_replica_methods"] = json!(replica_methods);
@@ -210,13 +216,17 @@ pub fn render(
         // Members send it to each other too, and patronictl uses it when `ctl` has none.
         restapi["authentication"] = auth.to_json();
     }
+    let mut bootstrap_dcs = dynamic::desired(cluster);
+    if let Some(up) = &at.standby {
+        super::standby::apply(&mut bootstrap_dcs, super::standby::Decision::Follow, up);
+    }
     let mut config = json!({
         "scope": dcs.3,
         "namespace": dcs.2,
         "name": instance,
         "restapi": restapi,
         "bootstrap": {
-            "dcs": Value::Object(dynamic::desired(cluster)),
+            "dcs": Value::Object(bootstrap_dcs),
             "initdb": [{ "encoding": "UTF8" }, { "locale": "C.UTF-8" }, "data-checksums"],
         },
         "postgresql": postgresql,
@@ -313,6 +323,8 @@ mod tests {
             peer_users: vec!["postgres".into(), "root".into()],
             log_dir: "/l".into(),
             restore: None,
+            standby: None,
+            replica_restore: None,
             tls: Tls {
                 ca_file: "/t/ca.crt".into(),
                 cert_file: "/t/tls.crt".into(),

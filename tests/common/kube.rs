@@ -19,7 +19,7 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use pgdeck::api::{PostgresCluster, manifest};
-use pgdeck::plan::dynamic;
+use pgdeck::plan::{dynamic, standby};
 use pgdeck::platform::kube::KubeError;
 use pgdeck::platform::kube::metrics::Metrics;
 use pgdeck::platform::kube::names;
@@ -925,10 +925,19 @@ async fn answer_as_patroni(
             let cluster = clusters.get(&cluster_name).await.unwrap();
             let mut s = state.lock().unwrap();
             // What the cluster bootstrapped with: the spec as it was at first contact.
-            let config = s
-                .config
-                .entry(key)
-                .or_insert_with(|| dynamic::desired(&cluster));
+            let config = s.config.entry(key).or_insert_with(|| {
+                // A standby bootstraps with `standby_cluster`, as its bootstrap.dcs has it.
+                let mut c = dynamic::desired(&cluster);
+                if let Some(spec) = cluster
+                    .spec
+                    .standby
+                    .as_ref()
+                    .filter(|s| standby::wanted(Some(s)))
+                {
+                    standby::apply(&mut c, standby::Decision::Follow, &standby::as_given(spec));
+                }
+                c
+            });
             (200, Value::Object(config.clone()))
         }
         ("PATCH", "/config") => {

@@ -20,9 +20,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Some(c) => {
             let h = health::of(c);
             let s = c.status.clone().unwrap_or_default();
+            // A standby's leader is a standby leader (whom it follows is on the line below).
+            let role = match health::standby(c) {
+                Some(_) => "standby leader",
+                None => "primary",
+            };
             (
                 format!(
-                    " {}/{}  primary {}  sync {}  ready {} ",
+                    " {}/{}  {role} {}  sync {}  ready {} ",
                     key.0,
                     key.1,
                     s.primary.as_deref().unwrap_or("none"),
@@ -49,16 +54,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
+    let mut alerts: Vec<Line> = problems
+        .into_iter()
+        .map(|p| Line::from(Span::styled(format!("▲ {p}"), t.warn)))
+        .collect();
+    if let Some(m) = app.open_cluster().and_then(health::standby) {
+        alerts.push(Line::from(Span::styled(format!("⇠ {m}"), t.accent)));
+    }
     let [alert, bar, body] = Layout::vertical([
-        Constraint::Length(problems.len() as u16),
+        Constraint::Length(alerts.len() as u16),
         Constraint::Length(1),
         Constraint::Min(0),
     ])
     .areas(inner);
-    let alerts: Vec<Line> = problems
-        .into_iter()
-        .map(|p| Line::from(Span::styled(format!("▲ {p}"), t.warn)))
-        .collect();
     frame.render_widget(Paragraph::new(alerts), alert);
     let [tabs_area, fresh_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(24)]).areas(bar);

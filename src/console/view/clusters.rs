@@ -51,11 +51,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let one_namespace = app.namespace.is_some();
     let name_w = widest("NAME", app.visible().map(|c| c.name()));
     let ns_w = widest("NAMESPACE", app.visible().map(|c| c.namespace()));
-    let primary_w = widest(
-        "PRIMARY",
-        app.visible()
-            .filter_map(|c| c.status.as_ref()?.primary.as_deref()),
-    );
+    let primaries: Vec<String> = app.visible().filter_map(primary).collect();
+    let primary_w = widest("PRIMARY", primaries.iter().map(String::as_str));
     let syncs: Vec<String> = app.visible().map(|c| health::sync(c).0).collect();
     let sync_w = widest("strict", syncs.iter().map(String::as_str));
     let cols: Vec<_> = Column::ALL
@@ -100,7 +97,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                             .clone()
                             .unwrap_or_else(|| format!("0/{}", c.desired_instances())),
                     ),
-                    Column::Primary => Cell::from(s.primary.clone().unwrap_or_else(|| "-".into())),
+                    Column::Primary => Cell::from(primary(c).unwrap_or_else(|| "-".into())),
                     Column::Sync => {
                         let (text, level) = health::sync(c);
                         match level {
@@ -143,4 +140,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .column_spacing(1);
     let mut state = TableState::default().with_selected(Some(app.selected - start));
     frame.render_stateful_widget(table, inner, &mut state);
+}
+
+/// The PRIMARY cell: the primary's name, or for a standby cluster whom it follows (`⇠`).
+fn primary(c: &crate::api::PostgresCluster) -> Option<String> {
+    match health::standby(c) {
+        Some(m) => Some(format!("⇠ {}", m.strip_prefix("standby of ").unwrap_or(m))),
+        None => c.status.as_ref()?.primary.clone(),
+    }
 }

@@ -743,3 +743,56 @@ fn progress_then_the_outcome_in_the_footer() {
         "switched over: hippo-instance1-m2q7 is the primary"
     );
 }
+
+/// A standby cluster: the list shows whom it follows and how far behind, the header its
+/// standby leader and the same.
+#[test]
+fn a_standby_shows_whom_it_follows_and_how_far_behind() {
+    let mut app = fixture();
+    let mut copy = cluster("ha.yaml", "default");
+    copy.metadata.name = Some("copy".into());
+    let mut s = status(
+        vec![
+            instance(
+                "copy-instance1-k7pz",
+                "standby_leader",
+                "streaming",
+                None,
+                20021,
+            ),
+            instance(
+                "copy-instance1-w2hd",
+                "replica",
+                "streaming",
+                Some(0),
+                20023,
+            ),
+        ],
+        true,
+    );
+    s.primary = Some("copy-instance1-k7pz".into());
+    let (ok, reason, message) = crate::plan::standby::condition(&crate::plan::standby::Observed {
+        source: "default/hippo".into(),
+        following: Some(true),
+        lag_bytes: Some(24_576),
+        problem: None,
+    });
+    conditions::set(
+        &mut s.conditions,
+        crate::plan::standby::CONDITION,
+        ok,
+        reason,
+        message,
+        1,
+    );
+    copy.status = Some(s);
+    let mut clusters = app.clusters.clone();
+    clusters.push(copy);
+    app.on_data(Data::Clusters(clusters));
+    insta::assert_snapshot!("standby_list", screen(&app, 100, 12));
+
+    let index = app.visible().position(|c| c.name() == "copy").unwrap();
+    app.selected = index;
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("standby_header", screen(&app, 100, 10));
+}

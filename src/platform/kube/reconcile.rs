@@ -37,7 +37,7 @@ use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 use crate::observe::patroni::Patroni;
 use crate::plan::rollout::Step;
-use crate::plan::{dynamic, instances};
+use crate::plan::{dynamic, instances, standby};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -119,6 +119,7 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         writes: Writes::default(),
         problem: None,
         recorded: None,
+        standby: None,
     };
     match run.apply().await {
         Ok(status) => {
@@ -151,6 +152,8 @@ struct Run<'a> {
     /// The status as this pass wrote it before its end (a switchover in progress), with what
     /// came of it since: an error later in the pass writes this, never the status as read.
     recorded: Option<PostgresClusterStatus>,
+    /// What became of `standby_cluster` when the leader's configuration was last checked.
+    standby: Option<standby::Decision>,
 }
 
 impl Run<'_> {
@@ -223,6 +226,19 @@ impl Run<'_> {
             init_sql: init.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
+        let last = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.condition(standby::CONDITION));
+        if standby::read_only(
+            standby::wanted(cluster.spec.standby.as_ref()),
+            last.map(|c| c.reason.as_str()),
+        ) {
+            // A standby is read-only until promoted: no users, init SQL or backups (PGO
+            // takes none of a standby either); they come once it is promoted.
+            desired.jobs.clear();
+            desired.cron_jobs.clear();
+        }
         if restore_from.is_none() {
             // No data yet to back up.
             let initial = names::Names::new(cluster.name(), cluster.namespace()).initial_backup();
@@ -314,6 +330,17 @@ impl Run<'_> {
             switchover,
         );
         status::volume_resize(cluster, &mut status, &refused);
+        // Whom a standby follows; how far behind is not read across clusters here.
+        let observed = (cluster.spec.standby.as_ref())
+            .filter(|s| standby::reported(Some(s)))
+            .map(|spec| standby::Observed {
+                source: standby::source_of(spec),
+                following: self.standby.map(|d| d == standby::Decision::Follow),
+                lag_bytes: None,
+                problem: (self.standby == Some(standby::Decision::RefuseDemotion))
+                    .then(|| standby::DEMOTION_REFUSED.into()),
+            });
+        standby::record(&mut status, observed.as_ref(), cluster.generation());
         manual_backup::record(cluster, &mut status, manual);
         init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
         Ok(status)
@@ -576,7 +603,18 @@ impl Run<'_> {
         let base = proxy::base(self.cluster, leader);
         match self.ctx.patroni.config(&base).await {
             Ok(current) => {
-                if let Some(patch) = dynamic::patch(&current, &dynamic::desired(self.cluster)) {
+                let mut desired = dynamic::desired(self.cluster);
+                // Running (a leader answers), so bootstrapped: never demoted, promoted once
+                // `enabled` is false.
+                let spec = self.cluster.spec.standby.clone().unwrap_or_default();
+                let wants = standby::wanted(Some(&spec));
+                let decision = standby::decide(wants, standby::following(&current));
+                standby::apply(&mut desired, decision, &standby::as_given(&spec));
+                if decision == standby::Decision::RefuseDemotion {
+                    self.problem = Some(standby::DEMOTION_REFUSED.into());
+                }
+                self.standby = Some(decision);
+                if let Some(patch) = dynamic::patch(&current, &desired) {
                     tracing::info!(
                         "patching Patroni's configuration: {}",
                         serde_json::Value::Object(patch.clone())

@@ -140,6 +140,9 @@ impl ClusterDir {
 #[derive(Clone, Debug)]
 pub struct InstanceDir(pub PathBuf);
 
+/// The file name of [`InstanceDir::standby_config`], beside the data directory.
+pub const STANDBY_CONFIG: &str = "standby-pgbackrest.conf";
+
 impl InstanceDir {
     pub fn path(&self) -> &Path {
         &self.0
@@ -163,6 +166,11 @@ impl InstanceDir {
     /// pgBackRest's configuration for restoring from another cluster's repository.
     pub fn restore_config(&self) -> PathBuf {
         self.0.join("restore.conf")
+    }
+    /// pgBackRest's configuration for a standby's source repository (`spec.standby.repoName`);
+    /// the standby leader's `restore_command` names it relative to the data directory.
+    pub fn standby_config(&self) -> PathBuf {
+        self.0.join(STANDBY_CONFIG)
     }
     pub fn pgpass(&self) -> PathBuf {
         self.0.join("pgpass")

@@ -19,6 +19,7 @@ use super::{Ctx, PGBACKREST_PORT, paths, restore};
 use crate::api::annotations;
 use crate::api::instances::InstanceSet;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement, Tls};
+use crate::plan::standby;
 use crate::platform::kube::names;
 
 /// An instance to run: `<cluster>-<set>-<suffix>`, in set `set`.
@@ -104,6 +105,13 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
         peer_users: vec![patroni::SUPERUSER.into()],
         log_dir: paths::PATRONI_LOG.into(),
         restore: restore::command(ctx),
+        standby: c
+            .spec
+            .standby
+            .as_ref()
+            .filter(|s| standby::wanted(Some(s)))
+            .map(standby::as_given),
+        replica_restore: None,
         tls: Tls {
             ca_file: format!("{}/ca.crt", paths::SERVER_TLS),
             cert_file: format!("{}/tls.crt", paths::SERVER_TLS),

@@ -30,7 +30,15 @@ pub struct Runtime<'a> {
     pub home_root: &'a str,
     /// Where a cluster made from another's backups restores from, until it has bootstrapped.
     pub restore_from: Option<&'a RestoreSource>,
+    /// Whom the cluster follows when it bootstraps as a standby (`spec.standby`).
+    pub standby: Option<&'a crate::plan::standby::Upstream>,
+    /// While it follows: the source's repository (`spec.standby.repoName`), which new
+    /// instances restore from and the standby leader replays WAL from.
+    pub standby_repo: Option<&'a RestoreSource>,
     pub ca: &'a Ca,
+    /// The CA file members verify servers with: the cluster's own, or for a standby a bundle
+    /// with the source's.
+    pub trust: &'a std::path::Path,
 }
 
 /// Another cluster's repository to bootstrap from (`spec.dataSource.postgresCluster`).
@@ -120,24 +128,16 @@ impl Runtime<'_> {
         )
         .at(&path)?;
 
-        let restore = match self.restore_from {
-            Some(source) => {
-                let path = inst.restore_config();
-                let text = pgbackrest::restore_config(
-                    &source.repo,
-                    &source.path.display().to_string(),
-                    None,
-                    &layout,
-                );
-                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?;
-                Some(pgbackrest::restore_command(
-                    &path.display().to_string(),
-                    &source.repo,
-                    &source.options,
-                ))
-            }
-            None => None,
-        };
+        // Another cluster's repository: the one a clone bootstraps from, and the one a
+        // standby's instances restore from while it follows.
+        let restore = self
+            .restore_from
+            .map(|source| self.restore_from_repo(source, &inst.restore_config(), &layout))
+            .transpose()?;
+        let replica_restore = self
+            .standby_repo
+            .map(|source| self.restore_from_repo(source, &inst.standby_config(), &layout))
+            .transpose()?;
         let placement = patroni::Placement {
             dcs: patroni::Dcs::Etcd3 {
                 hosts: vec![self.etcd.host.clone()],
@@ -156,8 +156,10 @@ impl Runtime<'_> {
             peer_users: super::superuser_peers(self.account),
             log_dir: inst.patroni_log_dir().display().to_string(),
             restore,
+            standby: self.standby.cloned(),
+            replica_restore,
             tls: patroni::Tls {
-                ca_file: self.dir.ca_cert().display().to_string(),
+                ca_file: self.trust.display().to_string(),
                 cert_file: inst.tls_cert().display().to_string(),
                 key_file: inst.tls_key().display().to_string(),
                 // Members reach each other at 127.0.0.1, which every certificate names.
@@ -216,6 +218,25 @@ impl Runtime<'_> {
 }
 
 impl Runtime<'_> {
+    /// Write the pgBackRest configuration at `path` that reads `source` (and nothing of this
+    /// cluster's repositories); returns the `pgbackrest restore` command that uses it.
+    fn restore_from_repo(
+        &self,
+        source: &RestoreSource,
+        path: &std::path::Path,
+        layout: &pgbackrest::Layout,
+    ) -> Result<String, PlatformError> {
+        let repo_path = source.path.display().to_string();
+        let text = pgbackrest::restore_config(&source.repo, &repo_path, None, layout);
+        write_if_changed(path, text.as_bytes(), 0o640, Some(self.account)).at(path)?;
+        let config = path.display().to_string();
+        Ok(pgbackrest::restore_command(
+            &config,
+            &source.repo,
+            &source.options,
+        ))
+    }
+
     /// A stopped instance whose port another program took while it was down gets new ports
     /// (its own orphaned PostgreSQL still holding the port is not "another program").
     fn move_off_taken_ports(

@@ -21,6 +21,7 @@ mod pooler;
 mod restore;
 mod schedule;
 mod secrets;
+mod standby;
 pub mod state;
 mod teardown;
 mod tls;
@@ -59,6 +60,7 @@ use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
+use crate::plan::standby as plan_standby;
 use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
@@ -209,6 +211,8 @@ pub struct Worker {
     pooler_problem: Option<String>,
     /// Why pgBouncer's SQL last failed, until it succeeds.
     pooler_sql_error: Option<String>,
+    /// What this pass saw of the source a standby follows (`spec.standby`).
+    standby: Option<plan_standby::Observed>,
 }
 
 /// Between passes while something moves.
@@ -267,6 +271,7 @@ impl Worker {
             pool_pauses: false,
             pooler_problem: None,
             pooler_sql_error: None,
+            standby: None,
         }
     }
 
@@ -343,6 +348,7 @@ impl Worker {
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
         let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
+        let follow = self.standby_plan(&cluster)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
         let credentials = Credentials {
@@ -372,7 +378,10 @@ impl Worker {
             ports: &shared.ports,
             home_root: &home_root,
             restore_from: restore_from.as_ref(),
+            standby: follow.bootstrap.as_ref(),
+            standby_repo: follow.repo(),
             ca: &ca,
+            trust: &follow.trust,
         };
 
         self.collect();
@@ -436,7 +445,9 @@ impl Worker {
                     self.state.dcs_credentials = Some(jiff::Timestamp::now());
                     self.state.save(&self.dir)?;
                 }
-                self.configure(&cluster, &seen).await;
+                self.configure(&cluster, &seen, follow.upstream.as_ref())
+                    .await;
+                self.observe_standby(follow.source.as_ref(), &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
                 let poolers = pooler::Poolers {
@@ -1047,7 +1058,12 @@ impl Worker {
 
     /// Keep Patroni's dynamic configuration as the spec says, and wake the leader when a new
     /// replica waits for its replication slot or its own PostgreSQL stopped answering.
-    async fn configure(&mut self, cluster: &PostgresCluster, seen: &observe::Seen) {
+    async fn configure(
+        &mut self,
+        cluster: &PostgresCluster,
+        seen: &observe::Seen,
+        upstream: Option<&plan_standby::Upstream>,
+    ) {
         let Some(leader_api) = seen.leader_api() else {
             return;
         };
@@ -1058,7 +1074,8 @@ impl Worker {
         if due {
             match self.patroni.config(&leader_api).await {
                 Ok(current) => {
-                    if let Some(patch) = dynamic::patch(&current, &dynamic::desired(cluster)) {
+                    let desired = self.standby_config(cluster, &current, upstream);
+                    if let Some(patch) = dynamic::patch(&current, &desired) {
                         tracing::info!(cluster = %self.name, "patching Patroni configuration: {}", serde_json::Value::Object(patch.clone()));
                         if let Err(e) = self.patroni.patch_config(&leader_api, &patch).await {
                             self.problem = Some(e.to_string());
@@ -1095,6 +1112,11 @@ impl Worker {
         let Some(primary) = seen.ready_primary() else {
             return;
         };
+        if seen.instance(&primary.name).and_then(|s| s.role.as_deref()) == Some("standby_leader") {
+            // Read-only until promoted: users, init SQL and backups wait for that.
+            self.start_switchover(cluster, seen);
+            return;
+        }
         let conninfo = users::superuser_conninfo(
             &self.dir.instance(&primary.name).socket_dir(),
             primary.pg_port,
@@ -1593,8 +1615,13 @@ impl Worker {
                 && !seen.primary_unanswered
                 && statuses.len() == cluster.desired_instances() as usize
                 && statuses.iter().all(|s| s.ready));
-        let backed_up =
-            self.state.stanza_created || cluster.repos().iter().all(|r| r.volume.is_none());
+        let following = self
+            .standby
+            .as_ref()
+            .is_some_and(|o| o.following == Some(true));
+        let backed_up = self.state.stanza_created
+            || following
+            || cluster.repos().iter().all(|r| r.volume.is_none());
         running
             && backed_up
             && self.state.initialized
@@ -1644,12 +1671,13 @@ impl Worker {
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
         };
-        let problem = self
-            .problem
-            .as_ref()
+        let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
+        let problem = (self.problem.as_ref())
             .or(self.backup_problem.as_ref())
-            .or(self.pooler_problem.as_ref());
+            .or(self.pooler_problem.as_ref())
+            .or(standby_problem);
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
+        plan_standby::record(status, self.standby.as_ref(), cluster.generation());
     }
 }
 

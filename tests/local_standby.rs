@@ -1,0 +1,213 @@
+//! Standby clusters on the local platform, with real processes: a cluster follows another of the
+//! same home by streaming from its leader over TLS, refuses writes, receives the source's new
+//! rows (across the source's switchover), outlives its deletion, and takes writes once promoted.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::local::{LocalHome, manifest};
+
+/// The `Standby` condition's reason and message.
+fn standby_condition(status: &serde_json::Value) -> Option<(String, String)> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Standby")
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("reason"), text("message"))
+        })
+}
+
+/// The instances' roles.
+fn roles(status: &serde_json::Value) -> Vec<String> {
+    status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| Some(i["role"].as_str()?.to_string()))
+        .collect()
+}
+
+/// Poll `f` until it gives `Some`, or panic naming `what` and the last error.
+fn within<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: not within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+#[test]
+fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_promoted() {
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("hippo", 2, "", "", ""), "180s");
+    home.settle("hippo", 2, "hippo's primary and replica");
+    home.superuser(
+        "hippo",
+        "postgres",
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1)",
+    );
+
+    // The source's first backup, for the standby to restore from.
+    home.wait_for(
+        "hippo",
+        Duration::from_secs(120),
+        "hippo's first backup",
+        |s| {
+            s["repos"][0]["backups"]
+                .as_array()
+                .is_some_and(|b| !b.is_empty())
+        },
+    );
+
+    let follow = "  standby: {enabled: true, host: hippo-primary, repoName: repo1}\n";
+    home.apply_ready(&manifest("copy", 2, "", follow, ""), "240s");
+    let status = home.settle("copy", 2, "a standby leader and a cascading replica");
+    let found = roles(&status);
+    assert!(found.iter().any(|r| r == "standby_leader"), "{found:?}");
+    assert!(found.iter().any(|r| r == "replica"), "{found:?}");
+    // Its leader was restored from hippo's repository, and replays WAL archived there.
+    let leader = status["primary"].as_str().unwrap();
+    let log = std::fs::read_to_string(
+        home.path()
+            .join("namespaces/default/copy/instances")
+            .join(leader)
+            .join("patroni.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains("replica has been created using pgbackrest"),
+        "{log}"
+    );
+    let restore = home.superuser("copy", "postgres", "SHOW restore_command");
+    assert!(restore.contains("standby-pgbackrest.conf"), "{restore}");
+    let (reason, message) = standby_condition(&home.wait_for(
+        "copy",
+        Duration::from_secs(60),
+        "the Standby condition",
+        |s| standby_condition(s).is_some_and(|(r, m)| r == "Following" && m.contains("behind")),
+    ))
+    .unwrap();
+    assert_eq!(reason, "Following");
+    assert!(message.starts_with("standby of default/hippo"), "{message}");
+
+    // The source's rows, the old one and a new one within seconds.
+    assert_eq!(
+        home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
+        "1"
+    );
+    home.superuser("hippo", "postgres", "INSERT INTO t VALUES (2)");
+    within(
+        Duration::from_secs(20),
+        "the source's new row",
+        || match home
+            .try_superuser("copy", "postgres", "SELECT count(*) FROM t")?
+            .as_str()
+        {
+            "2" => Ok(()),
+            n => Err(format!("{n} rows")),
+        },
+    );
+
+    // The source switches over: the standby keeps receiving its rows (cascading from the old
+    // primary, now a replica, until a pass points it at the new leader).
+    home.ok(&["switchover", "hippo", "--wait"]);
+    within(
+        Duration::from_secs(30),
+        "a write to hippo's new primary",
+        || home.try_superuser("hippo", "postgres", "INSERT INTO t VALUES (3)"),
+    );
+    within(
+        Duration::from_secs(60),
+        "the row written after the source's switchover",
+        || match home
+            .try_superuser("copy", "postgres", "SELECT count(*) FROM t")?
+            .as_str()
+        {
+            "3" => Ok(()),
+            n => Err(format!("{n} rows")),
+        },
+    );
+
+    // Read-only until promoted, even for the superuser.
+    let refused = home
+        .try_superuser("copy", "postgres", "INSERT INTO t VALUES (4)")
+        .expect_err("a write to a standby");
+    assert!(refused.contains("read-only"), "{refused}");
+
+    // The source goes away: the standby stays as it is, and says why it gets nothing new.
+    home.ok(&["delete", "hippo", "--wait"]);
+    let s = home.wait_for("copy", Duration::from_secs(60), "the lost source", |s| {
+        standby_condition(s).is_some_and(|(r, _)| r == "StandbyProblem")
+    });
+    let (_, message) = standby_condition(&s).unwrap();
+    assert!(
+        message.contains("spec.standby.host") && message.contains("default/hippo"),
+        "{message}"
+    );
+    assert_eq!(
+        home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
+        "3"
+    );
+
+    let promote = "  standby: {enabled: false, host: hippo-primary}\n";
+    let out = home.apply_text(&manifest("copy", 2, "", promote, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    home.wait_for("copy", Duration::from_secs(120), "promotion", |s| {
+        standby_condition(s).is_some_and(|(r, _)| r == "Promoted")
+    });
+    within(Duration::from_secs(60), "a write after promotion", || {
+        home.try_superuser("copy", "postgres", "INSERT INTO t VALUES (5)")
+    });
+    assert_eq!(
+        home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
+        "4"
+    );
+    let s = home.settle("copy", 2, "the promoted cluster's replica streaming");
+    let promoted = roles(&s);
+    assert!(promoted.iter().any(|r| r == "primary"), "{promoted:?}");
+}
+
+#[test]
+fn a_source_that_is_not_a_cluster_of_this_home_is_refused_naming_the_field() {
+    let home = LocalHome::new();
+    for (standby, why) in [
+        (
+            "{enabled: true, host: db.example.com}",
+            "not a cluster of this home",
+        ),
+        (
+            "{enabled: true, host: copy-primary}",
+            "cannot follow itself",
+        ),
+        (
+            "{enabled: true, host: hippo-primary, port: 5432}",
+            "spec.standby.port",
+        ),
+        ("{enabled: true, repoName: repo1}", "spec.standby.repoName"),
+    ] {
+        let out = home.apply_text(
+            &manifest("copy", 1, "", &format!("  standby: {standby}\n"), ""),
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{standby} was accepted");
+        assert!(
+            err.contains("spec.standby") && err.contains(why),
+            "{standby}: {err}"
+        );
+    }
+    assert!(
+        !home.run(&["get", "copy"]).status.success(),
+        "nothing was stored"
+    );
+}
