@@ -113,6 +113,15 @@ const NO_LOCAL_TLS: Support =
 const NO_GROUPS: Support =
     Refused("the database processes run as the postgres account, without extra groups");
 const NO_OPENSHIFT_HERE: Support = Refused("OpenShift is a Kubernetes distribution");
+const NO_EXPORTER_IMAGE: Support = Refused(
+    "the exporter runs from Debian's prometheus-postgres-exporter package, not from an image",
+);
+const NO_EXPORTER_RESOURCES: Support =
+    Refused("the exporter is a process on this machine: nothing reserves or limits its resources");
+const NO_EXPORTER_TLS: Support = Refused(
+    "the exporter serves /metrics on 127.0.0.1 without TLS: customTLSSecret is not \
+     implemented on the local platform yet",
+);
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
@@ -138,11 +147,12 @@ const KUBE_RESTORE: Support = Refused(
 );
 const KUBE_CONFIG_FILES: Support =
     Refused("spec.config.files are not projected into the instances yet");
+const KUBE_MONITORING: Support =
+    Refused("the postgres_exporter sidecar is not implemented on Kubernetes yet");
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
 // Refused on both platforms.
 const NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented yet");
-const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
 const NO_STANDBY: Support = Refused("standby clusters are not implemented yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
@@ -362,7 +372,28 @@ pub const FIELDS: &[Field] = &[
     field("spec.proxy", Works, Works),
     field("spec.proxy.pgBouncer", NO_PGBOUNCER, NO_PGBOUNCER),
     field("spec.monitoring", Works, Works),
-    field("spec.monitoring.pgmonitor", NO_MONITORING, NO_MONITORING),
+    field("spec.monitoring.pgmonitor", Works, KUBE_MONITORING),
+    field("spec.monitoring.pgmonitor.exporter", Works, Works),
+    field(
+        "spec.monitoring.pgmonitor.exporter.image",
+        NO_EXPORTER_IMAGE,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.resources",
+        NO_EXPORTER_RESOURCES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration",
+        Works,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.customTLSSecret",
+        NO_EXPORTER_TLS,
+        Works,
+    ),
     field("spec.standby", NO_STANDBY, NO_STANDBY),
     field("spec.config", Works, Works),
     opaque("spec.config.files", NO_PROJECTIONS, KUBE_CONFIG_FILES),
@@ -636,6 +667,19 @@ mod tests {
     }
 
     #[test]
+    fn the_exporter_runs_locally_from_its_package_with_no_image_nor_resources() {
+        let exporter = "  monitoring: {pgmonitor: {exporter: {image: e, resources: {limits: {cpu: '1'}}, configuration: [{configMap: {name: q}}]}}}\n";
+        assert_eq!(
+            refused(exporter, Platform::Local),
+            [
+                "spec.monitoring.pgmonitor.exporter.image: not supported on the local platform: the exporter runs from Debian's prometheus-postgres-exporter package, not from an image",
+                "spec.monitoring.pgmonitor.exporter.resources: not supported on the local platform: the exporter is a process on this machine: nothing reserves or limits its resources",
+            ]
+        );
+        assert!(refused("  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: q}}]}}}\n", Platform::Local).is_empty());
+    }
+
+    #[test]
     fn kubernetes_placement_is_refused_locally_and_works_on_kubernetes() {
         let placed = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      tolerations: [{key: dedicated}]\n";
         assert_eq!(
@@ -678,8 +722,15 @@ mod tests {
                 .into_iter()
                 .map(|e| e.path)
                 .collect();
-            let expected = ["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"];
-            assert_eq!(paths, expected.map(String::from).into(), "{platform}");
+            let expected = match platform {
+                Platform::Local => vec!["spec.proxy.pgBouncer"],
+                Platform::Kube => vec!["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"],
+            };
+            assert_eq!(
+                paths,
+                expected.into_iter().map(String::from).collect(),
+                "{platform}"
+            );
         }
         assert_eq!(
             refused(

@@ -21,6 +21,9 @@ pub const BACKUP: &str = "Backup";
 /// With synchronous mode on: false while no standby is synchronous, so a commit is on one
 /// server only. Absent when synchronous mode is off.
 pub const SYNCHRONOUS: &str = "SynchronousReplication";
+/// With `spec.monitoring.pgmonitor.exporter`: whether every instance's exporter runs. Absent
+/// without one.
+pub const EXPORTER: &str = "Exporter";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(
@@ -51,6 +54,29 @@ pub fn set(
             observed_generation: Some(generation),
             last_transition_time: Time(jiff::Timestamp::now()),
         }),
+    }
+}
+
+/// The Exporter condition: absent while no exporter is wanted, false with the reason while one
+/// cannot run.
+pub fn exporter(
+    status: &mut PostgresClusterStatus,
+    wanted: bool,
+    problem: Option<&str>,
+    generation: i64,
+) {
+    let c = &mut status.conditions;
+    match (wanted, problem) {
+        (false, _) => c.retain(|c| c.type_ != EXPORTER),
+        (true, Some(why)) => set(c, EXPORTER, false, "ExporterFailed", why, generation),
+        (true, None) => set(
+            c,
+            EXPORTER,
+            true,
+            "Running",
+            "every instance's exporter serves /metrics",
+            generation,
+        ),
     }
 }
 

@@ -17,6 +17,9 @@ pub const PEER_MAP: &str = "pgdeck";
 pub fn lines(cluster: &PostgresCluster, networks: &[String], tls_only: bool) -> Vec<String> {
     let host = if tls_only { "hostssl" } else { "host" };
     let mut lines = mandatory(networks, host);
+    if super::monitoring::exporter(cluster).is_some() {
+        lines.extend(super::monitoring::hba_lines(host));
+    }
     if tls_only {
         lines.push("hostnossl all all all reject".into());
     }

@@ -13,6 +13,7 @@
 //! changed manifest bring the next pass at once.
 
 mod backups;
+mod exporter;
 mod init_sql;
 mod instances;
 mod kept;
@@ -55,7 +56,7 @@ use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
-use crate::plan::{dynamic, resources};
+use crate::plan::{dynamic, monitoring, resources};
 use crate::platform::PlatformError;
 
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
@@ -160,6 +161,8 @@ pub struct Worker {
     repos: Vec<RepoStatus>,
     /// Problems from the last pass and from background tasks, for the Degraded condition.
     problem: Option<String>,
+    /// Why an instance's exporter does not run, for the Exporter condition.
+    exporter_problem: Option<String>,
     backup_problem: Option<String>,
     switchover_result: Option<(bool, String)>,
     /// The last manual backup, as status reports it.
@@ -234,6 +237,7 @@ impl Worker {
             backup_outcome: None,
             written,
             problem: None,
+            exporter_problem: None,
             backup_problem: None,
             switchover_result: None,
             repos_read_at: None,
@@ -378,6 +382,15 @@ impl Worker {
                 self.shut_down(&live);
             } else {
                 let live = self.scale(&cluster, live, &seen)?;
+                let objects = ObjectStore::new(shared.home.clone());
+                let exporters = exporter::Exporter {
+                    cluster: &cluster,
+                    dir: &dir,
+                    account: &shared.account,
+                    ports: &shared.ports,
+                    objects: &objects,
+                };
+                let mut exporter_problems = Vec::new();
                 for rec in &live {
                     self.tasks.stops.remove(&rec.name);
                     let changed = rt.write_config(rec)?;
@@ -397,13 +410,23 @@ impl Worker {
                     }
                     let patroni = rt.ensure_running(rec)?;
                     let postmaster = instances::postmaster_pid(&dir.instance(&rec.name));
+                    // An exporter that cannot run is the exporter's problem, not the pass's.
+                    let exporter = match exporters.reconcile(rec).await {
+                        Ok((_, pid)) => pid,
+                        Err(e) => {
+                            exporter_problems.push(format!("{}: {e}", rec.name));
+                            None
+                        }
+                    };
                     self.pulse.extend(
-                        [Some(patroni), postmaster]
+                        [Some(patroni), postmaster, exporter]
                             .into_iter()
                             .flatten()
                             .filter_map(Started::of),
                     );
                 }
+                self.exporter_problem =
+                    (!exporter_problems.is_empty()).then(|| exporter_problems.join("; "));
                 if self.state.dcs_credentials.is_none() {
                     // Every Patroni now has (or starts with) its etcd user: see etcd::secure.
                     self.state.dcs_credentials = Some(jiff::Timestamp::now());
@@ -1274,15 +1297,23 @@ impl Worker {
         &self,
         cluster: &PostgresCluster,
     ) -> Result<Vec<users::DesiredUser>, PlatformError> {
-        cluster
+        let mut desired = cluster
             .users()
             .into_iter()
             .map(|spec| {
                 let kind = spec.password.as_ref().map(|p| p.type_).unwrap_or_default();
                 let password = read_password(&self.dir, &user_key(&spec.name), kind)?;
-                Ok(users::DesiredUser { spec, password })
+                Ok(users::DesiredUser {
+                    spec,
+                    password,
+                    member_of: None,
+                })
             })
-            .collect()
+            .collect::<Result<Vec<_>, PlatformError>>()?;
+        if monitoring::exporter(cluster).is_some() {
+            desired.push(exporter::monitoring_user(&self.dir)?);
+        }
+        Ok(desired)
     }
 
     /// Act on a new value of `pgdeck.dev/trigger-switchover` (with `spec.patroni.switchover`).
@@ -1410,9 +1441,9 @@ impl Worker {
             );
             let records = state::instances(&self.dir);
             for i in &mut status.instances {
-                i.pending_restart |= records
-                    .iter()
-                    .any(|r| r.name == i.name && Self::stale(cluster, r, seen));
+                let rec = records.iter().find(|r| r.name == i.name);
+                i.pending_restart |= rec.is_some_and(|r| Self::stale(cluster, r, seen));
+                i.exporter = rec.and_then(|r| r.exporter_port).map(exporter::url);
             }
             status.observed_generation = Some(cluster.generation());
             if let Some(id) = &seen.system_identifier {
@@ -1445,6 +1476,14 @@ impl Worker {
             conditions::switchover(&mut status, trigger, result, cluster.generation());
         }
         self.set_conditions(cluster, &mut status);
+        let exporting =
+            monitoring::exporter(cluster).is_some() && cluster.spec.shutdown != Some(true);
+        conditions::exporter(
+            &mut status,
+            exporting,
+            self.exporter_problem.as_deref(),
+            cluster.generation(),
+        );
         let detail = match (&self.init_sql, &self.state.init_sql) {
             (plan_init_sql::Next::Failed, Some(run)) => run.error.clone().unwrap_or_default(),
             _ if self.tasks.init_sql.is_some() => "running".into(),

@@ -40,7 +40,7 @@ pub fn superuser_conninfo(socket_dir: &Path, port: u16) -> String {
 }
 
 /// A value in a key=value connection string, quoted.
-fn conninfo_value(s: &str) -> String {
+pub(super) fn conninfo_value(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -48,6 +48,8 @@ fn conninfo_value(s: &str) -> String {
 pub struct DesiredUser {
     pub spec: UserSpec,
     pub password: String,
+    /// A predefined role it is granted (the monitoring role's `pg_monitor`).
+    pub member_of: Option<&'static str>,
 }
 
 impl DesiredUser {
@@ -59,6 +61,7 @@ impl DesiredUser {
             &self.spec.options,
             &self.spec.databases,
             &self.password,
+            self.member_of,
         )
             .hash(&mut h);
         h.finish()
@@ -109,6 +112,12 @@ pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<Str
             .batch_execute(&sql)
             .await
             .map_err(|e| format!("user {}: {e}", user.spec.name))?;
+        if let Some(role) = user.member_of {
+            client
+                .batch_execute(&format!("GRANT {} TO {name}", ident(role)))
+                .await
+                .map_err(|e| format!("user {}: {e}", user.spec.name))?;
+        }
         for db in user.spec.databases.iter().flatten() {
             let db_exists = !client
                 .query("SELECT 1 FROM pg_database WHERE datname = $1", &[db])

@@ -1,0 +1,194 @@
+//! `spec.monitoring.pgmonitor.exporter`: the postgres_exporter beside each instance, as PGO
+//! runs it: a role of its own (`ccp_monitoring`, a member of `pg_monitor`) that may connect
+//! only from the instance's own machine, and custom queries from ConfigMaps.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use crate::api::PostgresCluster;
+use crate::api::addons::Exporter;
+
+/// The role the exporter connects as (PGO's name).
+pub const MONITORING_USER: &str = "ccp_monitoring";
+/// The predefined role that lets it read every statistics view.
+pub const MONITORING_ROLE: &str = "pg_monitor";
+/// The port the exporter listens on in a pod (PGO's, and the exporter's default).
+pub const EXPORTER_PORT: u16 = 9187;
+
+/// The exporter the spec asks for, if any.
+pub fn exporter(cluster: &PostgresCluster) -> Option<&Exporter> {
+    cluster
+        .spec
+        .monitoring
+        .as_ref()?
+        .pgmonitor
+        .as_ref()?
+        .exporter
+        .as_ref()
+}
+
+/// pg_hba lines for the monitoring role, ahead of the DBA's rules (as PGO's are): by password
+/// through the socket or from the instance's own loopback (`host` is `host` or `hostssl`), and
+/// from nowhere else.
+pub fn hba_lines(host: &str) -> Vec<String> {
+    vec![
+        format!("local all {MONITORING_USER} scram-sha-256"),
+        format!("{host} all {MONITORING_USER} 127.0.0.1/32 scram-sha-256"),
+        format!("{host} all {MONITORING_USER} ::1/128 scram-sha-256"),
+        format!("host all {MONITORING_USER} all reject"),
+    ]
+}
+
+/// The custom queries `configuration` projects, as one file for `--extend.query-path`: every
+/// key of each ConfigMap named (or its `items`), in the order given, as PGO concatenates them.
+/// `lookup` finds a ConfigMap by name; a missing one (or a missing required key) is an error
+/// naming it, unless the projection says it is optional.
+pub fn queries(
+    exporter: &Exporter,
+    lookup: impl Fn(&str) -> Option<ConfigMap>,
+) -> Result<Option<String>, String> {
+    let Some(projections) = exporter.configuration.as_ref().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let mut out = String::new();
+    for (i, projection) in projections.iter().enumerate() {
+        let Some(source) = &projection.config_map else {
+            return Err(format!(
+                "spec.monitoring.pgmonitor.exporter.configuration[{i}]: only configMap \
+                 projections hold queries"
+            ));
+        };
+        let optional = source.optional == Some(true);
+        let Some(map) = lookup(&source.name) else {
+            if optional {
+                continue;
+            }
+            return Err(format!(
+                "spec.monitoring.pgmonitor.exporter.configuration[{i}]: ConfigMap {:?} not found",
+                source.name
+            ));
+        };
+        let data = map.data.unwrap_or_default();
+        let keys: Vec<String> = match &source.items {
+            Some(items) => items.iter().map(|k| k.key.clone()).collect(),
+            None => data.keys().cloned().collect(),
+        };
+        for key in keys {
+            match data.get(&key) {
+                Some(text) => {
+                    out.push_str(text);
+                    if !text.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+                None if optional => {}
+                None => {
+                    return Err(format!(
+                        "spec.monitoring.pgmonitor.exporter.configuration[{i}]: ConfigMap {:?} \
+                         has no key {key:?}",
+                        source.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::api::manifest;
+
+    fn cluster(monitoring: &str) -> PostgresCluster {
+        manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], \
+             resources: {{requests: {{storage: 1Gi}}}}}}\n{monitoring}"
+        ))
+        .unwrap()
+    }
+
+    fn map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_an_exporter_section_asks_for_one() {
+        assert!(exporter(&cluster("")).is_none());
+        assert!(exporter(&cluster("  monitoring: {pgmonitor: {}}\n")).is_none());
+        assert!(exporter(&cluster("  monitoring: {pgmonitor: {exporter: {}}}\n")).is_some());
+    }
+
+    #[test]
+    fn the_monitoring_role_comes_in_by_password_from_this_machine_only() {
+        let lines = hba_lines("hostssl");
+        assert!(lines.iter().all(|l| l.contains(MONITORING_USER)));
+        assert!(lines.iter().all(|l| !l.contains("trust")));
+        assert_eq!(
+            lines.last().unwrap(),
+            "host all ccp_monitoring all reject",
+            "anywhere else is refused before a DBA's rule could let it in"
+        );
+    }
+
+    #[test]
+    fn queries_are_every_key_of_the_named_maps_in_order_or_the_items_named() {
+        let c = cluster(
+            "  monitoring: {pgmonitor: {exporter: {configuration: [\
+             {configMap: {name: b}}, {configMap: {name: a, items: [{key: two, path: x}]}}]}}}\n",
+        );
+        let maps = [
+            map("a", &[("one", "a1: {}"), ("two", "a2: {}\n")]),
+            map("b", &[("q.yml", "b: {}")]),
+        ];
+        let lookup = |n: &str| {
+            maps.iter()
+                .find(|m| m.metadata.name.as_deref() == Some(n))
+                .cloned()
+        };
+        let text = queries(exporter(&c).unwrap(), lookup).unwrap().unwrap();
+        assert_eq!(text, "b: {}\na2: {}\n");
+        assert_eq!(queries(&Exporter::default(), lookup), Ok(None));
+    }
+
+    #[test]
+    fn a_missing_map_or_key_is_named_unless_optional() {
+        let missing = cluster(
+            "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: gone}}]}}}\n",
+        );
+        let err = queries(exporter(&missing).unwrap(), |_| None).unwrap_err();
+        assert!(
+            err.contains("configuration[0]") && err.contains("\"gone\""),
+            "{err}"
+        );
+        let optional = cluster(
+            "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: gone, optional: true}}]}}}\n",
+        );
+        assert_eq!(
+            queries(exporter(&optional).unwrap(), |_| None),
+            Ok(Some(String::new()))
+        );
+        let no_key = cluster(
+            "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: a, items: [{key: nope, path: x}]}}]}}}\n",
+        );
+        let err = queries(exporter(&no_key).unwrap(), |_| Some(map("a", &[]))).unwrap_err();
+        assert!(err.contains("no key \"nope\""), "{err}");
+        let secret = cluster(
+            "  monitoring: {pgmonitor: {exporter: {configuration: [{secret: {name: s}}]}}}\n",
+        );
+        assert!(queries(exporter(&secret).unwrap(), |_| None).is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! `spec.monitoring.pgmonitor.exporter` on this machine: a `prometheus-postgres-exporter` (from
+//! Debian's package) per instance, run as the database account on a port of the home's
+//! allocator, on 127.0.0.1. It connects through the instance's socket as the monitoring role
+//! with a generated password; pgdeck starts and watches it itself (the package's systemd unit,
+//! if any, plays no part).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::super::account::{self, Account};
+use super::super::files::{AtPath, write_if_changed};
+use super::super::home::ClusterDir;
+use super::super::objects::ObjectStore;
+use super::super::ports::Ports;
+use super::super::process;
+use super::secrets::password;
+use super::state::{InstanceRecord, write_record};
+use super::users::{DesiredUser, conninfo_value};
+use crate::api::PostgresCluster;
+use crate::api::users::{PasswordType, UserSpec};
+use crate::plan::monitoring::{self, MONITORING_ROLE, MONITORING_USER};
+use crate::platform::PlatformError;
+
+/// The monitoring role as the users task keeps it, with its password (generated once, kept in
+/// the cluster's root-only `secrets/`).
+pub fn monitoring_user(dir: &ClusterDir) -> Result<DesiredUser, PlatformError> {
+    Ok(DesiredUser {
+        spec: UserSpec {
+            name: MONITORING_USER.into(),
+            ..Default::default()
+        },
+        password: password(dir, MONITORING_USER, PasswordType::AlphaNumeric)?,
+        member_of: Some(MONITORING_ROLE),
+    })
+}
+
+/// The exporter's address, for status.
+pub fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/metrics")
+}
+
+/// The exporter program, or an error naming the package that provides it.
+fn binary() -> Result<PathBuf, PlatformError> {
+    account::program(
+        "prometheus-postgres-exporter",
+        "prometheus-postgres-exporter",
+        "it serves spec.monitoring.pgmonitor.exporter's metrics",
+    )
+}
+
+/// What one instance's exporter needs.
+pub struct Exporter<'a> {
+    pub cluster: &'a PostgresCluster,
+    pub dir: &'a ClusterDir,
+    pub account: &'a Account,
+    pub ports: &'a Ports,
+    pub objects: &'a ObjectStore,
+}
+
+impl Exporter<'_> {
+    /// Keep the exporter of `rec` running as the spec says: started (or restarted with new
+    /// queries) when it asks for one, stopped and its port given back when not. Returns the
+    /// record as it is now and the exporter's pid.
+    pub async fn reconcile(
+        &self,
+        rec: &InstanceRecord,
+    ) -> Result<(InstanceRecord, Option<u32>), PlatformError> {
+        let Some(spec) = monitoring::exporter(self.cluster) else {
+            stop(self.dir, &rec.name).await;
+            let mut rec = rec.clone();
+            if let Some(port) = rec.exporter_port.take() {
+                write_record(self.dir, &rec)?;
+                self.ports.release(port);
+            }
+            return Ok((rec, None));
+        };
+        let ns = self.cluster.namespace();
+        let queries = monitoring::queries(spec, |name| {
+            self.objects.get::<ConfigMap>(ns, name).ok().flatten()
+        })
+        .map_err(PlatformError::Operator)?;
+        let mut rec = rec.clone();
+        let port = match rec.exporter_port {
+            Some(port) => port,
+            None => {
+                let port = self.ports.allocate().ok_or_else(|| {
+                    PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into())
+                })?;
+                rec.exporter_port = Some(port);
+                write_record(self.dir, &rec)?;
+                port
+            }
+        };
+        let inst = self.dir.instance(&rec.name);
+        let mut args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
+        let path = inst.exporter_queries();
+        let changed = match &queries {
+            // In the account's directory: replaced by a fresh file, never written through a
+            // link left under the name.
+            Some(text) => {
+                args.push(format!("--extend.query-path={}", path.display()));
+                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?
+            }
+            None => false,
+        };
+        let running = pid(self.dir, &rec);
+        if let Some(pid) = running {
+            // It reads its queries when it starts, and must drop ones the spec no longer has.
+            let has_queries = process::cmdline(pid)
+                .iter()
+                .any(|a| a.starts_with("--extend.query-path="));
+            if !changed && has_queries == queries.is_some() {
+                return Ok((rec, Some(pid)));
+            }
+            process::stop(pid, Duration::from_secs(5)).await;
+        }
+        let password = password(self.dir, MONITORING_USER, PasswordType::AlphaNumeric)?;
+        // Through the socket, which is no network: TLS has nothing to protect there.
+        let dsn = format!(
+            "host={} port={} user={MONITORING_USER} dbname=postgres sslmode=disable password={}",
+            conninfo_value(&inst.socket_dir().display().to_string()),
+            rec.pg_port,
+            conninfo_value(&password),
+        );
+        tracing::info!(cluster = self.cluster.name(), instance = %rec.name, port, "starting the exporter");
+        let pid = process::spawn(
+            &binary()?,
+            &args,
+            Some(self.account),
+            &inst.exporter_log(),
+            &[("DATA_SOURCE_NAME", dsn)],
+        )?;
+        process::track(&self.dir.exporter_pid_file(&rec.name), Some(pid))?;
+        Ok((rec, Some(pid)))
+    }
+}
+
+/// The exporter pgdeck started for `rec`, while it runs: as the account that owns the
+/// instance, on the instance's exporter port.
+fn pid(dir: &ClusterDir, rec: &InstanceRecord) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(dir.instance(&rec.name).path())
+        .ok()?
+        .uid();
+    let listen = format!("--web.listen-address=127.0.0.1:{}", rec.exporter_port?);
+    process::tracked(&dir.exporter_pid_file(&rec.name), |pid, args| {
+        args.first()
+            .is_some_and(|a| a.ends_with("prometheus-postgres-exporter"))
+            && args.contains(&listen)
+            && process::uid(pid) == Some(owner)
+    })
+}
+
+/// Stop the instance's exporter, if one runs.
+pub async fn stop(dir: &ClusterDir, name: &str) {
+    let Some(rec) = super::state::instances(dir)
+        .into_iter()
+        .find(|r| r.name == name)
+    else {
+        return;
+    };
+    if let Some(pid) = pid(dir, &rec) {
+        process::stop(pid, Duration::from_secs(5)).await;
+        let _ = process::track(&dir.exporter_pid_file(name), None);
+    }
+}
