@@ -2528,11 +2528,11 @@ fn expand<'a>(
 
 #[tokio::test]
 async fn health_and_metrics_are_served_over_http() {
-    use pgdeck::platform::kube::metrics::{self, Metrics};
+    use pgdeck::platform::kube::metrics::Metrics;
     let m = std::sync::Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(metrics::serve(listener, m.clone()));
+    let server = tokio::spawn(pgdeck::platform::health::serve(listener, m.clone()));
     pgdeck::platform::install_crypto();
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).send();

@@ -169,3 +169,73 @@ fn each_instance_has_an_exporter_that_reports_its_postgres_and_replication() {
     }
     assert!(get(&primary.2).is_none(), "{} still answers", primary.2);
 }
+
+#[test]
+fn the_reconciler_serves_health_and_the_clusters_roles_and_lag_as_metrics() {
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("seen", 2, "", "", ""), "180s");
+    let status = home.wait_for(
+        "seen",
+        Duration::from_secs(120),
+        "a streaming replica",
+        |s| {
+            common::local::all_ready(s, 2)
+                && s["instances"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i["role"] != "primary" && i["lagBytes"].is_i64())
+        },
+    );
+    let primary = status["primary"].as_str().unwrap().to_string();
+    let replica = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .find(|n| *n != primary)
+        .unwrap();
+
+    // `pgdeck status` tells the DBA where; the address is the home's, on 127.0.0.1.
+    let said = home.ok(&["status", "seen"]);
+    let url = said
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in:\n{said}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert_eq!(
+        get(&url.replace("/metrics", "/healthz")).as_deref(),
+        Some("ok\n")
+    );
+    assert_eq!(
+        get(&url.replace("/metrics", "/readyz")).as_deref(),
+        Some("ready\n")
+    );
+
+    let labels =
+        |instance: &str| format!(r#"namespace="default",cluster="seen",instance="{instance}""#);
+    let body = scrape_until(&url, "both roles", |b| {
+        let has_role = |instance: &str, role: &str| {
+            let line = format!(
+                r#"pgdeck_instance_role{{{},role="{role}"}} 1"#,
+                labels(instance)
+            );
+            b.contains(&line)
+        };
+        has_role(&primary, "primary")
+            && (has_role(&replica, "replica") || has_role(&replica, "sync_standby"))
+    });
+    let lag = sample(&body, "pgdeck_instance_lag_bytes", &labels(&replica))
+        .unwrap_or_else(|| panic!("no lag for {replica}:\n{body}"));
+    assert!(lag.parse::<f64>().unwrap() >= 0.0, "{lag}");
+    assert!(
+        sample(&body, "pgdeck_instance_timeline", &labels(&primary)).is_some(),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "pgdeck_cluster_condition", r#"type="Ready""#),
+        Some("1.0"),
+        "{body}"
+    );
+}

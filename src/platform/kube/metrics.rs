@@ -1,24 +1,16 @@
 //! The operator's own health: Prometheus metrics (reconciles, errors, reconcile duration),
 //! `/healthz` (the process serves) and `/readyz` (it reached the API server and found the CRD),
-//! served over HTTP.
+//! served by [`crate::platform::health`].
 
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+
+use crate::platform::health::Exposed;
 
 pub struct Metrics {
     registry: Registry,
@@ -96,46 +88,15 @@ impl Metrics {
     }
 }
 
-/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl Exposed for Metrics {
+    fn text(&self) -> String {
+        Metrics::text(self)
     }
-}
 
-fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.text(),
-        ),
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-            (StatusCode::OK, "text/plain", "ready\n".to_string())
+    fn ready(&self) -> Result<(), String> {
+        match self.ready.load(Ordering::Relaxed) {
+            true => Ok(()),
+            false => Err("the API server or the PostgresCluster CRD is not reachable yet".into()),
         }
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "not ready: the API server or the PostgresCluster CRD is not reachable yet\n".into(),
-        ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-    };
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
+    }
 }

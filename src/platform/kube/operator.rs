@@ -23,10 +23,11 @@ use tokio::sync::watch;
 
 use super::apply::Kind;
 use super::leader::Elector;
-use super::metrics::{self, Metrics};
+use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::{KubeError, names};
 use crate::api::PostgresCluster;
+use crate::platform::health;
 
 pub struct Options {
     /// Watch only this namespace; every namespace when `None`.
@@ -90,7 +91,7 @@ pub async fn run(
             address: options.metrics_address.clone(),
             source,
         })?;
-    let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let server = tokio::spawn(health::serve(listener, metrics.clone()));
     let (tx, mut leading) = watch::channel(false);
     let elector = Elector::new(
         client.clone(),
