@@ -147,8 +147,6 @@ const KUBE_RESTORE: Support = Refused(
 );
 const KUBE_CONFIG_FILES: Support =
     Refused("spec.config.files are not projected into the instances yet");
-const KUBE_MONITORING: Support =
-    Refused("the postgres_exporter sidecar is not implemented on Kubernetes yet");
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
 // Refused on both platforms.
@@ -372,7 +370,7 @@ pub const FIELDS: &[Field] = &[
     field("spec.proxy", Works, Works),
     field("spec.proxy.pgBouncer", NO_PGBOUNCER, NO_PGBOUNCER),
     field("spec.monitoring", Works, Works),
-    field("spec.monitoring.pgmonitor", Works, KUBE_MONITORING),
+    field("spec.monitoring.pgmonitor", Works, Works),
     field("spec.monitoring.pgmonitor.exporter", Works, Works),
     field(
         "spec.monitoring.pgmonitor.exporter.image",
@@ -677,6 +675,7 @@ mod tests {
             ]
         );
         assert!(refused("  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: q}}]}}}\n", Platform::Local).is_empty());
+        assert!(refused(exporter, Platform::Kube).is_empty());
     }
 
     #[test]
@@ -722,13 +721,9 @@ mod tests {
                 .into_iter()
                 .map(|e| e.path)
                 .collect();
-            let expected = match platform {
-                Platform::Local => vec!["spec.proxy.pgBouncer"],
-                Platform::Kube => vec!["spec.monitoring.pgmonitor", "spec.proxy.pgBouncer"],
-            };
             assert_eq!(
                 paths,
-                expected.into_iter().map(String::from).collect(),
+                BTreeSet::from(["spec.proxy.pgBouncer".to_string()]),
                 "{platform}"
             );
         }
