@@ -834,7 +834,10 @@ fn run_users_job(
     job: &k8s_openapi::api::batch::v1::Job,
     value: impl Fn(&str, &str) -> String,
 ) {
-    scratch.query("CREATE ROLE replicator REPLICATION LOGIN");
+    scratch.query(
+        "DO $$BEGIN CREATE ROLE replicator REPLICATION LOGIN; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END$$",
+    );
     let container = users_job_container(job);
     let command = container.command.clone().unwrap();
     assert_eq!(command[..2], ["bash".to_string(), "-ceu".to_string()]);
@@ -1125,7 +1128,7 @@ spec:
     assert!(policy.contains("9187"), "{policy}");
     assert!(
         patroni_file(&documents(&text))
-            .contains("host all ccp_monitoring 127.0.0.1/32 scram-sha-256"),
+            .contains("host all ccp_monitoring 127.0.0.0/8 scram-sha-256"),
         "pg_hba lets the exporter in from the pod itself"
     );
 
@@ -1170,5 +1173,32 @@ spec:
         "ccp_monitoring",
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without the exporter, the role may no longer sign in (PGO's way).
+    let mut unmonitored = cluster.clone();
+    unmonitored.spec.monitoring = None;
+    let again = objects::render(&unmonitored, &inputs).unwrap();
+    assert!(
+        !again
+            .secrets
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some("hippo-monitoring"))
+    );
+    let job = again
+        .jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("hippo-users-")
+        })
+        .unwrap();
+    run_users_job(&scratch, job, value);
+    assert_eq!(
+        scratch.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ccp_monitoring'"),
+        "f"
     );
 }

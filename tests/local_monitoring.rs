@@ -168,6 +168,16 @@ fn each_instance_has_an_exporter_that_reports_its_postgres_and_replication() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(get(&primary.2).is_none(), "{} still answers", primary.2);
+    // ... and the monitoring role may no longer sign in (PGO's way).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let can_login = "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ccp_monitoring'";
+    while home.superuser("mon", "postgres", can_login) != "f" {
+        assert!(
+            Instant::now() < deadline,
+            "ccp_monitoring can still sign in"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub fn exporter(cluster: &PostgresCluster) -> Option<&Exporter> {
 pub fn hba_lines(host: &str) -> Vec<String> {
     vec![
         format!("local all {MONITORING_USER} scram-sha-256"),
-        format!("{host} all {MONITORING_USER} 127.0.0.1/32 scram-sha-256"),
+        format!("{host} all {MONITORING_USER} 127.0.0.0/8 scram-sha-256"),
         format!("{host} all {MONITORING_USER} ::1/128 scram-sha-256"),
         format!("host all {MONITORING_USER} all reject"),
     ]
@@ -40,11 +40,11 @@ pub fn hba_lines(host: &str) -> Vec<String> {
 
 /// The custom queries `configuration` projects, as one file for `--extend.query-path`: every
 /// key of each ConfigMap named (or its `items`), in the order given, as PGO concatenates them.
-/// `lookup` finds a ConfigMap by name; a missing one (or a missing required key) is an error
-/// naming it, unless the projection says it is optional.
+/// `lookup` finds a ConfigMap by name (or says why it cannot be read); a missing one (or a
+/// missing required key) is an error naming it, unless the projection says it is optional.
 pub fn queries(
     exporter: &Exporter,
-    lookup: impl Fn(&str) -> Option<ConfigMap>,
+    lookup: impl Fn(&str) -> Result<Option<ConfigMap>, String>,
 ) -> Result<Option<String>, String> {
     let Some(projections) = exporter.configuration.as_ref().filter(|p| !p.is_empty()) else {
         return Ok(None);
@@ -58,14 +58,12 @@ pub fn queries(
             ));
         };
         let optional = source.optional == Some(true);
-        let Some(map) = lookup(&source.name) else {
+        let field = format!("spec.monitoring.pgmonitor.exporter.configuration[{i}]");
+        let Some(map) = lookup(&source.name).map_err(|e| format!("{field}: {e}"))? else {
             if optional {
                 continue;
             }
-            return Err(format!(
-                "spec.monitoring.pgmonitor.exporter.configuration[{i}]: ConfigMap {:?} not found",
-                source.name
-            ));
+            return Err(format!("{field}: ConfigMap {:?} not found", source.name));
         };
         let data = map.data.unwrap_or_default();
         let keys: Vec<String> = match &source.items {
@@ -83,8 +81,7 @@ pub fn queries(
                 None if optional => {}
                 None => {
                     return Err(format!(
-                        "spec.monitoring.pgmonitor.exporter.configuration[{i}]: ConfigMap {:?} \
-                         has no key {key:?}",
+                        "{field}: ConfigMap {:?} has no key {key:?}",
                         source.name
                     ));
                 }
@@ -155,9 +152,10 @@ mod tests {
             map("b", &[("q.yml", "b: {}")]),
         ];
         let lookup = |n: &str| {
-            maps.iter()
+            Ok(maps
+                .iter()
                 .find(|m| m.metadata.name.as_deref() == Some(n))
-                .cloned()
+                .cloned())
         };
         let text = queries(exporter(&c).unwrap(), lookup).unwrap().unwrap();
         assert_eq!(text, "b: {}\na2: {}\n");
@@ -169,7 +167,7 @@ mod tests {
         let missing = cluster(
             "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: gone}}]}}}\n",
         );
-        let err = queries(exporter(&missing).unwrap(), |_| None).unwrap_err();
+        let err = queries(exporter(&missing).unwrap(), |_| Ok(None)).unwrap_err();
         assert!(
             err.contains("configuration[0]") && err.contains("\"gone\""),
             "{err}"
@@ -178,17 +176,22 @@ mod tests {
             "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: gone, optional: true}}]}}}\n",
         );
         assert_eq!(
-            queries(exporter(&optional).unwrap(), |_| None),
+            queries(exporter(&optional).unwrap(), |_| Ok(None)),
             Ok(Some(String::new()))
         );
         let no_key = cluster(
             "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: a, items: [{key: nope, path: x}]}}]}}}\n",
         );
-        let err = queries(exporter(&no_key).unwrap(), |_| Some(map("a", &[]))).unwrap_err();
+        let err = queries(exporter(&no_key).unwrap(), |_| Ok(Some(map("a", &[])))).unwrap_err();
         assert!(err.contains("no key \"nope\""), "{err}");
         let secret = cluster(
             "  monitoring: {pgmonitor: {exporter: {configuration: [{secret: {name: s}}]}}}\n",
         );
-        assert!(queries(exporter(&secret).unwrap(), |_| None).is_err());
+        assert!(queries(exporter(&secret).unwrap(), |_| Ok(None)).is_err());
+        let unreadable = queries(exporter(&missing).unwrap(), |_| Err("corrupt".into()));
+        assert_eq!(
+            unreadable,
+            Err("spec.monitoring.pgmonitor.exporter.configuration[0]: corrupt".into())
+        );
     }
 }

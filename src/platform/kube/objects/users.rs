@@ -62,10 +62,15 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         }
         fingerprint.extend(kept_verifier(secrets, &secret));
     }
-    if monitoring::exporter(ctx.cluster).is_some() {
+    var(&mut env, "monitor".into(), plain_env("", MONITORING_USER));
+    if monitoring::exporter(ctx.cluster).is_none() {
+        // Without an exporter its role (if one ran before) may not sign in, as with PGO.
+        sql.push_str(
+            "SELECT format('ALTER ROLE %I NOLOGIN', :'monitor') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor') \\gexec\n",
+        );
+    } else {
         // The exporter's role, from its Secret, in pg_monitor (PGO's `ccp_monitoring`).
         let secret = ctx.names.monitoring();
-        var(&mut env, "monitor".into(), plain_env("", MONITORING_USER));
         var(&mut env, "monitor_verifier".into(), verifier_env(&secret));
         sql.push_str(&format!(
             "SELECT format('CREATE ROLE %I', :'monitor') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor') \\gexec\n\

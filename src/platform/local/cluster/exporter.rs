@@ -78,7 +78,9 @@ impl Exporter<'_> {
         };
         let ns = self.cluster.namespace();
         let queries = monitoring::queries(spec, |name| {
-            self.objects.get::<ConfigMap>(ns, name).ok().flatten()
+            self.objects
+                .get::<ConfigMap>(ns, name)
+                .map_err(|e| e.to_string())
         })
         .map_err(PlatformError::Operator)?;
         let mut rec = rec.clone();

@@ -54,9 +54,10 @@ use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
+use crate::plan::monitoring::{self, MONITORING_USER};
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
-use crate::plan::{dynamic, monitoring, resources};
+use crate::plan::{dynamic, resources};
 use crate::platform::PlatformError;
 
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
@@ -1097,10 +1098,15 @@ impl Worker {
                         .collect();
                     if current != self.state.users {
                         let conninfo = conninfo.clone();
+                        // Applied while an exporter ran, and none runs now.
+                        let disable: &[&str] = match self.state.users.get(MONITORING_USER) {
+                            Some(_) if !current.contains_key(MONITORING_USER) => &[MONITORING_USER],
+                            _ => &[],
+                        };
                         // A primary that stops answering mid-way must not hold the users
                         // task (and every later change of users) forever.
                         self.tasks.users = Some(tokio::spawn(async move {
-                            let apply = users::apply(&conninfo, &desired);
+                            let apply = users::apply(&conninfo, &desired, disable);
                             tokio::time::timeout(Duration::from_secs(60), apply)
                                 .await
                                 .unwrap_or_else(|_| {
