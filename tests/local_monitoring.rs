@@ -154,6 +154,50 @@ fn each_instance_has_an_exporter_that_reports_its_postgres_and_replication() {
     let again = home.pids_matching(&["prometheus-postgres-exporter", &format!(":{port}")]);
     assert!(again.len() == 1 && again != dead, "{dead:?} then {again:?}");
 
+    // With customTLSSecret it serves over TLS with that certificate, and plain HTTP no more.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let ca = home.path().join("exporter-ca.crt");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let indent = |pem: String| pem.replace('\n', "\n    ");
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: exporter-tls}}\nstringData:\n  \
+         tls.crt: |\n    {}\n  tls.key: |\n    {}\n---\n",
+        indent(cert.pem()),
+        indent(key.serialize_pem())
+    );
+    let tls = "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: queries}}], \
+               customTLSSecret: {name: exporter-tls}}}}\n";
+    home.apply_ready(
+        &format!("{secret}{}", manifest("mon", 2, "", tls, "")),
+        "120s",
+    );
+    let secured = home.wait_for("mon", Duration::from_secs(60), "https addresses", |s| {
+        let all = exporters(s);
+        all.len() == 2 && all.iter().all(|e| e.2.starts_with("https://"))
+    });
+    let url = exporters(&secured)[0].2.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--max-time", "10", "--cacert"])
+            .arg(&ca)
+            .arg(&url)
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        if sample(&body, "pg_up", "") == Some("1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{url} over TLS: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        get(&url.replace("https://", "http://")).is_none(),
+        "plain HTTP answered"
+    );
+
     // Without the field the exporters go, with their addresses.
     home.apply_ready(&manifest("mon", 2, "", "", ""), "120s");
     home.wait_for("mon", Duration::from_secs(60), "no exporter", |s| {

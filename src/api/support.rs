@@ -118,10 +118,6 @@ const NO_EXPORTER_IMAGE: Support = Refused(
 );
 const NO_EXPORTER_RESOURCES: Support =
     Refused("the exporter is a process on this machine: nothing reserves or limits its resources");
-const NO_EXPORTER_TLS: Support = Refused(
-    "the exporter serves /metrics on 127.0.0.1 without TLS: customTLSSecret is not \
-     implemented on the local platform yet",
-);
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
@@ -389,7 +385,7 @@ pub const FIELDS: &[Field] = &[
     ),
     opaque(
         "spec.monitoring.pgmonitor.exporter.customTLSSecret",
-        NO_EXPORTER_TLS,
+        Works,
         Works,
     ),
     field("spec.standby", NO_STANDBY, NO_STANDBY),

@@ -2,7 +2,7 @@
 //! runs it: a role of its own (`ccp_monitoring`, a member of `pg_monitor`) that may connect
 //! only from the instance's own machine, and custom queries from ConfigMaps.
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use crate::api::PostgresCluster;
 use crate::api::addons::Exporter;
@@ -91,6 +91,51 @@ pub fn queries(
     Ok(Some(out))
 }
 
+/// The exporter's web configuration (exporter-toolkit's): TLS with this certificate and key.
+pub fn web_config(cert_file: &str, key_file: &str) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+        quoted(cert_file),
+        quoted(key_file)
+    )
+}
+
+/// `customTLSSecret`'s certificate and key: what it projects as `tls.crt` and `tls.key` (its
+/// `items` may map other keys there), from the Secret `lookup` finds.
+pub fn tls_pair(
+    exporter: &Exporter,
+    lookup: impl Fn(&str) -> Result<Option<Secret>, String>,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+    let Some(projection) = &exporter.custom_tls_secret else {
+        return Ok(None);
+    };
+    let field = "spec.monitoring.pgmonitor.exporter.customTLSSecret";
+    let secret = lookup(&projection.name)
+        .map_err(|e| format!("{field}: {e}"))?
+        .ok_or_else(|| format!("{field}: Secret {:?} not found", projection.name))?;
+    let data = secret.data.unwrap_or_default();
+    let file = |path: &str| {
+        let key = match &projection.items {
+            Some(items) => items
+                .iter()
+                .find(|i| i.path == path)
+                .map(|i| i.key.as_str()),
+            None => Some(path),
+        };
+        key.and_then(|k| data.get(k))
+            .map(|v| v.0.clone())
+            .ok_or_else(|| {
+                format!(
+                    "{field}: Secret {:?} projects no {path} (a key of that name, or an item \
+                     with that path)",
+                    projection.name
+                )
+            })
+    };
+    Ok(Some((file("tls.crt")?, file("tls.key")?)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -160,6 +205,51 @@ mod tests {
         let text = queries(exporter(&c).unwrap(), lookup).unwrap().unwrap();
         assert_eq!(text, "b: {}\na2: {}\n");
         assert_eq!(queries(&Exporter::default(), lookup), Ok(None));
+    }
+
+    #[test]
+    fn the_tls_pair_is_what_the_secret_projects_as_tls_crt_and_tls_key() {
+        let secret = |data: &[(&str, &str)]| Secret {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.as_bytes().into())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let plain =
+            cluster("  monitoring: {pgmonitor: {exporter: {customTLSSecret: {name: t}}}}\n");
+        let found = tls_pair(exporter(&plain).unwrap(), |_| {
+            Ok(Some(secret(&[("tls.crt", "C"), ("tls.key", "K")])))
+        });
+        assert_eq!(found, Ok(Some((b"C".to_vec(), b"K".to_vec()))));
+        let mapped = cluster(
+            "  monitoring: {pgmonitor: {exporter: {customTLSSecret: {name: t, items: [\
+             {key: cert, path: tls.crt}, {key: key, path: tls.key}]}}}}\n",
+        );
+        let found = tls_pair(exporter(&mapped).unwrap(), |_| {
+            Ok(Some(secret(&[
+                ("cert", "C"),
+                ("key", "K"),
+                ("tls.key", "no"),
+            ])))
+        });
+        assert_eq!(found, Ok(Some((b"C".to_vec(), b"K".to_vec()))));
+        let err = tls_pair(exporter(&plain).unwrap(), |_| {
+            Ok(Some(secret(&[("tls.crt", "C")])))
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("customTLSSecret") && err.contains("tls.key"),
+            "{err}"
+        );
+        let err = tls_pair(exporter(&plain).unwrap(), |_| Ok(None)).unwrap_err();
+        assert!(err.contains("\"t\" not found"), "{err}");
+        assert_eq!(tls_pair(&Exporter::default(), |_| Ok(None)), Ok(None));
+        assert_eq!(
+            web_config("/a b/tls.crt", "/k"),
+            "tls_server_config:\n  cert_file: \"/a b/tls.crt\"\n  key_file: \"/k\"\n"
+        );
     }
 
     #[test]

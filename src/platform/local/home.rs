@@ -186,6 +186,10 @@ impl InstanceDir {
     pub fn exporter_queries(&self) -> PathBuf {
         self.0.join("exporter-queries.yml")
     }
+    /// The postgres_exporter's certificate, key and web configuration (`customTLSSecret`).
+    pub fn exporter_tls(&self) -> [PathBuf; 3] {
+        ["exporter-tls.crt", "exporter-tls.key", "exporter-web.yml"].map(|f| self.0.join(f))
+    }
     /// The postgres_exporter's standard output and error.
     pub fn exporter_log(&self) -> PathBuf {
         self.0.join("exporter.log")

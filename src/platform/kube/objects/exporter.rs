@@ -47,13 +47,13 @@ pub(super) fn web_config(ctx: &Ctx) -> Option<ConfigMap> {
     monitoring::exporter(ctx.cluster)?
         .custom_tls_secret
         .as_ref()?;
-    let text = "tls_server_config:\n  cert_file: /certs/tls.crt\n  key_file: /certs/tls.key\n";
+    let text = monitoring::web_config("/certs/tls.crt", "/certs/tls.key");
     Some(ConfigMap {
         metadata: ctx.meta(
             ctx.names.exporter_web_config(),
             ctx.labels_with(&[(names::COMPONENT, "monitoring")]),
         ),
-        data: Some(BTreeMap::from([(WEB_CONFIG_FILE.into(), text.into())])),
+        data: Some(BTreeMap::from([(WEB_CONFIG_FILE.into(), text)])),
         ..Default::default()
     })
 }

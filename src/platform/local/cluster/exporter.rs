@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::super::account::{self, Account};
-use super::super::files::{AtPath, write_if_changed};
+use super::super::files::{self, AtPath, write_if_changed};
 use super::super::home::ClusterDir;
 use super::super::objects::ObjectStore;
 use super::super::ports::Ports;
@@ -36,9 +36,11 @@ pub fn monitoring_user(dir: &ClusterDir) -> Result<DesiredUser, PlatformError> {
     })
 }
 
-/// The exporter's address, for status.
-pub fn url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}/metrics")
+/// The exporter's address, for status: over TLS with `customTLSSecret`.
+pub fn url(cluster: &PostgresCluster, port: u16) -> String {
+    let tls = monitoring::exporter(cluster).is_some_and(|e| e.custom_tls_secret.is_some());
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{port}/metrics")
 }
 
 /// The exporter program, or an error naming the package that provides it.
@@ -83,6 +85,12 @@ impl Exporter<'_> {
                 .map_err(|e| e.to_string())
         })
         .map_err(PlatformError::Operator)?;
+        let tls = monitoring::tls_pair(spec, |name| {
+            self.objects
+                .get::<Secret>(ns, name)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(PlatformError::Operator)?;
         let mut rec = rec.clone();
         let port = match rec.exporter_port {
             Some(port) => port,
@@ -97,23 +105,38 @@ impl Exporter<'_> {
         };
         let inst = self.dir.instance(&rec.name);
         let mut args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
-        let path = inst.exporter_queries();
-        let changed = match &queries {
-            // In the account's directory: replaced by a fresh file, never written through a
-            // link left under the name.
-            Some(text) => {
-                args.push(format!("--extend.query-path={}", path.display()));
-                write_if_changed(&path, text.as_bytes(), 0o640, Some(self.account)).at(&path)?
-            }
-            None => false,
+        // Files in the account's directory: each replaced by a fresh one, never written
+        // through a link left under its name.
+        let write = |path: &std::path::Path, bytes: &[u8], mode| {
+            write_if_changed(path, bytes, mode, Some(self.account)).at(path)
         };
-        let running = pid(self.dir, &rec);
-        if let Some(pid) = running {
-            // It reads its queries when it starts, and must drop ones the spec no longer has.
-            let has_queries = process::cmdline(pid)
-                .iter()
-                .any(|a| a.starts_with("--extend.query-path="));
-            if !changed && has_queries == queries.is_some() {
+        let mut changed = false;
+        if let Some(text) = &queries {
+            let path = inst.exporter_queries();
+            changed |= write(&path, text.as_bytes(), 0o640)?;
+            args.push(format!("--extend.query-path={}", path.display()));
+        }
+        let [cert_file, key_file, web_file] = inst.exporter_tls();
+        match tls {
+            Some((cert, key)) => {
+                let web = monitoring::web_config(
+                    &cert_file.display().to_string(),
+                    &key_file.display().to_string(),
+                );
+                changed |= write(&cert_file, &cert, 0o600)?;
+                changed |= write(&key_file, &key, 0o600)?;
+                changed |= write(&web_file, web.as_bytes(), 0o600)?;
+                args.push(format!("--web.config.file={}", web_file.display()));
+            }
+            None => {
+                for path in [&cert_file, &key_file, &web_file] {
+                    files::remove_if_exists(path).at(path)?;
+                }
+            }
+        }
+        if let Some(pid) = pid(self.dir, &rec) {
+            // It reads its queries when it starts: new ones, or other flags, start it anew.
+            if !changed && process::cmdline(pid).get(1..) == Some(&args[..]) {
                 return Ok((rec, Some(pid)));
             }
             process::stop(pid, Duration::from_secs(5)).await;

@@ -1449,7 +1449,9 @@ impl Worker {
             for i in &mut status.instances {
                 let rec = records.iter().find(|r| r.name == i.name);
                 i.pending_restart |= rec.is_some_and(|r| Self::stale(cluster, r, seen));
-                i.exporter = rec.and_then(|r| r.exporter_port).map(exporter::url);
+                i.exporter = rec
+                    .and_then(|r| r.exporter_port)
+                    .map(|port| exporter::url(cluster, port));
             }
             status.observed_generation = Some(cluster.generation());
             if let Some(id) = &seen.system_identifier {
