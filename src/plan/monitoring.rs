@@ -101,12 +101,19 @@ pub fn web_config(cert_file: &str, key_file: &str) -> String {
     )
 }
 
+/// A certificate and its key, PEM.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TlsPair {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
 /// `customTLSSecret`'s certificate and key: what it projects as `tls.crt` and `tls.key` (its
 /// `items` may map other keys there), from the Secret `lookup` finds.
 pub fn tls_pair(
     exporter: &Exporter,
     lookup: impl Fn(&str) -> Result<Option<Secret>, String>,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+) -> Result<Option<TlsPair>, String> {
     let Some(projection) = &exporter.custom_tls_secret else {
         return Ok(None);
     };
@@ -133,7 +140,10 @@ pub fn tls_pair(
                 )
             })
     };
-    Ok(Some((file("tls.crt")?, file("tls.key")?)))
+    Ok(Some(TlsPair {
+        cert: file("tls.crt")?,
+        key: file("tls.key")?,
+    }))
 }
 
 #[cfg(test)]
@@ -222,7 +232,13 @@ mod tests {
         let found = tls_pair(exporter(&plain).unwrap(), |_| {
             Ok(Some(secret(&[("tls.crt", "C"), ("tls.key", "K")])))
         });
-        assert_eq!(found, Ok(Some((b"C".to_vec(), b"K".to_vec()))));
+        assert_eq!(
+            found,
+            Ok(Some(TlsPair {
+                cert: b"C".to_vec(),
+                key: b"K".to_vec()
+            }))
+        );
         let mapped = cluster(
             "  monitoring: {pgmonitor: {exporter: {customTLSSecret: {name: t, items: [\
              {key: cert, path: tls.crt}, {key: key, path: tls.key}]}}}}\n",
@@ -234,7 +250,13 @@ mod tests {
                 ("tls.key", "no"),
             ])))
         });
-        assert_eq!(found, Ok(Some((b"C".to_vec(), b"K".to_vec()))));
+        assert_eq!(
+            found,
+            Ok(Some(TlsPair {
+                cert: b"C".to_vec(),
+                key: b"K".to_vec()
+            }))
+        );
         let err = tls_pair(exporter(&plain).unwrap(), |_| {
             Ok(Some(secret(&[("tls.crt", "C")])))
         })

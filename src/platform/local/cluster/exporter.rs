@@ -118,13 +118,13 @@ impl Exporter<'_> {
         }
         let [cert_file, key_file, web_file] = inst.exporter_tls();
         match tls {
-            Some((cert, key)) => {
+            Some(pair) => {
                 let web = monitoring::web_config(
                     &cert_file.display().to_string(),
                     &key_file.display().to_string(),
                 );
-                changed |= write(&cert_file, &cert, 0o600)?;
-                changed |= write(&key_file, &key, 0o600)?;
+                changed |= write(&cert_file, &pair.cert, 0o600)?;
+                changed |= write(&key_file, &pair.key, 0o600)?;
                 changed |= write(&web_file, web.as_bytes(), 0o600)?;
                 args.push(format!("--web.config.file={}", web_file.display()));
             }
