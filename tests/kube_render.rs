@@ -739,9 +739,7 @@ spec:
             .find(|s| s.metadata.name.as_deref() == Some(name))
             .unwrap_or_else(|| panic!("no Secret {name}"))
     };
-    let value = |name: &str, key: &str| {
-        String::from_utf8(secret(name).data.as_ref().unwrap()[key].0.clone()).unwrap()
-    };
+    let value = |name: &str, key: &str| secret_value(&rendered, name, key);
     assert_eq!(value("hippo-pguser-postgres", "user"), "postgres");
     assert!(value("hippo-pguser-postgres", "uri").starts_with("postgresql://postgres:"));
     assert_eq!(
@@ -749,17 +747,7 @@ spec:
         value("hippo-superuser", "password"),
         "the Job signs in as postgres with the superuser's password: they must be one"
     );
-    let job = rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .unwrap()
-                .starts_with("hippo-users-")
-        })
-        .unwrap();
+    let job = users_job(&rendered);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.yaml");
     let text = [
@@ -791,20 +779,9 @@ spec:
             "{user}'s password reached PostgreSQL as its Secret's verifier"
         );
         // ... and that verifier takes the Secret's password over TCP (scram-sha-256).
-        let out = Command::new("psql")
-            .arg(format!(
-                "postgresql://{user}@127.0.0.1:{}/postgres",
-                scratch.port
-            ))
-            .args(["-XAtq", "-c", "SELECT current_user"])
-            .env("PGPASSWORD", value(&secret, "password"))
-            .output()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            user,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            signed_in_as(&scratch, user, &value(&secret, "password")),
+            user
         );
     }
     assert_eq!(
@@ -819,6 +796,48 @@ spec:
         ),
         "t"
     );
+}
+
+/// The users Job of cluster `hippo`.
+fn users_job(o: &pgdeck::platform::kube::objects::Objects) -> &k8s_openapi::api::batch::v1::Job {
+    o.jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("hippo-users-")
+        })
+        .unwrap()
+}
+
+/// The value under `key` of the rendered Secret `name`.
+fn secret_value(o: &pgdeck::platform::kube::objects::Objects, name: &str, key: &str) -> String {
+    let secret = o
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no Secret {name}"));
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// `current_user` as `user` signing in with `password` over TCP (scram-sha-256), or psql's
+/// error.
+fn signed_in_as(scratch: &ScratchPostgres, user: &str, password: &str) -> String {
+    let out = Command::new("psql")
+        .arg(format!(
+            "postgresql://{user}@127.0.0.1:{}/postgres",
+            scratch.port
+        ))
+        .args(["-XAtq", "-c", "SELECT current_user"])
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        false => String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn users_job_container(
@@ -1132,47 +1151,18 @@ spec:
         "pg_hba lets the exporter in from the pod itself"
     );
 
-    let secret = |name: &str| {
-        rendered
-            .secrets
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("no Secret {name}"))
-    };
-    let value = |name: &str, key: &str| {
-        String::from_utf8(secret(name).data.as_ref().unwrap()[key].0.clone()).unwrap()
-    };
-    let job = rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .unwrap()
-                .starts_with("hippo-users-")
-        })
-        .unwrap();
+    let value = |name: &str, key: &str| secret_value(&rendered, name, key);
+    let job = users_job(&rendered);
     let scratch = ScratchPostgres::start();
     run_users_job(&scratch, job, value);
     assert_eq!(
         scratch.query("SELECT pg_has_role('ccp_monitoring', 'pg_monitor', 'member')"),
         "t"
     );
-    let out = Command::new("psql")
-        .arg(format!(
-            "postgresql://ccp_monitoring@127.0.0.1:{}/postgres",
-            scratch.port
-        ))
-        .args(["-XAtq", "-c", "SELECT current_user"])
-        .env("PGPASSWORD", value("hippo-monitoring", "password"))
-        .output()
-        .unwrap();
+    let password = value("hippo-monitoring", "password");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "ccp_monitoring",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        signed_in_as(&scratch, "ccp_monitoring", &password),
+        "ccp_monitoring"
     );
 
     // Without the exporter, the role may no longer sign in (PGO's way).
@@ -1185,17 +1175,7 @@ spec:
             .iter()
             .any(|s| s.metadata.name.as_deref() == Some("hippo-monitoring"))
     );
-    let job = again
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .unwrap()
-                .starts_with("hippo-users-")
-        })
-        .unwrap();
+    let job = users_job(&again);
     run_users_job(&scratch, job, value);
     assert_eq!(
         scratch.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ccp_monitoring'"),

@@ -242,13 +242,7 @@ fn the_reconciler_serves_health_and_the_clusters_roles_and_lag_as_metrics() {
         },
     );
     let primary = status["primary"].as_str().unwrap().to_string();
-    let replica = status["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .find(|n| *n != primary)
-        .unwrap();
+    let replica = common::local::a_replica(&status);
 
     // `pgdeck status` tells the DBA where; the address is the home's, on 127.0.0.1.
     let said = home.ok(&["status", "seen"]);

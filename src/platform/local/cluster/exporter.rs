@@ -63,12 +63,9 @@ pub struct Exporter<'a> {
 
 impl Exporter<'_> {
     /// Keep the exporter of `rec` running as the spec says: started (or restarted with new
-    /// queries) when it asks for one, stopped and its port given back when not. Returns the
-    /// record as it is now and the exporter's pid.
-    pub async fn reconcile(
-        &self,
-        rec: &InstanceRecord,
-    ) -> Result<(InstanceRecord, Option<u32>), PlatformError> {
+    /// queries, certificate or flags) when it asks for one, stopped and its port given back
+    /// when not. Returns the exporter's pid.
+    pub async fn reconcile(&self, rec: &InstanceRecord) -> Result<Option<u32>, PlatformError> {
         let Some(spec) = monitoring::exporter(self.cluster) else {
             stop(self.dir, &rec.name).await;
             let mut rec = rec.clone();
@@ -76,7 +73,7 @@ impl Exporter<'_> {
                 write_record(self.dir, &rec)?;
                 self.ports.release(port);
             }
-            return Ok((rec, None));
+            return Ok(None);
         };
         let ns = self.cluster.namespace();
         let queries = monitoring::queries(spec, |name| {
@@ -137,7 +134,7 @@ impl Exporter<'_> {
         if let Some(pid) = pid(self.dir, &rec) {
             // It reads its queries when it starts: new ones, or other flags, start it anew.
             if !changed && process::cmdline(pid).get(1..) == Some(&args[..]) {
-                return Ok((rec, Some(pid)));
+                return Ok(Some(pid));
             }
             process::stop(pid, Duration::from_secs(5)).await;
         }
@@ -158,7 +155,7 @@ impl Exporter<'_> {
             &[("DATA_SOURCE_NAME", dsn)],
         )?;
         process::track(&self.dir.exporter_pid_file(&rec.name), Some(pid))?;
-        Ok((rec, Some(pid)))
+        Ok(Some(pid))
     }
 }
 

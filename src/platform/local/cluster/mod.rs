@@ -413,7 +413,7 @@ impl Worker {
                     let postmaster = instances::postmaster_pid(&dir.instance(&rec.name));
                     // An exporter that cannot run is the exporter's problem, not the pass's.
                     let exporter = match exporters.reconcile(rec).await {
-                        Ok((_, pid)) => pid,
+                        Ok(pid) => pid,
                         Err(e) => {
                             exporter_problems.push(format!("{}: {e}", rec.name));
                             None
