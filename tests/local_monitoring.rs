@@ -154,6 +154,35 @@ fn each_instance_has_an_exporter_that_reports_its_postgres_and_replication() {
     let again = home.pids_matching(&["prometheus-postgres-exporter", &format!(":{port}")]);
     assert!(again.len() == 1 && again != dead, "{dead:?} then {again:?}");
 
+    // One whose port another program takes meanwhile moves to a free one.
+    common::local::signal(&[again[0] as i32], nix::sys::signal::Signal::SIGKILL);
+    // Taken once the killed one let go of it, unless the reconciler was quicker.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let squatter = loop {
+        match std::net::TcpListener::bind(format!("127.0.0.1:{port}")) {
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            taken => break taken,
+        }
+    };
+    if squatter.is_ok() {
+        let moved = home.wait_for("mon", Duration::from_secs(60), "a new address", |s| {
+            exporters(s)
+                .iter()
+                .any(|e| e.0 == replica.0 && e.2 != replica.2)
+        });
+        let url = exporters(&moved)
+            .into_iter()
+            .find(|e| e.0 == replica.0)
+            .unwrap()
+            .2;
+        scrape_until(&url, "pg_up 1 on the new port", |b| {
+            sample(b, "pg_up", "") == Some("1")
+        });
+    } else {
+        eprintln!("the exporter was back on {port} before it could be taken: no move to see");
+    }
+    drop(squatter);
+
     // With customTLSSecret it serves over TLS with that certificate, and plain HTTP no more.
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();

@@ -13,7 +13,7 @@ use super::super::account::{self, Account};
 use super::super::files::{self, AtPath, write_if_changed};
 use super::super::home::ClusterDir;
 use super::super::objects::ObjectStore;
-use super::super::ports::Ports;
+use super::super::ports::{Ports, free};
 use super::super::process;
 use super::secrets::password;
 use super::state::{InstanceRecord, write_record};
@@ -89,14 +89,19 @@ impl Exporter<'_> {
         })
         .map_err(PlatformError::Operator)?;
         let mut rec = rec.clone();
+        let running = pid(self.dir, &rec);
         let port = match rec.exporter_port {
-            Some(port) => port,
-            None => {
+            Some(port) if running.is_some() || free(port) => port,
+            // None yet, or another program took it while none ran here.
+            taken => {
                 let port = self.ports.allocate().ok_or_else(|| {
                     PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into())
                 })?;
                 rec.exporter_port = Some(port);
                 write_record(self.dir, &rec)?;
+                if let Some(taken) = taken {
+                    self.ports.release(taken);
+                }
                 port
             }
         };
@@ -131,7 +136,7 @@ impl Exporter<'_> {
                 }
             }
         }
-        if let Some(pid) = pid(self.dir, &rec) {
+        if let Some(pid) = running {
             // It reads its queries when it starts: new ones, or other flags, start it anew.
             if !changed && process::cmdline(pid).get(1..) == Some(&args[..]) {
                 return Ok(Some(pid));
