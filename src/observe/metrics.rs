@@ -74,6 +74,13 @@ impl Families {
 
 /// The metrics of `clusters` at `now`, in the text exposition format.
 pub fn text(clusters: &[PostgresCluster], now: jiff::Timestamp) -> String {
+    let mut out = String::new();
+    encode(&mut out, &registry(clusters, now)).expect("writing to a String");
+    out
+}
+
+/// The metrics of `clusters` at `now`, to encode alone or beside others.
+pub fn registry(clusters: &[PostgresCluster], now: jiff::Timestamp) -> Registry {
     let mut registry = Registry::with_prefix("pgdeck");
     let f = Families::register(&mut registry);
     for cluster in clusters {
@@ -126,9 +133,7 @@ pub fn text(clusters: &[PostgresCluster], now: jiff::Timestamp) -> String {
             f.condition.get_or_create(&labels).set(truth);
         }
     }
-    let mut out = String::new();
-    encode(&mut out, &registry).expect("writing to a String");
-    out
+    registry
 }
 
 #[cfg(test)]

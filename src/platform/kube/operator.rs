@@ -117,6 +117,8 @@ pub async fn run(
                 _ = controller(client.clone(), options.namespace.as_deref(), ctx.clone()) => return,
                 _ = leading.wait_for(|l| !*l) => tracing::warn!("lost the lease: stopped reconciling"),
             }
+            // Its watch stopped with it: the leader reports the clusters now.
+            ctx.metrics.watch_clusters(None);
         }
     };
     tokio::select! {
@@ -176,6 +178,7 @@ async fn controller(client: Client, namespace: Option<&str>, ctx: Arc<Context>) 
         watcher::Config::default(),
     );
     let clusters = controller.store();
+    ctx.metrics.watch_clusters(Some(clusters.clone()));
     controller
         .owns(scoped::<StatefulSet>(&client, namespace), ours.clone())
         .owns(scoped::<Service>(&client, namespace), ours.clone())
