@@ -227,8 +227,22 @@ fn each_instance_has_an_exporter_that_reports_its_postgres_and_replication() {
         "plain HTTP answered"
     );
 
+    // An instance that goes takes its exporter along.
+    home.ok(&["scale", "mon", "--replicas", "1"]);
+    home.wait_for("mon", Duration::from_secs(90), "one instance", |s| {
+        common::local::all_ready(s, 1) && exporters(s).len() == 1
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while home.pids_matching(&["prometheus-postgres-exporter"]).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the removed instance's exporter runs on"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // Without the field the exporters go, with their addresses.
-    home.apply_ready(&manifest("mon", 2, "", "", ""), "120s");
+    home.apply_ready(&manifest("mon", 1, "", "", ""), "120s");
     home.wait_for("mon", Duration::from_secs(60), "no exporter", |s| {
         exporters(s).is_empty() && condition(s, "Exporter").is_none()
     });
