@@ -354,6 +354,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_exporter_condition_says_why_and_goes_with_the_exporter() {
+        let mut status = PostgresClusterStatus::default();
+        let why =
+            "mon-a: spec.monitoring.pgmonitor.exporter.configuration[0]: ConfigMap \"q\" not found";
+        exporter(&mut status, true, Some(why), 1);
+        let c = &status.conditions[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            (EXPORTER, "False", "ExporterFailed")
+        );
+        assert_eq!(c.message, why);
+        exporter(&mut status, true, None, 2);
+        assert_eq!(status.conditions[0].status, "True");
+        exporter(&mut status, false, None, 3);
+        assert!(status.conditions.is_empty(), "no exporter, no condition");
+    }
+
+    #[test]
     fn transition_time_moves_only_with_status() {
         let mut c = Vec::new();
         set(&mut c, READY, false, "Creating", "0/2", 1);
