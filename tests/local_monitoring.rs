@@ -329,4 +329,32 @@ fn the_reconciler_serves_health_and_the_clusters_roles_and_lag_as_metrics() {
         Some("1.0"),
         "{body}"
     );
+
+    // An exporter whose queries' ConfigMap is missing: Exporter is False naming the field, in
+    // status and in the metrics.
+    let missing =
+        "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: nowhere}}]}}}\n";
+    home.apply_ready(&manifest("seen", 2, "", missing, ""), "120s");
+    let s = home.wait_for("seen", Duration::from_secs(60), "Exporter False", |s| {
+        condition(s, "Exporter").as_deref() == Some("False")
+    });
+    let exporter = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Exporter")
+        .unwrap();
+    let message = exporter["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.monitoring.pgmonitor.exporter.configuration[0]")
+            && message.contains("\"nowhere\" not found"),
+        "{message}"
+    );
+    scrape_until(&url, "the Exporter condition", |b| {
+        sample(
+            b,
+            "pgdeck_cluster_condition",
+            r#"type="Exporter",reason="ExporterFailed""#,
+        ) == Some("0.0")
+    });
 }
