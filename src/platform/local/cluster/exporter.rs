@@ -67,9 +67,13 @@ impl Exporter<'_> {
     /// when not. Returns the exporter's pid.
     pub async fn reconcile(&self, rec: &InstanceRecord) -> Result<Option<u32>, PlatformError> {
         let Some(spec) = monitoring::exporter(self.cluster) else {
-            stop(self.dir, &rec.name).await;
-            let mut rec = rec.clone();
-            if let Some(port) = rec.exporter_port.take() {
+            // One ran while the instance has a port for it.
+            if let Some(port) = rec.exporter_port {
+                stop_for(self.dir, rec).await;
+                let rec = InstanceRecord {
+                    exporter_port: None,
+                    ..rec.clone()
+                };
                 write_record(self.dir, &rec)?;
                 self.ports.release(port);
             }
@@ -180,16 +184,19 @@ fn pid(dir: &ClusterDir, rec: &InstanceRecord) -> Option<u32> {
     })
 }
 
-/// Stop the instance's exporter, if one runs.
+/// Stop the exporter of instance `name`, if one runs.
 pub async fn stop(dir: &ClusterDir, name: &str) {
-    let Some(rec) = super::state::instances(dir)
+    let recorded = super::state::instances(dir)
         .into_iter()
-        .find(|r| r.name == name)
-    else {
-        return;
-    };
-    if let Some(pid) = pid(dir, &rec) {
+        .find(|r| r.name == name && r.exporter_port.is_some());
+    if let Some(rec) = recorded {
+        stop_for(dir, &rec).await;
+    }
+}
+
+async fn stop_for(dir: &ClusterDir, rec: &InstanceRecord) {
+    if let Some(pid) = pid(dir, rec) {
         process::stop(pid, Duration::from_secs(5)).await;
-        let _ = process::track(&dir.exporter_pid_file(name), None);
+        let _ = process::track(&dir.exporter_pid_file(&rec.name), None);
     }
 }
