@@ -38,13 +38,10 @@ pub async fn listen(
     requested: Option<&str>,
     ports: &Ports,
 ) -> Result<TcpListener, PlatformError> {
-    let cannot = |address: &str, e: std::io::Error| {
-        PlatformError::Operator(format!("cannot serve metrics on {address}: {e}"))
-    };
     let listener = match requested {
-        Some(address) => TcpListener::bind(address)
-            .await
-            .map_err(|e| cannot(address, e))?,
+        Some(address) => TcpListener::bind(address).await.map_err(|e| {
+            PlatformError::Operator(format!("cannot serve metrics on {address}: {e}"))
+        })?,
         None => {
             let again = match recorded(home).filter(|a| a.ip().is_loopback()) {
                 Some(address) => {
@@ -55,15 +52,7 @@ pub async fn listen(
             };
             match again {
                 Some(l) => l,
-                None => {
-                    let port = ports.allocate().ok_or_else(|| {
-                        PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into())
-                    })?;
-                    let address = format!("127.0.0.1:{port}");
-                    TcpListener::bind(&address)
-                        .await
-                        .map_err(|e| cannot(&address, e))?
-                }
+                None => fresh(ports).await?,
             }
         }
     };
@@ -73,6 +62,25 @@ pub async fn listen(
     let path = record(home);
     write_atomic(&path, format!("{address}\n").as_bytes(), 0o644).at(&path)?;
     Ok(listener)
+}
+
+/// A listener on a new port of 127.0.0.1. Another home may take a port between the allocator's
+/// look and the bind: then another one.
+async fn fresh(ports: &Ports) -> Result<TcpListener, PlatformError> {
+    let mut last = None;
+    for _ in 0..5 {
+        let port = ports.allocate().ok_or_else(|| {
+            PlatformError::Operator("no free port on 127.0.0.1 in 20000-31999".into())
+        })?;
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(PlatformError::Operator(format!(
+        "cannot serve metrics on 127.0.0.1: {}",
+        last.expect("five tries failed")
+    )))
 }
 
 /// The home's clusters as metrics; ready once etcd runs.
