@@ -330,6 +330,19 @@ fn the_reconciler_serves_health_and_the_clusters_roles_and_lag_as_metrics() {
         "{body}"
     );
 
+    // A reconciler started again serves where the home recorded.
+    home.kill_operator();
+    assert!(get(&url).is_none(), "{url} answers with no reconciler");
+    let said = home.ok(&["status", "seen"]);
+    assert!(said.contains("Reconciler: not running"), "{said}");
+    home.apply_ready(&manifest("seen", 2, "", "", ""), "120s");
+    let said = home.ok(&["status", "seen"]);
+    assert!(said.contains(&format!("metrics at {url}")), "{said}");
+    assert_eq!(
+        get(&url.replace("/metrics", "/healthz")).as_deref(),
+        Some("ok\n")
+    );
+
     // An exporter whose queries' ConfigMap is missing: Exporter is False naming the field, in
     // status and in the metrics.
     let missing =
