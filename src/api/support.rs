@@ -118,6 +118,8 @@ const NO_EXPORTER_IMAGE: Support = Refused(
 );
 const NO_EXPORTER_RESOURCES: Support =
     Refused("the exporter is a process on this machine: nothing reserves or limits its resources");
+const LOCAL_QUERIES: Support =
+    Refused("the exporter's custom queries come from ConfigMaps (configMap projections) here");
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
@@ -378,9 +380,34 @@ pub const FIELDS: &[Field] = &[
         NO_EXPORTER_RESOURCES,
         Works,
     ),
-    opaque(
+    field(
         "spec.monitoring.pgmonitor.exporter.configuration",
         Works,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].configMap",
+        Works,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].secret",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].downwardAPI",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].serviceAccountToken",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].clusterTrustBundle",
+        LOCAL_QUERIES,
         Works,
     ),
     opaque(
@@ -672,6 +699,14 @@ mod tests {
         );
         assert!(refused("  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: q}}]}}}\n", Platform::Local).is_empty());
         assert!(refused(exporter, Platform::Kube).is_empty());
+        let from_secret = "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: q}}, {secret: {name: s}}]}}}\n";
+        assert_eq!(
+            refused(from_secret, Platform::Local),
+            [
+                "spec.monitoring.pgmonitor.exporter.configuration[1].secret: not supported on the local platform: the exporter's custom queries come from ConfigMaps (configMap projections) here"
+            ]
+        );
+        assert!(refused(from_secret, Platform::Kube).is_empty());
     }
 
     #[test]
