@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
-use pgdeck::api::addons::{Exporter, Monitoring, PgBouncer, PgMonitor, Proxy};
+use pgdeck::api::addons::{PgBouncer, Proxy};
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::observe::conditions;
@@ -1777,14 +1777,7 @@ async fn apply_refuses_unsupported_fields(h: &Harness) {
     std::fs::write(&kubeconfig, Harness::kubeconfig(h.listen().await, NS)).unwrap();
     let file = dir.path().join("pooled.yaml");
     let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
-    cluster.spec.monitoring = Some(Monitoring {
-        pgmonitor: Some(PgMonitor {
-            exporter: Some(Exporter {
-                image: Some("exporter:1".into()),
-                ..Default::default()
-            }),
-        }),
-    });
+    cluster.spec.openshift = Some(true);
     std::fs::write(&file, manifest::to_yaml(&cluster)).unwrap();
     let mark = h.mark();
     let out = tokio::task::spawn_blocking(move || {
@@ -1802,8 +1795,8 @@ async fn apply_refuses_unsupported_fields(h: &Harness) {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "spec.monitoring.pgmonitor: not supported on Kubernetes: the postgres_exporter \
-             sidecar is not implemented yet"
+            "spec.openshift: not supported on Kubernetes: pgdeck has no OpenShift-specific \
+             behaviour yet"
         ) && stderr.contains("line "),
         "{stderr}"
     );
@@ -2618,11 +2611,11 @@ fn expand<'a>(
 
 #[tokio::test]
 async fn health_and_metrics_are_served_over_http() {
-    use pgdeck::platform::kube::metrics::{self, Metrics};
+    use pgdeck::platform::kube::metrics::Metrics;
     let m = std::sync::Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(metrics::serve(listener, m.clone()));
+    let server = tokio::spawn(pgdeck::platform::health::serve(listener, m.clone()));
     pgdeck::platform::install_crypto();
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).send();

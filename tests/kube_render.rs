@@ -779,9 +779,7 @@ spec:
             .find(|s| s.metadata.name.as_deref() == Some(name))
             .unwrap_or_else(|| panic!("no Secret {name}"))
     };
-    let value = |name: &str, key: &str| {
-        String::from_utf8(secret(name).data.as_ref().unwrap()[key].0.clone()).unwrap()
-    };
+    let value = |name: &str, key: &str| secret_value(&rendered, name, key);
     assert_eq!(value("hippo-pguser-postgres", "user"), "postgres");
     assert!(value("hippo-pguser-postgres", "uri").starts_with("postgresql://postgres:"));
     assert_eq!(
@@ -789,17 +787,7 @@ spec:
         value("hippo-superuser", "password"),
         "the Job signs in as postgres with the superuser's password: they must be one"
     );
-    let job = rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .unwrap()
-                .starts_with("hippo-users-")
-        })
-        .unwrap();
+    let job = users_job(&rendered);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.yaml");
     let text = [
@@ -810,21 +798,108 @@ spec:
     std::fs::write(&file, text).unwrap();
     validate(&file, 2);
 
-    // Run the Job's container as Kubernetes would, against the scratch server (where Patroni
-    // would have made the replication user).
-    scratch.query("CREATE ROLE replicator REPLICATION LOGIN");
-    let container = &job
-        .spec
-        .as_ref()
+    let command = users_job_container(job).command.unwrap();
+    assert!(!command[2].contains("touch"), "{}", command[2]);
+    run_users_job(&scratch, job, value);
+    assert!(!marker.exists(), "a database name ran as shell");
+    assert_eq!(
+        scratch.query(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = {}",
+            literal(&hostile)
+        )),
+        "1"
+    );
+    for user in ["hippo", "postgres"] {
+        let secret = format!("hippo-pguser-{user}");
+        assert_eq!(
+            scratch.query(&format!(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"
+            )),
+            value(&secret, "verifier"),
+            "{user}'s password reached PostgreSQL as its Secret's verifier"
+        );
+        // ... and that verifier takes the Secret's password over TCP (scram-sha-256).
+        assert_eq!(
+            signed_in_as(&scratch, user, &value(&secret, "password")),
+            user
+        );
+    }
+    assert_eq!(
+        scratch.query("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'hippo'"),
+        "t"
+    );
+    // pg_rewind, which runs as the replication user, may read what it needs.
+    assert_eq!(
+        scratch.query(
+            "SELECT has_function_privilege('replicator', \
+             'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
+        ),
+        "t"
+    );
+}
+
+/// The users Job of cluster `hippo`.
+fn users_job(o: &pgdeck::platform::kube::objects::Objects) -> &k8s_openapi::api::batch::v1::Job {
+    o.jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("hippo-users-")
+        })
         .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+}
+
+/// The value under `key` of the rendered Secret `name`.
+fn secret_value(o: &pgdeck::platform::kube::objects::Objects, name: &str, key: &str) -> String {
+    let secret = o
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no Secret {name}"));
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// `current_user` as `user` signing in with `password` over TCP (scram-sha-256), or psql's
+/// error.
+fn signed_in_as(scratch: &ScratchPostgres, user: &str, password: &str) -> String {
+    let out = Command::new("psql")
+        .arg(format!(
+            "postgresql://{user}@127.0.0.1:{}/postgres",
+            scratch.port
+        ))
+        .args(["-XAtq", "-c", "SELECT current_user"])
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        false => String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn users_job_container(
+    job: &k8s_openapi::api::batch::v1::Job,
+) -> k8s_openapi::api::core::v1::Container {
+    job.spec.clone().unwrap().template.spec.unwrap().containers[0].clone()
+}
+
+/// Run the users Job's container as Kubernetes would, against the scratch server (where
+/// Patroni would have made the replication user); `value(secret, key)` reads its Secrets.
+fn run_users_job(
+    scratch: &ScratchPostgres,
+    job: &k8s_openapi::api::batch::v1::Job,
+    value: impl Fn(&str, &str) -> String,
+) {
+    scratch.query(
+        "DO $$BEGIN CREATE ROLE replicator REPLICATION LOGIN; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END$$",
+    );
+    let container = users_job_container(job);
     let command = container.command.clone().unwrap();
     assert_eq!(command[..2], ["bash".to_string(), "-ceu".to_string()]);
-    assert!(!command[2].contains("touch"), "{}", command[2]);
     let mut run = Command::new("runuser");
     run.args(["-u", "postgres", "--"]).args(&command);
     run.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -847,52 +922,6 @@ spec:
         out.status.success(),
         "the users Job failed: {}",
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!marker.exists(), "a database name ran as shell");
-    assert_eq!(
-        scratch.query(&format!(
-            "SELECT count(*) FROM pg_database WHERE datname = {}",
-            literal(&hostile)
-        )),
-        "1"
-    );
-    for user in ["hippo", "postgres"] {
-        let secret = format!("hippo-pguser-{user}");
-        assert_eq!(
-            scratch.query(&format!(
-                "SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'"
-            )),
-            value(&secret, "verifier"),
-            "{user}'s password reached PostgreSQL as its Secret's verifier"
-        );
-        // ... and that verifier takes the Secret's password over TCP (scram-sha-256).
-        let out = Command::new("psql")
-            .arg(format!(
-                "postgresql://{user}@127.0.0.1:{}/postgres",
-                scratch.port
-            ))
-            .args(["-XAtq", "-c", "SELECT current_user"])
-            .env("PGPASSWORD", value(&secret, "password"))
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            user,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert_eq!(
-        scratch.query("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'hippo'"),
-        "t"
-    );
-    // pg_rewind, which runs as the replication user, may read what it needs.
-    assert_eq!(
-        scratch.query(
-            "SELECT has_function_privilege('replicator', \
-             'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
-        ),
-        "t"
     );
 }
 
@@ -1016,5 +1045,180 @@ fn the_init_sql_job_runs_the_sql_and_an_error_exits_with_the_failure_policys_cod
     assert_eq!(
         container.termination_message_policy.as_deref(),
         Some("FallbackToLogsOnError")
+    );
+}
+
+/// `spec.monitoring.pgmonitor.exporter` as PGO renders it: an `exporter` container on 9187
+/// (the port named `exporter`) in each instance pod, reaching PostgreSQL on localhost as
+/// `ccp_monitoring` with the `<c>-monitoring` Secret's password file, the custom queries under
+/// `/conf`, TLS from `customTLSSecret`, the label pgMonitor's Prometheus discovers pods by;
+/// every object passes the schemas, and the users Job, run against a real PostgreSQL, makes
+/// the role a member of pg_monitor that signs in with the Secret's password.
+#[test]
+fn the_exporter_renders_as_pgos_does_and_its_role_signs_in_with_its_secret() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs, Instance};
+    let cluster = manifest::parse(
+        "apiVersion: postgres-operator.crunchydata.com/v1beta1
+kind: PostgresCluster
+metadata: {name: hippo, namespace: db}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  monitoring:
+    pgmonitor:
+      exporter:
+        image: registry.example/crunchy-postgres-exporter:ubi8-5.5.0-0
+        resources: {limits: {cpu: 200m, memory: 128Mi}}
+        configuration: [{configMap: {name: custom-queries}}]
+        customTLSSecret: {name: exporter-tls}
+",
+    )
+    .unwrap();
+    let inputs = Inputs {
+        instances: vec![Instance {
+            name: "hippo-00-abcd".into(),
+            set: "00".into(),
+        }],
+        ..Default::default()
+    };
+    let rendered = objects::render(&cluster, &inputs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("monitored.yaml");
+    let text = rendered.to_yaml();
+    std::fs::write(&file, &text).unwrap();
+    validate(&file, documents(&text).len());
+
+    let pod = rendered.stateful_sets[0].spec.clone().unwrap().template;
+    assert_eq!(
+        pod.metadata.unwrap().labels.unwrap()["postgres-operator.crunchydata.com/crunchy-postgres-exporter"],
+        "true"
+    );
+    let spec = pod.spec.unwrap();
+    let exporter = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "exporter")
+        .expect("an exporter container");
+    assert_eq!(
+        exporter.image.as_deref(),
+        Some("registry.example/crunchy-postgres-exporter:ubi8-5.5.0-0")
+    );
+    let port = &exporter.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            port.name.as_deref(),
+            port.container_port,
+            port.protocol.as_deref()
+        ),
+        (Some("exporter"), 9187, Some("TCP"))
+    );
+    let env: Vec<(String, String)> = exporter
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("DATA_SOURCE_URI", "localhost:5432/postgres"),
+            ("DATA_SOURCE_USER", "ccp_monitoring"),
+            ("DATA_SOURCE_PASS_FILE", "/opt/crunchy/password"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    let command = exporter.command.clone().unwrap().join(" ");
+    for flag in [
+        "--web.listen-address=:9187",
+        "--extend.query-path=/tmp/queries.yml",
+        "--web.config.file=/web-config/web-config.yml",
+    ] {
+        assert!(command.contains(flag), "{command}");
+    }
+    let mounts: Vec<(&str, &str)> = exporter
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+        .collect();
+    for mount in [
+        ("monitoring-secret", "/opt/crunchy/"),
+        ("exporter-config", "/conf"),
+        ("exporter-certs", "/certs"),
+        ("web-config", "/web-config"),
+    ] {
+        assert!(mounts.contains(&mount), "{mounts:?}");
+    }
+    let volume = |name: &str| {
+        spec.volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    assert_eq!(
+        volume("monitoring-secret")
+            .secret
+            .unwrap()
+            .secret_name
+            .as_deref(),
+        Some("hippo-monitoring")
+    );
+    let queries = volume("exporter-config")
+        .projected
+        .unwrap()
+        .sources
+        .unwrap();
+    assert_eq!(
+        queries[0].config_map.as_ref().unwrap().name,
+        "custom-queries"
+    );
+    assert!(
+        rendered
+            .config_maps
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some("hippo-exporter-web-config")),
+        "the web configuration"
+    );
+    let policy = serde_json::to_string(&rendered.network_policies[0]).unwrap();
+    assert!(policy.contains("9187"), "{policy}");
+    assert!(
+        patroni_file(&documents(&text))
+            .contains("host all ccp_monitoring 127.0.0.0/8 scram-sha-256"),
+        "pg_hba lets the exporter in from the pod itself"
+    );
+
+    let value = |name: &str, key: &str| secret_value(&rendered, name, key);
+    let job = users_job(&rendered);
+    let scratch = ScratchPostgres::start();
+    run_users_job(&scratch, job, value);
+    assert_eq!(
+        scratch.query("SELECT pg_has_role('ccp_monitoring', 'pg_monitor', 'member')"),
+        "t"
+    );
+    let password = value("hippo-monitoring", "password");
+    assert_eq!(
+        signed_in_as(&scratch, "ccp_monitoring", &password),
+        "ccp_monitoring"
+    );
+
+    // Without the exporter, the role may no longer sign in (PGO's way).
+    let mut unmonitored = cluster.clone();
+    unmonitored.spec.monitoring = None;
+    let again = objects::render(&unmonitored, &inputs).unwrap();
+    assert!(
+        !again
+            .secrets
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some("hippo-monitoring"))
+    );
+    let job = users_job(&again);
+    run_users_job(&scratch, job, value);
+    assert_eq!(
+        scratch.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ccp_monitoring'"),
+        "f"
     );
 }

@@ -135,6 +135,9 @@ pub struct InstanceStatus {
     /// Patroni's REST API port (local platform).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patroni_port: Option<i32>,
+    /// Where its postgres_exporter serves `/metrics` (local platform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<String>,
     /// The node the pod runs on (Kubernetes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,

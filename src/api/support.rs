@@ -120,6 +120,13 @@ const NO_LOCAL_TLS: Support =
 const NO_GROUPS: Support =
     Refused("the database processes run as the postgres account, without extra groups");
 const NO_OPENSHIFT_HERE: Support = Refused("OpenShift is a Kubernetes distribution");
+const NO_EXPORTER_IMAGE: Support = Refused(
+    "the exporter runs from Debian's prometheus-postgres-exporter package, not from an image",
+);
+const NO_EXPORTER_RESOURCES: Support =
+    Refused("the exporter is a process on this machine: nothing reserves or limits its resources");
+const LOCAL_QUERIES: Support =
+    Refused("the exporter's custom queries come from ConfigMaps (configMap projections) here");
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
@@ -153,7 +160,6 @@ const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behavi
 
 // Refused on both platforms.
 const KUBE_NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented on Kubernetes yet");
-const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
      spec.dataSource.postgresCluster",
@@ -450,7 +456,53 @@ pub const FIELDS: &[Field] = &[
         KUBE_NO_PGBOUNCER,
     ),
     field("spec.monitoring", Works, Works),
-    field("spec.monitoring.pgmonitor", NO_MONITORING, NO_MONITORING),
+    field("spec.monitoring.pgmonitor", Works, Works),
+    field("spec.monitoring.pgmonitor.exporter", Works, Works),
+    field(
+        "spec.monitoring.pgmonitor.exporter.image",
+        NO_EXPORTER_IMAGE,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.resources",
+        NO_EXPORTER_RESOURCES,
+        Works,
+    ),
+    field(
+        "spec.monitoring.pgmonitor.exporter.configuration",
+        Works,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].configMap",
+        Works,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].secret",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].downwardAPI",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].serviceAccountToken",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.configuration[].clusterTrustBundle",
+        LOCAL_QUERIES,
+        Works,
+    ),
+    opaque(
+        "spec.monitoring.pgmonitor.exporter.customTLSSecret",
+        Works,
+        Works,
+    ),
     field("spec.standby", Works, Works),
     field("spec.standby.enabled", Works, Works),
     field("spec.standby.host", Works, Works),
@@ -745,6 +797,28 @@ mod tests {
                 "spec.proxy.pgBouncer.config.global.listen_addr"
             ]
         );
+    }
+
+    #[test]
+    fn the_exporter_runs_locally_from_its_package_with_no_image_nor_resources() {
+        let exporter = "  monitoring: {pgmonitor: {exporter: {image: e, resources: {limits: {cpu: '1'}}, configuration: [{configMap: {name: q}}]}}}\n";
+        assert_eq!(
+            refused(exporter, Platform::Local),
+            [
+                "spec.monitoring.pgmonitor.exporter.image: not supported on the local platform: the exporter runs from Debian's prometheus-postgres-exporter package, not from an image",
+                "spec.monitoring.pgmonitor.exporter.resources: not supported on the local platform: the exporter is a process on this machine: nothing reserves or limits its resources",
+            ]
+        );
+        assert!(refused("  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: q}}]}}}\n", Platform::Local).is_empty());
+        assert!(refused(exporter, Platform::Kube).is_empty());
+        let from_secret = "  monitoring: {pgmonitor: {exporter: {configuration: [{configMap: {name: q}}, {secret: {name: s}}]}}}\n";
+        assert_eq!(
+            refused(from_secret, Platform::Local),
+            [
+                "spec.monitoring.pgmonitor.exporter.configuration[1].secret: not supported on the local platform: the exporter's custom queries come from ConfigMaps (configMap projections) here"
+            ]
+        );
+        assert!(refused(from_secret, Platform::Kube).is_empty());
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
             } => {
                 let options = Options::from_env(
                     watch_namespace.or(global.namespace.clone()),
-                    metrics_address,
+                    metrics_address.unwrap_or_else(|| "0.0.0.0:8080".into()),
                 );
                 operator::run(kube.client, options, shutdown())
                     .await

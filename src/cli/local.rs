@@ -20,7 +20,7 @@ use crate::observe::events::{ClusterEvent, user_source};
 use crate::platform::PlatformError;
 use crate::platform::local::cluster::{stored_password, user_key};
 use crate::platform::local::objects::Stored;
-use crate::platform::local::{Local, connect, lock, operator};
+use crate::platform::local::{Local, connect, lock, metrics, operator};
 
 impl From<PlatformError> for Failure {
     fn from(e: PlatformError) -> Self {
@@ -57,9 +57,16 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             }
             Ok(())
         }
-        Command::Operator { action: None, .. } => {
+        Command::Operator {
+            action: None,
+            metrics_address,
+            ..
+        } => {
             let runtime = tokio::runtime::Runtime::new().map_err(|e| failure(e.to_string()))?;
-            runtime.block_on(operator::run(local.home().clone()))?;
+            runtime.block_on(operator::run(
+                local.home().clone(),
+                metrics_address.as_deref(),
+            ))?;
             Ok(())
         }
         Command::Apply { file, wait } => apply(&local, global, &file, &wait),
@@ -278,7 +285,10 @@ fn status(local: &Local, global: &Global, ns: &str, name: &str) -> Result<(), Fa
     views::print_status(global, &cluster);
     if global.output == Output::Table {
         print(&match lock::running(local.home()) {
-            Some(pid) => format!("\nReconciler: running (pid {pid})\n"),
+            Some(pid) => match metrics::url(local.home()) {
+                Some(url) => format!("\nReconciler: running (pid {pid}), metrics at {url}\n"),
+                None => format!("\nReconciler: running (pid {pid})\n"),
+            },
             None => "\nReconciler: not running: status is as it last wrote it; any change \
                      (apply, scale, switchover, backup, delete), the console or `pgdeck operator` \
                      starts it\n"

@@ -128,9 +128,10 @@ pub enum Command {
         /// Kube: watch only this namespace (default: every namespace).
         #[arg(long = "watch-namespace")]
         watch_namespace: Option<String>,
-        /// Kube: where /metrics, /healthz and /readyz are served.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        metrics_address: String,
+        /// Where /metrics, /healthz and /readyz are served. Kube: default 0.0.0.0:8080. Local:
+        /// default 127.0.0.1 on a free port, recorded in the home (`pgdeck status` shows it).
+        #[arg(long)]
+        metrics_address: Option<String>,
     },
     /// Create or update clusters, and the ConfigMaps and Secrets beside them, from a manifest
     /// file (`-` for standard input).

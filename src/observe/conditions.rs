@@ -21,6 +21,9 @@ pub const BACKUP: &str = "Backup";
 /// With synchronous mode on: false while no standby is synchronous, so a commit is on one
 /// server only. Absent when synchronous mode is off.
 pub const SYNCHRONOUS: &str = "SynchronousReplication";
+/// With `spec.monitoring.pgmonitor.exporter`: whether every instance's exporter runs. Absent
+/// without one.
+pub const EXPORTER: &str = "Exporter";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(
@@ -51,6 +54,29 @@ pub fn set(
             observed_generation: Some(generation),
             last_transition_time: Time(jiff::Timestamp::now()),
         }),
+    }
+}
+
+/// The Exporter condition: absent while no exporter is wanted, false with the reason while one
+/// cannot run.
+pub fn exporter(
+    status: &mut PostgresClusterStatus,
+    wanted: bool,
+    problem: Option<&str>,
+    generation: i64,
+) {
+    let c = &mut status.conditions;
+    match (wanted, problem) {
+        (false, _) => c.retain(|c| c.type_ != EXPORTER),
+        (true, Some(why)) => set(c, EXPORTER, false, "ExporterFailed", why, generation),
+        (true, None) => set(
+            c,
+            EXPORTER,
+            true,
+            "Running",
+            "every instance's exporter serves /metrics",
+            generation,
+        ),
     }
 }
 
@@ -326,6 +352,24 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exporter_condition_says_why_and_goes_with_the_exporter() {
+        let mut status = PostgresClusterStatus::default();
+        let why =
+            "mon-a: spec.monitoring.pgmonitor.exporter.configuration[0]: ConfigMap \"q\" not found";
+        exporter(&mut status, true, Some(why), 1);
+        let c = &status.conditions[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            (EXPORTER, "False", "ExporterFailed")
+        );
+        assert_eq!(c.message, why);
+        exporter(&mut status, true, None, 2);
+        assert_eq!(status.conditions[0].status, "True");
+        exporter(&mut status, false, None, 3);
+        assert!(status.conditions.is_empty(), "no exporter, no condition");
+    }
 
     #[test]
     fn transition_time_moves_only_with_status() {

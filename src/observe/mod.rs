@@ -2,6 +2,7 @@
 
 pub mod conditions;
 pub mod events;
+pub mod metrics;
 pub mod patroni;
 pub mod pgbackrest;
 pub mod pgbouncer;

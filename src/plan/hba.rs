@@ -28,6 +28,9 @@ pub fn lines(cluster: &PostgresCluster, networks: &[String], tls_only: bool) -> 
         );
         lines.push(format!("host all {pooler} all reject"));
     }
+    if super::monitoring::exporter(cluster).is_some() {
+        lines.extend(super::monitoring::hba_lines(host));
+    }
     if tls_only {
         lines.push("hostnossl all all all reject".into());
     }

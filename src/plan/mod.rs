@@ -6,6 +6,7 @@ pub mod dynamic;
 pub mod hba;
 pub mod init_sql;
 pub mod instances;
+pub mod monitoring;
 pub mod patroni;
 pub mod pgbackrest;
 pub mod pgbouncer;

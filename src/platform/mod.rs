@@ -1,6 +1,7 @@
 //! Where clusters run. `local` runs them as processes on this machine; `kube` on Kubernetes.
 //! What differs between the two lives here; everything else is shared.
 
+pub mod health;
 pub mod kube;
 pub mod local;
 

@@ -277,6 +277,18 @@ impl LocalHome {
     }
 }
 
+/// The name of an instance that is not the primary.
+pub fn a_replica(status: &serde_json::Value) -> String {
+    let primary = status["primary"].as_str().unwrap_or_default();
+    status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .find(|n| n != primary)
+        .expect("a replica")
+}
+
 /// `n` instances, every one ready, and a primary.
 pub fn all_ready(status: &serde_json::Value, n: usize) -> bool {
     let list = status["instances"].as_array().cloned().unwrap_or_default();

@@ -1,27 +1,25 @@
-//! The operator's own health: Prometheus metrics (reconciles, errors, reconcile duration),
+//! The operator's own health: Prometheus metrics (reconciles, errors, reconcile duration, and
+//! what the console shows of the clusters it reconciles while it leads),
 //! `/healthz` (the process serves) and `/readyz` (it reached the API server and found the CRD),
-//! served over HTTP.
+//! served by [`crate::platform::health`].
 
-use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use prometheus_client::encoding::text::encode;
+use kube::runtime::reflector::Store;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+
+use crate::api::PostgresCluster;
+use crate::platform::health::Exposed;
 
 pub struct Metrics {
     registry: Registry,
+    /// The clusters the Controller watches, while this replica leads.
+    clusters: RwLock<Option<Store<PostgresCluster>>>,
     reconciles: Counter,
     errors: Counter,
     writes: Counter,
@@ -70,6 +68,7 @@ impl Metrics {
             errors,
             writes,
             duration,
+            clusters: RwLock::new(None),
             ready: AtomicBool::new(false),
         }
     }
@@ -88,54 +87,93 @@ impl Metrics {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// The metrics in the text exposition format (OpenMetrics, which Prometheus reads).
+    /// Report what the console shows of these clusters too (`None`: no longer).
+    pub fn watch_clusters(&self, clusters: Option<Store<PostgresCluster>>) {
+        *self
+            .clusters
+            .write()
+            .expect("the clusters lock is never poisoned") = clusters;
+    }
+
+    /// The metrics in the text exposition format (OpenMetrics, which Prometheus reads): the
+    /// operator's own, and its clusters' (see [`crate::observe::metrics`]).
     pub fn text(&self) -> String {
+        let clusters: Vec<PostgresCluster> = self
+            .clusters
+            .read()
+            .expect("the clusters lock is never poisoned")
+            .as_ref()
+            .map(|store| store.state().iter().map(|c| c.as_ref().clone()).collect())
+            .unwrap_or_default();
+        let theirs = crate::observe::metrics::registry(&clusters, jiff::Timestamp::now());
         let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String");
+        encode_registry(&mut out, &self.registry).expect("writing to a String");
+        encode_registry(&mut out, &theirs).expect("writing to a String");
+        encode_eof(&mut out).expect("writing to a String");
         out
     }
 }
 
-/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl Exposed for Metrics {
+    fn text(&self) -> String {
+        Metrics::text(self)
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        match self.ready.load(Ordering::Relaxed) {
+            true => Ok(()),
+            false => Err("the API server or the PostgresCluster CRD is not reachable yet".into()),
+        }
     }
 }
 
-fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.text(),
-        ),
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-            (StatusCode::OK, "text/plain", "ready\n".to_string())
-        }
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "not ready: the API server or the PostgresCluster CRD is not reachable yet\n".into(),
-        ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-    };
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::api::manifest;
+    use crate::api::status::{InstanceStatus, PostgresClusterStatus};
+
+    #[test]
+    fn the_leader_reports_its_clusters_beside_its_own_counters_in_one_exposition() {
+        let metrics = Metrics::new();
+        metrics.reconciled(Duration::from_millis(5), true, 1);
+        assert!(
+            !metrics.text().contains("pgdeck_instance_role{"),
+            "no clusters yet"
+        );
+
+        let mut cluster = manifest::parse(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {name: hippo, namespace: db}\nspec:\n  \
+             postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], \
+             resources: {requests: {storage: 1Gi}}}\n",
+        )
+        .unwrap();
+        cluster.status = Some(PostgresClusterStatus {
+            instances: vec![InstanceStatus {
+                name: "hippo-00-abcd".into(),
+                role: Some("primary".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut writer = Writer::<PostgresCluster>::default();
+        writer.apply_watcher_event(&Event::Apply(cluster));
+        metrics.watch_clusters(Some(writer.as_reader()));
+        let text = metrics.text();
+        assert!(text.contains("pgdeck_reconciles_total 1\n"), "{text}");
+        assert!(
+            text.contains(
+                r#"pgdeck_instance_role{namespace="db",cluster="hippo",instance="hippo-00-abcd",role="primary"} 1"#
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+
+        metrics.watch_clusters(None);
+        assert!(!metrics.text().contains("pgdeck_instance_role{"));
+    }
 }

@@ -70,6 +70,14 @@ impl<'a> Names<'a> {
     pub fn pguser(&self, user: &str) -> String {
         self.of(&format!("pguser-{user}"))
     }
+    /// The monitoring role's password (PGO's name).
+    pub fn monitoring(&self) -> String {
+        self.of("monitoring")
+    }
+    /// The exporter's web configuration, with `customTLSSecret` (PGO's name).
+    pub fn exporter_web_config(&self) -> String {
+        self.of("exporter-web-config")
+    }
     pub fn superuser(&self) -> String {
         self.of("superuser")
     }

@@ -23,10 +23,11 @@ use tokio::sync::watch;
 
 use super::apply::Kind;
 use super::leader::Elector;
-use super::metrics::{self, Metrics};
+use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::{KubeError, names};
 use crate::api::PostgresCluster;
+use crate::platform::health;
 
 pub struct Options {
     /// Watch only this namespace; every namespace when `None`.
@@ -90,7 +91,7 @@ pub async fn run(
             address: options.metrics_address.clone(),
             source,
         })?;
-    let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let server = tokio::spawn(health::serve(listener, metrics.clone()));
     let (tx, mut leading) = watch::channel(false);
     let elector = Elector::new(
         client.clone(),
@@ -116,6 +117,8 @@ pub async fn run(
                 _ = controller(client.clone(), options.namespace.as_deref(), ctx.clone()) => return,
                 _ = leading.wait_for(|l| !*l) => tracing::warn!("lost the lease: stopped reconciling"),
             }
+            // Its watch stopped with it: the leader reports the clusters now.
+            ctx.metrics.watch_clusters(None);
         }
     };
     tokio::select! {
@@ -175,6 +178,7 @@ async fn controller(client: Client, namespace: Option<&str>, ctx: Arc<Context>) 
         watcher::Config::default(),
     );
     let clusters = controller.store();
+    ctx.metrics.watch_clusters(Some(clusters.clone()));
     controller
         .owns(scoped::<StatefulSet>(&client, namespace), ours.clone())
         .owns(scoped::<Service>(&client, namespace), ours.clone())

@@ -117,6 +117,11 @@ pub fn read_regular(path: &Path) -> std::io::Result<Option<(Vec<u8>, Metadata)>>
     Ok(Some((bytes, meta)))
 }
 
+/// Unlink whatever file has `path` (a link is unlinked, never followed); nothing there is fine.
+pub fn remove_if_exists(path: &Path) -> std::io::Result<()> {
+    clear_unless(path, |_| false)
+}
+
 /// Remove what has `path` when it is not what pgdeck wants there (`keep` says whether it is):
 /// a link, a special file or a hard link is unlinked, which never follows it.
 fn clear_unless(path: &Path, keep: impl Fn(&Metadata) -> bool) -> std::io::Result<()> {

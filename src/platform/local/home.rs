@@ -124,6 +124,10 @@ impl ClusterDir {
     pub fn patroni_pid_file(&self, instance: &str) -> PathBuf {
         self.records().join(format!("{instance}.patroni.pid"))
     }
+    /// The pid of the instance's postgres_exporter as pgdeck started it.
+    pub fn exporter_pid_file(&self, instance: &str) -> PathBuf {
+        self.records().join(format!("{instance}.exporter.pid"))
+    }
     pub fn repos(&self) -> PathBuf {
         self.0.join("repos")
     }
@@ -185,6 +189,18 @@ impl InstanceDir {
     /// Patroni's standard output and error.
     pub fn log(&self) -> PathBuf {
         self.0.join("patroni.log")
+    }
+    /// The postgres_exporter's custom queries (`--extend.query-path`).
+    pub fn exporter_queries(&self) -> PathBuf {
+        self.0.join("exporter-queries.yml")
+    }
+    /// The postgres_exporter's certificate, key and web configuration (`customTLSSecret`).
+    pub fn exporter_tls(&self) -> [PathBuf; 3] {
+        ["exporter-tls.crt", "exporter-tls.key", "exporter-web.yml"].map(|f| self.0.join(f))
+    }
+    /// The postgres_exporter's standard output and error.
+    pub fn exporter_log(&self) -> PathBuf {
+        self.0.join("exporter.log")
     }
     /// Patroni's own rotated log files (`spec.patroni.logging`): a directory of their own, as
     /// Patroni names its file `patroni.log` too.

@@ -18,11 +18,13 @@ use super::etcd::{self, Etcd};
 use super::files::AtPath;
 use super::home::Home;
 use super::lock::{Holder, OperatorLock};
+use super::metrics::{self, HomeMetrics};
 use super::objects::ObjectStore;
 use super::ports::Ports;
 use super::store::Store;
 use crate::observe::patroni::Patroni;
 use crate::platform::PlatformError;
+use crate::platform::health;
 
 /// What every cluster worker of one home shares.
 pub struct Shared {
@@ -58,8 +60,9 @@ const CONCURRENT_PASSES: usize = 8;
 const EMPTY_FOR: Duration = Duration::from_secs(10);
 
 /// Run the reconciler until SIGTERM or SIGINT, or until the home has had no cluster for a
-/// while. Databases keep running after it stops.
-pub async fn run(home: Home) -> Result<(), PlatformError> {
+/// while, serving its metrics on `metrics_address` (see [`metrics::listen`]). Databases keep
+/// running after it stops.
+pub async fn run(home: Home, metrics_address: Option<&str>) -> Result<(), PlatformError> {
     let mut lock = Some(acquire(&home).await?);
     let account = Account::service()?;
     account.check_reachable(home.root())?;
@@ -75,7 +78,13 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
         etcd: RwLock::new(None),
         home: home.clone(),
     });
-    tracing::info!(home = %home.root().display(), pid = std::process::id(), "pgdeck operator started");
+    let listener = metrics::listen(&home, metrics_address, &shared.ports).await?;
+    let served = listener.local_addr().ok();
+    let server = tokio::spawn(health::serve(
+        listener,
+        Arc::new(HomeMetrics(shared.clone())),
+    ));
+    tracing::info!(home = %home.root().display(), pid = std::process::id(), metrics = ?served, "pgdeck operator started");
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<ClusterKey>();
     let manifests = tx.clone();
@@ -179,6 +188,7 @@ pub async fn run(home: Home) -> Result<(), PlatformError> {
         }
     }
     dcs.abort();
+    server.abort();
     for w in workers.values() {
         w.task.abort();
     }

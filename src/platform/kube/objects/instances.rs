@@ -15,9 +15,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
-use super::{Ctx, PGBACKREST_PORT, paths, restore};
+use super::{Ctx, PGBACKREST_PORT, exporter, paths, restore};
 use crate::api::annotations;
 use crate::api::instances::InstanceSet;
+use crate::plan::monitoring;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement, Tls};
 use crate::plan::standby;
 use crate::platform::kube::names;
@@ -182,6 +183,11 @@ fn stateful_set(
         .labels
         .get_or_insert_with(Default::default)
         .insert(patroni::SCOPE_LABEL.into(), ctx.names.ha());
+    if monitoring::exporter(ctx.cluster).is_some() {
+        // pgMonitor's Prometheus finds the exporters by this label.
+        let labels = template.labels.get_or_insert_with(Default::default);
+        labels.insert(exporter::DISCOVERY_LABEL.into(), "true".into());
+    }
     // Patroni reads its file at start: a change restarts the pod. The bootstrap section is
     // read only once, when the cluster is created, and changes through `PATCH /config`.
     let mut local = config.clone();
@@ -305,6 +311,10 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         database_mounts.push(mount);
     }
     let mut containers = vec![database];
+    if let Some((exporter, its_volumes)) = exporter::sidecar(ctx) {
+        containers.push(exporter);
+        volumes.extend(its_volumes);
+    }
     if c.repos().iter().any(|r| r.volume.is_some()) {
         // The repository host reaches this instance's data through pgBackRest's TLS server.
         let mut server = Container {

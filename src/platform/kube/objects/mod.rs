@@ -4,6 +4,7 @@
 
 mod backups;
 mod budgets;
+mod exporter;
 mod init_sql;
 mod instances;
 mod network;
@@ -107,6 +108,8 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         out.jobs.extend(b.manual_backup);
         out.cron_jobs.extend(b.schedules);
     }
+    out.secrets.extend(exporter::secret_of(&ctx));
+    out.config_maps.extend(exporter::web_config(&ctx));
     out.jobs.push(users::render(&ctx, &out.secrets));
     out.jobs.extend(
         inputs

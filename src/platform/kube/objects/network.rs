@@ -8,6 +8,8 @@
 //!   name portably (they are not pods; on many networks a policy that names pods drops them).
 //!   What protects it is authentication: its unsafe endpoints answer only the operator's client
 //!   certificate (see `tls`), and reads disclose no secrets.
+//! - The exporter's metrics (with `spec.monitoring.pgmonitor.exporter`), from anywhere:
+//!   Prometheus runs wherever the DBA runs it, and the metrics are read-only.
 //! - pgBackRest's TLS server, from the cluster's repository host only (which also proves itself
 //!   with its certificate).
 
@@ -19,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Ctx, PGBACKREST_PORT, instances::patroni_port};
+use crate::plan::monitoring::{self, EXPORTER_PORT};
 use crate::platform::kube::names;
 
 pub fn render(ctx: &Ctx) -> NetworkPolicy {
@@ -37,9 +40,13 @@ pub fn render(ctx: &Ctx) -> NetworkPolicy {
         protocol: Some("TCP".into()),
         ..Default::default()
     };
+    let mut open = vec![tcp(ctx.cluster.port()), tcp(patroni_port(ctx))];
+    if monitoring::exporter(ctx.cluster).is_some() {
+        open.push(tcp(EXPORTER_PORT.into()));
+    }
     let mut ingress = vec![NetworkPolicyIngressRule {
         from: None,
-        ports: Some(vec![tcp(ctx.cluster.port()), tcp(patroni_port(ctx))]),
+        ports: Some(open),
     }];
     if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
         ingress.push(NetworkPolicyIngressRule {

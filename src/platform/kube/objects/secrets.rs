@@ -102,19 +102,19 @@ pub(super) fn existing(ctx: &Ctx, name: &str, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn kept_password(ctx: &Ctx, secret: &str, kind: PasswordType) -> String {
+pub(super) fn kept_password(ctx: &Ctx, secret: &str, kind: PasswordType) -> String {
     existing(ctx, secret, "password").unwrap_or_else(|| plan::password(kind))
 }
 
 /// The Secret's verifier while its password stays what it was; a new one (a fresh salt) for a
 /// new password or an emptied verifier.
-fn kept_verifier(ctx: &Ctx, secret: &str, password: &str) -> String {
+pub(super) fn kept_verifier(ctx: &Ctx, secret: &str, password: &str) -> String {
     existing(ctx, secret, VERIFIER)
         .filter(|_| existing(ctx, secret, "password").as_deref() == Some(password))
         .unwrap_or_else(|| postgres_protocol::password::scram_sha_256(password.as_bytes()))
 }
 
-fn secret(
+pub(super) fn secret(
     ctx: &Ctx,
     name: String,
     labels: &[(&str, &str)],

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector
 use super::Ctx;
 use super::pods::{self, Placement, Script, plain_env, secret_env};
 use super::secrets::VERIFIER;
+use crate::plan::monitoring::{self, MONITORING_ROLE, MONITORING_USER};
 use crate::platform::kube::names;
 
 /// psql's environment to reach the primary as the superuser, in the `postgres` database.
@@ -45,21 +46,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         var(&mut env, format!("user{i}"), plain_env("", &u.name));
         let options = u.options.as_deref().unwrap_or_default();
         var(&mut env, format!("options{i}"), plain_env("", options));
-        var(
-            &mut env,
-            format!("verifier{i}"),
-            EnvVar {
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: secret.clone(),
-                        key: VERIFIER.into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        );
+        var(&mut env, format!("verifier{i}"), verifier_env(&secret));
         // `options` are role attributes, validated to be one clause (no `;`, comments or
         // control characters); `%s` places them, the rest is quoted.
         sql.push_str(&format!(
@@ -73,12 +60,24 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
                  GRANT ALL PRIVILEGES ON DATABASE :\"db{i}_{j}\" TO :\"user{i}\";\n"
             ));
         }
-        let verifier = secrets
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(&secret))
-            .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
-            .unwrap_or_default();
-        fingerprint.extend(verifier.0);
+        fingerprint.extend(kept_verifier(secrets, &secret));
+    }
+    var(&mut env, "monitor".into(), plain_env("", MONITORING_USER));
+    if monitoring::exporter(ctx.cluster).is_none() {
+        // Without an exporter its role (if one ran before) may not sign in, as with PGO.
+        sql.push_str(
+            "SELECT format('ALTER ROLE %I NOLOGIN', :'monitor') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor') \\gexec\n",
+        );
+    } else {
+        // The exporter's role, from its Secret, in pg_monitor (PGO's `ccp_monitoring`).
+        let secret = ctx.names.monitoring();
+        var(&mut env, "monitor_verifier".into(), verifier_env(&secret));
+        sql.push_str(&format!(
+            "SELECT format('CREATE ROLE %I', :'monitor') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor') \\gexec\n\
+             SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'monitor', :'monitor_verifier') \\gexec\n\
+             GRANT {MONITORING_ROLE} TO :\"monitor\";\n"
+        ));
+        fingerprint.extend(kept_verifier(secrets, &secret));
     }
     fingerprint.extend(sql.as_bytes());
     let digest = names::digest(&fingerprint);
@@ -105,6 +104,31 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         )),
         ..Default::default()
     }
+}
+
+/// The `verifier` of Secret `secret`, as an environment variable's source.
+fn verifier_env(secret: &str) -> EnvVar {
+    EnvVar {
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: VERIFIER.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The verifier in Secret `secret` of `secrets`: a new one runs a new Job.
+fn kept_verifier(secrets: &[Secret], secret: &str) -> Vec<u8> {
+    secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(secret))
+        .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
+        .unwrap_or_default()
+        .0
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub fn create(
         api_port: ports.allocate().ok_or_else(no_port)?,
         created: jiff::Timestamp::now(),
         template: spec_set(cluster, set).map(|s| resources::template(cluster, s)),
+        exporter_port: None,
     };
     let inst = dir.instance(&record.name);
     account.make_dir(inst.path(), 0o700).at(inst.path())?;
@@ -276,10 +277,11 @@ pub fn patroni_pid(dir: &ClusterDir, name: &str) -> Option<u32> {
     })
 }
 
-/// Stop the instance: Patroni first (it shuts PostgreSQL down cleanly), then any PostgreSQL
-/// left behind. Waits until both are gone.
+/// Stop the instance: its exporter, Patroni (it shuts PostgreSQL down cleanly), then any
+/// PostgreSQL left behind. Waits until both are gone.
 pub async fn stop(dir: &ClusterDir, name: &str) {
     let inst = dir.instance(name);
+    super::exporter::stop(dir, name).await;
     if let Some(pid) = patroni_pid(dir, name) {
         process::stop(pid, Duration::from_secs(60)).await;
     }

@@ -26,6 +26,10 @@ pub struct InstanceRecord {
     /// The template (resources, image) it runs with; when the spec's differs, it restarts.
     #[serde(default)]
     pub template: Option<String>,
+    /// Where its postgres_exporter listens, while `spec.monitoring.pgmonitor.exporter` asks
+    /// for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter_port: Option<u16>,
 }
 
 impl InstanceRecord {
@@ -206,7 +210,12 @@ pub fn write_record(dir: &ClusterDir, record: &InstanceRecord) -> Result<(), Fil
 
 /// Forget a removed instance (its directory is gone or kept elsewhere).
 pub fn remove_record(dir: &ClusterDir, name: &str) -> Result<(), FileError> {
-    for path in [dir.patroni_pid_file(name), dir.record(name)] {
+    let files = [
+        dir.patroni_pid_file(name),
+        dir.exporter_pid_file(name),
+        dir.record(name),
+    ];
+    for path in files {
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&path),
             _ => {}
@@ -234,7 +243,8 @@ pub fn recorded_ports(namespaces: &Path) -> Vec<u16> {
             let pooled = super::pooler::recorded_ports(&dir);
             instances(&dir)
                 .into_iter()
-                .flat_map(|r| [r.pg_port, r.api_port])
+                .flat_map(|r| [Some(r.pg_port), Some(r.api_port), r.exporter_port])
+                .flatten()
                 .chain(pooled)
                 .collect::<Vec<_>>()
         })
@@ -253,6 +263,7 @@ mod tests {
             api_port: 20002,
             created: jiff::Timestamp::UNIX_EPOCH,
             template: None,
+            exporter_port: None,
         }
     }
 

@@ -40,7 +40,7 @@ pub fn superuser_conninfo(socket_dir: &Path, port: u16) -> String {
 }
 
 /// A value in a key=value connection string, quoted.
-fn conninfo_value(s: &str) -> String {
+pub(super) fn conninfo_value(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -48,6 +48,8 @@ fn conninfo_value(s: &str) -> String {
 pub struct DesiredUser {
     pub spec: UserSpec,
     pub password: String,
+    /// A predefined role it is granted (the monitoring role's `pg_monitor`).
+    pub member_of: Option<&'static str>,
 }
 
 impl DesiredUser {
@@ -59,6 +61,7 @@ impl DesiredUser {
             &self.spec.options,
             &self.spec.databases,
             &self.password,
+            self.member_of,
         )
             .hash(&mut h);
         h.finish()
@@ -72,9 +75,14 @@ pub fn rewind_grants_applied() -> (String, u64) {
 }
 
 /// Create or update each user and its databases through `conninfo` (the primary, as the
-/// superuser), after granting the replication user what pg_rewind needs. Returns the
-/// fingerprints applied.
-pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<String, u64>, String> {
+/// superuser), after granting the replication user what pg_rewind needs, and take the login
+/// from the roles in `disable` that exist (the monitoring role without an exporter, as PGO
+/// does). Returns the fingerprints applied.
+pub async fn apply(
+    conninfo: &str,
+    users: &[DesiredUser],
+    disable: &[&str],
+) -> Result<BTreeMap<String, u64>, String> {
     let mut config: tokio_postgres::Config = conninfo.parse().map_err(|e| format!("{e}"))?;
     config.connect_timeout(Duration::from_secs(2));
     let (client, connection) = config
@@ -86,6 +94,19 @@ pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<Str
         .batch_execute(&rewind_grants())
         .await
         .map_err(|e| format!("pg_rewind's grants: {e}"))?;
+    for role in disable {
+        let exists = !client
+            .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[role])
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty();
+        if exists {
+            client
+                .batch_execute(&format!("ALTER ROLE {} NOLOGIN", ident(role)))
+                .await
+                .map_err(|e| format!("user {role}: {e}"))?;
+        }
+    }
     let mut applied = BTreeMap::from([rewind_grants_applied()]);
     for user in users {
         let name = ident(&user.spec.name);
@@ -109,6 +130,12 @@ pub async fn apply(conninfo: &str, users: &[DesiredUser]) -> Result<BTreeMap<Str
             .batch_execute(&sql)
             .await
             .map_err(|e| format!("user {}: {e}", user.spec.name))?;
+        if let Some(role) = user.member_of {
+            client
+                .batch_execute(&format!("GRANT {} TO {name}", ident(role)))
+                .await
+                .map_err(|e| format!("user {}: {e}", user.spec.name))?;
+        }
         for db in user.spec.databases.iter().flatten() {
             let db_exists = !client
                 .query("SELECT 1 FROM pg_database WHERE datname = $1", &[db])
