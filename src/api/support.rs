@@ -864,7 +864,7 @@ mod tests {
                 .into_iter()
                 .map(|e| e.path)
                 .collect();
-            let mut expected = BTreeSet::from(["spec.monitoring.pgmonitor".to_string()]);
+            let mut expected = BTreeSet::new();
             if platform == Platform::Kube {
                 expected.insert("spec.proxy.pgBouncer".into());
             }
