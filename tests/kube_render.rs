@@ -767,6 +767,7 @@ spec:
   users:
     - {{name: hippo, databases: [hippo, {}], options: \"CREATEDB VALID UNTIL 'infinity'\"}}
     - {{name: postgres}}
+    - {{name: batch, options: NOLOGIN}}
 ",
         serde_json::to_string(&hostile).unwrap()
     ))
@@ -827,6 +828,11 @@ spec:
     assert_eq!(
         scratch.query("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'hippo'"),
         "t"
+    );
+    // PGO's users may write NOLOGIN: the role is made, and it cannot log in.
+    assert_eq!(
+        scratch.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'batch'"),
+        "f"
     );
     // pg_rewind, which runs as the replication user, may read what it needs.
     assert_eq!(

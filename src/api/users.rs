@@ -32,6 +32,22 @@ pub struct UserSpec {
     pub password: Option<PasswordSpec>,
 }
 
+impl UserSpec {
+    /// The attributes pgdeck gives the role: `options`, with LOGIN unless they say otherwise
+    /// (`LOGIN NOLOGIN` is an error to PostgreSQL, and PGO's users may write `NOLOGIN`).
+    pub fn attributes(&self) -> String {
+        let options = self.options.as_deref().unwrap_or_default().trim();
+        let says_login = options
+            .split_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("LOGIN") || w.eq_ignore_ascii_case("NOLOGIN"));
+        match (says_login, options.is_empty()) {
+            (true, _) => options.to_string(),
+            (false, true) => "LOGIN".to_string(),
+            (false, false) => format!("LOGIN {options}"),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordSpec {
@@ -52,4 +68,26 @@ pub enum PasswordType {
 pub struct DatabaseInitSql {
     pub name: String,
     pub key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes(options: Option<&str>) -> String {
+        UserSpec {
+            options: options.map(str::to_string),
+            ..UserSpec::default()
+        }
+        .attributes()
+    }
+
+    #[test]
+    fn a_role_logs_in_unless_its_options_say_otherwise() {
+        assert_eq!(attributes(None), "LOGIN");
+        assert_eq!(attributes(Some("CREATEDB")), "LOGIN CREATEDB");
+        assert_eq!(attributes(Some("CREATEDB nologin")), "CREATEDB nologin");
+        assert_eq!(attributes(Some("LOGIN CREATEDB")), "LOGIN CREATEDB");
+        assert_eq!(attributes(Some("NOLOGINX")), "LOGIN NOLOGINX");
+    }
 }

@@ -44,14 +44,17 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
     for (i, u) in users.iter().enumerate() {
         let secret = ctx.names.pguser(&u.name);
         var(&mut env, format!("user{i}"), plain_env("", &u.name));
-        let options = u.options.as_deref().unwrap_or_default();
-        var(&mut env, format!("options{i}"), plain_env("", options));
+        var(
+            &mut env,
+            format!("options{i}"),
+            plain_env("", &u.attributes()),
+        );
         var(&mut env, format!("verifier{i}"), verifier_env(&secret));
-        // `options` are role attributes, validated to be one clause (no `;`, comments or
+        // `options` are role attributes (with LOGIN unless they say NOLOGIN), validated to be one clause (no `;`, comments or
         // control characters); `%s` places them, the rest is quoted.
         sql.push_str(&format!(
             "SELECT format('CREATE ROLE %I', :'user{i}') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user{i}') \\gexec\n\
-             SELECT format('ALTER ROLE %I LOGIN %s PASSWORD %L', :'user{i}', :'options{i}', :'verifier{i}') \\gexec\n"
+             SELECT format('ALTER ROLE %I %s PASSWORD %L', :'user{i}', :'options{i}', :'verifier{i}') \\gexec\n"
         ));
         for (j, db) in u.databases.iter().flatten().enumerate() {
             var(&mut env, format!("db{i}_{j}"), plain_env("", db));
@@ -257,7 +260,7 @@ spec:
         );
         assert!(script.contains("--set \"db0_1=$PGDECK_DB0_1\""), "{script}");
         assert!(
-            script.contains("SELECT format('ALTER ROLE %I LOGIN %s PASSWORD %L', :'user0', :'options0', :'verifier0') \\gexec"),
+            script.contains("SELECT format('ALTER ROLE %I %s PASSWORD %L', :'user0', :'options0', :'verifier0') \\gexec"),
             "{script}"
         );
         assert!(

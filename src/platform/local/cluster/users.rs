@@ -119,11 +119,11 @@ pub async fn apply(
             .map_err(|e| e.to_string())?
             .is_empty();
         let verb = if exists { "ALTER" } else { "CREATE" };
-        let options = user.spec.options.as_deref().unwrap_or_default();
+        let attributes = user.spec.attributes();
         // The verifier, computed here: the password itself never reaches the server, where a
         // failing statement would be logged.
         let sql = format!(
-            "{verb} ROLE {name} LOGIN {options} PASSWORD {}",
+            "{verb} ROLE {name} {attributes} PASSWORD {}",
             literal(&scram_sha_256(user.password.as_bytes()))
         );
         client
