@@ -1643,12 +1643,7 @@ async fn clone_without_a_source_starts_nothing(h: &Harness) {
 /// once the field is gone the cluster is made.
 async fn unsupported_fields_change_nothing(h: &Harness) {
     let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
-    cluster.spec.proxy = Some(Proxy {
-        pg_bouncer: PgBouncer {
-            replicas: Some(2),
-            ..Default::default()
-        },
-    });
+    cluster.spec.openshift = Some(true);
     h.create(&manifest::to_yaml(&cluster)).await;
     let mark = h.mark();
     h.reconcile(NS, "minimal").await.unwrap();
@@ -1669,13 +1664,14 @@ async fn unsupported_fields_change_nothing(h: &Harness) {
         );
         assert!(
             c.message.contains(
-                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented on Kubernetes yet"
+                "spec.openshift: not supported on Kubernetes: pgdeck has no OpenShift-specific \
+                 behaviour yet"
             ),
             "{type_}: {}",
             c.message
         );
     }
-    h.edit(NS, "minimal", |c| c.spec.proxy = None).await;
+    h.edit(NS, "minimal", |c| c.spec.openshift = None).await;
     h.reconcile(NS, "minimal").await.unwrap();
     assert!(!instances(h, "minimal").await.is_empty());
     let degraded = status(h, "minimal").await;

@@ -265,10 +265,14 @@ async fn credentials(client: &Client, cluster: &PostgresCluster) -> Vec<Credenti
             Some(c) => (
                 c.password,
                 c.database,
-                [("primary", c.primary), ("replicas", c.replicas)]
-                    .into_iter()
-                    .filter_map(|(label, uri)| Some((label.to_string(), uri?)))
-                    .collect(),
+                [
+                    ("primary", c.primary),
+                    ("replicas", c.replicas),
+                    ("pgbouncer", c.pgbouncer),
+                ]
+                .into_iter()
+                .filter_map(|(label, uri)| Some((label.to_string(), uri?)))
+                .collect(),
             ),
             None => (None, None, Vec::new()),
         };

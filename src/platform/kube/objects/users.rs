@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector
 use super::Ctx;
 use super::pods::{self, Placement, Script, plain_env, secret_env};
 use super::secrets::VERIFIER;
+use crate::plan::pgbouncer;
 use crate::platform::kube::names;
 
 /// psql's environment to reach the primary as the superuser, in the `postgres` database.
@@ -80,11 +81,53 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
             .unwrap_or_default();
         fingerprint.extend(verifier.0);
     }
+    // pgBouncer's role, and its function in every database that takes connections: each
+    // name comes from the server, NUL-separated, into PGDATABASE (never parsed as a
+    // connection string), so no database name can reach the shell or the SQL.
+    let mut pooler = String::new();
+    if super::pgbouncer::spec(ctx).is_some() {
+        let name = ctx.names.pgbouncer();
+        var(
+            &mut env,
+            "pooler_verifier".into(),
+            EnvVar {
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: name.clone(),
+                        key: VERIFIER.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        sql.push_str(&pgbouncer::role_sql_with(":'pooler_verifier'"));
+        sql.push('\n');
+        pooler = format!(
+            "psql --no-psqlrc -At0 -c 'SELECT datname FROM pg_catalog.pg_database WHERE datallowconn' \\\n\
+             | while IFS= read -r -d '' db; do\n\
+             PGDATABASE=\"$db\" psql --no-psqlrc --set ON_ERROR_STOP=1 <<'SQL' || exit 1\n{}\nSQL\n\
+             done\n",
+            pgbouncer::install_sql()
+        );
+        let verifier = secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(&name))
+            .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
+            .unwrap_or_default();
+        fingerprint.extend(verifier.0);
+    } else {
+        sql.push_str(&pgbouncer::disable_sql());
+        sql.push('\n');
+    }
     fingerprint.extend(sql.as_bytes());
+    fingerprint.extend(pooler.as_bytes());
     let digest = names::digest(&fingerprint);
     let script = format!(
-        "for _ in $(seq 120); do pg_isready --quiet && break; sleep 5; done\n\
-         psql --no-psqlrc --set ON_ERROR_STOP=1{psql_vars} <<'SQL'\n{sql}SQL\n"
+        "set -o pipefail\n\
+         for _ in $(seq 120); do pg_isready --quiet && break; sleep 5; done\n\
+         psql --no-psqlrc --set ON_ERROR_STOP=1{psql_vars} <<'SQL'\n{sql}SQL\n{pooler}"
     );
     let labels = ctx.labels_with(&[(names::COMPONENT, "users")]);
     let script = Script {
