@@ -783,31 +783,8 @@ spec:
         .unwrap()
         .containers[0];
     let command = container.command.clone().unwrap();
-    assert_eq!(command[..2], ["bash".to_string(), "-ceu".to_string()]);
     assert!(!command[2].contains("touch"), "{}", command[2]);
-    let mut run = Command::new("runuser");
-    run.args(["-u", "postgres", "--"]).args(&command);
-    run.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    for e in container.env.as_ref().unwrap() {
-        let v = match &e.value_from {
-            Some(from) => {
-                let r = from.secret_key_ref.as_ref().unwrap();
-                value(&r.name, &r.key)
-            }
-            None => e.value.clone().unwrap_or_default(),
-        };
-        run.env(&e.name, v);
-    }
-    run.env("PGHOST", scratch.dir.path())
-        .env("PGPORT", scratch.port.to_string())
-        .env_remove("PGSSLMODE")
-        .current_dir(scratch.dir.path());
-    let out = run.output().unwrap();
-    assert!(
-        out.status.success(),
-        "the users Job failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_job(&scratch, container, value);
     assert!(!marker.exists(), "a database name ran as shell");
     assert_eq!(
         scratch.query(&format!(
@@ -853,6 +830,40 @@ spec:
              'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'execute')"
         ),
         "t"
+    );
+}
+
+/// Run a Job's container as Kubernetes would (its Secrets' values from `value(secret, key)`),
+/// against the scratch server; panics unless it succeeds.
+fn run_job(
+    scratch: &ScratchPostgres,
+    container: &k8s_openapi::api::core::v1::Container,
+    value: impl Fn(&str, &str) -> String,
+) {
+    let command = container.command.clone().unwrap();
+    assert_eq!(command[..2], ["bash".to_string(), "-ceu".to_string()]);
+    let mut run = Command::new("runuser");
+    run.args(["-u", "postgres", "--"]).args(&command);
+    run.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for e in container.env.as_ref().unwrap() {
+        let v = match &e.value_from {
+            Some(from) => {
+                let r = from.secret_key_ref.as_ref().unwrap();
+                value(&r.name, &r.key)
+            }
+            None => e.value.clone().unwrap_or_default(),
+        };
+        run.env(&e.name, v);
+    }
+    run.env("PGHOST", scratch.dir.path())
+        .env("PGPORT", scratch.port.to_string())
+        .env_remove("PGSSLMODE")
+        .current_dir(scratch.dir.path());
+    let out = run.output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Job failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
