@@ -1053,7 +1053,9 @@ fn pgbouncer_renders_as_pgo_does() {
     assert!(pod["affinity"]["podAntiAffinity"].is_mapping());
     let sources = &pod["volumes"][0]["projected"]["sources"];
     assert_eq!(sources[0]["configMap"]["name"], "pooled-pgbouncer");
-    assert_eq!(sources[1]["secret"]["name"], "pooled-pgbouncer");
+    let typed: k8s_openapi::api::apps::v1::Deployment =
+        serde_yaml::from_value(deployment.clone()).unwrap();
+    assert_projects(&typed, "pooled-pgbouncer", ("pooled-cluster-ca", "ca.crt"));
 
     let service = doc(&docs, "Service", "pooled-pgbouncer");
     assert_eq!(service["spec"]["type"], "NodePort");
@@ -1083,7 +1085,9 @@ fn pgbouncer_renders_as_pgo_does() {
         "auth_file = /etc/pgbouncer/users.txt",
         "client_tls_sslmode = require",
         "server_tls_sslmode = verify-full",
-        "server_tls_ca_file = /etc/pgbouncer/ca.crt",
+        "server_tls_ca_file = /etc/pgbouncer/server-ca.crt",
+        "client_tls_cert_file = /etc/pgbouncer/frontend/tls.crt",
+        "client_tls_key_file = /etc/pgbouncer/frontend/tls.key",
         "app = pool_size=20 host=pooled-primary.apps.svc port=5432",
         "app = max_user_connections=100",
     ] {
@@ -1137,6 +1141,80 @@ fn pgbouncer_renders_as_pgo_does() {
             .is_some_and(|n| n.ends_with("-pgbouncer"))
             || d["data"]["pgbouncer-uri"].is_string()
     }));
+}
+
+/// pgBouncer's pods get exactly these Secret items: its login file, its certificate for clients
+/// from `frontend`, and PostgreSQL's CA (`server_ca`: Secret and key); no private key of a CA or
+/// of PostgreSQL.
+fn assert_projects(
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+    frontend: &str,
+    server_ca: (&str, &str),
+) {
+    let pod = deployment.spec.clone().unwrap().template.spec.unwrap();
+    let volume = pod.volumes.unwrap().remove(0);
+    let sources = volume.projected.unwrap().sources.unwrap();
+    let projected: Vec<(String, String, String)> = sources
+        .iter()
+        .filter_map(|s| s.secret.as_ref())
+        .flat_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .map(|i| (s.name.clone(), i.key.clone(), i.path.clone()))
+        })
+        .collect();
+    let item = |secret: &str, key: &str, path: &str| {
+        (secret.to_string(), key.to_string(), path.to_string())
+    };
+    let mut want = vec![item("pooled-pgbouncer", "users.txt", "users.txt")];
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        want.push(item(frontend, file, &format!("frontend/{file}")));
+    }
+    want.push(item(server_ca.0, server_ca.1, "server-ca.crt"));
+    assert_eq!(projected, want);
+}
+
+/// Certificates of the spec's: pgBouncer's own `customTLSSecret` is projected as its
+/// certificate for clients (pgdeck issues none), and with the cluster's `customTLSSecret`
+/// pgBouncer verifies PostgreSQL against that Secret's `ca.crt` alone; the Deployment passes
+/// the schemas.
+#[test]
+fn pgbouncer_takes_certificates_of_the_specs() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs};
+    let mut cluster =
+        manifest::parse(&read(&repo_root().join("assets/examples/pgbouncer.yaml"))).unwrap();
+    let projection = |yaml: &str| serde_yaml::from_str(yaml).unwrap();
+    cluster
+        .spec
+        .proxy
+        .as_mut()
+        .unwrap()
+        .pg_bouncer
+        .custom_tls_secret = Some(projection("{name: pooler-tls}"));
+    cluster.spec.custom_tls_secret = Some(projection(
+        "{name: shop-tls, items: [{key: root.pem, path: ca.crt}, {key: cert, path: tls.crt}, {key: key, path: tls.key}]}",
+    ));
+    cluster.spec.custom_replication_tls_secret = Some(projection("{name: shop-replication}"));
+    let rendered = objects::render(&cluster, &Inputs::default()).unwrap();
+    let secret = rendered
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("pooled-pgbouncer"))
+        .unwrap();
+    let keys: Vec<&String> = secret.data.as_ref().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["password", "users.txt", "verifier"],
+        "no certificate issued"
+    );
+    let deployment = &rendered.deployments[0];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deployment.yaml");
+    std::fs::write(&file, serde_yaml::to_string(deployment).unwrap()).unwrap();
+    validate(&file, 1);
+    assert_projects(deployment, "pooler-tls", ("shop-tls", "root.pem"));
 }
 
 /// What pgdeck sets in `pgbouncer.ini` (where it listens, TLS both ways, how it authenticates,

@@ -151,10 +151,6 @@ const KUBE_POOLER_FILES: Support = Refused(
     "pgBouncer's configuration files are not projected into its pods yet: put its settings in \
      config.global, config.databases and config.users",
 );
-const KUBE_POOLER_TLS: Support = Refused(
-    "a custom pgBouncer certificate is not implemented yet: pgdeck issues one from the \
-     cluster's CA",
-);
 
 // Refused on both platforms.
 const NO_MONITORING: Support = Refused("the postgres_exporter sidecar is not implemented yet");
@@ -424,11 +420,7 @@ pub const FIELDS: &[Field] = &[
     ),
     field("spec.proxy.pgBouncer.service.type", NO_SERVICES, Works),
     field("spec.proxy.pgBouncer.service.nodePort", NO_SERVICES, Works),
-    opaque(
-        "spec.proxy.pgBouncer.customTLSSecret",
-        NO_LOCAL_TLS,
-        KUBE_POOLER_TLS,
-    ),
+    opaque("spec.proxy.pgBouncer.customTLSSecret", NO_LOCAL_TLS, Works),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", NO_MONITORING, NO_MONITORING),
     field("spec.standby", NO_STANDBY, NO_STANDBY),
@@ -714,8 +706,8 @@ mod tests {
                 "spec.proxy.pgBouncer.config.global.listen_addr"
             ]
         );
-        // On Kubernetes what is Kubernetes' works; what pgdeck sets, files it does not
-        // project, a certificate of the spec's, and a server CA it would not verify with do not.
+        // On Kubernetes what is Kubernetes' works, certificates of the spec's among it; what
+        // pgdeck sets and files it does not project do not.
         assert!(
             refusals(&cluster(placed), Platform::Kube)
                 .iter()
@@ -729,14 +721,7 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            BTreeSet::from(
-                [
-                    "spec.proxy.pgBouncer",
-                    "spec.proxy.pgBouncer.config.files",
-                    "spec.proxy.pgBouncer.customTLSSecret",
-                ]
-                .map(String::from)
-            )
+            BTreeSet::from(["spec.proxy.pgBouncer.config.files".to_string()])
         );
     }
 

@@ -69,8 +69,10 @@ pub struct Placement {
     /// Its admin console's socket directory (empty: none).
     pub unix_socket_dir: String,
     pub auth_file: String,
-    /// The CA that signs both the server's certificate and PostgreSQL's.
+    /// The CA of its own certificate's chain (`client_tls_ca_file`).
     pub ca_file: String,
+    /// The CA that PostgreSQL's certificate must chain to (`server_tls_ca_file`).
+    pub server_ca_file: String,
     pub cert_file: String,
     pub key_file: String,
     /// The primary, as every pool reaches it.
@@ -114,7 +116,7 @@ pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
         ("client_tls_cert_file", at.cert_file.clone()),
         ("client_tls_key_file", at.key_file.clone()),
         ("server_tls_sslmode", "verify-full".to_string()),
-        ("server_tls_ca_file", at.ca_file.clone()),
+        ("server_tls_ca_file", at.server_ca_file.clone()),
     ];
     global.extend(ours.into_iter().map(|(k, v)| (k.to_string(), v)));
     if let Some(admins) = &at.admin_users {
@@ -248,24 +250,14 @@ pub fn local_refusals(cluster: &PostgresCluster) -> Vec<FieldError> {
     )
 }
 
-/// What Kubernetes refuses in `spec.proxy.pgBouncer.config`: the same settings as locally;
-/// and pgBouncer with `spec.customTLSSecret`, whose CA it would have to verify PostgreSQL with.
+/// What Kubernetes refuses in `spec.proxy.pgBouncer.config`: the same settings as locally.
 pub fn kube_refusals(cluster: &PostgresCluster) -> Vec<FieldError> {
-    let mut out = Vec::new();
-    if cluster.spec.proxy.is_some() && cluster.spec.custom_tls_secret.is_some() {
-        out.push(FieldError::new(
-            "spec.proxy.pgBouncer",
-            "not supported on Kubernetes with spec.customTLSSecret: pgBouncer verifies \
-             PostgreSQL's certificate against the cluster's own CA",
-        ));
-    }
-    out.extend(refusals(
+    refusals(
         cluster,
         "Kubernetes",
         "pgBouncer listens on its pod's port with TLS and authenticates clients through \
          PostgreSQL",
-    ));
-    out
+    )
 }
 
 fn refusals(cluster: &PostgresCluster, platform: &str, why: &str) -> Vec<FieldError> {
@@ -352,6 +344,7 @@ mod tests {
             unix_socket_dir: "/h/run".into(),
             auth_file: "/h/users.txt".into(),
             ca_file: "/h/ca.crt".into(),
+            server_ca_file: "/h/ca.crt".into(),
             cert_file: "/h/tls.crt".into(),
             key_file: "/h/tls.key".into(),
             primary_host: "127.0.0.1".into(),

@@ -10,15 +10,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapProjection, Container, PodTemplateSpec, ProjectedVolumeSource, Secret,
-    SecretProjection, Service, ServicePort, Volume, VolumeProjection,
+    ConfigMap, ConfigMapProjection, Container, KeyToPath, PodTemplateSpec, ProjectedVolumeSource,
+    Secret, SecretProjection, Service, ServicePort, Volume, VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pods::{self, Placement};
-use super::{Ctx, services};
+use super::{Ctx, instances, services};
 use crate::api::addons::PgBouncer;
 use crate::plan::pgbouncer;
 use crate::platform::kube::names;
@@ -28,6 +28,10 @@ pub const CONFIG_DIR: &str = "/etc/pgbouncer";
 pub const INI: &str = "pgbouncer.ini";
 /// The Secret's key (and file) with the pooler user's password, for pgBouncer's `auth_user`.
 pub const USERS_FILE: &str = "users.txt";
+/// The directory of its certificate for clients (`tls.crt`, `tls.key`, `ca.crt`).
+const FRONTEND: &str = "frontend";
+/// The CA that PostgreSQL's certificate must chain to.
+const SERVER_CA: &str = "server-ca.crt";
 
 /// The pooler's objects; none without `spec.proxy.pgBouncer`.
 pub struct Parts {
@@ -56,9 +60,10 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         // No socket: the root filesystem is read-only, and nothing in the pod uses one.
         unix_socket_dir: String::new(),
         auth_file: file(USERS_FILE),
-        ca_file: file("ca.crt"),
-        cert_file: file("tls.crt"),
-        key_file: file("tls.key"),
+        ca_file: file(&format!("{FRONTEND}/ca.crt")),
+        cert_file: file(&format!("{FRONTEND}/tls.crt")),
+        key_file: file(&format!("{FRONTEND}/tls.key")),
+        server_ca_file: file(SERVER_CA),
         primary_host: ctx.names.service_host(&ctx.names.primary()),
         primary_port: ctx.cluster.port() as u16,
         admin_users: None,
@@ -99,6 +104,33 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         .volume_mounts
         .get_or_insert_with(Vec::new)
         .push(pods::mount_ro("pgbouncer-config", CONFIG_DIR));
+    let item = |key: &str, path: &str| KeyToPath {
+        key: key.into(),
+        path: path.into(),
+        ..Default::default()
+    };
+    let secret = |name: String, items: Vec<KeyToPath>| VolumeProjection {
+        secret: Some(SecretProjection {
+            name,
+            items: Some(items),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // PostgreSQL's CA: the cluster's, or that of the spec's server certificate (only its
+    // `ca.crt`, never its key).
+    let server_ca = match &ctx.cluster.spec.custom_tls_secret {
+        None => secret(ctx.names.ca(), vec![item("ca.crt", SERVER_CA)]),
+        Some(custom) => {
+            let key = custom
+                .items
+                .iter()
+                .flatten()
+                .find(|i| i.path == "ca.crt")
+                .map_or("ca.crt", |i| i.key.as_str());
+            secret(custom.name.clone(), vec![item(key, SERVER_CA)])
+        }
+    };
     let volume = Volume {
         name: "pgbouncer-config".into(),
         projected: Some(ProjectedVolumeSource {
@@ -112,22 +144,10 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
                     }),
                     ..Default::default()
                 },
-                VolumeProjection {
-                    secret: Some(SecretProjection {
-                        name: name.clone(),
-                        items: Some(
-                            [USERS_FILE, "tls.crt", "tls.key", "ca.crt"]
-                                .map(|k| k8s_openapi::api::core::v1::KeyToPath {
-                                    key: k.into(),
-                                    path: k.into(),
-                                    ..Default::default()
-                                })
-                                .into(),
-                        ),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
+                secret(name.clone(), vec![item(USERS_FILE, USERS_FILE)]),
+                // Its certificate for clients: the spec's, or the one pgdeck issues.
+                instances::tls_projection(spec.custom_tls_secret.as_ref(), name.clone(), FRONTEND),
+                server_ca,
             ]),
         }),
         ..Default::default()

@@ -109,10 +109,17 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Secret>, TlsError> {
         ]);
         out.push(secret(ctx, name, &[], data));
     }
-    for (name, mut files) in tls::render(ctx)? {
-        if name == ctx.names.pgbouncer() {
-            files.extend(pooler_login(ctx, &name));
+    let mut certificates = tls::render(ctx)?;
+    if super::pgbouncer::spec(ctx).is_some() {
+        // pgBouncer's login, and the certificate pgdeck issues it (unless the spec has one).
+        let name = ctx.names.pgbouncer();
+        let mut files = pooler_login(ctx, &name);
+        if let Some(i) = certificates.iter().position(|(n, _)| *n == name) {
+            files.extend(certificates.remove(i).1);
         }
+        out.push(secret(ctx, name, &[], files));
+    }
+    for (name, files) in certificates {
         out.push(secret(ctx, name, &[], files));
     }
     Ok(out)

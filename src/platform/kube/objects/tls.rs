@@ -88,7 +88,7 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
             vec![],
         ));
     }
-    if super::pgbouncer::spec(ctx).is_some() {
+    if super::pgbouncer::spec(ctx).is_some_and(|p| p.custom_tls_secret.is_none()) {
         // pgBouncer's certificate for its clients (its Secret also holds its login).
         leaves.push((
             names.pgbouncer(),
