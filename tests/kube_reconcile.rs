@@ -1705,6 +1705,44 @@ async fn pgbouncer_objects_follow_the_spec(h: &Harness) {
         .unwrap();
     h.reconcile(NS, "pooled").await.unwrap();
     assert_eq!(pooler(status(h, "pooled").await), Some((2, 2)));
+    let before = h.mark();
+    h.reconcile(NS, "pooled").await.unwrap();
+    assert_eq!(
+        h.writes_since(before),
+        vec![],
+        "a settled pooler is not written"
+    );
+    // A new setting rolls the pods: pgBouncer reads its ini only at start.
+    let template_hash = |d: Deployment| {
+        d.spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()[names::CONFIG_HASH]
+            .clone()
+    };
+    let first = template_hash(deployments.get(&name).await.unwrap());
+    h.edit(NS, "pooled", |c| {
+        let config = c
+            .spec
+            .proxy
+            .as_mut()
+            .unwrap()
+            .pg_bouncer
+            .config
+            .as_mut()
+            .unwrap();
+        config
+            .global
+            .as_mut()
+            .unwrap()
+            .insert("pool_mode".into(), "session".into());
+    })
+    .await;
+    h.reconcile(NS, "pooled").await.unwrap();
+    assert_ne!(template_hash(deployments.get(&name).await.unwrap()), first);
     let users_job = |jobs: BTreeSet<String>| {
         jobs.into_iter()
             .find(|j| j.starts_with("pooled-users-"))
