@@ -1724,21 +1724,9 @@ async fn pgbouncer_objects_follow_the_spec(h: &Harness) {
             .clone()
     };
     let first = template_hash(deployments.get(&name).await.unwrap());
+    // pgBouncer's settings back to its defaults.
     h.edit(NS, "pooled", |c| {
-        let config = c
-            .spec
-            .proxy
-            .as_mut()
-            .unwrap()
-            .pg_bouncer
-            .config
-            .as_mut()
-            .unwrap();
-        config
-            .global
-            .as_mut()
-            .unwrap()
-            .insert("pool_mode".into(), "session".into());
+        c.spec.proxy.as_mut().unwrap().pg_bouncer.config = None;
     })
     .await;
     h.reconcile(NS, "pooled").await.unwrap();

@@ -749,17 +749,7 @@ spec:
         value("hippo-superuser", "password"),
         "the Job signs in as postgres with the superuser's password: they must be one"
     );
-    let job = rendered
-        .jobs
-        .iter()
-        .find(|j| {
-            j.metadata
-                .name
-                .as_deref()
-                .unwrap()
-                .starts_with("hippo-users-")
-        })
-        .unwrap();
+    let job = users_job(&rendered);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.yaml");
     let text = [
@@ -865,6 +855,19 @@ fn run_job(
         "the Job failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// hippo's users Job.
+fn users_job(o: &pgdeck::platform::kube::objects::Objects) -> &k8s_openapi::api::batch::v1::Job {
+    o.jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("hippo-users-"))
+        })
+        .expect("hippo's users Job")
 }
 
 /// An SQL string literal.
@@ -1338,22 +1341,12 @@ spec:
         String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
     };
     let container = |o: &objects::Objects| {
-        o.jobs
-            .iter()
-            .find(|j| {
-                j.metadata
-                    .name
-                    .as_deref()
-                    .unwrap()
-                    .starts_with("hippo-users-")
-            })
-            .unwrap()
+        users_job(o)
             .spec
-            .as_ref()
+            .clone()
             .unwrap()
             .template
             .spec
-            .as_ref()
             .unwrap()
             .containers[0]
             .clone()

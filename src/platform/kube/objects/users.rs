@@ -27,6 +27,31 @@ pub(super) fn superuser_env(ctx: &Ctx) -> Vec<EnvVar> {
     ]
 }
 
+/// The verifier of Secret `secret`, as an environment variable's source.
+fn verifier_env(secret: &str) -> EnvVar {
+    EnvVar {
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: VERIFIER.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The verifier `secrets` hold in Secret `name` (empty before it exists).
+fn verifier(secrets: &[Secret], name: &str) -> Vec<u8> {
+    secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
+        .unwrap_or_default()
+        .0
+}
+
 pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
     let users = ctx.cluster.users();
     let mut env = superuser_env(ctx);
@@ -46,21 +71,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         var(&mut env, format!("user{i}"), plain_env("", &u.name));
         let options = u.options.as_deref().unwrap_or_default();
         var(&mut env, format!("options{i}"), plain_env("", options));
-        var(
-            &mut env,
-            format!("verifier{i}"),
-            EnvVar {
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: secret.clone(),
-                        key: VERIFIER.into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        );
+        var(&mut env, format!("verifier{i}"), verifier_env(&secret));
         // `options` are role attributes, validated to be one clause (no `;`, comments or
         // control characters); `%s` places them, the rest is quoted.
         sql.push_str(&format!(
@@ -74,12 +85,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
                  GRANT ALL PRIVILEGES ON DATABASE :\"db{i}_{j}\" TO :\"user{i}\";\n"
             ));
         }
-        let verifier = secrets
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(&secret))
-            .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
-            .unwrap_or_default();
-        fingerprint.extend(verifier.0);
+        fingerprint.extend(verifier(secrets, &secret));
     }
     // pgBouncer's role, and its function in every database that takes connections: each
     // name comes from the server, NUL-separated, into PGDATABASE (never parsed as a
@@ -87,21 +93,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
     let mut pooler = String::new();
     if super::pgbouncer::spec(ctx).is_some() {
         let name = ctx.names.pgbouncer();
-        var(
-            &mut env,
-            "pooler_verifier".into(),
-            EnvVar {
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: name.clone(),
-                        key: VERIFIER.into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        );
+        var(&mut env, "pooler_verifier".into(), verifier_env(&name));
         sql.push_str(&pgbouncer::role_sql_with(":'pooler_verifier'"));
         sql.push('\n');
         pooler = format!(
@@ -111,12 +103,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
              done\n",
             pgbouncer::install_sql()
         );
-        let verifier = secrets
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(&name))
-            .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
-            .unwrap_or_default();
-        fingerprint.extend(verifier.0);
+        fingerprint.extend(verifier(secrets, &name));
     } else {
         sql.push_str(&pgbouncer::disable_sql());
         sql.push('\n');
