@@ -191,6 +191,42 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
 }
 
 // The test's own thread blocks on tmux; the API server answers from the other workers.
+/// With pgBouncer, the Connection tab gets each user's pgBouncer URI from their Secret, and
+/// says its pools are not read on Kubernetes rather than waiting for them.
+#[tokio::test]
+async fn the_console_shows_pgbouncers_uri_and_that_its_pools_are_not_read() {
+    let h = Harness::new().await;
+    let mut hippo = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    hippo.metadata.namespace = Some(NS.into());
+    hippo.spec.proxy = Some(Default::default());
+    h.create(&manifest::to_yaml(&hippo)).await;
+    h.settle(NS, "hippo").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    source.open((NS.into(), "hippo".into()));
+    let users = next(&mut rx, |d| match d {
+        Data::Credentials { users, .. } => Some(users),
+        _ => None,
+    })
+    .await;
+    let pooled = &users[0]
+        .uris
+        .iter()
+        .find(|(l, _)| l == "pgbouncer")
+        .expect("a pgbouncer URI")
+        .1;
+    assert!(pooled.contains("@hippo-pgbouncer.db.svc:5432/"), "{pooled}");
+    let pools = next(&mut rx, |d| match d {
+        Data::Pools { result, .. } => Some(result),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        pools,
+        Err(pgdeck::console::source::POOLS_UNREAD.to_string())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_in_a_terminal_on_kubernetes() {
     let h = with_hippo().await;

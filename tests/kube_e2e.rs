@@ -3,8 +3,8 @@
 //! kind and loading the instance image.
 //!
 //! It installs the CRD, runs `pgdeck operator` against the cluster (out of cluster, as a child
-//! process), and drives the CLI as a DBA would: apply --wait, get, status, uri, switchover, scale,
-//! self-healing of a deleted Service, delete.
+//! process), and drives the CLI as a DBA would: apply --wait, get, status, uri, a query through
+//! pgBouncer, switchover, scale, self-healing of a deleted Service, delete.
 
 mod common;
 
@@ -13,6 +13,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{pgdeck, repo_root};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -158,7 +159,10 @@ async fn a_cluster_on_kind_from_apply_to_delete() {
         .unwrap()
         .replace(
             "  postgresVersion: 15\n",
-            &format!("  postgresVersion: 15\n  image: {image}\n  imagePullPolicy: IfNotPresent\n"),
+            &format!(
+                "  postgresVersion: 15\n  image: {image}\n  imagePullPolicy: IfNotPresent\n  \
+                 proxy: {{pgBouncer: {{}}}}\n"
+            ),
         );
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), manifest).unwrap();
@@ -177,6 +181,43 @@ async fn a_cluster_on_kind_from_apply_to_delete() {
         env.ok(&["uri", "hippo"])
             .contains(&format!("@hippo-primary.{namespace}.svc:5432/hippo"))
     );
+
+    // pgBouncer: its pod ready in status, its URI in the user's Secret, and a query through it
+    // (a Job of the instance image with that URI: TLS to pgBouncer, auth_query to PostgreSQL).
+    wait_for(
+        "pgBouncer to be ready",
+        Duration::from_secs(300),
+        || async { env.status("hippo")["proxy"]["pgBouncer"]["readyReplicas"] == 1 },
+    )
+    .await;
+    assert!(
+        env.ok(&["uri", "hippo", "--pgbouncer"])
+            .contains(&format!("@hippo-pgbouncer.{namespace}.svc:5432/hippo"))
+    );
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "through-pgbouncer"},
+        "spec": {"backoffLimit": 10, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "psql", "image": image,
+                "command": ["psql", "--no-psqlrc", "-c", "SELECT 1", "$(URI)?sslmode=require"],
+                "env": [{"name": "URI", "valueFrom": {"secretKeyRef":
+                    {"name": "hippo-pguser-hippo", "key": "pgbouncer-uri"}}}],
+            }],
+        }}},
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    wait_for(
+        "a query through pgBouncer",
+        Duration::from_secs(300),
+        || async {
+            let job = jobs.get("through-pgbouncer").await.unwrap();
+            job.status.and_then(|s| s.succeeded).unwrap_or(0) == 1
+        },
+    )
+    .await;
 
     env.ok(&["switchover", "hippo", "--wait", "--timeout", "5m"]);
     let after = env.status("hippo");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::kube::{Harness, Permission};
 use common::{pgdeck, read, repo_root};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, PersistentVolumeClaim, Pod, ResourceRequirements, Secret, Service,
@@ -24,6 +24,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
 use pgdeck::api::addons::{PgBouncer, Proxy};
+use pgdeck::api::addons::{Exporter, Monitoring, PgMonitor};
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::observe::conditions;
@@ -1723,17 +1724,165 @@ async fn clone_without_a_source_starts_nothing(h: &Harness) {
     }
 }
 
+/// `spec.proxy.pgBouncer` (assets/examples/pgbouncer.yaml): PGO's `<c>-pgbouncer` Deployment,
+/// Service, ConfigMap, Secret and PodDisruptionBudget, owned by the cluster; each user's Secret
+/// gains the pgbouncer keys; `status.proxy.pgBouncer` counts what the Deployment reports ready.
+/// Removing the field removes them all, and the users Job that follows takes the pooler's login.
+async fn pgbouncer_objects_follow_the_spec(h: &Harness) {
+    h.create(&example("pgbouncer.yaml")).await;
+    settle(h, "pooled").await;
+    let uid = h.cluster(NS, "pooled").await.metadata.uid.unwrap();
+    let name = "pooled-pgbouncer".to_string();
+    let deployments: Api<Deployment> = Api::namespaced(h.store.clone(), NS);
+    let deployment = deployments.get(&name).await.unwrap();
+    assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
+    let owned =
+        |refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
+            refs.iter()
+                .flatten()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        };
+    assert!(owned(&deployment.metadata.owner_references));
+    assert!(h.names::<Service>(NS).await.contains(&name));
+    assert!(h.names::<ConfigMap>(NS).await.contains(&name));
+    assert!(h.names::<PodDisruptionBudget>(NS).await.contains(&name));
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    for s in [name.clone(), "pooled-pguser-app".into()] {
+        assert!(
+            owned(&secrets.get(&s).await.unwrap().metadata.owner_references),
+            "{s}"
+        );
+    }
+    let user = secrets
+        .get("pooled-pguser-app")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let text = |k: &str| String::from_utf8(user[k].0.clone()).unwrap();
+    assert_eq!(text("pgbouncer-host"), format!("pooled-pgbouncer.{NS}.svc"));
+    assert_eq!(text("pgbouncer-port"), "6432");
+    assert!(
+        text("pgbouncer-uri").ends_with(&format!("@pooled-pgbouncer.{NS}.svc:6432/app")),
+        "{}",
+        text("pgbouncer-uri")
+    );
+    assert!(text("pgbouncer-jdbc-uri").starts_with(&format!(
+        "jdbc:postgresql://pooled-pgbouncer.{NS}.svc:6432/app?"
+    )));
+    let pooler = |s: pgdeck::api::PostgresClusterStatus| {
+        s.proxy
+            .map(|p| (p.pg_bouncer.replicas, p.pg_bouncer.ready_replicas))
+    };
+    assert_eq!(
+        pooler(status(h, "pooled").await),
+        Some((2, 0)),
+        "no pod is ready yet"
+    );
+
+    // The Deployment reports its pods ready: so does the status.
+    deployments
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"replicas": 2, "readyReplicas": 2}})),
+        )
+        .await
+        .unwrap();
+    h.reconcile(NS, "pooled").await.unwrap();
+    assert_eq!(pooler(status(h, "pooled").await), Some((2, 2)));
+    let before = h.mark();
+    h.reconcile(NS, "pooled").await.unwrap();
+    assert_eq!(
+        h.writes_since(before),
+        vec![],
+        "a settled pooler is not written"
+    );
+    // A new setting rolls the pods: pgBouncer reads its ini only at start.
+    let template_hash = |d: Deployment| {
+        d.spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()[names::CONFIG_HASH]
+            .clone()
+    };
+    let first = template_hash(deployments.get(&name).await.unwrap());
+    // pgBouncer's settings back to its defaults.
+    h.edit(NS, "pooled", |c| {
+        c.spec.proxy.as_mut().unwrap().pg_bouncer.config = None;
+    })
+    .await;
+    h.reconcile(NS, "pooled").await.unwrap();
+    assert_ne!(template_hash(deployments.get(&name).await.unwrap()), first);
+    let users_job = |jobs: BTreeSet<String>| {
+        jobs.into_iter()
+            .find(|j| j.starts_with("pooled-users-"))
+            .unwrap()
+    };
+    let with_pooler = users_job(h.names::<Job>(NS).await);
+
+    h.edit(NS, "pooled", |c| c.spec.proxy = None).await;
+    let mark = h.mark();
+    settle(h, "pooled").await;
+    assert!(h.names::<Deployment>(NS).await.is_empty());
+    assert!(!h.names::<Service>(NS).await.contains(&name));
+    assert!(!h.names::<ConfigMap>(NS).await.contains(&name));
+    assert!(!h.names::<Secret>(NS).await.contains(&name));
+    assert!(!h.names::<PodDisruptionBudget>(NS).await.contains(&name));
+    // The user's Secret is applied again without the pgbouncer keys (the API server drops the
+    // keys pgdeck no longer applies; the in-memory store merges, so what was applied is
+    // checked as rendered from the cluster and its Secrets as they are now).
+    assert!(
+        h.writes_since(mark)
+            .iter()
+            .any(|c| c.method == "PATCH" && c.path.ends_with("/secrets/pooled-pguser-app")),
+        "the user's Secret is applied again"
+    );
+    let cluster = h.cluster(NS, "pooled").await;
+    let inputs = Inputs {
+        secrets: secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| (s.name_any(), s.data.unwrap_or_default()))
+            .collect(),
+        owner_uid: Some(uid.clone()),
+        ..Default::default()
+    };
+    let applied = objects::render(&cluster, &inputs).unwrap();
+    let user = applied
+        .secrets
+        .iter()
+        .find(|s| s.name_any() == "pooled-pguser-app")
+        .unwrap()
+        .data
+        .clone()
+        .unwrap();
+    assert!(user.contains_key("uri"));
+    assert!(
+        !user.keys().any(|k| k.starts_with("pgbouncer-")),
+        "{:?}",
+        user.keys()
+    );
+    assert_eq!(pooler(status(h, "pooled").await), None);
+    assert_ne!(
+        users_job(h.names::<Job>(NS).await),
+        with_pooler,
+        "a users Job without the pooler (its role can no longer log in) runs"
+    );
+}
+
 /// A cluster written to the API directly (kubectl, not pgdeck) with a field Kubernetes does
 /// not support: the operator writes nothing but its status, which names the field and why;
 /// once the field is gone the cluster is made.
 async fn unsupported_fields_change_nothing(h: &Harness) {
     let mut cluster = manifest::parse(&example("minimal.yaml")).unwrap();
-    cluster.spec.proxy = Some(Proxy {
-        pg_bouncer: PgBouncer {
-            replicas: Some(2),
-            ..Default::default()
-        },
-    });
+    cluster.spec.openshift = Some(true);
     h.create(&manifest::to_yaml(&cluster)).await;
     let mark = h.mark();
     h.reconcile(NS, "minimal").await.unwrap();
@@ -1754,13 +1903,14 @@ async fn unsupported_fields_change_nothing(h: &Harness) {
         );
         assert!(
             c.message.contains(
-                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented on Kubernetes yet"
+                "spec.openshift: not supported on Kubernetes: pgdeck has no OpenShift-specific \
+                 behaviour yet"
             ),
             "{type_}: {}",
             c.message
         );
     }
-    h.edit(NS, "minimal", |c| c.spec.proxy = None).await;
+    h.edit(NS, "minimal", |c| c.spec.openshift = None).await;
     h.reconcile(NS, "minimal").await.unwrap();
     assert!(!instances(h, "minimal").await.is_empty());
     let degraded = status(h, "minimal").await;
@@ -2356,6 +2506,11 @@ async fn init_sql_runs_once_in_a_job_and_a_failure_waits_for_new_sql() {
 }
 
 #[tokio::test]
+async fn pgbouncer_objects_are_owned_counted_in_status_and_removed_with_the_field() {
+    pgbouncer_objects_follow_the_spec(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn parts_removed_from_the_spec_are_pruned() {
     removed_parts_are_pruned(&Harness::new().await).await;
 }
@@ -2550,7 +2705,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         keep_annotations_release_volumes_at_once,
         a_failed_pass_does_not_repeat_a_switchover,
         oversized_answers_are_not_read,
-        init_sql_runs_once_in_a_job
+        init_sql_runs_once_in_a_job,
+        pgbouncer_objects_follow_the_spec
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

@@ -1228,3 +1228,421 @@ spec:
         "f"
     );
 }
+
+/// The document of `kind` named `name`.
+fn doc<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// A Secret's value, decoded.
+fn decoded(secret: &Value, key: &str) -> String {
+    use base64::Engine;
+    let encoded = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// `spec.proxy.pgBouncer` renders PGO's objects (assets/examples/pgbouncer.yaml, whose every
+/// document the schema test above validates): the Deployment runs `pgbouncer` with the ini of
+/// the ConfigMap and the Secret's files, locked down, placed and sized as the spec says; the
+/// Service and the PodDisruptionBudget select its pods; every pool leads to `<c>-primary`; the
+/// certificate chains to the cluster's CA for the Service's name; each user's Secret carries the
+/// pgbouncer keys.
+#[test]
+fn pgbouncer_renders_as_pgo_does() {
+    let docs = rendered("assets/examples/pgbouncer.yaml");
+    let deployment = doc(&docs, "Deployment", "pooled-pgbouncer");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let pod = &spec["template"]["spec"];
+    let labels = &spec["template"]["metadata"]["labels"];
+    assert_eq!(labels["team"], "payments", "spec.proxy.pgBouncer.metadata");
+    for (k, v) in spec["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(&labels[k], v, "the selector selects the pods");
+    }
+    let c = &pod["containers"][0];
+    assert_eq!(c["name"], "pgbouncer");
+    assert_eq!(c["image"], "ghcr.io/pgdeck/postgres:15");
+    assert_eq!(
+        c["command"],
+        serde_yaml::from_str::<Value>("[pgbouncer, /etc/pgbouncer/pgbouncer.ini]").unwrap()
+    );
+    assert_eq!(c["ports"][0]["name"], "pgbouncer");
+    assert_eq!(c["ports"][0]["containerPort"], 6432);
+    assert_eq!(c["readinessProbe"]["tcpSocket"]["port"], 6432);
+    assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["priorityClassName"], "poolers");
+    assert_eq!(pod["tolerations"][0]["key"], "pooler");
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert!(pod["affinity"]["podAntiAffinity"].is_mapping());
+    let sources = &pod["volumes"][0]["projected"]["sources"];
+    assert_eq!(sources[0]["configMap"]["name"], "pooled-pgbouncer");
+    let typed: k8s_openapi::api::apps::v1::Deployment =
+        serde_yaml::from_value(deployment.clone()).unwrap();
+    assert_projects(&typed, "pooled-pgbouncer", ("pooled-cluster-ca", "ca.crt"));
+
+    let service = doc(&docs, "Service", "pooled-pgbouncer");
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(service["spec"]["ports"][0]["nodePort"], 32100);
+    assert_eq!(service["spec"]["ports"][0]["port"], 6432);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "pgbouncer");
+    assert_eq!(service["metadata"]["annotations"]["team"], "payments");
+    let budget = doc(&docs, "PodDisruptionBudget", "pooled-pgbouncer");
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    for selector in [
+        &service["spec"]["selector"],
+        &budget["spec"]["selector"]["matchLabels"],
+    ] {
+        for (k, v) in selector.as_mapping().unwrap() {
+            assert_eq!(&labels[k], v);
+        }
+    }
+
+    let ini = doc(&docs, "ConfigMap", "pooled-pgbouncer")["data"]["pgbouncer.ini"]
+        .as_str()
+        .unwrap();
+    for line in [
+        "listen_addr = *",
+        "listen_port = 6432",
+        "pool_mode = transaction",
+        "auth_user = _crunchypgbouncer",
+        "auth_file = /etc/pgbouncer/users.txt",
+        "client_tls_sslmode = require",
+        "server_tls_sslmode = verify-full",
+        "server_tls_ca_file = /etc/pgbouncer/server-ca.crt",
+        "client_tls_cert_file = /etc/pgbouncer/frontend/tls.crt",
+        "client_tls_key_file = /etc/pgbouncer/frontend/tls.key",
+        "app = pool_size=20 host=pooled-primary.apps.svc port=5432",
+        "app = max_user_connections=100",
+    ] {
+        assert!(ini.lines().any(|l| l == line), "{line:?} in\n{ini}");
+    }
+
+    let secret = doc(&docs, "Secret", "pooled-pgbouncer");
+    let password = decoded(secret, "password");
+    assert_eq!(
+        decoded(secret, "users.txt"),
+        format!("\"_crunchypgbouncer\" \"{password}\"\n")
+    );
+    assert!(decoded(secret, "verifier").starts_with("SCRAM-SHA-256$4096:"));
+    let ca = decoded(doc(&docs, "Secret", "pooled-cluster-ca"), "ca.crt");
+    assert_eq!(decoded(secret, "ca.crt"), ca);
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = openssl_verify(
+        dir.path(),
+        ca.as_bytes(),
+        decoded(secret, "tls.crt").as_bytes(),
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("DNS:pooled-pgbouncer.apps.svc"), "{text}");
+
+    let user = doc(&docs, "Secret", "pooled-pguser-app");
+    let user_password = decoded(user, "password");
+    assert_eq!(
+        decoded(user, "pgbouncer-host"),
+        "pooled-pgbouncer.apps.svc"
+    );
+    assert_eq!(decoded(user, "pgbouncer-port"), "6432");
+    let uri = decoded(user, "pgbouncer-uri");
+    assert!(
+        uri.starts_with("postgresql://app:")
+            && uri.ends_with("@pooled-pgbouncer.apps.svc:6432/app"),
+        "{uri}"
+    );
+    let jdbc = decoded(user, "pgbouncer-jdbc-uri");
+    assert!(
+        jdbc.starts_with("jdbc:postgresql://pooled-pgbouncer.apps.svc:6432/app?")
+            && jdbc.contains("prepareThreshold=0")
+            && jdbc.ends_with("&user=app"),
+        "{jdbc}"
+    );
+    assert!(!user_password.is_empty());
+    // Without the field: none of it.
+    let plain = rendered("assets/examples/ha.yaml");
+    assert!(!plain.iter().any(|d| {
+        d["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-pgbouncer"))
+            || d["data"]["pgbouncer-uri"].is_string()
+    }));
+}
+
+/// pgBouncer's pods get exactly these Secret items: its login file, its certificate for clients
+/// from `frontend`, and PostgreSQL's CA (`server_ca`: Secret and key); no private key of a CA or
+/// of PostgreSQL.
+fn assert_projects(
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+    frontend: &str,
+    server_ca: (&str, &str),
+) {
+    let pod = deployment.spec.clone().unwrap().template.spec.unwrap();
+    let volume = pod.volumes.unwrap().remove(0);
+    let sources = volume.projected.unwrap().sources.unwrap();
+    let projected: Vec<(String, String, String)> = sources
+        .iter()
+        .filter_map(|s| s.secret.as_ref())
+        .flat_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .map(|i| (s.name.clone(), i.key.clone(), i.path.clone()))
+        })
+        .collect();
+    let item = |secret: &str, key: &str, path: &str| {
+        (secret.to_string(), key.to_string(), path.to_string())
+    };
+    let mut want = vec![item("pooled-pgbouncer", "users.txt", "users.txt")];
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        want.push(item(frontend, file, &format!("frontend/{file}")));
+    }
+    want.push(item(server_ca.0, server_ca.1, "server-ca.crt"));
+    assert_eq!(projected, want);
+}
+
+/// Certificates of the spec's: pgBouncer's own `customTLSSecret` is projected as its
+/// certificate for clients (pgdeck issues none), and with the cluster's `customTLSSecret`
+/// pgBouncer verifies PostgreSQL against that Secret's `ca.crt` alone; the Deployment passes
+/// the schemas.
+#[test]
+fn pgbouncer_takes_certificates_of_the_specs() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs};
+    let mut cluster =
+        manifest::parse(&read(&repo_root().join("assets/examples/pgbouncer.yaml"))).unwrap();
+    let projection = |yaml: &str| serde_yaml::from_str(yaml).unwrap();
+    cluster
+        .spec
+        .proxy
+        .as_mut()
+        .unwrap()
+        .pg_bouncer
+        .custom_tls_secret = Some(projection("{name: pooler-tls}"));
+    cluster.spec.custom_tls_secret = Some(projection(
+        "{name: shop-tls, items: [{key: root.pem, path: ca.crt}, {key: cert, path: tls.crt}, {key: key, path: tls.key}]}",
+    ));
+    cluster.spec.custom_replication_tls_secret = Some(projection("{name: shop-replication}"));
+    let rendered = objects::render(&cluster, &Inputs::default()).unwrap();
+    let secret = rendered
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("pooled-pgbouncer"))
+        .unwrap();
+    let keys: Vec<&String> = secret.data.as_ref().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["password", "users.txt", "verifier"],
+        "no certificate issued"
+    );
+    let deployment = &rendered.deployments[0];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deployment.yaml");
+    std::fs::write(&file, serde_yaml::to_string(deployment).unwrap()).unwrap();
+    validate(&file, 1);
+    assert_projects(deployment, "pooler-tls", ("shop-tls", "root.pem"));
+}
+
+/// What pgdeck sets in `pgbouncer.ini` (where it listens, TLS both ways, how it authenticates,
+/// where every pool leads) stays pgdeck's whatever the spec says: Kubernetes refuses such
+/// settings by name, and the ConfigMap keeps pgdeck's should they reach the renderer anyway.
+#[test]
+fn the_pgbouncer_ini_keeps_pgdecks_settings_over_the_specs() {
+    use pgdeck::api::manifest;
+    use pgdeck::api::support::{Platform, refusals};
+    use pgdeck::platform::kube::objects::{self, Inputs};
+    let mut cluster =
+        manifest::parse(&read(&repo_root().join("assets/examples/pgbouncer.yaml"))).unwrap();
+    let config = cluster
+        .spec
+        .proxy
+        .as_mut()
+        .unwrap()
+        .pg_bouncer
+        .config
+        .as_mut()
+        .unwrap();
+    config.global.as_mut().unwrap().extend(
+        [
+            ("listen_port", "1"),
+            ("client_tls_sslmode", "disable"),
+            ("server_tls_sslmode", "disable"),
+            ("auth_user", "postgres"),
+            (
+                "auth_query",
+                "SELECT usename, passwd FROM pg_shadow WHERE usename=$1",
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    config
+        .databases
+        .as_mut()
+        .unwrap()
+        .insert("evil".into(), "host=evil.example port=5432".into());
+    let refused: Vec<String> = refusals(&cluster, Platform::Kube)
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    for field in [
+        "global.listen_port",
+        "global.client_tls_sslmode",
+        "global.server_tls_sslmode",
+        "global.auth_user",
+        "global.auth_query",
+        "databases.evil",
+    ] {
+        assert!(
+            refused.contains(&format!("spec.proxy.pgBouncer.config.{field}")),
+            "{field} refused: {refused:?}"
+        );
+    }
+    let rendered = objects::render(&cluster, &Inputs::default()).unwrap();
+    let ini = rendered
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("pooled-pgbouncer"))
+        .unwrap()
+        .data
+        .as_ref()
+        .unwrap()["pgbouncer.ini"]
+        .clone();
+    for line in [
+        "listen_port = 6432",
+        "client_tls_sslmode = require",
+        "server_tls_sslmode = verify-full",
+        "auth_user = _crunchypgbouncer",
+        "auth_query = SELECT username, password FROM pgbouncer.get_auth($1)",
+        "evil = host=evil.example port=5432 host=pooled-primary.apps.svc port=5432",
+    ] {
+        assert!(ini.lines().any(|l| l == line), "{line:?} in\n{ini}");
+    }
+    for line in [
+        "listen_port = 1",
+        "client_tls_sslmode = disable",
+        "auth_user = postgres",
+    ] {
+        assert!(!ini.lines().any(|l| l == line), "{line:?} in\n{ini}");
+    }
+}
+
+/// With pgBouncer, the users Job (run against a real PostgreSQL) gives `_crunchypgbouncer` the
+/// verifier of the `<c>-pgbouncer` Secret and installs `pgbouncer.get_auth` in every database
+/// that takes connections, one named to break out of the script among them, and `template1`
+/// (so databases made later have it): the pooler signs in with the Secret's password and looks
+/// an application user up, never a superuser. Without pgBouncer the next Job takes its login.
+#[test]
+fn the_users_job_installs_pgbouncers_login_and_function_in_every_database() {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs};
+    let scratch = ScratchPostgres::start();
+    scratch.query("CREATE ROLE replicator REPLICATION LOGIN");
+    let hostile = "x\nSQL\ntouch pwned\n$(touch pwned) dbname=postgres host=elsewhere";
+    scratch.query(&format!("CREATE DATABASE {}", ident(hostile)));
+    let mut cluster = manifest::parse(
+        "apiVersion: pgdeck.dev/v1beta1
+kind: PostgresCluster
+metadata: {name: hippo, namespace: db}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  users:
+    - {name: hippo, databases: [hippo]}
+    - {name: postgres}
+  proxy: {pgBouncer: {}}
+",
+    )
+    .unwrap();
+    let rendered = objects::render(&cluster, &Inputs::default()).unwrap();
+    let value = |name: &str, key: &str| {
+        let s = rendered
+            .secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no Secret {name}"));
+        String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+    };
+    let job = users_job(&rendered);
+    assert!(
+        !users_job_container(job).command.unwrap()[2]
+            .contains(&value("hippo-pgbouncer", "verifier")),
+        "the verifier comes from the Secret, not the script"
+    );
+    run_users_job(&scratch, job, value);
+    let marker = scratch.dir.path().join("pwned");
+    assert!(!marker.exists(), "a database name ran as shell");
+    assert_eq!(
+        scratch.query("SELECT rolpassword FROM pg_authid WHERE rolname = '_crunchypgbouncer'"),
+        value("hippo-pgbouncer", "verifier")
+    );
+    // As pgBouncer would: the pooler over TCP with its Secret's password, in each database.
+    let as_pooler = |db: &str, sql: &str| {
+        let out = Command::new("psql")
+            .args(["-XAtq", "-h", "127.0.0.1", "-p", &scratch.port.to_string()])
+            .args(["-U", "_crunchypgbouncer", "-c", sql])
+            .env("PGDATABASE", db)
+            .env("PGPASSWORD", value("hippo-pgbouncer", "password"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let auth = pgdeck::plan::pgbouncer::AUTH_QUERY;
+    for db in ["postgres", "hippo", "template1", hostile] {
+        let hippo = as_pooler(db, &auth.replace("$1", "'hippo'"));
+        assert_eq!(
+            hippo,
+            (
+                true,
+                format!("hippo|{}", value("hippo-pguser-hippo", "verifier"))
+            ),
+            "in {db:?}"
+        );
+        assert_eq!(
+            as_pooler(db, &auth.replace("$1", "'postgres'")),
+            (true, String::new()),
+            "a superuser is never looked up, in {db:?}"
+        );
+    }
+
+    // pgBouncer removed: the next users Job leaves the role unable to log in.
+    cluster.spec.proxy = None;
+    let inputs = Inputs {
+        secrets: rendered
+            .secrets
+            .iter()
+            .map(|s| (s.metadata.name.clone().unwrap(), s.data.clone().unwrap()))
+            .collect(),
+        ..Default::default()
+    };
+    let without = objects::render(&cluster, &inputs).unwrap();
+    run_users_job(&scratch, users_job(&without), value);
+    let (ok, said) = as_pooler("postgres", "SELECT 1");
+    assert!(!ok, "the pooler still signs in: {said}");
+    assert_eq!(
+        scratch.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = '_crunchypgbouncer'"),
+        "f"
+    );
+}
+
+/// An SQL identifier.
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}

@@ -158,8 +158,12 @@ const KUBE_CONFIG_FILES: Support =
     Refused("spec.config.files are not projected into the instances yet");
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
+const KUBE_POOLER_FILES: Support = Refused(
+    "pgBouncer's configuration files are not projected into its pods yet: put its settings in \
+     config.global, config.databases and config.users",
+);
+
 // Refused on both platforms.
-const KUBE_NO_PGBOUNCER: Support = Refused("pgBouncer is not implemented on Kubernetes yet");
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
      spec.dataSource.postgresCluster",
@@ -376,85 +380,56 @@ pub const FIELDS: &[Field] = &[
         KUBE_RESTORE,
     ),
     field("spec.proxy", Works, Works),
-    field("spec.proxy.pgBouncer", Works, KUBE_NO_PGBOUNCER),
-    field(
-        "spec.proxy.pgBouncer.metadata",
+    field("spec.proxy.pgBouncer", Works, Works),
+    field("spec.proxy.pgBouncer.metadata", NO_OBJECTS, Works),
+    opaque("spec.proxy.pgBouncer.metadata.labels", NO_OBJECTS, Works),
+    opaque(
+        "spec.proxy.pgBouncer.metadata.annotations",
         NO_OBJECTS,
-        KUBE_NO_PGBOUNCER,
-    ),
-    field(
-        "spec.proxy.pgBouncer.image",
-        NO_POOLER_IMAGE,
-        KUBE_NO_PGBOUNCER,
-    ),
-    field("spec.proxy.pgBouncer.replicas", Works, KUBE_NO_PGBOUNCER),
-    field(
-        "spec.proxy.pgBouncer.port",
-        NO_POOLER_PORT,
-        KUBE_NO_PGBOUNCER,
-    ),
-    field("spec.proxy.pgBouncer.config", Works, KUBE_NO_PGBOUNCER),
-    // Locally, what pgdeck sets itself is refused by plan::pgbouncer::local_refusals.
-    opaque(
-        "spec.proxy.pgBouncer.config.global",
         Works,
-        KUBE_NO_PGBOUNCER,
     ),
-    opaque(
-        "spec.proxy.pgBouncer.config.databases",
-        Works,
-        KUBE_NO_PGBOUNCER,
-    ),
-    opaque(
-        "spec.proxy.pgBouncer.config.users",
-        Works,
-        KUBE_NO_PGBOUNCER,
-    ),
+    field("spec.proxy.pgBouncer.image", NO_POOLER_IMAGE, Works),
+    field("spec.proxy.pgBouncer.replicas", Works, Works),
+    field("spec.proxy.pgBouncer.port", NO_POOLER_PORT, Works),
+    field("spec.proxy.pgBouncer.config", Works, Works),
+    // What pgdeck sets itself is refused by plan::pgbouncer::{local,kube}_refusals.
+    opaque("spec.proxy.pgBouncer.config.global", Works, Works),
+    opaque("spec.proxy.pgBouncer.config.databases", Works, Works),
+    opaque("spec.proxy.pgBouncer.config.users", Works, Works),
     opaque(
         "spec.proxy.pgBouncer.config.files",
         NO_PROJECTIONS,
-        KUBE_NO_PGBOUNCER,
+        KUBE_POOLER_FILES,
     ),
-    opaque(
-        "spec.proxy.pgBouncer.resources",
-        NO_POOLER_RESOURCES,
-        KUBE_NO_PGBOUNCER,
-    ),
-    opaque(
-        "spec.proxy.pgBouncer.affinity",
-        NO_SCHEDULER,
-        KUBE_NO_PGBOUNCER,
-    ),
-    opaque(
-        "spec.proxy.pgBouncer.tolerations",
-        NO_SCHEDULER,
-        KUBE_NO_PGBOUNCER,
-    ),
+    opaque("spec.proxy.pgBouncer.resources", NO_POOLER_RESOURCES, Works),
+    opaque("spec.proxy.pgBouncer.affinity", NO_SCHEDULER, Works),
+    opaque("spec.proxy.pgBouncer.tolerations", NO_SCHEDULER, Works),
     opaque(
         "spec.proxy.pgBouncer.topologySpreadConstraints",
         NO_SCHEDULER,
-        KUBE_NO_PGBOUNCER,
+        Works,
     ),
     field(
         "spec.proxy.pgBouncer.priorityClassName",
         NO_SCHEDULER,
-        KUBE_NO_PGBOUNCER,
+        Works,
     ),
-    field(
-        "spec.proxy.pgBouncer.minAvailable",
-        NO_BUDGETS,
-        KUBE_NO_PGBOUNCER,
-    ),
-    field(
-        "spec.proxy.pgBouncer.service",
+    field("spec.proxy.pgBouncer.minAvailable", NO_BUDGETS, Works),
+    field("spec.proxy.pgBouncer.service", NO_SERVICES, Works),
+    field("spec.proxy.pgBouncer.service.metadata", NO_SERVICES, Works),
+    opaque(
+        "spec.proxy.pgBouncer.service.metadata.labels",
         NO_SERVICES,
-        KUBE_NO_PGBOUNCER,
+        Works,
     ),
     opaque(
-        "spec.proxy.pgBouncer.customTLSSecret",
-        NO_LOCAL_TLS,
-        KUBE_NO_PGBOUNCER,
+        "spec.proxy.pgBouncer.service.metadata.annotations",
+        NO_SERVICES,
+        Works,
     ),
+    field("spec.proxy.pgBouncer.service.type", NO_SERVICES, Works),
+    field("spec.proxy.pgBouncer.service.nodePort", NO_SERVICES, Works),
+    opaque("spec.proxy.pgBouncer.customTLSSecret", NO_LOCAL_TLS, Works),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", Works, Works),
     field("spec.monitoring.pgmonitor.exporter", Works, Works),
@@ -537,10 +512,10 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
         errors: Vec::new(),
     };
     walk.node(&spec, "spec".into(), "spec".into());
-    if platform == Platform::Local {
-        walk.errors
-            .extend(crate::plan::pgbouncer::local_refusals(cluster));
-    }
+    walk.errors.extend(match platform {
+        Platform::Local => crate::plan::pgbouncer::local_refusals(cluster),
+        Platform::Kube => crate::plan::pgbouncer::kube_refusals(cluster),
+    });
     walk.errors
         .extend(crate::plan::standby::refusals(cluster, platform));
     walk.errors
@@ -773,16 +748,11 @@ mod tests {
     }
 
     #[test]
-    fn pgbouncer_works_locally_but_what_cannot_work_here_is_refused_by_name() {
+    fn pgbouncer_works_on_both_platforms_but_what_cannot_work_there_is_refused_by_name() {
         let pgbouncer =
             "  proxy: {pgBouncer: {replicas: 2, config: {global: {pool_mode: transaction}}}}\n";
         assert!(refused(pgbouncer, Platform::Local).is_empty());
-        assert_eq!(
-            refused(pgbouncer, Platform::Kube),
-            [
-                "spec.proxy.pgBouncer: not supported on Kubernetes: pgBouncer is not implemented on Kubernetes yet"
-            ]
-        );
+        assert!(refused(pgbouncer, Platform::Kube).is_empty());
         let placed =
             "  proxy: {pgBouncer: {image: x, port: 6432, config: {global: {listen_addr: '*'}}}}\n";
         let paths: Vec<String> = refusals(&cluster(placed), Platform::Local)
@@ -796,6 +766,23 @@ mod tests {
                 "spec.proxy.pgBouncer.port",
                 "spec.proxy.pgBouncer.config.global.listen_addr"
             ]
+        );
+        // On Kubernetes what is Kubernetes' works, certificates of the spec's among it; what
+        // pgdeck sets and files it does not project do not.
+        assert!(
+            refusals(&cluster(placed), Platform::Kube)
+                .iter()
+                .map(|e| e.path.as_str())
+                .eq(["spec.proxy.pgBouncer.config.global.listen_addr"])
+        );
+        let kube = "  proxy: {pgBouncer: {config: {files: [{secret: {name: x}}]}, customTLSSecret: {name: y}}}\n  customTLSSecret: {name: z}\n  customReplicationTLSSecret: {name: r}\n";
+        let paths: BTreeSet<String> = refusals(&cluster(kube), Platform::Kube)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            BTreeSet::from(["spec.proxy.pgBouncer.config.files".to_string()])
         );
     }
 
@@ -864,10 +851,7 @@ mod tests {
                 .into_iter()
                 .map(|e| e.path)
                 .collect();
-            let mut expected = BTreeSet::new();
-            if platform == Platform::Kube {
-                expected.insert("spec.proxy.pgBouncer".into());
-            }
+            let expected = BTreeSet::new();
             assert_eq!(paths, expected, "{platform}");
         }
     }

@@ -104,15 +104,7 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 user,
                 replica,
                 pgbouncer,
-            } => {
-                if pgbouncer {
-                    return Err(failure(
-                        "pgBouncer is not implemented on Kubernetes yet: `uri --pgbouncer` works \
-                         on the local platform",
-                    ));
-                }
-                kube.uri(&name, user.as_deref(), replica).await
-            }
+            } => kube.uri(&name, user.as_deref(), replica, pgbouncer).await,
             Command::Switchover { name, to, wait } => {
                 kube.switchover(&name, to.as_deref(), &wait).await
             }
@@ -338,19 +330,35 @@ impl Kube {
 
     /// The user's connection URI from its `<c>-pguser-<user>` Secret (the replicas' Service
     /// instead of the primary's with `replica`).
-    async fn uri(&self, name: &str, user: Option<&str>, replica: bool) -> Result<(), Failure> {
+    async fn uri(
+        &self,
+        name: &str,
+        user: Option<&str>,
+        replica: bool,
+        pgbouncer: bool,
+    ) -> Result<(), Failure> {
         let cluster = self.cluster(name).await?;
+        if pgbouncer && cluster.spec.proxy.is_none() {
+            return Err(failure(format!(
+                "{name} has no pgBouncer: set spec.proxy.pgBouncer"
+            )));
+        }
         let spec = views::user(&cluster, user).map_err(failure)?;
         let secret = Names::new(name, &self.ns).pguser(&spec.name);
         let found = connect::user(&self.client, &self.ns, name, &spec.name)
             .await
             .map_err(|e| failure(format!("cannot read secret {}/{secret}: {e}", self.ns)))?;
         let uri = found
-            .and_then(|c| if replica { c.replicas } else { c.primary })
+            .and_then(|c| match (pgbouncer, replica) {
+                (true, _) => c.pgbouncer,
+                (false, true) => c.replicas,
+                (false, false) => c.primary,
+            })
             .ok_or_else(|| {
                 failure(format!(
-                    "secret {}/{secret} has no uri yet: the operator writes it when it reconciles {name}",
-                    self.ns
+                    "secret {}/{secret} has no {} yet: the operator writes it when it reconciles {name}",
+                    self.ns,
+                    if pgbouncer { "pgbouncer-uri" } else { "uri" }
                 ))
             })?;
         print(&format!("{uri}\n"));

@@ -30,9 +30,9 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(30);
 /// How long a PAUSE may take to drain the pools before the switchover goes on without it.
 pub const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Settings of `[pgbouncer]` that pgdeck sets on the local platform: where it listens, TLS on
+/// Settings of `[pgbouncer]` that pgdeck sets on both platforms: where it listens, TLS on
 /// both sides, and how it authenticates. `spec.proxy.pgBouncer.config.global` may not set them.
-pub const LOCAL_RESERVED: &[&str] = &[
+pub const RESERVED: &[&str] = &[
     "listen_addr",
     "listen_port",
     "unix_socket_dir",
@@ -58,9 +58,9 @@ pub const LOCAL_RESERVED: &[&str] = &[
     "user",
 ];
 
-/// Connection settings of a `[databases]` entry that pgdeck sets on the local platform, so
-/// every pool leads to the primary.
-pub const LOCAL_DATABASE_RESERVED: &[&str] = &["host", "port"];
+/// Connection settings of a `[databases]` entry that pgdeck sets, so every pool leads to the
+/// primary.
+pub const DATABASE_RESERVED: &[&str] = &["host", "port"];
 
 /// Where one pgBouncer runs and what it reaches.
 pub struct Placement {
@@ -69,8 +69,10 @@ pub struct Placement {
     /// Its admin console's socket directory (empty: none).
     pub unix_socket_dir: String,
     pub auth_file: String,
-    /// The CA that signs both the server's certificate and PostgreSQL's.
+    /// The CA of its own certificate's chain (`client_tls_ca_file`).
     pub ca_file: String,
+    /// The CA that PostgreSQL's certificate must chain to (`server_tls_ca_file`).
+    pub server_ca_file: String,
     pub cert_file: String,
     pub key_file: String,
     /// The primary, as every pool reaches it.
@@ -81,7 +83,7 @@ pub struct Placement {
 }
 
 /// `pgbouncer.ini`: PGO's settings, the spec's `config.global` over them, then what pgdeck
-/// must set (see [`LOCAL_RESERVED`]); `[databases]` sends every database (or the spec's
+/// must set (see [`RESERVED`]); `[databases]` sends every database (or the spec's
 /// entries) to the primary; `[users]` as the spec says. Keys and values were validated (one
 /// line each), so nothing here can start another section.
 pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
@@ -114,7 +116,7 @@ pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
         ("client_tls_cert_file", at.cert_file.clone()),
         ("client_tls_key_file", at.key_file.clone()),
         ("server_tls_sslmode", "verify-full".to_string()),
-        ("server_tls_ca_file", at.ca_file.clone()),
+        ("server_tls_ca_file", at.server_ca_file.clone()),
     ];
     global.extend(ours.into_iter().map(|(k, v)| (k.to_string(), v)));
     if let Some(admins) = &at.admin_users {
@@ -170,6 +172,12 @@ pub fn auth_file(entries: &[(&str, &str)]) -> String {
 /// The pooler's role, able to log in with `verifier` (a SCRAM verifier: the password never
 /// reaches the server). Runs once per cluster, as the superuser.
 pub fn role_sql(verifier: &str) -> String {
+    role_sql_with(&literal(verifier))
+}
+
+/// [`role_sql`] with the verifier as an SQL expression: psql's `:'variable'`, so that the
+/// verifier comes from the environment rather than the script.
+pub fn role_sql_with(verifier: &str) -> String {
     format!(
         "DO $pgdeck$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '{POOLER_USER}') THEN
@@ -178,8 +186,7 @@ pub fn role_sql(verifier: &str) -> String {
 END $pgdeck$;
 ALTER ROLE \"{POOLER_USER}\" NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 ALTER ROLE \"{POOLER_USER}\" SET search_path TO {SCHEMA};
-ALTER ROLE \"{POOLER_USER}\" LOGIN PASSWORD {};",
-        literal(verifier)
+ALTER ROLE \"{POOLER_USER}\" LOGIN PASSWORD {verifier};"
     )
 }
 
@@ -234,8 +241,26 @@ END $pgdeck$;"
 }
 
 /// What the local platform refuses in `spec.proxy.pgBouncer.config`: settings pgdeck makes
-/// itself ([`LOCAL_RESERVED`], and `host`/`port` of a database, which lead to the primary).
+/// itself ([`RESERVED`], and `host`/`port` of a database, which lead to the primary).
 pub fn local_refusals(cluster: &PostgresCluster) -> Vec<FieldError> {
+    refusals(
+        cluster,
+        "the local platform",
+        "pgBouncer listens on 127.0.0.1 with TLS and authenticates clients through PostgreSQL",
+    )
+}
+
+/// What Kubernetes refuses in `spec.proxy.pgBouncer.config`: the same settings as locally.
+pub fn kube_refusals(cluster: &PostgresCluster) -> Vec<FieldError> {
+    refusals(
+        cluster,
+        "Kubernetes",
+        "pgBouncer listens on its pod's port with TLS and authenticates clients through \
+         PostgreSQL",
+    )
+}
+
+fn refusals(cluster: &PostgresCluster, platform: &str, why: &str) -> Vec<FieldError> {
     let Some(config) = cluster
         .spec
         .proxy
@@ -247,24 +272,25 @@ pub fn local_refusals(cluster: &PostgresCluster) -> Vec<FieldError> {
     let base = "spec.proxy.pgBouncer.config";
     let mut out = Vec::new();
     for key in config.global.iter().flatten().map(|(k, _)| k) {
-        if LOCAL_RESERVED.contains(&key.to_ascii_lowercase().as_str()) {
+        if RESERVED.contains(&key.to_ascii_lowercase().as_str()) {
             out.push(FieldError::new(
                 format!("{base}.global.{key}"),
-                "not supported on the local platform: pgdeck sets it (pgBouncer listens on \
-                 127.0.0.1 with TLS and authenticates clients through PostgreSQL)",
+                format!("not supported on {platform}: pgdeck sets it ({why})"),
             ));
         }
     }
     for (db, value) in config.databases.iter().flatten() {
         let sets = value.split_whitespace().any(|kv| {
             let key = kv.split('=').next().unwrap_or_default().trim();
-            LOCAL_DATABASE_RESERVED.contains(&key.to_ascii_lowercase().as_str())
+            DATABASE_RESERVED.contains(&key.to_ascii_lowercase().as_str())
         });
         if sets {
             out.push(FieldError::new(
                 format!("{base}.databases.{db}"),
-                "not supported on the local platform: host and port are pgdeck's, which point \
-                 every database at the current primary",
+                format!(
+                    "not supported on {platform}: host and port are pgdeck's, which point \
+                     every database at the current primary"
+                ),
             ));
         }
     }
@@ -318,6 +344,7 @@ mod tests {
             unix_socket_dir: "/h/run".into(),
             auth_file: "/h/users.txt".into(),
             ca_file: "/h/ca.crt".into(),
+            server_ca_file: "/h/ca.crt".into(),
             cert_file: "/h/tls.crt".into(),
             key_file: "/h/tls.key".into(),
             primary_host: "127.0.0.1".into(),
@@ -454,7 +481,7 @@ mod tests {
         #[test]
         fn no_setting_of_the_spec_overrides_pgdecks(
             global in proptest::collection::btree_map("[a-z_]{1,24}", "[ -~]{0,30}", 0..8),
-            reserved in proptest::sample::subsequence(LOCAL_RESERVED.to_vec(), 0..4),
+            reserved in proptest::sample::subsequence(RESERVED.to_vec(), 0..4),
             databases in proptest::collection::btree_map("[a-z*]{1,8}", "[a-z_=0-9 ]{0,20}", 0..3),
         ) {
             let mut global = global;

@@ -457,6 +457,7 @@ current-context: fake
             k8s_openapi::api::core::v1::Service,
             k8s_openapi::api::core::v1::PersistentVolumeClaim,
             StatefulSet,
+            k8s_openapi::api::apps::v1::Deployment,
             k8s_openapi::api::policy::v1::PodDisruptionBudget,
             k8s_openapi::api::networking::v1::NetworkPolicy,
             k8s_openapi::api::batch::v1::Job,

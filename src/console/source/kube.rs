@@ -87,6 +87,12 @@ impl KubeSource {
                     let events = events(&client, &key).await.ok();
                     let users = credentials(&client, &cluster).await;
                     send_details(&tx, &key, events, users, &mut sent_credentials);
+                    if cluster.spec.proxy.is_some() {
+                        let _ = tx.send(Data::Pools {
+                            key: key.clone(),
+                            result: Err(POOLS_UNREAD.into()),
+                        });
+                    }
                 }
                 tokio::time::sleep(refresh).await;
             }
@@ -253,6 +259,10 @@ async fn events(client: &Client, key: &Key) -> Result<Vec<ClusterEvent>, kube::E
     Ok(out)
 }
 
+/// Why the Connection tab shows no pools on Kubernetes.
+pub const POOLS_UNREAD: &str =
+    "not read on Kubernetes: pgBouncer's admin console is not reachable from here";
+
 /// Each user's password and URIs, as far as the operator has written its Secret.
 async fn credentials(client: &Client, cluster: &PostgresCluster) -> Vec<Credential> {
     let mut out = Vec::new();
@@ -265,10 +275,14 @@ async fn credentials(client: &Client, cluster: &PostgresCluster) -> Vec<Credenti
             Some(c) => (
                 c.password,
                 c.database,
-                [("primary", c.primary), ("replicas", c.replicas)]
-                    .into_iter()
-                    .filter_map(|(label, uri)| Some((label.to_string(), uri?)))
-                    .collect(),
+                [
+                    ("primary", c.primary),
+                    ("replicas", c.replicas),
+                    ("pgbouncer", c.pgbouncer),
+                ]
+                .into_iter()
+                .filter_map(|(label, uri)| Some((label.to_string(), uri?)))
+                .collect(),
             ),
             None => (None, None, Vec::new()),
         };

@@ -1,5 +1,5 @@
 //! How users reach a cluster on Kubernetes: what the operator wrote into the user's
-//! `<c>-pguser-<user>` Secret, for the primary's Service and for the replicas'.
+//! `<c>-pguser-<user>` Secret, for the primary's Service, the replicas' and pgBouncer's.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
@@ -13,6 +13,8 @@ pub struct UserConnection {
     pub primary: Option<String>,
     /// Through `<c>-replicas`.
     pub replicas: Option<String>,
+    /// Through `<c>-pgbouncer`, while the cluster has pgBouncer.
+    pub pgbouncer: Option<String>,
 }
 
 /// The user's Secret, `None` until the operator has written it.
@@ -45,5 +47,6 @@ pub async fn user(
         database: field("dbname"),
         primary,
         replicas,
+        pgbouncer: field("pgbouncer-uri"),
     }))
 }

@@ -14,6 +14,8 @@ pub const ROLE_REPLICA: &str = "replica";
 /// What an object is part of: `instance`, `repo-host`, `backup`, `users`, `init-sql`.
 pub const COMPONENT: &str = "pgdeck.dev/component";
 pub const INIT_SQL: &str = "init-sql";
+/// The component of pgBouncer's objects and pods.
+pub const PGBOUNCER: &str = "pgbouncer";
 /// On an init SQL Job and its pod: the digest of the SQL it runs.
 pub const INIT_SQL_DIGEST: &str = "pgdeck.dev/init-sql-digest";
 /// The repository a repository volume holds.
@@ -136,6 +138,10 @@ impl<'a> Names<'a> {
     }
     pub fn scheduled_backup(&self, repo: &str, kind: &str) -> String {
         self.of(&format!("{repo}-{kind}"))
+    }
+    /// pgBouncer's Deployment, Service, ConfigMap, Secret and PodDisruptionBudget (PGO's name).
+    pub fn pgbouncer(&self) -> String {
+        self.of("pgbouncer")
     }
     pub fn users_job(&self, digest: &str) -> String {
         self.of(&format!("users-{digest}"))

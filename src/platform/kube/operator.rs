@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
@@ -181,6 +181,8 @@ async fn controller(client: Client, namespace: Option<&str>, ctx: Arc<Context>) 
     ctx.metrics.watch_clusters(Some(clusters.clone()));
     controller
         .owns(scoped::<StatefulSet>(&client, namespace), ours.clone())
+        // pgBouncer's: its ready pods are in the status.
+        .owns(scoped::<Deployment>(&client, namespace), ours.clone())
         .owns(scoped::<Service>(&client, namespace), ours.clone())
         .owns(scoped::<ConfigMap>(&client, namespace), ours.clone())
         .owns(scoped::<Secret>(&client, namespace), ours.clone())

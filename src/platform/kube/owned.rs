@@ -1,7 +1,7 @@
 //! What a cluster has on the API server: its objects of every kind pgdeck writes, and its pods,
 //! found by the `pgdeck.dev/cluster` label (one list per kind).
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
@@ -39,10 +39,13 @@ pub async fn list(client: &Client, namespace: &str, cluster: &str) -> Result<Own
         of::<RoleBinding>(client, namespace, &params),
         of::<Service>(client, namespace, &params),
     )?;
-    let (network_policies, volumes, stateful_sets, budgets, jobs, cron_jobs, pods) = tokio::try_join!(
+    let (network_policies, volumes, stateful_sets, deployments) = tokio::try_join!(
         of::<NetworkPolicy>(client, namespace, &params),
         of::<PersistentVolumeClaim>(client, namespace, &params),
         of::<StatefulSet>(client, namespace, &params),
+        of::<Deployment>(client, namespace, &params),
+    )?;
+    let (budgets, jobs, cron_jobs, pods) = tokio::try_join!(
         of::<PodDisruptionBudget>(client, namespace, &params),
         of::<Job>(client, namespace, &params),
         of::<CronJob>(client, namespace, &params),
@@ -59,6 +62,7 @@ pub async fn list(client: &Client, namespace: &str, cluster: &str) -> Result<Own
             network_policies,
             volumes,
             stateful_sets,
+            deployments,
             budgets,
             jobs,
             cron_jobs,

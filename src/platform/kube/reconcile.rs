@@ -175,7 +175,15 @@ impl Run<'_> {
                 unsupported,
                 ..Default::default()
             };
-            return Ok(status::build(cluster, &seen, repos, &activity, None, None));
+            return Ok(status::build(
+                cluster,
+                &self.owned.objects.deployments,
+                &seen,
+                repos,
+                &activity,
+                None,
+                None,
+            ));
         }
 
         self.problem = objects::restore_problem(cluster);
@@ -323,6 +331,7 @@ impl Run<'_> {
         };
         let mut status = status::build(
             cluster,
+            &self.owned.objects.deployments,
             &seen,
             repos,
             &activity,
@@ -498,6 +507,9 @@ impl Run<'_> {
                     replace: false,
                 },
             )
+            .await?;
+        w += self
+            .sync(&desired.deployments, &o.deployments, Policy::prune_all())
             .await?;
         w += self
             .sync(&desired.budgets, &o.budgets, Policy::prune_all())

@@ -1,12 +1,13 @@
 //! The status the operator writes: the same shape and conditions as on every platform (see
 //! `observe::status` and `observe::conditions`), from what the API and Patroni report.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 
 use super::names::Names;
 use super::proxy::Seen;
-use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::status::{PgBouncerStatus, PostgresClusterStatus, ProxyStatus, RepoStatus};
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
 
@@ -91,6 +92,7 @@ pub struct SwitchoverOutcome {
 /// transition times stay).
 pub fn build(
     cluster: &PostgresCluster,
+    deployments: &[Deployment],
     seen: &Seen,
     repos: Vec<RepoStatus>,
     activity: &Activity,
@@ -105,6 +107,7 @@ pub fn build(
         jiff::Timestamp::now(),
     );
     status.repos = repos;
+    status.proxy = pooler(cluster, deployments);
     if let Some(id) = &seen.system_identifier {
         status
             .patroni
@@ -122,6 +125,25 @@ pub fn build(
     }
     conditions::standard(cluster, &mut status, activity, problem);
     status
+}
+
+/// `status.proxy.pgBouncer`: the pgBouncers wanted, and those the `<c>-pgbouncer` Deployment
+/// counts ready (none until it exists); nothing without `spec.proxy.pgBouncer`.
+pub fn pooler(cluster: &PostgresCluster, deployments: &[Deployment]) -> Option<ProxyStatus> {
+    let spec = &cluster.spec.proxy.as_ref()?.pg_bouncer;
+    let name = Names::new(cluster.name(), cluster.namespace()).pgbouncer();
+    let ready = deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(&name))
+        .and_then(|d| d.status.as_ref()?.ready_replicas)
+        .unwrap_or(0);
+    Some(ProxyStatus {
+        pg_bouncer: PgBouncerStatus {
+            replicas: spec.replicas.unwrap_or(1),
+            ready_replicas: ready,
+            ..Default::default()
+        },
+    })
 }
 
 /// The status as it was (as read, or as the pass last recorded it), with the pass's error as

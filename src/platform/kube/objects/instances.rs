@@ -430,7 +430,7 @@ pub(super) const PRIVATE: i32 = 0o640;
 
 /// A TLS Secret's `tls.crt`, `tls.key` and `ca.crt` under `dir/`: the spec's own Secret (with
 /// its item mapping) or pgdeck's.
-fn tls_projection(
+pub(super) fn tls_projection(
     custom: Option<&SecretProjection>,
     generated: String,
     dir: &str,

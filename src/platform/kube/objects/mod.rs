@@ -8,6 +8,7 @@ mod exporter;
 mod init_sql;
 mod instances;
 mod network;
+mod pgbouncer;
 mod pods;
 mod rbac;
 mod restore;
@@ -19,7 +20,7 @@ mod users;
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
@@ -76,6 +77,7 @@ pub struct Objects {
     pub network_policies: Vec<NetworkPolicy>,
     pub volumes: Vec<PersistentVolumeClaim>,
     pub stateful_sets: Vec<StatefulSet>,
+    pub deployments: Vec<Deployment>,
     pub budgets: Vec<PodDisruptionBudget>,
     pub jobs: Vec<Job>,
     pub cron_jobs: Vec<CronJob>,
@@ -110,6 +112,12 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
     }
     out.secrets.extend(exporter::secret_of(&ctx));
     out.config_maps.extend(exporter::web_config(&ctx));
+    if let Some(p) = pgbouncer::render(&ctx, &out.secrets) {
+        out.config_maps.push(p.config);
+        out.deployments.push(p.deployment);
+        out.services.push(p.service);
+        out.budgets.extend(p.budget);
+    }
     out.jobs.push(users::render(&ctx, &out.secrets));
     out.jobs.extend(
         inputs
@@ -150,6 +158,9 @@ macro_rules! each_object {
             $body
         }
         for $o in objects.stateful_sets.$iter() {
+            $body
+        }
+        for $o in objects.deployments.$iter() {
             $body
         }
         for $o in objects.budgets.$iter() {

@@ -67,11 +67,32 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Secret>, TlsError> {
                         enc(&u.name)
                     ),
                 ),
-                ("password".to_string(), password),
+                ("password".to_string(), password.clone()),
                 (VERIFIER.to_string(), verifier),
             ]);
             if let Some(db) = db {
                 data.insert("dbname".into(), db.clone());
+            }
+            if let Some(pooler) = super::pgbouncer::spec(ctx) {
+                // PGO's keys, through the pooler's Service.
+                let host = ctx.names.service_host(&ctx.names.pgbouncer());
+                let port = super::pgbouncer::port(pooler);
+                let user = enc(&u.name);
+                let secret = enc(&password);
+                data.extend([
+                    ("pgbouncer-host".to_string(), host.clone()),
+                    ("pgbouncer-port".to_string(), port.to_string()),
+                    (
+                        "pgbouncer-uri".to_string(),
+                        format!("postgresql://{user}:{secret}@{host}:{port}{path}"),
+                    ),
+                    (
+                        "pgbouncer-jdbc-uri".to_string(),
+                        format!(
+                            "jdbc:postgresql://{host}:{port}{path}?password={secret}&prepareThreshold=0&user={user}"
+                        ),
+                    ),
+                ]);
             }
             secret(ctx, name, &[(PGUSER_LABEL, u.name.as_str())], data)
         })
@@ -88,10 +109,32 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Secret>, TlsError> {
         ]);
         out.push(secret(ctx, name, &[], data));
     }
-    for (name, files) in tls::render(ctx)? {
+    let mut certificates = tls::render(ctx)?;
+    if super::pgbouncer::spec(ctx).is_some() {
+        // pgBouncer's login, and the certificate pgdeck issues it (unless the spec has one).
+        let name = ctx.names.pgbouncer();
+        let mut files = pooler_login(ctx, &name);
+        if let Some(i) = certificates.iter().position(|(n, _)| *n == name) {
+            files.extend(certificates.remove(i).1);
+        }
+        out.push(secret(ctx, name, &[], files));
+    }
+    for (name, files) in certificates {
         out.push(secret(ctx, name, &[], files));
     }
     Ok(out)
+}
+
+/// pgBouncer's login to PostgreSQL as `plan::pgbouncer::POOLER_USER`: its password (in its
+/// authentication file, which pgBouncer reads), and the verifier the users Job gives the role.
+fn pooler_login(ctx: &Ctx, secret: &str) -> BTreeMap<String, String> {
+    let password = kept_password(ctx, secret, PasswordType::AlphaNumeric);
+    let users = plan::pgbouncer::auth_file(&[(plan::pgbouncer::POOLER_USER, &password)]);
+    BTreeMap::from([
+        (VERIFIER.to_string(), kept_verifier(ctx, secret, &password)),
+        ("password".to_string(), password),
+        (super::pgbouncer::USERS_FILE.to_string(), users),
+    ])
 }
 
 /// The value under `key` of the existing Secret `name`, when it has one.

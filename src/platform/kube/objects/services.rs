@@ -73,7 +73,7 @@ pub fn render(ctx: &Ctx) -> Vec<Service> {
 }
 
 /// A Service exposed as a `ServiceSpec` of the manifest says.
-fn exposed(
+pub(super) fn exposed(
     ctx: &Ctx,
     name: String,
     exposure: Option<&Exposure>,

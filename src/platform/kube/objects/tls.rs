@@ -88,6 +88,14 @@ pub fn render(ctx: &Ctx) -> Result<Vec<Files>, TlsError> {
             vec![],
         ));
     }
+    if super::pgbouncer::spec(ctx).is_some_and(|p| p.custom_tls_secret.is_none()) {
+        // pgBouncer's certificate for its clients (its Secret also holds its login).
+        leaves.push((
+            names.pgbouncer(),
+            names.pgbouncer(),
+            service_names(names.pgbouncer()).into(),
+        ));
+    }
     if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
         leaves.push((
             names.pgbackrest_cert(),

@@ -12,6 +12,7 @@ use super::Ctx;
 use super::pods::{self, Placement, Script, plain_env, secret_env};
 use super::secrets::VERIFIER;
 use crate::plan::monitoring::{self, MONITORING_ROLE, MONITORING_USER};
+use crate::plan::pgbouncer;
 use crate::platform::kube::names;
 
 /// psql's environment to reach the primary as the superuser, in the `postgres` database.
@@ -25,6 +26,31 @@ pub(super) fn superuser_env(ctx: &Ctx) -> Vec<EnvVar> {
         plain_env("PGCONNECT_TIMEOUT", "5"),
         secret_env("PGPASSWORD", ctx.names.superuser()),
     ]
+}
+
+/// The verifier of Secret `secret`, as an environment variable's source.
+fn verifier_env(secret: &str) -> EnvVar {
+    EnvVar {
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: VERIFIER.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The verifier `secrets` hold in Secret `name` (empty before it exists).
+fn verifier(secrets: &[Secret], name: &str) -> Vec<u8> {
+    secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))
+        .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
+        .unwrap_or_default()
+        .0
 }
 
 pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
@@ -50,8 +76,8 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
             plain_env("", &u.attributes()),
         );
         var(&mut env, format!("verifier{i}"), verifier_env(&secret));
-        // `options` are role attributes (with LOGIN unless they say NOLOGIN), validated to be one clause (no `;`, comments or
-        // control characters); `%s` places them, the rest is quoted.
+        // `options` are role attributes (with LOGIN unless they say NOLOGIN), validated to be one
+        // clause (no `;`, comments or control characters); `%s` places them, the rest is quoted.
         sql.push_str(&format!(
             "SELECT format('CREATE ROLE %I', :'user{i}') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user{i}') \\gexec\n\
              SELECT format('ALTER ROLE %I %s PASSWORD %L', :'user{i}', :'options{i}', :'verifier{i}') \\gexec\n"
@@ -63,7 +89,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
                  GRANT ALL PRIVILEGES ON DATABASE :\"db{i}_{j}\" TO :\"user{i}\";\n"
             ));
         }
-        fingerprint.extend(kept_verifier(secrets, &secret));
+        fingerprint.extend(verifier(secrets, &secret));
     }
     var(&mut env, "monitor".into(), plain_env("", MONITORING_USER));
     if monitoring::exporter(ctx.cluster).is_none() {
@@ -80,13 +106,36 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
              SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'monitor', :'monitor_verifier') \\gexec\n\
              GRANT {MONITORING_ROLE} TO :\"monitor\";\n"
         ));
-        fingerprint.extend(kept_verifier(secrets, &secret));
+        fingerprint.extend(verifier(secrets, &secret));
+    }
+    // pgBouncer's role, and its function in every database that takes connections: each
+    // name comes from the server, NUL-separated, into PGDATABASE (never parsed as a
+    // connection string), so no database name can reach the shell or the SQL.
+    let mut pooler = String::new();
+    if super::pgbouncer::spec(ctx).is_some() {
+        let name = ctx.names.pgbouncer();
+        var(&mut env, "pooler_verifier".into(), verifier_env(&name));
+        sql.push_str(&pgbouncer::role_sql_with(":'pooler_verifier'"));
+        sql.push('\n');
+        pooler = format!(
+            "psql --no-psqlrc -At0 -c 'SELECT datname FROM pg_catalog.pg_database WHERE datallowconn' \\\n\
+             | while IFS= read -r -d '' db; do\n\
+             PGDATABASE=\"$db\" psql --no-psqlrc --set ON_ERROR_STOP=1 <<'SQL' || exit 1\n{}\nSQL\n\
+             done\n",
+            pgbouncer::install_sql()
+        );
+        fingerprint.extend(verifier(secrets, &name));
+    } else {
+        sql.push_str(&pgbouncer::disable_sql());
+        sql.push('\n');
     }
     fingerprint.extend(sql.as_bytes());
+    fingerprint.extend(pooler.as_bytes());
     let digest = names::digest(&fingerprint);
     let script = format!(
-        "for _ in $(seq 120); do pg_isready --quiet && break; sleep 5; done\n\
-         psql --no-psqlrc --set ON_ERROR_STOP=1{psql_vars} <<'SQL'\n{sql}SQL\n"
+        "set -o pipefail\n\
+         for _ in $(seq 120); do pg_isready --quiet && break; sleep 5; done\n\
+         psql --no-psqlrc --set ON_ERROR_STOP=1{psql_vars} <<'SQL'\n{sql}SQL\n{pooler}"
     );
     let labels = ctx.labels_with(&[(names::COMPONENT, "users")]);
     let script = Script {
@@ -107,31 +156,6 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         )),
         ..Default::default()
     }
-}
-
-/// The `verifier` of Secret `secret`, as an environment variable's source.
-fn verifier_env(secret: &str) -> EnvVar {
-    EnvVar {
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: VERIFIER.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The verifier in Secret `secret` of `secrets`: a new one runs a new Job.
-fn kept_verifier(secrets: &[Secret], secret: &str) -> Vec<u8> {
-    secrets
-        .iter()
-        .find(|s| s.metadata.name.as_deref() == Some(secret))
-        .and_then(|s| s.data.as_ref()?.get(VERIFIER).cloned())
-        .unwrap_or_default()
-        .0
 }
 
 #[cfg(test)]

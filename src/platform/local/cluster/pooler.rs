@@ -414,6 +414,7 @@ impl Poolers<'_> {
                 unix_socket_dir: run.display().to_string(),
                 auth_file: users_path.display().to_string(),
                 ca_file: self.dir.ca_cert().display().to_string(),
+                server_ca_file: self.dir.ca_cert().display().to_string(),
                 cert_file: inst.tls_cert().display().to_string(),
                 key_file: inst.tls_key().display().to_string(),
                 primary_host: "127.0.0.1".into(),

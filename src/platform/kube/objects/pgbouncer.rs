@@ -1,0 +1,223 @@
+//! pgBouncer (`spec.proxy.pgBouncer`) as PGO runs it: a `<c>-pgbouncer` Deployment of
+//! `replicas` pods behind the `<c>-pgbouncer` Service, its `pgbouncer.ini` in the
+//! `<c>-pgbouncer` ConfigMap (rendered by `plan::pgbouncer`, every pool at the primary's
+//! Service over verified TLS), its login and certificate in the `<c>-pgbouncer` Secret (see
+//! `secrets`), and a PodDisruptionBudget when more than one runs or `minAvailable` asks. A
+//! change of its configuration or Secret rolls the pods (a digest in the pod template).
+//! The role and function it authenticates clients through are the users Job's (see `users`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapProjection, Container, KeyToPath, PodTemplateSpec, ProjectedVolumeSource,
+    Secret, SecretProjection, Service, ServicePort, Volume, VolumeProjection,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::pods::{self, Placement};
+use super::{Ctx, instances, services};
+use crate::api::addons::PgBouncer;
+use crate::plan::pgbouncer;
+use crate::platform::kube::names;
+
+/// Where the configuration, the authentication file and the certificate are in the pod.
+pub const CONFIG_DIR: &str = "/etc/pgbouncer";
+pub const INI: &str = "pgbouncer.ini";
+/// The Secret's key (and file) with the pooler user's password, for pgBouncer's `auth_user`.
+pub const USERS_FILE: &str = "users.txt";
+/// The directory of its certificate for clients (`tls.crt`, `tls.key`, `ca.crt`).
+const FRONTEND: &str = "frontend";
+/// The CA that PostgreSQL's certificate must chain to.
+const SERVER_CA: &str = "server-ca.crt";
+
+/// The pooler's objects; none without `spec.proxy.pgBouncer`.
+pub struct Parts {
+    pub config: ConfigMap,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub budget: Option<PodDisruptionBudget>,
+}
+
+pub fn spec<'a>(ctx: &Ctx<'a>) -> Option<&'a PgBouncer> {
+    ctx.cluster.spec.proxy.as_ref().map(|p| &p.pg_bouncer)
+}
+
+pub fn port(spec: &PgBouncer) -> i32 {
+    spec.port.unwrap_or(pgbouncer::DEFAULT_PORT)
+}
+
+pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
+    let spec = spec(ctx)?;
+    let name = ctx.names.pgbouncer();
+    let port = port(spec);
+    let file = |f: &str| format!("{CONFIG_DIR}/{f}");
+    let at = pgbouncer::Placement {
+        listen_addr: "*".into(),
+        listen_port: port as u16,
+        // No socket: the root filesystem is read-only, and nothing in the pod uses one.
+        unix_socket_dir: String::new(),
+        auth_file: file(USERS_FILE),
+        ca_file: file(&format!("{FRONTEND}/ca.crt")),
+        cert_file: file(&format!("{FRONTEND}/tls.crt")),
+        key_file: file(&format!("{FRONTEND}/tls.key")),
+        server_ca_file: file(SERVER_CA),
+        primary_host: ctx.names.service_host(&ctx.names.primary()),
+        primary_port: ctx.cluster.port() as u16,
+        admin_users: None,
+    };
+    let ini = pgbouncer::render(ctx.cluster, &at);
+    let labels = ctx.labels_with(&[(names::COMPONENT, names::PGBOUNCER)]);
+    let selector = BTreeMap::from([
+        (names::CLUSTER.to_string(), ctx.cluster.name().to_string()),
+        (names::COMPONENT.to_string(), names::PGBOUNCER.to_string()),
+    ]);
+
+    // What the pods read: a change rolls them (pgBouncer reads its files only at start).
+    let mut fingerprint = ini.clone().into_bytes();
+    if let Some(data) = secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(&name))
+        .and_then(|s| s.data.as_ref())
+    {
+        fingerprint.extend(serde_json::to_vec(data).expect("data serializes"));
+    }
+    let mut template = pods::template(ctx, spec.metadata.as_ref(), &labels);
+    template
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(names::CONFIG_HASH.into(), names::digest(&fingerprint));
+
+    let mut container = Container {
+        ports: Some(vec![pods::port(names::PGBOUNCER, port)]),
+        readiness_probe: Some(pods::tcp_probe(port)),
+        liveness_probe: Some(pods::tcp_probe(port)),
+        resources: spec.resources.clone(),
+        ..pods::container(ctx, "pgbouncer", vec!["pgbouncer".into(), file(INI)])
+    };
+    if let Some(image) = &spec.image {
+        container.image = Some(image.clone());
+    }
+    container
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(pods::mount_ro("pgbouncer-config", CONFIG_DIR));
+    let item = |key: &str, path: &str| KeyToPath {
+        key: key.into(),
+        path: path.into(),
+        ..Default::default()
+    };
+    let secret = |name: String, items: Vec<KeyToPath>| VolumeProjection {
+        secret: Some(SecretProjection {
+            name,
+            items: Some(items),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // PostgreSQL's CA: the cluster's, or that of the spec's server certificate (only its
+    // `ca.crt`, never its key).
+    let server_ca = match &ctx.cluster.spec.custom_tls_secret {
+        None => secret(ctx.names.ca(), vec![item("ca.crt", SERVER_CA)]),
+        Some(custom) => {
+            let key = custom
+                .items
+                .iter()
+                .flatten()
+                .find(|i| i.path == "ca.crt")
+                .map_or("ca.crt", |i| i.key.as_str());
+            secret(custom.name.clone(), vec![item(key, SERVER_CA)])
+        }
+    };
+    let volume = Volume {
+        name: "pgbouncer-config".into(),
+        projected: Some(ProjectedVolumeSource {
+            // Readable by the pod's group only (fsGroup): the key and the pooler's password.
+            default_mode: Some(0o440),
+            sources: Some(vec![
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: name.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                secret(name.clone(), vec![item(USERS_FILE, USERS_FILE)]),
+                // Its certificate for clients: the spec's, or the one pgdeck issues.
+                instances::tls_projection(spec.custom_tls_secret.as_ref(), name.clone(), FRONTEND),
+                server_ca,
+            ]),
+        }),
+        ..Default::default()
+    };
+    let placement = Placement {
+        affinity: spec.affinity.clone(),
+        tolerations: spec.tolerations.clone(),
+        topology_spread_constraints: spec.topology_spread_constraints.clone(),
+        priority_class_name: spec.priority_class_name.clone(),
+    };
+    // No ServiceAccount and no API token: pgBouncer needs no API access.
+    let pod = pods::pod(ctx, vec![container], vec![volume], None, placement);
+    let replicas = spec.replicas.unwrap_or(1);
+    let deployment = Deployment {
+        metadata: ctx.meta(name.clone(), labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(template),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let service = services::exposed(
+        ctx,
+        name.clone(),
+        spec.service.as_ref(),
+        selector.clone(),
+        ServicePort {
+            name: Some(names::PGBOUNCER.into()),
+            port,
+            protocol: Some("TCP".into()),
+            target_port: Some(IntOrString::String(names::PGBOUNCER.into())),
+            ..Default::default()
+        },
+    );
+
+    // As PGO: one pod kept through a drain when more than one runs, unless the spec says.
+    let min_available = spec
+        .min_available
+        .clone()
+        .or_else(|| (replicas > 1).then_some(IntOrString::Int(1)));
+    let budget = min_available.map(|min| PodDisruptionBudget {
+        metadata: ctx.meta(name.clone(), labels.clone()),
+        spec: Some(PodDisruptionBudgetSpec {
+            min_available: Some(min),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+
+    Some(Parts {
+        config: ConfigMap {
+            metadata: ctx.meta(name, labels),
+            data: Some(BTreeMap::from([(INI.to_string(), ini)])),
+            ..Default::default()
+        },
+        deployment,
+        service,
+        budget,
+    })
+}
