@@ -13,6 +13,7 @@
 //! changed manifest bring the next pass at once.
 
 mod backups;
+mod exporter;
 mod init_sql;
 mod instances;
 mod kept;
@@ -58,6 +59,7 @@ use crate::observe::patroni::Patroni;
 use crate::observe::replication::ReplicationProbe;
 use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
+use crate::plan::monitoring::{self, MONITORING_USER};
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
 use crate::plan::standby as plan_standby;
@@ -174,6 +176,8 @@ pub struct Worker {
     repos: Vec<RepoStatus>,
     /// Problems from the last pass and from background tasks, for the Degraded condition.
     problem: Option<String>,
+    /// Why an instance's exporter does not run, for the Exporter condition.
+    exporter_problem: Option<String>,
     backup_problem: Option<String>,
     switchover_result: Option<(bool, String)>,
     /// The last manual backup, as status reports it.
@@ -198,9 +202,7 @@ pub struct Worker {
     /// The last pass found nothing moving.
     settled: bool,
     last_nudge: Option<Instant>,
-    /// When Patroni's dynamic configuration was last made as the spec says: the generation and
-    /// the source leader a standby followed then.
-    last_config_check: Option<(i64, Option<plan_standby::Upstream>, Instant)>,
+    last_config_check: Option<(i64, Instant)>,
     retry_backup_at: Option<Instant>,
     /// What `spec.databaseInitSQL` needs this pass.
     init_sql: plan_init_sql::Next,
@@ -259,6 +261,7 @@ impl Worker {
             backup_outcome: None,
             written,
             problem: None,
+            exporter_problem: None,
             backup_problem: None,
             switchover_result: None,
             repos_read_at: None,
@@ -295,11 +298,7 @@ impl Worker {
                 });
             drop(permit);
             match result {
-                Ok(Flow::Done) => {
-                    self.shared
-                        .follow((self.ns.clone(), self.name.clone()), None);
-                    return;
-                }
+                Ok(Flow::Done) => return,
                 Ok(Flow::Continue) => {}
                 Err(e) => {
                     self.settled = false;
@@ -420,6 +419,15 @@ impl Worker {
                 self.pooler = None;
             } else {
                 let live = self.scale(&cluster, live, &seen)?;
+                let objects = ObjectStore::new(shared.home.clone());
+                let exporters = exporter::Exporter {
+                    cluster: &cluster,
+                    dir: &dir,
+                    account: &shared.account,
+                    ports: &shared.ports,
+                    objects: &objects,
+                };
+                let mut exporter_problems = Vec::new();
                 for rec in &live {
                     self.tasks.stops.remove(&rec.name);
                     let changed = rt.write_config(rec)?;
@@ -439,13 +447,23 @@ impl Worker {
                     }
                     let patroni = rt.ensure_running(rec)?;
                     let postmaster = instances::postmaster_pid(&dir.instance(&rec.name));
+                    // An exporter that cannot run is the exporter's problem, not the pass's.
+                    let exporter = match exporters.reconcile(rec).await {
+                        Ok(pid) => pid,
+                        Err(e) => {
+                            exporter_problems.push(format!("{}: {e}", rec.name));
+                            None
+                        }
+                    };
                     self.pulse.extend(
-                        [Some(patroni), postmaster]
+                        [Some(patroni), postmaster, exporter]
                             .into_iter()
                             .flatten()
                             .filter_map(Started::of),
                     );
                 }
+                self.exporter_problem =
+                    (!exporter_problems.is_empty()).then(|| exporter_problems.join("; "));
                 if self.state.dcs_credentials.is_none() {
                     // Every Patroni now has (or starts with) its etcd user: see etcd::secure.
                     self.state.dcs_credentials = Some(jiff::Timestamp::now());
@@ -1074,10 +1092,9 @@ impl Worker {
             return;
         };
         let generation = cluster.generation();
-        // A standby's source leader moved: at once, not at the next check.
-        let due = self.last_config_check.as_ref().is_none_or(|(g, up, at)| {
-            *g != generation || up.as_ref() != upstream || at.elapsed() > Duration::from_secs(15)
-        });
+        let due = self
+            .last_config_check
+            .is_none_or(|(g, at)| g != generation || at.elapsed() > Duration::from_secs(15));
         if due {
             match self.patroni.config(&leader_api).await {
                 Ok(current) => {
@@ -1089,7 +1106,7 @@ impl Worker {
                             return;
                         }
                     }
-                    self.last_config_check = Some((generation, upstream.cloned(), Instant::now()));
+                    self.last_config_check = Some((generation, Instant::now()));
                 }
                 Err(e) => tracing::debug!(cluster = %self.name, "{e}"),
             }
@@ -1139,10 +1156,15 @@ impl Worker {
                         .collect();
                     if current != self.state.users {
                         let conninfo = conninfo.clone();
+                        // Applied while an exporter ran, and none runs now.
+                        let disable: &[&str] = match self.state.users.get(MONITORING_USER) {
+                            Some(_) if !current.contains_key(MONITORING_USER) => &[MONITORING_USER],
+                            _ => &[],
+                        };
                         // A primary that stops answering mid-way must not hold the users
                         // task (and every later change of users) forever.
                         self.tasks.users = Some(tokio::spawn(async move {
-                            let apply = users::apply(&conninfo, &desired);
+                            let apply = users::apply(&conninfo, &desired, disable);
                             tokio::time::timeout(Duration::from_secs(60), apply)
                                 .await
                                 .unwrap_or_else(|_| {
@@ -1339,15 +1361,23 @@ impl Worker {
         &self,
         cluster: &PostgresCluster,
     ) -> Result<Vec<users::DesiredUser>, PlatformError> {
-        cluster
+        let mut desired = cluster
             .users()
             .into_iter()
             .map(|spec| {
                 let kind = spec.password.as_ref().map(|p| p.type_).unwrap_or_default();
                 let password = read_password(&self.dir, &user_key(&spec.name), kind)?;
-                Ok(users::DesiredUser { spec, password })
+                Ok(users::DesiredUser {
+                    spec,
+                    password,
+                    member_of: None,
+                })
             })
-            .collect()
+            .collect::<Result<Vec<_>, PlatformError>>()?;
+        if monitoring::exporter(cluster).is_some() {
+            desired.push(exporter::monitoring_user(&self.dir)?);
+        }
+        Ok(desired)
     }
 
     /// Act on a new value of `pgdeck.dev/trigger-switchover` (with `spec.patroni.switchover`).
@@ -1543,9 +1573,11 @@ impl Worker {
             );
             let records = state::instances(&self.dir);
             for i in &mut status.instances {
-                i.pending_restart |= records
-                    .iter()
-                    .any(|r| r.name == i.name && Self::stale(cluster, r, seen));
+                let rec = records.iter().find(|r| r.name == i.name);
+                i.pending_restart |= rec.is_some_and(|r| Self::stale(cluster, r, seen));
+                i.exporter = rec
+                    .and_then(|r| r.exporter_port)
+                    .map(|port| exporter::url(cluster, port));
             }
             status.observed_generation = Some(cluster.generation());
             if let Some(id) = &seen.system_identifier {
@@ -1579,6 +1611,14 @@ impl Worker {
             conditions::switchover(&mut status, trigger, result, cluster.generation());
         }
         self.set_conditions(cluster, &mut status);
+        let exporting =
+            monitoring::exporter(cluster).is_some() && cluster.spec.shutdown != Some(true);
+        conditions::exporter(
+            &mut status,
+            exporting,
+            self.exporter_problem.as_deref(),
+            cluster.generation(),
+        );
         let detail = match (&self.init_sql, &self.state.init_sql) {
             (plan_init_sql::Next::Failed, Some(run)) => run.error.clone().unwrap_or_default(),
             _ if self.tasks.init_sql.is_some() => "running".into(),
@@ -1602,20 +1642,12 @@ impl Worker {
         if self.written.as_ref() == Some(&status) {
             return false;
         }
-        let moved = before != status.primary && status.primary.is_some();
         match self
             .shared
             .store
             .write_status(&self.ns, &self.name, &status)
         {
-            Ok(()) => {
-                self.written = Some(status);
-                if moved {
-                    // Standbys read the source's leader from this status.
-                    self.shared
-                        .wake_followers(&(self.ns.clone(), self.name.clone()));
-                }
-            }
+            Ok(()) => self.written = Some(status),
             Err(e) => tracing::warn!(cluster = %self.name, "{e}"),
         }
         true
