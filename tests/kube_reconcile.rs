@@ -23,8 +23,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use pgdeck::actions;
-use pgdeck::api::addons::{PgBouncer, Proxy};
-use pgdeck::api::addons::{Exporter, Monitoring, PgMonitor};
 use pgdeck::api::patroni::SwitchoverType;
 use pgdeck::api::{PostgresCluster, manifest};
 use pgdeck::observe::conditions;

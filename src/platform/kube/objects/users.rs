@@ -271,7 +271,7 @@ spec:
         assert_eq!(value("PGDECK_DB0_1").value.as_deref(), Some(HOSTILE_DB));
         assert_eq!(
             value("PGDECK_OPTIONS0").value.as_deref(),
-            Some("CREATEDB VALID UNTIL 'infinity'")
+            Some("LOGIN CREATEDB VALID UNTIL 'infinity'")
         );
         let from = value("PGDECK_VERIFIER0")
             .value_from
