@@ -51,6 +51,29 @@ pub struct PostgresClusterStatus {
     /// `status.pgbackrest.manualBackup` reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_backup: Option<ManualBackupStatus>,
+
+    /// How the last restart, reload and reinit asked for by their trigger annotations went,
+    /// by verb (`restart`, `reload`, `reinit`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub actions: std::collections::BTreeMap<String, ActionStatus>,
+}
+
+/// One verb's last request (`pgdeck.dev/trigger-<verb>`) and its outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStatus {
+    /// The trigger annotation's value this answers.
+    pub trigger: String,
+    /// What it applies to: an instance, `all` or `pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub finished: bool,
+    #[serde(default)]
+    pub succeeded: bool,
+    /// What happened, or why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -517,7 +517,12 @@ impl App {
             | Action::EditYaml
             | Action::EditExternal
             | Action::Backup
-            | Action::Delete => return self.start(action),
+            | Action::Delete
+            | Action::Restart
+            | Action::Reload
+            | Action::PauseResume
+            | Action::StopStart
+            | Action::Reinit => return self.start(action),
         }
         Vec::new()
     }

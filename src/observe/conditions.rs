@@ -21,6 +21,9 @@ pub const BACKUP: &str = "Backup";
 /// With synchronous mode on: false while no standby is synchronous, so a commit is on one
 /// server only. Absent when synchronous mode is off.
 pub const SYNCHRONOUS: &str = "SynchronousReplication";
+/// True while Patroni is paused (maintenance mode): it neither fails over nor restarts
+/// PostgreSQL, so a DBA must not forget it.
+pub const PATRONI_PAUSED: &str = "PatroniPaused";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(
@@ -79,6 +82,38 @@ pub fn switchover(
         &mut status.conditions,
         SWITCHOVER,
         ok,
+        reason,
+        message,
+        generation,
+    );
+}
+
+/// The PatroniPaused condition from what Patroni said (`observed`: `None` when no member
+/// answered, which leaves it as it was) and what the spec asks (`pause` in
+/// `spec.patroni.dynamicConfiguration`).
+pub fn paused(
+    status: &mut PostgresClusterStatus,
+    observed: Option<bool>,
+    wanted: bool,
+    generation: i64,
+) {
+    let Some(observed) = observed else { return };
+    let (reason, message) = match (observed, wanted) {
+        (true, true) => (
+            "MaintenanceMode",
+            "Patroni is paused: no automatic failover or restart of PostgreSQL until it is resumed (pgdeck resume)",
+        ),
+        (true, false) => (
+            "Resuming",
+            "Patroni is paused, and the spec no longer asks for it: resuming",
+        ),
+        (false, true) => ("Pausing", "the spec asks Patroni to pause: pausing"),
+        (false, false) => ("Running", "Patroni manages the cluster"),
+    };
+    set(
+        &mut status.conditions,
+        PATRONI_PAUSED,
+        observed,
         reason,
         message,
         generation,

@@ -49,6 +49,9 @@ pub struct NodeStatus {
     pub pending_restart: Option<bool>,
     #[serde(default)]
     pub database_system_identifier: Option<String>,
+    /// Patroni is paused (maintenance mode).
+    #[serde(default)]
+    pub pause: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +98,9 @@ impl NodeStatus {
 pub struct ClusterView {
     #[serde(default)]
     pub members: Vec<Member>,
+    /// Patroni is paused (maintenance mode).
+    #[serde(default)]
+    pub pause: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -134,6 +140,15 @@ pub struct Survey {
 }
 
 impl Survey {
+    /// Whether Patroni is paused, as the DCS view (or any member) says; `None` when nobody
+    /// answered.
+    pub fn paused(&self) -> Option<bool> {
+        let answered = self.view.is_some() || self.nodes.iter().any(Option::is_some);
+        let paused = self.view.as_ref().is_some_and(|v| v.pause)
+            || self.nodes.iter().flatten().any(|n| n.pause);
+        answered.then_some(paused)
+    }
+
     pub fn system_identifier(&self) -> Option<String> {
         self.nodes
             .iter()
@@ -378,6 +393,19 @@ impl Patroni {
             http::Method::POST,
             base,
             "/restart",
+            &serde_json::json!({}),
+            ACTION_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Rebuild a replica from the primary (Patroni refuses it on the leader). Returns once
+    /// Patroni has started it; the replica then streams again.
+    pub async fn reinitialize(&self, base: &str) -> Result<String, PatroniError> {
+        self.send(
+            http::Method::POST,
+            base,
+            "/reinitialize",
             &serde_json::json!({}),
             ACTION_TIMEOUT,
         )

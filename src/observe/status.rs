@@ -224,6 +224,7 @@ mod tests {
                     state: None,
                 },
             ],
+            pause: false,
         };
         let standbys: HashMap<String, Standby> = [
             (

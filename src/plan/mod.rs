@@ -10,6 +10,7 @@ pub mod patroni;
 pub mod pgbackrest;
 pub mod resources;
 pub mod rollout;
+pub mod verbs;
 
 use rand::RngExt;
 

@@ -126,6 +126,7 @@ pub async fn observe(
                 })
             })
             .collect(),
+        pause: v.pause,
     });
     // Without Patroni, the role label Patroni keeps on the pods still tells the leader.
     let labelled_leader = members.iter().find(|i| {

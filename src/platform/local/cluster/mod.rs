@@ -24,6 +24,7 @@ pub mod state;
 mod teardown;
 mod tls;
 mod users;
+mod verbs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -120,6 +121,8 @@ struct Tasks {
     /// Measuring how much each data directory and repository holds.
     usage: Option<JoinHandle<Usage>>,
     restart: Option<RestartStep>,
+    /// A restart, reload or reinit asked for by its trigger annotation.
+    verb: Option<verbs::VerbTask>,
 }
 
 impl Tasks {
@@ -134,6 +137,7 @@ impl Tasks {
             && self.backup.is_none()
             && self.usage.is_none()
             && self.restart.is_none()
+            && self.verb.is_none()
     }
 }
 
@@ -186,6 +190,8 @@ pub struct Worker {
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
     retry_backup_at: Option<Instant>,
+    /// `status.actions`: the last restart, reload and reinit, by verb.
+    actions: BTreeMap<String, crate::api::status::ActionStatus>,
     /// What `spec.databaseInitSQL` needs this pass.
     init_sql: plan_init_sql::Next,
     /// An init SQL run that did not get through: when to try again, and why.
@@ -225,6 +231,10 @@ impl Worker {
                 .map(|s| s.repos.clone())
                 .unwrap_or_default(),
             manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
+            actions: written
+                .as_ref()
+                .map(|s| s.actions.clone())
+                .unwrap_or_default(),
             rolling: None,
             waiting: None,
             unsupported: None,
@@ -412,6 +422,7 @@ impl Worker {
                 self.configure(&cluster, &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
+                self.start_verbs(&cluster, &live, &seen);
             }
         }
         if !self.state.initialized && seen.ready_primary().is_some() {
@@ -602,6 +613,7 @@ impl Worker {
                 }
                 Err(e) => {
                     self.event(true, "RestartFailed", format!("{name}: {e}"));
+                    self.queued_failed(&name, &e);
                     self.problem = Some(format!("restarting {name}: {e}"));
                 }
             }
@@ -625,6 +637,7 @@ impl Worker {
                 self.switchover_result = Some((ok, msg));
             }
         }
+        self.collect_verbs();
     }
 
     /// Record how a finished init SQL run went: a success or PostgreSQL's error for good (the
@@ -939,7 +952,7 @@ impl Worker {
         }
         let stale: Vec<&InstanceRecord> = live
             .iter()
-            .filter(|r| Self::stale(cluster, r, seen))
+            .filter(|r| Self::stale(cluster, r, seen) || self.queued(&r.name))
             .collect();
         if stale.is_empty() {
             self.rolling = None;
@@ -948,6 +961,7 @@ impl Worker {
         self.rolling = Some((live.len() - stale.len(), live.len()));
         let busy = self.tasks.restart.is_some()
             || self.tasks.switchover.is_some()
+            || self.tasks.verb.is_some()
             || !self.state.removing.is_empty()
             || live.len() != cluster.desired_instances() as usize;
         let stale: Vec<String> = stale.iter().map(|r| r.name.clone()).collect();
@@ -972,6 +986,9 @@ impl Worker {
         let template = instances::spec_set(cluster, &next.set)
             .map(|s| resources::template(cluster, s))
             .unwrap_or_default();
+        if self.take_queued(&next.name).is_none() {
+            return; // the queue could not be saved: restarting now might repeat it
+        }
         tracing::info!(cluster = %self.name, instance = %next.name, "rolling restart");
         let task = if next.template.as_ref() != Some(&template) {
             // A new template is a new "pod": stop the instance; the next pass starts its
@@ -1389,6 +1406,7 @@ impl Worker {
             t.backup.map(|(_, h)| h.abort_handle()),
             t.restart.map(|step| step.task.abort_handle()),
             t.usage.map(|h| h.abort_handle()),
+            t.verb.map(|v| v.abort_handle()),
         ]
         .into_iter()
         .flatten()
@@ -1423,6 +1441,11 @@ impl Worker {
             }
         }
         status.repos = self.repo_statuses(cluster);
+        status.actions = self.actions.clone();
+        if let Some(seen) = seen {
+            let wanted = actions::verbs::pause_wanted(cluster);
+            conditions::paused(&mut status, seen.paused, wanted, cluster.generation());
+        }
         if let Some(m) = &self.manual_backup {
             status.manual_backup = Some(m.clone());
         }
@@ -1494,6 +1517,7 @@ impl Worker {
             && backed_up
             && self.state.initialized
             && self.state.removing.is_empty()
+            && self.state.restart_queue.is_none()
             && self.problem.is_none()
             && self.backup_problem.is_none()
             && self.waiting.is_none()
