@@ -52,6 +52,9 @@ pub struct NodeStatus {
     /// Patroni is paused (maintenance mode).
     #[serde(default)]
     pub pause: bool,
+    /// When the member's PostgreSQL started: a new value tells that it restarted.
+    #[serde(default)]
+    pub postmaster_start_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1001,7 +1001,11 @@ impl Worker {
         } else {
             // Settings Patroni reports as pending: it has loaded them, a restart applies them.
             let (patroni, api) = (self.patroni.clone(), next.api());
-            tokio::spawn(async move { patroni.restart(&api).await.map_err(|e| e.to_string()) })
+            tokio::spawn(async move {
+                verbs::restart(&patroni, &api)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         };
         self.tasks.restart = Some(RestartStep {
             instance: next.name.clone(),

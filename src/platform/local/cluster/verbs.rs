@@ -3,6 +3,8 @@
 //! in `status.actions` and as events. A trigger is recorded in `state.json` before Patroni is
 //! asked, so a reconciler killed meanwhile never restarts or rebuilds anything a second time.
 
+use std::time::{Duration, Instant};
+
 use tokio::task::JoinHandle;
 
 use super::state::{InstanceRecord, RestartQueue};
@@ -10,6 +12,7 @@ use super::{Worker, now, observe};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::status::ActionStatus;
+use crate::observe::patroni::{Patroni, PatroniError};
 use crate::plan::verbs::{self as plan, Decision, RestartScope};
 
 /// A restart of one instance, a reload or a reinit under way.
@@ -157,8 +160,7 @@ impl Worker {
                 let base = api(&name);
                 let what = format!("restarting {name}");
                 let task = tokio::spawn(async move {
-                    patroni
-                        .restart(&base)
+                    restart(&patroni, &base)
                         .await
                         .map(|_| format!("restarted {name}"))
                         .map_err(|e| format!("{name}: {e}"))
@@ -169,8 +171,7 @@ impl Worker {
                 let base = api(&name);
                 let what = format!("rebuilding {name} from the primary");
                 let task = tokio::spawn(async move {
-                    patroni
-                        .reinitialize(&base)
+                    rebuild(&patroni, &base)
                         .await
                         .map(|_| format!("{name} rebuilt from the primary"))
                         .map_err(|e| format!("{name}: {e}"))
@@ -293,6 +294,60 @@ impl Worker {
         if let Some(q) = &mut self.state.restart_queue {
             q.failed.push(format!("{name}: {why}"));
             let _ = self.state.save(&self.dir);
+        }
+    }
+}
+
+/// How long a restart waits for Patroni to finish something else (a demotion after a
+/// switchover, another restart).
+const BUSY_LIMIT: Duration = Duration::from_secs(60);
+
+/// Patroni's `POST /restart`, asked again while Patroni refuses because something else is in
+/// progress: such a refusal restarted nothing, so asking again never restarts twice.
+pub(super) async fn restart(patroni: &Patroni, base: &str) -> Result<String, PatroniError> {
+    let deadline = Instant::now() + BUSY_LIMIT;
+    loop {
+        match patroni.restart(base).await {
+            Err(PatroniError::Refused { body, .. })
+                if body.contains("in progress") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_secs(1)).await
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a rebuild may take: a base backup of a large database is slow.
+const REBUILD_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Patroni's `POST /reinitialize` only starts the rebuild: wait until the member runs a new
+/// postmaster again (or says why not).
+async fn rebuild(patroni: &Patroni, base: &str) -> Result<(), String> {
+    let before = patroni
+        .node(base)
+        .await
+        .ok()
+        .and_then(|n| n.postmaster_start_time);
+    patroni
+        .reinitialize(base)
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + REBUILD_LIMIT;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(n) = patroni.node(base).await
+            && matches!(n.state.as_deref(), Some("running" | "streaming"))
+            && n.postmaster_start_time.is_some()
+            && n.postmaster_start_time != before
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "not running again {} min after the rebuild started",
+                REBUILD_LIMIT.as_secs() / 60
+            ));
         }
     }
 }
