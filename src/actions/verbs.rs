@@ -15,6 +15,32 @@ use crate::observe::conditions;
 use crate::plan::verbs::{self as plan, Decision, RestartScope};
 use crate::platform::PlatformError;
 
+/// The verbs a trigger annotation asks for: their name (the key in `status.actions`), the
+/// trigger annotation, and the annotation naming their target.
+pub const TRIGGERED: [(&str, &str, Option<&str>); 3] = [
+    (
+        "restart",
+        annotations::TRIGGER_RESTART,
+        Some(annotations::RESTART),
+    ),
+    ("reload", annotations::TRIGGER_RELOAD, None),
+    (
+        "reinit",
+        annotations::TRIGGER_REINIT,
+        Some(annotations::REINIT),
+    ),
+];
+
+/// An event's reason for a triggered verb's outcome, e.g. `RestartDone`.
+pub fn event_reason(verb: &str, outcome: &str) -> String {
+    let mut c = verb.chars();
+    let title: String = c
+        .next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default();
+    format!("{title}{outcome}")
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verb {
     Restart(RestartScope),

@@ -20,6 +20,7 @@ use crate::api::manifest::Document;
 use crate::api::patroni::SwitchoverType;
 use crate::api::support::Platform;
 use crate::api::{PostgresCluster, validate};
+use crate::plan::verbs::RestartScope;
 use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
 use crate::platform::kube::operator::{self, Options};
@@ -394,14 +395,17 @@ impl Kube {
         Ok(())
     }
 
-    /// Pause, resume, stop and start (spec changes the operator carries out); restart, reload
-    /// and reinit are not built on Kubernetes yet and are refused, changing nothing.
+    /// Restart, reload, pause, resume, stop, start or reinit; a rolling restart by trigger is
+    /// not built on Kubernetes yet and is refused, changing nothing.
     async fn verb(&self, name: &str, verb: Verb, wait: &Wait) -> Result<(), Failure> {
-        if matches!(verb, Verb::Restart(_) | Verb::Reload | Verb::Reinit(_)) {
-            return Err(failure(format!(
-                "{} is not built on Kubernetes yet (local platform only); nothing was changed",
-                verb.name()
-            )));
+        if matches!(
+            verb,
+            Verb::Restart(RestartScope::All | RestartScope::Pending)
+        ) {
+            return Err(failure(
+                "restart --all and --pending are not built on Kubernetes yet (local platform \
+                 only): restart one instance at a time; nothing was changed",
+            ));
         }
         let (_, trigger) = self
             .modify(name, |c| {

@@ -176,16 +176,16 @@ impl App {
         cluster: &PostgresCluster,
         under_cursor: Option<&crate::api::status::InstanceStatus>,
     ) -> Result<Vec<Verb>, String> {
-        let kube = self.platform == crate::api::support::Platform::Kube;
-        if kube && matches!(action, Action::Restart | Action::Reload | Action::Reinit) {
-            return Err("restart, reload and reinit are not built on Kubernetes yet".into());
-        }
         let instance = || {
             under_cursor.map(|i| i.name.clone()).ok_or_else(|| {
                 "select an instance first: open the cluster, Instances tab".to_string()
             })
         };
         Ok(match action {
+            // A rolling restart by trigger is not built on Kubernetes yet.
+            Action::Restart if self.platform == crate::api::support::Platform::Kube => {
+                vec![Verb::Restart(RestartScope::Instance(instance()?))]
+            }
             Action::Restart => {
                 let mut choices = vec![
                     Verb::Restart(RestartScope::All),

@@ -885,6 +885,13 @@ async fn answer_as_patroni(
         .timeline
         .entry(key.clone())
         .or_insert(1);
+    // Maintenance mode, as the dynamic configuration says (`pause`).
+    let paused = state
+        .lock()
+        .unwrap()
+        .config
+        .get(&key)
+        .is_some_and(|c| c.get("pause") == Some(&json!(true)));
     match (method, path) {
         ("GET", "/patroni") => {
             let is_leader = leader.as_deref() == Some(pod);
@@ -894,6 +901,9 @@ async fn answer_as_patroni(
                 "timeline": timeline,
                 "database_system_identifier": "7311111111111111111",
             });
+            if paused {
+                node["pause"] = json!(true);
+            }
             if state.lock().unwrap().pending_restart.contains(pod) {
                 node["pending_restart"] = json!(true);
             }
@@ -912,14 +922,17 @@ async fn answer_as_patroni(
             }
             (200, node)
         }
-        ("GET", "/cluster") => (
-            200,
-            json!({"members": members.iter().map(|p| json!({
+        ("GET", "/cluster") => {
+            let mut view = json!({"members": members.iter().map(|p| json!({
                 "name": p.name_any(),
                 "role": if Some(p.name_any()) == leader { "leader" } else { "replica" },
                 "state": "running",
-            })).collect::<Vec<_>>()}),
-        ),
+            })).collect::<Vec<_>>()});
+            if paused {
+                view["pause"] = json!(true);
+            }
+            (200, view)
+        }
         ("GET", "/config") => {
             let clusters: Api<PostgresCluster> = Api::namespaced(store.clone(), ns);
             let cluster = clusters.get(&cluster_name).await.unwrap();
@@ -945,6 +958,17 @@ async fn answer_as_patroni(
             s.pending_restart.remove(pod);
             s.actions.push(format!("restart {pod}"));
             (200, json!("restarted successfully"))
+        }
+        ("POST", "/reload") => {
+            state.lock().unwrap().actions.push(format!("reload {pod}"));
+            (200, json!("reloaded configuration"))
+        }
+        ("POST", "/reinitialize") if leader.as_deref() == Some(pod) => {
+            (503, json!("I am the leader, can not reinitialize"))
+        }
+        ("POST", "/reinitialize") => {
+            state.lock().unwrap().actions.push(format!("reinit {pod}"));
+            (200, json!("reinitialize started"))
         }
         ("POST", "/switchover" | "/failover") => {
             let candidate = body["candidate"].as_str().unwrap_or_default().to_string();

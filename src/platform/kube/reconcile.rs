@@ -3,6 +3,8 @@
 //! objects and write only those that differ, keep Patroni's dynamic configuration as the spec
 //! says, and record the outcome in status. Deleting the cluster goes through its finalizer.
 
+mod verbs;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -180,6 +182,8 @@ impl Run<'_> {
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;
         }
+        // Boxed: the pass's future stays small enough for the callers' stacks.
+        let actions = Box::pin(self.requested_verbs(&seen)).await?;
         let existing: Vec<Existing> = existing
             .into_iter()
             .map(|mut e| {
@@ -313,6 +317,9 @@ impl Run<'_> {
             self.problem.as_deref(),
             switchover,
         );
+        status.actions = actions;
+        let pause = crate::actions::verbs::pause_wanted(cluster);
+        conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
         manual_backup::record(cluster, &mut status, manual);
         init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;

@@ -9,8 +9,8 @@ use tokio::task::JoinHandle;
 
 use super::state::{InstanceRecord, RestartQueue};
 use super::{Worker, now, observe};
+use crate::actions::verbs::{TRIGGERED, event_reason};
 use crate::api::PostgresCluster;
-use crate::api::annotations;
 use crate::api::status::ActionStatus;
 use crate::observe::patroni::{Patroni, PatroniError};
 use crate::plan::verbs::{self as plan, Decision, RestartScope};
@@ -26,21 +26,6 @@ impl VerbTask {
         self.task.abort_handle()
     }
 }
-
-/// The triggered verbs, their trigger annotation and the one naming their target.
-const VERBS: [(&str, &str, Option<&str>); 3] = [
-    (
-        "restart",
-        annotations::TRIGGER_RESTART,
-        Some(annotations::RESTART),
-    ),
-    ("reload", annotations::TRIGGER_RELOAD, None),
-    (
-        "reinit",
-        annotations::TRIGGER_REINIT,
-        Some(annotations::REINIT),
-    ),
-];
 
 /// What a verb comes to.
 enum Job {
@@ -62,7 +47,7 @@ impl Worker {
             // An instance removed meanwhile has nothing left to restart.
             q.instances.retain(|n| live.iter().any(|r| &r.name == n));
         }
-        for (verb, trigger_key, target_key) in VERBS {
+        for (verb, trigger_key, target_key) in TRIGGERED {
             let Some(trigger) = cluster.annotation(trigger_key) else {
                 continue;
             };
@@ -102,7 +87,7 @@ impl Worker {
                 }
                 Decision::Refuse(why) => {
                     if self.handled(verb, trigger, None) {
-                        self.event(true, &format!("{}Refused", title(verb)), why.clone());
+                        self.event(true, &event_reason(verb, "Refused"), why.clone());
                         self.report(verb, trigger, target, Some(false), why);
                     }
                 }
@@ -120,7 +105,7 @@ impl Worker {
                         return;
                     }
                     let what = self.spawn_job(job, live, seen);
-                    self.event(false, &format!("{}Started", title(verb)), what.clone());
+                    self.event(false, &event_reason(verb, "Started"), what.clone());
                     self.report(verb, trigger, target, None, what);
                 }
             }
@@ -234,7 +219,7 @@ impl Worker {
     fn finish(&mut self, verb: &str, result: Result<String, String>) {
         let ok = result.is_ok();
         let message = result.unwrap_or_else(|e| e);
-        let reason = format!("{}{}", title(verb), if ok { "Done" } else { "Failed" });
+        let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
         self.event(!ok, &reason, message.clone());
         if let Some(a) = self.actions.get_mut(verb) {
             a.finished = true;
@@ -350,12 +335,4 @@ async fn rebuild(patroni: &Patroni, base: &str) -> Result<(), String> {
             ));
         }
     }
-}
-
-/// `restart` → `Restart`, for event reasons.
-fn title(verb: &str) -> String {
-    let mut c = verb.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }

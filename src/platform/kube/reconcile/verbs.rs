@@ -1,0 +1,208 @@
+//! Restart, reload and reinit asked for by their trigger annotations, on Kubernetes: decided
+//! in `plan::verbs`, carried out through Patroni's unsafe endpoints (client certificate, see
+//! `admin`), reported in `status.actions` and as Events. As with a switchover, the trigger is
+//! recorded in status before Patroni is asked, so no later pass asks again.
+
+use std::collections::BTreeMap;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, ResourceExt};
+
+use super::Run;
+use crate::actions::verbs::{TRIGGERED, event_reason};
+use crate::api::PostgresCluster;
+use crate::api::status::ActionStatus;
+use crate::plan::verbs::{self as plan, Decision, RestartScope};
+use crate::platform::kube::KubeError;
+use crate::platform::kube::names;
+use crate::platform::kube::proxy::Seen;
+
+enum Job {
+    Restart(String),
+    Reload(Vec<String>),
+    Reinit(String),
+}
+
+impl Run<'_> {
+    /// Act on new trigger values; returns `status.actions` as it now is.
+    pub(super) async fn requested_verbs(
+        &mut self,
+        seen: &Seen,
+    ) -> Result<BTreeMap<String, ActionStatus>, KubeError> {
+        let cluster = self.cluster;
+        let mut actions = cluster
+            .status
+            .as_ref()
+            .map(|s| s.actions.clone())
+            .unwrap_or_default();
+        for (verb, trigger_key, target_key) in TRIGGERED {
+            let Some(trigger) = cluster.annotation(trigger_key) else {
+                continue;
+            };
+            let target = target_key.and_then(|k| cluster.annotation(k)).unwrap_or("");
+            let entry = |done: Option<bool>, message: String| ActionStatus {
+                trigger: trigger.to_string(),
+                target: (!target.is_empty()).then(|| target.to_string()),
+                finished: done.is_some(),
+                succeeded: done == Some(true),
+                message: Some(message),
+            };
+            if let Some(a) = actions.get_mut(verb).filter(|a| a.trigger == trigger) {
+                if !a.finished && a.message.as_deref() == Some(STARTED) {
+                    // Recorded, then the pass that asked Patroni ended before its outcome.
+                    a.finished = true;
+                    a.message = Some(
+                        "the operator stopped while this ran: not repeated; look at the instance"
+                            .into(),
+                    );
+                }
+                if a.finished {
+                    continue;
+                }
+            }
+            let decision = match verb {
+                "restart" => match (
+                    RestartScope::parse(target),
+                    plan::restart(
+                        &RestartScope::parse(target),
+                        &seen.statuses,
+                        seen.leader.as_deref(),
+                    ),
+                ) {
+                    (RestartScope::Instance(_), Decision::Go(mut names)) => {
+                        Decision::Go(Job::Restart(names.remove(0)))
+                    }
+                    (_, Decision::Go(_)) => Decision::Refuse(
+                        "a rolling restart by trigger is not built on Kubernetes yet: restart \
+                         one instance at a time, or change the pod template"
+                            .into(),
+                    ),
+                    (_, Decision::Wait(w)) => Decision::Wait(w),
+                    (_, Decision::Refuse(r)) => Decision::Refuse(r),
+                },
+                "reinit" => match plan::reinit(target, &seen.statuses, seen.leader.as_deref()) {
+                    Decision::Go(name) => Decision::Go(Job::Reinit(name)),
+                    Decision::Wait(w) => Decision::Wait(w),
+                    Decision::Refuse(r) => Decision::Refuse(r),
+                },
+                _ => Decision::Go(Job::Reload(
+                    seen.statuses.iter().map(|i| i.name.clone()).collect(),
+                )),
+            };
+            match decision {
+                Decision::Wait(why) => {
+                    actions.insert(verb.into(), entry(None, why));
+                }
+                Decision::Refuse(why) => {
+                    event(self, true, &event_reason(verb, "Refused"), &why).await;
+                    actions.insert(verb.into(), entry(Some(false), why));
+                }
+                Decision::Go(job) => {
+                    let started = entry(None, STARTED.into());
+                    if !self.record_action(verb, trigger_key, started).await? {
+                        continue;
+                    }
+                    let result = self.carry_out(job).await;
+                    let ok = result.is_ok();
+                    let message = result.unwrap_or_else(|e| e);
+                    let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
+                    event(self, !ok, &reason, &message).await;
+                    actions.insert(verb.into(), entry(Some(ok), message));
+                }
+            }
+        }
+        Ok(actions)
+    }
+
+    /// Record `verb` as started in status, from a fresh read (only over that version): says
+    /// whether to go on.
+    async fn record_action(
+        &mut self,
+        verb: &str,
+        trigger_key: &str,
+        entry: ActionStatus,
+    ) -> Result<bool, KubeError> {
+        let (ns, name) = (self.cluster.namespace(), self.cluster.name());
+        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
+        let fresh = api
+            .get(name)
+            .await
+            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))?;
+        let mut status = fresh.status.clone().unwrap_or_default();
+        let taken = status
+            .actions
+            .get(verb)
+            .is_some_and(|a| a.trigger == entry.trigger);
+        if fresh.annotation(trigger_key) != Some(entry.trigger.as_str()) || taken {
+            return Ok(false);
+        }
+        status.actions.insert(verb.into(), entry);
+        match self.apply_status(&status, fresh.resource_version()).await {
+            Ok(()) => {
+                self.recorded = Some(status);
+                Ok(true)
+            }
+            Err(KubeError::Api {
+                source: kube::Error::Api(e),
+                ..
+            }) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn carry_out(&self, job: Job) -> Result<String, String> {
+        let admin = self.admin()?;
+        let p = &admin.patroni;
+        match job {
+            Job::Restart(name) => p
+                .restart(&admin.base(&name))
+                .await
+                .map(|_| format!("restarted {name}"))
+                .map_err(|e| format!("{name}: {e}")),
+            Job::Reinit(name) => p
+                .reinitialize(&admin.base(&name))
+                .await
+                .map(|_| format!("rebuilding {name} from the primary: Patroni started it"))
+                .map_err(|e| format!("{name}: {e}")),
+            Job::Reload(members) => {
+                let mut failed = Vec::new();
+                for name in &members {
+                    if let Err(e) = p.reload(&admin.base(name)).await {
+                        failed.push(format!("{}: {e}", names::pod(name)));
+                    }
+                }
+                match failed.is_empty() {
+                    true => Ok(format!("reloaded {} instances", members.len())),
+                    false => Err(failed.join("; ")),
+                }
+            }
+        }
+    }
+}
+
+/// What status says of a verb recorded and not yet finished.
+const STARTED: &str = "started";
+
+/// A Kubernetes Event on the cluster; one that cannot be recorded is only logged.
+async fn event(run: &Run<'_>, warning: bool, reason: &str, note: &str) {
+    let reporter = Reporter {
+        controller: "pgdeck.dev/operator".into(),
+        instance: None,
+    };
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: reason.into(),
+        secondary: None,
+    };
+    let recorder = Recorder::new(run.ctx.client.clone(), reporter);
+    let object = kube::Resource::object_ref(run.cluster, &());
+    if let Err(e) = recorder.publish(&event, &object).await {
+        tracing::warn!(error = %e, "cannot record the event {reason}");
+    }
+}
