@@ -9,15 +9,6 @@ use std::time::Duration;
 use common::local::LocalHome;
 use common::tmux::{Tmux, row};
 
-fn console_command(home: &LocalHome) -> String {
-    format!(
-        "PGDECK_HOME={} PGDECK_CONFIG_DIR={}/config {} --platform local",
-        home.path().display(),
-        home.path().display(),
-        env!("CARGO_BIN_EXE_pgdeck")
-    )
-}
-
 fn ha(home: &LocalHome) {
     let manifest =
         std::fs::read_to_string(common::repo_root().join("assets/examples/ha.yaml")).unwrap();
@@ -49,23 +40,9 @@ fn roles(home: &LocalHome) -> (String, String) {
     (primary, replica)
 }
 
-/// SQL on one instance through its socket, as `postgres`; `None` while it does not answer.
+/// SQL on one instance; `None` while it does not answer.
 fn sql_on(home: &LocalHome, name: &str, sql: &str) -> Option<String> {
-    let port = instance(home, name)["port"].to_string();
-    let socket = home
-        .path()
-        .join("namespaces/default/hippo/instances")
-        .join(name)
-        .join("run");
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--", "psql", "-h"])
-        .arg(&socket)
-        .args(["-p", &port, "-d", "postgres", "-XAtq", "-c", sql])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    home.sql_on("hippo", name, "postgres", sql).ok()
 }
 
 /// When the instance's postmaster started.
@@ -99,7 +76,7 @@ fn restart_a_replica_then_pause_and_resume_from_the_console() {
     let (primary_before, replica_before) = (started(&home, &primary), started(&home, &replica));
 
     let tmux = Tmux::start(120, 32);
-    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.keys(&[&home.console_command(), "Enter"]);
     tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
         row(s, "hippo").contains("● OK")
     });

@@ -122,7 +122,8 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         problem: None,
         recorded: None,
     };
-    match run.apply().await {
+    // Boxed: the pass's future is large, and callers poll it on ordinary stacks.
+    match Box::pin(run.apply()).await {
         Ok(status) => {
             run.write_status(&status).await?;
             let settled = conditions::is_true(&status.conditions, conditions::READY)
@@ -182,7 +183,6 @@ impl Run<'_> {
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;
         }
-        // Boxed: the pass's future stays small enough for the callers' stacks.
         let actions = Box::pin(self.requested_verbs(&seen)).await?;
         let existing: Vec<Existing> = existing
             .into_iter()
@@ -650,20 +650,32 @@ impl Run<'_> {
     /// whether to go on (no: the trigger changed, or another pass took it, or the cluster
     /// changed while this was written; the next pass looks again).
     async fn record_switchover(&mut self, trigger: &str) -> Result<bool, KubeError> {
-        let cluster = self.cluster;
-        let (ns, name) = (cluster.namespace(), cluster.name());
-        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
-        let fresh = api
-            .get(name)
-            .await
-            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))?;
+        let fresh = self.fresh().await?;
         if fresh.annotation(annotations::TRIGGER_SWITCHOVER) != Some(trigger)
             || switchover_handled(fresh.status.as_ref()) == Some(trigger)
         {
             return Ok(false);
         }
-        let status = status::switchover_started(&fresh, trigger);
-        // Only over the status just read: a conflict means someone else wrote in between.
+        self.record(status::switchover_started(&fresh, trigger), &fresh)
+            .await
+    }
+
+    /// The cluster as the API has it now.
+    async fn fresh(&self) -> Result<PostgresCluster, KubeError> {
+        let (ns, name) = (self.cluster.namespace(), self.cluster.name());
+        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
+        api.get(name)
+            .await
+            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))
+    }
+
+    /// Write `status` only over `fresh`, the version just read: says whether it was written
+    /// (no: someone else wrote in between; the next pass looks again).
+    async fn record(
+        &mut self,
+        status: PostgresClusterStatus,
+        fresh: &PostgresCluster,
+    ) -> Result<bool, KubeError> {
         match self.apply_status(&status, fresh.resource_version()).await {
             Ok(()) => {
                 self.recorded = Some(status);

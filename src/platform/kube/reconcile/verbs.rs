@@ -6,11 +6,9 @@
 use std::collections::BTreeMap;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, ResourceExt};
 
 use super::Run;
 use crate::actions::verbs::{TRIGGERED, event_reason};
-use crate::api::PostgresCluster;
 use crate::api::status::ActionStatus;
 use crate::plan::verbs::{self as plan, Decision, RestartScope};
 use crate::platform::kube::KubeError;
@@ -122,12 +120,7 @@ impl Run<'_> {
         trigger_key: &str,
         entry: ActionStatus,
     ) -> Result<bool, KubeError> {
-        let (ns, name) = (self.cluster.namespace(), self.cluster.name());
-        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
-        let fresh = api
-            .get(name)
-            .await
-            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))?;
+        let fresh = self.fresh().await?;
         let mut status = fresh.status.clone().unwrap_or_default();
         let taken = status
             .actions
@@ -137,17 +130,7 @@ impl Run<'_> {
             return Ok(false);
         }
         status.actions.insert(verb.into(), entry);
-        match self.apply_status(&status, fresh.resource_version()).await {
-            Ok(()) => {
-                self.recorded = Some(status);
-                Ok(true)
-            }
-            Err(KubeError::Api {
-                source: kube::Error::Api(e),
-                ..
-            }) if e.code == 409 => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.record(status, &fresh).await
     }
 
     async fn carry_out(&self, job: Job) -> Result<String, String> {
