@@ -116,6 +116,9 @@ pub struct InstanceStatus {
     /// Settings changed that take effect only after a restart.
     #[serde(default)]
     pub pending_restart: bool,
+    /// Which, as Patroni says (`work_mem: 4MB → 8MB, ...`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart_reason: Option<String>,
     /// Running, and streaming when a replica.
     #[serde(default)]
     pub ready: bool,

@@ -305,6 +305,7 @@ impl App {
                         timeline: l.timeline.or(i.timeline),
                         lag_bytes: l.lag_bytes.or(i.lag_bytes),
                         pending_restart: l.pending_restart,
+                        pending_restart_reason: l.pending_restart_reason.clone(),
                         ready: l.ready,
                         ..i.clone()
                     },

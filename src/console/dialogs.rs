@@ -502,19 +502,20 @@ impl VerbDialog {
                     .into(),
             ],
             Verb::Restart(RestartScope::Pending) => {
-                let pending: Vec<&str> = self
-                    .instances
-                    .iter()
-                    .filter(|i| i.pending_restart)
-                    .map(|i| i.name.as_str())
-                    .collect();
-                vec![
-                    "Only the instances Patroni reports as pending restart, rolling:".into(),
-                    match pending.is_empty() {
-                        true => "  none is pending: nothing will restart".into(),
-                        false => format!("  {}", pending.join(", ")),
-                    },
-                ]
+                let mut lines =
+                    vec!["Only the instances Patroni reports as pending restart, rolling:".into()];
+                for i in self.instances.iter().filter(|i| i.pending_restart) {
+                    let why = i.pending_restart_reason.as_deref();
+                    lines.push(format!(
+                        "  {}: {}",
+                        i.name,
+                        why.unwrap_or("(this Patroni does not say which settings)")
+                    ));
+                }
+                if lines.len() == 1 {
+                    lines.push("  none is pending: nothing will restart".into());
+                }
+                lines
             }
             Verb::Reload => vec![
                 format!("Every instance of {c} re-reads its configuration. Settings that need"),

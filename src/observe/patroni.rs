@@ -55,6 +55,34 @@ pub struct NodeStatus {
     /// When the member's PostgreSQL started: a new value tells that it restarted.
     #[serde(default)]
     pub postmaster_start_time: Option<String>,
+    /// The settings waiting for a restart (Patroni 3.0.4 and later).
+    #[serde(default)]
+    pub pending_restart_reason: Option<std::collections::BTreeMap<String, PendingChange>>,
+}
+
+/// A setting waiting for a restart: its value now and after the restart.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PendingChange {
+    #[serde(default)]
+    pub old_value: Option<String>,
+    #[serde(default)]
+    pub new_value: Option<String>,
+}
+
+impl NodeStatus {
+    /// The pending settings as a line, e.g. `work_mem: 4MB → 8MB`.
+    pub fn pending_reason(&self) -> Option<String> {
+        let reasons = self
+            .pending_restart_reason
+            .as_ref()
+            .filter(|r| !r.is_empty())?;
+        let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        let parts: Vec<String> = reasons
+            .iter()
+            .map(|(name, c)| format!("{name}: {} → {}", value(&c.old_value), value(&c.new_value)))
+            .collect();
+        Some(parts.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -761,6 +761,8 @@ fn restart_pending_lists_the_instances_that_wait() {
     open_hippo(&mut app);
     let mut live = app.live.instances.clone();
     live[1].pending_restart = true;
+    live[1].pending_restart_reason = Some("shared_buffers: 128MB → 256MB".into());
+    live[2].pending_restart = true;
     app.on_data(Data::Live {
         key: ("default".into(), "hippo".into()),
         result: Ok(live),
