@@ -986,7 +986,7 @@ impl Worker {
         let template = instances::spec_set(cluster, &next.set)
             .map(|s| resources::template(cluster, s))
             .unwrap_or_default();
-        if self.take_queued(&next.name).is_none() {
+        if !self.dequeue(&next.name) {
             return; // the queue could not be saved: restarting now might repeat it
         }
         tracing::info!(cluster = %self.name, instance = %next.name, "rolling restart");

@@ -249,19 +249,21 @@ impl Worker {
         );
     }
 
-    /// Whether a rolling restart asked for `name`; it leaves the queue (saved) before it
-    /// restarts. `None` when saving failed: do not restart it now.
-    pub(super) fn take_queued(&mut self, name: &str) -> Option<bool> {
-        let q = self.state.restart_queue.as_mut()?;
+    /// Take `name` off a rolling restart's queue, saved, before it restarts (it may not be
+    /// on one). Says whether it may restart now: not when the queue could not be saved.
+    pub(super) fn dequeue(&mut self, name: &str) -> bool {
+        let Some(q) = self.state.restart_queue.as_mut() else {
+            return true;
+        };
         let Some(i) = q.instances.iter().position(|n| n == name) else {
-            return Some(false);
+            return true;
         };
         q.instances.remove(i);
         match self.state.save(&self.dir) {
-            Ok(()) => Some(true),
+            Ok(()) => true,
             Err(e) => {
                 self.problem = Some(e.to_string());
-                None
+                false
             }
         }
     }
