@@ -120,6 +120,13 @@ pub fn paused(
     );
 }
 
+/// Patroni is being paused or resumed and has not said it is yet: look again soon.
+pub fn pause_changing(status: &PostgresClusterStatus) -> bool {
+    status
+        .condition(PATRONI_PAUSED)
+        .is_some_and(|c| matches!(c.reason.as_str(), "Pausing" | "Resuming"))
+}
+
 /// What a reconciler is busy with, for the Progressing condition.
 #[derive(Debug, Default)]
 pub struct Activity {

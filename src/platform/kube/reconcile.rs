@@ -127,7 +127,8 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         Ok(status) => {
             run.write_status(&status).await?;
             let settled = conditions::is_true(&status.conditions, conditions::READY)
-                && !conditions::is_true(&status.conditions, conditions::PROGRESSING);
+                && !conditions::is_true(&status.conditions, conditions::PROGRESSING)
+                && !conditions::pause_changing(&status);
             Ok((
                 Action::requeue(if settled { SETTLED } else { SETTLING }),
                 run.writes,

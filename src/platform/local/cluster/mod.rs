@@ -1522,6 +1522,10 @@ impl Worker {
             && self.state.initialized
             && self.state.removing.is_empty()
             && self.state.restart_queue.is_none()
+            && !self
+                .written
+                .as_ref()
+                .is_some_and(conditions::pause_changing)
             && self.problem.is_none()
             && self.backup_problem.is_none()
             && self.waiting.is_none()
