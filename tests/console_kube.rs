@@ -348,8 +348,6 @@ async fn instance_verbs_through_the_cli_are_carried_out_once() {
         !ok && err.contains("hippo-nobody is not an instance"),
         "{err}"
     );
-    let (ok, _, err) = cli.run(&["restart", "hippo", "--all"]).await;
-    assert!(!ok && err.contains("not built on Kubernetes yet"), "{err}");
     assert!(h.writes_since(mark).is_empty(), "refusals write nothing");
     cli.ok(&["reinit", "hippo", &replica]).await;
     h.reconcile(NS, "hippo").await.unwrap();
@@ -391,6 +389,24 @@ async fn instance_verbs_through_the_cli_are_carried_out_once() {
     h.reconcile(NS, "hippo").await.unwrap();
     h.reconcile(NS, "hippo").await.unwrap();
     assert!(!paused(&h.cluster(NS, "hippo").await.status.unwrap()));
+
+    // Every instance, rolling: the replica, a switchover, then the old primary; once each.
+    h.patroni.lock().unwrap().actions.clear();
+    cli.ok(&["restart", "hippo", "--all"]).await;
+    for _ in 0..8 {
+        h.kubelet(NS).await;
+        h.reconcile(NS, "hippo").await.unwrap();
+    }
+    assert_eq!(
+        actions(&h),
+        [
+            format!("restart {}", names::pod(&replica)),
+            format!("switchover to {}", names::pod(&replica)),
+            format!("restart {}", names::pod(&primary)),
+        ]
+    );
+    let a = h.cluster(NS, "hippo").await.status.unwrap().actions["restart"].clone();
+    assert!(a.finished && a.succeeded && a.remaining.is_empty(), "{a:?}");
 
     // Stop: spec.shutdown.
     cli.ok(&["stop", "hippo"]).await;

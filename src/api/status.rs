@@ -74,6 +74,13 @@ pub struct ActionStatus {
     /// What happened, or why it was refused or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// A rolling restart's instances still to restart: each leaves before it restarts.
+    /// Written also when empty, so that a merge of the status empties it.
+    #[serde(default)]
+    pub remaining: Vec<String>,
+    /// Instances whose restart failed, with why.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

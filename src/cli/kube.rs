@@ -20,7 +20,6 @@ use crate::api::manifest::Document;
 use crate::api::patroni::SwitchoverType;
 use crate::api::support::Platform;
 use crate::api::{PostgresCluster, validate};
-use crate::plan::verbs::RestartScope;
 use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
 use crate::platform::kube::operator::{self, Options};
@@ -395,18 +394,8 @@ impl Kube {
         Ok(())
     }
 
-    /// Restart, reload, pause, resume, stop, start or reinit; a rolling restart by trigger is
-    /// not built on Kubernetes yet and is refused, changing nothing.
+    /// Restart, reload, pause, resume, stop, start or reinit.
     async fn verb(&self, name: &str, verb: Verb, wait: &Wait) -> Result<(), Failure> {
-        if matches!(
-            verb,
-            Verb::Restart(RestartScope::All | RestartScope::Pending)
-        ) {
-            return Err(failure(
-                "restart --all and --pending are not built on Kubernetes yet (local platform \
-                 only): restart one instance at a time; nothing was changed",
-            ));
-        }
         let (_, trigger) = self
             .modify(name, |c| {
                 let status = c.status.clone();

@@ -182,10 +182,6 @@ impl App {
             })
         };
         Ok(match action {
-            // A rolling restart by trigger is not built on Kubernetes yet.
-            Action::Restart if self.platform == crate::api::support::Platform::Kube => {
-                vec![Verb::Restart(RestartScope::Instance(instance()?))]
-            }
             Action::Restart => {
                 let mut choices = vec![
                     Verb::Restart(RestartScope::All),

@@ -33,7 +33,7 @@ use super::{
     names, owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
-use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::status::{ActionStatus, PostgresClusterStatus, RepoStatus};
 use crate::api::support::Platform;
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
@@ -121,6 +121,7 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         writes: Writes::default(),
         problem: None,
         recorded: None,
+        actions: BTreeMap::new(),
     };
     // Boxed: the pass's future is large, and callers poll it on ordinary stacks.
     match Box::pin(run.apply()).await {
@@ -155,6 +156,8 @@ struct Run<'a> {
     /// The status as this pass wrote it before its end (a switchover in progress), with what
     /// came of it since: an error later in the pass writes this, never the status as read.
     recorded: Option<PostgresClusterStatus>,
+    /// `status.actions` as this pass leaves it (see `verbs`).
+    actions: BTreeMap<String, ActionStatus>,
 }
 
 impl Run<'_> {
@@ -180,11 +183,11 @@ impl Run<'_> {
         }
 
         self.problem = objects::restore_problem(cluster);
-        let switchover = self.requested_switchover(&seen).await?;
+        let switchover = Box::pin(self.requested_switchover(&seen)).await?;
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;
         }
-        let actions = Box::pin(self.requested_verbs(&seen)).await?;
+        Box::pin(self.requested_verbs(&seen)).await?;
         let existing: Vec<Existing> = existing
             .into_iter()
             .map(|mut e| {
@@ -237,6 +240,11 @@ impl Run<'_> {
             || plan.move_primary.is_some()
             || !plan.remove.is_empty()
             || switchover.as_ref().is_some_and(|s| s.result.is_ok());
+        // A rolling restart asked for by trigger rolls as settings Patroni reports pending.
+        let queued = self.queued();
+        for s in &mut seen.statuses {
+            s.pending_restart |= queued.contains(&s.name);
+        }
         let rolling = rolling::plan(
             cluster,
             &plan.run,
@@ -246,7 +254,7 @@ impl Run<'_> {
             &seen,
             busy,
         );
-        moving |= self.roll(&rolling).await;
+        moving |= Box::pin(self.roll(&rolling)).await;
         if let Some(problem) = foreign::hold(
             &self.ctx.client,
             cluster.namespace(),
@@ -318,7 +326,7 @@ impl Run<'_> {
             self.problem.as_deref(),
             switchover,
         );
-        status.actions = actions;
+        status.actions = self.actions.clone();
         let pause = crate::actions::verbs::pause_wanted(cluster);
         conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
@@ -740,7 +748,11 @@ impl Run<'_> {
             }
             (_, Some(name)) => {
                 tracing::info!(instance = name, "restarting for pending settings");
-                match self.admin() {
+                // One a rolling restart asked for leaves its queue first: never twice.
+                if !self.dequeue(name).await {
+                    return false;
+                }
+                let restarted = match self.admin() {
                     Ok(admin) => admin
                         .patroni
                         .restart(&admin.base(name))
@@ -748,7 +760,11 @@ impl Run<'_> {
                         .map(|_| false)
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(e),
+                };
+                if let Err(e) = &restarted {
+                    self.queued_failed(name, e);
                 }
+                restarted
             }
             _ => Ok(false),
         };

@@ -3,8 +3,6 @@
 //! `admin`), reported in `status.actions` and as Events. As with a switchover, the trigger is
 //! recorded in status before Patroni is asked, so no later pass asks again.
 
-use std::collections::BTreeMap;
-
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::Run;
@@ -17,18 +15,18 @@ use crate::platform::kube::proxy::Seen;
 
 enum Job {
     Restart(String),
+    /// Queued, for `roll`.
+    Rolling(Vec<String>),
     Reload(Vec<String>),
     Reinit(String),
 }
 
 impl Run<'_> {
-    /// Act on new trigger values; returns `status.actions` as it now is.
-    pub(super) async fn requested_verbs(
-        &mut self,
-        seen: &Seen,
-    ) -> Result<BTreeMap<String, ActionStatus>, KubeError> {
+    /// Act on new trigger values, leaving `status.actions` in `self.actions`. A rolling
+    /// restart is only queued here: `roll` restarts its instances in `rollout`'s order.
+    pub(super) async fn requested_verbs(&mut self, seen: &Seen) -> Result<(), KubeError> {
         let cluster = self.cluster;
-        let mut actions = cluster
+        self.actions = cluster
             .status
             .as_ref()
             .map(|s| s.actions.clone())
@@ -44,8 +42,21 @@ impl Run<'_> {
                 finished: done.is_some(),
                 succeeded: done == Some(true),
                 message: Some(message),
+                ..Default::default()
             };
-            if let Some(a) = actions.get_mut(verb).filter(|a| a.trigger == trigger) {
+            if let Some(a) = self.actions.get_mut(verb).filter(|a| a.trigger == trigger) {
+                if !a.finished && a.message.as_deref() == Some(ROLLING) && a.remaining.is_empty() {
+                    a.finished = true;
+                    a.succeeded = a.failed.is_empty();
+                    a.message = Some(match a.succeeded {
+                        true => format!("rolling restart ({target}) done"),
+                        false => a.failed.join("; "),
+                    });
+                    let (ok, note) = (a.succeeded, a.message.clone().unwrap_or_default());
+                    let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
+                    event(self, !ok, &reason, &note).await;
+                    continue;
+                }
                 if !a.finished && a.message.as_deref() == Some(STARTED) {
                     // Recorded, then the pass that asked Patroni ended before its outcome.
                     a.finished = true;
@@ -54,7 +65,7 @@ impl Run<'_> {
                             .into(),
                     );
                 }
-                if a.finished {
+                if a.finished || a.message.as_deref() == Some(ROLLING) {
                     continue;
                 }
             }
@@ -70,11 +81,7 @@ impl Run<'_> {
                     (RestartScope::Instance(_), Decision::Go(mut names)) => {
                         Decision::Go(Job::Restart(names.remove(0)))
                     }
-                    (_, Decision::Go(_)) => Decision::Refuse(
-                        "a rolling restart by trigger is not built on Kubernetes yet: restart \
-                         one instance at a time, or change the pod template"
-                            .into(),
-                    ),
+                    (_, Decision::Go(names)) => Decision::Go(Job::Rolling(names)),
                     (_, Decision::Wait(w)) => Decision::Wait(w),
                     (_, Decision::Refuse(r)) => Decision::Refuse(r),
                 },
@@ -89,11 +96,29 @@ impl Run<'_> {
             };
             match decision {
                 Decision::Wait(why) => {
-                    actions.insert(verb.into(), entry(None, why));
+                    self.actions.insert(verb.into(), entry(None, why));
                 }
                 Decision::Refuse(why) => {
                     event(self, true, &event_reason(verb, "Refused"), &why).await;
-                    actions.insert(verb.into(), entry(Some(false), why));
+                    self.actions.insert(verb.into(), entry(Some(false), why));
+                }
+                Decision::Go(Job::Rolling(names)) if names.is_empty() => {
+                    let none = "no instance waits for a restart".to_string();
+                    self.actions.insert(verb.into(), entry(Some(true), none));
+                }
+                Decision::Go(Job::Rolling(names)) => {
+                    let queued = ActionStatus {
+                        remaining: names.clone(),
+                        ..entry(None, ROLLING.into())
+                    };
+                    if self
+                        .record_action(verb, trigger_key, queued.clone())
+                        .await?
+                    {
+                        let what = format!("rolling restart of {}", names.join(", "));
+                        event(self, false, &event_reason(verb, "Started"), &what).await;
+                        self.actions.insert(verb.into(), queued);
+                    }
                 }
                 Decision::Go(job) => {
                     let started = entry(None, STARTED.into());
@@ -105,11 +130,62 @@ impl Run<'_> {
                     let message = result.unwrap_or_else(|e| e);
                     let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
                     event(self, !ok, &reason, &message).await;
-                    actions.insert(verb.into(), entry(Some(ok), message));
+                    self.actions.insert(verb.into(), entry(Some(ok), message));
                 }
             }
         }
-        Ok(actions)
+        Ok(())
+    }
+
+    /// The instances a rolling restart has still to restart.
+    pub(super) fn queued(&self) -> Vec<String> {
+        self.actions
+            .get("restart")
+            .filter(|a| !a.finished && a.message.as_deref() == Some(ROLLING))
+            .map(|a| a.remaining.clone())
+            .unwrap_or_default()
+    }
+
+    /// Take `name` off the rolling restart's queue, recorded in status over the version just
+    /// read, before it restarts (it may not be on it). Says whether it may restart now.
+    pub(super) async fn dequeue(&mut self, name: &str) -> bool {
+        if !self.queued().iter().any(|n| n == name) {
+            return true;
+        }
+        let recorded = async {
+            let fresh = self.fresh().await?;
+            let mut status = fresh.status.clone().unwrap_or_default();
+            let Some(a) = status.actions.get_mut("restart") else {
+                return Ok(false);
+            };
+            let before = a.remaining.len();
+            a.remaining.retain(|n| n != name);
+            if a.remaining.len() == before {
+                return Ok(false); // another pass took it
+            }
+            let a = a.clone();
+            if !self.record(status, &fresh).await? {
+                return Ok(false);
+            }
+            self.actions.insert("restart".into(), a);
+            Ok::<_, KubeError>(true)
+        };
+        match recorded.await {
+            Ok(go) => go,
+            Err(e) => {
+                self.problem = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// A rolling restart's step failed: say so when it finishes.
+    pub(super) fn queued_failed(&mut self, name: &str, why: &str) {
+        if let Some(a) = self.actions.get_mut("restart")
+            && a.message.as_deref() == Some(ROLLING)
+        {
+            a.failed.push(format!("{name}: {why}"));
+        }
     }
 
     /// Record `verb` as started in status, from a fresh read (only over that version): says
@@ -147,6 +223,7 @@ impl Run<'_> {
                 .await
                 .map(|_| format!("rebuilding {name} from the primary: Patroni started it"))
                 .map_err(|e| format!("{name}: {e}")),
+            Job::Rolling(_) => unreachable!("queued, never carried out at once"),
             Job::Reload(members) => {
                 let mut failed = Vec::new();
                 for name in &members {
@@ -165,6 +242,8 @@ impl Run<'_> {
 
 /// What status says of a verb recorded and not yet finished.
 const STARTED: &str = "started";
+/// What status says of a rolling restart under way.
+const ROLLING: &str = "rolling";
 
 /// A Kubernetes Event on the cluster; one that cannot be recorded is only logged.
 async fn event(run: &Run<'_>, warning: bool, reason: &str, note: &str) {

@@ -245,6 +245,7 @@ impl Worker {
                 finished: done.is_some(),
                 succeeded: done == Some(true),
                 message: Some(message),
+                ..Default::default()
             },
         );
     }
