@@ -130,7 +130,12 @@ impl Run<'_> {
                     let message = result.unwrap_or_else(|e| e);
                     let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
                     event(self, !ok, &reason, &message).await;
-                    self.actions.insert(verb.into(), entry(Some(ok), message));
+                    let done = entry(Some(ok), message);
+                    // Also in what an error later in this pass would write.
+                    if let Some(recorded) = &mut self.recorded {
+                        recorded.actions.insert(verb.into(), done.clone());
+                    }
+                    self.actions.insert(verb.into(), done);
                 }
             }
         }
