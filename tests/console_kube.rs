@@ -11,8 +11,6 @@ use std::time::Duration;
 use common::kube::Harness;
 use common::tmux::{Tmux, row};
 use common::{read, repo_root};
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
 use pgdeck::api::manifest;
 use pgdeck::api::sources::Standby;
 use pgdeck::console::app::{Data, Key};
@@ -332,17 +330,7 @@ async fn instance_verbs_through_the_cli_are_carried_out_once() {
     // A pass that fails after the restart (a Service to restore, which the API refuses)
     // neither repeats it nor loses its outcome.
     cli.ok(&["restart", "hippo", &replica]).await;
-    let services: Api<Service> = Api::namespaced(h.store.clone(), NS);
-    services
-        .delete("hippo-primary", &Default::default())
-        .await
-        .unwrap();
-    let path = format!("/api/v1/namespaces/{NS}/services/hippo-primary");
-    h.patroni
-        .lock()
-        .unwrap()
-        .failing
-        .insert(("PATCH".into(), path));
+    h.fail_a_later_write(NS).await;
     for _ in 0..3 {
         assert!(h.reconcile(NS, "hippo").await.is_err());
     }

@@ -13,7 +13,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::client::Body;
 use kube::runtime::controller::Action;
@@ -318,6 +318,23 @@ current-context: fake
     }
 
     /// How many requests were made so far.
+    /// Make a later write of every pass over `hippo` fail: its primary Service is gone, and
+    /// the API refuses to restore it (until `failing` is cleared). Returns the Services.
+    pub async fn fail_a_later_write(&self, ns: &str) -> Api<Service> {
+        let services: Api<Service> = Api::namespaced(self.store.clone(), ns);
+        services
+            .delete("hippo-primary", &Default::default())
+            .await
+            .unwrap();
+        let path = format!("/api/v1/namespaces/{ns}/services/hippo-primary");
+        self.patroni
+            .lock()
+            .unwrap()
+            .failing
+            .insert(("PATCH".into(), path));
+        services
+    }
+
     pub fn mark(&self) -> usize {
         self.calls.lock().unwrap().len()
     }
