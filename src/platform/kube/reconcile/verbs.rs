@@ -13,10 +13,14 @@ use crate::platform::kube::KubeError;
 use crate::platform::kube::names;
 use crate::platform::kube::proxy::Seen;
 
+/// What a verb comes to: a call to Patroni now, or a rolling restart for `roll` to carry out.
 enum Job {
-    Restart(String),
-    /// Queued, for `roll`.
+    Now(Call),
     Rolling(Vec<String>),
+}
+
+enum Call {
+    Restart(String),
     Reload(Vec<String>),
     Reinit(String),
 }
@@ -79,20 +83,20 @@ impl Run<'_> {
                     ),
                 ) {
                     (RestartScope::Instance(_), Decision::Go(mut names)) => {
-                        Decision::Go(Job::Restart(names.remove(0)))
+                        Decision::Go(Job::Now(Call::Restart(names.remove(0))))
                     }
                     (_, Decision::Go(names)) => Decision::Go(Job::Rolling(names)),
                     (_, Decision::Wait(w)) => Decision::Wait(w),
                     (_, Decision::Refuse(r)) => Decision::Refuse(r),
                 },
                 "reinit" => match plan::reinit(target, &seen.statuses, seen.leader.as_deref()) {
-                    Decision::Go(name) => Decision::Go(Job::Reinit(name)),
+                    Decision::Go(name) => Decision::Go(Job::Now(Call::Reinit(name))),
                     Decision::Wait(w) => Decision::Wait(w),
                     Decision::Refuse(r) => Decision::Refuse(r),
                 },
-                _ => Decision::Go(Job::Reload(
+                _ => Decision::Go(Job::Now(Call::Reload(
                     seen.statuses.iter().map(|i| i.name.clone()).collect(),
-                )),
+                ))),
             };
             match decision {
                 Decision::Wait(why) => {
@@ -120,12 +124,12 @@ impl Run<'_> {
                         self.actions.insert(verb.into(), queued);
                     }
                 }
-                Decision::Go(job) => {
+                Decision::Go(Job::Now(call)) => {
                     let started = entry(None, STARTED.into());
                     if !self.record_action(verb, trigger_key, started).await? {
                         continue;
                     }
-                    let result = self.carry_out(job).await;
+                    let result = self.carry_out(call).await;
                     let ok = result.is_ok();
                     let message = result.unwrap_or_else(|e| e);
                     let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
@@ -214,22 +218,21 @@ impl Run<'_> {
         self.record(status, &fresh).await
     }
 
-    async fn carry_out(&self, job: Job) -> Result<String, String> {
+    async fn carry_out(&self, call: Call) -> Result<String, String> {
         let admin = self.admin()?;
         let p = &admin.patroni;
-        match job {
-            Job::Restart(name) => p
+        match call {
+            Call::Restart(name) => p
                 .restart(&admin.base(&name))
                 .await
                 .map(|_| format!("restarted {name}"))
                 .map_err(|e| format!("{name}: {e}")),
-            Job::Reinit(name) => p
+            Call::Reinit(name) => p
                 .reinitialize(&admin.base(&name))
                 .await
                 .map(|_| format!("rebuilding {name} from the primary: Patroni started it"))
                 .map_err(|e| format!("{name}: {e}")),
-            Job::Rolling(_) => unreachable!("queued, never carried out at once"),
-            Job::Reload(members) => {
+            Call::Reload(members) => {
                 let mut failed = Vec::new();
                 for name in &members {
                     if let Err(e) = p.reload(&admin.base(name)).await {
