@@ -52,6 +52,7 @@ impl Worker {
                 continue;
             };
             if self.state.verbs_handled.get(verb).map(String::as_str) == Some(trigger) {
+                self.interrupted(verb, trigger);
                 continue;
             }
             if self.tasks.verb.is_some()
@@ -109,6 +110,25 @@ impl Worker {
                     self.report(verb, trigger, target, None, what);
                 }
             }
+        }
+    }
+
+    /// A verb acted on, under way in status, with nothing running it: the reconciler stopped
+    /// meanwhile. Say so rather than act again.
+    fn interrupted(&mut self, verb: &str, trigger: &str) {
+        let running = self.tasks.verb.is_some() || self.state.restart_queue.is_some();
+        let open = self
+            .actions
+            .get(verb)
+            .is_some_and(|a| a.trigger == trigger && !a.finished);
+        if open && !running {
+            self.finish(
+                verb,
+                Err(
+                    "the reconciler stopped while this ran: not repeated; look at the instance"
+                        .into(),
+                ),
+            );
         }
     }
 
