@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 use common::local::LocalHome;
 use common::tmux::{Tmux, row};
 
-fn console_command(home: &LocalHome) -> String {
-    format!(
-        "PGDECK_HOME={} PGDECK_CONFIG_DIR={}/config {} --platform local",
-        home.path().display(),
-        home.path().display(),
-        env!("CARGO_BIN_EXE_pgdeck")
-    )
-}
-
 #[test]
 fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
     let home = LocalHome::new();
@@ -25,7 +16,7 @@ fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
     home.apply_ready(&manifest, "120s");
 
     let tmux = Tmux::start(120, 32);
-    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.keys(&[&home.console_command(), "Enter"]);
     // The first screen lists the cluster, healthy.
     tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
         row(s, "hippo").contains("2/2") && row(s, "hippo").contains("● OK")
@@ -84,7 +75,7 @@ fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
 fn sigterm_restores_the_terminal() {
     let home = LocalHome::new();
     let tmux = Tmux::start(100, 24);
-    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.keys(&[&home.console_command(), "Enter"]);
     tmux.wait(Duration::from_secs(10), "the console", |s| {
         s.contains("Clusters [0]")
     });
@@ -164,7 +155,7 @@ fn switch_over_scale_and_edit_from_the_console() {
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let tmux = Tmux::start(120, 40);
     tmux.keys(&[
-        &format!("EDITOR={} {}", editor.display(), console_command(&home)),
+        &format!("EDITOR={} {}", editor.display(), home.console_command()),
         "Enter",
     ]);
     tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
@@ -303,7 +294,7 @@ fn switch_over_scale_and_edit_from_the_console() {
 
     // Read-only: every mutating key only explains why it does nothing.
     tmux.keys(&[
-        &format!("clear; {} --readonly", console_command(&home)),
+        &format!("clear; {} --readonly", home.console_command()),
         "Enter",
     ]);
     tmux.wait(Duration::from_secs(10), "the read-only console", |s| {

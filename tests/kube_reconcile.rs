@@ -2196,17 +2196,7 @@ async fn a_failed_pass_does_not_repeat_a_switchover(h: &Harness) {
     })
     .await;
     // A write after the switchover fails: a Service to restore, which the API refuses.
-    let services: Api<Service> = Api::namespaced(h.store.clone(), NS);
-    services
-        .delete("hippo-primary", &Default::default())
-        .await
-        .unwrap();
-    let path = format!("/api/v1/namespaces/{NS}/services/hippo-primary");
-    h.patroni
-        .lock()
-        .unwrap()
-        .failing
-        .insert(("PATCH".into(), path.clone()));
+    let services = h.fail_a_later_write(NS).await;
     for _ in 0..3 {
         assert!(h.reconcile(NS, "hippo").await.is_err());
     }

@@ -8,6 +8,8 @@ use crate::api::patroni::{PatroniSpec, Switchover, SwitchoverType};
 use crate::api::status::{InstanceStatus, PostgresClusterStatus};
 use crate::platform::PlatformError;
 
+pub mod verbs;
+
 /// A value for a trigger annotation that no earlier request used.
 pub fn trigger_value() -> String {
     jiff::Timestamp::now().to_string()

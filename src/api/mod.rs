@@ -49,6 +49,17 @@ pub mod annotations {
     pub const KEEP_DATA: &str = "pgdeck.dev/keep-data";
     /// On delete, keep the backup repositories.
     pub const KEEP_BACKUPS: &str = "pgdeck.dev/keep-backups";
+    /// A new value restarts what `pgdeck.dev/restart` names: an instance, `all` (rolling,
+    /// replicas first and the primary after a switchover) or `pending` (those Patroni says
+    /// wait for a restart).
+    pub const TRIGGER_RESTART: &str = "pgdeck.dev/trigger-restart";
+    pub const RESTART: &str = "pgdeck.dev/restart";
+    /// A new value reloads every instance's configuration (Patroni's `POST /reload`).
+    pub const TRIGGER_RELOAD: &str = "pgdeck.dev/trigger-reload";
+    /// A new value rebuilds the replica `pgdeck.dev/reinit` names from the primary (Patroni's
+    /// `POST /reinitialize`); never the leader.
+    pub const TRIGGER_REINIT: &str = "pgdeck.dev/trigger-reinit";
+    pub const REINIT: &str = "pgdeck.dev/reinit";
 }
 
 impl PostgresCluster {

@@ -55,6 +55,10 @@ pub struct PostgresClusterStatus {
     /// The connection pooler, as PGO's `status.proxy` reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyStatus>,
+    /// How the last restart, reload and reinit asked for by their trigger annotations went,
+    /// by verb (`restart`, `reload`, `reinit`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub actions: std::collections::BTreeMap<String, ActionStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -79,6 +83,31 @@ pub struct PgBouncerStatus {
     /// Its pools are paused for a switchover: clients wait.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+}
+
+/// One verb's last request (`pgdeck.dev/trigger-<verb>`) and its outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStatus {
+    /// The trigger annotation's value this answers.
+    pub trigger: String,
+    /// What it applies to: an instance, `all` or `pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub finished: bool,
+    #[serde(default)]
+    pub succeeded: bool,
+    /// What happened, or why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A rolling restart's instances still to restart: each leaves before it restarts.
+    /// Written also when empty, so that a merge of the status empties it.
+    #[serde(default)]
+    pub remaining: Vec<String>,
+    /// Instances whose restart failed, with why.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -121,6 +150,9 @@ pub struct InstanceStatus {
     /// Settings changed that take effect only after a restart.
     #[serde(default)]
     pub pending_restart: bool,
+    /// Which, as Patroni says (`work_mem: 4MB → 8MB, ...`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart_reason: Option<String>,
     /// Running, and streaming when a replica.
     #[serde(default)]
     pub ready: bool,

@@ -15,6 +15,7 @@ use super::{
     print, read_clusters, read_documents, views,
 };
 use crate::actions;
+use crate::actions::verbs::{self, Verb};
 use crate::api::manifest::Document;
 use crate::api::patroni::SwitchoverType;
 use crate::api::support::Platform;
@@ -62,6 +63,10 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
         let default_ns = namespace;
         let ns = global.namespace.clone().unwrap_or(default_ns);
         let kube = Kube { client, ns };
+        let command = match super::verb_of(command) {
+            Ok((name, verb, wait)) => return kube.verb(&name, verb, &wait).await,
+            Err(other) => other,
+        };
         match command {
             Command::Operator {
                 action: Some(OperatorAction::Stop),
@@ -402,6 +407,30 @@ impl Kube {
                 "switched over: {} is the primary\n",
                 after.primary.as_deref().unwrap_or("?")
             ));
+        }
+        Ok(())
+    }
+
+    /// Restart, reload, pause, resume, stop, start or reinit.
+    async fn verb(&self, name: &str, verb: Verb, wait: &Wait) -> Result<(), Failure> {
+        let (_, trigger) = self
+            .modify(name, |c| {
+                let status = c.status.clone();
+                verbs::request(c, status.as_ref(), &verb).map_err(|e| e.to_string())
+            })
+            .await?;
+        print(&format!(
+            "postgrescluster.pgdeck.dev/{name}: {} requested\n",
+            verb.describe()
+        ));
+        if wait.wait {
+            let what = format!("to {}", verb.name());
+            let done = views::verb_done(verb.clone(), trigger.clone());
+            self.wait_until(&self.ns, name, wait, &what, done).await?;
+            let after = self.cluster(name).await?;
+            if let Some(Ok(message)) = verbs::outcome(&after, &verb, trigger.as_deref()) {
+                print(&format!("{message}\n"));
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use super::{
     kind_and_name, print, read_documents, views,
 };
 use crate::actions;
+use crate::actions::verbs::{self, Verb};
 use crate::api::PostgresCluster;
 use crate::api::manifest::Document;
 use crate::api::objects::ObjectKind;
@@ -40,6 +41,10 @@ fn failure(message: impl Into<String>) -> Failure {
 
 pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failure> {
     let ns = global.namespace.clone().unwrap_or_else(|| "default".into());
+    let command = match super::verb_of(command) {
+        Ok((name, verb, wait)) => return run_verb(&local, &ns, &name, verb, &wait),
+        Err(other) => other,
+    };
     match command {
         Command::Operator {
             action: Some(OperatorAction::Stop),
@@ -388,6 +393,38 @@ fn switchover(
             "switched over: {} is the primary\n",
             after.primary.as_deref().unwrap_or("?")
         ));
+    }
+    Ok(())
+}
+
+/// Restart, reload, pause, resume, stop, start or reinit: the manifest's change, then (with
+/// `--wait`) the outcome as status reports it.
+fn run_verb(local: &Local, ns: &str, name: &str, verb: Verb, wait: &Wait) -> Result<(), Failure> {
+    let current = local
+        .store
+        .get(ns, name)?
+        .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
+    let mut trigger = None;
+    let what = verb.describe();
+    local
+        .store
+        .act(ns, name, &me(), verb.reason(), &what, |c| {
+            trigger = verbs::request(c, current.status.as_ref(), &verb)?;
+            Ok(())
+        })?;
+    local.ensure_operator()?;
+    print(&format!(
+        "postgrescluster.pgdeck.dev/{name}: {what} requested\n"
+    ));
+    if wait.wait {
+        let what = format!("to {}", verb.name());
+        let done = views::verb_done(verb.clone(), trigger.clone());
+        wait_until(local, ns, name, wait.timeout, &what, done)?;
+        let after = local.store.get(ns, name)?;
+        if let Some(Ok(message)) = after.and_then(|c| verbs::outcome(&c, &verb, trigger.as_deref()))
+        {
+            print(&format!("{message}\n"));
+        }
     }
     Ok(())
 }

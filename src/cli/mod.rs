@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::actions::verbs::Verb;
 use crate::api::support::Platform;
 use crate::console;
 use crate::platform::local::Local;
@@ -197,6 +198,57 @@ pub enum Command {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Restart one instance in place, every instance rolling (`--all`: replicas first, then a
+    /// switchover, then the old primary), or only those pending restart (`--pending`).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["instance", "all", "pending"])))]
+    Restart {
+        name: String,
+        /// The instance to restart.
+        instance: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        pending: bool,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Reload every instance's configuration.
+    Reload {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Pause Patroni (maintenance mode): no automatic failover until `resume`.
+    Pause {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Resume Patroni after `pause`.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Stop every instance of the cluster (`spec.shutdown`); the data stays.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Start a stopped cluster again.
+    Start {
+        name: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Rebuild a broken replica from the primary (never the primary).
+    Reinit {
+        name: String,
+        instance: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Delete a cluster: its instances, data and backups unless kept; or `delete configmap|secret
     /// NAME`.
     Delete {
@@ -226,6 +278,39 @@ pub enum Command {
     Crd,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+}
+
+/// The verb a command asks for (restart, reload, pause, resume, stop, start, reinit), with the
+/// cluster's name and how to wait; `Err` gives the command back.
+pub fn verb_of(command: Command) -> Result<(String, Verb, Wait), Command> {
+    use crate::plan::verbs::RestartScope;
+    Ok(match command {
+        Command::Restart {
+            name,
+            instance,
+            all,
+            pending: _,
+            wait,
+        } => {
+            let scope = match (instance, all) {
+                (Some(i), _) => RestartScope::Instance(i),
+                (None, true) => RestartScope::All,
+                (None, false) => RestartScope::Pending,
+            };
+            (name, Verb::Restart(scope), wait)
+        }
+        Command::Reload { name, wait } => (name, Verb::Reload, wait),
+        Command::Pause { name, wait } => (name, Verb::Pause, wait),
+        Command::Resume { name, wait } => (name, Verb::Resume, wait),
+        Command::Stop { name, wait } => (name, Verb::Stop, wait),
+        Command::Start { name, wait } => (name, Verb::Start, wait),
+        Command::Reinit {
+            name,
+            instance,
+            wait,
+        } => (name, Verb::Reinit(instance), wait),
+        other => return Err(other),
+    })
 }
 
 /// What `get` and `delete` name.

@@ -229,6 +229,19 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
     }
 }
 
+/// Done once `verb` (asked for with `trigger`) shows done in the status; an error says why it
+/// failed.
+pub(super) fn verb_done(
+    verb: crate::actions::verbs::Verb,
+    trigger: Option<String>,
+) -> impl Fn(&PostgresCluster) -> Result<bool, String> {
+    move |c| match crate::actions::verbs::outcome(c, &verb, trigger.as_deref()) {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(why)) => Err(why),
+    }
+}
+
 /// Done once the manual backup asked for with `trigger` finished: an error with pgBackRest's
 /// message (or where to read it) when it failed.
 pub(super) fn backed_up(trigger: &str) -> impl Fn(&PostgresCluster) -> Result<bool, String> {

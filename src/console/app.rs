@@ -314,6 +314,7 @@ impl App {
                         timeline: l.timeline.or(i.timeline),
                         lag_bytes: l.lag_bytes.or(i.lag_bytes),
                         pending_restart: l.pending_restart,
+                        pending_restart_reason: l.pending_restart_reason.clone(),
                         ready: l.ready,
                         ..i.clone()
                     },
@@ -527,7 +528,12 @@ impl App {
             | Action::EditYaml
             | Action::EditExternal
             | Action::Backup
-            | Action::Delete => return self.start(action),
+            | Action::Delete
+            | Action::Restart
+            | Action::Reload
+            | Action::PauseResume
+            | Action::StopStart
+            | Action::Reinit => return self.start(action),
         }
         Vec::new()
     }

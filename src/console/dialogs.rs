@@ -9,16 +9,19 @@ use super::editor::YamlEditor;
 use super::form::EditForm;
 use super::requests::Request;
 use crate::actions;
+use crate::actions::verbs::Verb;
 use crate::api::PostgresCluster;
 use crate::api::instances::set_name;
 use crate::api::status::InstanceStatus;
 use crate::api::support::Platform;
+use crate::plan::verbs::RestartScope;
 
 pub enum Overlay {
     Switchover(SwitchoverDialog),
     Scale(ScaleDialog),
     Backup(BackupDialog),
     Delete(DeleteDialog),
+    Verb(VerbDialog),
     Form(Box<EditForm>),
     Editor(Box<YamlEditor>),
     Review(Box<Review>),
@@ -433,5 +436,131 @@ impl Conflict {
             }
             _ => Step::Stay,
         }
+    }
+}
+
+/// `R`, `ctrl-r`, `P`, `S`, `I`: restart, reload, pause/resume, stop/start, reinit. Says what
+/// will happen; a disruptive choice needs a name typed.
+pub struct VerbDialog {
+    pub key: Key,
+    /// What can be asked for (restart: this instance, every instance, those pending).
+    pub choices: Vec<Verb>,
+    pub selected: usize,
+    /// The instances as seen, for what the dialog says.
+    pub instances: Vec<InstanceStatus>,
+    pub typed: String,
+}
+
+impl VerbDialog {
+    pub fn new(key: Key, choices: Vec<Verb>, instances: Vec<InstanceStatus>) -> VerbDialog {
+        VerbDialog {
+            key,
+            choices,
+            selected: 0,
+            instances,
+            typed: String::new(),
+        }
+    }
+
+    pub fn verb(&self) -> &Verb {
+        &self.choices[self.selected]
+    }
+
+    fn is_primary(&self, name: &str) -> bool {
+        self.instances.iter().any(|i| {
+            i.name == name && matches!(i.role.as_deref(), Some("primary" | "standby_leader"))
+        })
+    }
+
+    /// The name to type before a disruptive choice goes: the instance rebuilt or the primary
+    /// restarted in place, the cluster stopped or restarted whole.
+    pub fn confirm_with(&self) -> Option<&str> {
+        match self.verb() {
+            Verb::Reinit(name) => Some(name),
+            Verb::Restart(RestartScope::Instance(name)) if self.is_primary(name) => Some(name),
+            Verb::Restart(RestartScope::All) | Verb::Stop => Some(&self.key.1),
+            _ => None,
+        }
+    }
+
+    /// What will happen, a line each.
+    pub fn explain(&self) -> Vec<String> {
+        let c = &self.key.1;
+        match self.verb() {
+            Verb::Restart(RestartScope::Instance(i)) if self.is_primary(i) => vec![
+                format!("{i} is the primary: it restarts in place,"),
+                "and writes stop until it is back. No switchover: to keep writes going,".into(),
+                "restart every instance (rolling) instead.".into(),
+            ],
+            Verb::Restart(RestartScope::Instance(i)) => vec![
+                format!("Patroni restarts PostgreSQL on {i}: its sessions are cut, and it"),
+                "streams again within seconds. The primary is not touched.".into(),
+            ],
+            Verb::Restart(RestartScope::All) => vec![
+                format!("Every instance of {c} restarts, one at a time: the replicas first, each"),
+                "back to streaming before the next, then a switchover, then the old primary."
+                    .into(),
+            ],
+            Verb::Restart(RestartScope::Pending) => {
+                let mut lines =
+                    vec!["Only the instances Patroni reports as pending restart, rolling:".into()];
+                for i in self.instances.iter().filter(|i| i.pending_restart) {
+                    let why = i.pending_restart_reason.as_deref();
+                    lines.push(format!(
+                        "  {}: {}",
+                        i.name,
+                        why.unwrap_or("(this Patroni does not say which settings)")
+                    ));
+                }
+                if lines.len() == 1 {
+                    lines.push("  none is pending: nothing will restart".into());
+                }
+                lines
+            }
+            Verb::Reload => vec![
+                format!("Every instance of {c} re-reads its configuration. Settings that need"),
+                "a restart then show as pending restart.".into(),
+            ],
+            Verb::Pause => vec![
+                format!("Patroni stops managing {c} (maintenance mode): no automatic failover,"),
+                "no restart of a stopped PostgreSQL, until resumed. HA PAUSED shows meanwhile."
+                    .into(),
+            ],
+            Verb::Resume => vec![format!(
+                "Patroni manages {c} again: automatic failover resumes."
+            )],
+            Verb::Stop => vec![
+                format!("Every instance of {c} stops (spec.shutdown): no connections until it"),
+                "is started again. The data stays.".into(),
+            ],
+            Verb::Start => vec![format!("Every instance of {c} starts again.")],
+            Verb::Reinit(i) => vec![
+                format!("{i}'s data directory is deleted and copied afresh"),
+                "from the primary: for a replica that cannot stream any more.".into(),
+            ],
+        }
+    }
+
+    pub fn confirmed(&self) -> bool {
+        self.confirm_with().is_none_or(|name| self.typed == name)
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Step {
+        match key.code {
+            KeyCode::Esc => return Step::Close,
+            KeyCode::Down | KeyCode::Tab => {
+                self.selected = (self.selected + 1).min(self.choices.len() - 1)
+            }
+            KeyCode::Up | KeyCode::BackTab => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Char(c) if self.confirm_with().is_some() && plain(&key) => self.typed.push(c),
+            KeyCode::Backspace => {
+                self.typed.pop();
+            }
+            KeyCode::Enter if self.confirmed() => {
+                return Step::Submit(Request::Verb(self.verb().clone()));
+            }
+            _ => {}
+        }
+        Step::Stay
     }
 }

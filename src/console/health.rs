@@ -32,6 +32,10 @@ pub fn of(c: &PostgresCluster) -> Health {
     if s.primary.is_none() && !s.instances.is_empty() {
         return h("✖ DOWN", Level::Error);
     }
+    if conditions::is_true(&s.conditions, conditions::PATRONI_PAUSED) {
+        // Maintenance mode: no failover while it lasts, so it outranks what follows.
+        return h("‖ HA PAUSED", Level::Warn);
+    }
     if conditions::is_true(&s.conditions, conditions::DEGRADED) {
         return h("▲ DEGRADED", Level::Warn);
     }

@@ -32,6 +32,11 @@ pub enum Action {
     EditExternal,
     Backup,
     Delete,
+    Restart,
+    Reload,
+    PauseResume,
+    StopStart,
+    Reinit,
 }
 
 pub struct Binding {
@@ -287,6 +292,41 @@ pub const ACTIONS: &[Binding] = &[
         "take a backup",
         Action::Backup,
         "backup",
+    ),
+    b(
+        &[(KeyCode::Char('R'), SHIFT), (KeyCode::Char('R'), NONE)],
+        "R",
+        "restart the instance, every one (rolling) or those pending",
+        Action::Restart,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('r'), KeyModifiers::CONTROL)],
+        "ctrl-r",
+        "reload the configuration",
+        Action::Reload,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('P'), SHIFT), (KeyCode::Char('P'), NONE)],
+        "P",
+        "pause or resume Patroni (maintenance mode)",
+        Action::PauseResume,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('S'), SHIFT), (KeyCode::Char('S'), NONE)],
+        "S",
+        "stop or start the cluster",
+        Action::StopStart,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('I'), SHIFT), (KeyCode::Char('I'), NONE)],
+        "I",
+        "reinit the replica from the primary",
+        Action::Reinit,
+        "",
     ),
     b(
         &[(KeyCode::Char('d'), KeyModifiers::CONTROL)],

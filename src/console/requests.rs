@@ -3,6 +3,7 @@
 
 use super::app::Key;
 use crate::actions;
+use crate::actions::verbs::{self, Verb};
 use crate::api::PostgresCluster;
 use crate::api::patroni::SwitchoverType;
 use crate::api::status::PostgresClusterStatus;
@@ -29,6 +30,8 @@ pub enum Request {
         keep_data: bool,
         keep_backups: bool,
     },
+    /// Restart, reload, reinit, pause, resume, stop or start.
+    Verb(Verb),
     /// An edited manifest, to be written only over the version it was edited from.
     Replace {
         manifest: Box<PostgresCluster>,
@@ -62,6 +65,7 @@ impl Request {
                     format!("delete, keeping {}", kept.join(" and "))
                 }
             }
+            Request::Verb(v) => v.describe(),
             Request::Replace { .. } => "apply the edited manifest".into(),
         }
     }
@@ -90,6 +94,8 @@ pub enum Waiting {
     Backup(String),
     /// The cluster is gone.
     Deleted,
+    /// What [`verbs::outcome`] says of this verb, asked for with this trigger.
+    Verb(Verb, Option<String>),
 }
 
 /// A request the reconciler has not finished yet.
@@ -159,6 +165,10 @@ impl Pending {
                 })
             }
             Waiting::Deleted => None,
+            Waiting::Verb(verb, trigger) => match verbs::outcome(c, verb, trigger.as_deref())? {
+                Ok(message) => Some((format!("{}: {message}", verb.name()), true)),
+                Err(why) => Some((why, false)),
+            },
         }
     }
 }
@@ -171,6 +181,7 @@ impl Request {
             Request::Scale { .. } => "ScaleRequested",
             Request::Backup { .. } => "BackupRequested",
             Request::Delete { .. } => "DeleteRequested",
+            Request::Verb(v) => v.reason(),
             Request::Replace { .. } => "ManifestEdited",
         }
     }
@@ -212,6 +223,10 @@ impl Request {
             } => {
                 actions::keep(c, *keep_data, *keep_backups);
                 Some(Waiting::Deleted)
+            }
+            Request::Verb(v) => {
+                let trigger = verbs::request(c, status, v)?;
+                Some(Waiting::Verb(v.clone(), trigger))
             }
             Request::Replace { .. } => None,
         })

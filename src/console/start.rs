@@ -2,6 +2,7 @@
 //! the cursor), open its dialog, and follow the request until the reconciler reports it done.
 
 use super::app::{App, EditContext, Effect, Key, Tab, View};
+use super::dialogs::VerbDialog;
 use super::dialogs::{
     BackupDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog, Step, SwitchoverDialog,
 };
@@ -9,7 +10,9 @@ use super::editor::{YamlEditor, manifest_text};
 use super::form::EditForm;
 use super::keys::Action;
 use super::requests::{Outcome, Pending, Request};
+use crate::actions::verbs::{self, Verb};
 use crate::api::PostgresCluster;
+use crate::plan::verbs::{Decision, RestartScope};
 
 impl Overlay {
     pub fn key(&self) -> &Key {
@@ -18,6 +21,7 @@ impl Overlay {
             Overlay::Scale(d) => &d.key,
             Overlay::Backup(d) => &d.key,
             Overlay::Delete(d) => &d.key,
+            Overlay::Verb(d) => &d.key,
             Overlay::Form(d) => &d.key,
             Overlay::Editor(d) => &d.key,
             Overlay::Review(d) => &d.key,
@@ -31,6 +35,7 @@ impl Overlay {
             Overlay::Scale(d) => d.on_key(key),
             Overlay::Backup(d) => d.on_key(key),
             Overlay::Delete(d) => d.on_key(key),
+            Overlay::Verb(d) => d.on_key(key),
             Overlay::Form(d) => d.on_key(key),
             Overlay::Editor(d) => d.on_key(key),
             Overlay::Review(d) => d.on_key(key),
@@ -127,6 +132,17 @@ impl App {
                 })
             }
             Action::Delete => Overlay::Delete(DeleteDialog::new(key)),
+            Action::Restart
+            | Action::Reload
+            | Action::PauseResume
+            | Action::StopStart
+            | Action::Reinit => match self.verb_choices(action, &cluster, under_cursor.as_ref()) {
+                Ok(choices) => Overlay::Verb(VerbDialog::new(key, choices, instances)),
+                Err(why) => {
+                    self.warn(why);
+                    return Vec::new();
+                }
+            },
             Action::EditForm => Overlay::Form(Box::new(EditForm::open(
                 key,
                 &cluster,
@@ -151,6 +167,48 @@ impl App {
         };
         self.overlay = Some(overlay);
         Vec::new()
+    }
+
+    /// What `action` offers for `cluster` and the instance under the cursor, or why nothing.
+    fn verb_choices(
+        &self,
+        action: Action,
+        cluster: &PostgresCluster,
+        under_cursor: Option<&crate::api::status::InstanceStatus>,
+    ) -> Result<Vec<Verb>, String> {
+        let instance = || {
+            under_cursor.map(|i| i.name.clone()).ok_or_else(|| {
+                "select an instance first: open the cluster, Instances tab".to_string()
+            })
+        };
+        Ok(match action {
+            Action::Restart => {
+                let mut choices = vec![
+                    Verb::Restart(RestartScope::All),
+                    Verb::Restart(RestartScope::Pending),
+                ];
+                if let Ok(i) = instance() {
+                    choices.insert(0, Verb::Restart(RestartScope::Instance(i)));
+                }
+                choices
+            }
+            Action::Reload => vec![Verb::Reload],
+            Action::PauseResume if verbs::pause_wanted(cluster) => vec![Verb::Resume],
+            Action::PauseResume => vec![Verb::Pause],
+            Action::StopStart if cluster.spec.shutdown == Some(true) => vec![Verb::Start],
+            Action::StopStart => vec![Verb::Stop],
+            _ => {
+                let i = instance()?;
+                let status = cluster.status.clone().unwrap_or_default();
+                let instances = self.instances();
+                if let Decision::Refuse(why) =
+                    crate::plan::verbs::reinit(&i, &instances, status.primary.as_deref())
+                {
+                    return Err(format!("reinit refused: {why}"));
+                }
+                vec![Verb::Reinit(i)]
+            }
+        })
     }
 
     /// What a dialog's key asked for.

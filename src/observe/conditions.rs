@@ -24,6 +24,9 @@ pub const SYNCHRONOUS: &str = "SynchronousReplication";
 /// With `spec.monitoring.pgmonitor.exporter`: whether every instance's exporter runs. Absent
 /// without one.
 pub const EXPORTER: &str = "Exporter";
+/// True while Patroni is paused (maintenance mode): it neither fails over nor restarts
+/// PostgreSQL, so a DBA must not forget it.
+pub const PATRONI_PAUSED: &str = "PatroniPaused";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(
@@ -109,6 +112,45 @@ pub fn switchover(
         message,
         generation,
     );
+}
+
+/// The PatroniPaused condition from what Patroni said (`observed`: `None` when no member
+/// answered, which leaves it as it was) and what the spec asks (`pause` in
+/// `spec.patroni.dynamicConfiguration`).
+pub fn paused(
+    status: &mut PostgresClusterStatus,
+    observed: Option<bool>,
+    wanted: bool,
+    generation: i64,
+) {
+    let Some(observed) = observed else { return };
+    let (reason, message) = match (observed, wanted) {
+        (true, true) => (
+            "MaintenanceMode",
+            "Patroni is paused: no automatic failover or restart of PostgreSQL until it is resumed (pgdeck resume)",
+        ),
+        (true, false) => (
+            "Resuming",
+            "Patroni is paused, and the spec no longer asks for it: resuming",
+        ),
+        (false, true) => ("Pausing", "the spec asks Patroni to pause: pausing"),
+        (false, false) => ("Running", "Patroni manages the cluster"),
+    };
+    set(
+        &mut status.conditions,
+        PATRONI_PAUSED,
+        observed,
+        reason,
+        message,
+        generation,
+    );
+}
+
+/// Patroni is being paused or resumed and has not said it is yet: look again soon.
+pub fn pause_changing(status: &PostgresClusterStatus) -> bool {
+    status
+        .condition(PATRONI_PAUSED)
+        .is_some_and(|c| matches!(c.reason.as_str(), "Pausing" | "Resuming"))
 }
 
 /// What a reconciler is busy with, for the Progressing condition.

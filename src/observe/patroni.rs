@@ -49,6 +49,40 @@ pub struct NodeStatus {
     pub pending_restart: Option<bool>,
     #[serde(default)]
     pub database_system_identifier: Option<String>,
+    /// Patroni is paused (maintenance mode).
+    #[serde(default)]
+    pub pause: bool,
+    /// When the member's PostgreSQL started: a new value tells that it restarted.
+    #[serde(default)]
+    pub postmaster_start_time: Option<String>,
+    /// The settings waiting for a restart (Patroni 3.0.4 and later).
+    #[serde(default)]
+    pub pending_restart_reason: Option<std::collections::BTreeMap<String, PendingChange>>,
+}
+
+/// A setting waiting for a restart: its value now and after the restart.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PendingChange {
+    #[serde(default)]
+    pub old_value: Option<String>,
+    #[serde(default)]
+    pub new_value: Option<String>,
+}
+
+impl NodeStatus {
+    /// The pending settings as a line, e.g. `work_mem: 4MB → 8MB`.
+    pub fn pending_reason(&self) -> Option<String> {
+        let reasons = self
+            .pending_restart_reason
+            .as_ref()
+            .filter(|r| !r.is_empty())?;
+        let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        let parts: Vec<String> = reasons
+            .iter()
+            .map(|(name, c)| format!("{name}: {} → {}", value(&c.old_value), value(&c.new_value)))
+            .collect();
+        Some(parts.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +129,9 @@ impl NodeStatus {
 pub struct ClusterView {
     #[serde(default)]
     pub members: Vec<Member>,
+    /// Patroni is paused (maintenance mode).
+    #[serde(default)]
+    pub pause: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -134,6 +171,15 @@ pub struct Survey {
 }
 
 impl Survey {
+    /// Whether Patroni is paused, as the DCS view (or any member) says; `None` when nobody
+    /// answered.
+    pub fn paused(&self) -> Option<bool> {
+        let answered = self.view.is_some() || self.nodes.iter().any(Option::is_some);
+        let paused = self.view.as_ref().is_some_and(|v| v.pause)
+            || self.nodes.iter().flatten().any(|n| n.pause);
+        answered.then_some(paused)
+    }
+
     pub fn system_identifier(&self) -> Option<String> {
         self.nodes
             .iter()
@@ -378,6 +424,19 @@ impl Patroni {
             http::Method::POST,
             base,
             "/restart",
+            &serde_json::json!({}),
+            ACTION_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Rebuild a replica from the primary (Patroni refuses it on the leader). Returns once
+    /// Patroni has started it; the replica then streams again.
+    pub async fn reinitialize(&self, base: &str) -> Result<String, PatroniError> {
+        self.send(
+            http::Method::POST,
+            base,
+            "/reinitialize",
             &serde_json::json!({}),
             ACTION_TIMEOUT,
         )

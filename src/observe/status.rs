@@ -71,6 +71,7 @@ pub fn instances(
             });
             out.timeline = node.timeline;
             out.pending_restart = node.pending_restart.unwrap_or(false);
+            out.pending_restart_reason = node.pending_reason();
             if !is_leader {
                 out.lag_bytes = match (primary_position, node.wal_position()) {
                     (Some(p), Some(r)) => Some((p - r).max(0)),
@@ -145,6 +146,24 @@ mod tests {
         assert_eq!(status.instances[0].not_ready_since, None);
         set_instances(&mut status, vec![inst(false)], at(180));
         assert_eq!(status.instances[0].not_ready_since, Some(Time(at(180))));
+    }
+
+    #[test]
+    fn pending_restart_reasons_as_patroni_gives_them() {
+        // `GET /patroni` of Patroni 3.0.4 and later; earlier ones leave the reason out.
+        let node: NodeStatus = serde_json::from_str(
+            r#"{"state": "running", "role": "replica", "pending_restart": true,
+                "pending_restart_reason": {"max_connections": {"old_value": "100", "new_value": "200"},
+                                           "shared_buffers": {"old_value": "128MB", "new_value": "256MB"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            node.pending_reason().as_deref(),
+            Some("max_connections: 100 → 200, shared_buffers: 128MB → 256MB")
+        );
+        let older: NodeStatus =
+            serde_json::from_str(r#"{"state": "running", "pending_restart": true}"#).unwrap();
+        assert_eq!(older.pending_reason(), None);
     }
 
     fn node(role: &str, state: &str, xlog: Xlog) -> NodeStatus {
@@ -224,6 +243,7 @@ mod tests {
                     state: None,
                 },
             ],
+            pause: false,
         };
         let standbys: HashMap<String, Standby> = [
             (

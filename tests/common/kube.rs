@@ -13,7 +13,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::client::Body;
 use kube::runtime::controller::Action;
@@ -318,6 +318,23 @@ current-context: fake
     }
 
     /// How many requests were made so far.
+    /// Make a later write of every pass over `hippo` fail: its primary Service is gone, and
+    /// the API refuses to restore it (until `failing` is cleared). Returns the Services.
+    pub async fn fail_a_later_write(&self, ns: &str) -> Api<Service> {
+        let services: Api<Service> = Api::namespaced(self.store.clone(), ns);
+        services
+            .delete("hippo-primary", &Default::default())
+            .await
+            .unwrap();
+        let path = format!("/api/v1/namespaces/{ns}/services/hippo-primary");
+        self.patroni
+            .lock()
+            .unwrap()
+            .failing
+            .insert(("PATCH".into(), path));
+        services
+    }
+
     pub fn mark(&self) -> usize {
         self.calls.lock().unwrap().len()
     }
@@ -886,6 +903,13 @@ async fn answer_as_patroni(
         .timeline
         .entry(key.clone())
         .or_insert(1);
+    // Maintenance mode, as the dynamic configuration says (`pause`).
+    let paused = state
+        .lock()
+        .unwrap()
+        .config
+        .get(&key)
+        .is_some_and(|c| c.get("pause") == Some(&json!(true)));
     match (method, path) {
         ("GET", "/patroni") => {
             let is_leader = leader.as_deref() == Some(pod);
@@ -895,6 +919,9 @@ async fn answer_as_patroni(
                 "timeline": timeline,
                 "database_system_identifier": "7311111111111111111",
             });
+            if paused {
+                node["pause"] = json!(true);
+            }
             if state.lock().unwrap().pending_restart.contains(pod) {
                 node["pending_restart"] = json!(true);
             }
@@ -913,14 +940,17 @@ async fn answer_as_patroni(
             }
             (200, node)
         }
-        ("GET", "/cluster") => (
-            200,
-            json!({"members": members.iter().map(|p| json!({
+        ("GET", "/cluster") => {
+            let mut view = json!({"members": members.iter().map(|p| json!({
                 "name": p.name_any(),
                 "role": if Some(p.name_any()) == leader { "leader" } else { "replica" },
                 "state": "running",
-            })).collect::<Vec<_>>()}),
-        ),
+            })).collect::<Vec<_>>()});
+            if paused {
+                view["pause"] = json!(true);
+            }
+            (200, view)
+        }
         ("GET", "/config") => {
             let clusters: Api<PostgresCluster> = Api::namespaced(store.clone(), ns);
             let cluster = clusters.get(&cluster_name).await.unwrap();
@@ -955,6 +985,17 @@ async fn answer_as_patroni(
             s.pending_restart.remove(pod);
             s.actions.push(format!("restart {pod}"));
             (200, json!("restarted successfully"))
+        }
+        ("POST", "/reload") => {
+            state.lock().unwrap().actions.push(format!("reload {pod}"));
+            (200, json!("reloaded configuration"))
+        }
+        ("POST", "/reinitialize") if leader.as_deref() == Some(pod) => {
+            (503, json!("I am the leader, can not reinitialize"))
+        }
+        ("POST", "/reinitialize") => {
+            state.lock().unwrap().actions.push(format!("reinit {pod}"));
+            (200, json!("reinitialize started"))
         }
         ("POST", "/switchover" | "/failover") => {
             let candidate = body["candidate"].as_str().unwrap_or_default().to_string();

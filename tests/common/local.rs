@@ -79,6 +79,16 @@ impl LocalHome {
         );
     }
 
+    /// The shell command that opens the console on this home.
+    pub fn console_command(&self) -> String {
+        format!(
+            "PGDECK_HOME={} PGDECK_CONFIG_DIR={}/config {} --platform local",
+            self.path.display(),
+            self.path.display(),
+            env!("CARGO_BIN_EXE_pgdeck")
+        )
+    }
+
     /// `pgdeck status NAME -o json`.
     pub fn status(&self, name: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["status", name, "-o", "json"])).unwrap()
@@ -155,19 +165,31 @@ impl LocalHome {
     pub fn try_superuser(&self, cluster: &str, db: &str, sql: &str) -> Result<String, String> {
         let status = self.status(cluster);
         let primary = status["primary"].as_str().ok_or("no primary")?;
+        self.sql_on(cluster, primary, db, sql)
+    }
+
+    /// SQL as the superuser on one instance, through its socket; psql's error when it fails.
+    pub fn sql_on(
+        &self,
+        cluster: &str,
+        instance: &str,
+        db: &str,
+        sql: &str,
+    ) -> Result<String, String> {
+        let status = self.status(cluster);
         let port = status["instances"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|i| i["name"] == primary)
-            .unwrap()["port"]
+            .find(|i| i["name"] == instance)
+            .ok_or_else(|| format!("no instance {instance}"))?["port"]
             .to_string();
         let socket = self
             .path()
             .join("namespaces/default")
             .join(cluster)
             .join("instances")
-            .join(primary)
+            .join(instance)
             .join("run");
         let out = Command::new("runuser")
             .args(["-u", "postgres", "--", "psql", "-h"])

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use crate::console::app::App;
 use crate::console::dialogs::{
     BackupDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog, SwitchoverDialog,
+    VerbDialog,
 };
 use crate::console::diff::{Change, DiffLine};
 use crate::console::editor::YamlEditor;
@@ -24,6 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay) {
         Overlay::Scale(d) => scale(frame, area, t, d),
         Overlay::Backup(d) => backup(frame, area, t, d),
         Overlay::Delete(d) => delete(frame, area, t, d),
+        Overlay::Verb(d) => verb(frame, area, t, d),
         Overlay::Form(d) => form(frame, area, t, d),
         Overlay::Editor(d) => editor(frame, area, t, d),
         Overlay::Review(d) => review(frame, area, t, d),
@@ -289,6 +291,49 @@ fn delete(frame: &mut Frame, area: Rect, t: &Theme, d: &DeleteDialog) {
             ],
         ),
     ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn verb(frame: &mut Frame, area: Rect, t: &Theme, d: &VerbDialog) {
+    let mut lines = Vec::new();
+    if d.choices.len() > 1 {
+        for (i, v) in d.choices.iter().enumerate() {
+            let (mark, style) = match i == d.selected {
+                true => ("▸", t.selection),
+                false => (" ", t.text),
+            };
+            lines.push(Line::from(Span::styled(
+                format!("{mark} {}", v.describe()),
+                style,
+            )));
+        }
+        lines.push(Line::default());
+    }
+    let warn = d.confirm_with().is_some();
+    for l in d.explain() {
+        lines.push(Line::from(Span::styled(
+            l,
+            if warn { t.warn } else { t.text },
+        )));
+    }
+    lines.push(Line::default());
+    if let Some(name) = d.confirm_with() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("Type {name} to confirm: "), t.text),
+            Span::styled(
+                format!("{}▏", d.typed),
+                if d.confirmed() { t.ok } else { t.selection },
+            ),
+        ]));
+        lines.push(Line::default());
+    }
+    let mut keys = vec![("enter", d.verb().name()), ("esc", "cancel")];
+    if d.choices.len() > 1 {
+        keys.insert(0, ("↑/↓", "choose"));
+    }
+    lines.push(hint(t, &keys));
+    let title = format!("{} {}/{}", d.verb().name(), d.key.0, d.key.1);
+    let inner = popup(frame, area, t, &title, 84, lines.len() as u16 + 2);
     frame.render_widget(Paragraph::new(lines), inner);
 }
 

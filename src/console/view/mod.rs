@@ -63,6 +63,25 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     if app.read_only {
         left.push(Span::styled(" 🔒 READ-ONLY ", t.header.patch(t.warn)));
     }
+    let paused: Vec<&str> = app
+        .clusters
+        .iter()
+        .filter(|c| {
+            c.status.as_ref().is_some_and(|s| {
+                crate::observe::conditions::is_true(
+                    &s.conditions,
+                    crate::observe::conditions::PATRONI_PAUSED,
+                )
+            })
+        })
+        .map(|c| c.name())
+        .collect();
+    if !paused.is_empty() {
+        left.push(Span::styled(
+            format!(" ‖ HA PAUSED: {} ", paused.join(", ")),
+            t.header.patch(t.warn),
+        ));
+    }
     if app.operator == Some(false) {
         left.push(Span::styled(
             " reconciler not running ",

@@ -796,3 +796,225 @@ fn a_standby_shows_whom_it_follows_and_how_far_behind() {
     press(&mut app, KeyCode::Enter);
     insta::assert_snapshot!("standby_header", screen(&app, 100, 10));
 }
+
+// Instance actions (issue 13): restart, reload, pause/resume, stop/start, reinit.
+
+fn requested(effects: &[crate::console::app::Effect]) -> Option<crate::actions::verbs::Verb> {
+    match effects {
+        [
+            crate::console::app::Effect::Request {
+                request: crate::console::requests::Request::Verb(v),
+                ..
+            },
+        ] => Some(v.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn restart_dialog_offers_this_instance_every_instance_or_those_pending() {
+    use crate::actions::verbs::Verb;
+    use crate::plan::verbs::RestartScope;
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('R'));
+    insta::assert_snapshot!("restart_dialog", screen(&app, 100, 20));
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(
+        requested(&effects),
+        Some(Verb::Restart(RestartScope::Instance(
+            "hippo-instance1-x9t4".into()
+        ))),
+        "a replica restarts without typing"
+    );
+
+    // Every instance, rolling: the cluster's name typed first.
+    press(&mut app, KeyCode::Char('R'));
+    press(&mut app, KeyCode::Down);
+    insta::assert_snapshot!("restart_all_dialog", screen(&app, 100, 20));
+    assert!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+    typed(&mut app, "hippo");
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(requested(&effects), Some(Verb::Restart(RestartScope::All)));
+
+    // The primary restarts in place only with its name typed.
+    press(&mut app, KeyCode::Char('g'));
+    press(&mut app, KeyCode::Char('R'));
+    insta::assert_snapshot!("restart_primary_dialog", screen(&app, 100, 20));
+    typed(&mut app, "hippo");
+    assert!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+}
+
+#[test]
+fn restart_pending_lists_the_instances_that_wait() {
+    let mut app = fixture();
+    open_hippo(&mut app);
+    let mut live = app.live.instances.clone();
+    live[1].pending_restart = true;
+    live[1].pending_restart_reason = Some("shared_buffers: 128MB → 256MB".into());
+    live[2].pending_restart = true;
+    app.on_data(Data::Live {
+        key: ("default".into(), "hippo".into()),
+        result: Ok(live),
+        at: at(NOW),
+    });
+    press(&mut app, KeyCode::Char('R'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    insta::assert_snapshot!("restart_pending_dialog", screen(&app, 100, 20));
+}
+
+#[test]
+fn reload_pause_and_stop_dialogs_say_what_will_happen() {
+    use crate::actions::verbs::Verb;
+    let mut app = fixture();
+    open_hippo(&mut app);
+    key(&mut app, KeyCode::Char('r'), KeyModifiers::CONTROL);
+    insta::assert_snapshot!("reload_dialog", screen(&app, 100, 14));
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(requested(&effects), Some(Verb::Reload));
+
+    press(&mut app, KeyCode::Char('P'));
+    insta::assert_snapshot!("pause_dialog", screen(&app, 100, 14));
+    assert_eq!(
+        requested(&key(&mut app, KeyCode::Enter, KeyModifiers::NONE)),
+        Some(Verb::Pause)
+    );
+
+    press(&mut app, KeyCode::Char('S'));
+    insta::assert_snapshot!("stop_dialog", screen(&app, 100, 14));
+    assert!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+    typed(&mut app, "hippo");
+    assert_eq!(
+        requested(&key(&mut app, KeyCode::Enter, KeyModifiers::NONE)),
+        Some(Verb::Stop)
+    );
+}
+
+/// hippo as the reconciler reports it once Patroni is paused (and the spec asks for it).
+fn paused(app: &mut App) {
+    let mut clusters = app.clusters.clone();
+    let c = clusters.iter_mut().find(|c| c.name() == "hippo").unwrap();
+    crate::actions::verbs::request(c, None, &crate::actions::verbs::Verb::Pause).unwrap();
+    let s = c.status.as_mut().unwrap();
+    conditions::paused(s, Some(true), true, 1);
+    for c in &mut s.conditions {
+        c.last_transition_time = Time(at("2026-11-21T11:58:00Z"));
+    }
+    app.on_data(Data::Clusters(clusters));
+}
+
+#[test]
+fn a_paused_cluster_shows_in_the_header_and_the_list_and_p_resumes() {
+    use crate::actions::verbs::Verb;
+    let mut app = fixture();
+    paused(&mut app);
+    insta::assert_snapshot!("paused_clusters", screen(&app, 100, 12));
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('P'));
+    insta::assert_snapshot!("resume_dialog", screen(&app, 100, 14));
+    assert_eq!(
+        requested(&key(&mut app, KeyCode::Enter, KeyModifiers::NONE)),
+        Some(Verb::Resume)
+    );
+}
+
+#[test]
+fn start_is_offered_for_a_stopped_cluster() {
+    let mut app = fixture();
+    let mut clusters = app.clusters.clone();
+    clusters[0].spec.shutdown = Some(true);
+    app.on_data(Data::Clusters(clusters));
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('S'));
+    insta::assert_snapshot!("start_dialog", screen(&app, 100, 12));
+    assert_eq!(
+        requested(&key(&mut app, KeyCode::Enter, KeyModifiers::NONE)),
+        Some(crate::actions::verbs::Verb::Start)
+    );
+}
+
+#[test]
+fn reinit_refuses_the_primary_and_asks_for_the_replicas_name() {
+    use crate::actions::verbs::Verb;
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('I'));
+    assert!(app.overlay.is_none());
+    let why = &app.message.as_ref().unwrap().text;
+    assert!(
+        why.contains("hippo-instance1-bdkx is the leader"),
+        "the refusal names it: {why}"
+    );
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('I'));
+    typed(&mut app, "hippo-instance1-m2q");
+    insta::assert_snapshot!("reinit_dialog", screen(&app, 100, 14));
+    assert!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+    typed(&mut app, "7");
+    assert_eq!(
+        requested(&key(&mut app, KeyCode::Enter, KeyModifiers::NONE)),
+        Some(Verb::Reinit("hippo-instance1-m2q7".into()))
+    );
+}
+
+#[test]
+fn instance_actions_are_refused_in_read_only_mode() {
+    let mut app = fixture();
+    app.read_only = true;
+    open_hippo(&mut app);
+    for (code, mods) in [
+        (KeyCode::Char('R'), KeyModifiers::SHIFT),
+        (KeyCode::Char('r'), KeyModifiers::CONTROL),
+        (KeyCode::Char('P'), KeyModifiers::SHIFT),
+        (KeyCode::Char('S'), KeyModifiers::SHIFT),
+        (KeyCode::Char('I'), KeyModifiers::SHIFT),
+    ] {
+        let effects = key(&mut app, code, mods);
+        assert!(effects.is_empty() && app.overlay.is_none(), "{code:?}");
+        assert!(
+            app.message.as_ref().unwrap().text.starts_with("read-only:"),
+            "{code:?}"
+        );
+    }
+}
+
+#[test]
+fn a_verb_waits_in_the_footer_until_status_reports_it() {
+    use crate::actions::verbs::Verb;
+    let mut app = fixture();
+    open_hippo(&mut app);
+    let key_ = ("default".to_string(), "hippo".to_string());
+    app.on_data(Data::Outcome {
+        key: key_.clone(),
+        what: "reload the configuration".into(),
+        outcome: crate::console::requests::Outcome::Accepted(
+            crate::console::requests::Waiting::Verb(Verb::Reload, Some("t1".into())),
+        ),
+    });
+    app.now = at("2026-11-21T12:00:03Z");
+    insta::assert_snapshot!(
+        "verb_progress",
+        screen(&app, 100, 6).lines().last().unwrap().to_string()
+    );
+    let mut clusters = app.clusters.clone();
+    let s = clusters[0].status.as_mut().unwrap();
+    s.actions.insert(
+        "reload".into(),
+        crate::api::status::ActionStatus {
+            trigger: "t1".into(),
+            finished: true,
+            succeeded: true,
+            message: Some("reloaded 3 instances".into()),
+            ..Default::default()
+        },
+    );
+    app.on_data(Data::Clusters(clusters));
+    assert!(app.pending.is_empty());
+    assert_eq!(
+        app.message.as_ref().unwrap().text,
+        "reload: reloaded 3 instances"
+    );
+}

@@ -21,6 +21,8 @@ pub struct Seen {
     /// The instance holding the leader lock.
     pub leader: Option<String>,
     pub system_identifier: Option<String>,
+    /// Patroni is paused (maintenance mode); `None` when no member answered.
+    pub paused: Option<bool>,
 }
 
 impl Seen {
@@ -126,6 +128,7 @@ pub async fn observe(
                 })
             })
             .collect(),
+        pause: v.pause,
     });
     // Without Patroni, the role label Patroni keeps on the pods still tells the leader.
     let labelled_leader = members.iter().find(|i| {
@@ -169,5 +172,6 @@ pub async fn observe(
         statuses: instances(&sightings, view.as_ref(), &standbys),
         leader,
         system_identifier: survey.system_identifier(),
+        paused: survey.paused(),
     }
 }

@@ -3,6 +3,8 @@
 //! objects and write only those that differ, keep Patroni's dynamic configuration as the spec
 //! says, and record the outcome in status. Deleting the cluster goes through its finalizer.
 
+mod verbs;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ use super::{
     names, owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
-use crate::api::status::{PostgresClusterStatus, RepoStatus};
+use crate::api::status::{ActionStatus, PostgresClusterStatus, RepoStatus};
 use crate::api::support::Platform;
 use crate::api::{PostgresCluster, annotations};
 use crate::observe::conditions::{self, Activity};
@@ -120,12 +122,15 @@ async fn pass(cluster: &PostgresCluster, ctx: &Context) -> Result<(Action, Write
         problem: None,
         recorded: None,
         standby: None,
+        actions: BTreeMap::new(),
     };
-    match run.apply().await {
+    // Boxed: the pass's future is large, and callers poll it on ordinary stacks.
+    match Box::pin(run.apply()).await {
         Ok(status) => {
             run.write_status(&status).await?;
             let settled = conditions::is_true(&status.conditions, conditions::READY)
-                && !conditions::is_true(&status.conditions, conditions::PROGRESSING);
+                && !conditions::is_true(&status.conditions, conditions::PROGRESSING)
+                && !conditions::pause_changing(&status);
             Ok((
                 Action::requeue(if settled { SETTLED } else { SETTLING }),
                 run.writes,
@@ -154,6 +159,8 @@ struct Run<'a> {
     recorded: Option<PostgresClusterStatus>,
     /// What became of `standby_cluster` when the leader's configuration was last checked.
     standby: Option<standby::Decision>,
+    /// `status.actions` as this pass leaves it (see `verbs`).
+    actions: BTreeMap<String, ActionStatus>,
 }
 
 impl Run<'_> {
@@ -187,10 +194,11 @@ impl Run<'_> {
         }
 
         self.problem = objects::restore_problem(cluster);
-        let switchover = self.requested_switchover(&seen).await?;
+        let switchover = Box::pin(self.requested_switchover(&seen)).await?;
         if switchover.as_ref().is_some_and(|s| s.result.is_ok()) {
             seen = self.look(&members).await;
         }
+        Box::pin(self.requested_verbs(&seen)).await?;
         let existing: Vec<Existing> = existing
             .into_iter()
             .map(|mut e| {
@@ -256,6 +264,11 @@ impl Run<'_> {
             || plan.move_primary.is_some()
             || !plan.remove.is_empty()
             || switchover.as_ref().is_some_and(|s| s.result.is_ok());
+        // A rolling restart asked for by trigger rolls as settings Patroni reports pending.
+        let queued = self.queued();
+        for s in &mut seen.statuses {
+            s.pending_restart |= queued.contains(&s.name);
+        }
         let rolling = rolling::plan(
             cluster,
             &plan.run,
@@ -265,7 +278,7 @@ impl Run<'_> {
             &seen,
             busy,
         );
-        moving |= self.roll(&rolling).await;
+        moving |= Box::pin(self.roll(&rolling)).await;
         if let Some(problem) = foreign::hold(
             &self.ctx.client,
             cluster.namespace(),
@@ -338,6 +351,9 @@ impl Run<'_> {
             self.problem.as_deref(),
             switchover,
         );
+        status.actions = self.actions.clone();
+        let pause = crate::actions::verbs::pause_wanted(cluster);
+        conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
         // Whom a standby follows; how far behind is not read across clusters here.
         let observed = (cluster.spec.standby.as_ref())
@@ -693,20 +709,32 @@ impl Run<'_> {
     /// whether to go on (no: the trigger changed, or another pass took it, or the cluster
     /// changed while this was written; the next pass looks again).
     async fn record_switchover(&mut self, trigger: &str) -> Result<bool, KubeError> {
-        let cluster = self.cluster;
-        let (ns, name) = (cluster.namespace(), cluster.name());
-        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
-        let fresh = api
-            .get(name)
-            .await
-            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))?;
+        let fresh = self.fresh().await?;
         if fresh.annotation(annotations::TRIGGER_SWITCHOVER) != Some(trigger)
             || switchover_handled(fresh.status.as_ref()) == Some(trigger)
         {
             return Ok(false);
         }
-        let status = status::switchover_started(&fresh, trigger);
-        // Only over the status just read: a conflict means someone else wrote in between.
+        self.record(status::switchover_started(&fresh, trigger), &fresh)
+            .await
+    }
+
+    /// The cluster as the API has it now.
+    async fn fresh(&self) -> Result<PostgresCluster, KubeError> {
+        let (ns, name) = (self.cluster.namespace(), self.cluster.name());
+        let api: Api<PostgresCluster> = Api::namespaced(self.ctx.client.clone(), ns);
+        api.get(name)
+            .await
+            .map_err(KubeError::api::<PostgresCluster>("get", ns, name))
+    }
+
+    /// Write `status` only over `fresh`, the version just read: says whether it was written
+    /// (no: someone else wrote in between; the next pass looks again).
+    async fn record(
+        &mut self,
+        status: PostgresClusterStatus,
+        fresh: &PostgresCluster,
+    ) -> Result<bool, KubeError> {
         match self.apply_status(&status, fresh.resource_version()).await {
             Ok(()) => {
                 self.recorded = Some(status);
@@ -770,7 +798,11 @@ impl Run<'_> {
             }
             (_, Some(name)) => {
                 tracing::info!(instance = name, "restarting for pending settings");
-                match self.admin() {
+                // One a rolling restart asked for leaves its queue first: never twice.
+                if !self.dequeue(name).await {
+                    return false;
+                }
+                let restarted = match self.admin() {
                     Ok(admin) => admin
                         .patroni
                         .restart(&admin.base(name))
@@ -778,7 +810,11 @@ impl Run<'_> {
                         .map(|_| false)
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(e),
+                };
+                if let Err(e) = &restarted {
+                    self.queued_failed(name, e);
                 }
+                restarted
             }
             _ => Ok(false),
         };

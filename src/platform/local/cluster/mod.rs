@@ -27,6 +27,7 @@ pub mod state;
 mod teardown;
 mod tls;
 mod users;
+mod verbs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -132,6 +133,8 @@ struct Tasks {
     /// Installing pgBouncer's authentication function (for these users) or, `None`, disabling
     /// its role.
     pooler_sql: Option<(Option<u64>, JoinHandle<PoolerSql>)>,
+    /// A restart, reload or reinit asked for by its trigger annotation.
+    verb: Option<verbs::VerbTask>,
 }
 
 impl Tasks {
@@ -147,6 +150,7 @@ impl Tasks {
             && self.usage.is_none()
             && self.restart.is_none()
             && self.pooler_sql.is_none()
+            && self.verb.is_none()
     }
 }
 
@@ -204,6 +208,8 @@ pub struct Worker {
     last_nudge: Option<Instant>,
     last_config_check: Option<(i64, Instant)>,
     retry_backup_at: Option<Instant>,
+    /// `status.actions`: the last restart, reload and reinit, by verb.
+    actions: BTreeMap<String, crate::api::status::ActionStatus>,
     /// What `spec.databaseInitSQL` needs this pass.
     init_sql: plan_init_sql::Next,
     /// An init SQL run that did not get through: when to try again, and why.
@@ -252,6 +258,10 @@ impl Worker {
                 .map(|s| s.repos.clone())
                 .unwrap_or_default(),
             manual_backup: written.as_ref().and_then(|s| s.manual_backup.clone()),
+            actions: written
+                .as_ref()
+                .map(|s| s.actions.clone())
+                .unwrap_or_default(),
             rolling: None,
             waiting: None,
             unsupported: None,
@@ -474,6 +484,7 @@ impl Worker {
                 self.observe_standby(follow.source.as_ref(), &seen).await;
                 self.start_tasks(&cluster, &binaries, &seen);
                 self.roll(&cluster, &live, &seen);
+                self.start_verbs(&cluster, &live, &seen);
                 let poolers = pooler::Poolers {
                     cluster: &cluster,
                     dir: &dir,
@@ -673,6 +684,7 @@ impl Worker {
                 }
                 Err(e) => {
                     self.event(true, "RestartFailed", format!("{name}: {e}"));
+                    self.queued_failed(&name, &e);
                     self.problem = Some(format!("restarting {name}: {e}"));
                 }
             }
@@ -696,6 +708,7 @@ impl Worker {
                 self.switchover_result = Some((ok, msg));
             }
         }
+        self.collect_verbs();
     }
 
     /// Record how a finished init SQL run went: a success or PostgreSQL's error for good (the
@@ -1010,7 +1023,7 @@ impl Worker {
         }
         let stale: Vec<&InstanceRecord> = live
             .iter()
-            .filter(|r| Self::stale(cluster, r, seen))
+            .filter(|r| Self::stale(cluster, r, seen) || self.queued(&r.name))
             .collect();
         if stale.is_empty() {
             self.rolling = None;
@@ -1019,6 +1032,7 @@ impl Worker {
         self.rolling = Some((live.len() - stale.len(), live.len()));
         let busy = self.tasks.restart.is_some()
             || self.tasks.switchover.is_some()
+            || self.tasks.verb.is_some()
             || !self.state.removing.is_empty()
             || live.len() != cluster.desired_instances() as usize;
         let stale: Vec<String> = stale.iter().map(|r| r.name.clone()).collect();
@@ -1043,6 +1057,9 @@ impl Worker {
         let template = instances::spec_set(cluster, &next.set)
             .map(|s| resources::template(cluster, s))
             .unwrap_or_default();
+        if !self.dequeue(&next.name) {
+            return; // the queue could not be saved: restarting now might repeat it
+        }
         tracing::info!(cluster = %self.name, instance = %next.name, "rolling restart");
         let task = if next.template.as_ref() != Some(&template) {
             // A new template is a new "pod": stop the instance; the next pass starts its
@@ -1055,7 +1072,11 @@ impl Worker {
         } else {
             // Settings Patroni reports as pending: it has loaded them, a restart applies them.
             let (patroni, api) = (self.patroni.clone(), next.api());
-            tokio::spawn(async move { patroni.restart(&api).await.map_err(|e| e.to_string()) })
+            tokio::spawn(async move {
+                verbs::restart(&patroni, &api)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         };
         self.tasks.restart = Some(RestartStep {
             instance: next.name.clone(),
@@ -1552,6 +1573,7 @@ impl Worker {
             t.restart.map(|step| step.task.abort_handle()),
             t.usage.map(|h| h.abort_handle()),
             t.pooler_sql.map(|(_, h)| h.abort_handle()),
+            t.verb.map(|v| v.abort_handle()),
         ]
         .into_iter()
         .flatten()
@@ -1588,6 +1610,11 @@ impl Worker {
             }
         }
         status.repos = self.repo_statuses(cluster);
+        status.actions = self.actions.clone();
+        if let Some(seen) = seen {
+            let wanted = actions::verbs::pause_wanted(cluster);
+            conditions::paused(&mut status, seen.paused, wanted, cluster.generation());
+        }
         if let Some(m) = &self.manual_backup {
             status.manual_backup = Some(m.clone());
         }
@@ -1673,6 +1700,11 @@ impl Worker {
             && backed_up
             && self.state.initialized
             && self.state.removing.is_empty()
+            && self.state.restart_queue.is_none()
+            && !self
+                .written
+                .as_ref()
+                .is_some_and(conditions::pause_changing)
             && self.problem.is_none()
             && self.backup_problem.is_none()
             && self.waiting.is_none()

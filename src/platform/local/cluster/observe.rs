@@ -23,6 +23,8 @@ pub struct Seen {
     pub system_identifier: Option<String>,
     /// The primary's last archived WAL segment.
     pub last_archived: Option<String>,
+    /// Patroni is paused (maintenance mode); `None` when no member answered.
+    pub paused: Option<bool>,
 }
 
 pub async fn observe(
@@ -73,6 +75,7 @@ pub async fn observe(
         primary_unanswered,
         system_identifier: survey.system_identifier(),
         last_archived,
+        paused: survey.paused(),
     }
 }
 

@@ -69,6 +69,26 @@ pub struct ClusterState {
     /// failed. A success is never run again; a failure waits for other SQL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_sql: Option<InitSqlRun>,
+    /// The last trigger value acted on, by verb (`restart`, `reload`, `reinit`): recorded
+    /// before Patroni is asked, so a reconciler restarted meanwhile never repeats one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verbs_handled: BTreeMap<String, String>,
+    /// A rolling restart asked for by `pgdeck.dev/trigger-restart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_queue: Option<RestartQueue>,
+}
+
+/// The instances a rolling restart has still to restart: each leaves the queue before it is
+/// restarted, so none restarts twice.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartQueue {
+    pub trigger: String,
+    pub scope: String,
+    pub instances: Vec<String>,
+    /// Those whose restart failed, with why.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
