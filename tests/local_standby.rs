@@ -114,9 +114,36 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         },
     );
 
-    // The source switches over: the standby keeps receiving its rows (cascading from the old
-    // primary, now a replica, until a pass points it at the new leader).
+    // The source switches over: the standby leader streams from the new leader within
+    // seconds (the source's worker wakes the standby's as it records the move, not at the
+    // standby's next settled pass), and keeps receiving its rows.
     home.ok(&["switchover", "hippo", "--wait"]);
+    let moved = Instant::now();
+    within(
+        Duration::from_secs(8),
+        "copy's standby leader streaming from hippo's new leader",
+        || {
+            let hippo = home.status("hippo");
+            let primary = hippo["primary"].as_str().ok_or("no primary")?;
+            let port = hippo["instances"]
+                .as_array()
+                .and_then(|i| i.iter().find(|i| i["name"] == primary))
+                .ok_or("no primary instance")?["port"]
+                .to_string();
+            let from = home.try_superuser(
+                "copy",
+                "postgres",
+                "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            )?;
+            (from == port).then_some(()).ok_or(format!(
+                "streams from port {from:?}, hippo's leader is at {port}"
+            ))
+        },
+    );
+    eprintln!(
+        "the standby followed the source's new leader in {:?}",
+        moved.elapsed()
+    );
     within(
         Duration::from_secs(30),
         "a write to hippo's new primary",

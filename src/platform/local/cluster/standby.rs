@@ -29,6 +29,8 @@ use crate::platform::PlatformError;
 
 /// The cluster a standby follows, as found this pass.
 pub struct Source {
+    /// (namespace, name).
+    key: (String, String),
     /// `namespace/name`, for status.
     pub id: String,
     dir: ClusterDir,
@@ -123,6 +125,7 @@ pub fn source(
         .and_then(|p| state::instances(&dir).into_iter().find(|r| r.name == p))
         .map(|r| (r.pg_port, r.api_port));
     Ok(Some(Source {
+        key: (ns, name),
         id,
         dir,
         leader,
@@ -238,13 +241,21 @@ impl super::Worker {
         &mut self,
         cluster: &PostgresCluster,
     ) -> Result<Option<Source>, PlatformError> {
+        let me = (self.ns.clone(), self.name.clone());
         let Some(spec) = (cluster.spec.standby.as_ref()).filter(|s| standby::reported(Some(s)))
         else {
             self.standby = None;
+            self.shared.follow(me, None);
             return Ok(None);
         };
         let found = source(&self.shared.home, &self.shared.store, cluster);
         let wants = standby::wanted(Some(spec));
+        let follows = found
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .filter(|_| wants);
+        self.shared.follow(me, follows.map(|s| s.key.clone()));
         let previous = self.standby.take().unwrap_or_default();
         let (source, problem) = match found {
             Ok(s) => (s, None),
