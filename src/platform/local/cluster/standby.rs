@@ -269,7 +269,7 @@ impl super::Worker {
                 .or_else(|| spec.host.clone())
                 .unwrap_or_default(),
             following: previous.following,
-            lag_bytes: previous.lag_bytes,
+            behind: previous.behind,
             problem,
         });
         Ok(source)
@@ -310,7 +310,7 @@ impl super::Worker {
     ) {
         let Some(o) = &mut self.standby else { return };
         if o.following != Some(true) {
-            o.lag_bytes = None;
+            o.behind = None;
             return;
         }
         let (Some(theirs), Some(ours)) = (source.and_then(Source::leader_api), seen.leader_api())
@@ -318,11 +318,12 @@ impl super::Worker {
             return;
         };
         let (theirs, ours) = tokio::join!(self.patroni.node(&theirs), self.patroni.node(&ours));
-        o.lag_bytes = standby::lag_bytes(
+        let lag = standby::lag_bytes(
             theirs.ok().and_then(|n| n.wal_position()),
             ours.ok()
                 .and_then(|n| n.xlog)
                 .and_then(|x| x.replayed_location),
         );
+        o.behind = lag.map(|lag| standby::bound_behind(o.behind, lag));
     }
 }
