@@ -238,3 +238,41 @@ fn a_source_that_is_not_a_cluster_of_this_home_is_refused_naming_the_field() {
         "nothing was stored"
     );
 }
+
+#[test]
+fn a_source_without_the_repository_named_stops_the_standby_with_a_condition_naming_the_field() {
+    let home = LocalHome::new();
+    // The source need not run: its manifest says which repositories it has (only repo1). Which
+    // it has may change after the standby's is applied, so this is a condition, not a refusal.
+    let out = home.apply_text(&manifest("hippo", 1, "", "  shutdown: true\n", ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let follow = "  standby: {enabled: true, host: hippo-primary, repoName: repo2}\n";
+    let out = home.apply_text(&manifest("copy", 1, "", follow, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = home.wait_for(
+        "copy",
+        Duration::from_secs(60),
+        "the Standby condition",
+        |s| standby_condition(s).is_some(),
+    );
+    let (reason, message) = standby_condition(&s).unwrap();
+    assert_eq!(reason, "StandbyProblem", "{message}");
+    assert!(
+        message.contains("spec.standby.repoName")
+            && message.contains("default/hippo")
+            && message.contains("repo2"),
+        "{message}"
+    );
+    assert!(
+        s["instances"].as_array().is_none_or(|i| i.is_empty()),
+        "nothing started: {s}"
+    );
+}

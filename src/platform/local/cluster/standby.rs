@@ -236,7 +236,8 @@ impl super::Worker {
 
     /// The source this pass, and what status says of it. Once the standby has bootstrapped, a
     /// source that cannot be found (deleted, say) stops nothing: the standby keeps following
-    /// the last address and its condition says why it may not get anywhere.
+    /// the last address and its condition says why it may not get anywhere. Before, it stops
+    /// the pass.
     fn standby_source(
         &mut self,
         cluster: &PostgresCluster,
@@ -257,11 +258,11 @@ impl super::Worker {
             .filter(|_| wants);
         self.shared.follow(me, follows.map(|s| s.key.clone()));
         let previous = self.standby.take().unwrap_or_default();
-        let (source, problem) = match found {
+        let (source, error) = match found {
             Ok(s) => (s, None),
-            Err(e) if !wants || self.state.initialized => (None, wants.then(|| e.to_string())),
-            Err(e) => return Err(e),
+            Err(e) => (None, Some(e)),
         };
+        let problem = error.as_ref().filter(|_| wants).map(ToString::to_string);
         self.standby = Some(standby::Observed {
             source: source
                 .as_ref()
@@ -272,7 +273,12 @@ impl super::Worker {
             behind: previous.behind,
             problem,
         });
-        Ok(source)
+        match error {
+            // A standby that has not bootstrapped has nothing to run without its source (the
+            // `Standby` condition says why, as for one that has).
+            Some(e) if wants && !self.state.initialized => Err(e),
+            _ => Ok(source),
+        }
     }
 
     /// The dynamic configuration pgdeck wants, `standby_cluster` included as
