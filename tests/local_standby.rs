@@ -114,9 +114,36 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         },
     );
 
-    // The source switches over: the standby keeps receiving its rows (cascading from the old
-    // primary, now a replica, until a pass points it at the new leader).
+    // The source switches over: the standby leader streams from the new leader within
+    // seconds (the source's worker wakes the standby's as it records the move, not at the
+    // standby's next settled pass), and keeps receiving its rows.
     home.ok(&["switchover", "hippo", "--wait"]);
+    let moved = Instant::now();
+    within(
+        Duration::from_secs(8),
+        "copy's standby leader streaming from hippo's new leader",
+        || {
+            let hippo = home.status("hippo");
+            let primary = hippo["primary"].as_str().ok_or("no primary")?;
+            let port = hippo["instances"]
+                .as_array()
+                .and_then(|i| i.iter().find(|i| i["name"] == primary))
+                .ok_or("no primary instance")?["port"]
+                .to_string();
+            let from = home.try_superuser(
+                "copy",
+                "postgres",
+                "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            )?;
+            (from == port).then_some(()).ok_or(format!(
+                "streams from port {from:?}, hippo's leader is at {port}"
+            ))
+        },
+    );
+    eprintln!(
+        "the standby followed the source's new leader in {:?}",
+        moved.elapsed()
+    );
     within(
         Duration::from_secs(30),
         "a write to hippo's new primary",
@@ -209,5 +236,43 @@ fn a_source_that_is_not_a_cluster_of_this_home_is_refused_naming_the_field() {
     assert!(
         !home.run(&["get", "copy"]).status.success(),
         "nothing was stored"
+    );
+}
+
+#[test]
+fn a_source_without_the_repository_named_stops_the_standby_with_a_condition_naming_the_field() {
+    let home = LocalHome::new();
+    // The source need not run: its manifest says which repositories it has (only repo1). Which
+    // it has may change after the standby's is applied, so this is a condition, not a refusal.
+    let out = home.apply_text(&manifest("hippo", 1, "", "  shutdown: true\n", ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let follow = "  standby: {enabled: true, host: hippo-primary, repoName: repo2}\n";
+    let out = home.apply_text(&manifest("copy", 1, "", follow, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = home.wait_for(
+        "copy",
+        Duration::from_secs(60),
+        "the Standby condition",
+        |s| standby_condition(s).is_some(),
+    );
+    let (reason, message) = standby_condition(&s).unwrap();
+    assert_eq!(reason, "StandbyProblem", "{message}");
+    assert!(
+        message.contains("spec.standby.repoName")
+            && message.contains("default/hippo")
+            && message.contains("repo2"),
+        "{message}"
+    );
+    assert!(
+        s["instances"].as_array().is_none_or(|i| i.is_empty()),
+        "nothing started: {s}"
     );
 }

@@ -53,7 +53,7 @@ pub fn of(c: &PostgresCluster) -> Health {
 }
 
 /// Whom a standby cluster follows and how far behind it is (the `Standby` condition's
-/// message, e.g. `standby of default/hippo, 0 B behind`), while it follows.
+/// message, e.g. `standby of default/hippo, < 16.0 MiB behind`), while it follows.
 pub fn standby(c: &PostgresCluster) -> Option<&str> {
     let s = c.status.as_ref()?;
     s.conditions

@@ -150,6 +150,37 @@ pub fn lag_bytes(source: Option<i64>, standby: Option<i64>) -> Option<i64> {
     Some((source? - standby?).max(0))
 }
 
+/// The least bound the `Standby` condition shows: one WAL segment (a streaming standby is
+/// usually within one under write load).
+const LEAST_BOUND: i64 = 16 << 20;
+
+/// How far behind the `Standby` condition says the standby is: "less than" a bound, one of
+/// 16 MiB × 4ⁿ, given the bound it `shown` before and the `lag` (bytes) just read.
+///
+/// A bound rather than the exact figure, because the condition is status, and status is
+/// written only when it changes (a settled cluster writes none, issue 14): under write load
+/// the exact lag differs at every pass, so status would be rewritten every pass and the cluster
+/// never settle. The bound moves only when the lag changes scale: up as soon as the lag
+/// reaches it (a "less than" that is false is never shown), down only once the lag is below a
+/// sixteenth of it (two steps), so a lag that hovers around a step does not flip it back and
+/// forth. A coarse figure that stays put was chosen over the exact one written at a bounded
+/// rate: that would still write status over and over, for a figure stale between writes.
+pub fn bound_behind(shown: Option<i64>, lag: i64) -> i64 {
+    match shown {
+        Some(s) if lag < s && lag >= s / 16 => s,
+        _ => {
+            let mut bound = LEAST_BOUND;
+            while bound <= lag {
+                match bound.checked_mul(4) {
+                    Some(b) => bound = b,
+                    None => return i64::MAX,
+                }
+            }
+            bound
+        }
+    }
+}
+
 /// Whether what writes to the database (users, init SQL, backups) waits: while the spec wants
 /// a standby, it is read-only, unless the last `Standby` condition (its reason) says the
 /// cluster runs as a primary (promoted, or its demotion refused): that one goes on as it was.
@@ -173,8 +204,9 @@ pub struct Observed {
     pub source: String,
     /// Whether Patroni's dynamic configuration holds `standby_cluster` (`None`: not read yet).
     pub following: Option<bool>,
-    /// Bytes of the source's WAL the standby leader has not replayed.
-    pub lag_bytes: Option<i64>,
+    /// The standby leader has replayed all but less than this many bytes of the source's WAL
+    /// (see [`bound_behind`]).
+    pub behind: Option<i64>,
     /// What keeps it from following (or from being what the spec says).
     pub problem: Option<String>,
 }
@@ -182,8 +214,8 @@ pub struct Observed {
 /// The `Standby` condition: (status, reason, message). True while the cluster follows its
 /// source and nothing is wrong; the message says whom it follows and how far behind it is.
 pub fn condition(o: &Observed) -> (bool, &'static str, String) {
-    let behind = match o.lag_bytes {
-        Some(b) => format!("{} behind", crate::display::bytes(b)),
+    let behind = match o.behind {
+        Some(b) => format!("< {} behind", crate::display::bytes(b)),
         None => "how far behind is not known yet".into(),
     };
     match (&o.problem, o.following) {
@@ -454,16 +486,13 @@ mod tests {
         let o = Observed {
             source: "default/hippo".into(),
             following: Some(true),
-            lag_bytes: Some(0),
+            behind: Some(bound_behind(None, 0)),
             problem: None,
         };
         let (ok, reason, message) = condition(&o);
         assert!(ok);
         assert_eq!(reason, "Following");
-        assert!(
-            message.starts_with("standby of default/hippo, 0"),
-            "{message}"
-        );
+        assert_eq!(message, "standby of default/hippo, < 16.0 MiB behind");
         let promoted = Observed {
             following: Some(false),
             ..o.clone()
@@ -569,7 +598,51 @@ mod tests {
         assert_eq!(lag_bytes(None, Some(1)), None);
     }
 
+    #[test]
+    fn the_lag_shown_stays_put_under_write_load() {
+        const MIB: i64 = 1 << 20;
+        // A streaming standby under write load: a few MiB behind, a different figure each
+        // pass. The condition says the same all along, so status is not rewritten.
+        let mut shown = None;
+        let mut messages = std::collections::BTreeSet::new();
+        for lag in [0, 3 * MIB, 700, 15 * MIB, 9 * MIB, 2 * MIB, 0, 12 * MIB] {
+            shown = Some(bound_behind(shown, lag));
+            messages.insert(condition(&Observed {
+                source: "default/hippo".into(),
+                following: Some(true),
+                behind: shown,
+                problem: None,
+            }));
+        }
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        // Falling behind shows at once; catching up, once well below the step.
+        assert_eq!(bound_behind(shown, 16 * MIB), 64 * MIB);
+        assert_eq!(bound_behind(Some(64 * MIB), 5 * MIB), 64 * MIB);
+        assert_eq!(bound_behind(Some(64 * MIB), 3 * MIB), 16 * MIB);
+        assert_eq!(bound_behind(None, 300 * MIB), 1024 * MIB);
+        assert_eq!(bound_behind(None, i64::MAX - 1), i64::MAX);
+    }
+
     proptest! {
+        /// The bound shown is always true ("less than"), one of the steps, and the one the
+        /// lag falls in unless the lag is within two steps below the bound shown before.
+        #[test]
+        fn the_lag_shown_is_a_true_bound(before in 0i64..1 << 50, lag in 0i64..i64::MAX) {
+            let shown = bound_behind(None, before);
+            let now = bound_behind(Some(shown), lag);
+            prop_assert!(lag < now);
+            let steps = now / LEAST_BOUND;
+            prop_assert!(
+                now == i64::MAX
+                    || (now % LEAST_BOUND == 0 && steps.count_ones() == 1 && steps.trailing_zeros().is_multiple_of(2)),
+                "16 MiB × 4ⁿ: {}", now
+            );
+            if !(shown / 16..shown).contains(&lag) {
+                prop_assert!(now == LEAST_BOUND || now / 4 <= lag, "the least step that holds");
+            }
+        }
+
+
         /// A cluster that runs as a primary never gets a standby section (no demotion), the
         /// section is removed only when the spec no longer wants it, and what the patch sends
         /// Patroni agrees with the decision.

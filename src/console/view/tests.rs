@@ -774,7 +774,7 @@ fn a_standby_shows_whom_it_follows_and_how_far_behind() {
     let (ok, reason, message) = crate::plan::standby::condition(&crate::plan::standby::Observed {
         source: "default/hippo".into(),
         following: Some(true),
-        lag_bytes: Some(24_576),
+        behind: Some(16 << 20),
         problem: None,
     });
     conditions::set(

@@ -361,7 +361,7 @@ impl Run<'_> {
             .map(|spec| standby::Observed {
                 source: standby::source_of(spec),
                 following: self.standby.map(|d| d == standby::Decision::Follow),
-                lag_bytes: None,
+                behind: None,
                 problem: (self.standby == Some(standby::Decision::RefuseDemotion))
                     .then(|| standby::DEMOTION_REFUSED.into()),
             });

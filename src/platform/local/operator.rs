@@ -1,13 +1,15 @@
 //! `pgdeck operator --platform local`: the reconciler for one home. It holds the home's lock,
 //! keeps etcd running, and runs one worker per cluster, woken when its manifest changes (a file
-//! watch) or its Patroni keys do (an etcd watch); each worker keeps its own cadence besides.
+//! watch) or its Patroni keys do (an etcd watch), and a standby's when its source's worker
+//! records a new leader; each worker keeps its own cadence besides.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -36,6 +38,10 @@ pub struct Shared {
     /// Turns at a pass, shared by the clusters' workers.
     pub passes: Semaphore,
     etcd: RwLock<Option<Etcd>>,
+    /// The cluster each standby follows (standby → source), as its worker last found it.
+    follows: Mutex<HashMap<ClusterKey, ClusterKey>>,
+    /// Wakes a cluster's worker.
+    wake: UnboundedSender<ClusterKey>,
 }
 
 impl Shared {
@@ -45,6 +51,24 @@ impl Shared {
             .read()
             .expect("the etcd lock is never poisoned")
             .clone()
+    }
+
+    /// Record which cluster `standby` follows now (`None`: none, or it is gone).
+    pub fn follow(&self, standby: ClusterKey, source: Option<ClusterKey>) {
+        let mut follows = self.follows.lock().expect("never poisoned");
+        match source {
+            Some(s) => follows.insert(standby, s),
+            None => follows.remove(&standby),
+        };
+    }
+
+    /// Wake the standbys that follow `source`: its leader moved, and each points its standby
+    /// leader at the new one in the pass this starts, not at its next settled pass.
+    pub fn wake_followers(&self, source: &ClusterKey) {
+        let follows = self.follows.lock().expect("never poisoned");
+        for (standby, _) in follows.iter().filter(|(_, s)| *s == source) {
+            let _ = self.wake.send(standby.clone());
+        }
     }
 }
 
@@ -69,6 +93,7 @@ pub async fn run(home: Home, metrics_address: Option<&str>) -> Result<(), Platfo
     let namespaces = home.namespaces();
     std::fs::create_dir_all(&namespaces).at(&namespaces)?;
     super::launcher::install(home.root())?;
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<ClusterKey>();
     let shared = Arc::new(Shared {
         ports: Ports::new(state::recorded_ports(&namespaces)),
         store: Store::new(home.clone()),
@@ -76,6 +101,8 @@ pub async fn run(home: Home, metrics_address: Option<&str>) -> Result<(), Platfo
         patroni: Patroni::new(),
         passes: Semaphore::new(CONCURRENT_PASSES),
         etcd: RwLock::new(None),
+        follows: Mutex::new(HashMap::new()),
+        wake: tx.clone(),
         home: home.clone(),
     });
     let listener = metrics::listen(&home, metrics_address, &shared.ports).await?;
@@ -86,7 +113,6 @@ pub async fn run(home: Home, metrics_address: Option<&str>) -> Result<(), Platfo
     ));
     tracing::info!(home = %home.root().display(), pid = std::process::id(), metrics = ?served, "pgdeck operator started");
 
-    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<ClusterKey>();
     let manifests = tx.clone();
     let manifest_root = namespaces.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

@@ -206,7 +206,9 @@ pub struct Worker {
     /// The last pass found nothing moving.
     settled: bool,
     last_nudge: Option<Instant>,
-    last_config_check: Option<(i64, Instant)>,
+    /// When Patroni's dynamic configuration was last made as the spec says: the generation and
+    /// the source leader a standby followed then.
+    last_config_check: Option<(i64, Option<plan_standby::Upstream>, Instant)>,
     retry_backup_at: Option<Instant>,
     /// `status.actions`: the last restart, reload and reinit, by verb.
     actions: BTreeMap<String, crate::api::status::ActionStatus>,
@@ -308,7 +310,11 @@ impl Worker {
                 });
             drop(permit);
             match result {
-                Ok(Flow::Done) => return,
+                Ok(Flow::Done) => {
+                    self.shared
+                        .follow((self.ns.clone(), self.name.clone()), None);
+                    return;
+                }
                 Ok(Flow::Continue) => {}
                 Err(e) => {
                     self.settled = false;
@@ -1113,9 +1119,10 @@ impl Worker {
             return;
         };
         let generation = cluster.generation();
-        let due = self
-            .last_config_check
-            .is_none_or(|(g, at)| g != generation || at.elapsed() > Duration::from_secs(15));
+        // A standby's source leader moved: at once, not at the next check.
+        let due = self.last_config_check.as_ref().is_none_or(|(g, up, at)| {
+            *g != generation || up.as_ref() != upstream || at.elapsed() > Duration::from_secs(15)
+        });
         if due {
             match self.patroni.config(&leader_api).await {
                 Ok(current) => {
@@ -1127,7 +1134,7 @@ impl Worker {
                             return;
                         }
                     }
-                    self.last_config_check = Some((generation, Instant::now()));
+                    self.last_config_check = Some((generation, upstream.cloned(), Instant::now()));
                 }
                 Err(e) => tracing::debug!(cluster = %self.name, "{e}"),
             }
@@ -1669,12 +1676,20 @@ impl Worker {
         if self.written.as_ref() == Some(&status) {
             return false;
         }
+        let moved = before != status.primary && status.primary.is_some();
         match self
             .shared
             .store
             .write_status(&self.ns, &self.name, &status)
         {
-            Ok(()) => self.written = Some(status),
+            Ok(()) => {
+                self.written = Some(status);
+                if moved {
+                    // Standbys read the source's leader from this status.
+                    self.shared
+                        .wake_followers(&(self.ns.clone(), self.name.clone()));
+                }
+            }
             Err(e) => tracing::warn!(cluster = %self.name, "{e}"),
         }
         true

@@ -29,6 +29,8 @@ use crate::platform::PlatformError;
 
 /// The cluster a standby follows, as found this pass.
 pub struct Source {
+    /// (namespace, name).
+    key: (String, String),
     /// `namespace/name`, for status.
     pub id: String,
     dir: ClusterDir,
@@ -123,6 +125,7 @@ pub fn source(
         .and_then(|p| state::instances(&dir).into_iter().find(|r| r.name == p))
         .map(|r| (r.pg_port, r.api_port));
     Ok(Some(Source {
+        key: (ns, name),
         id,
         dir,
         leader,
@@ -233,24 +236,33 @@ impl super::Worker {
 
     /// The source this pass, and what status says of it. Once the standby has bootstrapped, a
     /// source that cannot be found (deleted, say) stops nothing: the standby keeps following
-    /// the last address and its condition says why it may not get anywhere.
+    /// the last address and its condition says why it may not get anywhere. Before, it stops
+    /// the pass.
     fn standby_source(
         &mut self,
         cluster: &PostgresCluster,
     ) -> Result<Option<Source>, PlatformError> {
+        let me = (self.ns.clone(), self.name.clone());
         let Some(spec) = (cluster.spec.standby.as_ref()).filter(|s| standby::reported(Some(s)))
         else {
             self.standby = None;
+            self.shared.follow(me, None);
             return Ok(None);
         };
         let found = source(&self.shared.home, &self.shared.store, cluster);
         let wants = standby::wanted(Some(spec));
+        let follows = found
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .filter(|_| wants);
+        self.shared.follow(me, follows.map(|s| s.key.clone()));
         let previous = self.standby.take().unwrap_or_default();
-        let (source, problem) = match found {
+        let (source, error) = match found {
             Ok(s) => (s, None),
-            Err(e) if !wants || self.state.initialized => (None, wants.then(|| e.to_string())),
-            Err(e) => return Err(e),
+            Err(e) => (None, Some(e)),
         };
+        let problem = error.as_ref().filter(|_| wants).map(ToString::to_string);
         self.standby = Some(standby::Observed {
             source: source
                 .as_ref()
@@ -258,10 +270,15 @@ impl super::Worker {
                 .or_else(|| spec.host.clone())
                 .unwrap_or_default(),
             following: previous.following,
-            lag_bytes: previous.lag_bytes,
+            behind: previous.behind,
             problem,
         });
-        Ok(source)
+        match error {
+            // A standby that has not bootstrapped has nothing to run without its source (the
+            // `Standby` condition says why, as for one that has).
+            Some(e) if wants && !self.state.initialized => Err(e),
+            _ => Ok(source),
+        }
     }
 
     /// The dynamic configuration pgdeck wants, `standby_cluster` included as
@@ -299,7 +316,7 @@ impl super::Worker {
     ) {
         let Some(o) = &mut self.standby else { return };
         if o.following != Some(true) {
-            o.lag_bytes = None;
+            o.behind = None;
             return;
         }
         let (Some(theirs), Some(ours)) = (source.and_then(Source::leader_api), seen.leader_api())
@@ -307,11 +324,12 @@ impl super::Worker {
             return;
         };
         let (theirs, ours) = tokio::join!(self.patroni.node(&theirs), self.patroni.node(&ours));
-        o.lag_bytes = standby::lag_bytes(
+        let lag = standby::lag_bytes(
             theirs.ok().and_then(|n| n.wal_position()),
             ours.ok()
                 .and_then(|n| n.xlog)
                 .and_then(|x| x.replayed_location),
         );
+        o.behind = lag.map(|lag| standby::bound_behind(o.behind, lag));
     }
 }
