@@ -81,7 +81,8 @@ fn main() {
 }
 
 fn measure(n: usize, replicas: u32) -> Figures {
-    let home = LocalHome::new();
+    // Not `pgdeck-test-*`, which a long run may see cleaned away; no longer (sockets live in it).
+    let home = LocalHome::named("pgdeck-idle-");
     let names: Vec<String> = (0..n).map(|i| format!("idle{i:03}")).collect();
     let start = Instant::now();
     let applies: Vec<_> = names

@@ -498,6 +498,13 @@ pub async fn ensure(
         &format!("pgdeck={peer}"),
         "--log-level",
         "warn",
+        // Every Patroni authenticates when it starts, and again whenever etcd was slow to
+        // answer; at bcrypt's default cost (10) 100 clusters applied at once kept etcd busy
+        // hashing past Patroni's 3.3 s timeout, each timeout bringing another authentication.
+        // The passwords are pgdeck's own, 24 random characters (140 bits): a slow hash adds
+        // nothing to them, so the cheapest (4) is used.
+        "--bcrypt-cost",
+        "4",
     ]
     .iter()
     .map(|s| s.to_string())
