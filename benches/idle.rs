@@ -1,6 +1,8 @@
 //! What idle clusters cost the local reconciler: N clusters applied at once, the time until all
 //! are Ready, then, once settled, the reconciler's CPU (% of one core over 60 s, from its
-//! `/proc/<pid>/stat`), its RSS, and the status files it writes per minute.
+//! `/proc/<pid>/stat`), its RSS, and the status files it writes per minute. And what the home's
+//! size costs a reader: `pgdeck get`, and the console's list (its refresh reads every cluster
+//! of the home again, after each status write; a frame draws it).
 //!
 //! Run: `cargo bench --bench idle` (1 and 10 clusters of one instance);
 //! `PGDECK_IDLE=1,10,50,10x3 cargo bench --bench idle` picks the shapes (`NxR`: N clusters of R
@@ -17,6 +19,14 @@ use std::time::{Duration, Instant};
 use common::local::{LocalHome, manifest};
 use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
+use pgdeck::api::support::Platform;
+use pgdeck::console::app::{App, Data};
+use pgdeck::console::theme::Theme;
+use pgdeck::console::view;
+use pgdeck::platform::local::home::Home;
+use pgdeck::platform::local::store::Store;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 
 /// Long enough after Ready for first backups, repository reads and volume measures to finish.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -30,6 +40,10 @@ struct Figures {
     writes: BTreeMap<String, usize>,
     /// `pgdeck get`, median of 10.
     get: Duration,
+    /// The console list's refresh (the store listed, as on every change), median of 10.
+    list: Duration,
+    /// A frame of the console's list of these clusters (160x50), median of 100.
+    frame: Duration,
 }
 
 fn main() {
@@ -40,9 +54,9 @@ fn main() {
         SETTLE.as_secs()
     );
     println!(
-        "| clusters × instances | apply → all Ready | reconciler CPU | RSS | status writes/min | `pgdeck get` |"
+        "| clusters × instances | apply → all Ready | reconciler CPU | RSS | status writes/min | `pgdeck get` | console list refresh | list frame |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for shape in shapes.split(',') {
         let (n, r) = match shape.split_once('x') {
             Some((n, r)) => (n.parse().unwrap(), r.parse().unwrap()),
@@ -51,12 +65,14 @@ fn main() {
         let f = measure(n, r);
         let total: usize = f.writes.values().sum();
         println!(
-            "| {n} × {r} | {:.1} s | {:.2} % | {:.1} MB | {:.1} | {:.0} ms |",
+            "| {n} × {r} | {:.1} s | {:.2} % | {:.1} MB | {:.1} | {:.0} ms | {:.1} ms | {:.2} ms |",
             f.ready.as_secs_f64(),
             f.cpu_percent,
             f.rss_mb,
             total as f64 * 60.0 / WINDOW.as_secs_f64(),
             f.get.as_secs_f64() * 1000.0,
+            f.list.as_secs_f64() * 1000.0,
+            f.frame.as_secs_f64() * 1000.0,
         );
         if total > 0 {
             println!("  status written, by cluster: {:?}", f.writes);
@@ -65,7 +81,8 @@ fn main() {
 }
 
 fn measure(n: usize, replicas: u32) -> Figures {
-    let home = LocalHome::new();
+    // Not `pgdeck-test-*`, which a long run may see cleaned away; no longer (sockets live in it).
+    let home = LocalHome::named("pgdeck-idle-");
     let names: Vec<String> = (0..n).map(|i| format!("idle{i:03}")).collect();
     let start = Instant::now();
     let applies: Vec<_> = names
@@ -135,21 +152,48 @@ fn measure(n: usize, replicas: u32) -> Figures {
     }
     // `/proc` counts CPU time in USER_HZ, 100 a second on Linux.
     let hz = 100.0;
-    let mut gets: Vec<Duration> = (0..10)
-        .map(|_| {
-            let start = Instant::now();
-            assert!(home.command().arg("get").output().unwrap().status.success());
-            start.elapsed()
-        })
-        .collect();
-    gets.sort();
+    let get = median(10, || {
+        assert!(home.command().arg("get").output().unwrap().status.success());
+    });
+    let store = Store::new(Home::at(home.path().to_path_buf()));
+    let list = median(10, || {
+        assert_eq!(store.list(None).unwrap().len(), n);
+    });
+    let mut app = App::new(
+        Platform::Local,
+        "local".into(),
+        None,
+        false,
+        Theme::default_theme(),
+        Duration::from_secs(2),
+    );
+    app.on_data(Data::Clusters(store.list(None).unwrap()));
+    let mut terminal = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    let frame = median(100, || {
+        terminal.draw(|f| view::draw(f, &app)).unwrap();
+    });
     Figures {
-        get: gets[gets.len() / 2],
+        get,
+        list,
+        frame,
         ready,
         cpu_percent: used as f64 / hz / WINDOW.as_secs_f64() * 100.0,
         rss_mb: rss_kb(pid) as f64 / 1024.0,
         writes,
     }
+}
+
+/// The median time of `runs` runs of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
 }
 
 /// Every cluster's Ready condition is True.

@@ -58,6 +58,10 @@ pub struct NodeStatus {
     /// The settings waiting for a restart (Patroni 3.0.4 and later).
     #[serde(default)]
     pub pending_restart_reason: Option<std::collections::BTreeMap<String, PendingChange>>,
+    /// Bytes behind the primary as the DCS reckons it, for a member seen through `/cluster`
+    /// only (its own `/patroni` not asked): `/cluster` gives lag, not WAL positions.
+    #[serde(skip)]
+    pub dcs_lag: Option<i64>,
 }
 
 /// A setting waiting for a restart: its value now and after the restart.
@@ -123,8 +127,11 @@ impl NodeStatus {
     }
 }
 
-/// `GET /cluster`: the members as the DCS knows them. Roles come from the leader and sync keys
-/// (fresh); states and timelines are what each member last wrote (up to `loop_wait` old).
+/// `GET /cluster`: the members as the DCS knows them, read afresh from it by the member asked
+/// (it fails when that member cannot reach the DCS). Roles come from the leader and sync keys
+/// (fresh); states, timelines, `pending_restart` and WAL positions (hence lag) are what each
+/// member last wrote (up to `loop_wait` old). A member's key outlives its Patroni by up to a
+/// TTL, and its PostgreSQL's own role is not there.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ClusterView {
     #[serde(default)]
@@ -142,6 +149,39 @@ pub struct Member {
     pub role: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
+    #[serde(default)]
+    pub timeline: Option<i64>,
+    #[serde(default)]
+    pub pending_restart: Option<bool>,
+    /// Bytes behind the leader's last reported position; the string `unknown` when the member
+    /// reported no position. Absent for the leader.
+    #[serde(default)]
+    pub lag: Option<Value>,
+}
+
+impl Member {
+    /// What this member would say of itself, as far as the DCS knows: its PostgreSQL runs as
+    /// a primary when it holds the leader key (a read-only holder is for the caller to tell).
+    pub fn as_node(&self) -> NodeStatus {
+        let role = match self.role.as_deref() {
+            Some("leader") => "primary",
+            Some("standby_leader") => "standby_leader",
+            _ => "replica",
+        };
+        let is_leader = role != "replica";
+        NodeStatus {
+            state: self.state.clone(),
+            role: Some(role.into()),
+            timeline: self.timeline,
+            pending_restart: self.pending_restart,
+            dcs_lag: if is_leader {
+                None
+            } else {
+                self.lag.as_ref().and_then(Value::as_i64)
+            },
+            ..Default::default()
+        }
+    }
 }
 
 impl ClusterView {
@@ -150,6 +190,10 @@ impl ClusterView {
             .iter()
             .find(|m| matches!(m.role.as_deref(), Some("leader" | "standby_leader")))
             .map(|m| m.name.as_str())
+    }
+
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
     }
 
     pub fn is_sync_standby(&self, name: &str) -> bool {
@@ -325,21 +369,26 @@ impl Patroni {
             .iter()
             .position(|n| n.as_ref().is_some_and(NodeStatus::is_primary));
         let answered = (0..nodes.len()).filter(|i| nodes[*i].is_some());
-        let mut view = None;
-        for i in primary.into_iter().chain(answered) {
-            let Some(base) = bases[i].as_deref() else {
-                continue;
-            };
-            if let Ok(v) = self.cluster(base).await {
-                view = Some(v);
-                break;
-            }
-        }
+        let order = primary.into_iter().chain(answered);
+        let view = self
+            .cluster_from(order.filter_map(|i| bases[i].as_deref()))
+            .await;
         Survey {
             nodes,
             view,
             primary,
         }
+    }
+
+    /// The DCS's view from the first member of `bases` that gives it, asked one after the
+    /// other: a member that is down, hung or cut off from the DCS gives way to the next.
+    pub async fn cluster_from(&self, bases: impl IntoIterator<Item = &str>) -> Option<ClusterView> {
+        for base in bases {
+            if let Ok(v) = self.cluster(base).await {
+                return Some(v);
+            }
+        }
+        None
     }
 
     pub async fn node(&self, base: &str) -> Result<NodeStatus, PatroniError> {
@@ -632,4 +681,72 @@ fn proxy_failure(status: http::StatusCode, body: &[u8]) -> Option<String> {
             .unwrap_or("the pod proxy failed")
             .to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// As Patroni 3.0.2 writes it (`utils.cluster_as_json`).
+    const CLUSTER: &str = r#"{"members": [
+        {"name": "a", "role": "leader", "state": "running", "api_url": "http://127.0.0.1:1/patroni",
+         "host": "127.0.0.1", "port": 5432, "timeline": 3},
+        {"name": "b", "role": "sync_standby", "state": "running", "api_url": "http://127.0.0.1:2/patroni",
+         "host": "127.0.0.1", "port": 5433, "timeline": 3, "pending_restart": true, "lag": 4096},
+        {"name": "c", "role": "replica", "state": "starting", "api_url": "http://127.0.0.1:3/patroni",
+         "lag": "unknown"}]}"#;
+
+    #[test]
+    fn members_seen_through_the_dcs() {
+        let view: ClusterView = serde_json::from_str(CLUSTER).unwrap();
+        assert_eq!(view.leader(), Some("a"));
+        let a = view.member("a").unwrap().as_node();
+        assert!(a.is_primary());
+        assert_eq!((a.timeline, a.dcs_lag), (Some(3), None));
+        let b = view.member("b").unwrap().as_node();
+        assert_eq!(b.role.as_deref(), Some("replica"));
+        assert_eq!((b.pending_restart, b.dcs_lag), (Some(true), Some(4096)));
+        let c = view.member("c").unwrap().as_node();
+        assert_eq!((c.state.as_deref(), c.dcs_lag), (Some("starting"), None));
+    }
+
+    /// A member that accepts the connection and never answers (hung, or waiting on a DCS it
+    /// cannot reach) gives way to the next within the query timeout.
+    #[tokio::test]
+    async fn cluster_from_passes_over_a_member_that_does_not_answer() {
+        crate::platform::install_crypto();
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung_at = format!("http://{}", hung.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            loop {
+                open.push(hung.accept().await.unwrap().0);
+            }
+        });
+        let good = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good_at = format!("http://{}", good.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = good.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let n = s.read(&mut request).await.unwrap();
+            assert!(String::from_utf8_lossy(&request[..n]).starts_with("GET /cluster "));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                CLUSTER.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            s.write_all(CLUSTER.as_bytes()).await.unwrap();
+        });
+        let dead = "http://127.0.0.1:9"; // nothing listens: refused at once
+        let started = std::time::Instant::now();
+        let view = Patroni::new()
+            .cluster_from([dead, hung_at.as_str(), good_at.as_str()])
+            .await
+            .expect("the third member answers");
+        assert_eq!(view.leader(), Some("a"));
+        assert!(started.elapsed() < QUERY_TIMEOUT * 2);
+        assert!(Patroni::new().cluster_from([dead]).await.is_none());
+        held.abort();
+    }
 }

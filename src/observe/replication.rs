@@ -23,6 +23,9 @@ pub struct PrimaryView {
     /// The last WAL segment archived (`pg_stat_archiver`): when it moves on, the repository
     /// holds more than its last reading said.
     pub last_archived: Option<String>,
+    /// PostgreSQL runs read-only (in recovery): a leader key's holder may, once cut off from
+    /// the DCS, until the key expires.
+    pub in_recovery: bool,
 }
 
 /// A connection to one primary, made on demand and dropped when the primary changes or fails.
@@ -69,7 +72,10 @@ impl ReplicationProbe {
             )
             .await;
         let archiver = client
-            .query_one("SELECT last_archived_wal FROM pg_stat_archiver", &[])
+            .query_one(
+                "SELECT last_archived_wal, pg_is_in_recovery() FROM pg_stat_archiver",
+                &[],
+            )
             .await;
         let (rows, archiver) = match (rows, archiver) {
             (Ok(rows), Ok(archiver)) => (rows, archiver),
@@ -94,6 +100,7 @@ impl ReplicationProbe {
         Ok(PrimaryView {
             standbys,
             last_archived: archiver.get(0),
+            in_recovery: archiver.get(1),
         })
     }
 }

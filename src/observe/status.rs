@@ -75,7 +75,7 @@ pub fn instances(
             if !is_leader {
                 out.lag_bytes = match (primary_position, node.wal_position()) {
                     (Some(p), Some(r)) => Some((p - r).max(0)),
-                    _ => None,
+                    _ => node.dcs_lag,
                 };
                 out.replay_lag_seconds = standby.and_then(|r| r.replay_lag_seconds);
             }
@@ -176,6 +176,43 @@ mod tests {
         }
     }
 
+    /// Seen through `/cluster`: lag as the DCS reckons it, the sync key's role.
+    #[test]
+    fn lag_and_roles_through_the_dcs() {
+        let view: ClusterView = serde_json::from_value(serde_json::json!({"members": [
+            {"name": "a", "role": "leader", "state": "running", "timeline": 2},
+            {"name": "b", "role": "sync_standby", "state": "running", "timeline": 2, "lag": 16},
+        ]}))
+        .unwrap();
+        let nodes: Vec<NodeStatus> = view.members.iter().map(Member::as_node).collect();
+        let seen: Vec<Sighting> = nodes
+            .iter()
+            .zip(["a", "b"])
+            .map(|(n, name)| Sighting {
+                name,
+                set: "s",
+                node: Some(n),
+                base: Default::default(),
+            })
+            .collect();
+        let streaming = Standby {
+            state: "streaming".into(),
+            sync_state: "sync".into(),
+            replay_lag_seconds: Some(0.0),
+        };
+        let out = instances(
+            &seen,
+            Some(&view),
+            &HashMap::from([("b".into(), streaming)]),
+        );
+        assert_eq!(out[0].role.as_deref(), Some("primary"));
+        assert!(out[0].ready && out[0].lag_bytes.is_none());
+        assert_eq!(out[1].role.as_deref(), Some("sync_standby"));
+        assert_eq!(out[1].state.as_deref(), Some("streaming"));
+        assert!(out[1].ready);
+        assert_eq!((out[1].lag_bytes, out[1].timeline), (Some(16), Some(2)));
+    }
+
     #[test]
     fn roles_lag_and_readiness() {
         let primary = node(
@@ -235,12 +272,12 @@ mod tests {
                 Member {
                     name: "a".into(),
                     role: Some("leader".into()),
-                    state: None,
+                    ..Default::default()
                 },
                 Member {
                     name: "b".into(),
                     role: Some("sync_standby".into()),
-                    state: None,
+                    ..Default::default()
                 },
             ],
             pause: false,

@@ -19,9 +19,14 @@ pub struct LocalHome {
 
 impl LocalHome {
     pub fn new() -> LocalHome {
+        LocalHome::named("pgdeck-test-")
+    }
+
+    /// A home whose directory name starts with `prefix` (a benchmark's, apart from tests').
+    pub fn named(prefix: &str) -> LocalHome {
         let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::Builder::new()
-            .prefix("pgdeck-test-")
+            .prefix(prefix)
             .tempdir_in("/tmp")
             .unwrap();
         let path = dir.keep();

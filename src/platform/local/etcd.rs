@@ -116,12 +116,16 @@ impl Etcd {
     }
 
     /// One call of etcd's JSON gateway, as root when authentication is on: a missing or
-    /// expired token is renewed once.
+    /// expired token is renewed once, and so is one that etcd's users and roles changed under
+    /// (`revision of auth store is old`: every new cluster adds some).
     async fn call(&self, path: &str, body: &Value) -> Result<Value, PlatformError> {
         let failed = |e: String| PlatformError::Operator(format!("etcd {path}: {e}"));
         match self.call_once(path, body).await.map_err(failed)? {
             Ok(v) => return Ok(v),
-            Err(r) if r.is("user name is empty") || r.is("invalid auth token") => {}
+            Err(r)
+                if r.is("user name is empty")
+                    || r.is("invalid auth token")
+                    || r.is("revision of auth store is old") => {}
             Err(r) => return Err(failed(r.0)),
         }
         self.authenticate().await?;
@@ -494,6 +498,13 @@ pub async fn ensure(
         &format!("pgdeck={peer}"),
         "--log-level",
         "warn",
+        // Every Patroni authenticates when it starts, and again whenever etcd was slow to
+        // answer; at bcrypt's default cost (10) 100 clusters applied at once kept etcd busy
+        // hashing past Patroni's 3.3 s timeout, each timeout bringing another authentication.
+        // The passwords are pgdeck's own, 24 random characters (140 bits): a slow hash adds
+        // nothing to them, so the cheapest (4) is used.
+        "--bcrypt-cost",
+        "4",
     ]
     .iter()
     .map(|s| s.to_string())

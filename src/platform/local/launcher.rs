@@ -1,7 +1,9 @@
 //! How the local platform starts Patroni: through a launcher pgdeck writes into the home
-//! (root's, like the home: the database account cannot change it), which applies upstream's fix
-//! for the etcd3 leader key to Patroni versions that lack it (Debian 12's 3.0.2), then runs
-//! Patroni. `patroni_launcher.py` says why.
+//! (root's, like the home: the database account cannot change it), which fixes the etcd3
+//! client of Patroni versions that need it (Debian 12's 3.0.2): the leader key (upstream's fix),
+//! requests refused because etcd's users changed meanwhile (upstream's), and an initialize key
+//! taken by a first attempt whose answer was lost. Then it runs Patroni.
+//! `patroni_launcher.py` says why.
 
 use std::path::{Path, PathBuf};
 

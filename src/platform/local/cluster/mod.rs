@@ -7,7 +7,8 @@
 //! backup, a switchover) runs as a background task whose outcome a later pass records.
 //!
 //! Passes follow change: every second while something moves (an instance starts, stops or
-//! lags, a task runs, a switchover, a scale), every 30 s once nothing does. Meanwhile a
+//! lags, a task runs, a switchover, a scale), every 30 s once nothing does; a settled pass asks
+//! Patroni for `/cluster` once instead of every member for itself (see `observe`). Meanwhile a
 //! settled cluster costs a look at its processes' `/proc/<pid>/stat` a second: a Patroni or
 //! PostgreSQL that exits or freezes, a change of Patroni's keys in etcd (see `dcs_watch`) and a
 //! changed manifest bring the next pass at once.
@@ -414,8 +415,26 @@ impl Worker {
             namespace: &self.ns,
             cluster: &self.name,
         };
-        let seen =
-            observe::observe(&self.patroni, &dcs, &self.dir, &records, &mut self.probe).await;
+        // Settled, and no process of it exited or froze since: Patroni's `/cluster` is enough.
+        let look = if self.settled && self.pulse.iter().all(Started::steady) {
+            let primary = self.written.as_ref().and_then(|s| s.primary.as_deref());
+            observe::Look::Cluster {
+                last_leader: records
+                    .iter()
+                    .position(|r| Some(r.name.as_str()) == primary),
+            }
+        } else {
+            observe::Look::Members
+        };
+        let seen = observe::observe(
+            &self.patroni,
+            &dcs,
+            &self.dir,
+            &records,
+            &mut self.probe,
+            look,
+        )
+        .await;
         self.measure_usage(&cluster, &records, &seen.last_archived);
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records

@@ -1,10 +1,18 @@
 //! One look at every instance of a cluster: Patroni's survey of its members, and the primary's
 //! `pg_stat_replication`.
+//!
+//! While something moves every member is asked for its own `/patroni` (fresh, from the member
+//! itself). A settled cluster is asked once, for Patroni's `/cluster`: what the DCS holds of
+//! every member. That view is trusted only as far as it goes: a member whose Patroni pgdeck
+//! does not see running is unreachable whatever its key (which outlives it by up to a TTL), a
+//! member missing from the view is asked itself, a view without a leader brings the full look,
+//! and the leader's PostgreSQL is checked to run read-write (the primary's probe).
 
 use std::collections::HashMap;
 
 use super::super::etcd::Etcd;
 use super::super::home::ClusterDir;
+use super::instances::patroni_pid;
 use super::state::InstanceRecord;
 use super::users::superuser_conninfo;
 use crate::api::status::InstanceStatus;
@@ -27,14 +35,33 @@ pub struct Seen {
     pub paused: Option<bool>,
 }
 
+/// How much to ask Patroni.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Every member's `/patroni`, and `/cluster`.
+    Members,
+    /// `/cluster` from one member (the last leader first), members asked only where it falls
+    /// short.
+    Cluster { last_leader: Option<usize> },
+}
+
 pub async fn observe(
     patroni: &Patroni,
     dcs: &Dcs<'_>,
     dir: &ClusterDir,
     records: &[InstanceRecord],
     probe: &mut ReplicationProbe,
+    look: Look,
 ) -> Seen {
-    let survey = patroni.survey(&bases(records)).await;
+    let settled = match look {
+        Look::Cluster { last_leader } => settled_survey(patroni, dir, records, last_leader).await,
+        Look::Members => None,
+    };
+    let through_dcs = settled.is_some();
+    let mut survey = match settled {
+        Some(s) => s,
+        None => patroni.survey(&bases(records)).await,
+    };
     let leader = dcs.leader_in(&survey, records).await;
     let leader_rec = records.iter().find(|r| Some(&r.name) == leader.as_ref());
     let (primary, primary_unanswered) = match leader_rec {
@@ -50,7 +77,18 @@ pub async fn observe(
     let PrimaryView {
         standbys,
         last_archived,
+        in_recovery,
     } = primary;
+    if through_dcs && in_recovery {
+        // The leader key's holder runs read-only: it lost the DCS and demoted, and its key
+        // has not expired yet. The view cannot tell; PostgreSQL can.
+        let at = records
+            .iter()
+            .position(|r| Some(&r.name) == leader.as_ref());
+        if let Some(node) = at.and_then(|i| survey.nodes[i].as_mut()) {
+            node.role = Some("replica".into());
+        }
+    }
     let sightings: Vec<Sighting> = records
         .iter()
         .zip(&survey.nodes)
@@ -112,6 +150,46 @@ impl Dcs<'_> {
         let key = format!("/pgdeck/{}/{}/leader", self.namespace, self.cluster);
         self.etcd.get(&key).await.ok().flatten()
     }
+}
+
+/// A settled cluster's survey from one `/cluster`; `None` when no member gave one, or it
+/// names no leader (the full look then asks each member what it is).
+async fn settled_survey(
+    patroni: &Patroni,
+    dir: &ClusterDir,
+    records: &[InstanceRecord],
+    last_leader: Option<usize>,
+) -> Option<Survey> {
+    let running: Vec<bool> = records
+        .iter()
+        .map(|r| patroni_pid(dir, &r.name).is_some())
+        .collect();
+    let apis: Vec<String> = records.iter().map(InstanceRecord::api).collect();
+    let others = (0..records.len()).filter(|i| Some(*i) != last_leader);
+    let order = last_leader.into_iter().chain(others);
+    let view = patroni
+        .cluster_from(order.filter(|i| running[*i]).map(|i| apis[i].as_str()))
+        .await?;
+    view.leader()?;
+    let nodes = futures::future::join_all(records.iter().enumerate().map(|(i, r)| {
+        let (view, apis, running) = (&view, &apis, &running);
+        async move {
+            if !running[i] {
+                return None;
+            }
+            match view.member(&r.name) {
+                Some(m) => Some(m.as_node()),
+                // Not in the DCS: not joined yet, or its key expired while its Patroni runs.
+                None => patroni.node(&apis[i]).await.ok(),
+            }
+        }
+    }))
+    .await;
+    Some(Survey {
+        nodes,
+        view: Some(view),
+        primary: None,
+    })
 }
 
 fn bases(records: &[InstanceRecord]) -> Vec<Option<String>> {
