@@ -198,11 +198,11 @@ impl SessionDialog {
                 self.typed.pop();
                 Step::Stay
             }
-            KeyCode::Enter if self.confirmed() => Step::Signal(Signal {
+            KeyCode::Enter if self.confirmed() => Step::Signal(Box::new(Signal {
                 target: self.target.clone(),
                 backend: self.session.backend,
                 terminate: self.terminate,
-            }),
+            })),
             _ => Step::Stay,
         }
     }
@@ -273,13 +273,13 @@ impl App {
             self.warn("no session selected");
             return Vec::new();
         };
-        self.overlay = Some(Overlay::Session(SessionDialog {
+        self.overlay = Some(Overlay::Session(Box::new(SessionDialog {
             key: target.key.clone(),
             target,
             session,
             terminate,
             typed: String::new(),
-        }));
+        })));
         Vec::new()
     }
 }

@@ -24,7 +24,7 @@ pub enum Overlay {
     Editor(Box<YamlEditor>),
     Review(Box<Review>),
     Conflict(Box<Conflict>),
-    Session(SessionDialog),
+    Session(Box<SessionDialog>),
 }
 
 /// What a key did to a dialog.
@@ -33,7 +33,7 @@ pub enum Step {
     Close,
     Submit(Request),
     /// Cancel or terminate a session (not a change to the manifest).
-    Signal(Signal),
+    Signal(Box<Signal>),
     Open(Overlay),
     /// Show the diff from `before` to `after`; `enter` submits `request`, `esc` comes back here.
     Review {

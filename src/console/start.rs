@@ -195,7 +195,7 @@ impl App {
             Step::Signal(signal) => {
                 self.overlay = None;
                 self.say(format!("⟳ {}: sent", signal.describe()));
-                return vec![Effect::Signal(signal)];
+                return vec![Effect::Signal(*signal)];
             }
             Step::ExternalEdit {
                 yaml,
