@@ -63,7 +63,7 @@ impl Session {
         }
     }
 
-    /// Running, idle in a transaction, or waiting on a lock: what a DBA looks for first.
+    /// Whether it waits behind another session's lock.
     pub fn waiting(&self) -> bool {
         !self.blocked_by.is_empty()
     }
