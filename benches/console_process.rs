@@ -114,22 +114,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks
-        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .unwrap()
-            .unwrap() as f64
-}
-
 fn main() {
     let tmux = Tmux::start();
 
@@ -184,9 +168,9 @@ fn main() {
     tmux.wait("the cluster", |s| s.contains("live ·"));
     std::thread::sleep(Duration::from_secs(3));
     let pid = console_pid(&real);
-    let before = cpu_seconds(pid);
+    let before = support::cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(30));
-    let idle = (cpu_seconds(pid) - before) / 30.0 * 100.0;
+    let idle = (support::cpu_seconds(pid) - before) / 30.0 * 100.0;
     tmux.quit();
 
     println!("console as a process (tmux 160x50)");

@@ -317,3 +317,93 @@ fn switch_over_scale_and_edit_from_the_console() {
     assert_eq!(manifest_file(&home), stored, "read-only changed nothing");
     tmux.keys(&["q"]);
 }
+
+/// A psql child that is killed if the test ends before it does.
+struct Client(std::process::Child);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn activity_shows_a_long_query_and_x_cancels_it() {
+    let home = LocalHome::new();
+    let manifest =
+        std::fs::read_to_string(common::repo_root().join("assets/examples/minimal.yaml")).unwrap();
+    home.apply_ready(&manifest, "120s");
+    let mut client = Client(
+        home.superuser_psql("minimal", "postgres", "SELECT pg_sleep(600)")
+            .unwrap()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+
+    let tmux = Tmux::start(140, 32);
+    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
+        row(s, "minimal").contains("● OK")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(10), "the instances", |s| {
+        s.contains("│minimal-instance1-")
+    });
+    tmux.keys(&["Tab", "Tab", "Tab", "Tab"]);
+    tmux.wait(Duration::from_secs(10), "the sleeping session", |s| {
+        s.lines()
+            .any(|l| l.contains("pg_sleep(600)") && l.contains("active") && l.contains("psql"))
+    });
+    // Narrow to it, then x and enter.
+    tmux.keys(&["/"]);
+    tmux.text("pg_sleep");
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(5), "only the sleeping session", |s| {
+        s.lines().filter(|l| l.contains("SELECT pg_sleep")).count() == 1
+            && s.contains("filter /pg_sleep")
+    });
+    tmux.keys(&["x"]);
+    tmux.wait(Duration::from_secs(5), "the cancel dialog", |s| {
+        s.contains("Cancel query") && s.contains("query: SELECT pg_sleep(600)")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(10), "the outcome", |s| {
+        s.contains("cancelled")
+    });
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the query was not cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(client.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    // The session leaves the table, and the cancel is among the cluster's events.
+    tmux.wait(Duration::from_secs(5), "the session gone", |s| {
+        !s.contains("SELECT pg_sleep(600)")
+    });
+    let events =
+        std::fs::read_to_string(home.path().join("namespaces/default/minimal.events.jsonl"))
+            .unwrap();
+    assert!(events.contains("SessionCancelled"), "{events}");
+
+    tmux.keys(&["q"]);
+    tmux.wait(Duration::from_secs(5), "the console to exit", |s| {
+        s.trim_end().ends_with('$')
+    });
+    tmux.assert_terminal_restored();
+}

@@ -1,4 +1,6 @@
-//! Fixed data for the console benchmarks: `n` clusters of three instances with status.
+//! Fixed data for the console benchmarks: `n` clusters of three instances with status; and
+//! what a process costs.
+#![allow(dead_code)] // each bench uses its own subset
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pgdeck::api::status::{InstanceStatus, PostgresClusterStatus};
@@ -67,4 +69,20 @@ pub fn clusters(n: usize) -> Vec<PostgresCluster> {
             c
         })
         .collect()
+}
+
+/// CPU seconds (user + system) the process has used.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks
+        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .unwrap() as f64
 }

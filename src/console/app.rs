@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::activity::{Activity, Signal, Target};
 use super::dialogs::Overlay;
 use super::health;
 use super::keys::{self, Action, Binding};
@@ -13,6 +14,7 @@ use super::theme::Theme;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::Platform;
+use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
 use crate::observe::pgbouncer::Pool;
 
@@ -25,10 +27,17 @@ pub enum Tab {
     Backups,
     Events,
     Connection,
+    Activity,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Instances, Tab::Backups, Tab::Events, Tab::Connection];
+    pub const ALL: [Tab; 5] = [
+        Tab::Instances,
+        Tab::Backups,
+        Tab::Events,
+        Tab::Connection,
+        Tab::Activity,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -36,10 +45,11 @@ impl Tab {
             Tab::Backups => "Backups",
             Tab::Events => "Events",
             Tab::Connection => "Connection",
+            Tab::Activity => "Activity",
         }
     }
 
-    fn step(self, by: isize) -> Tab {
+    pub fn step(self, by: isize) -> Tab {
         let i = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) as isize;
         Tab::ALL[(i + by).rem_euclid(Tab::ALL.len() as isize) as usize]
     }
@@ -142,6 +152,15 @@ pub enum Data {
         key: Key,
         result: Result<Vec<Pool>, String>,
     },
+    /// The sessions of the instance the Activity tab shows.
+    Activity {
+        key: Key,
+        instance: String,
+        result: Result<Vec<Session>, String>,
+        at: jiff::Timestamp,
+    },
+    /// What became of a cancel or terminate: what was sent, or why not.
+    Signalled(Result<String, String>),
     /// A source could not do its work; shown in the footer.
     Problem(String),
     /// What became of a request.
@@ -160,6 +179,10 @@ pub enum Effect {
     Close,
     Copy(String),
     LoadTheme(String),
+    /// Poll this instance's sessions every refresh, or stop polling (`None`).
+    Activity(Option<Target>),
+    /// Cancel or terminate a session.
+    Signal(Signal),
     /// Carry out a user's request (a change to the manifest).
     Request {
         key: Key,
@@ -206,6 +229,10 @@ pub struct App {
     pub credentials: Vec<Credential>,
     /// The open cluster's pgBouncer pools (`SHOW POOLS`), or why they could not be read.
     pub pools: Option<Result<Vec<Pool>, String>>,
+    /// The Activity tab's sessions, sort and filter.
+    pub activity: Activity,
+    /// The instance last under the cursor on the Instances tab: the one Activity shows.
+    pub instance: Option<String>,
 
     pub view: View,
     pub mode: Mode,
@@ -255,6 +282,8 @@ impl App {
             events: Vec::new(),
             credentials: Vec::new(),
             pools: None,
+            activity: Activity::default(),
+            instance: None,
             view: View::Clusters,
             mode: Mode::Normal,
             input: String::new(),
@@ -359,10 +388,32 @@ impl App {
             } => vec![keys::CONNECTION, keys::CLUSTER],
             View::Cluster { .. } => vec![keys::CLUSTER],
         };
+        if self.on_activity() {
+            tables.insert(0, keys::ACTIVITY);
+        }
         if !self.read_only {
-            tables.push(keys::ACTIONS);
+            tables.extend(self.mutating());
         }
         tables
+    }
+
+    /// The tables of keys that change something, here: gone in read-only mode.
+    fn mutating(&self) -> Vec<&'static [Binding]> {
+        if self.on_activity() {
+            vec![keys::ACTIVITY_ACTIONS, keys::ACTIONS]
+        } else {
+            vec![keys::ACTIONS]
+        }
+    }
+
+    pub fn on_activity(&self) -> bool {
+        matches!(
+            self.view,
+            View::Cluster {
+                tab: Tab::Activity,
+                ..
+            }
+        )
     }
 
     pub fn say(&mut self, text: impl Into<String>) {
@@ -421,6 +472,25 @@ impl App {
                 self.credentials = users
             }
             Data::Pools { key, result } if Some(&key) == open.as_ref() => self.pools = Some(result),
+            Data::Activity {
+                key,
+                instance,
+                result,
+                at,
+            } if Some(&key) == open.as_ref()
+                && self
+                    .activity
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.instance == instance) =>
+            {
+                self.activity.update(result, at);
+                self.row = self
+                    .row
+                    .min(self.activity.visible().len().saturating_sub(1));
+            }
+            Data::Signalled(Ok(done)) => self.say(done),
+            Data::Signalled(Err(why)) => self.warn(why),
             Data::Problem(p) => self.warn(p),
             Data::Outcome { key, what, outcome } => self.on_outcome(key, what, outcome),
             _ => {} // data for a cluster that is no longer open
@@ -447,10 +517,12 @@ impl App {
             return self.step(step);
         }
         if self.read_only
-            && let Some(action) = keys::lookup(&[keys::ACTIONS], &key)
+            && let Some(action) = keys::lookup(&self.mutating(), &key)
         {
-            let what = keys::ACTIONS
-                .iter()
+            let what = self
+                .mutating()
+                .into_iter()
+                .flatten()
                 .find(|b| b.action == action)
                 .map_or("this", |b| b.help);
             self.warn(format!(
@@ -484,14 +556,15 @@ impl App {
             Action::Open => return self.open_selected(),
             Action::Back => return self.back(),
             Action::NextTab | Action::PrevTab => {
-                if let View::Cluster { tab, .. } = &mut self.view {
-                    *tab = tab.step(if action == Action::NextTab { 1 } else { -1 });
-                    self.row = 0;
-                }
+                return self.step_tab(if action == Action::NextTab { 1 } else { -1 });
             }
             Action::Filter => {
                 self.mode = Mode::Filter;
-                self.input = self.filter.clone();
+                self.input = if self.on_activity() {
+                    self.activity.filter.clone()
+                } else {
+                    self.filter.clone()
+                };
             }
             Action::Command => {
                 self.mode = Mode::Command;
@@ -499,6 +572,8 @@ impl App {
             }
             Action::Help => self.help = true,
             Action::Quit => self.quit = true,
+            Action::SortNext if self.on_activity() => self.activity.sort_next(),
+            Action::SortReverse if self.on_activity() => self.activity.reverse(),
             Action::SortNext => {
                 let i = Column::ALL
                     .iter()
@@ -534,6 +609,9 @@ impl App {
             | Action::PauseResume
             | Action::StopStart
             | Action::Reinit => return self.start(action),
+            Action::Cancel | Action::Terminate => {
+                return self.start_signal(action == Action::Terminate);
+            }
         }
         Vec::new()
     }
@@ -560,6 +638,9 @@ impl App {
                 ..
             } => self.credentials.iter().map(|c| c.uris.len()).sum(),
             View::Cluster {
+                tab: Tab::Activity, ..
+            } => self.activity.visible().len(),
+            View::Cluster {
                 tab: Tab::Backups, ..
             } => self
                 .open_cluster()
@@ -582,6 +663,8 @@ impl App {
         self.events.clear();
         self.credentials.clear();
         self.pools = None;
+        self.activity = Activity::default();
+        self.instance = None;
         self.reveal = false;
         vec![Effect::Open(key)]
     }
@@ -624,7 +707,9 @@ impl App {
     fn on_input(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
             KeyCode::Esc => {
-                if self.mode == Mode::Filter {
+                if self.mode == Mode::Filter && self.on_activity() {
+                    self.activity.set_filter("");
+                } else if self.mode == Mode::Filter {
                     self.filter.clear();
                     self.refresh_visible(None);
                 }
@@ -643,7 +728,10 @@ impl App {
             KeyCode::Char(c) => self.input.push(c),
             _ => {}
         }
-        if self.mode == Mode::Filter {
+        if self.mode == Mode::Filter && self.on_activity() {
+            self.activity.set_filter(&self.input);
+            self.row = 0;
+        } else if self.mode == Mode::Filter {
             // The list narrows as you type.
             self.filter = self.input.clone();
             self.selected = 0;

@@ -3,6 +3,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::activity::{SessionDialog, Signal};
 use super::app::Key;
 use super::diff::{self, DiffLine};
 use super::editor::YamlEditor;
@@ -26,6 +27,7 @@ pub enum Overlay {
     Editor(Box<YamlEditor>),
     Review(Box<Review>),
     Conflict(Box<Conflict>),
+    Session(Box<SessionDialog>),
 }
 
 /// What a key did to a dialog.
@@ -33,6 +35,8 @@ pub enum Step {
     Stay,
     Close,
     Submit(Request),
+    /// Cancel or terminate a session (not a change to the manifest).
+    Signal(Box<Signal>),
     Open(Overlay),
     /// Show the diff from `before` to `after`; `enter` submits `request`, `esc` comes back here.
     Review {

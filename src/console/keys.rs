@@ -37,6 +37,8 @@ pub enum Action {
     PauseResume,
     StopStart,
     Reinit,
+    Cancel,
+    Terminate,
 }
 
 pub struct Binding {
@@ -232,6 +234,48 @@ pub const CONNECTION: &[Binding] = &[
         "copy the selected URI to the clipboard",
         Action::Copy,
         "copy",
+    ),
+];
+
+pub const ACTIVITY: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        "filter sessions by pid, user, application, state, wait or query",
+        Action::Filter,
+        "filter",
+    ),
+    b(
+        &[(KeyCode::Char('o'), NONE)],
+        "o",
+        "sort sessions by the next column",
+        Action::SortNext,
+        "sort",
+    ),
+    b(
+        &[(KeyCode::Char('O'), SHIFT), (KeyCode::Char('O'), NONE)],
+        "O",
+        "reverse the sort order",
+        Action::SortReverse,
+        "",
+    ),
+];
+
+/// Keys that signal a session on the Activity tab: absent in read-only mode.
+pub const ACTIVITY_ACTIONS: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('x'), NONE)],
+        "x",
+        "cancel the selected session's query",
+        Action::Cancel,
+        "cancel query",
+    ),
+    b(
+        &[(KeyCode::Char('X'), SHIFT), (KeyCode::Char('X'), NONE)],
+        "X",
+        "terminate the selected session's backend (its pid typed)",
+        Action::Terminate,
+        "terminate",
     ),
 ];
 

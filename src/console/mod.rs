@@ -2,6 +2,7 @@
 //! from background tasks, a clock tick) and drawn by pure view functions. The terminal is
 //! restored on exit, on panic (ratatui's hook) and on SIGTERM, SIGINT and SIGHUP.
 
+pub mod activity;
 pub mod app;
 mod clipboard;
 pub mod config;
@@ -173,6 +174,8 @@ async fn run_async(
                         }
                     }
                     Effect::Request { key, request } => source.request(key, request),
+                    Effect::Activity(target) => source.activity(target),
+                    Effect::Signal(signal) => source.signal(signal),
                     Effect::ExternalEdit {
                         key,
                         yaml,

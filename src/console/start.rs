@@ -26,6 +26,7 @@ impl Overlay {
             Overlay::Editor(d) => &d.key,
             Overlay::Review(d) => &d.key,
             Overlay::Conflict(d) => &d.key,
+            Overlay::Session(d) => &d.key,
         }
     }
 
@@ -40,6 +41,7 @@ impl Overlay {
             Overlay::Editor(d) => d.on_key(key),
             Overlay::Review(d) => d.on_key(key),
             Overlay::Conflict(d) => d.on_key(key),
+            Overlay::Session(d) => d.on_key(key),
         }
     }
 }
@@ -247,6 +249,11 @@ impl App {
                 self.overlay = None;
                 self.say(format!("⟳ {}: sent", request.describe()));
                 return vec![Effect::Request { key, request }];
+            }
+            Step::Signal(signal) => {
+                self.overlay = None;
+                self.say(format!("⟳ {}: sent", signal.describe()));
+                return vec![Effect::Signal(*signal)];
             }
             Step::ExternalEdit {
                 yaml,

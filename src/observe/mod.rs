@@ -1,5 +1,6 @@
 //! Observation: what Patroni, PostgreSQL and pgBackRest report, mapped to `status`.
 
+pub mod activity;
 pub mod conditions;
 pub mod events;
 pub mod metrics;

@@ -168,6 +168,15 @@ impl LocalHome {
 
     /// [`Self::superuser`], or psql's error.
     pub fn try_superuser(&self, cluster: &str, db: &str, sql: &str) -> Result<String, String> {
+        let out = self.superuser_psql(cluster, db, sql)?.output().unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
+    }
+
+    /// psql running `sql` as the superuser on the primary, through its socket, not started.
+    pub fn superuser_psql(&self, cluster: &str, db: &str, sql: &str) -> Result<Command, String> {
         let status = self.status(cluster);
         let primary = status["primary"].as_str().ok_or("no primary")?;
         self.sql_on(cluster, primary, db, sql)
@@ -196,8 +205,8 @@ impl LocalHome {
             .join("instances")
             .join(instance)
             .join("run");
-        let out = Command::new("runuser")
-            .args(["-u", "postgres", "--", "psql", "-h"])
+        let mut psql = Command::new("runuser");
+        psql.args(["-u", "postgres", "--", "psql", "-h"])
             .arg(&socket)
             .args([
                 "-p",
@@ -209,13 +218,8 @@ impl LocalHome {
                 "ON_ERROR_STOP=1",
                 "-c",
                 sql,
-            ])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
+            ]);
+        Ok(psql)
     }
 
     /// Processes this home started.

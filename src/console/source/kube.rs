@@ -65,6 +65,7 @@ impl KubeSource {
             refresh,
             tasks: Tasks {
                 live: None,
+                activity: None,
                 background,
             },
         }
@@ -106,6 +107,13 @@ impl KubeSource {
             let outcome = execute(&client, &key, request).await;
             let _ = tx.send(Data::Outcome { key, what, outcome });
         });
+    }
+
+    /// Sessions cannot be signalled on Kubernetes yet (no SQL path to a pod): say so.
+    pub fn refuse_signal(&self) {
+        let _ = self.tx.send(Data::Signalled(Err(
+            "cancelling sessions is not available on Kubernetes yet".into(),
+        )));
     }
 
     pub fn close(&mut self) {

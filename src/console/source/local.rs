@@ -12,12 +12,15 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{Tasks, send_details};
 
 use crate::api::status::InstanceStatus;
+use crate::console::activity::{Signal, Target};
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Request, execute_local};
+use crate::observe::activity::{self, ActivityProbe};
+use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::status::{Sighting, instances};
 use crate::platform::local::account::Account;
-use crate::platform::local::cluster::{pools, stored_password, user_key};
+use crate::platform::local::cluster::{pools, stored_password, superuser_conninfo, user_key};
 use crate::platform::local::{Local, connect, lock};
 
 pub struct LocalSource {
@@ -101,6 +104,7 @@ impl LocalSource {
             refresh,
             tasks: Tasks {
                 live: None,
+                activity: None,
                 background,
             },
         }
@@ -171,9 +175,82 @@ impl LocalSource {
         });
     }
 
+    /// Poll the sessions of `target` (as the superuser, through its socket) every refresh,
+    /// between one and two seconds; `None` stops.
+    pub fn activity(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_activity(None);
+        };
+        let (local, tx) = (self.local.clone(), self.tx.clone());
+        let every = self
+            .refresh
+            .clamp(Duration::from_secs(1), Duration::from_secs(2));
+        self.tasks.poll_activity(Some(tokio::spawn(async move {
+            let mut probe = ActivityProbe::default();
+            loop {
+                let result = match conninfo(&local, &target) {
+                    Ok(c) => probe.sessions(&c).await,
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(Data::Activity {
+                    key: target.key.clone(),
+                    instance: target.instance.clone(),
+                    result,
+                    at: jiff::Timestamp::now(),
+                });
+                tokio::time::sleep(every).await;
+            }
+        })));
+    }
+
+    /// Cancel or terminate a session, and record it among the cluster's events.
+    pub fn signal(&self, signal: Signal) {
+        let (local, tx) = (self.local.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = match conninfo(&local, &signal.target) {
+                Ok(c) => activity::signal(&c, signal.backend, signal.terminate).await,
+                Err(e) => Err(e),
+            };
+            let what = signal.describe();
+            let (reason, event): (_, fn(&str, String, String) -> ClusterEvent) =
+                match (&result, signal.terminate) {
+                    (Ok(_), false) => ("SessionCancelled", ClusterEvent::normal),
+                    (Ok(_), true) => ("SessionTerminated", ClusterEvent::normal),
+                    (Err(_), _) => ("SessionSignalFailed", ClusterEvent::warning),
+                };
+            let message = match &result {
+                Ok(_) => what,
+                Err(why) => format!("{what}: {why}"),
+            };
+            let key = signal.target.key;
+            let _ = tokio::task::spawn_blocking(move || {
+                local.store.record(
+                    &key.0,
+                    &key.1,
+                    &event(reason, message, user_source("console")),
+                )
+            })
+            .await;
+            let _ = tx.send(Data::Signalled(result));
+        });
+    }
+
     pub fn close(&mut self) {
         self.tasks.close();
     }
+}
+
+/// How the console reaches an instance as the superuser: its socket, by peer authentication.
+fn conninfo(local: &Local, target: &Target) -> Result<String, String> {
+    let port = target
+        .port
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("{} reports no port yet", target.instance))?;
+    let dir = local.home().cluster(&target.key.0, &target.key.1);
+    Ok(superuser_conninfo(
+        &dir.instance(&target.instance).socket_dir(),
+        port,
+    ))
 }
 
 /// Ask every member's Patroni at once; the DCS view comes from the first that answers.

@@ -10,6 +10,7 @@ pub use self::local::LocalSource;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
+use super::activity::{Signal, Target};
 use super::app::{Credential, Data, Key};
 use super::requests::Request;
 use crate::observe::events::ClusterEvent;
@@ -33,6 +34,23 @@ impl Source {
         match self {
             Source::Local(s) => s.request(key, request),
             Source::Kube(s) => s.request(key, request),
+        }
+    }
+
+    /// Poll the sessions of `target` while the Activity tab shows it; stop with `None`.
+    pub fn activity(&mut self, target: Option<Target>) {
+        match self {
+            Source::Local(s) => s.activity(target),
+            // The console has no SQL path to a pod yet: the tab says so and nothing polls.
+            Source::Kube(_) => {}
+        }
+    }
+
+    /// Cancel or terminate a session, off the draw path; the result comes back as data.
+    pub fn signal(&self, signal: Signal) {
+        match self {
+            Source::Local(s) => s.signal(signal),
+            Source::Kube(s) => s.refuse_signal(),
         }
     }
 
@@ -73,6 +91,8 @@ fn send_details(
 #[derive(Default)]
 struct Tasks {
     live: Option<JoinHandle<()>>,
+    /// The Activity tab's poll, while the tab is open.
+    activity: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -83,7 +103,15 @@ impl Tasks {
         self.live = Some(task);
     }
 
+    /// Poll the Activity tab's instance with `task` (none: stop), stopping the last poll.
+    fn poll_activity(&mut self, task: Option<JoinHandle<()>>) {
+        if let Some(last) = std::mem::replace(&mut self.activity, task) {
+            last.abort();
+        }
+    }
+
     fn close(&mut self) {
+        self.poll_activity(None);
         if let Some(task) = self.live.take() {
             task.abort();
         }

@@ -84,6 +84,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Tab::Backups => super::backups::draw(frame, body, app),
         Tab::Events => super::events::draw(frame, body, app),
         Tab::Connection => super::connection::draw(frame, body, app),
+        Tab::Activity => super::activity::draw(frame, body, app),
     }
 }
 

@@ -30,11 +30,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay) {
         Overlay::Editor(d) => editor(frame, area, t, d),
         Overlay::Review(d) => review(frame, area, t, d),
         Overlay::Conflict(d) => conflict(frame, area, t, d),
+        Overlay::Session(d) => super::activity::dialog(frame, area, t, d),
     }
 }
 
 /// A bordered box centred in `area`, cleared; returns its inside.
-fn popup(frame: &mut Frame, area: Rect, t: &Theme, title: &str, width: u16, height: u16) -> Rect {
+pub(super) fn popup(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    title: &str,
+    width: u16,
+    height: u16,
+) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     let rect = Rect {
@@ -53,7 +61,7 @@ fn popup(frame: &mut Frame, area: Rect, t: &Theme, title: &str, width: u16, heig
     inner
 }
 
-fn hint(t: &Theme, keys: &[(&str, &str)]) -> Line<'static> {
+pub(super) fn hint(t: &Theme, keys: &[(&str, &str)]) -> Line<'static> {
     let mut spans = Vec::new();
     for (k, what) in keys {
         spans.push(Span::styled(k.to_string(), t.key));

@@ -1,6 +1,7 @@
 //! Drawing: pure functions from the app state to a frame. No IO, no waiting: whatever data is
 //! there is drawn, and what is missing or old says so.
 
+mod activity;
 mod backups;
 mod cluster;
 mod clusters;

@@ -1018,3 +1018,199 @@ fn a_verb_waits_in_the_footer_until_status_reports_it() {
         "reload: reloaded 3 instances"
     );
 }
+
+mod activity {
+    use super::*;
+    use crate::console::activity::{Signal, Target};
+    use crate::console::app::Effect;
+    use crate::observe::activity::{Backend, Session, escape};
+
+    fn session(pid: i32, state: &str, seconds: f64, query: &str) -> Session {
+        Session {
+            backend: Backend {
+                pid,
+                started_us: 1_763_700_000_000_000 + i64::from(pid),
+            },
+            user: "ledger".into(),
+            application: "psql".into(),
+            state: state.into(),
+            wait: String::new(),
+            seconds,
+            query: escape(query),
+            blocked_by: Vec::new(),
+        }
+    }
+
+    fn sessions() -> Vec<Session> {
+        let mut waiting = session(4103, "active", 95.0, "UPDATE accounts SET balance = 0");
+        waiting.wait = "Lock: transactionid".into();
+        waiting.blocked_by = vec![4102];
+        let mut behind = session(4104, "active", 40.0, "DELETE FROM accounts");
+        behind.wait = "Lock: tuple".into();
+        behind.blocked_by = vec![4103];
+        let mut patroni = session(3900, "idle", 1.0, "SELECT pg_catalog.pg_is_in_recovery()");
+        patroni.user = "postgres".into();
+        patroni.application = "Patroni heartbeat".into();
+        vec![
+            session(4101, "active", 3725.0, "SELECT pg_sleep(3600)"),
+            session(
+                4102,
+                "idle in transaction",
+                310.0,
+                "UPDATE accounts SET balance = balance - 10 WHERE id = 1",
+            ),
+            waiting,
+            behind,
+            patroni,
+            session(4105, "idle", 12.0, "SELECT 1;\n\x1b[2J\x1b]0;pwned\x07"),
+        ]
+    }
+
+    /// hippo open, the sync standby under the cursor, then the Activity tab with a poll.
+    fn on_activity(app: &mut App) -> Vec<Effect> {
+        open_hippo(app);
+        press(app, KeyCode::Char('j'));
+        let mut effects = Vec::new();
+        while !matches!(&app.view, View::Cluster { tab, .. } if *tab == Tab::Activity) {
+            effects.extend(key(app, KeyCode::Tab, KeyModifiers::NONE));
+        }
+        effects
+    }
+
+    fn feed(app: &mut App, instance: &str, sessions: Vec<Session>) {
+        app.on_data(Data::Activity {
+            key: ("default".into(), "hippo".into()),
+            instance: instance.into(),
+            result: Ok(sessions),
+            at: at("2026-11-21T11:59:59Z"),
+        });
+    }
+
+    fn target() -> Target {
+        Target {
+            key: ("default".into(), "hippo".into()),
+            instance: "hippo-instance1-m2q7".into(),
+            port: Some(20003),
+        }
+    }
+
+    #[test]
+    fn activity_polls_the_instance_under_the_cursor_only_while_open() {
+        let mut app = fixture();
+        let effects = on_activity(&mut app);
+        assert_eq!(effects, vec![Effect::Activity(Some(target()))]);
+        insta::assert_snapshot!("activity_reading", screen(&app, 100, 12));
+        // Another instance's late answer is not shown as this one's.
+        feed(&mut app, "hippo-instance1-bdkx", sessions());
+        assert_eq!(app.activity.visible().len(), 0);
+        feed(&mut app, "hippo-instance1-m2q7", sessions());
+        insta::assert_snapshot!("activity", screen(&app, 120, 30));
+        insta::assert_snapshot!("activity_80x24", screen(&app, 80, 24));
+        let screen = screen(&app, 120, 30);
+        assert!(
+            !screen.contains('\x1b') && screen.contains("\\u{1b}[2J"),
+            "a query's escape sequences are shown, not obeyed"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Tab, KeyModifiers::NONE),
+            vec![Effect::Activity(None)],
+            "leaving the tab stops the poll"
+        );
+    }
+
+    #[test]
+    fn activity_sorts_and_filters_as_the_cluster_list_does() {
+        let mut app = fixture();
+        on_activity(&mut app);
+        feed(&mut app, "hippo-instance1-m2q7", sessions());
+        let pids = |app: &App| {
+            app.activity
+                .visible()
+                .map(|s| s.backend.pid)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pids(&app), vec![4101, 4102, 4103, 4104, 4105, 3900]);
+        press(&mut app, KeyCode::Char('o'));
+        assert_eq!(pids(&app), vec![4105, 4104, 4103, 4102, 4101, 3900]);
+        press(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "lock");
+        assert_eq!(pids(&app), vec![4104, 4103]);
+        press(&mut app, KeyCode::Enter);
+        insta::assert_snapshot!("activity_filtered", screen(&app, 120, 10));
+        assert_eq!(app.filter, "", "the cluster list's filter is its own");
+        press(&mut app, KeyCode::Char('/'));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(pids(&app).len(), 6);
+    }
+
+    #[test]
+    fn cancel_confirms_and_terminate_needs_the_pid_typed() {
+        let mut app = fixture();
+        on_activity(&mut app);
+        feed(&mut app, "hippo-instance1-m2q7", sessions());
+        press(&mut app, KeyCode::Char('x'));
+        insta::assert_snapshot!("activity_cancel_dialog", screen(&app, 100, 30));
+        let sent = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        let long = Backend {
+            pid: 4101,
+            started_us: 1_763_700_000_004_101,
+        };
+        assert_eq!(
+            sent,
+            vec![Effect::Signal(Signal {
+                target: target(),
+                backend: long,
+                terminate: false,
+            })]
+        );
+        assert!(app.overlay.is_none());
+
+        key(&mut app, KeyCode::Char('X'), KeyModifiers::SHIFT);
+        assert!(key(&mut app, KeyCode::Enter, KeyModifiers::NONE).is_empty());
+        typed(&mut app, "4101");
+        insta::assert_snapshot!("activity_terminate_dialog", screen(&app, 100, 30));
+        assert!(matches!(
+            key(&mut app, KeyCode::Enter, KeyModifiers::NONE).as_slice(),
+            [Effect::Signal(Signal {
+                terminate: true,
+                ..
+            })]
+        ));
+        app.on_data(Data::Signalled(Err("session 4101 is gone".into())));
+        assert!(app.message.as_ref().is_some_and(|m| m.error));
+    }
+
+    #[test]
+    fn terminating_patronis_session_says_whose_it_is() {
+        let mut app = fixture();
+        on_activity(&mut app);
+        feed(&mut app, "hippo-instance1-m2q7", sessions());
+        press(&mut app, KeyCode::Char('G'));
+        key(&mut app, KeyCode::Char('X'), KeyModifiers::SHIFT);
+        insta::assert_snapshot!("activity_terminate_patroni", screen(&app, 100, 30));
+    }
+
+    #[test]
+    fn activity_keys_only_explain_in_read_only_mode() {
+        let mut app = fixture();
+        app.read_only = true;
+        on_activity(&mut app);
+        feed(&mut app, "hippo-instance1-m2q7", sessions());
+        for (c, m) in [('x', KeyModifiers::NONE), ('X', KeyModifiers::SHIFT)] {
+            assert!(key(&mut app, KeyCode::Char(c), m).is_empty());
+            assert!(app.overlay.is_none());
+            assert!(
+                app.message.as_ref().unwrap().text.starts_with("read-only:"),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn activity_on_kubernetes_says_it_is_not_available() {
+        let mut app = fixture();
+        app.platform = Platform::Kube;
+        assert_eq!(on_activity(&mut app), vec![Effect::Activity(None)]);
+        insta::assert_snapshot!("activity_kube", screen(&app, 100, 8));
+    }
+}

@@ -70,7 +70,7 @@ use crate::platform::PlatformError;
 
 pub use self::pooler::pools;
 pub use self::secrets::{password as read_password, stored as stored_password, user_key};
-pub use self::users::superuser_peers;
+pub use self::users::{superuser_conninfo, superuser_peers};
 
 /// Whether the worker goes on after a pass.
 pub enum Flow {
