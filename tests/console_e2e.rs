@@ -344,7 +344,7 @@ fn activity_shows_a_long_query_and_x_cancels_it() {
     );
 
     let tmux = Tmux::start(140, 32);
-    tmux.keys(&[&console_command(&home), "Enter"]);
+    tmux.keys(&[&home.console_command(), "Enter"]);
     tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
         row(s, "minimal").contains("● OK")
     });

@@ -1353,10 +1353,7 @@ fn pgbouncer_renders_as_pgo_does() {
 
     let user = doc(&docs, "Secret", "pooled-pguser-app");
     let user_password = decoded(user, "password");
-    assert_eq!(
-        decoded(user, "pgbouncer-host"),
-        "pooled-pgbouncer.apps.svc"
-    );
+    assert_eq!(decoded(user, "pgbouncer-host"), "pooled-pgbouncer.apps.svc");
     assert_eq!(decoded(user, "pgbouncer-port"), "6432");
     let uri = decoded(user, "pgbouncer-uri");
     assert!(

@@ -168,18 +168,14 @@ impl LocalHome {
 
     /// [`Self::superuser`], or psql's error.
     pub fn try_superuser(&self, cluster: &str, db: &str, sql: &str) -> Result<String, String> {
-        let out = self.superuser_psql(cluster, db, sql)?.output().unwrap();
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
+        output_of(self.superuser_psql(cluster, db, sql)?)
     }
 
     /// psql running `sql` as the superuser on the primary, through its socket, not started.
     pub fn superuser_psql(&self, cluster: &str, db: &str, sql: &str) -> Result<Command, String> {
         let status = self.status(cluster);
         let primary = status["primary"].as_str().ok_or("no primary")?;
-        self.sql_on(cluster, primary, db, sql)
+        self.psql_on(cluster, primary, db, sql)
     }
 
     /// SQL as the superuser on one instance, through its socket; psql's error when it fails.
@@ -190,6 +186,17 @@ impl LocalHome {
         db: &str,
         sql: &str,
     ) -> Result<String, String> {
+        output_of(self.psql_on(cluster, instance, db, sql)?)
+    }
+
+    /// psql running `sql` as the superuser on one instance, through its socket, not started.
+    pub fn psql_on(
+        &self,
+        cluster: &str,
+        instance: &str,
+        db: &str,
+        sql: &str,
+    ) -> Result<Command, String> {
         let status = self.status(cluster);
         let port = status["instances"]
             .as_array()
@@ -406,4 +413,13 @@ spec:
           volume: {{volumeClaimSpec: {VOLUME}}}
 {repo_extra}"
     )
+}
+
+/// What `psql` printed, trimmed, or its error.
+fn output_of(mut psql: Command) -> Result<String, String> {
+    let out = psql.output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8(out.stdout).unwrap().trim().to_string())
 }
