@@ -64,10 +64,13 @@ impl ReplicationProbe {
             self.connected_to = Some(conninfo.to_string());
         }
         let client = self.client.as_ref().expect("connected above");
+        // Replay lag in tenths of a second: PostgreSQL's figure moves by microseconds as WAL
+        // trickles in, which would rewrite the status of a settled cluster at every pass.
         let rows = client
             .query(
                 "SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''), \
-                 coalesce(extract(epoch FROM replay_lag), 0)::float8 FROM pg_stat_replication",
+                 round(coalesce(extract(epoch FROM replay_lag), 0)::numeric, 1)::float8 \
+                 FROM pg_stat_replication",
                 &[],
             )
             .await;
