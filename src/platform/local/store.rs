@@ -83,6 +83,32 @@ impl Store {
         Ok(all)
     }
 
+    /// PostgreSQL listens on a Unix socket in each instance's directory, and a socket's path
+    /// holds at most 107 bytes: past that PostgreSQL cannot start, so a name or home too long
+    /// for it is refused here, naming the field, rather than found by a bootstrap that never ends.
+    fn refuse_long_sockets(&self, cluster: &PostgresCluster) -> Result<(), PlatformError> {
+        const MAX: usize = 107;
+        let dir = self.home.cluster(cluster.namespace(), cluster.name());
+        for (i, set) in cluster.spec.instances.iter().enumerate() {
+            let instance = format!(
+                "{}-{}-xxxx",
+                cluster.name(),
+                crate::api::instances::set_name(set, i)
+            );
+            let socket = dir.instance(&instance).socket_dir().join(".s.PGSQL.65535");
+            let len = socket.as_os_str().len();
+            if len > MAX {
+                return Err(PlatformError::Refused(format!(
+                    "spec.instances[{i}].name: instance sockets would be {len} bytes long ({}), \
+                     more than the {MAX} a Unix socket's path may hold: choose a shorter \
+                     cluster or instance set name, or a home (PGDECK_HOME) with a shorter path",
+                    socket.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A cluster's manifest with its status.
     pub fn get(&self, ns: &str, name: &str) -> Result<Option<PostgresCluster>, PlatformError> {
         let Some(mut cluster) = self.read_manifest(ns, name)? else {
@@ -188,6 +214,7 @@ impl Store {
         let _lock = self.lock(&ns)?;
         cluster.status = None;
         refuse_invalid(&cluster)?;
+        self.refuse_long_sockets(&cluster)?;
         let Some(old) = self.read_manifest(&ns, &name)? else {
             let m = &mut cluster.metadata;
             m.uid = Some(new_uid());
@@ -246,6 +273,7 @@ impl Store {
             new.metadata.labels = edited.metadata.labels;
             new.metadata.annotations = edited.metadata.annotations;
             refuse_invalid(&new)?;
+            self.refuse_long_sockets(&new)?;
             if new == old {
                 return Ok(old);
             }
@@ -401,6 +429,21 @@ mod tests {
              resources: {{requests: {{storage: 1Gi}}}}}}\n{extra}"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_name_too_long_for_the_instances_sockets_is_refused_and_nothing_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(Home::at(tmp.path().join("home")));
+        let mut long = cluster("");
+        long.spec.instances[0].name = "s".repeat(40);
+        let err = store.apply(long).unwrap_err().to_string();
+        assert!(
+            err.contains("spec.instances[0].name") && err.contains("107"),
+            "{err}"
+        );
+        assert!(store.list(None).unwrap().is_empty(), "nothing stored");
+        assert!(store.apply(cluster("")).is_ok(), "a short name is taken");
     }
 
     #[test]
