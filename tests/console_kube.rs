@@ -12,7 +12,6 @@ use common::kube::Harness;
 use common::tmux::{Tmux, row};
 use common::{read, repo_root};
 use pgdeck::api::manifest;
-use pgdeck::api::sources::Standby;
 use pgdeck::console::app::{Data, Key};
 use pgdeck::console::requests::{Outcome, Request, Waiting};
 use pgdeck::console::source::KubeSource;
@@ -170,11 +169,7 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
     // An edit setting a field Kubernetes does not support is refused naming it.
     let current = h.cluster(NS, "hippo").await;
     let mut edited = current.clone();
-    edited.spec.standby = Some(Standby {
-        enabled: Some(true),
-        repo_name: Some("repo1".into()),
-        ..Default::default()
-    });
+    edited.spec.openshift = Some(true);
     source.request(
         key.clone(),
         Request::Replace {
@@ -184,12 +179,12 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
     );
     match outcome(&mut rx).await {
         Outcome::Refused(why) => assert!(
-            why.contains("spec.standby: not supported on Kubernetes: standby clusters"),
+            why.contains("spec.openshift: not supported on Kubernetes"),
             "{why}"
         ),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(h.cluster(NS, "hippo").await.spec.standby, None);
+    assert_eq!(h.cluster(NS, "hippo").await.spec.openshift, None);
 }
 
 // The test's own thread blocks on tmux; the API server answers from the other workers.
