@@ -30,14 +30,7 @@ fn instance(home: &LocalHome, name: &str) -> serde_json::Value {
 fn roles(home: &LocalHome) -> (String, String) {
     let s = home.status("hippo");
     let primary = s["primary"].as_str().unwrap().to_string();
-    let replica = s["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .find(|n| *n != primary)
-        .unwrap();
-    (primary, replica)
+    (primary, common::local::a_replica(&s))
 }
 
 /// SQL on one instance; `None` while it does not answer.

@@ -4,10 +4,10 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, TableState, Wrap};
 
 use super::dialogs::{hint, popup};
-use super::{col, fit, widths, window_start};
+use super::{col, column_table, fit, window_start};
 use crate::api::support::Platform;
 use crate::console::activity::SessionDialog;
 use crate::console::app::App;
@@ -130,11 +130,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             }))
         })
         .collect();
-    let header = Row::new(shown.iter().map(|&n| Cell::from(cols[n].title.clone()))).style(t.title);
-    let table = Table::new(rows, widths(&cols, &shown))
-        .header(header)
-        .row_highlight_style(t.selection)
-        .column_spacing(1);
+    let table = column_table(rows, &cols, &shown, t);
     let mut state = TableState::default().with_selected(Some(app.row.min(len - 1) - start));
     frame.render_stateful_widget(table, body, &mut state);
 }

@@ -3,9 +3,9 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, TableState};
 
-use super::{col, fit, level_style, widest, widths, window_start};
+use super::{col, column_table, fit, level_style, widest, window_start};
 use crate::console::app::{App, Column};
 use crate::console::health;
 use crate::display;
@@ -133,11 +133,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Row::new(shown.iter().map(|&i| cell(Column::ALL[i]))).style(t.text)
         })
         .collect();
-    let header = Row::new(shown.iter().map(|&i| Cell::from(cols[i].title.clone()))).style(t.title);
-    let table = Table::new(rows, widths(&cols, &shown))
-        .header(header)
-        .row_highlight_style(t.selection)
-        .column_spacing(1);
+    let table = column_table(rows, &cols, &shown, t);
     let mut state = TableState::default().with_selected(Some(app.selected - start));
     frame.render_stateful_widget(table, inner, &mut state);
 }

@@ -3,9 +3,9 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Cell, Paragraph, Row, TableState};
 
-use super::{col, fit, widest, widths, window_start};
+use super::{col, column_table, fit, widest, window_start};
 use crate::api::quantity;
 use crate::console::app::App;
 use crate::display;
@@ -97,11 +97,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Row::new(shown.iter().map(|&n| cells[n].take().unwrap_or_default())).style(t.text)
         })
         .collect();
-    let header = Row::new(shown.iter().map(|&n| Cell::from(cols[n].title.clone()))).style(t.title);
-    let table = Table::new(rows, widths(&cols, &shown))
-        .header(header)
-        .row_highlight_style(t.selection)
-        .column_spacing(1);
+    let table = column_table(rows, &cols, &shown, t);
     let mut state =
         TableState::default().with_selected(Some(app.row.min(instances.len() - 1) - start));
     frame.render_stateful_widget(table, area, &mut state);

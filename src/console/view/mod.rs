@@ -180,19 +180,27 @@ pub fn fit(cols: &[Col], width: u16) -> Vec<usize> {
     shown
 }
 
-/// The constraints of the shown columns; the last one takes what is left.
-pub fn widths(cols: &[Col], shown: &[usize]) -> Vec<ratatui::layout::Constraint> {
-    shown
-        .iter()
-        .enumerate()
-        .map(|(n, &i)| {
-            if n + 1 == shown.len() {
-                ratatui::layout::Constraint::Min(cols[i].width)
-            } else {
-                ratatui::layout::Constraint::Length(cols[i].width)
-            }
-        })
-        .collect()
+/// A table of the shown columns, titled, the selected row highlighted; the last column takes
+/// what is left.
+pub fn column_table<'a>(
+    rows: Vec<ratatui::widgets::Row<'a>>,
+    cols: &[Col],
+    shown: &[usize],
+    t: &crate::console::theme::Theme,
+) -> ratatui::widgets::Table<'a> {
+    use ratatui::widgets::{Cell, Row, Table};
+    let widths = shown.iter().enumerate().map(|(n, &i)| {
+        if n + 1 == shown.len() {
+            Constraint::Min(cols[i].width)
+        } else {
+            Constraint::Length(cols[i].width)
+        }
+    });
+    let header = Row::new(shown.iter().map(|&i| Cell::from(cols[i].title.clone()))).style(t.title);
+    Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(t.selection)
+        .column_spacing(1)
 }
 
 /// The first row to draw so that `selected` stays in a window of `height` rows.
