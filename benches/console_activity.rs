@@ -137,11 +137,12 @@ fn poll() {
     let status = home.status("activity");
     let primary = status["primary"].as_str().unwrap().to_string();
     let port = status["instances"][0]["port"].as_u64().unwrap() as u16;
-    let socket = home
-        .path()
-        .join("namespaces/default/activity/instances")
-        .join(&primary)
-        .join("run");
+    let socket = pgdeck::platform::local::home::InstanceDir(
+        home.path()
+            .join("namespaces/default/activity/instances")
+            .join(&primary),
+    )
+    .socket_dir();
     let conninfo = superuser_conninfo(&socket, port);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -342,16 +342,20 @@ fn a_killed_reconciler_converges_without_twins() {
     );
 }
 
+/// The longest name validation allows (46 with the set's): its socket path would not fit
+/// beneath the home, so the test also shows sockets living in short directories.
+const MOVING: &str = "moving-and-named-as-long-as-it-may-be";
+
 #[test]
 fn an_instance_whose_port_was_taken_moves_to_another() {
     let home = LocalHome::new();
     // The same cheap instance shows Patroni's own log files (spec.patroni.logging).
     let logged = |level: &str| {
         let logging = format!("  patroni:\n    logging: {{storageLimit: 25M{level}}}\n");
-        manifest("moving", 1, &logging)
+        manifest(MOVING, 1, &logging)
     };
     home.apply_ready(&logged(""), "90s");
-    let before = home.status("moving")["instances"][0].clone();
+    let before = home.status(MOVING)["instances"][0].clone();
     let port = before["port"].as_u64().unwrap() as u16;
     patroni_logs_to_its_files_at_the_level_asked(&home, before["name"].as_str().unwrap(), || {
         home.apply_ready(&logged(", level: DEBUG"), "60s")
@@ -359,7 +363,7 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
 
     // Stop everything, and let another program take the instance's port meanwhile.
     home.kill_operator();
-    for pid in home.pids_matching(&["patroni", "/moving/instances/"]) {
+    for pid in home.pids_matching(&["patroni", &format!("/{MOVING}/instances/")]) {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -367,7 +371,10 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
         .unwrap();
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !home.pids_matching(&["/moving/instances/"]).is_empty() {
+    while !home
+        .pids_matching(&[&format!("/{MOVING}/instances/")])
+        .is_empty()
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the instance did not stop"
@@ -384,7 +391,7 @@ fn an_instance_whose_port_was_taken_moves_to_another() {
     );
 
     let s = home.wait_for(
-        "moving",
+        MOVING,
         Duration::from_secs(60),
         "the instance to come back on another port",
         |s| all_ready(s, 1) && s["instances"][0]["port"] != before["port"],
@@ -528,7 +535,9 @@ fn patroni_logs_to_its_files_at_the_level_asked(
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let inst = home
         .path()
-        .join("namespaces/default/moving/instances")
+        .join("namespaces/default")
+        .join(MOVING)
+        .join("instances")
         .join(instance);
     let dir = inst.join("patroni-log");
     let read = || std::fs::read_to_string(dir.join("patroni.log")).unwrap_or_default();

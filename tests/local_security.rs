@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::local::LocalHome;
+use pgdeck::platform::local::home::InstanceDir;
 use serde_json::{Value, json};
 
 /// The tenant's tricks need two accounts: pgdeck as root, the database as `postgres`.
@@ -278,20 +279,20 @@ fn links_and_forged_records_of_the_database_account_change_nothing_outside_the_h
         "the database account could write into instances/"
     );
 
-    // The socket directory swapped for a link outside: pgdeck makes its own again, and moves
-    // nothing outside (the running PostgreSQL keeps its socket, moved back by the tenant).
+    // The socket directory is root's to place, under /run/pgdeck where the account can make
+    // nothing; a `run` link planted beside the data (where instances made before kept their
+    // sockets) is not taken for it.
+    let socket = InstanceDir(inst.clone()).socket_dir();
+    assert!(socket.starts_with("/run/pgdeck/"), "{}", socket.display());
+    assert!(
+        !as_postgres("mkdir /run/pgdeck/evil 2>/dev/null"),
+        "the database account could write into /run/pgdeck"
+    );
     assert!(as_postgres(&sh(&format!(
-        "mv run run.moved && ln -s '{}/sub' run",
+        "ln -s '{}/sub' run",
         out.display()
     ))));
-    wait_until(
-        "pgdeck to replace the run/ link",
-        Duration::from_secs(15),
-        || std::fs::symlink_metadata(inst.join("run")).is_ok_and(|m| m.is_dir()),
-    );
-    assert!(as_postgres(&sh(
-        "mv run.moved/.s.PGSQL.* run/ && rm -rf run.moved"
-    )));
+    assert_eq!(InstanceDir(inst.clone()).socket_dir(), socket);
 
     // The log swapped for a link to root's file, then Patroni killed: pgdeck starts it again
     // with a log of its own.

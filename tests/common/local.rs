@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use pgdeck::platform::local::home::InstanceDir;
 
 /// Real clusters are heavy on a two-core machine: tests that run them take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -205,13 +206,14 @@ impl LocalHome {
             .find(|i| i["name"] == instance)
             .ok_or_else(|| format!("no instance {instance}"))?["port"]
             .to_string();
-        let socket = self
-            .path()
-            .join("namespaces/default")
-            .join(cluster)
-            .join("instances")
-            .join(instance)
-            .join("run");
+        let socket = InstanceDir(
+            self.path()
+                .join("namespaces/default")
+                .join(cluster)
+                .join("instances")
+                .join(instance),
+        )
+        .socket_dir();
         let mut psql = Command::new("runuser");
         psql.args(["-u", "postgres", "--", "psql", "-h"])
             .arg(&socket)
@@ -379,6 +381,24 @@ impl Drop for LocalHome {
             std::thread::sleep(Duration::from_millis(100));
         }
         if std::env::var_os("PGDECK_KEEP_TEST_HOME").is_none() {
+            // Instances' and poolers' socket directories live outside the home, under /run.
+            let children = |dir: &Path| -> Vec<PathBuf> {
+                std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect()
+            };
+            for ns in children(&self.path.join("namespaces")) {
+                for cluster in children(&ns) {
+                    for kind in ["instances", "pgbouncer"] {
+                        for dir in children(&cluster.join(kind)) {
+                            let _ = InstanceDir(dir).remove_socket_dir();
+                        }
+                    }
+                }
+            }
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }

@@ -140,6 +140,21 @@ impl ClusterDir {
     }
 }
 
+/// Socket directories of instances and poolers when pgdeck runs as root: /run is root's, so
+/// the database account can neither make nor swap an entry here, and names stay short.
+const SOCKETS: &str = "/run/pgdeck";
+
+/// A short, stable name for a directory: 16 hex digits of the SHA-256 of its path.
+fn short_name(path: &Path) -> String {
+    use sha2::Digest;
+    use std::os::unix::ffi::OsStrExt;
+    let normal: PathBuf = path.components().collect();
+    sha2::Sha256::digest(normal.as_os_str().as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One instance's directory: its data directory, configuration and logs.
 #[derive(Clone, Debug)]
 pub struct InstanceDir(pub PathBuf);
@@ -158,8 +173,39 @@ impl InstanceDir {
     pub fn data(&self) -> PathBuf {
         self.0.join("data")
     }
+    /// Where PostgreSQL's Unix socket lives. A socket's path holds at most 107 bytes, too
+    /// few beneath most homes, so as root it is `/run/pgdeck/<digest of this directory>`.
+    /// An instance made before that keeps `run/` beside its data, where its server listens.
     pub fn socket_dir(&self) -> PathBuf {
-        self.0.join("run")
+        let beside = self.0.join("run");
+        let made_before = std::fs::symlink_metadata(&beside).is_ok_and(|m| m.is_dir());
+        if made_before || !nix::unistd::geteuid().is_root() {
+            return beside;
+        }
+        Path::new(SOCKETS).join(short_name(&self.0))
+    }
+
+    /// Make [`InstanceDir::socket_dir`], owned by `account`, with its root-owned parent.
+    pub fn make_socket_dir(&self, account: &super::account::Account) -> std::io::Result<PathBuf> {
+        let dir = self.socket_dir();
+        if dir.starts_with(SOCKETS) {
+            // 0755 whatever the umask: the account must pass through to its own.
+            super::files::make_dir(Path::new(SOCKETS), 0o755, None)?;
+        }
+        account.make_dir(&dir, 0o700)?;
+        Ok(dir)
+    }
+
+    /// Remove a socket directory of its own under /run (one beside the data goes with it).
+    pub fn remove_socket_dir(&self) -> std::io::Result<()> {
+        let dir = self.socket_dir();
+        if !dir.starts_with(SOCKETS) {
+            return Ok(());
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            result => result,
+        }
     }
     pub fn patroni_config(&self) -> PathBuf {
         self.0.join("patroni.yml")
@@ -206,5 +252,41 @@ impl InstanceDir {
     /// Patroni names its file `patroni.log` too.
     pub fn patroni_log_dir(&self) -> PathBuf {
         self.0.join("patroni-log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_directories_are_short_and_never_move() {
+        // Running servers listen where this names: a changed digest would lose them all.
+        let inst = "/var/lib/pgdeck/namespaces/default/hippo/instances/hippo-instance1-abcd";
+        assert_eq!(short_name(Path::new(inst)), "f3337bfa77188cf3");
+        assert_eq!(
+            short_name(Path::new(&format!("{inst}/"))),
+            short_name(Path::new(inst))
+        );
+        if nix::unistd::geteuid().is_root() {
+            let socket = InstanceDir(inst.into()).socket_dir();
+            assert_eq!(socket, Path::new("/run/pgdeck/f3337bfa77188cf3"));
+            assert!(socket.join(".s.PGSQL.65535").as_os_str().len() < 50);
+        }
+    }
+
+    #[test]
+    fn an_instance_made_before_keeps_its_socket_beside_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let inst = InstanceDir(dir.path().to_path_buf());
+        std::fs::create_dir(dir.path().join("run")).unwrap();
+        assert_eq!(inst.socket_dir(), dir.path().join("run"));
+        // A link in its place is not a directory made before: it is not followed.
+        std::fs::remove_dir(dir.path().join("run")).unwrap();
+        std::os::unix::fs::symlink("/tmp", dir.path().join("run")).unwrap();
+        assert_eq!(
+            inst.socket_dir() == dir.path().join("run"),
+            !nix::unistd::geteuid().is_root()
+        );
     }
 }

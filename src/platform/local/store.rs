@@ -83,9 +83,10 @@ impl Store {
         Ok(all)
     }
 
-    /// PostgreSQL listens on a Unix socket in each instance's directory, and a socket's path
-    /// holds at most 107 bytes: past that PostgreSQL cannot start, so a name or home too long
-    /// for it is refused here, naming the field, rather than found by a bootstrap that never ends.
+    /// A socket's path holds at most 107 bytes: past that PostgreSQL cannot start. As root
+    /// sockets live in short directories under /run; otherwise in each instance's directory,
+    /// where a name or home too long is refused here, naming the field, rather than found by
+    /// a bootstrap that never ends.
     fn refuse_long_sockets(&self, cluster: &PostgresCluster) -> Result<(), PlatformError> {
         const MAX: usize = 107;
         let dir = self.home.cluster(cluster.namespace(), cluster.name());

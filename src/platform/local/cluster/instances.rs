@@ -92,10 +92,10 @@ impl Runtime<'_> {
         };
         let inst = self.dir.instance(&rec.name);
         // Made before Patroni starts or reloads: Patroni opens its log file but makes no
-        // directory. Both in the account's directory: never through a link it left there.
-        for dir in [inst.socket_dir(), inst.patroni_log_dir()] {
-            self.account.make_dir(&dir, 0o700).at(&dir)?;
-        }
+        // directory. Never through a link the account left there.
+        let log_dir = inst.patroni_log_dir();
+        self.account.make_dir(&log_dir, 0o700).at(&log_dir)?;
+        let socket_dir = inst.make_socket_dir(self.account).at(&inst.socket_dir())?;
 
         let pgbr = self.dir.pgbackrest();
         let layout = pgbackrest::Layout {
@@ -113,7 +113,7 @@ impl Runtime<'_> {
             pg: vec![pgbackrest::PgAt {
                 path: inst.data().display().to_string(),
                 port: rec.pg_port.into(),
-                socket: inst.socket_dir().display().to_string(),
+                socket: socket_dir.display().to_string(),
                 host: None,
             }],
             tls_server: None,
@@ -148,7 +148,7 @@ impl Runtime<'_> {
             data_dir: inst.data().display().to_string(),
             bin_dir: self.binaries.postgres_bin.display().to_string(),
             pgpass: inst.pgpass().display().to_string(),
-            socket_dir: inst.socket_dir().display().to_string(),
+            socket_dir: socket_dir.display().to_string(),
             listen_host: "127.0.0.1".into(),
             connect_host: "127.0.0.1".into(),
             pg_port: rec.pg_port.into(),

@@ -75,7 +75,7 @@ fn ini(dir: &ClusterDir, i: u32) -> PathBuf {
 }
 
 fn socket_dir(dir: &ClusterDir, i: u32) -> PathBuf {
-    replica_dir(dir, i).path().join("run")
+    replica_dir(dir, i).socket_dir()
 }
 
 /// The state as pgdeck wrote it (a file anyone else made is not read).
@@ -400,8 +400,7 @@ impl Poolers<'_> {
     ) -> Result<bool, PlatformError> {
         let inst = replica_dir(self.dir, i);
         self.account.make_dir(inst.path(), 0o700).at(inst.path())?;
-        let run = socket_dir(self.dir, i);
-        self.account.make_dir(&run, 0o700).at(&run)?;
+        let run = inst.make_socket_dir(self.account).at(&inst.socket_dir())?;
         let path = ini(self.dir, i);
         let mut changed = self.ca.ensure_server(&inst, "pgbouncer", self.account)?;
         let users_path = inst.path().join("users.txt");
@@ -491,6 +490,7 @@ impl Poolers<'_> {
             process::stop(pid, Duration::from_secs(10)).await;
         }
         let inst = replica_dir(self.dir, i);
+        inst.remove_socket_dir().at(&inst.socket_dir())?;
         match std::fs::remove_dir_all(inst.path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).at(inst.path()).map_err(Into::into);

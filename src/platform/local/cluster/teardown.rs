@@ -42,6 +42,9 @@ pub async fn remove_instance(
 ) -> Result<(), String> {
     let inst = dir.instance(&rec.name);
     instances::stop(dir, &rec.name).await;
+    inst.remove_socket_dir()
+        .at(&inst.socket_dir())
+        .map_err(|e| e.to_string())?;
     if keep {
         let target = kept_dir(shared, cluster)
             .map_err(|e| e.to_string())?
