@@ -393,9 +393,23 @@ async fn instance_verbs_through_the_cli_are_carried_out_once() {
         "{err}"
     );
     assert!(h.writes_since(mark).is_empty(), "refusals write nothing");
+    // Patroni only starts a rebuild: the action is done once the instance runs again.
     cli.ok(&["reinit", "hippo", &replica]).await;
     h.reconcile(NS, "hippo").await.unwrap();
+    let a = last_action(&h, "reinit").await;
+    assert!(!a.finished && a.since.is_some(), "{a:?}");
     h.reconcile(NS, "hippo").await.unwrap();
+    let a = last_action(&h, "reinit").await;
+    assert!(!a.finished, "still creating the replica: {a:?}");
+    h.patroni.lock().unwrap().rebuilding.clear();
+    h.reconcile(NS, "hippo").await.unwrap();
+    let a = last_action(&h, "reinit").await;
+    assert!(a.finished && a.succeeded, "{a:?}");
+    assert!(
+        a.message
+            .unwrap()
+            .starts_with(&format!("rebuilt {replica}"))
+    );
     let reinits: Vec<String> = actions(&h)
         .into_iter()
         .filter(|a| a.starts_with("reinit "))
@@ -457,4 +471,9 @@ async fn instance_verbs_through_the_cli_are_carried_out_once() {
     assert_eq!(h.cluster(NS, "hippo").await.spec.shutdown, Some(true));
     cli.ok(&["start", "hippo"]).await;
     assert_eq!(h.cluster(NS, "hippo").await.spec.shutdown, None);
+}
+
+/// The last `verb` in hippo's `status.actions`.
+async fn last_action(h: &Harness, verb: &str) -> pgdeck::api::status::ActionStatus {
+    h.cluster(NS, "hippo").await.status.unwrap().actions[verb].clone()
 }

@@ -108,6 +108,10 @@ pub struct ActionStatus {
     /// Instances whose restart failed, with why.
     #[serde(default)]
     pub failed: Vec<String>,
+    /// A reinit under way: the instance's postmaster start time before it (empty when it was
+    /// not running); the rebuild is done once it runs one started since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -113,6 +113,10 @@ pub struct FakePatroni {
     pub oversized: HashSet<String>,
     /// API requests (method, path) the API server fails with a 500, as a test says.
     pub failing: HashSet<(String, String)>,
+    /// How many times each pod's PostgreSQL started again (a reinit starts it anew).
+    pub starts: HashMap<String, u32>,
+    /// Pods rebuilding after `POST /reinitialize`, until a test takes them off.
+    pub rebuilding: HashSet<String>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -925,6 +929,18 @@ async fn answer_as_patroni(
             if state.lock().unwrap().pending_restart.contains(pod) {
                 node["pending_restart"] = json!(true);
             }
+            {
+                let mut s = state.lock().unwrap();
+                let starts = s.starts.get(pod).copied().unwrap_or(0);
+                node["postmaster_start_time"] =
+                    json!(format!("2026-01-01 00:00:{starts:02}.000000+00:00"));
+                if s.rebuilding.contains(pod) {
+                    node["state"] = json!("creating replica");
+                    node.as_object_mut()
+                        .unwrap()
+                        .remove("postmaster_start_time");
+                }
+            }
             if state.lock().unwrap().oversized.contains(pod) {
                 node["padding"] = json!("x".repeat(2 << 20));
             }
@@ -994,7 +1010,10 @@ async fn answer_as_patroni(
             (503, json!("I am the leader, can not reinitialize"))
         }
         ("POST", "/reinitialize") => {
-            state.lock().unwrap().actions.push(format!("reinit {pod}"));
+            let mut s = state.lock().unwrap();
+            s.actions.push(format!("reinit {pod}"));
+            *s.starts.entry(pod.to_string()).or_default() += 1;
+            s.rebuilding.insert(pod.to_string());
             (200, json!("reinitialize started"))
         }
         ("POST", "/switchover" | "/failover") => {

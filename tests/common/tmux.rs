@@ -90,6 +90,11 @@ impl Tmux {
 
     /// The shell works as usual: a command echoes, and the terminal is in cooked mode.
     pub fn assert_terminal_restored(&self) {
+        // The console may still be exiting (a loaded machine is slow to tear down).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alternate_screen() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(
             !self.alternate_screen(),
             "still on the alternate screen:\n{}",

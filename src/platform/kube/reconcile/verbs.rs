@@ -61,6 +61,17 @@ impl Run<'_> {
                     event(self, !ok, &reason, &note).await;
                     continue;
                 }
+                if !a.finished && a.since.is_some() {
+                    let (name, since) = (target.to_string(), a.since.clone().unwrap_or_default());
+                    if let Some(outcome) = self.rebuilt(&name, &since, seen).await {
+                        let ok = outcome.is_ok();
+                        let message = outcome.unwrap_or_else(|e| e);
+                        let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
+                        event(self, !ok, &reason, &message).await;
+                        self.actions.insert(verb.into(), entry(Some(ok), message));
+                    }
+                    continue;
+                }
                 if !a.finished && a.message.as_deref() == Some(STARTED) {
                     // Recorded, then the pass that asked Patroni ended before its outcome.
                     a.finished = true;
@@ -131,10 +142,24 @@ impl Run<'_> {
                     }
                     let result = self.carry_out(call).await;
                     let ok = result.is_ok();
-                    let message = result.unwrap_or_else(|e| e);
-                    let reason = event_reason(verb, if ok { "Done" } else { "Failed" });
-                    event(self, !ok, &reason, &message).await;
-                    let done = entry(Some(ok), message);
+                    let (message, since) = match result {
+                        Ok(Done::Now(message)) => (message, None),
+                        Ok(Done::Rebuilding { message, since }) => (message, Some(since)),
+                        Err(e) => (e, None),
+                    };
+                    let outcome = match &since {
+                        Some(_) => "Started",
+                        None if ok => "Done",
+                        None => "Failed",
+                    };
+                    event(self, !ok, &event_reason(verb, outcome), &message).await;
+                    let done = match since {
+                        Some(since) => ActionStatus {
+                            since: Some(since),
+                            ..entry(None, message)
+                        },
+                        None => entry(Some(ok), message),
+                    };
                     // Also in what an error later in this pass would write.
                     if let Some(recorded) = &mut self.recorded {
                         recorded.actions.insert(verb.into(), done.clone());
@@ -218,20 +243,28 @@ impl Run<'_> {
         self.record(status, &fresh).await
     }
 
-    async fn carry_out(&self, call: Call) -> Result<String, String> {
+    async fn carry_out(&self, call: Call) -> Result<Done, String> {
         let admin = self.admin()?;
         let p = &admin.patroni;
         match call {
             Call::Restart(name) => p
                 .restart(&admin.base(&name))
                 .await
-                .map(|_| format!("restarted {name}"))
+                .map(|_| Done::Now(format!("restarted {name}")))
                 .map_err(|e| format!("{name}: {e}")),
-            Call::Reinit(name) => p
-                .reinitialize(&admin.base(&name))
-                .await
-                .map(|_| format!("rebuilding {name} from the primary: Patroni started it"))
-                .map_err(|e| format!("{name}: {e}")),
+            Call::Reinit(name) => {
+                let base = admin.base(&name);
+                let before = p.node(&base).await.ok();
+                p.reinitialize(&base)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                Ok(Done::Rebuilding {
+                    message: format!("rebuilding {name} from the primary"),
+                    since: before
+                        .and_then(|n| n.postmaster_start_time)
+                        .unwrap_or_default(),
+                })
+            }
             Call::Reload(members) => {
                 let mut failed = Vec::new();
                 for name in &members {
@@ -240,12 +273,44 @@ impl Run<'_> {
                     }
                 }
                 match failed.is_empty() {
-                    true => Ok(format!("reloaded {} instances", members.len())),
+                    true => Ok(Done::Now(format!("reloaded {} instances", members.len()))),
                     false => Err(failed.join("; ")),
                 }
             }
         }
     }
+
+    /// Whether the rebuild of `name` started over a postmaster started at `since` is over:
+    /// `None` while it runs (or its Patroni does not answer), so a later pass looks again.
+    /// Patroni's `POST /reinitialize` only starts it: the data goes, then a base backup.
+    async fn rebuilt(
+        &self,
+        name: &str,
+        since: &str,
+        seen: &Seen,
+    ) -> Option<Result<String, String>> {
+        if !seen.statuses.iter().any(|i| i.name == name) {
+            return Some(Err(format!("{name} is gone: its rebuild cannot finish")));
+        }
+        let admin = self.admin().ok()?;
+        let node = admin.patroni.node(&admin.base(name)).await.ok()?;
+        let started = node.postmaster_start_time.filter(|t| t != since)?;
+        match node.state.as_deref() {
+            Some("running" | "streaming") => Some(Ok(format!(
+                "rebuilt {name} from the primary: running since {started}"
+            ))),
+            Some(state @ ("crashed" | "start failed")) => {
+                Some(Err(format!("{name} is {state} after its rebuild")))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a call to Patroni came to: done, or a rebuild Patroni started.
+enum Done {
+    Now(String),
+    Rebuilding { message: String, since: String },
 }
 
 /// What status says of a verb recorded and not yet finished.
