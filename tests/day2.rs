@@ -248,10 +248,10 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
                 assert!(std::time::Instant::now() < deadline, "{e}");
                 std::thread::sleep(Duration::from_millis(500));
             }
-            Err(e) => panic!("{e}"),
+            Err(e) => panic!("{e}\n{}", recovery_log(&home, "again")),
         }
     };
-    assert_eq!(count, "200");
+    assert_eq!(count, "200", "{}", recovery_log(&home, "again"));
 }
 
 #[test]
@@ -441,4 +441,38 @@ fn init_sql_runs_once_and_a_failure_waits_for_new_sql() {
     assert_eq!(runs(&home), "3");
     home.ok(&["delete", "configmap", "fix"]);
     assert!(!home.ok(&["get", "configmaps"]).contains("fix"));
+}
+
+/// What the primary of `cluster` logged about its restore and recovery: seen under load, a
+/// clone once came up without the rows its source's archive held.
+fn recovery_log(home: &LocalHome, cluster: &str) -> String {
+    let status = home.status(cluster);
+    let primary = status["primary"].as_str().unwrap_or_default();
+    let log = home
+        .path()
+        .join("namespaces/default")
+        .join(cluster)
+        .join("instances")
+        .join(primary)
+        .join("patroni.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("{}: {e}", log.display()));
+    let wanted = [
+        "restore",
+        "recovery",
+        "redo",
+        "archive",
+        "promot",
+        "ERROR",
+        "FATAL",
+        "bootstrap",
+    ];
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| wanted.iter().any(|w| l.contains(w)))
+        .collect();
+    format!(
+        "status: {status}\n{} says:\n{}",
+        log.display(),
+        lines.join("\n")
+    )
 }

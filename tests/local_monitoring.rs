@@ -338,6 +338,15 @@ fn the_reconciler_serves_health_and_the_clusters_roles_and_lag_as_metrics() {
     home.apply_ready(&manifest("seen", 2, "", "", ""), "120s");
     let said = home.ok(&["status", "seen"]);
     assert!(said.contains(&format!("metrics at {url}")), "{said}");
+    // The status was Ready before the kill, so the new reconciler may not listen yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&url.replace("/metrics", "/healthz")).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted reconciler never served {url}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(
         get(&url.replace("/metrics", "/healthz")).as_deref(),
         Some("ok\n")

@@ -930,7 +930,7 @@ async fn answer_as_patroni(
                 node["pending_restart"] = json!(true);
             }
             {
-                let mut s = state.lock().unwrap();
+                let s = state.lock().unwrap();
                 let starts = s.starts.get(pod).copied().unwrap_or(0);
                 node["postmaster_start_time"] =
                     json!(format!("2026-01-01 00:00:{starts:02}.000000+00:00"));
