@@ -1,6 +1,7 @@
 //! Standby clusters on the local platform, with real processes: a cluster follows another of the
 //! same home by streaming from its leader over TLS, refuses writes, receives the source's new
-//! rows (across the source's switchover), outlives its deletion, and takes writes once promoted.
+//! rows (across the source's switchover), outlives its deletion, and takes writes once promoted;
+//! it streams through a slot its source keeps for it until it is deleted.
 
 mod common;
 
@@ -10,10 +11,15 @@ use common::local::{LocalHome, manifest};
 
 /// The `Standby` condition's reason and message.
 fn standby_condition(status: &serde_json::Value) -> Option<(String, String)> {
+    condition(status, "Standby")
+}
+
+/// The reason and message of the condition of type `kind`.
+fn condition(status: &serde_json::Value, kind: &str) -> Option<(String, String)> {
     status["conditions"]
         .as_array()?
         .iter()
-        .find(|c| c["type"] == "Standby")
+        .find(|c| c["type"] == kind)
         .map(|c| {
             let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
             (text("reason"), text("message"))
@@ -202,6 +208,77 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
     let s = home.settle("copy", 2, "the promoted cluster's replica streaming");
     let promoted = roles(&s);
     assert!(promoted.iter().any(|r| r == "primary"), "{promoted:?}");
+}
+
+#[test]
+fn a_standby_streams_through_a_slot_on_its_source_which_goes_with_the_standby() {
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("hippo", 1, "", "", ""), "180s");
+    let follow = "  standby: {enabled: true, host: hippo-primary}\n";
+    home.apply_ready(&manifest("copy", 1, "", follow, ""), "240s");
+    home.settle("copy", 1, "a standby leader");
+
+    // The source says whom it keeps WAL for, and through which slot.
+    let s = home.wait_for(
+        "hippo",
+        Duration::from_secs(60),
+        "hippo's StandbySlots condition",
+        |s| condition(s, "StandbySlots").is_some_and(|(r, _)| r == "Reserved"),
+    );
+    let (_, message) = condition(&s, "StandbySlots").unwrap();
+    let slot = message
+        .split("(slot ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no slot named: {message}"))
+        .to_string();
+    assert!(
+        message.starts_with("WAL is kept for standbys default/copy")
+            && slot.starts_with("pgdeck_standby_default_copy_"),
+        "{message}"
+    );
+    // The standby leader asks for it, and the source's walsender for it streams.
+    assert_eq!(
+        home.superuser("copy", "postgres", "SHOW primary_slot_name"),
+        slot
+    );
+    within(
+        Duration::from_secs(60),
+        "the standby streaming through its slot",
+        || {
+            let n = home.try_superuser(
+                "hippo",
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r \
+                     ON r.pid = s.active_pid WHERE s.slot_name = '{slot}' AND s.slot_type = \
+                     'physical' AND r.state = 'streaming'"
+                ),
+            )?;
+            (n == "1").then_some(()).ok_or(format!("{n} streaming through {slot}"))
+        },
+    );
+    home.superuser("hippo", "postgres", "CREATE TABLE t AS SELECT 1 AS n");
+    within(Duration::from_secs(20), "the source's new table", || {
+        home.try_superuser("copy", "postgres", "SELECT count(*) FROM t")
+    });
+
+    // Gone with the standby: it would keep the source's WAL forever.
+    home.ok(&["delete", "copy", "--wait"]);
+    within(Duration::from_secs(60), "the slot dropped", || {
+        let n = home.try_superuser(
+            "hippo",
+            "postgres",
+            &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+        )?;
+        (n == "0").then_some(()).ok_or(format!("{slot} still there"))
+    });
+    home.wait_for(
+        "hippo",
+        Duration::from_secs(30),
+        "no StandbySlots condition",
+        |s| condition(s, "StandbySlots").is_none(),
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod pgbouncer;
 pub mod resources;
 pub mod rollout;
 pub mod standby;
+pub mod standby_slots;
 pub mod verbs;
 
 use rand::RngExt;

@@ -22,6 +22,8 @@ pub struct Upstream {
     pub port: Option<i32>,
     /// The command that fetches a WAL segment from the source's repository.
     pub restore_command: Option<String>,
+    /// The source's replication slot the standby leader streams through (see `standby_slots`).
+    pub slot: Option<String>,
 }
 
 /// Patroni's `standby_cluster` section, as PGO renders it: the methods that make the standby
@@ -39,6 +41,9 @@ pub fn section(up: &Upstream) -> Map<String, Value> {
             s.insert("port".into(), json!(port));
         }
         methods.push("basebackup");
+        if let Some(slot) = &up.slot {
+            s.insert("primary_slot_name".into(), json!(slot));
+        }
     }
     if let Some(command) = &up.restore_command {
         s.insert("restore_command".into(), json!(command));
@@ -59,6 +64,7 @@ pub fn as_given(standby: &Standby) -> Upstream {
             .repo_name
             .as_ref()
             .map(|_| super::dynamic::archive_get()),
+        slot: None,
     }
 }
 
@@ -360,6 +366,7 @@ mod tests {
             host: Some("hippo-primary.db.svc".into()),
             port: Some(5432),
             restore_command: None,
+            slot: None,
         }
     }
 
@@ -378,14 +385,25 @@ mod tests {
             json!(["pgbackrest", "basebackup"]),
             "a restore first, a base backup when it fails"
         );
+        let slotted = Upstream {
+            slot: Some("pgdeck_standby_x".into()),
+            ..streaming()
+        };
+        assert_eq!(
+            Value::Object(section(&slotted))["primary_slot_name"],
+            "pgdeck_standby_x",
+            "streams through its slot on the source"
+        );
         let repo_only = Upstream {
             host: None,
             port: None,
+            slot: Some("pgdeck_standby_x".into()),
             ..both
         };
         let s = Value::Object(section(&repo_only));
         assert_eq!(s["create_replica_methods"], json!(["pgbackrest"]));
         assert!(s.get("host").is_none());
+        assert!(s.get("primary_slot_name").is_none(), "no stream, no slot");
         assert_eq!(
             s["restore_command"],
             "pgbackrest --stanza=db archive-get %f \"%p\""
