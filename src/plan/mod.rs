@@ -2,6 +2,7 @@
 //! the order a restarting change rolls out in. Shared by both platforms; nothing here does IO.
 
 pub mod certificates;
+pub mod custom_tls;
 pub mod dynamic;
 pub mod hba;
 pub mod init_sql;

@@ -200,6 +200,12 @@ pub const PROMOTED: &str = "Promoted";
 /// The `Standby` condition's reason when something is wrong.
 pub const PROBLEM: &str = "StandbyProblem";
 
+/// Why a standby's `Standby` condition on Kubernetes says nothing of how far behind it is: the
+/// source's position is read from its leader, which may be in another Kubernetes cluster (the
+/// local platform reads both leaders' Patroni).
+pub const UNMEASURED_ON_KUBE: &str = "how far behind is not measured on Kubernetes (the source \
+     may be another Kubernetes cluster's, which the operator does not reach)";
+
 /// The `Standby` condition's type.
 pub const CONDITION: &str = "Standby";
 
@@ -213,6 +219,8 @@ pub struct Observed {
     /// The standby leader has replayed all but less than this many bytes of the source's WAL
     /// (see [`bound_behind`]).
     pub behind: Option<i64>,
+    /// Why the platform does not measure how far behind it is (`behind` stays `None`).
+    pub unmeasured: Option<&'static str>,
     /// What keeps it from following (or from being what the spec says).
     pub problem: Option<String>,
 }
@@ -220,9 +228,10 @@ pub struct Observed {
 /// The `Standby` condition: (status, reason, message). True while the cluster follows its
 /// source and nothing is wrong; the message says whom it follows and how far behind it is.
 pub fn condition(o: &Observed) -> (bool, &'static str, String) {
-    let behind = match o.behind {
-        Some(b) => format!("< {} behind", crate::display::bytes(b)),
-        None => "how far behind is not known yet".into(),
+    let behind = match (o.behind, o.unmeasured) {
+        (Some(b), _) => format!("< {} behind", crate::display::bytes(b)),
+        (None, Some(why)) => why.into(),
+        (None, None) => "how far behind is not known yet".into(),
     };
     match (&o.problem, o.following) {
         (Some(p), _) => (false, PROBLEM, p.clone()),
@@ -505,6 +514,7 @@ mod tests {
             source: "default/hippo".into(),
             following: Some(true),
             behind: Some(bound_behind(None, 0)),
+            unmeasured: None,
             problem: None,
         };
         let (ok, reason, message) = condition(&o);
@@ -516,6 +526,15 @@ mod tests {
             ..o.clone()
         };
         assert_eq!(condition(&promoted).1, "Promoted");
+        let kube = Observed {
+            behind: None,
+            unmeasured: Some(UNMEASURED_ON_KUBE),
+            ..o.clone()
+        };
+        assert_eq!(
+            condition(&kube).2,
+            format!("standby of default/hippo, {UNMEASURED_ON_KUBE}")
+        );
         let gone = Observed {
             problem: Some("spec.standby.host: cluster default/hippo is not in this home".into()),
             ..o
@@ -629,6 +648,7 @@ mod tests {
                 source: "default/hippo".into(),
                 following: Some(true),
                 behind: shown,
+                unmeasured: None,
                 problem: None,
             }));
         }

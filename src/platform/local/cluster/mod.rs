@@ -384,7 +384,9 @@ impl Worker {
             .etcd()
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
-        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
+        let objects = ObjectStore::new(self.shared.home.clone());
+        let custom_tls = tls::Custom::read(&objects, &cluster)?;
+        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name, custom_tls.as_ref())?;
         let follow = self.standby_plan(&cluster)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
@@ -418,6 +420,7 @@ impl Worker {
             standby: follow.bootstrap.as_ref(),
             standby_repo: follow.repo(),
             ca: &ca,
+            custom_tls: custom_tls.as_ref(),
             trust: &follow.trust,
         };
 
@@ -472,7 +475,6 @@ impl Worker {
                 self.pooler = None;
             } else {
                 let live = self.scale(&cluster, live, &seen)?;
-                let objects = ObjectStore::new(shared.home.clone());
                 let exporters = exporter::Exporter {
                     cluster: &cluster,
                     dir: &dir,

@@ -276,6 +276,7 @@ impl super::Worker {
                 .unwrap_or_default(),
             following: previous.following,
             behind: previous.behind,
+            unmeasured: None,
             problem,
         });
         match error {
