@@ -255,7 +255,9 @@ fn a_standby_streams_through_a_slot_on_its_source_which_goes_with_the_standby() 
                      'physical' AND r.state = 'streaming'"
                 ),
             )?;
-            (n == "1").then_some(()).ok_or(format!("{n} streaming through {slot}"))
+            (n == "1")
+                .then_some(())
+                .ok_or(format!("{n} streaming through {slot}"))
         },
     );
     home.superuser("hippo", "postgres", "CREATE TABLE t AS SELECT 1 AS n");
@@ -271,7 +273,9 @@ fn a_standby_streams_through_a_slot_on_its_source_which_goes_with_the_standby() 
             "postgres",
             &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"),
         )?;
-        (n == "0").then_some(()).ok_or(format!("{slot} still there"))
+        (n == "0")
+            .then_some(())
+            .ok_or(format!("{slot} still there"))
     });
     home.wait_for(
         "hippo",

@@ -186,12 +186,17 @@ fn the_dbas_certificates_are_checked_served_and_rolled_with_a_reload() {
         tls_secret("hippo-tls", &server, &ca),
         tls_secret("hippo-repl", &replication, &ca)
     );
-    let spec = "  customTLSSecret: {name: hippo-tls}\n  customReplicationTLSSecret: {name: hippo-repl}\n";
+    let spec =
+        "  customTLSSecret: {name: hippo-tls}\n  customReplicationTLSSecret: {name: hippo-repl}\n";
     home.apply_ready(
         &format!("{secrets}{}", manifest("hippo", 2, "", spec, "")),
         "180s",
     );
-    home.settle("hippo", 2, "a replica streaming with the DBA's certificates");
+    home.settle(
+        "hippo",
+        2,
+        "a replica streaming with the DBA's certificates",
+    );
 
     // `pgdeck uri` verifies the server against ca.crt, which holds the DBA's CA; the DBA's CA
     // alone verifies it too: the server's certificate is the Secret's.

@@ -48,7 +48,10 @@ pub fn projected(
         .iter()
         .map(|path| {
             let key = match items {
-                Some(items) => items.iter().find(|i| i.path == *path).map(|i| i.key.as_str()),
+                Some(items) => items
+                    .iter()
+                    .find(|i| i.path == *path)
+                    .map(|i| i.key.as_str()),
                 None => Some(*path),
             };
             key.and_then(|k| data.get(k))
@@ -96,7 +99,9 @@ pub fn check(field: &str, m: &Material, purpose: Use) -> Result<(), FieldError> 
         .and_then(|k| rcgen::KeyPair::from_pem(k).ok())
         .ok_or_else(|| err("tls.key is not a PEM private key (PKCS#8, SEC1 or PKCS#1)".into()))?;
     if rcgen::PublicKeyData::subject_public_key_info(&key) != leaf.public_key().raw {
-        return Err(err("tls.key is not the key of the certificate in tls.crt".into()));
+        return Err(err(
+            "tls.key is not the key of the certificate in tls.crt".into()
+        ));
     }
     if !leaf.validity().is_valid() {
         return Err(err(format!(
@@ -216,31 +221,60 @@ mod tests {
         let (cert, key) = leaf("hippo", NAMES, &issuer);
         let server = Use::Server { names: NAMES };
         assert_eq!(
-            check("spec.customTLSSecret", &material(&cert, &key, &ca_pem), server),
+            check(
+                "spec.customTLSSecret",
+                &material(&cert, &key, &ca_pem),
+                server
+            ),
             Ok(())
         );
 
         let (_, other_key) = leaf("hippo", NAMES, &issuer);
-        let e = refusal(&material(&cert, &other_key, &ca_pem), Use::Server { names: NAMES });
-        assert!(e.starts_with("spec.customTLSSecret: tls.key is not the key"), "{e}");
+        let e = refusal(
+            &material(&cert, &other_key, &ca_pem),
+            Use::Server { names: NAMES },
+        );
+        assert!(
+            e.starts_with("spec.customTLSSecret: tls.key is not the key"),
+            "{e}"
+        );
 
         let (stranger, _) = ca("someone else");
-        let e = refusal(&material(&cert, &key, &stranger), Use::Server { names: NAMES });
-        assert!(e.contains("not signed by a current CA certificate in ca.crt"), "{e}");
+        let e = refusal(
+            &material(&cert, &key, &stranger),
+            Use::Server { names: NAMES },
+        );
+        assert!(
+            e.contains("not signed by a current CA certificate in ca.crt"),
+            "{e}"
+        );
         // A bundle that holds the right CA will do.
         let bundle = format!("{stranger}{ca_pem}");
         assert_eq!(
-            check("f", &material(&cert, &key, &bundle), Use::Server { names: NAMES }),
+            check(
+                "f",
+                &material(&cert, &key, &bundle),
+                Use::Server { names: NAMES }
+            ),
             Ok(())
         );
 
         let (narrow, narrow_key) = leaf("hippo", &["localhost"], &issuer);
-        let e = refusal(&material(&narrow, &narrow_key, &ca_pem), Use::Server { names: NAMES });
+        let e = refusal(
+            &material(&narrow, &narrow_key, &ca_pem),
+            Use::Server { names: NAMES },
+        );
         assert!(e.contains("does not name 127.0.0.1 in its subject"), "{e}");
 
-        let e = refusal(&material("junk", &key, &ca_pem), Use::Server { names: NAMES });
+        let e = refusal(
+            &material("junk", &key, &ca_pem),
+            Use::Server { names: NAMES },
+        );
         assert!(e.contains("tls.crt holds no certificate"), "{e}");
-        let e = refusal(&material(&cert, "junk", &ca_pem), Use::Server { names: NAMES });
+        let e = refusal(
+            &material(&cert, "junk", &ca_pem),
+            Use::Server { names: NAMES },
+        );
         assert!(e.contains("tls.key is not a PEM private key"), "{e}");
     }
 
@@ -255,7 +289,9 @@ mod tests {
         let cert = params.signed_by(&key, &issuer).unwrap().pem();
         let e = refusal(
             &material(&cert, &key.serialize_pem(), &ca_pem),
-            Use::Server { names: &["127.0.0.1"] },
+            Use::Server {
+                names: &["127.0.0.1"],
+            },
         );
         assert!(e.contains("is not valid now"), "{e}");
     }
@@ -272,7 +308,10 @@ mod tests {
         let e = check("r", &material(&cert, &key, &ca_pem), Use::Replication)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("must be _crunchyrepl") && e.contains("not postgres"), "{e}");
+        assert!(
+            e.contains("must be _crunchyrepl") && e.contains("not postgres"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -311,7 +350,10 @@ mod tests {
             [b"c".to_vec()]
         );
         let e = projected("f", &mapped, lookup, &two).unwrap_err();
-        assert!(e.contains("projects no tls.key"), "only the items are projected: {e}");
+        assert!(
+            e.contains("projects no tls.key"),
+            "only the items are projected: {e}"
+        );
         let e = projected("f", &p(None, Some(true)), lookup, &two).unwrap_err();
         assert!(e.starts_with("f.optional:"), "{e}");
         let moded = p(Some(vec![item("tls.crt", "tls.crt", Some(0o644))]), None);

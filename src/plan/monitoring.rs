@@ -118,9 +118,10 @@ pub fn tls_pair(
         return Ok(None);
     };
     let field = "spec.monitoring.pgmonitor.exporter.customTLSSecret";
-    let [cert, key] = super::custom_tls::projected(field, projection, lookup, &["tls.crt", "tls.key"])?
-        .try_into()
-        .expect("one file for each path");
+    let [cert, key] =
+        super::custom_tls::projected(field, projection, lookup, &["tls.crt", "tls.key"])?
+            .try_into()
+            .expect("one file for each path");
     Ok(Some(TlsPair { cert, key }))
 }
 

@@ -216,11 +216,23 @@ mod tests {
         let clusters = [
             cluster("default", "hippo", ""),
             cluster("default", "copy", follow),
-            cluster("other", "far", "  standby: {enabled: true, host: hippo-primary.default}\n"),
+            cluster(
+                "other",
+                "far",
+                "  standby: {enabled: true, host: hippo-primary.default}\n",
+            ),
             // Its namespace's hippo, not this one.
             cluster("other", "near", follow),
-            cluster("default", "promoted", "  standby: {enabled: false, host: hippo-primary}\n"),
-            cluster("default", "elsewhere", "  standby: {enabled: true, host: zebra-primary}\n"),
+            cluster(
+                "default",
+                "promoted",
+                "  standby: {enabled: false, host: hippo-primary}\n",
+            ),
+            cluster(
+                "default",
+                "elsewhere",
+                "  standby: {enabled: true, host: zebra-primary}\n",
+            ),
         ];
         let w = wanted(("default", "hippo"), &clusters);
         assert_eq!(
@@ -276,7 +288,11 @@ mod tests {
         assert_eq!(condition(&BTreeMap::new(), &[]), None);
         let fine = condition(&w, &[]).unwrap();
         assert_eq!((fine.0, fine.1), (true, "Reserved"));
-        assert!(fine.2.contains("default/a (slot pgdeck_standby_a)"), "{}", fine.2);
+        assert!(
+            fine.2.contains("default/a (slot pgdeck_standby_a)"),
+            "{}",
+            fine.2
+        );
         let slot = |name: &str, status: &str, retained| Slot {
             name: name.into(),
             active: false,
@@ -296,8 +312,9 @@ mod tests {
         assert!(!ok);
         assert_eq!(reason, "RetainingWAL");
         assert!(
-            message.starts_with("slot pgdeck_standby_b of standby default/b: wal_status extended, keeps over 1")
-                && !message.contains("pgdeck_standby_a"),
+            message.starts_with(
+                "slot pgdeck_standby_b of standby default/b: wal_status extended, keeps over 1"
+            ) && !message.contains("pgdeck_standby_a"),
             "{message}"
         );
         let lost = condition(&w, &[slot("pgdeck_standby_a", "lost", 0)]).unwrap();

@@ -167,9 +167,7 @@ impl Runtime<'_> {
                 key_file: inst.tls_key().display().to_string(),
                 // Members reach each other at 127.0.0.1, which every certificate names.
                 verify: "verify-full",
-                replication_client: self
-                    .custom_tls
-                    .and_then(|c| c.replication_client(&inst)),
+                replication_client: self.custom_tls.and_then(|c| c.replication_client(&inst)),
                 required: true,
             },
         };

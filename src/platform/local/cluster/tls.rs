@@ -84,7 +84,6 @@ impl Ca {
         })
     }
 
-
     /// Keep the instance's server certificate current (see the module's documentation); says
     /// whether it wrote a new one.
     pub fn ensure_server(
@@ -145,7 +144,8 @@ impl Custom {
                 .try_into()
                 .expect("one file for each path");
             let m = Material { cert, key, ca };
-            custom_tls::check(field, &m, purpose).map_err(|e| PlatformError::Operator(e.to_string()))?;
+            custom_tls::check(field, &m, purpose)
+                .map_err(|e| PlatformError::Operator(e.to_string()))?;
             Ok::<_, PlatformError>(m)
         };
         let names = Use::Server {
@@ -177,7 +177,10 @@ impl Custom {
     pub fn install(&self, inst: &InstanceDir, account: &Account) -> Result<bool, PlatformError> {
         let mut files = Vec::new();
         if let Some(s) = &self.server {
-            files.extend([(inst.tls_key(), &s.key, 0o600), (inst.tls_cert(), &s.cert, 0o644)]);
+            files.extend([
+                (inst.tls_key(), &s.key, 0o600),
+                (inst.tls_cert(), &s.cert, 0o644),
+            ]);
         }
         if let Some(r) = &self.replication {
             let [cert, key] = inst.replication_tls();
