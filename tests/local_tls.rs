@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::local::{LocalHome, manifest};
-use rcgen::{Issuer, KeyPair};
+use pgdeck::plan::certificates;
+use rcgen::{CertifiedIssuer, Issuer, KeyPair};
 
 fn psql(uri: &str, sql: &str) -> Output {
     Command::new("psql")
@@ -33,22 +34,15 @@ fn encoded(p: &Path) -> String {
 }
 
 /// A CA of the DBA's: its certificate (PEM) and what signs with it.
-fn dba_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+fn dba_ca(name: &str) -> (String, CertifiedIssuer<'static, KeyPair>) {
     let key = KeyPair::generate().unwrap();
-    let params = pgdeck::plan::certificates::ca(name.into());
-    let pem = params.self_signed(&key).unwrap().pem();
-    (pem, Issuer::new(params, key))
+    let ca = CertifiedIssuer::self_signed(certificates::ca(name.into()), key).unwrap();
+    (ca.pem(), ca)
 }
 
 /// A certificate for `cn` and `sans` that `ca` signs, and its key (PEM).
 fn signed(cn: &str, sans: &[&str], ca: &Issuer<'static, KeyPair>) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let sans = sans.iter().map(|s| s.to_string()).collect();
-    let cert = pgdeck::plan::certificates::leaf(cn, sans, 1)
-        .unwrap()
-        .signed_by(&key, ca)
-        .unwrap();
-    (cert.pem(), key.serialize_pem())
+    certificates::issue(cn, sans, 1, ca).unwrap()
 }
 
 /// A Secret of PGO's shape: `tls.crt`, `tls.key`, `ca.crt`.

@@ -178,27 +178,21 @@ fn names_host(cert: &X509Certificate, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::certificates;
     use super::*;
     use k8s_openapi::api::core::v1::KeyToPath;
-    use rcgen::{Issuer, KeyPair};
+    use rcgen::{CertifiedIssuer, Issuer, KeyPair};
 
     const NAMES: &[&str] = &["127.0.0.1", "localhost"];
 
-    fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    fn ca(name: &str) -> (String, CertifiedIssuer<'static, KeyPair>) {
         let key = KeyPair::generate().unwrap();
-        let params = super::super::certificates::ca(name.into());
-        let pem = params.self_signed(&key).unwrap().pem();
-        (pem, Issuer::new(params, key))
+        let ca = CertifiedIssuer::self_signed(certificates::ca(name.into()), key).unwrap();
+        (ca.pem(), ca)
     }
 
     fn leaf(cn: &str, sans: &[&str], issuer: &Issuer<'static, KeyPair>) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let sans = sans.iter().map(|s| s.to_string()).collect();
-        let cert = super::super::certificates::leaf(cn, sans, 1)
-            .unwrap()
-            .signed_by(&key, issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
+        certificates::issue(cn, sans, 1, issuer).unwrap()
     }
 
     fn material(cert: &str, key: &str, ca: &str) -> Material {
@@ -282,8 +276,7 @@ mod tests {
     fn an_expired_certificate_is_refused() {
         let (ca_pem, issuer) = ca("mine");
         let key = KeyPair::generate().unwrap();
-        let mut params =
-            super::super::certificates::leaf("hippo", vec!["127.0.0.1".into()], 1).unwrap();
+        let mut params = certificates::leaf("hippo", vec!["127.0.0.1".into()], 1).unwrap();
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         let cert = params.signed_by(&key, &issuer).unwrap().pem();

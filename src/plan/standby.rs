@@ -313,20 +313,8 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
 
 /// The `Standby` condition in `status` as `observed` says; none when nothing is reported.
 pub fn record(status: &mut PostgresClusterStatus, observed: Option<&Observed>, generation: i64) {
-    match observed {
-        Some(o) => {
-            let (ok, reason, message) = condition(o);
-            conditions::set(
-                &mut status.conditions,
-                CONDITION,
-                ok,
-                reason,
-                message,
-                generation,
-            );
-        }
-        None => status.conditions.retain(|c| c.type_ != CONDITION),
-    }
+    let verdict = observed.map(condition);
+    conditions::set_or_remove(&mut status.conditions, CONDITION, verdict, generation);
 }
 
 /// On the local platform the source is a cluster of the same home, named as its primary

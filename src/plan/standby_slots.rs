@@ -165,17 +165,8 @@ pub fn record(
     seen: &[Slot],
     generation: i64,
 ) {
-    match condition(wanted, seen) {
-        Some((ok, reason, message)) => conditions::set(
-            &mut status.conditions,
-            CONDITION,
-            ok,
-            reason,
-            message,
-            generation,
-        ),
-        None => status.conditions.retain(|c| c.type_ != CONDITION),
-    }
+    let verdict = condition(wanted, seen);
+    conditions::set_or_remove(&mut status.conditions, CONDITION, verdict, generation);
 }
 
 #[cfg(test)]

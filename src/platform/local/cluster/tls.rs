@@ -100,15 +100,11 @@ impl Ca {
         if current && read_regular(&key_path).ok().flatten().is_some() {
             return Ok(false);
         }
-        let key = KeyPair::generate().map_err(failed)?;
-        let sans = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
-        let cert = certificates::leaf(name, sans, SERVER_YEARS)
-            .and_then(|p| p.signed_by(&key, &self.issuer))
-            .map_err(failed)?;
+        let (cert, key) =
+            certificates::issue(name, &SERVER_NAMES, SERVER_YEARS, &self.issuer).map_err(failed)?;
         // The key first, so PostgreSQL never pairs the new certificate with the old key.
-        let key_pem = key.serialize_pem();
-        write_if_changed(&key_path, key_pem.as_bytes(), 0o600, Some(account)).at(&key_path)?;
-        write_if_changed(&cert_path, cert.pem().as_bytes(), 0o644, Some(account)).at(&cert_path)?;
+        write_if_changed(&key_path, key.as_bytes(), 0o600, Some(account)).at(&key_path)?;
+        write_if_changed(&cert_path, cert.as_bytes(), 0o644, Some(account)).at(&cert_path)?;
         tracing::info!(instance = name, "issued a server certificate");
         Ok(true)
     }
