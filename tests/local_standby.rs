@@ -216,25 +216,33 @@ fn a_standby_streams_through_a_slot_on_its_source_which_goes_with_the_standby() 
     home.apply_ready(&manifest("hippo", 1, "", "", ""), "180s");
     let follow = "  standby: {enabled: true, host: hippo-primary}\n";
     home.apply_ready(&manifest("copy", 1, "", follow, ""), "240s");
+    home.apply_ready(&manifest("twin", 1, "", follow, ""), "240s");
     home.settle("copy", 1, "a standby leader");
 
     // The source says whom it keeps WAL for, and through which slot.
     let s = home.wait_for(
         "hippo",
         Duration::from_secs(60),
-        "hippo's StandbySlots condition",
-        |s| condition(s, "StandbySlots").is_some_and(|(r, _)| r == "Reserved"),
+        "hippo's StandbySlots condition for both",
+        |s| {
+            condition(s, "StandbySlots")
+                .is_some_and(|(r, m)| r == "Reserved" && m.contains("default/twin"))
+        },
     );
     let (_, message) = condition(&s, "StandbySlots").unwrap();
-    let slot = message
-        .split("(slot ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("no slot named: {message}"))
-        .to_string();
+    let slot_of = |standby: &str| {
+        message
+            .split(&format!("{standby} (slot "))
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("no slot named for {standby}: {message}"))
+            .to_string()
+    };
+    let (slot, twins) = (slot_of("default/copy"), slot_of("default/twin"));
     assert!(
         message.starts_with("WAL is kept for standbys default/copy")
-            && slot.starts_with("pgdeck_standby_default_copy_"),
+            && slot.starts_with("pgdeck_standby_default_copy_")
+            && twins.starts_with("pgdeck_standby_default_twin_"),
         "{message}"
     );
     // The standby leader asks for it, and the source's walsender for it streams.
@@ -265,18 +273,43 @@ fn a_standby_streams_through_a_slot_on_its_source_which_goes_with_the_standby() 
         home.try_superuser("copy", "postgres", "SELECT count(*) FROM t")
     });
 
-    // Gone with the standby: it would keep the source's WAL forever.
+    // A slot goes with its standby, promoted or deleted: it would keep the source's WAL
+    // forever. The other's stays.
+    let dropped = |slot: &str| {
+        within(Duration::from_secs(60), "the slot dropped", || {
+            let n = home.try_superuser(
+                "hippo",
+                "postgres",
+                &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+            )?;
+            (n == "0")
+                .then_some(())
+                .ok_or(format!("{slot} still there"))
+        })
+    };
+    let promote = "  standby: {enabled: false, host: hippo-primary}\n";
+    let out = home.apply_text(&manifest("twin", 1, "", promote, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dropped(&twins);
+    let s = home.wait_for(
+        "hippo",
+        Duration::from_secs(30),
+        "the StandbySlots condition without twin",
+        |s| condition(s, "StandbySlots").is_some_and(|(_, m)| !m.contains("default/twin")),
+    );
+    assert_eq!(
+        condition(&s, "StandbySlots").unwrap(),
+        (
+            "Reserved".to_string(),
+            format!("WAL is kept for standbys default/copy (slot {slot})")
+        )
+    );
     home.ok(&["delete", "copy", "--wait"]);
-    within(Duration::from_secs(60), "the slot dropped", || {
-        let n = home.try_superuser(
-            "hippo",
-            "postgres",
-            &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"),
-        )?;
-        (n == "0")
-            .then_some(())
-            .ok_or(format!("{slot} still there"))
-    });
+    dropped(&slot);
     home.wait_for(
         "hippo",
         Duration::from_secs(30),

@@ -107,22 +107,30 @@ pub const RETAINED_LIMIT: i64 = 1 << 30;
 pub const CONDITION: &str = "StandbySlots";
 
 /// The `StandbySlots` condition (status, reason, message) of a source that `wanted` slots for
-/// its standbys and whose leader reported `seen`; `None` when it has no standby. False, naming
-/// each slot and its standby, while a slot keeps more WAL than PostgreSQL's `max_wal_size`
-/// allows (`wal_status` `extended`), is about to lose (`unreserved`) or lost WAL, or keeps
-/// over [`RETAINED_LIMIT`]. The message holds no figure that moves: status is written only when
-/// it changes.
+/// its standbys and whose leader reported `seen` (`None`: not asked yet); `None` when it has no
+/// standby. False, naming each slot and its standby, while a slot keeps more WAL than
+/// PostgreSQL's `max_wal_size` allows (`wal_status` `extended`), is about to lose
+/// (`unreserved`) or lost WAL, or keeps over [`RETAINED_LIMIT`] (`RetainingWAL`); else while
+/// one is not on the leader (`SlotMissing`: Patroni makes it at its next loop, or something
+/// dropped it). The message holds no figure that moves: status is written only when it changes.
 pub fn condition(
     wanted: &BTreeMap<String, String>,
-    seen: &[Slot],
+    seen: Option<&[Slot]>,
 ) -> Option<(bool, &'static str, String)> {
     if wanted.is_empty() {
         return None;
     }
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|(name, _)| seen.is_some_and(|seen| !seen.iter().any(|s| &s.name == *name)))
+        .map(|(name, standby)| {
+            format!("slot {name} of standby {standby} is not on the leader: its WAL is not kept")
+        })
+        .collect();
     let problems: Vec<String> = wanted
         .iter()
         .filter_map(|(name, standby)| {
-            let slot = seen.iter().find(|s| &s.name == name)?;
+            let slot = seen?.iter().find(|s| &s.name == name)?;
             let status = slot.wal_status.as_deref();
             let mut why = Vec::new();
             if matches!(status, Some("extended" | "unreserved" | "lost")) {
@@ -143,7 +151,11 @@ pub fn condition(
             })
         })
         .collect();
-    if problems.is_empty() {
+    if !problems.is_empty() {
+        Some((false, "RetainingWAL", problems.join("; ")))
+    } else if !missing.is_empty() {
+        Some((false, "SlotMissing", missing.join("; ")))
+    } else {
         let list: Vec<String> = wanted
             .iter()
             .map(|(name, standby)| format!("{standby} (slot {name})"))
@@ -153,8 +165,6 @@ pub fn condition(
             "Reserved",
             format!("WAL is kept for standbys {}", list.join(", ")),
         ))
-    } else {
-        Some((false, "RetainingWAL", problems.join("; ")))
     }
 }
 
@@ -162,7 +172,7 @@ pub fn condition(
 pub fn record(
     status: &mut PostgresClusterStatus,
     wanted: &BTreeMap<String, String>,
-    seen: &[Slot],
+    seen: Option<&[Slot]>,
     generation: i64,
 ) {
     let verdict = condition(wanted, seen);
@@ -276,9 +286,9 @@ mod tests {
             ("pgdeck_standby_a".to_string(), "default/a".to_string()),
             ("pgdeck_standby_b".to_string(), "default/b".to_string()),
         ]);
-        assert_eq!(condition(&BTreeMap::new(), &[]), None);
-        let fine = condition(&w, &[]).unwrap();
-        assert_eq!((fine.0, fine.1), (true, "Reserved"));
+        assert_eq!(condition(&BTreeMap::new(), Some(&[])), None);
+        let fine = condition(&w, None).unwrap();
+        assert_eq!((fine.0, fine.1), (true, "Reserved"), "not asked yet");
         assert!(
             fine.2.contains("default/a (slot pgdeck_standby_a)"),
             "{}",
@@ -290,14 +300,35 @@ mod tests {
             wal_status: Some(status.into()),
             retained: Some(retained),
         };
-        let same = condition(&w, &[slot("pgdeck_standby_a", "reserved", 5 << 20)]).unwrap();
-        assert_eq!(same, fine, "a figure that moves is not in the message");
+        let both = |a, b| {
+            condition(
+                &w,
+                Some(&[
+                    slot("pgdeck_standby_a", "reserved", a),
+                    slot("pgdeck_standby_b", "reserved", b),
+                ]),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            both(5 << 20, 0),
+            both(7 << 20, 3),
+            "a figure that moves is not in the message"
+        );
+        assert_eq!(both(0, 0), fine);
+        let (ok, reason, message) =
+            condition(&w, Some(&[slot("pgdeck_standby_a", "reserved", 10)])).unwrap();
+        assert_eq!((ok, reason), (false, "SlotMissing"));
+        assert_eq!(
+            message,
+            "slot pgdeck_standby_b of standby default/b is not on the leader: its WAL is not kept"
+        );
         let (ok, reason, message) = condition(
             &w,
-            &[
+            Some(&[
                 slot("pgdeck_standby_a", "reserved", 10),
                 slot("pgdeck_standby_b", "extended", RETAINED_LIMIT),
-            ],
+            ]),
         )
         .unwrap();
         assert!(!ok);
@@ -308,7 +339,7 @@ mod tests {
             ) && !message.contains("pgdeck_standby_a"),
             "{message}"
         );
-        let lost = condition(&w, &[slot("pgdeck_standby_a", "lost", 0)]).unwrap();
+        let lost = condition(&w, Some(&[slot("pgdeck_standby_a", "lost", 0)])).unwrap();
         assert!(!lost.0 && lost.2.contains("wal_status lost"), "{}", lost.2);
     }
 

@@ -230,7 +230,7 @@ pub struct Worker {
     /// The slots this cluster keeps for its standbys (slot → standby), as last decided, and
     /// what its leader last said of them.
     slots: BTreeMap<String, String>,
-    slots_seen: Vec<crate::plan::standby_slots::Slot>,
+    slots_seen: Option<Vec<crate::plan::standby_slots::Slot>>,
 }
 
 /// See `Worker::last_config_check`.
@@ -304,7 +304,7 @@ impl Worker {
             pooler_sql_error: None,
             standby: None,
             slots: BTreeMap::new(),
-            slots_seen: Vec::new(),
+            slots_seen: None,
         }
     }
 
@@ -455,7 +455,7 @@ impl Worker {
         .await;
         self.measure_usage(&cluster, &records, &seen.last_archived);
         if seen.leader.is_some() && !seen.primary_unanswered {
-            self.slots_seen = seen.slots.clone();
+            self.slots_seen = Some(seen.slots.clone());
         }
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records
@@ -1829,7 +1829,7 @@ impl Worker {
         crate::plan::standby_slots::record(
             status,
             &self.slots,
-            &self.slots_seen,
+            self.slots_seen.as_deref(),
             cluster.generation(),
         );
     }
