@@ -205,9 +205,15 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
         "4"
     );
-    let s = home.settle("copy", 2, "the promoted cluster's replica streaming");
-    let promoted = roles(&s);
-    assert!(promoted.iter().any(|r| r == "primary"), "{promoted:?}");
+    home.settle("copy", 2, "the promoted cluster's replica streaming");
+    // Status reads roles from Patroni's view in the DCS, which its next loop (10 s) updates:
+    // the promoted leader is seen as a primary within a few.
+    home.wait_for(
+        "copy",
+        Duration::from_secs(60),
+        "the promoted leader's role",
+        |s| roles(s).iter().any(|r| r == "primary"),
+    );
 }
 
 #[test]
