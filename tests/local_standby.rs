@@ -1,6 +1,7 @@
 //! Standby clusters on the local platform, with real processes: a cluster follows another of the
 //! same home by streaming from its leader over TLS, refuses writes, receives the source's new
-//! rows (across the source's switchover), outlives its deletion, and takes writes once promoted.
+//! rows (across the source's switchover), outlives its deletion, and takes writes once promoted;
+//! it streams through a slot its source keeps for it until it is deleted.
 
 mod common;
 
@@ -10,10 +11,15 @@ use common::local::{LocalHome, manifest};
 
 /// The `Standby` condition's reason and message.
 fn standby_condition(status: &serde_json::Value) -> Option<(String, String)> {
+    condition(status, "Standby")
+}
+
+/// The reason and message of the condition of type `kind`.
+fn condition(status: &serde_json::Value, kind: &str) -> Option<(String, String)> {
     status["conditions"]
         .as_array()?
         .iter()
-        .find(|c| c["type"] == "Standby")
+        .find(|c| c["type"] == kind)
         .map(|c| {
             let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
             (text("reason"), text("message"))
@@ -199,9 +205,123 @@ fn a_standby_follows_refuses_writes_outlives_its_source_and_takes_writes_once_pr
         home.superuser("copy", "postgres", "SELECT count(*) FROM t"),
         "4"
     );
-    let s = home.settle("copy", 2, "the promoted cluster's replica streaming");
-    let promoted = roles(&s);
-    assert!(promoted.iter().any(|r| r == "primary"), "{promoted:?}");
+    home.settle("copy", 2, "the promoted cluster's replica streaming");
+    // Status reads roles from Patroni's view in the DCS, which its next loop (10 s) updates:
+    // the promoted leader is seen as a primary within a few.
+    home.wait_for(
+        "copy",
+        Duration::from_secs(60),
+        "the promoted leader's role",
+        |s| roles(s).iter().any(|r| r == "primary"),
+    );
+}
+
+#[test]
+fn a_standby_streams_through_a_slot_on_its_source_which_goes_with_the_standby() {
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("hippo", 1, "", "", ""), "180s");
+    let follow = "  standby: {enabled: true, host: hippo-primary}\n";
+    home.apply_ready(&manifest("copy", 1, "", follow, ""), "240s");
+    home.apply_ready(&manifest("twin", 1, "", follow, ""), "240s");
+    home.settle("copy", 1, "a standby leader");
+
+    // The source says whom it keeps WAL for, and through which slot.
+    let s = home.wait_for(
+        "hippo",
+        Duration::from_secs(60),
+        "hippo's StandbySlots condition for both",
+        |s| {
+            condition(s, "StandbySlots")
+                .is_some_and(|(r, m)| r == "Reserved" && m.contains("default/twin"))
+        },
+    );
+    let (_, message) = condition(&s, "StandbySlots").unwrap();
+    let slot_of = |standby: &str| {
+        message
+            .split(&format!("{standby} (slot "))
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("no slot named for {standby}: {message}"))
+            .to_string()
+    };
+    let (slot, twins) = (slot_of("default/copy"), slot_of("default/twin"));
+    assert!(
+        message.starts_with("WAL is kept for standbys default/copy")
+            && slot.starts_with("pgdeck_standby_default_copy_")
+            && twins.starts_with("pgdeck_standby_default_twin_"),
+        "{message}"
+    );
+    // The standby leader asks for it, and the source's walsender for it streams.
+    assert_eq!(
+        home.superuser("copy", "postgres", "SHOW primary_slot_name"),
+        slot
+    );
+    within(
+        Duration::from_secs(60),
+        "the standby streaming through its slot",
+        || {
+            let n = home.try_superuser(
+                "hippo",
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r \
+                     ON r.pid = s.active_pid WHERE s.slot_name = '{slot}' AND s.slot_type = \
+                     'physical' AND r.state = 'streaming'"
+                ),
+            )?;
+            (n == "1")
+                .then_some(())
+                .ok_or(format!("{n} streaming through {slot}"))
+        },
+    );
+    home.superuser("hippo", "postgres", "CREATE TABLE t AS SELECT 1 AS n");
+    within(Duration::from_secs(20), "the source's new table", || {
+        home.try_superuser("copy", "postgres", "SELECT count(*) FROM t")
+    });
+
+    // A slot goes with its standby, promoted or deleted: it would keep the source's WAL
+    // forever. The other's stays.
+    let dropped = |slot: &str| {
+        within(Duration::from_secs(60), "the slot dropped", || {
+            let n = home.try_superuser(
+                "hippo",
+                "postgres",
+                &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+            )?;
+            (n == "0")
+                .then_some(())
+                .ok_or(format!("{slot} still there"))
+        })
+    };
+    let promote = "  standby: {enabled: false, host: hippo-primary}\n";
+    let out = home.apply_text(&manifest("twin", 1, "", promote, ""), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dropped(&twins);
+    let s = home.wait_for(
+        "hippo",
+        Duration::from_secs(30),
+        "the StandbySlots condition without twin",
+        |s| condition(s, "StandbySlots").is_some_and(|(_, m)| !m.contains("default/twin")),
+    );
+    assert_eq!(
+        condition(&s, "StandbySlots").unwrap(),
+        (
+            "Reserved".to_string(),
+            format!("WAL is kept for standbys default/copy (slot {slot})")
+        )
+    );
+    home.ok(&["delete", "copy", "--wait"]);
+    dropped(&slot);
+    home.wait_for(
+        "hippo",
+        Duration::from_secs(30),
+        "no StandbySlots condition",
+        |s| condition(s, "StandbySlots").is_none(),
+    );
 }
 
 #[test]

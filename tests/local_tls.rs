@@ -1,12 +1,17 @@
 //! TLS everywhere on the local platform, with real processes: connections over TCP only with
 //! TLS, `pgdeck uri` verifying the server against the cluster's CA, replicas streaming over
-//! TLS, and a CA key the database account cannot read.
+//! TLS, and a CA key the database account cannot read; the DBA's own certificates
+//! (`customTLSSecret`, `customReplicationTLSSecret`) checked, served and rolled.
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::local::{LocalHome, manifest};
+use pgdeck::plan::certificates;
+use rcgen::{CertifiedIssuer, Issuer, KeyPair};
 
 fn psql(uri: &str, sql: &str) -> Output {
     Command::new("psql")
@@ -17,6 +22,39 @@ fn psql(uri: &str, sql: &str) -> Output {
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).trim().to_string()
+}
+
+/// A path as `pgdeck uri` writes it in `sslrootcert`.
+fn encoded(p: &Path) -> String {
+    percent_encoding::utf8_percent_encode(
+        &p.display().to_string(),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string()
+}
+
+/// A CA of the DBA's: its certificate (PEM) and what signs with it.
+fn dba_ca(name: &str) -> (String, CertifiedIssuer<'static, KeyPair>) {
+    let key = KeyPair::generate().unwrap();
+    let ca = CertifiedIssuer::self_signed(certificates::ca(name.into()), key).unwrap();
+    (ca.pem(), ca)
+}
+
+/// A certificate for `cn` and `sans` that `ca` signs, and its key (PEM).
+fn signed(cn: &str, sans: &[&str], ca: &Issuer<'static, KeyPair>) -> (String, String) {
+    certificates::issue(cn, sans, 1, ca).unwrap()
+}
+
+/// A Secret of PGO's shape: `tls.crt`, `tls.key`, `ca.crt`.
+fn tls_secret(name: &str, (cert, key): &(String, String), ca: &str) -> String {
+    let indent = |pem: &str| pem.trim_end().replace('\n', "\n    ");
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData:\n  \
+         tls.crt: |\n    {}\n  tls.key: |\n    {}\n  ca.crt: |\n    {}\n---\n",
+        indent(cert),
+        indent(key),
+        indent(ca)
+    )
 }
 
 #[test]
@@ -55,13 +93,6 @@ fn connections_are_tls_only_and_verified_against_the_clusters_ca() {
         .self_signed(&key)
         .unwrap();
     std::fs::write(&stranger, other.pem()).unwrap();
-    let encoded = |p: &std::path::Path| {
-        percent_encoding::utf8_percent_encode(
-            &p.display().to_string(),
-            percent_encoding::NON_ALPHANUMERIC,
-        )
-        .to_string()
-    };
     assert!(uri.contains(&encoded(&ca)), "{uri} names {}", ca.display());
     let doubted = psql(&uri.replace(&encoded(&ca), &encoded(&stranger)), "SELECT 1");
     assert!(
@@ -136,4 +167,87 @@ fn connections_are_tls_only_and_verified_against_the_clusters_ca() {
         "postgres read the CA's key: {}",
         text(&stolen.stdout)
     );
+}
+
+#[test]
+fn the_dbas_certificates_are_checked_served_and_rolled_with_a_reload() {
+    let home = LocalHome::new();
+    let (ca, issuer) = dba_ca("the DBA's CA");
+    let server = signed("hippo", &["127.0.0.1", "localhost"], &issuer);
+    let replication = signed("_crunchyrepl", &[], &issuer);
+    let secrets = format!(
+        "{}{}",
+        tls_secret("hippo-tls", &server, &ca),
+        tls_secret("hippo-repl", &replication, &ca)
+    );
+    let spec =
+        "  customTLSSecret: {name: hippo-tls}\n  customReplicationTLSSecret: {name: hippo-repl}\n";
+    home.apply_ready(
+        &format!("{secrets}{}", manifest("hippo", 2, "", spec, "")),
+        "180s",
+    );
+    home.settle(
+        "hippo",
+        2,
+        "a replica streaming with the DBA's certificates",
+    );
+
+    // `pgdeck uri` verifies the server against ca.crt, which holds the DBA's CA; the DBA's CA
+    // alone verifies it too: the server's certificate is the Secret's.
+    let uri = home.ok(&["uri", "hippo"]);
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    assert_eq!(home.psql(&uri, ssl), "t");
+    let ca_file = home.path().join("namespaces/default/hippo/ca.crt");
+    let only = |name: &str, pem: &str| {
+        let path = home.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        uri.replace(&encoded(&ca_file), &encoded(&path))
+    };
+    assert_eq!(home.psql(&only("dba-ca.crt", &ca), ssl), "t");
+    // The replica presents the replication certificate.
+    assert_eq!(
+        home.superuser(
+            "hippo",
+            "postgres",
+            "SELECT client_dn FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)"
+        ),
+        "/CN=_crunchyrepl"
+    );
+
+    // A new certificate from another CA: served within a pass, with a reload, not a restart.
+    let primary = home.status("hippo")["primary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let postmaster = home.postgres_pids("hippo", &primary)[0];
+    let (ca2, issuer2) = dba_ca("the DBA's next CA");
+    let rolled = signed("hippo", &["127.0.0.1", "localhost"], &issuer2);
+    let out = home.apply_text(&tls_secret("hippo-tls", &rolled, &ca2), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let next = only("dba-ca2.crt", &ca2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !psql(&next, "SELECT 1").status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate is not served"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(home.postgres_pids("hippo", &primary)[0], postmaster);
+    assert_eq!(home.psql(&uri, ssl), "t", "ca.crt holds the new CA");
+
+    // A certificate for another server is refused naming the field, and the one in use stays.
+    let elsewhere = signed("hippo", &["db.example.com"], &issuer2);
+    let out = home.apply_text(&tls_secret("hippo-tls", &elsewhere, &ca2), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    home.wait_for(
+        "hippo",
+        Duration::from_secs(60),
+        "the refused certificate in status",
+        |s| {
+            s.to_string()
+                .contains("spec.customTLSSecret: tls.crt does not name 127.0.0.1 and localhost")
+        },
+    );
+    assert_eq!(home.psql(&next, ssl), "t");
 }

@@ -347,8 +347,8 @@ pub const FIELDS: &[Field] = &[
     field("spec.databaseInitSQL.name", Works, Works),
     field("spec.databaseInitSQL.key", Works, Works),
     // Being implemented locally: one line each to flip.
-    opaque("spec.customTLSSecret", NO_LOCAL_TLS, Works),
-    opaque("spec.customReplicationTLSSecret", NO_LOCAL_TLS, Works),
+    opaque("spec.customTLSSecret", Works, Works),
+    opaque("spec.customReplicationTLSSecret", Works, Works),
     field("spec.dataSource", Works, Works),
     field("spec.dataSource.postgresCluster", Works, Works),
     field("spec.dataSource.postgresCluster.clusterName", Works, Works),

@@ -517,6 +517,20 @@ fn dynamic_configuration(k: &mut Checker, d: &serde_json::Map<String, Value>) {
             format!("is set by spec.patroni.{field}; set that instead"),
         );
     }
+    // pgdeck would remove such a slot as one of its own that no standby follows.
+    if let Some(Value::Object(slots)) = d.get("slots") {
+        for name in slots.keys() {
+            k.check(
+                !crate::plan::standby_slots::ours(name),
+                format!("{base}.slots.{name}"),
+                format!(
+                    "names starting {} are pgdeck's own slots for standby clusters: choose \
+                     another name",
+                    crate::plan::standby_slots::PREFIX
+                ),
+            );
+        }
+    }
     for key in [
         "retry_timeout",
         "maximum_lag_on_failover",
@@ -1008,6 +1022,18 @@ mod tests {
         let users =
             spec_errors("proxy: {pgBouncer: {config: {users: {'a b': 'pool_mode=session'}}}}");
         assert_eq!(users.len(), 1, "{users:?}");
+    }
+
+    #[test]
+    fn slot_names_of_pgdecks_own_are_refused() {
+        let e = spec_errors(
+            "patroni: {dynamicConfiguration: {slots: {pgdeck_standby_x: {type: physical}, mine: {type: physical}}}}",
+        );
+        assert!(
+            e.len() == 1
+                && e[0].starts_with("spec.patroni.dynamicConfiguration.slots.pgdeck_standby_x:"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -60,6 +60,19 @@ pub fn set(
     }
 }
 
+/// Set condition `type_` to `verdict` (status, reason, message), or remove it when `None`.
+pub fn set_or_remove(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    verdict: Option<(bool, &str, String)>,
+    generation: i64,
+) {
+    match verdict {
+        Some((ok, reason, message)) => set(conditions, type_, ok, reason, message, generation),
+        None => conditions.retain(|c| c.type_ != type_),
+    }
+}
+
 /// The Exporter condition: absent while no exporter is wanted, false with the reason while one
 /// cannot run.
 pub fn exporter(

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
+use crate::plan::standby_slots::{PREFIX, Slot};
+
 /// One standby's row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standby {
@@ -16,7 +18,7 @@ pub struct Standby {
     pub replay_lag_seconds: Option<f64>,
 }
 
-/// What the primary says of its standbys and its archiver.
+/// What the primary says of its standbys, its archiver and its slots for standby clusters.
 #[derive(Debug, Default)]
 pub struct PrimaryView {
     pub standbys: HashMap<String, Standby>,
@@ -26,6 +28,8 @@ pub struct PrimaryView {
     /// PostgreSQL runs read-only (in recovery): a leader key's holder may, once cut off from
     /// the DCS, until the key expires.
     pub in_recovery: bool,
+    /// pgdeck's replication slots for standby clusters (see `plan::standby_slots`).
+    pub slots: Vec<Slot>,
 }
 
 /// A connection to one primary, made on demand and dropped when the primary changes or fails.
@@ -80,9 +84,20 @@ impl ReplicationProbe {
                 &[],
             )
             .await;
-        let (rows, archiver) = match (rows, archiver) {
-            (Ok(rows), Ok(archiver)) => (rows, archiver),
-            (Err(e), _) | (_, Err(e)) => {
+        // What WAL each keeps: up to the position this server has written (or, a standby
+        // leader, replayed).
+        let slots = client
+            .query(
+                "SELECT slot_name::text, active, wal_status, pg_wal_lsn_diff(CASE WHEN \
+                 pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() \
+                 END, restart_lsn)::int8 FROM pg_replication_slots \
+                 WHERE starts_with(slot_name::text, $1)",
+                &[&PREFIX],
+            )
+            .await;
+        let (rows, archiver, slots) = match (rows, archiver, slots) {
+            (Ok(rows), Ok(archiver), Ok(slots)) => (rows, archiver, slots),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 self.client = None;
                 return Err(e);
             }
@@ -104,6 +119,15 @@ impl ReplicationProbe {
             standbys,
             last_archived: archiver.get(0),
             in_recovery: archiver.get(1),
+            slots: slots
+                .iter()
+                .map(|r| Slot {
+                    name: r.get(0),
+                    active: r.get(1),
+                    wal_status: r.get(2),
+                    retained: r.get(3),
+                })
+                .collect(),
         })
     }
 }

@@ -46,6 +46,20 @@ pub fn leaf(
     Ok(p)
 }
 
+/// A new key and a certificate for it (see [`leaf`]) that `issuer` signs: (certificate, key),
+/// PEM.
+pub fn issue(
+    common_name: &str,
+    sans: &[&str],
+    years: i16,
+    issuer: &rcgen::Issuer<'_, impl rcgen::SigningKey>,
+) -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let sans = sans.iter().map(|s| s.to_string()).collect();
+    let cert = leaf(common_name, sans, years)?.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// From yesterday (clocks drift) for `years`.
 fn validity(p: &mut CertificateParams, years: i16) {
     let today = jiff::Zoned::now()

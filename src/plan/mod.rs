@@ -2,6 +2,7 @@
 //! the order a restarting change rolls out in. Shared by both platforms; nothing here does IO.
 
 pub mod certificates;
+pub mod custom_tls;
 pub mod dynamic;
 pub mod hba;
 pub mod init_sql;
@@ -13,6 +14,7 @@ pub mod pgbouncer;
 pub mod resources;
 pub mod rollout;
 pub mod standby;
+pub mod standby_slots;
 pub mod verbs;
 
 use rand::RngExt;

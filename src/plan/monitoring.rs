@@ -118,32 +118,11 @@ pub fn tls_pair(
         return Ok(None);
     };
     let field = "spec.monitoring.pgmonitor.exporter.customTLSSecret";
-    let secret = lookup(&projection.name)
-        .map_err(|e| format!("{field}: {e}"))?
-        .ok_or_else(|| format!("{field}: Secret {:?} not found", projection.name))?;
-    let data = secret.data.unwrap_or_default();
-    let file = |path: &str| {
-        let key = match &projection.items {
-            Some(items) => items
-                .iter()
-                .find(|i| i.path == path)
-                .map(|i| i.key.as_str()),
-            None => Some(path),
-        };
-        key.and_then(|k| data.get(k))
-            .map(|v| v.0.clone())
-            .ok_or_else(|| {
-                format!(
-                    "{field}: Secret {:?} projects no {path} (a key of that name, or an item \
-                     with that path)",
-                    projection.name
-                )
-            })
-    };
-    Ok(Some(TlsPair {
-        cert: file("tls.crt")?,
-        key: file("tls.key")?,
-    }))
+    let [cert, key] =
+        super::custom_tls::projected(field, projection, lookup, &["tls.crt", "tls.key"])?
+            .try_into()
+            .expect("one file for each path");
+    Ok(Some(TlsPair { cert, key }))
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct Upstream {
     pub port: Option<i32>,
     /// The command that fetches a WAL segment from the source's repository.
     pub restore_command: Option<String>,
+    /// The source's replication slot the standby leader streams through (see `standby_slots`).
+    pub slot: Option<String>,
 }
 
 /// Patroni's `standby_cluster` section, as PGO renders it: the methods that make the standby
@@ -39,6 +41,9 @@ pub fn section(up: &Upstream) -> Map<String, Value> {
             s.insert("port".into(), json!(port));
         }
         methods.push("basebackup");
+        if let Some(slot) = &up.slot {
+            s.insert("primary_slot_name".into(), json!(slot));
+        }
     }
     if let Some(command) = &up.restore_command {
         s.insert("restore_command".into(), json!(command));
@@ -59,6 +64,7 @@ pub fn as_given(standby: &Standby) -> Upstream {
             .repo_name
             .as_ref()
             .map(|_| super::dynamic::archive_get()),
+        slot: None,
     }
 }
 
@@ -194,6 +200,12 @@ pub const PROMOTED: &str = "Promoted";
 /// The `Standby` condition's reason when something is wrong.
 pub const PROBLEM: &str = "StandbyProblem";
 
+/// Why a standby's `Standby` condition on Kubernetes says nothing of how far behind it is: the
+/// source's position is read from its leader, which may be in another Kubernetes cluster (the
+/// local platform reads both leaders' Patroni).
+pub const UNMEASURED_ON_KUBE: &str = "how far behind is not measured on Kubernetes (the source \
+     may be another Kubernetes cluster's, which the operator does not reach)";
+
 /// The `Standby` condition's type.
 pub const CONDITION: &str = "Standby";
 
@@ -207,6 +219,8 @@ pub struct Observed {
     /// The standby leader has replayed all but less than this many bytes of the source's WAL
     /// (see [`bound_behind`]).
     pub behind: Option<i64>,
+    /// Why the platform does not measure how far behind it is (`behind` stays `None`).
+    pub unmeasured: Option<&'static str>,
     /// What keeps it from following (or from being what the spec says).
     pub problem: Option<String>,
 }
@@ -214,9 +228,10 @@ pub struct Observed {
 /// The `Standby` condition: (status, reason, message). True while the cluster follows its
 /// source and nothing is wrong; the message says whom it follows and how far behind it is.
 pub fn condition(o: &Observed) -> (bool, &'static str, String) {
-    let behind = match o.behind {
-        Some(b) => format!("< {} behind", crate::display::bytes(b)),
-        None => "how far behind is not known yet".into(),
+    let behind = match (o.behind, o.unmeasured) {
+        (Some(b), _) => format!("< {} behind", crate::display::bytes(b)),
+        (None, Some(why)) => why.into(),
+        (None, None) => "how far behind is not known yet".into(),
     };
     match (&o.problem, o.following) {
         (Some(p), _) => (false, PROBLEM, p.clone()),
@@ -298,20 +313,8 @@ pub fn refusals(cluster: &PostgresCluster, platform: Platform) -> Vec<FieldError
 
 /// The `Standby` condition in `status` as `observed` says; none when nothing is reported.
 pub fn record(status: &mut PostgresClusterStatus, observed: Option<&Observed>, generation: i64) {
-    match observed {
-        Some(o) => {
-            let (ok, reason, message) = condition(o);
-            conditions::set(
-                &mut status.conditions,
-                CONDITION,
-                ok,
-                reason,
-                message,
-                generation,
-            );
-        }
-        None => status.conditions.retain(|c| c.type_ != CONDITION),
-    }
+    let verdict = observed.map(condition);
+    conditions::set_or_remove(&mut status.conditions, CONDITION, verdict, generation);
 }
 
 /// On the local platform the source is a cluster of the same home, named as its primary
@@ -360,6 +363,7 @@ mod tests {
             host: Some("hippo-primary.db.svc".into()),
             port: Some(5432),
             restore_command: None,
+            slot: None,
         }
     }
 
@@ -378,14 +382,25 @@ mod tests {
             json!(["pgbackrest", "basebackup"]),
             "a restore first, a base backup when it fails"
         );
+        let slotted = Upstream {
+            slot: Some("pgdeck_standby_x".into()),
+            ..streaming()
+        };
+        assert_eq!(
+            Value::Object(section(&slotted))["primary_slot_name"],
+            "pgdeck_standby_x",
+            "streams through its slot on the source"
+        );
         let repo_only = Upstream {
             host: None,
             port: None,
+            slot: Some("pgdeck_standby_x".into()),
             ..both
         };
         let s = Value::Object(section(&repo_only));
         assert_eq!(s["create_replica_methods"], json!(["pgbackrest"]));
         assert!(s.get("host").is_none());
+        assert!(s.get("primary_slot_name").is_none(), "no stream, no slot");
         assert_eq!(
             s["restore_command"],
             "pgbackrest --stanza=db archive-get %f \"%p\""
@@ -487,6 +502,7 @@ mod tests {
             source: "default/hippo".into(),
             following: Some(true),
             behind: Some(bound_behind(None, 0)),
+            unmeasured: None,
             problem: None,
         };
         let (ok, reason, message) = condition(&o);
@@ -498,6 +514,15 @@ mod tests {
             ..o.clone()
         };
         assert_eq!(condition(&promoted).1, "Promoted");
+        let kube = Observed {
+            behind: None,
+            unmeasured: Some(UNMEASURED_ON_KUBE),
+            ..o.clone()
+        };
+        assert_eq!(
+            condition(&kube).2,
+            format!("standby of default/hippo, {UNMEASURED_ON_KUBE}")
+        );
         let gone = Observed {
             problem: Some("spec.standby.host: cluster default/hippo is not in this home".into()),
             ..o
@@ -611,6 +636,7 @@ mod tests {
                 source: "default/hippo".into(),
                 following: Some(true),
                 behind: shown,
+                unmeasured: None,
                 problem: None,
             }));
         }

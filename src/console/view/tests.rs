@@ -775,6 +775,7 @@ fn a_standby_shows_whom_it_follows_and_how_far_behind() {
         source: "default/hippo".into(),
         following: Some(true),
         behind: Some(16 << 20),
+        unmeasured: None,
         problem: None,
     });
     conditions::set(

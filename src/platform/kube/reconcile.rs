@@ -355,13 +355,15 @@ impl Run<'_> {
         let pause = crate::actions::verbs::pause_wanted(cluster);
         conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
-        // Whom a standby follows; how far behind is not read across clusters here.
+        // Whom a standby follows; how far behind is not read across clusters here, and
+        // status says so.
         let observed = (cluster.spec.standby.as_ref())
             .filter(|s| standby::reported(Some(s)))
             .map(|spec| standby::Observed {
                 source: standby::source_of(spec),
                 following: self.standby.map(|d| d == standby::Decision::Follow),
                 behind: None,
+                unmeasured: Some(standby::UNMEASURED_ON_KUBE),
                 problem: (self.standby == Some(standby::Decision::RefuseDemotion))
                     .then(|| standby::DEMOTION_REFUSED.into()),
             });

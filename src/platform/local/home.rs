@@ -232,6 +232,10 @@ impl InstanceDir {
     pub fn tls_key(&self) -> PathBuf {
         self.0.join("tls.key")
     }
+    /// The replication certificate and key members present (`customReplicationTLSSecret`).
+    pub fn replication_tls(&self) -> [PathBuf; 2] {
+        ["replication.crt", "replication.key"].map(|f| self.0.join(f))
+    }
     /// Patroni's standard output and error.
     pub fn log(&self) -> PathBuf {
         self.0.join("patroni.log")

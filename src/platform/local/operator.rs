@@ -3,7 +3,7 @@
 //! watch) or its Patroni keys do (an etcd watch), and a standby's when its source's worker
 //! records a new leader; each worker keeps its own cadence besides.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -53,21 +53,35 @@ impl Shared {
             .clone()
     }
 
-    /// Record which cluster `standby` follows now (`None`: none, or it is gone).
+    /// Record which cluster `standby` follows now (`None`: none, or it is gone). A source that
+    /// gains or loses it is woken: it keeps a replication slot for each of its standbys.
     pub fn follow(&self, standby: ClusterKey, source: Option<ClusterKey>) {
         let mut follows = self.follows.lock().expect("never poisoned");
-        match source {
+        let before = match source.clone() {
             Some(s) => follows.insert(standby, s),
             None => follows.remove(&standby),
         };
+        if before != source {
+            for s in [before, source].into_iter().flatten() {
+                let _ = self.wake.send(s);
+            }
+        }
+    }
+
+    /// The standbys that follow `source`, as their workers last found.
+    pub fn followers(&self, source: &ClusterKey) -> BTreeSet<ClusterKey> {
+        let follows = self.follows.lock().expect("never poisoned");
+        (follows.iter())
+            .filter(|(_, s)| *s == source)
+            .map(|(standby, _)| standby.clone())
+            .collect()
     }
 
     /// Wake the standbys that follow `source`: its leader moved, and each points its standby
     /// leader at the new one in the pass this starts, not at its next settled pass.
     pub fn wake_followers(&self, source: &ClusterKey) {
-        let follows = self.follows.lock().expect("never poisoned");
-        for (standby, _) in follows.iter().filter(|(_, s)| *s == source) {
-            let _ = self.wake.send(standby.clone());
+        for standby in self.followers(source) {
+            let _ = self.wake.send(standby);
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Runtime<'a> {
     /// instances restore from and the standby leader replays WAL from.
     pub standby_repo: Option<&'a RestoreSource>,
     pub ca: &'a Ca,
+    /// The DBA's certificates (`spec.customTLSSecret`), served instead of the CA's.
+    pub custom_tls: Option<&'a super::tls::Custom>,
     /// The CA file members verify servers with: the cluster's own, or for a standby a bundle
     /// with the source's.
     pub trust: &'a std::path::Path,
@@ -165,11 +167,17 @@ impl Runtime<'_> {
                 key_file: inst.tls_key().display().to_string(),
                 // Members reach each other at 127.0.0.1, which every certificate names.
                 verify: "verify-full",
-                replication_client: None,
+                replication_client: self.custom_tls.and_then(|c| c.replication_client(&inst)),
                 required: true,
             },
         };
-        let renewed = self.ca.ensure_server(&inst, &rec.name, self.account)?;
+        let mut renewed = match self.custom_tls {
+            Some(custom) => custom.install(&inst, self.account)?,
+            None => false,
+        };
+        if !self.custom_tls.is_some_and(super::tls::Custom::serves) {
+            renewed |= self.ca.ensure_server(&inst, &rec.name, self.account)?;
+        }
         let config = patroni::render(self.cluster, set, &rec.name, &placement, self.credentials);
         // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on`
         // (as serde_yaml writes it) as a boolean.

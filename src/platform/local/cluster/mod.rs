@@ -24,13 +24,14 @@ mod restore;
 mod schedule;
 mod secrets;
 mod standby;
+mod standby_slots;
 pub mod state;
 mod teardown;
 mod tls;
 mod users;
 mod verbs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,9 +208,9 @@ pub struct Worker {
     /// The last pass found nothing moving.
     settled: bool,
     last_nudge: Option<Instant>,
-    /// When Patroni's dynamic configuration was last made as the spec says: the generation and
-    /// the source leader a standby followed then.
-    last_config_check: Option<(i64, Option<plan_standby::Upstream>, Instant)>,
+    /// When Patroni's dynamic configuration was last made as the spec says: the generation,
+    /// the source leader a standby followed then, and the standbys that followed this cluster.
+    last_config_check: Option<ConfigCheck>,
     retry_backup_at: Option<Instant>,
     /// `status.actions`: the last restart, reload and reinit, by verb.
     actions: BTreeMap<String, crate::api::status::ActionStatus>,
@@ -226,6 +227,18 @@ pub struct Worker {
     pooler_sql_error: Option<String>,
     /// What this pass saw of the source a standby follows (`spec.standby`).
     standby: Option<plan_standby::Observed>,
+    /// The slots this cluster keeps for its standbys (slot → standby), as last decided, and
+    /// what its leader last said of them.
+    slots: BTreeMap<String, String>,
+    slots_seen: Option<Vec<crate::plan::standby_slots::Slot>>,
+}
+
+/// See `Worker::last_config_check`.
+struct ConfigCheck {
+    generation: i64,
+    upstream: Option<plan_standby::Upstream>,
+    followers: BTreeSet<super::dcs_watch::ClusterKey>,
+    at: Instant,
 }
 
 /// Between passes while something moves.
@@ -290,6 +303,8 @@ impl Worker {
             pooler_problem: None,
             pooler_sql_error: None,
             standby: None,
+            slots: BTreeMap::new(),
+            slots_seen: None,
         }
     }
 
@@ -369,7 +384,9 @@ impl Worker {
             .etcd()
             .ok_or_else(|| PlatformError::Operator("waiting for etcd to start".into()))?;
         self.prepare_dirs()?;
-        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name)?;
+        let objects = ObjectStore::new(self.shared.home.clone());
+        let custom_tls = tls::Custom::read(&objects, &cluster)?;
+        let ca = tls::Ca::ensure(&self.dir, &self.ns, &self.name, custom_tls.as_ref())?;
         let follow = self.standby_plan(&cluster)?;
         let rest_api = secrets::rest_api(&self.dir)?;
         self.patroni = self.shared.patroni.authenticated(&rest_api);
@@ -403,6 +420,7 @@ impl Worker {
             standby: follow.bootstrap.as_ref(),
             standby_repo: follow.repo(),
             ca: &ca,
+            custom_tls: custom_tls.as_ref(),
             trust: &follow.trust,
         };
 
@@ -436,6 +454,9 @@ impl Worker {
         )
         .await;
         self.measure_usage(&cluster, &records, &seen.last_archived);
+        if seen.leader.is_some() && !seen.primary_unanswered {
+            self.slots_seen = Some(seen.slots.clone());
+        }
         self.continue_removals(&cluster, &records)?;
         let live: Vec<&InstanceRecord> = records
             .iter()
@@ -454,7 +475,6 @@ impl Worker {
                 self.pooler = None;
             } else {
                 let live = self.scale(&cluster, live, &seen)?;
-                let objects = ObjectStore::new(shared.home.clone());
                 let exporters = exporter::Exporter {
                     cluster: &cluster,
                     dir: &dir,
@@ -1138,14 +1158,24 @@ impl Worker {
             return;
         };
         let generation = cluster.generation();
-        // A standby's source leader moved: at once, not at the next check.
-        let due = self.last_config_check.as_ref().is_none_or(|(g, up, at)| {
-            *g != generation || up.as_ref() != upstream || at.elapsed() > Duration::from_secs(15)
+        let followers = (self.shared).followers(&(self.ns.clone(), self.name.clone()));
+        // A standby's source leader moved, or a standby came or went: at once, not at the
+        // next check.
+        let due = self.last_config_check.as_ref().is_none_or(|c| {
+            c.generation != generation
+                || c.upstream.as_ref() != upstream
+                || c.followers != followers
+                || c.at.elapsed() > Duration::from_secs(15)
         });
         if due {
             match self.patroni.config(&leader_api).await {
                 Ok(current) => {
-                    let desired = self.standby_config(cluster, &current, upstream);
+                    let mut desired = self.standby_config(cluster, &current, upstream);
+                    if let Err(e) = self.keep_slots(&mut desired, &current, &followers) {
+                        // Slots as they are until the home's manifests can be read.
+                        tracing::warn!(cluster = %self.name, "standby slots: {e}");
+                        return;
+                    }
                     if let Some(patch) = dynamic::patch(&current, &desired) {
                         tracing::info!(cluster = %self.name, "patching Patroni configuration: {}", serde_json::Value::Object(patch.clone()));
                         if let Err(e) = self.patroni.patch_config(&leader_api, &patch).await {
@@ -1153,7 +1183,12 @@ impl Worker {
                             return;
                         }
                     }
-                    self.last_config_check = Some((generation, upstream.cloned(), Instant::now()));
+                    self.last_config_check = Some(ConfigCheck {
+                        generation,
+                        upstream: upstream.cloned(),
+                        followers,
+                        at: Instant::now(),
+                    });
                 }
                 Err(e) => tracing::debug!(cluster = %self.name, "{e}"),
             }
@@ -1791,6 +1826,12 @@ impl Worker {
             .or(standby_problem);
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
         plan_standby::record(status, self.standby.as_ref(), cluster.generation());
+        crate::plan::standby_slots::record(
+            status,
+            &self.slots,
+            self.slots_seen.as_deref(),
+            cluster.generation(),
+        );
     }
 }
 

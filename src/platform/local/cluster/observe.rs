@@ -33,6 +33,8 @@ pub struct Seen {
     pub last_archived: Option<String>,
     /// Patroni is paused (maintenance mode); `None` when no member answered.
     pub paused: Option<bool>,
+    /// The leader's replication slots for standby clusters.
+    pub slots: Vec<crate::plan::standby_slots::Slot>,
 }
 
 /// How much to ask Patroni.
@@ -78,6 +80,7 @@ pub async fn observe(
         standbys,
         last_archived,
         in_recovery,
+        slots,
     } = primary;
     if through_dcs && in_recovery {
         // The leader key's holder runs read-only: it lost the DCS and demoted, and its key
@@ -114,6 +117,7 @@ pub async fn observe(
         system_identifier: survey.system_identifier(),
         last_archived,
         paused: survey.paused(),
+        slots,
     }
 }
 

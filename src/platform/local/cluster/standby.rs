@@ -25,6 +25,7 @@ use super::state;
 use crate::api::PostgresCluster;
 use crate::plan::dynamic::STANZA;
 use crate::plan::standby::{self, Upstream};
+use crate::plan::standby_slots;
 use crate::platform::PlatformError;
 
 /// The cluster a standby follows, as found this pass.
@@ -42,8 +43,9 @@ pub struct Source {
 }
 
 impl Source {
-    /// Where the standby leader streams from: the source's current leader.
-    pub fn upstream(&self) -> Option<Upstream> {
+    /// Where the standby leader of `namespace/name` streams from: the source's current leader,
+    /// through the slot the source keeps for it.
+    pub fn upstream(&self, namespace: &str, name: &str) -> Option<Upstream> {
         let (pg, _) = self.leader?;
         // PostgreSQL runs restore_command in the data directory, beside which every
         // instance keeps the configuration that reads the source's repository.
@@ -56,6 +58,7 @@ impl Source {
             host: Some("127.0.0.1".into()),
             port: Some(pg.into()),
             restore_command,
+            slot: Some(standby_slots::slot_name(namespace, name)),
         })
     }
 
@@ -211,7 +214,9 @@ impl super::Worker {
             _ => self.dir.ca_cert(),
         };
         let wants = standby::wanted(cluster.spec.standby.as_ref());
-        let upstream = source.as_ref().and_then(Source::upstream);
+        let upstream = source
+            .as_ref()
+            .and_then(|s| s.upstream(&self.ns, &self.name));
         let mut bootstrap = None;
         if wants && !self.state.initialized {
             let s = source.as_ref().ok_or_else(|| {
@@ -271,6 +276,7 @@ impl super::Worker {
                 .unwrap_or_default(),
             following: previous.following,
             behind: previous.behind,
+            unmeasured: None,
             problem,
         });
         match error {

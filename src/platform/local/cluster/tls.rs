@@ -9,14 +9,26 @@
 //! following whatever the account left under the name. A server certificate is issued again
 //! when it is missing, unreadable, signed by another CA, or has less than [`RENEW_BEFORE_DAYS`]
 //! left; PostgreSQL loads it on the reload that follows.
+//!
+//! With `spec.customTLSSecret` the instances serve the DBA's certificate instead, checked first
+//! (`plan::custom_tls`), and `ca.crt` holds its CA after pgdeck's own, so everything that
+//! trusts the cluster's CA (clients, replicas, pgBouncer, standbys) trusts it too. With
+//! `spec.customReplicationTLSSecret` members present that certificate when they replicate or
+//! rewind (TLS checks it against the same CAs; the replication user still signs in with its
+//! password). A changed Secret is picked up at the next pass: the files change, and PostgreSQL
+//! reloads them without a restart.
 
+use k8s_openapi::api::core::v1::Secret;
 use rcgen::{Issuer, KeyPair};
 
 use super::super::account::Account;
 use super::super::files::{AtPath, read_regular, write_atomic, write_if_changed};
 use super::super::home::{ClusterDir, InstanceDir};
+use super::super::objects::ObjectStore;
 use super::secrets::ensure_private_dir;
+use crate::api::PostgresCluster;
 use crate::plan::certificates;
+use crate::plan::custom_tls::{self, FILES, Material, Use};
 use crate::platform::PlatformError;
 
 /// Years a server certificate is valid.
@@ -33,26 +45,39 @@ pub struct Ca {
 }
 
 impl Ca {
-    /// The CA of cluster `ns/name`, made (and stored) when it has none.
-    pub fn ensure(dir: &ClusterDir, ns: &str, name: &str) -> Result<Ca, PlatformError> {
+    /// The CA of cluster `ns/name`, made (and stored) when it has none; `ca.crt` holds its
+    /// certificate followed by the `custom` certificates' CAs.
+    pub fn ensure(
+        dir: &ClusterDir,
+        ns: &str,
+        name: &str,
+        custom: Option<&Custom>,
+    ) -> Result<Ca, PlatformError> {
         let params = || certificates::ca(format!("pgdeck CA for {ns}/{name}"));
         let (cert_path, key_path) = (dir.ca_cert(), dir.ca_key());
         let stored = std::fs::read_to_string(&cert_path)
             .ok()
             .zip(std::fs::read_to_string(&key_path).ok())
-            .and_then(|(pem, key)| Some((pem, KeyPair::from_pem(&key).ok()?)));
-        if let Some((pem, key)) = stored {
-            return Ok(Ca {
-                pem,
-                issuer: Issuer::new(params(), key),
-            });
+            .and_then(|(pem, key)| Some((own(&pem)?, KeyPair::from_pem(&key).ok()?)));
+        let (pem, key) = match stored {
+            Some(stored) => stored,
+            None => {
+                let key = KeyPair::generate().map_err(failed)?;
+                let pem = params().self_signed(&key).map_err(failed)?.pem();
+                // The key first: a certificate on disk always has its key beside it.
+                ensure_private_dir(&dir.secrets())?;
+                write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600).at(&key_path)?;
+                (pem, key)
+            }
+        };
+        let mut bundle = pem.clone().into_bytes();
+        for m in custom.iter().flat_map(|c| c.materials()) {
+            bundle.extend_from_slice(&m.ca);
+            if !m.ca.ends_with(b"\n") {
+                bundle.push(b'\n');
+            }
         }
-        let key = KeyPair::generate().map_err(failed)?;
-        let pem = params().self_signed(&key).map_err(failed)?.pem();
-        // The key first: a certificate on disk always has its key beside it.
-        ensure_private_dir(&dir.secrets())?;
-        write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600).at(&key_path)?;
-        write_if_changed(&cert_path, pem.as_bytes(), 0o644, None).at(&cert_path)?;
+        write_if_changed(&cert_path, &bundle, 0o644, None).at(&cert_path)?;
         Ok(Ca {
             pem,
             issuer: Issuer::new(params(), key),
@@ -75,17 +100,100 @@ impl Ca {
         if current && read_regular(&key_path).ok().flatten().is_some() {
             return Ok(false);
         }
-        let key = KeyPair::generate().map_err(failed)?;
-        let sans = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
-        let cert = certificates::leaf(name, sans, SERVER_YEARS)
-            .and_then(|p| p.signed_by(&key, &self.issuer))
-            .map_err(failed)?;
+        let (cert, key) =
+            certificates::issue(name, &SERVER_NAMES, SERVER_YEARS, &self.issuer).map_err(failed)?;
         // The key first, so PostgreSQL never pairs the new certificate with the old key.
-        let key_pem = key.serialize_pem();
-        write_if_changed(&key_path, key_pem.as_bytes(), 0o600, Some(account)).at(&key_path)?;
-        write_if_changed(&cert_path, cert.pem().as_bytes(), 0o644, Some(account)).at(&cert_path)?;
+        write_if_changed(&key_path, key.as_bytes(), 0o600, Some(account)).at(&key_path)?;
+        write_if_changed(&cert_path, cert.as_bytes(), 0o644, Some(account)).at(&cert_path)?;
         tracing::info!(instance = name, "issued a server certificate");
         Ok(true)
+    }
+}
+
+/// pgdeck's own CA certificate: the first of `ca.crt` (PEM).
+fn own(bundle: &str) -> Option<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let at = bundle.find(END)?;
+    Some(format!("{}\n", &bundle[..at + END.len()]))
+}
+
+/// The DBA's certificates for a cluster, checked.
+pub struct Custom {
+    server: Option<Material>,
+    replication: Option<Material>,
+}
+
+impl Custom {
+    /// `spec.customTLSSecret` and `spec.customReplicationTLSSecret` from the home's Secrets;
+    /// `None` without either. An error names the field and what is wrong, and nothing of
+    /// the cluster's certificates changes.
+    pub fn read(
+        objects: &ObjectStore,
+        cluster: &PostgresCluster,
+    ) -> Result<Option<Custom>, PlatformError> {
+        let read = |field: &str, projection, purpose| {
+            let lookup = |name: &str| {
+                (objects.get::<Secret>(cluster.namespace(), name)).map_err(|e| e.to_string())
+            };
+            let [cert, key, ca] = custom_tls::projected(field, projection, lookup, &FILES)
+                .map_err(PlatformError::Operator)?
+                .try_into()
+                .expect("one file for each path");
+            let m = Material { cert, key, ca };
+            custom_tls::check(field, &m, purpose)
+                .map_err(|e| PlatformError::Operator(e.to_string()))?;
+            Ok::<_, PlatformError>(m)
+        };
+        let names = Use::Server {
+            names: &SERVER_NAMES,
+        };
+        let custom = Custom {
+            server: (cluster.spec.custom_tls_secret.as_ref())
+                .map(|s| read("spec.customTLSSecret", s, names))
+                .transpose()?,
+            replication: (cluster.spec.custom_replication_tls_secret.as_ref())
+                .map(|r| read("spec.customReplicationTLSSecret", r, Use::Replication))
+                .transpose()?,
+        };
+        Ok((custom.server.is_some() || custom.replication.is_some()).then_some(custom))
+    }
+
+    /// Whether the instances serve the DBA's certificate (else the CA issues theirs).
+    pub fn serves(&self) -> bool {
+        self.server.is_some()
+    }
+
+    fn materials(&self) -> impl Iterator<Item = &Material> {
+        self.server.iter().chain(&self.replication)
+    }
+
+    /// The instance's server certificate and key as the Secret has them, and the replication
+    /// certificate's beside them (each when there is one); says whether a file changed. Written as the account's own, the
+    /// keys 0600, never through a link left under their names.
+    pub fn install(&self, inst: &InstanceDir, account: &Account) -> Result<bool, PlatformError> {
+        let mut files = Vec::new();
+        if let Some(s) = &self.server {
+            files.extend([
+                (inst.tls_key(), &s.key, 0o600),
+                (inst.tls_cert(), &s.cert, 0o644),
+            ]);
+        }
+        if let Some(r) = &self.replication {
+            let [cert, key] = inst.replication_tls();
+            files.extend([(key, &r.key, 0o600), (cert, &r.cert, 0o644)]);
+        }
+        let mut changed = false;
+        // Each key before its certificate, so PostgreSQL never pairs a new one with the old key.
+        for (path, bytes, mode) in files {
+            changed |= write_if_changed(&path, bytes, mode, Some(account)).at(&path)?;
+        }
+        Ok(changed)
+    }
+
+    /// The replication certificate and key members present, when there is one.
+    pub fn replication_client(&self, inst: &InstanceDir) -> Option<(String, String)> {
+        let [cert, key] = inst.replication_tls().map(|p| p.display().to_string());
+        self.replication.as_ref().map(|_| (cert, key))
     }
 }
 
@@ -122,7 +230,7 @@ mod tests {
         let inst = dir.instance("hippo-a");
         std::fs::create_dir_all(inst.path()).unwrap();
         let account = Account::service().unwrap();
-        let ca = Ca::ensure(&dir, "default", "hippo").unwrap();
+        let ca = Ca::ensure(&dir, "default", "hippo", None).unwrap();
         assert!(ca.ensure_server(&inst, "hippo-a", &account).unwrap());
         assert!(!ca.ensure_server(&inst, "hippo-a", &account).unwrap());
         let key = std::fs::metadata(inst.tls_key()).unwrap();
@@ -133,10 +241,10 @@ mod tests {
         assert_eq!(ca_key.uid(), nix::unistd::geteuid().as_raw());
 
         // The same CA when read back; a new one when it is gone, and the server's then too.
-        let again = Ca::ensure(&dir, "default", "hippo").unwrap();
+        let again = Ca::ensure(&dir, "default", "hippo", None).unwrap();
         assert!(!again.ensure_server(&inst, "hippo-a", &account).unwrap());
         std::fs::remove_file(dir.ca_key()).unwrap();
-        let new = Ca::ensure(&dir, "default", "hippo").unwrap();
+        let new = Ca::ensure(&dir, "default", "hippo", None).unwrap();
         assert_ne!(new.pem, ca.pem);
         assert!(new.ensure_server(&inst, "hippo-a", &account).unwrap());
 
