@@ -17,16 +17,18 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, send_details};
+use super::{Tasks, leader_first, send_details};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::{self, Platform};
 use crate::api::validate;
+use crate::console::activity::Target;
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::patroni::Patroni;
+use crate::observe::settings;
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::Instance;
 use crate::platform::kube::operator::LEASE;
@@ -65,7 +67,7 @@ impl KubeSource {
             refresh,
             tasks: Tasks {
                 live: None,
-                activity: None,
+                tab: None,
                 background,
             },
         }
@@ -107,6 +109,83 @@ impl KubeSource {
             let outcome = execute(&client, &key, request).await;
             let _ = tx.send(Data::Outcome { key, what, outcome });
         });
+    }
+
+    /// Read the cluster's timeline history through the pod proxy, every refresh; `None` stops.
+    pub fn history(&mut self, key: Option<Key>) {
+        let Some(key) = key else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, tx, refresh) = (self.client.clone(), self.tx.clone(), self.refresh);
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
+            let patroni = Patroni::through_pod_proxy(client.clone());
+            let clusters: Api<PostgresCluster> = Api::namespaced(client, &key.0);
+            loop {
+                let result = match clusters.get_opt(&key.1).await {
+                    Ok(Some(cluster)) => {
+                        let bases: Vec<String> = leader_first(&cluster)
+                            .into_iter()
+                            .map(|i| proxy::base(&cluster, &i.name))
+                            .collect();
+                        patroni.history_from(bases.iter().map(String::as_str)).await
+                    }
+                    Ok(None) => Err(format!("{}/{} is gone", key.0, key.1)),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send(Data::History {
+                    key: key.clone(),
+                    result,
+                    at: jiff::Timestamp::now(),
+                });
+                tokio::time::sleep(refresh).await;
+            }
+        })));
+    }
+
+    /// Read what can be known of `target`'s parameters without SQL (the manifest, pgdeck's
+    /// derived values, Patroni's `/config` and pending restart through the pod proxy) every few
+    /// seconds; `None` stops.
+    pub fn settings(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        let every = self
+            .refresh
+            .clamp(Duration::from_secs(2), Duration::from_secs(5));
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
+            let patroni = Patroni::through_pod_proxy(client.clone());
+            let clusters: Api<PostgresCluster> = Api::namespaced(client, &target.key.0);
+            loop {
+                let result = match clusters.get_opt(&target.key.1).await {
+                    Ok(Some(cluster)) => {
+                        let instance = cluster
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.instance(&target.instance));
+                        match instance {
+                            Some(i) => {
+                                let base = proxy::base(&cluster, &i.name);
+                                settings::observe(&patroni, &base, &cluster, i, None).await
+                            }
+                            None => Err(format!(
+                                "{} is not in the cluster's status",
+                                target.instance
+                            )),
+                        }
+                    }
+                    Ok(None) => Err(format!("{}/{} is gone", target.key.0, target.key.1)),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send(Data::Settings {
+                    key: target.key.clone(),
+                    instance: target.instance.clone(),
+                    result,
+                    at: jiff::Timestamp::now(),
+                });
+                tokio::time::sleep(every).await;
+            }
+        })));
     }
 
     /// Sessions cannot be signalled on Kubernetes yet (no SQL path to a pod): say so.

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use super::activity::{Signal, Target};
 use super::app::{Credential, Data, Key};
 use super::requests::Request;
+use crate::api::PostgresCluster;
+use crate::api::status::InstanceStatus;
 use crate::observe::events::ClusterEvent;
 
 pub enum Source {
@@ -43,6 +45,22 @@ impl Source {
             Source::Local(s) => s.activity(target),
             // The console has no SQL path to a pod yet: the tab says so and nothing polls.
             Source::Kube(_) => {}
+        }
+    }
+
+    /// Read the cluster's timeline history while the History tab shows it; stop with `None`.
+    pub fn history(&mut self, key: Option<Key>) {
+        match self {
+            Source::Local(s) => s.history(key),
+            Source::Kube(s) => s.history(key),
+        }
+    }
+
+    /// Read the parameters of `target` while the Settings tab shows it; stop with `None`.
+    pub fn settings(&mut self, target: Option<Target>) {
+        match self {
+            Source::Local(s) => s.settings(target),
+            Source::Kube(s) => s.settings(target),
         }
     }
 
@@ -86,13 +104,23 @@ fn send_details(
     }
 }
 
+/// The cluster's instances, its primary first: the member likeliest to answer for the cluster.
+fn leader_first(cluster: &PostgresCluster) -> Vec<&InstanceStatus> {
+    let Some(status) = cluster.status.as_ref() else {
+        return Vec::new();
+    };
+    let mut all: Vec<&InstanceStatus> = status.instances.iter().collect();
+    all.sort_by_key(|i| status.primary.as_ref() != Some(&i.name));
+    all
+}
+
 /// A source's tasks: those that run as long as it does, and the one following the open
 /// cluster. Dropping them stops them all.
 #[derive(Default)]
 struct Tasks {
     live: Option<JoinHandle<()>>,
-    /// The Activity tab's poll, while the tab is open.
-    activity: Option<JoinHandle<()>>,
+    /// The poll of the open tab (Activity, History, Settings), while it is open.
+    tab: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -103,15 +131,15 @@ impl Tasks {
         self.live = Some(task);
     }
 
-    /// Poll the Activity tab's instance with `task` (none: stop), stopping the last poll.
-    fn poll_activity(&mut self, task: Option<JoinHandle<()>>) {
-        if let Some(last) = std::mem::replace(&mut self.activity, task) {
+    /// Poll for the open tab with `task` (none: stop), stopping the last poll.
+    fn poll_tab(&mut self, task: Option<JoinHandle<()>>) {
+        if let Some(last) = std::mem::replace(&mut self.tab, task) {
             last.abort();
         }
     }
 
     fn close(&mut self) {
-        self.poll_activity(None);
+        self.poll_tab(None);
         if let Some(task) = self.live.take() {
             task.abort();
         }

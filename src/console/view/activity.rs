@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, TableState, Wrap};
 
 use super::dialogs::{hint, popup};
-use super::{col, column_table, fit, window_start};
+use super::{col, column_table, fit, poll_state, window_start};
 use crate::api::support::Platform;
 use crate::console::activity::SessionDialog;
 use crate::console::app::App;
@@ -33,11 +33,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let count = |f: &dyn Fn(&Session) -> bool| a.sessions.iter().filter(|s| f(s)).count();
     let mut spans = vec![Span::styled(format!("{} ", target.instance), t.title)];
-    match (&a.error, a.last_ok) {
-        (Some(e), _) => spans.push(Span::styled(format!("⚠ {e}  "), t.stale)),
-        (None, None) => spans.push(Span::styled("reading sessions…  ", t.muted)),
-        (None, Some(_)) => {}
-    }
+    spans.extend(poll_state(
+        t,
+        a.error.as_ref(),
+        a.last_ok,
+        "reading sessions…",
+    ));
     spans.push(Span::styled(
         format!(
             "{} sessions: {} active, {} idle in transaction, {} waiting on a lock",

@@ -9,7 +9,9 @@ mod connection;
 mod dialogs;
 mod events;
 mod help;
+mod history;
 mod instances;
+mod settings;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -201,6 +203,21 @@ pub fn column_table<'a>(
         .header(header)
         .row_highlight_style(t.selection)
         .column_spacing(1)
+}
+
+/// How a tab's own poll went, for its head line: the last error, or that the first answer is
+/// awaited (`reading`); nothing once it answers.
+pub fn poll_state(
+    t: &crate::console::theme::Theme,
+    error: Option<&String>,
+    last_ok: Option<jiff::Timestamp>,
+    reading: &str,
+) -> Option<Span<'static>> {
+    match (error, last_ok) {
+        (Some(e), _) => Some(Span::styled(format!("⚠ {e}  "), t.stale)),
+        (None, None) => Some(Span::styled(format!("{reading}  "), t.muted)),
+        (None, Some(_)) => None,
+    }
 }
 
 /// The first row to draw so that `selected` stays in a window of `height` rows.
