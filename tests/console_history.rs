@@ -43,8 +43,12 @@ fn history_shows_a_switchover_and_settings_the_specs_work_mem() {
         .to_string();
     let s = tmux.wait(Duration::from_secs(15), "the switch in the history", |s| {
         s.lines().any(|l| {
-            l.contains("1 → 2") && l.contains("Patroni") && l.contains(&format!("new leader {primary}"))
-        }) && s.lines().any(|l| l.contains("pgdeck") && l.contains("Switchover"))
+            l.contains("1 → 2")
+                && l.contains("Patroni")
+                && l.contains(&format!("new leader {primary}"))
+        }) && s
+            .lines()
+            .any(|l| l.contains("pgdeck") && l.contains("Switchover"))
     });
     let patroni_row = s.lines().position(|l| l.contains("1 → 2")).unwrap();
     let request_row = s
