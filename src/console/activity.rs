@@ -87,14 +87,14 @@ impl Activity {
     }
 
     pub fn update(&mut self, result: Result<Vec<Session>, String>, at: jiff::Timestamp) {
-        match result {
-            Ok(sessions) => {
-                self.sessions = sessions;
-                self.last_ok = Some(at);
-                self.error = None;
-                self.refresh();
-            }
-            Err(e) => self.error = Some(e),
+        if take(
+            result,
+            at,
+            &mut self.sessions,
+            &mut self.last_ok,
+            &mut self.error,
+        ) {
+            self.refresh();
         }
     }
 
@@ -146,6 +146,29 @@ impl Activity {
             visible.reverse();
         }
         self.visible = visible;
+    }
+}
+
+/// Take what a tab's poll answered: its data and when (true), or, when it failed, only why
+/// (the last data stays on screen with the error beside it).
+pub fn take<T>(
+    result: Result<T, String>,
+    at: jiff::Timestamp,
+    data: &mut T,
+    last_ok: &mut Option<jiff::Timestamp>,
+    error: &mut Option<String>,
+) -> bool {
+    match result {
+        Ok(fresh) => {
+            *data = fresh;
+            *last_ok = Some(at);
+            *error = None;
+            true
+        }
+        Err(e) => {
+            *error = Some(e);
+            false
+        }
     }
 }
 

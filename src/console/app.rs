@@ -531,12 +531,12 @@ impl App {
                 instance,
                 result,
                 at,
-            } if Some(&key) == open.as_ref()
-                && self
-                    .activity
-                    .target
-                    .as_ref()
-                    .is_some_and(|t| t.instance == instance) =>
+            } if followed(
+                open.as_ref(),
+                self.activity.target.as_ref(),
+                &key,
+                &instance,
+            ) =>
             {
                 self.activity.update(result, at);
                 self.row = self
@@ -551,12 +551,12 @@ impl App {
                 instance,
                 result,
                 at,
-            } if Some(&key) == open.as_ref()
-                && self
-                    .settings
-                    .target
-                    .as_ref()
-                    .is_some_and(|t| t.instance == instance) =>
+            } if followed(
+                open.as_ref(),
+                self.settings.target.as_ref(),
+                &key,
+                &instance,
+            ) =>
             {
                 self.settings.update(result, at);
                 if self.on_tab(Tab::Settings) {
@@ -793,11 +793,7 @@ impl App {
     fn on_input(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
             KeyCode::Esc => {
-                if self.mode == Mode::Filter && self.on_activity() {
-                    self.activity.set_filter("");
-                } else if self.mode == Mode::Filter && self.on_tab(Tab::Settings) {
-                    self.settings.set_filter("");
-                } else if self.mode == Mode::Filter {
+                if self.mode == Mode::Filter && !self.tab_filter("") {
                     self.filter.clear();
                     self.refresh_visible(None);
                 }
@@ -816,11 +812,7 @@ impl App {
             KeyCode::Char(c) => self.input.push(c),
             _ => {}
         }
-        if self.mode == Mode::Filter && self.on_activity() {
-            self.activity.set_filter(&self.input);
-            self.row = 0;
-        } else if self.mode == Mode::Filter && self.on_tab(Tab::Settings) {
-            self.settings.set_filter(&self.input);
+        if self.mode == Mode::Filter && self.tab_filter(&self.input.clone()) {
             self.row = 0;
         } else if self.mode == Mode::Filter {
             // The list narrows as you type.
@@ -829,6 +821,19 @@ impl App {
             self.refresh_visible(None);
         }
         Vec::new()
+    }
+
+    /// Filter the open tab's own list (Activity, Settings) by `text`; false when the cluster
+    /// list is the one filtered.
+    fn tab_filter(&mut self, text: &str) -> bool {
+        if self.on_activity() {
+            self.activity.set_filter(text);
+        } else if self.on_tab(Tab::Settings) {
+            self.settings.set_filter(text);
+        } else {
+            return false;
+        }
+        true
     }
 
     fn command(&mut self, line: &str) -> Vec<Effect> {
@@ -924,6 +929,12 @@ impl App {
         self.say(format!("theme: {}", theme.name));
         self.theme = theme;
     }
+}
+
+/// Whether data from `instance` of `key` is for the instance a tab follows (`target`) in the
+/// open cluster: another's late answer is not shown as this one's.
+fn followed(open: Option<&Key>, target: Option<&Target>, key: &Key, instance: &str) -> bool {
+    open == Some(key) && target.is_some_and(|t| t.instance == instance)
 }
 
 fn compare(column: Column, a: &PostgresCluster, b: &PostgresCluster) -> std::cmp::Ordering {

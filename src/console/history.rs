@@ -2,6 +2,7 @@
 //! (read while the tab is open), beside pgdeck's own records of switchovers and failovers (its
 //! events and the Switchover condition), newest first.
 
+use super::activity::take;
 use crate::api::PostgresCluster;
 use crate::observe::conditions::SWITCHOVER;
 use crate::observe::events::ClusterEvent;
@@ -18,14 +19,13 @@ pub struct History {
 impl History {
     /// A failed poll keeps the last list and says why.
     pub fn update(&mut self, result: Result<Vec<TimelineSwitch>, String>, at: jiff::Timestamp) {
-        match result {
-            Ok(switches) => {
-                self.switches = switches;
-                self.last_ok = Some(at);
-                self.error = None;
-            }
-            Err(e) => self.error = Some(e),
-        }
+        take(
+            result,
+            at,
+            &mut self.switches,
+            &mut self.last_ok,
+            &mut self.error,
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Settings tab's state: the followed instance's parameters as the last read found them,
 //! filtered as the other lists are.
 
-use super::activity::Target;
+use super::activity::{Target, take};
 use crate::observe::settings::Setting;
 
 #[derive(Debug, Default)]
@@ -34,14 +34,14 @@ impl Settings {
 
     /// A failed read keeps the last rows and says why.
     pub fn update(&mut self, result: Result<Vec<Setting>, String>, at: jiff::Timestamp) {
-        match result {
-            Ok(rows) => {
-                self.rows = rows;
-                self.last_ok = Some(at);
-                self.error = None;
-                self.refresh();
-            }
-            Err(e) => self.error = Some(e),
+        if take(
+            result,
+            at,
+            &mut self.rows,
+            &mut self.last_ok,
+            &mut self.error,
+        ) {
+            self.refresh();
         }
     }
 

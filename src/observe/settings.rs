@@ -31,6 +31,20 @@ pub struct Live {
     pub pending_restart: bool,
 }
 
+#[cfg(test)]
+impl Live {
+    /// A row as `pg_settings` gives it, nothing pending.
+    pub fn new(name: &str, value: &str, source: &str, file: &str) -> Live {
+        Live {
+            name: name.into(),
+            value: value.into(),
+            source: source.into(),
+            file: file.into(),
+            pending_restart: false,
+        }
+    }
+}
+
 /// Where a parameter's value comes from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Origin {
@@ -326,16 +340,6 @@ spec:
         .unwrap()
     }
 
-    fn live(name: &str, value: &str, source: &str, file: &str) -> Live {
-        Live {
-            name: name.into(),
-            value: value.into(),
-            source: source.into(),
-            file: file.into(),
-            pending_restart: false,
-        }
-    }
-
     fn origin_of<'a>(rows: &'a [Setting], name: &str) -> &'a Setting {
         rows.iter().find(|r| r.name == name).unwrap()
     }
@@ -348,30 +352,30 @@ spec:
         }}});
         let wanted = Wanted::new(&c, Some(&c.spec.instances[0]), config.as_object().unwrap());
         let conf = "/var/lib/pgdeck/d/postgresql.conf";
-        let mut pending = live("max_connections", "100", "command line", "");
+        let mut pending = Live::new("max_connections", "100", "command line", "");
         pending.pending_restart = true;
         let rows = combine(
             &wanted,
             Some(&[
-                live("work_mem", "8MB", "configuration file", conf),
+                Live::new("work_mem", "8MB", "configuration file", conf),
                 pending,
-                live("wal_level", "replica", "command line", ""),
-                live("ssl", "on", "configuration file", conf),
-                live(
+                Live::new("wal_level", "replica", "command line", ""),
+                Live::new("ssl", "on", "configuration file", conf),
+                Live::new(
                     "log_min_duration_statement",
                     "1s",
                     "configuration file",
                     conf,
                 ),
-                live("cluster_name", "hippo", "command line", ""),
-                live(
+                Live::new("cluster_name", "hippo", "command line", ""),
+                Live::new(
                     "shared_buffers",
                     "128MB",
                     "configuration file",
                     "/d/postgresql.base.conf",
                 ),
-                live("jit", "on", "configuration file", "/d/postgresql.auto.conf"),
-                live("search_path", "app", "database", ""),
+                Live::new("jit", "on", "configuration file", "/d/postgresql.auto.conf"),
+                Live::new("search_path", "app", "database", ""),
             ]),
             &BTreeMap::from([(
                 "max_connections".to_string(),

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, leader_first, send_details};
+use super::{Tasks, history_data, leader_first, send_details, settings_data, settings_every};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -18,6 +18,7 @@ use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Request, execute_local};
 use crate::observe::activity::{self, ActivityProbe};
 use crate::observe::events::{ClusterEvent, user_source};
+use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::settings::{self, Setting};
 use crate::observe::status::{Sighting, instances};
@@ -203,26 +204,11 @@ impl LocalSource {
         let Some(key) = key else {
             return self.tasks.poll_tab(None);
         };
-        let (local, tx, refresh) = (self.local.clone(), self.tx.clone(), self.refresh);
-        self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let patroni = Patroni::new();
-            loop {
-                let result = match stored(&local, &key).await {
-                    Ok(cluster) => {
-                        let apis: Vec<String> =
-                            leader_first(&cluster).into_iter().filter_map(api).collect();
-                        patroni.history_from(apis.iter().map(String::as_str)).await
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = tx.send(Data::History {
-                    key: key.clone(),
-                    result,
-                    at: jiff::Timestamp::now(),
-                });
-                tokio::time::sleep(refresh).await;
-            }
-        })));
+        let (local, patroni) = (self.local.clone(), Patroni::new());
+        self.tasks.poll_every(&self.tx, self.refresh, move || {
+            let (local, patroni, key) = (local.clone(), patroni.clone(), key.clone());
+            async move { history_data(&key, read_history(&local, &patroni, &key).await) }
+        });
     }
 
     /// Read the parameters of `target` (`pg_settings` as the superuser through its socket,
@@ -231,23 +217,12 @@ impl LocalSource {
         let Some(target) = target else {
             return self.tasks.poll_tab(None);
         };
-        let (local, tx) = (self.local.clone(), self.tx.clone());
-        let every = self
-            .refresh
-            .clamp(Duration::from_secs(2), Duration::from_secs(5));
-        self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let patroni = Patroni::new();
-            loop {
-                let result = read_settings(&local, &patroni, &target).await;
-                let _ = tx.send(Data::Settings {
-                    key: target.key.clone(),
-                    instance: target.instance.clone(),
-                    result,
-                    at: jiff::Timestamp::now(),
-                });
-                tokio::time::sleep(every).await;
-            }
-        })));
+        let (local, patroni) = (self.local.clone(), Patroni::new());
+        self.tasks
+            .poll_every(&self.tx, settings_every(self.refresh), move || {
+                let (local, patroni, target) = (local.clone(), patroni.clone(), target.clone());
+                async move { settings_data(&target, read_settings(&local, &patroni, &target).await) }
+            });
     }
 
     /// Cancel or terminate a session, and record it among the cluster's events.
@@ -296,6 +271,16 @@ async fn stored(local: &Local, key: &Key) -> Result<PostgresCluster, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+async fn read_history(
+    local: &Local,
+    patroni: &Patroni,
+    key: &Key,
+) -> Result<Vec<TimelineSwitch>, String> {
+    let cluster = stored(local, key).await?;
+    let apis: Vec<String> = leader_first(&cluster).into_iter().filter_map(api).collect();
+    patroni.history_from(apis.iter().map(String::as_str)).await
 }
 
 /// One instance's parameters: its live `pg_settings` and its Patroni's word.

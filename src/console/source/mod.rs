@@ -7,6 +7,8 @@ mod local;
 pub use self::kube::{KubeSource, POOLS_UNREAD};
 pub use self::local::LocalSource;
 
+use std::time::Duration;
+
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -16,6 +18,8 @@ use super::requests::Request;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::observe::events::ClusterEvent;
+use crate::observe::history::TimelineSwitch;
+use crate::observe::settings::Setting;
 
 pub enum Source {
     Local(LocalSource),
@@ -104,6 +108,28 @@ fn send_details(
     }
 }
 
+/// How often the Settings tab reads: parameters change seldom, and each read connects anew.
+fn settings_every(refresh: Duration) -> Duration {
+    refresh.clamp(Duration::from_secs(2), Duration::from_secs(5))
+}
+
+fn history_data(key: &Key, result: Result<Vec<TimelineSwitch>, String>) -> Data {
+    Data::History {
+        key: key.clone(),
+        result,
+        at: jiff::Timestamp::now(),
+    }
+}
+
+fn settings_data(target: &Target, result: Result<Vec<Setting>, String>) -> Data {
+    Data::Settings {
+        key: target.key.clone(),
+        instance: target.instance.clone(),
+        result,
+        at: jiff::Timestamp::now(),
+    }
+}
+
 /// The cluster's instances, its primary first: the member likeliest to answer for the cluster.
 fn leader_first(cluster: &PostgresCluster) -> Vec<&InstanceStatus> {
     let Some(status) = cluster.status.as_ref() else {
@@ -136,6 +162,22 @@ impl Tasks {
         if let Some(last) = std::mem::replace(&mut self.tab, task) {
             last.abort();
         }
+    }
+
+    /// Poll for the open tab: what `read` makes of each answer, sent every `every` until
+    /// another poll replaces this one.
+    fn poll_every<F, Fut>(&mut self, tx: &UnboundedSender<Data>, every: Duration, read: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Data> + Send + 'static,
+    {
+        let tx = tx.clone();
+        self.poll_tab(Some(tokio::spawn(async move {
+            loop {
+                let _ = tx.send(read().await);
+                tokio::time::sleep(every).await;
+            }
+        })));
     }
 
     fn close(&mut self) {

@@ -220,6 +220,48 @@ pub fn poll_state(
     }
 }
 
+/// A tab's list in `area`: `empty` (muted, when given) if it has no items; else the columns that fit
+/// whole, over the window of rows that keeps the cursor in sight, each row's cells (one per
+/// column in `cols`, styled) made by `cells` for the rows drawn only.
+pub fn list_table<T>(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    cols: &[Col],
+    items: impl ExactSizeIterator<Item = T>,
+    empty: Option<&str>,
+    cells: impl Fn(T) -> Vec<Span<'static>>,
+) {
+    let t = &app.theme;
+    let len = items.len();
+    if len == 0 {
+        frame.render_widget(
+            Paragraph::new(Span::styled(empty.unwrap_or_default().to_string(), t.muted)),
+            area,
+        );
+        return;
+    }
+    let shown = fit(cols, area.width);
+    let height = area.height.saturating_sub(1) as usize;
+    let start = window_start(app.row, height, len);
+    let rows: Vec<ratatui::widgets::Row> = items
+        .skip(start)
+        .take(height)
+        .map(|item| {
+            let mut cells = cells(item);
+            ratatui::widgets::Row::new(
+                shown
+                    .iter()
+                    .map(|&n| ratatui::widgets::Cell::from(std::mem::take(&mut cells[n]))),
+            )
+        })
+        .collect();
+    let table = column_table(rows, cols, &shown, t);
+    let mut state =
+        ratatui::widgets::TableState::default().with_selected(Some(app.row.min(len - 1) - start));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
 /// The first row to draw so that `selected` stays in a window of `height` rows.
 pub fn window_start(selected: usize, height: usize, len: usize) -> usize {
     if height == 0 || len <= height {

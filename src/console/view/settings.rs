@@ -5,9 +5,9 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{col, column_table, fit, poll_state, window_start};
+use super::{col, list_table, poll_state};
 use crate::api::support::Platform;
 use crate::console::app::App;
 use crate::observe::settings::Origin;
@@ -74,16 +74,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
     }
 
-    let len = s.visible().len();
-    if len == 0 {
-        let why = if s.last_ok.is_some() {
-            "no parameters match"
-        } else {
-            ""
-        };
-        frame.render_widget(Paragraph::new(Span::styled(why, t.muted)), body);
-        return;
-    }
     // Without SQL there is no live value to show.
     let mut cols = vec![col("NAME", 28, 9)];
     if !kube {
@@ -94,43 +84,32 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         col("RESTART", 16, 6),
         col("ASKED", 18, 5),
     ]);
-    let shown = fit(&cols, body.width);
-    let height = body.height.saturating_sub(1) as usize;
-    let start = window_start(app.row, height, len);
-    let rows: Vec<Row> = s
-        .visible()
-        .skip(start)
-        .take(height)
-        .map(|r| {
-            let restart = match (&r.pending, r.pending_restart) {
-                (Some(change), _) => change.clone(),
-                (None, true) => "pending".into(),
-                (None, false) => String::new(),
-            };
-            let style = if !restart.is_empty() {
-                t.warn
-            } else if matches!(r.origin, Origin::SpecConfig | Origin::SpecPatroni) {
-                t.text
-            } else {
-                t.muted
-            };
-            let mut cells = vec![r.name.clone()];
-            if !kube {
-                cells.push(r.value.clone().unwrap_or_else(|| "—".into()));
-            }
-            cells.extend([
-                r.origin.label(),
-                restart,
-                r.wanted.clone().unwrap_or_default(),
-            ]);
-            Row::new(
-                shown
-                    .iter()
-                    .map(|&n| Cell::from(Span::styled(cells[n].clone(), style))),
-            )
-        })
-        .collect();
-    let table = column_table(rows, &cols, &shown, t);
-    let mut state = TableState::default().with_selected(Some(app.row.min(len - 1) - start));
-    frame.render_stateful_widget(table, body, &mut state);
+    let empty = s.last_ok.map(|_| "no parameters match");
+    list_table(frame, body, app, &cols, s.visible(), empty, |r| {
+        let restart = match (&r.pending, r.pending_restart) {
+            (Some(change), _) => change.clone(),
+            (None, true) => "pending".into(),
+            (None, false) => String::new(),
+        };
+        let style = if !restart.is_empty() {
+            t.warn
+        } else if matches!(r.origin, Origin::SpecConfig | Origin::SpecPatroni) {
+            t.text
+        } else {
+            t.muted
+        };
+        let mut cells = vec![r.name.clone()];
+        if !kube {
+            cells.push(r.value.clone().unwrap_or_else(|| "—".into()));
+        }
+        cells.extend([
+            r.origin.label(),
+            restart,
+            r.wanted.clone().unwrap_or_default(),
+        ]);
+        cells
+            .into_iter()
+            .map(|cell| Span::styled(cell, style))
+            .collect()
+    });
 }

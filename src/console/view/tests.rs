@@ -1307,16 +1307,6 @@ mod history_and_settings {
         }
     }
 
-    fn live(name: &str, value: &str, source: &str, file: &str) -> Live {
-        Live {
-            name: name.into(),
-            value: value.into(),
-            source: source.into(),
-            file: file.into(),
-            pending_restart: false,
-        }
-    }
-
     fn rows(app: &App, sql: bool) -> Vec<Setting> {
         let c = app.open_cluster().unwrap();
         let config = serde_json::json!({"postgresql": {"parameters": {
@@ -1324,26 +1314,26 @@ mod history_and_settings {
         }}});
         let conf =
             "/var/lib/pgdeck/namespaces/default/hippo/hippo-instance1-bdkx/data/postgresql.conf";
-        let mut shared_buffers = live("shared_buffers", "128MB", "configuration file", conf);
+        let mut shared_buffers = Live::new("shared_buffers", "128MB", "configuration file", conf);
         shared_buffers.pending_restart = true;
         let live = [
-            live("synchronous_commit", "on", "configuration file", conf),
-            live("wal_level", "replica", "command line", ""),
-            live(
+            Live::new("synchronous_commit", "on", "configuration file", conf),
+            Live::new("wal_level", "replica", "command line", ""),
+            Live::new(
                 "log_min_duration_statement",
                 "250ms",
                 "configuration file",
                 conf,
             ),
-            live("cluster_name", "hippo", "command line", ""),
-            live(
+            Live::new("cluster_name", "hippo", "command line", ""),
+            Live::new(
                 "work_mem",
                 "16MB",
                 "configuration file",
                 "/d/postgresql.auto.conf",
             ),
             shared_buffers,
-            live("search_path", "ledger, public", "database", ""),
+            Live::new("search_path", "ledger, public", "database", ""),
         ];
         combine(
             &Wanted::new(c, Some(&c.spec.instances[0]), config.as_object().unwrap()),
