@@ -33,19 +33,20 @@ fn history_shows_a_switchover_and_settings_the_specs_work_mem() {
         s.contains("0 timeline switches (Patroni /history)") && s.contains("no timeline switch yet")
     });
 
-    // A switchover made meanwhile shows as timeline 1 → 2, led by the new primary, beside
-    // pgdeck's own record of it.
+    // A switchover made meanwhile shows as timeline 1 → 2, led by another member than the
+    // primary before it, beside pgdeck's own record of it.
+    let before = home.status("hippo")["primary"]
+        .as_str()
+        .expect("a primary")
+        .to_string();
     let out = home.ok(&["switchover", "hippo", "--wait"]);
     assert!(out.contains("switched over"), "{out}");
-    let primary = home.status("hippo")["primary"]
-        .as_str()
-        .expect("a primary after the switchover")
-        .to_string();
     let s = tmux.wait(Duration::from_secs(15), "the switch in the history", |s| {
         s.lines().any(|l| {
             l.contains("1 → 2")
                 && l.contains("Patroni")
-                && l.contains(&format!("new leader {primary}"))
+                && l.contains("new leader hippo-instance1-")
+                && !l.contains(&format!("new leader {before}"))
         }) && s
             .lines()
             .any(|l| l.contains("pgdeck") && l.contains("Switchover"))
