@@ -12,10 +12,12 @@ use common::kube::Harness;
 use common::tmux::{Tmux, row};
 use common::{read, repo_root};
 use pgdeck::api::manifest;
+use pgdeck::console::activity::Target;
 use pgdeck::console::app::{Data, Key};
 use pgdeck::console::requests::{Outcome, Request, Waiting};
 use pgdeck::console::source::KubeSource;
 use pgdeck::observe::conditions;
+use pgdeck::observe::settings::Origin;
 use pgdeck::platform::kube::names;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -45,8 +47,14 @@ async fn outcome(rx: &mut UnboundedReceiver<Data>) -> Outcome {
 
 /// The in-memory API server holding `hippo` (assets/examples/ha.yaml), settled.
 async fn with_hippo() -> Harness {
+    hippo_with("").await
+}
+
+/// The same with `spec_extra` (YAML at the level of `spec`'s fields) added to its spec.
+async fn hippo_with(spec_extra: &str) -> Harness {
     let h = Harness::new().await;
-    let mut hippo = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    let text = read(&repo_root().join("assets/examples/ha.yaml")) + spec_extra;
+    let mut hippo = manifest::parse(&text).unwrap();
     hippo.metadata.namespace = Some(NS.into());
     h.create(&manifest::to_yaml(&hippo)).await;
     h.settle(NS, "hippo").await;
@@ -471,6 +479,106 @@ async fn instance_verbs_through_the_cli_are_carried_out_once() {
     assert_eq!(h.cluster(NS, "hippo").await.spec.shutdown, Some(true));
     cli.ok(&["start", "hippo"]).await;
     assert_eq!(h.cluster(NS, "hippo").await.spec.shutdown, None);
+}
+
+#[tokio::test]
+async fn history_and_settings_come_through_the_pod_proxy() {
+    let h = hippo_with(
+        "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n",
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let key: Key = (NS.into(), "hippo".into());
+
+    // History: none yet, then the switchover the operator carries out.
+    source.history(Some(key.clone()));
+    let first = next(&mut rx, |d| match d {
+        Data::History { result, .. } => Some(result),
+        _ => None,
+    })
+    .await;
+    assert_eq!(first, Ok(Vec::new()));
+    let status = h.cluster(NS, "hippo").await.status.unwrap();
+    let replica = status
+        .instances
+        .iter()
+        .find(|i| Some(&i.name) != status.primary.as_ref())
+        .unwrap()
+        .name
+        .clone();
+    source.request(
+        key.clone(),
+        Request::Switchover {
+            target: Some(replica.clone()),
+            failover: false,
+        },
+    );
+    outcome(&mut rx).await;
+    for _ in 0..3 {
+        h.reconcile(NS, "hippo").await.unwrap();
+    }
+    let switches = next(&mut rx, |d| match d {
+        Data::History { result: Ok(s), .. } if !s.is_empty() => Some(s),
+        _ => None,
+    })
+    .await;
+    assert_eq!(switches.len(), 1);
+    assert_eq!(switches[0].timeline, 1);
+    assert_eq!(switches[0].lsn.as_deref(), Some("0/30000A0"));
+    assert_eq!(switches[0].leader, Some(names::pod(&replica)));
+    assert!(switches[0].time.is_some());
+
+    // Settings: what is asked, by whom; no live value is made up without SQL.
+    h.patroni
+        .lock()
+        .unwrap()
+        .config
+        .get_mut(&format!("{NS}/hippo"))
+        .expect("the operator read /config")
+        .get_mut("postgresql")
+        .and_then(|p| p["parameters"].as_object_mut())
+        .unwrap()
+        .insert("log_min_duration_statement".into(), "1s".into());
+    source.settings(Some(Target {
+        key: key.clone(),
+        instance: replica.clone(),
+        port: None,
+    }));
+    let rows = next(&mut rx, |d| match d {
+        Data::Settings {
+            instance,
+            result: Ok(rows),
+            ..
+        } if instance == replica => Some(rows),
+        _ => None,
+    })
+    .await;
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(row("work_mem").origin, Origin::SpecPatroni);
+    assert_eq!(row("work_mem").wanted.as_deref(), Some("12MB"));
+    assert_eq!(row("wal_level").origin, Origin::Pgdeck);
+    assert_eq!(
+        row("log_min_duration_statement").origin,
+        Origin::PatroniConfig
+    );
+    assert!(rows.iter().all(|r| r.value.is_none()), "{rows:?}");
+
+    // Leaving the tab stops the reads.
+    source.settings(None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while rx.try_recv().is_ok() {}
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut late = Vec::new();
+    while let Ok(d) = rx.try_recv() {
+        late.push(d);
+    }
+    assert!(
+        !late
+            .iter()
+            .any(|d| matches!(d, Data::Settings { .. } | Data::History { .. })),
+        "nothing reads once the tab is closed"
+    );
 }
 
 /// The last `verb` in hippo's `status.actions`.

@@ -87,14 +87,14 @@ impl Activity {
     }
 
     pub fn update(&mut self, result: Result<Vec<Session>, String>, at: jiff::Timestamp) {
-        match result {
-            Ok(sessions) => {
-                self.sessions = sessions;
-                self.last_ok = Some(at);
-                self.error = None;
-                self.refresh();
-            }
-            Err(e) => self.error = Some(e),
+        if take(
+            result,
+            at,
+            &mut self.sessions,
+            &mut self.last_ok,
+            &mut self.error,
+        ) {
+            self.refresh();
         }
     }
 
@@ -146,6 +146,29 @@ impl Activity {
             visible.reverse();
         }
         self.visible = visible;
+    }
+}
+
+/// Take what a tab's poll answered: its data and when (true), or, when it failed, only why
+/// (the last data stays on screen with the error beside it).
+pub fn take<T>(
+    result: Result<T, String>,
+    at: jiff::Timestamp,
+    data: &mut T,
+    last_ok: &mut Option<jiff::Timestamp>,
+    error: &mut Option<String>,
+) -> bool {
+    match result {
+        Ok(fresh) => {
+            *data = fresh;
+            *last_ok = Some(at);
+            *error = None;
+            true
+        }
+        Err(e) => {
+            *error = Some(e);
+            false
+        }
     }
 }
 
@@ -209,8 +232,8 @@ impl SessionDialog {
 }
 
 impl App {
-    /// Move to another tab of the cluster view: the Activity tab polls while it is open, and
-    /// only then.
+    /// Move to another tab of the cluster view: the Activity, History and Settings tabs read
+    /// while they are open, and only then.
     pub(super) fn step_tab(&mut self, by: isize) -> Vec<Effect> {
         let View::Cluster { key, tab } = &self.view else {
             return Vec::new();
@@ -220,24 +243,55 @@ impl App {
             self.instance = self.instances().get(self.row).map(|i| i.name.clone());
         }
         let to = from.step(by);
-        self.view = View::Cluster { key, tab: to };
+        self.view = View::Cluster {
+            key: key.clone(),
+            tab: to,
+        };
         self.row = 0;
-        match (from == Tab::Activity, to == Tab::Activity) {
-            (false, true) => vec![Effect::Activity(self.follow_activity())],
-            (true, false) => vec![Effect::Activity(None)],
+        let mut effects = match from {
+            Tab::Activity => vec![Effect::Activity(None)],
+            Tab::History => vec![Effect::History(None)],
+            Tab::Settings => vec![Effect::Settings(None)],
             _ => Vec::new(),
+        };
+        match to {
+            Tab::Activity => effects.push(Effect::Activity(self.follow_activity())),
+            Tab::History => effects.push(Effect::History(Some(key))),
+            Tab::Settings => {
+                let target = self.followed();
+                if let Some(t) = &target {
+                    self.settings.follow(t.clone());
+                }
+                effects.push(Effect::Settings(target));
+            }
+            _ => {}
         }
+        effects
     }
 
-    /// The instance the Activity tab follows: the one last under the cursor on the Instances
-    /// tab, else the primary. Nothing on Kubernetes: the console has no SQL path to a pod yet.
+    /// The instance the Activity tab follows. Nothing on Kubernetes: the console has no SQL
+    /// path to a pod yet.
     fn follow_activity(&mut self) -> Option<Target> {
-        let View::Cluster { key, .. } = &self.view else {
-            return None;
-        };
         if self.platform == Platform::Kube {
             return None;
         }
+        let target = self.followed()?;
+        if self.activity.target.as_ref() != Some(&target) {
+            self.activity.sessions.clear();
+            self.activity.last_ok = None;
+            self.activity.error = None;
+            self.activity.refresh();
+            self.activity.target = Some(target.clone());
+        }
+        Some(target)
+    }
+
+    /// The instance the Activity and Settings tabs follow: the one last under the cursor on
+    /// the Instances tab, else the primary.
+    fn followed(&self) -> Option<Target> {
+        let View::Cluster { key, .. } = &self.view else {
+            return None;
+        };
         let instances = self.instances();
         let chosen = self
             .instance
@@ -249,19 +303,11 @@ impl App {
                     .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")))
             })
             .or(instances.first())?;
-        let target = Target {
+        Some(Target {
             key: key.clone(),
             instance: chosen.name.clone(),
             port: chosen.port,
-        };
-        if self.activity.target.as_ref() != Some(&target) {
-            self.activity.sessions.clear();
-            self.activity.last_ok = None;
-            self.activity.error = None;
-            self.activity.refresh();
-            self.activity.target = Some(target.clone());
-        }
-        Some(target)
+        })
     }
 
     /// `x` / `X`: the dialog for the session under the cursor, as it was shown.

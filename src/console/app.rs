@@ -8,15 +8,19 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::activity::{Activity, Signal, Target};
 use super::dialogs::Overlay;
 use super::health;
+use super::history::{self, History};
 use super::keys::{self, Action, Binding};
 use super::requests::{Outcome, Pending, Request};
+use super::settings::Settings;
 use super::theme::Theme;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::Platform;
 use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
+use crate::observe::history::TimelineSwitch;
 use crate::observe::pgbouncer::Pool;
+use crate::observe::settings::Setting;
 
 /// A cluster's identity: (namespace, name).
 pub type Key = (String, String);
@@ -28,15 +32,19 @@ pub enum Tab {
     Events,
     Connection,
     Activity,
+    History,
+    Settings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Instances,
         Tab::Backups,
         Tab::Events,
         Tab::Connection,
         Tab::Activity,
+        Tab::History,
+        Tab::Settings,
     ];
 
     pub fn title(self) -> &'static str {
@@ -46,6 +54,21 @@ impl Tab {
             Tab::Events => "Events",
             Tab::Connection => "Connection",
             Tab::Activity => "Activity",
+            Tab::History => "History",
+            Tab::Settings => "Settings",
+        }
+    }
+
+    /// The title on a narrow terminal, where every full title does not fit.
+    pub fn short(self) -> &'static str {
+        match self {
+            Tab::Instances => "Inst",
+            Tab::Backups => "Bkp",
+            Tab::Events => "Evts",
+            Tab::Connection => "Conn",
+            Tab::Activity => "Act",
+            Tab::History => "Hist",
+            Tab::Settings => "Set",
         }
     }
 
@@ -159,6 +182,20 @@ pub enum Data {
         result: Result<Vec<Session>, String>,
         at: jiff::Timestamp,
     },
+    /// The open cluster's timeline switches (Patroni's `/history`), while the History tab is
+    /// open.
+    History {
+        key: Key,
+        result: Result<Vec<TimelineSwitch>, String>,
+        at: jiff::Timestamp,
+    },
+    /// The parameters of the instance the Settings tab shows.
+    Settings {
+        key: Key,
+        instance: String,
+        result: Result<Vec<Setting>, String>,
+        at: jiff::Timestamp,
+    },
     /// What became of a cancel or terminate: what was sent, or why not.
     Signalled(Result<String, String>),
     /// A source could not do its work; shown in the footer.
@@ -181,6 +218,10 @@ pub enum Effect {
     LoadTheme(String),
     /// Poll this instance's sessions every refresh, or stop polling (`None`).
     Activity(Option<Target>),
+    /// Read the cluster's timeline history every refresh, or stop (`None`).
+    History(Option<Key>),
+    /// Read this instance's parameters every few seconds, or stop (`None`).
+    Settings(Option<Target>),
     /// Cancel or terminate a session.
     Signal(Signal),
     /// Carry out a user's request (a change to the manifest).
@@ -231,7 +272,12 @@ pub struct App {
     pub pools: Option<Result<Vec<Pool>, String>>,
     /// The Activity tab's sessions, sort and filter.
     pub activity: Activity,
-    /// The instance last under the cursor on the Instances tab: the one Activity shows.
+    /// The History tab's timeline switches.
+    pub history: History,
+    /// The Settings tab's parameters and filter.
+    pub settings: Settings,
+    /// The instance last under the cursor on the Instances tab: the one Activity and Settings
+    /// show.
     pub instance: Option<String>,
 
     pub view: View,
@@ -283,6 +329,8 @@ impl App {
             credentials: Vec::new(),
             pools: None,
             activity: Activity::default(),
+            history: History::default(),
+            settings: Settings::default(),
             instance: None,
             view: View::Clusters,
             mode: Mode::Normal,
@@ -386,6 +434,9 @@ impl App {
                 tab: Tab::Connection,
                 ..
             } => vec![keys::CONNECTION, keys::CLUSTER],
+            View::Cluster {
+                tab: Tab::Settings, ..
+            } => vec![keys::SETTINGS, keys::CLUSTER],
             View::Cluster { .. } => vec![keys::CLUSTER],
         };
         if self.on_activity() {
@@ -407,13 +458,16 @@ impl App {
     }
 
     pub fn on_activity(&self) -> bool {
-        matches!(
-            self.view,
-            View::Cluster {
-                tab: Tab::Activity,
-                ..
-            }
-        )
+        self.on_tab(Tab::Activity)
+    }
+
+    pub fn on_tab(&self, wanted: Tab) -> bool {
+        matches!(self.view, View::Cluster { tab, .. } if tab == wanted)
+    }
+
+    /// The History tab's rows, newest first.
+    pub fn history_entries(&self) -> Vec<history::Entry> {
+        history::entries(&self.history.switches, &self.events, self.open_cluster())
     }
 
     pub fn say(&mut self, text: impl Into<String>) {
@@ -477,17 +531,39 @@ impl App {
                 instance,
                 result,
                 at,
-            } if Some(&key) == open.as_ref()
-                && self
-                    .activity
-                    .target
-                    .as_ref()
-                    .is_some_and(|t| t.instance == instance) =>
+            } if followed(
+                open.as_ref(),
+                self.activity.target.as_ref(),
+                &key,
+                &instance,
+            ) =>
             {
                 self.activity.update(result, at);
                 self.row = self
                     .row
                     .min(self.activity.visible().len().saturating_sub(1));
+            }
+            Data::History { key, result, at } if Some(&key) == open.as_ref() => {
+                self.history.update(result, at);
+            }
+            Data::Settings {
+                key,
+                instance,
+                result,
+                at,
+            } if followed(
+                open.as_ref(),
+                self.settings.target.as_ref(),
+                &key,
+                &instance,
+            ) =>
+            {
+                self.settings.update(result, at);
+                if self.on_tab(Tab::Settings) {
+                    self.row = self
+                        .row
+                        .min(self.settings.visible().len().saturating_sub(1));
+                }
             }
             Data::Signalled(Ok(done)) => self.say(done),
             Data::Signalled(Err(why)) => self.warn(why),
@@ -562,6 +638,8 @@ impl App {
                 self.mode = Mode::Filter;
                 self.input = if self.on_activity() {
                     self.activity.filter.clone()
+                } else if self.on_tab(Tab::Settings) {
+                    self.settings.filter.clone()
                 } else {
                     self.filter.clone()
                 };
@@ -641,6 +719,12 @@ impl App {
                 tab: Tab::Activity, ..
             } => self.activity.visible().len(),
             View::Cluster {
+                tab: Tab::History, ..
+            } => self.history_entries().len(),
+            View::Cluster {
+                tab: Tab::Settings, ..
+            } => self.settings.visible().len(),
+            View::Cluster {
                 tab: Tab::Backups, ..
             } => self
                 .open_cluster()
@@ -664,6 +748,8 @@ impl App {
         self.credentials.clear();
         self.pools = None;
         self.activity = Activity::default();
+        self.history = History::default();
+        self.settings = Settings::default();
         self.instance = None;
         self.reveal = false;
         vec![Effect::Open(key)]
@@ -707,9 +793,7 @@ impl App {
     fn on_input(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
             KeyCode::Esc => {
-                if self.mode == Mode::Filter && self.on_activity() {
-                    self.activity.set_filter("");
-                } else if self.mode == Mode::Filter {
+                if self.mode == Mode::Filter && !self.tab_filter("") {
                     self.filter.clear();
                     self.refresh_visible(None);
                 }
@@ -728,8 +812,7 @@ impl App {
             KeyCode::Char(c) => self.input.push(c),
             _ => {}
         }
-        if self.mode == Mode::Filter && self.on_activity() {
-            self.activity.set_filter(&self.input);
+        if self.mode == Mode::Filter && self.tab_filter(&self.input.clone()) {
             self.row = 0;
         } else if self.mode == Mode::Filter {
             // The list narrows as you type.
@@ -738,6 +821,19 @@ impl App {
             self.refresh_visible(None);
         }
         Vec::new()
+    }
+
+    /// Filter the open tab's own list (Activity, Settings) by `text`; false when the cluster
+    /// list is the one filtered.
+    fn tab_filter(&mut self, text: &str) -> bool {
+        if self.on_activity() {
+            self.activity.set_filter(text);
+        } else if self.on_tab(Tab::Settings) {
+            self.settings.set_filter(text);
+        } else {
+            return false;
+        }
+        true
     }
 
     fn command(&mut self, line: &str) -> Vec<Effect> {
@@ -833,6 +929,12 @@ impl App {
         self.say(format!("theme: {}", theme.name));
         self.theme = theme;
     }
+}
+
+/// Whether data from `instance` of `key` is for the instance a tab follows (`target`) in the
+/// open cluster: another's late answer is not shown as this one's.
+fn followed(open: Option<&Key>, target: Option<&Target>, key: &Key, instance: &str) -> bool {
+    open == Some(key) && target.is_some_and(|t| t.instance == instance)
 }
 
 fn compare(column: Column, a: &PostgresCluster, b: &PostgresCluster) -> std::cmp::Ordering {

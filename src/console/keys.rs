@@ -261,6 +261,14 @@ pub const ACTIVITY: &[Binding] = &[
     ),
 ];
 
+pub const SETTINGS: &[Binding] = &[b(
+    &[(KeyCode::Char('/'), NONE)],
+    "/",
+    "filter parameters by name, value or source (pending: those waiting for a restart)",
+    Action::Filter,
+    "filter",
+)];
+
 /// Keys that signal a session on the Activity tab: absent in read-only mode.
 pub const ACTIVITY_ACTIONS: &[Binding] = &[
     b(

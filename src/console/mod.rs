@@ -12,8 +12,10 @@ pub mod editor;
 mod external;
 pub mod form;
 pub mod health;
+pub mod history;
 pub mod keys;
 pub mod requests;
+pub mod settings;
 pub mod source;
 mod start;
 pub mod theme;
@@ -175,6 +177,8 @@ async fn run_async(
                     }
                     Effect::Request { key, request } => source.request(key, request),
                     Effect::Activity(target) => source.activity(target),
+                    Effect::History(key) => source.history(key),
+                    Effect::Settings(target) => source.settings(target),
                     Effect::Signal(signal) => source.signal(signal),
                     Effect::ExternalEdit {
                         key,

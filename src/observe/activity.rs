@@ -168,9 +168,19 @@ fn row(r: &tokio_postgres::Row) -> Session {
 }
 
 async fn connect(conninfo: &str) -> Result<Client, tokio_postgres::Error> {
+    connect_with(console_config(conninfo)?).await
+}
+
+/// How the console connects to an instance: named, and giving up on one that does not answer
+/// within a second.
+pub fn console_config(conninfo: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
     let mut config: tokio_postgres::Config = conninfo.parse()?;
     config.connect_timeout(Duration::from_secs(1));
     config.application_name("pgdeck console");
+    Ok(config)
+}
+
+pub async fn connect_with(config: tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(connection);
     Ok(client)

@@ -3,9 +3,11 @@
 pub mod activity;
 pub mod conditions;
 pub mod events;
+pub mod history;
 pub mod metrics;
 pub mod patroni;
 pub mod pgbackrest;
 pub mod pgbouncer;
 pub mod replication;
+pub mod settings;
 pub mod status;

@@ -1,12 +1,14 @@
 //! Patroni's REST API: what a member says of itself (`/patroni`), of its cluster (`/cluster`),
-//! the dynamic configuration (`/config`), and the actions pgdeck asks of it. Members are reached
-//! directly (local platform) or through the Kubernetes API server's pod proxy (kube platform).
+//! the dynamic configuration (`/config`), the timeline history (`/history`), and the actions
+//! pgdeck asks of it. Members are reached directly (local platform) or through the Kubernetes
+//! API server's pod proxy (kube platform).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::history::TimelineSwitch;
 use crate::plan::patroni::BasicAuth;
 
 #[derive(Debug, thiserror::Error)]
@@ -401,6 +403,22 @@ impl Patroni {
 
     pub async fn config(&self, base: &str) -> Result<Map<String, Value>, PatroniError> {
         self.get(base, "/config").await
+    }
+
+    /// The cluster's timeline switches, newest first, from the first member of `bases` that
+    /// answers (every member reads the same history from the DCS).
+    pub async fn history_from(
+        &self,
+        bases: impl IntoIterator<Item = &str>,
+    ) -> Result<Vec<TimelineSwitch>, String> {
+        let mut why = "no member has a REST API address yet".to_string();
+        for base in bases {
+            match self.get::<Value>(base, "/history").await {
+                Ok(body) => return super::history::parse(&body),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(why)
     }
 
     /// Change the dynamic configuration. Patroni also wakes its HA loop on every PATCH, which

@@ -281,6 +281,16 @@ fn log(logging: &PatroniLogging, dir: &str) -> Value {
     })
 }
 
+/// The parameters each instance sets from where it runs (its socket and TLS files), besides
+/// those its resources imply: what the console's Settings tab names as pgdeck's.
+pub const PLACEMENT_PARAMETERS: [&str; 5] = [
+    "unix_socket_directories",
+    "ssl",
+    "ssl_cert_file",
+    "ssl_key_file",
+    "ssl_ca_file",
+];
+
 /// This instance's own PostgreSQL parameters: its socket, its TLS files, and what its set's
 /// resources imply. Every one of them takes effect on a reload.
 fn parameters(cluster: &PostgresCluster, set: &InstanceSet, at: &Placement) -> Value {
@@ -402,6 +412,25 @@ mod tests {
             kube["kubernetes"].get("pod_ip").is_none(),
             "the pod's IP comes from its environment"
         );
+    }
+
+    #[test]
+    fn placement_parameters_are_exactly_those_besides_the_resources() {
+        let c = sync_strict();
+        let set = &c.spec.instances[0];
+        let own = parameters(&c, set, &placement(etcd(None)));
+        let from_resources = resources::instance_parameters(&c, set);
+        let mut placed: Vec<&str> = own
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !from_resources.contains_key(*k))
+            .collect();
+        placed.sort_unstable();
+        let mut named = PLACEMENT_PARAMETERS.to_vec();
+        named.sort_unstable();
+        assert_eq!(placed, named);
     }
 
     #[test]

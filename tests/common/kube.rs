@@ -109,6 +109,8 @@ pub struct FakePatroni {
     /// The backups the repository host's pgBackRest lists, by cluster (`namespace/cluster`);
     /// a cluster not here has [`first_backups`].
     pub backups: HashMap<String, Vec<Value>>,
+    /// `/history` by cluster: one entry per switchover, as Patroni 3 writes them.
+    pub history: HashMap<String, Vec<Value>>,
     /// Pods whose Patroni answers `/patroni` with more than any member would send.
     pub oversized: HashSet<String>,
     /// API requests (method, path) the API server fails with a 500, as a test says.
@@ -987,6 +989,10 @@ async fn answer_as_patroni(
             });
             (200, Value::Object(config.clone()))
         }
+        ("GET", "/history") => {
+            let s = state.lock().unwrap();
+            (200, json!(s.history.get(&key).cloned().unwrap_or_default()))
+        }
         ("PATCH", "/config") => {
             let mut s = state.lock().unwrap();
             let config = s.config.entry(key.clone()).or_default();
@@ -1040,6 +1046,14 @@ async fn answer_as_patroni(
                 .unwrap();
             }
             let mut s = state.lock().unwrap();
+            let ended = s.timeline.get(&key).copied().unwrap_or(1);
+            s.history.entry(key.clone()).or_default().push(json!([
+                ended,
+                0x0300_00A0 * ended,
+                "no recovery target specified",
+                jiff::Timestamp::now().to_string(),
+                candidate,
+            ]));
             *s.timeline.entry(key.clone()).or_insert(1) += 1;
             s.actions.push(format!("switchover to {candidate}"));
             s.switchovers

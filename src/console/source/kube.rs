@@ -17,16 +17,19 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, send_details};
+use super::{Tasks, history_data, leader_first, send_details, settings_data, settings_every};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::{self, Platform};
 use crate::api::validate;
+use crate::console::activity::Target;
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
 use crate::observe::events::{ClusterEvent, user_source};
+use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::Patroni;
+use crate::observe::settings::{self, Setting};
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::Instance;
 use crate::platform::kube::operator::LEASE;
@@ -65,7 +68,7 @@ impl KubeSource {
             refresh,
             tasks: Tasks {
                 live: None,
-                activity: None,
+                tab: None,
                 background,
             },
         }
@@ -109,6 +112,37 @@ impl KubeSource {
         });
     }
 
+    /// Read the cluster's timeline history through the pod proxy, every refresh; `None` stops.
+    pub fn history(&mut self, key: Option<Key>) {
+        let Some(key) = key else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, patroni) = (self.client.clone(), self.pod_proxy());
+        self.tasks.poll_every(&self.tx, self.refresh, move || {
+            let (client, patroni, key) = (client.clone(), patroni.clone(), key.clone());
+            async move { history_data(&key, read_history(&client, &patroni, &key).await) }
+        });
+    }
+
+    /// Read what can be known of `target`'s parameters without SQL (the manifest, pgdeck's
+    /// derived values, Patroni's `/config` and pending restart through the pod proxy) every few
+    /// seconds; `None` stops.
+    pub fn settings(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, patroni) = (self.client.clone(), self.pod_proxy());
+        self.tasks
+            .poll_every(&self.tx, settings_every(self.refresh), move || {
+                let (client, patroni, target) = (client.clone(), patroni.clone(), target.clone());
+                async move { settings_data(&target, read_settings(&client, &patroni, &target).await) }
+            });
+    }
+
+    fn pod_proxy(&self) -> Patroni {
+        Patroni::through_pod_proxy(self.client.clone())
+    }
+
     /// Sessions cannot be signalled on Kubernetes yet (no SQL path to a pod): say so.
     pub fn refuse_signal(&self) {
         let _ = self.tx.send(Data::Signalled(Err(
@@ -119,6 +153,45 @@ impl KubeSource {
     pub fn close(&mut self) {
         self.tasks.close();
     }
+}
+
+/// The cluster as the API server has it now.
+async fn current(client: &Client, key: &Key) -> Result<PostgresCluster, String> {
+    let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
+    match clusters.get_opt(&key.1).await {
+        Ok(Some(cluster)) => Ok(cluster),
+        Ok(None) => Err(format!("{}/{} is gone", key.0, key.1)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn read_history(
+    client: &Client,
+    patroni: &Patroni,
+    key: &Key,
+) -> Result<Vec<TimelineSwitch>, String> {
+    let cluster = current(client, key).await?;
+    let bases: Vec<String> = leader_first(&cluster)
+        .into_iter()
+        .map(|i| proxy::base(&cluster, &i.name))
+        .collect();
+    patroni.history_from(bases.iter().map(String::as_str)).await
+}
+
+/// What the manifest, pgdeck and Patroni ask of one instance's parameters.
+async fn read_settings(
+    client: &Client,
+    patroni: &Patroni,
+    target: &Target,
+) -> Result<Vec<Setting>, String> {
+    let cluster = current(client, &target.key).await?;
+    let instance = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.instance(&target.instance))
+        .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
+    let base = proxy::base(&cluster, &instance.name);
+    settings::observe(patroni, &base, &cluster, instance, None).await
 }
 
 /// Keep a reflector of the clusters and send the whole list after each burst of changes.

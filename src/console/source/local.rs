@@ -9,15 +9,18 @@ use futures::future::join_all;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, send_details};
+use super::{Tasks, history_data, leader_first, send_details, settings_data, settings_every};
 
+use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::console::activity::{Signal, Target};
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Request, execute_local};
 use crate::observe::activity::{self, ActivityProbe};
 use crate::observe::events::{ClusterEvent, user_source};
+use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
+use crate::observe::settings::{self, Setting};
 use crate::observe::status::{Sighting, instances};
 use crate::platform::local::account::Account;
 use crate::platform::local::cluster::{pools, stored_password, superuser_conninfo, user_key};
@@ -104,7 +107,7 @@ impl LocalSource {
             refresh,
             tasks: Tasks {
                 live: None,
-                activity: None,
+                tab: None,
                 background,
             },
         }
@@ -124,15 +127,7 @@ impl LocalSource {
                     tokio::time::sleep(refresh).await;
                     continue;
                 };
-                let result = poll(
-                    &patroni,
-                    cluster
-                        .status
-                        .as_ref()
-                        .map(|s| s.instances.as_slice())
-                        .unwrap_or_default(),
-                )
-                .await;
+                let result = poll(&patroni, instances_of(&cluster)).await;
                 let _ = tx.send(Data::Live {
                     key: key.clone(),
                     result,
@@ -179,13 +174,13 @@ impl LocalSource {
     /// between one and two seconds; `None` stops.
     pub fn activity(&mut self, target: Option<Target>) {
         let Some(target) = target else {
-            return self.tasks.poll_activity(None);
+            return self.tasks.poll_tab(None);
         };
         let (local, tx) = (self.local.clone(), self.tx.clone());
         let every = self
             .refresh
             .clamp(Duration::from_secs(1), Duration::from_secs(2));
-        self.tasks.poll_activity(Some(tokio::spawn(async move {
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
             let mut probe = ActivityProbe::default();
             loop {
                 let result = match conninfo(&local, &target) {
@@ -201,6 +196,33 @@ impl LocalSource {
                 tokio::time::sleep(every).await;
             }
         })));
+    }
+
+    /// Read the cluster's timeline history from the first member that answers, every refresh;
+    /// `None` stops.
+    pub fn history(&mut self, key: Option<Key>) {
+        let Some(key) = key else {
+            return self.tasks.poll_tab(None);
+        };
+        let (local, patroni) = (self.local.clone(), Patroni::new());
+        self.tasks.poll_every(&self.tx, self.refresh, move || {
+            let (local, patroni, key) = (local.clone(), patroni.clone(), key.clone());
+            async move { history_data(&key, read_history(&local, &patroni, &key).await) }
+        });
+    }
+
+    /// Read the parameters of `target` (`pg_settings` as the superuser through its socket,
+    /// and its Patroni) every few seconds; `None` stops.
+    pub fn settings(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (local, patroni) = (self.local.clone(), Patroni::new());
+        self.tasks
+            .poll_every(&self.tx, settings_every(self.refresh), move || {
+                let (local, patroni, target) = (local.clone(), patroni.clone(), target.clone());
+                async move { settings_data(&target, read_settings(&local, &patroni, &target).await) }
+            });
     }
 
     /// Cancel or terminate a session, and record it among the cluster's events.
@@ -240,6 +262,59 @@ impl LocalSource {
     }
 }
 
+/// The cluster as stored, read off the async threads.
+async fn stored(local: &Local, key: &Key) -> Result<PostgresCluster, String> {
+    let (store, k) = (local.store.clone(), key.clone());
+    match tokio::task::spawn_blocking(move || store.get(&k.0, &k.1)).await {
+        Ok(Ok(Some(cluster))) => Ok(cluster),
+        Ok(Ok(None)) => Err(format!("{}/{} is gone", key.0, key.1)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn read_history(
+    local: &Local,
+    patroni: &Patroni,
+    key: &Key,
+) -> Result<Vec<TimelineSwitch>, String> {
+    let cluster = stored(local, key).await?;
+    let apis: Vec<String> = leader_first(&cluster).into_iter().filter_map(api).collect();
+    patroni.history_from(apis.iter().map(String::as_str)).await
+}
+
+/// One instance's parameters: its live `pg_settings` and its Patroni's word.
+async fn read_settings(
+    local: &Local,
+    patroni: &Patroni,
+    target: &Target,
+) -> Result<Vec<Setting>, String> {
+    let cluster = stored(local, &target.key).await?;
+    let instance = instances_of(&cluster)
+        .iter()
+        .find(|i| i.name == target.instance)
+        .cloned()
+        .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
+    let base = api(&instance)
+        .ok_or_else(|| format!("{} reports no Patroni address yet", instance.name))?;
+    let conninfo = conninfo(local, target)?;
+    settings::observe(patroni, &base, &cluster, &instance, Some(&conninfo)).await
+}
+
+/// The instances as the status lists them.
+fn instances_of(cluster: &PostgresCluster) -> &[InstanceStatus] {
+    cluster
+        .status
+        .as_ref()
+        .map(|s| s.instances.as_slice())
+        .unwrap_or_default()
+}
+
+/// A member's REST API address, when its status has one.
+fn api(i: &InstanceStatus) -> Option<String> {
+    Some(format!("http://{}:{}", i.host.as_ref()?, i.patroni_port?))
+}
+
 /// How the console reaches an instance as the superuser: its socket, by peer authentication.
 fn conninfo(local: &Local, target: &Target) -> Result<String, String> {
     let port = target
@@ -255,10 +330,7 @@ fn conninfo(local: &Local, target: &Target) -> Result<String, String> {
 
 /// Ask every member's Patroni at once; the DCS view comes from the first that answers.
 async fn poll(patroni: &Patroni, known: &[InstanceStatus]) -> Result<Vec<InstanceStatus>, String> {
-    let apis: Vec<Option<String>> = known
-        .iter()
-        .map(|i| Some(format!("http://{}:{}", i.host.as_ref()?, i.patroni_port?)))
-        .collect();
+    let apis: Vec<Option<String>> = known.iter().map(api).collect();
     if apis.iter().all(Option::is_none) {
         return Err("no instance reports a Patroni address yet".into());
     }

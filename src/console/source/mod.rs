@@ -7,13 +7,19 @@ mod local;
 pub use self::kube::{KubeSource, POOLS_UNREAD};
 pub use self::local::LocalSource;
 
+use std::time::Duration;
+
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::activity::{Signal, Target};
 use super::app::{Credential, Data, Key};
 use super::requests::Request;
+use crate::api::PostgresCluster;
+use crate::api::status::InstanceStatus;
 use crate::observe::events::ClusterEvent;
+use crate::observe::history::TimelineSwitch;
+use crate::observe::settings::Setting;
 
 pub enum Source {
     Local(LocalSource),
@@ -43,6 +49,22 @@ impl Source {
             Source::Local(s) => s.activity(target),
             // The console has no SQL path to a pod yet: the tab says so and nothing polls.
             Source::Kube(_) => {}
+        }
+    }
+
+    /// Read the cluster's timeline history while the History tab shows it; stop with `None`.
+    pub fn history(&mut self, key: Option<Key>) {
+        match self {
+            Source::Local(s) => s.history(key),
+            Source::Kube(s) => s.history(key),
+        }
+    }
+
+    /// Read the parameters of `target` while the Settings tab shows it; stop with `None`.
+    pub fn settings(&mut self, target: Option<Target>) {
+        match self {
+            Source::Local(s) => s.settings(target),
+            Source::Kube(s) => s.settings(target),
         }
     }
 
@@ -86,13 +108,45 @@ fn send_details(
     }
 }
 
+/// How often the Settings tab reads: parameters change seldom, and each read connects anew.
+fn settings_every(refresh: Duration) -> Duration {
+    refresh.clamp(Duration::from_secs(2), Duration::from_secs(5))
+}
+
+fn history_data(key: &Key, result: Result<Vec<TimelineSwitch>, String>) -> Data {
+    Data::History {
+        key: key.clone(),
+        result,
+        at: jiff::Timestamp::now(),
+    }
+}
+
+fn settings_data(target: &Target, result: Result<Vec<Setting>, String>) -> Data {
+    Data::Settings {
+        key: target.key.clone(),
+        instance: target.instance.clone(),
+        result,
+        at: jiff::Timestamp::now(),
+    }
+}
+
+/// The cluster's instances, its primary first: the member likeliest to answer for the cluster.
+fn leader_first(cluster: &PostgresCluster) -> Vec<&InstanceStatus> {
+    let Some(status) = cluster.status.as_ref() else {
+        return Vec::new();
+    };
+    let mut all: Vec<&InstanceStatus> = status.instances.iter().collect();
+    all.sort_by_key(|i| status.primary.as_ref() != Some(&i.name));
+    all
+}
+
 /// A source's tasks: those that run as long as it does, and the one following the open
 /// cluster. Dropping them stops them all.
 #[derive(Default)]
 struct Tasks {
     live: Option<JoinHandle<()>>,
-    /// The Activity tab's poll, while the tab is open.
-    activity: Option<JoinHandle<()>>,
+    /// The poll of the open tab (Activity, History, Settings), while it is open.
+    tab: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -103,15 +157,31 @@ impl Tasks {
         self.live = Some(task);
     }
 
-    /// Poll the Activity tab's instance with `task` (none: stop), stopping the last poll.
-    fn poll_activity(&mut self, task: Option<JoinHandle<()>>) {
-        if let Some(last) = std::mem::replace(&mut self.activity, task) {
+    /// Poll for the open tab with `task` (none: stop), stopping the last poll.
+    fn poll_tab(&mut self, task: Option<JoinHandle<()>>) {
+        if let Some(last) = std::mem::replace(&mut self.tab, task) {
             last.abort();
         }
     }
 
+    /// Poll for the open tab: what `read` makes of each answer, sent every `every` until
+    /// another poll replaces this one.
+    fn poll_every<F, Fut>(&mut self, tx: &UnboundedSender<Data>, every: Duration, read: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Data> + Send + 'static,
+    {
+        let tx = tx.clone();
+        self.poll_tab(Some(tokio::spawn(async move {
+            loop {
+                let _ = tx.send(read().await);
+                tokio::time::sleep(every).await;
+            }
+        })));
+    }
+
     fn close(&mut self) {
-        self.poll_activity(None);
+        self.poll_tab(None);
         if let Some(task) = self.live.take() {
             task.abort();
         }

@@ -4,10 +4,10 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::dialogs::{hint, popup};
-use super::{col, column_table, fit, window_start};
+use super::{col, list_table, poll_state};
 use crate::api::support::Platform;
 use crate::console::activity::SessionDialog;
 use crate::console::app::App;
@@ -33,11 +33,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let count = |f: &dyn Fn(&Session) -> bool| a.sessions.iter().filter(|s| f(s)).count();
     let mut spans = vec![Span::styled(format!("{} ", target.instance), t.title)];
-    match (&a.error, a.last_ok) {
-        (Some(e), _) => spans.push(Span::styled(format!("⚠ {e}  "), t.stale)),
-        (None, None) => spans.push(Span::styled("reading sessions…  ", t.muted)),
-        (None, Some(_)) => {}
-    }
+    spans.extend(poll_state(
+        t,
+        a.error.as_ref(),
+        a.last_ok,
+        "reading sessions…",
+    ));
     spans.push(Span::styled(
         format!(
             "{} sessions: {} active, {} idle in transaction, {} waiting on a lock",
@@ -61,16 +62,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), head);
 
-    let len = a.visible().len();
-    if len == 0 {
-        let why = if a.last_ok.is_some() {
-            "no sessions match"
-        } else {
-            ""
-        };
-        frame.render_widget(Paragraph::new(Span::styled(why, t.muted)), body);
-        return;
-    }
     let cols = [
         col("PID", 7, 9),
         col("USER", 10, 3),
@@ -81,58 +72,42 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         col("BLOCKED BY", 14, 7),
         col("QUERY", 20, 9),
     ];
-    let shown = fit(&cols, body.width);
-    let height = body.height.saturating_sub(1) as usize;
-    let start = window_start(app.row, height, len);
-    let rows: Vec<Row> = a
-        .visible()
-        .skip(start)
-        .take(height)
-        .map(|s| {
-            let behind = chain(&a.sessions, s.backend.pid);
-            let blocking = blocks(&a.sessions, s.backend.pid);
-            let relation = match (behind.is_empty(), blocking) {
-                (false, _) => behind
-                    .iter()
-                    .map(|p| format!("← {p}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                (true, 0) => String::new(),
-                (true, n) => format!("blocks {n}"),
-            };
-            let application = match s.owner() {
-                Some(owner) => format!("[{owner}] {}", s.application),
-                None => s.application.clone(),
-            };
-            let style = if s.waiting() || s.state.starts_with("idle in transaction") {
-                t.warn
-            } else if s.state == "active" {
-                t.text
-            } else {
-                t.muted
-            };
-            let cells = [
-                s.backend.pid.to_string(),
-                s.user.clone(),
-                application,
-                s.state.clone(),
-                s.wait.clone(),
-                display::duration(s.seconds as i64),
-                relation,
-                s.query.clone(),
-            ];
-            let relation_style = if blocking > 0 { t.error } else { style };
-            Row::new(shown.iter().map(|&n| {
-                Cell::from(Span::styled(
-                    cells[n].clone(),
-                    if n == 6 { relation_style } else { style },
-                ))
-            }))
-        })
-        .collect();
-    let table = column_table(rows, &cols, &shown, t);
-    let mut state = TableState::default().with_selected(Some(app.row.min(len - 1) - start));
-    frame.render_stateful_widget(table, body, &mut state);
+    let empty = a.last_ok.map(|_| "no sessions match");
+    list_table(frame, body, app, &cols, a.visible(), empty, |s| {
+        let behind = chain(&a.sessions, s.backend.pid);
+        let blocking = blocks(&a.sessions, s.backend.pid);
+        let relation = match (behind.is_empty(), blocking) {
+            (false, _) => behind
+                .iter()
+                .map(|p| format!("← {p}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            (true, 0) => String::new(),
+            (true, n) => format!("blocks {n}"),
+        };
+        let application = match s.owner() {
+            Some(owner) => format!("[{owner}] {}", s.application),
+            None => s.application.clone(),
+        };
+        let style = if s.waiting() || s.state.starts_with("idle in transaction") {
+            t.warn
+        } else if s.state == "active" {
+            t.text
+        } else {
+            t.muted
+        };
+        let relation_style = if blocking > 0 { t.error } else { style };
+        vec![
+            Span::styled(s.backend.pid.to_string(), style),
+            Span::styled(s.user.clone(), style),
+            Span::styled(application, style),
+            Span::styled(s.state.clone(), style),
+            Span::styled(s.wait.clone(), style),
+            Span::styled(display::duration(s.seconds as i64), style),
+            Span::styled(relation, relation_style),
+            Span::styled(s.query.clone(), style),
+        ]
+    });
 }
 
 /// `x` / `X`: what will be signalled, whose session it is, and the confirmation.

@@ -68,16 +68,27 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     ])
     .areas(inner);
     frame.render_widget(Paragraph::new(alerts), alert);
-    let [tabs_area, fresh_area] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(24)]).areas(bar);
+    let fresh = freshness(app);
+    let [tabs_area, fresh_area] = Layout::horizontal([
+        Constraint::Min(0),
+        Constraint::Length(fresh.width() as u16 + 1),
+    ])
+    .areas(bar);
     let selected = Tab::ALL.iter().position(|x| x == tab).unwrap_or(0);
-    let tabs = Tabs::new(Tab::ALL.iter().map(|x| x.title()))
+    // Each title is padded by a space either side and divided from the next by one column.
+    let full: usize = Tab::ALL.iter().map(|x| x.title().chars().count() + 3).sum();
+    let title = if full <= usize::from(tabs_area.width) + 1 {
+        Tab::title
+    } else {
+        Tab::short
+    };
+    let tabs = Tabs::new(Tab::ALL.iter().map(|x| title(*x)))
         .select(selected)
         .style(t.muted)
         .highlight_style(t.selection)
         .divider("│");
     frame.render_widget(tabs, tabs_area);
-    frame.render_widget(Paragraph::new(freshness(app)).right_aligned(), fresh_area);
+    frame.render_widget(Paragraph::new(fresh).right_aligned(), fresh_area);
 
     match tab {
         Tab::Instances => super::instances::draw(frame, body, app),
@@ -85,6 +96,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Tab::Events => super::events::draw(frame, body, app),
         Tab::Connection => super::connection::draw(frame, body, app),
         Tab::Activity => super::activity::draw(frame, body, app),
+        Tab::History => super::history::draw(frame, body, app),
+        Tab::Settings => super::settings::draw(frame, body, app),
     }
 }
 

@@ -9,7 +9,9 @@ mod connection;
 mod dialogs;
 mod events;
 mod help;
+mod history;
 mod instances;
+mod settings;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -201,6 +203,63 @@ pub fn column_table<'a>(
         .header(header)
         .row_highlight_style(t.selection)
         .column_spacing(1)
+}
+
+/// How a tab's own poll went, for its head line: the last error, or that the first answer is
+/// awaited (`reading`); nothing once it answers.
+pub fn poll_state(
+    t: &crate::console::theme::Theme,
+    error: Option<&String>,
+    last_ok: Option<jiff::Timestamp>,
+    reading: &str,
+) -> Option<Span<'static>> {
+    match (error, last_ok) {
+        (Some(e), _) => Some(Span::styled(format!("⚠ {e}  "), t.stale)),
+        (None, None) => Some(Span::styled(format!("{reading}  "), t.muted)),
+        (None, Some(_)) => None,
+    }
+}
+
+/// A tab's list in `area`: `empty` (muted, when given) if it has no items; else the columns that fit
+/// whole, over the window of rows that keeps the cursor in sight, each row's cells (one per
+/// column in `cols`, styled) made by `cells` for the rows drawn only.
+pub fn list_table<T>(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    cols: &[Col],
+    items: impl ExactSizeIterator<Item = T>,
+    empty: Option<&str>,
+    cells: impl Fn(T) -> Vec<Span<'static>>,
+) {
+    let t = &app.theme;
+    let len = items.len();
+    if len == 0 {
+        frame.render_widget(
+            Paragraph::new(Span::styled(empty.unwrap_or_default().to_string(), t.muted)),
+            area,
+        );
+        return;
+    }
+    let shown = fit(cols, area.width);
+    let height = area.height.saturating_sub(1) as usize;
+    let start = window_start(app.row, height, len);
+    let rows: Vec<ratatui::widgets::Row> = items
+        .skip(start)
+        .take(height)
+        .map(|item| {
+            let mut cells = cells(item);
+            ratatui::widgets::Row::new(
+                shown
+                    .iter()
+                    .map(|&n| ratatui::widgets::Cell::from(std::mem::take(&mut cells[n]))),
+            )
+        })
+        .collect();
+    let table = column_table(rows, cols, &shown, t);
+    let mut state =
+        ratatui::widgets::TableState::default().with_selected(Some(app.row.min(len - 1) - start));
+    frame.render_stateful_widget(table, area, &mut state);
 }
 
 /// The first row to draw so that `selected` stays in a window of `height` rows.

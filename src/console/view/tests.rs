@@ -1113,7 +1113,7 @@ mod activity {
             "a query's escape sequences are shown, not obeyed"
         );
         assert_eq!(
-            key(&mut app, KeyCode::Tab, KeyModifiers::NONE),
+            key(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT),
             vec![Effect::Activity(None)],
             "leaving the tab stops the poll"
         );
@@ -1213,5 +1213,207 @@ mod activity {
         app.platform = Platform::Kube;
         assert_eq!(on_activity(&mut app), vec![Effect::Activity(None)]);
         insta::assert_snapshot!("activity_kube", screen(&app, 100, 8));
+    }
+}
+
+mod history_and_settings {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::console::activity::Target;
+    use crate::console::app::Effect;
+    use crate::observe::history::TimelineSwitch;
+    use crate::observe::patroni::PendingChange;
+    use crate::observe::settings::{Live, Setting, Wanted, combine};
+
+    fn hippo() -> (String, String) {
+        ("default".into(), "hippo".into())
+    }
+
+    /// hippo open, then `wanted` reached with Tab; the effects on the way.
+    fn open_tab(app: &mut App, wanted: Tab) -> Vec<Effect> {
+        open_hippo(app);
+        let mut effects = Vec::new();
+        while !matches!(&app.view, View::Cluster { tab, .. } if *tab == wanted) {
+            effects.extend(key(app, KeyCode::Tab, KeyModifiers::NONE));
+        }
+        effects
+    }
+
+    fn switches() -> Vec<TimelineSwitch> {
+        vec![
+            TimelineSwitch {
+                timeline: 2,
+                lsn: Some("0/5000060".into()),
+                reason: "no recovery target specified".into(),
+                time: Some(at("2026-11-21T11:30:00Z")),
+                leader: Some("hippo-instance1-bdkx".into()),
+            },
+            TimelineSwitch {
+                timeline: 1,
+                lsn: Some("0/30000A0".into()),
+                reason: "no recovery target specified".into(),
+                time: None,
+                leader: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn history_reads_while_open_and_merges_pgdecks_records() {
+        let mut app = fixture();
+        let effects = open_tab(&mut app, Tab::History);
+        assert_eq!(
+            effects[effects.len() - 2..],
+            [Effect::Activity(None), Effect::History(Some(hippo()))],
+            "Activity's poll stops on the way, History's starts"
+        );
+        insta::assert_snapshot!("history_reading", screen(&app, 120, 14));
+        app.on_data(Data::History {
+            key: hippo(),
+            result: Ok(switches()),
+            at: at("2026-11-21T11:59:59Z"),
+        });
+        let s = screen(&app, 120, 14);
+        insta::assert_snapshot!("history", s);
+        let rows: Vec<&str> = s.lines().filter(|l| l.contains("2026-11-21")).collect();
+        assert!(
+            rows[0].contains("2 → 3") && rows[0].contains("new leader hippo-instance1-bdkx"),
+            "newest first:\n{s}"
+        );
+        assert!(rows[1].contains("pgdeck") && rows[1].contains("PrimaryChanged"));
+        assert!(s.contains("(not recorded)") && s.contains("1 → 2"));
+        assert!(!s.contains("BackupCompleted"), "only changes of primary");
+        insta::assert_snapshot!("history_80x24", screen(&app, 80, 24));
+        // A failed read keeps the list and says why.
+        app.on_data(Data::History {
+            key: hippo(),
+            result: Err("Patroni at http://127.0.0.1:20002/history did not answer".into()),
+            at: at("2026-11-21T12:00:00Z"),
+        });
+        let s = screen(&app, 120, 14);
+        assert!(s.contains("⚠ Patroni at") && s.contains("2 → 3"), "{s}");
+        assert_eq!(
+            key(&mut app, KeyCode::Tab, KeyModifiers::NONE)[0],
+            Effect::History(None),
+            "leaving the tab stops the read"
+        );
+    }
+
+    fn target() -> Target {
+        Target {
+            key: hippo(),
+            instance: "hippo-instance1-bdkx".into(),
+            port: Some(20001),
+        }
+    }
+
+    fn rows(app: &App, sql: bool) -> Vec<Setting> {
+        let c = app.open_cluster().unwrap();
+        let config = serde_json::json!({"postgresql": {"parameters": {
+            "synchronous_commit": "on", "log_min_duration_statement": "250ms"
+        }}});
+        let conf =
+            "/var/lib/pgdeck/namespaces/default/hippo/hippo-instance1-bdkx/data/postgresql.conf";
+        let mut shared_buffers = Live::new("shared_buffers", "128MB", "configuration file", conf);
+        shared_buffers.pending_restart = true;
+        let live = [
+            Live::new("synchronous_commit", "on", "configuration file", conf),
+            Live::new("wal_level", "replica", "command line", ""),
+            Live::new(
+                "log_min_duration_statement",
+                "250ms",
+                "configuration file",
+                conf,
+            ),
+            Live::new("cluster_name", "hippo", "command line", ""),
+            Live::new(
+                "work_mem",
+                "16MB",
+                "configuration file",
+                "/d/postgresql.auto.conf",
+            ),
+            shared_buffers,
+            Live::new("search_path", "ledger, public", "database", ""),
+        ];
+        combine(
+            &Wanted::new(c, Some(&c.spec.instances[0]), config.as_object().unwrap()),
+            sql.then_some(&live[..]),
+            &BTreeMap::from([(
+                "shared_buffers".to_string(),
+                PendingChange {
+                    old_value: Some("128MB".into()),
+                    new_value: Some("256MB".into()),
+                },
+            )]),
+        )
+    }
+
+    fn feed(app: &mut App, sql: bool) {
+        let result = Ok(rows(app, sql));
+        app.on_data(Data::Settings {
+            key: hippo(),
+            instance: "hippo-instance1-bdkx".into(),
+            result,
+            at: at("2026-11-21T11:59:59Z"),
+        });
+    }
+
+    #[test]
+    fn settings_show_where_each_parameter_comes_from_and_what_waits_for_a_restart() {
+        let mut app = fixture();
+        let effects = open_tab(&mut app, Tab::Settings);
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::Settings(Some(target()))),
+            "the instance last under the cursor, here the first"
+        );
+        insta::assert_snapshot!("settings_reading", screen(&app, 120, 8));
+        feed(&mut app, true);
+        let s = screen(&app, 120, 40);
+        insta::assert_snapshot!("settings", s);
+        let row = |name: &str| {
+            s.lines()
+                .find(|l| l.contains(name))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(row("synchronous_commit").contains("spec.patroni"), "{s}");
+        assert!(row("log_min_duration_statement").contains("Patroni /config"));
+        assert!(row("wal_level").contains("pgdeck"));
+        assert!(row("work_mem").contains("file postgresql.auto.conf"));
+        assert!(row("shared_buffers").contains("128MB → 256MB"));
+        assert!(row("search_path").contains("server: database"));
+        insta::assert_snapshot!("settings_80x24", screen(&app, 80, 24));
+
+        press(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "spec");
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.settings.visible().len(), 1);
+        assert_eq!(app.filter, "", "the cluster list's filter is its own");
+        press(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "");
+        press(&mut app, KeyCode::Esc);
+        assert!(app.settings.visible().len() > 1);
+
+        press(&mut app, KeyCode::Char('?'));
+        let help = screen(&app, 100, 40);
+        assert!(help.contains("filter parameters by name"), "{help}");
+    }
+
+    #[test]
+    fn settings_on_kubernetes_show_what_is_asked_and_say_live_values_need_sql() {
+        let mut app = fixture();
+        app.platform = Platform::Kube;
+        let effects = open_tab(&mut app, Tab::Settings);
+        assert_eq!(effects.last(), Some(&Effect::Settings(Some(target()))));
+        feed(&mut app, false);
+        let s = screen(&app, 120, 30);
+        insta::assert_snapshot!("settings_kube", s);
+        assert!(
+            s.contains("live values (pg_settings) need an SQL path"),
+            "{s}"
+        );
+        assert!(!s.contains("search_path"), "nothing live is made up");
     }
 }
