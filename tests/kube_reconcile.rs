@@ -318,6 +318,70 @@ async fn scale_down_keeps_data_when_asked(h: &Harness) {
     );
 }
 
+/// Tablespace volumes belong to their instance as its data volume does: made with it, gone with
+/// it on a scale-down, kept with it when the cluster says `keep-data`.
+async fn tablespace_volumes_follow_their_instance(h: &Harness) {
+    h.create(&example("tablespaces.yaml")).await;
+    settle(h, "warehouse").await;
+    let two = instances(h, "warehouse").await;
+    assert_eq!(two.len(), 2);
+    let volumes_of = |members: &BTreeSet<String>| {
+        let mut want: BTreeSet<String> = members
+            .iter()
+            .flat_map(|m| {
+                ["pgdata", "fast-tablespace", "archive-tablespace"].map(|v| format!("{m}-{v}"))
+            })
+            .collect();
+        want.insert("warehouse-repo1".into());
+        want
+    };
+    assert_eq!(h.names::<PersistentVolumeClaim>(NS).await, volumes_of(&two));
+
+    let primary = status(h, "warehouse").await.primary.unwrap();
+    h.edit(NS, "warehouse", |c| actions::scale(c, None, 1).unwrap())
+        .await;
+    h.reconcile(NS, "warehouse").await.unwrap();
+    let one = set(&[&primary]);
+    assert_eq!(instances(h, "warehouse").await, one);
+    assert_eq!(
+        h.names::<PersistentVolumeClaim>(NS).await,
+        volumes_of(&one),
+        "the removed replica's tablespace volumes went with its data volume"
+    );
+
+    h.edit(NS, "warehouse", |c| actions::scale(c, None, 2).unwrap())
+        .await;
+    settle(h, "warehouse").await;
+    let replica = instances(h, "warehouse")
+        .await
+        .into_iter()
+        .find(|i| *i != primary)
+        .unwrap();
+    h.edit(NS, "warehouse", |c| {
+        actions::scale(c, None, 1).unwrap();
+        actions::keep(c, true, false);
+    })
+    .await;
+    h.reconcile(NS, "warehouse").await.unwrap();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    let kept: BTreeSet<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|v| v.labels().contains_key(names::KEPT))
+        .map(|v| v.name_any())
+        .collect();
+    assert_eq!(
+        kept,
+        ["pgdata", "fast-tablespace", "archive-tablespace"]
+            .map(|v| format!("{replica}-{v}"))
+            .into(),
+        "keep-data keeps the tablespaces with the data"
+    );
+}
+
 async fn deleted_objects_come_back(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -2481,6 +2545,11 @@ async fn scaling_2_3_1_keeps_the_primary() {
 #[tokio::test]
 async fn scale_down_with_keep_data_keeps_the_volume() {
     scale_down_keeps_data_when_asked(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn tablespace_volumes_go_and_stay_with_their_instance() {
+    tablespace_volumes_follow_their_instance(&Harness::new().await).await;
 }
 
 #[tokio::test]

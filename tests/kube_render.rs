@@ -201,7 +201,7 @@ fn patroni_logs_to_files_on_the_data_volume() {
     assert!(command[2].contains("mkdir -p") && command[2].contains("exec patroni"));
     assert_eq!(
         command[4..],
-        ["/pgdata/patroni/log", "/etc/patroni/patroni.yml"]
+        ["/etc/patroni/patroni.yml", "/pgdata/patroni/log"]
     );
     assert!(
         database["volumeMounts"]
@@ -217,6 +217,74 @@ fn patroni_logs_to_files_on_the_data_volume() {
         set["spec"]["template"]["spec"]["containers"][0]["command"][0], "patroni",
         "without logging, Patroni starts as before (no restart of existing pods)"
     );
+}
+
+/// `tablespaceVolumes`: one PVC per instance and tablespace, named as PGO names it, mounted at
+/// the same path in every instance (in the pgBackRest server too, which backs the tablespaces
+/// up), with a `data` directory the database container makes before Patroni starts.
+#[test]
+fn tablespace_volumes_are_mounted_as_pgo_mounts_them() {
+    let docs = rendered("assets/examples/tablespaces.yaml");
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
+    assert_eq!(sets.len(), 2);
+    for set in sets {
+        let instance = set["metadata"]["name"].as_str().unwrap();
+        for (name, size, class) in [
+            ("fast", "20Gi", Some("fast-ssd")),
+            ("archive", "100Gi", None),
+        ] {
+            let claim = format!("{instance}-{name}-tablespace");
+            let pvc = doc(&docs, "PersistentVolumeClaim", &claim);
+            assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], size);
+            assert_eq!(
+                pvc["spec"]["storageClassName"].as_str(),
+                class,
+                "{claim}: the claim as given"
+            );
+            // Removed with its instance, kept with `keep-data`: as its data volume.
+            assert_eq!(pvc["metadata"]["labels"]["pgdeck.dev/instance"], instance);
+            assert_eq!(pvc["metadata"]["labels"]["pgdeck.dev/tablespace"], name);
+            let pod = &set["spec"]["template"]["spec"];
+            let volume = format!("tablespace-{name}");
+            assert!(
+                pod["volumes"].as_sequence().unwrap().iter().any(|v| {
+                    v["name"] == volume.as_str()
+                        && v["persistentVolumeClaim"]["claimName"] == claim.as_str()
+                }),
+                "{instance}: {volume}"
+            );
+            for container in ["database", "pgbackrest"] {
+                let c = pod["containers"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["name"] == container)
+                    .unwrap();
+                assert!(
+                    c["volumeMounts"].as_sequence().unwrap().iter().any(|m| {
+                        m["name"] == volume.as_str()
+                            && m["mountPath"] == format!("/tablespaces/{name}").as_str()
+                    }),
+                    "{instance}: {container} mounts {volume}"
+                );
+            }
+        }
+        let command: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(command[..2], ["bash", "-c"]);
+        assert_eq!(
+            command[4..],
+            [
+                "/etc/patroni/patroni.yml",
+                "/tablespaces/fast/data",
+                "/tablespaces/archive/data"
+            ]
+        );
+    }
 }
 
 /// PGO's standby: Patroni's `standby_cluster` with the source's host and port, a pgBackRest

@@ -52,6 +52,24 @@ pub struct InstanceSet {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+
+    /// Volumes for tablespaces, one per name: PGO mounts each at `/tablespaces/<name>`, and
+    /// `CREATE TABLESPACE ... LOCATION '/tablespaces/<name>/data'` puts one there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub tablespace_volumes: Vec<TablespaceVolume>,
+}
+
+/// One tablespace's volume (PGO's `TablespaceVolume`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TablespaceVolume {
+    /// Part of the volume's name, its mount path and a label value: unique in the set.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]*$"), length(min = 1, max = 52))]
+    pub name: String,
+
+    /// The volume's claim. It may grow, never shrink.
+    pub data_volume_claim_spec: VolumeClaimSpec,
 }
 
 impl InstanceSet {

@@ -104,6 +104,10 @@ const NO_PROJECTIONS: Support =
     Refused("files are projected from Secrets and ConfigMaps, which the local platform has not");
 const NO_WAL_VOLUME: Support =
     Refused("the WAL stays in the data directory: a separate WAL volume is not implemented yet");
+const NO_LOCAL_TABLESPACES: Support = Refused(
+    "tablespace volumes are not implemented on the local platform yet: its instances' paths \
+     differ, so replicas would need their tablespaces mapped",
+);
 const NO_CLOUD: Support = Refused(
     "only volume repositories (a directory of the pgdeck home) are implemented on the local \
      platform",
@@ -216,6 +220,21 @@ pub const FIELDS: &[Field] = &[
         Works,
     ),
     field("spec.instances[].priorityClassName", NO_SCHEDULER, Works),
+    field(
+        "spec.instances[].tablespaceVolumes",
+        NO_LOCAL_TABLESPACES,
+        Works,
+    ),
+    field(
+        "spec.instances[].tablespaceVolumes[].name",
+        NO_LOCAL_TABLESPACES,
+        Works,
+    ),
+    opaque(
+        "spec.instances[].tablespaceVolumes[].dataVolumeClaimSpec",
+        NO_LOCAL_TABLESPACES,
+        Works,
+    ),
     field("spec.backups", Works, Works),
     field("spec.backups.pgbackrest", Works, Works),
     field("spec.backups.pgbackrest.metadata", NO_OBJECTS, Works),

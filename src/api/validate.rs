@@ -251,6 +251,38 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
     if let Some(pc) = &set.priority_class_name {
         k.dns_label(&format!("{path}.priorityClassName"), pc);
     }
+    tablespace_volumes(k, path, set);
+}
+
+/// The longest tablespace name: its pod volume, `tablespace-<name>`, is a DNS label.
+const MAX_TABLESPACE_NAME: usize = 52;
+
+fn tablespace_volumes(k: &mut Checker, path: &str, set: &InstanceSet) {
+    let mut seen = HashSet::new();
+    for (i, t) in set.tablespace_volumes.iter().enumerate() {
+        let path = format!("{path}.tablespaceVolumes[{i}]");
+        let name = &t.name;
+        let lower_alnum = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        k.check(
+            lower_alnum && name.len() <= MAX_TABLESPACE_NAME,
+            format!("{path}.name"),
+            format!(
+                "{name:?} is not a valid tablespace volume name: use 1 to {MAX_TABLESPACE_NAME} lowercase letters and digits, starting with a letter (it names a volume, a label and a directory)"
+            ),
+        );
+        k.check(
+            seen.insert(name),
+            format!("{path}.name"),
+            format!("duplicate tablespace volume {name:?}: names must be unique in the set"),
+        );
+        k.volume(
+            &format!("{path}.dataVolumeClaimSpec"),
+            &t.data_volume_claim_spec,
+        );
+    }
 }
 
 fn min_available(
@@ -914,6 +946,7 @@ pub fn validate_update(old: &PostgresCluster, new: &PostgresCluster) -> Vec<Fiel
             before.1.wal_volume_claim_spec.as_ref(),
             set.wal_volume_claim_spec.as_ref(),
         );
+        tablespaces_stay(&mut k, &path, before.1, set);
     }
     for (i, repo) in new.repos().iter().enumerate() {
         let Some(before) = old.repos().iter().find(|r| r.name == repo.name) else {
@@ -927,6 +960,33 @@ pub fn validate_update(old: &PostgresCluster, new: &PostgresCluster) -> Vec<Fiel
         );
     }
     k.errors
+}
+
+/// A tablespace volume, once there, stays and never shrinks: PostgreSQL's tablespace lives on
+/// it, and would be cut off from its data if the volume were no longer mounted.
+fn tablespaces_stay(k: &mut Checker, path: &str, old: &InstanceSet, new: &InstanceSet) {
+    for before in &old.tablespace_volumes {
+        match new
+            .tablespace_volumes
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name == before.name)
+        {
+            Some((i, t)) => no_shrink(
+                k,
+                &format!("{path}.tablespaceVolumes[{i}].dataVolumeClaimSpec"),
+                Some(&before.data_volume_claim_spec),
+                Some(&t.data_volume_claim_spec),
+            ),
+            None => k.fail(
+                format!("{path}.tablespaceVolumes"),
+                format!(
+                    "cannot remove tablespace volume {:?}: a tablespace's data lives on it; drop the tablespace in PostgreSQL and keep the volume, or move the data to a new set",
+                    before.name
+                ),
+            ),
+        }
+    }
 }
 
 fn no_shrink(
@@ -1073,6 +1133,124 @@ mod tests {
         assert_eq!(
             errors("[{name: app, options: NOSUPERUSER}]"),
             Vec::<String>::new()
+        );
+    }
+
+    /// A one-set cluster whose set has these tablespace volumes (YAML flow list).
+    fn with_tablespaces(volumes: &str) -> PostgresCluster {
+        let text = format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\n\
+             spec:\n  postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec:\n        \
+             accessModes: [ReadWriteOnce]\n        resources: {{requests: {{storage: 1Gi}}}}\n      \
+             tablespaceVolumes: {volumes}\n"
+        );
+        serde_yaml::from_str(&text).unwrap()
+    }
+
+    fn tablespace(name: &str, size: &str) -> String {
+        format!(
+            "{{name: {name}, dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: {size}}}}}}}}}"
+        )
+    }
+
+    #[test]
+    fn tablespace_volumes_have_unique_plain_names_and_a_size() {
+        let ok = format!(
+            "[{}, {}]",
+            tablespace("fast", "1Gi"),
+            tablespace("archive2", "5Gi")
+        );
+        assert_eq!(validate(&with_tablespaces(&ok)), Vec::<FieldError>::new());
+        let long = "a".repeat(53);
+        for (bad, rule) in [
+            ("Fast", "not a valid tablespace volume name"),
+            ("'2fast'", "not a valid tablespace volume name"),
+            ("fa-st", "not a valid tablespace volume name"),
+            ("'../x'", "not a valid tablespace volume name"),
+            ("''", "not a valid tablespace volume name"),
+            (long.as_str(), "1 to 52 lowercase letters"),
+        ] {
+            let errs: Vec<String> =
+                validate(&with_tablespaces(&format!("[{}]", tablespace(bad, "1Gi"))))
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            assert!(
+                errs.len() == 1
+                    && errs[0].starts_with("spec.instances[0].tablespaceVolumes[0].name: ")
+                    && errs[0].contains(rule),
+                "{bad}: {errs:?}"
+            );
+        }
+        let twice = format!(
+            "[{}, {}]",
+            tablespace("fast", "1Gi"),
+            tablespace("fast", "2Gi")
+        );
+        let errs: Vec<String> = validate(&with_tablespaces(&twice))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with("spec.instances[0].tablespaceVolumes[1].name: duplicate"),
+            "{errs:?}"
+        );
+        let no_size = "[{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce]}}]";
+        let errs: Vec<String> = validate(&with_tablespaces(no_size))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with(
+                    "spec.instances[0].tablespaceVolumes[0].dataVolumeClaimSpec.resources.requests.storage: missing"
+                ),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_tablespace_volume_may_grow_but_never_shrink_nor_go() {
+        let old = with_tablespaces(&format!(
+            "[{}, {}]",
+            tablespace("a", "2Gi"),
+            tablespace("b", "1Gi")
+        ));
+        let grown = with_tablespaces(&format!(
+            "[{}, {}, {}]",
+            tablespace("b", "1Gi"),
+            tablespace("a", "3Gi"),
+            tablespace("c", "1Gi")
+        ));
+        assert_eq!(validate_update(&old, &grown), Vec::<FieldError>::new());
+        let shrunk = with_tablespaces(&format!(
+            "[{}, {}]",
+            tablespace("b", "1Gi"),
+            tablespace("a", "1Gi")
+        ));
+        let errs: Vec<String> = validate_update(&old, &shrunk)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with(
+                    "spec.instances[0].tablespaceVolumes[1].dataVolumeClaimSpec.resources.requests.storage: shrinking"
+                ),
+            "{errs:?}"
+        );
+        let gone = with_tablespaces(&format!("[{}]", tablespace("a", "2Gi")));
+        let errs: Vec<String> = validate_update(&old, &gone)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with(
+                    "spec.instances[0].tablespaceVolumes: cannot remove tablespace volume \"b\""
+                ),
+            "{errs:?}"
         );
     }
 }
