@@ -142,10 +142,13 @@ fn render_shows_what_a_dba_expects() {
     assert_eq!(primary["spec"]["ports"][0]["nodePort"], 32000);
     assert_eq!(primary["metadata"]["annotations"]["team"], "payments");
     assert_eq!(primary["metadata"]["labels"]["tier"], "database");
-    assert_eq!(
-        named("Service", "shop-replicas")["spec"]["type"],
-        "ClusterIP"
-    );
+    assert_eq!(primary["spec"]["externalTrafficPolicy"], "Local");
+    assert_eq!(primary["spec"]["ipFamilyPolicy"], "PreferDualStack");
+    assert!(primary["spec"]["internalTrafficPolicy"].is_null());
+    let replicas = named("Service", "shop-replicas");
+    assert_eq!(replicas["spec"]["type"], "ClusterIP");
+    assert_eq!(replicas["spec"]["internalTrafficPolicy"], "Local");
+    assert!(replicas["spec"]["externalTrafficPolicy"].is_null());
     assert_eq!(named("Service", "shop-pods")["spec"]["clusterIP"], "None");
     for user in ["shop", "reporting", "dba"] {
         let secret = named("Secret", &format!("shop-pguser-{user}"));

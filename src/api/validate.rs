@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::PostgresCluster;
 use super::backups::{PgBackRest, Repo};
+use super::cluster::{ServiceSpec, ServiceType};
 use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
 use super::patroni::{MIN_LOG_STORAGE_BYTES, PatroniSpec, SwitchoverType};
@@ -157,19 +158,7 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
         ("spec.replicaService", &spec.replica_service),
     ] {
         if let Some(s) = service {
-            k.range(&format!("{path}.nodePort"), s.node_port, 1, 65535);
-            let exposes_node_port = matches!(
-                s.type_,
-                Some(
-                    super::cluster::ServiceType::NodePort
-                        | super::cluster::ServiceType::LoadBalancer
-                )
-            );
-            k.check(
-                s.node_port.is_none() || exposes_node_port,
-                format!("{path}.nodePort"),
-                "needs type NodePort or LoadBalancer",
-            );
+            exposure(&mut k, path, s);
         }
     }
     instance_sets(&mut k, c);
@@ -183,6 +172,26 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     tls(&mut k, c);
     sources(&mut k, c);
     k.errors
+}
+
+/// What only a Service reachable from outside the cluster takes: a node port, an external
+/// traffic policy (the API server refuses both on a ClusterIP Service).
+fn exposure(k: &mut Checker, path: &str, s: &ServiceSpec) {
+    k.range(&format!("{path}.nodePort"), s.node_port, 1, 65535);
+    let outside = matches!(
+        s.type_,
+        Some(ServiceType::NodePort | ServiceType::LoadBalancer)
+    );
+    for (field, set) in [
+        ("nodePort", s.node_port.is_some()),
+        ("externalTrafficPolicy", s.external_traffic_policy.is_some()),
+    ] {
+        k.check(
+            !set || outside,
+            format!("{path}.{field}"),
+            "needs type NodePort or LoadBalancer",
+        );
+    }
 }
 
 fn metadata(k: &mut Checker, c: &PostgresCluster) {
@@ -873,6 +882,9 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
             k.resources(&format!("{path}.resources"), r);
         }
         pgbouncer_ini(k, path, p.pg_bouncer.config.as_ref());
+        if let Some(s) = &p.pg_bouncer.service {
+            exposure(k, &format!("{path}.service"), s);
+        }
     }
 }
 
