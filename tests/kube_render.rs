@@ -290,6 +290,35 @@ fn tablespace_volumes_are_mounted_as_pgo_mounts_them() {
     }
 }
 
+/// Sidecars (`containers`) join pgdeck's containers in the instances' and pgBouncer's pods, as
+/// given, after pgdeck's own.
+#[test]
+fn sidecars_run_beside_pgdecks_containers() {
+    let docs = rendered("assets/examples/sidecars.yaml");
+    let names = |pod: &Value| -> Vec<String> {
+        pod["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
+    assert_eq!(sets.len(), 2);
+    for set in sets {
+        let pod = &set["spec"]["template"]["spec"];
+        assert_eq!(names(pod), ["database", "log-shipper"]);
+        let shipper = &pod["containers"][1];
+        assert_eq!(shipper["image"], "docker.io/fluent/fluent-bit:3.2");
+        assert_eq!(shipper["volumeMounts"][0]["name"], "pgdata");
+        assert_eq!(shipper["resources"]["limits"]["memory"], "64Mi");
+    }
+    let pgbouncer = doc(&docs, "Deployment", "sidecars-pgbouncer");
+    let pod = &pgbouncer["spec"]["template"]["spec"];
+    assert_eq!(names(pod), ["pgbouncer", "agent"]);
+    assert_eq!(pod["containers"][1]["env"][0]["value"], "127.0.0.1:5432");
+}
+
 /// PGO's standby: Patroni's `standby_cluster` with the source's host and port, a pgBackRest
 /// restore from the shared cloud repository first and a base backup second, and the
 /// repository's `archive-get` as the restore command; the instance's pgBackRest reads that

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::cluster::Metadata;
+use super::sidecars::Sidecars;
 use super::volume::VolumeClaimSpec;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -43,6 +44,10 @@ pub struct InstanceSet {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+
+    /// Sidecars of the instance's pod, beside pgdeck's containers (PGO's `containers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Sidecars>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,

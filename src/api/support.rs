@@ -104,6 +104,8 @@ const NO_PROJECTIONS: Support =
     Refused("files are projected from Secrets and ConfigMaps, which the local platform has not");
 const NO_WAL_VOLUME: Support =
     Refused("the WAL stays in the data directory: a separate WAL volume is not implemented yet");
+const NO_SIDECARS: Support =
+    Refused("sidecar containers need a pod: the local platform runs processes, not pods");
 const NO_LOCAL_TABLESPACES: Support = Refused(
     "tablespace volumes are not implemented on the local platform yet: its instances' paths \
      differ, so replicas would need their tablespaces mapped",
@@ -234,6 +236,7 @@ pub const FIELDS: &[Field] = &[
         Works,
     ),
     field("spec.instances[].priorityClassName", NO_SCHEDULER, Works),
+    opaque("spec.instances[].containers", NO_SIDECARS, Works),
     field(
         "spec.instances[].tablespaceVolumes",
         NO_LOCAL_TABLESPACES,
@@ -477,6 +480,7 @@ pub const FIELDS: &[Field] = &[
         NO_SERVICES,
         Works,
     ),
+    opaque("spec.proxy.pgBouncer.containers", NO_SIDECARS, Works),
     opaque("spec.proxy.pgBouncer.customTLSSecret", NO_LOCAL_TLS, Works),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", Works, Works),

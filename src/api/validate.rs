@@ -16,6 +16,7 @@ use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
 use super::patroni::{MIN_LOG_STORAGE_BYTES, PatroniSpec, SwitchoverType};
 use super::quantity;
+use super::sidecars::Sidecars;
 use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
 
@@ -261,6 +262,45 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
         k.dns_label(&format!("{path}.priorityClassName"), pc);
     }
     tablespace_volumes(k, path, set);
+    sidecars(
+        k,
+        &format!("{path}.containers"),
+        set.containers.as_ref(),
+        INSTANCE_CONTAINERS,
+    );
+}
+
+/// The containers pgdeck puts in an instance's pod, and in pgBouncer's.
+const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter"];
+const POOLER_CONTAINERS: &[&str] = &["pgbouncer"];
+
+/// Sidecars: each named (a DNS label, unique, none of pgdeck's own in that pod) with an image,
+/// which Kubernetes wants of every container of a workload's pods.
+fn sidecars(k: &mut Checker, path: &str, containers: Option<&Sidecars>, ours: &[&str]) {
+    let mut seen = HashSet::new();
+    for (i, c) in containers.iter().flat_map(|c| c.0.iter()).enumerate() {
+        let path = format!("{path}[{i}]");
+        k.dns_label(&format!("{path}.name"), &c.name);
+        k.check(
+            !ours.contains(&c.name.as_str()),
+            format!("{path}.name"),
+            format!(
+                "{:?} is a container pgdeck runs in this pod ({}): name the sidecar otherwise",
+                c.name,
+                ours.join(", ")
+            ),
+        );
+        k.check(
+            seen.insert(c.name.as_str()),
+            format!("{path}.name"),
+            format!("duplicate container name {:?}", c.name),
+        );
+        k.check(
+            c.image.as_deref().is_some_and(|i| !i.trim().is_empty()),
+            format!("{path}.image"),
+            "required: a sidecar needs an image",
+        );
+    }
 }
 
 /// The longest tablespace name: its pod volume, `tablespace-<name>`, is a DNS label.
@@ -885,6 +925,12 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
         if let Some(s) = &p.pg_bouncer.service {
             exposure(k, &format!("{path}.service"), s);
         }
+        sidecars(
+            k,
+            &format!("{path}.containers"),
+            p.pg_bouncer.containers.as_ref(),
+            POOLER_CONTAINERS,
+        );
     }
 }
 

@@ -367,6 +367,8 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             }));
         containers.push(server);
     }
+    // The DBA's sidecars, after pgdeck's (validation keeps their names apart).
+    containers.extend(set.containers.iter().flat_map(|c| c.0.iter().cloned()));
     pods::pod(
         ctx,
         containers,
