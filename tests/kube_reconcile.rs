@@ -382,6 +382,69 @@ async fn tablespace_volumes_follow_their_instance(h: &Harness) {
     );
 }
 
+/// The pod template of the instance StatefulSet `name`, as stored.
+async fn template_of(h: &Harness, name: &str) -> Value {
+    let api: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    serde_json::to_value(api.get(name).await.unwrap().spec.unwrap().template).unwrap()
+}
+
+fn degraded(s: &pgdeck::api::PostgresClusterStatus) -> (String, String) {
+    let c = s.condition(conditions::DEGRADED).unwrap();
+    (c.status.clone(), c.message.clone())
+}
+
+/// `volumes.additional` mounts only claims that exist and that pgdeck does not keep for a
+/// cluster: until then nothing starts, and running instances keep the pods they have.
+async fn additional_volumes_mount_only_foreign_claims(h: &Harness) {
+    h.create(&example("additional-volumes.yaml")).await;
+    h.reconcile(NS, "loader").await.unwrap();
+    assert!(instances(h, "loader").await.is_empty(), "nothing starts");
+    let (state, message) = degraded(&status(h, "loader").await);
+    assert_eq!(state, "True");
+    for claim in ["loader-imports", "shared-scratch"] {
+        assert!(
+            message.contains(&format!("claim {claim} does not exist")),
+            "{message}"
+        );
+    }
+
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    for claim in ["loader-imports", "shared-scratch"] {
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": claim},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &pvc).await.unwrap();
+    }
+    settle(h, "loader").await;
+    let running = instances(h, "loader").await;
+    assert_eq!(running.len(), 1);
+    let instance = running.into_iter().next().unwrap();
+    assert_eq!(degraded(&status(h, "loader").await).0, "False");
+    let before = template_of(h, &instance).await;
+    assert!(before.to_string().contains("\"claimName\":\"loader-imports\""));
+
+    // Its own data volume (any volume pgdeck keeps for a cluster) is never mounted.
+    let data = format!("{instance}-pgdata");
+    h.edit(NS, "loader", |c| {
+        let v = c.spec.instances[0].volumes.as_mut().unwrap();
+        v.additional[1].claim_name = data.clone();
+    })
+    .await;
+    h.reconcile(NS, "loader").await.unwrap();
+    let (state, message) = degraded(&status(h, "loader").await);
+    assert!(
+        state == "True" && message.contains(&format!("claim {data} is a volume pgdeck keeps")),
+        "{message}"
+    );
+    assert_eq!(
+        template_of(h, &instance).await,
+        before,
+        "the instance keeps its pod"
+    );
+}
+
 async fn deleted_objects_come_back(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -2553,6 +2616,11 @@ async fn tablespace_volumes_go_and_stay_with_their_instance() {
 }
 
 #[tokio::test]
+async fn additional_volumes_never_mount_pgdecks_own_or_missing_claims() {
+    additional_volumes_mount_only_foreign_claims(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn deleted_or_changed_objects_are_restored() {
     deleted_objects_come_back(&Harness::new().await).await;
 }
@@ -2763,7 +2831,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         a_failed_pass_does_not_repeat_a_switchover,
         oversized_answers_are_not_read,
         init_sql_runs_once_in_a_job,
-        pgbouncer_objects_follow_the_spec
+        pgbouncer_objects_follow_the_spec,
+        additional_volumes_mount_only_foreign_claims
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

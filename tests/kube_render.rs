@@ -319,6 +319,57 @@ fn sidecars_run_beside_pgdecks_containers() {
     assert_eq!(pod["containers"][1]["env"][0]["value"], "127.0.0.1:5432");
 }
 
+/// `volumes.additional`: the claim as a pod volume, mounted at `/volumes/<name>` in the
+/// containers named (all without a list), read-only when asked.
+#[test]
+fn additional_volumes_mount_existing_claims_where_asked() {
+    let docs = rendered("assets/examples/additional-volumes.yaml");
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
+    let pod = &set["spec"]["template"]["spec"];
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    assert_eq!(
+        volume("volumes-imports")["persistentVolumeClaim"],
+        serde_yaml::from_str::<Value>("{claimName: loader-imports, readOnly: true}").unwrap()
+    );
+    assert_eq!(
+        volume("volumes-scratch")["persistentVolumeClaim"]["claimName"],
+        "shared-scratch"
+    );
+    let containers = pod["containers"].as_sequence().unwrap();
+    assert!(
+        containers.len() >= 2,
+        "pgBackRest's server too: {containers:?}"
+    );
+    for c in containers {
+        let mounts: Vec<(&str, &str, bool)> = c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|m| m["name"].as_str().unwrap().starts_with("volumes-"))
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap(),
+                    m["mountPath"].as_str().unwrap(),
+                    m["readOnly"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let mut want = vec![("volumes-scratch", "/volumes/scratch", false)];
+        if c["name"] == "database" {
+            want.insert(0, ("volumes-imports", "/volumes/imports", true));
+        }
+        assert_eq!(mounts, want, "{}", c["name"].as_str().unwrap());
+    }
+}
+
 /// PGO's standby: Patroni's `standby_cluster` with the source's host and port, a pgBackRest
 /// restore from the shared cloud repository first and a base backup second, and the
 /// repository's `archive-get` as the restore command; the instance's pgBackRest reads that

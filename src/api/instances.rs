@@ -63,6 +63,46 @@ pub struct InstanceSet {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub tablespace_volumes: Vec<TablespaceVolume>,
+
+    /// More volumes for the instance's pod (PGO's `volumes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<InstanceVolumes>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceVolumes {
+    /// A volume for temporary files (PGO mounts it at `/pgtmp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp: Option<VolumeClaimSpec>,
+
+    /// Existing claims mounted at `/volumes/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub additional: Vec<AdditionalVolume>,
+}
+
+/// An existing PersistentVolumeClaim mounted into the pod's containers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdditionalVolume {
+    /// The directory under `/volumes`: unique in the set.
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 55)
+    )]
+    pub name: String,
+
+    /// The claim, in the cluster's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+
+    /// The containers that mount it: every container of the pod when absent, none when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<String>>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
 }
 
 /// One tablespace's volume (PGO's `TablespaceVolume`).

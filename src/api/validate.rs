@@ -216,6 +216,7 @@ fn instance_sets(k: &mut Checker, c: &PostgresCluster) {
     for (i, set) in sets.iter().enumerate() {
         let path = format!("spec.instances[{i}]");
         instance_set(k, &path, set);
+        additional_volumes(k, &path, set, &pod_containers(c, set));
         let name = set_name(set, i);
         if !seen.insert(name.clone()) {
             k.fail(
@@ -268,6 +269,74 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
         set.containers.as_ref(),
         INSTANCE_CONTAINERS,
     );
+}
+
+/// The containers of an instance's pod on Kubernetes: pgdeck's (the pgBackRest server beside a
+/// volume repository, the exporter with monitoring) and the set's sidecars.
+fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str> {
+    let mut names = vec!["database"];
+    if c.repos().iter().any(|r| r.volume.is_some()) {
+        names.push("pgbackrest");
+    }
+    if crate::plan::monitoring::exporter(c).is_some() {
+        names.push("exporter");
+    }
+    names.extend(
+        set.containers
+            .iter()
+            .flat_map(|s| s.0.iter().map(|c| c.name.as_str())),
+    );
+    names
+}
+
+/// The longest additional volume name: its pod volume, `volumes-<name>`, is a DNS label.
+const MAX_ADDITIONAL_NAME: usize = 55;
+
+fn additional_volumes(k: &mut Checker, path: &str, set: &InstanceSet, containers: &[&str]) {
+    let Some(volumes) = &set.volumes else {
+        return;
+    };
+    let mut seen = HashSet::new();
+    for (i, v) in volumes.additional.iter().enumerate() {
+        let path = format!("{path}.volumes.additional[{i}]");
+        k.dns_label(&format!("{path}.name"), &v.name);
+        k.check(
+            v.name.len() <= MAX_ADDITIONAL_NAME,
+            format!("{path}.name"),
+            format!(
+                "at most {MAX_ADDITIONAL_NAME} characters: it names the pod's volume volumes-<name>"
+            ),
+        );
+        k.check(
+            seen.insert(v.name.as_str()),
+            format!("{path}.name"),
+            format!(
+                "duplicate additional volume {:?}: names must be unique in the set",
+                v.name
+            ),
+        );
+        let subdomain = !v.claim_name.is_empty()
+            && v.claim_name.len() <= 253
+            && v.claim_name.split('.').all(|part| dns_label(part).is_ok());
+        k.check(
+            subdomain,
+            format!("{path}.claimName"),
+            format!(
+                "{:?} is not a PersistentVolumeClaim name (RFC 1123 subdomain)",
+                v.claim_name
+            ),
+        );
+        for (j, name) in v.containers.iter().flatten().enumerate() {
+            k.check(
+                containers.contains(&name.as_str()),
+                format!("{path}.containers[{j}]"),
+                format!(
+                    "the instance's pod has no container {name:?}: it has {}",
+                    containers.join(", ")
+                ),
+            );
+        }
+    }
 }
 
 /// The containers pgdeck puts in an instance's pod, and in pgBouncer's.

@@ -369,6 +369,27 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     }
     // The DBA's sidecars, after pgdeck's (validation keeps their names apart).
     containers.extend(set.containers.iter().flat_map(|c| c.0.iter().cloned()));
+    for v in set.volumes.iter().flat_map(|v| &v.additional) {
+        let volume = format!("volumes-{}", v.name);
+        let read_only = v.read_only == Some(true);
+        for c in containers.iter_mut().filter(|c| {
+            v.containers
+                .as_ref()
+                .is_none_or(|only| only.contains(&c.name))
+        }) {
+            c.volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(VolumeMount {
+                    read_only: Some(read_only),
+                    ..mount(&volume, &format!("/volumes/{}", v.name))
+                });
+        }
+        let mut claim = pods::claim(&volume, v.claim_name.clone());
+        if let Some(source) = claim.persistent_volume_claim.as_mut() {
+            source.read_only = Some(read_only);
+        }
+        volumes.push(claim);
+    }
     pods::pod(
         ctx,
         containers,
