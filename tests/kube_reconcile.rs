@@ -286,6 +286,18 @@ async fn scaling_keeps_the_primary(h: &Harness) {
     );
 }
 
+/// The volumes a delete or scale-down kept.
+async fn kept_volumes(h: &Harness) -> Vec<PersistentVolumeClaim> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|v| v.labels().contains_key(names::KEPT))
+        .collect()
+}
+
 async fn scale_down_keeps_data_when_asked(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -297,15 +309,7 @@ async fn scale_down_keeps_data_when_asked(h: &Harness) {
     .await;
     h.reconcile(NS, "hippo").await.unwrap();
     assert_eq!(instances(h, "hippo").await, set(&[&primary]));
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
-    let kept: Vec<_> = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|v| v.labels().contains_key(names::KEPT))
-        .collect();
+    let kept = kept_volumes(h).await;
     assert_eq!(kept.len(), 1, "the removed replica's data volume is kept");
     assert!(kept[0].owner_references().is_empty(), "and no longer owned");
     // Kept volumes are left alone afterwards.
@@ -363,16 +367,7 @@ async fn tablespace_volumes_follow_their_instance(h: &Harness) {
     })
     .await;
     h.reconcile(NS, "warehouse").await.unwrap();
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
-    let kept: BTreeSet<String> = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|v| v.labels().contains_key(names::KEPT))
-        .map(|v| v.name_any())
-        .collect();
+    let kept: BTreeSet<String> = kept_volumes(h).await.iter().map(|v| v.name_any()).collect();
     assert_eq!(
         kept,
         ["pgdata", "fast-tablespace", "archive-tablespace"]
@@ -423,7 +418,11 @@ async fn additional_volumes_mount_only_foreign_claims(h: &Harness) {
     let instance = running.into_iter().next().unwrap();
     assert_eq!(degraded(&status(h, "loader").await).0, "False");
     let before = template_of(h, &instance).await;
-    assert!(before.to_string().contains("\"claimName\":\"loader-imports\""));
+    assert!(
+        before
+            .to_string()
+            .contains("\"claimName\":\"loader-imports\"")
+    );
 
     // Its own data volume (any volume pgdeck keeps for a cluster) is never mounted.
     let data = format!("{instance}-pgdata");

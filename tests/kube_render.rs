@@ -78,6 +78,16 @@ fn is_instance(d: &Value) -> bool {
     d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
 }
 
+/// The command of an instance StatefulSet's database container.
+fn database_command(set: &Value) -> Vec<&str> {
+    set["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
 fn kinds(docs: &[Value]) -> Vec<String> {
     docs.iter()
         .map(|d| d["kind"].as_str().unwrap().to_string())
@@ -194,12 +204,7 @@ fn patroni_logs_to_files_on_the_data_volume() {
     );
     let set = docs.iter().find(|d| is_instance(d)).unwrap();
     let database = &set["spec"]["template"]["spec"]["containers"][0];
-    let command: Vec<&str> = database["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let command = database_command(set);
     assert_eq!(command[..2], ["bash", "-c"]);
     assert!(command[2].contains("mkdir -p") && command[2].contains("exec patroni"));
     assert_eq!(
@@ -272,12 +277,7 @@ fn tablespace_volumes_are_mounted_as_pgo_mounts_them() {
                 );
             }
         }
-        let command: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["command"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
+        let command = database_command(set);
         assert_eq!(command[..2], ["bash", "-c"]);
         assert_eq!(
             command[4..],

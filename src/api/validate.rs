@@ -1263,6 +1263,16 @@ mod tests {
         );
     }
 
+    /// The one error of `errors`, which must start with `prefix`.
+    fn one_error(errors: Vec<FieldError>, prefix: &str) -> String {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            all.len() == 1 && all[0].starts_with(prefix),
+            "expected one error starting {prefix:?}: {all:?}"
+        );
+        all[0].clone()
+    }
+
     /// A one-set cluster whose set has these tablespace volumes (YAML flow list).
     fn with_tablespaces(volumes: &str) -> PostgresCluster {
         let text = format!(
@@ -1297,43 +1307,26 @@ mod tests {
             ("''", "not a valid tablespace volume name"),
             (long.as_str(), "1 to 52 lowercase letters"),
         ] {
-            let errs: Vec<String> =
-                validate(&with_tablespaces(&format!("[{}]", tablespace(bad, "1Gi"))))
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-            assert!(
-                errs.len() == 1
-                    && errs[0].starts_with("spec.instances[0].tablespaceVolumes[0].name: ")
-                    && errs[0].contains(rule),
-                "{bad}: {errs:?}"
+            let list = format!("[{}]", tablespace(bad, "1Gi"));
+            let error = one_error(
+                validate(&with_tablespaces(&list)),
+                "spec.instances[0].tablespaceVolumes[0].name: ",
             );
+            assert!(error.contains(rule), "{bad}: {error}");
         }
         let twice = format!(
             "[{}, {}]",
             tablespace("fast", "1Gi"),
             tablespace("fast", "2Gi")
         );
-        let errs: Vec<String> = validate(&with_tablespaces(&twice))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert!(
-            errs.len() == 1
-                && errs[0].starts_with("spec.instances[0].tablespaceVolumes[1].name: duplicate"),
-            "{errs:?}"
+        one_error(
+            validate(&with_tablespaces(&twice)),
+            "spec.instances[0].tablespaceVolumes[1].name: duplicate",
         );
         let no_size = "[{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce]}}]";
-        let errs: Vec<String> = validate(&with_tablespaces(no_size))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert!(
-            errs.len() == 1
-                && errs[0].starts_with(
-                    "spec.instances[0].tablespaceVolumes[0].dataVolumeClaimSpec.resources.requests.storage: missing"
-                ),
-            "{errs:?}"
+        one_error(
+            validate(&with_tablespaces(no_size)),
+            "spec.instances[0].tablespaceVolumes[0].dataVolumeClaimSpec.resources.requests.storage: missing",
         );
     }
 
@@ -1356,28 +1349,14 @@ mod tests {
             tablespace("b", "1Gi"),
             tablespace("a", "1Gi")
         ));
-        let errs: Vec<String> = validate_update(&old, &shrunk)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert!(
-            errs.len() == 1
-                && errs[0].starts_with(
-                    "spec.instances[0].tablespaceVolumes[1].dataVolumeClaimSpec.resources.requests.storage: shrinking"
-                ),
-            "{errs:?}"
+        one_error(
+            validate_update(&old, &shrunk),
+            "spec.instances[0].tablespaceVolumes[1].dataVolumeClaimSpec.resources.requests.storage: shrinking",
         );
         let gone = with_tablespaces(&format!("[{}]", tablespace("a", "2Gi")));
-        let errs: Vec<String> = validate_update(&old, &gone)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert!(
-            errs.len() == 1
-                && errs[0].starts_with(
-                    "spec.instances[0].tablespaceVolumes: cannot remove tablespace volume \"b\""
-                ),
-            "{errs:?}"
+        one_error(
+            validate_update(&old, &gone),
+            "spec.instances[0].tablespaceVolumes: cannot remove tablespace volume \"b\"",
         );
     }
 }
