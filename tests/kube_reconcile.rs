@@ -286,6 +286,18 @@ async fn scaling_keeps_the_primary(h: &Harness) {
     );
 }
 
+/// The volumes a delete or scale-down kept.
+async fn kept_volumes(h: &Harness) -> Vec<PersistentVolumeClaim> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|v| v.labels().contains_key(names::KEPT))
+        .collect()
+}
+
 async fn scale_down_keeps_data_when_asked(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -297,15 +309,7 @@ async fn scale_down_keeps_data_when_asked(h: &Harness) {
     .await;
     h.reconcile(NS, "hippo").await.unwrap();
     assert_eq!(instances(h, "hippo").await, set(&[&primary]));
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
-    let kept: Vec<_> = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|v| v.labels().contains_key(names::KEPT))
-        .collect();
+    let kept = kept_volumes(h).await;
     assert_eq!(kept.len(), 1, "the removed replica's data volume is kept");
     assert!(kept[0].owner_references().is_empty(), "and no longer owned");
     // Kept volumes are left alone afterwards.
@@ -315,6 +319,128 @@ async fn scale_down_keeps_data_when_asked(h: &Harness) {
         h.writes_since(mark)
             .iter()
             .all(|c| !c.path.contains(&kept[0].name_any()))
+    );
+}
+
+/// Tablespace volumes belong to their instance as its data volume does: made with it, gone with
+/// it on a scale-down, kept with it when the cluster says `keep-data`.
+async fn tablespace_volumes_follow_their_instance(h: &Harness) {
+    h.create(&example("tablespaces.yaml")).await;
+    settle(h, "warehouse").await;
+    let two = instances(h, "warehouse").await;
+    assert_eq!(two.len(), 2);
+    let volumes_of = |members: &BTreeSet<String>| {
+        let mut want: BTreeSet<String> = members
+            .iter()
+            .flat_map(|m| {
+                ["pgdata", "fast-tablespace", "archive-tablespace"].map(|v| format!("{m}-{v}"))
+            })
+            .collect();
+        want.insert("warehouse-repo1".into());
+        want
+    };
+    assert_eq!(h.names::<PersistentVolumeClaim>(NS).await, volumes_of(&two));
+
+    let primary = status(h, "warehouse").await.primary.unwrap();
+    h.edit(NS, "warehouse", |c| actions::scale(c, None, 1).unwrap())
+        .await;
+    h.reconcile(NS, "warehouse").await.unwrap();
+    let one = set(&[&primary]);
+    assert_eq!(instances(h, "warehouse").await, one);
+    assert_eq!(
+        h.names::<PersistentVolumeClaim>(NS).await,
+        volumes_of(&one),
+        "the removed replica's tablespace volumes went with its data volume"
+    );
+
+    h.edit(NS, "warehouse", |c| actions::scale(c, None, 2).unwrap())
+        .await;
+    settle(h, "warehouse").await;
+    let replica = instances(h, "warehouse")
+        .await
+        .into_iter()
+        .find(|i| *i != primary)
+        .unwrap();
+    h.edit(NS, "warehouse", |c| {
+        actions::scale(c, None, 1).unwrap();
+        actions::keep(c, true, false);
+    })
+    .await;
+    h.reconcile(NS, "warehouse").await.unwrap();
+    let kept: BTreeSet<String> = kept_volumes(h).await.iter().map(|v| v.name_any()).collect();
+    assert_eq!(
+        kept,
+        ["pgdata", "fast-tablespace", "archive-tablespace"]
+            .map(|v| format!("{replica}-{v}"))
+            .into(),
+        "keep-data keeps the tablespaces with the data"
+    );
+}
+
+/// The pod template of the instance StatefulSet `name`, as stored.
+async fn template_of(h: &Harness, name: &str) -> Value {
+    let api: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    serde_json::to_value(api.get(name).await.unwrap().spec.unwrap().template).unwrap()
+}
+
+fn degraded(s: &pgdeck::api::PostgresClusterStatus) -> (String, String) {
+    let c = s.condition(conditions::DEGRADED).unwrap();
+    (c.status.clone(), c.message.clone())
+}
+
+/// `volumes.additional` mounts only claims that exist and that pgdeck does not keep for a
+/// cluster: until then nothing starts, and running instances keep the pods they have.
+async fn additional_volumes_mount_only_foreign_claims(h: &Harness) {
+    h.create(&example("additional-volumes.yaml")).await;
+    h.reconcile(NS, "loader").await.unwrap();
+    assert!(instances(h, "loader").await.is_empty(), "nothing starts");
+    let (state, message) = degraded(&status(h, "loader").await);
+    assert_eq!(state, "True");
+    for claim in ["loader-imports", "shared-scratch"] {
+        assert!(
+            message.contains(&format!("claim {claim} does not exist")),
+            "{message}"
+        );
+    }
+
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
+    for claim in ["loader-imports", "shared-scratch"] {
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": claim},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &pvc).await.unwrap();
+    }
+    settle(h, "loader").await;
+    let running = instances(h, "loader").await;
+    assert_eq!(running.len(), 1);
+    let instance = running.into_iter().next().unwrap();
+    assert_eq!(degraded(&status(h, "loader").await).0, "False");
+    let before = template_of(h, &instance).await;
+    assert!(
+        before
+            .to_string()
+            .contains("\"claimName\":\"loader-imports\"")
+    );
+
+    // Its own data volume (any volume pgdeck keeps for a cluster) is never mounted.
+    let data = format!("{instance}-pgdata");
+    h.edit(NS, "loader", |c| {
+        let v = c.spec.instances[0].volumes.as_mut().unwrap();
+        v.additional[1].claim_name = data.clone();
+    })
+    .await;
+    h.reconcile(NS, "loader").await.unwrap();
+    let (state, message) = degraded(&status(h, "loader").await);
+    assert!(
+        state == "True" && message.contains(&format!("claim {data} is a volume pgdeck keeps")),
+        "{message}"
+    );
+    assert_eq!(
+        template_of(h, &instance).await,
+        before,
+        "the instance keeps its pod"
     );
 }
 
@@ -2488,6 +2614,16 @@ async fn scale_down_with_keep_data_keeps_the_volume() {
 }
 
 #[tokio::test]
+async fn tablespace_volumes_go_and_stay_with_their_instance() {
+    tablespace_volumes_follow_their_instance(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn additional_volumes_never_mount_pgdecks_own_or_missing_claims() {
+    additional_volumes_mount_only_foreign_claims(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn deleted_or_changed_objects_are_restored() {
     deleted_objects_come_back(&Harness::new().await).await;
 }
@@ -2698,7 +2834,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         a_failed_pass_does_not_repeat_a_switchover,
         oversized_answers_are_not_read,
         init_sql_runs_once_in_a_job,
-        pgbouncer_objects_follow_the_spec
+        pgbouncer_objects_follow_the_spec,
+        additional_volumes_mount_only_foreign_claims
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

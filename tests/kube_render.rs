@@ -78,6 +78,16 @@ fn is_instance(d: &Value) -> bool {
     d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
 }
 
+/// The command of an instance StatefulSet's database container.
+fn database_command(set: &Value) -> Vec<&str> {
+    set["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
 fn kinds(docs: &[Value]) -> Vec<String> {
     docs.iter()
         .map(|d| d["kind"].as_str().unwrap().to_string())
@@ -142,10 +152,13 @@ fn render_shows_what_a_dba_expects() {
     assert_eq!(primary["spec"]["ports"][0]["nodePort"], 32000);
     assert_eq!(primary["metadata"]["annotations"]["team"], "payments");
     assert_eq!(primary["metadata"]["labels"]["tier"], "database");
-    assert_eq!(
-        named("Service", "shop-replicas")["spec"]["type"],
-        "ClusterIP"
-    );
+    assert_eq!(primary["spec"]["externalTrafficPolicy"], "Local");
+    assert_eq!(primary["spec"]["ipFamilyPolicy"], "PreferDualStack");
+    assert!(primary["spec"]["internalTrafficPolicy"].is_null());
+    let replicas = named("Service", "shop-replicas");
+    assert_eq!(replicas["spec"]["type"], "ClusterIP");
+    assert_eq!(replicas["spec"]["internalTrafficPolicy"], "Local");
+    assert!(replicas["spec"]["externalTrafficPolicy"].is_null());
     assert_eq!(named("Service", "shop-pods")["spec"]["clusterIP"], "None");
     for user in ["shop", "reporting", "dba"] {
         let secret = named("Secret", &format!("shop-pguser-{user}"));
@@ -191,17 +204,12 @@ fn patroni_logs_to_files_on_the_data_volume() {
     );
     let set = docs.iter().find(|d| is_instance(d)).unwrap();
     let database = &set["spec"]["template"]["spec"]["containers"][0];
-    let command: Vec<&str> = database["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let command = database_command(set);
     assert_eq!(command[..2], ["bash", "-c"]);
     assert!(command[2].contains("mkdir -p") && command[2].contains("exec patroni"));
     assert_eq!(
         command[4..],
-        ["/pgdata/patroni/log", "/etc/patroni/patroni.yml"]
+        ["/etc/patroni/patroni.yml", "/pgdata/patroni/log"]
     );
     assert!(
         database["volumeMounts"]
@@ -217,6 +225,149 @@ fn patroni_logs_to_files_on_the_data_volume() {
         set["spec"]["template"]["spec"]["containers"][0]["command"][0], "patroni",
         "without logging, Patroni starts as before (no restart of existing pods)"
     );
+}
+
+/// `tablespaceVolumes`: one PVC per instance and tablespace, named as PGO names it, mounted at
+/// the same path in every instance (in the pgBackRest server too, which backs the tablespaces
+/// up), with a `data` directory the database container makes before Patroni starts.
+#[test]
+fn tablespace_volumes_are_mounted_as_pgo_mounts_them() {
+    let docs = rendered("assets/examples/tablespaces.yaml");
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
+    assert_eq!(sets.len(), 2);
+    for set in sets {
+        let instance = set["metadata"]["name"].as_str().unwrap();
+        for (name, size, class) in [
+            ("fast", "20Gi", Some("fast-ssd")),
+            ("archive", "100Gi", None),
+        ] {
+            let claim = format!("{instance}-{name}-tablespace");
+            let pvc = doc(&docs, "PersistentVolumeClaim", &claim);
+            assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], size);
+            assert_eq!(
+                pvc["spec"]["storageClassName"].as_str(),
+                class,
+                "{claim}: the claim as given"
+            );
+            // Removed with its instance, kept with `keep-data`: as its data volume.
+            assert_eq!(pvc["metadata"]["labels"]["pgdeck.dev/instance"], instance);
+            assert_eq!(pvc["metadata"]["labels"]["pgdeck.dev/tablespace"], name);
+            let pod = &set["spec"]["template"]["spec"];
+            let volume = format!("tablespace-{name}");
+            assert!(
+                pod["volumes"].as_sequence().unwrap().iter().any(|v| {
+                    v["name"] == volume.as_str()
+                        && v["persistentVolumeClaim"]["claimName"] == claim.as_str()
+                }),
+                "{instance}: {volume}"
+            );
+            for container in ["database", "pgbackrest"] {
+                let c = pod["containers"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["name"] == container)
+                    .unwrap();
+                assert!(
+                    c["volumeMounts"].as_sequence().unwrap().iter().any(|m| {
+                        m["name"] == volume.as_str()
+                            && m["mountPath"] == format!("/tablespaces/{name}").as_str()
+                    }),
+                    "{instance}: {container} mounts {volume}"
+                );
+            }
+        }
+        let command = database_command(set);
+        assert_eq!(command[..2], ["bash", "-c"]);
+        assert_eq!(
+            command[4..],
+            [
+                "/etc/patroni/patroni.yml",
+                "/tablespaces/fast/data",
+                "/tablespaces/archive/data"
+            ]
+        );
+    }
+}
+
+/// Sidecars (`containers`) join pgdeck's containers in the instances' and pgBouncer's pods, as
+/// given, after pgdeck's own.
+#[test]
+fn sidecars_run_beside_pgdecks_containers() {
+    let docs = rendered("assets/examples/sidecars.yaml");
+    let names = |pod: &Value| -> Vec<String> {
+        pod["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
+    assert_eq!(sets.len(), 2);
+    for set in sets {
+        let pod = &set["spec"]["template"]["spec"];
+        assert_eq!(names(pod), ["database", "log-shipper"]);
+        let shipper = &pod["containers"][1];
+        assert_eq!(shipper["image"], "docker.io/fluent/fluent-bit:3.2");
+        assert_eq!(shipper["volumeMounts"][0]["name"], "pgdata");
+        assert_eq!(shipper["resources"]["limits"]["memory"], "64Mi");
+    }
+    let pgbouncer = doc(&docs, "Deployment", "sidecars-pgbouncer");
+    let pod = &pgbouncer["spec"]["template"]["spec"];
+    assert_eq!(names(pod), ["pgbouncer", "agent"]);
+    assert_eq!(pod["containers"][1]["env"][0]["value"], "127.0.0.1:5432");
+}
+
+/// `volumes.additional`: the claim as a pod volume, mounted at `/volumes/<name>` in the
+/// containers named (all without a list), read-only when asked.
+#[test]
+fn additional_volumes_mount_existing_claims_where_asked() {
+    let docs = rendered("assets/examples/additional-volumes.yaml");
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
+    let pod = &set["spec"]["template"]["spec"];
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    assert_eq!(
+        volume("volumes-imports")["persistentVolumeClaim"],
+        serde_yaml::from_str::<Value>("{claimName: loader-imports, readOnly: true}").unwrap()
+    );
+    assert_eq!(
+        volume("volumes-scratch")["persistentVolumeClaim"]["claimName"],
+        "shared-scratch"
+    );
+    let containers = pod["containers"].as_sequence().unwrap();
+    assert!(
+        containers.len() >= 2,
+        "pgBackRest's server too: {containers:?}"
+    );
+    for c in containers {
+        let mounts: Vec<(&str, &str, bool)> = c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|m| m["name"].as_str().unwrap().starts_with("volumes-"))
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap(),
+                    m["mountPath"].as_str().unwrap(),
+                    m["readOnly"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let mut want = vec![("volumes-scratch", "/volumes/scratch", false)];
+        if c["name"] == "database" {
+            want.insert(0, ("volumes-imports", "/volumes/imports", true));
+        }
+        assert_eq!(mounts, want, "{}", c["name"].as_str().unwrap());
+    }
 }
 
 /// PGO's standby: Patroni's `standby_cluster` with the source's host and port, a pgBackRest

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::cluster::{Metadata, ServiceSpec};
+use super::sidecars::Sidecars;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -48,6 +49,9 @@ pub struct PgBouncer {
     pub min_available: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
+    /// Sidecars of pgBouncer's pods, beside pgBouncer (PGO's `containers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Sidecars>,
     #[serde(
         default,
         rename = "customTLSSecret",

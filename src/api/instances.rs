@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::cluster::Metadata;
+use super::sidecars::Sidecars;
 use super::volume::VolumeClaimSpec;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -44,6 +45,10 @@ pub struct InstanceSet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
 
+    /// Sidecars of the instance's pod, beside pgdeck's containers (PGO's `containers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Sidecars>,
+
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
 
@@ -52,6 +57,64 @@ pub struct InstanceSet {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+
+    /// Volumes for tablespaces, one per name: PGO mounts each at `/tablespaces/<name>`, and
+    /// `CREATE TABLESPACE ... LOCATION '/tablespaces/<name>/data'` puts one there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub tablespace_volumes: Vec<TablespaceVolume>,
+
+    /// More volumes for the instance's pod (PGO's `volumes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<InstanceVolumes>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceVolumes {
+    /// A volume for temporary files (PGO mounts it at `/pgtmp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp: Option<VolumeClaimSpec>,
+
+    /// Existing claims mounted at `/volumes/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub additional: Vec<AdditionalVolume>,
+}
+
+/// An existing PersistentVolumeClaim mounted into the pod's containers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdditionalVolume {
+    /// The directory under `/volumes`: unique in the set.
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 55)
+    )]
+    pub name: String,
+
+    /// The claim, in the cluster's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+
+    /// The containers that mount it: every container of the pod when absent, none when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Vec<String>>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+/// One tablespace's volume (PGO's `TablespaceVolume`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TablespaceVolume {
+    /// Part of the volume's name, its mount path and a label value: unique in the set.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]*$"), length(min = 1, max = 52))]
+    pub name: String,
+
+    /// The volume's claim. It may grow, never shrink.
+    pub data_volume_claim_spec: VolumeClaimSpec,
 }
 
 impl InstanceSet {

@@ -11,6 +11,7 @@ pub mod objects;
 pub mod patroni;
 mod positions;
 pub mod quantity;
+pub mod sidecars;
 pub mod sources;
 pub mod status;
 pub mod support;

@@ -104,6 +104,15 @@ const NO_PROJECTIONS: Support =
     Refused("files are projected from Secrets and ConfigMaps, which the local platform has not");
 const NO_WAL_VOLUME: Support =
     Refused("the WAL stays in the data directory: a separate WAL volume is not implemented yet");
+const NO_SIDECARS: Support =
+    Refused("sidecar containers need a pod: the local platform runs processes, not pods");
+const NO_CLAIMS: Support = Refused(
+    "additional volumes are existing PersistentVolumeClaims, which the local platform has not",
+);
+const NO_LOCAL_TABLESPACES: Support = Refused(
+    "tablespace volumes are not implemented on the local platform yet: its instances' paths \
+     differ, so replicas would need their tablespaces mapped",
+);
 const NO_CLOUD: Support = Refused(
     "only volume repositories (a directory of the pgdeck home) are implemented on the local \
      platform",
@@ -164,6 +173,10 @@ const KUBE_POOLER_FILES: Support = Refused(
 );
 
 // Refused on both platforms.
+const NO_TEMP_VOLUME: Support = Refused(
+    "a volume for temporary files is not implemented yet: put temp_tablespaces on a \
+     tablespace volume (tablespaceVolumes) instead",
+);
 const NO_IN_PLACE_RESTORE: Support = Refused(
     "in-place restore is not implemented yet: restore into a new cluster with \
      spec.dataSource.postgresCluster",
@@ -186,6 +199,9 @@ pub const FIELDS: &[Field] = &[
     opaque("spec.service.metadata.annotations", NO_SERVICES, Works),
     field("spec.service.type", NO_SERVICES, Works),
     field("spec.service.nodePort", NO_SERVICES, Works),
+    field("spec.service.ipFamilyPolicy", NO_SERVICES, Works),
+    field("spec.service.internalTrafficPolicy", NO_SERVICES, Works),
+    field("spec.service.externalTrafficPolicy", NO_SERVICES, Works),
     field("spec.replicaService", NO_SERVICES, Works),
     field("spec.replicaService.metadata", NO_SERVICES, Works),
     opaque("spec.replicaService.metadata.labels", NO_SERVICES, Works),
@@ -196,6 +212,17 @@ pub const FIELDS: &[Field] = &[
     ),
     field("spec.replicaService.type", NO_SERVICES, Works),
     field("spec.replicaService.nodePort", NO_SERVICES, Works),
+    field("spec.replicaService.ipFamilyPolicy", NO_SERVICES, Works),
+    field(
+        "spec.replicaService.internalTrafficPolicy",
+        NO_SERVICES,
+        Works,
+    ),
+    field(
+        "spec.replicaService.externalTrafficPolicy",
+        NO_SERVICES,
+        Works,
+    ),
     field("spec.shutdown", Works, Works),
     field("spec.paused", Works, Works),
     field("spec.instances", Works, Works),
@@ -216,6 +243,49 @@ pub const FIELDS: &[Field] = &[
         Works,
     ),
     field("spec.instances[].priorityClassName", NO_SCHEDULER, Works),
+    opaque("spec.instances[].containers", NO_SIDECARS, Works),
+    field("spec.instances[].volumes", Works, Works),
+    opaque(
+        "spec.instances[].volumes.temp",
+        NO_TEMP_VOLUME,
+        NO_TEMP_VOLUME,
+    ),
+    field("spec.instances[].volumes.additional", NO_CLAIMS, Works),
+    field(
+        "spec.instances[].volumes.additional[].name",
+        NO_CLAIMS,
+        Works,
+    ),
+    field(
+        "spec.instances[].volumes.additional[].claimName",
+        NO_CLAIMS,
+        Works,
+    ),
+    field(
+        "spec.instances[].volumes.additional[].containers",
+        NO_CLAIMS,
+        Works,
+    ),
+    field(
+        "spec.instances[].volumes.additional[].readOnly",
+        NO_CLAIMS,
+        Works,
+    ),
+    field(
+        "spec.instances[].tablespaceVolumes",
+        NO_LOCAL_TABLESPACES,
+        Works,
+    ),
+    field(
+        "spec.instances[].tablespaceVolumes[].name",
+        NO_LOCAL_TABLESPACES,
+        Works,
+    ),
+    opaque(
+        "spec.instances[].tablespaceVolumes[].dataVolumeClaimSpec",
+        NO_LOCAL_TABLESPACES,
+        Works,
+    ),
     field("spec.backups", Works, Works),
     field("spec.backups.pgbackrest", Works, Works),
     field("spec.backups.pgbackrest.metadata", NO_OBJECTS, Works),
@@ -429,6 +499,22 @@ pub const FIELDS: &[Field] = &[
     ),
     field("spec.proxy.pgBouncer.service.type", NO_SERVICES, Works),
     field("spec.proxy.pgBouncer.service.nodePort", NO_SERVICES, Works),
+    field(
+        "spec.proxy.pgBouncer.service.ipFamilyPolicy",
+        NO_SERVICES,
+        Works,
+    ),
+    field(
+        "spec.proxy.pgBouncer.service.internalTrafficPolicy",
+        NO_SERVICES,
+        Works,
+    ),
+    field(
+        "spec.proxy.pgBouncer.service.externalTrafficPolicy",
+        NO_SERVICES,
+        Works,
+    ),
+    opaque("spec.proxy.pgBouncer.containers", NO_SIDECARS, Works),
     opaque("spec.proxy.pgBouncer.customTLSSecret", NO_LOCAL_TLS, Works),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", Works, Works),
@@ -818,6 +904,31 @@ mod tests {
             ]
         );
         assert!(refused(placed, Platform::Kube).is_empty());
+    }
+
+    #[test]
+    fn pgos_volume_fields_work_on_kubernetes_and_temp_is_refused_everywhere() {
+        let volumes = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      tablespaceVolumes: [{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]\n      volumes: {additional: [{name: imports, claimName: imports, readOnly: true}]}\n      containers: [{name: agent, image: agent}]\n";
+        assert!(refused(volumes, Platform::Kube).is_empty());
+        let paths: BTreeSet<String> = refusals(&cluster(volumes), Platform::Local)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let expected = [
+            "spec.instances[1].tablespaceVolumes",
+            "spec.instances[1].volumes.additional",
+            "spec.instances[1].containers",
+        ];
+        assert_eq!(paths, expected.map(String::from).into());
+        let temp = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      volumes: {temp: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}\n";
+        for platform in [Platform::Local, Platform::Kube] {
+            let refused = refused(temp, platform);
+            assert!(
+                refused.len() == 1
+                    && refused[0].starts_with("spec.instances[1].volumes.temp: not supported on "),
+                "{platform}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,10 +11,12 @@ use serde_json::Value;
 
 use super::PostgresCluster;
 use super::backups::{PgBackRest, Repo};
+use super::cluster::{ServiceSpec, ServiceType};
 use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
 use super::patroni::{MIN_LOG_STORAGE_BYTES, PatroniSpec, SwitchoverType};
 use super::quantity;
+use super::sidecars::Sidecars;
 use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
 
@@ -157,19 +159,7 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
         ("spec.replicaService", &spec.replica_service),
     ] {
         if let Some(s) = service {
-            k.range(&format!("{path}.nodePort"), s.node_port, 1, 65535);
-            let exposes_node_port = matches!(
-                s.type_,
-                Some(
-                    super::cluster::ServiceType::NodePort
-                        | super::cluster::ServiceType::LoadBalancer
-                )
-            );
-            k.check(
-                s.node_port.is_none() || exposes_node_port,
-                format!("{path}.nodePort"),
-                "needs type NodePort or LoadBalancer",
-            );
+            exposure(&mut k, path, s);
         }
     }
     instance_sets(&mut k, c);
@@ -183,6 +173,26 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     tls(&mut k, c);
     sources(&mut k, c);
     k.errors
+}
+
+/// What only a Service reachable from outside the cluster takes: a node port, an external
+/// traffic policy (the API server refuses both on a ClusterIP Service).
+fn exposure(k: &mut Checker, path: &str, s: &ServiceSpec) {
+    k.range(&format!("{path}.nodePort"), s.node_port, 1, 65535);
+    let outside = matches!(
+        s.type_,
+        Some(ServiceType::NodePort | ServiceType::LoadBalancer)
+    );
+    for (field, set) in [
+        ("nodePort", s.node_port.is_some()),
+        ("externalTrafficPolicy", s.external_traffic_policy.is_some()),
+    ] {
+        k.check(
+            !set || outside,
+            format!("{path}.{field}"),
+            "needs type NodePort or LoadBalancer",
+        );
+    }
 }
 
 fn metadata(k: &mut Checker, c: &PostgresCluster) {
@@ -206,6 +216,7 @@ fn instance_sets(k: &mut Checker, c: &PostgresCluster) {
     for (i, set) in sets.iter().enumerate() {
         let path = format!("spec.instances[{i}]");
         instance_set(k, &path, set);
+        additional_volumes(k, &path, set, &pod_containers(c, set));
         let name = set_name(set, i);
         if !seen.insert(name.clone()) {
             k.fail(
@@ -250,6 +261,145 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
     }
     if let Some(pc) = &set.priority_class_name {
         k.dns_label(&format!("{path}.priorityClassName"), pc);
+    }
+    tablespace_volumes(k, path, set);
+    sidecars(
+        k,
+        &format!("{path}.containers"),
+        set.containers.as_ref(),
+        INSTANCE_CONTAINERS,
+    );
+}
+
+/// The containers of an instance's pod on Kubernetes: pgdeck's (the pgBackRest server beside a
+/// volume repository, the exporter with monitoring) and the set's sidecars.
+fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str> {
+    let mut names = vec!["database"];
+    if c.repos().iter().any(|r| r.volume.is_some()) {
+        names.push("pgbackrest");
+    }
+    if crate::plan::monitoring::exporter(c).is_some() {
+        names.push("exporter");
+    }
+    names.extend(
+        set.containers
+            .iter()
+            .flat_map(|s| s.0.iter().map(|c| c.name.as_str())),
+    );
+    names
+}
+
+/// The longest additional volume name: its pod volume, `volumes-<name>`, is a DNS label.
+const MAX_ADDITIONAL_NAME: usize = 55;
+
+fn additional_volumes(k: &mut Checker, path: &str, set: &InstanceSet, containers: &[&str]) {
+    let Some(volumes) = &set.volumes else {
+        return;
+    };
+    let mut seen = HashSet::new();
+    for (i, v) in volumes.additional.iter().enumerate() {
+        let path = format!("{path}.volumes.additional[{i}]");
+        k.dns_label(&format!("{path}.name"), &v.name);
+        k.check(
+            v.name.len() <= MAX_ADDITIONAL_NAME,
+            format!("{path}.name"),
+            format!(
+                "at most {MAX_ADDITIONAL_NAME} characters: it names the pod's volume volumes-<name>"
+            ),
+        );
+        k.check(
+            seen.insert(v.name.as_str()),
+            format!("{path}.name"),
+            format!(
+                "duplicate additional volume {:?}: names must be unique in the set",
+                v.name
+            ),
+        );
+        let subdomain = !v.claim_name.is_empty()
+            && v.claim_name.len() <= 253
+            && v.claim_name.split('.').all(|part| dns_label(part).is_ok());
+        k.check(
+            subdomain,
+            format!("{path}.claimName"),
+            format!(
+                "{:?} is not a PersistentVolumeClaim name (RFC 1123 subdomain)",
+                v.claim_name
+            ),
+        );
+        for (j, name) in v.containers.iter().flatten().enumerate() {
+            k.check(
+                containers.contains(&name.as_str()),
+                format!("{path}.containers[{j}]"),
+                format!(
+                    "the instance's pod has no container {name:?}: it has {}",
+                    containers.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// The containers pgdeck puts in an instance's pod, and in pgBouncer's.
+const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter"];
+const POOLER_CONTAINERS: &[&str] = &["pgbouncer"];
+
+/// Sidecars: each named (a DNS label, unique, none of pgdeck's own in that pod) with an image,
+/// which Kubernetes wants of every container of a workload's pods.
+fn sidecars(k: &mut Checker, path: &str, containers: Option<&Sidecars>, ours: &[&str]) {
+    let mut seen = HashSet::new();
+    for (i, c) in containers.iter().flat_map(|c| c.0.iter()).enumerate() {
+        let path = format!("{path}[{i}]");
+        k.dns_label(&format!("{path}.name"), &c.name);
+        k.check(
+            !ours.contains(&c.name.as_str()),
+            format!("{path}.name"),
+            format!(
+                "{:?} is a container pgdeck runs in this pod ({}): name the sidecar otherwise",
+                c.name,
+                ours.join(", ")
+            ),
+        );
+        k.check(
+            seen.insert(c.name.as_str()),
+            format!("{path}.name"),
+            format!("duplicate container name {:?}", c.name),
+        );
+        k.check(
+            c.image.as_deref().is_some_and(|i| !i.trim().is_empty()),
+            format!("{path}.image"),
+            "required: a sidecar needs an image",
+        );
+    }
+}
+
+/// The longest tablespace name: its pod volume, `tablespace-<name>`, is a DNS label.
+const MAX_TABLESPACE_NAME: usize = 52;
+
+fn tablespace_volumes(k: &mut Checker, path: &str, set: &InstanceSet) {
+    let mut seen = HashSet::new();
+    for (i, t) in set.tablespace_volumes.iter().enumerate() {
+        let path = format!("{path}.tablespaceVolumes[{i}]");
+        let name = &t.name;
+        let lower_alnum = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        k.check(
+            lower_alnum && name.len() <= MAX_TABLESPACE_NAME,
+            format!("{path}.name"),
+            format!(
+                "{name:?} is not a valid tablespace volume name: use 1 to {MAX_TABLESPACE_NAME} lowercase letters and digits, starting with a letter (it names a volume, a label and a directory)"
+            ),
+        );
+        k.check(
+            seen.insert(name),
+            format!("{path}.name"),
+            format!("duplicate tablespace volume {name:?}: names must be unique in the set"),
+        );
+        k.volume(
+            &format!("{path}.dataVolumeClaimSpec"),
+            &t.data_volume_claim_spec,
+        );
     }
 }
 
@@ -855,6 +1005,15 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
             k.resources(&format!("{path}.resources"), r);
         }
         pgbouncer_ini(k, path, p.pg_bouncer.config.as_ref());
+        if let Some(s) = &p.pg_bouncer.service {
+            exposure(k, &format!("{path}.service"), s);
+        }
+        sidecars(
+            k,
+            &format!("{path}.containers"),
+            p.pg_bouncer.containers.as_ref(),
+            POOLER_CONTAINERS,
+        );
     }
 }
 
@@ -928,6 +1087,7 @@ pub fn validate_update(old: &PostgresCluster, new: &PostgresCluster) -> Vec<Fiel
             before.1.wal_volume_claim_spec.as_ref(),
             set.wal_volume_claim_spec.as_ref(),
         );
+        tablespaces_stay(&mut k, &path, before.1, set);
     }
     for (i, repo) in new.repos().iter().enumerate() {
         let Some(before) = old.repos().iter().find(|r| r.name == repo.name) else {
@@ -941,6 +1101,33 @@ pub fn validate_update(old: &PostgresCluster, new: &PostgresCluster) -> Vec<Fiel
         );
     }
     k.errors
+}
+
+/// A tablespace volume, once there, stays and never shrinks: PostgreSQL's tablespace lives on
+/// it, and would be cut off from its data if the volume were no longer mounted.
+fn tablespaces_stay(k: &mut Checker, path: &str, old: &InstanceSet, new: &InstanceSet) {
+    for before in &old.tablespace_volumes {
+        match new
+            .tablespace_volumes
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name == before.name)
+        {
+            Some((i, t)) => no_shrink(
+                k,
+                &format!("{path}.tablespaceVolumes[{i}].dataVolumeClaimSpec"),
+                Some(&before.data_volume_claim_spec),
+                Some(&t.data_volume_claim_spec),
+            ),
+            None => k.fail(
+                format!("{path}.tablespaceVolumes"),
+                format!(
+                    "cannot remove tablespace volume {:?}: a tablespace's data lives on it; drop the tablespace in PostgreSQL and keep the volume, or move the data to a new set",
+                    before.name
+                ),
+            ),
+        }
+    }
 }
 
 fn no_shrink(
@@ -1099,6 +1286,103 @@ mod tests {
         assert_eq!(
             errors("[{name: app, options: NOSUPERUSER}]"),
             Vec::<String>::new()
+        );
+    }
+
+    /// The one error of `errors`, which must start with `prefix`.
+    fn one_error(errors: Vec<FieldError>, prefix: &str) -> String {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            all.len() == 1 && all[0].starts_with(prefix),
+            "expected one error starting {prefix:?}: {all:?}"
+        );
+        all[0].clone()
+    }
+
+    /// A one-set cluster whose set has these tablespace volumes (YAML flow list).
+    fn with_tablespaces(volumes: &str) -> PostgresCluster {
+        let text = format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\n\
+             spec:\n  postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec:\n        \
+             accessModes: [ReadWriteOnce]\n        resources: {{requests: {{storage: 1Gi}}}}\n      \
+             tablespaceVolumes: {volumes}\n"
+        );
+        serde_yaml::from_str(&text).unwrap()
+    }
+
+    fn tablespace(name: &str, size: &str) -> String {
+        format!(
+            "{{name: {name}, dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: {size}}}}}}}}}"
+        )
+    }
+
+    #[test]
+    fn tablespace_volumes_have_unique_plain_names_and_a_size() {
+        let ok = format!(
+            "[{}, {}]",
+            tablespace("fast", "1Gi"),
+            tablespace("archive2", "5Gi")
+        );
+        assert_eq!(validate(&with_tablespaces(&ok)), Vec::<FieldError>::new());
+        let long = "a".repeat(53);
+        for (bad, rule) in [
+            ("Fast", "not a valid tablespace volume name"),
+            ("'2fast'", "not a valid tablespace volume name"),
+            ("fa-st", "not a valid tablespace volume name"),
+            ("'../x'", "not a valid tablespace volume name"),
+            ("''", "not a valid tablespace volume name"),
+            (long.as_str(), "1 to 52 lowercase letters"),
+        ] {
+            let list = format!("[{}]", tablespace(bad, "1Gi"));
+            let error = one_error(
+                validate(&with_tablespaces(&list)),
+                "spec.instances[0].tablespaceVolumes[0].name: ",
+            );
+            assert!(error.contains(rule), "{bad}: {error}");
+        }
+        let twice = format!(
+            "[{}, {}]",
+            tablespace("fast", "1Gi"),
+            tablespace("fast", "2Gi")
+        );
+        one_error(
+            validate(&with_tablespaces(&twice)),
+            "spec.instances[0].tablespaceVolumes[1].name: duplicate",
+        );
+        let no_size = "[{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce]}}]";
+        one_error(
+            validate(&with_tablespaces(no_size)),
+            "spec.instances[0].tablespaceVolumes[0].dataVolumeClaimSpec.resources.requests.storage: missing",
+        );
+    }
+
+    #[test]
+    fn a_tablespace_volume_may_grow_but_never_shrink_nor_go() {
+        let old = with_tablespaces(&format!(
+            "[{}, {}]",
+            tablespace("a", "2Gi"),
+            tablespace("b", "1Gi")
+        ));
+        let grown = with_tablespaces(&format!(
+            "[{}, {}, {}]",
+            tablespace("b", "1Gi"),
+            tablespace("a", "3Gi"),
+            tablespace("c", "1Gi")
+        ));
+        assert_eq!(validate_update(&old, &grown), Vec::<FieldError>::new());
+        let shrunk = with_tablespaces(&format!(
+            "[{}, {}]",
+            tablespace("b", "1Gi"),
+            tablespace("a", "1Gi")
+        ));
+        one_error(
+            validate_update(&old, &shrunk),
+            "spec.instances[0].tablespaceVolumes[1].dataVolumeClaimSpec.resources.requests.storage: shrinking",
+        );
+        let gone = with_tablespaces(&format!("[{}]", tablespace("a", "2Gi")));
+        one_error(
+            validate_update(&old, &gone),
+            "spec.instances[0].tablespaceVolumes: cannot remove tablespace volume \"b\"",
         );
     }
 }

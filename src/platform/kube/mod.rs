@@ -15,6 +15,7 @@ pub mod leader;
 pub mod manifests;
 pub mod manual_backup;
 pub mod metrics;
+pub mod mounts;
 pub mod names;
 pub mod objects;
 pub mod operator;

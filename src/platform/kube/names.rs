@@ -26,6 +26,9 @@ pub const KEPT: &str = "pgdeck.dev/kept";
 /// cluster's by this label when it has no owner reference (the cluster says to keep it), and
 /// never another's: a new cluster of the same name has another UID.
 pub const CLUSTER_UID: &str = "pgdeck.dev/cluster-uid";
+/// On a tablespace's volume: the tablespace (PGO's `postgres-operator.crunchydata.com/data`
+/// names it too).
+pub const TABLESPACE: &str = "pgdeck.dev/tablespace";
 /// On a kept volume: `<namespace>/<name>` of the cluster it came from.
 pub const KEPT_FROM: &str = "pgdeck.dev/kept-from";
 /// On a kept volume: when it was kept (RFC 3339).
@@ -183,6 +186,10 @@ pub fn data_volume(instance: &str) -> String {
 }
 pub fn wal_volume(instance: &str) -> String {
     format!("{instance}-pgwal")
+}
+/// PGO's name for an instance's volume of tablespace `name`.
+pub fn tablespace_volume(instance: &str, name: &str) -> String {
+    format!("{instance}-{name}-tablespace")
 }
 
 pub use crate::plan::digest;

@@ -30,7 +30,7 @@ use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
     FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, init_sql, manual_backup,
-    names, owned, repo_info, teardown,
+    mounts, names, owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{ActionStatus, PostgresClusterStatus, RepoStatus};
@@ -242,6 +242,11 @@ impl Run<'_> {
             init_sql: init.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
+        if let Some(problem) =
+            mounts::hold(&self.ctx.client, cluster, &mut desired, &self.owned.objects).await?
+        {
+            self.problem = Some(problem);
+        }
         let last = cluster
             .status
             .as_ref()

@@ -66,6 +66,20 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
             ..Default::default()
         });
     }
+    for t in &set.tablespace_volumes {
+        // PGO's label names the tablespace its volume holds.
+        let mut labels = labels.clone();
+        labels.insert(names::TABLESPACE.into(), t.name.clone());
+        volumes.push(PersistentVolumeClaim {
+            metadata: ctx.volume_meta(
+                names::tablespace_volume(&instance.name, &t.name),
+                labels,
+                keep,
+            ),
+            spec: Some(t.data_volume_claim_spec.0.clone()),
+            ..Default::default()
+        });
+    }
     // JSON is YAML to Patroni, and quotes every string: PyYAML would read a bare `on` as a
     // boolean.
     let mut files = BTreeMap::from([(PATRONI_FILE.to_string(), config_text + "\n")]);
@@ -263,6 +277,16 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         mounts.push(mount("pgwal", paths::WAL));
         volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
     }
+    // At the same path in every instance, as PGO mounts them: a replica's base backup or a
+    // restore puts each tablespace where the primary has it, with no mapping.
+    for t in &set.tablespace_volumes {
+        let volume = format!("tablespace-{}", t.name);
+        mounts.push(mount(&volume, &paths::tablespace(&t.name)));
+        volumes.push(pods::claim(
+            &volume,
+            names::tablespace_volume(&instance.name, &t.name),
+        ));
+    }
     let mut env = vec![
         EnvVar {
             name: "PATRONI_KUBERNETES_POD_IP".into(),
@@ -291,7 +315,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         volumes.extend(files.volumes);
         env.extend(files.env);
     }
-    let database = pods::container(ctx, "database", patroni_command(ctx));
+    let database = pods::container(ctx, "database", patroni_command(ctx, set));
     let mut database = Container {
         env: Some(env.clone()),
         ports: Some(vec![
@@ -343,6 +367,29 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             }));
         containers.push(server);
     }
+    // The DBA's sidecars, after pgdeck's (validation keeps their names apart).
+    containers.extend(set.containers.iter().flat_map(|c| c.0.iter().cloned()));
+    for v in set.volumes.iter().flat_map(|v| &v.additional) {
+        let volume = format!("volumes-{}", v.name);
+        let read_only = v.read_only == Some(true);
+        for c in containers.iter_mut().filter(|c| {
+            v.containers
+                .as_ref()
+                .is_none_or(|only| only.contains(&c.name))
+        }) {
+            c.volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(VolumeMount {
+                    read_only: Some(read_only),
+                    ..mount(&volume, &format!("/volumes/{}", v.name))
+                });
+        }
+        let mut claim = pods::claim(&volume, v.claim_name.clone());
+        if let Some(source) = claim.persistent_volume_claim.as_mut() {
+            source.read_only = Some(read_only);
+        }
+        volumes.push(claim);
+    }
     pods::pod(
         ctx,
         containers,
@@ -357,23 +404,29 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     )
 }
 
-/// Patroni with its file. Patroni makes no log directory: with `spec.patroni.logging` the
-/// container makes it on the data volume first (a fresh volume has none).
-fn patroni_command(ctx: &Ctx) -> Vec<String> {
+/// Patroni with its file, after the directories it needs that a fresh volume has not: with
+/// `spec.patroni.logging` its log directory on the data volume (Patroni makes none), and each
+/// tablespace's `data` directory, owned by PostgreSQL's account as `CREATE TABLESPACE` wants
+/// (the volume's root is the filesystem's, with `lost+found`).
+fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
     let config = format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG);
-    if ctx.cluster.patroni().logging.is_none() {
+    let mut dirs: Vec<String> = set
+        .tablespace_volumes
+        .iter()
+        .map(|t| paths::tablespace_data(&t.name))
+        .collect();
+    if ctx.cluster.patroni().logging.is_some() {
+        dirs.insert(0, paths::PATRONI_LOG.into());
+    }
+    if dirs.is_empty() {
         return vec!["patroni".into(), config];
     }
-    [
-        "bash",
-        "-c",
-        r#"mkdir -p -m 0700 -- "$1" && exec patroni "$2""#,
-        "patroni",
-        paths::PATRONI_LOG,
-        &config,
-    ]
-    .map(String::from)
-    .to_vec()
+    let script = r#"mkdir -p -m 0700 -- "${@:2}" && exec patroni "$1""#;
+    ["bash", "-c", script, "patroni", &config]
+        .map(String::from)
+        .into_iter()
+        .chain(dirs)
+        .collect()
 }
 
 /// Patroni's REST API certificate, and its CA's (never the operator's key).

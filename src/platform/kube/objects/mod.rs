@@ -360,6 +360,14 @@ mod paths {
     pub fn repo(name: &str) -> String {
         format!("{REPOS}/{name}")
     }
+    /// Where a tablespace's volume is mounted (PGO's path).
+    pub fn tablespace(name: &str) -> String {
+        format!("/tablespaces/{name}")
+    }
+    /// The directory on it for `CREATE TABLESPACE ... LOCATION`.
+    pub fn tablespace_data(name: &str) -> String {
+        format!("{}/data", tablespace(name))
+    }
 }
 
 /// The account the instance image runs PostgreSQL as (its Dockerfile creates it).

@@ -159,7 +159,9 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         priority_class_name: spec.priority_class_name.clone(),
     };
     // No ServiceAccount and no API token: pgBouncer needs no API access.
-    let pod = pods::pod(ctx, vec![container], vec![volume], None, placement);
+    let mut containers = vec![container];
+    containers.extend(spec.containers.iter().flat_map(|c| c.0.iter().cloned()));
+    let pod = pods::pod(ctx, containers, vec![volume], None, placement);
     let replicas = spec.replicas.unwrap_or(1);
     let deployment = Deployment {
         metadata: ctx.meta(name.clone(), labels.clone()),

@@ -104,6 +104,9 @@ pub(super) fn exposed(
             type_: Some(format!("{type_:?}")),
             selector: Some(selector),
             ports: Some(vec![port]),
+            ip_family_policy: exposure.ip_family_policy.map(|p| format!("{p:?}")),
+            internal_traffic_policy: exposure.internal_traffic_policy.map(|p| format!("{p:?}")),
+            external_traffic_policy: exposure.external_traffic_policy.map(|p| format!("{p:?}")),
             ..Default::default()
         }),
         ..Default::default()
