@@ -110,6 +110,7 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 replica,
                 pgbouncer,
             } => kube.uri(&name, user.as_deref(), replica, pgbouncer).await,
+            Command::Psql { .. } => Err(failure(crate::platform::psql::NOT_ON_KUBE)),
             Command::Switchover { name, to, wait } => {
                 kube.switchover(&name, to.as_deref(), &wait).await
             }

@@ -188,6 +188,12 @@ pub enum Effect {
         key: Key,
         request: Request,
     },
+    /// Suspend the console and run psql on `instance` of `cluster` as `user`.
+    Psql {
+        cluster: Box<PostgresCluster>,
+        instance: String,
+        user: String,
+    },
     /// Suspend the console and edit the manifest in $EDITOR.
     ExternalEdit {
         key: Key,
@@ -381,12 +387,12 @@ impl App {
     /// The binding tables of the current view, most specific first.
     pub fn bindings(&self) -> Vec<&'static [Binding]> {
         let mut tables = match &self.view {
-            View::Clusters => vec![keys::CLUSTERS],
+            View::Clusters => vec![keys::CLUSTERS, keys::PSQL],
             View::Cluster {
                 tab: Tab::Connection,
                 ..
-            } => vec![keys::CONNECTION, keys::CLUSTER],
-            View::Cluster { .. } => vec![keys::CLUSTER],
+            } => vec![keys::CONNECTION, keys::CLUSTER, keys::PSQL],
+            View::Cluster { .. } => vec![keys::CLUSTER, keys::PSQL],
         };
         if self.on_activity() {
             tables.insert(0, keys::ACTIVITY);
@@ -609,6 +615,7 @@ impl App {
             | Action::PauseResume
             | Action::StopStart
             | Action::Reinit => return self.start(action),
+            Action::Psql => return self.start_psql(),
             Action::Cancel | Action::Terminate => {
                 return self.start_signal(action == Action::Terminate);
             }

@@ -8,6 +8,7 @@ use super::app::Key;
 use super::diff::{self, DiffLine};
 use super::editor::YamlEditor;
 use super::form::EditForm;
+use super::psql::PsqlDialog;
 use super::requests::Request;
 use crate::actions;
 use crate::actions::verbs::Verb;
@@ -28,6 +29,7 @@ pub enum Overlay {
     Review(Box<Review>),
     Conflict(Box<Conflict>),
     Session(Box<SessionDialog>),
+    Psql(PsqlDialog),
 }
 
 /// What a key did to a dialog.
@@ -48,6 +50,11 @@ pub enum Step {
     ExternalEdit {
         yaml: String,
         resource_version: String,
+    },
+    /// Leave the terminal to psql on `instance` as `user` (the `p` key).
+    Psql {
+        instance: String,
+        user: String,
     },
 }
 

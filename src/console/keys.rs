@@ -39,6 +39,7 @@ pub enum Action {
     Reinit,
     Cancel,
     Terminate,
+    Psql,
 }
 
 pub struct Binding {
@@ -260,6 +261,15 @@ pub const ACTIVITY: &[Binding] = &[
         "",
     ),
 ];
+
+/// psql, which changes nothing by itself: also in read-only mode, without superusers.
+pub const PSQL: &[Binding] = &[b(
+    &[(KeyCode::Char('p'), NONE)],
+    "p",
+    "psql on the instance under the cursor (else the primary) as a chosen user",
+    Action::Psql,
+    "psql",
+)];
 
 /// Keys that signal a session on the Activity tab: absent in read-only mode.
 pub const ACTIVITY_ACTIONS: &[Binding] = &[

@@ -27,6 +27,7 @@ impl Overlay {
             Overlay::Review(d) => &d.key,
             Overlay::Conflict(d) => &d.key,
             Overlay::Session(d) => &d.key,
+            Overlay::Psql(d) => &d.key,
         }
     }
 
@@ -42,6 +43,7 @@ impl Overlay {
             Overlay::Review(d) => d.on_key(key),
             Overlay::Conflict(d) => d.on_key(key),
             Overlay::Session(d) => d.on_key(key),
+            Overlay::Psql(d) => d.on_key(key),
         }
     }
 }
@@ -171,6 +173,45 @@ impl App {
         Vec::new()
     }
 
+    /// `p`: pick the user to run psql as, on the instance under the cursor or the primary.
+    pub(super) fn start_psql(&mut self) -> Vec<Effect> {
+        let Some(cluster) = self.target().cloned() else {
+            self.warn("no cluster selected");
+            return Vec::new();
+        };
+        let instances = match self.view {
+            View::Cluster { .. } => self.instances(),
+            View::Clusters => cluster
+                .status
+                .as_ref()
+                .map(|s| s.instances.clone())
+                .unwrap_or_default(),
+        };
+        let primary = || {
+            instances
+                .iter()
+                .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")))
+                .cloned()
+        };
+        let Some(instance) = self.instance_under_cursor().or_else(primary) else {
+            self.warn("no primary to connect to yet: open the cluster and pick an instance");
+            return Vec::new();
+        };
+        let users = super::psql::users(&cluster, self.read_only);
+        if users.is_empty() {
+            self.warn("read-only: psql is offered only as a user that is not a superuser, and this cluster has none");
+            return Vec::new();
+        }
+        self.overlay = Some(Overlay::Psql(super::psql::PsqlDialog {
+            key: (cluster.namespace().to_string(), cluster.name().to_string()),
+            instance: instance.name,
+            role: instance.role,
+            users,
+            selected: 0,
+        }));
+        Vec::new()
+    }
+
     /// What `action` offers for `cluster` and the instance under the cursor, or why nothing.
     fn verb_choices(
         &self,
@@ -264,6 +305,23 @@ impl App {
                     key,
                     yaml,
                     resource_version,
+                }];
+            }
+            Step::Psql { instance, user } => {
+                self.overlay = None;
+                let cluster = key.and_then(|k| {
+                    self.clusters
+                        .iter()
+                        .find(|c| c.namespace() == k.0 && c.name() == k.1)
+                });
+                let Some(cluster) = cluster else {
+                    self.warn("the cluster is gone");
+                    return Vec::new();
+                };
+                return vec![Effect::Psql {
+                    cluster: Box::new(cluster.clone()),
+                    instance,
+                    user,
                 }];
             }
         }

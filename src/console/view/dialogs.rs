@@ -15,6 +15,7 @@ use crate::console::dialogs::{
 use crate::console::diff::{Change, DiffLine};
 use crate::console::editor::YamlEditor;
 use crate::console::form::EditForm;
+use crate::console::psql::PsqlDialog;
 use crate::console::theme::Theme;
 use crate::display;
 
@@ -31,6 +32,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay) {
         Overlay::Review(d) => review(frame, area, t, d),
         Overlay::Conflict(d) => conflict(frame, area, t, d),
         Overlay::Session(d) => super::activity::dialog(frame, area, t, d),
+        Overlay::Psql(d) => psql(frame, area, t, d),
     }
 }
 
@@ -254,6 +256,37 @@ fn backup(frame: &mut Frame, area: Rect, t: &Theme, d: &BackupDialog) {
             ("enter", "back up"),
             ("esc", "cancel"),
         ],
+    ));
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn psql(frame: &mut Frame, area: Rect, t: &Theme, d: &PsqlDialog) {
+    let inner = popup(frame, area, t, "psql", 72, d.users.len() as u16 + 7);
+    let role = d
+        .role
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let mut lines = vec![
+        Line::from(format!("psql on {}{role} as:", d.instance)),
+        Line::default(),
+    ];
+    for (i, u) in d.users.iter().enumerate() {
+        let style = if i == d.selected { t.selection } else { t.text };
+        let mut line = vec![Span::styled(format!("  {}", u.name), style)];
+        if u.superuser {
+            line.push(Span::styled("  superuser", t.warn));
+        }
+        lines.push(Line::from(line));
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        "The console steps aside while psql runs; \\q comes back.",
+        t.muted,
+    )));
+    lines.push(hint(
+        t,
+        &[("↑/↓", "user"), ("enter", "connect"), ("esc", "cancel")],
     ));
     frame.render_widget(Paragraph::new(lines), inner);
 }
