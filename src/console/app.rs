@@ -259,6 +259,8 @@ pub struct App {
     /// Requests the reconciler has not finished.
     pub pending: Vec<Pending>,
     pub editing: Option<EditContext>,
+    /// The command lines equivalent to the open dialog's action, while shown (`ctrl-t`).
+    pub command: Option<Result<Vec<String>, String>>,
     /// The cluster list after namespace, filter and sort: indices into `clusters`.
     visible: Vec<usize>,
 }
@@ -306,6 +308,7 @@ impl App {
             overlay: None,
             pending: Vec::new(),
             editing: None,
+            command: None,
             visible: Vec::new(),
         }
     }
@@ -519,11 +522,45 @@ impl App {
             return Vec::new();
         }
         if let Some(overlay) = self.overlay.as_mut() {
+            if overlay.is_action() {
+                match keys::lookup_only(&[keys::DIALOG], &key) {
+                    Some(Action::ShowCommand) => {
+                        self.command = match self.command {
+                            Some(_) => None,
+                            None => Some(self.command_lines()),
+                        };
+                        return Vec::new();
+                    }
+                    Some(Action::CopyCommand) => {
+                        return match self.command_lines() {
+                            Ok(lines) => {
+                                self.say("command copied");
+                                vec![Effect::Copy(lines.join("\n"))]
+                            }
+                            Err(why) => {
+                                self.warn(why);
+                                Vec::new()
+                            }
+                        };
+                    }
+                    _ => {}
+                }
+            }
             let step = overlay.on_key(key);
-            return self.step(step);
+            let effects = self.step(step);
+            // The lines follow the dialog's choices; a closed or other dialog hides them.
+            if self.command.is_some() {
+                self.command = self
+                    .overlay
+                    .as_ref()
+                    .filter(|o| o.is_action())
+                    .map(|_| self.command_lines());
+            }
+            return effects;
         }
+        // Only the mutating keys themselves: moving, help and quit stay.
         if self.read_only
-            && let Some(action) = keys::lookup(&self.mutating(), &key)
+            && let Some(action) = keys::lookup_only(&self.mutating(), &key)
         {
             let what = self
                 .mutating()
@@ -616,6 +653,8 @@ impl App {
             | Action::StopStart
             | Action::Reinit => return self.start(action),
             Action::Psql => return self.start_psql(),
+            // Only in a dialog: on_key takes them there.
+            Action::ShowCommand | Action::CopyCommand => {}
             Action::Cancel | Action::Terminate => {
                 return self.start_signal(action == Action::Terminate);
             }

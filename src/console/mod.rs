@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod app;
 mod clipboard;
+pub mod commands;
 pub mod config;
 pub mod dialogs;
 pub mod diff;

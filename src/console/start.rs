@@ -31,6 +31,37 @@ impl Overlay {
         }
     }
 
+    /// Whether this dialog asks for one change to the manifest: its command lines can show.
+    pub fn is_action(&self) -> bool {
+        matches!(
+            self,
+            Overlay::Switchover(_)
+                | Overlay::Scale(_)
+                | Overlay::Backup(_)
+                | Overlay::Delete(_)
+                | Overlay::Verb(_)
+                | Overlay::Review(_)
+        )
+    }
+
+    /// The change enter would ask for now, for the command lines (`ctrl-t`); `None` for
+    /// dialogs that are not one change (editors, psql, sessions) or not yet.
+    pub fn request(&self) -> Option<Request> {
+        match self {
+            Overlay::Switchover(d) => d.request(),
+            Overlay::Scale(d) => d.request(),
+            Overlay::Backup(d) => d.request(),
+            Overlay::Delete(d) => Some(d.request()),
+            Overlay::Verb(d) => Some(d.request()),
+            Overlay::Review(d) => Some(d.request.clone()),
+            Overlay::Form(_)
+            | Overlay::Editor(_)
+            | Overlay::Conflict(_)
+            | Overlay::Session(_)
+            | Overlay::Psql(_) => None,
+        }
+    }
+
     pub fn on_key(&mut self, key: ratatui::crossterm::event::KeyEvent) -> Step {
         match self {
             Overlay::Switchover(d) => d.on_key(key),
@@ -171,6 +202,21 @@ impl App {
         };
         self.overlay = Some(overlay);
         Vec::new()
+    }
+
+    /// The command lines equivalent to the open dialog's change, as it stands.
+    pub(super) fn command_lines(&self) -> Result<Vec<String>, String> {
+        let overlay = self.overlay.as_ref().ok_or("no dialog is open")?;
+        let key = overlay.key();
+        let cluster = self
+            .clusters
+            .iter()
+            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+            .ok_or_else(|| format!("{}/{} is gone", key.0, key.1))?;
+        let request = overlay
+            .request()
+            .ok_or("nothing is chosen yet: no command to show")?;
+        super::commands::lines(cluster, &request, self.platform)
     }
 
     /// `p`: pick the user to run psql as, on the instance under the cursor or the primary.
