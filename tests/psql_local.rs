@@ -192,6 +192,14 @@ fn p_opens_psql_and_quitting_it_returns_to_the_console_intact() {
     tmux.wait(Duration::from_secs(5), "the query's output", |s| {
         s.lines().any(|l| l.trim() == "pgdeck-psql-1")
     });
+    // ctrl-c cancels psql's query; the console, which the terminal signals too, stays.
+    tmux.text("SELECT pg_sleep(60)");
+    tmux.keys(&["\\;", "Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.keys(&["C-c"]);
+    tmux.wait(Duration::from_secs(10), "the query cancelled", |s| {
+        s.contains("canceling statement due to user request")
+    });
     tmux.text("\\q");
     tmux.keys(&["Enter"]);
     let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
