@@ -1241,6 +1241,19 @@ fn p_picks_the_user_for_psql_on_the_instance_under_the_cursor() {
         s.contains("psql on hippo-instance1-bdkx (primary) as:") && !s.contains("postgres"),
         "{s}"
     );
+
+    // Kubernetes: not built yet, and said so before any dialog.
+    press(&mut app, KeyCode::Esc);
+    app.platform = Platform::Kube;
+    press(&mut app, KeyCode::Char('p'));
+    assert!(app.overlay.is_none());
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("not built for Kubernetes")
+    );
 }
 
 #[test]
