@@ -7,7 +7,10 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = pgdeck::cli::Cli::parse();
     if let Err(failure) = pgdeck::cli::run(cli) {
-        eprintln!("error: {}", failure.message);
+        // An empty message: the command's child (psql) has said why.
+        if !failure.message.is_empty() {
+            eprintln!("error: {}", failure.message);
+        }
         std::process::exit(failure.code);
     }
 }

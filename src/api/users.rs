@@ -33,6 +33,17 @@ pub struct UserSpec {
 }
 
 impl UserSpec {
+    /// Whether the role is a superuser: the bootstrap one, or one given `SUPERUSER`.
+    pub fn is_superuser(&self) -> bool {
+        self.name == SUPERUSER
+            || self
+                .options
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case("SUPERUSER"))
+    }
+
     /// The attributes pgdeck gives the role: `options`, with LOGIN unless they say otherwise
     /// (`LOGIN NOLOGIN` is an error to PostgreSQL, and PGO's users may write `NOLOGIN`).
     pub fn attributes(&self) -> String {

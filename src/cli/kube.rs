@@ -53,6 +53,9 @@ pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
 }
 
 pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
+    if let Command::Psql { .. } = command {
+        return Err(failure(crate::platform::psql::NOT_ON_KUBE));
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| failure(e.to_string()))?;
     runtime.block_on(async {
         let client::Connection {
@@ -139,7 +142,8 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 repo,
                 wait,
             } => kube.backup(&name, type_, repo.as_deref(), &wait).await,
-            // `validate`, `crd`, `completions` and `render` need no platform: run() took them.
+            // `validate`, `crd`, `completions` and `render` need no platform, and `psql` is
+            // refused before connecting: run() took them.
             other => unreachable!("{other:?} runs without a platform"),
         }
     })

@@ -95,6 +95,19 @@ pub fn run(local: Local, global: &Global, command: Command) -> Result<(), Failur
             replica,
             pgbouncer,
         } => uri(&local, &ns, &name, user.as_deref(), replica, pgbouncer),
+        Command::Psql {
+            name,
+            instance,
+            user,
+            args,
+        } => psql(
+            &local,
+            &ns,
+            &name,
+            instance.as_deref(),
+            user.as_deref(),
+            &args,
+        ),
         Command::Switchover { name, to, wait } => {
             switchover(&local, &ns, &name, to.as_deref(), &wait)
         }
@@ -341,6 +354,36 @@ fn uri(
     };
     print(&format!("{uri}\n"));
     Ok(())
+}
+
+fn psql(
+    local: &Local,
+    ns: &str,
+    name: &str,
+    instance: Option<&str>,
+    user: Option<&str>,
+    args: &[String],
+) -> Result<(), Failure> {
+    let cluster = local
+        .store
+        .get(ns, name)?
+        .ok_or_else(|| failure(format!("postgrescluster {ns}/{name} not found")))?;
+    let user = match user {
+        Some(u) => u.to_string(),
+        None => views::user(&cluster, None).map_err(failure)?.name,
+    };
+    let session =
+        crate::platform::local::psql::session(local, &cluster, instance, &user).map_err(failure)?;
+    let status = session.run(args).map_err(failure)?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // psql said why; its exit code tells scripts which failure it was.
+        Some(code) => Err(Failure {
+            code,
+            message: String::new(),
+        }),
+        None => Err(failure(format!("psql ended by {status}"))),
+    }
 }
 
 fn switchover(

@@ -164,6 +164,19 @@ pub enum Command {
         #[arg(long)]
         pgbouncer: bool,
     },
+    /// Open psql on an instance (default: the primary) as one of the cluster's users; arguments
+    /// after `--` go to psql, e.g. `pgdeck psql hippo -- -c 'select 1'`.
+    Psql {
+        name: String,
+        /// The instance (default: the primary).
+        #[arg(long)]
+        instance: Option<String>,
+        /// The user (default: the cluster's first user; `postgres` is the superuser).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Switch the primary over to another instance.
     Switchover {
         name: String,

@@ -229,6 +229,12 @@ pub enum Effect {
         key: Key,
         request: Request,
     },
+    /// Suspend the console and run psql on `instance` of `cluster` as `user`.
+    Psql {
+        cluster: Box<PostgresCluster>,
+        instance: String,
+        user: String,
+    },
     /// Suspend the console and edit the manifest in $EDITOR.
     ExternalEdit {
         key: Key,
@@ -299,6 +305,8 @@ pub struct App {
     /// Requests the reconciler has not finished.
     pub pending: Vec<Pending>,
     pub editing: Option<EditContext>,
+    /// The command lines equivalent to the open dialog's action, while shown (`ctrl-t`).
+    pub command: Option<Result<Vec<String>, String>>,
     /// The cluster list after namespace, filter and sort: indices into `clusters`.
     visible: Vec<usize>,
 }
@@ -348,6 +356,7 @@ impl App {
             overlay: None,
             pending: Vec::new(),
             editing: None,
+            command: None,
             visible: Vec::new(),
         }
     }
@@ -429,15 +438,15 @@ impl App {
     /// The binding tables of the current view, most specific first.
     pub fn bindings(&self) -> Vec<&'static [Binding]> {
         let mut tables = match &self.view {
-            View::Clusters => vec![keys::CLUSTERS],
+            View::Clusters => vec![keys::CLUSTERS, keys::PSQL],
             View::Cluster {
                 tab: Tab::Connection,
                 ..
-            } => vec![keys::CONNECTION, keys::CLUSTER],
+            } => vec![keys::CONNECTION, keys::CLUSTER, keys::PSQL],
             View::Cluster {
                 tab: Tab::Settings, ..
-            } => vec![keys::SETTINGS, keys::CLUSTER],
-            View::Cluster { .. } => vec![keys::CLUSTER],
+            } => vec![keys::SETTINGS, keys::CLUSTER, keys::PSQL],
+            View::Cluster { .. } => vec![keys::CLUSTER, keys::PSQL],
         };
         if self.on_activity() {
             tables.insert(0, keys::ACTIVITY);
@@ -589,11 +598,45 @@ impl App {
             return Vec::new();
         }
         if let Some(overlay) = self.overlay.as_mut() {
+            if overlay.is_action() {
+                match keys::lookup_only(&[keys::DIALOG], &key) {
+                    Some(Action::ShowCommand) => {
+                        self.command = match self.command {
+                            Some(_) => None,
+                            None => Some(self.command_lines()),
+                        };
+                        return Vec::new();
+                    }
+                    Some(Action::CopyCommand) => {
+                        return match self.command_lines() {
+                            Ok(lines) => {
+                                self.say("command copied");
+                                vec![Effect::Copy(lines.join("\n"))]
+                            }
+                            Err(why) => {
+                                self.warn(why);
+                                Vec::new()
+                            }
+                        };
+                    }
+                    _ => {}
+                }
+            }
             let step = overlay.on_key(key);
-            return self.step(step);
+            let effects = self.step(step);
+            // The lines follow the dialog's choices; a closed or other dialog hides them.
+            if self.command.is_some() {
+                self.command = self
+                    .overlay
+                    .as_ref()
+                    .filter(|o| o.is_action())
+                    .map(|_| self.command_lines());
+            }
+            return effects;
         }
+        // Only the mutating keys themselves: moving, help and quit stay.
         if self.read_only
-            && let Some(action) = keys::lookup(&self.mutating(), &key)
+            && let Some(action) = keys::lookup_only(&self.mutating(), &key)
         {
             let what = self
                 .mutating()
@@ -687,6 +730,9 @@ impl App {
             | Action::PauseResume
             | Action::StopStart
             | Action::Reinit => return self.start(action),
+            Action::Psql => return self.start_psql(),
+            // Only in a dialog: on_key takes them there.
+            Action::ShowCommand | Action::CopyCommand => {}
             Action::Cancel | Action::Terminate => {
                 return self.start_signal(action == Action::Terminate);
             }

@@ -8,6 +8,7 @@ use super::app::Key;
 use super::diff::{self, DiffLine};
 use super::editor::YamlEditor;
 use super::form::EditForm;
+use super::psql::PsqlDialog;
 use super::requests::Request;
 use crate::actions;
 use crate::actions::verbs::Verb;
@@ -28,6 +29,7 @@ pub enum Overlay {
     Review(Box<Review>),
     Conflict(Box<Conflict>),
     Session(Box<SessionDialog>),
+    Psql(PsqlDialog),
 }
 
 /// What a key did to a dialog.
@@ -48,6 +50,11 @@ pub enum Step {
     ExternalEdit {
         yaml: String,
         resource_version: String,
+    },
+    /// Leave the terminal to psql on `instance` as `user` (the `p` key).
+    Psql {
+        instance: String,
+        user: String,
     },
 }
 
@@ -129,6 +136,13 @@ impl SwitchoverDialog {
         !self.failover || self.typed == self.key.1
     }
 
+    pub fn request(&self) -> Option<Request> {
+        Some(Request::Switchover {
+            target: Some(self.target()?.name.clone()),
+            failover: self.failover,
+        })
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Step {
         match key.code {
             KeyCode::Esc => Step::Close,
@@ -154,11 +168,8 @@ impl SwitchoverDialog {
                 self.typed.pop();
                 Step::Stay
             }
-            KeyCode::Enter => match self.target() {
-                Some(t) if self.confirmed() => Step::Submit(Request::Switchover {
-                    target: Some(t.name.clone()),
-                    failover: self.failover,
-                }),
+            KeyCode::Enter => match self.request() {
+                Some(r) if self.confirmed() => Step::Submit(r),
                 _ => Step::Stay,
             },
             _ => Step::Stay,
@@ -207,6 +218,14 @@ impl ScaleDialog {
         })
     }
 
+    /// What enter asks for: a new count that can be.
+    pub fn request(&self) -> Option<Request> {
+        (self.refusal().is_none() && self.target != self.current()).then(|| Request::Scale {
+            set: self.sets[self.selected].0.clone(),
+            replicas: self.target,
+        })
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Step {
         match key.code {
             KeyCode::Esc => return Step::Close,
@@ -224,11 +243,10 @@ impl ScaleDialog {
                 };
                 self.target = self.current() + delta;
             }
-            KeyCode::Enter if self.refusal().is_none() && self.target != self.current() => {
-                return Step::Submit(Request::Scale {
-                    set: self.sets[self.selected].0.clone(),
-                    replicas: self.target,
-                });
+            KeyCode::Enter => {
+                if let Some(r) = self.request() {
+                    return Step::Submit(r);
+                }
             }
             _ => {}
         }
@@ -251,6 +269,13 @@ impl BackupDialog {
         ("incr", "incremental"),
     ];
 
+    pub fn request(&self) -> Option<Request> {
+        Some(Request::Backup {
+            kind: Self::KINDS[self.kind].0.into(),
+            repo: self.repos.get(self.repo)?.clone(),
+        })
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Step {
         match key.code {
             KeyCode::Esc => return Step::Close,
@@ -266,11 +291,8 @@ impl BackupDialog {
             }
             KeyCode::Up | KeyCode::Char('k') => self.repo = self.repo.saturating_sub(1),
             KeyCode::Enter => {
-                if let Some(repo) = self.repos.get(self.repo) {
-                    return Step::Submit(Request::Backup {
-                        kind: Self::KINDS[self.kind].0.into(),
-                        repo: repo.clone(),
-                    });
+                if let Some(r) = self.request() {
+                    return Step::Submit(r);
                 }
             }
             _ => {}
@@ -300,6 +322,13 @@ impl DeleteDialog {
         }
     }
 
+    pub fn request(&self) -> Request {
+        Request::Delete {
+            keep_data: self.keep_data,
+            keep_backups: self.keep_backups,
+        }
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Step {
         match key.code {
             KeyCode::Esc => return Step::Close,
@@ -311,12 +340,7 @@ impl DeleteDialog {
             KeyCode::Backspace if self.focus == 0 => {
                 self.typed.pop();
             }
-            KeyCode::Enter if self.typed == self.key.1 => {
-                return Step::Submit(Request::Delete {
-                    keep_data: self.keep_data,
-                    keep_backups: self.keep_backups,
-                });
-            }
+            KeyCode::Enter if self.typed == self.key.1 => return Step::Submit(self.request()),
             _ => {}
         }
         Step::Stay
@@ -549,6 +573,10 @@ impl VerbDialog {
         self.confirm_with().is_none_or(|name| self.typed == name)
     }
 
+    pub fn request(&self) -> Request {
+        Request::Verb(self.verb().clone())
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Step {
         match key.code {
             KeyCode::Esc => return Step::Close,
@@ -560,9 +588,7 @@ impl VerbDialog {
             KeyCode::Backspace => {
                 self.typed.pop();
             }
-            KeyCode::Enter if self.confirmed() => {
-                return Step::Submit(Request::Verb(self.verb().clone()));
-            }
+            KeyCode::Enter if self.confirmed() => return Step::Submit(self.request()),
             _ => {}
         }
         Step::Stay

@@ -1,6 +1,29 @@
-//! `E`: edit the manifest in the user's editor, as `kubectl edit` does.
+//! Programs the console leaves the terminal to: the user's editor for the manifest (`E`, as
+//! `kubectl edit` does), and psql (`p`).
 
-use std::io::Write;
+use std::io::{BufRead, Write};
+
+use crate::platform::psql::Session;
+
+/// Run psql in this terminal until it exits; what to say back in the console. A failure (psql
+/// missing, no connection) waits for enter, so its message is read before the console redraws.
+pub fn psql(session: &Session, instance: &str) -> Result<String, String> {
+    println!(
+        "pgdeck: psql on {instance} as {} (\\q returns to the console)",
+        session.user
+    );
+    let failure = match session.run(&[]) {
+        Ok(status) if status.success() => {
+            return Ok(format!("psql on {instance} as {} ended", session.user));
+        }
+        Ok(status) => format!("psql exited with {status}"),
+        Err(why) => why,
+    };
+    print!("pgdeck: {failure}; press enter to return to the console ");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().lock().read_line(&mut String::new());
+    Err(format!("psql on {instance} as {}: {failure}", session.user))
+}
 
 /// Write `yaml` to a temporary file, open it in `$VISUAL`, `$EDITOR` or `vi`, and return the
 /// text as saved. The console has left the terminal to the editor meanwhile.

@@ -39,6 +39,9 @@ pub enum Action {
     Reinit,
     Cancel,
     Terminate,
+    Psql,
+    ShowCommand,
+    CopyCommand,
 }
 
 pub struct Binding {
@@ -267,6 +270,44 @@ pub const SETTINGS: &[Binding] = &[b(
     "filter parameters by name, value or source (pending: those waiting for a restart)",
     Action::Filter,
     "filter",
+)];
+
+/// Keys of an action's dialog, besides its own: the equivalent command lines. Control keys,
+/// as the dialogs' name fields take letters.
+pub const DIALOG: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('t'), KeyModifiers::CONTROL)],
+        "ctrl-t",
+        "show or hide the equivalent pgdeck (and kubectl) command",
+        Action::ShowCommand,
+        "command",
+    ),
+    b(
+        &[(KeyCode::Char('y'), KeyModifiers::CONTROL)],
+        "ctrl-y",
+        "copy the equivalent command",
+        Action::CopyCommand,
+        "copy command",
+    ),
+];
+
+/// What `key` does in exactly these tables (without the moves and common keys).
+pub fn lookup_only(tables: &[&'static [Binding]], key: &KeyEvent) -> Option<Action> {
+    tables
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|b| b.keys.contains(&(key.code, key.modifiers)))
+        .map(|b| b.action)
+}
+
+/// psql, which changes nothing by itself: also in read-only mode, without superusers.
+pub const PSQL: &[Binding] = &[b(
+    &[(KeyCode::Char('p'), NONE)],
+    "p",
+    "psql on the instance under the cursor (else the primary) as a chosen user",
+    Action::Psql,
+    // The footer keeps to the keys most used; `?` lists this one.
+    "",
 )];
 
 /// Keys that signal a session on the Activity tab: absent in read-only mode.

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod app;
 mod clipboard;
+pub mod commands;
 pub mod config;
 pub mod dialogs;
 pub mod diff;
@@ -14,6 +15,7 @@ pub mod form;
 pub mod health;
 pub mod history;
 pub mod keys;
+pub mod psql;
 pub mod requests;
 pub mod settings;
 pub mod source;
@@ -50,6 +52,25 @@ pub struct Options {
     /// `-n`; `None` with `all_namespaces`, or the config's, or every namespace.
     pub namespace: Option<String>,
     pub all_namespaces: bool,
+}
+
+/// Leave the terminal to another program (`E`'s editor, `p`'s psql) and take it back after,
+/// whatever became of the program.
+fn step_out<T>(
+    terminal: &mut ratatui::DefaultTerminal,
+    keys: EventStream,
+    run: impl FnOnce() -> T,
+) -> Result<(T, EventStream), String> {
+    // The program owns the terminal meanwhile: stop reading keys, step out. Dropping the stream
+    // wakes crossterm's shared poller; a zero-timeout poll takes that wake-up, or the next poll
+    // (ratatui asking for the cursor position) would return at once and fail.
+    drop(keys);
+    let _ = ratatui::crossterm::event::poll(Duration::ZERO);
+    ratatui::restore();
+    let out = run();
+    *terminal = ratatui::try_init().map_err(|e| format!("cannot set up the terminal: {e}"))?;
+    terminal.clear().map_err(|e| e.to_string())?;
+    Ok((out, EventStream::new()))
 }
 
 /// Open the console until the user quits.
@@ -185,20 +206,29 @@ async fn run_async(
                         yaml,
                         resource_version,
                     } => {
-                        // The editor owns the terminal meanwhile: stop reading keys, step out.
-                        // Dropping the stream wakes crossterm's shared poller; a zero-timeout
-                        // poll takes that wake-up, or the next poll (ratatui asking for the
-                        // cursor position) would return at once and fail.
-                        drop(keys);
-                        let _ = ratatui::crossterm::event::poll(Duration::ZERO);
-                        ratatui::restore();
-                        let edited = external::edit(&yaml);
-                        terminal = ratatui::try_init()
-                            .map_err(|e| format!("cannot set up the terminal: {e}"))?;
-                        terminal.clear().map_err(|e| e.to_string())?;
-                        keys = EventStream::new();
+                        let edited;
+                        (edited, keys) = step_out(&mut terminal, keys, || external::edit(&yaml))?;
                         app.on_external_edit(key, yaml, resource_version, edited);
                     }
+                    Effect::Psql {
+                        cluster,
+                        instance,
+                        user,
+                    } => match source.psql(&cluster, &instance, &user) {
+                        Err(why) => app.warn(why),
+                        Ok(session) => {
+                            let ran;
+                            (ran, keys) = step_out(&mut terminal, keys, || {
+                                external::psql(&session, &instance)
+                            })?;
+                            // ctrl-c in psql reached the console too: that one was psql's.
+                            int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+                            match ran {
+                                Ok(done) => app.say(done),
+                                Err(why) => app.warn(why),
+                            }
+                        }
+                    },
                     Effect::LoadTheme(name) => {
                         match theme::load(&name, themes_dir(dir.as_deref()).as_deref()) {
                             Ok(t) => app.set_theme(t),

@@ -27,6 +27,38 @@ impl Overlay {
             Overlay::Review(d) => &d.key,
             Overlay::Conflict(d) => &d.key,
             Overlay::Session(d) => &d.key,
+            Overlay::Psql(d) => &d.key,
+        }
+    }
+
+    /// Whether this dialog asks for one change to the manifest: its command lines can show.
+    pub fn is_action(&self) -> bool {
+        matches!(
+            self,
+            Overlay::Switchover(_)
+                | Overlay::Scale(_)
+                | Overlay::Backup(_)
+                | Overlay::Delete(_)
+                | Overlay::Verb(_)
+                | Overlay::Review(_)
+        )
+    }
+
+    /// The change enter would ask for now, for the command lines (`ctrl-t`); `None` for
+    /// dialogs that are not one change (editors, psql, sessions) or not yet.
+    pub fn request(&self) -> Option<Request> {
+        match self {
+            Overlay::Switchover(d) => d.request(),
+            Overlay::Scale(d) => d.request(),
+            Overlay::Backup(d) => d.request(),
+            Overlay::Delete(d) => Some(d.request()),
+            Overlay::Verb(d) => Some(d.request()),
+            Overlay::Review(d) => Some(d.request.clone()),
+            Overlay::Form(_)
+            | Overlay::Editor(_)
+            | Overlay::Conflict(_)
+            | Overlay::Session(_)
+            | Overlay::Psql(_) => None,
         }
     }
 
@@ -42,6 +74,7 @@ impl Overlay {
             Overlay::Review(d) => d.on_key(key),
             Overlay::Conflict(d) => d.on_key(key),
             Overlay::Session(d) => d.on_key(key),
+            Overlay::Psql(d) => d.on_key(key),
         }
     }
 }
@@ -171,6 +204,64 @@ impl App {
         Vec::new()
     }
 
+    /// The command lines equivalent to the open dialog's change, as it stands.
+    pub(super) fn command_lines(&self) -> Result<Vec<String>, String> {
+        let overlay = self.overlay.as_ref().ok_or("no dialog is open")?;
+        let key = overlay.key();
+        let cluster = self
+            .clusters
+            .iter()
+            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+            .ok_or_else(|| format!("{}/{} is gone", key.0, key.1))?;
+        let request = overlay
+            .request()
+            .ok_or("nothing is chosen yet: no command to show")?;
+        super::commands::lines(cluster, &request, self.platform)
+    }
+
+    /// `p`: pick the user to run psql as, on the instance under the cursor or the primary.
+    pub(super) fn start_psql(&mut self) -> Vec<Effect> {
+        if self.platform == crate::api::support::Platform::Kube {
+            self.warn(crate::platform::psql::NOT_ON_KUBE);
+            return Vec::new();
+        }
+        let Some(cluster) = self.target().cloned() else {
+            self.warn("no cluster selected");
+            return Vec::new();
+        };
+        let instances = match self.view {
+            View::Cluster { .. } => self.instances(),
+            View::Clusters => cluster
+                .status
+                .as_ref()
+                .map(|s| s.instances.clone())
+                .unwrap_or_default(),
+        };
+        let primary = || {
+            instances
+                .iter()
+                .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")))
+                .cloned()
+        };
+        let Some(instance) = self.instance_under_cursor().or_else(primary) else {
+            self.warn("no primary to connect to yet: open the cluster and pick an instance");
+            return Vec::new();
+        };
+        let users = super::psql::users(&cluster, self.read_only);
+        if users.is_empty() {
+            self.warn("read-only: psql is offered only as a user that is not a superuser, and this cluster has none");
+            return Vec::new();
+        }
+        self.overlay = Some(Overlay::Psql(super::psql::PsqlDialog {
+            key: (cluster.namespace().to_string(), cluster.name().to_string()),
+            instance: instance.name,
+            role: instance.role,
+            users,
+            selected: 0,
+        }));
+        Vec::new()
+    }
+
     /// What `action` offers for `cluster` and the instance under the cursor, or why nothing.
     fn verb_choices(
         &self,
@@ -264,6 +355,23 @@ impl App {
                     key,
                     yaml,
                     resource_version,
+                }];
+            }
+            Step::Psql { instance, user } => {
+                self.overlay = None;
+                let cluster = key.and_then(|k| {
+                    self.clusters
+                        .iter()
+                        .find(|c| c.namespace() == k.0 && c.name() == k.1)
+                });
+                let Some(cluster) = cluster else {
+                    self.warn("the cluster is gone");
+                    return Vec::new();
+                };
+                return vec![Effect::Psql {
+                    cluster: Box::new(cluster.clone()),
+                    instance,
+                    user,
                 }];
             }
         }

@@ -4,6 +4,7 @@
 pub mod health;
 pub mod kube;
 pub mod local;
+pub mod psql;
 
 use crate::api::ManifestError;
 

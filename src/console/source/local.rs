@@ -257,6 +257,15 @@ impl LocalSource {
         });
     }
 
+    pub fn psql(
+        &self,
+        cluster: &crate::api::PostgresCluster,
+        instance: &str,
+        user: &str,
+    ) -> Result<crate::platform::psql::Session, String> {
+        crate::platform::local::psql::session(&self.local, cluster, Some(instance), user)
+    }
+
     pub fn close(&mut self) {
         self.tasks.close();
     }

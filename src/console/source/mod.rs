@@ -76,6 +76,19 @@ impl Source {
         }
     }
 
+    /// How psql reaches `instance` of `cluster` as `user`.
+    pub fn psql(
+        &self,
+        cluster: &crate::api::PostgresCluster,
+        instance: &str,
+        user: &str,
+    ) -> Result<crate::platform::psql::Session, String> {
+        match self {
+            Source::Local(s) => s.psql(cluster, instance, user),
+            Source::Kube(_) => Err(crate::platform::psql::NOT_ON_KUBE.into()),
+        }
+    }
+
     pub fn close(&mut self) {
         match self {
             Source::Local(s) => s.close(),

@@ -15,6 +15,7 @@ use crate::console::dialogs::{
 use crate::console::diff::{Change, DiffLine};
 use crate::console::editor::YamlEditor;
 use crate::console::form::EditForm;
+use crate::console::psql::PsqlDialog;
 use crate::console::theme::Theme;
 use crate::display;
 
@@ -31,6 +32,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay) {
         Overlay::Review(d) => review(frame, area, t, d),
         Overlay::Conflict(d) => conflict(frame, area, t, d),
         Overlay::Session(d) => super::activity::dialog(frame, area, t, d),
+        Overlay::Psql(d) => psql(frame, area, t, d),
     }
 }
 
@@ -254,6 +256,73 @@ fn backup(frame: &mut Frame, area: Rect, t: &Theme, d: &BackupDialog) {
             ("enter", "back up"),
             ("esc", "cancel"),
         ],
+    ));
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The command lines equivalent to the dialog's action, in a box along the bottom.
+pub fn command(frame: &mut Frame, area: Rect, t: &Theme, lines: &Result<Vec<String>, String>) {
+    let width = area.width.saturating_sub(4).max(10);
+    let text: Vec<Line> = match lines {
+        Ok(lines) => lines
+            .iter()
+            .map(|l| Line::from(Span::styled(l.clone(), t.text)))
+            .collect(),
+        Err(why) => vec![Line::from(Span::styled(why.clone(), t.muted))],
+    };
+    // Rows once wrapped, within half the screen; the copy (ctrl-y) has every line whole.
+    let rows: usize = text
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(width as usize - 2))
+        .sum();
+    let height = (rows as u16 + 2).min(area.height / 2).max(3);
+    let rect = Rect {
+        x: area.x + 2,
+        y: area.y + area.height - height,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.accent)
+        .title(Span::styled(" command (ctrl-y copies) ", t.title));
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(block)
+            .style(t.text)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn psql(frame: &mut Frame, area: Rect, t: &Theme, d: &PsqlDialog) {
+    let inner = popup(frame, area, t, "psql", 72, d.users.len() as u16 + 7);
+    let role = d
+        .role
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let mut lines = vec![
+        Line::from(format!("psql on {}{role} as:", d.instance)),
+        Line::default(),
+    ];
+    for (i, u) in d.users.iter().enumerate() {
+        let style = if i == d.selected { t.selection } else { t.text };
+        let mut line = vec![Span::styled(format!("  {}", u.name), style)];
+        if u.superuser {
+            line.push(Span::styled("  superuser", t.warn));
+        }
+        lines.push(Line::from(line));
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        "The console steps aside while psql runs; \\q comes back.",
+        t.muted,
+    )));
+    lines.push(hint(
+        t,
+        &[("↑/↓", "user"), ("enter", "connect"), ("esc", "cancel")],
     ));
     frame.render_widget(Paragraph::new(lines), inner);
 }

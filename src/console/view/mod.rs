@@ -39,6 +39,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_footer(frame, footer, app);
     if let Some(overlay) = &app.overlay {
         dialogs::draw(frame, body, app, overlay);
+        if let Some(lines) = &app.command {
+            dialogs::command(frame, body, &app.theme, lines);
+        }
     }
     if app.help {
         help::draw(frame, frame.area(), app);
@@ -130,7 +133,13 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                     ));
                     spans.push(Span::styled("│ ", t.muted));
                 }
-                for b in super::keys::active(&app.bindings()).filter(|b| !b.hint.is_empty()) {
+                // An action's dialog has its own keys, and these besides.
+                let keys: Vec<&super::keys::Binding> =
+                    match app.overlay.as_ref().filter(|o| o.is_action()) {
+                        Some(_) => super::keys::DIALOG.iter().collect(),
+                        None => super::keys::active(&app.bindings()).collect(),
+                    };
+                for b in keys.into_iter().filter(|b| !b.hint.is_empty()) {
                     spans.push(Span::styled(b.label, t.key));
                     spans.push(Span::styled(format!(" {}  ", b.hint), t.footer));
                 }

@@ -1417,3 +1417,83 @@ mod history_and_settings {
         assert!(!s.contains("search_path"), "nothing live is made up");
     }
 }
+
+#[test]
+fn p_picks_the_user_for_psql_on_the_instance_under_the_cursor() {
+    use crate::console::app::Effect;
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('p'));
+    insta::assert_snapshot!("psql_user_dialog", screen(&app, 100, 16));
+    press(&mut app, KeyCode::Down);
+    let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        matches!(&effects[..], [Effect::Psql { instance, user, .. }]
+            if instance == "hippo-instance1-m2q7" && user == "postgres"),
+        "{effects:?}"
+    );
+    assert!(app.overlay.is_none());
+
+    // Read-only: psql still, but no superuser; from the cluster list, the primary.
+    app.read_only = true;
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('p'));
+    let s = screen(&app, 100, 16);
+    assert!(
+        s.contains("psql on hippo-instance1-bdkx (primary) as:") && !s.contains("postgres"),
+        "{s}"
+    );
+
+    // Kubernetes: not built yet, and said so before any dialog.
+    press(&mut app, KeyCode::Esc);
+    app.platform = Platform::Kube;
+    press(&mut app, KeyCode::Char('p'));
+    assert!(app.overlay.is_none());
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("not built for Kubernetes")
+    );
+}
+
+#[test]
+fn ctrl_t_shows_the_equivalent_commands_and_ctrl_y_copies_them() {
+    use crate::console::app::Effect;
+    let mut app = fixture();
+    open_hippo(&mut app);
+    press(&mut app, KeyCode::Char('+'));
+    key(&mut app, KeyCode::Char('t'), KeyModifiers::CONTROL);
+    insta::assert_snapshot!("scale_dialog_with_command", screen(&app, 100, 20));
+    // The lines follow the dialog's choice.
+    press(&mut app, KeyCode::Char('+'));
+    assert!(screen(&app, 100, 20).contains("--replicas 5"));
+    key(&mut app, KeyCode::Char('t'), KeyModifiers::CONTROL);
+    assert!(
+        !screen(&app, 100, 20).contains("--replicas 5"),
+        "hidden again"
+    );
+    press(&mut app, KeyCode::Esc);
+
+    // On Kubernetes, the kubectl lines too; typing the name is not disturbed.
+    app.platform = Platform::Kube;
+    key(&mut app, KeyCode::Char('d'), KeyModifiers::CONTROL);
+    key(&mut app, KeyCode::Char('t'), KeyModifiers::CONTROL);
+    typed(&mut app, "hippo");
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char(' '));
+    insta::assert_snapshot!("delete_dialog_with_command", screen(&app, 100, 24));
+    let effects = key(&mut app, KeyCode::Char('y'), KeyModifiers::CONTROL);
+    let [Effect::Copy(text)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        text,
+        "pgdeck delete hippo --keep-data -n default --platform kube\n\
+         kubectl patch postgresclusters.pgdeck.dev hippo -n default --type merge -p \
+         '{\"metadata\":{\"annotations\":{\"pgdeck.dev/keep-data\":\"true\"}}}'\n\
+         kubectl delete postgresclusters.pgdeck.dev hippo -n default"
+    );
+}

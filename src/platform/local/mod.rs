@@ -15,6 +15,7 @@ pub mod objects;
 pub mod operator;
 pub mod ports;
 pub mod process;
+pub mod psql;
 pub mod store;
 
 use std::process::Stdio;

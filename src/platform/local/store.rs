@@ -433,11 +433,16 @@ mod tests {
     }
 
     #[test]
-    fn a_name_too_long_for_the_instances_sockets_is_refused_and_nothing_stored() {
+    fn a_name_too_long_for_sockets_beside_the_data_is_refused_and_nothing_stored() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::new(Home::at(tmp.path().join("home")));
         let mut long = cluster("");
         long.spec.instances[0].name = "s".repeat(40);
+        if nix::unistd::geteuid().is_root() {
+            // Root's sockets live in short directories under /run: any valid name fits.
+            assert!(store.apply(long).is_ok());
+            return;
+        }
         let err = store.apply(long).unwrap_err().to_string();
         assert!(
             err.contains("spec.instances[0].name") && err.contains("107"),

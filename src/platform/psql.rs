@@ -1,0 +1,149 @@
+//! psql for a person, on an instance as a chosen user (`pgdeck psql`, the console's `p`). The
+//! connection goes through the environment and a private passfile, never the command line,
+//! which `ps` shows to every account.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
+
+/// What psql says on Kubernetes, where the port-forward it needs is not built yet.
+pub const NOT_ON_KUBE: &str = "psql is not built for Kubernetes yet (it needs a port-forward \
+     to the instance pod): use `kubectl port-forward pod/INSTANCE 5432` and the \
+     <cluster>-pguser-<user> Secret";
+
+/// Where psql connects, and how it proves who it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub program: PathBuf,
+    /// A host name or address, or a socket directory.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    /// `None`: the server knows the user without one (peer authentication on the socket).
+    pub password: Option<String>,
+    /// TLS with the server's certificate checked against this CA and the host name
+    /// (`verify-full`); `None` only for a socket.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Session {
+    /// Run psql with `args` after the connection, in this terminal, until it exits. The
+    /// passfile is removed when psql is done, also when it could not start.
+    pub fn run(&self, args: &[String]) -> Result<ExitStatus, String> {
+        let passfile = self.password.as_deref().map(passfile).transpose()?;
+        let mut psql = Command::new(&self.program);
+        // No inherited PGPASSWORD, PGSERVICE, PGHOSTADDR, PGSSLMODE... may bend the connection.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PG") {
+                psql.env_remove(name);
+            }
+        }
+        psql.envs([
+            ("PGHOST", OsString::from(&self.host)),
+            ("PGPORT", self.port.to_string().into()),
+            ("PGUSER", OsString::from(&self.user)),
+            ("PGDATABASE", OsString::from(&self.database)),
+            ("PGAPPNAME", "pgdeck-psql".into()),
+            ("PGCONNECT_TIMEOUT", "10".into()),
+        ]);
+        if let Some(ca) = &self.ca_file {
+            psql.env("PGSSLMODE", "verify-full")
+                .env("PGSSLROOTCERT", ca);
+        }
+        if let Some(file) = &passfile {
+            psql.env("PGPASSFILE", file.path());
+        }
+        psql.args(args)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))
+    }
+}
+
+/// A passfile (mode 0600, removed on drop) that gives `password` to any server.
+fn passfile(password: &str) -> Result<tempfile::NamedTempFile, String> {
+    let mut file = tempfile::Builder::new()
+        .prefix("pgdeck-pgpass-")
+        .tempfile()
+        .map_err(|e| format!("cannot create a passfile: {e}"))?;
+    file.write_all(passfile_line(password).as_bytes())
+        .and_then(|_| file.flush())
+        .map_err(|e| format!("cannot write the passfile: {e}"))?;
+    Ok(file)
+}
+
+/// One `.pgpass` line matching every host, port, database and user: the file is this
+/// session's alone.
+fn passfile_line(password: &str) -> String {
+    let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
+    format!("*:*:*:*:{escaped}\n")
+}
+
+/// The psql of the installed PostgreSQL `version` (Debian's layout), else the one on PATH.
+pub fn program(version: i32) -> PathBuf {
+    let versioned = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin/psql"));
+    if versioned.exists() {
+        versioned
+    } else {
+        PathBuf::from("psql")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_with_colons_and_backslashes_is_escaped_in_the_passfile() {
+        assert_eq!(passfile_line(r"a:b\c"), "*:*:*:*:a\\:b\\\\c\n");
+    }
+
+    #[test]
+    fn the_passfile_is_private_and_gone_afterwards() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = passfile("secret").unwrap();
+        let path = file.path().to_path_buf();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "*:*:*:*:secret\n");
+        drop(file);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn psql_gets_the_connection_from_its_environment_not_its_arguments() {
+        // `env` stands in for psql: it prints what it was given.
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let session = Session {
+            program: "sh".into(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            user: "alice".into(),
+            database: "app".into(),
+            password: Some("s3cret".into()),
+            ca_file: Some("/ca.crt".into()),
+        };
+        let script = format!(
+            "{{ echo \"args:$*\"; env | grep ^PG | sort; cat \"$PGPASSFILE\"; }} > {}",
+            out.path().display()
+        );
+        let status = session
+            .run(&["-c".into(), script, "x".into(), "one".into()])
+            .unwrap();
+        assert!(status.success());
+        let seen = std::fs::read_to_string(out.path()).unwrap();
+        for want in [
+            "args:one",
+            "PGHOST=127.0.0.1",
+            "PGPORT=5432",
+            "PGUSER=alice",
+            "PGDATABASE=app",
+            "PGSSLMODE=verify-full",
+            "PGSSLROOTCERT=/ca.crt",
+            "*:*:*:*:s3cret",
+        ] {
+            assert!(seen.contains(want), "{want} missing from:\n{seen}");
+        }
+    }
+}
