@@ -1,6 +1,7 @@
 //! The console's one state, and how keys, data and ticks change it. Nothing here does IO: an
 //! update returns [`Effect`]s that the runtime carries out, and views only read the state.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -10,6 +11,7 @@ use super::dialogs::Overlay;
 use super::health;
 use super::keys::{self, Action, Binding};
 use super::requests::{Outcome, Pending, Request};
+use super::samples::Samples;
 use super::theme::Theme;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -17,6 +19,7 @@ use crate::api::support::Platform;
 use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
 use crate::observe::pgbouncer::Pool;
+use crate::observe::vitals::Vitals;
 
 /// A cluster's identity: (namespace, name).
 pub type Key = (String, String);
@@ -110,10 +113,14 @@ impl Column {
     }
 }
 
-/// What the open cluster's Patroni said on the last poll.
+/// What the open cluster's Patroni said on the last poll, its members' vitals, and the samples
+/// the header's sparklines draw.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Live {
     pub instances: Vec<InstanceStatus>,
+    /// By instance name.
+    pub vitals: BTreeMap<String, Vitals>,
+    pub samples: Samples,
     /// When a poll last succeeded.
     pub last_ok: Option<jiff::Timestamp>,
     pub error: Option<String>,
@@ -137,6 +144,12 @@ pub enum Data {
     Live {
         key: Key,
         result: Result<Vec<InstanceStatus>, String>,
+        at: jiff::Timestamp,
+    },
+    /// The open cluster's members' vitals (WAL positions, connections, commits), by name.
+    Vitals {
+        key: Key,
+        vitals: BTreeMap<String, Vitals>,
         at: jiff::Timestamp,
     },
     Events {
@@ -459,14 +472,25 @@ impl App {
             Data::Operator(running) => self.operator = Some(running),
             Data::Live { key, result, at } if Some(&key) == open.as_ref() => match result {
                 Ok(instances) => {
-                    self.live = Live {
-                        instances,
-                        last_ok: Some(at),
-                        error: None,
-                    }
+                    self.live.samples.lags(&instances);
+                    self.live.instances = instances;
+                    self.live.last_ok = Some(at);
+                    self.live.error = None;
                 }
                 Err(e) => self.live.error = Some(e),
             },
+            Data::Vitals { key, vitals, at } if Some(&key) == open.as_ref() => {
+                let primary = self
+                    .instances()
+                    .into_iter()
+                    .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")));
+                if let Some(p) = primary
+                    && let Some(count) = vitals.get(&p.name).and_then(|v| v.commits)
+                {
+                    self.live.samples.commits(&p.name, count, at);
+                }
+                self.live.vitals = vitals;
+            }
             Data::Events { key, events } if Some(&key) == open.as_ref() => self.events = events,
             Data::Credentials { key, users } if Some(&key) == open.as_ref() => {
                 self.credentials = users

@@ -14,6 +14,7 @@ pub mod form;
 pub mod health;
 pub mod keys;
 pub mod requests;
+pub mod samples;
 pub mod source;
 mod start;
 pub mod theme;

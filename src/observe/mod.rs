@@ -9,3 +9,4 @@ pub mod pgbackrest;
 pub mod pgbouncer;
 pub mod replication;
 pub mod status;
+pub mod vitals;

@@ -5,6 +5,7 @@
 //! through the API, over the resourceVersion they were made from, and are recorded as Events
 //! naming who asked.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,6 +28,7 @@ use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::patroni::Patroni;
+use crate::observe::vitals::Vitals;
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::Instance;
 use crate::platform::kube::operator::LEASE;
@@ -79,11 +81,21 @@ impl KubeSource {
             let mut sent_credentials: Option<Vec<Credential>> = None;
             loop {
                 if let Ok(Some(cluster)) = clusters.get_opt(&key.1).await {
-                    let result = poll(&client, &patroni, &cluster).await;
+                    let at = jiff::Timestamp::now();
+                    // No SQL path to a pod: WAL positions only, no connections or commits.
+                    let (result, vitals) = match poll(&client, &patroni, &cluster).await {
+                        Ok((instances, vitals)) => (Ok(instances), vitals),
+                        Err(e) => (Err(e), Default::default()),
+                    };
                     let _ = tx.send(Data::Live {
                         key: key.clone(),
                         result,
-                        at: jiff::Timestamp::now(),
+                        at,
+                    });
+                    let _ = tx.send(Data::Vitals {
+                        key: key.clone(),
+                        vitals,
+                        at,
                     });
                     let events = events(&client, &key).await.ok();
                     let users = credentials(&client, &cluster).await;
@@ -177,12 +189,13 @@ async fn operator_lease(client: Client, tx: UnboundedSender<Data>) {
 }
 
 /// Ask every member's Patroni through the pod proxy; the status' own fields (addresses,
-/// volumes, replay lag) stay as the operator last wrote them.
+/// volumes, replay lag) stay as the operator last wrote them. Also each member's WAL
+/// positions, by name.
 async fn poll(
     client: &Client,
     patroni: &Patroni,
     cluster: &PostgresCluster,
-) -> Result<Vec<InstanceStatus>, String> {
+) -> Result<(Vec<InstanceStatus>, BTreeMap<String, Vitals>), String> {
     let known = cluster
         .status
         .as_ref()
@@ -213,7 +226,7 @@ async fn poll(
     {
         return Err("no Patroni member answered through the pod proxy".into());
     }
-    Ok(known
+    let statuses = known
         .into_iter()
         .map(|k| match seen.instance(&k.name) {
             Some(live) => InstanceStatus {
@@ -227,7 +240,8 @@ async fn poll(
             },
             None => k,
         })
-        .collect())
+        .collect();
+    Ok((statuses, seen.vitals))
 }
 
 /// The cluster's Events, oldest first.
