@@ -80,13 +80,7 @@ fn fill_live(app: &mut App) {
         View::Cluster { key, .. } => key.clone(),
         View::Clusters => unreachable!("a cluster is open"),
     };
-    let mut instances = app
-        .open_cluster()
-        .unwrap()
-        .status
-        .clone()
-        .unwrap()
-        .instances;
+    let mut instances = app.instances();
     for i in &mut instances {
         i.postgres_version = Some("15.10".into());
         i.started_at = Some(Time(jiff::Timestamp::now()));

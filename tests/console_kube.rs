@@ -94,12 +94,22 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
         _ => None,
     })
     .await;
-    let primary = live.iter().find(|i| i.role.as_deref() == Some("primary")).unwrap();
-    let replica = live.iter().find(|i| i.role.as_deref() == Some("replica")).unwrap();
+    let primary = live
+        .iter()
+        .find(|i| i.role.as_deref() == Some("primary"))
+        .unwrap();
+    let replica = live
+        .iter()
+        .find(|i| i.role.as_deref() == Some("replica"))
+        .unwrap();
     assert_eq!(vitals[&primary.name].wal_lsn, Some(5000));
     let r = &vitals[&replica.name];
     assert_eq!((r.received_lsn, r.replayed_lsn), (Some(5000), Some(4990)));
-    assert!(vitals.values().all(|v| v.connections.is_none() && v.commits.is_none()));
+    assert!(
+        vitals
+            .values()
+            .all(|v| v.connections.is_none() && v.commits.is_none())
+    );
     let users = next(&mut rx, |d| match d {
         Data::Credentials { users, .. } => Some(users),
         _ => None,
