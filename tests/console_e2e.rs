@@ -24,7 +24,7 @@ fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
 
     // Enter shows its instances with roles and lag.
     tmux.keys(&["Enter"]);
-    let s = tmux.wait(Duration::from_secs(10), "the instances", |s| {
+    tmux.wait(Duration::from_secs(10), "the instances", |s| {
         s.contains("Instances")
             && s.lines()
                 .filter(|l| l.starts_with("│hippo-instance1-"))
@@ -34,6 +34,46 @@ fn browse_a_live_cluster_see_a_switchover_and_quit_cleanly() {
             && s.contains("streaming")
             && s.contains(" 0 B ")
     });
+    // The dense columns show what PostgreSQL says: its version, when it started, connections
+    // of max_connections, WAL positions; the header's commits/s once two polls were read.
+    let max = home.superuser("hippo", "postgres", "SHOW max_connections");
+    let max = max.trim();
+    let version = home.superuser("hippo", "postgres", "SHOW server_version");
+    let version = version.split_whitespace().next().unwrap().to_string();
+    home.wait_for(
+        "hippo",
+        Duration::from_secs(10),
+        "versions in status",
+        |s| {
+            s["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["postgresVersion"] == version.as_str() && i["startedAt"].is_string())
+        },
+    );
+    let s = tmux.wait(
+        Duration::from_secs(10),
+        "versions, connections, LSNs",
+        |s| {
+            let rows = instance_rows(s);
+            rows.len() == 2
+                && rows.iter().all(|r| {
+                    let words: Vec<&str> = r.split_whitespace().collect();
+                    let conn = words
+                        .iter()
+                        .find(|w| w.ends_with(&format!("/{max}")) && is_count(w));
+                    words.contains(&version.as_str())
+                        && conn.is_some()
+                        && words.iter().any(|w| Some(w) != conn && is_lsn(w))
+                })
+                && commits_per_second(s).is_some()
+        },
+    );
+    assert!(
+        s.contains("VERSION") && s.contains("STARTED") && s.contains("CONN"),
+        "{s}"
+    );
     let primary_row = s
         .lines()
         .find(|l| l.starts_with("│hippo-instance1-") && l.contains(" primary "))
@@ -130,6 +170,30 @@ fn instance_rows(screen: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.starts_with("│hippo-instance1-"))
         .collect()
+}
+
+/// `12/100`.
+fn is_count(word: &str) -> bool {
+    word.split_once('/').is_some_and(|(a, b)| {
+        [a, b]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// `0/3000148`.
+fn is_lsn(word: &str) -> bool {
+    word.split_once('/').is_some_and(|(a, b)| {
+        [a, b]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_hexdigit()))
+    })
+}
+
+/// The header's newest commits/s, once there is one.
+fn commits_per_second(screen: &str) -> Option<u64> {
+    let (_, after) = screen.split_once("commits/s ")?;
+    after.split_whitespace().next()?.parse().ok()
 }
 
 /// In the YAML editor: put the cursor on the first line containing `text`.

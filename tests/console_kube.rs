@@ -74,6 +74,15 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
     .await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status.as_ref().unwrap().instances.len(), 2);
+    // Version, start and tags as Patroni gives them, in status as on the local platform.
+    for i in &listed[0].status.as_ref().unwrap().instances {
+        assert_eq!(i.postgres_version.as_deref(), Some("15.10"), "{i:?}");
+        assert_eq!(
+            i.started_at.as_ref().map(|t| t.0.to_string()).as_deref(),
+            Some("2026-12-01T10:00:00Z")
+        );
+        assert_eq!(i.tags, ["clonefrom"]);
+    }
 
     // The open cluster: Patroni's roles through the pod proxy, the user's URIs.
     let key: Key = (NS.into(), "hippo".into());
@@ -86,6 +95,29 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
     let mut roles: Vec<_> = live.iter().filter_map(|i| i.role.clone()).collect();
     roles.sort();
     assert_eq!(roles, ["primary", "replica"], "{live:?}");
+    // WAL positions from each member's Patroni; connections and commits need SQL, which the
+    // console has not on Kubernetes.
+    let vitals = next(&mut rx, |d| match d {
+        Data::Vitals { vitals, .. } if vitals.len() == 2 => Some(vitals),
+        _ => None,
+    })
+    .await;
+    let primary = live
+        .iter()
+        .find(|i| i.role.as_deref() == Some("primary"))
+        .unwrap();
+    let replica = live
+        .iter()
+        .find(|i| i.role.as_deref() == Some("replica"))
+        .unwrap();
+    assert_eq!(vitals[&primary.name].wal_lsn, Some(5000));
+    let r = &vitals[&replica.name];
+    assert_eq!((r.received_lsn, r.replayed_lsn), (Some(5000), Some(4990)));
+    assert!(
+        vitals
+            .values()
+            .all(|v| v.connections.is_none() && v.commits.is_none())
+    );
     let users = next(&mut rx, |d| match d {
         Data::Credentials { users, .. } => Some(users),
         _ => None,

@@ -157,6 +157,15 @@ pub struct InstanceStatus {
     /// Which, as Patroni says (`work_mem: 4MB → 8MB, ...`), when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_restart_reason: Option<String>,
+    /// PostgreSQL's version, e.g. `15.10`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_version: Option<String>,
+    /// When PostgreSQL last started (Patroni's `postmaster_start_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// Patroni's tags that are set: `nofailover`, `nosync`, `name=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Running, and streaming when a replica.
     #[serde(default)]
     pub ready: bool,

@@ -1,6 +1,7 @@
 //! The console's one state, and how keys, data and ticks change it. Nothing here does IO: an
 //! update returns [`Effect`]s that the runtime carries out, and views only read the state.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -11,6 +12,7 @@ use super::health;
 use super::history::{self, History};
 use super::keys::{self, Action, Binding};
 use super::requests::{Outcome, Pending, Request};
+use super::samples::Samples;
 use super::settings::Settings;
 use super::theme::Theme;
 use crate::api::PostgresCluster;
@@ -21,6 +23,7 @@ use crate::observe::events::ClusterEvent;
 use crate::observe::history::TimelineSwitch;
 use crate::observe::pgbouncer::Pool;
 use crate::observe::settings::Setting;
+use crate::observe::vitals::Vitals;
 
 /// A cluster's identity: (namespace, name).
 pub type Key = (String, String);
@@ -133,10 +136,14 @@ impl Column {
     }
 }
 
-/// What the open cluster's Patroni said on the last poll.
+/// What the open cluster's Patroni said on the last poll, its members' vitals, and the samples
+/// the header's sparklines draw.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Live {
     pub instances: Vec<InstanceStatus>,
+    /// By instance name.
+    pub vitals: BTreeMap<String, Vitals>,
+    pub samples: Samples,
     /// When a poll last succeeded.
     pub last_ok: Option<jiff::Timestamp>,
     pub error: Option<String>,
@@ -160,6 +167,12 @@ pub enum Data {
     Live {
         key: Key,
         result: Result<Vec<InstanceStatus>, String>,
+        at: jiff::Timestamp,
+    },
+    /// The open cluster's members' vitals (WAL positions, connections, commits), by name.
+    Vitals {
+        key: Key,
+        vitals: BTreeMap<String, Vitals>,
         at: jiff::Timestamp,
     },
     Events {
@@ -522,14 +535,25 @@ impl App {
             Data::Operator(running) => self.operator = Some(running),
             Data::Live { key, result, at } if Some(&key) == open.as_ref() => match result {
                 Ok(instances) => {
-                    self.live = Live {
-                        instances,
-                        last_ok: Some(at),
-                        error: None,
-                    }
+                    self.live.samples.lags(&instances);
+                    self.live.instances = instances;
+                    self.live.last_ok = Some(at);
+                    self.live.error = None;
                 }
                 Err(e) => self.live.error = Some(e),
             },
+            Data::Vitals { key, vitals, at } if Some(&key) == open.as_ref() => {
+                let primary = self
+                    .instances()
+                    .into_iter()
+                    .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")));
+                if let Some(p) = primary
+                    && let Some(count) = vitals.get(&p.name).and_then(|v| v.commits)
+                {
+                    self.live.samples.commits(&p.name, count, at);
+                }
+                self.live.vitals = vitals;
+            }
             Data::Events { key, events } if Some(&key) == open.as_ref() => self.events = events,
             Data::Credentials { key, users } if Some(&key) == open.as_ref() => {
                 self.credentials = users

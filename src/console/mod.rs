@@ -17,6 +17,7 @@ pub mod history;
 pub mod keys;
 pub mod psql;
 pub mod requests;
+pub mod samples;
 pub mod settings;
 pub mod source;
 mod start;

@@ -125,12 +125,26 @@ pub struct ActivityProbe {
 impl ActivityProbe {
     /// The instance's sessions; an instance that does not answer costs at most two seconds.
     pub async fn sessions(&mut self, conninfo: &str) -> Result<Vec<Session>, String> {
+        Ok(self
+            .rows(conninfo, SESSIONS_SQL)
+            .await?
+            .iter()
+            .map(row)
+            .collect())
+    }
+
+    /// The rows of `sql` (a read-only query of pgdeck's own); at most two seconds.
+    pub async fn rows(
+        &mut self,
+        conninfo: &str,
+        sql: &str,
+    ) -> Result<Vec<tokio_postgres::Row>, String> {
         let asked = async {
             let client = self.connect(conninfo).await?;
-            client.query(SESSIONS_SQL, &[]).await
+            client.query(sql, &[]).await
         };
         match tokio::time::timeout(Duration::from_secs(2), asked).await {
-            Ok(Ok(rows)) => Ok(rows.iter().map(row).collect()),
+            Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => {
                 self.client = None;
                 Err(e.to_string())

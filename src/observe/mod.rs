@@ -11,3 +11,4 @@ pub mod pgbouncer;
 pub mod replication;
 pub mod settings;
 pub mod status;
+pub mod vitals;

@@ -57,6 +57,12 @@ pub struct NodeStatus {
     /// When the member's PostgreSQL started: a new value tells that it restarted.
     #[serde(default)]
     pub postmaster_start_time: Option<String>,
+    /// PostgreSQL's version as a number (`150010` is 15.10).
+    #[serde(default)]
+    pub server_version: Option<i64>,
+    /// Patroni's tags (`nofailover`, `nosync`, ...), where the member reports them.
+    #[serde(default)]
+    pub tags: Option<Map<String, Value>>,
     /// The settings waiting for a restart (Patroni 3.0.4 and later).
     #[serde(default)]
     pub pending_restart_reason: Option<std::collections::BTreeMap<String, PendingChange>>,
@@ -113,6 +119,41 @@ pub struct Replication {
 }
 
 impl NodeStatus {
+    /// The version as PostgreSQL prints it: `15.10` (`9.6.24` before 10).
+    pub fn version(&self) -> Option<String> {
+        let v = self.server_version.filter(|v| *v > 0)?;
+        Some(if v >= 100_000 {
+            format!("{}.{}", v / 10_000, v % 10_000)
+        } else {
+            format!("{}.{}.{}", v / 10_000, v / 100 % 100, v % 100)
+        })
+    }
+
+    /// When PostgreSQL started, from Patroni's `2024-05-20 10:11:12.345+00:00`.
+    pub fn started_at(&self) -> Option<jiff::Timestamp> {
+        self.postmaster_start_time.as_deref()?.parse().ok()
+    }
+
+    /// The tags that are set, sorted: `nofailover` for a true flag, `name=value` otherwise
+    /// (a false flag is no tag).
+    pub fn tag_list(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tags
+            .iter()
+            .flatten()
+            .filter_map(|(name, value)| match value {
+                Value::Bool(true) => Some(name.clone()),
+                Value::Bool(false) | Value::Null => None,
+                Value::String(s) => Some(format!("{name}={s}")),
+                other => Some(format!("{name}={other}")),
+            })
+            // Patroni's configuration is the postgres account's to edit: shown, never obeyed.
+            .map(|t| super::activity::escape(&t))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn is_primary(&self) -> bool {
         matches!(self.role.as_deref(), Some("master" | "primary"))
     }
@@ -159,6 +200,8 @@ pub struct Member {
     /// reported no position. Absent for the leader.
     #[serde(default)]
     pub lag: Option<Value>,
+    #[serde(default)]
+    pub tags: Option<Map<String, Value>>,
 }
 
 impl Member {
@@ -176,6 +219,7 @@ impl Member {
             role: Some(role.into()),
             timeline: self.timeline,
             pending_restart: self.pending_restart,
+            tags: self.tags.clone(),
             dcs_lag: if is_leader {
                 None
             } else {
@@ -704,6 +748,36 @@ fn proxy_failure(status: http::StatusCode, body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_start_and_tags_as_a_member_reports_them() {
+        let node: NodeStatus = serde_json::from_value(serde_json::json!({
+            "state": "running", "server_version": 150010,
+            "postmaster_start_time": "2026-12-01 21:03:04.123456+00:00",
+            "tags": {"nofailover": true, "nosync": false, "replicatefrom": "b\u{1b}[2J",
+                     "failover_priority": 0}
+        }))
+        .unwrap();
+        assert_eq!(node.version().as_deref(), Some("15.10"));
+        assert_eq!(
+            node.started_at().map(|t| t.to_string()).as_deref(),
+            Some("2026-12-01T21:03:04.123456Z")
+        );
+        assert_eq!(
+            node.tag_list(),
+            [
+                "failover_priority=0",
+                "nofailover",
+                "replicatefrom=b\\u{1b}[2J"
+            ]
+        );
+        let old = NodeStatus {
+            server_version: Some(90624),
+            ..Default::default()
+        };
+        assert_eq!(old.version().as_deref(), Some("9.6.24"));
+        assert_eq!(NodeStatus::default().version(), None);
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// As Patroni 3.0.2 writes it (`utils.cluster_as_json`).

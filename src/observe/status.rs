@@ -70,6 +70,13 @@ pub fn instances(
                 node.state.clone().unwrap_or_else(|| "unknown".into())
             });
             out.timeline = node.timeline;
+            out.postgres_version = node.version();
+            out.started_at = node.started_at().map(Time);
+            out.tags = view
+                .and_then(|v| v.member(s.name))
+                .map(|m| m.as_node())
+                .unwrap_or_else(|| node.clone())
+                .tag_list();
             out.pending_restart = node.pending_restart.unwrap_or(false);
             out.pending_restart_reason = node.pending_reason();
             if !is_leader {
@@ -92,22 +99,28 @@ pub fn instances(
 
 /// Replace the instances in `status` with those just seen, carrying over since when each has
 /// not been ready, so an instance stuck for longer than Patroni's TTL can be told from one
-/// that is restarting.
+/// that is restarting; and the version and start time of one running that was seen through
+/// the DCS only (`/cluster` has neither), so a settled cluster's status stays as it was.
 pub fn set_instances(
     status: &mut PostgresClusterStatus,
     mut current: Vec<InstanceStatus>,
     now: jiff::Timestamp,
 ) {
     for i in &mut current {
+        let before = status.instances.iter().find(|p| p.name == i.name);
         i.not_ready_since = match i.ready {
             true => None,
-            false => status
-                .instances
-                .iter()
-                .find(|p| p.name == i.name)
+            false => before
                 .and_then(|p| p.not_ready_since.clone())
                 .or(Some(Time(now))),
         };
+        if let Some(before) = before.filter(|_| i.state.as_deref() != Some("unreachable")) {
+            i.postgres_version = i
+                .postgres_version
+                .take()
+                .or(before.postgres_version.clone());
+            i.started_at = i.started_at.take().or(before.started_at.clone());
+        }
     }
     status.instances = current;
 }
@@ -149,6 +162,42 @@ mod tests {
     }
 
     #[test]
+    fn version_and_start_outlive_a_look_through_the_dcs_only() {
+        let at = |s| jiff::Timestamp::from_second(s).unwrap();
+        let inst = |state: &str, version: Option<&str>, started: Option<i64>| InstanceStatus {
+            name: "a".into(),
+            state: Some(state.into()),
+            postgres_version: version.map(String::from),
+            started_at: started.map(|s| Time(at(s))),
+            ready: true,
+            ..Default::default()
+        };
+        let mut status = PostgresClusterStatus::default();
+        set_instances(
+            &mut status,
+            vec![inst("running", Some("15.10"), Some(5))],
+            at(10),
+        );
+        set_instances(&mut status, vec![inst("running", None, None)], at(20));
+        assert_eq!(status.instances[0], inst("running", Some("15.10"), Some(5)));
+        set_instances(
+            &mut status,
+            vec![inst("running", Some("15.10"), Some(15))],
+            at(30),
+        );
+        assert_eq!(
+            status.instances[0].started_at,
+            Some(Time(at(15))),
+            "restarted"
+        );
+        set_instances(&mut status, vec![inst("unreachable", None, None)], at(40));
+        assert_eq!(
+            status.instances[0].postgres_version, None,
+            "nobody says what runs"
+        );
+    }
+
+    #[test]
     fn pending_restart_reasons_as_patroni_gives_them() {
         // `GET /patroni` of Patroni 3.0.4 and later; earlier ones leave the reason out.
         let node: NodeStatus = serde_json::from_str(
@@ -181,7 +230,8 @@ mod tests {
     fn lag_and_roles_through_the_dcs() {
         let view: ClusterView = serde_json::from_value(serde_json::json!({"members": [
             {"name": "a", "role": "leader", "state": "running", "timeline": 2},
-            {"name": "b", "role": "sync_standby", "state": "running", "timeline": 2, "lag": 16},
+            {"name": "b", "role": "sync_standby", "state": "running", "timeline": 2, "lag": 16,
+             "tags": {"nofailover": true, "clonefrom": false}},
         ]}))
         .unwrap();
         let nodes: Vec<NodeStatus> = view.members.iter().map(Member::as_node).collect();
@@ -211,6 +261,8 @@ mod tests {
         assert_eq!(out[1].state.as_deref(), Some("streaming"));
         assert!(out[1].ready);
         assert_eq!((out[1].lag_bytes, out[1].timeline), (Some(16), Some(2)));
+        assert_eq!(out[1].tags, ["nofailover"]);
+        assert!(out[0].tags.is_empty());
     }
 
     #[test]

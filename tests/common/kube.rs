@@ -924,6 +924,8 @@ async fn answer_as_patroni(
                 "role": if is_leader { "master" } else { "replica" },
                 "timeline": timeline,
                 "database_system_identifier": "7311111111111111111",
+                "server_version": 150010,
+                "postmaster_start_time": "2026-12-01 10:00:00.000000+00:00",
             });
             if paused {
                 node["pause"] = json!(true);
@@ -963,6 +965,7 @@ async fn answer_as_patroni(
                 "name": p.name_any(),
                 "role": if Some(p.name_any()) == leader { "leader" } else { "replica" },
                 "state": "running",
+                "tags": {"clonefrom": true, "nosync": false},
             })).collect::<Vec<_>>()});
             if paused {
                 view["pause"] = json!(true);

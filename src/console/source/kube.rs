@@ -5,6 +5,7 @@
 //! through the API, over the resourceVersion they were made from, and are recorded as Events
 //! naming who asked.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -30,6 +31,7 @@ use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::Patroni;
 use crate::observe::settings::{self, Setting};
+use crate::observe::vitals::Vitals;
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::Instance;
 use crate::platform::kube::operator::LEASE;
@@ -82,11 +84,21 @@ impl KubeSource {
             let mut sent_credentials: Option<Vec<Credential>> = None;
             loop {
                 if let Ok(Some(cluster)) = clusters.get_opt(&key.1).await {
-                    let result = poll(&client, &patroni, &cluster).await;
+                    let at = jiff::Timestamp::now();
+                    // No SQL path to a pod: WAL positions only, no connections or commits.
+                    let (result, vitals) = match poll(&client, &patroni, &cluster).await {
+                        Ok((instances, vitals)) => (Ok(instances), vitals),
+                        Err(e) => (Err(e), Default::default()),
+                    };
                     let _ = tx.send(Data::Live {
                         key: key.clone(),
                         result,
-                        at: jiff::Timestamp::now(),
+                        at,
+                    });
+                    let _ = tx.send(Data::Vitals {
+                        key: key.clone(),
+                        vitals,
+                        at,
                     });
                     let events = events(&client, &key).await.ok();
                     let users = credentials(&client, &cluster).await;
@@ -250,12 +262,13 @@ async fn operator_lease(client: Client, tx: UnboundedSender<Data>) {
 }
 
 /// Ask every member's Patroni through the pod proxy; the status' own fields (addresses,
-/// volumes, replay lag) stay as the operator last wrote them.
+/// volumes, replay lag) stay as the operator last wrote them. Also each member's WAL
+/// positions, by name.
 async fn poll(
     client: &Client,
     patroni: &Patroni,
     cluster: &PostgresCluster,
-) -> Result<Vec<InstanceStatus>, String> {
+) -> Result<(Vec<InstanceStatus>, BTreeMap<String, Vitals>), String> {
     let known = cluster
         .status
         .as_ref()
@@ -286,7 +299,7 @@ async fn poll(
     {
         return Err("no Patroni member answered through the pod proxy".into());
     }
-    Ok(known
+    let statuses = known
         .into_iter()
         .map(|k| match seen.instance(&k.name) {
             Some(live) => InstanceStatus {
@@ -300,7 +313,8 @@ async fn poll(
             },
             None => k,
         })
-        .collect())
+        .collect();
+    Ok((statuses, seen.vitals))
 }
 
 /// The cluster's Events, oldest first.

@@ -2,6 +2,7 @@
 //! file watch (one watch, not a poll per cluster); the open cluster's Patroni members are asked
 //! directly every refresh.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::settings::{self, Setting};
 use crate::observe::status::{Sighting, instances};
+use crate::observe::vitals::{Vitals, positions};
 use crate::platform::local::account::Account;
 use crate::platform::local::cluster::{pools, stored_password, superuser_conninfo, user_key};
 use crate::platform::local::{Local, connect, lock};
@@ -119,6 +121,8 @@ impl LocalSource {
         self.tasks.follow(tokio::spawn(async move {
             let patroni = Patroni::new();
             let mut sent_credentials: Option<Vec<Credential>> = None;
+            // One connection per instance for its vitals, kept while the cluster is open.
+            let mut probes: HashMap<String, ActivityProbe> = HashMap::new();
             loop {
                 let (store, k) = (local.store.clone(), key.clone());
                 let Ok(Ok(Some(cluster))) =
@@ -127,11 +131,22 @@ impl LocalSource {
                     tokio::time::sleep(refresh).await;
                     continue;
                 };
-                let result = poll(&patroni, instances_of(&cluster)).await;
+                let known = instances_of(&cluster).to_vec();
+                let (result, mut vitals) = match poll(&patroni, &known).await {
+                    Ok((instances, vitals)) => (Ok(instances), vitals),
+                    Err(e) => (Err(e), BTreeMap::new()),
+                };
+                let at = jiff::Timestamp::now();
                 let _ = tx.send(Data::Live {
                     key: key.clone(),
                     result,
-                    at: jiff::Timestamp::now(),
+                    at,
+                });
+                read_vitals(&local, &key, &known, &mut vitals, &mut probes).await;
+                let _ = tx.send(Data::Vitals {
+                    key: key.clone(),
+                    vitals,
+                    at,
                 });
                 let has_pooler = cluster.spec.proxy.is_some();
 
@@ -337,8 +352,42 @@ fn conninfo(local: &Local, target: &Target) -> Result<String, String> {
     ))
 }
 
-/// Ask every member's Patroni at once; the DCS view comes from the first that answers.
-async fn poll(patroni: &Patroni, known: &[InstanceStatus]) -> Result<Vec<InstanceStatus>, String> {
+/// Each instance's connections and commits, read as the superuser through its socket, all at
+/// once; an instance that does not answer keeps only what Patroni said.
+async fn read_vitals(
+    local: &Local,
+    key: &Key,
+    known: &[InstanceStatus],
+    vitals: &mut BTreeMap<String, Vitals>,
+    probes: &mut HashMap<String, ActivityProbe>,
+) {
+    probes.retain(|name, _| known.iter().any(|i| &i.name == name));
+    let reads = known.iter().filter_map(|i| {
+        let target = Target {
+            key: key.clone(),
+            instance: i.name.clone(),
+            port: i.port,
+        };
+        let conninfo = conninfo(local, &target).ok()?;
+        let mut probe = probes.remove(&i.name).unwrap_or_default();
+        let mut v = vitals.remove(&i.name).unwrap_or_default();
+        Some(async move {
+            let _ = v.read(&mut probe, &conninfo).await;
+            (target.instance, v, probe)
+        })
+    });
+    for (name, v, probe) in join_all(reads.collect::<Vec<_>>()).await {
+        vitals.insert(name.clone(), v);
+        probes.insert(name, probe);
+    }
+}
+
+/// Ask every member's Patroni at once; the DCS view comes from the first that answers. Also
+/// each member's WAL positions, by name.
+async fn poll(
+    patroni: &Patroni,
+    known: &[InstanceStatus],
+) -> Result<(Vec<InstanceStatus>, BTreeMap<String, Vitals>), String> {
     let apis: Vec<Option<String>> = known.iter().map(api).collect();
     if apis.iter().all(Option::is_none) {
         return Err("no instance reports a Patroni address yet".into());
@@ -372,8 +421,9 @@ async fn poll(patroni: &Patroni, known: &[InstanceStatus]) -> Result<Vec<Instanc
             base: i.clone(),
         })
         .collect();
+    let vitals = positions(known.iter().map(|i| &i.name), &nodes);
     // Replay lag needs SQL on the primary; the status (refreshed every second) carries it.
-    Ok(instances(&sightings, view.as_ref(), &Default::default())
+    let instances = instances(&sightings, view.as_ref(), &Default::default())
         .into_iter()
         .zip(known)
         .map(|(mut live, seen)| {
@@ -386,7 +436,8 @@ async fn poll(patroni: &Patroni, known: &[InstanceStatus]) -> Result<Vec<Instanc
             }
             live
         })
-        .collect())
+        .collect();
+    Ok((instances, vitals))
 }
 
 /// Each user's password and URIs, as far as the reconciler has made them.

@@ -61,13 +61,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(m) = app.open_cluster().and_then(health::standby) {
         alerts.push(Line::from(Span::styled(format!("⇠ {m}"), t.accent)));
     }
-    let [alert, bar, body] = Layout::vertical([
+    let [alert, trends, bar, body] = Layout::vertical([
         Constraint::Length(alerts.len() as u16),
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(0),
     ])
     .areas(inner);
     frame.render_widget(Paragraph::new(alerts), alert);
+    super::trends::draw(frame, trends, app);
     let fresh = freshness(app);
     let [tabs_area, fresh_area] = Layout::horizontal([
         Constraint::Min(0),

@@ -1,14 +1,43 @@
-//! The Instances tab: each instance's role, state, timeline and lag, where it runs and its volume.
+//! The Instances tab: each instance's role, state, timeline, lag (bytes and time) and WAL
+//! positions, connections, when its PostgreSQL started and which version it runs, Patroni's
+//! tags, a pending restart and why, where it runs and its volume. Columns are as wide as what
+//! they hold; on a narrow terminal the least important go.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row, TableState};
 
-use super::{col, column_table, fit, widest, window_start};
+use super::{column_table, fit, sized, window_start};
 use crate::api::quantity;
+use crate::api::status::InstanceStatus;
 use crate::console::app::App;
+use crate::console::theme::Theme;
 use crate::display;
+use crate::observe::vitals::{Vitals, lsn};
+
+/// A pending restart's reason is cut to this many characters (the restart dialog has it all).
+const REASON_CHARS: usize = 28;
+
+/// Titles and how much each matters when space is short (higher stays).
+const HEADS: [(&str, u8); 16] = [
+    ("NAME", 20),
+    ("SET", 6),
+    ("ROLE", 19),
+    ("STATE", 18),
+    ("TL", 9),
+    ("LAG", 17),
+    ("REPLAY LAG", 16),
+    ("LSN", 11),
+    ("REPLAY LSN", 10),
+    ("CONN", 13),
+    ("STARTED", 7),
+    ("VERSION", 8),
+    ("TAGS", 12),
+    ("RESTART", 15),
+    ("HOST/NODE", 5),
+    ("VOLUME", 4),
+];
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
@@ -23,82 +52,136 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let cluster = app.open_cluster();
-    let size = |set: &str| {
-        let spec = cluster?
-            .spec
-            .instances
-            .iter()
-            .enumerate()
-            .find(|(i, s)| crate::api::instances::set_name(s, *i) == set)?
-            .1;
-        quantity::bytes(spec.data_volume_claim_spec.storage()?)
-    };
-    let host = |i: &crate::api::status::InstanceStatus| match (&i.host, i.port, &i.node) {
-        (_, _, Some(node)) => node.clone(),
-        (Some(h), Some(p), None) => format!("{h}:{p}"),
-        _ => "-".into(),
-    };
-    let hosts: Vec<String> = instances.iter().map(host).collect();
-    let name_w = widest("NAME", instances.iter().map(|i| i.name.as_str()));
-    let set_w = widest("SET", instances.iter().map(|i| i.set.as_str()));
-    let host_w = widest("HOST/NODE", hosts.iter().map(String::as_str));
-    let cols = [
-        col("NAME", name_w, 9),
-        col("SET", set_w, 3),
-        col("ROLE", 12, 8),
-        col("STATE", 9, 7),
-        col("TL", 3, 4),
-        col("LAG", 9, 7),
-        col("REPLAY LAG", 10, 6),
-        col("HOST/NODE", host_w, 5),
-        col("VOLUME", 17, 1),
-        col("RESTART", 7, 2),
-    ];
+    let all: Vec<Vec<Span>> = instances.iter().map(|i| cells(app, i, t)).collect();
+    // A column with nothing in any row is left out (e.g. TAGS while no instance has one).
+    let present: Vec<usize> = (0..HEADS.len())
+        .filter(|&n| all.iter().any(|row| !row[n].content.is_empty()))
+        .collect();
+    let heads: Vec<(&str, u8)> = present.iter().map(|&n| HEADS[n]).collect();
+    let cells: Vec<Vec<Span>> = all
+        .into_iter()
+        .map(|row| present.iter().map(|&n| row[n].clone()).collect())
+        .collect();
+    let cols = sized(&heads, &cells);
     let shown = fit(&cols, area.width);
     let height = area.height.saturating_sub(1) as usize;
     let start = window_start(app.row, height, instances.len());
-    let rows: Vec<Row> = instances
-        .iter()
+    let rows: Vec<Row> = cells
+        .into_iter()
         .skip(start)
         .take(height)
-        .map(|i| {
-            let role = i.role.clone().unwrap_or_else(|| "-".into());
-            let volume = match (i.volume.as_ref().and_then(|v| v.used_bytes), size(&i.set)) {
-                (Some(used), Some(cap)) => {
-                    format!("{} / {}", display::bytes(used), display::bytes(cap))
-                }
-                (None, Some(cap)) => display::bytes(cap),
-                _ => "-".into(),
-            };
-            let cells: Vec<Cell> = vec![
-                Cell::from(i.name.clone()),
-                Cell::from(i.set.clone()),
-                Cell::from(Span::styled(role, t.role(i.role.as_deref()))),
-                Cell::from(Span::styled(
-                    i.state.clone().unwrap_or_else(|| "-".into()),
-                    if i.ready { t.text } else { t.warn },
-                )),
-                Cell::from(i.timeline.map(|x| x.to_string()).unwrap_or_default()),
-                Cell::from(i.lag_bytes.map(display::bytes).unwrap_or_default()),
-                Cell::from(
-                    i.replay_lag_seconds
-                        .map(display::lag_seconds)
-                        .unwrap_or_default(),
-                ),
-                Cell::from(host(i)),
-                Cell::from(volume),
-                Cell::from(Span::styled(
-                    if i.pending_restart { "yes" } else { "" },
-                    t.warn,
-                )),
-            ];
-            let mut cells = cells.into_iter().map(Some).collect::<Vec<_>>();
-            Row::new(shown.iter().map(|&n| cells[n].take().unwrap_or_default())).style(t.text)
-        })
+        .map(|row| Row::new(shown.iter().map(|&n| Cell::from(row[n].clone()))).style(t.text))
         .collect();
     let table = column_table(rows, &cols, &shown, t);
     let mut state =
         TableState::default().with_selected(Some(app.row.min(instances.len() - 1) - start));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// One instance's cells, in the order of [`HEADS`].
+fn cells<'a>(app: &App, i: &InstanceStatus, t: &Theme) -> Vec<Span<'a>> {
+    let vitals = app.live.vitals.get(&i.name).cloned().unwrap_or_default();
+    let text = |s: String| Span::styled(s, t.text);
+    let or_dash = |s: Option<String>| text(s.unwrap_or_else(|| "-".into()));
+    let primary = matches!(i.role.as_deref(), Some("primary" | "standby_leader"));
+    let host = match (&i.host, i.port, &i.node) {
+        (_, _, Some(node)) => Some(node.clone()),
+        (Some(h), Some(p), None) => Some(format!("{h}:{p}")),
+        _ => None,
+    };
+    let restart = match (i.pending_restart, &i.pending_restart_reason) {
+        (false, _) => String::new(),
+        (true, None) => "yes".into(),
+        (true, Some(why)) => cut(why, REASON_CHARS),
+    };
+    vec![
+        text(i.name.clone()),
+        text(i.set.clone()),
+        Span::styled(
+            i.role.clone().unwrap_or_else(|| "-".into()),
+            t.role(i.role.as_deref()),
+        ),
+        Span::styled(
+            i.state.clone().unwrap_or_else(|| "-".into()),
+            if i.ready { t.text } else { t.warn },
+        ),
+        text(i.timeline.map(|x| x.to_string()).unwrap_or_default()),
+        text(i.lag_bytes.map(display::bytes).unwrap_or_default()),
+        text(
+            i.replay_lag_seconds
+                .map(display::lag_seconds)
+                .unwrap_or_default(),
+        ),
+        // The primary's own position; what a replica has received.
+        text(position(&vitals, primary).map(lsn).unwrap_or_default()),
+        text(vitals.replayed_lsn.map(lsn).unwrap_or_default()),
+        text(
+            vitals
+                .connections
+                .map(|c| format!("{}/{}", c.used, c.max))
+                .unwrap_or_default(),
+        ),
+        text(
+            i.started_at
+                .as_ref()
+                .map(|at| started(app, at.0))
+                .unwrap_or_default(),
+        ),
+        text(i.postgres_version.clone().unwrap_or_default()),
+        Span::styled(i.tags.join(","), t.accent),
+        Span::styled(restart, t.warn),
+        or_dash(host),
+        or_dash(volume(app, i)),
+    ]
+}
+
+/// As `ps` shows a start: the time when it was today, else the day.
+fn started(app: &App, at: jiff::Timestamp) -> String {
+    let (at, now) = (
+        at.to_zoned(app.tz.clone()),
+        app.now.to_zoned(app.tz.clone()),
+    );
+    let format = if at.date() == now.date() {
+        "%H:%M"
+    } else {
+        "%b %d"
+    };
+    at.strftime(format).to_string()
+}
+
+fn position(v: &Vitals, primary: bool) -> Option<i64> {
+    if primary { v.wal_lsn } else { v.received_lsn }
+}
+
+/// `used / size` of the instance's data volume, or what of it is known.
+fn volume(app: &App, i: &InstanceStatus) -> Option<String> {
+    let cap = app.open_cluster().and_then(|c| {
+        let spec = c
+            .spec
+            .instances
+            .iter()
+            .enumerate()
+            .find(|(n, s)| crate::api::instances::set_name(s, *n) == i.set)?
+            .1;
+        quantity::bytes(spec.data_volume_claim_spec.storage()?)
+    });
+    match (i.volume.as_ref().and_then(|v| v.used_bytes), cap) {
+        (Some(used), Some(cap)) => Some(format!(
+            "{} / {}",
+            display::bytes(used),
+            display::bytes(cap)
+        )),
+        (None, Some(cap)) => Some(display::bytes(cap)),
+        _ => None,
+    }
+}
+
+/// `s` in at most `max` characters, `…` marking a cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
 }

@@ -12,6 +12,7 @@ mod help;
 mod history;
 mod instances;
 mod settings;
+mod trends;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -173,21 +174,36 @@ pub fn widest<'a>(title: &str, values: impl Iterator<Item = &'a str>) -> u16 {
         .max(title.chars().count()) as u16
 }
 
-/// Which columns fit whole in `width`: the least important go first until the rest fit, so no
-/// shown column is ever cut.
+/// Columns as wide as their title and their widest cell: `heads` are (title, keep), `cells`
+/// a row per item with a cell per head.
+pub fn sized(heads: &[(&str, u8)], cells: &[Vec<Span<'_>>]) -> Vec<Col> {
+    heads
+        .iter()
+        .enumerate()
+        .map(|(n, (title, keep))| {
+            let values = cells.iter().filter_map(|row| row.get(n)).map(|s| s.width());
+            let width = values.max().unwrap_or(0).max(title.chars().count());
+            col(*title, width as u16, *keep)
+        })
+        .collect()
+}
+
+/// Which columns fit whole in `width`: the most important first, each that still fits, so no
+/// shown column is ever cut and room a wide column could not use goes to a narrower one. The
+/// most important is shown however narrow the screen.
 pub fn fit(cols: &[Col], width: u16) -> Vec<usize> {
-    let mut shown: Vec<usize> = (0..cols.len()).collect();
-    let need = |shown: &[usize]| shown.iter().map(|&i| cols[i].width + 1).sum::<u16>();
-    while need(&shown) > width && shown.len() > 1 {
-        let drop = shown
-            .iter()
-            .enumerate()
-            .min_by_key(|(pos, i)| (cols[**i].keep, std::cmp::Reverse(*pos)))
-            .map(|(p, _)| p);
-        if let Some(p) = drop {
-            shown.remove(p);
+    let mut order: Vec<usize> = (0..cols.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cols[i].keep));
+    let mut left = width;
+    let mut shown: Vec<usize> = Vec::new();
+    for i in order {
+        let need = cols[i].width + 1;
+        if need <= left || shown.is_empty() {
+            left = left.saturating_sub(need);
+            shown.push(i);
         }
     }
+    shown.sort();
     shown
 }
 

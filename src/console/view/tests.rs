@@ -308,6 +308,124 @@ fn instances() {
     insta::assert_snapshot!(screen(&app, 100, 14));
 }
 
+/// Hippo open for a while: versions, start times, tags and a pending restart in status; WAL
+/// positions, connections and commits read live; lag and commits sampled over three polls.
+fn dense_hippo() -> App {
+    use crate::observe::vitals::{Connections, Vitals};
+    let mut app = fixture();
+    let s = hippo_mut(&mut app).status.as_mut().unwrap();
+    for i in &mut s.instances {
+        i.postgres_version = Some("15.10".into());
+        i.started_at = Some(Time(at("2026-11-21T09:41:07Z")));
+    }
+    s.instances[1].pending_restart = true;
+    s.instances[1].pending_restart_reason =
+        Some("max_connections: 100 → 200, shared_buffers: 128MB → 256MB".into());
+    s.instances[2].tags = vec!["nofailover".into(), "nosync".into()];
+    s.instances[2].volume = Some(crate::api::status::VolumeStatus {
+        capacity_bytes: None,
+        used_bytes: Some(98_150_400),
+    });
+    open_hippo(&mut app);
+    let key = ("default".to_string(), "hippo".to_string());
+    let mut instances = app.live.instances.clone();
+    for (n, (lag, commits)) in [(0, 1000), (524_288, 1240), (1_572_864, 1300)]
+        .into_iter()
+        .enumerate()
+    {
+        let when = at("2026-11-21T11:59:55Z")
+            .checked_add(jiff::SignedDuration::from_secs(2 * n as i64))
+            .unwrap();
+        instances[2].lag_bytes = Some(lag);
+        app.on_data(Data::Live {
+            key: key.clone(),
+            result: Ok(instances.clone()),
+            at: when,
+        });
+        let vital = |wal, received, replayed, used| Vitals {
+            wal_lsn: wal,
+            received_lsn: received,
+            replayed_lsn: replayed,
+            connections: Some(Connections { used, max: 100 }),
+            commits: Some(commits),
+        };
+        app.on_data(Data::Vitals {
+            key: key.clone(),
+            vitals: [
+                (
+                    "hippo-instance1-bdkx",
+                    vital(Some(0x1_0300_0148), None, None, 12),
+                ),
+                (
+                    "hippo-instance1-m2q7",
+                    vital(None, Some(0x1_0300_0148), Some(0x1_0300_0148), 3),
+                ),
+                (
+                    "hippo-instance1-x9t4",
+                    vital(None, Some(0x1_0290_0000), Some(0x1_0280_0000), 1),
+                ),
+            ]
+            .into_iter()
+            .map(|(name, v)| (name.to_string(), v))
+            .collect(),
+            at: when,
+        });
+    }
+    app
+}
+
+#[test]
+fn columns_are_as_wide_as_they_hold_and_the_least_important_go_first() {
+    use ratatui::text::Span;
+    let cells = vec![
+        vec![
+            Span::raw("hippo-1"),
+            Span::raw("93.6 MiB / 1.0 GiB"),
+            Span::raw(""),
+        ],
+        vec![Span::raw("h"), Span::raw("-"), Span::raw("nofailover")],
+    ];
+    let cols = super::sized(&[("NAME", 9), ("VOLUME", 1), ("TAGS", 5)], &cells);
+    let widths: Vec<u16> = cols.iter().map(|c| c.width).collect();
+    assert_eq!(widths, [7, 18, 10]);
+    // Each shown column takes its width and one space.
+    assert_eq!(super::fit(&cols, 38), [0, 1, 2]);
+    assert_eq!(super::fit(&cols, 37), [0, 2]);
+    // Room VOLUME cannot use goes to a less important column that fits it.
+    let cols = super::sized(&[("NAME", 9), ("VOLUME", 5), ("TAGS", 1)], &cells);
+    assert_eq!(super::fit(&cols, 26), [0, 2]);
+    assert_eq!(super::fit(&cols, 18), [0]);
+    assert_eq!(
+        super::fit(&cols, 3),
+        [0],
+        "the most important stays, however narrow"
+    );
+}
+
+/// Every column where there is room; where there is not, the least important go whole.
+#[test]
+fn instances_dense_at_160_and_100_columns() {
+    let app = dense_hippo();
+    let widest = screen(&app, 220, 12);
+    for shown in [
+        "1/3000148",
+        "12/100",
+        "09:41",
+        "15.10",
+        "nofailover,nosync",
+        "93.6 MiB / 1.0 GiB",
+        "127.0.0.1:20005",
+    ] {
+        assert!(widest.contains(shown), "{shown} missing:\n{widest}");
+    }
+    let wide = screen(&app, 160, 12);
+    assert!(wide.contains("max_connections: 100 → 200,…"), "{wide}");
+    insta::assert_snapshot!("instances_dense_160", wide);
+    let narrow = screen(&app, 100, 12);
+    assert!(!narrow.contains("VOLUME") && narrow.contains("REPLAY LAG"));
+    insta::assert_snapshot!("instances_dense_100", narrow);
+}
+
 #[test]
 fn instances_80x24() {
     let mut app = fixture();

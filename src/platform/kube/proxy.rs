@@ -3,7 +3,7 @@
 //! primary's replication. Patroni names members after their pods (`<instance>-0`); what this
 //! returns speaks of instances, as status does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
@@ -15,6 +15,7 @@ use crate::api::status::{InstanceStatus, VolumeStatus};
 use crate::observe::patroni::{ClusterView, Member, Patroni, pod_proxy_base};
 use crate::observe::replication::Standby;
 use crate::observe::status::{Sighting, instances};
+use crate::observe::vitals::{Vitals, positions};
 
 pub struct Seen {
     pub statuses: Vec<InstanceStatus>,
@@ -23,6 +24,8 @@ pub struct Seen {
     pub system_identifier: Option<String>,
     /// Patroni is paused (maintenance mode); `None` when no member answered.
     pub paused: Option<bool>,
+    /// Each answering member's WAL positions, by instance (for the console; not status).
+    pub vitals: BTreeMap<String, Vitals>,
 }
 
 impl Seen {
@@ -168,7 +171,9 @@ pub async fn observe(
             },
         })
         .collect();
+    let vitals = positions(members.iter().map(|i| &i.name), &survey.nodes);
     Seen {
+        vitals,
         statuses: instances(&sightings, view.as_ref(), &standbys),
         leader,
         system_identifier: survey.system_identifier(),
