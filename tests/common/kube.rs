@@ -925,7 +925,6 @@ async fn answer_as_patroni(
                 "timeline": timeline,
                 "database_system_identifier": "7311111111111111111",
                 "server_version": 150010,
-                "postmaster_start_time": "2026-12-01 10:00:00.000000+00:00",
             });
             if paused {
                 node["pause"] = json!(true);
@@ -936,8 +935,9 @@ async fn answer_as_patroni(
             {
                 let s = state.lock().unwrap();
                 let starts = s.starts.get(pod).copied().unwrap_or(0);
+                // Each start (a reinit starts PostgreSQL anew) a second later.
                 node["postmaster_start_time"] =
-                    json!(format!("2026-01-01 00:00:{starts:02}.000000+00:00"));
+                    json!(format!("2026-12-01 10:00:{starts:02}.000000+00:00"));
                 if s.rebuilding.contains(pod) {
                     node["state"] = json!("creating replica");
                     node.as_object_mut()
