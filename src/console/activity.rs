@@ -209,8 +209,8 @@ impl SessionDialog {
 }
 
 impl App {
-    /// Move to another tab of the cluster view: the Activity tab polls while it is open, and
-    /// only then.
+    /// Move to another tab of the cluster view: the Activity tab polls and the Logs tab follows
+    /// while it is open, and only then.
     pub(super) fn step_tab(&mut self, by: isize) -> Vec<Effect> {
         let View::Cluster { key, tab } = &self.view else {
             return Vec::new();
@@ -222,22 +222,26 @@ impl App {
         let to = from.step(by);
         self.view = View::Cluster { key, tab: to };
         self.row = 0;
-        match (from == Tab::Activity, to == Tab::Activity) {
-            (false, true) => vec![Effect::Activity(self.follow_activity())],
-            (true, false) => vec![Effect::Activity(None)],
-            _ => Vec::new(),
+        let mut effects = Vec::new();
+        match from {
+            Tab::Activity => effects.push(Effect::Activity(None)),
+            Tab::Logs => effects.push(Effect::Logs(None)),
+            _ => {}
         }
+        match to {
+            Tab::Activity => effects.push(Effect::Activity(self.follow_activity())),
+            Tab::Logs => effects.push(Effect::Logs(self.follow_logs())),
+            _ => {}
+        }
+        effects
     }
 
-    /// The instance the Activity tab follows: the one last under the cursor on the Instances
-    /// tab, else the primary. Nothing on Kubernetes: the console has no SQL path to a pod yet.
-    fn follow_activity(&mut self) -> Option<Target> {
+    /// The instance the Activity and Logs tabs show: the one last under the cursor on the
+    /// Instances tab, else the primary.
+    pub(super) fn chosen_instance(&self) -> Option<Target> {
         let View::Cluster { key, .. } = &self.view else {
             return None;
         };
-        if self.platform == Platform::Kube {
-            return None;
-        }
         let instances = self.instances();
         let chosen = self
             .instance
@@ -249,11 +253,20 @@ impl App {
                     .find(|i| matches!(i.role.as_deref(), Some("primary" | "standby_leader")))
             })
             .or(instances.first())?;
-        let target = Target {
+        Some(Target {
             key: key.clone(),
             instance: chosen.name.clone(),
             port: chosen.port,
-        };
+        })
+    }
+
+    /// The instance the Activity tab follows ([`App::chosen_instance`]). Nothing on
+    /// Kubernetes: the console has no SQL path to a pod yet.
+    fn follow_activity(&mut self) -> Option<Target> {
+        if self.platform == Platform::Kube {
+            return None;
+        }
+        let target = self.chosen_instance()?;
         if self.activity.target.as_ref() != Some(&target) {
             self.activity.sessions.clear();
             self.activity.last_ok = None;

@@ -9,6 +9,7 @@ use super::activity::{Activity, Signal, Target};
 use super::dialogs::Overlay;
 use super::health;
 use super::keys::{self, Action, Binding};
+use super::logs::Logs;
 use super::requests::{Outcome, Pending, Request};
 use super::theme::Theme;
 use crate::api::PostgresCluster;
@@ -16,6 +17,7 @@ use crate::api::status::InstanceStatus;
 use crate::api::support::Platform;
 use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
+use crate::observe::logs::Chunk;
 use crate::observe::pgbouncer::Pool;
 
 /// A cluster's identity: (namespace, name).
@@ -28,15 +30,17 @@ pub enum Tab {
     Events,
     Connection,
     Activity,
+    Logs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Instances,
         Tab::Backups,
         Tab::Events,
         Tab::Connection,
         Tab::Activity,
+        Tab::Logs,
     ];
 
     pub fn title(self) -> &'static str {
@@ -46,6 +50,7 @@ impl Tab {
             Tab::Events => "Events",
             Tab::Connection => "Connection",
             Tab::Activity => "Activity",
+            Tab::Logs => "Logs",
         }
     }
 
@@ -159,6 +164,12 @@ pub enum Data {
         result: Result<Vec<Session>, String>,
         at: jiff::Timestamp,
     },
+    /// New lines of the logs of the instance the Logs tab shows.
+    Logs {
+        key: Key,
+        instance: String,
+        result: Result<Chunk, String>,
+    },
     /// What became of a cancel or terminate: what was sent, or why not.
     Signalled(Result<String, String>),
     /// A source could not do its work; shown in the footer.
@@ -181,6 +192,8 @@ pub enum Effect {
     LoadTheme(String),
     /// Poll this instance's sessions every refresh, or stop polling (`None`).
     Activity(Option<Target>),
+    /// Follow this instance's logs, or stop (`None`).
+    Logs(Option<Target>),
     /// Cancel or terminate a session.
     Signal(Signal),
     /// Carry out a user's request (a change to the manifest).
@@ -231,7 +244,9 @@ pub struct App {
     pub pools: Option<Result<Vec<Pool>, String>>,
     /// The Activity tab's sessions, sort and filter.
     pub activity: Activity,
-    /// The instance last under the cursor on the Instances tab: the one Activity shows.
+    /// The Logs tab's lines, follow, search.
+    pub logs: Logs,
+    /// The instance last under the cursor on the Instances tab: the one Activity and Logs show.
     pub instance: Option<String>,
 
     pub view: View,
@@ -283,6 +298,7 @@ impl App {
             credentials: Vec::new(),
             pools: None,
             activity: Activity::default(),
+            logs: Logs::default(),
             instance: None,
             view: View::Clusters,
             mode: Mode::Normal,
@@ -391,6 +407,9 @@ impl App {
         if self.on_activity() {
             tables.insert(0, keys::ACTIVITY);
         }
+        if self.on_tab(Tab::Logs) {
+            tables.insert(0, keys::LOGS);
+        }
         if !self.read_only {
             tables.extend(self.mutating());
         }
@@ -407,13 +426,11 @@ impl App {
     }
 
     pub fn on_activity(&self) -> bool {
-        matches!(
-            self.view,
-            View::Cluster {
-                tab: Tab::Activity,
-                ..
-            }
-        )
+        self.on_tab(Tab::Activity)
+    }
+
+    pub fn on_tab(&self, wanted: Tab) -> bool {
+        matches!(self.view, View::Cluster { tab, .. } if tab == wanted)
     }
 
     pub fn say(&mut self, text: impl Into<String>) {
@@ -489,6 +506,19 @@ impl App {
                     .row
                     .min(self.activity.visible().len().saturating_sub(1));
             }
+            Data::Logs {
+                key,
+                instance,
+                result,
+            } if Some(&key) == open.as_ref()
+                && self
+                    .logs
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.instance == instance) =>
+            {
+                self.logs.update(result)
+            }
             Data::Signalled(Ok(done)) => self.say(done),
             Data::Signalled(Err(why)) => self.warn(why),
             Data::Problem(p) => self.warn(p),
@@ -540,6 +570,9 @@ impl App {
     }
 
     fn act(&mut self, action: Action) -> Vec<Effect> {
+        if self.on_tab(Tab::Logs) && self.act_on_logs(action) {
+            return Vec::new();
+        }
         let rows = self.rows();
         let cursor = match self.view {
             View::Clusters => &mut self.selected,
@@ -612,6 +645,8 @@ impl App {
             Action::Cancel | Action::Terminate => {
                 return self.start_signal(action == Action::Terminate);
             }
+            // Keys of the Logs tab, handled above.
+            Action::NextMatch | Action::PrevMatch | Action::WhichLog => {}
         }
         Vec::new()
     }
@@ -640,6 +675,8 @@ impl App {
             View::Cluster {
                 tab: Tab::Activity, ..
             } => self.activity.visible().len(),
+            // The Logs tab scrolls its own way (`act_on_logs`).
+            View::Cluster { tab: Tab::Logs, .. } => 0,
             View::Cluster {
                 tab: Tab::Backups, ..
             } => self
@@ -664,6 +701,7 @@ impl App {
         self.credentials.clear();
         self.pools = None;
         self.activity = Activity::default();
+        self.logs = Logs::default();
         self.instance = None;
         self.reveal = false;
         vec![Effect::Open(key)]
@@ -707,7 +745,9 @@ impl App {
     fn on_input(&mut self, key: KeyEvent) -> Vec<Effect> {
         match key.code {
             KeyCode::Esc => {
-                if self.mode == Mode::Filter && self.on_activity() {
+                if self.mode == Mode::Filter && self.on_tab(Tab::Logs) {
+                    self.logs.set_search("", self.page);
+                } else if self.mode == Mode::Filter && self.on_activity() {
                     self.activity.set_filter("");
                 } else if self.mode == Mode::Filter {
                     self.filter.clear();
@@ -728,7 +768,10 @@ impl App {
             KeyCode::Char(c) => self.input.push(c),
             _ => {}
         }
-        if self.mode == Mode::Filter && self.on_activity() {
+        if self.mode == Mode::Filter && self.on_tab(Tab::Logs) {
+            // The newest match shows as you type.
+            self.logs.set_search(&self.input, self.page);
+        } else if self.mode == Mode::Filter && self.on_activity() {
             self.activity.set_filter(&self.input);
             self.row = 0;
         } else if self.mode == Mode::Filter {

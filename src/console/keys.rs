@@ -39,6 +39,9 @@ pub enum Action {
     Reinit,
     Cancel,
     Terminate,
+    NextMatch,
+    PrevMatch,
+    WhichLog,
 }
 
 pub struct Binding {
@@ -258,6 +261,44 @@ pub const ACTIVITY: &[Binding] = &[
         "reverse the sort order",
         Action::SortReverse,
         "",
+    ),
+];
+
+pub const LOGS: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        "search the log (the newest match first)",
+        Action::Filter,
+        "search",
+    ),
+    b(
+        &[(KeyCode::Char('n'), NONE)],
+        "n",
+        "next match (newer)",
+        Action::NextMatch,
+        "next",
+    ),
+    b(
+        &[(KeyCode::Char('N'), SHIFT), (KeyCode::Char('N'), NONE)],
+        "N",
+        "previous match (older)",
+        Action::PrevMatch,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('w'), NONE)],
+        "w",
+        "which log: PostgreSQL + Patroni, PostgreSQL, Patroni",
+        Action::WhichLog,
+        "log",
+    ),
+    b(
+        &[(KeyCode::Char('f'), NONE)],
+        "f/G/end",
+        "follow the newest lines again (scrolling up pauses)",
+        Action::Bottom,
+        "follow",
     ),
 ];
 

@@ -13,6 +13,7 @@ mod external;
 pub mod form;
 pub mod health;
 pub mod keys;
+pub mod logs;
 pub mod requests;
 pub mod source;
 mod start;
@@ -175,6 +176,7 @@ async fn run_async(
                     }
                     Effect::Request { key, request } => source.request(key, request),
                     Effect::Activity(target) => source.activity(target),
+                    Effect::Logs(target) => source.logs(target),
                     Effect::Signal(signal) => source.signal(signal),
                     Effect::ExternalEdit {
                         key,

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod conditions;
 pub mod events;
+pub mod logs;
 pub mod metrics;
 pub mod patroni;
 pub mod pgbackrest;

@@ -23,12 +23,14 @@ use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::{self, Platform};
 use crate::api::validate;
+use crate::console::activity::Target;
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
 use crate::observe::events::{ClusterEvent, user_source};
+use crate::observe::logs::{self, Chunk, LogLine};
 use crate::observe::patroni::Patroni;
 use crate::platform::kube::manifests::{self, ChangeError};
-use crate::platform::kube::objects::Instance;
+use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
 use crate::platform::kube::{connect, names, proxy};
 
@@ -66,6 +68,7 @@ impl KubeSource {
             tasks: Tasks {
                 live: None,
                 activity: None,
+                logs: None,
                 background,
             },
         }
@@ -107,6 +110,52 @@ impl KubeSource {
             let outcome = execute(&client, &key, request).await;
             let _ = tx.send(Data::Outcome { key, what, outcome });
         });
+    }
+
+    /// Follow the log of `target`'s pod (its `database` container) through the API server,
+    /// starting again two seconds after the stream ends or fails; `None` stops.
+    pub fn logs(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.follow_logs(None);
+        };
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        self.tasks.follow_logs(Some(tokio::spawn(async move {
+            let (ns, name) = &target.key;
+            let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let clusters: Api<PostgresCluster> = Api::namespaced(client, ns);
+            // Patroni's own files stay in the pod: its log then holds PostgreSQL's lines only.
+            let own_file = matches!(clusters.get(name).await,
+                Ok(c) if c.patroni().logging.is_some());
+            let pod = names::pod(&target.instance);
+            let send = |result| {
+                tx.send(Data::Logs {
+                    key: target.key.clone(),
+                    instance: target.instance.clone(),
+                    result,
+                })
+                .is_ok()
+            };
+            loop {
+                let followed = logs::follow_pod(&pods, &pod, &mut |mut chunk: Chunk| {
+                    if chunk.reset && own_file {
+                        chunk.lines.push(LogLine::note(format!(
+                            "── Patroni logs to files in the pod (spec.patroni.logging): \
+                             kubectl exec {pod} -c {} -- tail {}/patroni.log ──",
+                            logs::CONTAINER,
+                            paths::PATRONI_LOG
+                        )));
+                    }
+                    send(Ok(chunk))
+                })
+                .await;
+                if let Err(e) = followed
+                    && !send(Err(e))
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })));
     }
 
     /// Sessions cannot be signalled on Kubernetes yet (no SQL path to a pod): say so.

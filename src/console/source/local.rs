@@ -21,6 +21,7 @@ use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
 use crate::observe::status::{Sighting, instances};
 use crate::platform::local::account::Account;
 use crate::platform::local::cluster::{pools, stored_password, superuser_conninfo, user_key};
+use crate::platform::local::log_tail::InstanceLogs;
 use crate::platform::local::{Local, connect, lock};
 
 pub struct LocalSource {
@@ -105,6 +106,7 @@ impl LocalSource {
             tasks: Tasks {
                 live: None,
                 activity: None,
+                logs: None,
                 background,
             },
         }
@@ -199,6 +201,45 @@ impl LocalSource {
                     at: jiff::Timestamp::now(),
                 });
                 tokio::time::sleep(every).await;
+            }
+        })));
+    }
+
+    /// Follow the log files of `target` (see [`InstanceLogs`]), read off the draw path twice a
+    /// second; `None` stops.
+    pub fn logs(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.follow_logs(None);
+        };
+        let (local, tx) = (self.local.clone(), self.tx.clone());
+        self.tasks.follow_logs(Some(tokio::spawn(async move {
+            let (store, (ns, name)) = (local.store.clone(), target.key.clone());
+            let instances = local.home().cluster(&ns, &name).instances();
+            let Ok(Ok(Some(cluster))) =
+                tokio::task::spawn_blocking(move || store.get(&ns, &name)).await
+            else {
+                return;
+            };
+            let own_file = cluster.patroni().logging.is_some();
+            let mut logs = InstanceLogs::new(&instances, &target.instance, own_file);
+            loop {
+                let Ok((back, chunk)) = tokio::task::spawn_blocking(move || {
+                    let chunk = logs.poll();
+                    (logs, chunk)
+                })
+                .await
+                else {
+                    return;
+                };
+                logs = back;
+                if chunk.reset || !chunk.lines.is_empty() {
+                    let _ = tx.send(Data::Logs {
+                        key: target.key.clone(),
+                        instance: target.instance.clone(),
+                        result: Ok(chunk),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })));
     }

@@ -46,6 +46,14 @@ impl Source {
         }
     }
 
+    /// Follow the logs of `target` while the Logs tab shows it; stop with `None`.
+    pub fn logs(&mut self, target: Option<Target>) {
+        match self {
+            Source::Local(s) => s.logs(target),
+            Source::Kube(s) => s.logs(target),
+        }
+    }
+
     /// Cancel or terminate a session, off the draw path; the result comes back as data.
     pub fn signal(&self, signal: Signal) {
         match self {
@@ -93,6 +101,8 @@ struct Tasks {
     live: Option<JoinHandle<()>>,
     /// The Activity tab's poll, while the tab is open.
     activity: Option<JoinHandle<()>>,
+    /// The Logs tab's follow, while the tab is open.
+    logs: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -105,16 +115,27 @@ impl Tasks {
 
     /// Poll the Activity tab's instance with `task` (none: stop), stopping the last poll.
     fn poll_activity(&mut self, task: Option<JoinHandle<()>>) {
-        if let Some(last) = std::mem::replace(&mut self.activity, task) {
-            last.abort();
-        }
+        replace(&mut self.activity, task);
+    }
+
+    /// Follow the Logs tab's instance with `task` (none: stop), stopping the last follow.
+    fn follow_logs(&mut self, task: Option<JoinHandle<()>>) {
+        replace(&mut self.logs, task);
     }
 
     fn close(&mut self) {
         self.poll_activity(None);
+        self.follow_logs(None);
         if let Some(task) = self.live.take() {
             task.abort();
         }
+    }
+}
+
+/// Put `task` in `slot`, stopping the one there.
+fn replace(slot: &mut Option<JoinHandle<()>>, task: Option<JoinHandle<()>>) {
+    if let Some(last) = std::mem::replace(slot, task) {
+        last.abort();
     }
 }
 

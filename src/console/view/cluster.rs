@@ -85,6 +85,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Tab::Events => super::events::draw(frame, body, app),
         Tab::Connection => super::connection::draw(frame, body, app),
         Tab::Activity => super::activity::draw(frame, body, app),
+        Tab::Logs => super::logs::draw(frame, body, app),
     }
 }
 

@@ -10,6 +10,7 @@ mod dialogs;
 mod events;
 mod help;
 mod instances;
+mod logs;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,7 +18,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Mode, View};
+use super::app::{App, Mode, Tab, View};
 
 /// Rows of the screen that are not list body: header, footer, table header and borders.
 pub const CHROME_ROWS: u16 = 6;
@@ -112,6 +113,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             ]),
             Mode::Normal => {
                 let mut spans = Vec::new();
+                if app.on_tab(Tab::Logs) {
+                    spans.push(logs::state(app));
+                    spans.push(Span::styled(" │ ", t.muted));
+                }
                 for p in &app.pending {
                     let secs = app.now.as_second() - p.since.as_second();
                     spans.push(Span::styled(
