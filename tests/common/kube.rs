@@ -113,6 +113,8 @@ pub struct FakePatroni {
     pub oversized: HashSet<String>,
     /// API requests (method, path) the API server fails with a 500, as a test says.
     pub failing: HashSet<(String, String)>,
+    /// What each pod's `database` container printed so far (its log, `pods/log`).
+    pub pod_logs: HashMap<String, String>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -582,6 +584,13 @@ pub async fn answer(
     {
         return Ok(http::Response::new(watch(store, path, &query)));
     }
+    if let Some(pod) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .and_then(|p| p.split_once("/pods/"))
+        .and_then(|(_, p)| p.strip_suffix("/log"))
+    {
+        return pod_log(patroni, pod.to_string(), &query);
+    }
     if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
         let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
@@ -678,6 +687,69 @@ fn watch(store: Client, path: String, query: &str) -> Reply {
         Some((Ok::<_, BoxError>(Frame::data(chunk)), rx))
     });
     StreamBody::new(events).boxed_unsync()
+}
+
+/// A pod's log as the kubelet serves it: the `database` container only, its last `tailLines`
+/// lines, then (with `follow=true`) what it prints next, until the client leaves.
+fn pod_log(
+    patroni: Arc<Mutex<FakePatroni>>,
+    pod: String,
+    query: &str,
+) -> Result<http::Response<Reply>, BoxError> {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    let Some(printed) = patroni.lock().unwrap().pod_logs.get(&pod).cloned() else {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 404, "reason": "NotFound",
+                            "message": format!("pods \"{pod}\" not found")});
+        return Ok(http::Response::builder()
+            .status(404)
+            .body(reply(status.to_string()))?);
+    };
+    if param("container").as_deref() != Some("database") {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "code": 400, "reason": "BadRequest",
+                            "message": format!("a container name must be specified for pod {pod}")});
+        return Ok(http::Response::builder()
+            .status(400)
+            .body(reply(status.to_string()))?);
+    }
+    let tail: usize = param("tailLines")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(usize::MAX);
+    let lines: Vec<&str> = printed.lines().collect();
+    let first: String = lines[lines.len().saturating_sub(tail)..]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if param("follow").as_deref() != Some("true") {
+        return Ok(http::Response::new(reply(first)));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut sent = printed.len();
+        if tx.send(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let now = patroni.lock().unwrap().pod_logs.get(&pod).cloned();
+            let Some(now) = now else { return };
+            if now.len() > sent && tx.send(Bytes::from(now[sent..].to_string())).await.is_err() {
+                return;
+            }
+            sent = now.len();
+        }
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, BoxError>(Frame::data(chunk)), rx))
+    });
+    Ok(http::Response::new(StreamBody::new(chunks).boxed_unsync()))
 }
 
 /// `(namespace, pod, port, path, tls)` of `/api/v1/namespaces/NS/pods/[https:]POD:PORT/proxy/PATH`.
