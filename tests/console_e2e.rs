@@ -328,6 +328,20 @@ impl Drop for Client {
     }
 }
 
+/// The console in a terminal `width` wide, open on the ready cluster `minimal`.
+fn open_minimal(home: &LocalHome, width: u16) -> Tmux {
+    let tmux = Tmux::start(width, 32);
+    tmux.keys(&[&home.console_command(), "Enter"]);
+    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
+        row(s, "minimal").contains("● OK")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(10), "the instances", |s| {
+        s.contains("│minimal-instance1-")
+    });
+    tmux
+}
+
 #[test]
 fn activity_shows_a_long_query_and_x_cancels_it() {
     let home = LocalHome::new();
@@ -343,15 +357,7 @@ fn activity_shows_a_long_query_and_x_cancels_it() {
             .unwrap(),
     );
 
-    let tmux = Tmux::start(140, 32);
-    tmux.keys(&[&home.console_command(), "Enter"]);
-    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
-        row(s, "minimal").contains("● OK")
-    });
-    tmux.keys(&["Enter"]);
-    tmux.wait(Duration::from_secs(10), "the instances", |s| {
-        s.contains("│minimal-instance1-")
-    });
+    let tmux = open_minimal(&home, 140);
     tmux.keys(&["Tab", "Tab", "Tab", "Tab"]);
     tmux.wait(Duration::from_secs(10), "the sleeping session", |s| {
         s.lines()
@@ -415,15 +421,7 @@ fn logs_show_a_line_a_query_logged_and_slash_finds_it() {
         std::fs::read_to_string(common::repo_root().join("assets/examples/minimal.yaml")).unwrap();
     home.apply_ready(&manifest, "120s");
 
-    let tmux = Tmux::start(160, 32);
-    tmux.keys(&[&home.console_command(), "Enter"]);
-    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
-        row(s, "minimal").contains("● OK")
-    });
-    tmux.keys(&["Enter"]);
-    tmux.wait(Duration::from_secs(10), "the instances", |s| {
-        s.contains("│minimal-instance1-")
-    });
+    let tmux = open_minimal(&home, 160);
     tmux.keys(&["Tab", "Tab", "Tab", "Tab", "Tab"]);
     tmux.wait(Duration::from_secs(10), "the primary's log", |s| {
         s.contains("PostgreSQL + Patroni log  ● following") && s.contains("│ pat ")
@@ -431,16 +429,11 @@ fn logs_show_a_line_a_query_logged_and_slash_finds_it() {
 
     let marker = format!("pgdeck-logs-marker-{}", std::process::id());
     let sql = format!("DO $$ BEGIN RAISE LOG '{marker}'; END $$");
-    let out = home
-        .superuser_psql("minimal", "postgres", &sql)
+    let primary = home.status("minimal")["primary"]
+        .as_str()
         .unwrap()
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .to_string();
+    home.sql_on("minimal", &primary, "postgres", &sql).unwrap();
     tmux.wait(
         Duration::from_secs(10),
         "the logged line, followed live",

@@ -547,15 +547,19 @@ async fn serve(
         .contains(&(call.method.clone(), call.path.clone()));
     calls.lock().unwrap().push(call);
     if failing {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                            "code": 500, "reason": "InternalError",
-                            "message": "a failure the test asked for"});
-        return Ok(http::Response::builder()
-            .status(500)
-            .header("content-type", "application/json")
-            .body(reply(status.to_string()))?);
+        return failure(500, "InternalError", "a failure the test asked for");
     }
     answer(store, patroni, req).await
+}
+
+/// The API server's answer when it refuses a request: a `Status` saying why.
+fn failure(code: u16, reason: &str, message: &str) -> Result<http::Response<Reply>, BoxError> {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "code": code, "reason": reason, "message": message});
+    Ok(http::Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(reply(status.to_string()))?)
 }
 
 /// A response body: whole, or a watch's stream of events.
@@ -703,20 +707,11 @@ fn pod_log(
             .map(str::to_string)
     };
     let Some(printed) = patroni.lock().unwrap().pod_logs.get(&pod).cloned() else {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                            "code": 404, "reason": "NotFound",
-                            "message": format!("pods \"{pod}\" not found")});
-        return Ok(http::Response::builder()
-            .status(404)
-            .body(reply(status.to_string()))?);
+        return failure(404, "NotFound", &format!("pods \"{pod}\" not found"));
     };
     if param("container").as_deref() != Some("database") {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                            "code": 400, "reason": "BadRequest",
-                            "message": format!("a container name must be specified for pod {pod}")});
-        return Ok(http::Response::builder()
-            .status(400)
-            .body(reply(status.to_string()))?);
+        let why = format!("a container name must be specified for pod {pod}");
+        return failure(400, "BadRequest", &why);
     }
     let tail: usize = param("tailLines")
         .and_then(|t| t.parse().ok())

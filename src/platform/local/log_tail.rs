@@ -289,6 +289,59 @@ mod tests {
     }
 
     #[test]
+    fn an_instances_output_and_patronis_own_file_are_read_interleaved_then_followed() {
+        let instances = tempfile::tempdir().unwrap();
+        let inst = instances.path().join("hippo-instance1-a");
+        std::fs::create_dir_all(inst.join("patroni-log")).unwrap();
+        append(
+            &inst.join("patroni.log"),
+            "2026-12-01 21:03:01.000 UTC [1] LOG:  first\n2026-12-01 21:03:03.000 UTC [1] LOG:  third\n",
+        );
+        let own = inst.join("patroni-log/patroni.log");
+        append(&own, "2026-12-01 21:03:02,000 INFO: second\n");
+        let mut logs = InstanceLogs::new(instances.path(), "hippo-instance1-a", true);
+        let chunk = logs.poll();
+        assert!(chunk.reset);
+        assert_eq!(
+            texts(&chunk.lines),
+            [
+                "2026-12-01 21:03:01.000 UTC [1] LOG:  first",
+                "2026-12-01 21:03:02,000 INFO: second",
+                "2026-12-01 21:03:03.000 UTC [1] LOG:  third"
+            ]
+        );
+        append(&own, "2026-12-01 21:03:04,000 INFO: fourth\n");
+        let chunk = logs.poll();
+        assert!(!chunk.reset);
+        assert_eq!(
+            texts(&chunk.lines),
+            ["2026-12-01 21:03:04,000 INFO: fourth"]
+        );
+
+        // Patroni's directory swapped for a link: told once, the output still followed.
+        std::fs::remove_dir_all(inst.join("patroni-log")).unwrap();
+        std::os::unix::fs::symlink("/etc", inst.join("patroni-log")).unwrap();
+        append(&inst.join("patroni.log"), "still here\n");
+        let chunk = logs.poll();
+        assert_eq!(chunk.lines.len(), 2, "{:?}", chunk.lines);
+        assert!(
+            chunk
+                .lines
+                .iter()
+                .any(|l| l.origin.is_none() && l.text.contains("link"))
+        );
+        assert!(chunk.lines.iter().any(|l| l.text == "still here"));
+        assert_eq!(logs.poll().lines, vec![], "a lasting refusal is told once");
+        assert!(
+            InstanceLogs::new(instances.path(), "../x", false)
+                .poll()
+                .lines[0]
+                .text
+                .contains("not a plain file name")
+        );
+    }
+
+    #[test]
     fn a_long_file_is_read_from_its_tail_only() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("patroni.log");
