@@ -4,28 +4,15 @@
 mod support;
 use support as fixtures;
 
-use std::time::Duration;
-
 use criterion::{Criterion, criterion_group, criterion_main};
-use pgdeck::api::support::Platform;
-use pgdeck::console::app::{App, Data};
-use pgdeck::console::theme::Theme;
+use pgdeck::console::app::App;
 use pgdeck::console::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn app() -> App {
-    let mut app = App::new(
-        Platform::Local,
-        "local /bench".into(),
-        None,
-        false,
-        Theme::default_theme(),
-        Duration::from_secs(2),
-    );
-    app.on_data(Data::Clusters(fixtures::clusters(1000)));
-    app
+    fixtures::console(1000)
 }
 
 fn frames(c: &mut Criterion) {
