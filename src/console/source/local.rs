@@ -215,12 +215,18 @@ impl LocalSource {
         self.tasks.follow_logs(Some(tokio::spawn(async move {
             let (store, (ns, name)) = (local.store.clone(), target.key.clone());
             let instances = local.home().cluster(&ns, &name).instances();
-            let Ok(Ok(Some(cluster))) =
-                tokio::task::spawn_blocking(move || store.get(&ns, &name)).await
-            else {
-                return;
+            let own_file = match tokio::task::spawn_blocking(move || store.get(&ns, &name)).await {
+                Ok(Ok(Some(cluster))) => cluster.patroni().logging.is_some(),
+                Ok(Ok(None)) | Err(_) => return,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Data::Logs {
+                        key: target.key.clone(),
+                        instance: target.instance.clone(),
+                        result: Err(format!("cannot read the cluster's manifest: {e}")),
+                    });
+                    return;
+                }
             };
-            let own_file = cluster.patroni().logging.is_some();
             let mut logs = InstanceLogs::new(&instances, &target.instance, own_file);
             loop {
                 let Ok((back, chunk)) = tokio::task::spawn_blocking(move || {
