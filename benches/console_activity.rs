@@ -14,15 +14,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::local::{LocalHome, manifest};
-use pgdeck::api::support::Platform;
 use pgdeck::console::app::{App, Data};
-use pgdeck::console::theme::Theme;
-use pgdeck::console::view;
 use pgdeck::observe::activity::{Backend, SESSIONS_SQL, Session};
 use pgdeck::platform::local::cluster::superuser_conninfo;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use support::ms;
 use tokio_postgres::NoTls;
 
 const SESSIONS: usize = 500;
@@ -68,15 +64,7 @@ fn sessions(n: usize) -> Vec<Session> {
 }
 
 fn frames() {
-    let mut app = App::new(
-        Platform::Local,
-        "local /bench".into(),
-        None,
-        false,
-        Theme::default_theme(),
-        Duration::from_secs(2),
-    );
-    app.on_data(Data::Clusters(support::clusters(1)));
+    let mut app = support::console(1);
     let key = |app: &mut App, code| app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
     key(&mut app, KeyCode::Enter);
     for _ in 0..4 {
@@ -98,28 +86,13 @@ fn frames() {
         key(&mut app, KeyCode::Char('j'));
     }
     for (w, h) in [(160, 50), (80, 24)] {
-        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-        for _ in 0..100 {
-            terminal.draw(|f| view::draw(f, &app)).unwrap();
-        }
-        let mut times: Vec<Duration> = (0..1000)
-            .map(|_| {
-                let t = Instant::now();
-                terminal.draw(|f| view::draw(f, &app)).unwrap();
-                t.elapsed()
-            })
-            .collect();
-        times.sort();
+        let (median, p99) = support::frame_times(&app, w, h);
         println!(
             "| frame, {w}×{h}, cursor mid-list (median of 1,000; p99 {:.2} ms) | {:.2} ms | ≤ 2 ms |",
-            ms(times[989]),
-            ms(times[500])
+            ms(p99),
+            ms(median)
         );
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn poll() {

@@ -4,14 +4,10 @@
 mod support;
 use support as fixtures;
 
-use std::time::Duration;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use pgdeck::api::support::Platform;
 use pgdeck::console::app::{App, Data, View};
 use pgdeck::console::samples::KEPT;
-use pgdeck::console::theme::Theme;
 use pgdeck::console::view;
 use pgdeck::observe::vitals::{Connections, Vitals};
 use ratatui::Terminal;
@@ -19,16 +15,7 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn app() -> App {
-    let mut app = App::new(
-        Platform::Local,
-        "local /bench".into(),
-        None,
-        false,
-        Theme::default_theme(),
-        Duration::from_secs(2),
-    );
-    app.on_data(Data::Clusters(fixtures::clusters(1000)));
-    app
+    fixtures::console(1000)
 }
 
 fn frames(c: &mut Criterion) {

@@ -392,6 +392,20 @@ impl Drop for Client {
     }
 }
 
+/// The console in a terminal `width` wide, open on the ready cluster `minimal`.
+fn open_minimal(home: &LocalHome, width: u16) -> Tmux {
+    let tmux = Tmux::start(width, 32);
+    tmux.keys(&[&home.console_command(), "Enter"]);
+    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
+        row(s, "minimal").contains("● OK")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait(Duration::from_secs(10), "the instances", |s| {
+        s.contains("│minimal-instance1-")
+    });
+    tmux
+}
+
 #[test]
 fn activity_shows_a_long_query_and_x_cancels_it() {
     let home = LocalHome::new();
@@ -407,15 +421,7 @@ fn activity_shows_a_long_query_and_x_cancels_it() {
             .unwrap(),
     );
 
-    let tmux = Tmux::start(140, 32);
-    tmux.keys(&[&home.console_command(), "Enter"]);
-    tmux.wait(Duration::from_secs(10), "the cluster list", |s| {
-        row(s, "minimal").contains("● OK")
-    });
-    tmux.keys(&["Enter"]);
-    tmux.wait(Duration::from_secs(10), "the instances", |s| {
-        s.contains("│minimal-instance1-")
-    });
+    let tmux = open_minimal(&home, 140);
     tmux.keys(&["Tab", "Tab", "Tab", "Tab"]);
     tmux.wait(Duration::from_secs(10), "the sleeping session", |s| {
         s.lines()
@@ -464,6 +470,73 @@ fn activity_shows_a_long_query_and_x_cancels_it() {
         std::fs::read_to_string(home.path().join("namespaces/default/minimal.events.jsonl"))
             .unwrap();
     assert!(events.contains("SessionCancelled"), "{events}");
+
+    tmux.keys(&["q"]);
+    tmux.wait(Duration::from_secs(5), "the console to exit", |s| {
+        s.trim_end().ends_with('$')
+    });
+    tmux.assert_terminal_restored();
+}
+
+#[test]
+fn logs_show_a_line_a_query_logged_and_slash_finds_it() {
+    let home = LocalHome::new();
+    let manifest =
+        std::fs::read_to_string(common::repo_root().join("assets/examples/minimal.yaml")).unwrap();
+    home.apply_ready(&manifest, "120s");
+
+    let tmux = open_minimal(&home, 160);
+    tmux.keys(&["Tab", "Tab", "Tab", "Tab", "Tab"]);
+    tmux.wait(Duration::from_secs(10), "the primary's log", |s| {
+        s.contains("PostgreSQL + Patroni log  ● following") && s.contains("│ pat ")
+    });
+
+    let marker = format!("pgdeck-logs-marker-{}", std::process::id());
+    let sql = format!("DO $$ BEGIN RAISE LOG '{marker}'; END $$");
+    let primary = home.status("minimal")["primary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    home.sql_on("minimal", &primary, "postgres", &sql).unwrap();
+    tmux.wait(
+        Duration::from_secs(10),
+        "the logged line, followed live",
+        |s| {
+            s.lines()
+                .any(|l| l.contains(" pg ") && l.contains(&format!("LOG:  {marker}")))
+        },
+    );
+
+    // Scrolling up pauses; G follows again.
+    tmux.keys(&["k"]);
+    tmux.wait(Duration::from_secs(5), "paused", |s| s.contains("‖ paused"));
+    tmux.keys(&["G"]);
+    tmux.wait(Duration::from_secs(5), "following", |s| {
+        s.contains("● following")
+    });
+
+    tmux.keys(&["/"]);
+    tmux.text(&marker);
+    tmux.keys(&["Enter"]);
+    // The newest match shows as the search is typed; enter keeps it.
+    tmux.wait(Duration::from_secs(5), "the match marked", |s| {
+        s.lines().any(|l| l.contains('▶') && l.contains(&marker))
+            && s.contains(&format!("search /{marker}"))
+            && !s.contains("enter keep")
+    });
+    // The line PostgreSQL logged, and the statement it logs with a LOG message: n/N step
+    // between them.
+    tmux.keys(&["N"]);
+    tmux.wait(Duration::from_secs(5), "the other match marked", |s| {
+        s.lines()
+            .any(|l| l.contains('▶') && l.contains(&format!("LOG:  {marker}")))
+    });
+
+    // PostgreSQL's log alone has no Patroni line.
+    tmux.keys(&["w"]);
+    tmux.wait(Duration::from_secs(5), "the PostgreSQL log", |s| {
+        s.contains("PostgreSQL log  ") && !s.contains("│ pat ") && s.contains("│ pg ")
+    });
 
     tmux.keys(&["q"]);
     tmux.wait(Duration::from_secs(5), "the console to exit", |s| {

@@ -17,6 +17,7 @@ use pgdeck::console::app::{Data, Key};
 use pgdeck::console::requests::{Outcome, Request, Waiting};
 use pgdeck::console::source::KubeSource;
 use pgdeck::observe::conditions;
+use pgdeck::observe::logs::{self, Chunk};
 use pgdeck::observe::settings::Origin;
 use pgdeck::platform::kube::names;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -230,6 +231,76 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
 // The test's own thread blocks on tmux; the API server answers from the other workers.
 /// With pgBouncer, the Connection tab gets each user's pgBouncer URI from their Secret, and
 /// says its pools are not read on Kubernetes rather than waiting for them.
+/// The next lines of `instance`'s log the source sends; its error fails the test.
+async fn log_chunk(rx: &mut UnboundedReceiver<Data>, instance: &str) -> Chunk {
+    next(rx, |d| match d {
+        Data::Logs {
+            result,
+            instance: i,
+            ..
+        } if i == instance => Some(result.expect("the log is read")),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_logs_tab_follows_the_database_containers_log_of_the_instances_pod() {
+    let h = with_hippo().await;
+    let instance = h.cluster(NS, "hippo").await.status.unwrap().instances[0]
+        .name
+        .clone();
+    let pod = names::pod(&instance);
+    let pg = "2026-12-01 21:03:02.363 UTC [14376] LOG:  database system is ready";
+    h.patroni.lock().unwrap().pod_logs.insert(
+        pod.clone(),
+        format!("2026-12-01 21:03:01,100 INFO: older\n{pg}\n"),
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let key: Key = (NS.into(), "hippo".into());
+    source.logs(Some(Target {
+        key: key.clone(),
+        instance: instance.clone(),
+        port: None,
+    }));
+    let first = log_chunk(&mut rx, &instance).await;
+    assert!(first.reset);
+    let origins: Vec<_> = first.lines.iter().map(|l| l.origin).collect();
+    assert_eq!(
+        origins,
+        [Some(logs::Origin::Patroni), Some(logs::Origin::Postgres)]
+    );
+    assert_eq!(first.lines[1].text, pg);
+
+    // Followed: what the container prints next comes as it is printed.
+    h.patroni
+        .lock()
+        .unwrap()
+        .pod_logs
+        .get_mut(&pod)
+        .unwrap()
+        .push_str("2026-12-01 21:03:05.000 UTC [1] LOG:  pgdeck-logs-marker\n");
+    let next_chunk = log_chunk(&mut rx, &instance).await;
+    assert!(!next_chunk.reset);
+    assert_eq!(next_chunk.lines.len(), 1);
+    assert!(next_chunk.lines[0].text.ends_with("pgdeck-logs-marker"));
+
+    let asked = h.calls();
+    let asked = asked
+        .iter()
+        .find(|c| c.path == format!("/api/v1/namespaces/{NS}/pods/{pod}/log"))
+        .expect("the pod's log was asked for");
+    for param in ["container=database", "follow=true", "tailLines=2000"] {
+        assert!(
+            asked.query.split('&').any(|p| p == param),
+            "{}",
+            asked.query
+        );
+    }
+    source.logs(None);
+}
+
 #[tokio::test]
 async fn the_console_shows_pgbouncers_uri_and_that_its_pools_are_not_read() {
     let h = Harness::new().await;

@@ -2,9 +2,17 @@
 //! what a process costs.
 #![allow(dead_code)] // each bench uses its own subset
 
+use std::time::{Duration, Instant};
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use pgdeck::api::status::{InstanceStatus, PostgresClusterStatus};
+use pgdeck::api::support::Platform;
 use pgdeck::api::{PostgresCluster, manifest};
+use pgdeck::console::app::{App, Data};
+use pgdeck::console::theme::Theme;
+use pgdeck::console::view;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 
 pub fn manifest_text(name: &str, namespace: &str) -> String {
     format!(
@@ -69,6 +77,42 @@ pub fn clusters(n: usize) -> Vec<PostgresCluster> {
             c
         })
         .collect()
+}
+
+/// The console as the benchmarks drive it: local, `n` clusters listed.
+pub fn console(n: usize) -> App {
+    let mut app = App::new(
+        Platform::Local,
+        "local /bench".into(),
+        None,
+        false,
+        Theme::default_theme(),
+        Duration::from_secs(2),
+    );
+    app.on_data(Data::Clusters(clusters(n)));
+    app
+}
+
+/// The median and 99th percentile of 1,000 frames of `app` drawn at `w`×`h`, after 100 to warm
+/// up.
+pub fn frame_times(app: &App, w: u16, h: u16) -> (Duration, Duration) {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    for _ in 0..100 {
+        terminal.draw(|f| view::draw(f, app)).unwrap();
+    }
+    let mut times: Vec<Duration> = (0..1000)
+        .map(|_| {
+            let t = Instant::now();
+            terminal.draw(|f| view::draw(f, app)).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[500], times[989])
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// CPU seconds (user + system) the process has used.

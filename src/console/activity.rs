@@ -232,8 +232,8 @@ impl SessionDialog {
 }
 
 impl App {
-    /// Move to another tab of the cluster view: the Activity, History and Settings tabs read
-    /// while they are open, and only then.
+    /// Move to another tab of the cluster view: the Activity, History and Settings tabs read,
+    /// and the Logs tab follows, while they are open, and only then.
     pub(super) fn step_tab(&mut self, by: isize) -> Vec<Effect> {
         let View::Cluster { key, tab } = &self.view else {
             return Vec::new();
@@ -252,6 +252,7 @@ impl App {
             Tab::Activity => vec![Effect::Activity(None)],
             Tab::History => vec![Effect::History(None)],
             Tab::Settings => vec![Effect::Settings(None)],
+            Tab::Logs => vec![Effect::Logs(None)],
             _ => Vec::new(),
         };
         match to {
@@ -264,6 +265,7 @@ impl App {
                 }
                 effects.push(Effect::Settings(target));
             }
+            Tab::Logs => effects.push(Effect::Logs(self.follow_logs())),
             _ => {}
         }
         effects
@@ -286,9 +288,9 @@ impl App {
         Some(target)
     }
 
-    /// The instance the Activity and Settings tabs follow: the one last under the cursor on
-    /// the Instances tab, else the primary.
-    fn followed(&self) -> Option<Target> {
+    /// The instance the Activity, Settings and Logs tabs follow: the one last under the
+    /// cursor on the Instances tab, else the primary.
+    pub(super) fn followed(&self) -> Option<Target> {
         let View::Cluster { key, .. } = &self.view else {
             return None;
         };

@@ -11,6 +11,7 @@ use super::dialogs::Overlay;
 use super::health;
 use super::history::{self, History};
 use super::keys::{self, Action, Binding};
+use super::logs::Logs;
 use super::requests::{Outcome, Pending, Request};
 use super::samples::Samples;
 use super::settings::Settings;
@@ -21,6 +22,7 @@ use crate::api::support::Platform;
 use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
 use crate::observe::history::TimelineSwitch;
+use crate::observe::logs::Chunk;
 use crate::observe::pgbouncer::Pool;
 use crate::observe::settings::Setting;
 use crate::observe::vitals::Vitals;
@@ -37,10 +39,11 @@ pub enum Tab {
     Activity,
     History,
     Settings,
+    Logs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Instances,
         Tab::Backups,
         Tab::Events,
@@ -48,6 +51,7 @@ impl Tab {
         Tab::Activity,
         Tab::History,
         Tab::Settings,
+        Tab::Logs,
     ];
 
     pub fn title(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Tab {
             Tab::Activity => "Activity",
             Tab::History => "History",
             Tab::Settings => "Settings",
+            Tab::Logs => "Logs",
         }
     }
 
@@ -72,6 +77,7 @@ impl Tab {
             Tab::Activity => "Act",
             Tab::History => "Hist",
             Tab::Settings => "Set",
+            Tab::Logs => "Logs",
         }
     }
 
@@ -209,6 +215,12 @@ pub enum Data {
         result: Result<Vec<Setting>, String>,
         at: jiff::Timestamp,
     },
+    /// New lines of the logs of the instance the Logs tab shows.
+    Logs {
+        key: Key,
+        instance: String,
+        result: Result<Chunk, String>,
+    },
     /// What became of a cancel or terminate: what was sent, or why not.
     Signalled(Result<String, String>),
     /// A source could not do its work; shown in the footer.
@@ -235,6 +247,8 @@ pub enum Effect {
     History(Option<Key>),
     /// Read this instance's parameters every few seconds, or stop (`None`).
     Settings(Option<Target>),
+    /// Follow this instance's logs, or stop (`None`).
+    Logs(Option<Target>),
     /// Cancel or terminate a session.
     Signal(Signal),
     /// Carry out a user's request (a change to the manifest).
@@ -295,8 +309,10 @@ pub struct App {
     pub history: History,
     /// The Settings tab's parameters and filter.
     pub settings: Settings,
-    /// The instance last under the cursor on the Instances tab: the one Activity and Settings
-    /// show.
+    /// The Logs tab's lines, follow, search.
+    pub logs: Logs,
+    /// The instance last under the cursor on the Instances tab: the one Activity, Settings
+    /// and Logs show.
     pub instance: Option<String>,
 
     pub view: View,
@@ -352,6 +368,7 @@ impl App {
             activity: Activity::default(),
             history: History::default(),
             settings: Settings::default(),
+            logs: Logs::default(),
             instance: None,
             view: View::Clusters,
             mode: Mode::Normal,
@@ -463,6 +480,9 @@ impl App {
         };
         if self.on_activity() {
             tables.insert(0, keys::ACTIVITY);
+        }
+        if self.on_tab(Tab::Logs) {
+            tables.insert(0, keys::LOGS);
         }
         if !self.read_only {
             tables.extend(self.mutating());
@@ -598,6 +618,13 @@ impl App {
                         .min(self.settings.visible().len().saturating_sub(1));
                 }
             }
+            Data::Logs {
+                key,
+                instance,
+                result,
+            } if followed(open.as_ref(), self.logs.target.as_ref(), &key, &instance) => {
+                self.logs.update(result)
+            }
             Data::Signalled(Ok(done)) => self.say(done),
             Data::Signalled(Err(why)) => self.warn(why),
             Data::Problem(p) => self.warn(p),
@@ -683,6 +710,9 @@ impl App {
     }
 
     fn act(&mut self, action: Action) -> Vec<Effect> {
+        if self.on_tab(Tab::Logs) && self.act_on_logs(action) {
+            return Vec::new();
+        }
         let rows = self.rows();
         let cursor = match self.view {
             View::Clusters => &mut self.selected,
@@ -760,6 +790,8 @@ impl App {
             Action::Cancel | Action::Terminate => {
                 return self.start_signal(action == Action::Terminate);
             }
+            // Keys of the Logs tab, handled above.
+            Action::NextMatch | Action::PrevMatch | Action::WhichLog => {}
         }
         Vec::new()
     }
@@ -788,6 +820,8 @@ impl App {
             View::Cluster {
                 tab: Tab::Activity, ..
             } => self.activity.visible().len(),
+            // The Logs tab scrolls its own way (`act_on_logs`).
+            View::Cluster { tab: Tab::Logs, .. } => 0,
             View::Cluster {
                 tab: Tab::History, ..
             } => self.history_entries().len(),
@@ -820,6 +854,7 @@ impl App {
         self.activity = Activity::default();
         self.history = History::default();
         self.settings = Settings::default();
+        self.logs = Logs::default();
         self.instance = None;
         self.reveal = false;
         vec![Effect::Open(key)]
@@ -900,6 +935,9 @@ impl App {
             self.activity.set_filter(text);
         } else if self.on_tab(Tab::Settings) {
             self.settings.set_filter(text);
+        } else if self.on_tab(Tab::Logs) {
+            // The newest match shows as you type.
+            self.logs.set_search(text, self.page);
         } else {
             return false;
         }

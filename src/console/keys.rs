@@ -42,6 +42,9 @@ pub enum Action {
     Psql,
     ShowCommand,
     CopyCommand,
+    NextMatch,
+    PrevMatch,
+    WhichLog,
 }
 
 pub struct Binding {
@@ -309,6 +312,44 @@ pub const PSQL: &[Binding] = &[b(
     // The footer keeps to the keys most used; `?` lists this one.
     "",
 )];
+
+pub const LOGS: &[Binding] = &[
+    b(
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        "search the log (the newest match first)",
+        Action::Filter,
+        "search",
+    ),
+    b(
+        &[(KeyCode::Char('n'), NONE)],
+        "n",
+        "next match (newer)",
+        Action::NextMatch,
+        "next",
+    ),
+    b(
+        &[(KeyCode::Char('N'), SHIFT), (KeyCode::Char('N'), NONE)],
+        "N",
+        "previous match (older)",
+        Action::PrevMatch,
+        "",
+    ),
+    b(
+        &[(KeyCode::Char('w'), NONE)],
+        "w",
+        "which log: PostgreSQL + Patroni, PostgreSQL, Patroni",
+        Action::WhichLog,
+        "log",
+    ),
+    b(
+        &[(KeyCode::Char('f'), NONE)],
+        "f/G/end",
+        "follow the newest lines again (scrolling up pauses)",
+        Action::Bottom,
+        "follow",
+    ),
+];
 
 /// Keys that signal a session on the Activity tab: absent in read-only mode.
 pub const ACTIVITY_ACTIONS: &[Binding] = &[

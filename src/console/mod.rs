@@ -15,6 +15,7 @@ pub mod form;
 pub mod health;
 pub mod history;
 pub mod keys;
+pub mod logs;
 pub mod psql;
 pub mod requests;
 pub mod samples;
@@ -201,6 +202,7 @@ async fn run_async(
                     Effect::Activity(target) => source.activity(target),
                     Effect::History(key) => source.history(key),
                     Effect::Settings(target) => source.settings(target),
+                    Effect::Logs(target) => source.logs(target),
                     Effect::Signal(signal) => source.signal(signal),
                     Effect::ExternalEdit {
                         key,

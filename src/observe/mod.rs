@@ -4,6 +4,7 @@ pub mod activity;
 pub mod conditions;
 pub mod events;
 pub mod history;
+pub mod logs;
 pub mod metrics;
 pub mod patroni;
 pub mod pgbackrest;

@@ -119,6 +119,8 @@ pub struct FakePatroni {
     pub starts: HashMap<String, u32>,
     /// Pods rebuilding after `POST /reinitialize`, until a test takes them off.
     pub rebuilding: HashSet<String>,
+    /// What each pod's `database` container printed so far (its log, `pods/log`).
+    pub pod_logs: HashMap<String, String>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -551,15 +553,19 @@ async fn serve(
         .contains(&(call.method.clone(), call.path.clone()));
     calls.lock().unwrap().push(call);
     if failing {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                            "code": 500, "reason": "InternalError",
-                            "message": "a failure the test asked for"});
-        return Ok(http::Response::builder()
-            .status(500)
-            .header("content-type", "application/json")
-            .body(reply(status.to_string()))?);
+        return failure(500, "InternalError", "a failure the test asked for");
     }
     answer(store, patroni, req).await
+}
+
+/// The API server's answer when it refuses a request: a `Status` saying why.
+fn failure(code: u16, reason: &str, message: &str) -> Result<http::Response<Reply>, BoxError> {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "code": code, "reason": reason, "message": message});
+    Ok(http::Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(reply(status.to_string()))?)
 }
 
 /// A response body: whole, or a watch's stream of events.
@@ -587,6 +593,13 @@ pub async fn answer(
             .any(|p| p == "watch=true" || p == "watch=1")
     {
         return Ok(http::Response::new(watch(store, path, &query)));
+    }
+    if let Some(pod) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .and_then(|p| p.split_once("/pods/"))
+        .and_then(|(_, p)| p.strip_suffix("/log"))
+    {
+        return pod_log(patroni, pod.to_string(), &query);
     }
     if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
         let method = req.method().to_string();
@@ -684,6 +697,60 @@ fn watch(store: Client, path: String, query: &str) -> Reply {
         Some((Ok::<_, BoxError>(Frame::data(chunk)), rx))
     });
     StreamBody::new(events).boxed_unsync()
+}
+
+/// A pod's log as the kubelet serves it: the `database` container only, its last `tailLines`
+/// lines, then (with `follow=true`) what it prints next, until the client leaves.
+fn pod_log(
+    patroni: Arc<Mutex<FakePatroni>>,
+    pod: String,
+    query: &str,
+) -> Result<http::Response<Reply>, BoxError> {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    let Some(printed) = patroni.lock().unwrap().pod_logs.get(&pod).cloned() else {
+        return failure(404, "NotFound", &format!("pods \"{pod}\" not found"));
+    };
+    if param("container").as_deref() != Some("database") {
+        let why = format!("a container name must be specified for pod {pod}");
+        return failure(400, "BadRequest", &why);
+    }
+    let tail: usize = param("tailLines")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(usize::MAX);
+    let lines: Vec<&str> = printed.lines().collect();
+    let first: String = lines[lines.len().saturating_sub(tail)..]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if param("follow").as_deref() != Some("true") {
+        return Ok(http::Response::new(reply(first)));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut sent = printed.len();
+        if tx.send(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let now = patroni.lock().unwrap().pod_logs.get(&pod).cloned();
+            let Some(now) = now else { return };
+            if now.len() > sent && tx.send(Bytes::from(now[sent..].to_string())).await.is_err() {
+                return;
+            }
+            sent = now.len();
+        }
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, BoxError>(Frame::data(chunk)), rx))
+    });
+    Ok(http::Response::new(StreamBody::new(chunks).boxed_unsync()))
 }
 
 /// `(namespace, pod, port, path, tls)` of `/api/v1/namespaces/NS/pods/[https:]POD:PORT/proxy/PATH`.

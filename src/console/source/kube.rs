@@ -29,11 +29,12 @@ use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
+use crate::observe::logs::{self, Chunk, LogLine};
 use crate::observe::patroni::Patroni;
 use crate::observe::settings::{self, Setting};
 use crate::observe::vitals::Vitals;
 use crate::platform::kube::manifests::{self, ChangeError};
-use crate::platform::kube::objects::Instance;
+use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
 use crate::platform::kube::{connect, names, proxy};
 
@@ -122,6 +123,52 @@ impl KubeSource {
             let outcome = execute(&client, &key, request).await;
             let _ = tx.send(Data::Outcome { key, what, outcome });
         });
+    }
+
+    /// Follow the log of `target`'s pod (its `database` container) through the API server,
+    /// starting again two seconds after the stream ends or fails; `None` stops.
+    pub fn logs(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
+            let (ns, name) = &target.key;
+            let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let clusters: Api<PostgresCluster> = Api::namespaced(client, ns);
+            // Patroni's own files stay in the pod: its log then holds PostgreSQL's lines only.
+            let own_file = matches!(clusters.get(name).await,
+                Ok(c) if c.patroni().logging.is_some());
+            let pod = names::pod(&target.instance);
+            let send = |result| {
+                tx.send(Data::Logs {
+                    key: target.key.clone(),
+                    instance: target.instance.clone(),
+                    result,
+                })
+                .is_ok()
+            };
+            loop {
+                let followed = logs::follow_pod(&pods, &pod, &mut |mut chunk: Chunk| {
+                    if chunk.reset && own_file {
+                        chunk.lines.push(LogLine::note(format!(
+                            "── Patroni logs to files in the pod (spec.patroni.logging): \
+                             kubectl exec {pod} -c {} -- tail {}/patroni.log ──",
+                            logs::CONTAINER,
+                            paths::PATRONI_LOG
+                        )));
+                    }
+                    send(Ok(chunk))
+                })
+                .await;
+                if let Err(e) = followed
+                    && !send(Err(e))
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })));
     }
 
     /// Read the cluster's timeline history through the pod proxy, every refresh; `None` stops.

@@ -26,6 +26,7 @@ use crate::observe::status::{Sighting, instances};
 use crate::observe::vitals::{Vitals, positions};
 use crate::platform::local::account::Account;
 use crate::platform::local::cluster::{pools, stored_password, superuser_conninfo, user_key};
+use crate::platform::local::log_tail::InstanceLogs;
 use crate::platform::local::{Local, connect, lock};
 
 pub struct LocalSource {
@@ -209,6 +210,51 @@ impl LocalSource {
                     at: jiff::Timestamp::now(),
                 });
                 tokio::time::sleep(every).await;
+            }
+        })));
+    }
+
+    /// Follow the log files of `target` (see [`InstanceLogs`]), read off the draw path twice a
+    /// second; `None` stops.
+    pub fn logs(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (local, tx) = (self.local.clone(), self.tx.clone());
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
+            let (store, (ns, name)) = (local.store.clone(), target.key.clone());
+            let instances = local.home().cluster(&ns, &name).instances();
+            let own_file = match tokio::task::spawn_blocking(move || store.get(&ns, &name)).await {
+                Ok(Ok(Some(cluster))) => cluster.patroni().logging.is_some(),
+                Ok(Ok(None)) | Err(_) => return,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Data::Logs {
+                        key: target.key.clone(),
+                        instance: target.instance.clone(),
+                        result: Err(format!("cannot read the cluster's manifest: {e}")),
+                    });
+                    return;
+                }
+            };
+            let mut logs = InstanceLogs::new(&instances, &target.instance, own_file);
+            loop {
+                let Ok((back, chunk)) = tokio::task::spawn_blocking(move || {
+                    let chunk = logs.poll();
+                    (logs, chunk)
+                })
+                .await
+                else {
+                    return;
+                };
+                logs = back;
+                if chunk.reset || !chunk.lines.is_empty() {
+                    let _ = tx.send(Data::Logs {
+                        key: target.key.clone(),
+                        instance: target.instance.clone(),
+                        result: Ok(chunk),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })));
     }

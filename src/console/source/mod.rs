@@ -68,6 +68,14 @@ impl Source {
         }
     }
 
+    /// Follow the logs of `target` while the Logs tab shows it; stop with `None`.
+    pub fn logs(&mut self, target: Option<Target>) {
+        match self {
+            Source::Local(s) => s.logs(target),
+            Source::Kube(s) => s.logs(target),
+        }
+    }
+
     /// Cancel or terminate a session, off the draw path; the result comes back as data.
     pub fn signal(&self, signal: Signal) {
         match self {

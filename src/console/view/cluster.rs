@@ -100,6 +100,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Tab::Activity => super::activity::draw(frame, body, app),
         Tab::History => super::history::draw(frame, body, app),
         Tab::Settings => super::settings::draw(frame, body, app),
+        Tab::Logs => super::logs::draw(frame, body, app),
     }
 }
 

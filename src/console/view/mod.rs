@@ -11,6 +11,7 @@ mod events;
 mod help;
 mod history;
 mod instances;
+mod logs;
 mod settings;
 mod trends;
 
@@ -20,7 +21,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Mode, View};
+use super::app::{App, Mode, Tab, View};
 
 /// Rows of the screen that are not list body: header, footer, table header and borders.
 pub const CHROME_ROWS: u16 = 6;
@@ -118,6 +119,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             ]),
             Mode::Normal => {
                 let mut spans = Vec::new();
+                if app.on_tab(Tab::Logs) {
+                    spans.push(logs::state(app));
+                    spans.push(Span::styled(" │ ", t.muted));
+                }
                 for p in &app.pending {
                     let secs = app.now.as_second() - p.since.as_second();
                     spans.push(Span::styled(

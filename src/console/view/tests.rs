@@ -1615,3 +1615,187 @@ fn ctrl_t_shows_the_equivalent_commands_and_ctrl_y_copies_them() {
          kubectl delete postgresclusters.pgdeck.dev hippo -n default"
     );
 }
+
+mod logs {
+    use super::*;
+    use crate::console::activity::Target;
+    use crate::console::app::Effect;
+    use crate::observe::logs::{Chunk, Lines};
+
+    const LOG: &str = "\
+2026-11-21 11:58:01,120 INFO: no action. I am (hippo-instance1-m2q7), a secondary, and following a leader (hippo-instance1-bdkx)
+2026-11-21 11:58:03.402 UTC [4123] LOG:  checkpoint starting: time
+2026-11-21 11:58:04.881 UTC [4123] LOG:  checkpoint complete: wrote 12 buffers (0.1%); 0 WAL file(s) added
+2026-11-21 11:58:09.310 UTC [4188] ERROR:  relation \"acounts\" does not exist at character 15
+2026-11-21 11:58:09.310 UTC [4188] STATEMENT:  SELECT * FROM acounts;
+2026-11-21 11:58:11,120 INFO: no action. I am (hippo-instance1-m2q7), a secondary, and following a leader (hippo-instance1-bdkx)
+2026-11-21 11:58:12.001 UTC [4190] LOG:  pgdeck-logs-marker-42
+2026-11-21 11:58:13.500 UTC [4190] WARNING:  there is no transaction in progress
+2026-11-21 11:58:14.000 UTC [4191] LOG:  statement: SELECT 'Marker \x1b[2J'
+2026-11-21 11:58:21,120 INFO: no action. I am (hippo-instance1-m2q7), a secondary, and following a leader (hippo-instance1-bdkx)
+";
+
+    fn target() -> Target {
+        Target {
+            key: ("default".into(), "hippo".into()),
+            instance: "hippo-instance1-m2q7".into(),
+            port: Some(20003),
+        }
+    }
+
+    fn feed(app: &mut App, text: &str, reset: bool) {
+        app.on_data(Data::Logs {
+            key: ("default".into(), "hippo".into()),
+            instance: "hippo-instance1-m2q7".into(),
+            result: Ok(Chunk {
+                lines: Lines::default().push(text.as_bytes()),
+                reset,
+            }),
+        });
+    }
+
+    /// hippo open, the sync standby under the cursor, then the Logs tab with its lines.
+    fn on_logs(app: &mut App) -> Vec<Effect> {
+        open_hippo(app);
+        press(app, KeyCode::Char('j'));
+        let mut effects = Vec::new();
+        while !matches!(&app.view, View::Cluster { tab, .. } if *tab == Tab::Logs) {
+            effects.extend(key(app, KeyCode::Tab, KeyModifiers::NONE));
+        }
+        app.page = 10; // the body of a 100×16 screen, as the runtime sets it
+        effects
+    }
+
+    fn typed(app: &mut App, text: &str) {
+        for c in text.chars() {
+            press(app, KeyCode::Char(c));
+        }
+    }
+
+    #[test]
+    fn logs_follow_the_instance_under_the_cursor_only_while_open() {
+        let mut app = fixture();
+        let effects = on_logs(&mut app);
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::Logs(Some(target()))),
+            "{effects:?}"
+        );
+        insta::assert_snapshot!("logs_reading", screen(&app, 100, 8));
+        // Another instance's late lines are not shown as this one's.
+        app.on_data(Data::Logs {
+            key: ("default".into(), "hippo".into()),
+            instance: "hippo-instance1-bdkx".into(),
+            result: Ok(Chunk {
+                lines: Lines::default().push(b"the primary's line\n"),
+                reset: true,
+            }),
+        });
+        assert!(app.logs.is_empty());
+        feed(&mut app, LOG, true);
+        let shown = screen(&app, 100, 16);
+        insta::assert_snapshot!("logs_following", shown);
+        assert!(
+            !shown.contains('\x1b') && shown.contains("\\u{1b}[2J"),
+            "a logged query's escape sequences are shown, not obeyed"
+        );
+        assert_eq!(
+            key(&mut app, KeyCode::Tab, KeyModifiers::NONE),
+            vec![Effect::Logs(None)],
+            "leaving the tab stops the follow"
+        );
+    }
+
+    #[test]
+    fn scrolling_up_pauses_and_f_follows_again() {
+        let mut app = fixture();
+        on_logs(&mut app);
+        feed(&mut app, LOG, true);
+        feed(&mut app, LOG, false);
+        press(&mut app, KeyCode::Char('k'));
+        press(&mut app, KeyCode::Up);
+        assert!(!app.logs.follow);
+        feed(&mut app, LOG, false);
+        insta::assert_snapshot!("logs_paused", screen(&app, 100, 16));
+        press(&mut app, KeyCode::Char('f'));
+        assert!(app.logs.follow);
+        press(&mut app, KeyCode::Char('g'));
+        assert!(!app.logs.follow);
+        press(&mut app, KeyCode::End);
+        assert!(app.logs.follow, "end follows too");
+        press(&mut app, KeyCode::Char('w'));
+        insta::assert_snapshot!("logs_postgres_only", screen(&app, 100, 16));
+        press(&mut app, KeyCode::Char('w'));
+        let patroni = screen(&app, 100, 16);
+        assert!(
+            patroni.contains("pat ") && !patroni.contains("pg  "),
+            "{patroni}"
+        );
+    }
+
+    #[test]
+    fn search_highlights_matches_and_n_steps_through_them() {
+        let mut app = fixture();
+        on_logs(&mut app);
+        feed(&mut app, LOG, true);
+        press(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "marker");
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.logs.search, "marker");
+        let mut terminal = Terminal::new(TestBackend::new(100, 16)).unwrap();
+        terminal.draw(|f| super::super::draw(f, &app)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let shown = terminal.backend().to_string();
+        insta::assert_snapshot!("logs_search", shown);
+        // The current match (the newest: the statement) is marked and highlighted.
+        let row = |text: &str| {
+            (0..buffer.area.height)
+                .find(|&y| {
+                    let line: String = (0..buffer.area.width)
+                        .map(|x| buffer[(x, y)].symbol().to_string())
+                        .collect();
+                    line.contains(text)
+                })
+                .unwrap()
+        };
+        let style_at = |y: u16, word: &str| {
+            let line: Vec<String> = (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
+            let x = line.concat().find(word).unwrap() as u16;
+            buffer[(x, y)].style()
+        };
+        let current = row("Marker \\u{1b}");
+        assert_eq!(style_at(current, "Marker").bg, app.theme.selection.bg);
+        let other = row("pgdeck-logs-marker-42");
+        assert!(
+            style_at(other, "marker")
+                .add_modifier
+                .contains(ratatui::style::Modifier::REVERSED)
+        );
+        assert!(
+            style_at(other, "pgdeck").add_modifier.is_empty(),
+            "only the match is highlighted"
+        );
+        press(&mut app, KeyCode::Char('N'));
+        assert!(screen(&app, 100, 16).contains("▶pg  2026-11-21 11:58:12.001"));
+        press(&mut app, KeyCode::Char('n'));
+        assert!(screen(&app, 100, 16).contains("▶pg  2026-11-21 11:58:14.000"));
+        press(&mut app, KeyCode::Char('/'));
+        typed(&mut app, "-nowhere");
+        press(&mut app, KeyCode::Enter);
+        press(&mut app, KeyCode::Char('n'));
+        assert!(app.message.as_ref().unwrap().text.contains("no match"));
+        press(&mut app, KeyCode::Char('/'));
+        press(&mut app, KeyCode::Esc);
+        assert!(app.logs.search.is_empty(), "esc clears the search");
+    }
+
+    #[test]
+    fn logs_follow_pods_on_kubernetes_too() {
+        let mut app = fixture();
+        app.platform = Platform::Kube;
+        let effects = on_logs(&mut app);
+        assert_eq!(effects.last(), Some(&Effect::Logs(Some(target()))));
+    }
+}

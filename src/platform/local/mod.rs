@@ -10,6 +10,7 @@ pub mod files;
 pub mod home;
 pub mod launcher;
 pub mod lock;
+pub mod log_tail;
 pub mod metrics;
 pub mod objects;
 pub mod operator;

@@ -326,7 +326,7 @@ pub fn default_image(postgres_version: i32) -> String {
 pub const DEFAULT_IMAGE: &str = "ghcr.io/pgdeck/postgres";
 
 /// Where things are in an instance or repository host pod.
-mod paths {
+pub mod paths {
     pub const DATA: &str = "/pgdata";
     pub const WAL: &str = "/pgwal";
     /// Patroni's own log files (`spec.patroni.logging`), on the data volume as PGO keeps them.
