@@ -109,14 +109,7 @@ impl App {
             self.warn(format!("{} is being deleted", key.1));
             return Vec::new();
         }
-        let instances = match self.view {
-            View::Cluster { .. } => self.instances(),
-            View::Clusters => cluster
-                .status
-                .as_ref()
-                .map(|s| s.instances.clone())
-                .unwrap_or_default(),
-        };
+        let instances = self.instances_of(&cluster);
         let under_cursor = self.instance_under_cursor();
         let overlay = match action {
             Action::Switchover | Action::Failover => {
@@ -229,14 +222,7 @@ impl App {
             self.warn("no cluster selected");
             return Vec::new();
         };
-        let instances = match self.view {
-            View::Cluster { .. } => self.instances(),
-            View::Clusters => cluster
-                .status
-                .as_ref()
-                .map(|s| s.instances.clone())
-                .unwrap_or_default(),
-        };
+        let instances = self.instances_of(&cluster);
         let primary = || {
             instances
                 .iter()
@@ -477,6 +463,24 @@ impl App {
                 debug_assert!(effects.is_empty());
             }
             _ => self.overlay = Some(Overlay::Editor(Box::new(editor))),
+        }
+    }
+}
+
+impl App {
+    /// The instances of `cluster` as the open view knows them: live in its own view, else
+    /// from its status.
+    fn instances_of(
+        &self,
+        cluster: &crate::api::PostgresCluster,
+    ) -> Vec<crate::api::status::InstanceStatus> {
+        match self.view {
+            View::Cluster { .. } => self.instances(),
+            View::Clusters => cluster
+                .status
+                .as_ref()
+                .map(|s| s.instances.clone())
+                .unwrap_or_default(),
         }
     }
 }

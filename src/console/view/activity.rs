@@ -22,13 +22,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let why = if app.platform == Platform::Kube {
             "Activity is not available on Kubernetes yet: the console has no SQL path to a pod (use kubectl exec … psql)"
         } else {
-            "no instance to show yet: the reconciler is creating them"
+            super::NO_INSTANCE_YET
         };
-        frame.render_widget(
-            Paragraph::new(Span::styled(why, t.muted)).wrap(Wrap { trim: true }),
-            area,
-        );
-        return;
+        return super::muted_note(frame, area, t, why);
     };
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let count = |f: &dyn Fn(&Session) -> bool| a.sessions.iter().filter(|s| f(s)).count();

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use crate::console::app::App;
 use crate::console::logs::matches;
@@ -17,15 +17,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let l = &app.logs;
     let Some(target) = &l.target else {
-        frame.render_widget(
-            Paragraph::new(Span::styled(
-                "no instance to show yet: the reconciler is creating them",
-                t.muted,
-            ))
-            .wrap(Wrap { trim: true }),
-            area,
-        );
-        return;
+        return super::muted_note(frame, area, t, super::NO_INSTANCE_YET);
     };
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let mut spans = vec![

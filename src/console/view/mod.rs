@@ -19,7 +19,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{App, Mode, Tab, View};
 
@@ -312,3 +312,14 @@ pub fn level_style(t: &super::theme::Theme, level: super::health::Level) -> Styl
 
 #[cfg(test)]
 mod tests;
+
+/// What a tab that shows one instance says while it has none to show.
+pub(super) const NO_INSTANCE_YET: &str = "no instance to show yet: the reconciler is creating them";
+
+/// A muted, wrapped line of text filling `area`: a tab's word while it has nothing to show.
+pub(super) fn muted_note(frame: &mut Frame, area: Rect, theme: &super::theme::Theme, text: &str) {
+    frame.render_widget(
+        Paragraph::new(Span::styled(text, theme.muted)).wrap(Wrap { trim: true }),
+        area,
+    );
+}

@@ -16,15 +16,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let s = &app.settings;
     let Some(target) = &s.target else {
-        frame.render_widget(
-            Paragraph::new(Span::styled(
-                "no instance to show yet: the reconciler is creating them",
-                t.muted,
-            ))
-            .wrap(Wrap { trim: true }),
-            area,
-        );
-        return;
+        return super::muted_note(frame, area, t, super::NO_INSTANCE_YET);
     };
     let kube = app.platform == Platform::Kube;
     let [head, note, body] = Layout::vertical([
