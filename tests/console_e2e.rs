@@ -486,7 +486,8 @@ fn logs_show_a_line_a_query_logged_and_slash_finds_it() {
     home.apply_ready(&manifest, "120s");
 
     let tmux = open_minimal(&home, 160);
-    tmux.keys(&["Tab", "Tab", "Tab", "Tab", "Tab"]);
+    // Logs is the last tab: one step back from the first.
+    tmux.keys(&["BTab"]);
     tmux.wait(Duration::from_secs(10), "the primary's log", |s| {
         s.contains("PostgreSQL + Patroni log  ● following") && s.contains("│ pat ")
     });
