@@ -237,21 +237,14 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         ),
         "180s",
     );
-    // Ready comes while a restored instance may still restart once (seen under load: "the
-    // database system is shutting down"), so the first query is given a few tries; the rows
-    // must be there.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let count = loop {
-        match home.try_superuser("again", "origin", "SELECT count(*) FROM t") {
-            Ok(count) => break count,
-            Err(e) if e.contains("shutting down") || e.contains("starting up") => {
-                assert!(std::time::Instant::now() < deadline, "{e}");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => panic!("{e}\n{}", recovery_log(&home, "again")),
-        }
-    };
-    assert_eq!(count, "200", "{}", recovery_log(&home, "again"));
+    // Ready only once Patroni has finished with the restored instance (its post-bootstrap
+    // restarts PostgreSQL): the first query is served, and the rows are there.
+    assert_eq!(
+        rows(&home, "again"),
+        "200",
+        "{}",
+        recovery_log(&home, "again")
+    );
 }
 
 /// pgBackRest exits 42, not 1, when it cannot read a segment that is in the repository;
@@ -320,18 +313,18 @@ fn a_clone_stops_at_an_unreadable_segment_instead_of_promoting_without_it() {
     home.wait_for("again", Duration::from_secs(240), "the clone Ready", |s| {
         all_ready(s, 1)
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let count = loop {
-        match home.try_superuser("again", "origin", "SELECT count(*) FROM t") {
-            Ok(count) => break count,
-            Err(e) if std::time::Instant::now() < deadline => {
-                eprintln!("{e}");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => panic!("{e}\n{}", recovery_log(&home, "again")),
-        }
-    };
-    assert_eq!(count, "200", "{}", recovery_log(&home, "again"));
+    assert_eq!(
+        rows(&home, "again"),
+        "200",
+        "{}",
+        recovery_log(&home, "again")
+    );
+}
+
+/// The rows of table `t` in the database `origin` of the restored `cluster`, asked once.
+fn rows(home: &LocalHome, cluster: &str) -> String {
+    home.try_superuser(cluster, "origin", "SELECT count(*) FROM t")
+        .unwrap_or_else(|e| panic!("{e}\n{}", recovery_log(home, cluster)))
 }
 
 /// The file that holds WAL `segment` in the kept repositories of `home`.
