@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::local::{LocalHome, manifest};
+use common::local::{LocalHome, all_ready, manifest};
 use serde_json::Value;
 
 fn events(home: &LocalHome, cluster: &str) -> Vec<Value> {
@@ -237,21 +237,115 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         ),
         "180s",
     );
-    // Ready comes while a restored instance may still restart once (seen under load: "the
-    // database system is shutting down"), so the first query is given a few tries; the rows
-    // must be there.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let count = loop {
-        match home.try_superuser("again", "origin", "SELECT count(*) FROM t") {
-            Ok(count) => break count,
-            Err(e) if e.contains("shutting down") || e.contains("starting up") => {
-                assert!(std::time::Instant::now() < deadline, "{e}");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => panic!("{e}\n{}", recovery_log(&home, "again")),
-        }
+    // Ready only once Patroni has finished with the restored instance (its post-bootstrap
+    // restarts PostgreSQL): the first query is served, and the rows are there.
+    assert_eq!(
+        rows(&home, "again"),
+        "200",
+        "{}",
+        recovery_log(&home, "again")
+    );
+}
+
+/// pgBackRest exits 42, not 1, when it cannot read a segment that is in the repository;
+/// PostgreSQL took that for the end of the archive and promoted the clone without the rest.
+#[test]
+fn a_clone_stops_at_an_unreadable_segment_instead_of_promoting_without_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = LocalHome::new();
+    home.apply_ready(&manifest("origin", 1, "", "", ""), "180s");
+    wait_first_backup(&home, "origin");
+    home.psql(
+        &home.ok(&["uri", "origin"]),
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 200)",
+    );
+    // The segment that holds the rows, in the repository before origin goes.
+    let sql = |q: &str| home.superuser("origin", "postgres", q);
+    let segment = sql("SELECT pg_walfile_name(pg_switch_wal())");
+    home.wait_for(
+        "origin",
+        Duration::from_secs(60),
+        "the rows archived",
+        |_| sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment,
+    );
+    home.ok(&["delete", "origin", "--keep-backups", "--wait"]);
+    let archived: Vec<_> = glob_kept_segment(&home, &segment);
+    assert_eq!(archived.len(), 1, "{segment} in the kept repository");
+    let set_mode = |mode| {
+        std::fs::set_permissions(&archived[0], std::fs::Permissions::from_mode(mode)).unwrap()
     };
-    assert_eq!(count, "200", "{}", recovery_log(&home, "again"));
+    set_mode(0o000);
+
+    let clone = manifest(
+        "again",
+        1,
+        "",
+        "  dataSource:\n    postgresCluster:\n      clusterName: origin\n      repoName: repo1\n",
+        "",
+    );
+    let out = home.apply_text(&clone, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // PostgreSQL stops at the segment it cannot read, and the clone is not Ready meanwhile.
+    let stopped = format!("could not restore file \"{segment}\" from archive");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !instance_logs(&home, "again").contains(&stopped) {
+        let s = home.status("again");
+        assert!(
+            !all_ready(&s, 1),
+            "Ready without {segment}: {}",
+            recovery_log(&home, "again")
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stop at {segment}: {}",
+            recovery_log(&home, "again")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(!all_ready(&home.status("again"), 1));
+
+    // Readable again: the bootstrap is retried and the clone comes up with every row.
+    set_mode(0o644);
+    home.wait_for("again", Duration::from_secs(240), "the clone Ready", |s| {
+        all_ready(s, 1)
+    });
+    assert_eq!(
+        rows(&home, "again"),
+        "200",
+        "{}",
+        recovery_log(&home, "again")
+    );
+}
+
+/// The rows of table `t` in the database `origin` of the restored `cluster`, asked once.
+fn rows(home: &LocalHome, cluster: &str) -> String {
+    home.try_superuser(cluster, "origin", "SELECT count(*) FROM t")
+        .unwrap_or_else(|e| panic!("{e}\n{}", recovery_log(home, cluster)))
+}
+
+/// The file that holds WAL `segment` in the kept repositories of `home`.
+fn glob_kept_segment(home: &LocalHome, segment: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![home.path().join("kept")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{segment}-"))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 #[test]
@@ -443,20 +537,27 @@ fn init_sql_runs_once_and_a_failure_waits_for_new_sql() {
     assert!(!home.ok(&["get", "configmaps"]).contains("fix"));
 }
 
-/// What the primary of `cluster` logged about its restore and recovery: seen under load, a
-/// clone once came up without the rows its source's archive held.
-fn recovery_log(home: &LocalHome, cluster: &str) -> String {
-    let status = home.status(cluster);
-    let primary = status["primary"].as_str().unwrap_or_default();
-    let log = home
+/// What every instance of `cluster` logged (Patroni's log holds PostgreSQL's too).
+fn instance_logs(home: &LocalHome, cluster: &str) -> String {
+    let dir = home
         .path()
         .join("namespaces/default")
         .join(cluster)
-        .join("instances")
-        .join(primary)
-        .join("patroni.log");
-    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("{}: {e}", log.display()));
+        .join("instances");
+    let mut out = String::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let log = entry.path().join("patroni.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("{e}"));
+        out += &format!("== {}\n{text}\n", log.display());
+    }
+    out
+}
+
+/// What the instances of `cluster` logged about their restore and recovery: seen under load, a
+/// clone once came up without the rows its source's archive held.
+fn recovery_log(home: &LocalHome, cluster: &str) -> String {
     let wanted = [
+        "== ",
         "restore",
         "recovery",
         "redo",
@@ -466,13 +567,10 @@ fn recovery_log(home: &LocalHome, cluster: &str) -> String {
         "FATAL",
         "bootstrap",
     ];
+    let text = instance_logs(home, cluster);
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| wanted.iter().any(|w| l.contains(w)))
         .collect();
-    format!(
-        "status: {status}\n{} says:\n{}",
-        log.display(),
-        lines.join("\n")
-    )
+    format!("status: {}\n{}", home.status(cluster), lines.join("\n"))
 }

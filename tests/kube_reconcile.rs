@@ -1640,7 +1640,8 @@ async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
     assert_eq!(bootstrap["method"], "pgbackrest_restore");
     assert_eq!(
         bootstrap["pgbackrest_restore"]["command"],
-        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote \
+         '--recovery-option=restore_command=pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
     );
     let restore = &files["pgbackrest-restore.conf"];
     let host = names::Names::new("hippo", NS).repo_host_dns();
@@ -1749,7 +1750,8 @@ async fn clones_restore_from_a_kept_repository() -> Harness {
     let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
     assert_eq!(
         patroni["bootstrap"]["pgbackrest_restore"]["command"],
-        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote \
+         '--recovery-option=restore_command=pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=db --repo=1 archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
     );
     let restore = &files["pgbackrest-restore.conf"];
     for line in [

@@ -561,7 +561,14 @@ pub fn parse_cron(cron: &str) -> Result<croner::Cron, String> {
 fn restore_options(k: &mut Checker, path: &str, options: Option<&[String]>) {
     for (i, opt) in options.unwrap_or_default().iter().enumerate() {
         let name = opt.split('=').next().unwrap_or_default();
-        if MANAGED_RESTORE_OPTIONS.contains(&name) {
+        // Each option is one `--name=value` word: a value on its own is refused below.
+        if opt.starts_with("--recovery-option=restore_command=") {
+            k.fail(
+                format!("{path}[{i}]"),
+                "restore_command is set by pgdeck: it stops PostgreSQL on a WAL read error \
+                 instead of ending recovery there",
+            );
+        } else if MANAGED_RESTORE_OPTIONS.contains(&name) {
             k.fail(
                 format!("{path}[{i}]"),
                 format!("{name} is set by pgdeck and cannot be given"),
@@ -1209,6 +1216,31 @@ mod tests {
         let users =
             spec_errors("proxy: {pgBouncer: {config: {users: {'a b': 'pool_mode=session'}}}}");
         assert_eq!(users.len(), 1, "{users:?}");
+    }
+
+    #[test]
+    fn a_restore_command_of_ones_own_is_refused() {
+        let source = |options: &str| {
+            spec_errors(&format!(
+                "dataSource: {{postgresCluster: {{clusterName: o, repoName: repo1, options: {options}}}}}"
+            ))
+        };
+        assert!(
+            source("['--type=time', '--recovery-option=recovery_min_apply_delay=1']").is_empty()
+        );
+        let e = source("['--recovery-option=restore_command=cp /x %p']");
+        assert!(
+            e.len() == 1
+                && e[0].starts_with(
+                    "spec.dataSource.postgresCluster.options[0]: restore_command is set by pgdeck"
+                ),
+            "{e:?}"
+        );
+        let apart = source("['--recovery-option', 'restore_command=cp /x %p']");
+        assert!(
+            apart.len() == 1 && apart[0].contains("is not a pgbackrest option"),
+            "{apart:?}"
+        );
     }
 
     #[test]

@@ -28,11 +28,16 @@ pub fn instances(
     view: Option<&ClusterView>,
     standbys: &HashMap<String, Standby>,
 ) -> Vec<InstanceStatus> {
-    let leader = view.and_then(|v| v.leader()).or_else(|| {
-        seen.iter()
+    // The leader key decides. Only when the DCS cannot be asked does PostgreSQL's own role
+    // stand in: a primary without the key is one Patroni has not finished with (after a
+    // restore, Patroni's post-bootstrap still restarts it before taking the key).
+    let leader = match view {
+        Some(v) => v.leader(),
+        None => seen
+            .iter()
             .find(|s| s.node.is_some_and(|n| n.is_primary()))
-            .map(|s| s.name)
-    });
+            .map(|s| s.name),
+    };
     let primary_position = seen
         .iter()
         .find(|s| Some(s.name) == leader)
@@ -263,6 +268,30 @@ mod tests {
         assert_eq!((out[1].lag_bytes, out[1].timeline), (Some(16), Some(2)));
         assert_eq!(out[1].tags, ["nofailover"]);
         assert!(out[0].tags.is_empty());
+    }
+
+    /// Patroni's post-bootstrap after a restore: PostgreSQL runs as a primary, but Patroni
+    /// will still restart it and has not taken the leader key.
+    #[test]
+    fn a_primary_without_the_leader_key_is_not_ready() {
+        let bootstrapping = node("master", "running", Xlog::default());
+        let seen = [Sighting {
+            name: "a",
+            set: "s",
+            node: Some(&bootstrapping),
+            base: Default::default(),
+        }];
+        let view: ClusterView = serde_json::from_value(serde_json::json!({"members": [
+            {"name": "a", "role": "replica", "state": "running", "timeline": 2},
+        ]}))
+        .unwrap();
+        let out = instances(&seen, Some(&view), &HashMap::new());
+        assert!(!out[0].ready, "{:?}", out[0]);
+        let without_dcs = instances(&seen, None, &HashMap::new());
+        assert!(
+            without_dcs[0].ready,
+            "PostgreSQL's role stands in for the DCS"
+        );
     }
 
     #[test]

@@ -172,21 +172,41 @@ pub fn restore_command(config: &str, repo: &str, options: &[String]) -> String {
             Some("time" | "xid" | "name" | "lsn")
         )
     });
-    let mut args = vec![
+    let source = [
         "pgbackrest".to_string(),
         format!("--config={config}"),
         format!("--stanza={STANZA}"),
         format!("--repo={}", repo.trim_start_matches("repo")),
     ];
+    let mut args = source.to_vec();
     args.extend(options.iter().cloned());
     if targeted {
         args.push("--target-action=promote".into());
     }
+    args.push(format!(
+        "--recovery-option=restore_command={}",
+        archive_get_or_stop(&source)
+    ));
     args.push("restore".into());
     args.iter()
         .map(|a| shell_quote(a))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The `restore_command` that replays the source's WAL. PostgreSQL takes any exit status
+/// below 126 for "no more WAL" and ends recovery there: a clone to the latest state would
+/// promote, Ready, without everything after the unreadable segment. pgBackRest exits 1 only
+/// when the segment is not in the repository (the real end of the archive); any other failure
+/// (a read error, a killed process) becomes 126, on which PostgreSQL stops instead of promoting
+/// and Patroni's bootstrap fails, to be retried.
+fn archive_get_or_stop(source: &[String]) -> String {
+    let get = source
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{get} archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126")
 }
 
 /// `arg` as one shell word.
@@ -233,7 +253,8 @@ mod tests {
         );
         assert_eq!(
             cmd,
-            "pgbackrest --config=/c/restore.conf --stanza=db --repo=2 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote restore"
+            "pgbackrest --config=/c/restore.conf --stanza=db --repo=2 --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote \
+             '--recovery-option=restore_command=pgbackrest --config=/c/restore.conf --stanza=db --repo=2 archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
         );
         assert!(
             !restore_command("/c", "repo1", &[]).contains("target-action"),
@@ -241,6 +262,42 @@ mod tests {
         );
     }
     use crate::api::manifest;
+
+    /// Runs the `restore_command` with `sh` standing in for pgBackRest, exiting `code`.
+    fn replay_exit(code: i32) -> i32 {
+        let fake = ["sh", "-c", &format!("exit {code}"), "pgbackrest"].map(String::from);
+        let command = archive_get_or_stop(&fake)
+            .replace("%f", "000000010000000000000003")
+            .replace("%p", "pg_wal/RECOVERYXLOG");
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+            .expect("sh runs");
+        status.code().expect("exits, not killed")
+    }
+
+    proptest::proptest! {
+        /// PostgreSQL ends recovery on an exit status below 126 and stops on 126 or above:
+        /// only pgBackRest's "not in the repository" (1) may end a clone's replay.
+        #[test]
+        fn only_a_missing_segment_ends_replay(code in 0i32..=255) {
+            let expected = if code <= 1 { code } else { 126 };
+            proptest::prop_assert_eq!(replay_exit(code), expected);
+        }
+    }
+
+    #[test]
+    fn a_read_error_stops_postgresql_instead_of_promoting() {
+        // pgBackRest 2.45: 1 for a segment not in the repository, 42 when it cannot read one.
+        assert_eq!(replay_exit(0), 0, "restored");
+        assert_eq!(replay_exit(1), 1, "the end of the archive");
+        assert_eq!(replay_exit(42), 126, "unreadable: stop, do not promote");
+        let cmd = restore_command("/c/restore.conf", "repo1", &[]);
+        assert!(
+            cmd.ends_with("exit 126' restore"),
+            "a clone to the latest state replays with it too: {cmd}"
+        );
+    }
 
     #[test]
     fn renders_repositories_and_user_options() {
