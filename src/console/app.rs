@@ -155,6 +155,9 @@ pub struct Credential {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
     Clusters(Vec<PostgresCluster>),
+    /// Crunchy PGO's own clusters on this Kubernetes context: listed, marked `PGO`, and
+    /// changed only by PGO.
+    PgoClusters(Vec<PostgresCluster>),
     /// Whether the platform's reconciler runs.
     Operator(bool),
     Live {
@@ -268,7 +271,11 @@ pub struct App {
     pub now: jiff::Timestamp,
     pub tz: jiff::tz::TimeZone,
 
+    /// pgdeck's clusters, then PGO's (a PGO cluster whose namespace and name a pgdeck cluster
+    /// has is left out: the console keys clusters by both).
     pub clusters: Vec<PostgresCluster>,
+    /// How many of `clusters` are pgdeck's: those after them are PGO's.
+    pgdeck_clusters: usize,
     pub loaded: bool,
     pub operator: Option<bool>,
     pub live: Live,
@@ -330,6 +337,7 @@ impl App {
             now: jiff::Timestamp::now(),
             tz: jiff::tz::TimeZone::system(),
             clusters: Vec::new(),
+            pgdeck_clusters: 0,
             loaded: false,
             operator: None,
             live: Live::default(),
@@ -367,6 +375,13 @@ impl App {
 
     pub fn visible_len(&self) -> usize {
         self.visible.len()
+    }
+
+    /// Whether `cluster` (one of `clusters`) is Crunchy PGO's rather than pgdeck's.
+    pub fn is_pgo(&self, cluster: &PostgresCluster) -> bool {
+        self.clusters[self.pgdeck_clusters..]
+            .iter()
+            .any(|c| std::ptr::eq(c, cluster))
     }
 
     pub fn selected_cluster(&self) -> Option<&PostgresCluster> {
@@ -504,21 +519,10 @@ impl App {
         };
         match data {
             Data::Clusters(clusters) => {
-                let keep = self
-                    .selected_cluster()
-                    .map(|c| (c.namespace().to_string(), c.name().to_string()));
-                self.clusters = clusters;
                 self.loaded = true;
-                self.refresh_visible(keep);
-                self.settle_pending();
-                if let Some(key) = &open
-                    && self.open_cluster().is_none()
-                {
-                    self.view = View::Clusters;
-                    self.warn(format!("{}/{} is gone: it was deleted", key.0, key.1));
-                    return vec![Effect::Close];
-                }
+                return self.on_clusters(Some(clusters), None, open);
             }
+            Data::PgoClusters(clusters) => return self.on_clusters(None, Some(clusters), open),
             Data::Operator(running) => self.operator = Some(running),
             Data::Live { key, result, at } if Some(&key) == open.as_ref() => match result {
                 Ok(instances) => {
@@ -583,6 +587,64 @@ impl App {
         Vec::new()
     }
 
+    /// Why the mutating keys do nothing here, if they do not: read-only mode, or a cluster
+    /// of Crunchy PGO's, which PGO changes by its own conventions (pgdeck does not speak them
+    /// yet, and its own verbs would be ignored).
+    fn refusal(&self) -> Option<(&'static str, &'static str)> {
+        let focused = match self.view {
+            View::Clusters => self.selected_cluster(),
+            View::Cluster { .. } => self.open_cluster(),
+        };
+        if self.read_only {
+            Some((
+                "read-only",
+                "is disabled (started with --readonly, or readOnly in the config)",
+            ))
+        } else if focused.is_some_and(|c| self.is_pgo(c)) {
+            Some((
+                "PGO's cluster",
+                "is not available: Crunchy PGO reconciles it, and pgdeck does not change PGO's clusters yet",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A new list of pgdeck's clusters or of PGO's (`None`: as it was), merged.
+    fn on_clusters(
+        &mut self,
+        pgdeck: Option<Vec<PostgresCluster>>,
+        pgo: Option<Vec<PostgresCluster>>,
+        open: Option<Key>,
+    ) -> Vec<Effect> {
+        let keep = self
+            .selected_cluster()
+            .map(|c| (c.namespace().to_string(), c.name().to_string()));
+        let had_pgo = self.clusters.split_off(self.pgdeck_clusters);
+        if let Some(pgdeck) = pgdeck {
+            self.clusters = pgdeck;
+        }
+        self.pgdeck_clusters = self.clusters.len();
+        let mut pgo = pgo.unwrap_or(had_pgo);
+        pgo.retain(|p| {
+            !self
+                .clusters
+                .iter()
+                .any(|c| c.namespace() == p.namespace() && c.name() == p.name())
+        });
+        self.clusters.extend(pgo);
+        self.refresh_visible(keep);
+        self.settle_pending();
+        if let Some(key) = &open
+            && self.open_cluster().is_none()
+        {
+            self.view = View::Clusters;
+            self.warn(format!("{}/{} is gone: it was deleted", key.0, key.1));
+            return vec![Effect::Close];
+        }
+        Vec::new()
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL {
             self.quit = true;
@@ -635,7 +697,7 @@ impl App {
             return effects;
         }
         // Only the mutating keys themselves: moving, help and quit stay.
-        if self.read_only
+        if let Some((whose, why)) = self.refusal()
             && let Some(action) = keys::lookup_only(&self.mutating(), &key)
         {
             let what = self
@@ -644,9 +706,7 @@ impl App {
                 .flatten()
                 .find(|b| b.action == action)
                 .map_or("this", |b| b.help);
-            self.warn(format!(
-                "read-only: {what} is disabled (started with --readonly, or readOnly in the config)"
-            ));
+            self.warn(format!("{whose}: {what} {why}"));
             return Vec::new();
         }
         let Some(action) = keys::lookup(&self.bindings(), &key) else {
