@@ -276,6 +276,8 @@ pub struct App {
     pub clusters: Vec<PostgresCluster>,
     /// How many of `clusters` are pgdeck's: those after them are PGO's.
     pgdeck_clusters: usize,
+    /// PGO's clusters as last listed, namesakes of pgdeck's too.
+    pgo_clusters: Vec<PostgresCluster>,
     pub loaded: bool,
     pub operator: Option<bool>,
     pub live: Live,
@@ -338,6 +340,7 @@ impl App {
             tz: jiff::tz::TimeZone::system(),
             clusters: Vec::new(),
             pgdeck_clusters: 0,
+            pgo_clusters: Vec::new(),
             loaded: false,
             operator: None,
             live: Live::default(),
@@ -466,7 +469,7 @@ impl App {
         if self.on_activity() {
             tables.insert(0, keys::ACTIVITY);
         }
-        if !self.read_only {
+        if self.refusal().is_none() {
             tables.extend(self.mutating());
         }
         tables
@@ -603,7 +606,7 @@ impl App {
         } else if focused.is_some_and(|c| self.is_pgo(c)) {
             Some((
                 "PGO's cluster",
-                "is not available: Crunchy PGO reconciles it, and pgdeck does not change PGO's clusters yet",
+                "is refused: PGO, not pgdeck, reconciles it",
             ))
         } else {
             None
@@ -620,19 +623,26 @@ impl App {
         let keep = self
             .selected_cluster()
             .map(|c| (c.namespace().to_string(), c.name().to_string()));
-        let had_pgo = self.clusters.split_off(self.pgdeck_clusters);
+        self.clusters.truncate(self.pgdeck_clusters);
         if let Some(pgdeck) = pgdeck {
             self.clusters = pgdeck;
         }
+        if let Some(pgo) = pgo {
+            self.pgo_clusters = pgo;
+        }
         self.pgdeck_clusters = self.clusters.len();
-        let mut pgo = pgo.unwrap_or(had_pgo);
-        pgo.retain(|p| {
-            !self
-                .clusters
-                .iter()
-                .any(|c| c.namespace() == p.namespace() && c.name() == p.name())
-        });
-        self.clusters.extend(pgo);
+        let shown: Vec<PostgresCluster> = self
+            .pgo_clusters
+            .iter()
+            .filter(|p| {
+                !self
+                    .clusters
+                    .iter()
+                    .any(|c| c.namespace() == p.namespace() && c.name() == p.name())
+            })
+            .cloned()
+            .collect();
+        self.clusters.extend(shown);
         self.refresh_visible(keep);
         self.settle_pending();
         if let Some(key) = &open

@@ -6,12 +6,13 @@
 use std::borrow::Cow;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::{PostgresCluster, PostgresClusterStatus};
+use crate::observe::conditions;
 
 pub const GROUP: &str = "postgres-operator.crunchydata.com";
 /// The version the console reads: every PGO v5 serves it, and the API server converts
@@ -66,25 +67,46 @@ impl PgoCluster {
         let mut cluster =
             PostgresCluster::new(self.metadata.name.as_deref().unwrap_or_default(), spec);
         cluster.metadata = self.metadata.clone();
-        cluster.status = self.status.as_ref().map(status);
+        let since = self.metadata.creation_timestamp.clone();
+        cluster.status = self.status.as_ref().map(|s| status(s, since));
         Ok(cluster)
     }
 }
 
 /// PGO's `status`: `instances[]` counts replicas per set (`replicas`, `readyReplicas`), not
-/// members; `conditions` are Kubernetes conditions. Whatever does not read is left out.
-fn status(pgo: &Value) -> PostgresClusterStatus {
+/// members; `conditions` are Kubernetes conditions, with no `Ready` among them: pgdeck's
+/// `Ready` is said from the counts, its reason naming where it comes from. Whatever does not
+/// read is left out.
+fn status(pgo: &Value, since: Option<Time>) -> PostgresClusterStatus {
     let sets = pgo["instances"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
     let count = |field: &str| -> i64 { sets.iter().filter_map(|s| s[field].as_i64()).sum() };
-    let conditions = pgo["conditions"]
+    let mut conditions: Vec<Condition> = pgo["conditions"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|c| serde_json::from_value::<Condition>(c.clone()).ok())
+        .filter(|c| c.type_ != conditions::READY)
         .collect();
+    if !sets.is_empty() {
+        let (ready, desired) = (count("readyReplicas"), count("replicas"));
+        let all = desired > 0 && ready == desired;
+        conditions.push(Condition {
+            type_: conditions::READY.into(),
+            status: if all { "True" } else { "False" }.into(),
+            reason: if all {
+                "PGOInstancesReady"
+            } else {
+                "PGOInstancesNotReady"
+            }
+            .into(),
+            message: format!("{ready}/{desired} instances ready, as PGO's status counts them"),
+            last_transition_time: since.unwrap_or(Time(jiff::Timestamp::UNIX_EPOCH)),
+            observed_generation: pgo["observedGeneration"].as_i64(),
+        });
+    }
     PostgresClusterStatus {
         observed_generation: pgo["observedGeneration"].as_i64(),
         ready: (!sets.is_empty())
@@ -137,8 +159,13 @@ mod tests {
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(
             s.conditions.len(),
-            1,
+            2,
             "the unreadable condition is left out"
+        );
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "PGOInstancesNotReady")
         );
         assert_eq!(c.spec.instances[0].replicas, Some(2));
     }
