@@ -662,12 +662,17 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
     // PGO's clusters come apart from pgdeck's, with PGO's status read.
     let (mut own, mut pgo) = (None, None);
     while own.is_none() || pgo.is_none() {
-        next(&mut rx, |d| match d {
-            Data::Clusters(c) if !c.is_empty() => Some(own = Some(c)),
-            Data::PgoClusters(c) if !c.is_empty() => Some(pgo = Some(c)),
+        match next(&mut rx, |d| match d {
+            Data::Clusters(c) | Data::PgoClusters(c) if c.is_empty() => None,
+            d @ (Data::Clusters(_) | Data::PgoClusters(_)) => Some(d),
             _ => None,
         })
-        .await;
+        .await
+        {
+            Data::Clusters(c) => own = Some(c),
+            Data::PgoClusters(c) => pgo = Some(c),
+            _ => unreachable!("picked above"),
+        }
     }
     let own: Vec<String> = own.unwrap().iter().map(|c| c.name().to_string()).collect();
     assert_eq!(own, ["hippo"]);
