@@ -8,9 +8,13 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use common::kube::Harness;
 use common::tmux::{Tmux, row};
 use common::{read, repo_root};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, PostParams};
 use pgdeck::api::manifest;
 use pgdeck::console::activity::Target;
 use pgdeck::console::app::{Data, Key};
@@ -20,6 +24,8 @@ use pgdeck::observe::conditions;
 use pgdeck::observe::logs::{self, Chunk};
 use pgdeck::observe::settings::Origin;
 use pgdeck::platform::kube::names;
+use pgdeck::platform::kube::pgo::PgoCluster;
+use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const NS: &str = "db";
@@ -687,4 +693,146 @@ async fn history_and_settings_come_through_the_pod_proxy() {
 /// The last `verb` in hippo's `status.actions`.
 async fn last_action(h: &Harness, verb: &str) -> pgdeck::api::status::ActionStatus {
     h.cluster(NS, "hippo").await.status.unwrap().actions[verb].clone()
+}
+
+/// Crunchy PGO's cluster `zoo` as PGO leaves it: the PostgresCluster in PGO's group with PGO's
+/// status, two instance pods carrying PGO's labels (Patroni labels the leader `master`), and
+/// the user's `zoo-pguser-zoo` Secret.
+async fn pgo_zoo(h: &Harness) {
+    let ha: serde_json::Value =
+        serde_yaml::from_str(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    let cluster: PgoCluster = serde_json::from_value(json!({
+        "metadata": {"name": "zoo", "namespace": NS},
+        "spec": ha["spec"],
+        "status": {
+            "observedGeneration": 1,
+            "instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2,
+                           "updatedReplicas": 2}],
+            "patroni": {"systemIdentifier": "7311111111111111111"},
+            "usersRevision": "abc",
+        },
+    }))
+    .unwrap();
+    let api: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
+    api.create(&PostParams::default(), &cluster).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    for (i, (instance, role)) in [
+        ("zoo-instance1-abcd", "master"),
+        ("zoo-instance1-efgh", "replica"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pod = json!({
+            "metadata": {"name": names::pod(instance), "namespace": NS, "labels": {
+                names::pgo::CLUSTER: "zoo", names::pgo::INSTANCE_SET: "instance1",
+                names::pgo::INSTANCE: instance, names::pgo::ROLE: role}},
+            "spec": {"containers": [{"name": "database", "image": "postgres"}]},
+            "status": {"phase": "Running", "podIP": format!("10.1.0.{i}")},
+        });
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let secret = json!({
+        "metadata": {"name": "zoo-pguser-zoo", "namespace": NS},
+        "data": {
+            "password": STANDARD.encode("pgo-made-it"),
+            "dbname": STANDARD.encode("zoo"),
+            "uri": STANDARD.encode("postgresql://zoo:pgo-made-it@zoo-primary.db.svc:5432/zoo"),
+        },
+    });
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(secret).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
+    let h = with_hippo().await;
+    pgo_zoo(&h).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+
+    // PGO's clusters come apart from pgdeck's, with PGO's status read.
+    let (mut own, mut pgo) = (None, None);
+    while own.is_none() || pgo.is_none() {
+        match next(&mut rx, |d| match d {
+            Data::Clusters(c) | Data::PgoClusters(c) if c.is_empty() => None,
+            d @ (Data::Clusters(_) | Data::PgoClusters(_)) => Some(d),
+            _ => None,
+        })
+        .await
+        {
+            Data::Clusters(c) => own = Some(c),
+            Data::PgoClusters(c) => pgo = Some(c),
+            _ => unreachable!("picked above"),
+        }
+    }
+    let own: Vec<String> = own.unwrap().iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(own, ["hippo"]);
+    let pgo = pgo.unwrap();
+    assert_eq!(pgo.len(), 1);
+    assert_eq!(pgo[0].name(), "zoo");
+    let status = pgo[0].status.as_ref().unwrap();
+    assert_eq!(status.ready.as_deref(), Some("2/2"));
+    assert_eq!(status.observed_generation, Some(1));
+
+    // The open PGO cluster: its members' roles from Patroni through the pod proxy, found by
+    // PGO's labels; its user's URIs from PGO's Secret.
+    let key: Key = (NS.into(), "zoo".into());
+    source.open(key.clone());
+    let live = next(&mut rx, |d| match d {
+        Data::Live {
+            key: k,
+            result: Ok(i),
+            ..
+        } if k.1 == "zoo" => Some(i),
+        _ => None,
+    })
+    .await;
+    let mut seen: Vec<_> = live
+        .iter()
+        .map(|i| (i.name.as_str(), i.role.as_deref(), i.set.as_str()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("zoo-instance1-abcd", Some("primary"), "instance1"),
+            ("zoo-instance1-efgh", Some("replica"), "instance1")
+        ]
+    );
+    let users = next(&mut rx, |d| match d {
+        Data::Credentials { key: k, users } if k.1 == "zoo" => Some(users),
+        _ => None,
+    })
+    .await;
+    assert_eq!(users[0].user, "zoo");
+    assert_eq!(users[0].password.as_deref(), Some("pgo-made-it"));
+    let uri = &users[0]
+        .uris
+        .iter()
+        .find(|(l, _)| l == "primary")
+        .unwrap()
+        .1;
+    assert!(uri.contains("zoo-primary.db.svc"), "{uri}");
+
+    // What is not read for PGO's clusters says so, rather than that the cluster is gone.
+    source.history(Some(key.clone()));
+    let history = next(&mut rx, |d| match d {
+        Data::History { key: k, result, .. } if k.1 == "zoo" => Some(result),
+        _ => None,
+    })
+    .await;
+    let why = history.unwrap_err();
+    assert!(why.contains("is Crunchy PGO's"), "{why}");
 }

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::kube::{Harness, Permission};
+use common::kube::{Call, Harness, Permission};
 use common::{pgdeck, read, repo_root};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -31,6 +31,7 @@ use pgdeck::platform::kube::leader::Elector;
 use pgdeck::platform::kube::names;
 use pgdeck::platform::kube::objects::{self, Inputs};
 use pgdeck::platform::kube::operator::{self, Options};
+use pgdeck::platform::kube::pgo::{self, PgoCluster};
 use serde_json::{Value, json};
 
 const NS: &str = "db";
@@ -2523,9 +2524,20 @@ async fn overdue_leader_steps_down(h: &Harness) {
     election.abort();
 }
 
-/// The operator as deployed: the Controller's watches, the Lease, the metrics endpoint.
+/// The operator as deployed: the Controller's watches, the Lease, the metrics endpoint; and
+/// Crunchy PGO's clusters beside pgdeck's are never watched, read or written: PGO reconciles
+/// them.
 async fn operator_runs(h: &Harness) {
     h.create(&example("minimal.yaml")).await;
+    let pgo: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
+    let spec = serde_json::to_value(h.cluster(NS, "minimal").await.spec).unwrap();
+    let zoo = json!({"metadata": {"name": "zoo", "namespace": NS}, "spec": spec});
+    pgo.create(
+        &PostParams::default(),
+        &serde_json::from_value(zoo).unwrap(),
+    )
+    .await
+    .unwrap();
     let options = Options {
         namespace: None,
         metrics_address: "127.0.0.1:0".into(),
@@ -2557,6 +2569,26 @@ async fn operator_runs(h: &Harness) {
             && watched.contains("statefulsets")
             && watched.contains("pods"),
         "{watched:?}"
+    );
+    let pgos: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.permissions()
+                .iter()
+                .any(|(group, ..)| group == pgo::GROUP)
+        })
+        .collect();
+    assert!(
+        pgos.is_empty(),
+        "the operator touched PGO's group: {pgos:?}"
+    );
+    assert!(
+        h.names::<StatefulSet>(NS)
+            .await
+            .iter()
+            .all(|n| !n.starts_with("zoo-")),
+        "nothing is made for PGO's cluster"
     );
 }
 

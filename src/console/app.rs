@@ -168,6 +168,9 @@ pub struct Credential {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
     Clusters(Vec<PostgresCluster>),
+    /// Crunchy PGO's own clusters on this Kubernetes context: listed, marked `PGO`, and
+    /// changed only by PGO.
+    PgoClusters(Vec<PostgresCluster>),
     /// Whether the platform's reconciler runs.
     Operator(bool),
     Live {
@@ -295,7 +298,13 @@ pub struct App {
     pub now: jiff::Timestamp,
     pub tz: jiff::tz::TimeZone,
 
+    /// pgdeck's clusters, then PGO's (a PGO cluster whose namespace and name a pgdeck cluster
+    /// has is left out: the console keys clusters by both).
     pub clusters: Vec<PostgresCluster>,
+    /// How many of `clusters` are pgdeck's: those after them are PGO's.
+    pgdeck_clusters: usize,
+    /// PGO's clusters as last listed, namesakes of pgdeck's too.
+    pgo_clusters: Vec<PostgresCluster>,
     pub loaded: bool,
     pub operator: Option<bool>,
     pub live: Live,
@@ -359,6 +368,8 @@ impl App {
             now: jiff::Timestamp::now(),
             tz: jiff::tz::TimeZone::system(),
             clusters: Vec::new(),
+            pgdeck_clusters: 0,
+            pgo_clusters: Vec::new(),
             loaded: false,
             operator: None,
             live: Live::default(),
@@ -397,6 +408,13 @@ impl App {
 
     pub fn visible_len(&self) -> usize {
         self.visible.len()
+    }
+
+    /// Whether `cluster` (one of `clusters`) is Crunchy PGO's rather than pgdeck's.
+    pub fn is_pgo(&self, cluster: &PostgresCluster) -> bool {
+        self.clusters[self.pgdeck_clusters..]
+            .iter()
+            .any(|c| std::ptr::eq(c, cluster))
     }
 
     pub fn selected_cluster(&self) -> Option<&PostgresCluster> {
@@ -484,7 +502,7 @@ impl App {
         if self.on_tab(Tab::Logs) {
             tables.insert(0, keys::LOGS);
         }
-        if !self.read_only {
+        if self.refusal().is_none() {
             tables.extend(self.mutating());
         }
         tables
@@ -537,21 +555,10 @@ impl App {
         };
         match data {
             Data::Clusters(clusters) => {
-                let keep = self
-                    .selected_cluster()
-                    .map(|c| (c.namespace().to_string(), c.name().to_string()));
-                self.clusters = clusters;
                 self.loaded = true;
-                self.refresh_visible(keep);
-                self.settle_pending();
-                if let Some(key) = &open
-                    && self.open_cluster().is_none()
-                {
-                    self.view = View::Clusters;
-                    self.warn(format!("{}/{} is gone: it was deleted", key.0, key.1));
-                    return vec![Effect::Close];
-                }
+                return self.on_clusters(Some(clusters), None, open);
             }
+            Data::PgoClusters(clusters) => return self.on_clusters(None, Some(clusters), open),
             Data::Operator(running) => self.operator = Some(running),
             Data::Live { key, result, at } if Some(&key) == open.as_ref() => match result {
                 Ok(instances) => {
@@ -634,6 +641,71 @@ impl App {
         Vec::new()
     }
 
+    /// Why the mutating keys do nothing here, if they do not: read-only mode, or a cluster
+    /// of Crunchy PGO's, which PGO changes by its own conventions (pgdeck does not speak them
+    /// yet, and its own verbs would be ignored).
+    fn refusal(&self) -> Option<(&'static str, &'static str)> {
+        let focused = match self.view {
+            View::Clusters => self.selected_cluster(),
+            View::Cluster { .. } => self.open_cluster(),
+        };
+        if self.read_only {
+            Some((
+                "read-only",
+                "is disabled (started with --readonly, or readOnly in the config)",
+            ))
+        } else if focused.is_some_and(|c| self.is_pgo(c)) {
+            Some((
+                "PGO's cluster",
+                "is refused: PGO, not pgdeck, reconciles it",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A new list of pgdeck's clusters or of PGO's (`None`: as it was), merged.
+    fn on_clusters(
+        &mut self,
+        pgdeck: Option<Vec<PostgresCluster>>,
+        pgo: Option<Vec<PostgresCluster>>,
+        open: Option<Key>,
+    ) -> Vec<Effect> {
+        let keep = self
+            .selected_cluster()
+            .map(|c| (c.namespace().to_string(), c.name().to_string()));
+        self.clusters.truncate(self.pgdeck_clusters);
+        if let Some(pgdeck) = pgdeck {
+            self.clusters = pgdeck;
+        }
+        if let Some(pgo) = pgo {
+            self.pgo_clusters = pgo;
+        }
+        self.pgdeck_clusters = self.clusters.len();
+        let shown: Vec<PostgresCluster> = self
+            .pgo_clusters
+            .iter()
+            .filter(|p| {
+                !self
+                    .clusters
+                    .iter()
+                    .any(|c| c.namespace() == p.namespace() && c.name() == p.name())
+            })
+            .cloned()
+            .collect();
+        self.clusters.extend(shown);
+        self.refresh_visible(keep);
+        self.settle_pending();
+        if let Some(key) = &open
+            && self.open_cluster().is_none()
+        {
+            self.view = View::Clusters;
+            self.warn(format!("{}/{} is gone: it was deleted", key.0, key.1));
+            return vec![Effect::Close];
+        }
+        Vec::new()
+    }
+
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL {
             self.quit = true;
@@ -686,7 +758,7 @@ impl App {
             return effects;
         }
         // Only the mutating keys themselves: moving, help and quit stay.
-        if self.read_only
+        if let Some((whose, why)) = self.refusal()
             && let Some(action) = keys::lookup_only(&self.mutating(), &key)
         {
             let what = self
@@ -695,9 +767,7 @@ impl App {
                 .flatten()
                 .find(|b| b.action == action)
                 .map_or("this", |b| b.help);
-            self.warn(format!(
-                "read-only: {what} is disabled (started with --readonly, or readOnly in the config)"
-            ));
+            self.warn(format!("{whose}: {what} {why}"));
             return Vec::new();
         }
         let Some(action) = keys::lookup(&self.bindings(), &key) else {

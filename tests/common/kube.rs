@@ -24,6 +24,7 @@ use pgdeck::platform::kube::KubeError;
 use pgdeck::platform::kube::metrics::Metrics;
 use pgdeck::platform::kube::names;
 use pgdeck::platform::kube::objects::REPO_INFO_PORT;
+use pgdeck::platform::kube::pgo::PgoCluster;
 use pgdeck::platform::kube::reconcile::{Context, reconcile};
 use serde_json::{Map, Value, json};
 
@@ -494,10 +495,12 @@ current-context: fake
     }
 }
 
-/// The in-memory store, knowing PostgresClusters, holding `objects`.
+/// The in-memory store, knowing pgdeck's PostgresClusters and Crunchy PGO's (a minimal CRD of
+/// our own: spec and status as given), holding `objects`.
 pub async fn store(objects: Vec<Value>) -> Client {
     kube_fake_client::ClientBuilder::new()
         .with_resource::<PostgresCluster>()
+        .with_resource::<PgoCluster>()
         .with_runtime_objects(objects)
         .build()
         .await
@@ -954,18 +957,23 @@ async fn answer_as_patroni(
     let Ok(me) = pods.get(pod).await else {
         return (503, json!({"error": "no such pod"}));
     };
-    let cluster_name = me.labels()[names::CLUSTER].clone();
+    // pgdeck's pods, or Crunchy PGO's by PGO's labels.
+    let (cluster_label, instance_label, role_label) = if me.labels().contains_key(names::CLUSTER) {
+        (names::CLUSTER, names::INSTANCE, names::ROLE)
+    } else {
+        (names::pgo::CLUSTER, names::pgo::INSTANCE, names::pgo::ROLE)
+    };
+    let cluster_name = me.labels()[cluster_label].clone();
     let key = format!("{ns}/{cluster_name}");
     let members: Vec<Pod> = pods
-        .list(&ListParams::default().labels(&format!(
-            "{}={cluster_name},{}",
-            names::CLUSTER,
-            names::INSTANCE
-        )))
+        .list(
+            &ListParams::default()
+                .labels(&format!("{cluster_label}={cluster_name},{instance_label}")),
+        )
         .await
         .unwrap()
         .items;
-    let role = |p: &Pod| p.labels().get(names::ROLE).cloned().unwrap_or_default();
+    let role = |p: &Pod| p.labels().get(role_label).cloned().unwrap_or_default();
     let leader = members
         .iter()
         .find(|p| role(p) == names::ROLE_PRIMARY)
@@ -1106,7 +1114,7 @@ async fn answer_as_patroni(
                 } else {
                     names::ROLE_REPLICA
                 };
-                let patch = json!({"metadata": {"labels": {names::ROLE: role}}});
+                let patch = json!({"metadata": {"labels": {role_label: role}}});
                 pods.patch(
                     &p.name_any(),
                     &PatchParams::default(),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
@@ -36,6 +37,7 @@ use crate::observe::vitals::Vitals;
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
+use crate::platform::kube::pgo::PgoCluster;
 use crate::platform::kube::{connect, names, proxy};
 
 /// Who the console's Events say reported them.
@@ -57,12 +59,11 @@ impl KubeSource {
         tx: UnboundedSender<Data>,
         refresh: Duration,
     ) -> KubeSource {
-        let api: Api<PostgresCluster> = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
         let background = vec![
-            tokio::spawn(follow(api, tx.clone())),
+            tokio::spawn(follow(scoped(&client, namespace), tx.clone(), |c| {
+                vec![Data::Clusters(c)]
+            })),
+            tokio::spawn(follow_pgo(scoped(&client, namespace), tx.clone())),
             tokio::spawn(operator_lease(client.clone(), tx.clone())),
         ];
         KubeSource {
@@ -82,12 +83,26 @@ impl KubeSource {
         self.tasks.follow(tokio::spawn(async move {
             let patroni = Patroni::through_pod_proxy(client.clone());
             let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
+            let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
             let mut sent_credentials: Option<Vec<Credential>> = None;
             loop {
-                if let Ok(Some(cluster)) = clusters.get_opt(&key.1).await {
+                // pgdeck's cluster of this name first, as the list has it.
+                let found = match clusters.get_opt(&key.1).await {
+                    Ok(Some(cluster)) => Some((cluster, false)),
+                    _ => match pgo.get_opt(&key.1).await {
+                        Ok(Some(p)) => p.to_cluster().ok().map(|c| (c, true)),
+                        _ => None,
+                    },
+                };
+                if let Some((cluster, is_pgo)) = found {
                     let at = jiff::Timestamp::now();
                     // No SQL path to a pod: WAL positions only, no connections or commits.
-                    let (result, vitals) = match poll(&client, &patroni, &cluster).await {
+                    let polled = if is_pgo {
+                        poll_pgo(&client, &patroni, &cluster).await
+                    } else {
+                        poll(&client, &patroni, &cluster).await
+                    };
+                    let (result, vitals) = match polled {
                         Ok((instances, vitals)) => (Ok(instances), vitals),
                         Err(e) => (Err(e), Default::default()),
                     };
@@ -219,7 +234,16 @@ async fn current(client: &Client, key: &Key) -> Result<PostgresCluster, String> 
     let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
     match clusters.get_opt(&key.1).await {
         Ok(Some(cluster)) => Ok(cluster),
-        Ok(None) => Err(format!("{}/{} is gone", key.0, key.1)),
+        Ok(None) => {
+            let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
+            match pgo.get_opt(&key.1).await {
+                Ok(Some(_)) => Err(format!(
+                    "{}/{} is Crunchy PGO's: this is not read for PGO's clusters yet",
+                    key.0, key.1
+                )),
+                _ => Err(format!("{}/{} is gone", key.0, key.1)),
+            }
+        }
         Err(e) => Err(e.to_string()),
     }
 }
@@ -253,8 +277,53 @@ async fn read_settings(
     settings::observe(patroni, &base, &cluster, instance, None).await
 }
 
-/// Keep a reflector of the clusters and send the whole list after each burst of changes.
-async fn follow(api: Api<PostgresCluster>, tx: UnboundedSender<Data>) {
+fn scoped<K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<K> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Follow PGO's clusters when PGO's CRD is installed; without it there is nothing to list and
+/// nothing to say.
+async fn follow_pgo(api: Api<PgoCluster>, tx: UnboundedSender<Data>) {
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return,
+        Err(e) => {
+            let _ = tx.send(Data::Problem(format!(
+                "cannot list PGO's postgresclusters: {e}"
+            )));
+            return;
+        }
+    }
+    follow(api, tx, |pgo| {
+        let (clusters, problems): (Vec<_>, Vec<_>) = pgo
+            .iter()
+            .map(PgoCluster::to_cluster)
+            .partition(Result::is_ok);
+        problems
+            .into_iter()
+            .filter_map(Result::err)
+            .map(Data::Problem)
+            .chain([Data::PgoClusters(
+                clusters.into_iter().filter_map(Result::ok).collect(),
+            )])
+            .collect()
+    })
+    .await
+}
+
+/// Keep a reflector of `api`'s objects and send what `list` makes of them all after each burst
+/// of changes.
+async fn follow<K>(api: Api<K>, tx: UnboundedSender<Data>, list: impl Fn(Vec<K>) -> Vec<Data>)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let mut changes = std::pin::pin!(reflector(
         writer,
@@ -269,14 +338,15 @@ async fn follow(api: Api<PostgresCluster>, tx: UnboundedSender<Data>) {
                 Some(Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))) => dirty = true,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let _ = tx.send(Data::Problem(format!("watching postgresclusters: {e}")));
+                    let _ = tx.send(Data::Problem(format!("watching {}.{}: {e}", K::plural(&()), K::group(&()))));
                 }
                 None => return,
             },
             _ = tick.tick(), if dirty => {
                 dirty = false;
-                let clusters = reader.state().iter().map(|c| (**c).clone()).collect();
-                let _ = tx.send(Data::Clusters(clusters));
+                for data in list(reader.state().iter().map(|c| (**c).clone()).collect()) {
+                    let _ = tx.send(data);
+                }
             }
         }
     }
@@ -331,21 +401,9 @@ async fn poll(
             set: i.set.clone(),
         })
         .collect();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
     let selector = format!("{}={}", names::CLUSTER, cluster.name());
-    let pods = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| format!("cannot list the cluster's pods: {e}"))?
-        .items;
-    let seen = proxy::observe(patroni, cluster, &members, &pods).await;
-    if seen
-        .statuses
-        .iter()
-        .all(|s| s.state.as_deref() == Some("unreachable"))
-    {
-        return Err("no Patroni member answered through the pod proxy".into());
-    }
+    let pods = pods(client, cluster, &selector).await?;
+    let seen = answered(proxy::observe(patroni, cluster, &members, &pods).await)?;
     let statuses = known
         .into_iter()
         .map(|k| match seen.instance(&k.name) {
@@ -362,6 +420,65 @@ async fn poll(
         })
         .collect();
     Ok((statuses, seen.vitals))
+}
+
+/// Ask the Patroni of every instance pod of a PGO cluster through the pod proxy: PGO's status
+/// counts replicas per set but names no member, so the members are its pods, by PGO's labels.
+async fn poll_pgo(
+    client: &Client,
+    patroni: &Patroni,
+    cluster: &PostgresCluster,
+) -> Result<(Vec<InstanceStatus>, BTreeMap<String, Vitals>), String> {
+    let selector = format!(
+        "{}={},{}",
+        names::pgo::CLUSTER,
+        cluster.name(),
+        names::pgo::INSTANCE
+    );
+    let pods = pods(client, cluster, &selector).await?;
+    let mut members: Vec<Instance> = pods
+        .iter()
+        .filter_map(|p| {
+            let labels = p.metadata.labels.as_ref()?;
+            Some(Instance {
+                name: labels.get(names::pgo::INSTANCE)?.clone(),
+                set: labels.get(names::pgo::INSTANCE_SET)?.clone(),
+            })
+        })
+        .collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    members.dedup_by(|a, b| a.name == b.name);
+    if members.is_empty() {
+        return Err("PGO runs no instance pods for this cluster yet".into());
+    }
+    let seen = answered(proxy::observe(patroni, cluster, &members, &pods).await)?;
+    Ok((seen.statuses, seen.vitals))
+}
+
+/// The cluster's pods that `selector` picks.
+async fn pods(
+    client: &Client,
+    cluster: &PostgresCluster,
+    selector: &str,
+) -> Result<Vec<Pod>, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), cluster.namespace());
+    Ok(pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| format!("cannot list the cluster's pods: {e}"))?
+        .items)
+}
+
+/// What Patroni said, unless no member answered at all.
+fn answered(seen: proxy::Seen) -> Result<proxy::Seen, String> {
+    if seen
+        .statuses
+        .iter()
+        .all(|s| s.state.as_deref() == Some("unreachable"))
+    {
+        return Err("no Patroni member answered through the pod proxy".into());
+    }
+    Ok(seen)
 }
 
 /// The cluster's Events, oldest first.

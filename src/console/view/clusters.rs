@@ -49,7 +49,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
 
     let one_namespace = app.namespace.is_some();
-    let name_w = widest("NAME", app.visible().map(|c| c.name()));
+    let names: Vec<String> = app.visible().map(|c| name(app, c)).collect();
+    let name_w = widest("NAME", names.iter().map(String::as_str));
     let ns_w = widest("NAMESPACE", app.visible().map(|c| c.namespace()));
     let primaries: Vec<String> = app.visible().filter_map(primary).collect();
     let primary_w = widest("PRIMARY", primaries.iter().map(String::as_str));
@@ -90,6 +91,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             let h = health::of(c);
             let cell = |column: Column| -> Cell {
                 match column {
+                    Column::Name if app.is_pgo(c) => Cell::from(Line::from(vec![
+                        Span::raw(c.name().to_string()),
+                        Span::styled(PGO_BADGE, t.accent),
+                    ])),
                     Column::Name => Cell::from(c.name().to_string()),
                     Column::Namespace => Cell::from(c.namespace().to_string()),
                     Column::Ready => Cell::from(
@@ -143,5 +148,17 @@ fn primary(c: &crate::api::PostgresCluster) -> Option<String> {
     match health::standby(c) {
         Some(m) => Some(format!("⇠ {}", m.strip_prefix("standby of ").unwrap_or(m))),
         None => c.status.as_ref()?.primary.clone(),
+    }
+}
+
+/// After the name of a cluster that Crunchy PGO, not pgdeck, reconciles.
+const PGO_BADGE: &str = " PGO";
+
+/// The NAME cell's text.
+fn name(app: &App, c: &crate::api::PostgresCluster) -> String {
+    if app.is_pgo(c) {
+        format!("{}{PGO_BADGE}", c.name())
+    } else {
+        c.name().to_string()
     }
 }

@@ -1799,3 +1799,88 @@ mod logs {
         assert_eq!(effects.last(), Some(&Effect::Logs(Some(target()))));
     }
 }
+
+/// Crunchy PGO's clusters beside pgdeck's: marked `PGO` in the list, pgdeck's actions refused
+/// on them naming why.
+mod pgo {
+    use super::*;
+    use crate::platform::kube::pgo::PgoCluster;
+
+    /// The fixture with PGO's `zoo`, and a PGO cluster named as pgdeck's `hippo` is.
+    fn with_pgo() -> App {
+        let mut app = fixture();
+        let ha = cluster("ha.yaml", "db");
+        let zoo: PgoCluster = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "zoo", "namespace": "db",
+                         "creationTimestamp": "2026-11-21T11:00:00Z"},
+            "spec": ha.spec,
+            "status": {"instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2}],
+                       "conditions": [{"type": "PGBackRestRepoHostReady", "status": "True",
+                                       "reason": "RepoHostReady", "message": "",
+                                       "lastTransitionTime": "2026-11-21T11:00:00Z"}]},
+        }))
+        .unwrap();
+        let zoo = zoo.to_cluster().unwrap();
+        let mut namesake = cluster("ha.yaml", "default");
+        namesake.metadata.name = Some("hippo".into());
+        app.on_data(Data::PgoClusters(vec![zoo, namesake]));
+        app
+    }
+
+    fn select(app: &mut App, name: &str) {
+        press(app, KeyCode::Char('g'));
+        for _ in 0..app.visible_len() {
+            if app.selected_cluster().unwrap().name() == name {
+                return;
+            }
+            press(app, KeyCode::Char('j'));
+        }
+        panic!("{name} is not listed");
+    }
+
+    #[test]
+    fn clusters_with_pgo() {
+        let app = with_pgo();
+        let names: Vec<(&str, bool)> = app.visible().map(|c| (c.name(), app.is_pgo(c))).collect();
+        assert_eq!(
+            names.len(),
+            4,
+            "the namesake of pgdeck's hippo is left out: {names:?}"
+        );
+        assert!(names.contains(&("zoo", true)) && names.contains(&("hippo", false)));
+        insta::assert_snapshot!(screen(&app, 100, 10));
+    }
+
+    #[test]
+    fn pgo_refusal() {
+        let mut app = with_pgo();
+        select(&mut app, "zoo");
+        press(&mut app, KeyCode::Char('s'));
+        assert!(
+            app.overlay.is_none(),
+            "no switchover dialog for PGO's cluster"
+        );
+        let said = &app.message.as_ref().unwrap().text;
+        assert!(said.starts_with("PGO's cluster: switchover"), "{said}");
+        insta::assert_snapshot!(screen(&app, 100, 8));
+        // pgdeck's own clusters keep their actions.
+        select(&mut app, "hippo");
+        press(&mut app, KeyCode::Char('s'));
+        assert!(app.overlay.is_some(), "hippo's switchover dialog");
+    }
+
+    #[test]
+    fn pgos_clusters_stay_when_pgdecks_list_changes() {
+        let mut app = with_pgo();
+        app.on_data(Data::Clusters(Vec::new()));
+        let names: Vec<(&str, bool)> = app
+            .clusters
+            .iter()
+            .map(|c| (c.name(), app.is_pgo(c)))
+            .collect();
+        // Without pgdeck's hippo, PGO's namesake shows.
+        assert_eq!(names, [("zoo", true), ("hippo", true)]);
+        app.on_data(Data::PgoClusters(Vec::new()));
+        assert!(app.clusters.is_empty());
+    }
+}

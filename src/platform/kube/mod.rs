@@ -20,6 +20,7 @@ pub mod names;
 pub mod objects;
 pub mod operator;
 pub mod owned;
+pub mod pgo;
 pub mod proxy;
 pub mod reconcile;
 pub mod repo_info;

@@ -42,6 +42,16 @@ pub const CONFIG_HASH: &str = "pgdeck.dev/config-hash";
 /// reconciler rolls a new one out instance by instance, and a pod tells which one it runs.
 pub const TEMPLATE_HASH: &str = "pgdeck.dev/template-hash";
 
+/// Crunchy PGO's labels, on the objects PGO (not pgdeck) makes: the console reads PGO's
+/// clusters by them and never writes them.
+pub mod pgo {
+    pub const CLUSTER: &str = "postgres-operator.crunchydata.com/cluster";
+    pub const INSTANCE_SET: &str = "postgres-operator.crunchydata.com/instance-set";
+    pub const INSTANCE: &str = "postgres-operator.crunchydata.com/instance";
+    /// Kept by Patroni on each member pod: `master` or `replica`, as pgdeck's.
+    pub const ROLE: &str = "postgres-operator.crunchydata.com/role";
+}
+
 /// The names of one cluster's objects.
 #[derive(Clone, Copy)]
 pub struct Names<'a> {
