@@ -68,12 +68,15 @@ impl ReplicationProbe {
             self.connected_to = Some(conninfo.to_string());
         }
         let client = self.client.as_ref().expect("connected above");
-        // Replay lag in tenths of a second: PostgreSQL's figure moves by microseconds as WAL
-        // trickles in, which would rewrite the status of a settled cluster at every pass.
+        // Replay lag in tenths of a second, and none under a second: PostgreSQL's figure
+        // moves by microseconds as WAL trickles in (and by a tenth or two on a busy machine
+        // when an idle primary writes a record), which would rewrite a settled cluster's
+        // status at every pass.
         let rows = client
             .query(
                 "SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''), \
-                 round(coalesce(extract(epoch FROM replay_lag), 0)::numeric, 1)::float8 \
+                 CASE WHEN replay_lag >= interval '1 second' \
+                 THEN round(extract(epoch FROM replay_lag)::numeric, 1)::float8 ELSE 0::float8 END \
                  FROM pg_stat_replication",
                 &[],
             )
