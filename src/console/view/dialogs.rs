@@ -53,11 +53,7 @@ pub(super) fn popup(
         width,
         height,
     };
-    frame.render_widget(Clear, rect);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.accent)
-        .title(Span::styled(format!(" {title} "), t.title));
+    let block = boxed(frame, rect, t, title);
     let inner = block.inner(rect);
     frame.render_widget(block.style(t.text), rect);
     inner
@@ -282,11 +278,7 @@ pub fn command(frame: &mut Frame, area: Rect, t: &Theme, lines: &Result<Vec<Stri
         width,
         height,
     };
-    frame.render_widget(Clear, rect);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.accent)
-        .title(Span::styled(" command (ctrl-y copies) ", t.title));
+    let block = boxed(frame, rect, t, "command (ctrl-y copies)");
     frame.render_widget(
         Paragraph::new(text)
             .block(block)
@@ -654,4 +646,13 @@ fn conflict(frame: &mut Frame, area: Rect, t: &Theme, d: &Conflict) {
             keys,
         );
     }
+}
+
+/// A titled, bordered box over whatever `rect` held.
+fn boxed<'a>(frame: &mut Frame, rect: Rect, t: &Theme, title: &str) -> Block<'a> {
+    frame.render_widget(Clear, rect);
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.accent)
+        .title(Span::styled(format!(" {title} "), t.title))
 }
