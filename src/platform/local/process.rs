@@ -184,8 +184,13 @@ pub fn alive(pid: u32) -> bool {
 /// Ask `pid` to stop (SIGTERM), and wait up to `grace` for it; then SIGKILL. Says whether it
 /// stopped within the grace period.
 pub async fn stop(pid: u32, grace: Duration) -> bool {
+    stop_with(pid, Signal::SIGTERM, grace).await
+}
+
+/// [`stop`], asking with `signal` instead of SIGTERM.
+pub async fn stop_with(pid: u32, signal: Signal, grace: Duration) -> bool {
     let target = Pid::from_raw(pid as i32);
-    if kill(target, Signal::SIGTERM).is_err() {
+    if kill(target, signal).is_err() {
         return true;
     }
     let deadline = tokio::time::Instant::now() + grace;

@@ -294,8 +294,14 @@ pub async fn stop(dir: &ClusterDir, name: &str) {
         process::stop(pid, Duration::from_secs(60)).await;
     }
     if let Some(pid) = postmaster_pid(&inst) {
-        // SIGTERM is PostgreSQL's smart shutdown; a stopped Patroni leaves no clients to wait for.
-        process::stop(pid, Duration::from_secs(60)).await;
+        // SIGINT is PostgreSQL's fast shutdown: clients still connected (an application, the
+        // console's probes) would hold a smart one (SIGTERM) until the grace ran out.
+        process::stop_with(
+            pid,
+            nix::sys::signal::Signal::SIGINT,
+            Duration::from_secs(60),
+        )
+        .await;
     }
 }
 
