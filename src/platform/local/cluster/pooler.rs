@@ -246,6 +246,7 @@ pub async fn stop_all(dir: &ClusterDir, account: &Account) {
             process::stop(pid, Duration::from_secs(10)).await;
         }
         let _ = std::fs::remove_file(pid_file(dir, *i));
+        let _ = replica_dir(dir, *i).remove_socket_dir();
     }
 }
 

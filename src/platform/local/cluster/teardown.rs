@@ -71,11 +71,11 @@ pub async fn delete(
     dir: &ClusterDir,
 ) -> Result<(), PlatformError> {
     let records = state::instances(dir);
-    futures::future::join_all(
-        records
-            .iter()
-            .map(|r| async move { instances::stop(dir, &r.name).await }),
-    )
+    futures::future::join_all(records.iter().map(|r| async move {
+        instances::stop(dir, &r.name).await;
+        // Outside the home (as root, under /run): it would not go with the directories below.
+        let _ = dir.instance(&r.name).remove_socket_dir();
+    }))
     .await;
     let pooler_ports = super::pooler::recorded_ports(dir);
     super::pooler::stop_all(dir, &shared.account).await;
