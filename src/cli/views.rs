@@ -221,8 +221,15 @@ pub(super) fn switched_over(trigger: &str) -> impl Fn(&PostgresCluster) -> Resul
         if s.patroni.as_ref().and_then(|p| p.switchover.as_deref()) != Some(trigger) {
             return Ok(false);
         }
+        // Patroni answers once the leader key moved; the new primary may still be promoting.
+        // Done means it takes writes, which is what "X is the primary" tells the DBA.
+        let serving = || {
+            s.instances
+                .iter()
+                .any(|i| Some(&i.name) == s.primary.as_ref() && i.ready)
+        };
         match s.condition(conditions::SWITCHOVER) {
-            Some(cond) if cond.status == "True" => Ok(true),
+            Some(cond) if cond.status == "True" => Ok(serving()),
             Some(cond) => Err(format!("switchover failed: {}", cond.message)),
             None => Ok(false),
         }
