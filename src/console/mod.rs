@@ -169,7 +169,7 @@ async fn run_async(
     let result: Result<(), String> = async {
         loop {
             let size = terminal.size().map_err(|e| e.to_string())?;
-            app.page = size.height.saturating_sub(view::CHROME_ROWS) as usize;
+            app.page = view::page_rows(&app, size.height);
             terminal
                 .draw(|f| view::draw(f, &app))
                 .map_err(|e| e.to_string())?;

@@ -39,7 +39,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
         None => (format!(" {}/{} ", key.0, key.1), None),
     };
-    let problems = app.open_cluster().map(health::problems).unwrap_or_default();
     let mut spans = vec![Span::styled(title, t.title)];
     if let Some(h) = health {
         spans.push(Span::styled(
@@ -54,13 +53,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    let mut alerts: Vec<Line> = problems
-        .into_iter()
-        .map(|p| Line::from(Span::styled(format!("▲ {p}"), t.warn)))
-        .collect();
-    if let Some(m) = app.open_cluster().and_then(health::standby) {
-        alerts.push(Line::from(Span::styled(format!("⇠ {m}"), t.accent)));
-    }
+    let alerts = alerts(app);
     let [alert, trends, bar, body] = Layout::vertical([
         Constraint::Length(alerts.len() as u16),
         Constraint::Length(1),
@@ -102,6 +95,25 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Tab::Settings => super::settings::draw(frame, body, app),
         Tab::Logs => super::logs::draw(frame, body, app),
     }
+}
+
+/// The lines above the trends: each problem, and whom a standby cluster follows.
+fn alerts(app: &App) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let problems = app.open_cluster().map(health::problems).unwrap_or_default();
+    let mut alerts: Vec<Line> = problems
+        .into_iter()
+        .map(|p| Line::from(Span::styled(format!("▲ {p}"), t.warn)))
+        .collect();
+    if let Some(m) = app.open_cluster().and_then(health::standby) {
+        alerts.push(Line::from(Span::styled(format!("⇠ {m}"), t.accent)));
+    }
+    alerts
+}
+
+/// Rows above the open tab's body inside the cluster's box: alerts, trends and the tab bar.
+pub(super) fn head_rows(app: &App) -> u16 {
+    alerts(app).len() as u16 + 2
 }
 
 /// How fresh the live data is: a stale marker with its age when Patroni has not answered lately.

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row, TableState};
 
-use super::{column_table, fit, sized, window_start};
+use super::{column_table, cut, fit, sized, window_start};
 use crate::api::quantity;
 use crate::api::status::InstanceStatus;
 use crate::console::app::App;
@@ -174,14 +174,4 @@ fn volume(app: &App, i: &InstanceStatus) -> Option<String> {
         (None, Some(cap)) => Some(display::bytes(cap)),
         _ => None,
     }
-}
-
-/// `s` in at most `max` characters, `…` marking a cut.
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }

@@ -23,8 +23,25 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{App, Mode, Tab, View};
 
-/// Rows of the screen that are not list body: header, footer, table header and borders.
-pub const CHROME_ROWS: u16 = 6;
+/// Rows of a list a page holds on a screen `height` rows high: all but the header, footer,
+/// borders, the table's header and, in a cluster, the rows above its tabs.
+pub fn page_rows(app: &App, height: u16) -> usize {
+    let head = match app.view {
+        View::Clusters => 0,
+        View::Cluster { .. } => cluster::head_rows(app),
+    };
+    height.saturating_sub(5 + head) as usize
+}
+
+/// `s` in at most `max` characters, `…` marking a cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let [header, body, footer] = Layout::vertical([

@@ -538,6 +538,29 @@ fn connection_shows_the_pooler_and_its_pools() {
     insta::assert_snapshot!(shown);
 }
 
+/// A page is what the list shows: PgDn moves by the rows drawn, not by a guess.
+#[test]
+fn a_page_is_the_rows_drawn() {
+    let mut app = fixture();
+    let rows = |app: &App, height: u16, prefix: &str| {
+        screen(app, 100, height)
+            .lines()
+            .filter(|l| l.starts_with(&format!("\"│{prefix}")))
+            .count()
+    };
+    // The cluster list: three clusters, shown whole from a page of three rows.
+    let height = (1..20).find(|h| super::page_rows(&app, *h) == 2).unwrap();
+    assert_eq!(
+        rows(&app, height, "hippo") + rows(&app, height, "minimal"),
+        2
+    );
+    // hippo's instances (three), under an alert, the trends and the tab bar.
+    open_hippo(&mut app);
+    let height = (1..20).find(|h| super::page_rows(&app, *h) == 2).unwrap();
+    assert_eq!(rows(&app, height, "hippo-instance1-"), 2);
+    assert_eq!(rows(&app, height + 1, "hippo-instance1-"), 3);
+}
+
 #[test]
 fn help_overlay() {
     let mut app = fixture();
