@@ -175,13 +175,21 @@ fn the_dbas_certificates_are_checked_served_and_rolled_with_a_reload() {
     let (ca, issuer) = dba_ca("the DBA's CA");
     let server = signed("hippo", &["127.0.0.1", "localhost"], &issuer);
     let replication = signed("_crunchyrepl", &[], &issuer);
-    let secrets = format!(
-        "{}{}",
-        tls_secret("hippo-tls", &server, &ca),
-        tls_secret("hippo-repl", &replication, &ca)
+    // pgBouncer's certificate comes from a CA of its own, as a DBA may have.
+    let (pooler_ca, pooler_issuer) = dba_ca("the DBA's pooler CA");
+    let pooler = signed(
+        "hippo-pgbouncer",
+        &["127.0.0.1", "localhost"],
+        &pooler_issuer,
     );
-    let spec =
-        "  customTLSSecret: {name: hippo-tls}\n  customReplicationTLSSecret: {name: hippo-repl}\n";
+    let secrets = format!(
+        "{}{}{}",
+        tls_secret("hippo-tls", &server, &ca),
+        tls_secret("hippo-repl", &replication, &ca),
+        tls_secret("hippo-pooler-tls", &pooler, &pooler_ca)
+    );
+    let spec = "  customTLSSecret: {name: hippo-tls}\n  customReplicationTLSSecret: {name: hippo-repl}\n  \
+                proxy: {pgBouncer: {replicas: 1, customTLSSecret: {name: hippo-pooler-tls}}}\n";
     home.apply_ready(
         &format!("{secrets}{}", manifest("hippo", 2, "", spec, "")),
         "180s",
@@ -198,12 +206,28 @@ fn the_dbas_certificates_are_checked_served_and_rolled_with_a_reload() {
     let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
     assert_eq!(home.psql(&uri, ssl), "t");
     let ca_file = home.path().join("namespaces/default/hippo/ca.crt");
-    let only = |name: &str, pem: &str| {
+    // `uri` verifying against the CA `pem` (in file `name`) only.
+    let only = |uri: &str, name: &str, pem: &str| {
         let path = home.path().join(name);
         std::fs::write(&path, pem).unwrap();
         uri.replace(&encoded(&ca_file), &encoded(&path))
     };
-    assert_eq!(home.psql(&only("dba-ca.crt", &ca), ssl), "t");
+    assert_eq!(home.psql(&only(&uri, "dba-ca.crt", &ca), ssl), "t");
+    // pgBouncer presents the Secret's certificate: the pooler's CA alone verifies it, and
+    // `pgdeck uri --pgbouncer` does, as ca.crt holds that CA too.
+    home.wait_for("hippo", Duration::from_secs(60), "pgBouncer ready", |s| {
+        s["proxy"]["pgBouncer"]["readyReplicas"] == 1
+    });
+    let pooled = home.ok(&["uri", "hippo", "--pgbouncer"]);
+    assert_eq!(home.psql(&pooled, "SELECT 1"), "1");
+    let pooler_only = only(&pooled, "pooler-ca.crt", &pooler_ca);
+    assert_eq!(home.psql(&pooler_only, "SELECT 1"), "1");
+    let refused = psql(&only(&pooled, "not-the-pooler-ca.crt", &ca), "SELECT 1");
+    assert!(
+        !refused.status.success(),
+        "pgBouncer's certificate verified by another CA"
+    );
+
     // The replica presents the replication certificate.
     assert_eq!(
         home.superuser(
@@ -224,7 +248,7 @@ fn the_dbas_certificates_are_checked_served_and_rolled_with_a_reload() {
     let rolled = signed("hippo", &["127.0.0.1", "localhost"], &issuer2);
     let out = home.apply_text(&tls_secret("hippo-tls", &rolled, &ca2), &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let next = only("dba-ca2.crt", &ca2);
+    let next = only(&uri, "dba-ca2.crt", &ca2);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !psql(&next, "SELECT 1").status.success() {
         assert!(

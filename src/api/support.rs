@@ -124,8 +124,6 @@ const NO_POOLER_PORT: Support = Refused(
 );
 const NO_POOLER_RESOURCES: Support =
     Refused("nothing reserves or limits pgBouncer's resources on this machine");
-const NO_LOCAL_TLS: Support =
-    Refused("custom TLS certificates are not implemented on the local platform yet");
 const NO_GROUPS: Support =
     Refused("the database processes run as the postgres account, without extra groups");
 const NO_OPENSHIFT_HERE: Support = Refused("OpenShift is a Kubernetes distribution");
@@ -515,7 +513,7 @@ pub const FIELDS: &[Field] = &[
         Works,
     ),
     opaque("spec.proxy.pgBouncer.containers", NO_SIDECARS, Works),
-    opaque("spec.proxy.pgBouncer.customTLSSecret", NO_LOCAL_TLS, Works),
+    opaque("spec.proxy.pgBouncer.customTLSSecret", Works, Works),
     field("spec.monitoring", Works, Works),
     field("spec.monitoring.pgmonitor", Works, Works),
     field("spec.monitoring.pgmonitor.exporter", Works, Works),

@@ -75,6 +75,7 @@ pub struct Material {
 }
 
 /// What a certificate must be for.
+#[derive(Clone, Copy)]
 pub enum Use<'a> {
     /// The servers' certificate: it names every address pgdeck and clients connect to.
     Server { names: &'a [&'a str] },

@@ -536,6 +536,7 @@ impl Worker {
                     account: &shared.account,
                     ports: &shared.ports,
                     ca: &ca,
+                    custom_tls: custom_tls.as_ref(),
                     home_root: &home_root,
                 };
                 self.pool(&poolers, &live, &seen).await?;

@@ -27,7 +27,7 @@ use super::super::home::{ClusterDir, InstanceDir};
 use super::super::ports::{Ports, free};
 use super::super::process;
 use super::secrets::password;
-use super::tls::Ca;
+use super::tls::{Ca, Custom};
 use crate::api::PostgresCluster;
 use crate::api::status::PgBouncerStatus;
 use crate::api::users::PasswordType;
@@ -267,6 +267,8 @@ pub struct Poolers<'a> {
     pub account: &'a Account,
     pub ports: &'a Ports,
     pub ca: &'a Ca,
+    /// The DBA's certificates, pgBouncer's among them when the spec names one.
+    pub custom_tls: Option<&'a Custom>,
     pub home_root: &'a str,
 }
 
@@ -403,7 +405,13 @@ impl Poolers<'_> {
         self.account.make_dir(inst.path(), 0o700).at(inst.path())?;
         let run = inst.make_socket_dir(self.account).at(&inst.socket_dir())?;
         let path = ini(self.dir, i);
-        let mut changed = self.ca.ensure_server(&inst, "pgbouncer", self.account)?;
+        let mut changed = match self
+            .custom_tls
+            .and_then(|c| c.install_pooler(&inst, self.account))
+        {
+            Some(installed) => installed?,
+            None => self.ca.ensure_server(&inst, "pgbouncer", self.account)?,
+        };
         let users_path = inst.path().join("users.txt");
         changed |= write_if_changed(&users_path, users.as_bytes(), 0o600, Some(self.account))
             .at(&users_path)?;

@@ -12,7 +12,8 @@
 //!
 //! With `spec.customTLSSecret` the instances serve the DBA's certificate instead, checked first
 //! (`plan::custom_tls`), and `ca.crt` holds its CA after pgdeck's own, so everything that
-//! trusts the cluster's CA (clients, replicas, pgBouncer, standbys) trusts it too. With
+//! trusts the cluster's CA (clients, replicas, pgBouncer, standbys) trusts it too. Likewise
+//! `spec.proxy.pgBouncer.customTLSSecret` for what pgBouncer presents to its clients. With
 //! `spec.customReplicationTLSSecret` members present that certificate when they replicate or
 //! rewind (TLS checks it against the same CAs; the replication user still signs in with its
 //! password). A changed Secret is picked up at the next pass: the files change, and PostgreSQL
@@ -121,11 +122,12 @@ fn own(bundle: &str) -> Option<String> {
 pub struct Custom {
     server: Option<Material>,
     replication: Option<Material>,
+    pooler: Option<Material>,
 }
 
 impl Custom {
-    /// `spec.customTLSSecret` and `spec.customReplicationTLSSecret` from the home's Secrets;
-    /// `None` without either. An error names the field and what is wrong, and nothing of
+    /// `spec.customTLSSecret`, `spec.customReplicationTLSSecret` and
+    /// `spec.proxy.pgBouncer.customTLSSecret` from the home's Secrets; `None` without any. An error names the field and what is wrong, and nothing of
     /// the cluster's certificates changes.
     pub fn read(
         objects: &ObjectStore,
@@ -154,8 +156,13 @@ impl Custom {
             replication: (cluster.spec.custom_replication_tls_secret.as_ref())
                 .map(|r| read("spec.customReplicationTLSSecret", r, Use::Replication))
                 .transpose()?,
+            pooler: (cluster.spec.proxy.as_ref())
+                .and_then(|p| p.pg_bouncer.custom_tls_secret.as_ref())
+                .map(|s| read("spec.proxy.pgBouncer.customTLSSecret", s, names))
+                .transpose()?,
         };
-        Ok((custom.server.is_some() || custom.replication.is_some()).then_some(custom))
+        let any = custom.materials().next().is_some();
+        Ok(any.then_some(custom))
     }
 
     /// Whether the instances serve the DBA's certificate (else the CA issues theirs).
@@ -164,12 +171,29 @@ impl Custom {
     }
 
     fn materials(&self) -> impl Iterator<Item = &Material> {
-        self.server.iter().chain(&self.replication)
+        self.server
+            .iter()
+            .chain(&self.replication)
+            .chain(&self.pooler)
+    }
+
+    /// pgBouncer's certificate and key as the Secret has them, written into its directory as
+    /// an instance's are; says whether a file changed. `None` when the CA issues its own.
+    pub fn install_pooler(
+        &self,
+        dir: &InstanceDir,
+        account: &Account,
+    ) -> Option<Result<bool, PlatformError>> {
+        let m = self.pooler.as_ref()?;
+        let files = [
+            (dir.tls_key(), &m.key, 0o600),
+            (dir.tls_cert(), &m.cert, 0o644),
+        ];
+        Some(write_all(files, account))
     }
 
     /// The instance's server certificate and key as the Secret has them, and the replication
-    /// certificate's beside them (each when there is one); says whether a file changed. Written as the account's own, the
-    /// keys 0600, never through a link left under their names.
+    /// certificate's beside them (each when there is one); says whether a file changed.
     pub fn install(&self, inst: &InstanceDir, account: &Account) -> Result<bool, PlatformError> {
         let mut files = Vec::new();
         if let Some(s) = &self.server {
@@ -182,12 +206,7 @@ impl Custom {
             let [cert, key] = inst.replication_tls();
             files.extend([(key, &r.key, 0o600), (cert, &r.cert, 0o644)]);
         }
-        let mut changed = false;
-        // Each key before its certificate, so PostgreSQL never pairs a new one with the old key.
-        for (path, bytes, mode) in files {
-            changed |= write_if_changed(&path, bytes, mode, Some(account)).at(&path)?;
-        }
-        Ok(changed)
+        write_all(files, account)
     }
 
     /// The replication certificate and key members present, when there is one.
@@ -195,6 +214,20 @@ impl Custom {
         let [cert, key] = inst.replication_tls().map(|p| p.display().to_string());
         self.replication.as_ref().map(|_| (cert, key))
     }
+}
+
+/// Write `files` as the account's own, never through a link left under their names; says
+/// whether one changed. Each key comes before its certificate, so a server never pairs a new
+/// certificate with the old key.
+fn write_all<'a>(
+    files: impl IntoIterator<Item = (std::path::PathBuf, &'a Vec<u8>, u32)>,
+    account: &Account,
+) -> Result<bool, PlatformError> {
+    let mut changed = false;
+    for (path, bytes, mode) in files {
+        changed |= write_if_changed(&path, bytes, mode, Some(account)).at(&path)?;
+    }
+    Ok(changed)
 }
 
 /// Whether the certificate in `pem` was signed by the CA in `ca_pem` and has more than
