@@ -136,6 +136,61 @@ fn every_rendered_object_passes_the_kubernetes_schemas() {
     }
 }
 
+/// PGO's users' manifests (`tests/pgo`): each is accepted on Kubernetes and renders objects that
+/// pass the schemas, or is refused naming the field its `# kube refuses:` line names; the local
+/// platform takes each or refuses it naming a field it cannot run there.
+#[test]
+fn pgo_manifests_are_accepted_or_refused_naming_the_field() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let corpus = yaml_files("tests/pgo");
+    assert!(corpus.len() >= 10, "{corpus:?}");
+    for path in corpus {
+        let text = read(&path);
+        let refused = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# kube refuses: "));
+        let validate_on = |platform: &str| {
+            pgdeck()
+                .args(["validate", "--platform", platform, "-f"])
+                .arg(&path)
+                .output()
+                .unwrap()
+        };
+        let kube = validate_on("kube");
+        let said = String::from_utf8_lossy(&kube.stderr).to_string();
+        match refused {
+            Some(field) => assert!(
+                !kube.status.success() && said.contains(field),
+                "{}: refused naming {field}? {said}",
+                path.display()
+            ),
+            None => {
+                assert!(kube.status.success(), "{}: {said}", path.display());
+                let out = pgdeck().args(["render", "-f"]).arg(&path).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let rendered = String::from_utf8(out.stdout).unwrap();
+                let file = out_dir.path().join(path.file_name().unwrap());
+                std::fs::write(&file, &rendered).unwrap();
+                validate(&file, documents(&rendered).len());
+            }
+        }
+        let local = validate_on("local");
+        let said = String::from_utf8_lossy(&local.stderr);
+        assert!(
+            local.status.success()
+                || said.contains(": not supported on the local platform: ")
+                || refused.is_some_and(|field| said.contains(field)),
+            "{}: {said}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn render_shows_what_a_dba_expects() {
     let docs = rendered("assets/examples/users-tls-nodeport.yaml");

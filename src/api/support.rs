@@ -100,8 +100,9 @@ const NO_BUDGETS: Support =
     Refused("there are no PodDisruptionBudgets: nothing evicts instances on this machine");
 const NO_JOBS: Support =
     Refused("backups run from the reconciler, not in Jobs or on a repository host");
-const NO_PROJECTIONS: Support =
-    Refused("files are projected from Secrets and ConfigMaps, which the local platform has not");
+const NO_PROJECTIONS: Support = Refused(
+    "projecting a Secret's or ConfigMap's keys as files is not implemented on the local platform yet",
+);
 const NO_WAL_VOLUME: Support =
     Refused("the WAL stays in the data directory: a separate WAL volume is not implemented yet");
 const NO_SIDECARS: Support =
