@@ -15,6 +15,8 @@ pub struct Outcome {
     /// When each of `acked` was acknowledged.
     pub acked_at: Vec<Instant>,
     pub failed: usize,
+    /// Why each failure failed, in order.
+    pub errors: Vec<String>,
     /// The longest time between two acknowledged writes.
     pub longest_gap: Duration,
     /// Every gap longer than a second: (when it began, how long), in order.
@@ -60,8 +62,9 @@ pub async fn write(
                     tokio::spawn(conn);
                     Some(c)
                 }
-                Err(_) => {
+                Err(e) => {
                     out.failed += 1;
+                    out.errors.push(format!("connect: {e}"));
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
@@ -69,8 +72,11 @@ pub async fn write(
         }
         id += 1;
         let c = client.as_ref().expect("connected");
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
-        let insert = c.execute("INSERT INTO probe VALUES ($1, now())", &params);
+        // One simple-protocol statement: a prepared one is a Parse and then a Bind, which a
+        // pooler in transaction mode may send to two servers (pgBouncer before 1.21 does not
+        // carry prepared statements across), so a pause between them fails the statement.
+        let sql = format!("INSERT INTO probe VALUES ({id}, now())");
+        let insert = c.batch_execute(&sql);
         match tokio::time::timeout(patience, insert).await {
             Ok(Ok(_)) => {
                 let gap = last_ok.elapsed();
@@ -82,8 +88,14 @@ pub async fn write(
                 out.acked.push(id);
                 out.acked_at.push(last_ok);
             }
-            _ => {
+            Ok(Err(e)) => {
                 out.failed += 1;
+                out.errors.push(e.to_string());
+                client = None;
+            }
+            Err(_) => {
+                out.failed += 1;
+                out.errors.push(format!("no answer within {patience:?}"));
                 client = None;
             }
         }
