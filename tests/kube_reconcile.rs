@@ -445,6 +445,71 @@ async fn additional_volumes_mount_only_foreign_claims(h: &Harness) {
     );
 }
 
+/// `spec.config.files` projects only Secrets and ConfigMaps that exist and that pgdeck does not
+/// keep for a cluster (a database superuser reads /etc/postgres): until then nothing starts,
+/// and running instances keep the pods they have.
+async fn config_files_project_only_foreign_objects(h: &Harness) {
+    h.create(&example("config-files.yaml")).await;
+    h.reconcile(NS, "directory").await.unwrap();
+    assert!(instances(h, "directory").await.is_empty(), "nothing starts");
+    let (state, message) = degraded(&status(h, "directory").await);
+    assert_eq!(state, "True");
+    for missing in [
+        "spec.config.files[0].secret: Secret revoked does not exist",
+        "spec.config.files[1].configMap: ConfigMap directory-files does not exist",
+    ] {
+        assert!(message.contains(missing), "{message}");
+    }
+
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}
+    }))
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let config: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "directory-files"}, "data": {"notes": "-"}
+    }))
+    .unwrap();
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    configs
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
+    settle(h, "directory").await;
+    let running = instances(h, "directory").await;
+    assert_eq!(running.len(), 1);
+    assert_eq!(degraded(&status(h, "directory").await).0, "False");
+    let instance = running.into_iter().next().unwrap();
+    let before = template_of(h, &instance).await;
+
+    // The cluster's own certificate Secret (any Secret pgdeck keeps) is never projected.
+    let ours = "directory-cluster-cert";
+    assert!(secrets.get(ours).await.is_ok());
+    h.edit(NS, "directory", |c| {
+        let files = c.spec.config.as_mut().unwrap().files.as_mut().unwrap();
+        files[0].secret.as_mut().unwrap().name = ours.into();
+    })
+    .await;
+    h.reconcile(NS, "directory").await.unwrap();
+    let (state, message) = degraded(&status(h, "directory").await);
+    assert!(
+        state == "True"
+            && message.contains(&format!(
+                "spec.config.files[0].secret: Secret {ours} is one pgdeck keeps"
+            )),
+        "{message}"
+    );
+    assert_eq!(
+        template_of(h, &instance).await,
+        before,
+        "the instance keeps its pod"
+    );
+}
+
 async fn deleted_objects_come_back(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -2658,6 +2723,11 @@ async fn additional_volumes_never_mount_pgdecks_own_or_missing_claims() {
 }
 
 #[tokio::test]
+async fn config_files_never_project_pgdecks_own_or_missing_objects() {
+    config_files_project_only_foreign_objects(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn deleted_or_changed_objects_are_restored() {
     deleted_objects_come_back(&Harness::new().await).await;
 }
@@ -2869,7 +2939,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         oversized_answers_are_not_read,
         init_sql_runs_once_in_a_job,
         pgbouncer_objects_follow_the_spec,
-        additional_volumes_mount_only_foreign_claims
+        additional_volumes_mount_only_foreign_claims,
+        config_files_project_only_foreign_objects
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

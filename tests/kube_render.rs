@@ -136,6 +136,89 @@ fn every_rendered_object_passes_the_kubernetes_schemas() {
     }
 }
 
+/// `spec.config.files` in `/etc/postgres` of the database container only, as PGO puts them,
+/// PostgreSQL's certificates under `tls/` of the same volume, after the DBA's files; without
+/// files the certificates' volume is as it always was (no pod is rolled by an upgrade).
+#[test]
+fn config_files_are_projected_where_pgo_puts_them() {
+    let pod_of = |example: &str| {
+        let docs = rendered(example);
+        let set = docs.iter().find(|d| is_instance(d)).unwrap().clone();
+        set["spec"]["template"]["spec"].clone()
+    };
+    let mounts_of = |pod: &Value, container: &str| -> Vec<(String, String)> {
+        let c = pod["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == container)
+            .unwrap()
+            .clone();
+        c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                m["mountPath"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/etc/postgres")
+            })
+            .map(|m| {
+                let field = |k: &str| m[k].as_str().unwrap().to_string();
+                (field("name"), field("mountPath"))
+            })
+            .collect()
+    };
+    let pod = pod_of("assets/examples/config-files.yaml");
+    assert_eq!(
+        mounts_of(&pod, "database"),
+        [("postgres-config".to_string(), "/etc/postgres".to_string())]
+    );
+    assert!(mounts_of(&pod, "pgbackrest").is_empty());
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "postgres-config")
+        .unwrap();
+    let paths: Vec<String> = volume["projected"]["sources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let (kind, source) = s.as_mapping().unwrap().iter().next().unwrap();
+            let items = source["items"].as_sequence().map(|items| {
+                items
+                    .iter()
+                    .map(|i| i["path"].as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            format!(
+                "{}:{}:{}",
+                kind.as_str().unwrap(),
+                source["name"].as_str().unwrap(),
+                items.unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "secret:revoked:crl/ca.crl",
+            "configMap:directory-files:",
+            "secret:directory-cluster-cert:tls/server/tls.crt,tls/server/tls.key,tls/server/ca.crt",
+            "secret:directory-replication-cert:tls/replication/tls.crt,tls/replication/tls.key,tls/replication/ca.crt",
+        ]
+    );
+    let plain = pod_of("assets/examples/ha.yaml");
+    assert_eq!(
+        mounts_of(&plain, "database"),
+        [("postgres-tls".to_string(), "/etc/postgres/tls".to_string())]
+    );
+}
+
 /// PGO's users' manifests (`tests/pgo`): each is accepted on Kubernetes and renders objects that
 /// pass the schemas, or is refused naming the field its `# kube refuses:` line names; the local
 /// platform takes each or refuses it naming a field it cannot run there.

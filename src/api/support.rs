@@ -162,8 +162,6 @@ const KUBE_RESTORE: Support = Refused(
     "the restore runs in the first instance's pod, not in a Job: it has the instance set's \
      resources and placement",
 );
-const KUBE_CONFIG_FILES: Support =
-    Refused("spec.config.files are not projected into the instances yet");
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
 const KUBE_POOLER_FILES: Support = Refused(
@@ -569,7 +567,7 @@ pub const FIELDS: &[Field] = &[
     field("spec.standby.port", LOCAL_STANDBY_PORT, Works),
     field("spec.standby.repoName", Works, Works),
     field("spec.config", Works, Works),
-    opaque("spec.config.files", NO_PROJECTIONS, KUBE_CONFIG_FILES),
+    opaque("spec.config.files", NO_PROJECTIONS, Works),
     opaque("spec.config.parameters", Works, Works),
     field("spec.authentication", Works, Works),
     field("spec.authentication.rules", Works, Works),

@@ -168,6 +168,7 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     }
     patroni(&mut k, c);
     config_parameters(&mut k, c);
+    config_files(&mut k, c);
     authentication(&mut k, c);
     users(&mut k, spec.users.as_deref().unwrap_or_default());
     tls(&mut k, c);
@@ -742,6 +743,34 @@ fn config_parameters(k: &mut Checker, c: &PostgresCluster) {
     }
 }
 
+/// `spec.config.files` share `/etc/postgres` with PostgreSQL's certificates, under `tls/`: a
+/// file there would be two files at one path, which the API server refuses in a pod.
+fn config_files(k: &mut Checker, c: &PostgresCluster) {
+    let files = c.spec.config.as_ref().and_then(|c| c.files.as_ref());
+    for (i, file) in files.into_iter().flatten().enumerate() {
+        let items = [
+            (
+                "secret",
+                file.secret.as_ref().and_then(|s| s.items.as_ref()),
+            ),
+            (
+                "configMap",
+                file.config_map.as_ref().and_then(|m| m.items.as_ref()),
+            ),
+        ];
+        for (source, items) in items {
+            for (j, item) in items.into_iter().flatten().enumerate() {
+                let path = item.path.trim_start_matches("./");
+                k.check(
+                    path != "tls" && !path.starts_with("tls/"),
+                    &format!("spec.config.files[{i}].{source}.items[{j}].path"),
+                    "tls/ under /etc/postgres holds PostgreSQL's certificates",
+                );
+            }
+        }
+    }
+}
+
 /// One PostgreSQL parameter, wherever it is set: not one pgdeck wires itself, and no line
 /// breaks or control characters, which end a postgresql.conf line early.
 fn parameter(k: &mut Checker, path: &str, name: &str, text: Option<&str>) {
@@ -1194,6 +1223,27 @@ mod tests {
         );
         let c: PostgresCluster = serde_yaml::from_str(&text).unwrap();
         validate(&c).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn config_files_stay_out_of_the_certificates_directory() {
+        let files = |items: &str| {
+            spec_errors(&format!(
+                "config: {{files: [{{configMap: {{name: conf}}}}, {{secret: {{name: s, items: {items}}}}}]}}"
+            ))
+        };
+        assert!(files("[{key: a, path: ldap/ca.crt}, {key: b, path: tlsa}]").is_empty());
+        for path in ["tls", "tls/server/tls.key", "./tls/x"] {
+            let errors = files(&format!("[{{key: k, path: {path}}}]"));
+            assert_eq!(
+                errors,
+                [format!(
+                    "spec.config.files[1].secret.items[0].path: tls/ under /etc/postgres \
+                     holds PostgreSQL's certificates"
+                )],
+                "{path}"
+            );
+        }
     }
 
     #[test]

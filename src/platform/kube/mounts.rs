@@ -1,14 +1,16 @@
-//! Claims an instance set mounts as additional volumes (`volumes.additional`). A tenant who may
-//! edit a PostgresCluster but not make pods must not reach, through pgdeck, a volume pgdeck
-//! keeps for a cluster (another cluster's data, a kept repository); and a claim that does not
-//! exist would leave a rolled instance's pod pending. Either holds the instances as they run:
-//! no new pod template is written until the spec names claims that exist and are not pgdeck's.
+//! What the instances mount that the DBA names: claims (`volumes.additional`) and the
+//! Secrets and ConfigMaps of `spec.config.files`. A tenant who may edit a PostgresCluster but
+//! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
+//! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
+//! reads any file under `/etc/postgres`); and a claim, Secret or ConfigMap that does not exist
+//! would leave a rolled instance's pod pending. Either holds the instances as they run: no new
+//! pod template is written until the spec names only what exists and is not pgdeck's.
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use kube::api::Api;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 
 use super::KubeError;
 use super::names;
@@ -47,6 +49,31 @@ pub async fn hold(
             Some(_) => {}
         }
     }
+    let files = cluster.spec.config.as_ref().and_then(|c| c.files.as_ref());
+    for (i, file) in files.into_iter().flatten().enumerate() {
+        if let Some(s) = &file.secret {
+            let field = format!("spec.config.files[{i}].secret");
+            let found = get::<Secret>(client, ns, &s.name).await?;
+            problems.extend(refusal(
+                &field,
+                "Secret",
+                &s.name,
+                s.optional,
+                found.as_ref(),
+            ));
+        }
+        if let Some(m) = &file.config_map {
+            let field = format!("spec.config.files[{i}].configMap");
+            let found = get::<ConfigMap>(client, ns, &m.name).await?;
+            problems.extend(refusal(
+                &field,
+                "ConfigMap",
+                &m.name,
+                m.optional,
+                found.as_ref(),
+            ));
+        }
+    }
     if problems.is_empty() {
         return Ok(None);
     }
@@ -69,8 +96,39 @@ pub async fn hold(
     )))
 }
 
-/// Whether pgdeck made the volume for a cluster (this one or another).
-fn pgdecks(v: &PersistentVolumeClaim) -> bool {
+async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(KubeError::api::<K>("get", ns, name))
+}
+
+/// Why a projected `kind` named `name` cannot be mounted, if it cannot.
+fn refusal<K: Resource>(
+    field: &str,
+    kind: &str,
+    name: &str,
+    optional: Option<bool>,
+    found: Option<&K>,
+) -> Option<String> {
+    match found {
+        None if optional != Some(true) => Some(format!("{field}: {kind} {name} does not exist")),
+        Some(o) if pgdecks(o) => Some(format!(
+            "{field}: {kind} {name} is one pgdeck keeps for a cluster, never projected into \
+             the instances"
+        )),
+        _ => None,
+    }
+}
+
+/// Whether pgdeck made the object for a cluster (this one or another).
+fn pgdecks<K: Resource>(v: &K) -> bool {
     let labels = v.labels();
     labels.contains_key(names::CLUSTER_UID)
         || labels.get(names::MANAGED_BY.0).map(String::as_str) == Some(names::MANAGED_BY.1)

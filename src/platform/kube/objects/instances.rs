@@ -236,10 +236,11 @@ fn stateful_set(
 
 fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     let c = ctx.cluster;
+    let (files_mount, files) = postgres_files(ctx);
     let mut mounts = vec![
         mount("pgdata", paths::DATA),
         mount_ro("patroni-config", paths::PATRONI_CONFIG),
-        mount_ro("postgres-tls", "/etc/postgres/tls"),
+        files_mount,
         mount_ro("patroni-tls", paths::PATRONI_TLS),
     ];
     let mut volumes = vec![
@@ -252,27 +253,9 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             }),
             ..Default::default()
         },
-        Volume {
-            name: "postgres-tls".into(),
-            projected: Some(ProjectedVolumeSource {
-                default_mode: Some(PRIVATE),
-                sources: Some(vec![
-                    tls_projection(
-                        c.spec.custom_tls_secret.as_ref(),
-                        ctx.names.server_cert(),
-                        "server",
-                    ),
-                    tls_projection(
-                        c.spec.custom_replication_tls_secret.as_ref(),
-                        ctx.names.replication_cert(),
-                        "replication",
-                    ),
-                ]),
-            }),
-            ..Default::default()
-        },
+        files,
+        patroni_tls(ctx),
     ];
-    volumes.push(patroni_tls(ctx));
     if set.wal_volume_claim_spec.is_some() {
         mounts.push(mount("pgwal", paths::WAL));
         volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
@@ -362,7 +345,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
             .extend(mounts.into_iter().filter(|m| {
                 !matches!(
                     m.name.as_str(),
-                    "patroni-config" | "postgres-tls" | "patroni-tls"
+                    "patroni-config" | "postgres-tls" | "postgres-config" | "patroni-tls"
                 )
             }));
         containers.push(server);
@@ -475,6 +458,43 @@ fn spread(ctx: &Ctx) -> Affinity {
         }),
         ..Default::default()
     }
+}
+
+/// PostgreSQL's certificates, in `/etc/postgres/tls`; with `spec.config.files` the DBA's files
+/// in `/etc/postgres` as PGO projects them, the certificates under `tls/` of the same volume
+/// (a mount nested in a read-only volume cannot be made). Ours come last: a path both name is
+/// ours. The files are the owner's and the pod group's only, as the keys must be.
+fn postgres_files(ctx: &Ctx) -> (VolumeMount, Volume) {
+    let c = ctx.cluster;
+    let files = (c.spec.config.as_ref())
+        .and_then(|f| f.files.clone())
+        .unwrap_or_default();
+    let (name, at, under) = match files.is_empty() {
+        true => ("postgres-tls", paths::POSTGRES_TLS, ""),
+        false => ("postgres-config", paths::POSTGRES_CONFIG, "tls/"),
+    };
+    let mut sources = files;
+    sources.extend([
+        tls_projection(
+            c.spec.custom_tls_secret.as_ref(),
+            ctx.names.server_cert(),
+            &format!("{under}server"),
+        ),
+        tls_projection(
+            c.spec.custom_replication_tls_secret.as_ref(),
+            ctx.names.replication_cert(),
+            &format!("{under}replication"),
+        ),
+    ]);
+    let volume = Volume {
+        name: name.into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(PRIVATE),
+            sources: Some(sources),
+        }),
+        ..Default::default()
+    };
+    (mount_ro(name, at), volume)
 }
 
 /// Files readable by the owner and the pod's group only: PostgreSQL refuses keys readable by

@@ -341,6 +341,9 @@ pub mod paths {
     pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
     /// Patroni's REST API: its certificate, key, and the cluster's Patroni CA.
     pub const PATRONI_TLS: &str = "/etc/patroni-tls";
+    /// PGO's directory of the DBA's files (`spec.config.files`), our certificates under `tls/`.
+    pub const POSTGRES_CONFIG: &str = "/etc/postgres";
+    pub const POSTGRES_TLS: &str = "/etc/postgres/tls";
     pub const SERVER_TLS: &str = "/etc/postgres/tls/server";
     pub const REPLICATION_TLS: &str = "/etc/postgres/tls/replication";
     pub const TMP: &str = "/tmp";
