@@ -763,7 +763,7 @@ fn config_files(k: &mut Checker, c: &PostgresCluster) {
                 let path = item.path.trim_start_matches("./");
                 k.check(
                     path != "tls" && !path.starts_with("tls/"),
-                    &format!("spec.config.files[{i}].{source}.items[{j}].path"),
+                    format!("spec.config.files[{i}].{source}.items[{j}].path"),
                     "tls/ under /etc/postgres holds PostgreSQL's certificates",
                 );
             }
@@ -1237,10 +1237,10 @@ mod tests {
             let errors = files(&format!("[{{key: k, path: {path}}}]"));
             assert_eq!(
                 errors,
-                [format!(
+                [
                     "spec.config.files[1].secret.items[0].path: tls/ under /etc/postgres \
-                     holds PostgreSQL's certificates"
-                )],
+                  holds PostgreSQL's certificates"
+                ],
                 "{path}"
             );
         }
