@@ -869,10 +869,11 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
     assert!(why.contains("is Crunchy PGO's"), "{why}");
 }
 
-/// The writes since `mark`, each as (method, path, content type, body as JSON).
+/// The writes since `mark` but Events, each as (method, path, content type, body as JSON).
 fn writes(h: &Harness, mark: usize) -> Vec<(String, String, String, serde_json::Value)> {
     h.writes_since(mark)
         .into_iter()
+        .filter(|c| !c.path.starts_with("/apis/events.k8s.io/"))
         .map(|c| {
             let body = serde_json::from_str(&c.body).unwrap_or(serde_json::Value::Null);
             (c.method, c.path, c.content_type, body)
@@ -1039,4 +1040,34 @@ async fn actions_on_pgos_cluster_go_to_pgos_group_only() {
     let now = h.cluster(NS, "hippo").await;
     assert_eq!(now.spec, ours.spec);
     assert_eq!(now.metadata.annotations, ours.metadata.annotations);
+
+    // Each accepted action is an Event on PGO's object, saying who asked.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.store.clone(), NS);
+    let asked: Vec<(String, String)> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let regarding = e.regarding?;
+            Some((e.reason?, regarding.api_version?))
+        })
+        .filter(|(reason, _)| reason.ends_with("Requested"))
+        .collect();
+    let reasons: Vec<&str> = asked.iter().map(|(r, _)| r.as_str()).collect();
+    for wanted in [
+        "SwitchoverRequested",
+        "ScaleRequested",
+        "BackupRequested",
+        "StopRequested",
+    ] {
+        assert!(reasons.contains(&wanted), "{wanted}: {asked:?}");
+    }
+    assert!(
+        asked
+            .iter()
+            .all(|(_, v)| v == "postgres-operator.crunchydata.com/v1beta1"),
+        "{asked:?}"
+    );
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
@@ -606,7 +606,10 @@ async fn execute_pgo(client: &Client, key: &Key, request: &Request) -> Outcome {
         Err(why) => return Outcome::Refused(why),
     };
     match pgo_actions::execute(client, &key.0, &key.1, &action).await {
-        Ok(progress) => Outcome::Accepted(Waiting::Pgo(progress)),
+        Ok((progress, written)) => {
+            record(client, &written.object_ref(&()), request).await;
+            Outcome::Accepted(Waiting::Pgo(progress))
+        }
         Err(why) => Outcome::Refused(why),
     }
 }
@@ -646,7 +649,7 @@ pub async fn execute(client: &Client, key: &Key, request: Request) -> Outcome {
     };
     match written {
         Ok((written, waiting)) => {
-            record(client, &written, &request).await;
+            record(client, &written.object_ref(&()), &request).await;
             accepted(waiting, &written)
         }
         Err(outcome) => outcome,
@@ -697,7 +700,7 @@ async fn replace(
 }
 
 /// An Event on the cluster saying who asked for what; the request stands without it.
-async fn record(client: &Client, cluster: &PostgresCluster, request: &Request) {
+async fn record(client: &Client, regarding: &ObjectReference, request: &Request) {
     let reporter = Reporter {
         controller: CONTROLLER.into(),
         instance: Some(user_source("console")),
@@ -710,7 +713,7 @@ async fn record(client: &Client, cluster: &PostgresCluster, request: &Request) {
         secondary: None,
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, regarding).await {
         tracing::warn!(error = %e, "cannot record the console's event");
     }
 }

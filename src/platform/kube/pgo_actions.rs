@@ -307,13 +307,14 @@ pub fn kubectl(cluster: &PostgresCluster, writes: &[Write]) -> Vec<Vec<String>> 
         .collect()
 }
 
-/// Carry out `action` on PGO's cluster `ns`/`name` as it is now; returns what to wait for.
+/// Carry out `action` on PGO's cluster `ns`/`name` as it is now; returns what to wait for, and
+/// the object as last written.
 pub async fn execute(
     client: &Client,
     ns: &str,
     name: &str,
     action: &Action,
-) -> Result<Progress, String> {
+) -> Result<(Progress, PgoCluster), String> {
     let api: Api<PgoCluster> = Api::namespaced(client.clone(), ns);
     let failed = |e: kube::Error| format!("PGO's PostgresCluster {ns}/{name}: {e}");
     let current = api.get(name).await.map_err(failed)?;
@@ -323,7 +324,7 @@ pub async fn execute(
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    let mut generation = current.metadata.generation;
+    let mut last = current;
     for write in writes {
         let written = match write {
             Write::Merge(p) => api.patch(name, &params, &Patch::Merge(&p)).await,
@@ -334,7 +335,7 @@ pub async fn execute(
             Write::Json(p) => json_patch(client, ns, name, &p).await,
         };
         match written {
-            Ok(w) => generation = w.metadata.generation,
+            Ok(w) => last = w,
             Err(kube::Error::Api(e)) if e.code == 422 && matches!(action, Action::Scale { .. }) => {
                 return Err(format!(
                     "PGO's PostgresCluster {ns}/{name}: spec.instances changed meanwhile, nothing was written ({})",
@@ -344,7 +345,8 @@ pub async fn execute(
             Err(e) => return Err(failed(e)),
         }
     }
-    Ok(progress(action, &trigger, generation.unwrap_or_default()))
+    let generation = last.metadata.generation.unwrap_or_default();
+    Ok((progress(action, &trigger, generation), last))
 }
 
 /// A JSON patch through the API: kube's typed one needs a feature pgdeck does not build.
@@ -386,6 +388,11 @@ mod tests {
         }))
         .unwrap();
         pgo.to_cluster().unwrap()
+    }
+
+    fn scale(c: &PostgresCluster, set: &str, replicas: i32) -> Result<Vec<Write>, String> {
+        let set = set.to_string();
+        plan(&Action::Scale { set, replicas }, c, "-")
     }
 
     fn applied(c: &PostgresCluster, writes: &[Write]) -> Value {
@@ -470,15 +477,7 @@ mod tests {
     #[test]
     fn a_scale_tests_then_replaces_the_sets_replicas_at_its_index() {
         let c = zoo(json!({}), Value::Null);
-        let writes = plan(
-            &Action::Scale {
-                set: "instance1".into(),
-                replicas: 3,
-            },
-            &c,
-            "-",
-        )
-        .unwrap();
+        let writes = scale(&c, "instance1", 3).unwrap();
         assert_eq!(
             writes,
             [Write::Json(json!([
@@ -488,27 +487,11 @@ mod tests {
             ]))]
         );
         // A set without replicas (PGO's default of one) gets them added.
-        let writes = plan(
-            &Action::Scale {
-                set: "analytics".into(),
-                replicas: 2,
-            },
-            &c,
-            "-",
-        )
-        .unwrap();
+        let writes = scale(&c, "analytics", 2).unwrap();
         assert_eq!(applied(&c, &writes)["spec"]["instances"][1]["replicas"], 2);
         // Over a concurrent edit of the list, the patch does not apply.
         let mut moved = json!({"spec": {"instances": [{"name": "analytics"}, {"name": "instance1", "replicas": 2}]}});
-        let Write::Json(ops) = &plan(
-            &Action::Scale {
-                set: "instance1".into(),
-                replicas: 3,
-            },
-            &c,
-            "-",
-        )
-        .unwrap()[0] else {
+        let Write::Json(ops) = &scale(&c, "instance1", 3).unwrap()[0] else {
             unreachable!()
         };
         assert!(
@@ -518,29 +501,8 @@ mod tests {
             )
             .is_err()
         );
-        assert!(
-            plan(
-                &Action::Scale {
-                    set: "nope".into(),
-                    replicas: 2
-                },
-                &c,
-                "-"
-            )
-            .unwrap_err()
-            .contains("nope")
-        );
-        assert!(
-            plan(
-                &Action::Scale {
-                    set: "instance1".into(),
-                    replicas: 0
-                },
-                &c,
-                "-"
-            )
-            .is_err()
-        );
+        assert!(scale(&c, "nope", 2).unwrap_err().contains("nope"));
+        assert!(scale(&c, "instance1", 0).is_err());
     }
 
     #[test]
@@ -717,15 +679,7 @@ mod tests {
                 "postgres-operator.crunchydata.com/trigger-switchover=t1"
             ]
         );
-        let scale = plan(
-            &Action::Scale {
-                set: "instance1".into(),
-                replicas: 3,
-            },
-            &c,
-            "-",
-        )
-        .unwrap();
+        let scale = scale(&c, "instance1", 3).unwrap();
         let line = &kubectl(&c, &scale)[0];
         assert_eq!(line[6..8], ["--type", "json"]);
         assert_eq!(
