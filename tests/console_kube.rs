@@ -343,9 +343,9 @@ async fn the_console_shows_pgbouncers_uri_and_that_its_pools_are_not_read() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_console_in_a_terminal_on_kubernetes() {
-    let h = with_hippo().await;
+/// The real console in a terminal, its kubeconfig's context (namespace `db`) this API server
+/// served over HTTP; the directory holding its files goes with the returned guard.
+async fn console_in_tmux(h: &Harness) -> (Tmux, tempfile::TempDir) {
     let address = h.listen().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -356,10 +356,16 @@ async fn the_console_in_a_terminal_on_kubernetes() {
         dir.path().display(),
         env!("CARGO_BIN_EXE_pgdeck")
     );
-
-    // With a kubeconfig context and no --platform, the console opens on Kubernetes.
     let tmux = Tmux::start(120, 32);
     tmux.keys(&[&console, "Enter"]);
+    (tmux, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_in_a_terminal_on_kubernetes() {
+    let h = with_hippo().await;
+    // With a kubeconfig context and no --platform, the console opens on Kubernetes.
+    let (tmux, _dir) = console_in_tmux(&h).await;
     tokio::task::block_in_place(|| {
         tmux.wait(Duration::from_secs(15), "the cluster list", |s| {
             s.contains("kube fake") && s.contains("ns: db") && row(s, "hippo").contains("2/2")
@@ -399,6 +405,75 @@ async fn the_console_in_a_terminal_on_kubernetes() {
                     .count()
                     == 3
         });
+        tmux.keys(&["q"]);
+        tmux.assert_terminal_restored();
+    });
+}
+
+/// The real console on a PGO cluster named as pgdeck's hippo: both listed, PGO's marked; its
+/// switchover dialog says it enables PGO's switchover, enter writes PGO's spec and trigger, and
+/// the footer reports it done once PGO's status records the trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_switches_pgos_cluster_over_in_a_terminal() {
+    let h = with_hippo().await;
+    pgo_cluster(&h, "hippo").await;
+    let (tmux, _dir) = console_in_tmux(&h).await;
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "both hippos", |s| {
+            row(s, "hippo PGO").contains("2/2") && s.contains("│hippo      ")
+        });
+        // pgdeck's hippo sorts first; PGO's is the next row.
+        tmux.keys(&["j", "Enter"]);
+        tmux.wait(Duration::from_secs(10), "PGO's instances", |s| {
+            s.contains("│hippo-instance1-abcd") && s.contains("│hippo-instance1-efgh")
+        });
+        tmux.keys(&["s"]);
+        tmux.wait(Duration::from_secs(5), "the switchover dialog", |s| {
+            s.contains("will be set to true") && s.contains("hippo-instance1-efgh")
+        });
+        tmux.keys(&["Enter"]);
+    });
+    let pgo: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let trigger = loop {
+        let stored = pgo.get("hippo").await.unwrap();
+        let annotations = stored.metadata.annotations.unwrap_or_default();
+        if let Some(t) = annotations.get("postgres-operator.crunchydata.com/trigger-switchover") {
+            assert_eq!(
+                stored.spec["patroni"]["switchover"]["targetInstance"],
+                "hippo-instance1-efgh"
+            );
+            break t.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switchover was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ours = h.cluster(NS, "hippo").await.metadata.annotations;
+    assert!(
+        !ours
+            .unwrap_or_default()
+            .keys()
+            .any(|k| k.contains("trigger-switchover")),
+        "pgdeck's hippo got no trigger"
+    );
+    // PGO carries it out and records it.
+    let done = json!({"status": {"patroni": {"switchover": trigger, "switchoverTimeline": 2}}});
+    pgo.patch_status(
+        "hippo",
+        &Default::default(),
+        &kube::api::Patch::Merge(&done),
+    )
+    .await
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        tmux.wait(
+            Duration::from_secs(15),
+            "PGO's switchover to be done",
+            |s| s.contains("PGO switched over: timeline 2"),
+        );
         tmux.keys(&["q"]);
         tmux.assert_terminal_restored();
     });

@@ -1126,12 +1126,14 @@ fn pgo_refusal(action: Action) -> Option<&'static str> {
         | Action::ScaleUp
         | Action::ScaleDown
         | Action::Backup
-        | Action::StopStart => None,
+        | Action::StopStart
+        // The Activity tab's cancel and terminate signal sessions, not the manifest.
+        | Action::Cancel
+        | Action::Terminate => None,
         Action::EditForm | Action::EditYaml | Action::EditExternal => Some(
             "is refused: edit PGO's manifest with kubectl, against PGO's CRD (pgdeck's checks are not PGO's)",
         ),
         Action::Delete => Some("is refused: delete PGO's clusters with kubectl, as PGO documents"),
-        Action::Cancel | Action::Terminate => None,
         _ => Some("is refused: PGO has no convention for it, so PGO would not carry it out"),
     }
 }
