@@ -949,6 +949,7 @@ fn writes(h: &Harness, mark: usize) -> Vec<(String, String, String, serde_json::
     h.writes_since(mark)
         .into_iter()
         .filter(|c| !c.path.starts_with("/apis/events.k8s.io/"))
+        .inspect(|c| assert!(c.query.contains("fieldManager=pgdeck-console"), "{c:?}"))
         .map(|c| {
             let body = serde_json::from_str(&c.body).unwrap_or(serde_json::Value::Null);
             (c.method, c.path, c.content_type, body)

@@ -357,7 +357,10 @@ async fn json_patch(
     ops: &Value,
 ) -> Result<PgoCluster, kube::Error> {
     use kube::Resource;
-    let url = format!("{}/{name}", PgoCluster::url_path(&(), Some(ns)));
+    let url = format!(
+        "{}/{name}?fieldManager={FIELD_MANAGER}",
+        PgoCluster::url_path(&(), Some(ns))
+    );
     let request = http::Request::patch(url)
         .header(http::header::CONTENT_TYPE, "application/json-patch+json")
         .body(serde_json::to_vec(ops).map_err(kube::Error::SerdeError)?)
