@@ -15,9 +15,10 @@ use common::tmux::{Tmux, row};
 use common::{read, repo_root};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, PostParams};
+use pgdeck::actions::verbs::Verb;
 use pgdeck::api::manifest;
 use pgdeck::console::activity::Target;
-use pgdeck::console::app::{Data, Key};
+use pgdeck::console::app::{Data, Key, Reconciler};
 use pgdeck::console::requests::{Outcome, Request, Waiting};
 use pgdeck::console::source::KubeSource;
 use pgdeck::observe::conditions;
@@ -25,6 +26,7 @@ use pgdeck::observe::logs::{self, Chunk};
 use pgdeck::observe::settings::Origin;
 use pgdeck::platform::kube::names;
 use pgdeck::platform::kube::pgo::PgoCluster;
+use pgdeck::platform::kube::pgo_actions::Progress;
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -92,7 +94,7 @@ async fn the_console_follows_and_changes_clusters_through_the_api() {
     }
 
     // The open cluster: Patroni's roles through the pod proxy, the user's URIs.
-    let key: Key = (NS.into(), "hippo".into());
+    let key = Key::pgdeck(NS, "hippo");
     source.open(key.clone());
     let live = next(&mut rx, |d| match d {
         Data::Live { result: Ok(i), .. } => Some(i),
@@ -264,7 +266,7 @@ async fn the_logs_tab_follows_the_database_containers_log_of_the_instances_pod()
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
-    let key: Key = (NS.into(), "hippo".into());
+    let key = Key::pgdeck(NS, "hippo");
     source.logs(Some(Target {
         key: key.clone(),
         instance: instance.clone(),
@@ -317,7 +319,7 @@ async fn the_console_shows_pgbouncers_uri_and_that_its_pools_are_not_read() {
     h.settle(NS, "hippo").await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
-    source.open((NS.into(), "hippo".into()));
+    source.open(Key::pgdeck(NS, "hippo"));
     let users = next(&mut rx, |d| match d {
         Data::Credentials { users, .. } => Some(users),
         _ => None,
@@ -341,9 +343,9 @@ async fn the_console_shows_pgbouncers_uri_and_that_its_pools_are_not_read() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_console_in_a_terminal_on_kubernetes() {
-    let h = with_hippo().await;
+/// The real console in a terminal, its kubeconfig's context (namespace `db`) this API server
+/// served over HTTP; the directory holding its files goes with the returned guard.
+async fn console_in_tmux(h: &Harness) -> (Tmux, tempfile::TempDir) {
     let address = h.listen().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -354,10 +356,16 @@ async fn the_console_in_a_terminal_on_kubernetes() {
         dir.path().display(),
         env!("CARGO_BIN_EXE_pgdeck")
     );
-
-    // With a kubeconfig context and no --platform, the console opens on Kubernetes.
     let tmux = Tmux::start(120, 32);
     tmux.keys(&[&console, "Enter"]);
+    (tmux, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_in_a_terminal_on_kubernetes() {
+    let h = with_hippo().await;
+    // With a kubeconfig context and no --platform, the console opens on Kubernetes.
+    let (tmux, _dir) = console_in_tmux(&h).await;
     tokio::task::block_in_place(|| {
         tmux.wait(Duration::from_secs(15), "the cluster list", |s| {
             s.contains("kube fake") && s.contains("ns: db") && row(s, "hippo").contains("2/2")
@@ -397,6 +405,75 @@ async fn the_console_in_a_terminal_on_kubernetes() {
                     .count()
                     == 3
         });
+        tmux.keys(&["q"]);
+        tmux.assert_terminal_restored();
+    });
+}
+
+/// The real console on a PGO cluster named as pgdeck's hippo: both listed, PGO's marked; its
+/// switchover dialog says it enables PGO's switchover, enter writes PGO's spec and trigger, and
+/// the footer reports it done once PGO's status records the trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_switches_pgos_cluster_over_in_a_terminal() {
+    let h = with_hippo().await;
+    pgo_cluster(&h, "hippo").await;
+    let (tmux, _dir) = console_in_tmux(&h).await;
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "both hippos", |s| {
+            row(s, "hippo PGO").contains("2/2") && s.contains("│hippo      ")
+        });
+        // pgdeck's hippo sorts first; PGO's is the next row.
+        tmux.keys(&["j", "Enter"]);
+        tmux.wait(Duration::from_secs(10), "PGO's instances", |s| {
+            s.contains("│hippo-instance1-abcd") && s.contains("│hippo-instance1-efgh")
+        });
+        tmux.keys(&["s"]);
+        tmux.wait(Duration::from_secs(5), "the switchover dialog", |s| {
+            s.contains("will be set to true") && s.contains("hippo-instance1-efgh")
+        });
+        tmux.keys(&["Enter"]);
+    });
+    let pgo: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let trigger = loop {
+        let stored = pgo.get("hippo").await.unwrap();
+        let annotations = stored.metadata.annotations.unwrap_or_default();
+        if let Some(t) = annotations.get("postgres-operator.crunchydata.com/trigger-switchover") {
+            assert_eq!(
+                stored.spec["patroni"]["switchover"]["targetInstance"],
+                "hippo-instance1-efgh"
+            );
+            break t.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switchover was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ours = h.cluster(NS, "hippo").await.metadata.annotations;
+    assert!(
+        !ours
+            .unwrap_or_default()
+            .keys()
+            .any(|k| k.contains("trigger-switchover")),
+        "pgdeck's hippo got no trigger"
+    );
+    // PGO carries it out and records it.
+    let done = json!({"status": {"patroni": {"switchover": trigger, "switchoverTimeline": 2}}});
+    pgo.patch_status(
+        "hippo",
+        &Default::default(),
+        &kube::api::Patch::Merge(&done),
+    )
+    .await
+    .unwrap();
+    tokio::task::block_in_place(|| {
+        tmux.wait(
+            Duration::from_secs(15),
+            "PGO's switchover to be done",
+            |s| s.contains("PGO switched over: timeline 2"),
+        );
         tmux.keys(&["q"]);
         tmux.assert_terminal_restored();
     });
@@ -598,7 +675,7 @@ async fn history_and_settings_come_through_the_pod_proxy() {
     .await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
-    let key: Key = (NS.into(), "hippo".into());
+    let key = Key::pgdeck(NS, "hippo");
 
     // History: none yet, then the switchover the operator carries out.
     source.history(Some(key.clone()));
@@ -695,48 +772,10 @@ async fn last_action(h: &Harness, verb: &str) -> pgdeck::api::status::ActionStat
     h.cluster(NS, "hippo").await.status.unwrap().actions[verb].clone()
 }
 
-/// Crunchy PGO's cluster `zoo` as PGO leaves it: the PostgresCluster in PGO's group with PGO's
-/// status, two instance pods carrying PGO's labels (Patroni labels the leader `master`), and
-/// the user's `zoo-pguser-zoo` Secret.
+/// Crunchy PGO's cluster `zoo` as PGO leaves it: see [`pgo_cluster`], and the user's
+/// `zoo-pguser-zoo` Secret.
 async fn pgo_zoo(h: &Harness) {
-    let ha: serde_json::Value =
-        serde_yaml::from_str(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
-    let cluster: PgoCluster = serde_json::from_value(json!({
-        "metadata": {"name": "zoo", "namespace": NS},
-        "spec": ha["spec"],
-        "status": {
-            "observedGeneration": 1,
-            "instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2,
-                           "updatedReplicas": 2}],
-            "patroni": {"systemIdentifier": "7311111111111111111"},
-            "usersRevision": "abc",
-        },
-    }))
-    .unwrap();
-    let api: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
-    api.create(&PostParams::default(), &cluster).await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
-    for (i, (instance, role)) in [
-        ("zoo-instance1-abcd", "master"),
-        ("zoo-instance1-efgh", "replica"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let pod = json!({
-            "metadata": {"name": names::pod(instance), "namespace": NS, "labels": {
-                names::pgo::CLUSTER: "zoo", names::pgo::INSTANCE_SET: "instance1",
-                names::pgo::INSTANCE: instance, names::pgo::ROLE: role}},
-            "spec": {"containers": [{"name": "database", "image": "postgres"}]},
-            "status": {"phase": "Running", "podIP": format!("10.1.0.{i}")},
-        });
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(pod).unwrap(),
-        )
-        .await
-        .unwrap();
-    }
+    pgo_cluster(h, "zoo").await;
     let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
     let secret = json!({
         "metadata": {"name": "zoo-pguser-zoo", "namespace": NS},
@@ -753,6 +792,48 @@ async fn pgo_zoo(h: &Harness) {
         )
         .await
         .unwrap();
+}
+
+/// Crunchy PGO's cluster `name` as PGO leaves it: the PostgresCluster in PGO's group with
+/// PGO's status, two instance pods `<name>-instance1-abcd` (the leader) and `-efgh` carrying
+/// PGO's labels (Patroni labels the leader `master`).
+async fn pgo_cluster(h: &Harness, name: &str) {
+    let ha: serde_json::Value =
+        serde_yaml::from_str(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
+    let cluster: PgoCluster = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS},
+        "spec": ha["spec"],
+        "status": {
+            "observedGeneration": 1,
+            "instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2,
+                           "updatedReplicas": 2}],
+            "patroni": {"systemIdentifier": "7311111111111111111"},
+            "usersRevision": "abc",
+        },
+    }))
+    .unwrap();
+    let api: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
+    api.create(&PostParams::default(), &cluster).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    for (i, (suffix, role)) in [("abcd", "master"), ("efgh", "replica")]
+        .into_iter()
+        .enumerate()
+    {
+        let instance = format!("{name}-instance1-{suffix}");
+        let pod = json!({
+            "metadata": {"name": names::pod(&instance), "namespace": NS, "labels": {
+                names::pgo::CLUSTER: name, names::pgo::INSTANCE_SET: "instance1",
+                names::pgo::INSTANCE: instance, names::pgo::ROLE: role}},
+            "spec": {"containers": [{"name": "database", "image": "postgres"}]},
+            "status": {"phase": "Running", "podIP": format!("10.1.0.{i}")},
+        });
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -788,7 +869,7 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
 
     // The open PGO cluster: its members' roles from Patroni through the pod proxy, found by
     // PGO's labels; its user's URIs from PGO's Secret.
-    let key: Key = (NS.into(), "zoo".into());
+    let key = Key(NS.into(), "zoo".into(), Reconciler::Pgo);
     source.open(key.clone());
     let live = next(&mut rx, |d| match d {
         Data::Live {
@@ -826,13 +907,243 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
         .1;
     assert!(uri.contains("zoo-primary.db.svc"), "{uri}");
 
-    // What is not read for PGO's clusters says so, rather than that the cluster is gone.
+    // History: Patroni's `/history` through the pod proxy, from PGO's leader by its labels.
+    h.patroni.lock().unwrap().history.insert(
+        format!("{NS}/zoo"),
+        vec![json!([
+            1,
+            50331808,
+            "no recovery target specified",
+            "2026-12-01T10:00:00+00:00",
+            "zoo-instance1-abcd"
+        ])],
+    );
     source.history(Some(key.clone()));
-    let history = next(&mut rx, |d| match d {
-        Data::History { key: k, result, .. } if k.1 == "zoo" => Some(result),
+    let switches = next(&mut rx, |d| match d {
+        Data::History { key: k, result, .. } if k == key => Some(result),
+        _ => None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(switches.len(), 1);
+    assert_eq!(switches[0].timeline, 1);
+    assert_eq!(switches[0].leader.as_deref(), Some("zoo-instance1-abcd"));
+
+    // What is not read for PGO's clusters says so, rather than that the cluster is gone.
+    source.settings(Some(Target {
+        key: key.clone(),
+        instance: "zoo-instance1-efgh".into(),
+        port: None,
+    }));
+    let settings = next(&mut rx, |d| match d {
+        Data::Settings { key: k, result, .. } if k == key => Some(result),
         _ => None,
     })
     .await;
-    let why = history.unwrap_err();
+    let why = settings.unwrap_err();
     assert!(why.contains("is Crunchy PGO's"), "{why}");
+}
+
+/// The writes since `mark` but Events, each as (method, path, content type, body as JSON).
+fn writes(h: &Harness, mark: usize) -> Vec<(String, String, String, serde_json::Value)> {
+    h.writes_since(mark)
+        .into_iter()
+        .filter(|c| !c.path.starts_with("/apis/events.k8s.io/"))
+        .inspect(|c| assert!(c.query.contains("fieldManager=pgdeck-console"), "{c:?}"))
+        .map(|c| {
+            let body = serde_json::from_str(&c.body).unwrap_or(serde_json::Value::Null);
+            (c.method, c.path, c.content_type, body)
+        })
+        .collect()
+}
+
+/// PGO's actions, PGO's way, on a PGO cluster named as pgdeck's `hippo` in the same namespace:
+/// each sends exactly its patch or annotation to PGO's object, nothing to pgdeck's hippo, and
+/// what PGO has no convention for (or lacks the spec for) is refused with nothing written.
+#[tokio::test]
+async fn actions_on_pgos_cluster_go_to_pgos_group_only() {
+    let h = with_hippo().await;
+    pgo_cluster(&h, "hippo").await;
+    let ours = h.cluster(NS, "hippo").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let theirs = Key(NS.into(), "hippo".into(), Reconciler::Pgo);
+    let object = format!(
+        "/apis/postgres-operator.crunchydata.com/v1beta1/namespaces/{NS}/postgresclusters/hippo"
+    );
+    let pgo: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
+    let start = h.mark();
+    const MERGE: &str = "application/merge-patch+json";
+
+    // Switchover: PGO's spec, then its trigger annotation; done when PGO's status says so.
+    let mark = h.mark();
+    source.request(
+        theirs.clone(),
+        Request::Switchover {
+            target: Some("hippo-instance1-efgh".into()),
+            failover: false,
+        },
+    );
+    let Outcome::Accepted(Waiting::Pgo(Progress::Switchover(trigger))) = outcome(&mut rx).await
+    else {
+        panic!("a switchover waits for PGO's status.patroni.switchover");
+    };
+    assert_eq!(
+        writes(&h, mark),
+        [
+            (
+                "PATCH".into(),
+                object.clone(),
+                MERGE.into(),
+                json!({"spec": {"patroni": {"switchover": {
+                 "enabled": true, "targetInstance": "hippo-instance1-efgh", "type": null}}}})
+            ),
+            (
+                "PATCH".into(),
+                object.clone(),
+                MERGE.into(),
+                json!({"metadata": {"annotations": {
+                 "postgres-operator.crunchydata.com/trigger-switchover": trigger}}})
+            ),
+        ]
+    );
+    let stored = pgo.get("hippo").await.unwrap();
+    assert_eq!(stored.spec["patroni"]["switchover"]["enabled"], true);
+
+    // Scale: a JSON patch testing the set and its count at its index, then replacing it.
+    let mark = h.mark();
+    source.request(
+        theirs.clone(),
+        Request::Scale {
+            set: "instance1".into(),
+            replicas: 3,
+        },
+    );
+    assert!(matches!(
+        outcome(&mut rx).await,
+        Outcome::Accepted(Waiting::Pgo(Progress::Scaled(_)))
+    ));
+    assert_eq!(
+        writes(&h, mark),
+        [(
+            "PATCH".into(),
+            object.clone(),
+            "application/json-patch+json".into(),
+            json!([
+                {"op": "test", "path": "/spec/instances/0/name", "value": "instance1"},
+                {"op": "test", "path": "/spec/instances/0/replicas", "value": 2},
+                {"op": "replace", "path": "/spec/instances/0/replicas", "value": 3},
+            ])
+        )]
+    );
+    assert_eq!(
+        pgo.get("hippo").await.unwrap().spec["instances"][0]["replicas"],
+        3
+    );
+
+    // A manual backup needs PGO's manual section: refused naming it, nothing written.
+    let mark = h.mark();
+    let backup = Request::Backup {
+        kind: "full".into(),
+        repo: "repo1".into(),
+    };
+    source.request(theirs.clone(), backup.clone());
+    match outcome(&mut rx).await {
+        Outcome::Refused(why) => assert!(
+            why.starts_with("spec.backups.pgbackrest.manual is not set"),
+            "{why}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(writes(&h, mark), []);
+    let manual = json!({"spec": {"backups": {"pgbackrest": {"manual":
+        {"repoName": "repo1", "options": ["--type=full"]}}}}});
+    pgo.patch(
+        "hippo",
+        &Default::default(),
+        &kube::api::Patch::Merge(&manual),
+    )
+    .await
+    .unwrap();
+    let mark = h.mark();
+    source.request(theirs.clone(), backup);
+    let Outcome::Accepted(Waiting::Pgo(Progress::Backup(trigger))) = outcome(&mut rx).await else {
+        panic!("a backup waits for PGO's status.pgbackrest.manualBackup");
+    };
+    assert_eq!(
+        writes(&h, mark),
+        [(
+            "PATCH".into(),
+            object.clone(),
+            MERGE.into(),
+            json!({"metadata": {"annotations": {
+              "postgres-operator.crunchydata.com/pgbackrest-backup": trigger}}})
+        )]
+    );
+
+    // Stop: PGO's spec.shutdown.
+    let mark = h.mark();
+    source.request(theirs.clone(), Request::Verb(Verb::Stop));
+    assert!(matches!(
+        outcome(&mut rx).await,
+        Outcome::Accepted(Waiting::Pgo(Progress::Stopped(_)))
+    ));
+    assert_eq!(
+        writes(&h, mark),
+        [(
+            "PATCH".into(),
+            object.clone(),
+            MERGE.into(),
+            json!({"spec": {"shutdown": true}})
+        )]
+    );
+
+    // What PGO has no convention for is refused, nothing written.
+    let mark = h.mark();
+    source.request(theirs.clone(), Request::Verb(Verb::Reload));
+    match outcome(&mut rx).await {
+        Outcome::Refused(why) => assert!(why.contains("PGO has no convention"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(writes(&h, mark), []);
+
+    // Nothing reached pgdeck's group, and pgdeck's namesake is as it was.
+    let ours_written: Vec<_> = writes(&h, start)
+        .into_iter()
+        .filter(|(_, path, ..)| !path.starts_with(&object))
+        .collect();
+    assert_eq!(ours_written, [], "only PGO's object was written");
+    let now = h.cluster(NS, "hippo").await;
+    assert_eq!(now.spec, ours.spec);
+    assert_eq!(now.metadata.annotations, ours.metadata.annotations);
+
+    // Each accepted action is an Event on PGO's object, saying who asked.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.store.clone(), NS);
+    let asked: Vec<(String, String)> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let regarding = e.regarding?;
+            Some((e.reason?, regarding.api_version?))
+        })
+        .filter(|(reason, _)| reason.ends_with("Requested"))
+        .collect();
+    let reasons: Vec<&str> = asked.iter().map(|(r, _)| r.as_str()).collect();
+    for wanted in [
+        "SwitchoverRequested",
+        "ScaleRequested",
+        "BackupRequested",
+        "StopRequested",
+    ] {
+        assert!(reasons.contains(&wanted), "{wanted}: {asked:?}");
+    }
+    assert!(
+        asked
+            .iter()
+            .all(|(_, v)| v == "postgres-operator.crunchydata.com/v1beta1"),
+        "{asked:?}"
+    );
 }

@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn terminate_needs_the_pid_typed_and_aims_at_the_backend_shown() {
         let target = Target {
-            key: ("ns".into(), "c".into()),
+            key: Key::pgdeck("ns", "c"),
             instance: "c-1".into(),
             port: Some(5432),
         };

@@ -27,8 +27,25 @@ use crate::observe::pgbouncer::Pool;
 use crate::observe::settings::Setting;
 use crate::observe::vitals::Vitals;
 
-/// A cluster's identity: (namespace, name).
-pub type Key = (String, String);
+/// A cluster's identity: namespace, name, and who reconciles it (a PGO cluster may be named as
+/// a pgdeck one in the same namespace: they are two clusters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(pub String, pub String, pub Reconciler);
+
+/// Whose PostgresCluster it is, by its API group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reconciler {
+    /// `pgdeck.dev`: pgdeck's operator.
+    Pgdeck,
+    /// `postgres-operator.crunchydata.com`: Crunchy PGO, changed only by PGO's conventions.
+    Pgo,
+}
+
+impl Key {
+    pub fn pgdeck(namespace: impl Into<String>, name: impl Into<String>) -> Key {
+        Key(namespace.into(), name.into(), Reconciler::Pgdeck)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
@@ -298,13 +315,10 @@ pub struct App {
     pub now: jiff::Timestamp,
     pub tz: jiff::tz::TimeZone,
 
-    /// pgdeck's clusters, then PGO's (a PGO cluster whose namespace and name a pgdeck cluster
-    /// has is left out: the console keys clusters by both).
+    /// pgdeck's clusters, then PGO's (namesakes of pgdeck's too: the key tells them apart).
     pub clusters: Vec<PostgresCluster>,
     /// How many of `clusters` are pgdeck's: those after them are PGO's.
     pgdeck_clusters: usize,
-    /// PGO's clusters as last listed, namesakes of pgdeck's too.
-    pgo_clusters: Vec<PostgresCluster>,
     pub loaded: bool,
     pub operator: Option<bool>,
     pub live: Live,
@@ -369,7 +383,6 @@ impl App {
             tz: jiff::tz::TimeZone::system(),
             clusters: Vec::new(),
             pgdeck_clusters: 0,
-            pgo_clusters: Vec::new(),
             loaded: false,
             operator: None,
             live: Live::default(),
@@ -417,6 +430,28 @@ impl App {
             .any(|c| std::ptr::eq(c, cluster))
     }
 
+    /// `cluster`'s key (it is one of `clusters`).
+    pub fn key_of(&self, cluster: &PostgresCluster) -> Key {
+        let whose = if self.is_pgo(cluster) {
+            Reconciler::Pgo
+        } else {
+            Reconciler::Pgdeck
+        };
+        Key(cluster.namespace().into(), cluster.name().into(), whose)
+    }
+
+    /// The cluster `key` names, while it is listed.
+    pub fn cluster(&self, key: &Key) -> Option<&PostgresCluster> {
+        let (pgdeck, pgo) = self.clusters.split_at(self.pgdeck_clusters);
+        let whose = match key.2 {
+            Reconciler::Pgdeck => pgdeck,
+            Reconciler::Pgo => pgo,
+        };
+        whose
+            .iter()
+            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+    }
+
     pub fn selected_cluster(&self) -> Option<&PostgresCluster> {
         self.visible.get(self.selected).map(|&i| &self.clusters[i])
     }
@@ -426,9 +461,7 @@ impl App {
         let View::Cluster { key, .. } = &self.view else {
             return None;
         };
-        self.clusters
-            .iter()
-            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+        self.cluster(key)
     }
 
     /// The open cluster's instances: its status, with what Patroni said on the last poll laid
@@ -502,7 +535,7 @@ impl App {
         if self.on_tab(Tab::Logs) {
             tables.insert(0, keys::LOGS);
         }
-        if self.refusal().is_none() {
+        if !self.read_only {
             tables.extend(self.mutating());
         }
         tables
@@ -641,10 +674,9 @@ impl App {
         Vec::new()
     }
 
-    /// Why the mutating keys do nothing here, if they do not: read-only mode, or a cluster
-    /// of Crunchy PGO's, which PGO changes by its own conventions (pgdeck does not speak them
-    /// yet, and its own verbs would be ignored).
-    fn refusal(&self) -> Option<(&'static str, &'static str)> {
+    /// Why `action` (a mutating key's) does nothing here, if it does not: read-only mode, or
+    /// on a cluster of Crunchy PGO's an action PGO has no convention for.
+    fn refusal(&self, action: Action) -> Option<(&'static str, &'static str)> {
         let focused = match self.view {
             View::Clusters => self.selected_cluster(),
             View::Cluster { .. } => self.open_cluster(),
@@ -655,10 +687,7 @@ impl App {
                 "is disabled (started with --readonly, or readOnly in the config)",
             ))
         } else if focused.is_some_and(|c| self.is_pgo(c)) {
-            Some((
-                "PGO's cluster",
-                "is refused: PGO, not pgdeck, reconciles it",
-            ))
+            pgo_refusal(action).map(|why| ("PGO's cluster", why))
         } else {
             None
         }
@@ -671,29 +700,13 @@ impl App {
         pgo: Option<Vec<PostgresCluster>>,
         open: Option<Key>,
     ) -> Vec<Effect> {
-        let keep = self
-            .selected_cluster()
-            .map(|c| (c.namespace().to_string(), c.name().to_string()));
-        self.clusters.truncate(self.pgdeck_clusters);
+        let keep = self.selected_cluster().map(|c| self.key_of(c));
+        let theirs = self.clusters.split_off(self.pgdeck_clusters);
         if let Some(pgdeck) = pgdeck {
             self.clusters = pgdeck;
         }
-        if let Some(pgo) = pgo {
-            self.pgo_clusters = pgo;
-        }
         self.pgdeck_clusters = self.clusters.len();
-        let shown: Vec<PostgresCluster> = self
-            .pgo_clusters
-            .iter()
-            .filter(|p| {
-                !self
-                    .clusters
-                    .iter()
-                    .any(|c| c.namespace() == p.namespace() && c.name() == p.name())
-            })
-            .cloned()
-            .collect();
-        self.clusters.extend(shown);
+        self.clusters.extend(pgo.unwrap_or(theirs));
         self.refresh_visible(keep);
         self.settle_pending();
         if let Some(key) = &open
@@ -758,8 +771,8 @@ impl App {
             return effects;
         }
         // Only the mutating keys themselves: moving, help and quit stay.
-        if let Some((whose, why)) = self.refusal()
-            && let Some(action) = keys::lookup_only(&self.mutating(), &key)
+        if let Some(action) = keys::lookup_only(&self.mutating(), &key)
+            && let Some((whose, why)) = self.refusal(action)
         {
             let what = self
                 .mutating()
@@ -911,7 +924,7 @@ impl App {
         let Some(c) = self.selected_cluster() else {
             return Vec::new();
         };
-        let key = (c.namespace().to_string(), c.name().to_string());
+        let key = self.key_of(c);
         self.view = View::Cluster {
             key: key.clone(),
             tab: Tab::Instances,
@@ -1052,9 +1065,7 @@ impl App {
     }
 
     fn resort(&mut self) {
-        let keep = self
-            .selected_cluster()
-            .map(|c| (c.namespace().to_string(), c.name().to_string()));
+        let keep = self.selected_cluster().map(|c| self.key_of(c));
         self.refresh_visible(keep);
     }
 
@@ -1093,10 +1104,7 @@ impl App {
             visible.reverse();
         }
         self.visible = visible;
-        let kept = keep.and_then(|key| {
-            self.visible()
-                .position(|c| c.namespace() == key.0 && c.name() == key.1)
-        });
+        let kept = keep.and_then(|key| self.visible().position(|c| self.key_of(c) == key));
         if let Some(pos) = kept {
             self.selected = pos;
         }
@@ -1106,6 +1114,27 @@ impl App {
     pub fn set_theme(&mut self, theme: Theme) {
         self.say(format!("theme: {}", theme.name));
         self.theme = theme;
+    }
+}
+
+/// Why `action` is refused on a cluster of Crunchy PGO's: PGO has a convention only for
+/// switchover and failover, scale, manual backup, stop and start.
+fn pgo_refusal(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Switchover
+        | Action::Failover
+        | Action::ScaleUp
+        | Action::ScaleDown
+        | Action::Backup
+        | Action::StopStart
+        // The Activity tab's cancel and terminate signal sessions, not the manifest.
+        | Action::Cancel
+        | Action::Terminate => None,
+        Action::EditForm | Action::EditYaml | Action::EditExternal => Some(
+            "is refused: edit PGO's manifest with kubectl, against PGO's CRD (pgdeck's checks are not PGO's)",
+        ),
+        Action::Delete => Some("is refused: delete PGO's clusters with kubectl, as PGO documents"),
+        _ => Some("is refused: PGO has no convention for it, so PGO would not carry it out"),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::actions::verbs::Verb;
 use crate::api::PostgresCluster;
 use crate::api::support::Platform;
 use crate::plan::verbs::RestartScope;
+use crate::platform::kube::pgo_actions;
 
 /// The lines to run for `request` on `cluster`, or why there are none.
 pub fn lines(
@@ -22,6 +23,18 @@ pub fn lines(
         out.extend(kubectl(cluster, request)?);
     }
     Ok(out)
+}
+
+/// The lines for `request` on a cluster of Crunchy PGO's: kubectl only (pgdeck's commands act on
+/// pgdeck's clusters), making the writes the console sends, as [`pgo_actions::plan`] decides
+/// them.
+pub fn pgo_lines(cluster: &PostgresCluster, request: &Request) -> Result<Vec<String>, String> {
+    let action = request.pgo_action()?;
+    let writes = pgo_actions::plan(&action, cluster, &crate::actions::trigger_value())?;
+    pgo_actions::kubectl(cluster, &writes)
+        .iter()
+        .map(|line| join(line))
+        .collect()
 }
 
 /// The `pgdeck` command; for an edited manifest, `apply` with it on standard input.
@@ -454,6 +467,42 @@ mod tests {
             lines[2],
             "kubectl delete postgresclusters.pgdeck.dev hippo -n db"
         );
+    }
+
+    #[test]
+    fn pgos_clusters_get_kubectl_lines_in_pgos_group_only() {
+        let c = cluster(HOSTILE, "db");
+        let request = Request::Verb(Verb::Stop);
+        let lines = pgo_lines(&c, &request).unwrap();
+        assert_eq!(lines.len(), 1, "no pgdeck line: {lines:?}");
+        assert_eq!(
+            shlex::split(&lines[0]).unwrap(),
+            [
+                "kubectl",
+                "patch",
+                "postgresclusters.postgres-operator.crunchydata.com",
+                HOSTILE,
+                "-n",
+                "db",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"shutdown":true}}"#
+            ]
+        );
+        let lines = pgo_lines(
+            &c,
+            &Request::Switchover {
+                target: Some("b".into()),
+                failover: false,
+            },
+        )
+        .unwrap();
+        let annotate = shlex::split(&lines[1]).unwrap();
+        assert_eq!(annotate[1], "annotate");
+        assert!(annotate[7].starts_with("postgres-operator.crunchydata.com/trigger-switchover="));
+        let why = pgo_lines(&c, &Request::Verb(Verb::Reload)).unwrap_err();
+        assert!(why.contains("PGO has no convention"), "{why}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub enum Overlay {
     Switchover(SwitchoverDialog),
     Scale(ScaleDialog),
     Backup(BackupDialog),
+    Confirm(ConfirmDialog),
     Delete(DeleteDialog),
     Verb(VerbDialog),
     Form(Box<EditForm>),
@@ -70,6 +71,8 @@ pub struct SwitchoverDialog {
     pub selected: usize,
     /// Failover only: the cluster's name, typed to confirm.
     pub typed: String,
+    /// What else the switchover writes (PGO's clusters), a line each.
+    pub note: Vec<String>,
 }
 
 impl SwitchoverDialog {
@@ -105,6 +108,7 @@ impl SwitchoverDialog {
             candidates,
             selected,
             typed: String::new(),
+            note: Vec::new(),
         }
     }
 
@@ -298,6 +302,25 @@ impl BackupDialog {
             _ => {}
         }
         Step::Stay
+    }
+}
+
+/// A change with nothing to choose (a PGO cluster's manual backup): what it writes, a line
+/// each; enter sends it.
+pub struct ConfirmDialog {
+    pub key: Key,
+    pub title: &'static str,
+    pub lines: Vec<String>,
+    pub request: Request,
+}
+
+impl ConfirmDialog {
+    pub fn on_key(&mut self, key: KeyEvent) -> Step {
+        match key.code {
+            KeyCode::Esc => Step::Close,
+            KeyCode::Enter => Step::Submit(self.request.clone()),
+            _ => Step::Stay,
+        }
     }
 }
 

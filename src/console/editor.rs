@@ -264,7 +264,7 @@ mod tests {
             .position(|l| l.contains("tolerations"))
             .unwrap();
 
-        let mut local = YamlEditor::open(("default".into(), "c".into()), &cluster, Platform::Local);
+        let mut local = YamlEditor::open(Key::pgdeck("default", "c"), &cluster, Platform::Local);
         local.set_text(&placed);
         let shown: Vec<String> = local.errors.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 1, "{shown:?}");
@@ -275,7 +275,7 @@ mod tests {
             "{shown:?}"
         );
 
-        let mut kube = YamlEditor::open(("default".into(), "c".into()), &cluster, Platform::Kube);
+        let mut kube = YamlEditor::open(Key::pgdeck("default", "c"), &cluster, Platform::Kube);
         kube.set_text(&placed);
         assert!(kube.errors.is_empty(), "{:?}", kube.errors);
     }

@@ -624,7 +624,7 @@ mod tests {
     #[test]
     fn reads_the_set_and_writes_only_what_changed() {
         let mut form = EditForm::open(
-            ("default".into(), "big".into()),
+            Key::pgdeck("default", "big"),
             &cluster(),
             None,
             Platform::Kube,
@@ -678,7 +678,7 @@ mod tests {
     #[test]
     fn refuses_a_shrink_and_bad_values_as_you_type() {
         let mut form = EditForm::open(
-            ("default".into(), "big".into()),
+            Key::pgdeck("default", "big"),
             &cluster(),
             None,
             Platform::Kube,

@@ -119,7 +119,7 @@ mod tests {
     fn enter_picks_the_selected_user_and_esc_cancels() {
         use ratatui::crossterm::event::KeyModifiers;
         let mut d = PsqlDialog {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             instance: "hippo-a".into(),
             role: Some("primary".into()),
             users: users(&cluster(""), false),

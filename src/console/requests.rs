@@ -10,6 +10,7 @@ use crate::api::status::PostgresClusterStatus;
 use crate::observe::conditions;
 use crate::observe::events::user_source;
 use crate::platform::PlatformError;
+use crate::platform::kube::pgo_actions;
 use crate::platform::local::Local;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +97,8 @@ pub enum Waiting {
     Deleted,
     /// What [`verbs::outcome`] says of this verb, asked for with this trigger.
     Verb(Verb, Option<String>),
+    /// What PGO's status says of an action on one of its clusters.
+    Pgo(pgo_actions::Progress),
 }
 
 /// A request the reconciler has not finished yet.
@@ -169,11 +172,41 @@ impl Pending {
                 Ok(message) => Some((format!("{}: {message}", verb.name()), true)),
                 Err(why) => Some((why, false)),
             },
+            Waiting::Pgo(progress) => match pgo_actions::outcome(progress, c)? {
+                Ok(message) => Some((message, true)),
+                Err(why) => Some((why, false)),
+            },
         }
     }
 }
 
 impl Request {
+    /// This request as an action on a cluster of Crunchy PGO's, PGO's way; or why PGO has none.
+    pub fn pgo_action(&self) -> Result<pgo_actions::Action, String> {
+        Ok(match self {
+            Request::Switchover { target, failover } => pgo_actions::Action::Switchover {
+                target: target.clone(),
+                failover: *failover,
+            },
+            Request::Scale { set, replicas } => pgo_actions::Action::Scale {
+                set: set.clone(),
+                replicas: *replicas,
+            },
+            Request::Backup { kind, repo } => pgo_actions::Action::Backup {
+                repo: repo.clone(),
+                kind: kind.clone(),
+            },
+            Request::Verb(Verb::Stop) => pgo_actions::Action::Shutdown(true),
+            Request::Verb(Verb::Start) => pgo_actions::Action::Shutdown(false),
+            other => {
+                return Err(format!(
+                    "{}: PGO has no convention for it; change PGO's cluster with kubectl",
+                    other.describe()
+                ));
+            }
+        })
+    }
+
     /// The event's reason, e.g. `ScaleRequested`.
     pub fn reason(&self) -> &'static str {
         match self {

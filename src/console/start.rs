@@ -1,10 +1,11 @@
 //! Starting a user's action: find its target (the selected or open cluster, the instance under
 //! the cursor), open its dialog, and follow the request until the reconciler reports it done.
 
-use super::app::{App, EditContext, Effect, Key, Tab, View};
+use super::app::{App, EditContext, Effect, Key, Reconciler, Tab, View};
 use super::dialogs::VerbDialog;
 use super::dialogs::{
-    BackupDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog, Step, SwitchoverDialog,
+    BackupDialog, ConfirmDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog, Step,
+    SwitchoverDialog,
 };
 use super::editor::{YamlEditor, manifest_text};
 use super::form::EditForm;
@@ -13,6 +14,7 @@ use super::requests::{Outcome, Pending, Request};
 use crate::actions::verbs::{self, Verb};
 use crate::api::PostgresCluster;
 use crate::plan::verbs::{Decision, RestartScope};
+use crate::platform::kube::pgo_actions;
 
 impl Overlay {
     pub fn key(&self) -> &Key {
@@ -20,6 +22,7 @@ impl Overlay {
             Overlay::Switchover(d) => &d.key,
             Overlay::Scale(d) => &d.key,
             Overlay::Backup(d) => &d.key,
+            Overlay::Confirm(d) => &d.key,
             Overlay::Delete(d) => &d.key,
             Overlay::Verb(d) => &d.key,
             Overlay::Form(d) => &d.key,
@@ -38,6 +41,7 @@ impl Overlay {
             Overlay::Switchover(_)
                 | Overlay::Scale(_)
                 | Overlay::Backup(_)
+                | Overlay::Confirm(_)
                 | Overlay::Delete(_)
                 | Overlay::Verb(_)
                 | Overlay::Review(_)
@@ -51,6 +55,7 @@ impl Overlay {
             Overlay::Switchover(d) => d.request(),
             Overlay::Scale(d) => d.request(),
             Overlay::Backup(d) => d.request(),
+            Overlay::Confirm(d) => Some(d.request.clone()),
             Overlay::Delete(d) => Some(d.request()),
             Overlay::Verb(d) => Some(d.request()),
             Overlay::Review(d) => Some(d.request.clone()),
@@ -67,6 +72,7 @@ impl Overlay {
             Overlay::Switchover(d) => d.on_key(key),
             Overlay::Scale(d) => d.on_key(key),
             Overlay::Backup(d) => d.on_key(key),
+            Overlay::Confirm(d) => d.on_key(key),
             Overlay::Delete(d) => d.on_key(key),
             Overlay::Verb(d) => d.on_key(key),
             Overlay::Form(d) => d.on_key(key),
@@ -100,11 +106,11 @@ impl App {
     }
 
     pub(super) fn start(&mut self, action: Action) -> Vec<Effect> {
-        let Some(cluster) = self.target().cloned() else {
+        let Some((key, cluster)) = self.target().map(|c| (self.key_of(c), c.clone())) else {
             self.warn("no cluster selected");
             return Vec::new();
         };
-        let key = (cluster.namespace().to_string(), cluster.name().to_string());
+        let pgo = key.2 == Reconciler::Pgo;
         if cluster.metadata.deletion_timestamp.is_some() {
             self.warn(format!("{} is being deleted", key.1));
             return Vec::new();
@@ -125,12 +131,15 @@ impl App {
                     self.warn("there is no healthy primary to switch over from: F fails over");
                     return Vec::new();
                 }
-                let dialog = SwitchoverDialog::new(
+                let mut dialog = SwitchoverDialog::new(
                     key,
                     &instances,
                     under_cursor.as_ref().map(|i| i.name.as_str()),
                     failover,
                 );
+                if pgo {
+                    dialog.note = pgo_actions::switchover_note(&cluster);
+                }
                 if dialog.candidates.is_empty() {
                     self.warn("no replica to promote: scale the cluster up first (+)");
                     return Vec::new();
@@ -146,6 +155,21 @@ impl App {
                     delta,
                 ))
             }
+            Action::Backup if pgo => match pgo_actions::manual(&cluster) {
+                Ok(manual) => Overlay::Confirm(ConfirmDialog {
+                    key,
+                    title: "Backup (PGO)",
+                    lines: pgo_actions::backup_explain(&cluster, manual),
+                    request: Request::Backup {
+                        kind: pgo_actions::manual_kind(manual).into(),
+                        repo: manual.repo_name.clone(),
+                    },
+                }),
+                Err(why) => {
+                    self.warn(format!("PGO's cluster: backup is refused: {why}"));
+                    return Vec::new();
+                }
+            },
             Action::Backup => {
                 let repos: Vec<String> = cluster.repos().iter().map(|r| r.name.clone()).collect();
                 if repos.is_empty() {
@@ -202,14 +226,15 @@ impl App {
         let overlay = self.overlay.as_ref().ok_or("no dialog is open")?;
         let key = overlay.key();
         let cluster = self
-            .clusters
-            .iter()
-            .find(|c| c.namespace() == key.0 && c.name() == key.1)
+            .cluster(key)
             .ok_or_else(|| format!("{}/{} is gone", key.0, key.1))?;
         let request = overlay
             .request()
             .ok_or("nothing is chosen yet: no command to show")?;
-        super::commands::lines(cluster, &request, self.platform)
+        match key.2 {
+            Reconciler::Pgdeck => super::commands::lines(cluster, &request, self.platform),
+            Reconciler::Pgo => super::commands::pgo_lines(cluster, &request),
+        }
     }
 
     /// `p`: pick the user to run psql as, on the instance under the cursor or the primary.
@@ -218,7 +243,7 @@ impl App {
             self.warn(crate::platform::psql::NOT_ON_KUBE);
             return Vec::new();
         }
-        let Some(cluster) = self.target().cloned() else {
+        let Some((key, cluster)) = self.target().map(|c| (self.key_of(c), c.clone())) else {
             self.warn("no cluster selected");
             return Vec::new();
         };
@@ -239,7 +264,7 @@ impl App {
             return Vec::new();
         }
         self.overlay = Some(Overlay::Psql(super::psql::PsqlDialog {
-            key: (cluster.namespace().to_string(), cluster.name().to_string()),
+            key,
             instance: instance.name,
             role: instance.role,
             users,
@@ -345,11 +370,7 @@ impl App {
             }
             Step::Psql { instance, user } => {
                 self.overlay = None;
-                let cluster = key.and_then(|k| {
-                    self.clusters
-                        .iter()
-                        .find(|c| c.namespace() == k.0 && c.name() == k.1)
-                });
+                let cluster = key.and_then(|k| self.cluster(&k));
                 let Some(cluster) = cluster else {
                     self.warn("the cluster is gone");
                     return Vec::new();
@@ -405,19 +426,17 @@ impl App {
     /// Report the pending requests that the latest status shows done.
     pub(super) fn settle_pending(&mut self) {
         let mut done = Vec::new();
-        self.pending.retain(|p| {
-            let cluster = self
-                .clusters
-                .iter()
-                .find(|c| c.namespace() == p.key.0 && c.name() == p.key.1);
-            match p.outcome(cluster) {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending = pending
+            .into_iter()
+            .filter(|p| match p.outcome(self.cluster(&p.key)) {
                 Some(result) => {
                     done.push(result);
                     false
                 }
                 None => true,
-            }
-        });
+            })
+            .collect();
         for (message, ok) in done {
             if ok {
                 self.say(message)
@@ -443,12 +462,7 @@ impl App {
         if text == base {
             return self.say("no changes made in the editor");
         }
-        let Some(stored) = self
-            .clusters
-            .iter()
-            .find(|c| c.namespace() == key.0 && c.name() == key.1)
-            .cloned()
-        else {
+        let Some(stored) = self.cluster(&key).cloned() else {
             return self.warn(format!("{}/{} is gone", key.0, key.1));
         };
         let mut editor =

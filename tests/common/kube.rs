@@ -36,6 +36,9 @@ pub struct Call {
     pub query: String,
     /// A server-side apply that created its object: authorized as `create` too.
     pub created: bool,
+    /// The request's content type and body (a patch's, say), as sent.
+    pub content_type: String,
+    pub body: String,
 }
 
 /// A permission as RBAC names it: API group, resource (with subresource), verb.
@@ -543,11 +546,22 @@ async fn serve(
         let probe = http::Request::get(&path).body(Body::empty())?;
         store.send(probe).await?.status() == http::StatusCode::NOT_FOUND
     };
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let req = http::Request::from_parts(parts, Body::from(body.to_vec()));
     let call = Call {
         method: req.method().to_string(),
         path,
         query: req.uri().query().unwrap_or_default().to_string(),
         created,
+        content_type,
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
     let failing = patroni
         .lock()

@@ -2,6 +2,7 @@
 //! screen (`capture-pane`).
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A tmux session running a plain shell, killed on drop.
@@ -11,7 +12,10 @@ pub struct Tmux {
 
 impl Tmux {
     pub fn start(width: u16, height: u16) -> Tmux {
-        let session = format!("pgdeck-e2e-{}", std::process::id());
+        // Unique per test too: one test binary may run several terminals at once.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let session = format!("pgdeck-e2e-{}-{n}", std::process::id());
         let ok = Command::new("tmux")
             .args([
                 "new-session",

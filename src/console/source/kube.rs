@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::events::{Event as Publish, EventType, Recorder, Reporter};
@@ -26,7 +26,7 @@ use crate::api::status::InstanceStatus;
 use crate::api::support::{self, Platform};
 use crate::api::validate;
 use crate::console::activity::Target;
-use crate::console::app::{Credential, Data, Key};
+use crate::console::app::{Credential, Data, Key, Reconciler};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
@@ -37,7 +37,8 @@ use crate::observe::vitals::Vitals;
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
-use crate::platform::kube::pgo::PgoCluster;
+use crate::platform::kube::pgo::{self, PgoCluster};
+use crate::platform::kube::pgo_actions;
 use crate::platform::kube::{connect, names, proxy};
 
 /// Who the console's Events say reported them.
@@ -86,21 +87,19 @@ impl KubeSource {
             let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
             let mut sent_credentials: Option<Vec<Credential>> = None;
             loop {
-                // pgdeck's cluster of this name first, as the list has it.
-                let found = match clusters.get_opt(&key.1).await {
-                    Ok(Some(cluster)) => Some((cluster, false)),
-                    _ => match pgo.get_opt(&key.1).await {
-                        Ok(Some(p)) => p.to_cluster().ok().map(|c| (c, true)),
+                let found = match key.2 {
+                    Reconciler::Pgdeck => clusters.get_opt(&key.1).await.ok().flatten(),
+                    Reconciler::Pgo => match pgo.get_opt(&key.1).await {
+                        Ok(Some(p)) => p.to_cluster().ok(),
                         _ => None,
                     },
                 };
-                if let Some((cluster, is_pgo)) = found {
+                if let Some(cluster) = found {
                     let at = jiff::Timestamp::now();
                     // No SQL path to a pod: WAL positions only, no connections or commits.
-                    let polled = if is_pgo {
-                        poll_pgo(&client, &patroni, &cluster).await
-                    } else {
-                        poll(&client, &patroni, &cluster).await
+                    let polled = match key.2 {
+                        Reconciler::Pgdeck => poll(&client, &patroni, &cluster).await,
+                        Reconciler::Pgo => poll_pgo(&client, &patroni, &cluster).await,
                     };
                     let (result, vitals) = match polled {
                         Ok((instances, vitals)) => (Ok(instances), vitals),
@@ -135,7 +134,10 @@ impl KubeSource {
         let (client, tx) = (self.client.clone(), self.tx.clone());
         tokio::spawn(async move {
             let what = request.describe();
-            let outcome = execute(&client, &key, request).await;
+            let outcome = match key.2 {
+                Reconciler::Pgdeck => execute(&client, &key, request).await,
+                Reconciler::Pgo => execute_pgo(&client, &key, &request).await,
+            };
             let _ = tx.send(Data::Outcome { key, what, outcome });
         });
     }
@@ -148,12 +150,12 @@ impl KubeSource {
         };
         let (client, tx) = (self.client.clone(), self.tx.clone());
         self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let (ns, name) = &target.key;
+            let Key(ns, name, whose) = &target.key;
             let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
             let clusters: Api<PostgresCluster> = Api::namespaced(client, ns);
             // Patroni's own files stay in the pod: its log then holds PostgreSQL's lines only.
-            let own_file = matches!(clusters.get(name).await,
-                Ok(c) if c.patroni().logging.is_some());
+            let own_file = *whose == Reconciler::Pgdeck
+                && matches!(clusters.get(name).await, Ok(c) if c.patroni().logging.is_some());
             let pod = names::pod(&target.instance);
             let send = |result| {
                 tx.send(Data::Logs {
@@ -229,35 +231,53 @@ impl KubeSource {
     }
 }
 
-/// The cluster as the API server has it now.
+/// The cluster as the API server has it now: pgdeck's, or PGO's as the console reads it.
 async fn current(client: &Client, key: &Key) -> Result<PostgresCluster, String> {
-    let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
-    match clusters.get_opt(&key.1).await {
-        Ok(Some(cluster)) => Ok(cluster),
-        Ok(None) => {
+    let found = match key.2 {
+        Reconciler::Pgdeck => {
+            let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
+            clusters.get_opt(&key.1).await.map_err(|e| e.to_string())?
+        }
+        Reconciler::Pgo => {
             let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
-            match pgo.get_opt(&key.1).await {
-                Ok(Some(_)) => Err(format!(
-                    "{}/{} is Crunchy PGO's: this is not read for PGO's clusters yet",
-                    key.0, key.1
-                )),
-                _ => Err(format!("{}/{} is gone", key.0, key.1)),
+            match pgo.get_opt(&key.1).await.map_err(|e| e.to_string())? {
+                Some(p) => Some(p.to_cluster()?),
+                None => None,
             }
         }
-        Err(e) => Err(e.to_string()),
-    }
+    };
+    found.ok_or_else(|| format!("{}/{} is gone", key.0, key.1))
 }
 
+/// Patroni's `/history`, asked of the leader first: pgdeck's instances from its status, PGO's
+/// from its pods (PGO's status names no member).
 async fn read_history(
     client: &Client,
     patroni: &Patroni,
     key: &Key,
 ) -> Result<Vec<TimelineSwitch>, String> {
     let cluster = current(client, key).await?;
-    let bases: Vec<String> = leader_first(&cluster)
-        .into_iter()
-        .map(|i| proxy::base(&cluster, &i.name))
-        .collect();
+    let names: Vec<String> = match key.2 {
+        Reconciler::Pgdeck => leader_first(&cluster)
+            .into_iter()
+            .map(|i| i.name.clone())
+            .collect(),
+        Reconciler::Pgo => {
+            let (mut members, pods) = pgo_members(client, &cluster).await?;
+            let leads = |m: &Instance| {
+                pods.iter().any(|p| {
+                    p.metadata.labels.as_ref().is_some_and(|l| {
+                        l.get(names::pgo::INSTANCE) == Some(&m.name)
+                            && l.get(names::pgo::ROLE).map(String::as_str)
+                                == Some(names::ROLE_PRIMARY)
+                    })
+                })
+            };
+            members.sort_by_key(|m| !leads(m));
+            members.into_iter().map(|m| m.name).collect()
+        }
+    };
+    let bases: Vec<String> = names.iter().map(|n| proxy::base(&cluster, n)).collect();
     patroni.history_from(bases.iter().map(String::as_str)).await
 }
 
@@ -267,7 +287,14 @@ async fn read_settings(
     patroni: &Patroni,
     target: &Target,
 ) -> Result<Vec<Setting>, String> {
-    let cluster = current(client, &target.key).await?;
+    let key = &target.key;
+    if key.2 == Reconciler::Pgo {
+        return Err(format!(
+            "{}/{} is Crunchy PGO's: its settings are not read for PGO's clusters yet",
+            key.0, key.1
+        ));
+    }
+    let cluster = current(client, key).await?;
     let instance = cluster
         .status
         .as_ref()
@@ -429,6 +456,16 @@ async fn poll_pgo(
     patroni: &Patroni,
     cluster: &PostgresCluster,
 ) -> Result<(Vec<InstanceStatus>, BTreeMap<String, Vitals>), String> {
+    let (members, pods) = pgo_members(client, cluster).await?;
+    let seen = answered(proxy::observe(patroni, cluster, &members, &pods).await)?;
+    Ok((seen.statuses, seen.vitals))
+}
+
+/// A PGO cluster's members, by its instance pods' labels, and those pods.
+async fn pgo_members(
+    client: &Client,
+    cluster: &PostgresCluster,
+) -> Result<(Vec<Instance>, Vec<Pod>), String> {
     let selector = format!(
         "{}={},{}",
         names::pgo::CLUSTER,
@@ -451,8 +488,7 @@ async fn poll_pgo(
     if members.is_empty() {
         return Err("PGO runs no instance pods for this cluster yet".into());
     }
-    let seen = answered(proxy::observe(patroni, cluster, &members, &pods).await)?;
-    Ok((seen.statuses, seen.vitals))
+    Ok((members, pods))
 }
 
 /// The cluster's pods that `selector` picks.
@@ -483,6 +519,10 @@ fn answered(seen: proxy::Seen) -> Result<proxy::Seen, String> {
 
 /// The cluster's Events, oldest first.
 async fn events(client: &Client, key: &Key) -> Result<Vec<ClusterEvent>, kube::Error> {
+    let group = match key.2 {
+        Reconciler::Pgdeck => <PostgresCluster as Resource>::group(&()).into_owned(),
+        Reconciler::Pgo => pgo::GROUP.to_string(),
+    };
     let api: Api<Event> = Api::namespaced(client.clone(), &key.0);
     let mut out: Vec<ClusterEvent> = api
         .list(&ListParams::default())
@@ -491,7 +531,11 @@ async fn events(client: &Client, key: &Key) -> Result<Vec<ClusterEvent>, kube::E
         .into_iter()
         .filter(|e| {
             e.regarding.as_ref().is_some_and(|r| {
-                r.kind.as_deref() == Some("PostgresCluster") && r.name.as_deref() == Some(&key.1)
+                r.kind.as_deref() == Some("PostgresCluster")
+                    && r.name.as_deref() == Some(&key.1)
+                    && r.api_version
+                        .as_deref()
+                        .is_some_and(|v| v.starts_with(&format!("{group}/")))
             })
         })
         .map(|e| {
@@ -555,6 +599,21 @@ async fn credentials(client: &Client, cluster: &PostgresCluster) -> Vec<Credenti
     out
 }
 
+/// Carry out `request` on a cluster of Crunchy PGO's, PGO's way.
+async fn execute_pgo(client: &Client, key: &Key, request: &Request) -> Outcome {
+    let action = match request.pgo_action() {
+        Ok(a) => a,
+        Err(why) => return Outcome::Refused(why),
+    };
+    match pgo_actions::execute(client, &key.0, &key.1, &action).await {
+        Ok((progress, written)) => {
+            record(client, &written.object_ref(&()), request).await;
+            Outcome::Accepted(Waiting::Pgo(progress))
+        }
+        Err(why) => Outcome::Refused(why),
+    }
+}
+
 /// Carry out `request` through the API server.
 pub async fn execute(client: &Client, key: &Key, request: Request) -> Outcome {
     let (ns, name) = (key.0.as_str(), key.1.as_str());
@@ -590,7 +649,7 @@ pub async fn execute(client: &Client, key: &Key, request: Request) -> Outcome {
     };
     match written {
         Ok((written, waiting)) => {
-            record(client, &written, &request).await;
+            record(client, &written.object_ref(&()), &request).await;
             accepted(waiting, &written)
         }
         Err(outcome) => outcome,
@@ -641,7 +700,7 @@ async fn replace(
 }
 
 /// An Event on the cluster saying who asked for what; the request stands without it.
-async fn record(client: &Client, cluster: &PostgresCluster, request: &Request) {
+async fn record(client: &Client, regarding: &ObjectReference, request: &Request) {
     let reporter = Reporter {
         controller: CONTROLLER.into(),
         instance: Some(user_source("console")),
@@ -654,7 +713,7 @@ async fn record(client: &Client, cluster: &PostgresCluster, request: &Request) {
         secondary: None,
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, regarding).await {
         tracing::warn!(error = %e, "cannot record the console's event");
     }
 }

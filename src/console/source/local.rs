@@ -222,7 +222,7 @@ impl LocalSource {
         };
         let (local, tx) = (self.local.clone(), self.tx.clone());
         self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let (store, (ns, name)) = (local.store.clone(), target.key.clone());
+            let (store, Key(ns, name, _)) = (local.store.clone(), target.key.clone());
             let instances = local.home().cluster(&ns, &name).instances();
             let own_file = match tokio::task::spawn_blocking(move || store.get(&ns, &name)).await {
                 Ok(Ok(Some(cluster))) => cluster.patroni().logging.is_some(),

@@ -9,8 +9,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use crate::console::app::App;
 use crate::console::dialogs::{
-    BackupDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog, SwitchoverDialog,
-    VerbDialog,
+    BackupDialog, ConfirmDialog, Conflict, DeleteDialog, Overlay, Review, ScaleDialog,
+    SwitchoverDialog, VerbDialog,
 };
 use crate::console::diff::{Change, DiffLine};
 use crate::console::editor::YamlEditor;
@@ -25,6 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay) {
         Overlay::Switchover(d) => switchover(frame, area, t, d),
         Overlay::Scale(d) => scale(frame, area, t, d),
         Overlay::Backup(d) => backup(frame, area, t, d),
+        Overlay::Confirm(d) => confirm(frame, area, t, d),
         Overlay::Delete(d) => delete(frame, area, t, d),
         Overlay::Verb(d) => verb(frame, area, t, d),
         Overlay::Form(d) => form(frame, area, t, d),
@@ -70,16 +71,24 @@ pub(super) fn hint(t: &Theme, keys: &[(&str, &str)]) -> Line<'static> {
 
 fn switchover(frame: &mut Frame, area: Rect, t: &Theme, d: &SwitchoverDialog) {
     let title = if d.failover { "Failover" } else { "Switchover" };
-    let height = d.candidates.len() as u16 + if d.failover { 11 } else { 9 };
+    let note_height = d.note.len() as u16;
+    let height = d.candidates.len() as u16 + note_height + if d.failover { 11 } else { 9 };
     let inner = popup(frame, area, t, title, 84, height);
-    let [intro, list, warn, confirm, keys] = Layout::vertical([
+    let [intro, list, warn, note, confirm, keys] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(d.candidates.len() as u16 + 1),
         Constraint::Length(2),
+        Constraint::Length(note_height),
         Constraint::Length(if d.failover { 3 } else { 0 }),
         Constraint::Length(1),
     ])
     .areas(inner);
+    let note_lines: Vec<Line> = d
+        .note
+        .iter()
+        .map(|l| Line::from(Span::styled(l.clone(), t.muted)))
+        .collect();
+    frame.render_widget(Paragraph::new(note_lines), note);
     let question = if d.failover {
         format!(
             "There is no healthy primary in {}/{}. Promote which instance?",
@@ -254,6 +263,14 @@ fn backup(frame: &mut Frame, area: Rect, t: &Theme, d: &BackupDialog) {
         ],
     ));
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn confirm(frame: &mut Frame, area: Rect, t: &Theme, d: &ConfirmDialog) {
+    let inner = popup(frame, area, t, d.title, 84, d.lines.len() as u16 + 4);
+    let mut lines: Vec<Line> = d.lines.iter().map(|l| Line::from(l.clone())).collect();
+    lines.push(Line::default());
+    lines.push(hint(t, &[("enter", "confirm"), ("esc", "cancel")]));
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 /// The command lines equivalent to the dialog's action, in a box along the bottom.

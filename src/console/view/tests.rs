@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::api::status::{BackupStatus, InstanceStatus, PostgresClusterStatus, RepoStatus};
 use crate::api::support::Platform;
 use crate::api::{PostgresCluster, manifest};
-use crate::console::app::{App, Credential, Data, Tab, View};
+use crate::console::app::{App, Credential, Data, Key, Reconciler, Tab, View};
 use crate::console::theme::Theme;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
@@ -207,7 +207,7 @@ fn open_hippo(app: &mut App) {
     let index = app.visible().position(|c| c.name() == "hippo").unwrap();
     app.selected = index;
     press(app, KeyCode::Enter);
-    let key = ("default".to_string(), "hippo".to_string());
+    let key = Key::pgdeck("default", "hippo");
     let instances = app
         .open_cluster()
         .unwrap()
@@ -327,7 +327,7 @@ fn dense_hippo() -> App {
         used_bytes: Some(98_150_400),
     });
     open_hippo(&mut app);
-    let key = ("default".to_string(), "hippo".to_string());
+    let key = Key::pgdeck("default", "hippo");
     let mut instances = app.live.instances.clone();
     for (n, (lag, commits)) in [(0, 1000), (524_288, 1240), (1_572_864, 1300)]
         .into_iter()
@@ -464,7 +464,7 @@ fn instances_stale() {
     let mut app = fixture();
     open_hippo(&mut app);
     app.on_data(Data::Live {
-        key: ("default".into(), "hippo".into()),
+        key: Key::pgdeck("default", "hippo"),
         result: Err("no Patroni member answered".into()),
         at: at(NOW),
     });
@@ -520,7 +520,7 @@ fn connection_shows_the_pooler_and_its_pools() {
     open_hippo(&mut app);
     tab(&mut app, Tab::Connection);
     assert!(screen(&app, 110, 16).contains("reading its pools"));
-    let key = ("default".to_string(), "hippo".to_string());
+    let key = Key::pgdeck("default", "hippo");
     app.on_data(Data::Pools {
         key,
         result: Ok(vec![Pool {
@@ -636,7 +636,7 @@ fn switchover_dialog_preselects_the_sync_standby_and_warns_of_lag() {
     assert_eq!(
         effects,
         vec![crate::console::app::Effect::Request {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             request: crate::console::requests::Request::Switchover {
                 target: Some("hippo-instance1-x9t4".into()),
                 failover: false
@@ -665,7 +665,7 @@ fn failover_needs_a_missing_primary_and_the_name_typed() {
     down[0].ready = false;
     down[0].state = Some("stopped".into());
     app.on_data(Data::Live {
-        key: ("default".into(), "hippo".into()),
+        key: Key::pgdeck("default", "hippo"),
         result: Ok(down),
         at: at(NOW),
     });
@@ -803,7 +803,7 @@ fn a_conflict_offers_reload_and_a_three_way_diff() {
     theirs.spec.instances[0].replicas = Some(4);
     theirs.metadata.resource_version = Some("9".into());
     app.on_data(Data::Outcome {
-        key: ("default".into(), "hippo".into()),
+        key: Key::pgdeck("default", "hippo"),
         what: "apply the edited manifest".into(),
         outcome: crate::console::requests::Outcome::Conflict {
             current: Box::new(theirs),
@@ -843,7 +843,7 @@ fn read_only_keys_only_explain() {
 fn progress_then_the_outcome_in_the_footer() {
     let mut app = fixture();
     open_hippo(&mut app);
-    let key_ = ("default".to_string(), "hippo".to_string());
+    let key_ = Key::pgdeck("default", "hippo");
     app.on_data(Data::Outcome {
         key: key_.clone(),
         what: "switchover to hippo-instance1-m2q7".into(),
@@ -998,7 +998,7 @@ fn restart_pending_lists_the_instances_that_wait() {
     live[1].pending_restart_reason = Some("shared_buffers: 128MB → 256MB".into());
     live[2].pending_restart = true;
     app.on_data(Data::Live {
-        key: ("default".into(), "hippo".into()),
+        key: Key::pgdeck("default", "hippo"),
         result: Ok(live),
         at: at(NOW),
     });
@@ -1128,7 +1128,7 @@ fn a_verb_waits_in_the_footer_until_status_reports_it() {
     use crate::actions::verbs::Verb;
     let mut app = fixture();
     open_hippo(&mut app);
-    let key_ = ("default".to_string(), "hippo".to_string());
+    let key_ = Key::pgdeck("default", "hippo");
     app.on_data(Data::Outcome {
         key: key_.clone(),
         what: "reload the configuration".into(),
@@ -1221,7 +1221,7 @@ mod activity {
 
     fn feed(app: &mut App, instance: &str, sessions: Vec<Session>) {
         app.on_data(Data::Activity {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             instance: instance.into(),
             result: Ok(sessions),
             at: at("2026-11-21T11:59:59Z"),
@@ -1230,7 +1230,7 @@ mod activity {
 
     fn target() -> Target {
         Target {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             instance: "hippo-instance1-m2q7".into(),
             port: Some(20003),
         }
@@ -1367,8 +1367,8 @@ mod history_and_settings {
     use crate::observe::patroni::PendingChange;
     use crate::observe::settings::{Live, Setting, Wanted, combine};
 
-    fn hippo() -> (String, String) {
-        ("default".into(), "hippo".into())
+    fn hippo() -> Key {
+        Key::pgdeck("default", "hippo")
     }
 
     /// hippo open, then `wanted` reached with Tab; the effects on the way.
@@ -1660,7 +1660,7 @@ mod logs {
 
     fn target() -> Target {
         Target {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             instance: "hippo-instance1-m2q7".into(),
             port: Some(20003),
         }
@@ -1668,7 +1668,7 @@ mod logs {
 
     fn feed(app: &mut App, text: &str, reset: bool) {
         app.on_data(Data::Logs {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             instance: "hippo-instance1-m2q7".into(),
             result: Ok(Chunk {
                 lines: Lines::default().push(text.as_bytes()),
@@ -1707,7 +1707,7 @@ mod logs {
         insta::assert_snapshot!("logs_reading", screen(&app, 100, 8));
         // Another instance's late lines are not shown as this one's.
         app.on_data(Data::Logs {
-            key: ("default".into(), "hippo".into()),
+            key: Key::pgdeck("default", "hippo"),
             instance: "hippo-instance1-bdkx".into(),
             result: Ok(Chunk {
                 lines: Lines::default().push(b"the primary's line\n"),
@@ -1823,37 +1823,61 @@ mod logs {
     }
 }
 
-/// Crunchy PGO's clusters beside pgdeck's: marked `PGO` in the list, pgdeck's actions refused
-/// on them naming why.
+/// Crunchy PGO's clusters beside pgdeck's: marked `PGO` in the list (namesakes of pgdeck's
+/// too), PGO's actions done PGO's way, the rest refused naming why.
 mod pgo {
     use super::*;
+    use crate::console::app::Effect;
+    use crate::console::requests::{Outcome, Request, Waiting};
     use crate::platform::kube::pgo::PgoCluster;
+    use crate::platform::kube::pgo_actions::Progress;
 
-    /// The fixture with PGO's `zoo`, and a PGO cluster named as pgdeck's `hippo` is.
-    fn with_pgo() -> App {
-        let mut app = fixture();
-        let ha = cluster("ha.yaml", "db");
-        let zoo: PgoCluster = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "zoo", "namespace": "db",
+    /// PGO's cluster `name` in `ns` as the console reads it, with `spec_extra` merged into
+    /// ha.yaml's spec and PGO's `status`.
+    fn pgo(
+        name: &str,
+        ns: &str,
+        spec_extra: serde_json::Value,
+        status: serde_json::Value,
+    ) -> PostgresCluster {
+        let mut spec = serde_json::to_value(cluster("ha.yaml", "db").spec).unwrap();
+        json_patch::merge(&mut spec, &spec_extra);
+        let p: PgoCluster = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns,
                          "creationTimestamp": "2026-11-21T11:00:00Z"},
-            "spec": ha.spec,
-            "status": {"instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2}],
-                       "conditions": [{"type": "PGBackRestRepoHostReady", "status": "True",
-                                       "reason": "RepoHostReady", "message": "",
-                                       "lastTransitionTime": "2026-11-21T11:00:00Z"}]},
+            "spec": spec,
+            "status": status,
         }))
         .unwrap();
-        let zoo = zoo.to_cluster().unwrap();
-        let mut namesake = cluster("ha.yaml", "default");
-        namesake.metadata.name = Some("hippo".into());
+        p.to_cluster().unwrap()
+    }
+
+    fn ready() -> serde_json::Value {
+        serde_json::json!({"observedGeneration": 1,
+            "instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2}],
+            "conditions": [{"type": "PGBackRestRepoHostReady", "status": "True",
+                            "reason": "RepoHostReady", "message": "",
+                            "lastTransitionTime": "2026-11-21T11:00:00Z"}]})
+    }
+
+    /// The fixture with PGO's `zoo`, and a PGO cluster named as pgdeck's `hippo` is.
+    fn with_pgo(zoo_extra: serde_json::Value) -> App {
+        let mut app = fixture();
+        let zoo = pgo("zoo", "db", zoo_extra, ready());
+        let namesake = pgo("hippo", "default", serde_json::json!({}), ready());
         app.on_data(Data::PgoClusters(vec![zoo, namesake]));
         app
     }
 
-    fn select(app: &mut App, name: &str) {
+    fn zoo() -> Key {
+        Key("db".into(), "zoo".into(), Reconciler::Pgo)
+    }
+
+    fn select(app: &mut App, name: &str, pgo: bool) {
         press(app, KeyCode::Char('g'));
         for _ in 0..app.visible_len() {
-            if app.selected_cluster().unwrap().name() == name {
+            let c = app.selected_cluster().unwrap();
+            if c.name() == name && app.is_pgo(c) == pgo {
                 return;
             }
             press(app, KeyCode::Char('j'));
@@ -1861,47 +1885,171 @@ mod pgo {
         panic!("{name} is not listed");
     }
 
+    /// Open zoo with its two members as Patroni reports them through PGO's pods.
+    fn open_zoo(app: &mut App) {
+        select(app, "zoo", true);
+        press(app, KeyCode::Enter);
+        app.on_data(Data::Live {
+            key: zoo(),
+            result: Ok(vec![
+                instance("zoo-instance1-abcd", "primary", "running", None, 5432),
+                instance("zoo-instance1-efgh", "replica", "streaming", Some(0), 5432),
+            ]),
+            at: at(NOW),
+        });
+    }
+
     #[test]
     fn clusters_with_pgo() {
-        let app = with_pgo();
+        let app = with_pgo(serde_json::json!({}));
         let names: Vec<(&str, bool)> = app.visible().map(|c| (c.name(), app.is_pgo(c))).collect();
-        assert_eq!(
-            names.len(),
-            4,
-            "the namesake of pgdeck's hippo is left out: {names:?}"
+        assert_eq!(names.len(), 5, "{names:?}");
+        assert!(names.contains(&("zoo", true)));
+        assert!(
+            names.contains(&("hippo", false)) && names.contains(&("hippo", true)),
+            "PGO's namesake of pgdeck's hippo is listed too: {names:?}"
         );
-        assert!(names.contains(&("zoo", true)) && names.contains(&("hippo", false)));
         insta::assert_snapshot!(screen(&app, 100, 10));
     }
 
     #[test]
-    fn pgo_refusal() {
-        let mut app = with_pgo();
-        select(&mut app, "zoo");
-        press(&mut app, KeyCode::Char('s'));
+    fn a_namesake_opens_as_itself() {
+        let mut app = with_pgo(serde_json::json!({}));
+        select(&mut app, "hippo", true);
+        let effects = app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        let theirs = Key("default".into(), "hippo".into(), Reconciler::Pgo);
+        assert_eq!(effects, [Effect::Open(theirs.clone())]);
         assert!(
-            app.overlay.is_none(),
-            "no switchover dialog for PGO's cluster"
+            app.is_pgo(app.open_cluster().unwrap()),
+            "not pgdeck's hippo"
         );
+        // Its data is not pgdeck's hippo's, and pgdeck's hippo's is not its.
+        app.on_data(Data::Live {
+            key: Key::pgdeck("default", "hippo"),
+            result: Ok(vec![instance("mine", "primary", "running", None, 1)]),
+            at: at(NOW),
+        });
+        assert!(app.live.instances.is_empty());
+    }
+
+    #[test]
+    fn pgo_refusal() {
+        let mut app = with_pgo(serde_json::json!({}));
+        select(&mut app, "zoo", true);
+        press(&mut app, KeyCode::Char('R'));
+        assert!(app.overlay.is_none(), "no restart for PGO's cluster");
         let said = &app.message.as_ref().unwrap().text;
-        assert!(said.starts_with("PGO's cluster: switchover"), "{said}");
+        assert!(said.starts_with("PGO's cluster: restart"), "{said}");
+        assert!(said.contains("PGO has no convention"), "{said}");
         insta::assert_snapshot!(screen(&app, 100, 8));
-        // pgdeck's own clusters keep their actions.
-        select(&mut app, "hippo");
+        press(&mut app, KeyCode::Char('e'));
+        let said = &app.message.as_ref().unwrap().text;
+        assert!(said.contains("edit PGO's manifest with kubectl"), "{said}");
+        // Read-only refuses PGO's actions too.
+        app.read_only = true;
+        press(&mut app, KeyCode::Char('S'));
+        assert!(app.overlay.is_none());
+        assert!(app.message.as_ref().unwrap().text.starts_with("read-only"));
+    }
+
+    #[test]
+    fn pgo_switchover_dialog_says_it_enables_pgos_switchover() {
+        let mut app = with_pgo(serde_json::json!({}));
+        open_zoo(&mut app);
         press(&mut app, KeyCode::Char('s'));
-        assert!(app.overlay.is_some(), "hippo's switchover dialog");
+        let shown = screen(&app, 100, 20);
+        assert!(shown.contains("will be set to true"), "{shown}");
+        insta::assert_snapshot!(shown);
+        key(&mut app, KeyCode::Char('t'), KeyModifiers::CONTROL);
+        let lines = app.command.clone().unwrap().unwrap();
+        assert!(lines[0].starts_with("kubectl patch postgresclusters.postgres-operator.crunchydata.com zoo -n db --type merge"), "{lines:?}");
+        assert!(lines[1].starts_with("kubectl annotate"), "{lines:?}");
+        let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(
+            effects,
+            [Effect::Request {
+                key: zoo(),
+                request: Request::Switchover {
+                    target: Some("zoo-instance1-efgh".into()),
+                    failover: false
+                },
+            }]
+        );
+        // Enabled already: nothing more to say.
+        let mut app = with_pgo(serde_json::json!({"patroni": {"switchover": {"enabled": true}}}));
+        open_zoo(&mut app);
+        press(&mut app, KeyCode::Char('s'));
+        assert!(!screen(&app, 100, 20).contains("will be set to true"));
+    }
+
+    #[test]
+    fn pgo_backup_needs_pgos_manual_section() {
+        let mut app = with_pgo(serde_json::json!({}));
+        open_zoo(&mut app);
+        press(&mut app, KeyCode::Char('b'));
+        assert!(app.overlay.is_none());
+        let said = &app.message.as_ref().unwrap().text;
+        assert!(
+            said.contains("spec.backups.pgbackrest.manual is not set"),
+            "{said}"
+        );
+        let mut app = with_pgo(serde_json::json!({"backups": {"pgbackrest": {"manual":
+            {"repoName": "repo1", "options": ["--type=full", "--annotation=why=\"asked\""]}}}}));
+        open_zoo(&mut app);
+        press(&mut app, KeyCode::Char('b'));
+        insta::assert_snapshot!("pgo_backup_dialog", screen(&app, 100, 14));
+        let effects = key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(
+            effects,
+            [Effect::Request {
+                key: zoo(),
+                request: Request::Backup {
+                    kind: "full".into(),
+                    repo: "repo1".into()
+                },
+            }]
+        );
+    }
+
+    #[test]
+    fn pgo_progress_reads_pgos_status_in_the_footer() {
+        let mut app = with_pgo(serde_json::json!({}));
+        open_zoo(&mut app);
+        app.on_data(Data::Outcome {
+            key: zoo(),
+            what: "switchover to zoo-instance1-efgh".into(),
+            outcome: Outcome::Accepted(Waiting::Pgo(Progress::Switchover("t1".into()))),
+        });
+        assert_eq!(app.pending.len(), 1);
+        let mut done = ready();
+        done["patroni"] = serde_json::json!({"switchover": "t1", "switchoverTimeline": 2});
+        // pgdeck's namesake changing says nothing of PGO's.
+        let namesake = pgo("hippo", "default", serde_json::json!({}), ready());
+        app.on_data(Data::PgoClusters(vec![
+            pgo("zoo", "db", serde_json::json!({}), ready()),
+            namesake.clone(),
+        ]));
+        assert_eq!(app.pending.len(), 1);
+        app.on_data(Data::PgoClusters(vec![
+            pgo("zoo", "db", serde_json::json!({}), done),
+            namesake,
+        ]));
+        assert!(app.pending.is_empty());
+        assert_eq!(
+            app.message.as_ref().unwrap().text,
+            "PGO switched over: timeline 2"
+        );
     }
 
     #[test]
     fn pgos_clusters_stay_when_pgdecks_list_changes() {
-        let mut app = with_pgo();
+        let mut app = with_pgo(serde_json::json!({}));
         app.on_data(Data::Clusters(Vec::new()));
         let names: Vec<(&str, bool)> = app
             .clusters
             .iter()
             .map(|c| (c.name(), app.is_pgo(c)))
             .collect();
-        // Without pgdeck's hippo, PGO's namesake shows.
         assert_eq!(names, [("zoo", true), ("hippo", true)]);
         app.on_data(Data::PgoClusters(Vec::new()));
         assert!(app.clusters.is_empty());

@@ -21,6 +21,7 @@ pub mod objects;
 pub mod operator;
 pub mod owned;
 pub mod pgo;
+pub mod pgo_actions;
 pub mod proxy;
 pub mod reconcile;
 pub mod repo_info;

@@ -11,6 +11,7 @@ use kube::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::api::status::ManualBackupStatus;
 use crate::api::{PostgresCluster, PostgresClusterStatus};
 use crate::observe::conditions;
 
@@ -75,8 +76,9 @@ impl PgoCluster {
 
 /// PGO's `status`: `instances[]` counts replicas per set (`replicas`, `readyReplicas`), not
 /// members; `conditions` are Kubernetes conditions, with no `Ready` among them: pgdeck's
-/// `Ready` is said from the counts, its reason naming where it comes from. Whatever does not
-/// read is left out.
+/// `Ready` is said from the counts, its reason naming where it comes from. `patroni` has
+/// pgdeck's shape (the switchover trigger PGO last acted on); `pgbackrest.manualBackup` counts
+/// the backup Job's pods. Whatever does not read is left out.
 fn status(pgo: &Value, since: Option<Time>) -> PostgresClusterStatus {
     let sets = pgo["instances"]
         .as_array()
@@ -115,8 +117,23 @@ fn status(pgo: &Value, since: Option<Time>) -> PostgresClusterStatus {
             .ok()
             .filter(|_| !sets.is_empty()),
         conditions,
+        patroni: serde_json::from_value(pgo["patroni"].clone()).ok(),
+        manual_backup: manual_backup(&pgo["pgbackrest"]["manualBackup"]),
         ..Default::default()
     }
+}
+
+/// PGO's `{name, finished, succeeded, failed}` (pod counts of its backup Job) as pgdeck's.
+fn manual_backup(pgo: &Value) -> Option<ManualBackupStatus> {
+    let count = |field: &str| pgo[field].as_i64().unwrap_or(0);
+    Some(ManualBackupStatus {
+        trigger: pgo["name"].as_str()?.to_string(),
+        finished: pgo["finished"].as_bool().unwrap_or(false),
+        succeeded: count("succeeded") > 0,
+        label: None,
+        message: (count("failed") > 0)
+            .then(|| format!("PGO's backup Job failed {} time(s)", count("failed"))),
+    })
 }
 
 #[cfg(test)]
