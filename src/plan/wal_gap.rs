@@ -166,8 +166,11 @@ pub enum Verdict {
 }
 
 /// Compare where replay ended with the newest segment the source's archive held before the
-/// restore (`archived_to`) and with what the restore asked for.
-pub fn judge(archived_to: &str, ended: ReplayEnd, target: &Target) -> Verdict {
+/// restore (`archived_to`; `None`: it held none) and with what the restore asked for.
+pub fn judge(archived_to: Option<&str>, ended: ReplayEnd, target: &Target) -> Verdict {
+    let Some(archived_to) = archived_to else {
+        return Verdict::Unjudged("the source's archive held no WAL before the restore".into());
+    };
     let Some(newest) = Segment::parse(archived_to) else {
         return Verdict::Unjudged(format!(
             "the source archive's newest segment {archived_to:?} is not a segment name"
@@ -276,7 +279,10 @@ mod tests {
         );
         assert_eq!(s.start().to_string(), "1/3F000000");
         assert_eq!(Segment::holding(2, Lsn(0x1_3FFF_FFFF)), s);
-        assert_eq!(Segment::holding(2, Lsn(0x1_4000_0000)).name(), "000000020000000100000040");
+        assert_eq!(
+            Segment::holding(2, Lsn(0x1_4000_0000)).name(),
+            "000000020000000100000040"
+        );
         for bad in [
             "00000001000000000000000",
             "000000010000000000000100", // past the last segment of a log at 16 MiB
@@ -292,19 +298,26 @@ mod tests {
     #[test]
     fn replay_that_stopped_before_the_archives_end_is_a_gap_naming_the_missing_segment() {
         // Segment 5 ended with a WAL switch: the next record would start segment 6.
-        let v = judge("000000010000000000000008", end(1, "0/6000000"), &Target::Latest);
+        let v = judge(
+            Some("000000010000000000000008"),
+            end(1, "0/6000000"),
+            &Target::Latest,
+        );
         let Verdict::Gap { missing, .. } = &v else {
             panic!("{v:?}")
         };
         assert_eq!(missing, "000000010000000000000006");
         let (ok, reason, message) = v.condition();
         assert!(!ok && reason == "WALGap", "{message}");
-        assert!(message.contains("replay ended at 0/6000000 on timeline 1"), "{message}");
+        assert!(
+            message.contains("replay ended at 0/6000000 on timeline 1"),
+            "{message}"
+        );
         assert!(message.contains("000000010000000000000008"), "{message}");
         assert!(message.contains("--target=0/6000000"), "{message}");
         // A record that ran into the missing segment ended replay within the one before.
         assert!(matches!(
-            judge("000000010000000000000008", end(1, "0/5FFFF80"), &Target::Latest),
+            judge(Some("000000010000000000000008"), end(1, "0/5FFFF80"), &Target::Latest),
             Verdict::Gap { missing, .. } if missing == "000000010000000000000006"
         ));
     }
@@ -312,11 +325,19 @@ mod tests {
     #[test]
     fn replay_to_the_archives_last_segment_is_complete() {
         for lsn in ["0/9000000", "0/8000100", "0/8FFFFFF"] {
-            let v = judge("000000010000000000000008", end(1, lsn), &Target::Latest);
+            let v = judge(
+                Some("000000010000000000000008"),
+                end(1, lsn),
+                &Target::Latest,
+            );
             assert!(matches!(v, Verdict::Complete { .. }), "{lsn}: {v:?}");
         }
         // Replay followed a history file onto a timeline with no segment archived yet.
-        let v = judge("000000010000000000000008", end(2, "0/8000100"), &Target::Latest);
+        let v = judge(
+            Some("000000010000000000000008"),
+            end(2, "0/8000100"),
+            &Target::Latest,
+        );
         assert!(matches!(v, Verdict::Complete { .. }), "{v:?}");
     }
 
@@ -324,13 +345,21 @@ mod tests {
     fn a_later_timeline_in_the_archive_that_replay_never_reached_is_a_gap() {
         // The source failed over onto timeline 2 at segment 5; replay ended on timeline 1
         // at segment 3, far from the old primary's last segments too.
-        let v = judge("000000020000000000000007", end(1, "0/3000000"), &Target::Latest);
+        let v = judge(
+            Some("000000020000000000000007"),
+            end(1, "0/3000000"),
+            &Target::Latest,
+        );
         assert!(
             matches!(&v, Verdict::Gap { missing, .. } if missing == "000000010000000000000003"),
             "{v:?}"
         );
         // Replay that followed the switch to timeline 2 to its end is complete.
-        let v = judge("000000020000000000000007", end(2, "0/8000000"), &Target::Latest);
+        let v = judge(
+            Some("000000020000000000000007"),
+            end(2, "0/8000000"),
+            &Target::Latest,
+        );
         assert!(matches!(v, Verdict::Complete { .. }), "{v:?}");
     }
 
@@ -341,20 +370,23 @@ mod tests {
         let time = target(&["--type=time".into(), "--target=2026-11-21 10:00".into()]);
         assert_eq!(time, Target::Reached("--type=time".into()));
         assert_eq!(
-            judge("000000010000000000000008", end(1, "0/3000000"), &time),
+            judge(Some("000000010000000000000008"), end(1, "0/3000000"), &time),
             Verdict::TargetReached("--type=time".into())
         );
         let lsn = target(&["--type=lsn".into(), "--target=0/6000000".into()]);
         assert_eq!(lsn, Target::Lsn(Lsn(0x600_0000)));
         // The DBA accepts what replay reached by asking for no more than that.
         assert!(matches!(
-            judge("000000010000000000000008", end(1, "0/6000000"), &lsn),
+            judge(Some("000000010000000000000008"), end(1, "0/6000000"), &lsn),
             Verdict::TargetReached(_)
         ));
         // Asking for more than replay reached is still a gap, naming the target.
-        let v = judge("000000010000000000000008", end(1, "0/5000000"), &lsn);
+        let v = judge(Some("000000010000000000000008"), end(1, "0/5000000"), &lsn);
         let (ok, _, message) = v.condition();
-        assert!(!ok && message.contains("the target LSN 0/6000000"), "{message}");
+        assert!(
+            !ok && message.contains("the target LSN 0/6000000"),
+            "{message}"
+        );
         for unjudged in [
             vec!["--type=lsn".to_string()],
             vec!["--type=standby".to_string()],
@@ -362,17 +394,17 @@ mod tests {
         ] {
             let t = target(&unjudged);
             assert!(matches!(t, Target::Unjudged(_)), "{unjudged:?}: {t:?}");
-            let (ok, reason, _) = judge("000000010000000000000008", end(1, "0/1"), &t).condition();
+            let (ok, reason, _) =
+                judge(Some("000000010000000000000008"), end(1, "0/1"), &t).condition();
             assert!(ok && reason == "NotChecked");
         }
-        assert_eq!(
-            target(&["--target-timeline=latest".into()]),
-            Target::Latest
-        );
-        assert!(matches!(
-            judge("00000002.history", end(1, "0/1"), &Target::Latest),
-            Verdict::Unjudged(_)
-        ));
+        assert_eq!(target(&["--target-timeline=latest".into()]), Target::Latest);
+        for archived in [Some("00000002.history"), None] {
+            assert!(matches!(
+                judge(archived, end(1, "0/1"), &Target::Latest),
+                Verdict::Unjudged(_)
+            ));
+        }
     }
 
     proptest::proptest! {
@@ -397,7 +429,7 @@ mod tests {
             end_lsn in 1u64..(100_001 * SEGMENT_SIZE),
         ) {
             let archived = Segment { timeline, number: newest }.name();
-            let v = judge(&archived, ReplayEnd { timeline, lsn: Lsn(end_lsn) }, &Target::Latest);
+            let v = judge(Some(&archived), ReplayEnd { timeline, lsn: Lsn(end_lsn) }, &Target::Latest);
             let last = (end_lsn - 1) / SEGMENT_SIZE;
             match v {
                 Verdict::Gap { missing, .. } => {
@@ -419,9 +451,9 @@ mod tests {
         ) {
             let archived = Segment { timeline: tl, number: newest }.name();
             let ended = ReplayEnd { timeline: tl, lsn: Lsn(end_lsn) };
-            let reached = matches!(judge(&archived, ended, &Target::Reached("--type=time".into())), Verdict::TargetReached(_));
+            let reached = matches!(judge(Some(&archived), ended, &Target::Reached("--type=time".into())), Verdict::TargetReached(_));
             proptest::prop_assert!(reached);
-            let v = judge(&archived, ended, &Target::Lsn(Lsn(want)));
+            let v = judge(Some(&archived), ended, &Target::Lsn(Lsn(want)));
             proptest::prop_assert_eq!(matches!(v, Verdict::TargetReached(_)), end_lsn >= want);
         }
     }
