@@ -322,6 +322,21 @@ fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one(
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(!all_ready(&home.status("again"), 1));
+    // Status says why, and where Patroni put the failed attempt's data directory.
+    let s = home.wait_for("again", Duration::from_secs(60), "why in status", |s| {
+        condition(s, "DataSource")["reason"] == "BootstrapFailed"
+    });
+    let why = condition(&s, "DataSource")["message"].clone();
+    let why = why.as_str().unwrap_or_default();
+    assert!(
+        why.contains(&stopped) && why.contains("data.failed"),
+        "{why}"
+    );
+    assert!(
+        events(&home, "again")
+            .iter()
+            .any(|e| e["reason"] == "BootstrapFailed" && e["type"] == "Warning")
+    );
 
     // Readable again: the bootstrap is retried and the clone comes up with every row.
     set_mode(0o644);
@@ -335,10 +350,11 @@ fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one(
         recovery_log(&home, "again")
     );
     let s = home.wait_for("again", Duration::from_secs(60), "replay judged", judged);
-    assert_eq!(
-        condition(&s, "DataSource")["reason"],
-        "ReplayComplete",
-        "{s}"
+    let done = condition(&s, "DataSource");
+    assert_eq!(done["reason"], "ReplayComplete", "{s}");
+    assert!(
+        done["message"].as_str().unwrap().contains("data.failed"),
+        "the failed attempt's directory is still reported: {done}"
     );
     assert_eq!(condition(&s, "Ready")["status"], "True", "{s}");
 
@@ -399,7 +415,7 @@ fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one(
 fn judged(status: &Value) -> bool {
     condition(status, "DataSource")["reason"]
         .as_str()
-        .is_some_and(|r| r != "Replaying")
+        .is_some_and(|r| !["Replaying", "BootstrapFailed"].contains(&r))
 }
 
 /// Condition `type_` of a cluster's status (`Null` when absent).

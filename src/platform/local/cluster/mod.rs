@@ -44,6 +44,7 @@ use self::state::{ClusterState, InstanceRecord, ReplayCheck};
 use super::account::Binaries;
 use super::files::{self, AtPath};
 use super::home::ClusterDir;
+use super::log_tail::Tail;
 use super::objects::ObjectStore;
 use super::operator::Shared;
 use super::process::Started;
@@ -57,6 +58,7 @@ use crate::api::status::{
 };
 use crate::api::support::Platform;
 use crate::api::users::PasswordType;
+use crate::observe::bootstrap::Failures;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::patroni::Patroni;
@@ -232,6 +234,11 @@ pub struct Worker {
     /// what its leader last said of them.
     slots: BTreeMap<String, String>,
     slots_seen: Option<Vec<crate::plan::standby_slots::Slot>>,
+    /// While a restore has not bootstrapped: each instance's log, read as it grows, and the
+    /// failed attempts it tells of.
+    bootstrap_logs: BTreeMap<String, (Tail, Failures)>,
+    /// The data directories Patroni moved aside after a failed bootstrap (`data.failed`).
+    failed_dirs: Vec<String>,
 }
 
 /// See `Worker::last_config_check`.
@@ -306,6 +313,8 @@ impl Worker {
             standby: None,
             slots: BTreeMap::new(),
             slots_seen: None,
+            bootstrap_logs: BTreeMap::new(),
+            failed_dirs: Vec::new(),
         }
     }
 
@@ -552,6 +561,7 @@ impl Worker {
             self.state.initialized = true;
             self.state.save(&self.dir)?;
         }
+        self.watch_bootstrap(&records);
         self.check_replay(&cluster, &seen).await?;
         self.problem = None;
         let wrote = self.write_status(&cluster, Some(&seen));
@@ -630,6 +640,44 @@ impl Worker {
             self.event(!ok, reason, message);
         }
         Ok(())
+    }
+
+    /// While a restore has not bootstrapped: what each instance's log says of failed attempts
+    /// (a Warning event for each), and which data directories Patroni moved aside. Those are
+    /// only reported: Patroni keeps the latest failed one, replacing the one before.
+    fn watch_bootstrap(&mut self, records: &[InstanceRecord]) {
+        self.failed_dirs = records
+            .iter()
+            .map(|r| self.dir.instance(&r.name).path().join("data.failed"))
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+            .map(|p| p.display().to_string())
+            .collect();
+        if self.state.initialized || self.state.replay.is_none() {
+            self.bootstrap_logs.clear();
+            return;
+        }
+        let instances = self.dir.instances();
+        let mut failed = Vec::new();
+        for rec in records {
+            let (tail, failures) =
+                self.bootstrap_logs
+                    .entry(rec.name.clone())
+                    .or_insert_with(|| {
+                        let log = Tail::new(&instances, &[&rec.name, "patroni.log"]);
+                        (log, Failures::default())
+                    });
+            let before = failures.count;
+            for line in tail.poll().unwrap_or_default() {
+                failures.feed(&line.text);
+            }
+            if failures.count > before {
+                let last = failures.last.clone().unwrap_or_default();
+                failed.push(format!("{}: bootstrap failed: {last}", rec.name));
+            }
+        }
+        for message in failed {
+            self.event(true, "BootstrapFailed", message);
+        }
     }
 
     /// How a restored cluster's replay went, once it ended: judged against what the spec asks
@@ -1851,8 +1899,11 @@ impl Worker {
         let backed_up = self.state.stanza_created
             || following
             || cluster.repos().iter().all(|r| r.volume.is_none());
+        // A restore's replay is judged at the first pass that finds it in Patroni's history.
+        let judged = self.state.replay.as_ref().is_none_or(|c| c.ended.is_some());
         running
             && backed_up
+            && judged
             && self.state.initialized
             && self.state.removing.is_empty()
             && self.state.restart_queue.is_none()
@@ -1899,9 +1950,20 @@ impl Worker {
     /// until it has promoted, then how replay went (see `plan::wal_gap`).
     fn replay_condition(&self, cluster: &PostgresCluster) -> Option<(bool, &'static str, String)> {
         let check = self.state.replay.as_ref()?;
-        Some(match self.replay_verdict(cluster) {
-            Some(verdict) => verdict.condition(),
-            None => (
+        let failures = self.bootstrap_logs.values().map(|(_, f)| f);
+        let failed = failures.filter(|f| f.count > 0).max_by_key(|f| f.count);
+        let (ok, reason, mut message) = match (self.replay_verdict(cluster), failed) {
+            (Some(verdict), _) => verdict.condition(),
+            (None, Some(f)) => (
+                false,
+                "BootstrapFailed",
+                format!(
+                    "restoring failed {} time(s) and is retried; last: {}",
+                    f.count,
+                    f.last.as_deref().unwrap_or_default()
+                ),
+            ),
+            (None, None) => (
                 false,
                 "Replaying",
                 format!(
@@ -1909,7 +1971,15 @@ impl Worker {
                     check.archived_to.as_deref().unwrap_or("none")
                 ),
             ),
-        })
+        };
+        if !self.failed_dirs.is_empty() {
+            message += &format!(
+                ". A failed attempt's data directory is kept at {} (Patroni keeps the latest \
+                 only; pgdeck deletes none): remove it once no longer needed",
+                self.failed_dirs.join(", ")
+            );
+        }
+        Some((ok, reason, message))
     }
 
     fn set_conditions(&self, cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
@@ -1924,27 +1994,26 @@ impl Worker {
         };
         let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
         let replay = self.replay_condition(cluster);
-        let gap = replay
+        // A gap, or a bootstrap that keeps failing, is a problem; replay under way is not.
+        let failed = replay
             .as_ref()
-            .filter(|(ok, _, _)| !ok)
+            .filter(|(_, reason, _)| ["WALGap", "BootstrapFailed"].contains(reason))
             .map(|(_, _, message)| message);
         let problem = (self.problem.as_ref())
             .or(self.backup_problem.as_ref())
             .or(self.pooler_problem.as_ref())
             .or(standby_problem)
-            .or(gap);
+            .or(failed);
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
-        if let Some(message) = gap {
-            // Running for the DBA to inspect, but never Ready: it lacks what was asked for.
-            let g = cluster.generation();
-            conditions::set(
-                &mut status.conditions,
-                conditions::READY,
-                false,
-                "WALGap",
-                message,
-                g,
-            );
+        if let Some((false, reason, message)) = &replay {
+            // Never Ready before replay is judged, nor after a gap: the cluster runs, for the
+            // DBA to inspect, without what was asked for.
+            let ready = conditions::is_true(&status.conditions, conditions::READY);
+            if ready || *reason == "WALGap" {
+                let g = cluster.generation();
+                let c = &mut status.conditions;
+                conditions::set(c, conditions::READY, false, reason, message.clone(), g);
+            }
         }
         conditions::set_or_remove(
             &mut status.conditions,
