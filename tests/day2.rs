@@ -207,6 +207,12 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         "",
     );
     home.apply_ready(&pitr, "180s");
+    let judged = condition(&home.status("pitr"), "DataSource");
+    assert_eq!(
+        (&judged["status"], &judged["reason"]),
+        (&Value::from("True"), &Value::from("TargetReached")),
+        "{judged}"
+    );
     assert_eq!(
         home.superuser("pitr", "origin", "SELECT count(*), max(i) FROM t"),
         "100|100",
@@ -409,6 +415,31 @@ fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one(
     // Still not Ready a settled pass later.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(condition(&home.status("gap"), "Ready")["status"], "False");
+
+    // The DBA accepts what replay reached by asking for exactly that LSN.
+    let ended = message
+        .split("replay ended at ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    let accepted = clone.replace("name: again", "name: gap").replace(
+        "repoName: repo1\n",
+        &format!("repoName: repo1\n      options: [\"--type=lsn\", \"--target={ended}\"]\n"),
+    );
+    let out = home.apply_text(&accepted, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = home.wait_for("gap", Duration::from_secs(60), "accepted", |s| {
+        condition(s, "Ready")["status"] == "True"
+    });
+    assert_eq!(
+        condition(&s, "DataSource")["reason"],
+        "TargetReached",
+        "{s}"
+    );
 }
 
 /// The DataSource condition says how replay went (not that it is still under way).
