@@ -255,6 +255,11 @@ impl Verdict {
 mod tests {
     use super::*;
 
+    /// To the latest state, from an archive whose newest segment is `archived`.
+    fn latest(archived: &str, ended: ReplayEnd) -> Verdict {
+        judge(Some(archived), ended, &Target::Latest)
+    }
+
     fn end(timeline: u32, lsn: &str) -> ReplayEnd {
         ReplayEnd {
             timeline,
@@ -298,11 +303,7 @@ mod tests {
     #[test]
     fn replay_that_stopped_before_the_archives_end_is_a_gap_naming_the_missing_segment() {
         // Segment 5 ended with a WAL switch: the next record would start segment 6.
-        let v = judge(
-            Some("000000010000000000000008"),
-            end(1, "0/6000000"),
-            &Target::Latest,
-        );
+        let v = latest("000000010000000000000008", end(1, "0/6000000"));
         let Verdict::Gap { missing, .. } = &v else {
             panic!("{v:?}")
         };
@@ -317,7 +318,7 @@ mod tests {
         assert!(message.contains("--target=0/6000000"), "{message}");
         // A record that ran into the missing segment ended replay within the one before.
         assert!(matches!(
-            judge(Some("000000010000000000000008"), end(1, "0/5FFFF80"), &Target::Latest),
+            latest("000000010000000000000008", end(1, "0/5FFFF80")),
             Verdict::Gap { missing, .. } if missing == "000000010000000000000006"
         ));
     }
@@ -325,19 +326,11 @@ mod tests {
     #[test]
     fn replay_to_the_archives_last_segment_is_complete() {
         for lsn in ["0/9000000", "0/8000100", "0/8FFFFFF"] {
-            let v = judge(
-                Some("000000010000000000000008"),
-                end(1, lsn),
-                &Target::Latest,
-            );
+            let v = latest("000000010000000000000008", end(1, lsn));
             assert!(matches!(v, Verdict::Complete { .. }), "{lsn}: {v:?}");
         }
         // Replay followed a history file onto a timeline with no segment archived yet.
-        let v = judge(
-            Some("000000010000000000000008"),
-            end(2, "0/8000100"),
-            &Target::Latest,
-        );
+        let v = latest("000000010000000000000008", end(2, "0/8000100"));
         assert!(matches!(v, Verdict::Complete { .. }), "{v:?}");
     }
 
@@ -345,21 +338,13 @@ mod tests {
     fn a_later_timeline_in_the_archive_that_replay_never_reached_is_a_gap() {
         // The source failed over onto timeline 2 at segment 5; replay ended on timeline 1
         // at segment 3, far from the old primary's last segments too.
-        let v = judge(
-            Some("000000020000000000000007"),
-            end(1, "0/3000000"),
-            &Target::Latest,
-        );
+        let v = latest("000000020000000000000007", end(1, "0/3000000"));
         assert!(
             matches!(&v, Verdict::Gap { missing, .. } if missing == "000000010000000000000003"),
             "{v:?}"
         );
         // Replay that followed the switch to timeline 2 to its end is complete.
-        let v = judge(
-            Some("000000020000000000000007"),
-            end(2, "0/8000000"),
-            &Target::Latest,
-        );
+        let v = latest("000000020000000000000007", end(2, "0/8000000"));
         assert!(matches!(v, Verdict::Complete { .. }), "{v:?}");
     }
 
