@@ -624,10 +624,11 @@ impl Worker {
         let Some(primary) = seen.ready_primary() else {
             return Ok(());
         };
-        let Some(timeline) = seen.instance(&primary.name).and_then(|s| s.timeline) else {
-            return Ok(());
-        };
-        let Some(ended) = replay_check::replay_end(&self.patroni, &primary.api(), timeline).await
+        let members: Vec<String> = state::instances(&self.dir)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let Some(ended) = replay_check::replay_end(&self.patroni, &primary.api(), &members).await
         else {
             return Ok(());
         };

@@ -14,14 +14,18 @@ pub async fn archived_to(pgbackrest: &Pgbackrest, repo: &str) -> Result<Option<S
     Ok(repos.first().and_then(|r| r.wal_max.clone()))
 }
 
-/// Where replay ended, from the history Patroni keeps for the primary at `api` on `timeline`:
-/// the switch that began it. `None` until Patroni has recorded it (it does so in its first
-/// loops as leader).
-pub async fn replay_end(patroni: &Patroni, api: &str, timeline: i64) -> Option<ReplayEnd> {
+/// Where replay ended, from the history Patroni keeps: the switch to the first timeline one of
+/// this cluster's `members` began (Patroni names the member it promoted; the source's own
+/// switches carry its names or none), so a failover of the clone's own never stands in for it.
+/// `None` until Patroni has recorded it (it does so in its first loops as leader).
+pub async fn replay_end(patroni: &Patroni, api: &str, members: &[String]) -> Option<ReplayEnd> {
     let history = patroni.history_from([api]).await.ok()?;
-    let last = history.first().filter(|s| s.timeline + 1 == timeline)?;
+    let first = history
+        .iter()
+        .rev()
+        .find(|s| s.leader.as_ref().is_some_and(|l| members.contains(l)))?;
     Some(ReplayEnd {
-        timeline: u32::try_from(last.timeline).ok()?,
-        lsn: Lsn::parse(last.lsn.as_deref()?)?,
+        timeline: u32::try_from(first.timeline).ok()?,
+        lsn: Lsn::parse(first.lsn.as_deref()?)?,
     })
 }
