@@ -207,6 +207,12 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         "",
     );
     home.apply_ready(&pitr, "180s");
+    let judged = condition(&home.status("pitr"), "DataSource");
+    assert_eq!(
+        (&judged["status"], &judged["reason"]),
+        (&Value::from("True"), &Value::from("TargetReached")),
+        "{judged}"
+    );
     assert_eq!(
         home.superuser("pitr", "origin", "SELECT count(*), max(i) FROM t"),
         "100|100",
@@ -249,8 +255,10 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
 
 /// pgBackRest exits 42, not 1, when it cannot read a segment that is in the repository;
 /// PostgreSQL took that for the end of the archive and promoted the clone without the rest.
+/// A segment simply missing in the middle of the archive is "not found" (1): PostgreSQL ends
+/// recovery there and promotes, and the clone must then say so rather than be Ready.
 #[test]
-fn a_clone_stops_at_an_unreadable_segment_instead_of_promoting_without_it() {
+fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one() {
     use std::os::unix::fs::PermissionsExt;
     let home = LocalHome::new();
     home.apply_ready(&manifest("origin", 1, "", "", ""), "180s");
@@ -262,11 +270,24 @@ fn a_clone_stops_at_an_unreadable_segment_instead_of_promoting_without_it() {
     // The segment that holds the rows, in the repository before origin goes.
     let sql = |q: &str| home.superuser("origin", "postgres", q);
     let segment = sql("SELECT pg_walfile_name(pg_switch_wal())");
+    // Two more segments of rows: the first goes missing later, the second stays behind it.
+    let more = |from: i32| {
+        home.superuser(
+            "origin",
+            "origin",
+            &format!(
+                "INSERT INTO t SELECT generate_series({from}, {})",
+                from + 99
+            ),
+        );
+        sql("SELECT pg_walfile_name(pg_switch_wal())")
+    };
+    let (missing, later) = (more(201), more(301));
     home.wait_for(
         "origin",
         Duration::from_secs(60),
         "the rows archived",
-        |_| sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment,
+        |_| sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= later,
     );
     home.ok(&["delete", "origin", "--keep-backups", "--wait"]);
     let archived: Vec<_> = glob_kept_segment(&home, &segment);
@@ -307,6 +328,21 @@ fn a_clone_stops_at_an_unreadable_segment_instead_of_promoting_without_it() {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(!all_ready(&home.status("again"), 1));
+    // Status says why, and where Patroni put the failed attempt's data directory.
+    let s = home.wait_for("again", Duration::from_secs(60), "why in status", |s| {
+        condition(s, "DataSource")["reason"] == "BootstrapFailed"
+    });
+    let why = condition(&s, "DataSource")["message"].clone();
+    let why = why.as_str().unwrap_or_default();
+    assert!(
+        why.contains(&stopped) && why.contains("data.failed"),
+        "{why}"
+    );
+    assert!(
+        events(&home, "again")
+            .iter()
+            .any(|e| e["reason"] == "BootstrapFailed" && e["type"] == "Warning")
+    );
 
     // Readable again: the bootstrap is retried and the clone comes up with every row.
     set_mode(0o644);
@@ -315,10 +351,113 @@ fn a_clone_stops_at_an_unreadable_segment_instead_of_promoting_without_it() {
     });
     assert_eq!(
         rows(&home, "again"),
-        "200",
+        "400",
         "{}",
         recovery_log(&home, "again")
     );
+    let s = home.wait_for("again", Duration::from_secs(60), "replay judged", judged);
+    let done = condition(&s, "DataSource");
+    assert_eq!(done["reason"], "ReplayComplete", "{s}");
+    assert!(
+        done["message"].as_str().unwrap().contains("data.failed"),
+        "the failed attempt's directory is still reported: {done}"
+    );
+    assert_eq!(condition(&s, "Ready")["status"], "True", "{s}");
+
+    // A segment gone from the middle of the archive, later ones still there: the clone
+    // promotes where it ends, and is told, not Ready.
+    let gone: Vec<_> = glob_kept_segment(&home, &missing);
+    assert_eq!(gone.len(), 1, "{missing} in the kept repository");
+    let aside = home.path().join("set-aside");
+    std::fs::rename(&gone[0], &aside).unwrap();
+    assert_eq!(glob_kept_segment(&home, &later).len(), 1, "{later} stays");
+    let out = home.apply_text(&clone.replace("name: again", "name: gap"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = home.wait_for("gap", Duration::from_secs(240), "replay judged", judged);
+    let judged = condition(&s, "DataSource");
+    assert_eq!(
+        (&judged["status"], &judged["reason"]),
+        (&Value::from("False"), &Value::from("WALGap")),
+        "{s}\n{}",
+        recovery_log(&home, "gap")
+    );
+    let message = judged["message"].as_str().unwrap();
+    let archived_to = message
+        .split("archive holds up to ")
+        .nth(1)
+        .map(|rest| &rest[..24.min(rest.len())]);
+    assert!(
+        message.contains(&format!("segment {missing} is missing"))
+            && archived_to >= Some(later.as_str())
+            && message.contains("replay ended at "),
+        "{message}"
+    );
+    let ready = condition(&s, "Ready");
+    assert_eq!(
+        (&ready["status"], &ready["reason"]),
+        (&Value::from("False"), &Value::from("WALGap")),
+        "{s}"
+    );
+    assert_eq!(condition(&s, "Degraded")["status"], "True", "{s}");
+    assert!(
+        events(&home, "gap")
+            .iter()
+            .any(|e| e["reason"] == "WALGap" && e["type"] == "Warning"),
+        "{:?}",
+        events(&home, "gap")
+    );
+    // Kept running for the DBA to inspect: everything before the gap is there, nothing after.
+    assert_eq!(rows(&home, "gap"), "200", "{}", recovery_log(&home, "gap"));
+    // Still not Ready a settled pass later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(condition(&home.status("gap"), "Ready")["status"], "False");
+
+    // The DBA accepts what replay reached by asking for exactly that LSN.
+    let ended = message
+        .split("replay ended at ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    let accepted = clone.replace("name: again", "name: gap").replace(
+        "repoName: repo1\n",
+        &format!("repoName: repo1\n      options: [\"--type=lsn\", \"--target={ended}\"]\n"),
+    );
+    let out = home.apply_text(&accepted, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = home.wait_for("gap", Duration::from_secs(60), "accepted", |s| {
+        condition(s, "Ready")["status"] == "True"
+    });
+    assert_eq!(
+        condition(&s, "DataSource")["reason"],
+        "TargetReached",
+        "{s}"
+    );
+}
+
+/// The DataSource condition says how replay went (not that it is still under way).
+fn judged(status: &Value) -> bool {
+    condition(status, "DataSource")["reason"]
+        .as_str()
+        .is_some_and(|r| !["Replaying", "BootstrapFailed"].contains(&r))
+}
+
+/// Condition `type_` of a cluster's status (`Null` when absent).
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// The rows of table `t` in the database `origin` of the restored `cluster`, asked once.

@@ -27,6 +27,9 @@ pub const EXPORTER: &str = "Exporter";
 /// True while Patroni is paused (maintenance mode): it neither fails over nor restarts
 /// PostgreSQL, so a DBA must not forget it.
 pub const PATRONI_PAUSED: &str = "PatroniPaused";
+/// For a cluster restored from another's repository: whether replay reached the end of the
+/// source's archive (or the restore's target). False with `WALGap` when it ended early.
+pub const DATA_SOURCE: &str = "DataSource";
 
 /// Set condition `type_` in `conditions`, keeping its transition time when its truth holds.
 pub fn set(

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::activity::escape;
+use crate::plan::wal_gap::Lsn;
 
 /// One promotion: the timeline that ended, where, why, when, and who led the next one.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,15 +51,10 @@ pub fn parse(body: &Value) -> Result<Vec<TimelineSwitch>, String> {
 /// An LSN given as a number of bytes (Patroni's way) or already as text.
 fn lsn(v: &Value) -> Option<String> {
     match v {
-        Value::Number(n) => n.as_u64().map(format_lsn),
+        Value::Number(n) => n.as_u64().map(|n| Lsn(n).to_string()),
         Value::String(s) => Some(escape(s)),
         _ => None,
     }
-}
-
-/// PostgreSQL's notation: the high and low 32 bits in hex.
-pub fn format_lsn(n: u64) -> String {
-    format!("{:X}/{:X}", n >> 32, n & 0xFFFF_FFFF)
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -1,6 +1,7 @@
 //! Observation: what Patroni, PostgreSQL and pgBackRest report, mapped to `status`.
 
 pub mod activity;
+pub mod bootstrap;
 pub mod conditions;
 pub mod events;
 pub mod history;

@@ -16,6 +16,7 @@ pub mod rollout;
 pub mod standby;
 pub mod standby_slots;
 pub mod verbs;
+pub mod wal_gap;
 
 use rand::RngExt;
 

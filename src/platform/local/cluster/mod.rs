@@ -20,6 +20,7 @@ mod instances;
 mod kept;
 mod observe;
 mod pooler;
+mod replay_check;
 mod restore;
 mod schedule;
 mod secrets;
@@ -39,10 +40,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use tokio::task::JoinHandle;
 
 use self::instances::Runtime;
-use self::state::{ClusterState, InstanceRecord};
+use self::state::{ClusterState, InstanceRecord, ReplayCheck};
 use super::account::Binaries;
 use super::files::{self, AtPath};
 use super::home::ClusterDir;
+use super::log_tail::Tail;
 use super::objects::ObjectStore;
 use super::operator::Shared;
 use super::process::Started;
@@ -56,6 +58,7 @@ use crate::api::status::{
 };
 use crate::api::support::Platform;
 use crate::api::users::PasswordType;
+use crate::observe::bootstrap::Failures;
 use crate::observe::conditions;
 use crate::observe::events::ClusterEvent;
 use crate::observe::patroni::Patroni;
@@ -66,7 +69,7 @@ use crate::plan::monitoring::{self, MONITORING_USER};
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
 use crate::plan::standby as plan_standby;
-use crate::plan::{dynamic, resources};
+use crate::plan::{dynamic, resources, wal_gap};
 use crate::platform::PlatformError;
 
 pub use self::pooler::pools;
@@ -231,6 +234,11 @@ pub struct Worker {
     /// what its leader last said of them.
     slots: BTreeMap<String, String>,
     slots_seen: Option<Vec<crate::plan::standby_slots::Slot>>,
+    /// While a restore has not bootstrapped: each instance's log, read as it grows, and the
+    /// failed attempts it tells of.
+    bootstrap_logs: BTreeMap<String, (Tail, Failures)>,
+    /// The data directories Patroni moved aside after a failed bootstrap (`data.failed`).
+    failed_dirs: Vec<String>,
 }
 
 /// See `Worker::last_config_check`.
@@ -305,6 +313,8 @@ impl Worker {
             standby: None,
             slots: BTreeMap::new(),
             slots_seen: None,
+            bootstrap_logs: BTreeMap::new(),
+            failed_dirs: Vec::new(),
         }
     }
 
@@ -486,6 +496,12 @@ impl Worker {
                 for rec in &live {
                     self.tasks.stops.remove(&rec.name);
                     let changed = rt.write_config(rec)?;
+                    if let Some(source) = &restore_from
+                        && self.state.replay.is_none()
+                    {
+                        let config = dir.instance(&rec.name).restore_config();
+                        self.record_archive(&binaries, config, &source.repo).await?;
+                    }
                     if self
                         .tasks
                         .restart
@@ -546,6 +562,8 @@ impl Worker {
             self.state.initialized = true;
             self.state.save(&self.dir)?;
         }
+        self.watch_bootstrap(&records);
+        self.check_replay(&cluster, &seen).await?;
         self.problem = None;
         let wrote = self.write_status(&cluster, Some(&seen));
         self.settled = !wrote && self.tasks.idle() && self.quiet(&cluster, &seen);
@@ -563,6 +581,123 @@ impl Worker {
             &self.name,
             &e(reason, message.into(), "reconciler"),
         );
+    }
+
+    /// Before a restore bootstraps: the newest segment of its source's archive, which replay
+    /// must reach (see `plan::wal_gap`). No bootstrap starts without it.
+    async fn record_archive(
+        &mut self,
+        binaries: &Binaries,
+        config: std::path::PathBuf,
+        repo: &str,
+    ) -> Result<(), PlatformError> {
+        let pgbackrest = backups::Pgbackrest {
+            binary: binaries.pgbackrest.clone(),
+            account: self.shared.account.clone(),
+            config,
+        };
+        let archived_to = replay_check::archived_to(&pgbackrest, repo)
+            .await
+            .map_err(|e| {
+                PlatformError::Operator(format!(
+                    "spec.dataSource.postgresCluster: cannot read how far the source's archive \
+                     goes, which the restore must reach: {e}"
+                ))
+            })?;
+        self.state.replay = Some(ReplayCheck {
+            archived_to,
+            ended: None,
+        });
+        self.state.save(&self.dir)?;
+        Ok(())
+    }
+
+    /// Once a restored cluster has promoted: where its replay ended, judged against its
+    /// source's archive. A gap is said at once, as a warning.
+    async fn check_replay(
+        &mut self,
+        cluster: &PostgresCluster,
+        seen: &observe::Seen,
+    ) -> Result<(), PlatformError> {
+        if self.state.replay.as_ref().is_none_or(|c| c.ended.is_some()) {
+            return Ok(());
+        }
+        let Some(primary) = seen.ready_primary() else {
+            return Ok(());
+        };
+        let members: Vec<String> = state::instances(&self.dir)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let Some(ended) = replay_check::replay_end(&self.patroni, &primary.api(), &members).await
+        else {
+            return Ok(());
+        };
+        if let Some(check) = &mut self.state.replay {
+            check.ended = Some(ended);
+        }
+        self.state.save(&self.dir)?;
+        if let Some(verdict) = self.replay_verdict(cluster) {
+            let (ok, reason, message) = verdict.condition();
+            self.event(!ok, reason, message);
+        }
+        Ok(())
+    }
+
+    /// While a restore has not bootstrapped: what each instance's log says of failed attempts
+    /// (a Warning event for each), and which data directories Patroni moved aside. Those are
+    /// only reported: Patroni keeps the latest failed one, replacing the one before.
+    fn watch_bootstrap(&mut self, records: &[InstanceRecord]) {
+        self.failed_dirs = records
+            .iter()
+            .map(|r| self.dir.instance(&r.name).path().join("data.failed"))
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+            .map(|p| p.display().to_string())
+            .collect();
+        if self.state.initialized || self.state.replay.is_none() {
+            self.bootstrap_logs.clear();
+            return;
+        }
+        let instances = self.dir.instances();
+        let mut failed = Vec::new();
+        for rec in records {
+            let (tail, failures) =
+                self.bootstrap_logs
+                    .entry(rec.name.clone())
+                    .or_insert_with(|| {
+                        let log = Tail::new(&instances, &[&rec.name, "patroni.log"]);
+                        (log, Failures::default())
+                    });
+            let before = failures.count;
+            for line in tail.poll().unwrap_or_default() {
+                failures.feed(&line.text);
+            }
+            if failures.count > before {
+                let last = failures.last.clone().unwrap_or_default();
+                failed.push(format!("{}: bootstrap failed: {last}", rec.name));
+            }
+        }
+        for message in failed {
+            self.event(true, "BootstrapFailed", message);
+        }
+    }
+
+    /// How a restored cluster's replay went, once it ended: judged against what the spec asks
+    /// now, so a DBA accepts a gap by asking for an LSN target replay reached.
+    fn replay_verdict(&self, cluster: &PostgresCluster) -> Option<wal_gap::Verdict> {
+        let check = self.state.replay.as_ref()?;
+        let options = cluster
+            .spec
+            .data_source
+            .as_ref()
+            .and_then(|d| d.postgres_cluster.as_ref())
+            .and_then(|p| p.options.clone())
+            .unwrap_or_default();
+        Some(wal_gap::judge(
+            check.archived_to.as_deref(),
+            check.ended?,
+            &wal_gap::target(&options),
+        ))
     }
 
     fn prepare_dirs(&self) -> Result<(), PlatformError> {
@@ -1766,8 +1901,11 @@ impl Worker {
         let backed_up = self.state.stanza_created
             || following
             || cluster.repos().iter().all(|r| r.volume.is_none());
+        // A restore's replay is judged at the first pass that finds it in Patroni's history.
+        let judged = self.state.replay.as_ref().is_none_or(|c| c.ended.is_some());
         running
             && backed_up
+            && judged
             && self.state.initialized
             && self.state.removing.is_empty()
             && self.state.restart_queue.is_none()
@@ -1810,6 +1948,42 @@ impl Worker {
             .collect()
     }
 
+    /// The DataSource condition of a cluster restored from another's repository: replaying
+    /// until it has promoted, then how replay went (see `plan::wal_gap`).
+    fn replay_condition(&self, cluster: &PostgresCluster) -> Option<(bool, &'static str, String)> {
+        let check = self.state.replay.as_ref()?;
+        let failures = self.bootstrap_logs.values().map(|(_, f)| f);
+        let failed = failures.filter(|f| f.count > 0).max_by_key(|f| f.count);
+        let (ok, reason, mut message) = match (self.replay_verdict(cluster), failed) {
+            (Some(verdict), _) => verdict.condition(),
+            (None, Some(f)) => (
+                false,
+                "BootstrapFailed",
+                format!(
+                    "restoring failed {} time(s) and is retried; last: {}",
+                    f.count,
+                    f.last.as_deref().unwrap_or_default()
+                ),
+            ),
+            (None, None) => (
+                false,
+                "Replaying",
+                format!(
+                    "restoring; replay must reach the source archive's newest segment ({})",
+                    check.archived_to.as_deref().unwrap_or("none")
+                ),
+            ),
+        };
+        if !self.failed_dirs.is_empty() {
+            message += &format!(
+                ". A failed attempt's data directory is kept at {} (Patroni keeps the latest \
+                 only; pgdeck deletes none): remove it once no longer needed",
+                self.failed_dirs.join(", ")
+            );
+        }
+        Some((ok, reason, message))
+    }
+
     fn set_conditions(&self, cluster: &PostgresCluster, status: &mut PostgresClusterStatus) {
         let activity = conditions::Activity {
             removing: self.state.removing.clone(),
@@ -1821,11 +1995,34 @@ impl Worker {
             unsupported: self.unsupported.clone(),
         };
         let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
+        let replay = self.replay_condition(cluster);
+        // A gap, or a bootstrap that keeps failing, is a problem; replay under way is not.
+        let failed = replay
+            .as_ref()
+            .filter(|(_, reason, _)| ["WALGap", "BootstrapFailed"].contains(reason))
+            .map(|(_, _, message)| message);
         let problem = (self.problem.as_ref())
             .or(self.backup_problem.as_ref())
             .or(self.pooler_problem.as_ref())
-            .or(standby_problem);
+            .or(standby_problem)
+            .or(failed);
         conditions::standard(cluster, status, &activity, problem.map(String::as_str));
+        if let Some((false, reason, message)) = &replay {
+            // Never Ready before replay is judged, nor after a gap: the cluster runs, for the
+            // DBA to inspect, without what was asked for.
+            let ready = conditions::is_true(&status.conditions, conditions::READY);
+            if ready || *reason == "WALGap" {
+                let g = cluster.generation();
+                let c = &mut status.conditions;
+                conditions::set(c, conditions::READY, false, reason, message.clone(), g);
+            }
+        }
+        conditions::set_or_remove(
+            &mut status.conditions,
+            conditions::DATA_SOURCE,
+            replay,
+            cluster.generation(),
+        );
         plan_standby::record(status, self.standby.as_ref(), cluster.generation());
         crate::plan::standby_slots::record(
             status,

@@ -76,6 +76,22 @@ pub struct ClusterState {
     /// A rolling restart asked for by `pgdeck.dev/trigger-restart`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_queue: Option<RestartQueue>,
+    /// A cluster restored from another's repository: how far that archive went before the
+    /// bootstrap, and where replay ended (see `plan::wal_gap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayCheck>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayCheck {
+    /// The newest WAL segment in the source's archive before the bootstrap; `None`: it held
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_to: Option<String>,
+    /// Set once the restored cluster has promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<crate::plan::wal_gap::ReplayEnd>,
 }
 
 /// The instances a rolling restart has still to restart: each leaves the queue before it is
