@@ -78,6 +78,12 @@ impl Home {
         ClusterDir(self.namespace(ns).join(name))
     }
 
+    /// Where every instance sees its own tablespace volumes, each in a mount namespace of its
+    /// own (see `tablespaces`); outside those, an empty directory of pgdeck's.
+    pub fn tablespaces(&self) -> PathBuf {
+        self.root.join("tablespaces")
+    }
+
     /// Where `delete --keep-*` moves what it keeps.
     pub fn kept(&self, ns: &str) -> PathBuf {
         self.root.join("kept").join(ns)
@@ -172,6 +178,11 @@ impl InstanceDir {
     }
     pub fn data(&self) -> PathBuf {
         self.0.join("data")
+    }
+    /// The instance's tablespace volumes, one directory each, shown at the home's
+    /// `tablespaces/` to its processes.
+    pub fn tablespaces(&self) -> PathBuf {
+        self.0.join("tablespaces")
     }
     /// Where PostgreSQL's Unix socket lives. A socket's path holds at most 107 bytes, too
     /// few beneath most homes, so as root it is `/run/pgdeck/<digest of this directory>`.
