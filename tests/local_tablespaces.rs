@@ -107,6 +107,16 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
         "nothing reached the home's tablespaces/ itself: {root:?}"
     );
 
+    // A backup reads the tablespace through the primary's view (outside it the location
+    // does not exist), and the new replica restores it into its own.
+    home.wait_for("tbs", Duration::from_secs(90), "the first backup", |s| {
+        s["repos"][0]["backups"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    });
+    home.ok(&["backup", "tbs", "--type", "full", "--wait"]);
+    let s = home.status("tbs");
+    assert_eq!(s["manualBackup"]["succeeded"], true, "{s}");
     home.ok(&["scale", "tbs", "--replicas", "2", "--wait"]);
     let s = home.settle("tbs", 2, "a replica built after CREATE TABLESPACE");
     let replica = names(&s).into_iter().find(|n| *n != first).unwrap();

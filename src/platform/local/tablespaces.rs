@@ -189,3 +189,99 @@ fn make_dir_at(parent: &OwnedFd, name: &str, account: &Account) -> std::io::Resu
     fchmod(&dir, Mode::from_bits_truncate(0o700))?;
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    /// A home and an instance directory the account owns, as the reconciler makes them.
+    fn scene(account: &Account) -> (tempfile::TempDir, Home, InstanceDir, InstanceSet) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = Home::at(tmp.path().join("home"));
+        let inst = InstanceDir(tmp.path().join("home/instances/i1"));
+        account.make_dir(inst.path(), 0o700).unwrap();
+        let set: InstanceSet = serde_yaml::from_str(
+            "dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n\
+             tablespaceVolumes: [{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]\n",
+        )
+        .unwrap();
+        (tmp, home, inst, set)
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_volumes_is_replaced_never_followed() {
+        let account = Account::service().unwrap();
+        let (tmp, home, inst, set) = scene(&account);
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, inst.tablespaces()).unwrap();
+        View::prepare(&home, &inst, Some(&set), &account).unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        let data = inst.tablespaces().join("fast/data");
+        for dir in [inst.tablespaces(), inst.tablespaces().join("fast"), data] {
+            let meta = std::fs::symlink_metadata(&dir).unwrap();
+            assert!(meta.is_dir(), "{dir:?}");
+            assert_eq!(
+                (meta.uid(), meta.mode() & 0o777),
+                (account.uid.as_raw(), 0o700)
+            );
+        }
+        // The same below: a link in place of a volume's `data` is not followed either.
+        std::fs::remove_dir(inst.tablespaces().join("fast/data")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, inst.tablespaces().join("fast/data")).unwrap();
+        View::prepare(&home, &inst, Some(&set), &account).unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        let mount = std::fs::metadata(home.tablespaces()).unwrap();
+        assert_eq!(
+            (mount.uid(), mount.mode() & 0o777),
+            (nix::unistd::geteuid().as_raw(), 0o755)
+        );
+    }
+
+    #[test]
+    fn another_owners_directory_is_never_taken_for_the_volumes() {
+        let account = Account::service().unwrap();
+        if !account.switches() {
+            return; // one user: there is no other owner to plant a directory
+        }
+        let (_tmp, home, inst, set) = scene(&account);
+        std::fs::create_dir(inst.tablespaces()).unwrap(); // root's
+        let err = View::prepare(&home, &inst, Some(&set), &account)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(std::fs::metadata(inst.tablespaces()).unwrap().uid(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_process_in_the_view_sees_its_instances_volumes_and_nothing_else_does() {
+        if !views_possible() {
+            return;
+        }
+        let account = Account::service().unwrap();
+        let (_tmp, home, inst, set) = scene(&account);
+        let view = View::prepare(&home, &inst, Some(&set), &account).unwrap();
+        let root = home.tablespaces().display().to_string();
+        let script = format!("id -u; ls {root}; touch {root}/fast/data/made");
+        let out = super::super::process::run(
+            Some(view),
+            Path::new("/bin/sh"),
+            &["-c".into(), script],
+            &account,
+            &[],
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, format!("{}\nfast\n", account.uid));
+        assert!(inst.tablespaces().join("fast/data/made").exists());
+        assert_eq!(
+            std::fs::read_dir(home.tablespaces()).unwrap().count(),
+            0,
+            "nothing was mounted or made outside the view"
+        );
+    }
+}
