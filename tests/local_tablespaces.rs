@@ -80,26 +80,14 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
     let root = home.path().join("tablespaces");
     let fast = root.join("fast/data").display().to_string();
     let slow = root.join("slow/data").display().to_string();
+    let sql = |q: &str| home.superuser("tbs", "postgres", q);
+    let location_of_fast =
+        || sql("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'fast'");
 
     // Created while the primary is alone: a replica gets it from a backup.
-    home.superuser(
-        "tbs",
-        "postgres",
-        &format!("CREATE TABLESPACE fast LOCATION '{fast}'"),
-    );
-    home.superuser(
-        "tbs",
-        "postgres",
-        "CREATE TABLE t TABLESPACE fast AS SELECT g AS v FROM generate_series(1, 1000) g",
-    );
-    assert_eq!(
-        home.superuser(
-            "tbs",
-            "postgres",
-            "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'fast'"
-        ),
-        fast
-    );
+    sql(&format!("CREATE TABLESPACE fast LOCATION '{fast}'"));
+    sql("CREATE TABLE t TABLESPACE fast AS SELECT g AS v FROM generate_series(1, 1000) g");
+    assert_eq!(location_of_fast(), fast);
     let primary_copy = version_dir(&home, &first, "fast").expect("the primary's own copy");
     assert!(files_under(&primary_copy) > 0);
     assert!(
@@ -131,17 +119,9 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
     assert_eq!(count(&replica).unwrap(), "1000");
 
     // Created while the replica runs: it replays CREATE TABLESPACE into its own directory.
-    home.superuser(
-        "tbs",
-        "postgres",
-        &format!("CREATE TABLESPACE slow LOCATION '{slow}'"),
-    );
-    home.superuser("tbs", "postgres", "CREATE TABLE u (v int) TABLESPACE slow");
-    home.superuser(
-        "tbs",
-        "postgres",
-        "INSERT INTO u SELECT generate_series(1, 500)",
-    );
+    sql(&format!("CREATE TABLESPACE slow LOCATION '{slow}'"));
+    sql("CREATE TABLE u (v int) TABLESPACE slow");
+    sql("INSERT INTO u SELECT generate_series(1, 500)");
     let replayed = || home.sql_on("tbs", &replica, "postgres", "SELECT count(*) FROM u");
     home.wait_for("tbs", Duration::from_secs(60), "u on the replica", |_| {
         replayed().is_ok_and(|n| n == "500")
@@ -161,25 +141,14 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
     home.ok(&["switchover", "tbs", "--to", &replica, "--wait"]);
     let s = home.settle("tbs", 2, "the old primary following");
     assert_eq!(s["primary"], replica.as_str(), "{s}");
-    home.superuser(
-        "tbs",
-        "postgres",
-        "INSERT INTO t SELECT generate_series(1, 1000)",
-    );
+    sql("INSERT INTO t SELECT generate_series(1, 1000)");
     home.wait_for(
         "tbs",
         Duration::from_secs(60),
         "t on the old primary",
         |_| count(&first).is_ok_and(|n| n == "2000"),
     );
-    assert_eq!(
-        home.superuser(
-            "tbs",
-            "postgres",
-            "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'fast'"
-        ),
-        fast
-    );
+    assert_eq!(location_of_fast(), fast);
     assert!(all_ready(&home.status("tbs"), 2));
 
     // Status accounts for each volume against its size, as for the data volume.
