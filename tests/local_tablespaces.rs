@@ -151,6 +151,23 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
     assert_eq!(location_of_fast(), fast);
     assert!(all_ready(&home.status("tbs"), 2));
 
+    // Reinit: Patroni removes the old primary's copies (in its view: its own) and builds
+    // them again from the new primary.
+    let stale = version_dir(&home, &first, "fast").unwrap();
+    std::fs::write(stale.join("pgdeck-marker"), "").unwrap();
+    home.ok(&["reinit", "tbs", &first, "--wait", "--timeout", "120s"]);
+    home.settle("tbs", 2, "the reinitialized replica");
+    home.wait_for("tbs", Duration::from_secs(60), "t after reinit", |_| {
+        count(&first).is_ok_and(|n| n == "2000")
+    });
+    let rebuilt = version_dir(&home, &first, "fast").expect("rebuilt in its own directory");
+    assert!(!rebuilt.join("pgdeck-marker").exists() && files_under(&rebuilt) > 0);
+    assert!(
+        version_dir(&home, &replica, "fast").is_some(),
+        "the primary's copy stays"
+    );
+    assert!(std::fs::read_dir(&root).unwrap().next().is_none());
+
     // Status accounts for each volume against its size, as for the data volume.
     let s = home.status("tbs");
     for i in s["instances"].as_array().unwrap() {
