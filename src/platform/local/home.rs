@@ -8,6 +8,7 @@
 //! <home>/namespaces/<ns>/<name>/               the cluster's runtime:
 //!     state.json  ca.crt  secrets/  records/<instance>.json  instances/<instance>/  repos/<repo>/  pgbackrest/
 //! <home>/kept/<ns>/<name>-<time>/              data and backups kept by `delete --keep-*`
+//! <home>/tablespaces/                          empty: each instance sees its own volumes here
 //! ```
 
 use std::path::{Path, PathBuf};

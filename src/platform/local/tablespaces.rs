@@ -35,10 +35,10 @@ pub fn views_possible() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Why a cluster with tablespace volumes cannot run here, when it cannot.
-pub fn refusal(sets: &[InstanceSet]) -> Option<String> {
+/// Why a cluster with tablespace volumes cannot run here (`views`: [`views_possible`]).
+pub fn refusal(sets: &[InstanceSet], views: bool) -> Option<String> {
     let index = sets.iter().position(|s| !s.tablespace_volumes.is_empty())?;
-    (!views_possible()).then(|| {
+    (!views).then(|| {
         format!(
             "spec.instances[{index}].tablespaceVolumes: needs pgdeck to run as root: each \
              instance sees its own volumes at one path through a mount namespace of its own"
@@ -209,6 +209,24 @@ mod tests {
         )
         .unwrap();
         (tmp, home, inst, set)
+    }
+
+    #[test]
+    fn without_root_a_set_with_tablespace_volumes_is_refused_by_name() {
+        let account = Account::service().unwrap();
+        let (_tmp, _home, _inst, set) = scene(&account);
+        let plain = InstanceSet {
+            tablespace_volumes: Vec::new(),
+            ..set.clone()
+        };
+        let sets = [plain.clone(), set];
+        let why = refusal(&sets, false).unwrap();
+        assert!(
+            why.starts_with("spec.instances[1].tablespaceVolumes: needs pgdeck to run as root"),
+            "{why}"
+        );
+        assert_eq!(refusal(&sets, true), None);
+        assert_eq!(refusal(&[plain], false), None);
     }
 
     #[test]

@@ -100,7 +100,9 @@ impl Runtime<'_> {
         let socket_dir = inst.make_socket_dir(self.account).at(&inst.socket_dir())?;
         // Each tablespace volume's directory, before the DBA can name it in CREATE TABLESPACE
         // (a running instance's view shows a new one at once).
-        if let Some(why) = tablespaces::refusal(&self.cluster.spec.instances) {
+        if let Some(why) =
+            tablespaces::refusal(&self.cluster.spec.instances, tablespaces::views_possible())
+        {
             return Err(PlatformError::Operator(why));
         }
         self.view(&inst, Some(set))?;
