@@ -12,18 +12,21 @@ use common::local::{LocalHome, all_ready};
 
 const VOLUME: &str = "{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}";
 
-fn manifest(replicas: u32) -> String {
+fn manifest(name: &str, replicas: u32, spec_extra: &str) -> String {
     let volumes = format!(
         "      tablespaceVolumes:\n        - {{name: fast, dataVolumeClaimSpec: {VOLUME}}}\n        - {{name: slow, dataVolumeClaimSpec: {VOLUME}}}\n"
     );
-    common::local::manifest("tbs", replicas, &volumes, "", "")
+    common::local::manifest(name, replicas, &volumes, spec_extra, "")
 }
 
 /// PostgreSQL's version directory in an instance's copy of tablespace `name`.
 fn version_dir(home: &LocalHome, instance: &str, name: &str) -> Option<PathBuf> {
+    let cluster = instance.split('-').next().unwrap();
     let data = home
         .path()
-        .join("namespaces/default/tbs/instances")
+        .join("namespaces/default")
+        .join(cluster)
+        .join("instances")
         .join(instance)
         .join("tablespaces")
         .join(name)
@@ -74,7 +77,7 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
         return;
     }
     let home = LocalHome::new();
-    home.apply_ready(&manifest(1), "120s");
+    home.apply_ready(&manifest("tbs", 1, ""), "120s");
     let s = home.status("tbs");
     let first = s["primary"].as_str().unwrap().to_string();
     let root = home.path().join("tablespaces");
@@ -166,6 +169,24 @@ fn each_instance_keeps_its_tablespaces_in_its_own_directory_at_one_location() {
         version_dir(&home, &replica, "fast").is_some(),
         "the primary's copy stays"
     );
+    assert!(std::fs::read_dir(&root).unwrap().next().is_none());
+
+    // A clone restores the tablespaces from the source's backups into its own instance.
+    sql("SELECT pg_switch_wal()");
+    let source =
+        "  dataSource:\n    postgresCluster:\n      clusterName: tbs\n      repoName: repo1\n";
+    home.apply_ready(&manifest("tbsclone", 1, source), "180s");
+    let clone = home.status("tbsclone")["primary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rows = home.sql_on("tbsclone", &clone, "postgres", "SELECT count(*) FROM t");
+    assert!(
+        rows.as_ref()
+            .is_ok_and(|n| n.parse::<u32>().unwrap() >= 1000),
+        "{rows:?}"
+    );
+    assert!(files_under(&version_dir(&home, &clone, "fast").expect("the clone's own copy")) > 0);
     assert!(std::fs::read_dir(&root).unwrap().next().is_none());
 
     // Status accounts for each volume against its size, as for the data volume.
