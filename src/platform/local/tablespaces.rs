@@ -135,43 +135,37 @@ impl View {
     }
 }
 
-/// Bytes each tablespace volume of `set` takes in `inst`, by name.
-pub fn usage(inst: &InstanceDir, set: &InstanceSet) -> Vec<(String, u64)> {
-    set.tablespace_volumes
-        .iter()
-        .map(|v| {
-            let path = inst.tablespaces().join(&v.name);
-            (v.name.clone(), super::files::disk_usage(&path))
-        })
-        .collect()
-}
-
 fn open_dir<Fd: AsFd>(at: Fd, name: &(impl nix::NixPath + ?Sized)) -> std::io::Result<OwnedFd> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     Ok(openat(at, name, flags, Mode::empty())?)
 }
 
 /// The directory `name` in `parent`, owned by the account with mode 0700: made when missing,
-/// and anything else in its place (a link, a file) removed first.
+/// and anything else in its place (a link, a file) removed first, once: a tenant who keeps
+/// swapping it gets an error, not a loop.
 fn make_dir_at(parent: &OwnedFd, name: &str, account: &Account) -> std::io::Result<OwnedFd> {
-    let made = match mkdirat(parent, name, Mode::from_bits_truncate(0o700)) {
-        Ok(()) => true,
-        Err(Errno::EEXIST) => false,
-        Err(e) => return Err(e.into()),
-    };
-    let dir = match open_dir(parent, name) {
-        Ok(dir) => dir,
-        Err(e)
-            if !made
-                && matches!(
-                    e.raw_os_error(),
-                    Some(nix::libc::ELOOP | nix::libc::ENOTDIR)
-                ) =>
-        {
-            unlinkat(parent, name, UnlinkatFlags::NoRemoveDir)?;
-            return make_dir_at(parent, name, account);
+    let mut cleared = false;
+    let (dir, made) = loop {
+        let made = match mkdirat(parent, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EEXIST) => false,
+            Err(e) => return Err(e.into()),
+        };
+        match open_dir(parent, name) {
+            Ok(dir) => break (dir, made),
+            Err(e)
+                if !made
+                    && !cleared
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::ELOOP | nix::libc::ENOTDIR)
+                    ) =>
+            {
+                unlinkat(parent, name, UnlinkatFlags::NoRemoveDir)?;
+                cleared = true;
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let meta = std::fs::File::from(dir.try_clone()?).metadata()?;
     if !made && meta.uid() != account.uid.as_raw() {
