@@ -188,6 +188,19 @@ pub struct InstanceStatus {
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeStatus>,
+    /// Its tablespace volumes (`spec.instances[].tablespaceVolumes`, local platform).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tablespace_volumes: Vec<TablespaceVolumeStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TablespaceVolumeStatus {
+    pub name: String,
+    /// The LOCATION to give `CREATE TABLESPACE`: the same in every instance of the cluster.
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -110,10 +110,6 @@ const NO_SIDECARS: Support =
 const NO_CLAIMS: Support = Refused(
     "additional volumes are existing PersistentVolumeClaims, which the local platform has not",
 );
-const NO_LOCAL_TABLESPACES: Support = Refused(
-    "tablespace volumes are not implemented on the local platform yet: its instances' paths \
-     differ, so replicas would need their tablespaces mapped",
-);
 const NO_CLOUD: Support = Refused(
     "only volume repositories (a directory of the pgdeck home) are implemented on the local \
      platform",
@@ -268,19 +264,11 @@ pub const FIELDS: &[Field] = &[
         NO_CLAIMS,
         Works,
     ),
-    field(
-        "spec.instances[].tablespaceVolumes",
-        NO_LOCAL_TABLESPACES,
-        Works,
-    ),
-    field(
-        "spec.instances[].tablespaceVolumes[].name",
-        NO_LOCAL_TABLESPACES,
-        Works,
-    ),
+    field("spec.instances[].tablespaceVolumes", Works, Works),
+    field("spec.instances[].tablespaceVolumes[].name", Works, Works),
     opaque(
         "spec.instances[].tablespaceVolumes[].dataVolumeClaimSpec",
-        NO_LOCAL_TABLESPACES,
+        LOCAL_VOLUME,
         Works,
     ),
     field("spec.backups", Works, Works),
@@ -904,7 +892,7 @@ mod tests {
     }
 
     #[test]
-    fn pgos_volume_fields_work_on_kubernetes_and_temp_is_refused_everywhere() {
+    fn pgos_volume_fields_work_on_kubernetes_tablespaces_locally_too_and_temp_nowhere() {
         let volumes = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      tablespaceVolumes: [{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]\n      volumes: {additional: [{name: imports, claimName: imports, readOnly: true}]}\n      containers: [{name: agent, image: agent}]\n";
         assert!(refused(volumes, Platform::Kube).is_empty());
         let paths: BTreeSet<String> = refusals(&cluster(volumes), Platform::Local)
@@ -912,11 +900,19 @@ mod tests {
             .map(|e| e.path)
             .collect();
         let expected = [
-            "spec.instances[1].tablespaceVolumes",
             "spec.instances[1].volumes.additional",
             "spec.instances[1].containers",
         ];
         assert_eq!(paths, expected.map(String::from).into());
+        // A local tablespace volume is a directory: its size applies, a storage class not.
+        let classed = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      tablespaceVolumes: [{name: fast, dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], storageClassName: ssd, resources: {requests: {storage: 1Gi}}}}]\n";
+        assert_eq!(
+            refusals(&cluster(classed), Platform::Local)
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>(),
+            ["spec.instances[1].tablespaceVolumes[0].dataVolumeClaimSpec.storageClassName"]
+        );
         let temp = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      volumes: {temp: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}\n";
         for platform in [Platform::Local, Platform::Kube] {
             let refused = refused(temp, platform);

@@ -15,6 +15,7 @@ pub mod resources;
 pub mod rollout;
 pub mod standby;
 pub mod standby_slots;
+pub mod tablespaces;
 pub mod verbs;
 pub mod wal_gap;
 

@@ -8,6 +8,7 @@
 //! <home>/namespaces/<ns>/<name>/               the cluster's runtime:
 //!     state.json  ca.crt  secrets/  records/<instance>.json  instances/<instance>/  repos/<repo>/  pgbackrest/
 //! <home>/kept/<ns>/<name>-<time>/              data and backups kept by `delete --keep-*`
+//! <home>/tablespaces/                          empty: each instance sees its own volumes here
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,12 @@ impl Home {
 
     pub fn cluster(&self, ns: &str, name: &str) -> ClusterDir {
         ClusterDir(self.namespace(ns).join(name))
+    }
+
+    /// Where every instance sees its own tablespace volumes, each in a mount namespace of its
+    /// own (see `tablespaces`); outside those, an empty directory of pgdeck's.
+    pub fn tablespaces(&self) -> PathBuf {
+        self.root.join("tablespaces")
     }
 
     /// Where `delete --keep-*` moves what it keeps.
@@ -172,6 +179,11 @@ impl InstanceDir {
     }
     pub fn data(&self) -> PathBuf {
         self.0.join("data")
+    }
+    /// The instance's tablespace volumes, one directory each, shown at the home's
+    /// `tablespaces/` to its processes.
+    pub fn tablespaces(&self) -> PathBuf {
+        self.0.join("tablespaces")
     }
     /// Where PostgreSQL's Unix socket lives. A socket's path holds at most 107 bytes, too
     /// few beneath most homes, so as root it is `/run/pgdeck/<digest of this directory>`.

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod process;
 pub mod psql;
 pub mod store;
+pub mod tablespaces;
 
 use std::process::Stdio;
 use std::time::Duration;

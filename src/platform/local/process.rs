@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::account::Account;
 use super::files::{self, AtPath, read_regular, write_atomic};
+use super::tablespaces::View;
 use crate::platform::PlatformError;
 
 /// Environment every process started by the local platform carries, naming its home: it lets
@@ -22,6 +23,18 @@ pub const HOME_ENV: &str = "PGDECK_HOME";
 /// Start `program args` detached, as `account` when given, logging to `log`, with a clean
 /// environment plus `env`. The child is reaped by a background task when it exits.
 pub fn spawn(
+    program: &Path,
+    args: &[String],
+    account: Option<&Account>,
+    log: &Path,
+    env: &[(&str, String)],
+) -> Result<u32, PlatformError> {
+    spawn_in(None, program, args, account, log, env)
+}
+
+/// [`spawn`], in an instance's tablespace view when given.
+pub fn spawn_in(
+    view: Option<View>,
     program: &Path,
     args: &[String],
     account: Option<&Account>,
@@ -41,9 +54,7 @@ pub fn spawn(
         .stdout(file)
         .stderr(err)
         .kill_on_drop(false);
-    if let Some(a) = account.filter(|a| a.switches()) {
-        cmd.uid(a.uid.as_raw()).gid(a.gid.as_raw());
-    }
+    run_as(&mut cmd, account, view);
     // A session of its own: no signal sent to pgdeck's terminal or process group reaches it.
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -211,6 +222,16 @@ pub fn command(
     account: &Account,
     env: &[(&str, String)],
 ) -> tokio::process::Command {
+    command_in(None, program, args, account, env)
+}
+
+fn command_in(
+    view: Option<View>,
+    program: &Path,
+    args: &[String],
+    account: &Account,
+    env: &[(&str, String)],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -218,21 +239,32 @@ pub fn command(
         .env("LANG", "C.UTF-8")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .kill_on_drop(true);
-    if account.switches() {
-        cmd.uid(account.uid.as_raw()).gid(account.gid.as_raw());
-    }
+    run_as(&mut cmd, Some(account), view);
     cmd
 }
 
-/// Run a short command as `account` and collect its output (pgBackRest, mostly).
+/// Make `cmd` run as `account` (when pgdeck is root), in `view` when given.
+fn run_as(cmd: &mut tokio::process::Command, account: Option<&Account>, view: Option<View>) {
+    match (account, view) {
+        (Some(a), Some(view)) => view.enter(cmd, a),
+        (Some(a), None) if a.switches() => {
+            cmd.uid(a.uid.as_raw()).gid(a.gid.as_raw());
+        }
+        _ => {}
+    }
+}
+
+/// Run a short command as `account` (in `view` when given) and collect its output
+/// (pgBackRest, mostly).
 pub async fn run(
+    view: Option<View>,
     program: &Path,
     args: &[String],
     account: &Account,
     env: &[(&str, String)],
     timeout: Duration,
 ) -> Result<String, String> {
-    let mut cmd = command(program, args, account, env);
+    let mut cmd = command_in(view, program, args, account, env);
     cmd.stdin(Stdio::null());
     let output = match tokio::time::timeout(timeout, cmd.output()).await {
         Ok(Ok(o)) => o,

@@ -83,6 +83,19 @@ impl Store {
         Ok(all)
     }
 
+    /// What this machine cannot run as pgdeck runs here: sockets whose paths are too long,
+    /// tablespace volumes without root (see `tablespaces`).
+    fn refuse_unrunnable(&self, cluster: &PostgresCluster) -> Result<(), PlatformError> {
+        self.refuse_long_sockets(cluster)?;
+        match super::tablespaces::refusal(
+            &cluster.spec.instances,
+            super::tablespaces::views_possible(),
+        ) {
+            Some(why) => Err(PlatformError::Refused(why)),
+            None => Ok(()),
+        }
+    }
+
     /// A socket's path holds at most 107 bytes: past that PostgreSQL cannot start. As root
     /// sockets live in short directories under /run; otherwise in each instance's directory,
     /// where a name or home too long is refused here, naming the field, rather than found by
@@ -215,7 +228,7 @@ impl Store {
         let _lock = self.lock(&ns)?;
         cluster.status = None;
         refuse_invalid(&cluster)?;
-        self.refuse_long_sockets(&cluster)?;
+        self.refuse_unrunnable(&cluster)?;
         let Some(old) = self.read_manifest(&ns, &name)? else {
             let m = &mut cluster.metadata;
             m.uid = Some(new_uid());
@@ -274,7 +287,7 @@ impl Store {
             new.metadata.labels = edited.metadata.labels;
             new.metadata.annotations = edited.metadata.annotations;
             refuse_invalid(&new)?;
-            self.refuse_long_sockets(&new)?;
+            self.refuse_unrunnable(&new)?;
             if new == old {
                 return Ok(old);
             }

@@ -363,13 +363,14 @@ pub mod paths {
     pub fn repo(name: &str) -> String {
         format!("{REPOS}/{name}")
     }
-    /// Where a tablespace's volume is mounted (PGO's path).
+    /// Where tablespace volumes are mounted (PGO's path).
+    pub const TABLESPACES: &str = "/tablespaces";
     pub fn tablespace(name: &str) -> String {
-        format!("/tablespaces/{name}")
+        crate::plan::tablespaces::volume(TABLESPACES, name)
     }
     /// The directory on it for `CREATE TABLESPACE ... LOCATION`.
     pub fn tablespace_data(name: &str) -> String {
-        format!("{}/data", tablespace(name))
+        crate::plan::tablespaces::location(TABLESPACES, name)
     }
 }
 

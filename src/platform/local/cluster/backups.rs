@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::super::account::Account;
+use super::super::home::{Home, InstanceDir};
 use super::super::process;
+use super::super::tablespaces::View;
 use crate::api::status::RepoStatus;
 use crate::observe::pgbackrest::parse_info;
 use crate::plan::dynamic::STANZA;
@@ -17,6 +19,8 @@ pub struct Pgbackrest {
     pub account: Account,
     /// An instance's pgbackrest.conf: the primary's for backups, anyone's for info.
     pub config: PathBuf,
+    /// That instance, whose tablespaces a backup reads in its view (as root).
+    pub view: Option<(Home, InstanceDir)>,
 }
 
 impl Pgbackrest {
@@ -26,7 +30,14 @@ impl Pgbackrest {
             format!("--stanza={STANZA}"),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        process::run(&self.binary, &all, &self.account, &[], timeout).await
+        let view = match &self.view {
+            Some((home, inst)) => Some(
+                View::prepare(home, inst, None, &self.account)
+                    .map_err(|e| format!("{}: {e}", inst.tablespaces().display()))?,
+            ),
+            None => None,
+        };
+        process::run(view, &self.binary, &all, &self.account, &[], timeout).await
     }
 
     /// Create the stanza (idempotent) and take the first full backup; returns its label.

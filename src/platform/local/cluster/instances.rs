@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::super::account::{Account, Binaries};
 use super::super::etcd::Etcd;
 use super::super::files::{AtPath, read_regular, write_if_changed};
-use super::super::home::{ClusterDir, InstanceDir};
+use super::super::home::{ClusterDir, Home, InstanceDir};
 use super::super::ports::{Ports, free};
-use super::super::{launcher, process};
+use super::super::{launcher, process, tablespaces};
 use super::state::{InstanceRecord, write_record};
 use super::tls::Ca;
 use crate::api::PostgresCluster;
@@ -98,6 +98,14 @@ impl Runtime<'_> {
         let log_dir = inst.patroni_log_dir();
         self.account.make_dir(&log_dir, 0o700).at(&log_dir)?;
         let socket_dir = inst.make_socket_dir(self.account).at(&inst.socket_dir())?;
+        // Each tablespace volume's directory, before the DBA can name it in CREATE TABLESPACE
+        // (a running instance's view shows a new one at once).
+        if let Some(why) =
+            tablespaces::refusal(&self.cluster.spec.instances, tablespaces::views_possible())
+        {
+            return Err(PlatformError::Operator(why));
+        }
+        self.view(&inst, Some(set))?;
 
         let pgbr = self.dir.pgbackrest();
         let layout = pgbackrest::Layout {
@@ -214,7 +222,9 @@ impl Runtime<'_> {
         let config = inst.patroni_config().display().to_string();
         let launcher = launcher::path(self.home_root).display().to_string();
         tracing::info!(cluster = self.cluster.name(), instance = %rec.name, "starting Patroni");
-        let pid = process::spawn(
+        let set = spec_set(self.cluster, &rec.set);
+        let pid = process::spawn_in(
+            self.view(&inst, set)?,
             &self.binaries.python,
             &[launcher, config],
             Some(self.account),
@@ -227,6 +237,22 @@ impl Runtime<'_> {
 }
 
 impl Runtime<'_> {
+    /// The instance's tablespace view with the directories of `set`'s volumes, when pgdeck
+    /// can give views (as root).
+    fn view(
+        &self,
+        inst: &InstanceDir,
+        set: Option<&InstanceSet>,
+    ) -> Result<Option<tablespaces::View>, PlatformError> {
+        if !tablespaces::views_possible() {
+            return Ok(None);
+        }
+        let home = Home::at(self.home_root.into());
+        let view =
+            tablespaces::View::prepare(&home, inst, set, self.account).at(&inst.tablespaces())?;
+        Ok(Some(view))
+    }
+
     /// Write the pgBackRest configuration at `path` that reads `source` (and nothing of this
     /// cluster's repositories); returns the `pgbackrest restore` command that uses it.
     fn restore_from_repo(

@@ -48,13 +48,14 @@ use super::log_tail::Tail;
 use super::objects::ObjectStore;
 use super::operator::Shared;
 use super::process::Started;
+use super::tablespaces;
 use crate::actions::{self, SwitchoverStep};
 use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::patroni::SwitchoverType;
 use crate::api::status::{
     ManualBackupStatus, PgBouncerStatus, PostgresClusterStatus, ProxyStatus, RepoStatus,
-    VolumeStatus,
+    TablespaceVolumeStatus, VolumeStatus,
 };
 use crate::api::support::Platform;
 use crate::api::users::PasswordType;
@@ -88,6 +89,8 @@ pub enum Flow {
 struct Usage {
     instances: BTreeMap<String, u64>,
     repos: BTreeMap<String, u64>,
+    /// Each instance's tablespace volumes, by instance and volume name.
+    tablespaces: BTreeMap<(String, String), u64>,
 }
 
 /// How often usage is measured at most: walking a large data directory is not free.
@@ -595,6 +598,8 @@ impl Worker {
             binary: binaries.pgbackrest.clone(),
             account: self.shared.account.clone(),
             config,
+            // `info` reads the repository only, no tablespace.
+            view: None,
         };
         let archived_to = replay_check::archived_to(&pgbackrest, repo)
             .await
@@ -1096,7 +1101,25 @@ impl Worker {
             .filter(|r| r.volume.is_some())
             .map(|r| (r.name.clone(), self.dir.repo(&r.name)))
             .collect();
+        let tablespaces: Vec<(String, std::path::PathBuf, Vec<String>)> = records
+            .iter()
+            .filter_map(|r| {
+                let set = instances::spec_set(cluster, &r.set)?;
+                let names = set.tablespace_volumes.iter().map(|v| v.name.clone());
+                let dir = self.dir.instance(&r.name).tablespaces();
+                Some((r.name.clone(), dir, names.collect()))
+            })
+            .collect();
         self.tasks.usage = Some(tokio::task::spawn_blocking(move || Usage {
+            tablespaces: tablespaces
+                .into_iter()
+                .flat_map(|(instance, dir, names)| {
+                    names.into_iter().map(move |n| {
+                        let used = files::disk_usage(&dir.join(&n));
+                        ((instance.clone(), n), used)
+                    })
+                })
+                .collect(),
             instances: instances
                 .into_iter()
                 .map(|(n, p)| (n, files::disk_usage(&p)))
@@ -1134,13 +1157,31 @@ impl Worker {
             }
         };
         for i in &mut status.instances {
-            let capacity = instances::spec_set(cluster, &i.set)
-                .and_then(|s| bytes(Some(&s.data_volume_claim_spec)));
+            let set = instances::spec_set(cluster, &i.set);
+            let capacity = set.and_then(|s| bytes(Some(&s.data_volume_claim_spec)));
             i.volume = Some(note(
                 format!("{} data", i.name),
                 self.usage.instances.get(&i.name).copied(),
                 capacity,
             ));
+            let volumes = set
+                .map(|s| s.tablespace_volumes.as_slice())
+                .unwrap_or_default();
+            i.tablespace_volumes = volumes
+                .iter()
+                .map(|v| TablespaceVolumeStatus {
+                    name: v.name.clone(),
+                    location: tablespaces::location(&self.shared.home, &v.name),
+                    volume: Some(note(
+                        format!("{} tablespace {}", i.name, v.name),
+                        self.usage
+                            .tablespaces
+                            .get(&(i.name.clone(), v.name.clone()))
+                            .copied(),
+                        bytes(Some(&v.data_volume_claim_spec)),
+                    )),
+                })
+                .collect();
         }
         for r in &mut status.repos {
             let spec = cluster
@@ -1403,12 +1444,16 @@ impl Worker {
             .find(|r| r.volume.is_some())
             .map(|r| r.name.clone());
         let account = self.shared.account.clone();
+        let primary_dir = self.dir.instance(&primary.name);
+        let view =
+            tablespaces::views_possible().then(|| (self.shared.home.clone(), primary_dir.clone()));
         let pgbackrest = |config| backups::Pgbackrest {
             binary: binaries.pgbackrest.clone(),
             account: account.clone(),
             config,
+            view: view.clone(),
         };
-        let primary_conf = self.dir.instance(&primary.name).pgbackrest_config();
+        let primary_conf = primary_dir.pgbackrest_config();
         if let Some(repo) = &posix_repo
             && !self.state.stanza_created
             && self.tasks.initial_backup.is_none()
