@@ -214,10 +214,6 @@ impl App {
 
     /// `p`: pick the user to run psql as, on the instance under the cursor or the primary.
     pub(super) fn start_psql(&mut self) -> Vec<Effect> {
-        if self.platform == crate::api::support::Platform::Kube {
-            self.warn(crate::platform::psql::NOT_ON_KUBE);
-            return Vec::new();
-        }
         let Some(cluster) = self.target().cloned() else {
             self.warn("no cluster selected");
             return Vec::new();

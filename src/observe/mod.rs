@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod conditions;
+pub mod connection;
 pub mod events;
 pub mod history;
 pub mod logs;

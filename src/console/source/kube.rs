@@ -3,7 +3,8 @@
 //! are asked through the API server's pod proxy every refresh; its events are Event objects;
 //! its users' URIs come from the Secrets the operator writes. Requests change the manifest
 //! through the API, over the resourceVersion they were made from, and are recorded as Events
-//! naming who asked.
+//! naming who asked. Sessions and live parameters are read by SQL through a port-forward to
+//! the instance's pod (`pods/portforward`), as the superuser whose Secret the operator writes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,15 +20,20 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, history_data, leader_first, send_details, settings_data, settings_every};
+use super::{
+    Tasks, activity_data, history_data, leader_first, send_details, settings_data,
+    settings_every, signalled,
+};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::{self, Platform};
 use crate::api::validate;
-use crate::console::activity::Target;
+use crate::console::activity::{Signal, Target};
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
+use crate::observe::activity::{self, ActivityProbe};
+use crate::observe::connection::Endpoint;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
 use crate::observe::logs::{self, Chunk, LogLine};
@@ -38,7 +44,9 @@ use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
 use crate::platform::kube::pgo::PgoCluster;
+use crate::platform::kube::sql::{self, Reach};
 use crate::platform::kube::{connect, names, proxy};
+use crate::platform::psql::Prepared;
 
 /// Who the console's Events say reported them.
 const CONTROLLER: &str = "pgdeck.dev/console";
@@ -198,9 +206,9 @@ impl KubeSource {
         });
     }
 
-    /// Read what can be known of `target`'s parameters without SQL (the manifest, pgdeck's
-    /// derived values, Patroni's `/config` and pending restart through the pod proxy) every few
-    /// seconds; `None` stops.
+    /// Read `target`'s parameters (`pg_settings` as the superuser through a port-forward, and
+    /// Patroni's `/config` and pending restart through the pod proxy) every few seconds; `None`
+    /// stops.
     pub fn settings(&mut self, target: Option<Target>) {
         let Some(target) = target else {
             return self.tasks.poll_tab(None);
@@ -217,11 +225,69 @@ impl KubeSource {
         Patroni::through_pod_proxy(self.client.clone())
     }
 
-    /// Sessions cannot be signalled on Kubernetes yet (no SQL path to a pod): say so.
-    pub fn refuse_signal(&self) {
-        let _ = self.tx.send(Data::Signalled(Err(
-            "cancelling sessions is not available on Kubernetes yet".into(),
-        )));
+    /// Poll the sessions of `target` as the superuser through a port-forward to its pod, kept
+    /// while the tab shows it, every refresh (between one and two seconds); `None` stops.
+    pub fn activity(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        let every = self
+            .refresh
+            .clamp(Duration::from_secs(1), Duration::from_secs(2));
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
+            let mut probe = ActivityProbe::default();
+            let mut reached: Option<(Reach, Endpoint)> = None;
+            loop {
+                if reached.is_none() {
+                    match reach(&client, &target).await {
+                        Ok(r) => reached = Some(r),
+                        Err(e) => {
+                            let _ = tx.send(activity_data(&target, Err(e)));
+                            tokio::time::sleep(every).await;
+                            continue;
+                        }
+                    }
+                }
+                let endpoint = &reached.as_ref().expect("reached above").1;
+                let result = probe.sessions(endpoint).await;
+                if result.is_err() {
+                    // The pod may be gone or replaced: forward anew next time.
+                    reached = None;
+                }
+                let _ = tx.send(activity_data(&target, result));
+                tokio::time::sleep(every).await;
+            }
+        })));
+    }
+
+    /// Cancel or terminate a session through a port-forward, and record it as an Event on the
+    /// cluster naming who asked.
+    pub fn signal(&self, signal: Signal) {
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = match reach(&client, &signal.target).await {
+                Ok((_reach, endpoint)) => {
+                    activity::signal(&endpoint, signal.backend, signal.terminate).await
+                }
+                Err(e) => Err(e),
+            };
+            let (reason, note, warning) = signalled(&signal, &result);
+            if let Ok(cluster) = current(&client, &signal.target.key).await {
+                publish(&client, &cluster, reason, note, warning).await;
+            }
+            let _ = tx.send(Data::Signalled(result));
+        });
+    }
+
+    /// psql on `instance` as `user`, through a port-forward open while it runs.
+    pub async fn psql(
+        &self,
+        cluster: &PostgresCluster,
+        instance: &str,
+        user: &str,
+    ) -> Result<Prepared, String> {
+        sql::psql(&self.client, cluster, Some(instance), user).await
     }
 
     pub fn close(&mut self) {
@@ -261,7 +327,18 @@ async fn read_history(
     patroni.history_from(bases.iter().map(String::as_str)).await
 }
 
-/// What the manifest, pgdeck and Patroni ask of one instance's parameters.
+/// A port-forward to `target`'s PostgreSQL, and the console's connection through it as the
+/// superuser.
+async fn reach(client: &Client, target: &Target) -> Result<(Reach, Endpoint), String> {
+    let cluster = current(client, &target.key).await?;
+    let login = sql::superuser(client, &cluster).await?;
+    let reach = Reach::open(client, &cluster, &target.instance, login).await?;
+    let endpoint = reach.endpoint()?;
+    Ok((reach, endpoint))
+}
+
+/// One instance's parameters: its live `pg_settings` (through a port-forward of its own) and
+/// what the manifest, pgdeck and Patroni ask.
 async fn read_settings(
     client: &Client,
     patroni: &Patroni,
@@ -274,7 +351,8 @@ async fn read_settings(
         .and_then(|s| s.instance(&target.instance))
         .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
     let base = proxy::base(&cluster, &instance.name);
-    settings::observe(patroni, &base, &cluster, instance, None).await
+    let (_reach, endpoint) = reach(client, target).await?;
+    settings::observe(patroni, &base, &cluster, instance, &endpoint).await
 }
 
 fn scoped<K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>>(
@@ -642,15 +720,30 @@ async fn replace(
 
 /// An Event on the cluster saying who asked for what; the request stands without it.
 async fn record(client: &Client, cluster: &PostgresCluster, request: &Request) {
+    publish(client, cluster, request.reason(), request.describe(), false).await;
+}
+
+/// An Event on the cluster from the console, naming who is at it.
+async fn publish(
+    client: &Client,
+    cluster: &PostgresCluster,
+    reason: &str,
+    note: String,
+    warning: bool,
+) {
     let reporter = Reporter {
         controller: CONTROLLER.into(),
         instance: Some(user_source("console")),
     };
     let event = Publish {
-        type_: EventType::Normal,
-        reason: request.reason().into(),
-        note: Some(request.describe()),
-        action: request.reason().into(),
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
         secondary: None,
     };
     let recorder = Recorder::new(client.clone(), reporter);
