@@ -20,6 +20,7 @@ use pgdeck::console::activity::{Signal, Target};
 use pgdeck::console::app::Data;
 use pgdeck::console::source::KubeSource;
 use pgdeck::observe::connection::Endpoint;
+use pgdeck::observe::settings::Origin;
 use pgdeck::platform::kube::forward::Forward;
 use pgdeck::platform::kube::names::{self, Names};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -30,7 +31,8 @@ const NS: &str = "db";
 /// backed by a real PostgreSQL; and the primary's name.
 async fn hippo_with_a_database() -> (Harness, PodPostgres, String) {
     let h = Harness::new().await;
-    let text = read(&repo_root().join("assets/examples/ha.yaml"));
+    let text = read(&repo_root().join("assets/examples/ha.yaml"))
+        + "  patroni:\n    dynamicConfiguration:\n      postgresql:\n        parameters:\n          work_mem: 12MB\n";
     let mut hippo = manifest::parse(&text).unwrap();
     hippo.metadata.namespace = Some(NS.into());
     h.create(&manifest::to_yaml(&hippo)).await;
@@ -157,6 +159,10 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     };
     assert_eq!(value("max_connections").as_deref(), Some("20"), "live, not asked");
     assert_eq!(value("ssl").as_deref(), Some("on"));
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(row("work_mem").origin, Origin::SpecPatroni);
+    assert_eq!(row("work_mem").wanted.as_deref(), Some("12MB"));
+    assert_eq!(row("wal_level").origin, Origin::Pgdeck);
 
     // What the console used is what its user must be granted: port-forward is `create`.
     let used: Vec<_> = h.calls().iter().flat_map(|c| c.permissions()).collect();

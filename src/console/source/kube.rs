@@ -249,8 +249,8 @@ impl KubeSource {
                         }
                     }
                 }
-                let endpoint = &reached.as_ref().expect("reached above").1;
-                let result = probe.sessions(endpoint).await;
+                let (through, endpoint) = reached.as_ref().expect("reached above");
+                let result = probe.sessions(endpoint).await.map_err(|e| through.explain(e));
                 if result.is_err() {
                     // The pod may be gone or replaced: forward anew next time.
                     reached = None;
@@ -267,8 +267,10 @@ impl KubeSource {
         let (client, tx) = (self.client.clone(), self.tx.clone());
         tokio::spawn(async move {
             let result = match reach(&client, &signal.target).await {
-                Ok((_reach, endpoint)) => {
-                    activity::signal(&endpoint, signal.backend, signal.terminate).await
+                Ok((through, endpoint)) => {
+                    activity::signal(&endpoint, signal.backend, signal.terminate)
+                        .await
+                        .map_err(|e| through.explain(e))
                 }
                 Err(e) => Err(e),
             };
@@ -351,8 +353,10 @@ async fn read_settings(
         .and_then(|s| s.instance(&target.instance))
         .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
     let base = proxy::base(&cluster, &instance.name);
-    let (_reach, endpoint) = reach(client, target).await?;
-    settings::observe(patroni, &base, &cluster, instance, &endpoint).await
+    let (through, endpoint) = reach(client, target).await?;
+    settings::observe(patroni, &base, &cluster, instance, &endpoint)
+        .await
+        .map_err(|e| through.explain(e))
 }
 
 fn scoped<K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>>(

@@ -4,15 +4,20 @@
 //! what authorizes it. Dropping the [`Forward`] closes the port and every connection through it.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::Portforwarder;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub struct Forward {
     address: SocketAddr,
+    /// What the kubelet last said on a port's error channel (e.g. nothing listens).
+    failure: Arc<Mutex<Option<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -31,6 +36,8 @@ impl Forward {
             .local_addr()
             .map_err(|e| format!("cannot listen on a loopback port: {e}"))?;
         let pod = pod.to_string();
+        let failure = Arc::new(Mutex::new(None));
+        let said = failure.clone();
         let task = tokio::spawn(async move {
             // Dropped with the task: every connection ends with the forward.
             let mut connections = JoinSet::new();
@@ -42,19 +49,28 @@ impl Forward {
                 };
                 match forwarder {
                     Ok(f) => {
-                        connections.spawn(pipe(f, port, socket));
+                        connections.spawn(pipe(f, port, socket, said.clone()));
                     }
                     Err(e) => tracing::warn!(pod, error = %e, "cannot port-forward"),
                 }
                 while connections.try_join_next().is_some() {}
             }
         });
-        Ok(Forward { address, task })
+        Ok(Forward {
+            address,
+            failure,
+            task,
+        })
     }
 
     /// Where to connect: 127.0.0.1 and the port listened on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// What the kubelet last said went wrong with a connection, if anything.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok()?.clone()
     }
 }
 
@@ -64,20 +80,34 @@ impl Drop for Forward {
     }
 }
 
-/// Carry one connection's bytes both ways until either side closes.
-async fn pipe(mut forwarder: Portforwarder, port: u16, mut socket: TcpStream) {
-    let (Some(mut upstream), Some(error)) = (forwarder.take_stream(port), forwarder.take_error(port))
+/// Carry one connection's bytes both ways until both sides are done. When the pod's side
+/// ends, the kubelet's word on why (if any) is kept before the client sees the end.
+async fn pipe(
+    mut forwarder: Portforwarder,
+    port: u16,
+    mut socket: TcpStream,
+    failure: Arc<Mutex<Option<String>>>,
+) {
+    let (Some(upstream), Some(error)) = (forwarder.take_stream(port), forwarder.take_error(port))
     else {
         return;
     };
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut socket, &mut upstream) => {
-            if let Err(e) = copied {
-                tracing::debug!(error = %e, "a port-forwarded connection ended");
+    let (mut from_pod, mut to_pod) = tokio::io::split(upstream);
+    let (mut from_client, mut to_client) = socket.split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_pod).await;
+        let _ = to_pod.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut from_pod, &mut to_client).await;
+        if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(200), error).await {
+            tracing::warn!(port, message, "the port-forward failed");
+            if let Ok(mut last) = failure.lock() {
+                *last = Some(message);
             }
         }
-        Some(message) = error => tracing::warn!(port, message, "the port-forward failed"),
-    }
-    drop(upstream);
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(up, down);
     forwarder.abort();
 }

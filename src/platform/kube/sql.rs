@@ -50,6 +50,15 @@ impl Reach {
         })
     }
 
+    /// `error` from a connection through this forward, with the kubelet's reason when it gave
+    /// one (a closed connection alone says little).
+    pub fn explain(&self, error: String) -> String {
+        match self.forward.failure() {
+            Some(why) => format!("{error}: the port-forward says: {why}"),
+            None => error,
+        }
+    }
+
     /// The console's connection through this forward.
     pub fn endpoint(&self) -> Result<Endpoint, String> {
         Endpoint::verified(
