@@ -164,7 +164,20 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     assert_eq!(row("work_mem").wanted.as_deref(), Some("12MB"));
     assert_eq!(row("wal_level").origin, Origin::Pgdeck);
 
-    // What the console used is what its user must be granted: port-forward is `create`.
+    // The Instances tab's connections and commits, as locally.
+    source.open(target.key.clone());
+    let vitals = next(&mut rx, |d| match d {
+        Data::Vitals { mut vitals, .. } => vitals
+            .remove(&primary)
+            .filter(|v| v.connections.is_some()),
+        _ => None,
+    })
+    .await;
+    let connections = vitals.connections.unwrap();
+    assert_eq!(connections.max, 20);
+    assert!(vitals.commits.is_some_and(|c| c > 0), "{vitals:?}");
+
+        // What the console used is what its user must be granted: port-forward is `create`.
     let used: Vec<_> = h.calls().iter().flat_map(|c| c.permissions()).collect();
     assert!(
         used.contains(&("".into(), "pods/portforward".into(), "create".into())),

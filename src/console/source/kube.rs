@@ -3,13 +3,15 @@
 //! are asked through the API server's pod proxy every refresh; its events are Event objects;
 //! its users' URIs come from the Secrets the operator writes. Requests change the manifest
 //! through the API, over the resourceVersion they were made from, and are recorded as Events
-//! naming who asked. Sessions and live parameters are read by SQL through a port-forward to
-//! the instance's pod (`pods/portforward`), as the superuser whose Secret the operator writes.
+//! naming who asked. Sessions, live parameters and the open cluster's connections and commits
+//! are read by SQL through a port-forward to the instance's pod (`pods/portforward`), as the
+//! superuser whose Secret the operator writes.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::join_all;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -93,6 +95,7 @@ impl KubeSource {
             let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
             let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
             let mut sent_credentials: Option<Vec<Credential>> = None;
+            let mut probes = VitalsProbes::default();
             loop {
                 // pgdeck's cluster of this name first, as the list has it.
                 let found = match clusters.get_opt(&key.1).await {
@@ -104,13 +107,12 @@ impl KubeSource {
                 };
                 if let Some((cluster, is_pgo)) = found {
                     let at = jiff::Timestamp::now();
-                    // No SQL path to a pod: WAL positions only, no connections or commits.
                     let polled = if is_pgo {
                         poll_pgo(&client, &patroni, &cluster).await
                     } else {
                         poll(&client, &patroni, &cluster).await
                     };
-                    let (result, vitals) = match polled {
+                    let (result, mut vitals) = match polled {
                         Ok((instances, vitals)) => (Ok(instances), vitals),
                         Err(e) => (Err(e), Default::default()),
                     };
@@ -119,6 +121,10 @@ impl KubeSource {
                         result,
                         at,
                     });
+                    // PGO keeps its superuser's password elsewhere: WAL positions only there.
+                    if !is_pgo {
+                        probes.read(&client, &cluster, &mut vitals).await;
+                    }
                     let _ = tx.send(Data::Vitals {
                         key: key.clone(),
                         vitals,
@@ -332,11 +338,81 @@ async fn read_history(
 /// A port-forward to `target`'s PostgreSQL, and the console's connection through it as the
 /// superuser.
 async fn reach(client: &Client, target: &Target) -> Result<(Reach, Endpoint), String> {
-    let cluster = current(client, &target.key).await?;
-    let login = sql::superuser(client, &cluster).await?;
-    let reach = Reach::open(client, &cluster, &target.instance, login).await?;
+    reach_instance(client, &current(client, &target.key).await?, &target.instance).await
+}
+
+async fn reach_instance(
+    client: &Client,
+    cluster: &PostgresCluster,
+    instance: &str,
+) -> Result<(Reach, Endpoint), String> {
+    let login = sql::superuser(client, cluster).await?;
+    let reach = Reach::open(client, cluster, instance, login).await?;
     let endpoint = reach.endpoint()?;
     Ok((reach, endpoint))
+}
+
+/// How long an instance whose PostgreSQL could not be reached waits before the next try, so a
+/// pod that is down costs no port-forward every refresh.
+const VITALS_RETRY: Duration = Duration::from_secs(30);
+
+/// Per instance, the port-forward and connection its vitals (connections, commits) are read
+/// through, kept while its cluster is open.
+#[derive(Default)]
+struct VitalsProbes {
+    open: HashMap<String, (Reach, Endpoint, ActivityProbe)>,
+    failed: HashMap<String, Instant>,
+}
+
+impl VitalsProbes {
+    /// Add each instance's connections and commits to `vitals`, all at once; an instance that
+    /// does not answer keeps only what Patroni said.
+    async fn read(
+        &mut self,
+        client: &Client,
+        cluster: &PostgresCluster,
+        vitals: &mut BTreeMap<String, Vitals>,
+    ) {
+        let names: Vec<String> = cluster
+            .status
+            .iter()
+            .flat_map(|s| s.instances.iter().map(|i| i.name.clone()))
+            .collect();
+        self.open.retain(|name, _| names.contains(name));
+        for name in &names {
+            let waiting = self
+                .failed
+                .get(name)
+                .is_some_and(|at| at.elapsed() < VITALS_RETRY);
+            if self.open.contains_key(name) || waiting {
+                continue;
+            }
+            match reach_instance(client, cluster, name).await {
+                Ok((reach, endpoint)) => {
+                    self.failed.remove(name);
+                    self.open
+                        .insert(name.clone(), (reach, endpoint, ActivityProbe::default()));
+                }
+                Err(_) => {
+                    self.failed.insert(name.clone(), Instant::now());
+                }
+            }
+        }
+        let reads = self.open.iter_mut().map(|(name, (_, endpoint, probe))| {
+            let mut v = vitals.remove(name).unwrap_or_default();
+            async move {
+                let answered = v.read(probe, endpoint).await.is_ok();
+                (name.clone(), v, answered)
+            }
+        });
+        for (name, v, answered) in join_all(reads.collect::<Vec<_>>()).await {
+            if !answered {
+                self.open.remove(&name);
+                self.failed.insert(name.clone(), Instant::now());
+            }
+            vitals.insert(name, v);
+        }
+    }
 }
 
 /// One instance's parameters: its live `pg_settings` (through a port-forward of its own) and
