@@ -79,7 +79,9 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     // An application's session, through a port-forward of its own, checked as the console
     // checks: the cluster's CA, the pod's DNS name.
     let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
-    let forward = Forward::open(pods, &names::pod(&primary), 5432).await.unwrap();
+    let forward = Forward::open(pods, &names::pod(&primary), 5432)
+        .await
+        .unwrap();
     let endpoint = Endpoint::verified(
         forward.address(),
         &Names::new("hippo", NS).pod_host(&primary),
@@ -89,7 +91,10 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
         "postgres",
     )
     .unwrap();
-    let app = endpoint.connect().await.expect("TLS and SCRAM through the forward");
+    let app = endpoint
+        .connect()
+        .await
+        .expect("TLS and SCRAM through the forward");
     app.batch_execute("SET application_name = 'sleeper'")
         .await
         .unwrap();
@@ -125,7 +130,10 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
         _ => None,
     })
     .await;
-    assert_eq!(said, Ok(format!("session {} cancelled", session.backend.pid)));
+    assert_eq!(
+        said,
+        Ok(format!("session {} cancelled", session.backend.pid))
+    );
     let ended = tokio::time::timeout(Duration::from_secs(10), sleeping)
         .await
         .expect("the cancelled query returns")
@@ -147,7 +155,9 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     // Settings: the server's own values beside what is asked.
     source.settings(Some(target.clone()));
     let rows = next(&mut rx, |d| match d {
-        Data::Settings { result: Ok(rows), .. } => Some(rows),
+        Data::Settings {
+            result: Ok(rows), ..
+        } => Some(rows),
         Data::Settings { result: Err(e), .. } => panic!("Settings failed: {e}"),
         _ => None,
     })
@@ -157,7 +167,11 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
             .find(|r| r.name == name)
             .and_then(|r| r.value.clone())
     };
-    assert_eq!(value("max_connections").as_deref(), Some("20"), "live, not asked");
+    assert_eq!(
+        value("max_connections").as_deref(),
+        Some("20"),
+        "live, not asked"
+    );
     assert_eq!(value("ssl").as_deref(), Some("on"));
     let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
     assert_eq!(row("work_mem").origin, Origin::SpecPatroni);
@@ -167,9 +181,9 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     // The Instances tab's connections and commits, as locally.
     source.open(target.key.clone());
     let vitals = next(&mut rx, |d| match d {
-        Data::Vitals { mut vitals, .. } => vitals
-            .remove(&primary)
-            .filter(|v| v.connections.is_some()),
+        Data::Vitals { mut vitals, .. } => {
+            vitals.remove(&primary).filter(|v| v.connections.is_some())
+        }
         _ => None,
     })
     .await;
@@ -177,7 +191,7 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     assert_eq!(connections.max, 20);
     assert!(vitals.commits.is_some_and(|c| c > 0), "{vitals:?}");
 
-        // What the console used is what its user must be granted: port-forward is `create`.
+    // What the console used is what its user must be granted: port-forward is `create`.
     let used: Vec<_> = h.calls().iter().flat_map(|c| c.permissions()).collect();
     assert!(
         used.contains(&("".into(), "pods/portforward".into(), "create".into())),

@@ -58,7 +58,11 @@ impl Vitals {
     }
 
     /// Add what the instance's SQL says: connections and commits.
-    pub async fn read(&mut self, probe: &mut ActivityProbe, endpoint: &Endpoint) -> Result<(), String> {
+    pub async fn read(
+        &mut self,
+        probe: &mut ActivityProbe,
+        endpoint: &Endpoint,
+    ) -> Result<(), String> {
         let rows = probe.rows(endpoint, VITALS_SQL).await?;
         let row = rows.first().ok_or("no row from the vitals query")?;
         self.connections = Some(Connections {

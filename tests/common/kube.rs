@@ -28,6 +28,10 @@ use pgdeck::platform::kube::pgo::PgoCluster;
 use pgdeck::platform::kube::reconcile::{Context, reconcile};
 use serde_json::{Map, Value, json};
 
+// Beside this file: the benchmark includes this file alone.
+#[path = "port_forward.rs"]
+mod port_forward;
+
 /// One request as the API server saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
@@ -298,7 +302,8 @@ impl Harness {
                             if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                                 let kubelet_side = hyper::upgrade::on(&mut response);
                                 tokio::spawn(async move {
-                                    if let (Ok(a), Ok(b)) = (client_side.await, kubelet_side.await) {
+                                    if let (Ok(a), Ok(b)) = (client_side.await, kubelet_side.await)
+                                    {
                                         let (mut a, mut b) = (
                                             hyper_util::rt::TokioIo::new(a),
                                             hyper_util::rt::TokioIo::new(b),
@@ -627,15 +632,15 @@ pub async fn answer(
     {
         return pod_log(patroni, pod.to_string(), &query);
     }
-    if let Some((ns, pod)) = super::port_forward::target(&path) {
+    if let Some((ns, pod)) = port_forward::target(&path) {
         let pods: Api<Pod> = Api::namespaced(store.clone(), &ns);
         if pods.get_opt(&pod).await?.is_none() {
             return failure(404, "NotFound", &format!("pods \"{pod}\" not found"));
         }
         let server = patroni.lock().unwrap().databases.get(&pod).copied();
-        return super::port_forward::answer(req, 5432, server).await;
+        return port_forward::answer(req, 5432, server).await;
     }
-        if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
+    if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
         let method = req.method().to_string();
         let body = req.into_body().collect().await?.to_bytes();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

@@ -30,7 +30,6 @@ pub fn pgdeck() -> std::process::Command {
 pub mod kube;
 pub mod local;
 pub mod pod_postgres;
-pub mod port_forward;
 pub mod tls;
 pub mod tmux;
 pub mod writer;

@@ -40,7 +40,11 @@ impl PodPostgres {
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
         private(root, "server.crt", &field(&cert, "tls.crt"));
         private(root, "server.key", &field(&cert, "tls.key"));
-        private(root, "pwfile", &format!("{}\n", field(&superuser, "password")));
+        private(
+            root,
+            "pwfile",
+            &format!("{}\n", field(&superuser, "password")),
+        );
         std::os::unix::fs::chown(root, Some(uid), Some(gid)).unwrap();
         let data = root.join("data");
         as_postgres(&[
@@ -93,7 +97,14 @@ impl Drop for PodPostgres {
         let data = self.data();
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--", &format!("{BIN}/pg_ctl")])
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
             .output();
     }
 }

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::kube::{BoxError, Reply};
+use super::{BoxError, Reply};
 
 const PROTOCOL: &str = "v4.channel.k8s.io";
 
@@ -79,9 +79,7 @@ async fn upgrade(
         .split(',')
         .any(|p| p.trim() == PROTOCOL)
     {
-        return Ok(http::Response::builder()
-            .status(400)
-            .body(Empty::new())?);
+        return Ok(http::Response::builder().status(400).body(Empty::new())?);
     }
     let accept = derive_accept_key(asked("sec-websocket-key").as_bytes());
     let port: u16 = req
@@ -93,8 +91,8 @@ async fn upgrade(
     let pending = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         if let Ok(upgraded) = pending.await {
-            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                .await;
+            let ws =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
             carry(ws, port, server.filter(|_| port == expected)).await;
         }
     });
@@ -122,7 +120,11 @@ where
 {
     let (mut sink, mut stream) = ws.split();
     for channel in [0, 1] {
-        if sink.send(frame(channel, &port.to_le_bytes())).await.is_err() {
+        if sink
+            .send(frame(channel, &port.to_le_bytes()))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -144,10 +146,11 @@ where
     let up = async {
         while let Some(Ok(message)) = stream.next().await {
             match message {
-                Message::Binary(bytes) if bytes.first() == Some(&0) => {
-                    if to_server.write_all(&bytes[1..]).await.is_err() {
-                        break;
-                    }
+                Message::Binary(bytes)
+                    if bytes.first() == Some(&0)
+                        && to_server.write_all(&bytes[1..]).await.is_err() =>
+                {
+                    break;
                 }
                 Message::Close(_) => break,
                 _ => {}

@@ -23,8 +23,8 @@ use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{
-    Tasks, activity_data, history_data, leader_first, send_details, settings_data,
-    settings_every, signalled,
+    Tasks, activity_data, history_data, leader_first, send_details, settings_data, settings_every,
+    signalled,
 };
 
 use crate::api::PostgresCluster;
@@ -256,7 +256,10 @@ impl KubeSource {
                     }
                 }
                 let (through, endpoint) = reached.as_ref().expect("reached above");
-                let result = probe.sessions(endpoint).await.map_err(|e| through.explain(e));
+                let result = probe
+                    .sessions(endpoint)
+                    .await
+                    .map_err(|e| through.explain(e));
                 if result.is_err() {
                     // The pod may be gone or replaced: forward anew next time.
                     reached = None;
@@ -338,7 +341,12 @@ async fn read_history(
 /// A port-forward to `target`'s PostgreSQL, and the console's connection through it as the
 /// superuser.
 async fn reach(client: &Client, target: &Target) -> Result<(Reach, Endpoint), String> {
-    reach_instance(client, &current(client, &target.key).await?, &target.instance).await
+    reach_instance(
+        client,
+        &current(client, &target.key).await?,
+        &target.instance,
+    )
+    .await
 }
 
 async fn reach_instance(

@@ -11,8 +11,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{
-    Tasks, activity_data, history_data, leader_first, send_details, settings_data,
-    settings_every, signalled,
+    Tasks, activity_data, history_data, leader_first, send_details, settings_data, settings_every,
+    signalled,
 };
 
 use crate::api::PostgresCluster;

@@ -17,9 +17,9 @@ use super::app::{Credential, Data, Key};
 use super::requests::Request;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
+use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
 use crate::observe::history::TimelineSwitch;
-use crate::observe::activity::Session;
 use crate::observe::settings::Setting;
 use crate::platform::psql::Prepared;
 

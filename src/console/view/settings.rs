@@ -72,7 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             r.wanted.clone().unwrap_or_default(),
         ]
         .into_iter()
-            .map(|cell| Span::styled(cell, style))
-            .collect()
+        .map(|cell| Span::styled(cell, style))
+        .collect()
     });
 }

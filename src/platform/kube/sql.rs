@@ -76,7 +76,14 @@ impl Reach {
 /// operator writes for Patroni.
 pub async fn superuser(client: &Client, cluster: &PostgresCluster) -> Result<Login, String> {
     let names = Names::new(cluster.name(), cluster.namespace());
-    let password = field(client, cluster, &names.superuser(), "password", "the superuser's password").await?;
+    let password = field(
+        client,
+        cluster,
+        &names.superuser(),
+        "password",
+        "the superuser's password",
+    )
+    .await?;
     Ok(Login {
         user: SUPERUSER.into(),
         password,
