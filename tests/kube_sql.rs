@@ -2,8 +2,9 @@
 //! (`pods/portforward`), against the in-memory API server whose stand-in kubelet speaks
 //! Kubernetes' port-forward protocol and connects to a REAL PostgreSQL holding the cluster's
 //! certificate and superuser password (tests/common/pod_postgres.rs): the console's Activity
-//! tab sees a session and cancels it, its Settings tab reads live values, and `pgdeck psql`
-//! runs the real psql through the forward, the server checked against the cluster's CA.
+//! tab sees a session and cancels it, its Settings tab reads live values, its Instances tab
+//! connections and commits; `pgdeck psql` and the console's `p` (in tmux) run the real psql
+//! through the forward, the server checked against the cluster's CA.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use common::kube::Harness;
 use common::pod_postgres::PodPostgres;
+use common::tmux::Tmux;
 use common::{read, repo_root};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -43,12 +45,15 @@ async fn hippo_with_a_database() -> (Harness, PodPostgres, String) {
         .status
         .and_then(|s| s.primary)
         .expect("the operator names a primary");
+    // Every instance's pod reaches the same server: the tests follow the primary's.
     let pg = PodPostgres::start(&h.store, NS, "hippo").await;
-    h.patroni
-        .lock()
-        .unwrap()
-        .databases
-        .insert(names::pod(&primary), pg.address);
+    for instance in h.cluster(NS, "hippo").await.status.unwrap().instances {
+        h.patroni
+            .lock()
+            .unwrap()
+            .databases
+            .insert(names::pod(&instance.name), pg.address);
+    }
     (h, pg, primary)
 }
 
@@ -261,4 +266,66 @@ async fn pgdeck_psql_runs_psql_through_a_port_forward_checking_the_server() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("hippo has no user mallory"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p_in_the_console_on_kubernetes_opens_psql_through_a_port_forward_and_returns() {
+    let (h, _pg, _) = hippo_with_a_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(h.listen().await, NS)).unwrap();
+    // psql's private files (the CA, the passfile) go here, to be seen gone afterwards.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let console = format!(
+        "TMPDIR={} KUBECONFIG={} PGDECK_CONFIG_DIR={}/config {}",
+        tmp.display(),
+        kubeconfig.display(),
+        dir.path().display(),
+        env!("CARGO_BIN_EXE_pgdeck")
+    );
+    let tmux = Tmux::start(140, 32);
+    tmux.keys(&[&console, "Enter"]);
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "the cluster list", |s| {
+            s.contains("kube fake") && s.contains("hippo")
+        });
+        tmux.keys(&["Enter"]);
+        tmux.wait(Duration::from_secs(10), "the instances", |s| {
+            s.contains("│hippo-instance1-")
+        });
+        tmux.keys(&["p"]);
+        tmux.wait(Duration::from_secs(5), "the user dialog", |s| {
+            s.contains("psql on hippo-instance1-") && s.contains("postgres  superuser")
+        });
+        // The superuser, last in the list.
+        tmux.keys(&["j", "j", "Enter"]);
+        let s = tmux.wait(Duration::from_secs(15), "psql's prompt", |s| {
+            s.contains("postgres=#")
+        });
+        assert!(s.contains("SSL connection"), "not over TLS:\n{s}");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            2,
+            "the CA and the passfile"
+        );
+        tmux.text("SELECT 'pgdeck-kube-' || 1");
+        tmux.keys(&["\\;", "Enter"]);
+        tmux.wait(Duration::from_secs(5), "the query's output", |s| {
+            s.lines().any(|l| l.trim() == "pgdeck-kube-1")
+        });
+        tmux.text("\\q");
+        tmux.keys(&["Enter"]);
+        let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
+            s.contains("│hippo-instance1-") && s.contains("psql on hippo-instance1-")
+        });
+        assert!(s.contains("ended"), "{s}");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "the CA's file and the passfile are removed"
+        );
+        tmux.keys(&["q"]);
+        tmux.assert_terminal_restored();
+    });
 }

@@ -37,6 +37,9 @@ impl Reach {
         instance: &str,
         login: Login,
     ) -> Result<Reach, String> {
+        // The name comes from status, which more than the operator may write: it goes into a
+        // URL path and a host name only as a DNS label.
+        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
         let names = Names::new(cluster.name(), cluster.namespace());
         let ca = ca(client, cluster).await?;
         let port = u16::try_from(cluster.port()).map_err(|_| "spec.port is out of range")?;
