@@ -291,14 +291,18 @@ impl KubeSource {
         });
     }
 
-    /// psql on `instance` as `user`, through a port-forward open while it runs.
+    /// psql on `instance` as `user`, through a port-forward open while it runs. The console
+    /// waits for it, so a slow API server is given up on rather than waited for.
     pub async fn psql(
         &self,
         cluster: &PostgresCluster,
         instance: &str,
         user: &str,
     ) -> Result<Prepared, String> {
-        sql::psql(&self.client, cluster, Some(instance), user).await
+        let preparing = sql::psql(&self.client, cluster, Some(instance), user);
+        tokio::time::timeout(Duration::from_secs(10), preparing)
+            .await
+            .map_err(|_| "the API server did not open a port-forward within 10s".to_string())?
     }
 
     pub fn close(&mut self) {
