@@ -182,6 +182,21 @@ async fn a_cluster_on_kind_from_apply_to_delete() {
             .contains(&format!("@hippo-primary.{namespace}.svc:5432/hippo"))
     );
 
+    // psql through a port-forward to the primary's pod (`pods/portforward`), the server's
+    // certificate checked against the cluster's CA for the pod's DNS name.
+    let out = env.ok(&[
+        "psql",
+        "hippo",
+        "--user",
+        "postgres",
+        "--",
+        "-Atc",
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        "-c",
+        "SELECT pg_is_in_recovery()",
+    ]);
+    assert_eq!(out, "t\nf\n", "TLS, on the primary");
+
     // pgBouncer: its pod ready in status, its URI in the user's Secret, and a query through it
     // (a Job of the instance image with that URI: TLS to pgBouncer, auth_query to PostgreSQL).
     wait_for(

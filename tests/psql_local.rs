@@ -52,20 +52,6 @@ fn password(home: &LocalHome) -> String {
 }
 
 #[test]
-fn pgdeck_psql_on_kubernetes_is_refused_saying_why() {
-    let out = common::pgdeck()
-        .args(["--platform", "kube", "psql", "hippo"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("psql is not built for Kubernetes yet"),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn pgdeck_psql_connects_over_tls_as_the_chosen_user_and_passes_arguments_through() {
     let home = LocalHome::new();
     minimal(&home);

@@ -53,9 +53,6 @@ pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
 }
 
 pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
-    if let Command::Psql { .. } = command {
-        return Err(failure(crate::platform::psql::NOT_ON_KUBE));
-    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| failure(e.to_string()))?;
     runtime.block_on(async {
         let client::Connection {
@@ -142,8 +139,16 @@ pub fn run(global: &Global, command: Command) -> Result<(), Failure> {
                 repo,
                 wait,
             } => kube.backup(&name, type_, repo.as_deref(), &wait).await,
-            // `validate`, `crd`, `completions` and `render` need no platform, and `psql` is
-            // refused before connecting: run() took them.
+            Command::Psql {
+                name,
+                instance,
+                user,
+                args,
+            } => {
+                kube.psql(&name, instance.as_deref(), user.as_deref(), &args)
+                    .await
+            }
+            // `validate`, `crd`, `completions` and `render` need no platform: run() took them.
             other => unreachable!("{other:?} runs without a platform"),
         }
     })
@@ -335,6 +340,29 @@ impl Kube {
         };
         views::print_clusters(global, &clusters, name.is_some());
         Ok(())
+    }
+
+    /// psql on `instance` (the primary by default) as `user` (the cluster's first by default),
+    /// through a port-forward to its pod, open while psql runs.
+    async fn psql(
+        &self,
+        name: &str,
+        instance: Option<&str>,
+        user: Option<&str>,
+        args: &[String],
+    ) -> Result<(), Failure> {
+        let cluster = self.cluster(name).await?;
+        let user = match user {
+            Some(u) => u.to_string(),
+            None => views::user(&cluster, None).map_err(failure)?.name,
+        };
+        let prepared = crate::platform::kube::sql::psql(&self.client, &cluster, instance, &user)
+            .await
+            .map_err(failure)?;
+        // psql owns the terminal; the forward's tasks run on the runtime's workers meanwhile.
+        let status = prepared.session.run(args).map_err(failure)?;
+        drop(prepared);
+        super::psql_exit(status)
     }
 
     /// The user's connection URI from its `<c>-pguser-<user>` Secret (the replicas' Service

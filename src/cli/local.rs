@@ -374,16 +374,7 @@ fn psql(
     };
     let session =
         crate::platform::local::psql::session(local, &cluster, instance, &user).map_err(failure)?;
-    let status = session.run(args).map_err(failure)?;
-    match status.code() {
-        Some(0) => Ok(()),
-        // psql said why; its exit code tells scripts which failure it was.
-        Some(code) => Err(Failure {
-            code,
-            message: String::new(),
-        }),
-        None => Err(failure(format!("psql ended by {status}"))),
-    }
+    super::psql_exit(session.run(args).map_err(failure)?)
 }
 
 fn switchover(

@@ -399,6 +399,21 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Write to standard output; a reader that went away (`| head`) is not an error.
+/// `pgdeck psql`'s outcome: psql's own exit code (it said why), or the signal that ended it.
+fn psql_exit(status: std::process::ExitStatus) -> Result<(), Failure> {
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(Failure {
+            code,
+            message: String::new(),
+        }),
+        None => Err(Failure {
+            code: 1,
+            message: format!("psql ended by {status}"),
+        }),
+    }
+}
+
 pub fn print(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -5,7 +5,6 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::app::{App, Effect, Key, Tab, View};
 use super::dialogs::{Overlay, Step};
-use crate::api::support::Platform;
 use crate::observe::activity::{Backend, Session};
 
 /// Columns the sessions sort by (`o` moves on, `O` reverses).
@@ -271,12 +270,8 @@ impl App {
         effects
     }
 
-    /// The instance the Activity tab follows. Nothing on Kubernetes: the console has no SQL
-    /// path to a pod yet.
+    /// The instance the Activity tab follows.
     fn follow_activity(&mut self) -> Option<Target> {
-        if self.platform == Platform::Kube {
-            return None;
-        }
         let target = self.followed()?;
         if self.activity.target.as_ref() != Some(&target) {
             self.activity.sessions.clear();

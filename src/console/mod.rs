@@ -217,12 +217,12 @@ async fn run_async(
                         cluster,
                         instance,
                         user,
-                    } => match source.psql(&cluster, &instance, &user) {
+                    } => match source.psql(&cluster, &instance, &user).await {
                         Err(why) => app.warn(why),
-                        Ok(session) => {
+                        Ok(prepared) => {
                             let ran;
                             (ran, keys) = step_out(&mut terminal, keys, || {
-                                external::psql(&session, &instance)
+                                external::psql(&prepared.session, &instance)
                             })?;
                             // ctrl-c in psql reached the console too: that one was psql's.
                             int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

@@ -239,10 +239,6 @@ impl App {
 
     /// `p`: pick the user to run psql as, on the instance under the cursor or the primary.
     pub(super) fn start_psql(&mut self) -> Vec<Effect> {
-        if self.platform == crate::api::support::Platform::Kube {
-            self.warn(crate::platform::psql::NOT_ON_KUBE);
-            return Vec::new();
-        }
         let Some((key, cluster)) = self.target().map(|c| (self.key_of(c), c.clone())) else {
             self.warn("no cluster selected");
             return Vec::new();

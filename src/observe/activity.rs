@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use super::connection::Endpoint;
 
 /// The longest query text read: PostgreSQL keeps 1024 bytes by default
 /// (`track_activity_query_size`), and a row of the table shows less.
@@ -124,9 +126,9 @@ pub struct ActivityProbe {
 
 impl ActivityProbe {
     /// The instance's sessions; an instance that does not answer costs at most two seconds.
-    pub async fn sessions(&mut self, conninfo: &str) -> Result<Vec<Session>, String> {
+    pub async fn sessions(&mut self, endpoint: &Endpoint) -> Result<Vec<Session>, String> {
         Ok(self
-            .rows(conninfo, SESSIONS_SQL)
+            .rows(endpoint, SESSIONS_SQL)
             .await?
             .iter()
             .map(row)
@@ -136,11 +138,11 @@ impl ActivityProbe {
     /// The rows of `sql` (a read-only query of pgdeck's own); at most two seconds.
     pub async fn rows(
         &mut self,
-        conninfo: &str,
+        endpoint: &Endpoint,
         sql: &str,
     ) -> Result<Vec<tokio_postgres::Row>, String> {
         let asked = async {
-            let client = self.connect(conninfo).await?;
+            let client = self.connect(endpoint).await?;
             client.query(sql, &[]).await
         };
         match tokio::time::timeout(Duration::from_secs(2), asked).await {
@@ -156,9 +158,9 @@ impl ActivityProbe {
         }
     }
 
-    async fn connect(&mut self, conninfo: &str) -> Result<&Client, tokio_postgres::Error> {
+    async fn connect(&mut self, endpoint: &Endpoint) -> Result<&Client, tokio_postgres::Error> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            self.client = Some(connect(conninfo).await?);
+            self.client = Some(endpoint.connect().await?);
         }
         Ok(self.client.as_ref().expect("connected above"))
     }
@@ -181,28 +183,13 @@ fn row(r: &tokio_postgres::Row) -> Session {
     }
 }
 
-async fn connect(conninfo: &str) -> Result<Client, tokio_postgres::Error> {
-    connect_with(console_config(conninfo)?).await
-}
-
-/// How the console connects to an instance: named, and giving up on one that does not answer
-/// within a second.
-pub fn console_config(conninfo: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
-    let mut config: tokio_postgres::Config = conninfo.parse()?;
-    config.connect_timeout(Duration::from_secs(1));
-    config.application_name("pgdeck console");
-    Ok(config)
-}
-
-pub async fn connect_with(config: tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
 /// Cancel the backend's query, or terminate it, only if `backend` is still the same backend
 /// (pid and start time, checked in the same statement that signals it). Says what happened.
-pub async fn signal(conninfo: &str, backend: Backend, terminate: bool) -> Result<String, String> {
+pub async fn signal(
+    endpoint: &Endpoint,
+    backend: Backend,
+    terminate: bool,
+) -> Result<String, String> {
     let function = if terminate {
         "pg_terminate_backend"
     } else {
@@ -213,7 +200,7 @@ pub async fn signal(conninfo: &str, backend: Backend, terminate: bool) -> Result
          AND (extract(epoch FROM backend_start) * 1000000)::int8 = $2"
     );
     let asked = async {
-        let client = connect(conninfo).await?;
+        let client = endpoint.connect().await?;
         client
             .query(&sql, &[&backend.pid, &backend.started_us])
             .await

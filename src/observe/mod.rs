@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod bootstrap;
 pub mod conditions;
+pub mod connection;
 pub mod events;
 pub mod history;
 pub mod logs;

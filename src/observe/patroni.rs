@@ -348,12 +348,7 @@ impl Patroni {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(tls.ca) {
-            roots
-                .add(ca.map_err(|e| format!("the CA: {e}"))?)
-                .map_err(|e| format!("the CA: {e}"))?;
-        }
+        let roots = super::connection::roots(tls.ca)?;
         let chain = CertificateDer::pem_slice_iter(tls.cert)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("the client certificate: {e}"))?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::activity::{connect_with, console_config, escape};
+use super::activity::escape;
+use super::connection::Endpoint;
 use super::patroni::{Patroni, PendingChange};
 use crate::api::PostgresCluster;
 use crate::api::instances::InstanceSet;
@@ -190,14 +191,14 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// The Settings tab's rows, by name. With `live` (the server's `pg_settings`), one per
+/// The Settings tab's rows, by name: from `live` (the server's `pg_settings`), one per
 /// parameter the server runs with, attributed by PostgreSQL's own source first (a value from
 /// ALTER SYSTEM is the file's, whatever the manifest asks), plus what is asked but not in
-/// effect; without it (no SQL path), what is asked. `pending` is Patroni's
+/// effect. `pending` is Patroni's
 /// `pending_restart_reason`.
 pub fn combine(
     wanted: &Wanted,
-    live: Option<&[Live]>,
+    live: &[Live],
     pending: &BTreeMap<String, PendingChange>,
 ) -> Vec<Setting> {
     let pending_of = |name: &str| {
@@ -207,7 +208,7 @@ pub fn combine(
         })
     };
     let mut rows: BTreeMap<String, Setting> = BTreeMap::new();
-    for l in live.unwrap_or_default() {
+    for l in live {
         let file = l.file.rsplit('/').next().unwrap_or_default();
         let by_patroni = l.source == "command line"
             || (l.source == "configuration file" && file == "postgresql.conf");
@@ -252,20 +253,17 @@ pub fn combine(
 }
 
 /// One instance's Settings rows: Patroni's `/config` and pending restart from the member at
-/// `base`, and the server's own `pg_settings` through `conninfo` when there is a SQL path.
+/// `base`, and the server's own `pg_settings` through `endpoint`.
 pub async fn observe(
     patroni: &Patroni,
     base: &str,
     cluster: &PostgresCluster,
     instance: &InstanceStatus,
-    conninfo: Option<&str>,
+    endpoint: &Endpoint,
 ) -> Result<Vec<Setting>, String> {
     let node = patroni.node(base).await.map_err(|e| e.to_string())?;
     let config = patroni.config(base).await.map_err(|e| e.to_string())?;
-    let live = match conninfo {
-        Some(c) => Some(read(c).await?),
-        None => None,
-    };
+    let live = read(endpoint).await?;
     let set = cluster
         .spec
         .instances
@@ -273,18 +271,18 @@ pub async fn observe(
         .find(|s| s.name == instance.set);
     Ok(combine(
         &Wanted::new(cluster, set, &config),
-        live.as_deref(),
+        &live,
         &node.pending_restart_reason.unwrap_or_default(),
     ))
 }
 
 /// The instance's non-default parameters, read in a read-only transaction as the superuser;
 /// an instance that does not answer costs at most two seconds.
-pub async fn read(conninfo: &str) -> Result<Vec<Live>, String> {
+pub async fn read(endpoint: &Endpoint) -> Result<Vec<Live>, String> {
     let asked = async {
-        let mut config = console_config(conninfo)?;
+        let mut config = endpoint.console_config();
         config.options("-c default_transaction_read_only=on");
-        let client = connect_with(config).await?;
+        let client = endpoint.connect_with(config).await?;
         client.query(SETTINGS_SQL, &[]).await
     };
     let rows = tokio::time::timeout(Duration::from_secs(2), asked)
@@ -356,7 +354,7 @@ spec:
         pending.pending_restart = true;
         let rows = combine(
             &wanted,
-            Some(&[
+            &[
                 Live::new("work_mem", "8MB", "configuration file", conf),
                 pending,
                 Live::new("wal_level", "replica", "command line", ""),
@@ -376,7 +374,7 @@ spec:
                 ),
                 Live::new("jit", "on", "configuration file", "/d/postgresql.auto.conf"),
                 Live::new("search_path", "app", "database", ""),
-            ]),
+            ],
             &BTreeMap::from([(
                 "max_connections".to_string(),
                 PendingChange {
@@ -420,9 +418,9 @@ spec:
     }
 
     #[test]
-    fn without_sql_the_asked_values_are_shown_and_booleans_read_as_postgresql_does() {
+    fn what_is_asked_but_not_running_is_shown_and_booleans_read_as_postgresql_does() {
         let c = cluster();
-        let rows = combine(&Wanted::new(&c, None, &Map::new()), None, &BTreeMap::new());
+        let rows = combine(&Wanted::new(&c, None, &Map::new()), &[], &BTreeMap::new());
         assert!(rows.iter().all(|r| r.value.is_none()));
         let jit = origin_of(&rows, "jit");
         assert_eq!(

@@ -1,10 +1,11 @@
 //! What moves too fast for status, read only while a cluster's view is open: each member's WAL
-//! positions (its `/patroni`), and by SQL (local platform) its connections in use of
+//! positions (its `/patroni`), and by SQL its connections in use of
 //! `max_connections` and the commits so far (`pg_stat_database.xact_commit`).
 
 use std::collections::BTreeMap;
 
 use super::activity::ActivityProbe;
+use super::connection::Endpoint;
 use super::patroni::NodeStatus;
 
 /// Client connections in use (the probe's own left out), the setting, and the commits of
@@ -57,8 +58,12 @@ impl Vitals {
     }
 
     /// Add what the instance's SQL says: connections and commits.
-    pub async fn read(&mut self, probe: &mut ActivityProbe, conninfo: &str) -> Result<(), String> {
-        let rows = probe.rows(conninfo, VITALS_SQL).await?;
+    pub async fn read(
+        &mut self,
+        probe: &mut ActivityProbe,
+        endpoint: &Endpoint,
+    ) -> Result<(), String> {
+        let rows = probe.rows(endpoint, VITALS_SQL).await?;
         let row = rows.first().ok_or("no row from the vitals query")?;
         self.connections = Some(Connections {
             used: row.get(0),

@@ -7,17 +7,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 
-/// What psql says on Kubernetes, where the port-forward it needs is not built yet.
-pub const NOT_ON_KUBE: &str = "psql is not built for Kubernetes yet (it needs a port-forward \
-     to the instance pod): use `kubectl port-forward pod/INSTANCE 5432` and the \
-     <cluster>-pguser-<user> Secret";
-
 /// Where psql connects, and how it proves who it is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
     pub program: PathBuf,
     /// A host name or address, or a socket directory.
     pub host: String,
+    /// The address to connect to when `host` is only the name the server's certificate is
+    /// checked against (a port-forward on the loopback).
+    pub hostaddr: Option<String>,
     pub port: u16,
     pub user: String,
     pub database: String,
@@ -48,6 +46,9 @@ impl Session {
             ("PGAPPNAME", "pgdeck-psql".into()),
             ("PGCONNECT_TIMEOUT", "10".into()),
         ]);
+        if let Some(address) = &self.hostaddr {
+            psql.env("PGHOSTADDR", address);
+        }
         if let Some(ca) = &self.ca_file {
             psql.env("PGSSLMODE", "verify-full")
                 .env("PGSSLROOTCERT", ca);
@@ -61,15 +62,92 @@ impl Session {
     }
 }
 
+/// The instance psql connects to: `instance`, by default the primary.
+pub fn instance<'a>(
+    cluster: &'a crate::api::PostgresCluster,
+    instance: Option<&str>,
+) -> Result<&'a crate::api::status::InstanceStatus, String> {
+    let name = cluster.name();
+    let instances = cluster
+        .status
+        .as_ref()
+        .map(|s| s.instances.as_slice())
+        .unwrap_or_default();
+    let primary = cluster.status.as_ref().and_then(|s| s.primary.as_ref());
+    match instance {
+        Some(i) => instances.iter().find(|s| s.name == i).ok_or_else(|| {
+            format!(
+                "{name} has no instance {i}; its instances: {}",
+                instances
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+        None => instances
+            .iter()
+            .find(|s| Some(&s.name) == primary)
+            .ok_or_else(|| format!("{name} has no primary yet")),
+    }
+}
+
+/// Why psql cannot log in as `user`: the users it can.
+pub fn no_user(cluster: &crate::api::PostgresCluster, user: &str) -> String {
+    use crate::api::users::SUPERUSER;
+    let users = cluster.users();
+    format!(
+        "{} has no user {user}; its users: {}",
+        cluster.name(),
+        users
+            .iter()
+            .map(|u| u.name.as_str())
+            .chain((!users.iter().any(|u| u.name == SUPERUSER)).then_some(SUPERUSER))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A session, and what must stay open while psql runs (a port-forward, the CA's file).
+pub struct Prepared {
+    pub session: Session,
+    _kept: Option<Box<dyn Send>>,
+}
+
+impl Prepared {
+    pub fn new(session: Session) -> Prepared {
+        Prepared {
+            session,
+            _kept: None,
+        }
+    }
+
+    pub fn keeping(session: Session, kept: impl Send + 'static) -> Prepared {
+        Prepared {
+            session,
+            _kept: Some(Box::new(kept)),
+        }
+    }
+}
+
 /// A passfile (mode 0600, removed on drop) that gives `password` to any server.
 fn passfile(password: &str) -> Result<tempfile::NamedTempFile, String> {
+    private_file("pgdeck-pgpass-", &passfile_line(password), "a passfile")
+}
+
+/// A file only this account reads (mode 0600, removed on drop) holding `text`.
+pub fn private_file(
+    prefix: &str,
+    text: &str,
+    what: &str,
+) -> Result<tempfile::NamedTempFile, String> {
     let mut file = tempfile::Builder::new()
-        .prefix("pgdeck-pgpass-")
+        .prefix(prefix)
         .tempfile()
-        .map_err(|e| format!("cannot create a passfile: {e}"))?;
-    file.write_all(passfile_line(password).as_bytes())
+        .map_err(|e| format!("cannot create {what}: {e}"))?;
+    file.write_all(text.as_bytes())
         .and_then(|_| file.flush())
-        .map_err(|e| format!("cannot write the passfile: {e}"))?;
+        .map_err(|e| format!("cannot write {what}: {e}"))?;
     Ok(file)
 }
 
@@ -117,7 +195,8 @@ mod tests {
         let out = tempfile::NamedTempFile::new().unwrap();
         let session = Session {
             program: "sh".into(),
-            host: "127.0.0.1".into(),
+            host: "hippo-instance1-abcd-0.hippo-pods.db.svc".into(),
+            hostaddr: Some("127.0.0.1".into()),
             port: 5432,
             user: "alice".into(),
             database: "app".into(),
@@ -135,7 +214,8 @@ mod tests {
         let seen = std::fs::read_to_string(out.path()).unwrap();
         for want in [
             "args:one",
-            "PGHOST=127.0.0.1",
+            "PGHOST=hippo-instance1-abcd-0.hippo-pods.db.svc",
+            "PGHOSTADDR=127.0.0.1",
             "PGPORT=5432",
             "PGUSER=alice",
             "PGDATABASE=app",

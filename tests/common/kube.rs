@@ -28,6 +28,10 @@ use pgdeck::platform::kube::pgo::PgoCluster;
 use pgdeck::platform::kube::reconcile::{Context, reconcile};
 use serde_json::{Map, Value, json};
 
+// Beside this file: the benchmark includes this file alone.
+#[path = "port_forward.rs"]
+mod port_forward;
+
 /// One request as the API server saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
@@ -80,6 +84,9 @@ impl Call {
             .split('&')
             .any(|p| p == "watch=true" || p == "watch=1");
         let verb = match (self.method.as_str(), name) {
+            // A websocket's GET to a connect subresource: API servers authorize it as `create`
+            // (what `kubectl port-forward`'s POST needs), older ones as `get`.
+            ("GET", Some(_)) if sub.is_some_and(|s| *s == "portforward") => "create",
             ("GET", Some(_)) => "get",
             ("GET", None) if watch => "watch",
             ("GET", None) => "list",
@@ -125,6 +132,9 @@ pub struct FakePatroni {
     pub rebuilding: HashSet<String>,
     /// What each pod's `database` container printed so far (its log, `pods/log`).
     pub pod_logs: HashMap<String, String>,
+    /// Pods whose PostgreSQL is a real server on this machine, at this address: what a
+    /// port-forward to their port 5432 reaches (`pods/portforward`).
+    pub databases: HashMap<String, std::net::SocketAddr>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -281,20 +291,38 @@ impl Harness {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (store, calls, patroni) = (store.clone(), calls.clone(), patroni.clone());
-                let handler =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let handler = hyper::service::service_fn(
+                    move |mut req: http::Request<hyper::body::Incoming>| {
                         let (store, calls, patroni) =
                             (store.clone(), calls.clone(), patroni.clone());
+                        // A port-forward's upgrade goes on to the stand-in kubelet.
+                        let client_side = hyper::upgrade::on(&mut req);
                         async move {
                             let (parts, body) = req.into_parts();
                             let bytes = body.collect().await?.to_bytes();
                             let req = http::Request::from_parts(parts, Body::from(bytes.to_vec()));
-                            serve(store, calls, patroni, req).await
+                            let mut response = serve(store, calls, patroni, req).await?;
+                            if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                                let kubelet_side = hyper::upgrade::on(&mut response);
+                                tokio::spawn(async move {
+                                    if let (Ok(a), Ok(b)) = (client_side.await, kubelet_side.await)
+                                    {
+                                        let (mut a, mut b) = (
+                                            hyper_util::rt::TokioIo::new(a),
+                                            hyper_util::rt::TokioIo::new(b),
+                                        );
+                                        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                                    }
+                                });
+                            }
+                            Ok::<_, BoxError>(response)
                         }
-                    });
+                    },
+                );
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), handler),
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
+                        .with_upgrades(),
                 );
             }
         });
@@ -617,6 +645,14 @@ pub async fn answer(
         .and_then(|(_, p)| p.strip_suffix("/log"))
     {
         return pod_log(patroni, pod.to_string(), &query);
+    }
+    if let Some((ns, pod)) = port_forward::target(&path) {
+        let pods: Api<Pod> = Api::namespaced(store.clone(), &ns);
+        if pods.get_opt(&pod).await?.is_none() {
+            return failure(404, "NotFound", &format!("pods \"{pod}\" not found"));
+        }
+        let server = patroni.lock().unwrap().databases.get(&pod).copied();
+        return port_forward::answer(req, 5432, server).await;
     }
     if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
         let method = req.method().to_string();

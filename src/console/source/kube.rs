@@ -3,12 +3,15 @@
 //! are asked through the API server's pod proxy every refresh; its events are Event objects;
 //! its users' URIs come from the Secrets the operator writes. Requests change the manifest
 //! through the API, over the resourceVersion they were made from, and are recorded as Events
-//! naming who asked.
+//! naming who asked. Sessions, live parameters and the open cluster's connections and commits
+//! are read by SQL through a port-forward to the instance's pod (`pods/portforward`), as the
+//! superuser whose Secret the operator writes.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::join_all;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -19,15 +22,20 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, history_data, leader_first, send_details, settings_data, settings_every};
+use super::{
+    Tasks, activity_data, history_data, leader_first, send_details, settings_data, settings_every,
+    signalled,
+};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
 use crate::api::support::{self, Platform};
 use crate::api::validate;
-use crate::console::activity::Target;
+use crate::console::activity::{Signal, Target};
 use crate::console::app::{Credential, Data, Key, Reconciler};
 use crate::console::requests::{Outcome, Request, Waiting, accepted};
+use crate::observe::activity::{self, ActivityProbe};
+use crate::observe::connection::Endpoint;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
 use crate::observe::logs::{self, Chunk, LogLine};
@@ -39,7 +47,9 @@ use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
 use crate::platform::kube::pgo::{self, PgoCluster};
 use crate::platform::kube::pgo_actions;
+use crate::platform::kube::sql::{self, Reach};
 use crate::platform::kube::{connect, names, proxy};
+use crate::platform::psql::Prepared;
 
 /// Who the console's Events say reported them.
 const CONTROLLER: &str = "pgdeck.dev/console";
@@ -86,6 +96,7 @@ impl KubeSource {
             let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), &key.0);
             let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
             let mut sent_credentials: Option<Vec<Credential>> = None;
+            let mut probes = VitalsProbes::default();
             loop {
                 let found = match key.2 {
                     Reconciler::Pgdeck => clusters.get_opt(&key.1).await.ok().flatten(),
@@ -96,12 +107,11 @@ impl KubeSource {
                 };
                 if let Some(cluster) = found {
                     let at = jiff::Timestamp::now();
-                    // No SQL path to a pod: WAL positions only, no connections or commits.
                     let polled = match key.2 {
                         Reconciler::Pgdeck => poll(&client, &patroni, &cluster).await,
                         Reconciler::Pgo => poll_pgo(&client, &patroni, &cluster).await,
                     };
-                    let (result, vitals) = match polled {
+                    let (result, mut vitals) = match polled {
                         Ok((instances, vitals)) => (Ok(instances), vitals),
                         Err(e) => (Err(e), Default::default()),
                     };
@@ -110,6 +120,10 @@ impl KubeSource {
                         result,
                         at,
                     });
+                    // PGO keeps its superuser's password elsewhere: WAL positions only there.
+                    if key.2 == Reconciler::Pgdeck {
+                        probes.read(&client, &cluster, &mut vitals).await;
+                    }
                     let _ = tx.send(Data::Vitals {
                         key: key.clone(),
                         vitals,
@@ -200,9 +214,9 @@ impl KubeSource {
         });
     }
 
-    /// Read what can be known of `target`'s parameters without SQL (the manifest, pgdeck's
-    /// derived values, Patroni's `/config` and pending restart through the pod proxy) every few
-    /// seconds; `None` stops.
+    /// Read `target`'s parameters (`pg_settings` as the superuser through a port-forward, and
+    /// Patroni's `/config` and pending restart through the pod proxy) every few seconds; `None`
+    /// stops.
     pub fn settings(&mut self, target: Option<Target>) {
         let Some(target) = target else {
             return self.tasks.poll_tab(None);
@@ -219,11 +233,78 @@ impl KubeSource {
         Patroni::through_pod_proxy(self.client.clone())
     }
 
-    /// Sessions cannot be signalled on Kubernetes yet (no SQL path to a pod): say so.
-    pub fn refuse_signal(&self) {
-        let _ = self.tx.send(Data::Signalled(Err(
-            "cancelling sessions is not available on Kubernetes yet".into(),
-        )));
+    /// Poll the sessions of `target` as the superuser through a port-forward to its pod, kept
+    /// while the tab shows it, every refresh (between one and two seconds); `None` stops.
+    pub fn activity(&mut self, target: Option<Target>) {
+        let Some(target) = target else {
+            return self.tasks.poll_tab(None);
+        };
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        let every = self
+            .refresh
+            .clamp(Duration::from_secs(1), Duration::from_secs(2));
+        self.tasks.poll_tab(Some(tokio::spawn(async move {
+            let mut probe = ActivityProbe::default();
+            let mut reached: Option<(Reach, Endpoint)> = None;
+            loop {
+                if reached.is_none() {
+                    match reach(&client, &target).await {
+                        Ok(r) => reached = Some(r),
+                        Err(e) => {
+                            let _ = tx.send(activity_data(&target, Err(e)));
+                            tokio::time::sleep(every).await;
+                            continue;
+                        }
+                    }
+                }
+                let (through, endpoint) = reached.as_ref().expect("reached above");
+                let result = probe
+                    .sessions(endpoint)
+                    .await
+                    .map_err(|e| through.explain(e));
+                if result.is_err() {
+                    // The pod may be gone or replaced: forward anew next time.
+                    reached = None;
+                }
+                let _ = tx.send(activity_data(&target, result));
+                tokio::time::sleep(every).await;
+            }
+        })));
+    }
+
+    /// Cancel or terminate a session through a port-forward, and record it as an Event on the
+    /// cluster naming who asked.
+    pub fn signal(&self, signal: Signal) {
+        let (client, tx) = (self.client.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = match reach(&client, &signal.target).await {
+                Ok((through, endpoint)) => {
+                    activity::signal(&endpoint, signal.backend, signal.terminate)
+                        .await
+                        .map_err(|e| through.explain(e))
+                }
+                Err(e) => Err(e),
+            };
+            let (reason, note, warning) = signalled(&signal, &result);
+            if let Ok(cluster) = current(&client, &signal.target.key).await {
+                publish(&client, &cluster.object_ref(&()), reason, note, warning).await;
+            }
+            let _ = tx.send(Data::Signalled(result));
+        });
+    }
+
+    /// psql on `instance` as `user`, through a port-forward open while it runs. The console
+    /// waits for it, so a slow API server is given up on rather than waited for.
+    pub async fn psql(
+        &self,
+        cluster: &PostgresCluster,
+        instance: &str,
+        user: &str,
+    ) -> Result<Prepared, String> {
+        let preparing = sql::psql(&self.client, cluster, Some(instance), user);
+        tokio::time::timeout(Duration::from_secs(10), preparing)
+            .await
+            .map_err(|_| "the API server did not open a port-forward within 10s".to_string())?
     }
 
     pub fn close(&mut self) {
@@ -281,7 +362,93 @@ async fn read_history(
     patroni.history_from(bases.iter().map(String::as_str)).await
 }
 
-/// What the manifest, pgdeck and Patroni ask of one instance's parameters.
+/// A port-forward to `target`'s PostgreSQL, and the console's connection through it as the
+/// superuser.
+async fn reach(client: &Client, target: &Target) -> Result<(Reach, Endpoint), String> {
+    reach_instance(
+        client,
+        &current(client, &target.key).await?,
+        &target.instance,
+    )
+    .await
+}
+
+async fn reach_instance(
+    client: &Client,
+    cluster: &PostgresCluster,
+    instance: &str,
+) -> Result<(Reach, Endpoint), String> {
+    let login = sql::superuser(client, cluster).await?;
+    let reach = Reach::open(client, cluster, instance, login).await?;
+    let endpoint = reach.endpoint()?;
+    Ok((reach, endpoint))
+}
+
+/// How long an instance whose PostgreSQL could not be reached waits before the next try, so a
+/// pod that is down costs no port-forward every refresh.
+const VITALS_RETRY: Duration = Duration::from_secs(30);
+
+/// Per instance, the port-forward and connection its vitals (connections, commits) are read
+/// through, kept while its cluster is open.
+#[derive(Default)]
+struct VitalsProbes {
+    open: HashMap<String, (Reach, Endpoint, ActivityProbe)>,
+    failed: HashMap<String, Instant>,
+}
+
+impl VitalsProbes {
+    /// Add each instance's connections and commits to `vitals`, all at once; an instance that
+    /// does not answer keeps only what Patroni said.
+    async fn read(
+        &mut self,
+        client: &Client,
+        cluster: &PostgresCluster,
+        vitals: &mut BTreeMap<String, Vitals>,
+    ) {
+        let names: Vec<String> = cluster
+            .status
+            .iter()
+            .flat_map(|s| s.instances.iter().map(|i| i.name.clone()))
+            .collect();
+        self.open.retain(|name, _| names.contains(name));
+        for name in &names {
+            let waiting = self
+                .failed
+                .get(name)
+                .is_some_and(|at| at.elapsed() < VITALS_RETRY);
+            if self.open.contains_key(name) || waiting {
+                continue;
+            }
+            match reach_instance(client, cluster, name).await {
+                Ok((reach, endpoint)) => {
+                    self.failed.remove(name);
+                    self.open
+                        .insert(name.clone(), (reach, endpoint, ActivityProbe::default()));
+                }
+                Err(_) => {
+                    self.failed.insert(name.clone(), Instant::now());
+                }
+            }
+        }
+        let reads = self.open.iter_mut().map(|(name, (_, endpoint, probe))| {
+            let mut v = vitals.remove(name).unwrap_or_default();
+            async move {
+                let answered = v.read(probe, endpoint).await.is_ok();
+                (name.clone(), v, answered)
+            }
+        });
+        for (name, v, answered) in join_all(reads.collect::<Vec<_>>()).await {
+            if !answered {
+                self.open.remove(&name);
+                self.failed.insert(name.clone(), Instant::now());
+            }
+            vitals.insert(name, v);
+        }
+    }
+}
+
+/// One instance's parameters: its live `pg_settings` (through a port-forward of its own) and
+/// what the manifest, pgdeck and Patroni ask.
 async fn read_settings(
     client: &Client,
     patroni: &Patroni,
@@ -301,7 +468,10 @@ async fn read_settings(
         .and_then(|s| s.instance(&target.instance))
         .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
     let base = proxy::base(&cluster, &instance.name);
-    settings::observe(patroni, &base, &cluster, instance, None).await
+    let (through, endpoint) = reach(client, target).await?;
+    settings::observe(patroni, &base, &cluster, instance, &endpoint)
+        .await
+        .map_err(|e| through.explain(e))
 }
 
 fn scoped<K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>>(
@@ -701,15 +871,30 @@ async fn replace(
 
 /// An Event on the cluster saying who asked for what; the request stands without it.
 async fn record(client: &Client, regarding: &ObjectReference, request: &Request) {
+    publish(client, regarding, request.reason(), request.describe(), false).await;
+}
+
+/// An Event on the cluster from the console, naming who is at it.
+async fn publish(
+    client: &Client,
+    regarding: &ObjectReference,
+    reason: &str,
+    note: String,
+    warning: bool,
+) {
     let reporter = Reporter {
         controller: CONTROLLER.into(),
         instance: Some(user_source("console")),
     };
     let event = Publish {
-        type_: EventType::Normal,
-        reason: request.reason().into(),
-        note: Some(request.describe()),
-        action: request.reason().into(),
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
         secondary: None,
     };
     let recorder = Recorder::new(client.clone(), reporter);

@@ -10,7 +10,10 @@ use futures::future::join_all;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Tasks, history_data, leader_first, send_details, settings_data, settings_every};
+use super::{
+    Tasks, activity_data, history_data, leader_first, send_details, settings_data, settings_every,
+    signalled,
+};
 
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -18,6 +21,7 @@ use crate::console::activity::{Signal, Target};
 use crate::console::app::{Credential, Data, Key};
 use crate::console::requests::{Request, execute_local};
 use crate::observe::activity::{self, ActivityProbe};
+use crate::observe::connection::Endpoint;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
@@ -199,16 +203,11 @@ impl LocalSource {
         self.tasks.poll_tab(Some(tokio::spawn(async move {
             let mut probe = ActivityProbe::default();
             loop {
-                let result = match conninfo(&local, &target) {
+                let result = match endpoint(&local, &target) {
                     Ok(c) => probe.sessions(&c).await,
                     Err(e) => Err(e),
                 };
-                let _ = tx.send(Data::Activity {
-                    key: target.key.clone(),
-                    instance: target.instance.clone(),
-                    result,
-                    at: jiff::Timestamp::now(),
-                });
+                let _ = tx.send(activity_data(&target, result));
                 tokio::time::sleep(every).await;
             }
         })));
@@ -290,20 +289,15 @@ impl LocalSource {
     pub fn signal(&self, signal: Signal) {
         let (local, tx) = (self.local.clone(), self.tx.clone());
         tokio::spawn(async move {
-            let result = match conninfo(&local, &signal.target) {
+            let result = match endpoint(&local, &signal.target) {
                 Ok(c) => activity::signal(&c, signal.backend, signal.terminate).await,
                 Err(e) => Err(e),
             };
-            let what = signal.describe();
-            let (reason, event): (_, fn(&str, String, String) -> ClusterEvent) =
-                match (&result, signal.terminate) {
-                    (Ok(_), false) => ("SessionCancelled", ClusterEvent::normal),
-                    (Ok(_), true) => ("SessionTerminated", ClusterEvent::normal),
-                    (Err(_), _) => ("SessionSignalFailed", ClusterEvent::warning),
-                };
-            let message = match &result {
-                Ok(_) => what,
-                Err(why) => format!("{what}: {why}"),
+            let (reason, message, warning) = signalled(&signal, &result);
+            let event = if warning {
+                ClusterEvent::warning
+            } else {
+                ClusterEvent::normal
             };
             let key = signal.target.key;
             let _ = tokio::task::spawn_blocking(move || {
@@ -367,8 +361,8 @@ async fn read_settings(
         .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
     let base = api(&instance)
         .ok_or_else(|| format!("{} reports no Patroni address yet", instance.name))?;
-    let conninfo = conninfo(local, target)?;
-    settings::observe(patroni, &base, &cluster, &instance, Some(&conninfo)).await
+    let endpoint = endpoint(local, target)?;
+    settings::observe(patroni, &base, &cluster, &instance, &endpoint).await
 }
 
 /// The instances as the status lists them.
@@ -386,13 +380,13 @@ fn api(i: &InstanceStatus) -> Option<String> {
 }
 
 /// How the console reaches an instance as the superuser: its socket, by peer authentication.
-fn conninfo(local: &Local, target: &Target) -> Result<String, String> {
+fn endpoint(local: &Local, target: &Target) -> Result<Endpoint, String> {
     let port = target
         .port
         .and_then(|p| u16::try_from(p).ok())
         .ok_or_else(|| format!("{} reports no port yet", target.instance))?;
     let dir = local.home().cluster(&target.key.0, &target.key.1);
-    Ok(superuser_conninfo(
+    Endpoint::plain(&superuser_conninfo(
         &dir.instance(&target.instance).socket_dir(),
         port,
     ))
@@ -414,11 +408,11 @@ async fn read_vitals(
             instance: i.name.clone(),
             port: i.port,
         };
-        let conninfo = conninfo(local, &target).ok()?;
+        let endpoint = endpoint(local, &target).ok()?;
         let mut probe = probes.remove(&i.name).unwrap_or_default();
         let mut v = vitals.remove(&i.name).unwrap_or_default();
         Some(async move {
-            let _ = v.read(&mut probe, &conninfo).await;
+            let _ = v.read(&mut probe, &endpoint).await;
             (target.instance, v, probe)
         })
     });

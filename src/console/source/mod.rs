@@ -17,9 +17,11 @@ use super::app::{Credential, Data, Key};
 use super::requests::Request;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
+use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
 use crate::observe::history::TimelineSwitch;
 use crate::observe::settings::Setting;
+use crate::platform::psql::Prepared;
 
 pub enum Source {
     Local(LocalSource),
@@ -47,8 +49,7 @@ impl Source {
     pub fn activity(&mut self, target: Option<Target>) {
         match self {
             Source::Local(s) => s.activity(target),
-            // The console has no SQL path to a pod yet: the tab says so and nothing polls.
-            Source::Kube(_) => {}
+            Source::Kube(s) => s.activity(target),
         }
     }
 
@@ -80,20 +81,20 @@ impl Source {
     pub fn signal(&self, signal: Signal) {
         match self {
             Source::Local(s) => s.signal(signal),
-            Source::Kube(s) => s.refuse_signal(),
+            Source::Kube(s) => s.signal(signal),
         }
     }
 
     /// How psql reaches `instance` of `cluster` as `user`.
-    pub fn psql(
+    pub async fn psql(
         &self,
-        cluster: &crate::api::PostgresCluster,
+        cluster: &PostgresCluster,
         instance: &str,
         user: &str,
-    ) -> Result<crate::platform::psql::Session, String> {
+    ) -> Result<Prepared, String> {
         match self {
-            Source::Local(s) => s.psql(cluster, instance, user),
-            Source::Kube(_) => Err(crate::platform::psql::NOT_ON_KUBE.into()),
+            Source::Local(s) => s.psql(cluster, instance, user).map(Prepared::new),
+            Source::Kube(s) => s.psql(cluster, instance, user).await,
         }
     }
 
@@ -139,6 +140,25 @@ fn history_data(key: &Key, result: Result<Vec<TimelineSwitch>, String>) -> Data 
         key: key.clone(),
         result,
         at: jiff::Timestamp::now(),
+    }
+}
+
+fn activity_data(target: &Target, result: Result<Vec<Session>, String>) -> Data {
+    Data::Activity {
+        key: target.key.clone(),
+        instance: target.instance.clone(),
+        result,
+        at: jiff::Timestamp::now(),
+    }
+}
+
+/// The event recording a cancel or terminate: its reason, its note, and whether it warns.
+fn signalled(signal: &Signal, result: &Result<String, String>) -> (&'static str, String, bool) {
+    let what = signal.describe();
+    match (result, signal.terminate) {
+        (Ok(_), false) => ("SessionCancelled", what, false),
+        (Ok(_), true) => ("SessionTerminated", what, false),
+        (Err(why), _) => ("SessionSignalFailed", format!("{what}: {why}"), true),
     }
 }
 

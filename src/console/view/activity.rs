@@ -8,7 +8,6 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::dialogs::{hint, popup};
 use super::{col, list_table, poll_state};
-use crate::api::support::Platform;
 use crate::console::activity::SessionDialog;
 use crate::console::app::App;
 use crate::console::theme::Theme;
@@ -19,12 +18,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let a = &app.activity;
     let Some(target) = &a.target else {
-        let why = if app.platform == Platform::Kube {
-            "Activity is not available on Kubernetes yet: the console has no SQL path to a pod (use kubectl exec … psql)"
-        } else {
-            super::NO_INSTANCE_YET
-        };
-        return super::muted_note(frame, area, t, why);
+        return super::muted_note(frame, area, t, super::NO_INSTANCE_YET);
     };
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let count = |f: &dyn Fn(&Session) -> bool| a.sessions.iter().filter(|s| f(s)).count();

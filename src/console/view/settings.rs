@@ -1,14 +1,12 @@
 //! The Settings tab: the followed instance's parameters that differ from the defaults, where
-//! each comes from, and which wait for a restart. On Kubernetes, where the console has no SQL
-//! path to a pod, what is asked (manifest, pgdeck, Patroni's `/config`) without live values.
+//! each comes from, and which wait for a restart.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use super::{col, list_table, poll_state};
-use crate::api::support::Platform;
 use crate::console::app::App;
 use crate::observe::settings::Origin;
 
@@ -18,13 +16,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let Some(target) = &s.target else {
         return super::muted_note(frame, area, t, super::NO_INSTANCE_YET);
     };
-    let kube = app.platform == Platform::Kube;
-    let [head, note, body] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(if kube { 2 } else { 0 }),
-        Constraint::Min(0),
-    ])
-    .areas(area);
+    let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let mut spans = vec![Span::styled(format!("{} ", target.instance), t.title)];
     spans.extend(poll_state(
         t,
@@ -37,11 +29,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .iter()
         .filter(|r| r.pending_restart || r.pending.is_some())
         .count();
-    let count = if kube {
-        format!("{} parameters asked", s.rows.len())
-    } else {
-        format!("{} parameters not at their defaults", s.rows.len())
-    };
+    let count = format!("{} parameters not at their defaults", s.rows.len());
     if s.last_ok.is_some() {
         spans.push(Span::styled(count, t.muted));
     }
@@ -55,27 +43,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(format!("  filter /{}", s.filter), t.accent));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), head);
-    if kube {
-        frame.render_widget(
-            Paragraph::new(Span::styled(
-                "What the manifest, pgdeck and Patroni's /config ask; live values (pg_settings) need an SQL path, which the console has on the local platform only.",
-                t.muted,
-            ))
-            .wrap(Wrap { trim: true }),
-            note,
-        );
-    }
-
-    // Without SQL there is no live value to show.
-    let mut cols = vec![col("NAME", 28, 9)];
-    if !kube {
-        cols.push(col("VALUE", 18, 8));
-    }
-    cols.extend([
+    let cols = [
+        col("NAME", 28, 9),
+        col("VALUE", 18, 8),
         col("SOURCE", 26, 7),
         col("RESTART", 16, 6),
         col("ASKED", 18, 5),
-    ]);
+    ];
     let empty = s.last_ok.map(|_| "no parameters match");
     list_table(frame, body, app, &cols, s.visible(), empty, |r| {
         let restart = match (&r.pending, r.pending_restart) {
@@ -90,18 +64,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             t.muted
         };
-        let mut cells = vec![r.name.clone()];
-        if !kube {
-            cells.push(r.value.clone().unwrap_or_else(|| "—".into()));
-        }
-        cells.extend([
+        [
+            r.name.clone(),
+            r.value.clone().unwrap_or_else(|| "—".into()),
             r.origin.label(),
             restart,
             r.wanted.clone().unwrap_or_default(),
-        ]);
-        cells
-            .into_iter()
-            .map(|cell| Span::styled(cell, style))
-            .collect()
+        ]
+        .into_iter()
+        .map(|cell| Span::styled(cell, style))
+        .collect()
     });
 }

@@ -1349,11 +1349,13 @@ mod activity {
     }
 
     #[test]
-    fn activity_on_kubernetes_says_it_is_not_available() {
+    fn activity_on_kubernetes_follows_the_instance_as_locally() {
         let mut app = fixture();
         app.platform = Platform::Kube;
-        assert_eq!(on_activity(&mut app), vec![Effect::Activity(None)]);
-        insta::assert_snapshot!("activity_kube", screen(&app, 100, 8));
+        assert!(matches!(
+            on_activity(&mut app).as_slice(),
+            [Effect::Activity(Some(_))]
+        ));
     }
 }
 
@@ -1449,7 +1451,7 @@ mod history_and_settings {
         }
     }
 
-    fn rows(app: &App, sql: bool) -> Vec<Setting> {
+    fn rows(app: &App) -> Vec<Setting> {
         let c = app.open_cluster().unwrap();
         let config = serde_json::json!({"postgresql": {"parameters": {
             "synchronous_commit": "on", "log_min_duration_statement": "250ms"
@@ -1479,7 +1481,7 @@ mod history_and_settings {
         ];
         combine(
             &Wanted::new(c, Some(&c.spec.instances[0]), config.as_object().unwrap()),
-            sql.then_some(&live[..]),
+            &live,
             &BTreeMap::from([(
                 "shared_buffers".to_string(),
                 PendingChange {
@@ -1490,8 +1492,8 @@ mod history_and_settings {
         )
     }
 
-    fn feed(app: &mut App, sql: bool) {
-        let result = Ok(rows(app, sql));
+    fn feed(app: &mut App) {
+        let result = Ok(rows(app));
         app.on_data(Data::Settings {
             key: hippo(),
             instance: "hippo-instance1-bdkx".into(),
@@ -1510,7 +1512,7 @@ mod history_and_settings {
             "the instance last under the cursor, here the first"
         );
         insta::assert_snapshot!("settings_reading", screen(&app, 120, 8));
-        feed(&mut app, true);
+        feed(&mut app);
         let s = screen(&app, 120, 40);
         insta::assert_snapshot!("settings", s);
         let row = |name: &str| {
@@ -1541,22 +1543,6 @@ mod history_and_settings {
         let help = screen(&app, 100, 40);
         assert!(help.contains("filter parameters by name"), "{help}");
     }
-
-    #[test]
-    fn settings_on_kubernetes_show_what_is_asked_and_say_live_values_need_sql() {
-        let mut app = fixture();
-        app.platform = Platform::Kube;
-        let effects = open_tab(&mut app, Tab::Settings);
-        assert_eq!(effects.last(), Some(&Effect::Settings(Some(target()))));
-        feed(&mut app, false);
-        let s = screen(&app, 120, 30);
-        insta::assert_snapshot!("settings_kube", s);
-        assert!(
-            s.contains("live values (pg_settings) need an SQL path"),
-            "{s}"
-        );
-        assert!(!s.contains("search_path"), "nothing live is made up");
-    }
 }
 
 #[test]
@@ -1586,18 +1572,11 @@ fn p_picks_the_user_for_psql_on_the_instance_under_the_cursor() {
         "{s}"
     );
 
-    // Kubernetes: not built yet, and said so before any dialog.
+    // Kubernetes: the same dialog (psql goes through a port-forward).
     press(&mut app, KeyCode::Esc);
     app.platform = Platform::Kube;
     press(&mut app, KeyCode::Char('p'));
-    assert!(app.overlay.is_none());
-    assert!(
-        app.message
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("not built for Kubernetes")
-    );
+    assert!(app.overlay.is_some());
 }
 
 #[test]

@@ -7,7 +7,6 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline};
 
-use crate::api::support::Platform;
 use crate::console::app::{App, View};
 use crate::console::samples::Ring;
 use crate::console::theme::Theme;
@@ -78,18 +77,10 @@ impl Series<'_> {
 
 fn series(app: &App) -> Vec<Series<'_>> {
     let samples = &app.live.samples;
-    let commits = match app.platform {
-        // No SQL path to a pod: `pg_stat_database` cannot be read from the console.
-        Platform::Kube => Series {
-            label: "commits/s".into(),
-            value: "n/a: no SQL path to pods".into(),
-            ring: None,
-        },
-        Platform::Local => Series {
-            label: "commits/s".into(),
-            value: latest(&samples.commits, |v| v.to_string()),
-            ring: Some(&samples.commits),
-        },
+    let commits = Series {
+        label: "commits/s".into(),
+        value: latest(&samples.commits, |v| v.to_string()),
+        ring: Some(&samples.commits),
     };
     // Instances are named `<cluster>-<set>-<suffix>`: the cluster's name is in the title.
     let prefix = match &app.view {

@@ -10,6 +10,7 @@ pub mod connect;
 pub mod expansion;
 pub mod finalizer;
 pub mod foreign;
+pub mod forward;
 pub mod init_sql;
 pub mod leader;
 pub mod manifests;
@@ -27,6 +28,7 @@ pub mod reconcile;
 pub mod repo_info;
 pub mod rolling;
 pub mod scaling;
+pub mod sql;
 pub mod status;
 pub mod teardown;
 

@@ -17,29 +17,7 @@ pub fn session(
     user: &str,
 ) -> Result<Session, String> {
     let name = cluster.name();
-    let status = cluster.status.clone().unwrap_or_default();
-    let target = match instance {
-        Some(i) => status
-            .instances
-            .iter()
-            .find(|s| s.name == i)
-            .ok_or_else(|| {
-                format!(
-                    "{name} has no instance {i}; its instances: {}",
-                    status
-                        .instances
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?,
-        None => status
-            .instances
-            .iter()
-            .find(|s| Some(&s.name) == status.primary.as_ref())
-            .ok_or_else(|| format!("{name} has no primary yet"))?,
-    };
+    let target = psql::instance(cluster, instance)?;
     let port = target
         .port
         .and_then(|p| u16::try_from(p).ok())
@@ -54,6 +32,7 @@ pub fn session(
                 .host
                 .clone()
                 .ok_or_else(|| format!("{} reports no address yet", target.name))?,
+            hostaddr: None,
             port,
             user: spec.name.clone(),
             database: spec
@@ -75,20 +54,13 @@ pub fn session(
                 .socket_dir()
                 .display()
                 .to_string(),
+            hostaddr: None,
             port,
             user: SUPERUSER.into(),
             database: "postgres".into(),
             password: None,
             ca_file: None,
         }),
-        None => Err(format!(
-            "{name} has no user {user}; its users: {}",
-            users
-                .iter()
-                .map(|u| u.name.as_str())
-                .chain((!users.iter().any(|u| u.name == SUPERUSER)).then_some(SUPERUSER))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        None => Err(psql::no_user(cluster, user)),
     }
 }

@@ -1,0 +1,189 @@
+//! How the console and `pgdeck psql` reach one instance's PostgreSQL on Kubernetes: through a
+//! port-forward to its pod ([`Forward`]), over TLS checked against the cluster's CA for the
+//! pod's DNS name, as a user whose password the operator keeps in a Secret.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+use super::forward::Forward;
+use super::names::{self, Names};
+use crate::api::PostgresCluster;
+use crate::api::users::SUPERUSER;
+use crate::observe::connection::Endpoint;
+use crate::platform::psql::{self, Prepared, Session};
+
+/// Who to log in as.
+pub struct Login {
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+/// An open way to one instance: keep it while connections through it are wanted.
+pub struct Reach {
+    pub forward: Forward,
+    /// The cluster's CA (PEM) that signed the server's certificate.
+    pub ca: String,
+    /// The name the server's certificate is checked against: the pod's DNS name.
+    pub server_name: String,
+    pub login: Login,
+}
+
+impl Reach {
+    /// Open a port-forward to `instance`'s PostgreSQL, and read the CA and `login`'s Secret.
+    pub async fn open(
+        client: &Client,
+        cluster: &PostgresCluster,
+        instance: &str,
+        login: Login,
+    ) -> Result<Reach, String> {
+        // The name comes from status, which more than the operator may write: it goes into a
+        // URL path and a host name only as a DNS label.
+        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
+        let names = Names::new(cluster.name(), cluster.namespace());
+        let ca = ca(client, cluster).await?;
+        let port = u16::try_from(cluster.port()).map_err(|_| "spec.port is out of range")?;
+        let pods = Api::namespaced(client.clone(), cluster.namespace());
+        let forward = Forward::open(pods, &names::pod(instance), port).await?;
+        Ok(Reach {
+            forward,
+            ca,
+            server_name: names.pod_host(instance),
+            login,
+        })
+    }
+
+    /// `error` from a connection through this forward, with the kubelet's reason when it gave
+    /// one (a closed connection alone says little).
+    pub fn explain(&self, error: String) -> String {
+        match self.forward.failure() {
+            Some(why) => format!("{error}: the port-forward says: {why}"),
+            None => error,
+        }
+    }
+
+    /// The console's connection through this forward.
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        Endpoint::verified(
+            self.forward.address(),
+            &self.server_name,
+            self.ca.as_bytes(),
+            &self.login.user,
+            &self.login.password,
+            &self.login.database,
+        )
+    }
+}
+
+/// The superuser, as the console reads sessions and settings: the `<c>-superuser` Secret the
+/// operator writes for Patroni.
+pub async fn superuser(client: &Client, cluster: &PostgresCluster) -> Result<Login, String> {
+    let names = Names::new(cluster.name(), cluster.namespace());
+    let password = field(
+        client,
+        cluster,
+        &names.superuser(),
+        "password",
+        "the superuser's password",
+    )
+    .await?;
+    Ok(Login {
+        user: SUPERUSER.into(),
+        password,
+        database: "postgres".into(),
+    })
+}
+
+/// `user` of `spec.users`, from its `<c>-pguser-<user>` Secret (its first database); the
+/// superuser `postgres` when the spec does not list it.
+pub async fn user(client: &Client, cluster: &PostgresCluster, user: &str) -> Result<Login, String> {
+    let users = cluster.users();
+    let Some(spec) = users.iter().find(|u| u.name == user) else {
+        if user == SUPERUSER {
+            return superuser(client, cluster).await;
+        }
+        return Err(psql::no_user(cluster, user));
+    };
+    let names = Names::new(cluster.name(), cluster.namespace());
+    let secret = names.pguser(user);
+    Ok(Login {
+        user: spec.name.clone(),
+        password: field(client, cluster, &secret, "password", "the user's password").await?,
+        database: spec
+            .databases
+            .as_ref()
+            .and_then(|d| d.first().cloned())
+            .unwrap_or_else(|| "postgres".into()),
+    })
+}
+
+/// The CA that signed the server's certificate: `ca.crt` of `spec.customTLSSecret` when the
+/// spec brings one, else of `<c>-cluster-cert`.
+async fn ca(client: &Client, cluster: &PostgresCluster) -> Result<String, String> {
+    let names = Names::new(cluster.name(), cluster.namespace());
+    let (secret, key) = match &cluster.spec.custom_tls_secret {
+        Some(custom) => (
+            custom.name.clone(),
+            custom
+                .items
+                .iter()
+                .flatten()
+                .find(|i| i.path == "ca.crt")
+                .map_or("ca.crt".to_string(), |i| i.key.clone()),
+        ),
+        None => (names.server_cert(), "ca.crt".to_string()),
+    };
+    field(client, cluster, &secret, &key, "the cluster's CA").await
+}
+
+/// One key of a Secret in the cluster's namespace, as text; the error names both and says
+/// what was looked for.
+async fn field(
+    client: &Client,
+    cluster: &PostgresCluster,
+    secret: &str,
+    key: &str,
+    what: &str,
+) -> Result<String, String> {
+    let ns = cluster.namespace();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let found = secrets
+        .get_opt(secret)
+        .await
+        .map_err(|e| format!("cannot read Secret {ns}/{secret} ({what}): {e}"))?
+        .ok_or_else(|| {
+            format!("Secret {ns}/{secret} ({what}) not found: the operator writes it once the cluster is reconciled")
+        })?;
+    let bytes = found
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| format!("Secret {ns}/{secret} has no {key} ({what})"))?;
+    String::from_utf8(bytes.0.clone())
+        .map_err(|_| format!("Secret {ns}/{secret}: {key} is not UTF-8 text"))
+}
+
+/// psql on `instance` (the primary when `None`) of `cluster` as `user`, through a port-forward
+/// kept open, with the cluster's CA in a private file, both gone when psql is.
+pub async fn psql(
+    client: &Client,
+    cluster: &PostgresCluster,
+    instance: Option<&str>,
+    user: &str,
+) -> Result<Prepared, String> {
+    let target = psql::instance(cluster, instance)?.name.clone();
+    let login = self::user(client, cluster, user).await?;
+    let reach = Reach::open(client, cluster, &target, login).await?;
+    let ca = psql::private_file("pgdeck-ca-", &reach.ca, "the CA's file")?;
+    let session = Session {
+        program: psql::program(cluster.spec.postgres_version),
+        host: reach.server_name.clone(),
+        hostaddr: Some(reach.forward.address().ip().to_string()),
+        port: reach.forward.address().port(),
+        user: reach.login.user.clone(),
+        database: reach.login.database.clone(),
+        password: Some(reach.login.password.clone()),
+        ca_file: Some(ca.path().to_path_buf()),
+    };
+    Ok(Prepared::keeping(session, (reach, ca)))
+}

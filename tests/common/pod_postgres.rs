@@ -1,0 +1,140 @@
+//! A real PostgreSQL standing in for an instance pod's, for what reaches it through a
+//! port-forward: initdb as the `postgres` account, TLS with the certificate the operator wrote
+//! into the cluster's `<c>-cluster-cert` Secret, the superuser's password from `<c>-superuser`,
+//! TLS and SCRAM only, on a loopback port. Stopped and removed on drop, also when a test fails.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub struct PodPostgres {
+    dir: tempfile::TempDir,
+    pub address: SocketAddr,
+}
+
+impl PodPostgres {
+    /// Start one for cluster `name` in `ns`, from the Secrets in `store`.
+    pub async fn start(store: &Client, ns: &str, name: &str) -> PodPostgres {
+        let secrets: Api<Secret> = Api::namespaced(store.clone(), ns);
+        let field = |secret: &Secret, key: &str| {
+            String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+        };
+        let cert = secrets.get(&format!("{name}-cluster-cert")).await.unwrap();
+        let superuser = secrets.get(&format!("{name}-superuser")).await.unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pgdeck-test-kubesql-")
+            .tempdir()
+            .unwrap();
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let (uid, gid) = account();
+        let root = dir.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        private(root, "server.crt", &field(&cert, "tls.crt"));
+        private(root, "server.key", &field(&cert, "tls.key"));
+        private(
+            root,
+            "pwfile",
+            &format!("{}\n", field(&superuser, "password")),
+        );
+        std::os::unix::fs::chown(root, Some(uid), Some(gid)).unwrap();
+        let data = root.join("data");
+        as_postgres(&[
+            &format!("{BIN}/initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            &format!("--pwfile={}", root.join("pwfile").display()),
+            "-E",
+            "UTF8",
+        ]);
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all all reject\n",
+        )
+        .unwrap();
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{root}'\n\
+             ssl = on\nssl_cert_file = '{root}/server.crt'\nssl_key_file = '{root}/server.key'\n\
+             max_connections = 20\nshared_buffers = 16MB\n",
+            root = root.display()
+        );
+        let mut current = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        current.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), current).unwrap();
+        as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            root.join("log").to_str().unwrap(),
+            "-w",
+            "start",
+        ]);
+        PodPostgres {
+            dir,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for PodPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{BIN}/pg_ctl")])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
+            .output();
+    }
+}
+
+fn account() -> (u32, u32) {
+    let user = nix::unistd::User::from_name("postgres")
+        .unwrap()
+        .expect("the postgres account (Debian's PostgreSQL package)");
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+/// A file only the `postgres` account reads.
+fn private(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (uid, gid) = account();
+    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+}
+
+fn as_postgres(args: &[&str]) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
