@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::kube::Harness;
 use common::tmux::{Tmux, row};
-use common::{read, repo_root};
+use common::{next, read, repo_root};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, PostParams};
 use pgdeck::actions::verbs::Verb;
@@ -30,20 +30,6 @@ use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const NS: &str = "db";
-
-/// The next data the source sends that `pick` takes, within a few seconds.
-async fn next<T>(rx: &mut UnboundedReceiver<Data>, mut pick: impl FnMut(Data) -> Option<T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let data = rx.recv().await.expect("the source keeps sending");
-            if let Some(t) = pick(data) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("the source sent it in time")
-}
 
 async fn outcome(rx: &mut UnboundedReceiver<Data>) -> Outcome {
     next(rx, |d| match d {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::kube::Harness;
 use common::pod_postgres::PodPostgres;
 use common::tmux::Tmux;
-use common::{read, repo_root};
+use common::{next, read, repo_root};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
@@ -25,7 +25,6 @@ use pgdeck::observe::connection::Endpoint;
 use pgdeck::observe::settings::Origin;
 use pgdeck::platform::kube::forward::Forward;
 use pgdeck::platform::kube::names::{self, Names};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const NS: &str = "db";
 
@@ -61,20 +60,6 @@ async fn secret(h: &Harness, name: &str, key: &str) -> String {
     let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
     let s = secrets.get(name).await.unwrap();
     String::from_utf8(s.data.unwrap()[key].0.clone()).unwrap()
-}
-
-/// The next data the source sends that `pick` takes, within a few seconds.
-async fn next<T>(rx: &mut UnboundedReceiver<Data>, mut pick: impl FnMut(Data) -> Option<T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let data = rx.recv().await.expect("the source keeps sending");
-            if let Some(t) = pick(data) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("the source sent it in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,3 +33,20 @@ pub mod pod_postgres;
 pub mod tls;
 pub mod tmux;
 pub mod writer;
+
+/// The next data a console source sends that `pick` takes, within 20 s.
+pub async fn next<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<pgdeck::console::app::Data>,
+    mut pick: impl FnMut(pgdeck::console::app::Data) -> Option<T>,
+) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let data = rx.recv().await.expect("the source keeps sending");
+            if let Some(t) = pick(data) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the source sent it in time")
+}

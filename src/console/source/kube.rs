@@ -871,7 +871,14 @@ async fn replace(
 
 /// An Event on the cluster saying who asked for what; the request stands without it.
 async fn record(client: &Client, regarding: &ObjectReference, request: &Request) {
-    publish(client, regarding, request.reason(), request.describe(), false).await;
+    publish(
+        client,
+        regarding,
+        request.reason(),
+        request.describe(),
+        false,
+    )
+    .await;
 }
 
 /// An Event on the cluster from the console, naming who is at it.
