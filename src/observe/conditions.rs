@@ -177,6 +177,8 @@ pub struct Activity {
     /// Removals held back (no leader is known), and why.
     pub waiting: Option<String>,
     pub switchover: bool,
+    /// The spec's users and databases are being applied.
+    pub users: bool,
     pub initial_backup: bool,
     /// A manual or scheduled backup.
     pub backup: bool,
@@ -264,6 +266,8 @@ pub fn standard(
         ))
     } else if !shutdown && !all_ready {
         Some(("Starting", format!("{ready}/{desired} instances ready")))
+    } else if activity.users {
+        Some(("Users", "creating the spec's users and databases".into()))
     } else if activity.initial_backup {
         Some(("Backup", "taking the first full backup".into()))
     } else if activity.backup {

@@ -337,6 +337,9 @@ impl Run<'_> {
             removing,
             waiting: plan.waiting.clone(),
             switchover: moving,
+            // The users Job's progress is not part of the conditions yet (a failed one is a
+            // problem, below).
+            users: false,
             // Its Job, just created, runs too.
             initial_backup: backup == Some(JobState::Running)
                 || (backup.is_none()

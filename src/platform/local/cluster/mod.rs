@@ -192,6 +192,9 @@ pub struct Worker {
     exporter_problem: Option<String>,
     backup_problem: Option<String>,
     switchover_result: Option<(bool, String)>,
+    /// The spec's users and databases differ from those last applied: until they are, the
+    /// cluster is not settled (`apply --wait` must not return before a user's database exists).
+    users_pending: bool,
     /// The last manual backup, as status reports it.
     manual_backup: Option<ManualBackupStatus>,
     /// A rolling restart under way: instances updated, out of all.
@@ -301,6 +304,7 @@ impl Worker {
             exporter_problem: None,
             backup_problem: None,
             switchover_result: None,
+            users_pending: false,
             repos_read_at: None,
             pulse: Vec::new(),
             settled: false,
@@ -1413,7 +1417,8 @@ impl Worker {
                         .map(|u| (u.spec.name.clone(), u.fingerprint()))
                         .chain([users::rewind_grants_applied()])
                         .collect();
-                    if current != self.state.users {
+                    self.users_pending = current != self.state.users;
+                    if self.users_pending {
                         let conninfo = conninfo.clone();
                         // Applied while an exporter ran, and none runs now.
                         let disable: &[&str] = match self.state.users.get(MONITORING_USER) {
@@ -2034,6 +2039,7 @@ impl Worker {
             removing: self.state.removing.clone(),
             waiting: self.waiting.clone(),
             switchover: self.tasks.switchover.is_some(),
+            users: self.users_pending || self.tasks.users.is_some(),
             initial_backup: self.tasks.initial_backup.is_some(),
             backup: self.tasks.backup.is_some(),
             rolling: self.rolling,
