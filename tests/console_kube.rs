@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use common::kube::Harness;
 use common::tmux::{Tmux, row};
 use common::{next, read, repo_root};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use pgdeck::actions::verbs::Verb;
 use pgdeck::api::manifest;
@@ -401,7 +401,7 @@ async fn the_console_in_a_terminal_on_kubernetes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_switches_pgos_cluster_over_in_a_terminal() {
     let h = with_hippo().await;
-    pgo_cluster(&h, "hippo").await;
+    h.pgo_cluster(NS, "hippo", json!({})).await;
     let (tmux, _dir) = console_in_tmux(&h).await;
     tokio::task::block_in_place(|| {
         tmux.wait(Duration::from_secs(15), "both hippos", |s| {
@@ -744,10 +744,10 @@ async fn last_action(h: &Harness, verb: &str) -> pgdeck::api::status::ActionStat
     h.cluster(NS, "hippo").await.status.unwrap().actions[verb].clone()
 }
 
-/// Crunchy PGO's cluster `zoo` as PGO leaves it: see [`pgo_cluster`], and the user's
+/// Crunchy PGO's cluster `zoo` as PGO leaves it: see [`Harness::pgo_cluster`], and the user's
 /// `zoo-pguser-zoo` Secret.
 async fn pgo_zoo(h: &Harness) {
-    pgo_cluster(h, "zoo").await;
+    h.pgo_cluster(NS, "zoo", json!({})).await;
     let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
     let secret = json!({
         "metadata": {"name": "zoo-pguser-zoo", "namespace": NS},
@@ -764,48 +764,6 @@ async fn pgo_zoo(h: &Harness) {
         )
         .await
         .unwrap();
-}
-
-/// Crunchy PGO's cluster `name` as PGO leaves it: the PostgresCluster in PGO's group with
-/// PGO's status, two instance pods `<name>-instance1-abcd` (the leader) and `-efgh` carrying
-/// PGO's labels (Patroni labels the leader `master`).
-async fn pgo_cluster(h: &Harness, name: &str) {
-    let ha: serde_json::Value =
-        serde_yaml::from_str(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
-    let cluster: PgoCluster = serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": NS},
-        "spec": ha["spec"],
-        "status": {
-            "observedGeneration": 1,
-            "instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2,
-                           "updatedReplicas": 2}],
-            "patroni": {"systemIdentifier": "7311111111111111111"},
-            "usersRevision": "abc",
-        },
-    }))
-    .unwrap();
-    let api: Api<PgoCluster> = Api::namespaced(h.store.clone(), NS);
-    api.create(&PostParams::default(), &cluster).await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
-    for (i, (suffix, role)) in [("abcd", "master"), ("efgh", "replica")]
-        .into_iter()
-        .enumerate()
-    {
-        let instance = format!("{name}-instance1-{suffix}");
-        let pod = json!({
-            "metadata": {"name": names::pod(&instance), "namespace": NS, "labels": {
-                names::pgo::CLUSTER: name, names::pgo::INSTANCE_SET: "instance1",
-                names::pgo::INSTANCE: instance, names::pgo::ROLE: role}},
-            "spec": {"containers": [{"name": "database", "image": "postgres"}]},
-            "status": {"phase": "Running", "podIP": format!("10.1.0.{i}")},
-        });
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(pod).unwrap(),
-        )
-        .await
-        .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -935,7 +893,7 @@ fn writes(h: &Harness, mark: usize) -> Vec<(String, String, String, serde_json::
 #[tokio::test]
 async fn actions_on_pgos_cluster_go_to_pgos_group_only() {
     let h = with_hippo().await;
-    pgo_cluster(&h, "hippo").await;
+    h.pgo_cluster(NS, "hippo", json!({})).await;
     let ours = h.cluster(NS, "hippo").await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));

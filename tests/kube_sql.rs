@@ -4,27 +4,34 @@
 //! certificate and superuser password (tests/common/pod_postgres.rs): the console's Activity
 //! tab sees a session and cancels it, its Settings tab reads live values, its Instances tab
 //! connections and commits; `pgdeck psql` and the console's `p` (in tmux) run the real psql
-//! through the forward, the server checked against the cluster's CA.
+//! through the forward, the server checked against the cluster's CA. Crunchy PGO's clusters
+//! the same, as PGO's superuser from `<c>-pguser-postgres`, the server checked for the name
+//! PGO's certificate carries (its primary Service's).
 
 mod common;
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use common::kube::Harness;
 use common::pod_postgres::PodPostgres;
 use common::tmux::Tmux;
 use common::{next, read, repo_root};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use pgdeck::api::manifest;
 use pgdeck::console::activity::{Signal, Target};
+use pgdeck::console::app::Reconciler;
 use pgdeck::console::app::{Data, Key};
 use pgdeck::console::source::KubeSource;
 use pgdeck::observe::connection::Endpoint;
 use pgdeck::observe::settings::Origin;
+use pgdeck::plan::certificates;
 use pgdeck::platform::kube::forward::Forward;
 use pgdeck::platform::kube::names::{self, Names};
+use serde_json::{Value, json};
 
 const NS: &str = "db";
 
@@ -66,30 +73,15 @@ async fn secret(h: &Harness, name: &str, key: &str) -> String {
 async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_a_port_forward() {
     let (h, _pg, primary) = hippo_with_a_database().await;
 
-    // An application's session, through a port-forward of its own, checked as the console
-    // checks: the cluster's CA, the pod's DNS name.
-    let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
-    let forward = Forward::open(pods, &names::pod(&primary), 5432)
-        .await
-        .unwrap();
-    let endpoint = Endpoint::verified(
-        forward.address(),
-        &Names::new("hippo", NS).pod_host(&primary),
-        secret(&h, "hippo-cluster-cert", "ca.crt").await.as_bytes(),
-        "postgres",
-        &secret(&h, "hippo-superuser", "password").await,
-        "postgres",
+    let pod_host = Names::new("hippo", NS).pod_host(&primary);
+    let application = connect_as(
+        &h,
+        &primary,
+        &pod_host,
+        "hippo-cluster-cert",
+        "hippo-superuser",
     )
-    .unwrap();
-    let app = endpoint
-        .connect()
-        .await
-        .expect("TLS and SCRAM through the forward");
-    app.batch_execute("SET application_name = 'sleeper'")
-        .await
-        .unwrap();
-    let sleeping = tokio::spawn(async move { app.query("SELECT pg_sleep(60)", &[]).await });
-
+    .await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
     let target = Target {
@@ -97,61 +89,11 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
         instance: primary.clone(),
         port: None,
     };
-    source.activity(Some(target.clone()));
-    let session = next(&mut rx, |d| match d {
-        Data::Activity {
-            result: Ok(sessions),
-            ..
-        } => sessions.into_iter().find(|s| s.query.contains("pg_sleep")),
-        Data::Activity { result: Err(e), .. } => panic!("Activity failed: {e}"),
-        _ => None,
-    })
-    .await;
-    assert_eq!(session.application, "sleeper");
-    assert_eq!(session.state, "active");
-
-    source.signal(Signal {
-        target: target.clone(),
-        backend: session.backend,
-        terminate: false,
-    });
-    let said = next(&mut rx, |d| match d {
-        Data::Signalled(result) => Some(result),
-        _ => None,
-    })
-    .await;
-    assert_eq!(
-        said,
-        Ok(format!("session {} cancelled", session.backend.pid))
-    );
-    let ended = tokio::time::timeout(Duration::from_secs(10), sleeping)
-        .await
-        .expect("the cancelled query returns")
-        .unwrap();
-    let error = ended.expect_err("the query was cancelled");
-    assert_eq!(
-        error.as_db_error().map(|e| e.message()),
-        Some("canceling statement due to user request")
-    );
-    let events: Api<Event> = Api::namespaced(h.store.clone(), NS);
-    let recorded = events.list(&ListParams::default()).await.unwrap().items;
-    assert!(
-        recorded
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("SessionCancelled")),
-        "the cancel is an Event on the cluster"
-    );
+    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, application).await;
 
     // Settings: the server's own values beside what is asked.
     source.settings(Some(target.clone()));
-    let rows = next(&mut rx, |d| match d {
-        Data::Settings {
-            result: Ok(rows), ..
-        } => Some(rows),
-        Data::Settings { result: Err(e), .. } => panic!("Settings failed: {e}"),
-        _ => None,
-    })
-    .await;
+    let rows = settings(&mut rx).await;
     let value = |name: &str| {
         rows.iter()
             .find(|r| r.name == name)
@@ -187,7 +129,287 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
         used.contains(&("".into(), "pods/portforward".into(), "create".into())),
         "{used:?}"
     );
-    drop(forward);
+}
+
+/// An application's connection to `instance`'s pod, through a port-forward of its own (kept
+/// as long as the connection), checked as the console checks: the CA of Secret `cert`,
+/// `server_name`; as the superuser whose password Secret `password` has.
+async fn connect_as(
+    h: &Harness,
+    instance: &str,
+    server_name: &str,
+    cert: &str,
+    password: &str,
+) -> tokio_postgres::Client {
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
+    let forward = Forward::open(pods, &names::pod(instance), 5432)
+        .await
+        .unwrap();
+    let endpoint = Endpoint::verified(
+        forward.address(),
+        server_name,
+        secret(h, cert, "ca.crt").await.as_bytes(),
+        "postgres",
+        &secret(h, password, "password").await,
+        "postgres",
+    )
+    .unwrap();
+    let client = endpoint
+        .connect()
+        .await
+        .expect("TLS and SCRAM through the forward");
+    // The forward lives as long as the connection through it.
+    tokio::spawn(async move {
+        let _kept = forward;
+        std::future::pending::<()>().await
+    });
+    client
+}
+
+/// The console's Activity tab sees `application`'s sleeping query on `target` and cancels it;
+/// the cancel is an Event.
+async fn sees_and_cancels_a_session(
+    h: &Harness,
+    source: &mut KubeSource,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Data>,
+    target: &Target,
+    application: tokio_postgres::Client,
+) {
+    application
+        .batch_execute("SET application_name = 'sleeper'")
+        .await
+        .unwrap();
+    let sleeping = tokio::spawn(async move { application.query("SELECT pg_sleep(60)", &[]).await });
+    source.activity(Some(target.clone()));
+    let session = next(rx, |d| match d {
+        Data::Activity {
+            result: Ok(sessions),
+            ..
+        } => sessions.into_iter().find(|s| s.query.contains("pg_sleep")),
+        Data::Activity { result: Err(e), .. } => panic!("Activity failed: {e}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(session.application, "sleeper");
+    assert_eq!(session.state, "active");
+
+    source.signal(Signal {
+        target: target.clone(),
+        backend: session.backend,
+        terminate: false,
+    });
+    let said = next(rx, |d| match d {
+        Data::Signalled(result) => Some(result),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        said,
+        Ok(format!("session {} cancelled", session.backend.pid))
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), sleeping)
+        .await
+        .expect("the cancelled query returns")
+        .unwrap();
+    let error = ended.expect_err("the query was cancelled");
+    assert_eq!(
+        error.as_db_error().map(|e| e.message()),
+        Some("canceling statement due to user request")
+    );
+    let events: Api<Event> = Api::namespaced(h.store.clone(), NS);
+    let recorded = events.list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        recorded
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SessionCancelled")),
+        "the cancel is an Event on the cluster"
+    );
+}
+
+/// The Settings tab's next rows.
+async fn settings(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Data>,
+) -> Vec<pgdeck::observe::settings::Setting> {
+    next(rx, |d| match d {
+        Data::Settings {
+            result: Ok(rows), ..
+        } => Some(rows),
+        Data::Settings { result: Err(e), .. } => panic!("Settings failed: {e}"),
+        _ => None,
+    })
+    .await
+}
+
+/// Crunchy PGO's cluster zoo as PGO leaves it (see [`Harness::pgo_cluster`]) with `spec.users`
+/// `users`: its `zoo-cluster-cert` as PGO issues it (for its Services' names, not its pods'),
+/// and `zoo-pguser-postgres` when `users` lists `postgres`, as PGO writes it then. Both
+/// instance pods reach one real PostgreSQL, which has the password of that Secret.
+async fn pgo_zoo_with_a_database(users: Value) -> (Harness, Option<PodPostgres>) {
+    let h = Harness::new().await;
+    h.pgo_cluster(
+        NS,
+        "zoo",
+        json!({"users": users, "patroni": {"dynamicConfiguration": {"postgresql":
+               {"parameters": {"work_mem": "12MB"}}}}}),
+    )
+    .await;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_params = certificates::ca("postgres-operator-ca".into());
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let primary = format!("zoo-primary.{NS}.svc");
+    let replicas = format!("zoo-replicas.{NS}.svc");
+    let (cert, key) = certificates::issue(
+        &format!("{primary}.cluster.local"),
+        &[&format!("{primary}.cluster.local"), &primary, &replicas],
+        1,
+        &issuer,
+    )
+    .unwrap();
+    let mut secrets = vec![json!({
+        "metadata": {"name": "zoo-cluster-cert", "namespace": NS},
+        "data": {"ca.crt": STANDARD.encode(&ca), "tls.crt": STANDARD.encode(cert),
+                 "tls.key": STANDARD.encode(key)},
+    })];
+    let with_superuser = users
+        .as_array()
+        .is_some_and(|u| u.iter().any(|u| u["name"] == "postgres"));
+    if with_superuser {
+        secrets.push(json!({
+            "metadata": {"name": "zoo-pguser-postgres", "namespace": NS},
+            "data": {"user": STANDARD.encode("postgres"),
+                     "password": STANDARD.encode("pgo-made-it"),
+                     "host": STANDARD.encode(&primary), "port": STANDARD.encode("5432")},
+        }));
+    }
+    let api: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    for secret in secrets {
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(secret).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    if !with_superuser {
+        return (h, None);
+    }
+    // What PGO bootstraps Patroni's dynamic configuration with, in part.
+    let config = json!({"postgresql": {"parameters": {"wal_level": "logical",
+                        "work_mem": "12MB", "archive_mode": "on"}}});
+    h.patroni
+        .lock()
+        .unwrap()
+        .config
+        .insert(format!("{NS}/zoo"), config.as_object().unwrap().clone());
+    let pg = PodPostgres::with_password_of(&h.store, NS, "zoo", "zoo-pguser-postgres").await;
+    for suffix in ["abcd", "efgh"] {
+        h.patroni
+            .lock()
+            .unwrap()
+            .databases
+            .insert(names::pod(&format!("zoo-instance1-{suffix}")), pg.address);
+    }
+    (h, Some(pg))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgos_cluster_shows_and_cancels_sessions_and_reads_settings_and_vitals_as_pgos_superuser() {
+    let users = json!([{"name": "zoo", "databases": ["zoo"]}, {"name": "postgres"}]);
+    let (h, _pg) = pgo_zoo_with_a_database(users).await;
+    let leader = "zoo-instance1-abcd";
+    let application = connect_as(
+        &h,
+        leader,
+        "zoo-primary.db.svc",
+        "zoo-cluster-cert",
+        "zoo-pguser-postgres",
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let target = Target {
+        key: Key(NS.into(), "zoo".into(), Reconciler::Pgo),
+        instance: leader.into(),
+        port: None,
+    };
+    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, application).await;
+    let events: Api<Event> = Api::namespaced(h.store.clone(), NS);
+    let recorded = events.list(&ListParams::default()).await.unwrap().items;
+    let on = recorded
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("SessionCancelled"))
+        .and_then(|e| e.regarding.as_ref())
+        .and_then(|r| r.api_version.clone());
+    assert_eq!(
+        on.as_deref(),
+        Some("postgres-operator.crunchydata.com/v1beta1")
+    );
+
+    // Settings: read through one port-forward kept open, PGO's superuser's Secret read once;
+    // nothing is said to be pgdeck's wish on PGO's cluster.
+    let mark = h.mark();
+    source.settings(Some(target.clone()));
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        rows = settings(&mut rx).await;
+    }
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(row("max_connections").value.as_deref(), Some("20"));
+    assert_eq!(row("work_mem").origin, Origin::SpecPatroni);
+    assert_eq!(row("work_mem").wanted.as_deref(), Some("12MB"));
+    assert!(rows.iter().all(|r| r.origin != Origin::Pgdeck), "{rows:#?}");
+    let calls = h.calls();
+    let count = |what: &str| {
+        calls[mark..]
+            .iter()
+            .filter(|c| c.path.ends_with(what))
+            .count()
+    };
+    assert_eq!(count("/portforward"), 1, "one port-forward for three reads");
+    assert_eq!(count("/secrets/zoo-pguser-postgres"), 1);
+
+    // The Instances tab's connections and commits.
+    source.open(target.key.clone());
+    let vitals = next(&mut rx, |d| match d {
+        Data::Vitals { mut vitals, .. } => {
+            vitals.remove(leader).filter(|v| v.connections.is_some())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(vitals.connections.unwrap().max, 20);
+    assert!(vitals.commits.is_some_and(|c| c > 0), "{vitals:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgos_cluster_without_its_superuser_says_what_the_console_needs_and_forwards_nothing() {
+    let (h, _) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let target = Target {
+        key: Key(NS.into(), "zoo".into(), Reconciler::Pgo),
+        instance: "zoo-instance1-abcd".into(),
+        port: None,
+    };
+    let wanted = "needs PGO's superuser: add `- name: postgres` to spec.users of PGO's \
+                  PostgresCluster db/zoo, and PGO writes its password into Secret \
+                  zoo-pguser-postgres";
+    source.activity(Some(target.clone()));
+    let said = next(&mut rx, |d| match d {
+        Data::Activity { result, .. } => Some(result),
+        _ => None,
+    })
+    .await;
+    assert_eq!(said.unwrap_err(), wanted);
+    source.settings(Some(target));
+    let said = next(&mut rx, |d| match d {
+        Data::Settings { result, .. } => Some(result),
+        _ => None,
+    })
+    .await;
+    assert_eq!(said.unwrap_err(), wanted);
+    assert!(!h.calls().iter().any(|c| c.path.ends_with("/portforward")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,9 +122,19 @@ pub fn blocks(sessions: &[Session], pid: i32) -> usize {
 #[derive(Default)]
 pub struct ActivityProbe {
     client: Option<Client>,
+    read_only: bool,
 }
 
 impl ActivityProbe {
+    /// One whose connection can change nothing (`default_transaction_read_only`), for reads
+    /// of pgdeck's own that never need to.
+    pub fn read_only() -> ActivityProbe {
+        ActivityProbe {
+            client: None,
+            read_only: true,
+        }
+    }
+
     /// The instance's sessions; an instance that does not answer costs at most two seconds.
     pub async fn sessions(&mut self, endpoint: &Endpoint) -> Result<Vec<Session>, String> {
         Ok(self
@@ -160,7 +170,11 @@ impl ActivityProbe {
 
     async fn connect(&mut self, endpoint: &Endpoint) -> Result<&Client, tokio_postgres::Error> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            self.client = Some(endpoint.connect().await?);
+            let mut config = endpoint.console_config();
+            if self.read_only {
+                config.options("-c default_transaction_read_only=on");
+            }
+            self.client = Some(endpoint.connect_with(config).await?);
         }
         Ok(self.client.as_ref().expect("connected above"))
     }

@@ -3,11 +3,10 @@
 //! the server's own files and sources; with what waits for a restart.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::activity::escape;
+use super::activity::{ActivityProbe, escape};
 use super::connection::Endpoint;
 use super::patroni::{Patroni, PendingChange};
 use crate::api::PostgresCluster;
@@ -157,6 +156,29 @@ impl Wanted {
         }
     }
 
+    /// For `instance` of pgdeck's `cluster` (its set's resources' parameters).
+    pub fn of_instance(
+        cluster: &PostgresCluster,
+        instance: &InstanceStatus,
+        config: &Map<String, Value>,
+    ) -> Wanted {
+        let set = cluster
+            .spec
+            .instances
+            .iter()
+            .find(|s| s.name == instance.set);
+        Wanted::new(cluster, set, config)
+    }
+
+    /// For an instance of Crunchy PGO's `cluster`: its manifest and Patroni's configuration
+    /// ask, pgdeck nothing (what PGO itself sets is in Patroni's configuration or the files).
+    pub fn pgo(cluster: &PostgresCluster, config: &Map<String, Value>) -> Wanted {
+        Wanted {
+            pgdeck: Map::new(),
+            ..Wanted::new(cluster, None, config)
+        }
+    }
+
     /// Who asks for `name` and what, in the order the manifest ranks them.
     fn asked(&self, name: &str) -> Option<(Origin, Option<String>)> {
         [
@@ -253,42 +275,30 @@ pub fn combine(
 }
 
 /// One instance's Settings rows: Patroni's `/config` and pending restart from the member at
-/// `base`, and the server's own `pg_settings` through `endpoint`.
+/// `base`, the server's own `pg_settings` through `endpoint`, and what `wanted` makes of
+/// Patroni's `/config` (see [`Wanted::of_instance`], [`Wanted::pgo`]). `probe` keeps its
+/// connection between reads when kept.
 pub async fn observe(
     patroni: &Patroni,
     base: &str,
-    cluster: &PostgresCluster,
-    instance: &InstanceStatus,
+    probe: &mut ActivityProbe,
     endpoint: &Endpoint,
+    wanted: impl FnOnce(&Map<String, Value>) -> Wanted,
 ) -> Result<Vec<Setting>, String> {
     let node = patroni.node(base).await.map_err(|e| e.to_string())?;
     let config = patroni.config(base).await.map_err(|e| e.to_string())?;
-    let live = read(endpoint).await?;
-    let set = cluster
-        .spec
-        .instances
-        .iter()
-        .find(|s| s.name == instance.set);
+    let live = read(probe, endpoint).await?;
     Ok(combine(
-        &Wanted::new(cluster, set, &config),
+        &wanted(&config),
         &live,
         &node.pending_restart_reason.unwrap_or_default(),
     ))
 }
 
-/// The instance's non-default parameters, read in a read-only transaction as the superuser;
-/// an instance that does not answer costs at most two seconds.
-pub async fn read(endpoint: &Endpoint) -> Result<Vec<Live>, String> {
-    let asked = async {
-        let mut config = endpoint.console_config();
-        config.options("-c default_transaction_read_only=on");
-        let client = endpoint.connect_with(config).await?;
-        client.query(SETTINGS_SQL, &[]).await
-    };
-    let rows = tokio::time::timeout(Duration::from_secs(2), asked)
-        .await
-        .map_err(|_| "the instance did not answer within 2s".to_string())?
-        .map_err(|e| e.to_string())?;
+/// The instance's non-default parameters, read through `probe` (see
+/// [`ActivityProbe::read_only`]); an instance that does not answer costs at most two seconds.
+pub async fn read(probe: &mut ActivityProbe, endpoint: &Endpoint) -> Result<Vec<Live>, String> {
+    let rows = probe.rows(endpoint, SETTINGS_SQL).await?;
     Ok(rows
         .iter()
         .map(|r| Live {
@@ -336,6 +346,46 @@ spec:
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn on_pgos_cluster_pgdeck_asks_nothing_and_patronis_configuration_is_pgos() {
+        let c = cluster();
+        let config = json!({"postgresql": {"parameters": {
+            "work_mem": "8MB", "wal_level": "logical", "archive_mode": "on"
+        }}});
+        let rows = combine(
+            &Wanted::pgo(&c, config.as_object().unwrap()),
+            &[
+                Live::new(
+                    "work_mem",
+                    "8MB",
+                    "configuration file",
+                    "/d/postgresql.conf",
+                ),
+                Live::new(
+                    "wal_level",
+                    "logical",
+                    "configuration file",
+                    "/d/postgresql.conf",
+                ),
+                Live::new(
+                    "max_connections",
+                    "200",
+                    "configuration file",
+                    "/d/postgresql.conf",
+                ),
+                Live::new("ssl", "on", "configuration file", "/d/postgresql.conf"),
+            ],
+            &BTreeMap::new(),
+        );
+        let o = |n| origin_of(&rows, n).origin.clone();
+        assert_eq!(o("work_mem"), Origin::SpecPatroni);
+        assert_eq!(o("max_connections"), Origin::SpecConfig);
+        // What pgdeck would set on its own clusters is PGO's here, through Patroni.
+        assert_eq!(o("wal_level"), Origin::PatroniConfig);
+        assert!(rows.iter().all(|r| r.origin != Origin::Pgdeck), "{rows:#?}");
+        assert_eq!(o("archive_mode"), Origin::PatroniConfig, "asked, not live");
     }
 
     fn origin_of<'a>(rows: &'a [Setting], name: &str) -> &'a Setting {

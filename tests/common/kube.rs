@@ -493,6 +493,55 @@ current-context: fake
         }
     }
 
+    /// Crunchy PGO's cluster `name` in `ns` as PGO leaves it: the PostgresCluster in PGO's
+    /// group (ha.yaml's spec with `spec_extra`'s fields over it) with PGO's status, two
+    /// instance pods `<name>-instance1-abcd` (the leader) and `-efgh` carrying PGO's labels
+    /// (Patroni labels the leader `master`).
+    pub async fn pgo_cluster(&self, ns: &str, name: &str, spec_extra: Value) {
+        let ha = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/examples/ha.yaml"
+        ));
+        let mut spec = serde_yaml::from_str::<Value>(ha).unwrap()["spec"].clone();
+        for (field, value) in spec_extra.as_object().into_iter().flatten() {
+            spec[field] = value.clone();
+        }
+        let cluster: PgoCluster = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+            "status": {
+                "observedGeneration": 1,
+                "instances": [{"name": "instance1", "replicas": 2, "readyReplicas": 2,
+                               "updatedReplicas": 2}],
+                "patroni": {"systemIdentifier": "7311111111111111111"},
+                "usersRevision": "abc",
+            },
+        }))
+        .unwrap();
+        let api: Api<PgoCluster> = Api::namespaced(self.store.clone(), ns);
+        api.create(&PostParams::default(), &cluster).await.unwrap();
+        let pods: Api<Pod> = Api::namespaced(self.store.clone(), ns);
+        for (i, (suffix, role)) in [("abcd", "master"), ("efgh", "replica")]
+            .into_iter()
+            .enumerate()
+        {
+            let instance = format!("{name}-instance1-{suffix}");
+            let pod = json!({
+                "metadata": {"name": names::pod(&instance), "namespace": ns, "labels": {
+                    names::pgo::CLUSTER: name, names::pgo::INSTANCE_SET: "instance1",
+                    names::pgo::INSTANCE: instance, names::pgo::ROLE: role}},
+                "spec": {"containers": [{"name": "database", "image": "postgres"}]},
+                "status": {"phase": "Running", "podIP": format!("10.1.0.{i}")},
+            });
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(pod).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
     /// Every object in the store, of the kinds pgdeck deals with, to seed another store.
     pub async fn dump(&self, ns: &str) -> Vec<Value> {
         let mut out = Vec::new();
@@ -1099,10 +1148,12 @@ async fn answer_as_patroni(
         }
         ("GET", "/config") => {
             let clusters: Api<PostgresCluster> = Api::namespaced(store.clone(), ns);
-            let cluster = clusters.get(&cluster_name).await.unwrap();
+            let cluster = clusters.get_opt(&cluster_name).await.unwrap();
             let mut s = state.lock().unwrap();
-            // What the cluster bootstrapped with: the spec as it was at first contact.
+            // What the cluster bootstrapped with: the spec as it was at first contact (a
+            // PGO cluster's is the test's).
             let config = s.config.entry(key).or_insert_with(|| {
+                let cluster = cluster.expect("pgdeck's cluster, or a PGO cluster's config");
                 // A standby bootstraps with `standby_cluster`, as its bootstrap.dcs has it.
                 let mut c = dynamic::desired(&cluster);
                 if let Some(spec) = cluster

@@ -1,6 +1,7 @@
 //! A real PostgreSQL standing in for an instance pod's, for what reaches it through a
 //! port-forward: initdb as the `postgres` account, TLS with the certificate the operator wrote
-//! into the cluster's `<c>-cluster-cert` Secret, the superuser's password from `<c>-superuser`,
+//! into the cluster's `<c>-cluster-cert` Secret, the superuser's password from `<c>-superuser`
+//! (or PGO's `<c>-pguser-postgres`),
 //! TLS and SCRAM only, on a loopback port. Stopped and removed on drop, also when a test fails.
 
 use std::net::SocketAddr;
@@ -19,14 +20,25 @@ pub struct PodPostgres {
 }
 
 impl PodPostgres {
-    /// Start one for cluster `name` in `ns`, from the Secrets in `store`.
+    /// Start one for pgdeck's cluster `name` in `ns`, from the Secrets in `store`.
     pub async fn start(store: &Client, ns: &str, name: &str) -> PodPostgres {
+        Self::with_password_of(store, ns, name, &format!("{name}-superuser")).await
+    }
+
+    /// The same with the superuser's password from the Secret `password` (e.g. PGO's
+    /// `<c>-pguser-postgres`).
+    pub async fn with_password_of(
+        store: &Client,
+        ns: &str,
+        name: &str,
+        password: &str,
+    ) -> PodPostgres {
         let secrets: Api<Secret> = Api::namespaced(store.clone(), ns);
         let field = |secret: &Secret, key: &str| {
             String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
         };
         let cert = secrets.get(&format!("{name}-cluster-cert")).await.unwrap();
-        let superuser = secrets.get(&format!("{name}-superuser")).await.unwrap();
+        let superuser = secrets.get(password).await.unwrap();
         let dir = tempfile::Builder::new()
             .prefix("pgdeck-test-kubesql-")
             .tempdir()

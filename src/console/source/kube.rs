@@ -4,14 +4,15 @@
 //! its users' URIs come from the Secrets the operator writes. Requests change the manifest
 //! through the API, over the resourceVersion they were made from, and are recorded as Events
 //! naming who asked. Sessions, live parameters and the open cluster's connections and commits
-//! are read by SQL through a port-forward to the instance's pod (`pods/portforward`), as the
-//! superuser whose Secret the operator writes.
+//! are read by SQL through a port-forward to the instance's pod (`pods/portforward`), kept
+//! while it answers, as the superuser whose Secret the operator writes (for PGO's clusters:
+//! `<c>-pguser-postgres`, which PGO writes when `spec.users` lists `postgres`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::future::join_all;
+use futures::future::{BoxFuture, join_all};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -40,7 +41,7 @@ use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
 use crate::observe::logs::{self, Chunk, LogLine};
 use crate::observe::patroni::Patroni;
-use crate::observe::settings::{self, Setting};
+use crate::observe::settings::{self, Setting, Wanted};
 use crate::observe::vitals::Vitals;
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::{Instance, paths};
@@ -115,15 +116,23 @@ impl KubeSource {
                         Ok((instances, vitals)) => (Ok(instances), vitals),
                         Err(e) => (Err(e), Default::default()),
                     };
+                    // Patroni's members when they answered, else those the status names.
+                    let members: Vec<String> = match &result {
+                        Ok(instances) => instances.iter().map(|i| i.name.clone()).collect(),
+                        Err(_) => cluster
+                            .status
+                            .iter()
+                            .flat_map(|s| s.instances.iter().map(|i| i.name.clone()))
+                            .collect(),
+                    };
                     let _ = tx.send(Data::Live {
                         key: key.clone(),
                         result,
                         at,
                     });
-                    // PGO keeps its superuser's password elsewhere: WAL positions only there.
-                    if key.2 == Reconciler::Pgdeck {
-                        probes.read(&client, &cluster, &mut vitals).await;
-                    }
+                    probes
+                        .read(&client, &cluster, key.2, &members, &mut vitals)
+                        .await;
                     let _ = tx.send(Data::Vitals {
                         key: key.clone(),
                         vitals,
@@ -214,19 +223,21 @@ impl KubeSource {
         });
     }
 
-    /// Read `target`'s parameters (`pg_settings` as the superuser through a port-forward, and
-    /// Patroni's `/config` and pending restart through the pod proxy) every few seconds; `None`
-    /// stops.
+    /// Read `target`'s parameters (`pg_settings` as the superuser through a port-forward kept
+    /// while the tab shows it, and Patroni's `/config` and pending restart through the pod
+    /// proxy) every few seconds; `None` stops.
     pub fn settings(&mut self, target: Option<Target>) {
         let Some(target) = target else {
             return self.tasks.poll_tab(None);
         };
-        let (client, patroni) = (self.client.clone(), self.pod_proxy());
-        self.tasks
-            .poll_every(&self.tx, settings_every(self.refresh), move || {
-                let (client, patroni, target) = (client.clone(), patroni.clone(), target.clone());
-                async move { settings_data(&target, read_settings(&client, &patroni, &target).await) }
-            });
+        let reading = SettingsOf {
+            client: self.client.clone(),
+            patroni: self.pod_proxy(),
+            target: target.clone(),
+            probe: ActivityProbe::read_only(),
+        };
+        let every = settings_every(self.refresh);
+        self.poll_kept(target, every, reading, SettingsOf::read, settings_data);
     }
 
     fn pod_proxy(&self) -> Patroni {
@@ -239,34 +250,40 @@ impl KubeSource {
         let Some(target) = target else {
             return self.tasks.poll_tab(None);
         };
-        let (client, tx) = (self.client.clone(), self.tx.clone());
         let every = self
             .refresh
             .clamp(Duration::from_secs(1), Duration::from_secs(2));
+        self.poll_kept(
+            target,
+            every,
+            ActivityProbe::default(),
+            sessions,
+            activity_data,
+        );
+    }
+
+    /// Poll for the open tab through one port-forward to `target`'s instance (see [`Kept`]):
+    /// what `read` makes of `state` and the connection, sent as `data` makes it, every
+    /// `every`, until another poll replaces this one.
+    fn poll_kept<S, T>(
+        &mut self,
+        target: Target,
+        every: Duration,
+        mut state: S,
+        read: Reader<S, T>,
+        data: fn(&Target, Result<T, String>) -> Data,
+    ) where
+        S: Send + 'static,
+        T: Send + 'static,
+    {
+        let (client, tx) = (self.client.clone(), self.tx.clone());
         self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let mut probe = ActivityProbe::default();
-            let mut reached: Option<(Reach, Endpoint)> = None;
+            let mut kept = Kept::default();
             loop {
-                if reached.is_none() {
-                    match reach(&client, &target).await {
-                        Ok(r) => reached = Some(r),
-                        Err(e) => {
-                            let _ = tx.send(activity_data(&target, Err(e)));
-                            tokio::time::sleep(every).await;
-                            continue;
-                        }
-                    }
-                }
-                let (through, endpoint) = reached.as_ref().expect("reached above");
-                let result = probe
-                    .sessions(endpoint)
-                    .await
-                    .map_err(|e| through.explain(e));
-                if result.is_err() {
-                    // The pod may be gone or replaced: forward anew next time.
-                    reached = None;
-                }
-                let _ = tx.send(activity_data(&target, result));
+                let result = kept
+                    .read(reach(&client, &target), |e| read(&mut state, e))
+                    .await;
+                let _ = tx.send(data(&target, result));
                 tokio::time::sleep(every).await;
             }
         })));
@@ -286,8 +303,13 @@ impl KubeSource {
                 Err(e) => Err(e),
             };
             let (reason, note, warning) = signalled(&signal, &result);
-            if let Ok(cluster) = current(&client, &signal.target.key).await {
-                publish(&client, &cluster.object_ref(&()), reason, note, warning).await;
+            let key = &signal.target.key;
+            let regarding = match key.2 {
+                Reconciler::Pgdeck => reference::<PostgresCluster>(&client, key).await,
+                Reconciler::Pgo => reference::<PgoCluster>(&client, key).await,
+            };
+            if let Some(regarding) = regarding {
+                publish(&client, &regarding, reason, note, warning).await;
             }
             let _ = tx.send(Data::Signalled(result));
         });
@@ -302,9 +324,9 @@ impl KubeSource {
         user: &str,
     ) -> Result<Prepared, String> {
         let preparing = sql::psql(&self.client, cluster, Some(instance), user);
-        tokio::time::timeout(Duration::from_secs(10), preparing)
+        tokio::time::timeout(REACH_WITHIN, preparing)
             .await
-            .map_err(|_| "the API server did not open a port-forward within 10s".to_string())?
+            .map_err(|_| not_reached())?
     }
 
     pub fn close(&mut self) {
@@ -328,6 +350,17 @@ async fn current(client: &Client, key: &Key) -> Result<PostgresCluster, String> 
         }
     };
     found.ok_or_else(|| format!("{}/{} is gone", key.0, key.1))
+}
+
+/// The cluster as its Events regard it, in its own group (PGO's or pgdeck's); `None` when it
+/// cannot be read.
+async fn reference<K>(client: &Client, key: &Key) -> Option<ObjectReference>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &key.0);
+    Some(api.get(&key.1).await.ok()?.object_ref(&()))
 }
 
 /// Patroni's `/history`, asked of the leader first: pgdeck's instances from its status, PGO's
@@ -365,23 +398,81 @@ async fn read_history(
 /// A port-forward to `target`'s PostgreSQL, and the console's connection through it as the
 /// superuser.
 async fn reach(client: &Client, target: &Target) -> Result<(Reach, Endpoint), String> {
-    reach_instance(
-        client,
-        &current(client, &target.key).await?,
-        &target.instance,
-    )
-    .await
+    let cluster = current(client, &target.key).await?;
+    reach_instance(client, &cluster, &target.instance, target.key.2).await
 }
 
+/// How long the API server gets to open a port-forward (and give the Secrets it needs).
+const REACH_WITHIN: Duration = Duration::from_secs(10);
+
+fn not_reached() -> String {
+    format!(
+        "the API server did not open a port-forward within {}s",
+        REACH_WITHIN.as_secs()
+    )
+}
+
+/// The same to `instance` of `cluster`, as the superuser of whoever reconciles it.
 async fn reach_instance(
     client: &Client,
     cluster: &PostgresCluster,
     instance: &str,
+    whose: Reconciler,
 ) -> Result<(Reach, Endpoint), String> {
-    let login = sql::superuser(client, cluster).await?;
-    let reach = Reach::open(client, cluster, instance, login).await?;
+    let reaching = async {
+        match whose {
+            Reconciler::Pgdeck => {
+                let login = sql::superuser(client, cluster).await?;
+                Reach::open(client, cluster, instance, login).await
+            }
+            Reconciler::Pgo => Reach::open_pgo(client, cluster, instance).await,
+        }
+    };
+    let reach = tokio::time::timeout(REACH_WITHIN, reaching)
+        .await
+        .map_err(|_| not_reached())??;
     let endpoint = reach.endpoint()?;
     Ok((reach, endpoint))
+}
+
+/// One instance's port-forward and the console's connection through it: reached when first
+/// read through, kept while reads answer, reached anew after one fails (the pod may be gone
+/// or replaced). Activity, Settings and the vitals all read this way.
+#[derive(Default)]
+struct Kept {
+    open: Option<(Reach, Endpoint)>,
+}
+
+impl Kept {
+    /// What `read` makes of the connection; `reach` is awaited only when none is open.
+    async fn read<T, Fut>(
+        &mut self,
+        reach: impl Future<Output = Result<(Reach, Endpoint), String>>,
+        read: impl FnOnce(Endpoint) -> Fut,
+    ) -> Result<T, String>
+    where
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let (through, endpoint) = match self.open.take() {
+            Some(open) => open,
+            None => reach.await?,
+        };
+        let result = read(endpoint.clone()).await.map_err(|e| through.explain(e));
+        if result.is_ok() {
+            self.open = Some((through, endpoint));
+        }
+        result
+    }
+}
+
+/// A read for the open tab: what it needs kept between reads, and the connection.
+type Reader<S, T> = for<'a> fn(&'a mut S, Endpoint) -> BoxFuture<'a, Result<T, String>>;
+
+fn sessions(
+    probe: &mut ActivityProbe,
+    endpoint: Endpoint,
+) -> BoxFuture<'_, Result<Vec<activity::Session>, String>> {
+    Box::pin(async move { probe.sessions(&endpoint).await })
 }
 
 /// How long an instance whose PostgreSQL could not be reached waits before the next try, so a
@@ -392,53 +483,47 @@ const VITALS_RETRY: Duration = Duration::from_secs(30);
 /// through, kept while its cluster is open.
 #[derive(Default)]
 struct VitalsProbes {
-    open: HashMap<String, (Reach, Endpoint, ActivityProbe)>,
+    open: HashMap<String, (Kept, ActivityProbe)>,
     failed: HashMap<String, Instant>,
 }
 
 impl VitalsProbes {
-    /// Add each instance's connections and commits to `vitals`, all at once; an instance that
-    /// does not answer keeps only what Patroni said.
+    /// Add the connections and commits of each of `members` to `vitals`, all at once; an
+    /// instance that does not answer keeps only what Patroni said.
     async fn read(
         &mut self,
         client: &Client,
         cluster: &PostgresCluster,
+        whose: Reconciler,
+        members: &[String],
         vitals: &mut BTreeMap<String, Vitals>,
     ) {
-        let names: Vec<String> = cluster
-            .status
-            .iter()
-            .flat_map(|s| s.instances.iter().map(|i| i.name.clone()))
-            .collect();
-        self.open.retain(|name, _| names.contains(name));
-        for name in &names {
+        self.open.retain(|name, _| members.contains(name));
+        for name in members {
             let waiting = self
                 .failed
                 .get(name)
                 .is_some_and(|at| at.elapsed() < VITALS_RETRY);
-            if self.open.contains_key(name) || waiting {
-                continue;
-            }
-            match reach_instance(client, cluster, name).await {
-                Ok((reach, endpoint)) => {
-                    self.failed.remove(name);
-                    self.open
-                        .insert(name.clone(), (reach, endpoint, ActivityProbe::default()));
-                }
-                Err(_) => {
-                    self.failed.insert(name.clone(), Instant::now());
-                }
+            if !waiting {
+                self.open.entry(name.clone()).or_default();
             }
         }
-        let reads = self.open.iter_mut().map(|(name, (_, endpoint, probe))| {
+        let reads = self.open.iter_mut().map(|(name, (kept, probe))| {
             let mut v = vitals.remove(name).unwrap_or_default();
             async move {
-                let answered = v.read(probe, endpoint).await.is_ok();
+                let reach = reach_instance(client, cluster, name, whose);
+                let into = &mut v;
+                let answered = kept
+                    .read(reach, move |e| async move { into.read(probe, &e).await })
+                    .await
+                    .is_ok();
                 (name.clone(), v, answered)
             }
         });
         for (name, v, answered) in join_all(reads.collect::<Vec<_>>()).await {
-            if !answered {
+            if answered {
+                self.failed.remove(&name);
+            } else {
                 self.open.remove(&name);
                 self.failed.insert(name.clone(), Instant::now());
             }
@@ -447,31 +532,58 @@ impl VitalsProbes {
     }
 }
 
-/// One instance's parameters: its live `pg_settings` (through a port-forward of its own) and
-/// what the manifest, pgdeck and Patroni ask.
-async fn read_settings(
-    client: &Client,
-    patroni: &Patroni,
-    target: &Target,
-) -> Result<Vec<Setting>, String> {
-    let key = &target.key;
-    if key.2 == Reconciler::Pgo {
-        return Err(format!(
-            "{}/{} is Crunchy PGO's: its settings are not read for PGO's clusters yet",
-            key.0, key.1
-        ));
+/// What the Settings tab reads with: one instance's parameters (see [`read_settings`]).
+struct SettingsOf {
+    client: Client,
+    patroni: Patroni,
+    target: Target,
+    /// Its connection, kept as its port-forward is.
+    probe: ActivityProbe,
+}
+
+impl SettingsOf {
+    fn read(&mut self, endpoint: Endpoint) -> BoxFuture<'_, Result<Vec<Setting>, String>> {
+        Box::pin(async move { read_settings(self, &endpoint).await })
     }
-    let cluster = current(client, key).await?;
-    let instance = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.instance(&target.instance))
-        .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
-    let base = proxy::base(&cluster, &instance.name);
-    let (through, endpoint) = reach(client, target).await?;
-    settings::observe(patroni, &base, &cluster, instance, &endpoint)
-        .await
-        .map_err(|e| through.explain(e))
+}
+
+/// One instance's parameters: its live `pg_settings` through `endpoint`, and what the
+/// manifest, pgdeck (for its own clusters) and Patroni ask.
+async fn read_settings(of: &mut SettingsOf, endpoint: &Endpoint) -> Result<Vec<Setting>, String> {
+    let SettingsOf {
+        client,
+        patroni,
+        target,
+        probe,
+    } = of;
+    let cluster = current(client, &target.key).await?;
+    let base = proxy::base(&cluster, &target.instance);
+    match target.key.2 {
+        Reconciler::Pgdeck => {
+            let instance = cluster
+                .status
+                .as_ref()
+                .and_then(|s| s.instance(&target.instance))
+                .ok_or_else(|| format!("{} is not in the cluster's status", target.instance))?;
+            settings::observe(patroni, &base, probe, endpoint, |config| {
+                Wanted::of_instance(&cluster, instance, config)
+            })
+            .await
+        }
+        Reconciler::Pgo => {
+            let (members, _) = pgo_members(client, &cluster).await?;
+            if !members.iter().any(|m| m.name == target.instance) {
+                return Err(format!(
+                    "{} is not among PGO's instance pods",
+                    target.instance
+                ));
+            }
+            settings::observe(patroni, &base, probe, endpoint, |config| {
+                Wanted::pgo(&cluster, config)
+            })
+            .await
+        }
+    }
 }
 
 fn scoped<K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>>(

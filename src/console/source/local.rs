@@ -25,7 +25,7 @@ use crate::observe::connection::Endpoint;
 use crate::observe::events::{ClusterEvent, user_source};
 use crate::observe::history::TimelineSwitch;
 use crate::observe::patroni::{ClusterView, NodeStatus, Patroni};
-use crate::observe::settings::{self, Setting};
+use crate::observe::settings::{self, Setting, Wanted};
 use crate::observe::status::{Sighting, instances};
 use crate::observe::vitals::{Vitals, positions};
 use crate::platform::local::account::Account;
@@ -362,7 +362,11 @@ async fn read_settings(
     let base = api(&instance)
         .ok_or_else(|| format!("{} reports no Patroni address yet", instance.name))?;
     let endpoint = endpoint(local, target)?;
-    settings::observe(patroni, &base, &cluster, &instance, &endpoint).await
+    let mut probe = ActivityProbe::read_only();
+    settings::observe(patroni, &base, &mut probe, &endpoint, |config| {
+        Wanted::of_instance(&cluster, &instance, config)
+    })
+    .await
 }
 
 /// The instances as the status lists them.

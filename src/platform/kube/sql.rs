@@ -1,6 +1,7 @@
 //! How the console and `pgdeck psql` reach one instance's PostgreSQL on Kubernetes: through a
 //! port-forward to its pod ([`Forward`]), over TLS checked against the cluster's CA for the
-//! pod's DNS name, as a user whose password the operator keeps in a Secret.
+//! pod's DNS name (for Crunchy PGO's clusters: its primary Service's, the name PGO's
+//! certificate carries), as a user whose password the operator keeps in a Secret.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
@@ -37,10 +38,34 @@ impl Reach {
         instance: &str,
         login: Login,
     ) -> Result<Reach, String> {
-        // The name comes from status, which more than the operator may write: it goes into a
-        // URL path and a host name only as a DNS label.
-        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
         let names = Names::new(cluster.name(), cluster.namespace());
+        Self::named(client, cluster, instance, login, names.pod_host(instance)).await
+    }
+
+    /// The same to an instance of Crunchy PGO's `cluster` as PGO's superuser (see
+    /// [`pgo_superuser`]): PGO's `<c>-cluster-cert` names its Services, not its pods, and every
+    /// instance serves it.
+    pub async fn open_pgo(
+        client: &Client,
+        cluster: &PostgresCluster,
+        instance: &str,
+    ) -> Result<Reach, String> {
+        let login = pgo_superuser(client, cluster).await?;
+        let names = Names::new(cluster.name(), cluster.namespace());
+        let server_name = names.service_host(&names.primary());
+        Self::named(client, cluster, instance, login, server_name).await
+    }
+
+    async fn named(
+        client: &Client,
+        cluster: &PostgresCluster,
+        instance: &str,
+        login: Login,
+        server_name: String,
+    ) -> Result<Reach, String> {
+        // The name comes from status or a pod's label, which more than the operator may
+        // write: it goes into a URL path and a host name only as a DNS label.
+        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
         let ca = ca(client, cluster).await?;
         let port = u16::try_from(cluster.port()).map_err(|_| "spec.port is out of range")?;
         let pods = Api::namespaced(client.clone(), cluster.namespace());
@@ -48,7 +73,7 @@ impl Reach {
         Ok(Reach {
             forward,
             ca,
-            server_name: names.pod_host(instance),
+            server_name,
             login,
         })
     }
@@ -92,6 +117,22 @@ pub async fn superuser(client: &Client, cluster: &PostgresCluster) -> Result<Log
         password,
         database: "postgres".into(),
     })
+}
+
+/// PGO's superuser `postgres`, as the console reads sessions and settings of PGO's clusters.
+/// PGO keeps no superuser Secret of its own: it writes `<c>-pguser-postgres` only when
+/// `spec.users` lists `postgres`, so that is what is asked of a cluster that does not.
+pub async fn pgo_superuser(client: &Client, cluster: &PostgresCluster) -> Result<Login, String> {
+    if !cluster.users().iter().any(|u| u.name == SUPERUSER) {
+        return Err(format!(
+            "needs PGO's superuser: add `- name: {SUPERUSER}` to spec.users of PGO's \
+             PostgresCluster {}/{}, and PGO writes its password into Secret {}",
+            cluster.namespace(),
+            cluster.name(),
+            Names::new(cluster.name(), cluster.namespace()).pguser(SUPERUSER)
+        ));
+    }
+    user(client, cluster, SUPERUSER).await
 }
 
 /// `user` of `spec.users`, from its `<c>-pguser-<user>` Secret (its first database); the
