@@ -859,7 +859,8 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
     assert_eq!(switches[0].timeline, 1);
     assert_eq!(switches[0].leader.as_deref(), Some("zoo-instance1-abcd"));
 
-    // What is not read for PGO's clusters says so, rather than that the cluster is gone.
+    // Settings need PGO's superuser, which zoo's spec does not list: the tab says what to add,
+    // rather than that the cluster is gone.
     source.settings(Some(Target {
         key: key.clone(),
         instance: "zoo-instance1-efgh".into(),
@@ -871,7 +872,10 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
     })
     .await;
     let why = settings.unwrap_err();
-    assert!(why.contains("is Crunchy PGO's"), "{why}");
+    assert!(
+        why.starts_with("needs PGO's superuser: add `- name: postgres` to spec.users"),
+        "{why}"
+    );
 }
 
 /// The writes since `mark` but Events, each as (method, path, content type, body as JSON).
