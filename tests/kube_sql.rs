@@ -82,13 +82,7 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
         "hippo-superuser",
     )
     .await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
-    let target = Target {
-        key: Key::pgdeck(NS, "hippo"),
-        instance: primary.clone(),
-        port: None,
-    };
+    let (mut source, mut rx, target) = console(&h, Key::pgdeck(NS, "hippo"), &primary);
     sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, application).await;
 
     // Settings: the server's own values beside what is asked.
@@ -226,6 +220,26 @@ async fn sees_and_cancels_a_session(
     );
 }
 
+/// The console's source on `h`, and `instance` of the cluster `key` as its tabs target it.
+fn console(
+    h: &Harness,
+    key: Key,
+    instance: &str,
+) -> (
+    KubeSource,
+    tokio::sync::mpsc::UnboundedReceiver<Data>,
+    Target,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    let target = Target {
+        key,
+        instance: instance.into(),
+        port: None,
+    };
+    (source, rx, target)
+}
+
 /// The Settings tab's next rows.
 async fn settings(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Data>,
@@ -326,13 +340,8 @@ async fn pgos_cluster_shows_and_cancels_sessions_and_reads_settings_and_vitals_a
         "zoo-pguser-postgres",
     )
     .await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
-    let target = Target {
-        key: Key(NS.into(), "zoo".into(), Reconciler::Pgo),
-        instance: leader.into(),
-        port: None,
-    };
+    let (mut source, mut rx, target) =
+        console(&h, Key(NS.into(), "zoo".into(), Reconciler::Pgo), leader);
     sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, application).await;
     let events: Api<Event> = Api::namespaced(h.store.clone(), NS);
     let recorded = events.list(&ListParams::default()).await.unwrap().items;
@@ -385,13 +394,11 @@ async fn pgos_cluster_shows_and_cancels_sessions_and_reads_settings_and_vitals_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgos_cluster_without_its_superuser_says_what_the_console_needs_and_forwards_nothing() {
     let (h, _) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
-    let target = Target {
-        key: Key(NS.into(), "zoo".into(), Reconciler::Pgo),
-        instance: "zoo-instance1-abcd".into(),
-        port: None,
-    };
+    let (mut source, mut rx, target) = console(
+        &h,
+        Key(NS.into(), "zoo".into(), Reconciler::Pgo),
+        "zoo-instance1-abcd",
+    );
     let wanted = "needs PGO's superuser: add `- name: postgres` to spec.users of PGO's \
                   PostgresCluster db/zoo, and PGO writes its password into Secret \
                   zoo-pguser-postgres";
