@@ -510,6 +510,111 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
     );
 }
 
+/// `spec.proxy.pgBouncer.config.files` (assets/examples/pgbouncer-files.yaml) projects only
+/// Secrets and ConfigMaps that exist and that pgdeck does not keep: until then pgBouncer's
+/// Deployment keeps what it runs (none starts) and status says why, naming the field; a change
+/// to a projected file rolls the pods.
+async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
+    h.create(&example("pgbouncer-files.yaml")).await;
+    h.reconcile(NS, "tuned").await.unwrap();
+    assert!(
+        h.names::<Deployment>(NS).await.is_empty(),
+        "no pgBouncer starts"
+    );
+    let (state, message) = degraded(&status(h, "tuned").await);
+    assert_eq!(state, "True");
+    for missing in [
+        "spec.proxy.pgBouncer.config.files[0].configMap: ConfigMap tuned-pgbouncer-settings does not exist",
+        "spec.proxy.pgBouncer.config.files[1].secret: Secret tuned-pgbouncer-hba does not exist",
+    ] {
+        assert!(message.contains(missing), "{message}");
+    }
+    assert!(
+        message.contains("pgBouncer keeps the pods it runs"),
+        "{message}"
+    );
+
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let settings = |max: &str| -> ConfigMap {
+        serde_json::from_value(json!({
+            "metadata": {"name": "tuned-pgbouncer-settings"},
+            "data": {"pgbouncer.ini": format!("[pgbouncer]\nmax_client_conn = {max}\n")}
+        }))
+        .unwrap()
+    };
+    configs
+        .create(&PostParams::default(), &settings("300"))
+        .await
+        .unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "tuned-pgbouncer-hba"}, "stringData": {"hba.conf": "-"}
+    }))
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    settle(h, "tuned").await;
+    assert_eq!(degraded(&status(h, "tuned").await).0, "False");
+    let deployments: Api<Deployment> = Api::namespaced(h.store.clone(), NS);
+    let name = "tuned-pgbouncer";
+    let running = || async {
+        let d = deployments.get(name).await.unwrap();
+        serde_json::to_value(d.spec.unwrap().template).unwrap()
+    };
+    let first = running().await;
+    assert!(
+        first
+            .to_string()
+            .contains("\"name\":\"tuned-pgbouncer-settings\""),
+        "{first}"
+    );
+    let digest = |t: &Value| t["metadata"]["annotations"][names::CONFIG_HASH].clone();
+
+    // A changed file rolls the pods: pgBouncer reads its files only at start.
+    configs
+        .replace(
+            "tuned-pgbouncer-settings",
+            &PostParams::default(),
+            &settings("400"),
+        )
+        .await
+        .unwrap();
+    h.reconcile(NS, "tuned").await.unwrap();
+    let second = running().await;
+    assert_ne!(digest(&second), digest(&first));
+
+    // pgBouncer's own Secret (any Secret pgdeck keeps) is never projected by the spec's word.
+    h.edit(NS, "tuned", |c| {
+        let config = c
+            .spec
+            .proxy
+            .as_mut()
+            .unwrap()
+            .pg_bouncer
+            .config
+            .as_mut()
+            .unwrap();
+        config.files.as_mut().unwrap()[1]
+            .secret
+            .as_mut()
+            .unwrap()
+            .name = "tuned-superuser".into();
+    })
+    .await;
+    h.reconcile(NS, "tuned").await.unwrap();
+    let (state, message) = degraded(&status(h, "tuned").await);
+    assert!(
+        state == "True"
+            && message.contains(
+                "spec.proxy.pgBouncer.config.files[1].secret: Secret tuned-superuser is one pgdeck keeps"
+            ),
+        "{message}"
+    );
+    assert_eq!(running().await, second, "pgBouncer keeps its pods");
+}
+
 async fn deleted_objects_come_back(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -2725,6 +2830,11 @@ async fn additional_volumes_never_mount_pgdecks_own_or_missing_claims() {
 #[tokio::test]
 async fn config_files_never_project_pgdecks_own_or_missing_objects() {
     config_files_project_only_foreign_objects(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn pgbouncer_files_never_project_pgdecks_own_or_missing_objects() {
+    pgbouncer_files_project_only_foreign_objects(&Harness::new().await).await;
 }
 
 #[tokio::test]
