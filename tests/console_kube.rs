@@ -295,7 +295,7 @@ async fn the_logs_tab_follows_the_database_containers_log_of_the_instances_pod()
 }
 
 #[tokio::test]
-async fn the_console_shows_pgbouncers_uri_and_that_its_pools_are_not_read() {
+async fn the_console_shows_pgbouncers_uri_and_that_no_pgbouncer_pod_is_ready() {
     let h = Harness::new().await;
     let mut hippo = manifest::parse(&read(&repo_root().join("assets/examples/ha.yaml"))).unwrap();
     hippo.metadata.namespace = Some(NS.into());
