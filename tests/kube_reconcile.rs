@@ -920,11 +920,10 @@ async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness)
     assert_eq!(reason, "Following");
     assert_eq!(
         message,
-        format!(
-            "standby of hippo-primary.other.svc:5432, {}",
-            standby::UNMEASURED_ON_KUBE
-        ),
-        "how far behind is said not to be measured"
+        "standby of hippo-primary.other.svc:5432, how far behind is not measured: \
+         hippo-primary.other.svc:5432 is cluster hippo's primary Service in namespace other, \
+         and another namespace's cluster is never read for this one",
+        "how far behind is said not to be measured, and why for this source"
     );
     // Read-only: nothing that writes (users, backups) runs until it is promoted.
     let jobs = h.names::<Job>(NS).await;
