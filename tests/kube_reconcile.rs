@@ -461,24 +461,17 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         assert!(message.contains(missing), "{message}");
     }
 
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}
-    }))
-    .unwrap();
     let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let config: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "directory-files"}, "data": {"notes": "-"}
-    }))
-    .unwrap();
-    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
-    configs
-        .create(&PostParams::default(), &config)
-        .await
-        .unwrap();
+    stored::<Secret>(
+        h,
+        json!({"metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}}),
+    )
+    .await;
+    stored::<ConfigMap>(
+        h,
+        json!({"metadata": {"name": "directory-files"}, "data": {"notes": "-"}}),
+    )
+    .await;
     settle(h, "directory").await;
     let running = instances(h, "directory").await;
     assert_eq!(running.len(), 1);
@@ -535,26 +528,15 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
     );
 
     let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
-    let settings = |max: &str| -> ConfigMap {
-        serde_json::from_value(json!({
+    let settings = |max: &str| {
+        json!({
             "metadata": {"name": "tuned-pgbouncer-settings"},
             "data": {"pgbouncer.ini": format!("[pgbouncer]\nmax_client_conn = {max}\n")}
-        }))
-        .unwrap()
+        })
     };
-    configs
-        .create(&PostParams::default(), &settings("300"))
-        .await
-        .unwrap();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "tuned-pgbouncer-hba"}, "stringData": {"hba.conf": "-"}
-    }))
-    .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    stored::<ConfigMap>(h, settings("300")).await;
+    let hba = json!({"metadata": {"name": "tuned-pgbouncer-hba"}, "stringData": {"hba.conf": "-"}});
+    stored::<Secret>(h, hba).await;
     settle(h, "tuned").await;
     assert_eq!(degraded(&status(h, "tuned").await).0, "False");
     let deployments: Api<Deployment> = Api::namespaced(h.store.clone(), NS);
@@ -577,7 +559,7 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
         .replace(
             "tuned-pgbouncer-settings",
             &PostParams::default(),
-            &settings("400"),
+            &serde_json::from_value(settings("400")).unwrap(),
         )
         .await
         .unwrap();
@@ -587,15 +569,8 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
 
     // pgBouncer's own Secret (any Secret pgdeck keeps) is never projected by the spec's word.
     h.edit(NS, "tuned", |c| {
-        let config = c
-            .spec
-            .proxy
-            .as_mut()
-            .unwrap()
-            .pg_bouncer
-            .config
-            .as_mut()
-            .unwrap();
+        let proxy = c.spec.proxy.as_mut();
+        let config = proxy.and_then(|p| p.pg_bouncer.config.as_mut()).unwrap();
         config.files.as_mut().unwrap()[1]
             .secret
             .as_mut()
@@ -613,6 +588,20 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
         "{message}"
     );
     assert_eq!(running().await, second, "pgBouncer keeps its pods");
+}
+
+/// `object` (JSON) made in namespace `NS`, as a user would.
+async fn stored<K>(h: &Harness, object: Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(h.store.clone(), NS);
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
 }
 
 async fn deleted_objects_come_back(h: &Harness) {

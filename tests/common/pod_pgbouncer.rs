@@ -30,18 +30,10 @@ impl PodPgBouncer {
             .unwrap()
             .data
             .unwrap();
-        let secret = Api::<Secret>::namespaced(store.clone(), ns)
-            .get(&object)
-            .await
-            .unwrap()
-            .data
-            .unwrap();
-        let ca = Api::<Secret>::namespaced(store.clone(), ns)
-            .get(&format!("{name}-cluster-cert"))
-            .await
-            .unwrap()
-            .data
-            .unwrap();
+        let secrets = Api::<Secret>::namespaced(store.clone(), ns);
+        let secret = secrets.get(&object).await.unwrap().data.unwrap();
+        let cert = format!("{name}-cluster-cert");
+        let ca = secrets.get(&cert).await.unwrap().data.unwrap();
         let text = |b: &k8s_openapi::ByteString| String::from_utf8(b.0.clone()).unwrap();
         let dir = tempfile::Builder::new()
             .prefix("pgdeck-test-kpool-")
