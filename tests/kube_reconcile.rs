@@ -567,10 +567,18 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
     let second = running().await;
     assert_ne!(digest(&second), digest(&first));
 
-    // pgBouncer's own Secret (any Secret pgdeck keeps) is never projected by the spec's word.
+    // pgBouncer's own Secret (any Secret pgdeck keeps) is never projected by the spec's word;
+    // held, pgBouncer keeps its pods and the configuration they read (a new setting waits).
+    let ini = || async {
+        let c = configs.get("tuned-pgbouncer").await.unwrap();
+        c.data.unwrap()["pgbouncer.ini"].clone()
+    };
+    let before = ini().await;
     h.edit(NS, "tuned", |c| {
         let proxy = c.spec.proxy.as_mut();
         let config = proxy.and_then(|p| p.pg_bouncer.config.as_mut()).unwrap();
+        let setting = ("pool_mode".to_string(), "transaction".to_string());
+        config.global = Some([setting].into());
         config.files.as_mut().unwrap()[1]
             .secret
             .as_mut()
@@ -588,6 +596,7 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
         "{message}"
     );
     assert_eq!(running().await, second, "pgBouncer keeps its pods");
+    assert_eq!(ini().await, before, "and their configuration");
 }
 
 /// `object` (JSON) made in namespace `NS`, as a user would.

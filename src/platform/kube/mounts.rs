@@ -126,9 +126,14 @@ async fn pooler(
         }
         return Ok(None);
     }
+    // Its configuration too: a pod of the running template that restarts reads what it ran.
     let kept = existing.deployments.iter().find(|e| e.name_any() == name);
     desired.deployments.retain(|d| d.name_any() != name);
     desired.deployments.extend(kept.cloned());
+    if let Some(config) = existing.config_maps.iter().find(|e| e.name_any() == name) {
+        desired.config_maps.retain(|d| d.name_any() != name);
+        desired.config_maps.push(config.clone());
+    }
     Ok(Some(format!(
         "{}; pgBouncer keeps the pods it runs until it is fixed",
         found.problems.join("; ")
