@@ -461,24 +461,17 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         assert!(message.contains(missing), "{message}");
     }
 
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}
-    }))
-    .unwrap();
     let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let config: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "directory-files"}, "data": {"notes": "-"}
-    }))
-    .unwrap();
-    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
-    configs
-        .create(&PostParams::default(), &config)
-        .await
-        .unwrap();
+    stored::<Secret>(
+        h,
+        json!({"metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}}),
+    )
+    .await;
+    stored::<ConfigMap>(
+        h,
+        json!({"metadata": {"name": "directory-files"}, "data": {"notes": "-"}}),
+    )
+    .await;
     settle(h, "directory").await;
     let running = instances(h, "directory").await;
     assert_eq!(running.len(), 1);
@@ -508,6 +501,116 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         before,
         "the instance keeps its pod"
     );
+}
+
+/// `spec.proxy.pgBouncer.config.files` (assets/examples/pgbouncer-files.yaml) projects only
+/// Secrets and ConfigMaps that exist and that pgdeck does not keep: until then pgBouncer's
+/// Deployment keeps what it runs (none starts) and status says why, naming the field; a change
+/// to a projected file rolls the pods.
+async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
+    h.create(&example("pgbouncer-files.yaml")).await;
+    h.reconcile(NS, "tuned").await.unwrap();
+    assert!(
+        h.names::<Deployment>(NS).await.is_empty(),
+        "no pgBouncer starts"
+    );
+    let (state, message) = degraded(&status(h, "tuned").await);
+    assert_eq!(state, "True");
+    for missing in [
+        "spec.proxy.pgBouncer.config.files[0].configMap: ConfigMap tuned-pgbouncer-settings does not exist",
+        "spec.proxy.pgBouncer.config.files[1].secret: Secret tuned-pgbouncer-hba does not exist",
+    ] {
+        assert!(message.contains(missing), "{message}");
+    }
+    assert!(
+        message.contains("pgBouncer keeps the pods it runs"),
+        "{message}"
+    );
+
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let settings = |max: &str| {
+        json!({
+            "metadata": {"name": "tuned-pgbouncer-settings"},
+            "data": {"pgbouncer.ini": format!("[pgbouncer]\nmax_client_conn = {max}\n")}
+        })
+    };
+    stored::<ConfigMap>(h, settings("300")).await;
+    let hba = json!({"metadata": {"name": "tuned-pgbouncer-hba"}, "stringData": {"hba.conf": "-"}});
+    stored::<Secret>(h, hba).await;
+    settle(h, "tuned").await;
+    assert_eq!(degraded(&status(h, "tuned").await).0, "False");
+    let deployments: Api<Deployment> = Api::namespaced(h.store.clone(), NS);
+    let name = "tuned-pgbouncer";
+    let running = || async {
+        let d = deployments.get(name).await.unwrap();
+        serde_json::to_value(d.spec.unwrap().template).unwrap()
+    };
+    let first = running().await;
+    assert!(
+        first
+            .to_string()
+            .contains("\"name\":\"tuned-pgbouncer-settings\""),
+        "{first}"
+    );
+    let digest = |t: &Value| t["metadata"]["annotations"][names::CONFIG_HASH].clone();
+
+    // A changed file rolls the pods: pgBouncer reads its files only at start.
+    configs
+        .replace(
+            "tuned-pgbouncer-settings",
+            &PostParams::default(),
+            &serde_json::from_value(settings("400")).unwrap(),
+        )
+        .await
+        .unwrap();
+    h.reconcile(NS, "tuned").await.unwrap();
+    let second = running().await;
+    assert_ne!(digest(&second), digest(&first));
+
+    // pgBouncer's own Secret (any Secret pgdeck keeps) is never projected by the spec's word;
+    // held, pgBouncer keeps its pods and the configuration they read (a new setting waits).
+    let ini = || async {
+        let c = configs.get("tuned-pgbouncer").await.unwrap();
+        c.data.unwrap()["pgbouncer.ini"].clone()
+    };
+    let before = ini().await;
+    h.edit(NS, "tuned", |c| {
+        let proxy = c.spec.proxy.as_mut();
+        let config = proxy.and_then(|p| p.pg_bouncer.config.as_mut()).unwrap();
+        let setting = ("pool_mode".to_string(), "transaction".to_string());
+        config.global = Some([setting].into());
+        config.files.as_mut().unwrap()[1]
+            .secret
+            .as_mut()
+            .unwrap()
+            .name = "tuned-superuser".into();
+    })
+    .await;
+    h.reconcile(NS, "tuned").await.unwrap();
+    let (state, message) = degraded(&status(h, "tuned").await);
+    assert!(
+        state == "True"
+            && message.contains(
+                "spec.proxy.pgBouncer.config.files[1].secret: Secret tuned-superuser is one pgdeck keeps"
+            ),
+        "{message}"
+    );
+    assert_eq!(running().await, second, "pgBouncer keeps its pods");
+    assert_eq!(ini().await, before, "and their configuration");
+}
+
+/// `object` (JSON) made in namespace `NS`, as a user would.
+async fn stored<K>(h: &Harness, object: Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(h.store.clone(), NS);
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
 }
 
 async fn deleted_objects_come_back(h: &Harness) {
@@ -815,11 +918,10 @@ async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness)
     assert_eq!(reason, "Following");
     assert_eq!(
         message,
-        format!(
-            "standby of hippo-primary.other.svc:5432, {}",
-            standby::UNMEASURED_ON_KUBE
-        ),
-        "how far behind is said not to be measured"
+        "standby of hippo-primary.other.svc:5432, how far behind is not measured: \
+         hippo-primary.other.svc:5432 is cluster hippo's primary Service in namespace other, \
+         and another namespace's cluster is never read for this one",
+        "how far behind is said not to be measured, and why for this source"
     );
     // Read-only: nothing that writes (users, backups) runs until it is promoted.
     let jobs = h.names::<Job>(NS).await;
@@ -2725,6 +2827,11 @@ async fn additional_volumes_never_mount_pgdecks_own_or_missing_claims() {
 #[tokio::test]
 async fn config_files_never_project_pgdecks_own_or_missing_objects() {
     config_files_project_only_foreign_objects(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn pgbouncer_files_never_project_pgdecks_own_or_missing_objects() {
+    pgbouncer_files_project_only_foreign_objects(&Harness::new().await).await;
 }
 
 #[tokio::test]

@@ -1539,6 +1539,66 @@ fn decoded(secret: &Value, key: &str) -> String {
     .unwrap()
 }
 
+/// `spec.proxy.pgBouncer.config.files` (assets/examples/pgbouncer-files.yaml) are projected as
+/// PGO projects them: an empty `pgbouncer.ini` first (what pgdeck's ini includes), the spec's
+/// files next (theirs replaces it), pgdeck's own files last (none of theirs replaces one).
+#[test]
+fn pgbouncer_files_are_projected_between_the_empty_ini_and_pgdecks_own() {
+    let docs = rendered("assets/examples/pgbouncer-files.yaml");
+    let deployment = doc(&docs, "Deployment", "tuned-pgbouncer");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let sources = pod["volumes"][0]["projected"]["sources"]
+        .as_sequence()
+        .unwrap();
+    let projected: Vec<(String, String, String)> = sources
+        .iter()
+        .flat_map(|s| {
+            let (kind, o) = match (&s["configMap"], &s["secret"]) {
+                (Value::Null, o) => ("Secret", o),
+                (o, _) => ("ConfigMap", o),
+            };
+            let name = o["name"].as_str().unwrap().to_string();
+            let items = o["items"].as_sequence().cloned().unwrap_or_default();
+            let paths: Vec<String> = if items.is_empty() {
+                vec!["*".into()]
+            } else {
+                items
+                    .iter()
+                    .map(|i| i["path"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            paths
+                .into_iter()
+                .map(move |p| (kind.to_string(), name.clone(), p))
+        })
+        .collect();
+    let at = |kind: &str, name: &str, path: &str| {
+        projected
+            .iter()
+            .position(|p| p == &(kind.into(), name.into(), path.into()))
+            .unwrap_or_else(|| panic!("{kind} {name} {path} in {projected:?}"))
+    };
+    let empty = at("ConfigMap", "tuned-pgbouncer", "pgbouncer.ini");
+    let theirs = at("ConfigMap", "tuned-pgbouncer-settings", "pgbouncer.ini");
+    let their_secret = at("Secret", "tuned-pgbouncer-hba", "*");
+    let ours = at("ConfigMap", "tuned-pgbouncer", "~postgres-operator.ini");
+    let users = at("Secret", "tuned-pgbouncer", "users.txt");
+    assert_eq!(empty, 0);
+    assert!(
+        theirs < ours && their_secret < ours && ours < users,
+        "{projected:?}"
+    );
+    let config = doc(&docs, "ConfigMap", "tuned-pgbouncer");
+    assert_eq!(config["data"]["pgbouncer-empty"], "");
+    let ini = config["data"]["pgbouncer.ini"].as_str().unwrap();
+    let include = ini.find("%include /etc/pgbouncer/pgbouncer.ini").unwrap();
+    assert!(include < ini.find("auth_user =").unwrap(), "{ini}");
+    assert_eq!(
+        pod["containers"][0]["command"][1],
+        "/etc/pgbouncer/~postgres-operator.ini"
+    );
+}
+
 /// `spec.proxy.pgBouncer` renders PGO's objects (assets/examples/pgbouncer.yaml, whose every
 /// document the schema test above validates): the Deployment runs `pgbouncer` with the ini of
 /// the ConfigMap and the Secret's files, locked down, placed and sized as the spec says; the
@@ -1562,7 +1622,8 @@ fn pgbouncer_renders_as_pgo_does() {
     assert_eq!(c["image"], "ghcr.io/pgdeck/postgres:15");
     assert_eq!(
         c["command"],
-        serde_yaml::from_str::<Value>("[pgbouncer, /etc/pgbouncer/pgbouncer.ini]").unwrap()
+        serde_yaml::from_str::<Value>("[pgbouncer, /etc/pgbouncer/~postgres-operator.ini]")
+            .unwrap()
     );
     assert_eq!(c["ports"][0]["name"], "pgbouncer");
     assert_eq!(c["ports"][0]["containerPort"], 6432);
@@ -1606,6 +1667,8 @@ fn pgbouncer_renders_as_pgo_does() {
         .as_str()
         .unwrap();
     for line in [
+        "%include /etc/pgbouncer/pgbouncer.ini",
+        "stats_users = _crunchypgbouncer",
         "listen_addr = *",
         "listen_port = 6432",
         "pool_mode = transaction",

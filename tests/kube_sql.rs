@@ -6,7 +6,8 @@
 //! connections and commits; `pgdeck psql` and the console's `p` (in tmux) run the real psql
 //! through the forward, the server checked against the cluster's CA. Crunchy PGO's clusters
 //! the same, as PGO's superuser from `<c>-pguser-postgres`, the server checked for the name
-//! PGO's certificate carries (its primary Service's).
+//! PGO's certificate carries (its primary Service's). The Connection tab reads a real
+//! pgBouncer's pools through a forward to its pod.
 
 mod common;
 
@@ -15,9 +16,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::kube::Harness;
+use common::pod_pgbouncer::PodPgBouncer;
 use common::pod_postgres::PodPostgres;
 use common::tmux::Tmux;
 use common::{next, read, repo_root};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
@@ -542,4 +545,99 @@ async fn p_in_the_console_on_kubernetes_opens_psql_through_a_port_forward_and_re
         tmux.keys(&["q"]);
         tmux.assert_terminal_restored();
     });
+}
+
+/// The console's Connection tab reads pgBouncer's pools on Kubernetes: `SHOW POOLS` on a REAL
+/// pgBouncer started from the files the operator rendered (tests/common/pod_pgbouncer.rs),
+/// behind the stand-in kubelet's port-forward to a ready pgBouncer pod, as the pooler's login
+/// that the rendered ini lets read statistics, over TLS checked against pgBouncer's CA for its
+/// Service's name; a client waiting for a server shows as waiting, and the pod is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_reads_pgbouncers_pools_through_a_port_forward() {
+    let h = Harness::new().await;
+    let text = read(&repo_root().join("assets/examples/ha.yaml")) + "  proxy:\n    pgBouncer: {}\n";
+    let mut hippo = manifest::parse(&text).unwrap();
+    hippo.metadata.namespace = Some(NS.into());
+    h.create(&manifest::to_yaml(&hippo)).await;
+    h.settle(NS, "hippo").await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = KubeSource::start(h.client.clone(), Some(NS), tx, Duration::from_millis(200));
+    source.open(Key::pgdeck(NS, "hippo"));
+    let unread = next(&mut rx, |d| match d {
+        Data::Pools { result: Err(e), .. } => Some(e),
+        _ => None,
+    })
+    .await;
+    assert_eq!(unread, "no pgBouncer pod is ready");
+
+    // A ready pgBouncer pod, as the Deployment's controller would make it, whose port is a
+    // real pgBouncer.
+    let bouncer = PodPgBouncer::start(&h.store, NS, "hippo").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.store.clone(), NS);
+    let template = deployments
+        .get("hippo-pgbouncer")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template;
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "hippo-pgbouncer-5d8f9-x2x7q", "labels": template.metadata.unwrap().labels},
+        "spec": {"containers": [{"name": "pgbouncer", "image": "postgres"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }))
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    pods.create(&Default::default(), &pod).await.unwrap();
+    h.patroni
+        .lock()
+        .unwrap()
+        .databases
+        .insert("hippo-pgbouncer-5d8f9-x2x7q".into(), bouncer.address);
+
+    // A client of the pool, signed in from pgBouncer's authentication file, waits for a server
+    // (the primary's Service name resolves nowhere here).
+    let client = Endpoint::verified(
+        bouncer.address,
+        &Names::new("hippo", NS).service_host("hippo-pgbouncer"),
+        secret(&h, "hippo-pgbouncer", "ca.crt").await.as_bytes(),
+        "_crunchypgbouncer",
+        &secret(&h, "hippo-pgbouncer", "password").await,
+        "postgres",
+    )
+    .unwrap();
+    let waiting = tokio::spawn(async move { client.connect_with(client.console_config()).await });
+
+    let shown = next(&mut rx, |d| match d {
+        Data::Pools { result: Ok(p), .. } if p.pools.iter().any(|p| p.clients_waiting > 0) => {
+            Some(p)
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        shown.from.as_deref(),
+        Some("pod hippo-pgbouncer-5d8f9-x2x7q")
+    );
+    let pool = &shown.pools[0];
+    assert_eq!(
+        (pool.database.as_str(), pool.user.as_str()),
+        ("postgres", "_crunchypgbouncer")
+    );
+    assert_eq!((pool.clients_active, pool.clients_waiting), (0, 1));
+    waiting.abort();
+
+    // The pod gone, the next read says so rather than showing the last pools.
+    drop(bouncer);
+    let lost = next(&mut rx, |d| match d {
+        Data::Pools { result: Err(e), .. } => Some(e),
+        _ => None,
+    })
+    .await;
+    assert!(
+        lost.contains("pgBouncer pod hippo-pgbouncer-5d8f9-x2x7q"),
+        "{lost}"
+    );
+    source.close();
 }

@@ -23,7 +23,7 @@ use crate::observe::activity::Session;
 use crate::observe::events::ClusterEvent;
 use crate::observe::history::TimelineSwitch;
 use crate::observe::logs::Chunk;
-use crate::observe::pgbouncer::Pool;
+use crate::observe::pgbouncer::Pools;
 use crate::observe::settings::Setting;
 use crate::observe::vitals::Vitals;
 
@@ -212,7 +212,7 @@ pub enum Data {
     /// The open cluster's pgBouncer pools.
     Pools {
         key: Key,
-        result: Result<Vec<Pool>, String>,
+        result: Result<Pools, String>,
     },
     /// The sessions of the instance the Activity tab shows.
     Activity {
@@ -325,7 +325,7 @@ pub struct App {
     pub events: Vec<ClusterEvent>,
     pub credentials: Vec<Credential>,
     /// The open cluster's pgBouncer pools (`SHOW POOLS`), or why they could not be read.
-    pub pools: Option<Result<Vec<Pool>, String>>,
+    pub pools: Option<Result<Pools, String>>,
     /// The Activity tab's sessions, sort and filter.
     pub activity: Activity,
     /// The History tab's timeline switches.

@@ -2,6 +2,13 @@
 
 use tokio_postgres::SimpleQueryMessage;
 
+/// The pools one pgBouncer reports, and which pgBouncer when that needs saying.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pools {
+    pub from: Option<String>,
+    pub pools: Vec<Pool>,
+}
+
 /// One pool: a database and user, its clients and its server connections.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pool {

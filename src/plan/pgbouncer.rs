@@ -80,6 +80,12 @@ pub struct Placement {
     pub primary_port: u16,
     /// Who may use the admin console.
     pub admin_users: Option<String>,
+    /// Who may read its statistics (`SHOW POOLS`) on the admin console, besides whom the
+    /// spec's `stats_users` names.
+    pub stats_user: Option<String>,
+    /// A file read before pgdeck's settings (PGO's `%include`): the user's own settings,
+    /// which what pgdeck sets then overrides.
+    pub include: Option<String>,
 }
 
 /// `pgbouncer.ini`: PGO's settings, the spec's `config.global` over them, then what pgdeck
@@ -122,6 +128,20 @@ pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
     if let Some(admins) = &at.admin_users {
         global.insert("admin_users".into(), admins.clone());
     }
+    if let Some(user) = &at.stats_user {
+        let listed = global
+            .get("stats_users")
+            .map(|v| v.trim())
+            .unwrap_or_default();
+        let joined = if listed.split(',').any(|u| u.trim() == user) {
+            listed.to_string()
+        } else if listed.is_empty() {
+            user.clone()
+        } else {
+            format!("{listed}, {user}")
+        };
+        global.insert("stats_users".into(), joined);
+    }
 
     let to_primary = format!("host={} port={}", at.primary_host, at.primary_port);
     let databases: BTreeMap<String, String> = match config.databases.filter(|d| !d.is_empty()) {
@@ -141,6 +161,10 @@ pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
     };
     let mut out =
         String::from("# Written by pgdeck from the cluster's spec: edits are replaced.\n");
+    if let Some(file) = &at.include {
+        // As PGO: the included file first, so that the settings below win over its own.
+        out.push_str(&format!("\n[pgbouncer]\n%include {file}\n"));
+    }
     section(&mut out, "pgbouncer", &global);
     section(&mut out, "databases", &databases);
     if let Some(users) = config.users.filter(|u| !u.is_empty()) {
@@ -350,6 +374,8 @@ mod tests {
             primary_host: "127.0.0.1".into(),
             primary_port: 20001,
             admin_users: Some(ADMIN_USER.into()),
+            stats_user: None,
+            include: None,
         }
     }
 
@@ -418,6 +444,41 @@ mod tests {
             Some("host=127.0.0.1 port=20001")
         );
         assert_eq!(value(&ini, "users", "alice"), Some("pool_mode=session"));
+    }
+
+    #[test]
+    fn the_included_file_comes_first_and_the_stats_user_joins_the_specs() {
+        let kube = Placement {
+            stats_user: Some(POOLER_USER.into()),
+            include: Some("/etc/pgbouncer/pgbouncer.ini".into()),
+            ..at()
+        };
+        let ini = render(&cluster("  proxy: {pgBouncer: {}}\n"), &kube);
+        let include = ini.find("%include /etc/pgbouncer/pgbouncer.ini\n").unwrap();
+        let ours = ini.find("auth_user =").unwrap();
+        assert!(
+            include < ours,
+            "pgdeck's settings override the file's:\n{ini}"
+        );
+        assert_eq!(ini.matches("%include").count(), 1);
+        assert_eq!(value(&ini, "pgbouncer", "stats_users"), Some(POOLER_USER));
+
+        let spec = "  proxy: {pgBouncer: {config: {global: {stats_users: 'monitor'}}}}\n";
+        let ini = render(&cluster(spec), &kube);
+        assert_eq!(
+            value(&ini, "pgbouncer", "stats_users"),
+            Some("monitor, _crunchypgbouncer")
+        );
+        let spec =
+            "  proxy: {pgBouncer: {config: {global: {stats_users: 'a,_crunchypgbouncer'}}}}\n";
+        let ini = render(&cluster(spec), &kube);
+        assert_eq!(
+            value(&ini, "pgbouncer", "stats_users"),
+            Some("a,_crunchypgbouncer")
+        );
+        // Locally neither: the admin user reads the pools, and there is no file to include.
+        let ini = render(&cluster("  proxy: {pgBouncer: {}}\n"), &at());
+        assert!(!ini.contains("%include") && !ini.contains("stats_users"));
     }
 
     #[test]

@@ -200,11 +200,53 @@ pub const PROMOTED: &str = "Promoted";
 /// The `Standby` condition's reason when something is wrong.
 pub const PROBLEM: &str = "StandbyProblem";
 
-/// Why a standby's `Standby` condition on Kubernetes says nothing of how far behind it is: the
-/// source's position is read from its leader, which may be in another Kubernetes cluster (the
-/// local platform reads both leaders' Patroni).
-pub const UNMEASURED_ON_KUBE: &str = "how far behind is not measured on Kubernetes (the source \
-     may be another Kubernetes cluster's, which the operator does not reach)";
+/// Why a standby's `Standby` condition on Kubernetes says nothing of how far behind it is,
+/// for the source the spec names. The local platform reads both leaders' Patroni; the
+/// Kubernetes operator does not compare positions yet, and what it could reach depends on
+/// where the source is: a pgdeck cluster's primary Service in the standby's namespace (its
+/// leader through the pod proxy), in another namespace (another tenant's, not to be read for
+/// this one), outside (nothing to ask), or a repository alone (its newest archived WAL).
+pub fn unmeasured_on_kube(standby: &Standby, namespace: &str) -> String {
+    let host = standby.host.as_deref().filter(|h| !h.is_empty());
+    let Some(host) = host else {
+        let repo = standby.repo_name.as_deref().unwrap_or_default();
+        return format!(
+            "how far behind is not measured on Kubernetes: it follows repository {repo}, and \
+             the newest WAL archived there is not compared with the standby's position yet"
+        );
+    };
+    let at = match standby.port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    match primary_service(host, namespace) {
+        Some((cluster, ns)) if ns == namespace => format!(
+            "how far behind is not measured on Kubernetes yet: {at} is cluster {cluster}'s \
+             primary Service in this namespace, whose leader's position is not read yet"
+        ),
+        Some((cluster, ns)) => format!(
+            "how far behind is not measured: {at} is cluster {cluster}'s primary Service in \
+             namespace {ns}, and another namespace's cluster is never read for this one"
+        ),
+        None => format!(
+            "how far behind is not measured: {at} is not a cluster's primary Service in this \
+             Kubernetes cluster, and the operator does not reach a source outside it"
+        ),
+    }
+}
+
+/// `(cluster, namespace)` of a host that names a cluster's `<c>-primary` Service, as
+/// Kubernetes' DNS resolves it from a pod in `namespace`.
+fn primary_service<'a>(host: &'a str, namespace: &'a str) -> Option<(&'a str, &'a str)> {
+    let host = host.trim_end_matches('.');
+    let host = host.strip_suffix(".cluster.local").unwrap_or(host);
+    let (service, ns) = match host.split_once('.') {
+        None => (host, namespace),
+        Some((service, rest)) => (service, rest.strip_suffix(".svc").unwrap_or(rest)),
+    };
+    let cluster = service.strip_suffix("-primary").filter(|c| !c.is_empty())?;
+    (!ns.is_empty() && !ns.contains('.')).then_some((cluster, ns))
+}
 
 /// The `Standby` condition's type.
 pub const CONDITION: &str = "Standby";
@@ -220,7 +262,7 @@ pub struct Observed {
     /// (see [`bound_behind`]).
     pub behind: Option<i64>,
     /// Why the platform does not measure how far behind it is (`behind` stays `None`).
-    pub unmeasured: Option<&'static str>,
+    pub unmeasured: Option<String>,
     /// What keeps it from following (or from being what the spec says).
     pub problem: Option<String>,
 }
@@ -228,9 +270,9 @@ pub struct Observed {
 /// The `Standby` condition: (status, reason, message). True while the cluster follows its
 /// source and nothing is wrong; the message says whom it follows and how far behind it is.
 pub fn condition(o: &Observed) -> (bool, &'static str, String) {
-    let behind = match (o.behind, o.unmeasured) {
+    let behind = match (o.behind, &o.unmeasured) {
         (Some(b), _) => format!("< {} behind", crate::display::bytes(b)),
-        (None, Some(why)) => why.into(),
+        (None, Some(why)) => why.clone(),
         (None, None) => "how far behind is not known yet".into(),
     };
     match (&o.problem, o.following) {
@@ -497,6 +539,48 @@ mod tests {
     }
 
     #[test]
+    fn on_kubernetes_the_condition_says_precisely_why_the_lag_is_not_measured() {
+        let standby = |yaml: &str| -> Standby { serde_yaml::from_str(yaml).unwrap() };
+        let why = |yaml: &str| unmeasured_on_kube(&standby(yaml), "shop");
+        for same in [
+            "{enabled: true, host: hippo-primary}",
+            "{enabled: true, host: hippo-primary.shop}",
+            "{enabled: true, host: hippo-primary.shop.svc}",
+            "{enabled: true, host: hippo-primary.shop.svc.cluster.local., port: 5432}",
+        ] {
+            let said = why(same);
+            assert!(
+                said.contains("is cluster hippo's primary Service in this namespace"),
+                "{same}: {said}"
+            );
+        }
+        let other = why("{enabled: true, host: hippo-primary.bank.svc}");
+        assert!(
+            other.contains("cluster hippo's primary Service in namespace bank"),
+            "{other}"
+        );
+        assert!(other.contains("never read for this one"), "{other}");
+        for outside in [
+            "{enabled: true, host: db.example.com, port: 6543}",
+            "{enabled: true, host: 10.0.0.7}",
+            "{enabled: true, host: -primary}",
+            "{enabled: true, host: hippo-replicas.shop.svc}",
+        ] {
+            let said = why(outside);
+            assert!(
+                said.contains("is not a cluster's primary Service in this Kubernetes cluster"),
+                "{outside}: {said}"
+            );
+        }
+        assert!(
+            why("{enabled: true, host: db.example.com, port: 6543}")
+                .contains("db.example.com:6543")
+        );
+        let repo = why("{enabled: true, repoName: repo2}");
+        assert!(repo.contains("it follows repository repo2"), "{repo}");
+    }
+
+    #[test]
     fn the_condition_names_the_source_and_the_lag() {
         let o = Observed {
             source: "default/hippo".into(),
@@ -516,12 +600,12 @@ mod tests {
         assert_eq!(condition(&promoted).1, "Promoted");
         let kube = Observed {
             behind: None,
-            unmeasured: Some(UNMEASURED_ON_KUBE),
+            unmeasured: Some("how far behind is not measured: why".into()),
             ..o.clone()
         };
         assert_eq!(
             condition(&kube).2,
-            format!("standby of default/hippo, {UNMEASURED_ON_KUBE}")
+            "standby of default/hippo, how far behind is not measured: why"
         );
         let gone = Observed {
             problem: Some("spec.standby.host: cluster default/hippo is not in this home".into()),

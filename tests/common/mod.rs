@@ -29,6 +29,7 @@ pub fn pgdeck() -> std::process::Command {
 
 pub mod kube;
 pub mod local;
+pub mod pod_pgbouncer;
 pub mod pod_postgres;
 pub mod tls;
 pub mod tmux;

@@ -121,7 +121,7 @@ impl Drop for PodPostgres {
     }
 }
 
-fn account() -> (u32, u32) {
+pub fn account() -> (u32, u32) {
     let user = nix::unistd::User::from_name("postgres")
         .unwrap()
         .expect("the postgres account (Debian's PostgreSQL package)");
@@ -129,7 +129,7 @@ fn account() -> (u32, u32) {
 }
 
 /// A file only the `postgres` account reads.
-fn private(dir: &Path, name: &str, text: &str) {
+pub fn private(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -6,7 +6,8 @@
 //! naming who asked. Sessions, live parameters and the open cluster's connections and commits
 //! are read by SQL through a port-forward to the instance's pod (`pods/portforward`), kept
 //! while it answers, as the superuser whose Secret the operator writes (for PGO's clusters:
-//! `<c>-pguser-postgres`, which PGO writes when `spec.users` lists `postgres`).
+//! `<c>-pguser-postgres`, which PGO writes when `spec.users` lists `postgres`); pgBouncer's
+//! pools through a port-forward to one of its pods (see `platform::kube::pools`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -48,6 +49,7 @@ use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
 use crate::platform::kube::pgo::{self, PgoCluster};
 use crate::platform::kube::pgo_actions;
+use crate::platform::kube::pools::PoolsProbe;
 use crate::platform::kube::sql::{self, Reach};
 use crate::platform::kube::{connect, names, proxy};
 use crate::platform::psql::Prepared;
@@ -98,6 +100,7 @@ impl KubeSource {
             let pgo: Api<PgoCluster> = Api::namespaced(client.clone(), &key.0);
             let mut sent_credentials: Option<Vec<Credential>> = None;
             let mut probes = VitalsProbes::default();
+            let mut pools = PoolsProbe::default();
             loop {
                 let found = match key.2 {
                     Reconciler::Pgdeck => clusters.get_opt(&key.1).await.ok().flatten(),
@@ -142,9 +145,13 @@ impl KubeSource {
                     let users = credentials(&client, &cluster).await;
                     send_details(&tx, &key, events, users, &mut sent_credentials);
                     if cluster.spec.proxy.is_some() {
+                        let result = match key.2 {
+                            Reconciler::Pgdeck => pools.read(&client, &cluster).await,
+                            Reconciler::Pgo => Err(PGO_POOLS.into()),
+                        };
                         let _ = tx.send(Data::Pools {
                             key: key.clone(),
-                            result: Err(POOLS_UNREAD.into()),
+                            result,
                         });
                     }
                 }
@@ -844,9 +851,9 @@ async fn events(client: &Client, key: &Key) -> Result<Vec<ClusterEvent>, kube::E
     Ok(out)
 }
 
-/// Why the Connection tab shows no pools on Kubernetes.
-pub const POOLS_UNREAD: &str =
-    "not read on Kubernetes: pgBouncer's admin console is not reachable from here";
+/// Why the Connection tab shows no pools of a PGO cluster.
+const PGO_POOLS: &str = "not read for Crunchy PGO's clusters: PGO's pgBouncer lets no login \
+     of pgdeck's read its statistics";
 
 /// Each user's password and URIs, as far as the operator has written its Secret.
 async fn credentials(client: &Client, cluster: &PostgresCluster) -> Vec<Credential> {

@@ -4,7 +4,7 @@
 mod kube;
 mod local;
 
-pub use self::kube::{KubeSource, POOLS_UNREAD};
+pub use self::kube::KubeSource;
 pub use self::local::LocalSource;
 
 use std::time::Duration;

@@ -7,6 +7,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::api::status::PgBouncerStatus;
 use crate::console::app::App;
+use crate::observe::pgbouncer::Pool;
 
 const MASK: &str = "••••••••";
 
@@ -100,11 +101,28 @@ fn pooler(lines: &mut Vec<Line>, app: &App, p: &PgBouncerStatus) {
             format!("  pools unknown: {e}"),
             t.muted,
         ))),
-        Some(Ok(pools)) if pools.is_empty() => lines.push(Line::from(Span::styled(
+        Some(Ok(shown)) => {
+            if let Some(from) = &shown.from {
+                lines.push(Line::from(Span::styled(
+                    format!("  pools of {from}"),
+                    t.muted,
+                )));
+            }
+            pools(lines, app, &shown.pools);
+        }
+    }
+    lines.push(Line::default());
+}
+
+/// One line per pool, its waiting clients marked.
+fn pools(lines: &mut Vec<Line>, app: &App, pools: &[Pool]) {
+    let t = &app.theme;
+    match pools {
+        [] => lines.push(Line::from(Span::styled(
             "  no pools yet: no client came",
             t.muted,
         ))),
-        Some(Ok(pools)) => {
+        pools => {
             lines.push(Line::from(Span::styled(
                 format!(
                     "  {:<16} {:<16} {:>7} {:>8} {:>8} {:>6} {:>8}",
@@ -138,5 +156,4 @@ fn pooler(lines: &mut Vec<Line>, app: &App, p: &PgBouncerStatus) {
             }
         }
     }
-    lines.push(Line::default());
 }

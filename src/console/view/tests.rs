@@ -506,7 +506,7 @@ fn connection_masked_then_revealed() {
 #[test]
 fn connection_shows_the_pooler_and_its_pools() {
     use crate::api::status::{PgBouncerStatus, ProxyStatus};
-    use crate::observe::pgbouncer::Pool;
+    use crate::observe::pgbouncer::{Pool, Pools};
     let mut app = fixture();
     let hippo = hippo_mut(&mut app);
     hippo.status.as_mut().unwrap().proxy = Some(ProxyStatus {
@@ -523,19 +523,38 @@ fn connection_shows_the_pooler_and_its_pools() {
     let key = Key::pgdeck("default", "hippo");
     app.on_data(Data::Pools {
         key,
-        result: Ok(vec![Pool {
-            database: "ledger".into(),
-            user: "ledger".into(),
-            clients_active: 3,
-            clients_waiting: 5,
-            servers_active: 0,
-            servers_idle: 2,
-            max_wait_seconds: 1,
-        }]),
+        result: Ok(Pools {
+            from: None,
+            pools: vec![Pool {
+                database: "ledger".into(),
+                user: "ledger".into(),
+                clients_active: 3,
+                clients_waiting: 5,
+                servers_active: 0,
+                servers_idle: 2,
+                max_wait_seconds: 1,
+            }],
+        }),
     });
     let shown = screen(&app, 110, 16);
     assert!(shown.contains("2/2 ready") && shown.contains("paused for a switchover"));
     insta::assert_snapshot!(shown);
+
+    // On Kubernetes each pod pools apart: which one is shown is said.
+    app.on_data(Data::Pools {
+        key: Key::pgdeck("default", "hippo"),
+        result: Ok(Pools {
+            from: Some("pod hippo-pgbouncer-a, one of 2 ready: each pools its own clients".into()),
+            pools: Vec::new(),
+        }),
+    });
+    let shown = screen(&app, 110, 16);
+    assert!(
+        shown
+            .contains("pools of pod hippo-pgbouncer-a, one of 2 ready: each pools its own clients")
+            && shown.contains("no pools yet"),
+        "{shown}"
+    );
 }
 
 /// A page is what the list shows: PgDn moves by the rows drawn, not by a guess.

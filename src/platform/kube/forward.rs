@@ -68,6 +68,15 @@ impl Forward {
         self.address
     }
 
+    /// `error` from a connection through this forward, with the kubelet's reason when it gave
+    /// one (a closed connection alone says little).
+    pub fn explain(&self, error: String) -> String {
+        match self.failure() {
+            Some(why) => format!("{error}: the port-forward says: {why}"),
+            None => error,
+        }
+    }
+
     /// What the kubelet last said went wrong with a connection, if anything.
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().ok()?.clone()

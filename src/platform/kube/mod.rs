@@ -23,6 +23,7 @@ pub mod operator;
 pub mod owned;
 pub mod pgo;
 pub mod pgo_actions;
+pub mod pools;
 pub mod proxy;
 pub mod reconcile;
 pub mod repo_info;

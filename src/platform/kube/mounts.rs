@@ -1,5 +1,6 @@
 //! What the instances mount that the DBA names: claims (`volumes.additional`) and the
-//! Secrets and ConfigMaps of `spec.config.files`. A tenant who may edit a PostgresCluster but
+//! Secrets and ConfigMaps of `spec.config.files`; and those of pgBouncer's
+//! `spec.proxy.pgBouncer.config.files`, held the same way. A tenant who may edit a PostgresCluster but
 //! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
 //! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
 //! reads any file under `/etc/postgres`); and a claim, Secret or ConfigMap that does not exist
@@ -8,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, VolumeProjection};
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 
@@ -50,32 +51,14 @@ pub async fn hold(
         }
     }
     let files = cluster.spec.config.as_ref().and_then(|c| c.files.as_ref());
-    for (i, file) in files.into_iter().flatten().enumerate() {
-        if let Some(s) = &file.secret {
-            let field = format!("spec.config.files[{i}].secret");
-            let found = get::<Secret>(client, ns, &s.name).await?;
-            problems.extend(refusal(
-                &field,
-                "Secret",
-                &s.name,
-                s.optional,
-                found.as_ref(),
-            ));
-        }
-        if let Some(m) = &file.config_map {
-            let field = format!("spec.config.files[{i}].configMap");
-            let found = get::<ConfigMap>(client, ns, &m.name).await?;
-            problems.extend(refusal(
-                &field,
-                "ConfigMap",
-                &m.name,
-                m.optional,
-                found.as_ref(),
-            ));
-        }
-    }
+    problems.extend(
+        projected(client, ns, "spec.config.files", files.into_iter().flatten())
+            .await?
+            .problems,
+    );
+    let pooler = pooler(client, cluster, desired, existing).await?;
     if problems.is_empty() {
-        return Ok(None);
+        return Ok(pooler);
     }
     // Instances keep the template they run; none starts. Removed instances are not in
     // `desired`, and go as they would.
@@ -90,10 +73,121 @@ pub async fn hold(
                 .cloned()
         })
         .collect();
-    Ok(Some(format!(
+    let instances = format!(
         "{}; the instances keep the pods they run until it is fixed",
         problems.join("; ")
+    );
+    Ok(Some(match pooler {
+        Some(p) => format!("{instances}; {p}"),
+        None => instances,
+    }))
+}
+
+/// pgBouncer's `config.files`: held as the instances' are (its pods keep what they run, or
+/// none starts), else their contents join its pods' configuration digest, so that a change of
+/// a file rolls them (pgBouncer reads its files only at start).
+async fn pooler(
+    client: &Client,
+    cluster: &PostgresCluster,
+    desired: &mut Objects,
+    existing: &Objects,
+) -> Result<Option<String>, KubeError> {
+    let files = cluster
+        .spec
+        .proxy
+        .as_ref()
+        .and_then(|p| p.pg_bouncer.config.as_ref())
+        .and_then(|c| c.files.as_ref());
+    let Some(files) = files.filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    let name = names::Names::new(cluster.name(), cluster.namespace()).pgbouncer();
+    let field = "spec.proxy.pgBouncer.config.files";
+    let found = projected(client, cluster.namespace(), field, files).await?;
+    if found.problems.is_empty() {
+        for d in desired
+            .deployments
+            .iter_mut()
+            .filter(|d| d.name_any() == name)
+        {
+            let annotations = d
+                .spec
+                .as_mut()
+                .and_then(|s| s.template.metadata.as_mut())
+                .map(|m| m.annotations.get_or_insert_with(Default::default));
+            if let Some(a) = annotations {
+                let mut fingerprint = a.get(names::CONFIG_HASH).cloned().unwrap_or_default();
+                fingerprint.push_str(&found.contents);
+                a.insert(
+                    names::CONFIG_HASH.into(),
+                    names::digest(fingerprint.as_bytes()),
+                );
+            }
+        }
+        return Ok(None);
+    }
+    // Its configuration too: a pod of the running template that restarts reads what it ran.
+    let kept = existing.deployments.iter().find(|e| e.name_any() == name);
+    desired.deployments.retain(|d| d.name_any() != name);
+    desired.deployments.extend(kept.cloned());
+    if let Some(config) = existing.config_maps.iter().find(|e| e.name_any() == name) {
+        desired.config_maps.retain(|d| d.name_any() != name);
+        desired.config_maps.push(config.clone());
+    }
+    Ok(Some(format!(
+        "{}; pgBouncer keeps the pods it runs until it is fixed",
+        found.problems.join("; ")
     )))
+}
+
+/// What the Secrets and ConfigMaps that `files` project hold, or why some cannot be.
+#[derive(Default)]
+struct Projected {
+    problems: Vec<String>,
+    /// Their data, as text, to notice a change.
+    contents: String,
+}
+
+async fn projected(
+    client: &Client,
+    ns: &str,
+    base: &str,
+    files: impl IntoIterator<Item = &VolumeProjection>,
+) -> Result<Projected, KubeError> {
+    let mut out = Projected::default();
+    for (i, file) in files.into_iter().enumerate() {
+        if let Some(s) = &file.secret {
+            let field = format!("{base}[{i}].secret");
+            let found = get::<Secret>(client, ns, &s.name).await?;
+            out.problems.extend(refusal(
+                &field,
+                "Secret",
+                &s.name,
+                s.optional,
+                found.as_ref(),
+            ));
+            if let Some(data) = found.and_then(|f| f.data) {
+                out.contents
+                    .push_str(&serde_json::to_string(&data).unwrap_or_default());
+            }
+        }
+        if let Some(m) = &file.config_map {
+            let field = format!("{base}[{i}].configMap");
+            let found = get::<ConfigMap>(client, ns, &m.name).await?;
+            out.problems.extend(refusal(
+                &field,
+                "ConfigMap",
+                &m.name,
+                m.optional,
+                found.as_ref(),
+            ));
+            if let Some(f) = found {
+                out.contents
+                    .push_str(&serde_json::to_string(&(f.data, f.binary_data)).unwrap_or_default());
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>
@@ -121,7 +215,7 @@ fn refusal<K: Resource>(
         None if optional != Some(true) => Some(format!("{field}: {kind} {name} does not exist")),
         Some(o) if pgdecks(o) => Some(format!(
             "{field}: {kind} {name} is one pgdeck keeps for a cluster, never projected into \
-             the instances"
+             a pod"
         )),
         _ => None,
     }

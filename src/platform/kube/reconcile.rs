@@ -364,14 +364,14 @@ impl Run<'_> {
         conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
         // Whom a standby follows; how far behind is not read across clusters here, and
-        // status says so.
+        // status says precisely why for its source.
         let observed = (cluster.spec.standby.as_ref())
             .filter(|s| standby::reported(Some(s)))
             .map(|spec| standby::Observed {
                 source: standby::source_of(spec),
                 following: self.standby.map(|d| d == standby::Decision::Follow),
                 behind: None,
-                unmeasured: Some(standby::UNMEASURED_ON_KUBE),
+                unmeasured: Some(standby::unmeasured_on_kube(spec, cluster.namespace())),
                 problem: (self.standby == Some(standby::Decision::RefuseDemotion))
                     .then(|| standby::DEMOTION_REFUSED.into()),
             });

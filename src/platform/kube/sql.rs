@@ -3,7 +3,7 @@
 //! pod's DNS name (for Crunchy PGO's clusters: its primary Service's, the name PGO's
 //! certificate carries), as a user whose password the operator keeps in a Secret.
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use kube::{Api, Client};
 
 use super::forward::Forward;
@@ -81,10 +81,7 @@ impl Reach {
     /// `error` from a connection through this forward, with the kubelet's reason when it gave
     /// one (a closed connection alone says little).
     pub fn explain(&self, error: String) -> String {
-        match self.forward.failure() {
-            Some(why) => format!("{error}: the port-forward says: {why}"),
-            None => error,
-        }
+        self.forward.explain(error)
     }
 
     /// The console's connection through this forward.
@@ -162,24 +159,43 @@ pub async fn user(client: &Client, cluster: &PostgresCluster, user: &str) -> Res
 /// spec brings one, else of `<c>-cluster-cert`.
 async fn ca(client: &Client, cluster: &PostgresCluster) -> Result<String, String> {
     let names = Names::new(cluster.name(), cluster.namespace());
-    let (secret, key) = match &cluster.spec.custom_tls_secret {
+    let custom = cluster.spec.custom_tls_secret.as_ref();
+    ca_of(
+        client,
+        cluster,
+        custom,
+        &names.server_cert(),
+        "the cluster's CA",
+    )
+    .await
+}
+
+/// `ca.crt` of a TLS Secret: the spec's `custom` one (by its item mapping), else `generated`.
+pub async fn ca_of(
+    client: &Client,
+    cluster: &PostgresCluster,
+    custom: Option<&SecretProjection>,
+    generated: &str,
+    what: &str,
+) -> Result<String, String> {
+    let (secret, key) = match custom {
         Some(custom) => (
-            custom.name.clone(),
+            custom.name.as_str(),
             custom
                 .items
                 .iter()
                 .flatten()
                 .find(|i| i.path == "ca.crt")
-                .map_or("ca.crt".to_string(), |i| i.key.clone()),
+                .map_or("ca.crt", |i| i.key.as_str()),
         ),
-        None => (names.server_cert(), "ca.crt".to_string()),
+        None => (generated, "ca.crt"),
     };
-    field(client, cluster, &secret, &key, "the cluster's CA").await
+    field(client, cluster, secret, key, what).await
 }
 
 /// One key of a Secret in the cluster's namespace, as text; the error names both and says
 /// what was looked for.
-async fn field(
+pub async fn field(
     client: &Client,
     cluster: &PostgresCluster,
     secret: &str,

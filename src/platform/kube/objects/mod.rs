@@ -39,6 +39,7 @@ use crate::api::cluster::Metadata;
 pub use self::backups::ManualBackup;
 pub use self::init_sql::InitSql;
 pub use self::instances::Instance;
+pub use self::pgbouncer::port as pgbouncer_port;
 pub use self::restore::{
     CONFIG_FILE as RESTORE_CONFIG_FILE, KEPT_VOLUME, RestoreFrom, kept_path,
     problem as restore_problem,

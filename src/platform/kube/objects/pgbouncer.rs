@@ -25,7 +25,13 @@ use crate::platform::kube::names;
 
 /// Where the configuration, the authentication file and the certificate are in the pod.
 pub const CONFIG_DIR: &str = "/etc/pgbouncer";
+/// The ConfigMap's key with pgdeck's `pgbouncer.ini`, projected as [`OWN_INI`] (PGO's names).
 pub const INI: &str = "pgbouncer.ini";
+/// pgdeck's configuration file in the pod: what pgBouncer starts with.
+const OWN_INI: &str = "~postgres-operator.ini";
+/// The ConfigMap's key with an empty file, projected as `pgbouncer.ini` before the spec's
+/// `config.files` so that the `%include` of it always finds a file; theirs may replace it.
+const EMPTY: &str = "pgbouncer-empty";
 /// The Secret's key (and file) with the pooler user's password, for pgBouncer's `auth_user`.
 pub const USERS_FILE: &str = "users.txt";
 /// The directory of its certificate for clients (`tls.crt`, `tls.key`, `ca.crt`).
@@ -67,6 +73,9 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         primary_host: ctx.names.service_host(&ctx.names.primary()),
         primary_port: ctx.cluster.port() as u16,
         admin_users: None,
+        // Its login, in the authentication file, reads the pools (the console's `SHOW POOLS`).
+        stats_user: Some(pgbouncer::POOLER_USER.into()),
+        include: Some(file(INI)),
     };
     let ini = pgbouncer::render(ctx.cluster, &at);
     let labels = ctx.labels_with(&[(names::COMPONENT, names::PGBOUNCER)]);
@@ -95,7 +104,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         readiness_probe: Some(pods::tcp_probe(port)),
         liveness_probe: Some(pods::tcp_probe(port)),
         resources: spec.resources.clone(),
-        ..pods::container(ctx, "pgbouncer", vec!["pgbouncer".into(), file(INI)])
+        ..pods::container(ctx, "pgbouncer", vec!["pgbouncer".into(), file(OWN_INI)])
     };
     if let Some(image) = &spec.image {
         container.image = Some(image.clone());
@@ -131,24 +140,35 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
             secret(custom.name.clone(), vec![item(key, SERVER_CA)])
         }
     };
+    let config_map = |key: &str, path: &str| VolumeProjection {
+        config_map: Some(ConfigMapProjection {
+            name: name.clone(),
+            items: Some(vec![item(key, path)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // As PGO: the empty `pgbouncer.ini`, the spec's files (a `pgbouncer.ini` of theirs
+    // replaces it), then pgdeck's own files, last so that no file of theirs replaces one.
+    let mut sources = vec![config_map(EMPTY, INI)];
+    sources.extend(
+        spec.config
+            .iter()
+            .flat_map(|c| c.files.iter().flatten().cloned()),
+    );
+    sources.extend([
+        config_map(INI, OWN_INI),
+        secret(name.clone(), vec![item(USERS_FILE, USERS_FILE)]),
+        // Its certificate for clients: the spec's, or the one pgdeck issues.
+        instances::tls_projection(spec.custom_tls_secret.as_ref(), name.clone(), FRONTEND),
+        server_ca,
+    ]);
     let volume = Volume {
         name: "pgbouncer-config".into(),
         projected: Some(ProjectedVolumeSource {
             // Readable by the pod's group only (fsGroup): the key and the pooler's password.
             default_mode: Some(0o440),
-            sources: Some(vec![
-                VolumeProjection {
-                    config_map: Some(ConfigMapProjection {
-                        name: name.clone(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                secret(name.clone(), vec![item(USERS_FILE, USERS_FILE)]),
-                // Its certificate for clients: the spec's, or the one pgdeck issues.
-                instances::tls_projection(spec.custom_tls_secret.as_ref(), name.clone(), FRONTEND),
-                server_ca,
-            ]),
+            sources: Some(sources),
         }),
         ..Default::default()
     };
@@ -215,7 +235,10 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
     Some(Parts {
         config: ConfigMap {
             metadata: ctx.meta(name, labels),
-            data: Some(BTreeMap::from([(INI.to_string(), ini)])),
+            data: Some(BTreeMap::from([
+                (INI.to_string(), ini),
+                (EMPTY.to_string(), String::new()),
+            ])),
             ..Default::default()
         },
         deployment,

@@ -217,13 +217,16 @@ pub fn consoles(dir: &ClusterDir, account: &Account) -> Vec<Console> {
 pub async fn pools(
     dir: &ClusterDir,
     account: &Account,
-) -> Result<Vec<crate::observe::pgbouncer::Pool>, String> {
+) -> Result<crate::observe::pgbouncer::Pools, String> {
     let console = consoles(dir, account)
         .into_iter()
         .next()
         .ok_or("no pgBouncer runs")?;
     let rows = console.run("SHOW POOLS", Duration::from_secs(2)).await?;
-    Ok(crate::observe::pgbouncer::pools(&rows))
+    Ok(crate::observe::pgbouncer::Pools {
+        from: None,
+        pools: crate::observe::pgbouncer::pools(&rows),
+    })
 }
 
 /// Record a pause before it is sent, so that a reconciler that dies after sending it resumes
@@ -428,6 +431,8 @@ impl Poolers<'_> {
                 primary_host: "127.0.0.1".into(),
                 primary_port,
                 admin_users: Some(ADMIN_USER.into()),
+                stats_user: None,
+                include: None,
             };
             let text = pgbouncer::render(self.cluster, &at);
             changed |=
