@@ -6,7 +6,7 @@
 //! connections and commits; `pgdeck psql` and the console's `p` (in tmux) run the real psql
 //! through the forward, the server checked against the cluster's CA.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
