@@ -5,7 +5,7 @@
 //! cluster converges. Bounded for CI; the benchmark `failover` repeats the outages and times
 //! them.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

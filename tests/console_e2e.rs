@@ -1,7 +1,7 @@
 //! The console as a person uses it: the real binary in tmux against a real local cluster,
 //! typing with `send-keys` and reading the screen with `capture-pane`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

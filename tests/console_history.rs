@@ -1,7 +1,7 @@
 //! The console's History and Settings tabs as a person uses them: the real binary in tmux
 //! against a real local cluster.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! made from, recorded as Events naming who asked), and the real binary in tmux reaching the
 //! API server over HTTP through a kubeconfig.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Day-2 operations on the local platform, with real processes: rolling changes, volume sizes,
 //! scheduled backups, and point-in-time restores into new clusters.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

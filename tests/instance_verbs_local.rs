@@ -1,7 +1,7 @@
 //! Restart, reload, pause/resume, stop/start and reinit on the local platform, against a real
 //! cluster (etcd, Patroni, PostgreSQL): from the console in tmux, and through the CLI.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! process), and drives the CLI as a DBA would: apply --wait, get, status, uri, a query through
 //! pgBouncer, switchover, scale, self-healing of a deleted Service, delete.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};

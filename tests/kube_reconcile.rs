@@ -3,7 +3,7 @@
 //! changed, delete semantics, switchover and dynamic configuration through Patroni's REST API
 //! behind the pod proxy, leader election, and the ClusterRole against every call made.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

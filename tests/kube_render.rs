@@ -2,7 +2,7 @@
 //! strict validation against the upstream Kubernetes 1.32 schemas (`kubernetes-validate`), as do
 //! the CRD and the operator's install (`kubectl kustomize operator/`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

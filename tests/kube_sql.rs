@@ -9,7 +9,7 @@
 //! PGO's certificate carries (its primary Service's). The Connection tab reads a real
 //! pgBouncer's pools through a forward to its pod.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

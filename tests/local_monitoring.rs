@@ -2,7 +2,7 @@
 //! prometheus-postgres-exporter per instance reporting its PostgreSQL through the monitoring
 //! role, custom queries from a ConfigMap, restarted when it dies, gone with the field.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! failing them, and after a failover; a pgBouncer that dies comes back; removing the field
 //! removes it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

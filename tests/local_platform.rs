@@ -1,6 +1,6 @@
 //! The local platform with real etcd, Patroni, PostgreSQL and pgBackRest processes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

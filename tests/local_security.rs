@@ -2,7 +2,7 @@
 //! tenant (the database account, which any SQL superuser can run programs as) who plants links
 //! and forged records where pgdeck, as root, works. Real etcd, Patroni and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

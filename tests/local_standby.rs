@@ -3,7 +3,7 @@
 //! rows (across the source's switchover), outlives its deletion, and takes writes once promoted;
 //! it streams through a slot its source keeps for it until it is deleted.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! instance, each instance's copy in its own directory, through base backups, replay and a
 //! switchover.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! TLS, and a CA key the database account cannot read; the DBA's own certificates
 //! (`customTLSSecret`, `customReplicationTLSSecret`) checked, served and rolled.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

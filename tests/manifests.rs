@@ -1,7 +1,7 @@
 //! Manifests: the examples load and round-trip, bad ones are refused naming the field, and the
 //! CRD matches the types, is structural, and its CEL rules hold.
 
-mod common;
+use crate::common;
 
 use common::{pgdeck, read, repo_root, yaml_files};
 use pgdeck::api::{API_VERSION, PostgresCluster, READ_API_VERSIONS, crd, manifest, validate};

@@ -1,7 +1,7 @@
 //! psql on a real local cluster: `pgdeck psql` from the command line, and `p` in the console
 //! (tmux), which steps out of the terminal to psql and comes back intact.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

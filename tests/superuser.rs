@@ -2,7 +2,7 @@
 //! real processes: it gets a password of its own, and HA keeps working, because Patroni and
 //! pgdeck reach the superuser through the socket by peer authentication, never by password.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,19 +3,48 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pgdeck::platform::local::home::InstanceDir;
 
-/// Real clusters are heavy on a two-core machine: tests that run them take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Real clusters are heavy on a two-core machine: at most `PGDECK_TEST_HOMES` (2 unless set)
+/// tests of a test binary run them at once; the others wait their turn.
+static HOMES: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A place among the homes allowed at once, given back when the home is dropped.
+struct Turn;
+
+impl Turn {
+    fn take() -> Turn {
+        let most = std::env::var("PGDECK_TEST_HOMES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2usize)
+            .max(1);
+        let (count, freed) = &HOMES;
+        let mut taken = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken >= most {
+            taken = freed.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+        *taken += 1;
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let (count, freed) = &HOMES;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
 
 pub struct LocalHome {
     path: PathBuf,
-    _turn: MutexGuard<'static, ()>,
+    _turn: Turn,
 }
 
 impl LocalHome {
@@ -25,7 +54,7 @@ impl LocalHome {
 
     /// A home whose directory name starts with `prefix` (a benchmark's, apart from tests').
     pub fn named(prefix: &str) -> LocalHome {
-        let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = Turn::take();
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in("/tmp")

@@ -1,5 +1,5 @@
 //! Shared by the integration tests.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)] // each benchmark uses its own subset
 
 use std::path::{Path, PathBuf};
 
