@@ -1,5 +1,5 @@
 //! What the instances mount that the DBA names: claims (`volumes.additional`) and the
-//! Secrets and ConfigMaps of `spec.config.files`. A tenant who may edit a PostgresCluster but
+//! Secrets and ConfigMaps of `spec.config.files` and of a cloud data source's configuration. A tenant who may edit a PostgresCluster but
 //! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
 //! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
 //! reads any file under `/etc/postgres`); and a claim, Secret or ConfigMap that does not exist
@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, VolumeProjection};
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 
@@ -22,6 +22,7 @@ pub async fn hold(
     cluster: &PostgresCluster,
     desired: &mut Objects,
     existing: &Objects,
+    bootstrapped: bool,
 ) -> Result<Option<String>, KubeError> {
     let ns = cluster.namespace();
     let claims: BTreeSet<&str> = cluster
@@ -50,30 +51,24 @@ pub async fn hold(
         }
     }
     let files = cluster.spec.config.as_ref().and_then(|c| c.files.as_ref());
-    for (i, file) in files.into_iter().flatten().enumerate() {
-        if let Some(s) = &file.secret {
-            let field = format!("spec.config.files[{i}].secret");
-            let found = get::<Secret>(client, ns, &s.name).await?;
-            problems.extend(refusal(
-                &field,
-                "Secret",
-                &s.name,
-                s.optional,
-                found.as_ref(),
-            ));
-        }
-        if let Some(m) = &file.config_map {
-            let field = format!("spec.config.files[{i}].configMap");
-            let found = get::<ConfigMap>(client, ns, &m.name).await?;
-            problems.extend(refusal(
-                &field,
-                "ConfigMap",
-                &m.name,
-                m.optional,
-                found.as_ref(),
-            ));
-        }
-    }
+    problems.extend(projections(client, ns, "spec.config.files", files, false).await?);
+    // A cloud data source's files are read by the bootstrap only: once it is done they may go.
+    let source_files = cluster
+        .spec
+        .data_source
+        .as_ref()
+        .and_then(|d| d.pgbackrest.as_ref())
+        .and_then(|p| p.configuration.as_ref());
+    problems.extend(
+        projections(
+            client,
+            ns,
+            "spec.dataSource.pgbackrest.configuration",
+            source_files,
+            bootstrapped,
+        )
+        .await?,
+    );
     if problems.is_empty() {
         return Ok(None);
     }
@@ -94,6 +89,42 @@ pub async fn hold(
         "{}; the instances keep the pods they run until it is fixed",
         problems.join("; ")
     )))
+}
+
+/// Why the Secrets and ConfigMaps `files` (the field `field`) project cannot be mounted;
+/// with `may_miss`, only for being pgdeck's.
+async fn projections(
+    client: &Client,
+    ns: &str,
+    field: &str,
+    files: Option<&Vec<VolumeProjection>>,
+    may_miss: bool,
+) -> Result<Vec<String>, KubeError> {
+    let mut problems = Vec::new();
+    let optional = |o: Option<bool>| if may_miss { Some(true) } else { o };
+    for (i, file) in files.into_iter().flatten().enumerate() {
+        if let Some(s) = &file.secret {
+            let found = get::<Secret>(client, ns, &s.name).await?;
+            problems.extend(refusal(
+                &format!("{field}[{i}].secret"),
+                "Secret",
+                &s.name,
+                optional(s.optional),
+                found.as_ref(),
+            ));
+        }
+        if let Some(m) = &file.config_map {
+            let found = get::<ConfigMap>(client, ns, &m.name).await?;
+            problems.extend(refusal(
+                &format!("{field}[{i}].configMap"),
+                "ConfigMap",
+                &m.name,
+                optional(m.optional),
+                found.as_ref(),
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>
