@@ -67,7 +67,7 @@ fn source<'a>(ctx: &Ctx<'a>) -> Option<Source<'a>> {
         src.cluster_name.as_ref()?;
         return Some(Source::Cluster(src));
     }
-    data.pgbackrest.as_ref().map(Source::Cloud)
+    data.pgbackrest.as_deref().map(Source::Cloud)
 }
 
 fn source_names<'a>(ctx: &Ctx<'a>, src: &'a PostgresClusterDataSource) -> Names<'a> {
