@@ -496,17 +496,18 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         files[0].secret.as_mut().unwrap().name = ours.into();
     })
     .await;
-    h.reconcile(NS, "directory").await.unwrap();
-    let (state, message) = degraded(&status(h, "directory").await);
-    assert!(
-        state == "True"
-            && message.contains(&format!(
-                "spec.config.files[0].secret: Secret {ours} is one pgdeck keeps"
-            )),
-        "{message}"
-    );
+    let held = format!("spec.config.files[0].secret: Secret {ours} is one pgdeck keeps");
+    holds_its_pods(h, "directory", &instance, &before, &held).await;
+}
+
+/// After the next pass `cluster` is Degraded saying `why`, and `instance` keeps the pod
+/// template `before`.
+async fn holds_its_pods(h: &Harness, cluster: &str, instance: &str, before: &Value, why: &str) {
+    h.reconcile(NS, cluster).await.unwrap();
+    let (state, message) = degraded(&status(h, cluster).await);
+    assert!(state == "True" && message.contains(why), "{message}");
     assert_eq!(
-        template_of(h, &instance).await,
+        &template_of(h, instance).await,
         before,
         "the instance keeps its pod"
     );
@@ -2071,20 +2072,10 @@ async fn cloud_sources_restore_with_their_own_credentials(h: &Harness) {
             .name = ours.clone();
     })
     .await;
-    h.reconcile(NS, "rhino").await.unwrap();
-    let (state, message) = degraded(&status(h, "rhino").await);
-    assert!(
-        state == "True"
-            && message.contains(&format!(
-                "spec.dataSource.pgbackrest.configuration[0].secret: Secret {ours} is one pgdeck keeps"
-            )),
-        "{message}"
+    let held = format!(
+        "spec.dataSource.pgbackrest.configuration[0].secret: Secret {ours} is one pgdeck keeps"
     );
-    assert_eq!(
-        template_of(h, &instance).await,
-        before,
-        "the instance keeps its pod"
-    );
+    holds_its_pods(h, "rhino", &instance, &before, &held).await;
 }
 
 /// `spec.proxy.pgBouncer` (assets/examples/pgbouncer.yaml): PGO's `<c>-pgbouncer` Deployment,

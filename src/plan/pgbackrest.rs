@@ -422,26 +422,19 @@ mod tests {
         }
         let source = dir.path().join("source");
         let used = |option| restore_would_use(dir.path(), source.to_str(), option);
-        assert!(
-            used("repo-s3-bucket").contains("current: old-backups"),
-            "{}",
-            used("repo-s3-bucket")
-        );
-        assert!(
-            used("repo-path").contains("current: /from-global"),
-            "{}",
-            used("repo-path")
-        );
-        assert!(
-            used("pg-path").contains("current: /d"),
-            "the stanza's section: {}",
-            used("pg-path")
-        );
-        assert!(
-            used("repo-s3-key").contains("current: <redacted>"),
-            "{}",
-            used("repo-s3-key")
-        );
+        for (option, value) in [
+            ("repo-s3-bucket", "old-backups"),
+            ("repo-path", "/from-global"),
+            // The stanza's own section.
+            ("pg-path", "/d"),
+            ("repo-s3-key", "<redacted>"),
+        ] {
+            let said = used(option);
+            assert!(
+                said.contains(&format!("current: {value}")),
+                "{option}: {said}"
+            );
+        }
         // Without its own include path the restore would read the cluster's files too.
         let mixed = restore_would_use(dir.path(), None, "repo-s3-bucket");
         assert!(mixed.contains("cannot be set multiple times"), "{mixed}");
