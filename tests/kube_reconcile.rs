@@ -1690,13 +1690,11 @@ spec:
     )
 }
 
-async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
-    h.create(&example("ha.yaml")).await;
-    settle(h, "hippo").await;
-    h.create(&clone_of("hippo", None)).await;
-    h.reconcile(NS, "elephant").await.unwrap();
-
-    let instance = instances(h, "elephant").await.pop_first().unwrap();
+/// The files of `instance`'s ConfigMap, and Patroni's `bootstrap` section among them.
+async fn bootstrap_of(
+    h: &Harness,
+    instance: &str,
+) -> (std::collections::BTreeMap<String, String>, Value) {
     let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
     let files = configs
         .get(&format!("{instance}-config"))
@@ -1705,7 +1703,17 @@ async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
         .data
         .unwrap();
     let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
-    let bootstrap = &patroni["bootstrap"];
+    (files, patroni["bootstrap"].clone())
+}
+
+async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    h.create(&clone_of("hippo", None)).await;
+    h.reconcile(NS, "elephant").await.unwrap();
+
+    let instance = instances(h, "elephant").await.pop_first().unwrap();
+    let (files, bootstrap) = bootstrap_of(h, &instance).await;
     assert_eq!(bootstrap["method"], "pgbackrest_restore");
     assert_eq!(
         bootstrap["pgbackrest_restore"]["command"],
@@ -1981,15 +1989,7 @@ async fn cloud_sources_restore_with_their_own_credentials(h: &Harness) {
         .unwrap();
     h.reconcile(NS, "rhino").await.unwrap();
     let instance = instances(h, "rhino").await.pop_first().unwrap();
-    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
-    let files = configs
-        .get(&format!("{instance}-config"))
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
-    let bootstrap = &patroni["bootstrap"];
+    let (files, bootstrap) = bootstrap_of(h, &instance).await;
     assert_eq!(bootstrap["method"], "pgbackrest_restore");
     let reader = "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf \
          --config-include-path=/etc/pgbackrest-source-conf.d --stanza=hippo-old --repo=1";

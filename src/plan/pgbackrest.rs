@@ -326,7 +326,7 @@ mod tests {
             spool_path: "/s".into(),
             pg: vec![PgAt {
                 path: "/d".into(),
-                port: 5432,
+                port: 20001,
                 socket: "/sock".into(),
                 host: None,
             }],
@@ -486,17 +486,7 @@ mod tests {
         let c = manifest::parse(&text).unwrap();
         let layout = Layout {
             repo_paths: [("repo1".to_string(), "/r/repo1".to_string())].into(),
-            repo_host: None,
-            log_path: "/l".into(),
-            lock_path: "/k".into(),
-            spool_path: "/s".into(),
-            pg: vec![PgAt {
-                path: "/d".into(),
-                port: 20001,
-                socket: "/sock".into(),
-                host: None,
-            }],
-            tls_server: None,
+            ..layout()
         };
         let conf = render(&c, &layout);
         assert!(conf.contains("repo1-path=/r/repo1\n"), "{conf}");
