@@ -15,7 +15,7 @@ use super::backups::Repo;
 pub struct DataSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_cluster: Option<PostgresClusterDataSource>,
-    /// Boxed, as it is large and rarely set: every PostgresCluster carries the field.
+    // Boxed, as it is large and rarely set: every PostgresCluster carries the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgbackrest: Option<Box<PgBackRestDataSource>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
