@@ -6,6 +6,8 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use common::kube::{Call, Harness, Permission};
@@ -487,17 +489,18 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         files[0].secret.as_mut().unwrap().name = ours.into();
     })
     .await;
-    h.reconcile(NS, "directory").await.unwrap();
-    let (state, message) = degraded(&status(h, "directory").await);
-    assert!(
-        state == "True"
-            && message.contains(&format!(
-                "spec.config.files[0].secret: Secret {ours} is one pgdeck keeps"
-            )),
-        "{message}"
-    );
+    let held = format!("spec.config.files[0].secret: Secret {ours} is one pgdeck keeps");
+    holds_its_pods(h, "directory", &instance, &before, &held).await;
+}
+
+/// After the next pass `cluster` is Degraded saying `why`, and `instance` keeps the pod
+/// template `before`.
+async fn holds_its_pods(h: &Harness, cluster: &str, instance: &str, before: &Value, why: &str) {
+    h.reconcile(NS, cluster).await.unwrap();
+    let (state, message) = degraded(&status(h, cluster).await);
+    assert!(state == "True" && message.contains(why), "{message}");
     assert_eq!(
-        template_of(h, &instance).await,
+        &template_of(h, instance).await,
         before,
         "the instance keeps its pod"
     );
@@ -1789,13 +1792,11 @@ spec:
     )
 }
 
-async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
-    h.create(&example("ha.yaml")).await;
-    settle(h, "hippo").await;
-    h.create(&clone_of("hippo", None)).await;
-    h.reconcile(NS, "elephant").await.unwrap();
-
-    let instance = instances(h, "elephant").await.pop_first().unwrap();
+/// The files of `instance`'s ConfigMap, and Patroni's `bootstrap` section among them.
+async fn bootstrap_of(
+    h: &Harness,
+    instance: &str,
+) -> (std::collections::BTreeMap<String, String>, Value) {
     let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
     let files = configs
         .get(&format!("{instance}-config"))
@@ -1804,7 +1805,17 @@ async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
         .data
         .unwrap();
     let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
-    let bootstrap = &patroni["bootstrap"];
+    (files, patroni["bootstrap"].clone())
+}
+
+async fn clones_restore_from_the_sources_repository_host(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    h.create(&clone_of("hippo", None)).await;
+    h.reconcile(NS, "elephant").await.unwrap();
+
+    let instance = instances(h, "elephant").await.pop_first().unwrap();
+    let (files, bootstrap) = bootstrap_of(h, &instance).await;
     assert_eq!(bootstrap["method"], "pgbackrest_restore");
     assert_eq!(
         bootstrap["pgbackrest_restore"]["command"],
@@ -2020,6 +2031,153 @@ async fn clone_without_a_source_starts_nothing(h: &Harness) {
     ] {
         assert!(degraded.message.contains(what), "{}", degraded.message);
     }
+}
+
+/// PGO's cloud-based data source: a bucket no cluster here owns, its credentials in a Secret.
+const FROM_THE_CLOUD: &str = "apiVersion: postgres-operator.crunchydata.com/v1
+kind: PostgresCluster
+metadata: {name: rhino, namespace: db}
+spec:
+  postgresVersion: 15
+  dataSource:
+    pgbackrest:
+      stanza: hippo-old
+      configuration: [{secret: {name: old-s3-creds}}]
+      global: {repo1-path: /pgbackrest/postgres-operator/hippo/repo1}
+      repo: {name: repo1, s3: {bucket: old-backups, endpoint: s3.example.com, region: eu-1}}
+      options: [--type=time, '--target=2026-11-21 10:00:00+00']
+  instances:
+    - name: instance1
+      replicas: 2
+      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  backups:
+    pgbackrest:
+      configuration: [{secret: {name: rhino-s3-creds}}]
+      repos: [{name: repo1, s3: {bucket: new-backups, endpoint: s3.example.com, region: eu-1}}]
+";
+
+/// A cluster from a cloud repository bootstraps with `pgbackrest restore` from that bucket,
+/// under its stanza, with the data source's files and not the cluster's own. No instance starts
+/// before those credentials exist (it would fail, or start empty); once bootstrapped, they may
+/// go. A Secret pgdeck keeps for a cluster is never projected.
+async fn cloud_sources_restore_with_their_own_credentials(h: &Harness) {
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let creds = |name: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": {"s3.conf": "[global]\nrepo1-s3-key=k\nrepo1-s3-key-secret=s\n"}
+        }))
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &creds("rhino-s3-creds"))
+        .await
+        .unwrap();
+    h.create(FROM_THE_CLOUD).await;
+    h.reconcile(NS, "rhino").await.unwrap();
+    assert!(instances(h, "rhino").await.is_empty(), "nothing starts");
+    let (state, message) = degraded(&status(h, "rhino").await);
+    assert!(
+        state == "True"
+            && message.contains(
+                "spec.dataSource.pgbackrest.configuration[0].secret: Secret old-s3-creds does not exist"
+            ),
+        "{message}"
+    );
+
+    secrets
+        .create(&PostParams::default(), &creds("old-s3-creds"))
+        .await
+        .unwrap();
+    h.reconcile(NS, "rhino").await.unwrap();
+    let instance = instances(h, "rhino").await.pop_first().unwrap();
+    let (files, bootstrap) = bootstrap_of(h, &instance).await;
+    assert_eq!(bootstrap["method"], "pgbackrest_restore");
+    let reader = "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf \
+         --config-include-path=/etc/pgbackrest-source-conf.d --stanza=hippo-old --repo=1";
+    assert_eq!(
+        bootstrap["pgbackrest_restore"]["command"],
+        format!(
+            "{reader} --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote \
+             '--recovery-option=restore_command={reader} archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
+        )
+    );
+    let restore = &files["pgbackrest-restore.conf"];
+    for line in [
+        "repo1-type=s3\n",
+        "repo1-s3-bucket=old-backups\n",
+        "repo1-path=/pgbackrest/postgres-operator/hippo/repo1\n",
+        "\n[hippo-old]\npg1-path=/pgdata/pg15\n",
+    ] {
+        assert!(restore.contains(line), "{line:?} in {restore}");
+    }
+    assert!(!restore.contains("new-backups"), "{restore}");
+    let pod: k8s_openapi::api::core::v1::PodSpec =
+        serde_json::from_value(template_of(h, &instance).await["spec"].clone()).unwrap();
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "pgbackrest-source")
+        .unwrap();
+    let secret = volume.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+        .secret
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.optional),
+        ("old-s3-creds", Some(true))
+    );
+    let mounted_at = |c: &k8s_openapi::api::core::v1::Container| {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.name == "pgbackrest-source")
+            .map(|m| m.mount_path.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        mounted_at(&pod.containers[0]),
+        ["/etc/pgbackrest-source-conf.d"]
+    );
+    assert!(pod.containers[1..].iter().all(|c| mounted_at(c).is_empty()));
+
+    settle(h, "rhino").await;
+    assert_eq!(instances(h, "rhino").await.len(), 2);
+    assert_eq!(degraded(&status(h, "rhino").await).0, "False");
+    let before = template_of(h, &instance).await;
+    // Bootstrapped: the old bucket's credentials may go.
+    secrets
+        .delete("old-s3-creds", &Default::default())
+        .await
+        .unwrap();
+    settle(h, "rhino").await;
+    assert_eq!(degraded(&status(h, "rhino").await).0, "False");
+    assert_eq!(template_of(h, &instance).await, before);
+
+    // A Secret pgdeck keeps for a cluster (here its own superuser's) is never projected.
+    let ours = names::Names::new("rhino", NS).superuser();
+    assert!(secrets.get(&ours).await.is_ok(), "{ours} exists");
+    h.edit(NS, "rhino", |c| {
+        let src = c
+            .spec
+            .data_source
+            .as_mut()
+            .unwrap()
+            .pgbackrest
+            .as_mut()
+            .unwrap();
+        src.configuration.as_mut().unwrap()[0]
+            .secret
+            .as_mut()
+            .unwrap()
+            .name = ours.clone();
+    })
+    .await;
+    let held = format!(
+        "spec.dataSource.pgbackrest.configuration[0].secret: Secret {ours} is one pgdeck keeps"
+    );
+    holds_its_pods(h, "rhino", &instance, &before, &held).await;
 }
 
 /// `spec.proxy.pgBouncer` (assets/examples/pgbouncer.yaml): PGO's `<c>-pgbouncer` Deployment,
@@ -2915,6 +3073,11 @@ async fn a_clone_of_a_deleted_cluster_restores_from_its_kept_repository() {
 }
 
 #[tokio::test]
+async fn a_cluster_from_a_cloud_repository_restores_with_the_sources_own_credentials() {
+    cloud_sources_restore_with_their_own_credentials(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn a_clone_without_source_or_kept_repository_starts_nothing() {
     clone_without_a_source_starts_nothing(&Harness::new().await).await;
 }
@@ -3013,13 +3176,18 @@ async fn logs_are_json_lines_naming_the_cluster() {
 #[tokio::test]
 async fn cluster_role_grants_exactly_what_is_used() {
     let mut used: BTreeSet<Permission> = BTreeSet::new();
-    // Each scenario boxed: one future holding them all would overflow the test's stack.
+    // Each scenario made and boxed in a function of its own: made in this one, every
+    // scenario's future would take room in its frame, and together overflow the test's stack.
+    type Scenario = for<'a> fn(&'a Harness) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
     macro_rules! run {
-        ($($scenario:ident),*) => {$(
-            let h = Harness::new().await;
-            Box::pin($scenario(&h)).await;
-            used.extend(h.calls().iter().flat_map(|c| c.permissions()));
-        )*};
+        ($($scenario:ident),*) => {
+            let scenarios: &[Scenario] = &[$(|h| Box::pin($scenario(h))),*];
+            for scenario in scenarios {
+                let h = Harness::new().await;
+                scenario(&h).await;
+                used.extend(h.calls().iter().flat_map(|c| c.permissions()));
+            }
+        };
     }
     run!(
         create_makes_every_object,
@@ -3047,7 +3215,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         init_sql_runs_once_in_a_job,
         pgbouncer_objects_follow_the_spec,
         additional_volumes_mount_only_foreign_claims,
-        config_files_project_only_foreign_objects
+        config_files_project_only_foreign_objects,
+        cloud_sources_restore_with_their_own_credentials
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

@@ -904,12 +904,27 @@ fn an_init_sql_job_passes_the_kubernetes_schemas() {
     job_passes_the_schemas(inputs, |n| n == "hippo-init-sql-01234567");
 }
 
+/// Renders `manifest`, checks every object against the Kubernetes schemas, and returns them.
+fn rendered_and_valid(manifest: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    let out = pgdeck().args(["render", "-f"]).arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rendered = dir.path().join("rendered.yaml");
+    std::fs::write(&rendered, &text).unwrap();
+    validate(&rendered, documents(&text).len());
+    documents(&text)
+}
+
 #[test]
 fn a_clone_passes_the_kubernetes_schemas() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("clone.yaml");
-    std::fs::write(
-        &manifest,
+    let docs = rendered_and_valid(
         "apiVersion: pgdeck.dev/v1beta1
 kind: PostgresCluster
 metadata: {name: elephant}
@@ -920,23 +935,57 @@ spec:
   instances:
     - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 ",
-    )
-    .unwrap();
-    let out = pgdeck()
-        .args(["render", "-f"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("pgbackrest-restore.conf"), "{text}");
-    let rendered = dir.path().join("rendered.yaml");
-    std::fs::write(&rendered, &text).unwrap();
-    validate(&rendered, documents(&text).len());
+    assert!(
+        docs.iter()
+            .any(|d| d["data"]["pgbackrest-restore.conf"].is_string()),
+        "{docs:?}"
+    );
+}
+
+/// A cloud data source without configuration files (credentials from the node's role, say)
+/// reads an empty directory, never the cluster's own files.
+#[test]
+fn a_cloud_source_without_files_passes_the_kubernetes_schemas() {
+    let docs = rendered_and_valid(
+        "apiVersion: postgres-operator.crunchydata.com/v1beta1
+kind: PostgresCluster
+metadata: {name: rhino}
+spec:
+  postgresVersion: 15
+  dataSource:
+    pgbackrest:
+      global: {repo1-s3-key-type: auto}
+      repo: {name: repo1, s3: {bucket: old, endpoint: s3.example.com, region: eu-1}}
+  instances:
+    - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+",
+    );
+    let set = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .expect("an instance");
+    let pod = &set["spec"]["template"]["spec"];
+    let volumes = pod["volumes"].as_sequence().unwrap();
+    let source = volumes
+        .iter()
+        .find(|v| v["name"] == "pgbackrest-source")
+        .unwrap();
+    assert!(source["emptyDir"].is_mapping(), "{source:?}");
+    let mounts = pod["containers"][0]["volumeMounts"].as_sequence().unwrap();
+    assert!(
+        mounts.iter().any(|m| m["name"] == "pgbackrest-source"
+            && m["mountPath"] == "/etc/pgbackrest-source-conf.d")
+    );
+    let conf = docs
+        .iter()
+        .find_map(|d| d["data"]["pgbackrest-restore.conf"].as_str())
+        .unwrap();
+    assert!(conf.contains("repo1-s3-key-type=auto\n"), "{conf}");
+    assert!(
+        conf.contains("repo1-path=/pgbackrest/repo1\n"),
+        "PGO's default: {conf}"
+    );
 }
 
 /// A throwaway PostgreSQL run as the postgres account: socket in `dir`, TCP on `port` with

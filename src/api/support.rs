@@ -110,6 +110,10 @@ const NO_SIDECARS: Support =
 const NO_CLAIMS: Support = Refused(
     "additional volumes are existing PersistentVolumeClaims, which the local platform has not",
 );
+const NO_CLAIMS_TO_ADOPT: Support = Refused(
+    "the local platform has no PersistentVolumeClaims: a cluster's volumes are directories of \
+     the pgdeck home",
+);
 const NO_CLOUD: Support = Refused(
     "only volume repositories (a directory of the pgdeck home) are implemented on the local \
      platform",
@@ -134,6 +138,10 @@ const LOCAL_QUERIES: Support =
 const LOCAL_RESTORE: Support = Refused(
     "the restore runs in the first instance on this machine, with that instance's resources",
 );
+const LOCAL_CLOUD_SOURCE: Support = Refused(
+    "only volume repositories are implemented on the local platform: restore from a cluster of \
+     this home with spec.dataSource.postgresCluster",
+);
 const LOCAL_STANDBY_PORT: Support = Refused(
     "the source is a cluster of this home (spec.standby.host), followed wherever its leader \
      listens",
@@ -157,6 +165,15 @@ const KUBE_CLOUD: Support =
 const KUBE_RESTORE: Support = Refused(
     "the restore runs in the first instance's pod, not in a Job: it has the instance set's \
      resources and placement",
+);
+const KUBE_SOURCE_VOLUME: Support = Refused(
+    "a repository on a volume is a cluster's: restore from it with spec.dataSource.postgresCluster",
+);
+const KUBE_SOURCE_SCHEDULES: Support =
+    Refused("a data source is only read: schedule backups in spec.backups.pgbackrest.repos");
+const KUBE_ADOPT: Support = Refused(
+    "adopting existing volumes is not implemented yet: restore from their backups with \
+     spec.dataSource.pgbackrest or spec.dataSource.postgresCluster",
 );
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
@@ -429,6 +446,94 @@ pub const FIELDS: &[Field] = &[
         LOCAL_RESTORE,
         KUBE_RESTORE,
     ),
+    field("spec.dataSource.pgbackrest", LOCAL_CLOUD_SOURCE, Works),
+    field(
+        "spec.dataSource.pgbackrest.stanza",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    opaque(
+        "spec.dataSource.pgbackrest.configuration",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    opaque(
+        "spec.dataSource.pgbackrest.global",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    field("spec.dataSource.pgbackrest.repo", LOCAL_CLOUD_SOURCE, Works),
+    field(
+        "spec.dataSource.pgbackrest.repo.name",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.volume",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_SOURCE_VOLUME,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.s3",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.s3.bucket",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.s3.endpoint",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.s3.region",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.gcs",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_CLOUD,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.azure",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_CLOUD,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.schedules",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_SOURCE_SCHEDULES,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.options",
+        LOCAL_CLOUD_SOURCE,
+        Works,
+    ),
+    opaque(
+        "spec.dataSource.pgbackrest.resources",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_RESTORE,
+    ),
+    opaque(
+        "spec.dataSource.pgbackrest.affinity",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_RESTORE,
+    ),
+    opaque(
+        "spec.dataSource.pgbackrest.tolerations",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_RESTORE,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.priorityClassName",
+        LOCAL_CLOUD_SOURCE,
+        KUBE_RESTORE,
+    ),
+    field("spec.dataSource.volumes", NO_CLAIMS_TO_ADOPT, KUBE_ADOPT),
     field("spec.proxy", Works, Works),
     field("spec.proxy.pgBouncer", Works, Works),
     field("spec.proxy.pgBouncer.metadata", NO_OBJECTS, Works),
@@ -870,6 +975,40 @@ mod tests {
             ]
         );
         assert!(refused(from_secret, Platform::Kube).is_empty());
+    }
+
+    #[test]
+    fn a_cloud_source_works_on_kubernetes_from_s3_only_and_adopting_volumes_nowhere() {
+        let s3 = "  dataSource: {pgbackrest: {stanza: db, configuration: [{secret: {name: k}}], global: {repo1-path: /p}, repo: {name: repo1, s3: {bucket: b, endpoint: e, region: r}}, options: [--type=immediate]}}\n";
+        assert!(refused(s3, Platform::Kube).is_empty());
+        assert_eq!(
+            refused(s3, Platform::Local),
+            [
+                "spec.dataSource.pgbackrest: not supported on the local platform: only volume repositories are implemented on the local platform: restore from a cluster of this home with spec.dataSource.postgresCluster"
+            ]
+        );
+        let elsewhere = "  dataSource: {pgbackrest: {repo: {name: repo1, gcs: {bucket: b}, schedules: {full: '0 1 * * *'}}, resources: {limits: {cpu: '1'}}}}\n";
+        let paths: Vec<String> = refusals(&cluster(elsewhere), Platform::Kube)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.dataSource.pgbackrest.repo.gcs",
+                "spec.dataSource.pgbackrest.repo.schedules",
+                "spec.dataSource.pgbackrest.resources",
+            ]
+        );
+        let v4 =
+            "  dataSource: {volumes: {pgDataVolume: {pvcName: oldhippo, directory: oldhippo}}}\n";
+        for platform in [Platform::Local, Platform::Kube] {
+            let paths: Vec<String> = refusals(&cluster(v4), platform)
+                .into_iter()
+                .map(|e| e.path)
+                .collect();
+            assert_eq!(paths, ["spec.dataSource.volumes"], "{platform}");
+        }
     }
 
     #[test]

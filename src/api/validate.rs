@@ -17,6 +17,7 @@ use super::manifest::FieldError;
 use super::patroni::{MIN_LOG_STORAGE_BYTES, PatroniSpec, SwitchoverType};
 use super::quantity;
 use super::sidecars::Sidecars;
+use super::sources::PgBackRestDataSource;
 use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
 
@@ -41,6 +42,10 @@ const MANAGED_RESTORE_OPTIONS: &[&str] = &[
     "--stanza",
     "--target-action",
     "--link-map",
+    // The restore's own configuration, and nothing else's.
+    "--config",
+    "--config-include-path",
+    "--config-path",
 ];
 
 /// The longest cluster name plus set name: instance names `<cluster>-<set>-<4 chars>` and their
@@ -465,17 +470,55 @@ fn pgbackrest(k: &mut Checker, p: &PgBackRest) {
         );
         restore_options(k, &format!("{base}.restore.options"), r.options.as_deref());
     }
-    for key in p.global.iter().flat_map(|g| g.keys()) {
+    pgbackrest_global(k, &format!("{base}.global"), p.global.as_ref());
+}
+
+/// Options of a pgBackRest `[global]` section: each a plain name and a one-line value, so none
+/// can add an option or a section of its own.
+fn pgbackrest_global(k: &mut Checker, path: &str, global: Option<&BTreeMap<String, String>>) {
+    for (key, value) in global.into_iter().flatten() {
         let ok = !key.is_empty()
             && key
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         k.check(
             ok,
-            format!("{base}.global.{key}"),
+            format!("{path}.{key}"),
             "must be a pgBackRest option name (lowercase, digits, dashes), e.g. repo1-retention-full",
         );
+        k.check(
+            !value.contains(['\n', '\r']),
+            format!("{path}.{key}"),
+            "must be one line",
+        );
     }
+}
+
+/// A cloud repository to restore from: one data source at a time, a plain stanza name.
+fn pgbackrest_source(k: &mut Checker, c: &PostgresCluster, src: &PgBackRestDataSource) {
+    let base = "spec.dataSource.pgbackrest";
+    let both = c
+        .spec
+        .data_source
+        .as_ref()
+        .is_some_and(|d| d.postgres_cluster.is_some());
+    k.check(
+        !both,
+        base,
+        "one data source at a time: spec.dataSource.postgresCluster or spec.dataSource.pgbackrest",
+    );
+    let stanza = src.stanza();
+    k.check(
+        !stanza.is_empty()
+            && stanza
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        format!("{base}.stanza"),
+        format!("must be a stanza name (letters, digits, - and _), not {stanza:?}"),
+    );
+    repo(k, &format!("{base}.repo"), &src.repo);
+    pgbackrest_global(k, &format!("{base}.global"), src.global.as_ref());
+    restore_options(k, &format!("{base}.options"), src.options.as_deref());
 }
 
 fn repo_name(k: &mut Checker, path: &str, name: &str, exists: bool) {
@@ -1025,6 +1068,14 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
         );
         restore_options(k, &format!("{base}.options"), src.options.as_deref());
     }
+    if let Some(src) = c
+        .spec
+        .data_source
+        .as_ref()
+        .and_then(|d| d.pgbackrest.as_ref())
+    {
+        pgbackrest_source(k, c, src);
+    }
     if let Some(s) = &c.spec.standby
         && s.enabled == Some(true)
     {
@@ -1290,6 +1341,49 @@ mod tests {
         assert!(
             apart.len() == 1 && apart[0].contains("is not a pgbackrest option"),
             "{apart:?}"
+        );
+    }
+
+    #[test]
+    fn a_cloud_source_is_one_plain_stanza_one_repository_and_one_line_options() {
+        let cloud = |fields: &str| {
+            spec_errors(&format!(
+                "dataSource: {{pgbackrest: {{repo: {{name: repo1, s3: {{bucket: b, endpoint: e, region: r}}}}{fields}}}}}"
+            ))
+        };
+        assert!(cloud("").is_empty(), "{:?}", cloud(""));
+        assert!(cloud(", stanza: hippo_old-2, global: {repo1-path: /x}").is_empty());
+        assert_eq!(
+            cloud(", stanza: 'db] [global'"),
+            [
+                "spec.dataSource.pgbackrest.stanza: must be a stanza name (letters, digits, - and _), not \"db] [global\""
+            ]
+        );
+        assert_eq!(
+            cloud(", global: {repo1-path: \"/x\\nrepo1-type=posix\"}"),
+            ["spec.dataSource.pgbackrest.global.repo1-path: must be one line"]
+        );
+        assert_eq!(
+            cloud(", options: ['--config-include-path=/etc/pgbackrest-conf.d']"),
+            [
+                "spec.dataSource.pgbackrest.options[0]: --config-include-path is set by pgdeck and cannot be given"
+            ]
+        );
+        let two = spec_errors(
+            "dataSource: {postgresCluster: {clusterName: o, repoName: repo1}, pgbackrest: {repo: {name: repo1, s3: {bucket: b, endpoint: e, region: r}}}}",
+        );
+        assert_eq!(
+            two,
+            [
+                "spec.dataSource.pgbackrest: one data source at a time: spec.dataSource.postgresCluster or spec.dataSource.pgbackrest"
+            ]
+        );
+        let nothing = spec_errors("dataSource: {pgbackrest: {repo: {name: repo5}}}");
+        assert_eq!(nothing.len(), 2, "{nothing:?}");
+        assert!(nothing[0].starts_with("spec.dataSource.pgbackrest.repo.name: must be repo1"));
+        assert!(
+            nothing[1]
+                .starts_with("spec.dataSource.pgbackrest.repo: a repository needs exactly one of")
         );
     }
 

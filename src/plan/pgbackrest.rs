@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::dynamic::STANZA;
 use crate::api::PostgresCluster;
+use crate::api::backups::RepoS3;
 
 /// Where pgBackRest finds things on this platform.
 pub struct Layout {
@@ -58,14 +59,8 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
     for repo in cluster.repos() {
         let n = &repo.name;
         if let Some(s3) = &repo.s3 {
-            global.insert(format!("{n}-type"), "s3".into());
-            global.insert(format!("{n}-s3-bucket"), s3.bucket.clone());
-            global.insert(format!("{n}-s3-endpoint"), s3.endpoint.clone());
-            global.insert(format!("{n}-s3-region"), s3.region.clone());
-            global.insert(
-                format!("{n}-path"),
-                format!("/pgbackrest/{}/{}/{n}", cluster.namespace(), cluster.name()),
-            );
+            let path = format!("/pgbackrest/{}/{}/{n}", cluster.namespace(), cluster.name());
+            s3_options(&mut global, n, s3, &path);
         } else if let Some(path) = at.repo_paths.get(n) {
             global.insert(format!("{n}-type"), "posix".into());
             global.insert(format!("{n}-path"), path.clone());
@@ -122,34 +117,59 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
     out
 }
 
-/// The configuration that restores `at.pg[0]` from another cluster's repository `repo`, stored
-/// at `source_path` (a posix repository, on `source_host` when that is another host's): only
-/// that repository, and this cluster's own logs and locks.
-pub fn restore_config(
-    repo: &str,
-    source_path: &str,
-    source_host: Option<&Remote>,
-    at: &Layout,
-) -> String {
+/// The repository a restore reads, which belongs to another cluster or to none here.
+pub struct Source<'a> {
+    /// Its name in the restore's configuration, `repo1` to `repo4`.
+    pub repo: &'a str,
+    pub stanza: &'a str,
+    pub storage: Storage<'a>,
+    /// The data source's own `[global]` options (`repo1-path` and the like), last word.
+    pub global: Option<&'a BTreeMap<String, String>>,
+}
+
+pub enum Storage<'a> {
+    /// A posix repository at `path`, on `host` when that is another host's.
+    Posix {
+        path: &'a str,
+        host: Option<&'a Remote>,
+    },
+    /// A bucket, at `path` in it; the credentials come from the restore's included files.
+    S3 { s3: &'a RepoS3, path: &'a str },
+}
+
+/// The configuration that restores `at.pg[0]` from `source`: only that repository, and this
+/// cluster's own logs and locks.
+pub fn restore_config(source: &Source, at: &Layout) -> String {
+    let repo = source.repo;
     let mut global: BTreeMap<String, String> = [
-        (format!("{repo}-type"), "posix"),
-        (format!("{repo}-path"), source_path),
-        ("log-path".into(), &at.log_path),
-        ("lock-path".into(), &at.lock_path),
-        ("spool-path".into(), &at.spool_path),
-        ("log-level-file".into(), "info"),
+        ("log-path", &at.log_path),
+        ("lock-path", &at.lock_path),
+        ("spool-path", &at.spool_path),
     ]
     .into_iter()
-    .map(|(k, v)| (k, v.to_string()))
+    .map(|(k, v)| (k.to_string(), v.clone()))
     .collect();
-    if let Some(remote) = source_host {
-        remote_options(&mut global, &format!("{repo}-host"), remote);
+    global.insert("log-level-file".into(), "info".into());
+    match &source.storage {
+        Storage::Posix { path, host } => {
+            global.insert(format!("{repo}-type"), "posix".into());
+            global.insert(format!("{repo}-path"), path.to_string());
+            if let Some(remote) = host {
+                remote_options(&mut global, &format!("{repo}-host"), remote);
+            }
+        }
+        Storage::S3 { s3, path } => s3_options(&mut global, repo, s3, path),
     }
-    let mut out = String::from("[global]\n");
-    for (k, v) in global {
-        writeln!(out, "{k}={v}").expect("writing to a String");
-    }
-    writeln!(out, "\n[{STANZA}]").expect("writing to a String");
+    global.extend(
+        source
+            .global
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let mut out = String::new();
+    section(&mut out, "global", &global);
+    writeln!(out, "\n[{}]", source.stanza).expect("writing to a String");
     if let Some(pg) = at.pg.first() {
         writeln!(
             out,
@@ -161,31 +181,42 @@ pub fn restore_config(
     out
 }
 
-/// The `pgbackrest restore` command for Patroni's custom bootstrap, with the manifest's
-/// `options` (`--type=time --target=...`). A recovery target ends in promotion, as PGO does,
-/// so the new cluster comes up writable instead of paused. Each argument is quoted: Patroni
-/// splits the command as a shell would.
-pub fn restore_command(config: &str, repo: &str, options: &[String]) -> String {
+/// The `pgbackrest restore` command for Patroni's custom bootstrap, reading `source` with the
+/// configuration file `config`, with the manifest's `options` (`--type=time --target=...`).
+/// With `include`, pgBackRest reads the configuration files there and not the cluster's own
+/// (`PGBACKREST_CONFIG_INCLUDE_PATH`): the cluster's credentials are not the source's, and an
+/// option set by two files is an error to pgBackRest. A recovery target ends in promotion, as
+/// PGO does, so the new cluster comes up writable instead of paused. Each argument is quoted:
+/// Patroni splits the command as a shell would.
+pub fn restore_command(
+    source: &Source,
+    config: &str,
+    include: Option<&str>,
+    options: &[String],
+) -> String {
     let targeted = options.iter().any(|o| {
         matches!(
             o.strip_prefix("--type="),
             Some("time" | "xid" | "name" | "lsn")
         )
     });
-    let source = [
+    let mut reader = vec![
         "pgbackrest".to_string(),
         format!("--config={config}"),
-        format!("--stanza={STANZA}"),
-        format!("--repo={}", repo.trim_start_matches("repo")),
+        format!("--stanza={}", source.stanza),
+        format!("--repo={}", source.repo.trim_start_matches("repo")),
     ];
-    let mut args = source.to_vec();
+    if let Some(dir) = include {
+        reader.insert(2, format!("--config-include-path={dir}"));
+    }
+    let mut args = reader.clone();
     args.extend(options.iter().cloned());
     if targeted {
         args.push("--target-action=promote".into());
     }
     args.push(format!(
         "--recovery-option=restore_command={}",
-        archive_get_or_stop(&source)
+        archive_get_or_stop(&reader)
     ));
     args.push("restore".into());
     args.iter()
@@ -228,6 +259,15 @@ fn section(out: &mut String, name: &str, options: &BTreeMap<String, String>) {
     }
 }
 
+/// An S3 repository `n` at `path` in its bucket.
+fn s3_options(options: &mut BTreeMap<String, String>, n: &str, s3: &RepoS3, path: &str) {
+    options.insert(format!("{n}-type"), "s3".into());
+    options.insert(format!("{n}-s3-bucket"), s3.bucket.clone());
+    options.insert(format!("{n}-s3-endpoint"), s3.endpoint.clone());
+    options.insert(format!("{n}-s3-region"), s3.region.clone());
+    options.insert(format!("{n}-path"), path.into());
+}
+
 /// `<prefix>=<host>` and how to reach it with TLS, e.g. `repo1-host-type=tls`.
 fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: &Remote) {
     options.insert(prefix.to_string(), remote.host.clone());
@@ -241,11 +281,25 @@ fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: 
 mod tests {
     use super::*;
 
+    /// Another cluster's posix repository `repo`, stanza `db`.
+    fn posix(repo: &str) -> Source<'_> {
+        Source {
+            repo,
+            stanza: STANZA,
+            storage: Storage::Posix {
+                path: "/r",
+                host: None,
+            },
+            global: None,
+        }
+    }
+
     #[test]
     fn a_restore_to_a_point_in_time_promotes_and_quotes_its_target() {
         let cmd = restore_command(
+            &posix("repo2"),
             "/c/restore.conf",
-            "repo2",
+            None,
             &[
                 "--type=time".into(),
                 "--target=2026-11-21 10:00:00+00".into(),
@@ -257,11 +311,134 @@ mod tests {
              '--recovery-option=restore_command=pgbackrest --config=/c/restore.conf --stanza=db --repo=2 archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
         );
         assert!(
-            !restore_command("/c", "repo1", &[]).contains("target-action"),
+            !restore_command(&posix("repo1"), "/c", None, &[]).contains("target-action"),
             "latest: no target"
         );
     }
     use crate::api::manifest;
+
+    fn layout() -> Layout {
+        Layout {
+            repo_paths: Default::default(),
+            repo_host: None,
+            log_path: "/l".into(),
+            lock_path: "/k".into(),
+            spool_path: "/s".into(),
+            pg: vec![PgAt {
+                path: "/d".into(),
+                port: 20001,
+                socket: "/sock".into(),
+                host: None,
+            }],
+            tls_server: None,
+        }
+    }
+
+    /// A cloud data source: its bucket, its stanza, its `global` over pgdeck's defaults.
+    fn cloud<'a>(s3: &'a RepoS3, global: &'a BTreeMap<String, String>) -> Source<'a> {
+        Source {
+            repo: "repo2",
+            stanza: "hippo",
+            storage: Storage::S3 {
+                s3,
+                path: "/pgbackrest/repo2",
+            },
+            global: Some(global),
+        }
+    }
+
+    fn bucket() -> RepoS3 {
+        RepoS3 {
+            bucket: "old-backups".into(),
+            endpoint: "s3.example.com".into(),
+            region: "eu-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_cloud_source_reads_its_bucket_under_its_stanza_with_its_own_options() {
+        let s3 = bucket();
+        let global = BTreeMap::from([(
+            "repo2-path".to_string(),
+            "/pgbackrest/ns/hippo/repo2".to_string(),
+        )]);
+        let conf = restore_config(&cloud(&s3, &global), &layout());
+        for line in [
+            "repo2-type=s3\n",
+            "repo2-s3-bucket=old-backups\n",
+            "repo2-s3-endpoint=s3.example.com\n",
+            "repo2-s3-region=eu-1\n",
+            // The data source's global has the last word, as in PGO.
+            "repo2-path=/pgbackrest/ns/hippo/repo2\n",
+            "\n[hippo]\npg1-path=/d\n",
+        ] {
+            assert!(conf.contains(line), "{line:?} in {conf}");
+        }
+        let cmd = restore_command(&cloud(&s3, &global), "/c/r.conf", Some("/c/src.d"), &[]);
+        assert!(
+            cmd.starts_with(
+                "pgbackrest --config=/c/r.conf --config-include-path=/c/src.d --stanza=hippo --repo=2 "
+            ),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("restore_command=pgbackrest --config=/c/r.conf --config-include-path=/c/src.d --stanza=hippo --repo=2 archive-get"),
+            "the WAL comes from the same place: {cmd}"
+        );
+    }
+
+    /// Runs pgBackRest (the Debian package) with the restore's command line, asking what the
+    /// restore would use for `option`.
+    fn restore_would_use(dir: &std::path::Path, include: Option<&str>, option: &str) -> String {
+        let s3 = bucket();
+        let global = BTreeMap::from([("repo2-path".to_string(), "/from-global".to_string())]);
+        let source = cloud(&s3, &global);
+        let config = dir.join("restore.conf");
+        std::fs::write(&config, restore_config(&source, &layout())).unwrap();
+        let cmd = restore_command(&source, config.to_str().unwrap(), include, &[]);
+        let help = cmd.strip_suffix(" restore").unwrap().to_string() + " help restore " + option;
+        let out = std::process::Command::new("sh")
+            .args(["-c", &help])
+            // The cluster's own files, which set the same option.
+            .env("PGBACKREST_CONFIG_INCLUDE_PATH", dir.join("own"))
+            .output()
+            .expect("pgbackrest runs");
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    #[test]
+    fn pgbackrest_reads_the_sources_files_and_not_the_clusters_own() {
+        let dir = tempfile::tempdir().unwrap();
+        // The cluster's own repository files, and the source's credentials.
+        for (sub, text) in [
+            (
+                "own",
+                "[global]\nrepo2-s3-bucket=the-clusters-own\nrepo2-s3-key=own\n",
+            ),
+            ("source", "[global]\nrepo2-s3-key=k\n"),
+        ] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            std::fs::write(dir.path().join(sub).join("s3.conf"), text).unwrap();
+        }
+        let source = dir.path().join("source");
+        let used = |option| restore_would_use(dir.path(), source.to_str(), option);
+        for (option, value) in [
+            ("repo-s3-bucket", "old-backups"),
+            ("repo-path", "/from-global"),
+            // The stanza's own section.
+            ("pg-path", "/d"),
+            ("repo-s3-key", "<redacted>"),
+        ] {
+            let said = used(option);
+            assert!(
+                said.contains(&format!("current: {value}")),
+                "{option}: {said}"
+            );
+        }
+        // Without its own include path the restore would read the cluster's files too.
+        let mixed = restore_would_use(dir.path(), None, "repo-s3-bucket");
+        assert!(mixed.contains("cannot be set multiple times"), "{mixed}");
+    }
 
     /// Runs the `restore_command` with `sh` standing in for pgBackRest, exiting `code`.
     fn replay_exit(code: i32) -> i32 {
@@ -292,7 +469,7 @@ mod tests {
         assert_eq!(replay_exit(0), 0, "restored");
         assert_eq!(replay_exit(1), 1, "the end of the archive");
         assert_eq!(replay_exit(42), 126, "unreadable: stop, do not promote");
-        let cmd = restore_command("/c/restore.conf", "repo1", &[]);
+        let cmd = restore_command(&posix("repo1"), "/c/restore.conf", None, &[]);
         assert!(
             cmd.ends_with("exit 126' restore"),
             "a clone to the latest state replays with it too: {cmd}"
@@ -309,17 +486,7 @@ mod tests {
         let c = manifest::parse(&text).unwrap();
         let layout = Layout {
             repo_paths: [("repo1".to_string(), "/r/repo1".to_string())].into(),
-            repo_host: None,
-            log_path: "/l".into(),
-            lock_path: "/k".into(),
-            spool_path: "/s".into(),
-            pg: vec![PgAt {
-                path: "/d".into(),
-                port: 20001,
-                socket: "/sock".into(),
-                host: None,
-            }],
-            tls_server: None,
+            ..layout()
         };
         let conf = render(&c, &layout);
         assert!(conf.contains("repo1-path=/r/repo1\n"), "{conf}");

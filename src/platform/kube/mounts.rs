@@ -1,6 +1,6 @@
 //! What the instances mount that the DBA names: claims (`volumes.additional`) and the
-//! Secrets and ConfigMaps of `spec.config.files`; and those of pgBouncer's
-//! `spec.proxy.pgBouncer.config.files`, held the same way. A tenant who may edit a PostgresCluster but
+//! Secrets and ConfigMaps of `spec.config.files` and of a cloud data source's configuration;
+//! and those of pgBouncer's `spec.proxy.pgBouncer.config.files`, held the same way. A tenant who may edit a PostgresCluster but
 //! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
 //! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
 //! reads any file under `/etc/postgres`); and a claim, Secret or ConfigMap that does not exist
@@ -23,6 +23,7 @@ pub async fn hold(
     cluster: &PostgresCluster,
     desired: &mut Objects,
     existing: &Objects,
+    bootstrapped: bool,
 ) -> Result<Option<String>, KubeError> {
     let ns = cluster.namespace();
     let claims: BTreeSet<&str> = cluster
@@ -52,9 +53,33 @@ pub async fn hold(
     }
     let files = cluster.spec.config.as_ref().and_then(|c| c.files.as_ref());
     problems.extend(
-        projected(client, ns, "spec.config.files", files.into_iter().flatten())
-            .await?
-            .problems,
+        projected(
+            client,
+            ns,
+            "spec.config.files",
+            files.into_iter().flatten(),
+            false,
+        )
+        .await?
+        .problems,
+    );
+    // A cloud data source's files are read by the bootstrap only: once it is done they may go.
+    let source_files = cluster
+        .spec
+        .data_source
+        .as_ref()
+        .and_then(|d| d.pgbackrest.as_ref())
+        .and_then(|p| p.configuration.as_ref());
+    problems.extend(
+        projected(
+            client,
+            ns,
+            "spec.dataSource.pgbackrest.configuration",
+            source_files.into_iter().flatten(),
+            bootstrapped,
+        )
+        .await?
+        .problems,
     );
     let pooler = pooler(client, cluster, desired, existing).await?;
     if problems.is_empty() {
@@ -103,7 +128,7 @@ async fn pooler(
     };
     let name = names::Names::new(cluster.name(), cluster.namespace()).pgbouncer();
     let field = "spec.proxy.pgBouncer.config.files";
-    let found = projected(client, cluster.namespace(), field, files).await?;
+    let found = projected(client, cluster.namespace(), field, files, false).await?;
     if found.problems.is_empty() {
         for d in desired
             .deployments
@@ -140,7 +165,8 @@ async fn pooler(
     )))
 }
 
-/// What the Secrets and ConfigMaps that `files` project hold, or why some cannot be.
+/// What the Secrets and ConfigMaps that `files` project hold, or why some cannot be; with
+/// `may_miss`, only for being pgdeck's.
 #[derive(Default)]
 struct Projected {
     problems: Vec<String>,
@@ -153,8 +179,10 @@ async fn projected(
     ns: &str,
     base: &str,
     files: impl IntoIterator<Item = &VolumeProjection>,
+    may_miss: bool,
 ) -> Result<Projected, KubeError> {
     let mut out = Projected::default();
+    let optional = |o: Option<bool>| if may_miss { Some(true) } else { o };
     for (i, file) in files.into_iter().enumerate() {
         if let Some(s) = &file.secret {
             let field = format!("{base}[{i}].secret");
@@ -163,7 +191,7 @@ async fn projected(
                 &field,
                 "Secret",
                 &s.name,
-                s.optional,
+                optional(s.optional),
                 found.as_ref(),
             ));
             if let Some(data) = found.and_then(|f| f.data) {
@@ -178,7 +206,7 @@ async fn projected(
                 &field,
                 "ConfigMap",
                 &m.name,
-                m.optional,
+                optional(m.optional),
                 found.as_ref(),
             ));
             if let Some(f) = found {

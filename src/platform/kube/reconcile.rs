@@ -242,8 +242,14 @@ impl Run<'_> {
             init_sql: init.start.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
-        if let Some(problem) =
-            mounts::hold(&self.ctx.client, cluster, &mut desired, &self.owned.objects).await?
+        if let Some(problem) = mounts::hold(
+            &self.ctx.client,
+            cluster,
+            &mut desired,
+            &self.owned.objects,
+            clone_source::bootstrapped(cluster, seen.leader.as_deref()),
+        )
+        .await?
         {
             self.problem = Some(problem);
         }

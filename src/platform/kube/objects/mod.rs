@@ -338,6 +338,8 @@ pub mod paths {
     pub const PGBACKREST_TLS: &str = "/etc/pgbackrest/tls";
     /// A restore's source cluster's pgBackRest certificate.
     pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
+    /// A cloud data source's pgBackRest files (`spec.dataSource.pgbackrest.configuration`).
+    pub const PGBACKREST_SOURCE_INCLUDE: &str = "/etc/pgbackrest-source-conf.d";
     /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
     pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
     /// Patroni's REST API: its certificate, key, and the cluster's Patroni CA.

@@ -10,19 +10,24 @@
 //! local repository. The reconciler decides which ([`RestoreFrom`]), and never writes the kept
 //! volume.
 //!
+//! Or from a cloud repository no cluster here owns (`spec.dataSource.pgbackrest`, PGO's
+//! cloud-based data source): the first instance reads the bucket with the data source's own
+//! files (its credentials) and not the cluster's.
+//!
 //! The pieces stay after the bootstrap (Patroni reads `bootstrap` only once), so that nothing
 //! restarts when it is done; the certificate is optional, so the source may go.
 
 use k8s_openapi::api::core::v1::{
-    KeyToPath, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretProjection, Volume,
-    VolumeMount, VolumeProjection,
+    EmptyDirVolumeSource, KeyToPath, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource,
+    SecretProjection, Volume, VolumeMount, VolumeProjection,
 };
 
 use super::instances::PRIVATE;
 use super::pods::mount_ro;
 use super::{Ctx, paths};
-use crate::api::sources::PostgresClusterDataSource;
-use crate::plan::pgbackrest::{self, Remote};
+use crate::api::sources::{PgBackRestDataSource, PostgresClusterDataSource};
+use crate::plan::dynamic::STANZA;
+use crate::plan::pgbackrest::{self, Remote, Storage};
 use crate::platform::kube::names::Names;
 
 /// The restore's pgBackRest configuration, a file of the instance's Patroni ConfigMap.
@@ -50,16 +55,19 @@ pub fn kept_path(repo: &str) -> String {
     format!("{}/source/{repo}", paths::REPOS)
 }
 
-fn source<'a>(ctx: &Ctx<'a>) -> Option<&'a PostgresClusterDataSource> {
-    let src = ctx
-        .cluster
-        .spec
-        .data_source
-        .as_ref()?
-        .postgres_cluster
-        .as_ref()?;
-    src.cluster_name.as_ref()?;
-    Some(src)
+/// What the cluster restores from.
+enum Source<'a> {
+    Cluster(&'a PostgresClusterDataSource),
+    Cloud(&'a PgBackRestDataSource),
+}
+
+fn source<'a>(ctx: &Ctx<'a>) -> Option<Source<'a>> {
+    let data = ctx.cluster.spec.data_source.as_ref()?;
+    if let Some(src) = &data.postgres_cluster {
+        src.cluster_name.as_ref()?;
+        return Some(Source::Cluster(src));
+    }
+    data.pgbackrest.as_deref().map(Source::Cloud)
 }
 
 fn source_names<'a>(ctx: &Ctx<'a>, src: &'a PostgresClusterDataSource) -> Names<'a> {
@@ -89,16 +97,51 @@ pub fn problem(cluster: &crate::api::PostgresCluster) -> Option<String> {
     })
 }
 
-/// The restore's pgBackRest configuration: the source's repository on its repository host, or
-/// on its kept volume.
+/// The repository a cloud data source names, as pgBackRest reads it. A bucket's path is PGO's
+/// default, `/pgbackrest/<repo>`, unless the data source's `global` says otherwise.
+fn cloud<'a>(src: &'a PgBackRestDataSource, path: &'a str) -> pgbackrest::Source<'a> {
+    pgbackrest::Source {
+        repo: &src.repo.name,
+        stanza: src.stanza(),
+        storage: match &src.repo.s3 {
+            Some(s3) => Storage::S3 { s3, path },
+            // Refused before it comes here (api::support); were it not, the restore would
+            // find no backup and fail: never an empty cluster.
+            None => Storage::Posix { path, host: None },
+        },
+        global: src.global.as_ref(),
+    }
+}
+
+fn cloud_path(src: &PgBackRestDataSource) -> String {
+    format!("{}/{}", paths::REPOS, src.repo.name)
+}
+
+/// Another cluster's repository `repo` at `path`, on `host` when it is on its repository host.
+fn cluster<'a>(repo: &'a str, path: &'a str, host: Option<&'a Remote>) -> pgbackrest::Source<'a> {
+    pgbackrest::Source {
+        repo,
+        stanza: STANZA,
+        storage: Storage::Posix { path, host },
+        global: None,
+    }
+}
+
+/// The restore's pgBackRest configuration: the source's repository on its repository host, on
+/// its kept volume, or in the cloud.
 pub fn config(ctx: &Ctx) -> Option<String> {
-    let src = source(ctx)?;
     let layout = super::backups::instance_layout(ctx);
+    let src = match source(ctx)? {
+        Source::Cloud(src) => {
+            let path = cloud_path(src);
+            return Some(pgbackrest::restore_config(&cloud(src, &path), &layout));
+        }
+        Source::Cluster(src) => src,
+    };
     if let RestoreFrom::KeptVolume { .. } = ctx.inputs.restore_from {
+        let path = kept_path(&src.repo_name);
         return Some(pgbackrest::restore_config(
-            &src.repo_name,
-            &kept_path(&src.repo_name),
-            None,
+            &cluster(&src.repo_name, &path, None),
             &layout,
         ));
     }
@@ -107,28 +150,43 @@ pub fn config(ctx: &Ctx) -> Option<String> {
         host: names.repo_host_dns(),
         tls: super::backups::tls_in(paths::PGBACKREST_SOURCE_TLS),
     };
+    let path = paths::repo(&src.repo_name);
     Some(pgbackrest::restore_config(
-        &src.repo_name,
-        &paths::repo(&src.repo_name),
-        Some(&host),
+        &cluster(&src.repo_name, &path, Some(&host)),
         &layout,
     ))
 }
 
 /// Patroni's bootstrap command.
 pub fn command(ctx: &Ctx) -> Option<String> {
-    let src = source(ctx)?;
-    Some(pgbackrest::restore_command(
-        &format!("{}/{CONFIG_FILE}", paths::PATRONI_CONFIG),
-        &src.repo_name,
-        src.options.as_deref().unwrap_or_default(),
-    ))
+    let config = format!("{}/{CONFIG_FILE}", paths::PATRONI_CONFIG);
+    Some(match source(ctx)? {
+        Source::Cloud(src) => {
+            let path = cloud_path(src);
+            pgbackrest::restore_command(
+                &cloud(src, &path),
+                &config,
+                Some(paths::PGBACKREST_SOURCE_INCLUDE),
+                src.options.as_deref().unwrap_or_default(),
+            )
+        }
+        Source::Cluster(src) => pgbackrest::restore_command(
+            // Options of the configuration file only: where it is does not change the command.
+            &cluster(&src.repo_name, "", None),
+            &config,
+            None,
+            src.options.as_deref().unwrap_or_default(),
+        ),
+    })
 }
 
 /// What the `database` container of `instance` mounts to restore: the source's pgBackRest
 /// certificate, or the kept repository volume (read-only).
 pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
-    let src = source(ctx)?;
+    let src = match source(ctx)? {
+        Source::Cloud(src) => return Some(cloud_files(src)),
+        Source::Cluster(src) => src,
+    };
     if let RestoreFrom::KeptVolume {
         claim,
         instance: at,
@@ -171,4 +229,38 @@ pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
         ..Default::default()
     };
     Some((volume, mount_ro(VOLUME, paths::PGBACKREST_SOURCE_TLS)))
+}
+
+/// A cloud data source's files (its credentials), or an empty directory without any: the
+/// restore reads that directory, never the cluster's own files. A Secret or ConfigMap named
+/// without `optional` is optional to the kubelet: before the bootstrap the reconciler holds the
+/// instances until it exists (see `mounts`), and after it the data source may go without
+/// keeping any pod from starting.
+fn cloud_files(src: &PgBackRestDataSource) -> (Volume, VolumeMount) {
+    let mut sources = src.configuration.clone().unwrap_or_default();
+    for p in &mut sources {
+        if let Some(s) = p.secret.as_mut() {
+            s.optional.get_or_insert(true);
+        }
+        if let Some(c) = p.config_map.as_mut() {
+            c.optional.get_or_insert(true);
+        }
+    }
+    let volume = if sources.is_empty() {
+        Volume {
+            name: VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }
+    } else {
+        Volume {
+            name: VOLUME.into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(PRIVATE),
+                sources: Some(sources),
+            }),
+            ..Default::default()
+        }
+    };
+    (volume, mount_ro(VOLUME, paths::PGBACKREST_SOURCE_INCLUDE))
 }

@@ -13,6 +13,7 @@ use super::state::{InstanceRecord, write_record};
 use super::tls::Ca;
 use crate::api::PostgresCluster;
 use crate::api::instances::{InstanceSet, set_name};
+use crate::plan::dynamic::STANZA;
 use crate::plan::{self, patroni, pgbackrest, resources};
 use crate::platform::PlatformError;
 
@@ -262,12 +263,22 @@ impl Runtime<'_> {
         layout: &pgbackrest::Layout,
     ) -> Result<String, PlatformError> {
         let repo_path = source.path.display().to_string();
-        let text = pgbackrest::restore_config(&source.repo, &repo_path, None, layout);
+        let from = pgbackrest::Source {
+            repo: &source.repo,
+            stanza: STANZA,
+            storage: pgbackrest::Storage::Posix {
+                path: &repo_path,
+                host: None,
+            },
+            global: None,
+        };
+        let text = pgbackrest::restore_config(&from, layout);
         write_if_changed(path, text.as_bytes(), 0o640, Some(self.account)).at(path)?;
         let config = path.display().to_string();
         Ok(pgbackrest::restore_command(
+            &from,
             &config,
-            &source.repo,
+            None,
             &source.options,
         ))
     }
