@@ -2023,7 +2023,7 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
     let collector: Value =
         serde_yaml::from_str(config_map["data"]["collector.yaml"].as_str().unwrap()).unwrap();
     let pipelines = &collector["service"]["pipelines"];
-    for logs in ["logs/postgres", "logs/patroni"] {
+    for logs in ["logs/postgres", "logs/patroni", "logs/pgbackrest"] {
         assert_eq!(pipelines[logs]["exporters"][0], "otlp", "{logs}");
     }
     assert_eq!(

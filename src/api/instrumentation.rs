@@ -149,7 +149,7 @@ impl JsonSchema for Schemaless {
 
 /// What the schema cannot say about `spec.instrumentation`, with PGO's limits: each log
 /// exporter is one the collector has, durations are in range, batching is consistent, and
-/// the collector's own environment stays its own.
+/// the collector's own environment stays its own; and what pgdeck's collector cannot do yet.
 pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
     let mut out = Vec::new();
     let Some(spec) = &c.spec.instrumentation else {
@@ -163,6 +163,14 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
             "spec.instrumentation",
             "the collector serves metrics on port 9187, as the exporter of \
              spec.monitoring.pgmonitor does: set one of them",
+        );
+    }
+    // PGO runs a collector beside pgBouncer too; without one its logs and metrics would go
+    // uncollected while the spec says they are.
+    if c.spec.proxy.is_some() {
+        fail(
+            "spec.instrumentation",
+            "the collector does not run beside pgBouncer (spec.proxy.pgBouncer) yet",
         );
     }
     let config = spec.config.clone().unwrap_or_default();
@@ -187,7 +195,7 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
     }
     if let Some(b) = &logs.batches {
         if let Some(text) = &b.max_delay
-            && !duration(text).is_some_and(|d| d.as_secs() <= 300)
+            && duration(text).is_none_or(|d| d.as_secs() > 300)
         {
             fail(
                 "spec.instrumentation.logs.batches.maxDelay",
@@ -323,6 +331,10 @@ mod tests {
             ),
             (
                 "  instrumentation: {}\n  monitoring: {pgmonitor: {exporter: {}}}\n",
+                "spec.instrumentation: ",
+            ),
+            (
+                "  instrumentation: {}\n  proxy: {pgBouncer: {}}\n",
                 "spec.instrumentation: ",
             ),
         ];

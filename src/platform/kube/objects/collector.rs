@@ -2,9 +2,9 @@
 //! OpenTelemetry Collector) in each instance pod, its configuration as `collector.yaml` of the
 //! instance's ConfigMap, projected with the DBA's `config.files` in `/etc/otel-collector`.
 //!
-//! The collector reads PostgreSQL's and Patroni's log files from the data volume, where the
-//! settings below make them write (PostgreSQL: JSON from v15, CSV before; Patroni: its text
-//! format), remembers how far it read in a `receiver` directory beside them, and sends the
+//! The collector reads PostgreSQL's, Patroni's and pgBackRest's log files from the data
+//! volume, where the settings below make them write (PostgreSQL: JSON from v15, CSV before;
+//! Patroni and pgBackRest: their text formats), remembers how far it read in a `receiver` directory beside them, and sends the
 //! records to `logs.exporters` (`debug`, the container's output, when none). It scrapes
 //! Patroni's metrics and serves them for Prometheus on 9187 (`otel-metrics`). Component IDs
 //! are PGO's, so a DBA's collector configuration and dashboards carry over.
@@ -135,7 +135,7 @@ fn config(ctx: &Ctx) -> Option<Value> {
             COMPACTING
         ])
     };
-    Some(json!({
+    let mut config = json!({
         "exporters": exporters,
         "extensions": {
             "file_storage/postgres_logs": storage(POSTGRES_LOG),
@@ -199,7 +199,52 @@ fn config(ctx: &Ctx) -> Option<Value> {
                 },
             },
         },
-    }))
+    });
+    if !c.repos().is_empty() {
+        pgbackrest_logs(&mut config, &log_exporters);
+        config["service"]["pipelines"]["logs/pgbackrest"]["processors"] =
+            logs_processors("resource/pgbackrest", "transform/pgbackrest_logs");
+    }
+    Some(config)
+}
+
+/// pgBackRest's log files of the instance (archiving, restores), where its configuration puts
+/// them on the data volume (PGO's directory). A record starts at a time, or at the banner of
+/// a new process (PGO's pattern).
+fn pgbackrest_logs(config: &mut Value, exporters: &[String]) {
+    let dir = format!("{}/pgbackrest/log", paths::DATA);
+    config["extensions"]["file_storage/pgbackrest_logs"] = storage(&dir);
+    config["service"]["extensions"]
+        .as_array_mut()
+        .expect("made a list above")
+        .insert(0, json!("file_storage/pgbackrest_logs"));
+    config["receivers"]["filelog/pgbackrest_log"] = json!({
+        "include": [format!("{dir}/*.log"), format!("{dir}/*.log.1")],
+        "storage": "file_storage/pgbackrest_logs",
+        "multiline": { "line_start_pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}|^-{19}" },
+    });
+    config["processors"]["resource/pgbackrest"] = resource("pgbackrest", None);
+    config["processors"]["transform/pgbackrest_logs"] = json!({ "log_statements": [{
+        "context": "log",
+        "statements": [
+            r#"set(instrumentation_scope.name, "pgbackrest")"#,
+            r#"set(attributes["log.record.original"], body)"#,
+            r#"set(cache, ExtractPatterns(body, "^(?P<timestamp>\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}\\.\\d{3}) (?P<process_id>P\\d{2,3})\\s*(?P<error_severity>\\S*): (?P<message>(?s).*)$"))"#,
+            r#"set(severity_text, cache["error_severity"])"#,
+            r#"set(severity_number, SEVERITY_NUMBER_TRACE) where severity_text == "TRACE""#,
+            r#"set(severity_number, SEVERITY_NUMBER_DEBUG) where severity_text == "DEBUG" or severity_text == "DETAIL""#,
+            r#"set(severity_number, SEVERITY_NUMBER_INFO) where severity_text == "INFO""#,
+            r#"set(severity_number, SEVERITY_NUMBER_WARN) where severity_text == "WARN""#,
+            r#"set(severity_number, SEVERITY_NUMBER_ERROR) where severity_text == "ERROR""#,
+            r#"set(time, Time(cache["timestamp"], "%F %T.%L")) where cache["timestamp"] != nil"#,
+            r#"set(attributes["process.pid"], cache["process_id"]) where cache["process_id"] != nil"#,
+            r#"set(body, cache["message"]) where cache["message"] != nil"#,
+        ],
+    }]});
+    config["service"]["pipelines"]["logs/pgbackrest"] = json!({
+        "receivers": ["filelog/pgbackrest_log"],
+        "exporters": exporters,
+    });
 }
 
 /// Where the receiver of a log directory keeps how far it read: a subdirectory of it, in the
@@ -451,6 +496,10 @@ mod tests {
             let config = config(ctx).unwrap();
             consistent(&config);
             let pipelines = &config["service"]["pipelines"];
+            assert!(
+                pipelines["logs/pgbackrest"].is_null(),
+                "no repository, no pgBackRest"
+            );
             assert_eq!(pipelines["logs/postgres"]["exporters"], json!(["debug"]));
             assert_eq!(pipelines["logs/patroni"]["exporters"], json!(["debug"]));
             assert_eq!(
@@ -494,7 +543,9 @@ mod tests {
                     files: [{configMap: {name: extra}}]\n      \
                     environmentVariables: [{name: X, value: y}]\n    logs:\n      \
                     exporters: [otlp, debug]\n      retentionPeriod: 2 weeks\n      \
-                    batches: {maxDelay: 1s, minRecords: 10, maxRecords: 20}\n";
+                    batches: {maxDelay: 1s, minRecords: 10, maxRecords: 20}\n  \
+                    backups: {pgbackrest: {repos: [{name: repo1, volume: {volumeClaimSpec: \
+                    {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}]}}\n";
         let c = cluster(14, spec);
         with(&c, |ctx| {
             let config = config(ctx).unwrap();
@@ -506,6 +557,10 @@ mod tests {
             let pipelines = &config["service"]["pipelines"];
             assert_eq!(
                 pipelines["logs/patroni"]["exporters"],
+                json!(["otlp", "debug"])
+            );
+            assert_eq!(
+                pipelines["logs/pgbackrest"]["exporters"],
                 json!(["otlp", "debug"])
             );
             // Before v15 PostgreSQL writes CSV, with the fields of its version.
