@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMapProjection, Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
-    ProjectedVolumeSource, Volume, VolumeMount, VolumeProjection,
+    Container, EnvVar, EnvVarSource, ObjectFieldSelector, ProjectedVolumeSource, Volume,
+    VolumeMount,
 };
 use serde_json::{Map, Value, json};
 
@@ -374,18 +374,11 @@ fn patroni_transforms() -> Value {
 pub(super) fn sidecar(ctx: &Ctx, config_map: &str) -> Option<(Container, Volume)> {
     let spec = spec(ctx)?;
     let settings = spec.config.clone().unwrap_or_default();
-    let mut sources = vec![VolumeProjection {
-        config_map: Some(ConfigMapProjection {
-            name: config_map.into(),
-            items: Some(vec![KeyToPath {
-                key: CONFIG_KEY.into(),
-                path: "config.yaml".into(),
-                mode: None,
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
+    let mut sources = vec![pods::config_file(
+        config_map.into(),
+        CONFIG_KEY,
+        "config.yaml",
+    )];
     sources.extend(settings.files.unwrap_or_default());
     let volume = Volume {
         name: "collector-config".into(),

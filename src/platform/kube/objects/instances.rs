@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    SecretProjection, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, HTTPGetAction,
+    KeyToPath, ObjectFieldSelector, PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount,
+    VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
@@ -579,18 +579,11 @@ pub(super) struct PgbackrestFiles {
 }
 
 pub(super) fn pgbackrest_files(ctx: &Ctx, file: &str) -> PgbackrestFiles {
-    let mut sources = vec![VolumeProjection {
-        config_map: Some(ConfigMapProjection {
-            name: ctx.names.pgbackrest_config(),
-            items: Some(vec![KeyToPath {
-                key: file.into(),
-                path: "pgbackrest.conf".into(),
-                mode: None,
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
+    let mut sources = vec![pods::config_file(
+        ctx.names.pgbackrest_config(),
+        file,
+        "pgbackrest.conf",
+    )];
     if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
         sources.push(tls_projection(None, ctx.names.pgbackrest_cert(), "tls"));
     }
