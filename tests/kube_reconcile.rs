@@ -510,6 +510,81 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
     );
 }
 
+/// `spec.instrumentation`: the collector's files and environment name only what exists and is
+/// not pgdeck's (its exporters could send them anywhere); then each instance runs a collector.
+async fn collector_reads_only_foreign_objects(h: &Harness) {
+    h.create(&example("instrumentation.yaml")).await;
+    h.reconcile(NS, "observed").await.unwrap();
+    assert!(instances(h, "observed").await.is_empty(), "nothing starts");
+    let (state, message) = degraded(&status(h, "observed").await);
+    assert!(
+        state == "True"
+            && message.contains(
+                "spec.instrumentation.config.files[0].secret: Secret otel-gateway-ca does not exist"
+            ),
+        "{message}"
+    );
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "otel-gateway-ca"}, "stringData": {"ca.crt": "-"}
+    }))
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    settle(h, "observed").await;
+    let running = instances(h, "observed").await;
+    assert_eq!(running.len(), 2);
+    assert_eq!(degraded(&status(h, "observed").await).0, "False");
+    let instance = running.into_iter().next().unwrap();
+    let before = template_of(h, &instance).await;
+    let containers = before["spec"]["containers"].as_array().unwrap();
+    assert!(containers.iter().any(|c| c["name"] == "collector"));
+    let config: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let data = config
+        .get(&format!("{instance}-config"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert!(data["collector.yaml"].contains("otel-gateway.monitoring.svc:4317"));
+
+    // The superuser's password (any Secret pgdeck keeps) never reaches the collector.
+    let ours = "observed-superuser";
+    h.edit(NS, "observed", |c| {
+        let config = c
+            .spec
+            .instrumentation
+            .as_mut()
+            .unwrap()
+            .config
+            .as_mut()
+            .unwrap();
+        config.environment_variables =
+            Some(vec![serde_json::from_value(json!({
+            "name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": ours, "key": "password"}}
+        }))
+        .unwrap()]);
+    })
+    .await;
+    h.reconcile(NS, "observed").await.unwrap();
+    let (state, message) = degraded(&status(h, "observed").await);
+    assert!(
+        state == "True"
+            && message.contains(&format!(
+                "spec.instrumentation.config.environmentVariables[0].valueFrom.secretKeyRef: \
+                 Secret {ours} is one pgdeck keeps"
+            )),
+        "{message}"
+    );
+    assert_eq!(
+        template_of(h, &instance).await,
+        before,
+        "the instance keeps its pod"
+    );
+}
+
 async fn deleted_objects_come_back(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -2728,6 +2803,11 @@ async fn config_files_never_project_pgdecks_own_or_missing_objects() {
 }
 
 #[tokio::test]
+async fn the_collector_never_reads_pgdecks_own_or_missing_objects() {
+    collector_reads_only_foreign_objects(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn deleted_or_changed_objects_are_restored() {
     deleted_objects_come_back(&Harness::new().await).await;
 }
@@ -2940,7 +3020,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         init_sql_runs_once_in_a_job,
         pgbouncer_objects_follow_the_spec,
         additional_volumes_mount_only_foreign_claims,
-        config_files_project_only_foreign_objects
+        config_files_project_only_foreign_objects,
+        collector_reads_only_foreign_objects
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

@@ -1,5 +1,6 @@
-//! What the instances mount that the DBA names: claims (`volumes.additional`) and the
-//! Secrets and ConfigMaps of `spec.config.files`. A tenant who may edit a PostgresCluster but
+//! What the instances mount that the DBA names: claims (`volumes.additional`), the Secrets
+//! and ConfigMaps of `spec.config.files`, and those of the collector's files and environment
+//! (`spec.instrumentation.config`). A tenant who may edit a PostgresCluster but
 //! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
 //! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
 //! reads any file under `/etc/postgres`); and a claim, Secret or ConfigMap that does not exist
@@ -8,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, VolumeProjection};
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 
@@ -50,10 +51,22 @@ pub async fn hold(
         }
     }
     let files = cluster.spec.config.as_ref().and_then(|c| c.files.as_ref());
-    for (i, file) in files.into_iter().flatten().enumerate() {
-        if let Some(s) = &file.secret {
-            let field = format!("spec.config.files[{i}].secret");
+    let files = files.map(Vec::as_slice).unwrap_or_default();
+    problems.extend(projected(client, ns, "spec.config.files", files).await?);
+    // The collector's files and environment: its exporters can send them anywhere.
+    let collector = (cluster.spec.instrumentation.as_ref()).and_then(|i| i.config.as_ref());
+    let files = collector
+        .and_then(|c| c.files.as_deref())
+        .unwrap_or_default();
+    let field = "spec.instrumentation.config.files";
+    problems.extend(projected(client, ns, field, files).await?);
+    let env = collector.and_then(|c| c.environment_variables.as_deref());
+    for (i, var) in env.unwrap_or_default().iter().enumerate() {
+        let from = var.value_from.as_ref();
+        let field = format!("spec.instrumentation.config.environmentVariables[{i}].valueFrom");
+        if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
             let found = get::<Secret>(client, ns, &s.name).await?;
+            let field = format!("{field}.secretKeyRef");
             problems.extend(refusal(
                 &field,
                 "Secret",
@@ -62,9 +75,9 @@ pub async fn hold(
                 found.as_ref(),
             ));
         }
-        if let Some(m) = &file.config_map {
-            let field = format!("spec.config.files[{i}].configMap");
+        if let Some(m) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
             let found = get::<ConfigMap>(client, ns, &m.name).await?;
+            let field = format!("{field}.configMapKeyRef");
             problems.extend(refusal(
                 &field,
                 "ConfigMap",
@@ -94,6 +107,42 @@ pub async fn hold(
         "{}; the instances keep the pods they run until it is fixed",
         problems.join("; ")
     )))
+}
+
+/// Why the Secrets and ConfigMaps that `projections` (the list at `field`) name cannot be
+/// mounted.
+async fn projected(
+    client: &Client,
+    ns: &str,
+    field: &str,
+    projections: &[VolumeProjection],
+) -> Result<Vec<String>, KubeError> {
+    let mut problems = Vec::new();
+    for (i, file) in projections.iter().enumerate() {
+        if let Some(s) = &file.secret {
+            let field = format!("{field}[{i}].secret");
+            let found = get::<Secret>(client, ns, &s.name).await?;
+            problems.extend(refusal(
+                &field,
+                "Secret",
+                &s.name,
+                s.optional,
+                found.as_ref(),
+            ));
+        }
+        if let Some(m) = &file.config_map {
+            let field = format!("{field}[{i}].configMap");
+            let found = get::<ConfigMap>(client, ns, &m.name).await?;
+            problems.extend(refusal(
+                &field,
+                "ConfigMap",
+                &m.name,
+                m.optional,
+                found.as_ref(),
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>

@@ -42,7 +42,7 @@ const LOGS_BATCH: &str = "batch/logs";
 const COMPACTING: &str = "groupbyattrs/compact";
 
 pub(super) fn spec<'a>(ctx: &Ctx<'a>) -> Option<&'a InstrumentationSpec> {
-    ctx.cluster.spec.instrumentation.as_ref()
+    ctx.cluster.spec.instrumentation.as_deref()
 }
 
 /// The PostgreSQL parameters that make it write log files the collector reads (PGO's): a
