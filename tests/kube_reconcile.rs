@@ -448,6 +448,21 @@ async fn additional_volumes_mount_only_foreign_claims(h: &Harness) {
 /// `spec.config.files` projects only Secrets and ConfigMaps that exist and that pgdeck does not
 /// keep for a cluster (a database superuser reads /etc/postgres): until then nothing starts,
 /// and running instances keep the pods they have.
+/// Create `object` (a `K`) in the test namespace, as a DBA would; its API.
+async fn put<K>(h: &Harness, object: Value) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(h.store.clone(), NS);
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
+    api
+}
+
 async fn config_files_project_only_foreign_objects(h: &Harness) {
     h.create(&example("config-files.yaml")).await;
     h.reconcile(NS, "directory").await.unwrap();
@@ -461,24 +476,16 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         assert!(message.contains(missing), "{message}");
     }
 
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}
-    }))
-    .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let config: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "directory-files"}, "data": {"notes": "-"}
-    }))
-    .unwrap();
-    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
-    configs
-        .create(&PostParams::default(), &config)
-        .await
-        .unwrap();
+    let secrets: Api<Secret> = put(
+        h,
+        json!({"metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}}),
+    )
+    .await;
+    put::<ConfigMap>(
+        h,
+        json!({"metadata": {"name": "directory-files"}, "data": {"notes": "-"}}),
+    )
+    .await;
     settle(h, "directory").await;
     let running = instances(h, "directory").await;
     assert_eq!(running.len(), 1);
@@ -524,15 +531,11 @@ async fn collector_reads_only_foreign_objects(h: &Harness) {
             ),
         "{message}"
     );
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "otel-gateway-ca"}, "stringData": {"ca.crt": "-"}
-    }))
-    .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    put::<Secret>(
+        h,
+        json!({"metadata": {"name": "otel-gateway-ca"}, "stringData": {"ca.crt": "-"}}),
+    )
+    .await;
     settle(h, "observed").await;
     let running = instances(h, "observed").await;
     assert_eq!(running.len(), 2);

@@ -241,8 +241,8 @@ pub struct PostgresClusterSpec {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
-    /// An OpenTelemetry collector beside PostgreSQL (PGO 5.8+). Boxed: a cluster is moved
-    /// around by value, and most have none.
+    /// An OpenTelemetry collector beside PostgreSQL (PGO 5.8+).
+    // Boxed: a cluster is moved around by value, and most have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instrumentation: Option<Box<InstrumentationSpec>>,
 

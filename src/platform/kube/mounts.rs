@@ -65,26 +65,14 @@ pub async fn hold(
         let from = var.value_from.as_ref();
         let field = format!("spec.instrumentation.config.environmentVariables[{i}].valueFrom");
         if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
-            let found = get::<Secret>(client, ns, &s.name).await?;
             let field = format!("{field}.secretKeyRef");
-            problems.extend(refusal(
-                &field,
-                "Secret",
-                &s.name,
-                s.optional,
-                found.as_ref(),
-            ));
+            let found = named::<Secret>(client, ns, &field, &s.name, s.optional).await?;
+            problems.extend(found);
         }
         if let Some(m) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
-            let found = get::<ConfigMap>(client, ns, &m.name).await?;
             let field = format!("{field}.configMapKeyRef");
-            problems.extend(refusal(
-                &field,
-                "ConfigMap",
-                &m.name,
-                m.optional,
-                found.as_ref(),
-            ));
+            let found = named::<ConfigMap>(client, ns, &field, &m.name, m.optional).await?;
+            problems.extend(found);
         }
     }
     if problems.is_empty() {
@@ -121,28 +109,38 @@ async fn projected(
     for (i, file) in projections.iter().enumerate() {
         if let Some(s) = &file.secret {
             let field = format!("{field}[{i}].secret");
-            let found = get::<Secret>(client, ns, &s.name).await?;
-            problems.extend(refusal(
-                &field,
-                "Secret",
-                &s.name,
-                s.optional,
-                found.as_ref(),
-            ));
+            problems.extend(named::<Secret>(client, ns, &field, &s.name, s.optional).await?);
         }
         if let Some(m) = &file.config_map {
             let field = format!("{field}[{i}].configMap");
-            let found = get::<ConfigMap>(client, ns, &m.name).await?;
-            problems.extend(refusal(
-                &field,
-                "ConfigMap",
-                &m.name,
-                m.optional,
-                found.as_ref(),
-            ));
+            problems.extend(named::<ConfigMap>(client, ns, &field, &m.name, m.optional).await?);
         }
     }
     Ok(problems)
+}
+
+/// Why the `K` named `name` (at `field`) cannot be mounted, if it cannot.
+async fn named<K>(
+    client: &Client,
+    ns: &str,
+    field: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<String>, KubeError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let found = get::<K>(client, ns, name).await?;
+    Ok(refusal(
+        field,
+        &K::kind(&()),
+        name,
+        optional,
+        found.as_ref(),
+    ))
 }
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>
