@@ -2038,6 +2038,16 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
         collector["receivers"]["filelog/postgres_jsonlog"]["include"][0],
         "/pgdata/logs/postgres/*.json"
     );
+    // Prometheus reaches the collector's metrics.
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    let open = &policy["spec"]["ingress"][0]["ports"];
+    assert!(
+        open.as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == 9187),
+        "{open:?}"
+    );
     let patroni: serde_json::Value = serde_json::from_str(patroni_file(&docs)).unwrap();
     let parameters = &patroni["postgresql"]["parameters"];
     assert_eq!(parameters["logging_collector"], "on");
