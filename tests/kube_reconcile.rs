@@ -450,6 +450,21 @@ async fn additional_volumes_mount_only_foreign_claims(h: &Harness) {
 /// `spec.config.files` projects only Secrets and ConfigMaps that exist and that pgdeck does not
 /// keep for a cluster (a database superuser reads /etc/postgres): until then nothing starts,
 /// and running instances keep the pods they have.
+/// Create `object` (a `K`) in the test namespace, as a DBA would; its API.
+async fn put<K>(h: &Harness, object: Value) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(h.store.clone(), NS);
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
+    api
+}
+
 async fn config_files_project_only_foreign_objects(h: &Harness) {
     h.create(&example("config-files.yaml")).await;
     h.reconcile(NS, "directory").await.unwrap();
@@ -463,13 +478,12 @@ async fn config_files_project_only_foreign_objects(h: &Harness) {
         assert!(message.contains(missing), "{message}");
     }
 
-    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
-    stored::<Secret>(
+    let secrets: Api<Secret> = put(
         h,
         json!({"metadata": {"name": "revoked"}, "stringData": {"ca.crl": "-"}}),
     )
     .await;
-    stored::<ConfigMap>(
+    put::<ConfigMap>(
         h,
         json!({"metadata": {"name": "directory-files"}, "data": {"notes": "-"}}),
     )
@@ -537,9 +551,9 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
             "data": {"pgbouncer.ini": format!("[pgbouncer]\nmax_client_conn = {max}\n")}
         })
     };
-    stored::<ConfigMap>(h, settings("300")).await;
+    put::<ConfigMap>(h, settings("300")).await;
     let hba = json!({"metadata": {"name": "tuned-pgbouncer-hba"}, "stringData": {"hba.conf": "-"}});
-    stored::<Secret>(h, hba).await;
+    put::<Secret>(h, hba).await;
     settle(h, "tuned").await;
     assert_eq!(degraded(&status(h, "tuned").await).0, "False");
     let deployments: Api<Deployment> = Api::namespaced(h.store.clone(), NS);
@@ -602,18 +616,75 @@ async fn pgbouncer_files_project_only_foreign_objects(h: &Harness) {
     assert_eq!(ini().await, before, "and their configuration");
 }
 
-/// `object` (JSON) made in namespace `NS`, as a user would.
-async fn stored<K>(h: &Harness, object: Value)
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(h.store.clone(), NS);
-    let object: K = serde_json::from_value(object).unwrap();
-    api.create(&PostParams::default(), &object).await.unwrap();
+/// `spec.instrumentation`: the collector's files and environment name only what exists and is
+/// not pgdeck's (its exporters could send them anywhere); then each instance runs a collector.
+async fn collector_reads_only_foreign_objects(h: &Harness) {
+    h.create(&example("instrumentation.yaml")).await;
+    h.reconcile(NS, "observed").await.unwrap();
+    assert!(instances(h, "observed").await.is_empty(), "nothing starts");
+    let (state, message) = degraded(&status(h, "observed").await);
+    assert!(
+        state == "True"
+            && message.contains(
+                "spec.instrumentation.config.files[0].secret: Secret otel-gateway-ca does not exist"
+            ),
+        "{message}"
+    );
+    put::<Secret>(
+        h,
+        json!({"metadata": {"name": "otel-gateway-ca"}, "stringData": {"ca.crt": "-"}}),
+    )
+    .await;
+    settle(h, "observed").await;
+    let running = instances(h, "observed").await;
+    assert_eq!(running.len(), 2);
+    assert_eq!(degraded(&status(h, "observed").await).0, "False");
+    let instance = running.into_iter().next().unwrap();
+    let before = template_of(h, &instance).await;
+    let containers = before["spec"]["containers"].as_array().unwrap();
+    assert!(containers.iter().any(|c| c["name"] == "collector"));
+    let config: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let data = config
+        .get(&format!("{instance}-config"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert!(data["collector.yaml"].contains("otel-gateway.monitoring.svc:4317"));
+
+    // The superuser's password (any Secret pgdeck keeps) never reaches the collector.
+    let ours = "observed-superuser";
+    h.edit(NS, "observed", |c| {
+        let config = c
+            .spec
+            .instrumentation
+            .as_mut()
+            .unwrap()
+            .config
+            .as_mut()
+            .unwrap();
+        config.environment_variables =
+            Some(vec![serde_json::from_value(json!({
+            "name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": ours, "key": "password"}}
+        }))
+        .unwrap()]);
+    })
+    .await;
+    h.reconcile(NS, "observed").await.unwrap();
+    let (state, message) = degraded(&status(h, "observed").await);
+    assert!(
+        state == "True"
+            && message.contains(&format!(
+                "spec.instrumentation.config.environmentVariables[0].valueFrom.secretKeyRef: \
+                 Secret {ours} is one pgdeck keeps"
+            )),
+        "{message}"
+    );
+    assert_eq!(
+        template_of(h, &instance).await,
+        before,
+        "the instance keeps its pod"
+    );
 }
 
 async fn deleted_objects_come_back(h: &Harness) {
@@ -2993,6 +3064,11 @@ async fn pgbouncer_files_never_project_pgdecks_own_or_missing_objects() {
 }
 
 #[tokio::test]
+async fn the_collector_never_reads_pgdecks_own_or_missing_objects() {
+    collector_reads_only_foreign_objects(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn deleted_or_changed_objects_are_restored() {
     deleted_objects_come_back(&Harness::new().await).await;
 }
@@ -3216,7 +3292,9 @@ async fn cluster_role_grants_exactly_what_is_used() {
         pgbouncer_objects_follow_the_spec,
         additional_volumes_mount_only_foreign_claims,
         config_files_project_only_foreign_objects,
-        cloud_sources_restore_with_their_own_credentials
+        cloud_sources_restore_with_their_own_credentials,
+        pgbouncer_files_project_only_foreign_objects,
+        collector_reads_only_foreign_objects
     );
     for h in [
         Box::pin(delete_removes_everything()).await,

@@ -2044,3 +2044,171 @@ spec:
 fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
+
+/// The containers of an instance StatefulSet's pods, by name.
+fn container<'a>(set: &'a Value, name: &str) -> Option<&'a Value> {
+    set["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+}
+
+/// `spec.instrumentation`: PGO's `collector` beside each instance, its configuration in the
+/// instance's ConfigMap projected with the spec's files, PostgreSQL and Patroni writing the
+/// log files it reads, and a changed configuration rolling the pods.
+#[test]
+fn instrumentation_renders_pgos_collector_beside_each_instance() {
+    let docs = rendered("assets/examples/instrumentation.yaml");
+    let sets: Vec<&Value> = docs.iter().filter(|d| is_instance(d)).collect();
+    assert_eq!(sets.len(), 2);
+    for set in &sets {
+        let template = &set["spec"]["template"];
+        assert_eq!(
+            template["metadata"]["labels"]["postgres-operator.crunchydata.com/crunchy-otel-collector"],
+            "true"
+        );
+        let collector = container(set, "collector").expect("a collector container");
+        assert_eq!(
+            collector["image"],
+            "otel/opentelemetry-collector-contrib:0.128.0"
+        );
+        assert_eq!(collector["ports"][0]["name"], "otel-metrics");
+        assert_eq!(collector["ports"][0]["containerPort"], 9187);
+        assert_eq!(collector["resources"]["limits"]["memory"], "256Mi");
+        let env: Vec<&str> = collector["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            env,
+            [
+                "K8S_POD_NAMESPACE",
+                "K8S_POD_NAME",
+                "OTEL_RESOURCE_ATTRIBUTES"
+            ]
+        );
+        let mounts: Vec<(&str, &str)> = collector["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap(),
+                    m["mountPath"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert!(mounts.contains(&("pgdata", "/pgdata")), "{mounts:?}");
+        assert!(mounts.contains(&("collector-config", "/etc/otel-collector")));
+        let volume = template["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "collector-config")
+            .unwrap();
+        let sources = &volume["projected"]["sources"];
+        let instance = set["metadata"]["name"].as_str().unwrap();
+        assert_eq!(
+            sources[0]["configMap"]["name"].as_str().unwrap(),
+            format!("{instance}-config")
+        );
+        assert_eq!(sources[0]["configMap"]["items"][0]["path"], "config.yaml");
+        assert_eq!(sources[1]["secret"]["name"], "otel-gateway-ca");
+        // Patroni's and PostgreSQL's log directories exist before Patroni starts.
+        let command = database_command(set);
+        assert_eq!(
+            command[4..],
+            [
+                "/etc/patroni/patroni.yml",
+                "/pgdata/patroni/log",
+                "/pgdata/logs/postgres"
+            ]
+        );
+    }
+    let config_map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["data"]["collector.yaml"].is_string())
+        .unwrap();
+    let collector: Value =
+        serde_yaml::from_str(config_map["data"]["collector.yaml"].as_str().unwrap()).unwrap();
+    let pipelines = &collector["service"]["pipelines"];
+    for logs in ["logs/postgres", "logs/patroni", "logs/pgbackrest"] {
+        assert_eq!(pipelines[logs]["exporters"][0], "otlp", "{logs}");
+    }
+    assert_eq!(
+        collector["exporters"]["otlp"]["endpoint"],
+        "otel-gateway.monitoring.svc:4317"
+    );
+    assert_eq!(
+        pipelines["logs/postgres"]["receivers"][0],
+        "filelog/postgres_jsonlog"
+    );
+    assert_eq!(
+        collector["receivers"]["filelog/postgres_jsonlog"]["include"][0],
+        "/pgdata/logs/postgres/*.json"
+    );
+    // Prometheus reaches the collector's metrics.
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    let open = &policy["spec"]["ingress"][0]["ports"];
+    assert!(
+        open.as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == 9187),
+        "{open:?}"
+    );
+    let patroni: serde_json::Value = serde_json::from_str(patroni_file(&docs)).unwrap();
+    let parameters = &patroni["postgresql"]["parameters"];
+    assert_eq!(parameters["logging_collector"], "on");
+    assert_eq!(parameters["log_destination"], "jsonlog");
+    assert_eq!(parameters["log_directory"], "/pgdata/logs/postgres");
+    // Three days' retention: daily files named for the weekday.
+    assert_eq!(parameters["log_filename"], "postgresql-%a.log");
+    assert_eq!(patroni["log"]["dir"], "/pgdata/patroni/log");
+
+    // Another exporter is another configuration: the pods roll.
+    let text = read(&repo_root().join("assets/examples/instrumentation.yaml"))
+        .replace("otel-gateway.monitoring.svc:4317", "elsewhere:4317");
+    let dir = tempfile::tempdir().unwrap();
+    let changed = dir.path().join("changed.yaml");
+    std::fs::write(&changed, text).unwrap();
+    let out = pgdeck()
+        .args(["render", "-f"])
+        .arg(&changed)
+        .output()
+        .unwrap();
+    let again = documents(&String::from_utf8(out.stdout).unwrap());
+    let hash = |docs: &[Value]| {
+        docs.iter().find(|d| is_instance(d)).unwrap()["spec"]["template"]["metadata"]["annotations"]
+            ["pgdeck.dev/config-hash"]
+            .clone()
+    };
+    assert_ne!(hash(&docs), hash(&again));
+}
+
+/// Without `spec.instrumentation` nothing of the collector is rendered, and an instance's pod
+/// template is as before it existed: its configuration digest is Patroni's file alone, so no
+/// existing pod restarts.
+#[test]
+fn a_cluster_without_instrumentation_renders_as_before() {
+    for example in ["assets/examples/ha.yaml", "assets/examples/resources.yaml"] {
+        let docs = rendered(example);
+        let text = serde_yaml::to_string(&docs).unwrap();
+        for word in ["collector", "logging_collector", "/pgdata/logs", "9187"] {
+            assert!(!text.contains(word), "{example}: {word}");
+        }
+        let set = docs.iter().find(|d| is_instance(d)).unwrap();
+        let mut patroni: serde_json::Value = serde_json::from_str(patroni_file(&docs)).unwrap();
+        patroni.as_object_mut().unwrap().remove("bootstrap");
+        assert_eq!(
+            set["spec"]["template"]["metadata"]["annotations"]["pgdeck.dev/config-hash"]
+                .as_str()
+                .unwrap(),
+            pgdeck::plan::digest(patroni.to_string().as_bytes()),
+            "{example}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ use super::addons::{Monitoring, Proxy};
 use super::authentication::Authentication;
 use super::backups::Backups;
 use super::instances::InstanceSet;
+use super::instrumentation::InstrumentationSpec;
 use super::patroni::PatroniSpec;
 use super::sources::{DataSource, Standby};
 use super::status::PostgresClusterStatus;
@@ -240,6 +241,10 @@ pub struct PostgresClusterSpec {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
+    /// An OpenTelemetry collector beside PostgreSQL (PGO 5.8+).
+    // Boxed: a cluster is moved around by value, and most have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instrumentation: Option<Box<InstrumentationSpec>>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby: Option<Standby>,

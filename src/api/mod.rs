@@ -6,6 +6,7 @@ pub mod backups;
 pub mod cluster;
 pub mod crd;
 pub mod instances;
+pub mod instrumentation;
 pub mod manifest;
 pub mod objects;
 pub mod patroni;

@@ -128,6 +128,8 @@ const NO_POOLER_RESOURCES: Support =
 const NO_GROUPS: Support =
     Refused("the database processes run as the postgres account, without extra groups");
 const NO_OPENSHIFT_HERE: Support = Refused("OpenShift is a Kubernetes distribution");
+const NO_COLLECTOR: Support =
+    Refused("an OpenTelemetry collector needs a pod/sidecar; not run on the local platform yet");
 const NO_EXPORTER_IMAGE: Support = Refused(
     "the exporter runs from Debian's prometheus-postgres-exporter package, not from an image",
 );
@@ -165,6 +167,10 @@ const KUBE_CLOUD: Support =
 const KUBE_RESTORE: Support = Refused(
     "the restore runs in the first instance's pod, not in a Job: it has the instance set's \
      resources and placement",
+);
+const KUBE_CUSTOM_QUERIES: Support = Refused(
+    "custom metric queries (the collector's sqlquery receivers) are not implemented yet: the \
+     collector serves Patroni's metrics only",
 );
 const KUBE_SOURCE_VOLUME: Support = Refused(
     "a repository on a volume is a cluster's: restore from it with spec.dataSource.postgresCluster",
@@ -665,6 +671,56 @@ pub const FIELDS: &[Field] = &[
     field("spec.authentication.rules[].users", Works, Works),
     field("spec.openshift", NO_OPENSHIFT_HERE, KUBE_OPENSHIFT),
     field("spec.supplementalGroups", NO_GROUPS, Works),
+    field("spec.instrumentation", NO_COLLECTOR, Works),
+    field("spec.instrumentation.image", NO_COLLECTOR, Works),
+    opaque("spec.instrumentation.resources", NO_COLLECTOR, Works),
+    field("spec.instrumentation.config", NO_COLLECTOR, Works),
+    field("spec.instrumentation.config.detectors", NO_COLLECTOR, Works),
+    field(
+        "spec.instrumentation.config.detectors[].name",
+        NO_COLLECTOR,
+        Works,
+    ),
+    opaque(
+        "spec.instrumentation.config.detectors[].attributes",
+        NO_COLLECTOR,
+        Works,
+    ),
+    opaque("spec.instrumentation.config.exporters", NO_COLLECTOR, Works),
+    opaque("spec.instrumentation.config.files", NO_COLLECTOR, Works),
+    opaque(
+        "spec.instrumentation.config.environmentVariables",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field("spec.instrumentation.logs", NO_COLLECTOR, Works),
+    field("spec.instrumentation.logs.batches", NO_COLLECTOR, Works),
+    field(
+        "spec.instrumentation.logs.batches.maxDelay",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.logs.batches.maxRecords",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.logs.batches.minRecords",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field("spec.instrumentation.logs.exporters", NO_COLLECTOR, Works),
+    field(
+        "spec.instrumentation.logs.retentionPeriod",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics",
+        NO_COLLECTOR,
+        KUBE_CUSTOM_QUERIES,
+    ),
 ];
 
 /// The entry for a property path, `[]` for list items.

@@ -178,6 +178,7 @@ pub fn validate(c: &PostgresCluster) -> Vec<FieldError> {
     users(&mut k, spec.users.as_deref().unwrap_or_default());
     tls(&mut k, c);
     sources(&mut k, c);
+    k.errors.extend(super::instrumentation::problems(c));
     k.errors
 }
 

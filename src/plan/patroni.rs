@@ -268,7 +268,7 @@ fn replication_auth(creds: &Credentials, tls: &Tls) -> Value {
 /// all. As PGO does, one rotated file and each file half the limit, so the two stay within
 /// `storageLimit` and at least half of it is history. (Patroni 3.0 has no JSON `type` yet: its
 /// default text format.)
-fn log(logging: &PatroniLogging, dir: &str) -> Value {
+pub fn log(logging: &PatroniLogging, dir: &str) -> Value {
     const FILES: i64 = 2;
     // Validation refuses less than the floor; a stored manifest that predates it gets PGO's clamp.
     let limit = quantity::bytes(&logging.storage_limit)

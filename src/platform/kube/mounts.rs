@@ -1,6 +1,7 @@
-//! What the instances mount that the DBA names: claims (`volumes.additional`) and the
-//! Secrets and ConfigMaps of `spec.config.files` and of a cloud data source's configuration;
-//! and those of pgBouncer's `spec.proxy.pgBouncer.config.files`, held the same way. A tenant who may edit a PostgresCluster but
+//! What the instances mount that the DBA names: claims (`volumes.additional`), the Secrets
+//! and ConfigMaps of `spec.config.files`, of a cloud data source's configuration, and of the
+//! collector's files and environment (`spec.instrumentation.config`); and those of pgBouncer's
+//! `spec.proxy.pgBouncer.config.files`, held the same way. A tenant who may edit a PostgresCluster but
 //! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
 //! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
 //! reads any file under `/etc/postgres`); and a claim, Secret or ConfigMap that does not exist
@@ -81,6 +82,28 @@ pub async fn hold(
         .await?
         .problems,
     );
+    // The collector's files and environment: its exporters can send them anywhere.
+    let collector = (cluster.spec.instrumentation.as_ref()).and_then(|i| i.config.as_ref());
+    let files = collector
+        .and_then(|c| c.files.as_deref())
+        .unwrap_or_default();
+    let field = "spec.instrumentation.config.files";
+    problems.extend(projected(client, ns, field, files, false).await?.problems);
+    let env = collector.and_then(|c| c.environment_variables.as_deref());
+    for (i, var) in env.unwrap_or_default().iter().enumerate() {
+        let from = var.value_from.as_ref();
+        let field = format!("spec.instrumentation.config.environmentVariables[{i}].valueFrom");
+        if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
+            let field = format!("{field}.secretKeyRef");
+            let found = named::<Secret>(client, ns, &field, &s.name, s.optional).await?;
+            problems.extend(found);
+        }
+        if let Some(m) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
+            let field = format!("{field}.configMapKeyRef");
+            let found = named::<ConfigMap>(client, ns, &field, &m.name, m.optional).await?;
+            problems.extend(found);
+        }
+    }
     let pooler = pooler(client, cluster, desired, existing).await?;
     if problems.is_empty() {
         return Ok(pooler);
@@ -216,6 +239,30 @@ async fn projected(
         }
     }
     Ok(out)
+}
+
+/// Why the `K` named `name` (at `field`) cannot be mounted, if it cannot.
+async fn named<K>(
+    client: &Client,
+    ns: &str,
+    field: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<String>, KubeError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let found = get::<K>(client, ns, name).await?;
+    Ok(refusal(
+        field,
+        &K::kind(&()),
+        name,
+        optional,
+        found.as_ref(),
+    ))
 }
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>

@@ -5,19 +5,21 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    SecretProjection, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, HTTPGetAction,
+    KeyToPath, ObjectFieldSelector, PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount,
+    VolumeProjection, WeightedPodAffinityTerm,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
-use super::{Ctx, PGBACKREST_PORT, exporter, paths, restore};
+use super::{Ctx, PGBACKREST_PORT, collector, exporter, paths, restore};
 use crate::api::annotations;
 use crate::api::instances::InstanceSet;
+use crate::api::patroni::{MIN_LOG_STORAGE_BYTES, PatroniLogging};
 use crate::plan::monitoring;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement, Tls};
 use crate::plan::standby;
@@ -85,6 +87,9 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
     let mut files = BTreeMap::from([(PATRONI_FILE.to_string(), config_text + "\n")]);
     if let Some(text) = restore::config(ctx) {
         files.insert(restore::CONFIG_FILE.into(), text);
+    }
+    if let Some(text) = collector::config_text(ctx) {
+        files.insert(collector::CONFIG_KEY.into(), text);
     }
     Parts {
         config: ConfigMap {
@@ -169,6 +174,21 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
     restapi.insert("cafile".into(), format!("{tls}/ca.crt").into());
     restapi.insert("verify_client".into(), "optional".into());
     config["ctl"] = json!({ "cacert": format!("{tls}/ca.crt") });
+    if let Some(parameters) = collector::postgres_parameters(ctx) {
+        let pg = config["postgresql"]["parameters"]
+            .as_object_mut()
+            .expect("rendered as an object");
+        pg.extend(parameters);
+        // The collector reads Patroni's log from files: Patroni writes them with PGO's
+        // defaults when `spec.patroni.logging` says nothing.
+        if config["log"].is_null() {
+            let logging = PatroniLogging {
+                storage_limit: Quantity(MIN_LOG_STORAGE_BYTES.to_string()),
+                level: None,
+            };
+            config["log"] = patroni::log(&logging, paths::PATRONI_LOG);
+        }
+    }
     if set.wal_volume_claim_spec.is_some()
         && let Some(initdb) = config["bootstrap"]["initdb"].as_array_mut()
     {
@@ -202,17 +222,20 @@ fn stateful_set(
         let labels = template.labels.get_or_insert_with(Default::default);
         labels.insert(exporter::DISCOVERY_LABEL.into(), "true".into());
     }
+    template
+        .labels
+        .get_or_insert_with(Default::default)
+        .extend(collector::labels(ctx));
     // Patroni reads its file at start: a change restarts the pod. The bootstrap section is
     // read only once, when the cluster is created, and changes through `PATCH /config`.
     let mut local = config.clone();
     local.as_object_mut().map(|o| o.remove("bootstrap"));
+    // So does the collector its configuration.
+    let files = local.to_string() + &collector::config_text(ctx).unwrap_or_default();
     template
         .annotations
         .get_or_insert_with(Default::default)
-        .insert(
-            names::CONFIG_HASH.into(),
-            names::digest(local.to_string().as_bytes()),
-        );
+        .insert(names::CONFIG_HASH.into(), names::digest(files.as_bytes()));
     let mut template = PodTemplateSpec {
         metadata: Some(template),
         spec: Some(pod_spec(ctx, instance, set)),
@@ -322,6 +345,10 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         containers.push(exporter);
         volumes.extend(its_volumes);
     }
+    if let Some((collector, its_volume)) = collector::sidecar(ctx, &names::config(&instance.name)) {
+        containers.push(collector);
+        volumes.push(its_volume);
+    }
     if c.repos().iter().any(|r| r.volume.is_some()) {
         // The repository host reaches this instance's data through pgBackRest's TLS server.
         let mut server = Container {
@@ -388,7 +415,8 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
 }
 
 /// Patroni with its file, after the directories it needs that a fresh volume has not: with
-/// `spec.patroni.logging` its log directory on the data volume (Patroni makes none), and each
+/// `spec.patroni.logging` or a collector its log directory on the data volume (Patroni makes
+/// none), with a collector PostgreSQL's log directory, and each
 /// tablespace's `data` directory, owned by PostgreSQL's account as `CREATE TABLESPACE` wants
 /// (the volume's root is the filesystem's, with `lost+found`).
 fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
@@ -398,8 +426,12 @@ fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
         .iter()
         .map(|t| paths::tablespace_data(&t.name))
         .collect();
-    if ctx.cluster.patroni().logging.is_some() {
+    if ctx.cluster.patroni().logging.is_some() || collector::spec(ctx).is_some() {
         dirs.insert(0, paths::PATRONI_LOG.into());
+    }
+    // PostgreSQL makes the last directory of `log_directory` only.
+    if collector::spec(ctx).is_some() {
+        dirs.insert(1, collector::POSTGRES_LOG.into());
     }
     if dirs.is_empty() {
         return vec!["patroni".into(), config];
@@ -547,18 +579,11 @@ pub(super) struct PgbackrestFiles {
 }
 
 pub(super) fn pgbackrest_files(ctx: &Ctx, file: &str) -> PgbackrestFiles {
-    let mut sources = vec![VolumeProjection {
-        config_map: Some(ConfigMapProjection {
-            name: ctx.names.pgbackrest_config(),
-            items: Some(vec![KeyToPath {
-                key: file.into(),
-                path: "pgbackrest.conf".into(),
-                mode: None,
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
+    let mut sources = vec![pods::config_file(
+        ctx.names.pgbackrest_config(),
+        file,
+        "pgbackrest.conf",
+    )];
     if ctx.cluster.repos().iter().any(|r| r.volume.is_some()) {
         sources.push(tls_projection(None, ctx.names.pgbackrest_cert(), "tls"));
     }

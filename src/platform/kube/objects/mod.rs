@@ -4,6 +4,7 @@
 
 mod backups;
 mod budgets;
+mod collector;
 mod exporter;
 mod init_sql;
 mod instances;

@@ -8,8 +8,9 @@
 //!   name portably (they are not pods; on many networks a policy that names pods drops them).
 //!   What protects it is authentication: its unsafe endpoints answer only the operator's client
 //!   certificate (see `tls`), and reads disclose no secrets.
-//! - The exporter's metrics (with `spec.monitoring.pgmonitor.exporter`), from anywhere:
-//!   Prometheus runs wherever the DBA runs it, and the metrics are read-only.
+//! - The exporter's metrics (with `spec.monitoring.pgmonitor.exporter`), or the collector's
+//!   (with `spec.instrumentation`), from anywhere: Prometheus runs wherever the DBA runs it,
+//!   and the metrics are read-only.
 //! - pgBackRest's TLS server, from the cluster's repository host only (which also proves itself
 //!   with its certificate).
 
@@ -20,7 +21,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Ctx, PGBACKREST_PORT, instances::patroni_port};
+use super::{Ctx, PGBACKREST_PORT, collector, instances::patroni_port};
 use crate::plan::monitoring::{self, EXPORTER_PORT};
 use crate::platform::kube::names;
 
@@ -43,6 +44,9 @@ pub fn render(ctx: &Ctx) -> NetworkPolicy {
     let mut open = vec![tcp(ctx.cluster.port()), tcp(patroni_port(ctx))];
     if monitoring::exporter(ctx.cluster).is_some() {
         open.push(tcp(EXPORTER_PORT.into()));
+    }
+    if collector::spec(ctx).is_some() {
+        open.push(tcp(collector::METRICS_PORT));
     }
     let mut ingress = vec![NetworkPolicyIngressRule {
         from: None,

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretKeySelector, SecurityContext, TCPSocketAction, Toleration,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, KeyToPath, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector, SecurityContext,
+    TCPSocketAction, Toleration, TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -246,6 +246,22 @@ pub(super) fn tcp_probe(port: i32) -> Probe {
             ..Default::default()
         }),
         period_seconds: Some(10),
+        ..Default::default()
+    }
+}
+
+/// The key `key` of ConfigMap `config_map`, projected as the file `path`.
+pub(super) fn config_file(config_map: String, key: &str, path: &str) -> VolumeProjection {
+    VolumeProjection {
+        config_map: Some(ConfigMapProjection {
+            name: config_map,
+            items: Some(vec![KeyToPath {
+                key: key.into(),
+                path: path.into(),
+                mode: None,
+            }]),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -1,0 +1,349 @@
+//! `spec.instrumentation` (PGO 5.8+): an OpenTelemetry collector beside PostgreSQL that ships
+//! its logs and metrics. The shapes are PGO's `InstrumentationSpec`, so its users' manifests
+//! load unchanged.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, VolumeProjection};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::PostgresCluster;
+use super::manifest::FieldError;
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstrumentationSpec {
+    /// The collector's image; the operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<InstrumentationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<InstrumentationLogs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<InstrumentationMetrics>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstrumentationConfig {
+    /// Resource detectors (`aks`, `eks`, `gcp`, ...) that add identifying attributes, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub detectors: Option<Vec<ResourceDetector>>,
+    /// OpenTelemetry exporters of the collector image, by component ID (`otlp`, `otlp/2`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporters: Option<Schemaless>,
+    /// Files projected beside the collector's configuration, in `/etc/otel-collector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub files: Option<Vec<VolumeProjection>>,
+    /// Environment variables of the collector container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub environment_variables: Option<Vec<EnvVar>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceDetector {
+    #[schemars(length(min = 1, max = 20))]
+    pub name: String,
+    /// Which of the detector's attributes to use (true) or leave out (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, bool>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstrumentationLogs {
+    /// How log records are batched before export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batches: Option<LogsBatches>,
+    /// The exporters (of `config.exporters`) that send logs; `debug` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub exporters: Option<Vec<String>>,
+    /// How long log files are kept in the pod: `12 hr`, `3d`, `4 weeks`, ...; one day when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20), regex(pattern = RETENTION_PATTERN))]
+    pub retention_period: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsBatches {
+    /// The longest a record waits before export (`200ms` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20), regex(pattern = SHORT_DURATION_PATTERN))]
+    pub max_delay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_records: Option<i32>,
+    /// The records to wait for before a batch is sent (8192 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_records: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstrumentationMetrics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_queries: Option<CustomQueries>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomQueries {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Vec<CustomQuerySet>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomQuerySet {
+    pub name: String,
+    pub queries: ConfigMapKeyRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_interval: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// PGO's loose check of a retention period: whole numbers of hours, days or weeks.
+const RETENTION_PATTERN: &str = r"^(PT)?( *[0-9]+ *(?i:(h|hr|d|w|wk)|(hour|day|week)s?))+$";
+/// PGO's loose check of a short duration: milliseconds, seconds or minutes, or `0`.
+const SHORT_DURATION_PATTERN: &str = r"^((PT)?( *[0-9]+ *(?i:(ms|s|m)|(milli|sec|min)s?))+|0)$";
+
+/// A free-form object, kept as written (`x-kubernetes-preserve-unknown-fields`): the
+/// collector judges its exporters' settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(transparent)]
+pub struct Schemaless(pub Map<String, Value>);
+
+impl JsonSchema for Schemaless {
+    fn schema_name() -> Cow<'static, str> {
+        "Schemaless".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+    }
+}
+
+/// What the schema cannot say about `spec.instrumentation`, with PGO's limits: each log
+/// exporter is one the collector has, durations are in range, batching is consistent, and
+/// the collector's own environment stays its own; and what pgdeck's collector cannot do yet.
+pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let Some(spec) = &c.spec.instrumentation else {
+        return out;
+    };
+    let mut fail = |path: &str, why: &str| out.push(FieldError::new(path, why));
+    let exporter =
+        (c.spec.monitoring.as_ref()).and_then(|m| m.pgmonitor.as_ref()?.exporter.as_ref());
+    if exporter.is_some() {
+        fail(
+            "spec.instrumentation",
+            "the collector serves metrics on port 9187, as the exporter of \
+             spec.monitoring.pgmonitor does: set one of them",
+        );
+    }
+    // PGO runs a collector beside pgBouncer too; without one its logs and metrics would go
+    // uncollected while the spec says they are.
+    if c.spec.proxy.is_some() {
+        fail(
+            "spec.instrumentation",
+            "the collector does not run beside pgBouncer (spec.proxy.pgBouncer) yet",
+        );
+    }
+    let config = spec.config.clone().unwrap_or_default();
+    let exporters = config.exporters.unwrap_or_default().0;
+    let logs = spec.logs.clone().unwrap_or_default();
+    for (i, name) in logs.exporters.iter().flatten().enumerate() {
+        if name != DEBUG_EXPORTER && !exporters.contains_key(name) {
+            fail(
+                &format!("spec.instrumentation.logs.exporters[{i}]"),
+                &format!("{name:?} is not an exporter of spec.instrumentation.config.exporters"),
+            );
+        }
+    }
+    if let Some(text) = &logs.retention_period {
+        let hours = duration(text).map(|d| d.as_secs_f64() / 3600.0);
+        if !hours.is_some_and(|h| (1.0..=8760.0).contains(&h)) {
+            fail(
+                "spec.instrumentation.logs.retentionPeriod",
+                "must be a duration from one hour to 8760 hours (`12 hr`, `3d`, `4 weeks`)",
+            );
+        }
+    }
+    if let Some(b) = &logs.batches {
+        if let Some(text) = &b.max_delay
+            && duration(text).is_none_or(|d| d.as_secs() > 300)
+        {
+            fail(
+                "spec.instrumentation.logs.batches.maxDelay",
+                "must be a duration of at most five minutes (`200ms`, `1s`, `0`)",
+            );
+        }
+        let no_delay = b.max_delay.as_deref().and_then(duration) == Some(Default::default());
+        if (b.min_records == Some(0)) != no_delay {
+            fail(
+                "spec.instrumentation.logs.batches",
+                "to disable batching, both minRecords and maxDelay must be zero",
+            );
+        }
+        if let Some(max) = b.max_records
+            && b.min_records.unwrap_or(DEFAULT_MIN_RECORDS) > max
+        {
+            fail(
+                "spec.instrumentation.logs.batches.minRecords",
+                "cannot be larger than maxRecords",
+            );
+        }
+    }
+    for (i, env) in config.environment_variables.iter().flatten().enumerate() {
+        if RESERVED_ENV.contains(&env.name.as_str()) {
+            fail(
+                &format!("spec.instrumentation.config.environmentVariables[{i}].name"),
+                "cannot overwrite environment variables set by the operator",
+            );
+        }
+    }
+    out
+}
+
+/// The exporter every collector has, which logs go to when no other is named.
+pub const DEBUG_EXPORTER: &str = "debug";
+/// PGO's default for `logs.batches.minRecords`.
+pub const DEFAULT_MIN_RECORDS: i32 = 8192;
+/// The collector's environment that pgdeck sets (PGO's names).
+const RESERVED_ENV: [&str; 3] = ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "PGPASSWORD"];
+
+/// A duration as PGO's patterns write it (`12 hr`, `3d`, `PT4w`, `200ms`, `1 min 30s`), summed.
+/// `None` when a part is not a number and a unit.
+pub fn duration(text: &str) -> Option<std::time::Duration> {
+    let rest = text.trim().strip_prefix("PT").unwrap_or(text.trim());
+    let mut total = std::time::Duration::ZERO;
+    let mut chars = rest.trim().chars().peekable();
+    if rest.trim() == "0" {
+        return Some(total);
+    }
+    while chars.peek().is_some() {
+        let number: String = std::iter::from_fn(|| chars.next_if(char::is_ascii_digit)).collect();
+        while chars.next_if(|c| *c == ' ').is_some() {}
+        let unit: String =
+            std::iter::from_fn(|| chars.next_if(char::is_ascii_alphabetic)).collect();
+        while chars.next_if(|c| *c == ' ').is_some() {}
+        let n: u64 = number.parse().ok()?;
+        let seconds = match unit.to_ascii_lowercase().as_str() {
+            "ms" | "milli" | "millis" => {
+                total += std::time::Duration::from_millis(n);
+                continue;
+            }
+            "s" | "sec" | "secs" => 1,
+            "m" | "min" | "mins" => 60,
+            "h" | "hr" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "wk" | "week" | "weeks" => 604_800,
+            _ => return None,
+        };
+        total += std::time::Duration::from_secs(n * seconds);
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_read_as_pgo_writes_them() {
+        assert_eq!(duration("12 hr"), Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(duration("3d"), Some(Duration::from_secs(3 * 86_400)));
+        assert_eq!(duration("PT4w"), Some(Duration::from_secs(4 * 604_800)));
+        assert_eq!(duration("1 day 2h"), Some(Duration::from_secs(26 * 3600)));
+        assert_eq!(duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(duration("0"), Some(Duration::ZERO));
+        assert_eq!(duration("3 fortnights"), None);
+        assert_eq!(duration("d"), None);
+    }
+
+    fn problems_of(instrumentation: &str) -> Vec<String> {
+        let c = crate::api::manifest::parse(&format!(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\nspec:\n  \
+             postgresVersion: 16\n  instances:\n    - dataVolumeClaimSpec: {{accessModes: \
+             [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n{instrumentation}"
+        ));
+        match c {
+            Ok(c) => problems(&c).iter().map(ToString::to_string).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn what_the_collector_could_not_run_is_refused_naming_the_field() {
+        assert!(problems_of("  instrumentation: {}\n").is_empty());
+        let good = "  instrumentation: {config: {exporters: {otlp: {}}}, logs: {exporters: [otlp, debug], retentionPeriod: 12 hr, batches: {maxDelay: '0', minRecords: 0}}}\n";
+        assert!(problems_of(good).is_empty(), "{:?}", problems_of(good));
+        let cases = [
+            (
+                "  instrumentation: {logs: {exporters: [otlp]}}\n",
+                "spec.instrumentation.logs.exporters[0]",
+            ),
+            (
+                "  instrumentation: {logs: {retentionPeriod: 1 week 60 weeks}}\n",
+                "spec.instrumentation.logs.retentionPeriod",
+            ),
+            (
+                "  instrumentation: {logs: {batches: {maxDelay: 10m}}}\n",
+                "spec.instrumentation.logs.batches.maxDelay",
+            ),
+            (
+                "  instrumentation: {logs: {batches: {minRecords: 0}}}\n",
+                "spec.instrumentation.logs.batches",
+            ),
+            (
+                "  instrumentation: {logs: {batches: {maxRecords: 10}}}\n",
+                "spec.instrumentation.logs.batches.minRecords",
+            ),
+            (
+                "  instrumentation: {config: {environmentVariables: [{name: PGPASSWORD, value: x}]}}\n",
+                "spec.instrumentation.config.environmentVariables[0].name",
+            ),
+            (
+                "  instrumentation: {}\n  monitoring: {pgmonitor: {exporter: {}}}\n",
+                "spec.instrumentation: ",
+            ),
+            (
+                "  instrumentation: {}\n  proxy: {pgBouncer: {}}\n",
+                "spec.instrumentation: ",
+            ),
+        ];
+        for (spec, field) in cases {
+            let found = problems_of(spec);
+            assert!(
+                found.len() == 1 && found[0].contains(field),
+                "{spec}: {found:?}"
+            );
+        }
+    }
+}
