@@ -628,3 +628,69 @@ fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
     let _ = operator.kill();
     let _ = operator.wait();
 }
+
+/// A new cluster's `initialize` key taken, empty, while nobody bootstraps (Patroni 3.0.2 lost
+/// the answer to its own take so): every member waits "for leader to bootstrap" forever unless
+/// the reconciler, seeing no data, no leader and every member waiting for longer than two HA
+/// loops, releases the key. Reproduced by writing the key before the cluster's Patroni first
+/// starts (the cluster applied paused: etcd and the cluster's etcd user exist, no Patroni runs).
+#[test]
+fn a_bootstrap_nobody_runs_is_released_and_the_cluster_starts() {
+    use common::local::{b64, etcd};
+    let home = LocalHome::new();
+    // loop_wait 5 s: the stall is released after 10 s (two loops, at least 10 s).
+    let spec = "  patroni: {syncPeriodSeconds: 5}\n";
+    let paused = home.apply_text(
+        &manifest("stalled", 1, &format!("  paused: true\n{spec}")),
+        &[],
+    );
+    assert!(paused.status.success(), "{paused:?}");
+    home.wait_for("stalled", Duration::from_secs(60), "Paused", |s| {
+        progressing(s) == "Paused"
+    });
+    let put = etcd(
+        home.etcd_port(),
+        "/v3/kv/put",
+        &serde_json::json!({ "key": b64("/pgdeck/default/stalled/initialize"), "value": "" }),
+        Some(&home.etcd_root_token()),
+    );
+    assert!(put["header"]["revision"].is_string(), "{put}");
+
+    let resumed = home.apply_text(&manifest("stalled", 1, spec), &[]);
+    assert!(resumed.status.success(), "{resumed:?}");
+    let started = std::time::Instant::now();
+    let stuck = home.wait_for(
+        "stalled",
+        Duration::from_secs(30),
+        "BootstrapStalled",
+        |s| progressing(s) == "BootstrapStalled",
+    );
+    assert!(
+        with_role(&stuck, "uninitialized").len() == 1,
+        "the member waits, uninitialized: {stuck}"
+    );
+    home.wait_for("stalled", Duration::from_secs(60), "Ready", |s| {
+        all_ready(s, 1)
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "released before the stall outlasted its bound"
+    );
+    let released: Vec<Value> = home
+        .events("stalled")
+        .into_iter()
+        .filter(|e| e["reason"] == "BootstrapStalled")
+        .collect();
+    assert!(
+        released.len() == 1 && released[0]["type"] == "Warning",
+        "one Warning event for the released key: {released:?}"
+    );
+}
+
+fn progressing(status: &Value) -> String {
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let c = conditions.iter().find(|c| c["type"] == "Progressing");
+    c.and_then(|c| c["reason"].as_str())
+        .unwrap_or_default()
+        .into()
+}

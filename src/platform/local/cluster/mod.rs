@@ -14,6 +14,7 @@
 //! changed manifest bring the next pass at once.
 
 mod backups;
+mod bootstrap_stall;
 mod exporter;
 mod init_sql;
 mod instances;
@@ -245,6 +246,10 @@ pub struct Worker {
     bootstrap_logs: BTreeMap<String, (Tail, Failures)>,
     /// The data directories Patroni moved aside after a failed bootstrap (`data.failed`).
     failed_dirs: Vec<String>,
+    /// Since when a new cluster's bootstrap has looked stalled (see `bootstrap_stall`), and
+    /// what the Progressing condition says of it meanwhile.
+    stall: crate::plan::bootstrap_stall::Stall,
+    stalled: Option<String>,
 }
 
 /// See `Worker::last_config_check`.
@@ -322,6 +327,8 @@ impl Worker {
             slots_seen: None,
             bootstrap_logs: BTreeMap::new(),
             failed_dirs: Vec::new(),
+            stall: Default::default(),
+            stalled: None,
         }
     }
 
@@ -565,6 +572,8 @@ impl Worker {
                 self.pool(&poolers, &live, &seen).await?;
             }
         }
+        self.heal_stalled_bootstrap(&etcd, &cluster, &records, &seen)
+            .await;
         if !self.state.initialized && seen.ready_primary().is_some() {
             self.state.initialized = true;
             self.state.save(&self.dir)?;
@@ -2044,6 +2053,7 @@ impl Worker {
             backup: self.tasks.backup.is_some(),
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
+            stalled_bootstrap: self.stalled.clone(),
         };
         let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
         let replay = self.replay_condition(cluster);
