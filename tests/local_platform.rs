@@ -506,6 +506,27 @@ fn a_settled_cluster_is_left_alone_yet_watched() {
         "the replica's Patroni was asked {replica_calls} times: /cluster from the primary tells all"
     );
 
+    // Patroni's configuration changed behind pgdeck's back: the DCS watch sees the key written
+    // and the settled cluster's next pass puts it back (no timer asks Patroni for it).
+    tamper_with_config(&home, "quiet");
+    let config = format!("http://127.0.0.1:{api_port}/config");
+    let since = std::time::Instant::now();
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "5", &config])
+            .output()
+            .unwrap();
+        let now: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if now.is_object() && now.get("tampered").is_none() {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the changed configuration was not put back within 10 s: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // Its Patroni killed, it runs again within a few seconds, not at the next settled pass.
     let primary = primary(&home.status("quiet"));
     let patroni = home.patroni_pids("quiet", &primary);
@@ -693,4 +714,27 @@ fn progressing(status: &Value) -> String {
     c.and_then(|c| c["reason"].as_str())
         .unwrap_or_default()
         .into()
+}
+
+/// Add a key of no meaning to `cluster`'s Patroni configuration, written in etcd as root.
+fn tamper_with_config(home: &LocalHome, cluster: &str) {
+    use common::local::{b64, etcd};
+    let (port, token) = (home.etcd_port(), home.etcd_root_token());
+    let key = b64(&format!("/pgdeck/default/{cluster}/config"));
+    let read = etcd(
+        port,
+        "/v3/kv/range",
+        &serde_json::json!({ "key": key }),
+        Some(&token),
+    );
+    use base64::Engine;
+    let value = read["kvs"][0]["value"].as_str().unwrap();
+    let value = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .unwrap();
+    let mut config: Value = serde_json::from_slice(&value).unwrap();
+    config["tampered"] = Value::Bool(true);
+    let body = serde_json::json!({ "key": key, "value": b64(&config.to_string()) });
+    let put = etcd(port, "/v3/kv/put", &body, Some(&token));
+    assert!(put["header"]["revision"].is_string(), "{put}");
 }

@@ -254,6 +254,8 @@ pub struct Worker {
 
 /// See `Worker::last_config_check`.
 struct ConfigCheck {
+    /// `Shared::config_mark` before Patroni was asked.
+    mark: (u64, u64),
     generation: i64,
     upstream: Option<plan_standby::Upstream>,
     followers: BTreeSet<super::dcs_watch::ClusterKey>,
@@ -262,8 +264,8 @@ struct ConfigCheck {
 
 /// Between passes while something moves.
 const TICK: Duration = Duration::from_secs(1);
-/// Between passes once nothing moves: they refresh lag, volume usage and Patroni's dynamic
-/// configuration; what fails meanwhile wakes the worker sooner.
+/// Between passes once nothing moves: they refresh lag and volume usage; what fails meanwhile
+/// wakes the worker sooner.
 const SETTLED: Duration = Duration::from_secs(30);
 /// How often a settled cluster's processes are looked at.
 const PULSE: Duration = Duration::from_secs(1);
@@ -1349,13 +1351,22 @@ impl Worker {
         };
         let generation = cluster.generation();
         let followers = (self.shared).followers(&(self.ns.clone(), self.name.clone()));
+        let mark = (self.shared).config_mark(&(self.ns.clone(), self.name.clone()));
+        // Settled, the check follows the configuration key's writes (the DCS watch counts
+        // them): a settled pass asks Patroni for `/cluster` alone. The long period covers a
+        // write made while the watch was being taken again.
+        let period = match self.settled {
+            true => Duration::from_secs(600),
+            false => Duration::from_secs(15),
+        };
         // A standby's source leader moved, or a standby came or went: at once, not at the
         // next check.
         let due = self.last_config_check.as_ref().is_none_or(|c| {
             c.generation != generation
                 || c.upstream.as_ref() != upstream
                 || c.followers != followers
-                || c.at.elapsed() > Duration::from_secs(15)
+                || c.mark != mark
+                || c.at.elapsed() > period
         });
         if due {
             match self.patroni.config(&leader_api).await {
@@ -1374,6 +1385,7 @@ impl Worker {
                         }
                     }
                     self.last_config_check = Some(ConfigCheck {
+                        mark,
                         generation,
                         upstream: upstream.cloned(),
                         followers,
