@@ -22,8 +22,9 @@ impl Worker {
     ) {
         self.stalled = None;
         // A cluster that bootstrapped, or has a leader, is never judged: no etcd read, no
-        // look at data directories on its passes.
-        let look = if self.state.initialized || seen.leader.is_some() {
+        // look at data directories on its passes. Nor is one whose spec holds every change.
+        let held = cluster.spec.paused == Some(true) || self.unsupported.is_some();
+        let look = if self.state.initialized || seen.leader.is_some() || held {
             Look {
                 initialize: None,
                 leader: seen.leader.is_some(),
