@@ -1960,7 +1960,10 @@ impl Worker {
     /// cluster is shut down), bootstrapping and the first backup are done, nothing is wrong.
     fn quiet(&self, cluster: &PostgresCluster, seen: &observe::Seen) -> bool {
         let statuses = seen.statuses();
-        let running = cluster.spec.shutdown == Some(true)
+        // Shut down, nothing happens until the manifest changes (which wakes the worker), also
+        // to a cluster that never bootstrapped: it waits without being looked at every second.
+        let shutdown = cluster.spec.shutdown == Some(true);
+        let running = shutdown
             || (seen.leader.is_some()
                 && !seen.primary_unanswered
                 && statuses.len() == cluster.desired_instances() as usize
@@ -1975,9 +1978,9 @@ impl Worker {
         // A restore's replay is judged at the first pass that finds it in Patroni's history.
         let judged = self.state.replay.as_ref().is_none_or(|c| c.ended.is_some());
         running
-            && backed_up
+            && (backed_up || shutdown)
             && judged
-            && self.state.initialized
+            && (self.state.initialized || shutdown)
             && self.state.removing.is_empty()
             && self.state.restart_queue.is_none()
             && !self
