@@ -5,8 +5,10 @@
 //! of the home again, after each status write; a frame draws it).
 //!
 //! Run: `cargo bench --bench idle` (1 and 10 clusters of one instance);
-//! `PGDECK_IDLE=1,10,50,10x3 cargo bench --bench idle` picks the shapes (`NxR`: N clusters of R
-//! instances). BENCHMARKS.md records results.
+//! `PGDECK_IDLE=1,10,50,10x3,10+90 cargo bench --bench idle` picks the shapes (`NxR`: N clusters
+//! of R instances; `+S`: S more clusters applied with `spec.shutdown: true`, reconciled and
+//! listed but running no process: a home of many clusters without the machine to run them).
+//! BENCHMARKS.md records results.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -58,14 +60,22 @@ fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for shape in shapes.split(',') {
-        let (n, r) = match shape.split_once('x') {
-            Some((n, r)) => (n.parse().unwrap(), r.parse().unwrap()),
-            None => (shape.parse().unwrap(), 1),
+        let (running, shut) = match shape.split_once('+') {
+            Some((running, shut)) => (running, shut.parse().unwrap()),
+            None => (shape, 0),
         };
-        let f = measure(n, r);
+        let (n, r) = match running.split_once('x') {
+            Some((n, r)) => (n.parse().unwrap(), r.parse().unwrap()),
+            None => (running.parse().unwrap(), 1),
+        };
+        let f = measure(n, r, shut);
         let total: usize = f.writes.values().sum();
+        let shape = match shut {
+            0 => format!("{n} × {r}"),
+            _ => format!("{n} × {r} + {shut} shut down"),
+        };
         println!(
-            "| {n} × {r} | {:.1} s | {:.2} % | {:.1} MB | {:.1} | {:.0} ms | {:.1} ms | {:.2} ms |",
+            "| {shape} | {:.1} s | {:.2} % | {:.1} MB | {:.1} | {:.0} ms | {:.1} ms | {:.2} ms |",
             f.ready.as_secs_f64(),
             f.cpu_percent,
             f.rss_mb,
@@ -80,16 +90,17 @@ fn main() {
     }
 }
 
-fn measure(n: usize, replicas: u32) -> Figures {
+fn measure(n: usize, replicas: u32, shut: usize) -> Figures {
     // Not `pgdeck-test-*`, which a long run may see cleaned away; no longer (sockets live in it).
     let home = LocalHome::named("pgdeck-idle-");
-    let names: Vec<String> = (0..n).map(|i| format!("idle{i:03}")).collect();
+    let names = (0..n + shut).map(|i| format!("idle{i:03}"));
     let start = Instant::now();
     let applies: Vec<_> = names
-        .iter()
-        .map(|name| {
+        .enumerate()
+        .map(|(i, name)| {
             let file = home.path().join(format!("{name}.yaml"));
-            std::fs::write(&file, manifest(name, replicas, "", "", "")).unwrap();
+            let spec = if i < n { "" } else { "  shutdown: true\n" };
+            std::fs::write(&file, manifest(&name, replicas, "", spec, "")).unwrap();
             home.command()
                 .args(["apply", "-f", file.to_str().unwrap()])
                 .stdout(Stdio::piped())
@@ -106,7 +117,7 @@ fn measure(n: usize, replicas: u32) -> Figures {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    wait_all_ready(&home, n, Duration::from_secs(60 * 20));
+    wait_all_ready(&home, n, n + shut, Duration::from_secs(60 * 20));
     let ready = start.elapsed();
     eprintln!(
         "{n} x {replicas}: all Ready after {:.1} s",
@@ -157,7 +168,7 @@ fn measure(n: usize, replicas: u32) -> Figures {
     });
     let store = Store::new(Home::at(home.path().to_path_buf()));
     let list = median(10, || {
-        assert_eq!(store.list(None).unwrap().len(), n);
+        assert_eq!(store.list(None).unwrap().len(), n + shut);
     });
     let mut app = App::new(
         Platform::Local,
@@ -196,28 +207,30 @@ fn median(runs: usize, mut f: impl FnMut()) -> Duration {
     times[runs / 2]
 }
 
-/// Every cluster's Ready condition is True.
-fn wait_all_ready(home: &LocalHome, n: usize, timeout: Duration) {
+/// `n` clusters Ready, and every one of `all` with a status.
+fn wait_all_ready(home: &LocalHome, n: usize, all: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let out = home.command().args(["get", "-o", "json"]).output().unwrap();
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let ready = list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let conditions = |c: &serde_json::Value| c["status"]["conditions"].as_array().cloned();
+        let ready = (items.iter())
             .filter(|c| {
-                c["status"]["conditions"]
-                    .as_array()
+                conditions(c)
                     .into_iter()
                     .flatten()
                     .any(|k| k["type"] == "Ready" && k["status"] == "True")
             })
             .count();
-        if ready == n {
+        let seen = items.iter().filter(|c| conditions(c).is_some()).count();
+        if ready == n && seen == all {
             return;
         }
-        assert!(Instant::now() < deadline, "only {ready} of {n} Ready");
+        assert!(
+            Instant::now() < deadline,
+            "only {ready} of {n} Ready, {seen} of {all} with a status"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }

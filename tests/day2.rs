@@ -8,18 +8,6 @@ use std::time::Duration;
 use common::local::{LocalHome, all_ready, manifest};
 use serde_json::Value;
 
-fn events(home: &LocalHome, cluster: &str) -> Vec<Value> {
-    std::fs::read_to_string(
-        home.path()
-            .join("namespaces/default")
-            .join(format!("{cluster}.events.jsonl")),
-    )
-    .unwrap_or_default()
-    .lines()
-    .map(|l| serde_json::from_str(l).unwrap())
-    .collect()
-}
-
 fn wait_first_backup(home: &LocalHome, cluster: &str) {
     home.wait_for(cluster, Duration::from_secs(90), "the first backup", |s| {
         s["repos"][0]["backups"]
@@ -59,7 +47,8 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
             .all(|i| i["pendingRestart"] == false),
         "{s}"
     );
-    let reasons: Vec<(String, String)> = events(&home, "roll")
+    let reasons: Vec<(String, String)> = home
+        .events("roll")
         .iter()
         .filter(|e| {
             ["InstanceRestarted", "RollingSwitchover", "Switchover"]
@@ -113,7 +102,7 @@ fn a_memory_change_rolls_out_replica_first_and_loses_nothing() {
     // A parameter that only needs a reload: applied without restarting anything. PGO 5.8's
     // `spec.config.parameters` ranks above the Patroni section's.
     let restarts = |home: &LocalHome| {
-        events(home, "roll")
+        home.events("roll")
             .iter()
             .filter(|e| e["reason"] == "InstanceRestarted")
             .count()
@@ -339,7 +328,7 @@ fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one(
         "{why}"
     );
     assert!(
-        events(&home, "again")
+        home.events("again")
             .iter()
             .any(|e| e["reason"] == "BootstrapFailed" && e["type"] == "Warning")
     );
@@ -404,11 +393,11 @@ fn a_clone_stops_at_an_unreadable_segment_and_is_never_ready_past_a_missing_one(
     );
     assert_eq!(condition(&s, "Degraded")["status"], "True", "{s}");
     assert!(
-        events(&home, "gap")
+        home.events("gap")
             .iter()
             .any(|e| e["reason"] == "WALGap" && e["type"] == "Warning"),
         "{:?}",
-        events(&home, "gap")
+        home.events("gap")
     );
     // Kept running for the DBA to inspect: everything before the gap is there, nothing after.
     assert_eq!(rows(&home, "gap"), "200", "{}", recovery_log(&home, "gap"));
@@ -532,7 +521,7 @@ fn a_scheduled_incremental_backup_runs_on_time() {
         incr["sizeBytes"].as_i64().unwrap() > 0 && incr["walStart"].is_string(),
         "{incr}"
     );
-    assert!(events(&home, "sched").iter().any(|e| {
+    assert!(home.events("sched").iter().any(|e| {
         e["reason"] == "BackupCompleted"
             && e["message"]
                 .as_str()
@@ -660,7 +649,8 @@ fn init_sql_runs_once_and_a_failure_waits_for_new_sql() {
         "2",
         "the failing SQL ran once, up to its error"
     );
-    let failures = events(&home, "sql")
+    let failures = home
+        .events("sql")
         .iter()
         .filter(|e| e["reason"] == "DatabaseInitSQLFailed" && e["type"] == "Warning")
         .count();

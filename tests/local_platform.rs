@@ -506,6 +506,27 @@ fn a_settled_cluster_is_left_alone_yet_watched() {
         "the replica's Patroni was asked {replica_calls} times: /cluster from the primary tells all"
     );
 
+    // Patroni's configuration changed behind pgdeck's back: the DCS watch sees the key written
+    // and the settled cluster's next pass puts it back (no timer asks Patroni for it).
+    tamper_with_config(&home, "quiet");
+    let config = format!("http://127.0.0.1:{api_port}/config");
+    let since = std::time::Instant::now();
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "5", &config])
+            .output()
+            .unwrap();
+        let now: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if now.is_object() && now.get("tampered").is_none() {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the changed configuration was not put back within 10 s: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // Its Patroni killed, it runs again within a few seconds, not at the next settled pass.
     let primary = primary(&home.status("quiet"));
     let patroni = home.patroni_pids("quiet", &primary);
@@ -627,4 +648,93 @@ fn a_stored_field_the_platform_does_not_support_starts_nothing_and_says_why() {
     home.apply_ready(&manifest("pooled", 1, ""), "180s");
     let _ = operator.kill();
     let _ = operator.wait();
+}
+
+/// A new cluster's `initialize` key taken, empty, while nobody bootstraps (Patroni 3.0.2 lost
+/// the answer to its own take so): every member waits "for leader to bootstrap" forever unless
+/// the reconciler, seeing no data, no leader and every member waiting for longer than two HA
+/// loops, releases the key. Reproduced by writing the key before the cluster's Patroni first
+/// starts (the cluster applied paused: etcd and the cluster's etcd user exist, no Patroni runs).
+#[test]
+fn a_bootstrap_nobody_runs_is_released_and_the_cluster_starts() {
+    use common::local::{b64, etcd};
+    let home = LocalHome::new();
+    // loop_wait 5 s: the stall is released after 10 s (two loops, at least 10 s).
+    let spec = "  patroni: {syncPeriodSeconds: 5}\n";
+    let paused = home.apply_text(
+        &manifest("stalled", 1, &format!("  paused: true\n{spec}")),
+        &[],
+    );
+    assert!(paused.status.success(), "{paused:?}");
+    home.wait_for("stalled", Duration::from_secs(60), "Paused", |s| {
+        progressing(s) == "Paused"
+    });
+    let put = etcd(
+        home.etcd_port(),
+        "/v3/kv/put",
+        &serde_json::json!({ "key": b64("/pgdeck/default/stalled/initialize"), "value": "" }),
+        Some(&home.etcd_root_token()),
+    );
+    assert!(put["header"]["revision"].is_string(), "{put}");
+
+    let resumed = home.apply_text(&manifest("stalled", 1, spec), &[]);
+    assert!(resumed.status.success(), "{resumed:?}");
+    let started = std::time::Instant::now();
+    let stuck = home.wait_for(
+        "stalled",
+        Duration::from_secs(30),
+        "BootstrapStalled",
+        |s| progressing(s) == "BootstrapStalled",
+    );
+    assert!(
+        with_role(&stuck, "uninitialized").len() == 1,
+        "the member waits, uninitialized: {stuck}"
+    );
+    home.wait_for("stalled", Duration::from_secs(60), "Ready", |s| {
+        all_ready(s, 1)
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "released before the stall outlasted its bound"
+    );
+    let released: Vec<Value> = home
+        .events("stalled")
+        .into_iter()
+        .filter(|e| e["reason"] == "BootstrapStalled")
+        .collect();
+    assert!(
+        released.len() == 1 && released[0]["type"] == "Warning",
+        "one Warning event for the released key: {released:?}"
+    );
+}
+
+fn progressing(status: &Value) -> String {
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let c = conditions.iter().find(|c| c["type"] == "Progressing");
+    c.and_then(|c| c["reason"].as_str())
+        .unwrap_or_default()
+        .into()
+}
+
+/// Add a key of no meaning to `cluster`'s Patroni configuration, written in etcd as root.
+fn tamper_with_config(home: &LocalHome, cluster: &str) {
+    use common::local::{b64, etcd};
+    let (port, token) = (home.etcd_port(), home.etcd_root_token());
+    let key = b64(&format!("/pgdeck/default/{cluster}/config"));
+    let read = etcd(
+        port,
+        "/v3/kv/range",
+        &serde_json::json!({ "key": key }),
+        Some(&token),
+    );
+    use base64::Engine;
+    let value = read["kvs"][0]["value"].as_str().unwrap();
+    let value = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .unwrap();
+    let mut config: Value = serde_json::from_slice(&value).unwrap();
+    config["tampered"] = Value::Bool(true);
+    let body = serde_json::json!({ "key": key, "value": b64(&config.to_string()) });
+    let put = etcd(port, "/v3/kv/put", &body, Some(&token));
+    assert!(put["header"]["revision"].is_string(), "{put}");
 }

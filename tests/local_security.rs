@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::local::LocalHome;
+use common::local::{LocalHome, b64, etcd};
 use pgdeck::platform::local::home::InstanceDir;
 use serde_json::{Value, json};
 
@@ -35,23 +35,6 @@ fn curl(method: &str, url: &str, body: &str, user: Option<&str>) -> (u16, String
     let out = String::from_utf8(c.output().unwrap().stdout).unwrap();
     let (text, code) = out.rsplit_once('\n').unwrap();
     (code.trim().parse().unwrap(), text.to_string())
-}
-
-/// etcd's JSON gateway, with a token when given.
-fn etcd(port: u16, path: &str, body: &Value, token: Option<&str>) -> Value {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-m", "10", "-X", "POST"])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .args(["-d", &body.to_string()]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: {t}")]);
-    }
-    serde_json::from_slice(&c.output().unwrap().stdout).unwrap()
-}
-
-fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Run `script` as the database account; says whether it succeeded.
@@ -86,12 +69,6 @@ fn api(status: &Value, name: &str) -> String {
 
 fn cluster_dir(home: &LocalHome, name: &str) -> PathBuf {
     home.path().join("namespaces/default").join(name)
-}
-
-fn etcd_port(home: &LocalHome) -> u16 {
-    let ep: Value =
-        serde_json::from_str(&common::read(&home.path().join("etcd/endpoint.json"))).unwrap();
-    ep["client_port"].as_u64().unwrap() as u16
 }
 
 fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
@@ -153,7 +130,7 @@ fn control_planes_refuse_strangers_and_pgdeck_still_switches_over() {
     );
 
     // etcd: nobody writes or reads the DCS without a user; a cluster's user only its own keys.
-    let port = etcd_port(&home);
+    let port = home.etcd_port();
     let leader_key = "/pgdeck/default/guarded/leader";
     let put = |key: &str, token: Option<&str>| {
         etcd(
@@ -363,17 +340,8 @@ fn an_open_home_is_closed_on_adoption_without_losing_the_primary() {
 
     // Back to what an earlier pgdeck left: no reconciler, etcd open, Patroni without users.
     home.kill_operator();
-    let port = etcd_port(&home);
-    let root = common::read(&home.path().join("etcd/root.password"));
-    let token = etcd(
-        port,
-        "/v3/auth/authenticate",
-        &json!({ "name": "root", "password": root.trim() }),
-        None,
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let port = home.etcd_port();
+    let token = home.etcd_root_token();
     etcd(port, "/v3/auth/disable", &json!({}), Some(&token));
     let dir = cluster_dir(&home, "legacy");
     for i in s["instances"].as_array().unwrap() {

@@ -187,6 +187,8 @@ pub struct Activity {
     /// The fields the spec sets that this platform does not support, as [`unsupported`] says;
     /// while there are any the reconciler changes nothing.
     pub unsupported: Option<String>,
+    /// A new cluster's members all wait for a bootstrap nobody runs, and why.
+    pub stalled_bootstrap: Option<String>,
 }
 
 /// What a reconciler on `platform` says of a stored spec that sets fields the platform does not
@@ -248,6 +250,8 @@ pub fn standard(
         ))
     } else if let Some(why) = &activity.unsupported {
         Some(("UnsupportedFields", why.clone()))
+    } else if let Some(why) = &activity.stalled_bootstrap {
+        Some(("BootstrapStalled", why.clone()))
     } else if let Some(why) = &activity.waiting {
         Some(("WaitingForLeader", why.clone()))
     } else if !activity.removing.is_empty() {

@@ -70,6 +70,21 @@ impl LocalHome {
         &self.path
     }
 
+    /// The client port of the home's etcd.
+    pub fn etcd_port(&self) -> u16 {
+        let ep: serde_json::Value =
+            serde_json::from_str(&super::read(&self.path.join("etcd/endpoint.json"))).unwrap();
+        ep["client_port"].as_u64().unwrap() as u16
+    }
+
+    /// A token of etcd's root user, pgdeck's own.
+    pub fn etcd_root_token(&self) -> String {
+        let root = super::read(&self.path.join("etcd/root.password"));
+        let body = serde_json::json!({ "name": "root", "password": root.trim() });
+        let reply = etcd(self.etcd_port(), "/v3/auth/authenticate", &body, None);
+        reply["token"].as_str().unwrap().to_string()
+    }
+
     pub fn command(&self) -> Command {
         let mut c = super::pgdeck();
         c.env("PGDECK_HOME", &self.path)
@@ -122,6 +137,16 @@ impl LocalHome {
             self.path.display(),
             env!("CARGO_BIN_EXE_pgdeck")
         )
+    }
+
+    /// The events recorded for `cluster`, oldest first.
+    pub fn events(&self, cluster: &str) -> Vec<serde_json::Value> {
+        let file = format!("namespaces/default/{cluster}.events.jsonl");
+        std::fs::read_to_string(self.path.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// `pgdeck status NAME -o json`.
@@ -462,6 +487,28 @@ spec:
           volume: {{volumeClaimSpec: {VOLUME}}}
 {repo_extra}"
     )
+}
+
+/// etcd's JSON gateway, with a token when given.
+pub fn etcd(
+    port: u16,
+    path: &str,
+    body: &serde_json::Value,
+    token: Option<&str>,
+) -> serde_json::Value {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-m", "10", "-X", "POST"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .args(["-d", &body.to_string()]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: {t}")]);
+    }
+    serde_json::from_slice(&c.output().unwrap().stdout).unwrap()
+}
+
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// What `psql` printed, trimmed, or its error.

@@ -355,6 +355,9 @@ impl Run<'_> {
             backup: manual.running,
             rolling: rolling.progress,
             unsupported: None,
+            // The initialize key's lost answer is etcd's (local platform); Kubernetes's DCS
+            // writes it with the API server's optimistic concurrency.
+            stalled_bootstrap: None,
         };
         let mut status = status::build(
             cluster,

@@ -1,7 +1,9 @@
 //! Patroni's keys in the home's etcd, watched: a change that matters to a cluster (its leader,
 //! a member's state or role, a member gone, a failover asked) wakes the cluster's worker at once,
 //! so a settled cluster needs no polling to notice it. Patroni rewrites its `status` key and a
-//! member's WAL position every loop: those alone wake nothing.
+//! member's WAL position every loop: those alone wake nothing. Writes of a cluster's
+//! configuration key are counted, so a settled cluster checks Patroni's configuration only
+//! when it changed (see `Shared::config_mark`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +23,13 @@ pub async fn follow(shared: Arc<Shared>, wake: UnboundedSender<ClusterKey>) {
     let mut members = Members::default();
     loop {
         if let Some(etcd) = shared.etcd() {
+            shared.watch_taken();
             let watched = etcd
                 .watch("/pgdeck/", |key, value| {
                     if let Some(cluster) = members.changed(key, value) {
+                        if key.ends_with("/config") {
+                            shared.config_written(cluster.clone());
+                        }
                         let _ = wake.send(cluster);
                     }
                 })

@@ -22,6 +22,7 @@ use super::ports::{Ports, free};
 use super::process;
 use super::store::Store;
 use crate::api::users::PasswordType;
+use crate::plan::bootstrap_stall::Key;
 use crate::plan::patroni::BasicAuth;
 use crate::platform::PlatformError;
 
@@ -160,13 +161,52 @@ impl Etcd {
 
     /// The value of `key`, `None` when it is not set; an error when etcd did not answer.
     pub async fn get(&self, key: &str) -> Result<Option<String>, PlatformError> {
+        Ok(self.get_with_revision(key).await?.map(|k| k.value))
+    }
+
+    /// The value of `key` with its last write's revision, `None` when it is not set.
+    pub async fn get_with_revision(&self, key: &str) -> Result<Option<Key>, PlatformError> {
         let reply = self
             .call("/v3/kv/range", &json!({ "key": b64(key.as_bytes()) }))
             .await?;
-        Ok(reply["kvs"][0]["value"]
+        let kv = &reply["kvs"][0];
+        let Some(value) = kv["value"].as_str().or(kv["key"].as_str().map(|_| "")) else {
+            return Ok(None);
+        };
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .unwrap_or_default();
+        // The JSON gateway writes int64 as strings.
+        let mod_revision = kv["mod_revision"]
             .as_str()
-            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| PlatformError::Operator(format!("etcd: {key} has no revision")))?;
+        Ok(Some(Key {
+            value: String::from_utf8_lossy(&value).into_owned(),
+            mod_revision,
+        }))
+    }
+
+    /// Delete `key` and `along` in one transaction, only while `key`'s last write is still
+    /// `mod_revision`; says whether they were deleted.
+    pub async fn delete_unchanged(
+        &self,
+        key: &str,
+        mod_revision: i64,
+        along: &str,
+    ) -> Result<bool, PlatformError> {
+        let delete = |k: &str| json!({ "request_delete_range": { "key": b64(k.as_bytes()) } });
+        let body = json!({
+            "compare": [{
+                "key": b64(key.as_bytes()),
+                "target": "MOD",
+                "result": "EQUAL",
+                "mod_revision": mod_revision.to_string(),
+            }],
+            "success": [delete(key), delete(along)],
+        });
+        let reply = self.call("/v3/kv/txn", &body).await?;
+        Ok(reply["succeeded"] == true)
     }
 
     /// Follow every change of the keys under `prefix` as `changed(key, value)` (`None`: the key

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,10 @@ pub struct Shared {
     follows: Mutex<HashMap<ClusterKey, ClusterKey>>,
     /// Wakes a cluster's worker.
     wake: UnboundedSender<ClusterKey>,
+    /// Writes of each cluster's Patroni configuration key the DCS watch saw, and how many
+    /// times the watch was taken (changes between two watches go unseen): see `config_mark`.
+    config_writes: Mutex<HashMap<ClusterKey, u64>>,
+    watches: AtomicU64,
 }
 
 impl Shared {
@@ -66,6 +71,28 @@ impl Shared {
                 let _ = self.wake.send(s);
             }
         }
+    }
+
+    /// The DCS watch saw `cluster`'s Patroni configuration key written.
+    pub fn config_written(&self, cluster: ClusterKey) {
+        *self
+            .config_writes
+            .lock()
+            .expect("never poisoned")
+            .entry(cluster)
+            .or_default() += 1;
+    }
+
+    /// The DCS watch is taken (again): what changed while there was none is unknown.
+    pub fn watch_taken(&self) {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Moves whenever `cluster`'s Patroni configuration may have changed since.
+    pub fn config_mark(&self, cluster: &ClusterKey) -> (u64, u64) {
+        let writes = self.config_writes.lock().expect("never poisoned");
+        let watches = self.watches.load(Ordering::SeqCst);
+        (writes.get(cluster).copied().unwrap_or_default(), watches)
     }
 
     /// The standbys that follow `source`, as their workers last found.
@@ -116,6 +143,8 @@ pub async fn run(home: Home, metrics_address: Option<&str>) -> Result<(), Platfo
         passes: Semaphore::new(CONCURRENT_PASSES),
         etcd: RwLock::new(None),
         follows: Mutex::new(HashMap::new()),
+        config_writes: Mutex::new(HashMap::new()),
+        watches: AtomicU64::new(0),
         wake: tx.clone(),
         home: home.clone(),
     });

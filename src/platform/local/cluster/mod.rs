@@ -14,6 +14,7 @@
 //! changed manifest bring the next pass at once.
 
 mod backups;
+mod bootstrap_stall;
 mod exporter;
 mod init_sql;
 mod instances;
@@ -245,10 +246,16 @@ pub struct Worker {
     bootstrap_logs: BTreeMap<String, (Tail, Failures)>,
     /// The data directories Patroni moved aside after a failed bootstrap (`data.failed`).
     failed_dirs: Vec<String>,
+    /// Since when a new cluster's bootstrap has looked stalled (see `bootstrap_stall`), and
+    /// what the Progressing condition says of it meanwhile.
+    stall: crate::plan::bootstrap_stall::Stall,
+    stalled: Option<String>,
 }
 
 /// See `Worker::last_config_check`.
 struct ConfigCheck {
+    /// `Shared::config_mark` before Patroni was asked.
+    mark: (u64, u64),
     generation: i64,
     upstream: Option<plan_standby::Upstream>,
     followers: BTreeSet<super::dcs_watch::ClusterKey>,
@@ -257,8 +264,8 @@ struct ConfigCheck {
 
 /// Between passes while something moves.
 const TICK: Duration = Duration::from_secs(1);
-/// Between passes once nothing moves: they refresh lag, volume usage and Patroni's dynamic
-/// configuration; what fails meanwhile wakes the worker sooner.
+/// Between passes once nothing moves: they refresh lag and volume usage; what fails meanwhile
+/// wakes the worker sooner.
 const SETTLED: Duration = Duration::from_secs(30);
 /// How often a settled cluster's processes are looked at.
 const PULSE: Duration = Duration::from_secs(1);
@@ -322,6 +329,8 @@ impl Worker {
             slots_seen: None,
             bootstrap_logs: BTreeMap::new(),
             failed_dirs: Vec::new(),
+            stall: Default::default(),
+            stalled: None,
         }
     }
 
@@ -565,6 +574,8 @@ impl Worker {
                 self.pool(&poolers, &live, &seen).await?;
             }
         }
+        self.heal_stalled_bootstrap(&etcd, &cluster, &records, &seen)
+            .await;
         if !self.state.initialized && seen.ready_primary().is_some() {
             self.state.initialized = true;
             self.state.save(&self.dir)?;
@@ -1340,13 +1351,22 @@ impl Worker {
         };
         let generation = cluster.generation();
         let followers = (self.shared).followers(&(self.ns.clone(), self.name.clone()));
+        let mark = (self.shared).config_mark(&(self.ns.clone(), self.name.clone()));
+        // Settled, the check follows the configuration key's writes (the DCS watch counts
+        // them): a settled pass asks Patroni for `/cluster` alone. The long period covers a
+        // write made while the watch was being taken again.
+        let period = match self.settled {
+            true => Duration::from_secs(600),
+            false => Duration::from_secs(15),
+        };
         // A standby's source leader moved, or a standby came or went: at once, not at the
         // next check.
         let due = self.last_config_check.as_ref().is_none_or(|c| {
             c.generation != generation
                 || c.upstream.as_ref() != upstream
                 || c.followers != followers
-                || c.at.elapsed() > Duration::from_secs(15)
+                || c.mark != mark
+                || c.at.elapsed() > period
         });
         if due {
             match self.patroni.config(&leader_api).await {
@@ -1365,6 +1385,7 @@ impl Worker {
                         }
                     }
                     self.last_config_check = Some(ConfigCheck {
+                        mark,
                         generation,
                         upstream: upstream.cloned(),
                         followers,
@@ -1939,7 +1960,10 @@ impl Worker {
     /// cluster is shut down), bootstrapping and the first backup are done, nothing is wrong.
     fn quiet(&self, cluster: &PostgresCluster, seen: &observe::Seen) -> bool {
         let statuses = seen.statuses();
-        let running = cluster.spec.shutdown == Some(true)
+        // Shut down, nothing happens until the manifest changes (which wakes the worker), also
+        // to a cluster that never bootstrapped: it waits without being looked at every second.
+        let shutdown = cluster.spec.shutdown == Some(true);
+        let running = shutdown
             || (seen.leader.is_some()
                 && !seen.primary_unanswered
                 && statuses.len() == cluster.desired_instances() as usize
@@ -1954,9 +1978,9 @@ impl Worker {
         // A restore's replay is judged at the first pass that finds it in Patroni's history.
         let judged = self.state.replay.as_ref().is_none_or(|c| c.ended.is_some());
         running
-            && backed_up
+            && (backed_up || shutdown)
             && judged
-            && self.state.initialized
+            && (self.state.initialized || shutdown)
             && self.state.removing.is_empty()
             && self.state.restart_queue.is_none()
             && !self
@@ -2044,6 +2068,7 @@ impl Worker {
             backup: self.tasks.backup.is_some(),
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
+            stalled_bootstrap: self.stalled.clone(),
         };
         let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
         let replay = self.replay_condition(cluster);
