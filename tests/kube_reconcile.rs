@@ -969,25 +969,81 @@ fn standby_condition(s: &pgdeck::api::PostgresClusterStatus) -> (String, String)
     (c.reason.clone(), c.message.clone())
 }
 
-/// A standby follows its source until `enabled: false`, which removes `standby_cluster`
-/// through `PATCH /config` (Patroni promotes the standby leader); a cluster that runs as a
-/// primary is never made a standby.
-async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness) {
+/// Cluster `copy`, a standby of `host` (port 5432), reconciled until settled.
+async fn settled_standby(h: &Harness, host: &str) {
     let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
     cluster.metadata.name = Some("copy".into());
     cluster.spec.standby = Some(pgdeck::api::sources::Standby {
         enabled: Some(true),
-        host: Some("hippo-primary.other.svc".into()),
+        host: Some(host.into()),
         port: Some(5432),
         repo_name: None,
     });
     h.create(&manifest::to_yaml(&cluster)).await;
     settle(h, "copy").await;
+}
+
+/// A standby whose source is a cluster's primary Service in its own namespace says how far
+/// behind that cluster's leader it is (its leader's position less the standby leader's
+/// replayed one, as a bound); when that leader cannot be read, status says why, and the pass
+/// goes on.
+async fn standby_in_the_namespace_says_how_far_behind(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    settled_standby(h, "hippo-primary").await;
+    h.reconcile(NS, "copy").await.unwrap();
+    assert_eq!(
+        standby_condition(&status(h, "copy").await),
+        (
+            "Following".into(),
+            "standby of hippo-primary:5432, < 16.0 MiB behind".into()
+        )
+    );
+    // Settled: the bound, carried over from status, writes nothing.
+    let mark = h.mark();
+    h.reconcile(NS, "copy").await.unwrap();
+    assert_eq!(h.writes_since(mark), vec![]);
+
+    // The source's leader no longer labelled as such: not measured this pass, and why.
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
+    let leader = status(h, "hippo").await.primary.unwrap();
+    let patch = json!({"metadata": {"labels": {names::ROLE: names::ROLE_REPLICA}}});
+    pods.patch(
+        &names::pod(&leader),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    h.reconcile(NS, "copy").await.unwrap();
+    assert_eq!(
+        standby_condition(&status(h, "copy").await),
+        (
+            "Following".into(),
+            "standby of hippo-primary:5432, how far behind is not measured this pass: source \
+             cluster hippo has no leader running"
+                .into()
+        )
+    );
+}
+
+/// A standby follows its source until `enabled: false`, which removes `standby_cluster`
+/// through `PATCH /config` (Patroni promotes the standby leader); a cluster that runs as a
+/// primary is never made a standby.
+async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness) {
+    settled_standby(h, "hippo-primary.other.svc").await;
+    let mark = h.mark();
     h.reconcile(NS, "copy").await.unwrap();
     assert!(
         h.patroni.lock().unwrap().patches.is_empty(),
         "bootstrapped following"
     );
+    let foreign: Vec<_> = h.calls()[mark..]
+        .iter()
+        .filter(|c| c.path.contains("/namespaces/other"))
+        .map(|c| c.path.clone())
+        .collect();
+    assert!(foreign.is_empty(), "another namespace is read: {foreign:?}");
     let (reason, message) = standby_condition(&status(h, "copy").await);
     assert_eq!(reason, "Following");
     assert_eq!(
@@ -3109,6 +3165,11 @@ async fn a_standby_is_promoted_through_patch_config() {
 }
 
 #[tokio::test]
+async fn a_standby_in_the_namespace_says_how_far_behind() {
+    standby_in_the_namespace_says_how_far_behind(&Harness::new().await).await;
+}
+
+#[tokio::test]
 async fn dynamic_configuration_through_patch_config() {
     dynamic_configuration_is_patched(&Harness::new().await).await;
 }
@@ -3273,6 +3334,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         deleted_objects_come_back,
         removed_parts_are_pruned,
         switchover_through_the_pod_proxy,
+        standby_in_the_namespace_says_how_far_behind,
         dynamic_configuration_is_patched,
         removed_set_moves_the_primary_first,
         template_changes_roll_replicas_first,

@@ -200,39 +200,47 @@ pub const PROMOTED: &str = "Promoted";
 /// The `Standby` condition's reason when something is wrong.
 pub const PROBLEM: &str = "StandbyProblem";
 
-/// Why a standby's `Standby` condition on Kubernetes says nothing of how far behind it is,
-/// for the source the spec names. The local platform reads both leaders' Patroni; the
-/// Kubernetes operator does not compare positions yet, and what it could reach depends on
-/// where the source is: a pgdeck cluster's primary Service in the standby's namespace (its
-/// leader through the pod proxy), in another namespace (another tenant's, not to be read for
-/// this one), outside (nothing to ask), or a repository alone (its newest archived WAL).
-pub fn unmeasured_on_kube(standby: &Standby, namespace: &str) -> String {
+/// The source a standby's `Standby` condition on Kubernetes measures how far behind it is
+/// from: `Ok(cluster)` when the spec names a pgdeck cluster's primary Service in the standby's
+/// own namespace (its leader is read through the pod proxy). Otherwise why it is not measured:
+/// the source is in another namespace (another tenant's, not to be read for this one),
+/// outside (nothing to ask), or a repository alone (its newest archived WAL).
+pub fn source_on_kube<'a>(standby: &'a Standby, namespace: &'a str) -> Result<&'a str, String> {
     let host = standby.host.as_deref().filter(|h| !h.is_empty());
     let Some(host) = host else {
         let repo = standby.repo_name.as_deref().unwrap_or_default();
-        return format!(
+        return Err(format!(
             "how far behind is not measured on Kubernetes: it follows repository {repo}, and \
              the newest WAL archived there is not compared with the standby's position yet"
-        );
+        ));
     };
     let at = match standby.port {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
     match primary_service(host, namespace) {
-        Some((cluster, ns)) if ns == namespace => format!(
-            "how far behind is not measured on Kubernetes yet: {at} is cluster {cluster}'s \
-             primary Service in this namespace, whose leader's position is not read yet"
-        ),
-        Some((cluster, ns)) => format!(
+        Some((cluster, ns)) if ns == namespace => Ok(cluster),
+        Some((cluster, ns)) => Err(format!(
             "how far behind is not measured: {at} is cluster {cluster}'s primary Service in \
              namespace {ns}, and another namespace's cluster is never read for this one"
-        ),
-        None => format!(
+        )),
+        None => Err(format!(
             "how far behind is not measured: {at} is not a cluster's primary Service in this \
              Kubernetes cluster, and the operator does not reach a source outside it"
-        ),
+        )),
     }
+}
+
+/// The bound a `Standby` condition's `message` shows (see [`condition`]), to carry it from
+/// one pass to the next where nothing else remembers it (Kubernetes): the least bound whose
+/// text the message holds.
+pub fn shown_behind(message: &str) -> Option<i64> {
+    let ladder = std::iter::successors(Some(LEAST_BOUND), |&b| {
+        (b != i64::MAX).then(|| b.checked_mul(4).unwrap_or(i64::MAX))
+    });
+    ladder
+        .into_iter()
+        .find(|&b| message.contains(&format!("< {} behind", crate::display::bytes(b))))
 }
 
 /// `(cluster, namespace)` of a host that names a cluster's `<c>-primary` Service, as
@@ -539,20 +547,17 @@ mod tests {
     }
 
     #[test]
-    fn on_kubernetes_the_condition_says_precisely_why_the_lag_is_not_measured() {
+    fn on_kubernetes_only_a_source_in_the_namespace_is_measured_and_the_rest_says_why() {
         let standby = |yaml: &str| -> Standby { serde_yaml::from_str(yaml).unwrap() };
-        let why = |yaml: &str| unmeasured_on_kube(&standby(yaml), "shop");
+        let source = |yaml: &str| source_on_kube(&standby(yaml), "shop").map(String::from);
+        let why = |yaml: &str| source(yaml).expect_err(yaml);
         for same in [
             "{enabled: true, host: hippo-primary}",
             "{enabled: true, host: hippo-primary.shop}",
             "{enabled: true, host: hippo-primary.shop.svc}",
             "{enabled: true, host: hippo-primary.shop.svc.cluster.local., port: 5432}",
         ] {
-            let said = why(same);
-            assert!(
-                said.contains("is cluster hippo's primary Service in this namespace"),
-                "{same}: {said}"
-            );
+            assert_eq!(source(same), Ok("hippo".into()), "{same}");
         }
         let other = why("{enabled: true, host: hippo-primary.bank.svc}");
         assert!(
@@ -578,6 +583,30 @@ mod tests {
         );
         let repo = why("{enabled: true, repoName: repo2}");
         assert!(repo.contains("it follows repository repo2"), "{repo}");
+    }
+
+    #[test]
+    fn the_bound_shown_is_read_back_from_the_message() {
+        let message = |behind: Option<i64>| {
+            condition(&Observed {
+                source: "hippo-primary:5432".into(),
+                following: Some(true),
+                behind,
+                ..Default::default()
+            })
+            .2
+        };
+        for bound in [16 << 20, 64 << 20, 256 << 20, 1 << 30, 16 << 30, i64::MAX] {
+            assert_eq!(shown_behind(&message(Some(bound))), Some(bound), "{bound}");
+        }
+        assert_eq!(shown_behind(&message(None)), None);
+        assert_eq!(
+            shown_behind("promoted: no longer follows hippo-primary"),
+            None
+        );
+        // Carried over, the bound keeps its hysteresis: 20 MiB stays under 256 MiB.
+        let shown = shown_behind(&message(Some(256 << 20)));
+        assert_eq!(bound_behind(shown, 20 << 20), 256 << 20);
     }
 
     #[test]

@@ -1122,15 +1122,25 @@ async fn answer_as_patroni(
             if state.lock().unwrap().oversized.contains(pod) {
                 node["padding"] = json!("x".repeat(2 << 20));
             }
+            // A standby leader replays its source's WAL, as a replica does.
+            let standby_leader = is_leader
+                && state
+                    .lock()
+                    .unwrap()
+                    .config
+                    .get(&key)
+                    .is_some_and(|c| c.get("standby_cluster").is_some_and(|s| !s.is_null()));
+            node["xlog"] = if is_leader && !standby_leader {
+                json!({"location": 5000})
+            } else {
+                json!({"received_location": 5000, "replayed_location": 4990})
+            };
             if is_leader {
-                node["xlog"] = json!({"location": 5000});
                 node["replication"] = members
                     .iter()
                     .filter(|p| p.name_any() != pod)
                     .map(|p| json!({"application_name": p.name_any(), "state": "streaming", "sync_state": "async"}))
                     .collect();
-            } else {
-                node["xlog"] = json!({"received_location": 5000, "replayed_location": 4990});
             }
             (200, node)
         }

@@ -30,6 +30,7 @@ pub mod repo_info;
 pub mod rolling;
 pub mod scaling;
 pub mod sql;
+pub mod standby;
 pub mod status;
 pub mod teardown;
 

@@ -372,18 +372,22 @@ impl Run<'_> {
         let pause = crate::actions::verbs::pause_wanted(cluster);
         conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
-        // Whom a standby follows; how far behind is not read across clusters here, and
-        // status says precisely why for its source.
-        let observed = (cluster.spec.standby.as_ref())
-            .filter(|s| standby::reported(Some(s)))
-            .map(|spec| standby::Observed {
-                source: standby::source_of(spec),
-                following: self.standby.map(|d| d == standby::Decision::Follow),
-                behind: None,
-                unmeasured: Some(standby::unmeasured_on_kube(spec, cluster.namespace())),
-                problem: (self.standby == Some(standby::Decision::RefuseDemotion))
-                    .then(|| standby::DEMOTION_REFUSED.into()),
-            });
+        // Whom a standby follows, and how far behind when its source can be read.
+        let observed = match (cluster.spec.standby.as_ref()).filter(|s| standby::reported(Some(s)))
+        {
+            Some(spec) => Some(
+                super::standby::observe(
+                    &self.ctx.client,
+                    &self.ctx.patroni,
+                    cluster,
+                    spec,
+                    self.standby,
+                    &seen,
+                )
+                .await,
+            ),
+            None => None,
+        };
         standby::record(&mut status, observed.as_ref(), cluster.generation());
         manual_backup::record(cluster, &mut status, manual);
         init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
