@@ -95,13 +95,13 @@ pub async fn hold(
         let field = format!("spec.instrumentation.config.environmentVariables[{i}].valueFrom");
         if let Some(s) = from.and_then(|f| f.secret_key_ref.as_ref()) {
             let field = format!("{field}.secretKeyRef");
-            let found = named::<Secret>(client, ns, &field, &s.name, s.optional).await?;
-            problems.extend(found);
+            let (problem, _) = named::<Secret>(client, ns, &field, &s.name, s.optional).await?;
+            problems.extend(problem);
         }
         if let Some(m) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
             let field = format!("{field}.configMapKeyRef");
-            let found = named::<ConfigMap>(client, ns, &field, &m.name, m.optional).await?;
-            problems.extend(found);
+            let (problem, _) = named::<ConfigMap>(client, ns, &field, &m.name, m.optional).await?;
+            problems.extend(problem);
         }
     }
     let pooler = pooler(client, cluster, desired, existing).await?;
@@ -209,14 +209,9 @@ async fn projected(
     for (i, file) in files.into_iter().enumerate() {
         if let Some(s) = &file.secret {
             let field = format!("{base}[{i}].secret");
-            let found = get::<Secret>(client, ns, &s.name).await?;
-            out.problems.extend(refusal(
-                &field,
-                "Secret",
-                &s.name,
-                optional(s.optional),
-                found.as_ref(),
-            ));
+            let (problem, found) =
+                named::<Secret>(client, ns, &field, &s.name, optional(s.optional)).await?;
+            out.problems.extend(problem);
             if let Some(data) = found.and_then(|f| f.data) {
                 out.contents
                     .push_str(&serde_json::to_string(&data).unwrap_or_default());
@@ -224,14 +219,9 @@ async fn projected(
         }
         if let Some(m) = &file.config_map {
             let field = format!("{base}[{i}].configMap");
-            let found = get::<ConfigMap>(client, ns, &m.name).await?;
-            out.problems.extend(refusal(
-                &field,
-                "ConfigMap",
-                &m.name,
-                optional(m.optional),
-                found.as_ref(),
-            ));
+            let (problem, found) =
+                named::<ConfigMap>(client, ns, &field, &m.name, optional(m.optional)).await?;
+            out.problems.extend(problem);
             if let Some(f) = found {
                 out.contents
                     .push_str(&serde_json::to_string(&(f.data, f.binary_data)).unwrap_or_default());
@@ -241,14 +231,14 @@ async fn projected(
     Ok(out)
 }
 
-/// Why the `K` named `name` (at `field`) cannot be mounted, if it cannot.
+/// Why the `K` named `name` (at `field`) cannot be mounted, if it cannot; and the object.
 async fn named<K>(
     client: &Client,
     ns: &str,
     field: &str,
     name: &str,
     optional: Option<bool>,
-) -> Result<Option<String>, KubeError>
+) -> Result<(Option<String>, Option<K>), KubeError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -256,13 +246,8 @@ where
         + std::fmt::Debug,
 {
     let found = get::<K>(client, ns, name).await?;
-    Ok(refusal(
-        field,
-        &K::kind(&()),
-        name,
-        optional,
-        found.as_ref(),
-    ))
+    let problem = refusal(field, &K::kind(&()), name, optional, found.as_ref());
+    Ok((problem, found))
 }
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>, KubeError>
