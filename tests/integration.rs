@@ -26,6 +26,7 @@ mod manifests;
 mod patroni_launcher;
 mod psql_local;
 mod superuser;
+mod temp_volume;
 
 /// A file under tests/ that is not declared above would never be built or run (autotests are
 /// off so that it is not a binary of its own either).

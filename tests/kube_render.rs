@@ -428,6 +428,57 @@ fn tablespace_volumes_are_mounted_as_pgo_mounts_them() {
     }
 }
 
+/// `volumes.temp`: a claim made with each pod, at PGO's `/pgtmp` in the database container,
+/// with PostgreSQL's temporary files pointed at it before Patroni starts and by Patroni's
+/// callbacks (what those scripts do to a real PostgreSQL: `temp_volume.rs`).
+#[test]
+fn temporary_files_get_a_volume_made_with_each_pod() {
+    let docs = rendered("assets/examples/temp-volume.yaml");
+    let set = docs.iter().find(|d| is_instance(d)).unwrap();
+    let pod = &set["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "pgtmp")
+        .expect("the temporary volume");
+    let claim = &volume["ephemeral"]["volumeClaimTemplate"]["spec"];
+    assert_eq!(claim["resources"]["requests"]["storage"], "50Gi");
+    assert_eq!(claim["storageClassName"], "local-nvme");
+    // No claim of its own among the operator's objects: Kubernetes makes it with the pod.
+    assert!(!docs.iter().any(|d| d["kind"] == "PersistentVolumeClaim"
+        && d["metadata"]["name"].as_str().unwrap().contains("tmp")));
+    let database = &pod["containers"][0];
+    assert_eq!(database["name"], "database");
+    assert!(
+        database["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "pgtmp" && m["mountPath"] == "/pgtmp")
+    );
+    let command = database_command(set);
+    assert_eq!(command[..2], ["bash", "-c"]);
+    assert!(
+        command[2].starts_with("install -d -m 0700 -- /pgtmp/pgsql_tmp && ")
+            && command[2].contains("ln -s -- /pgtmp/pgsql_tmp /pgdata/pg16/base/pgsql_tmp")
+            && command[2].ends_with(r#"exec patroni "$1""#),
+        "{}",
+        command[2]
+    );
+    let patroni: Value = serde_yaml::from_str(patroni_file(&docs)).unwrap();
+    let callbacks = &patroni["postgresql"]["callbacks"];
+    for when in ["on_start", "on_restart"] {
+        assert!(
+            callbacks[when]
+                .as_str()
+                .unwrap()
+                .starts_with("bash -c '[ -e /pgdata/pg16/base/pgsql_tmp ]"),
+            "{callbacks:?}"
+        );
+    }
+}
+
 /// Sidecars (`containers`) join pgdeck's containers in the instances' and pgBouncer's pods, as
 /// given, after pgdeck's own.
 #[test]

@@ -263,6 +263,9 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
     if let Some(wal) = &set.wal_volume_claim_spec {
         k.volume(&format!("{path}.walVolumeClaimSpec"), wal);
     }
+    if let Some(temp) = set.volumes.as_ref().and_then(|v| v.temp.as_ref()) {
+        k.volume(&format!("{path}.volumes.temp"), temp);
+    }
     if let Some(min) = &set.min_available {
         min_available(k, &format!("{path}.minAvailable"), min);
     }
@@ -1530,6 +1533,25 @@ mod tests {
         one_error(
             validate(&with_tablespaces(no_size)),
             "spec.instances[0].tablespaceVolumes[0].dataVolumeClaimSpec.resources.requests.storage: missing",
+        );
+    }
+
+    #[test]
+    fn a_temporary_volume_is_a_claim_with_a_size() {
+        let with_temp = |temp: &str| -> PostgresCluster {
+            let text = format!(
+                "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {{name: c}}\n\
+                 spec:\n  postgresVersion: 15\n  instances:\n    - dataVolumeClaimSpec:\n        \
+                 accessModes: [ReadWriteOnce]\n        resources: {{requests: {{storage: 1Gi}}}}\n      \
+                 volumes: {{temp: {temp}}}\n"
+            );
+            serde_yaml::from_str(&text).unwrap()
+        };
+        let sized = "{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}";
+        assert!(validate(&with_temp(sized)).is_empty());
+        one_error(
+            validate(&with_temp("{accessModes: [ReadWriteOnce]}")),
+            "spec.instances[0].volumes.temp.resources.requests.storage: missing",
         );
     }
 

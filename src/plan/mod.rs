@@ -17,6 +17,7 @@ pub mod rollout;
 pub mod standby;
 pub mod standby_slots;
 pub mod tablespaces;
+pub mod temp_volume;
 pub mod verbs;
 pub mod wal_gap;
 

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, HTTPGetAction,
-    KeyToPath, ObjectFieldSelector, PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount,
-    VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource,
+    EphemeralVolumeSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimTemplate, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
+    Probe, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount, VolumeProjection,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
@@ -23,6 +24,7 @@ use crate::api::patroni::{MIN_LOG_STORAGE_BYTES, PatroniLogging};
 use crate::plan::monitoring;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement, Tls};
 use crate::plan::standby;
+use crate::plan::temp_volume;
 use crate::platform::kube::names;
 
 /// An instance to run: `<cluster>-<set>-<suffix>`, in set `set`.
@@ -189,6 +191,10 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
             config["log"] = patroni::log(&logging, paths::PATRONI_LOG);
         }
     }
+    if temp_claim(set).is_some() {
+        config["postgresql"]["callbacks"] =
+            temp_volume::callbacks(&paths::data_dir(v), paths::TEMP);
+    }
     if set.wal_volume_claim_spec.is_some()
         && let Some(initdb) = config["bootstrap"]["initdb"].as_array_mut()
     {
@@ -282,6 +288,10 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     if set.wal_volume_claim_spec.is_some() {
         mounts.push(mount("pgwal", paths::WAL));
         volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
+    }
+    if let Some(temp) = temp_claim(set) {
+        mounts.push(mount("pgtmp", paths::TEMP));
+        volumes.push(temp);
     }
     // At the same path in every instance, as PGO mounts them: a replica's base backup or a
     // restore puts each tablespace where the primary has it, with no mapping.
@@ -418,7 +428,8 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
 /// `spec.patroni.logging` or a collector its log directory on the data volume (Patroni makes
 /// none), with a collector PostgreSQL's log directory, and each
 /// tablespace's `data` directory, owned by PostgreSQL's account as `CREATE TABLESPACE` wants
-/// (the volume's root is the filesystem's, with `lost+found`).
+/// (the volume's root is the filesystem's, with `lost+found`); and with a temporary volume,
+/// after pointing PostgreSQL's temporary files at it (see `plan::temp_volume`).
 fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
     let config = format!("{}/{PATRONI_FILE}", paths::PATRONI_CONFIG);
     let mut dirs: Vec<String> = set
@@ -433,15 +444,39 @@ fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
     if collector::spec(ctx).is_some() {
         dirs.insert(1, collector::POSTGRES_LOG.into());
     }
-    if dirs.is_empty() {
+    let mut steps = Vec::new();
+    if !dirs.is_empty() {
+        steps.push(r#"mkdir -p -m 0700 -- "${@:2}""#.to_string());
+    }
+    if temp_claim(set).is_some() {
+        let data = paths::data_dir(ctx.cluster.spec.postgres_version);
+        steps.push(temp_volume::before_start(&data, paths::TEMP));
+    }
+    if steps.is_empty() {
         return vec!["patroni".into(), config];
     }
-    let script = r#"mkdir -p -m 0700 -- "${@:2}" && exec patroni "$1""#;
-    ["bash", "-c", script, "patroni", &config]
+    let script = format!(r#"{} && exec patroni "$1""#, steps.join(" && "));
+    ["bash", "-c", &script, "patroni", &config]
         .map(String::from)
         .into_iter()
         .chain(dirs)
         .collect()
+}
+
+/// The instance set's volume for temporary files (`volumes.temp`): a claim made with the pod
+/// and gone with it, as the files it holds are.
+fn temp_claim(set: &InstanceSet) -> Option<Volume> {
+    let spec = set.volumes.as_ref()?.temp.as_ref()?;
+    Some(Volume {
+        name: "pgtmp".into(),
+        ephemeral: Some(EphemeralVolumeSource {
+            volume_claim_template: Some(PersistentVolumeClaimTemplate {
+                metadata: None,
+                spec: spec.0.clone(),
+            }),
+        }),
+        ..Default::default()
+    })
 }
 
 /// Patroni's REST API certificate, and its CA's (never the operator's key).

@@ -331,6 +331,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/pgdeck/postgres";
 pub mod paths {
     pub const DATA: &str = "/pgdata";
     pub const WAL: &str = "/pgwal";
+    /// The volume for temporary files (`volumes.temp`), at PGO's path.
+    pub const TEMP: &str = "/pgtmp";
     /// Patroni's own log files (`spec.patroni.logging`), on the data volume as PGO keeps them.
     pub const PATRONI_LOG: &str = "/pgdata/patroni/log";
     pub const PATRONI_CONFIG: &str = "/etc/patroni";
