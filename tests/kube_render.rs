@@ -2087,6 +2087,7 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
             [
                 "K8S_POD_NAMESPACE",
                 "K8S_POD_NAME",
+                "PGPASSWORD",
                 "OTEL_RESOURCE_ATTRIBUTES"
             ]
         );
@@ -2187,6 +2188,167 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
             .clone()
     };
     assert_ne!(hash(&docs), hash(&again));
+}
+
+/// The cluster `hippo` (PostgreSQL 15, one instance) with `instrumentation` (YAML at its
+/// indentation), rendered; every object passes the schemas.
+fn instrumented(instrumentation: &str) -> pgdeck::platform::kube::objects::Objects {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs, Instance};
+    let cluster = manifest::parse(&format!(
+        "apiVersion: postgres-operator.crunchydata.com/v1beta1
+kind: PostgresCluster
+metadata: {{name: hippo, namespace: db}}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+{instrumentation}"
+    ))
+    .unwrap();
+    let inputs = Inputs {
+        instances: vec![Instance {
+            name: "hippo-00-abcd".into(),
+            set: "00".into(),
+        }],
+        ..Default::default()
+    };
+    let rendered = objects::render(&cluster, &inputs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("instrumented.yaml");
+    let text = rendered.to_yaml();
+    std::fs::write(&file, &text).unwrap();
+    validate(&file, documents(&text).len());
+    rendered
+}
+
+/// The collector's configuration in the instance's ConfigMap, every component its pipelines
+/// name defined.
+fn collector_config(o: &pgdeck::platform::kube::objects::Objects) -> serde_json::Value {
+    let text = o
+        .config_maps
+        .iter()
+        .find_map(|c| c.data.as_ref()?.get("collector.yaml"))
+        .expect("collector.yaml");
+    let config: serde_json::Value = serde_yaml::from_str(text).unwrap();
+    for (name, pipeline) in config["service"]["pipelines"].as_object().unwrap() {
+        for kind in ["receivers", "processors", "exporters"] {
+            for id in pipeline[kind].as_array().unwrap() {
+                let id = id.as_str().unwrap();
+                assert!(config[kind].get(id).is_some(), "{name}: {kind} {id}");
+            }
+        }
+    }
+    for id in config["service"]["extensions"].as_array().unwrap() {
+        assert!(config["extensions"].get(id.as_str().unwrap()).is_some());
+    }
+    config
+}
+
+/// Every sqlquery receiver's statements run on a real PostgreSQL 15 as the monitoring role the
+/// users Job makes (in pg_monitor, not a superuser), through the receiver's own connection
+/// string; each metric's value and attribute columns are there, never NULL, and of the type
+/// the metric says (`int` reads an integer column).
+#[test]
+fn the_collectors_postgres_queries_run_as_the_monitoring_role_on_a_real_postgresql() {
+    let rendered = instrumented("  instrumentation: {}\n");
+    let config = collector_config(&rendered);
+    let value = |name: &str, key: &str| secret_value(&rendered, name, key);
+    let scratch = ScratchPostgres::start();
+    run_users_job(&scratch, users_job(&rendered), value);
+    assert_eq!(
+        scratch.query(
+            "SELECT rolsuper::text || pg_has_role('ccp_monitoring', 'pg_monitor', 'member')::text \
+             FROM pg_roles WHERE rolname = 'ccp_monitoring'"
+        ),
+        "falsetrue"
+    );
+    // A slot, so that the slots' statement has a row to read.
+    scratch.query("SELECT 1 FROM pg_create_physical_replication_slot('standby1', true)");
+    let password = value("hippo-monitoring", "password");
+    let receivers = config["service"]["pipelines"]["metrics/postgres"]["receivers"].clone();
+    assert_eq!(
+        receivers,
+        serde_json::json!(["sqlquery/5s", "sqlquery/300s"])
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut statements = 0;
+    for id in receivers.as_array().unwrap() {
+        let receiver = &config["receivers"][id.as_str().unwrap()];
+        // The receiver's connection string, to the scratch server (which has no TLS).
+        let datasource = receiver["datasource"]
+            .as_str()
+            .unwrap()
+            .replace("port=5432", &format!("port={}", scratch.port))
+            .replace("host='localhost'", "host='127.0.0.1'")
+            .replace("sslmode=require", "sslmode=disable")
+            .replace("${env:PGPASSWORD}", &password);
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&datasource, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("{datasource}: {e}"));
+            tokio::spawn(connection);
+            client
+        });
+        for query in receiver["queries"].as_array().unwrap() {
+            let sql = query["sql"].as_str().unwrap();
+            let (columns, rows) = runtime.block_on(async {
+                let statement = client
+                    .prepare(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+                let rows = client.simple_query(sql).await.unwrap();
+                let columns: Vec<(String, tokio_postgres::types::Type)> = (statement.columns())
+                    .iter()
+                    .map(|c| (c.name().to_string(), c.type_().clone()))
+                    .collect();
+                (columns, rows)
+            });
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            // A primary without standbys has no lag to report; every other statement a row.
+            let standbys = sql.contains("pg_stat_replication");
+            assert!(standbys || !rows.is_empty(), "{sql}: no row");
+            statements += 1;
+            for metric in query["metrics"].as_array().unwrap() {
+                let name = metric["metric_name"].as_str().unwrap();
+                let value_column = metric["value_column"].as_str().unwrap();
+                let (_, column) = columns
+                    .iter()
+                    .find(|(c, _)| c == value_column)
+                    .unwrap_or_else(|| panic!("{name}: no column {value_column}"));
+                use tokio_postgres::types::Type;
+                let int = [Type::INT2, Type::INT4, Type::INT8];
+                let fits = match metric["value_type"].as_str().unwrap_or("int") {
+                    "int" => int.contains(column),
+                    _ => {
+                        [Type::FLOAT4, Type::FLOAT8, Type::NUMERIC].contains(column)
+                            || int.contains(column)
+                    }
+                };
+                assert!(fits, "{name}: {value_column} is {column}");
+                let attributes = metric["attribute_columns"].as_array().cloned();
+                for row in &rows {
+                    for c in std::iter::once(value_column)
+                        .chain(attributes.iter().flatten().map(|a| a.as_str().unwrap()))
+                    {
+                        let at = columns.iter().position(|(x, _)| x == c);
+                        let at = at.unwrap_or_else(|| panic!("{name}: no column {c}"));
+                        assert!(row.get(at).is_some(), "{name}: {c} is NULL");
+                    }
+                }
+            }
+        }
+    }
+    assert!(statements >= 10, "{statements}");
 }
 
 /// Without `spec.instrumentation` nothing of the collector is rendered, and an instance's pod

@@ -6,23 +6,28 @@
 //! volume, where the settings below make them write (PostgreSQL: JSON from v15, CSV before;
 //! Patroni and pgBackRest: their text formats), remembers how far it read in a `receiver` directory beside them, and sends the
 //! records to `logs.exporters` (`debug`, the container's output, when none). It scrapes
-//! Patroni's metrics and serves them for Prometheus on 9187 (`otel-metrics`). Component IDs
-//! are PGO's, so a DBA's collector configuration and dashboards carry over.
+//! Patroni's metrics, reads PostgreSQL's with sqlquery receivers (`plan::collector_metrics`)
+//! as the monitoring role (`ccp_monitoring`, in pg_monitor, its password from the
+//! `<c>-monitoring` Secret), and serves both for Prometheus on 9187 (`otel-metrics`).
+//! Component IDs and metric names are PGO's, so a DBA's collector configuration and dashboards
+//! carry over.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, ObjectFieldSelector, ProjectedVolumeSource, Volume,
-    VolumeMount,
+    ConfigMapProjection, Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
+    ProjectedVolumeSource, Volume, VolumeMount, VolumeProjection,
 };
 use serde_json::{Map, Value, json};
 
 use super::pods::{self, mount, mount_ro, port};
 use super::{Ctx, paths};
 use crate::api::instrumentation::{
-    DEBUG_EXPORTER, DEFAULT_MIN_RECORDS, InstrumentationSpec, duration,
+    CustomQueries, DEBUG_EXPORTER, DEFAULT_MIN_RECORDS, InstrumentationSpec, duration,
 };
+use crate::plan::collector_metrics::{self, Every};
+use crate::plan::monitoring::MONITORING_USER;
 
 /// The collector image when `spec.instrumentation.image` names none: the OpenTelemetry
 /// project's distribution with the contrib components PGO's configuration uses.
@@ -200,12 +205,104 @@ fn config(ctx: &Ctx) -> Option<Value> {
             },
         },
     });
+    postgres_metrics(ctx, &mut config);
     if !c.repos().is_empty() {
         pgbackrest_logs(&mut config, &log_exporters);
         config["service"]["pipelines"]["logs/pgbackrest"]["processors"] =
             logs_processors("resource/pgbackrest", "transform/pgbackrest_logs");
     }
     Some(config)
+}
+
+/// PostgreSQL's metrics (PGO's `metrics/postgres`): the built-in queries of its version every
+/// 5 seconds and every 5 minutes (less `metrics.customQueries.remove`), as the monitoring role.
+fn postgres_metrics(ctx: &Ctx, config: &mut Value) {
+    let c = ctx.cluster;
+    let custom = custom_queries(ctx);
+    let remove = custom.remove.clone().unwrap_or_default();
+    let server = format!("localhost:{}", c.port());
+    let mut receivers = Vec::new();
+    for (id, every, interval) in [
+        ("sqlquery/5s", Every::FiveSeconds, "5s"),
+        ("sqlquery/300s", Every::FiveMinutes, "300s"),
+    ] {
+        let mut queries = collector_metrics::without(
+            collector_metrics::postgres(c.spec.postgres_version, every),
+            &remove,
+        );
+        if queries.is_empty() {
+            continue;
+        }
+        for m in queries.iter_mut().flat_map(|q| &mut q.metrics) {
+            m.static_attributes.insert("server".into(), server.clone());
+        }
+        let queries = serde_json::to_value(queries).expect("queries serialize");
+        config["receivers"][id] = sqlquery(ctx, "postgres", interval, queries);
+        receivers.push(id.to_string());
+    }
+    // The DBA's queries, from the files their ConfigMaps project (PGO's IDs and paths).
+    for set in custom.add.iter().flatten() {
+        let interval = set.collection_interval.as_deref().unwrap_or("5s");
+        let file = json!(format!(
+            "${{file:{CONFIG_DIR}/{}}}",
+            custom_queries_path(&set.name, &set.queries.key)
+        ));
+        let default = [String::from("postgres")];
+        for db in set.databases.as_deref().unwrap_or(&default) {
+            let id = format!("sqlquery/{}-{db}", set.name);
+            config["receivers"][&id] = sqlquery(ctx, db, interval, file.clone());
+            receivers.push(id);
+        }
+    }
+    if receivers.is_empty() {
+        return;
+    }
+    config["service"]["pipelines"]["metrics/postgres"] = json!({
+        "receivers": receivers,
+        "processors": ["batch/200ms", COMPACTING],
+        "exporters": [PROMETHEUS],
+    });
+}
+
+fn custom_queries(ctx: &Ctx) -> CustomQueries {
+    (spec(ctx).and_then(|s| s.metrics.as_ref()))
+        .and_then(|m| m.custom_queries.clone())
+        .unwrap_or_default()
+}
+
+/// Where the queries of set `name` are, under the configuration's directory (PGO's path).
+fn custom_queries_path(name: &str, key: &str) -> String {
+    format!("{name}/{key}")
+}
+
+/// A sqlquery receiver of `queries` every `interval`, reaching `database` of the instance as
+/// the monitoring role over TLS, as every client does. The password is the pod's
+/// `PGPASSWORD`, from the role's Secret.
+fn sqlquery(ctx: &Ctx, database: &str, interval: &str, queries: Value) -> Value {
+    json!({
+        "driver": "postgres",
+        "datasource": datasource("localhost", ctx.cluster.port(), database, MONITORING_USER),
+        "collection_interval": interval,
+        // PostgreSQL may still be starting with the pod.
+        "initial_delay": "15s",
+        "queries": queries,
+    })
+}
+
+/// A libpq connection string for the collector's Go driver (lib/pq) with its password from
+/// the environment. Each value is quoted, so a name cannot add a setting, and its `$` doubled,
+/// so the collector does not expand it as one of its `${...}` references.
+pub(super) fn datasource(host: &str, port: i32, database: &str, user: &str) -> String {
+    let quoted = |v: &str| {
+        let escaped = v.replace('\\', "\\\\").replace('\'', "\\'");
+        format!("'{}'", escaped.replace('$', "$$"))
+    };
+    format!(
+        "host={} port={port} dbname={} user={} password=${{env:PGPASSWORD}} sslmode=require",
+        quoted(host),
+        quoted(database),
+        quoted(user),
+    )
 }
 
 /// pgBackRest's log files of the instance (archiving, restores), where its configuration puts
@@ -380,6 +477,21 @@ pub(super) fn sidecar(ctx: &Ctx, config_map: &str) -> Option<(Container, Volume)
         "config.yaml",
     )];
     sources.extend(settings.files.unwrap_or_default());
+    // Each set of the DBA's queries, as the file its receiver reads.
+    for set in custom_queries(ctx).add.iter().flatten() {
+        sources.push(VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: set.queries.name.clone(),
+                items: Some(vec![KeyToPath {
+                    key: set.queries.key.clone(),
+                    path: custom_queries_path(&set.name, &set.queries.key),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let volume = Volume {
         name: "collector-config".into(),
         projected: Some(ProjectedVolumeSource {
@@ -416,6 +528,8 @@ pub(super) fn sidecar(ctx: &Ctx, config_map: &str) -> Option<(Container, Volume)
     let mut env = vec![
         field("K8S_POD_NAMESPACE", "metadata.namespace"),
         field("K8S_POD_NAME", "metadata.name"),
+        // The monitoring role's, for the sqlquery receivers.
+        pods::secret_env("PGPASSWORD", ctx.names.monitoring()),
     ];
     env.extend(settings.environment_variables.unwrap_or_default());
     let container = Container {
@@ -529,6 +643,122 @@ mod tests {
     }
 
     #[test]
+    fn postgres_metrics_are_read_as_the_monitoring_role_over_tls() {
+        let c = cluster(17, "  instrumentation: {}\n");
+        with(&c, |ctx| {
+            let config = config(ctx).unwrap();
+            consistent(&config);
+            let pipeline = &config["service"]["pipelines"]["metrics/postgres"];
+            assert_eq!(
+                pipeline["receivers"],
+                json!(["sqlquery/5s", "sqlquery/300s"])
+            );
+            assert_eq!(pipeline["exporters"], json!([PROMETHEUS]));
+            let fast = &config["receivers"]["sqlquery/5s"];
+            assert_eq!(fast["collection_interval"], "5s");
+            assert_eq!(
+                fast["datasource"],
+                "host='localhost' port=5432 dbname='postgres' user='ccp_monitoring' \
+                 password=${env:PGPASSWORD} sslmode=require"
+            );
+            let metrics: Vec<&Value> = (fast["queries"].as_array().unwrap().iter())
+                .flat_map(|q| q["metrics"].as_array().unwrap())
+                .collect();
+            // v17's checkpoints are pg_stat_checkpointer's.
+            assert!(
+                metrics
+                    .iter()
+                    .any(|m| m["metric_name"] == "ccp_stat_checkpointer_num_timed")
+            );
+            assert!(
+                metrics
+                    .iter()
+                    .all(|m| m["static_attributes"]["server"] == "localhost:5432")
+            );
+            let (container, _) = sidecar(ctx, "cm").unwrap();
+            let password = container.env.unwrap().into_iter();
+            let password = password.filter(|e| e.name == "PGPASSWORD").next().unwrap();
+            let from = password.value_from.unwrap().secret_key_ref.unwrap();
+            assert_eq!(
+                (from.name.as_str(), from.key.as_str()),
+                ("c-monitoring", "password")
+            );
+        });
+    }
+
+    #[test]
+    fn custom_queries_run_from_their_configmaps_and_remove_drops_built_ins() {
+        let spec = "  instrumentation:\n    metrics:\n      customQueries:\n        \
+                    add: [{name: slow-tables, queries: {name: dba-queries, key: tables.yaml}, \
+                    collectionInterval: 1m, databases: [app, postgres]}, \
+                    {name: one, queries: {name: other, key: q}}]\n        \
+                    remove: [ccp_database_size_bytes, ccp_data_checksum_failure_count, \
+                    ccp_locks_count]\n";
+        let c = cluster(16, spec);
+        with(&c, |ctx| {
+            let config = config(ctx).unwrap();
+            consistent(&config);
+            let receivers = &config["service"]["pipelines"]["metrics/postgres"]["receivers"];
+            // Every 5-minute metric removed: that receiver is not run.
+            assert_eq!(
+                receivers,
+                &json!([
+                    "sqlquery/5s",
+                    "sqlquery/slow-tables-app",
+                    "sqlquery/slow-tables-postgres",
+                    "sqlquery/one-postgres"
+                ])
+            );
+            assert!(config["receivers"]["sqlquery/300s"].is_null());
+            let fast = serde_json::to_string(&config["receivers"]["sqlquery/5s"]).unwrap();
+            assert!(!fast.contains("ccp_locks_count"));
+            assert!(fast.contains("ccp_connection_stats_total"));
+            let app = &config["receivers"]["sqlquery/slow-tables-app"];
+            assert_eq!(
+                app["queries"],
+                "${file:/etc/otel-collector/slow-tables/tables.yaml}"
+            );
+            assert_eq!(app["collection_interval"], "1m");
+            let datasource = app["datasource"].as_str().unwrap();
+            assert!(
+                datasource.contains("dbname='app' user='ccp_monitoring'"),
+                "{datasource}"
+            );
+            assert_eq!(
+                config["receivers"]["sqlquery/one-postgres"]["collection_interval"],
+                "5s"
+            );
+            let (_, volume) = sidecar(ctx, "cm").unwrap();
+            let sources = volume.projected.unwrap().sources.unwrap();
+            let projected: Vec<_> = (sources.iter().skip(1))
+                .map(|s| s.config_map.clone().unwrap())
+                .map(|m| (m.name, m.items.unwrap()[0].clone()))
+                .map(|(name, item)| (name, item.key, item.path))
+                .collect();
+            assert_eq!(
+                projected,
+                [
+                    (
+                        "dba-queries".into(),
+                        "tables.yaml".into(),
+                        "slow-tables/tables.yaml".into()
+                    ),
+                    ("other".into(), "q".into(), "one/q".into()),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn a_name_in_a_datasource_adds_no_setting_and_expands_nothing() {
+        assert_eq!(
+            datasource("h", 1, "x' user=postgres ${env:X} \\", "u"),
+            "host='h' port=1 dbname='x\\' user=postgres $${env:X} \\\\' user='u' \
+             password=${env:PGPASSWORD} sslmode=require"
+        );
+    }
+
+    #[test]
     fn the_specs_exporters_batches_detectors_and_retention_are_used() {
         let spec = "  instrumentation:\n    image: my/collector:1\n    config:\n      \
                     detectors: [{name: eks, attributes: {k8s.cluster.name: false}}]\n      \
@@ -582,7 +812,10 @@ mod tests {
             let (container, volume) = sidecar(ctx, "cm").unwrap();
             assert_eq!(container.image.as_deref(), Some("my/collector:1"));
             let env: Vec<_> = container.env.unwrap().into_iter().map(|e| e.name).collect();
-            assert_eq!(env, ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "X"]);
+            assert_eq!(
+                env,
+                ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "PGPASSWORD", "X"]
+            );
             let sources = volume.projected.unwrap().sources.unwrap();
             assert_eq!(sources[1].config_map.as_ref().unwrap().name, "extra");
         });
