@@ -2351,6 +2351,78 @@ fn the_collectors_postgres_queries_run_as_the_monitoring_role_on_a_real_postgres
     assert!(statements >= 10, "{statements}");
 }
 
+/// With pgBouncer, a collector runs in its pods too (PGO's): its configuration in the
+/// `<c>-pgbouncer` ConfigMap, its password the pooler's Secret's, pgBouncer logging to the
+/// pod's `/tmp` and rotating that file itself; every object passes the schemas.
+#[test]
+fn instrumentation_with_pgbouncer_runs_a_collector_beside_it() {
+    let rendered = instrumented(
+        "  proxy:\n    pgBouncer: {replicas: 2}\n  instrumentation:\n    logs: {exporters: [otlp]}\n    config: {exporters: {otlp: {endpoint: 'gw:4317'}}}\n",
+    );
+    let deployment = &rendered.deployments[0];
+    let template = deployment.spec.clone().unwrap().template;
+    assert_eq!(
+        template.metadata.unwrap().labels.unwrap()["postgres-operator.crunchydata.com/crunchy-otel-collector"],
+        "true"
+    );
+    let pod = template.spec.unwrap();
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["pgbouncer", "collector"]);
+    let pgbouncer = &pod.containers[0];
+    let command = pgbouncer.command.clone().unwrap();
+    assert_eq!(command[..2], ["bash", "-ceu"]);
+    assert_eq!(command[6], "/tmp/logs/pgbouncer/pgbouncer.log");
+    let collector = &pod.containers[1];
+    let password = (collector.env.iter().flatten())
+        .find(|e| e.name == "PGPASSWORD")
+        .and_then(|e| e.value_from.clone()?.secret_key_ref)
+        .unwrap();
+    assert_eq!(
+        (password.name.as_str(), password.key.as_str()),
+        ("hippo-pgbouncer", "password")
+    );
+    let mounts: Vec<&str> = (collector.volume_mounts.iter().flatten())
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(
+        mounts,
+        ["/tmp", "/etc/otel-collector"],
+        "no data volume here"
+    );
+    let volume = (pod.volumes.iter().flatten())
+        .find(|v| v.name == "collector-config")
+        .unwrap();
+    let sources = volume.projected.clone().unwrap().sources.unwrap();
+    assert_eq!(
+        sources[0].config_map.as_ref().unwrap().name,
+        "hippo-pgbouncer"
+    );
+    let map = (rendered.config_maps.iter())
+        .find(|m| m.metadata.name.as_deref() == Some("hippo-pgbouncer"))
+        .unwrap();
+    let config: serde_json::Value =
+        serde_yaml::from_str(&map.data.as_ref().unwrap()["collector.yaml"]).unwrap();
+    let pipelines = &config["service"]["pipelines"];
+    assert_eq!(
+        pipelines["logs/pgbouncer"]["exporters"],
+        serde_json::json!(["otlp"])
+    );
+    assert_eq!(
+        pipelines["metrics/pgbouncer"]["exporters"],
+        serde_json::json!(["prometheus/cpk-monitoring"])
+    );
+    assert!(
+        pipelines.get("logs/postgres").is_none(),
+        "not an instance's"
+    );
+    // Every component its pipelines name is defined (the instances' are checked too).
+    let mut instance = rendered.clone();
+    instance
+        .config_maps
+        .retain(|m| m.metadata.name.as_deref() == Some("hippo-pgbouncer"));
+    collector_config(&instance);
+}
+
 /// Without `spec.instrumentation` nothing of the collector is rendered, and an instance's pod
 /// template is as before it existed: its configuration digest is Patroni's file alone, so no
 /// existing pod restarts.

@@ -163,28 +163,17 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
     let Some(spec) = &c.spec.instrumentation else {
         return out;
     };
-    let mut fail = |path: &str, why: &str| out.push(FieldError::new(path, why));
     let exporter =
         (c.spec.monitoring.as_ref()).and_then(|m| m.pgmonitor.as_ref()?.exporter.as_ref());
     if exporter.is_some() {
-        fail(
+        out.push(FieldError::new(
             "spec.instrumentation",
             "the collector serves metrics on port 9187, as the exporter of \
              spec.monitoring.pgmonitor does: set one of them",
-        );
-    }
-    // PGO runs a collector beside pgBouncer too; without one its logs and metrics would go
-    // uncollected while the spec says they are.
-    if c.spec.proxy.is_some() {
-        fail(
-            "spec.instrumentation",
-            "the collector does not run beside pgBouncer (spec.proxy.pgBouncer) yet",
-        );
+        ));
     }
     let queries = (spec.metrics.as_ref()).and_then(|m| m.custom_queries.clone());
-    for problem in custom_query_problems(c, &queries.unwrap_or_default()) {
-        out.push(problem);
-    }
+    out.extend(custom_query_problems(c, &queries.unwrap_or_default()));
     let mut fail = |path: &str, why: &str| out.push(FieldError::new(path, why));
     let config = spec.config.clone().unwrap_or_default();
     let exporters = config.exporters.unwrap_or_default().0;
@@ -382,6 +371,8 @@ mod tests {
     #[test]
     fn what_the_collector_could_not_run_is_refused_naming_the_field() {
         assert!(problems_of("  instrumentation: {}\n").is_empty());
+        // A collector runs beside pgBouncer too.
+        assert!(problems_of("  instrumentation: {}\n  proxy: {pgBouncer: {}}\n").is_empty());
         let good = "  instrumentation: {config: {exporters: {otlp: {}}}, logs: {exporters: [otlp, debug], retentionPeriod: 12 hr, batches: {maxDelay: '0', minRecords: 0}}}\n";
         assert!(problems_of(good).is_empty(), "{:?}", problems_of(good));
         let queries = "  instrumentation: {metrics: {customQueries: {remove: [ccp_stat_bgwriter_checkpoints_timed], add: [{name: my_set-1, queries: {name: m, key: q.yaml}, collectionInterval: 60m, databases: [app, postgres]}]}}}\n";
@@ -417,10 +408,6 @@ mod tests {
             ),
             (
                 "  instrumentation: {}\n  monitoring: {pgmonitor: {exporter: {}}}\n",
-                "spec.instrumentation: ",
-            ),
-            (
-                "  instrumentation: {}\n  proxy: {pgBouncer: {}}\n",
                 "spec.instrumentation: ",
             ),
             (
