@@ -240,8 +240,8 @@ fn custom_query_problems(c: &PostgresCluster, queries: &CustomQueries) -> Vec<Fi
     for (i, name) in queries.remove.iter().flatten().enumerate() {
         if !built_in.contains(name) {
             out.push(FieldError::new(
-                &format!("{base}.remove[{i}]"),
-                &format!(
+                format!("{base}.remove[{i}]"),
+                format!(
                     "{name:?} is not a built-in metric of the collector for PostgreSQL {}",
                     c.spec.postgres_version
                 ),
@@ -261,19 +261,19 @@ fn custom_query_problems(c: &PostgresCluster, queries: &CustomQueries) -> Vec<Fi
         let at = format!("{base}.add[{i}]");
         if !plain(&set.name) || set.name.contains('.') {
             out.push(FieldError::new(
-                &format!("{at}.name"),
+                format!("{at}.name"),
                 "must be letters, digits, `_` and `-`: it names the collector's receiver and \
                  the queries' directory",
             ));
         } else if !seen.insert(&set.name) {
             out.push(FieldError::new(
-                &format!("{at}.name"),
-                &format!("{:?} names another set of queries too", set.name),
+                format!("{at}.name"),
+                format!("{:?} names another set of queries too", set.name),
             ));
         }
         if !plain(&set.queries.key) {
             out.push(FieldError::new(
-                &format!("{at}.queries.key"),
+                format!("{at}.queries.key"),
                 "must be a ConfigMap key: letters, digits, `_`, `-` and `.`",
             ));
         }
@@ -281,14 +281,14 @@ fn custom_query_problems(c: &PostgresCluster, queries: &CustomQueries) -> Vec<Fi
             && duration(text).is_none_or(|d| d.as_secs() > 3600)
         {
             out.push(FieldError::new(
-                &format!("{at}.collectionInterval"),
+                format!("{at}.collectionInterval"),
                 "must be a duration of at most 60 minutes (`5s`, `1m`, `0`)",
             ));
         }
         for (j, db) in set.databases.iter().flatten().enumerate() {
             if !plain(db) {
                 out.push(FieldError::new(
-                    &format!("{at}.databases[{j}]"),
+                    format!("{at}.databases[{j}]"),
                     "must be letters, digits, `_`, `-` and `.`: it names the collector's \
                      receiver (sqlquery/<name>-<database>)",
                 ));

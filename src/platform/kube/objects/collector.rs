@@ -813,8 +813,8 @@ mod tests {
                     .all(|m| m["static_attributes"]["server"] == "localhost:5432")
             );
             let (container, _) = sidecar(ctx, Pod::Instance("cm")).unwrap();
-            let password = container.env.unwrap().into_iter();
-            let password = password.filter(|e| e.name == "PGPASSWORD").next().unwrap();
+            let mut env = container.env.unwrap().into_iter();
+            let password = env.find(|e| e.name == "PGPASSWORD").unwrap();
             let from = password.value_from.unwrap().secret_key_ref.unwrap();
             assert_eq!(
                 (from.name.as_str(), from.key.as_str()),
