@@ -687,6 +687,115 @@ async fn collector_reads_only_foreign_objects(h: &Harness) {
     );
 }
 
+/// `spec.instrumentation.metrics.customQueries`: a set's ConfigMap must exist, hold the key
+/// named and not be pgdeck's; then the collector runs its queries from the file it projects,
+/// and a change of them restarts the collector (the pod template's digest).
+async fn collector_runs_only_foreign_queries(h: &Harness) {
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.spec.instrumentation = Some(
+        serde_json::from_value(json!({"metrics": {"customQueries": {"add": [
+            {"name": "tables", "queries": {"name": "dba-queries", "key": "tables.yaml"}}
+        ]}}}))
+        .unwrap(),
+    );
+    h.create(&manifest::to_yaml(&cluster)).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert!(instances(h, "hippo").await.is_empty(), "nothing starts");
+    let field = "spec.instrumentation.metrics.customQueries.add[0].queries";
+    let (state, message) = degraded(&status(h, "hippo").await);
+    assert!(
+        state == "True"
+            && message.contains(&format!("{field}: ConfigMap dba-queries does not exist")),
+        "{message}"
+    );
+    let maps = put::<ConfigMap>(
+        h,
+        json!({"metadata": {"name": "dba-queries"}, "data": {"other.yaml": "[]"}}),
+    )
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let (_, message) = degraded(&status(h, "hippo").await);
+    assert!(
+        message.contains(&format!(
+            "{field}: ConfigMap dba-queries has no key tables.yaml"
+        )),
+        "{message}"
+    );
+    let queries =
+        |sql: &str| json!({"data": {"tables.yaml": format!("- sql: {sql}\n  metrics: []\n")}});
+    maps.patch(
+        "dba-queries",
+        &PatchParams::default(),
+        &Patch::Merge(queries("SELECT 1")),
+    )
+    .await
+    .unwrap();
+    settle(h, "hippo").await;
+    assert_eq!(degraded(&status(h, "hippo").await).0, "False");
+    let instance = instances(h, "hippo").await.into_iter().next().unwrap();
+    let before = template_of(h, &instance).await;
+    let volume = (before["spec"]["volumes"].as_array().unwrap().iter())
+        .find(|v| v["name"] == "collector-config")
+        .unwrap();
+    assert_eq!(
+        volume["projected"]["sources"][1]["configMap"],
+        json!({"name": "dba-queries", "items": [{"key": "tables.yaml", "path": "tables/tables.yaml"}]})
+    );
+    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let data = (configs
+        .get(&format!("{instance}-config"))
+        .await
+        .unwrap()
+        .data)
+        .unwrap();
+    assert!(
+        data["collector.yaml"].contains("${file:/etc/otel-collector/tables/tables.yaml}"),
+        "{}",
+        data["collector.yaml"]
+    );
+
+    // New queries: the collector restarts to read them.
+    maps.patch(
+        "dba-queries",
+        &PatchParams::default(),
+        &Patch::Merge(queries("SELECT 2")),
+    )
+    .await
+    .unwrap();
+    settle(h, "hippo").await;
+    let after = template_of(h, &instance).await;
+    let digest = |t: &Value| t["metadata"]["annotations"]["pgdeck.dev/config-hash"].clone();
+    assert_ne!(digest(&before), digest(&after));
+
+    // A ConfigMap pgdeck keeps is never read by the collector.
+    let ours = format!("{instance}-config");
+    h.edit(NS, "hippo", |c| {
+        let metrics = c.spec.instrumentation.as_mut().unwrap().metrics.as_mut();
+        let add = metrics
+            .unwrap()
+            .custom_queries
+            .as_mut()
+            .unwrap()
+            .add
+            .as_mut();
+        add.unwrap()[0].queries =
+            serde_json::from_value(json!({"name": ours, "key": "patroni.yml"})).unwrap();
+    })
+    .await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let (state, message) = degraded(&status(h, "hippo").await);
+    assert!(
+        state == "True"
+            && message.contains(&format!("{field}: ConfigMap {ours} is one pgdeck keeps")),
+        "{message}"
+    );
+    assert_eq!(
+        template_of(h, &instance).await,
+        after,
+        "the instance keeps its pod"
+    );
+}
+
 async fn deleted_objects_come_back(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
@@ -3122,6 +3231,11 @@ async fn pgbouncer_files_never_project_pgdecks_own_or_missing_objects() {
 #[tokio::test]
 async fn the_collector_never_reads_pgdecks_own_or_missing_objects() {
     collector_reads_only_foreign_objects(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn the_collectors_custom_queries_come_only_from_foreign_configmaps() {
+    collector_runs_only_foreign_queries(&Harness::new().await).await;
 }
 
 #[tokio::test]

@@ -2138,6 +2138,7 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
             [
                 "K8S_POD_NAMESPACE",
                 "K8S_POD_NAME",
+                "PGPASSWORD",
                 "OTEL_RESOURCE_ATTRIBUTES"
             ]
         );
@@ -2238,6 +2239,239 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
             .clone()
     };
     assert_ne!(hash(&docs), hash(&again));
+}
+
+/// The cluster `hippo` (PostgreSQL 15, one instance) with `instrumentation` (YAML at its
+/// indentation), rendered; every object passes the schemas.
+fn instrumented(instrumentation: &str) -> pgdeck::platform::kube::objects::Objects {
+    use pgdeck::api::manifest;
+    use pgdeck::platform::kube::objects::{self, Inputs, Instance};
+    let cluster = manifest::parse(&format!(
+        "apiVersion: postgres-operator.crunchydata.com/v1beta1
+kind: PostgresCluster
+metadata: {{name: hippo, namespace: db}}
+spec:
+  postgresVersion: 15
+  instances:
+    - dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+{instrumentation}"
+    ))
+    .unwrap();
+    let inputs = Inputs {
+        instances: vec![Instance {
+            name: "hippo-00-abcd".into(),
+            set: "00".into(),
+        }],
+        ..Default::default()
+    };
+    let rendered = objects::render(&cluster, &inputs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("instrumented.yaml");
+    let text = rendered.to_yaml();
+    std::fs::write(&file, &text).unwrap();
+    validate(&file, documents(&text).len());
+    rendered
+}
+
+/// The collector's configuration in the instance's ConfigMap, every component its pipelines
+/// name defined.
+fn collector_config(o: &pgdeck::platform::kube::objects::Objects) -> serde_json::Value {
+    let text = o
+        .config_maps
+        .iter()
+        .find_map(|c| c.data.as_ref()?.get("collector.yaml"))
+        .expect("collector.yaml");
+    let config: serde_json::Value = serde_yaml::from_str(text).unwrap();
+    for (name, pipeline) in config["service"]["pipelines"].as_object().unwrap() {
+        for kind in ["receivers", "processors", "exporters"] {
+            for id in pipeline[kind].as_array().unwrap() {
+                let id = id.as_str().unwrap();
+                assert!(config[kind].get(id).is_some(), "{name}: {kind} {id}");
+            }
+        }
+    }
+    for id in config["service"]["extensions"].as_array().unwrap() {
+        assert!(config["extensions"].get(id.as_str().unwrap()).is_some());
+    }
+    config
+}
+
+/// Every sqlquery receiver's statements run on a real PostgreSQL 15 as the monitoring role the
+/// users Job makes (in pg_monitor, not a superuser), through the receiver's own connection
+/// string; each metric's value and attribute columns are there, never NULL, and of the type
+/// the metric says (`int` reads an integer column).
+#[test]
+fn the_collectors_postgres_queries_run_as_the_monitoring_role_on_a_real_postgresql() {
+    let rendered = instrumented("  instrumentation: {}\n");
+    let config = collector_config(&rendered);
+    let value = |name: &str, key: &str| secret_value(&rendered, name, key);
+    let scratch = ScratchPostgres::start();
+    run_users_job(&scratch, users_job(&rendered), value);
+    assert_eq!(
+        scratch.query(
+            "SELECT rolsuper::text || pg_has_role('ccp_monitoring', 'pg_monitor', 'member')::text \
+             FROM pg_roles WHERE rolname = 'ccp_monitoring'"
+        ),
+        "falsetrue"
+    );
+    // A slot, so that the slots' statement has a row to read.
+    scratch.query("SELECT 1 FROM pg_create_physical_replication_slot('standby1', true)");
+    let password = value("hippo-monitoring", "password");
+    let receivers = config["service"]["pipelines"]["metrics/postgres"]["receivers"].clone();
+    assert_eq!(
+        receivers,
+        serde_json::json!(["sqlquery/5s", "sqlquery/300s"])
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut statements = 0;
+    for id in receivers.as_array().unwrap() {
+        let receiver = &config["receivers"][id.as_str().unwrap()];
+        // The receiver's connection string, to the scratch server (which has no TLS).
+        let datasource = receiver["datasource"]
+            .as_str()
+            .unwrap()
+            .replace("port=5432", &format!("port={}", scratch.port))
+            .replace("host='localhost'", "host='127.0.0.1'")
+            .replace("sslmode=require", "sslmode=disable")
+            .replace("${env:PGPASSWORD}", &password);
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&datasource, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("{datasource}: {e}"));
+            tokio::spawn(connection);
+            client
+        });
+        for query in receiver["queries"].as_array().unwrap() {
+            let sql = query["sql"].as_str().unwrap();
+            let (columns, rows) = runtime.block_on(async {
+                let statement = client
+                    .prepare(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+                let rows = client.simple_query(sql).await.unwrap();
+                let columns: Vec<(String, tokio_postgres::types::Type)> = (statement.columns())
+                    .iter()
+                    .map(|c| (c.name().to_string(), c.type_().clone()))
+                    .collect();
+                (columns, rows)
+            });
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            // A primary without standbys has no lag to report; every other statement a row.
+            let standbys = sql.contains("pg_stat_replication");
+            assert!(standbys || !rows.is_empty(), "{sql}: no row");
+            statements += 1;
+            for metric in query["metrics"].as_array().unwrap() {
+                let name = metric["metric_name"].as_str().unwrap();
+                let value_column = metric["value_column"].as_str().unwrap();
+                let (_, column) = columns
+                    .iter()
+                    .find(|(c, _)| c == value_column)
+                    .unwrap_or_else(|| panic!("{name}: no column {value_column}"));
+                use tokio_postgres::types::Type;
+                let int = [Type::INT2, Type::INT4, Type::INT8];
+                let fits = match metric["value_type"].as_str().unwrap_or("int") {
+                    "int" => int.contains(column),
+                    _ => {
+                        [Type::FLOAT4, Type::FLOAT8, Type::NUMERIC].contains(column)
+                            || int.contains(column)
+                    }
+                };
+                assert!(fits, "{name}: {value_column} is {column}");
+                let attributes = metric["attribute_columns"].as_array().cloned();
+                for row in &rows {
+                    for c in std::iter::once(value_column)
+                        .chain(attributes.iter().flatten().map(|a| a.as_str().unwrap()))
+                    {
+                        let at = columns.iter().position(|(x, _)| x == c);
+                        let at = at.unwrap_or_else(|| panic!("{name}: no column {c}"));
+                        assert!(row.get(at).is_some(), "{name}: {c} is NULL");
+                    }
+                }
+            }
+        }
+    }
+    assert!(statements >= 10, "{statements}");
+}
+
+/// With pgBouncer, a collector runs in its pods too (PGO's): its configuration in the
+/// `<c>-pgbouncer` ConfigMap, its password the pooler's Secret's, pgBouncer logging to the
+/// pod's `/tmp` and rotating that file itself; every object passes the schemas.
+#[test]
+fn instrumentation_with_pgbouncer_runs_a_collector_beside_it() {
+    let rendered = instrumented(
+        "  proxy:\n    pgBouncer: {replicas: 2}\n  instrumentation:\n    logs: {exporters: [otlp]}\n    config: {exporters: {otlp: {endpoint: 'gw:4317'}}}\n",
+    );
+    let deployment = &rendered.deployments[0];
+    let template = deployment.spec.clone().unwrap().template;
+    assert_eq!(
+        template.metadata.unwrap().labels.unwrap()["postgres-operator.crunchydata.com/crunchy-otel-collector"],
+        "true"
+    );
+    let pod = template.spec.unwrap();
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["pgbouncer", "collector"]);
+    let pgbouncer = &pod.containers[0];
+    let command = pgbouncer.command.clone().unwrap();
+    assert_eq!(command[..2], ["bash", "-ceu"]);
+    assert_eq!(command[6], "/tmp/logs/pgbouncer/pgbouncer.log");
+    let collector = &pod.containers[1];
+    let password = (collector.env.iter().flatten())
+        .find(|e| e.name == "PGPASSWORD")
+        .and_then(|e| e.value_from.clone()?.secret_key_ref)
+        .unwrap();
+    assert_eq!(
+        (password.name.as_str(), password.key.as_str()),
+        ("hippo-pgbouncer", "password")
+    );
+    let mounts: Vec<&str> = (collector.volume_mounts.iter().flatten())
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(
+        mounts,
+        ["/tmp", "/etc/otel-collector"],
+        "no data volume here"
+    );
+    let volume = (pod.volumes.iter().flatten())
+        .find(|v| v.name == "collector-config")
+        .unwrap();
+    let sources = volume.projected.clone().unwrap().sources.unwrap();
+    assert_eq!(
+        sources[0].config_map.as_ref().unwrap().name,
+        "hippo-pgbouncer"
+    );
+    let map = (rendered.config_maps.iter())
+        .find(|m| m.metadata.name.as_deref() == Some("hippo-pgbouncer"))
+        .unwrap();
+    let config: serde_json::Value =
+        serde_yaml::from_str(&map.data.as_ref().unwrap()["collector.yaml"]).unwrap();
+    let pipelines = &config["service"]["pipelines"];
+    assert_eq!(
+        pipelines["logs/pgbouncer"]["exporters"],
+        serde_json::json!(["otlp"])
+    );
+    assert_eq!(
+        pipelines["metrics/pgbouncer"]["exporters"],
+        serde_json::json!(["prometheus/cpk-monitoring"])
+    );
+    assert!(
+        pipelines.get("logs/postgres").is_none(),
+        "not an instance's"
+    );
+    // Every component its pipelines name is defined (the instances' are checked too).
+    let mut instance = rendered.clone();
+    instance
+        .config_maps
+        .retain(|m| m.metadata.name.as_deref() == Some("hippo-pgbouncer"));
+    collector_config(&instance);
 }
 
 /// Without `spec.instrumentation` nothing of the collector is rendered, and an instance's pod

@@ -641,3 +641,106 @@ async fn the_console_reads_pgbouncers_pools_through_a_port_forward() {
     );
     source.close();
 }
+
+/// The collector beside pgBouncer (`spec.instrumentation` with `spec.proxy`): the statements of
+/// its rendered `collector.yaml` run on a REAL pgBouncer started from the rendered files, as
+/// the stats user its datasource names with the `<c>-pgbouncer` Secret's password, over TLS;
+/// every metric's columns are there and never NULL. pgBouncer writes the log file the
+/// collector reads, each record in the form its transform parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pgbouncer_collector_reads_a_real_pgbouncers_statistics_and_log() {
+    let h = Harness::new().await;
+    let text = read(&repo_root().join("assets/examples/ha.yaml"))
+        + "  proxy:\n    pgBouncer: {}\n  instrumentation: {}\n";
+    let mut hippo = manifest::parse(&text).unwrap();
+    hippo.metadata.namespace = Some(NS.into());
+    h.create(&manifest::to_yaml(&hippo)).await;
+    h.settle(NS, "hippo").await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(h.store.clone(), NS);
+    let data = maps.get("hippo-pgbouncer").await.unwrap().data.unwrap();
+    let config: Value = serde_yaml::from_str(&data["collector.yaml"]).unwrap();
+    let receiver = &config["receivers"]["sqlquery"];
+    let datasource = receiver["datasource"].as_str().unwrap();
+    assert_eq!(
+        datasource,
+        "host='localhost' port=5432 dbname='pgbouncer' user='_crunchypgbouncer' \
+         password=${env:PGPASSWORD} sslmode=require"
+    );
+    assert!(data["pgbouncer.ini"].contains("logfile = /tmp/logs/pgbouncer/pgbouncer.log"));
+
+    let bouncer = PodPgBouncer::start(&h.store, NS, "hippo").await;
+    let endpoint = Endpoint::verified(
+        bouncer.address,
+        &Names::new("hippo", NS).service_host("hippo-pgbouncer"),
+        secret(&h, "hippo-pgbouncer", "ca.crt").await.as_bytes(),
+        "_crunchypgbouncer",
+        &secret(&h, "hippo-pgbouncer", "password").await,
+        "pgbouncer",
+    )
+    .unwrap();
+    let client = endpoint
+        .connect_with(endpoint.console_config())
+        .await
+        .unwrap();
+    let queries = receiver["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 3);
+    for query in queries {
+        let sql = query["sql"].as_str().unwrap();
+        let rows: Vec<_> = (client.simple_query(sql).await)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert!(!rows.is_empty(), "{sql}: no row");
+        for metric in query["metrics"].as_array().unwrap() {
+            let name = metric["metric_name"].as_str().unwrap();
+            let attributes = metric["attribute_columns"].as_array().cloned();
+            let columns = std::iter::once(metric["value_column"].as_str().unwrap())
+                .chain(attributes.iter().flatten().map(|a| a.as_str().unwrap()));
+            for column in columns {
+                for row in &rows {
+                    let at = (row.columns().iter()).position(|c| c.name() == column);
+                    let at = at.unwrap_or_else(|| panic!("{name}: {sql} has no {column}"));
+                    let value = row
+                        .get(at)
+                        .unwrap_or_else(|| panic!("{name}: {column} NULL"));
+                    if column == metric["value_column"] {
+                        value
+                            .parse::<i64>()
+                            .unwrap_or_else(|e| panic!("{name}: {value}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    let log = std::fs::read_to_string(bouncer.log()).unwrap();
+    assert!(log.lines().count() > 0);
+    for line in log.lines() {
+        assert!(pgbouncer_record(line), "{line:?}");
+    }
+}
+
+/// Whether `line` starts as the collector's transform expects a pgBouncer record:
+/// `<date> <time>.<ms> <zone> [<pid>] <LEVEL> `.
+fn pgbouncer_record(line: &str) -> bool {
+    let mut parts = line.splitn(6, ' ');
+    let mut next = || parts.next().unwrap_or_default();
+    let digits = |s: &str, seps: &[char]| {
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || seps.contains(&c))
+    };
+    let (date, time, zone, pid, level) = (next(), next(), next(), next(), next());
+    date.len() == 10
+        && digits(date, &['-'])
+        && time.len() == 12
+        && digits(time, &[':', '.'])
+        && (3..=4).contains(&zone.len())
+        && zone.chars().all(|c| c.is_ascii_uppercase())
+        && pid.starts_with('[')
+        && pid.ends_with(']')
+        && digits(&pid[1..pid.len() - 1], &[])
+        && !level.is_empty()
+        && level.chars().all(|c| c.is_ascii_uppercase())
+}

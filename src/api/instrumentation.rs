@@ -110,13 +110,21 @@ pub struct CustomQueries {
     pub remove: Option<Vec<String>>,
 }
 
+/// A set of the DBA's queries: the collector runs them as the monitoring role, in each of
+/// `databases` (`postgres` when absent), every `collectionInterval` (5 seconds when absent).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomQuerySet {
+    /// Part of the sqlquery receiver's ID and of the queries file's path.
+    #[schemars(length(min = 1, max = 20), regex(pattern = r"^[^\pZ\pC\pS]+$"))]
     pub name: String,
+    /// The ConfigMap key holding the queries, in the sqlquery receiver's `queries` format.
     pub queries: ConfigMapKeyRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20), regex(pattern = SHORT_DURATION_PATTERN))]
     pub collection_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -155,24 +163,18 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
     let Some(spec) = &c.spec.instrumentation else {
         return out;
     };
-    let mut fail = |path: &str, why: &str| out.push(FieldError::new(path, why));
     let exporter =
         (c.spec.monitoring.as_ref()).and_then(|m| m.pgmonitor.as_ref()?.exporter.as_ref());
     if exporter.is_some() {
-        fail(
+        out.push(FieldError::new(
             "spec.instrumentation",
             "the collector serves metrics on port 9187, as the exporter of \
              spec.monitoring.pgmonitor does: set one of them",
-        );
+        ));
     }
-    // PGO runs a collector beside pgBouncer too; without one its logs and metrics would go
-    // uncollected while the spec says they are.
-    if c.spec.proxy.is_some() {
-        fail(
-            "spec.instrumentation",
-            "the collector does not run beside pgBouncer (spec.proxy.pgBouncer) yet",
-        );
-    }
+    let queries = (spec.metrics.as_ref()).and_then(|m| m.custom_queries.clone());
+    out.extend(custom_query_problems(c, &queries.unwrap_or_default()));
+    let mut fail = |path: &str, why: &str| out.push(FieldError::new(path, why));
     let config = spec.config.clone().unwrap_or_default();
     let exporters = config.exporters.unwrap_or_default().0;
     let logs = spec.logs.clone().unwrap_or_default();
@@ -224,6 +226,73 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
                 &format!("spec.instrumentation.config.environmentVariables[{i}].name"),
                 "cannot overwrite environment variables set by the operator",
             );
+        }
+    }
+    out
+}
+
+/// What the collector could not run of `metrics.customQueries`: a built-in metric to remove
+/// that its version does not have, and names that could not be a component ID or a file.
+fn custom_query_problems(c: &PostgresCluster, queries: &CustomQueries) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let base = "spec.instrumentation.metrics.customQueries";
+    let built_in = crate::plan::collector_metrics::names(c.spec.postgres_version);
+    for (i, name) in queries.remove.iter().flatten().enumerate() {
+        if !built_in.contains(name) {
+            out.push(FieldError::new(
+                format!("{base}.remove[{i}]"),
+                format!(
+                    "{name:?} is not a built-in metric of the collector for PostgreSQL {}",
+                    c.spec.postgres_version
+                ),
+            ));
+        }
+    }
+    // Part of a component ID (`sqlquery/<name>-<database>`) or of a path in the pod.
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, set) in queries.add.iter().flatten().enumerate() {
+        let at = format!("{base}.add[{i}]");
+        if !plain(&set.name) || set.name.contains('.') {
+            out.push(FieldError::new(
+                format!("{at}.name"),
+                "must be letters, digits, `_` and `-`: it names the collector's receiver and \
+                 the queries' directory",
+            ));
+        } else if !seen.insert(&set.name) {
+            out.push(FieldError::new(
+                format!("{at}.name"),
+                format!("{:?} names another set of queries too", set.name),
+            ));
+        }
+        if !plain(&set.queries.key) {
+            out.push(FieldError::new(
+                format!("{at}.queries.key"),
+                "must be a ConfigMap key: letters, digits, `_`, `-` and `.`",
+            ));
+        }
+        if let Some(text) = &set.collection_interval
+            && duration(text).is_none_or(|d| d.as_secs() > 3600)
+        {
+            out.push(FieldError::new(
+                format!("{at}.collectionInterval"),
+                "must be a duration of at most 60 minutes (`5s`, `1m`, `0`)",
+            ));
+        }
+        for (j, db) in set.databases.iter().flatten().enumerate() {
+            if !plain(db) {
+                out.push(FieldError::new(
+                    format!("{at}.databases[{j}]"),
+                    "must be letters, digits, `_`, `-` and `.`: it names the collector's \
+                     receiver (sqlquery/<name>-<database>)",
+                ));
+            }
         }
     }
     out
@@ -302,8 +371,16 @@ mod tests {
     #[test]
     fn what_the_collector_could_not_run_is_refused_naming_the_field() {
         assert!(problems_of("  instrumentation: {}\n").is_empty());
+        // A collector runs beside pgBouncer too.
+        assert!(problems_of("  instrumentation: {}\n  proxy: {pgBouncer: {}}\n").is_empty());
         let good = "  instrumentation: {config: {exporters: {otlp: {}}}, logs: {exporters: [otlp, debug], retentionPeriod: 12 hr, batches: {maxDelay: '0', minRecords: 0}}}\n";
         assert!(problems_of(good).is_empty(), "{:?}", problems_of(good));
+        let queries = "  instrumentation: {metrics: {customQueries: {remove: [ccp_stat_bgwriter_checkpoints_timed], add: [{name: my_set-1, queries: {name: m, key: q.yaml}, collectionInterval: 60m, databases: [app, postgres]}]}}}\n";
+        assert!(
+            problems_of(queries).is_empty(),
+            "{:?}",
+            problems_of(queries)
+        );
         let cases = [
             (
                 "  instrumentation: {logs: {exporters: [otlp]}}\n",
@@ -334,8 +411,29 @@ mod tests {
                 "spec.instrumentation: ",
             ),
             (
-                "  instrumentation: {}\n  proxy: {pgBouncer: {}}\n",
-                "spec.instrumentation: ",
+                "  instrumentation: {metrics: {customQueries: {remove: [ccp_stat_checkpointer_num_timed]}}}\n",
+                "spec.instrumentation.metrics.customQueries.remove[0]: \"ccp_stat_checkpointer_num_timed\" \
+                 is not a built-in metric of the collector for PostgreSQL 16",
+            ),
+            (
+                "  instrumentation: {metrics: {customQueries: {add: [{name: a/b, queries: {name: m, key: k}}]}}}\n",
+                "spec.instrumentation.metrics.customQueries.add[0].name",
+            ),
+            (
+                "  instrumentation: {metrics: {customQueries: {add: [{name: a, queries: {name: m, key: k}}, {name: a, queries: {name: m, key: k}}]}}}\n",
+                "spec.instrumentation.metrics.customQueries.add[1].name: \"a\" names another",
+            ),
+            (
+                "  instrumentation: {metrics: {customQueries: {add: [{name: a, queries: {name: m, key: '..'}}]}}}\n",
+                "spec.instrumentation.metrics.customQueries.add[0].queries.key",
+            ),
+            (
+                "  instrumentation: {metrics: {customQueries: {add: [{name: a, queries: {name: m, key: k}, collectionInterval: 61m}]}}}\n",
+                "spec.instrumentation.metrics.customQueries.add[0].collectionInterval",
+            ),
+            (
+                "  instrumentation: {metrics: {customQueries: {add: [{name: a, queries: {name: m, key: k}, databases: [\"x' user=postgres\"]}]}}}\n",
+                "spec.instrumentation.metrics.customQueries.add[0].databases[0]",
             ),
         ];
         for (spec, field) in cases {

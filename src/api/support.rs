@@ -172,10 +172,6 @@ const KUBE_RESTORE: Support = Refused(
     "the restore runs in the first instance's pod, not in a Job: it has the instance set's \
      resources and placement",
 );
-const KUBE_CUSTOM_QUERIES: Support = Refused(
-    "custom metric queries (the collector's sqlquery receivers) are not implemented yet: the \
-     collector serves Patroni's metrics only",
-);
 const KUBE_SOURCE_VOLUME: Support = Refused(
     "a repository on a volume is a cluster's: restore from it with spec.dataSource.postgresCluster",
 );
@@ -712,10 +708,51 @@ pub const FIELDS: &[Field] = &[
         NO_COLLECTOR,
         Works,
     ),
+    field("spec.instrumentation.metrics", NO_COLLECTOR, Works),
     field(
-        "spec.instrumentation.metrics",
+        "spec.instrumentation.metrics.customQueries",
         NO_COLLECTOR,
-        KUBE_CUSTOM_QUERIES,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add[].name",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add[].queries",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add[].queries.name",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add[].queries.key",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add[].collectionInterval",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.add[].databases",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.customQueries.remove",
+        NO_COLLECTOR,
+        Works,
     ),
 ];
 

@@ -282,7 +282,8 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
 }
 
 /// The containers of an instance's pod on Kubernetes: pgdeck's (the pgBackRest server beside a
-/// volume repository, the exporter with monitoring) and the set's sidecars.
+/// volume repository, the exporter with monitoring, the collector with instrumentation) and
+/// the set's sidecars.
 fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str> {
     let mut names = vec!["database"];
     if c.repos().iter().any(|r| r.volume.is_some()) {
@@ -290,6 +291,9 @@ fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str>
     }
     if crate::plan::monitoring::exporter(c).is_some() {
         names.push("exporter");
+    }
+    if c.spec.instrumentation.is_some() {
+        names.push("collector");
     }
     names.extend(
         set.containers
@@ -350,8 +354,8 @@ fn additional_volumes(k: &mut Checker, path: &str, set: &InstanceSet, containers
 }
 
 /// The containers pgdeck puts in an instance's pod, and in pgBouncer's.
-const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter"];
-const POOLER_CONTAINERS: &[&str] = &["pgbouncer"];
+const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter", "collector"];
+const POOLER_CONTAINERS: &[&str] = &["pgbouncer", "collector"];
 
 /// Sidecars: each named (a DNS label, unique, none of pgdeck's own in that pod) with an image,
 /// which Kubernetes wants of every container of a workload's pods.

@@ -28,7 +28,7 @@ pub fn lines(cluster: &PostgresCluster, networks: &[String], tls_only: bool) -> 
         );
         lines.push(format!("host all {pooler} all reject"));
     }
-    if super::monitoring::exporter(cluster).is_some() {
+    if super::monitoring::signs_in(cluster) {
         lines.extend(super::monitoring::hba_lines(host));
     }
     if tls_only {

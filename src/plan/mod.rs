@@ -3,6 +3,7 @@
 
 pub mod bootstrap_stall;
 pub mod certificates;
+pub mod collector_metrics;
 pub mod custom_tls;
 pub mod dynamic;
 pub mod hba;

@@ -1,6 +1,7 @@
 //! `spec.monitoring.pgmonitor.exporter`: the postgres_exporter beside each instance, as PGO
 //! runs it: a role of its own (`ccp_monitoring`, a member of `pg_monitor`) that may connect
-//! only from the instance's own machine, and custom queries from ConfigMaps.
+//! only from the instance's own machine, and custom queries from ConfigMaps. The
+//! OpenTelemetry collector (`spec.instrumentation`) reads through the same role.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
@@ -24,6 +25,12 @@ pub fn exporter(cluster: &PostgresCluster) -> Option<&Exporter> {
         .as_ref()?
         .exporter
         .as_ref()
+}
+
+/// Whether the monitoring role signs in: the exporter or the OpenTelemetry collector
+/// (`spec.instrumentation`) reads PostgreSQL's metrics through it.
+pub fn signs_in(cluster: &PostgresCluster) -> bool {
+    exporter(cluster).is_some() || cluster.spec.instrumentation.is_some()
 }
 
 /// pg_hba lines for the monitoring role, ahead of the DBA's rules (as PGO's are): by password

@@ -86,6 +86,8 @@ pub struct Placement {
     /// A file read before pgdeck's settings (PGO's `%include`): the user's own settings,
     /// which what pgdeck sets then overrides.
     pub include: Option<String>,
+    /// A file it writes its log to, besides its standard error (for a log collector).
+    pub logfile: Option<String>,
 }
 
 /// `pgbouncer.ini`: PGO's settings, the spec's `config.global` over them, then what pgdeck
@@ -125,6 +127,9 @@ pub fn render(cluster: &PostgresCluster, at: &Placement) -> String {
         ("server_tls_ca_file", at.server_ca_file.clone()),
     ];
     global.extend(ours.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some(file) = &at.logfile {
+        global.insert("logfile".into(), file.clone());
+    }
     if let Some(admins) = &at.admin_users {
         global.insert("admin_users".into(), admins.clone());
     }
@@ -376,6 +381,7 @@ mod tests {
             admin_users: Some(ADMIN_USER.into()),
             stats_user: None,
             include: None,
+            logfile: None,
         }
     }
 
@@ -451,6 +457,7 @@ mod tests {
         let kube = Placement {
             stats_user: Some(POOLER_USER.into()),
             include: Some("/etc/pgbouncer/pgbouncer.ini".into()),
+            logfile: None,
             ..at()
         };
         let ini = render(&cluster("  proxy: {pgBouncer: {}}\n"), &kube);

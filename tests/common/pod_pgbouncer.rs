@@ -45,11 +45,17 @@ impl PodPgBouncer {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
         };
+        // With a collector, its log file is in the pod's `/tmp`: here in the directory too.
         let ini = config["pgbouncer.ini"]
+            .replace(
+                "/tmp/logs/pgbouncer",
+                &root.join("logs").display().to_string(),
+            )
             .replace("/etc/pgbouncer", &root.display().to_string())
             .replace("listen_addr = *\n", "listen_addr = 127.0.0.1\n")
             .replace("listen_port = 5432\n", &format!("listen_port = {port}\n"));
         std::fs::create_dir(root.join("frontend")).unwrap();
+        std::fs::create_dir(root.join("logs")).unwrap();
         for (file, content) in [
             ("~postgres-operator.ini", ini),
             ("pgbouncer.ini", config["pgbouncer-empty"].clone()),
@@ -62,7 +68,7 @@ impl PodPgBouncer {
             private(root, file, &content);
         }
         let (uid, gid) = account();
-        for d in [root.to_path_buf(), root.join("frontend")] {
+        for d in [root.to_path_buf(), root.join("frontend"), root.join("logs")] {
             std::os::unix::fs::chown(&d, Some(uid), Some(gid)).unwrap();
         }
         // pgBouncer itself as the child, so that drop stops it (not a runuser before it).
@@ -86,6 +92,13 @@ impl PodPgBouncer {
             child,
             address,
         }
+    }
+}
+
+impl PodPgBouncer {
+    /// Its log file, when its ini names one (with a collector).
+    pub fn log(&self) -> std::path::PathBuf {
+        self._dir.path().join("logs/pgbouncer.log")
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the instances mount that the DBA names: claims (`volumes.additional`), the Secrets
 //! and ConfigMaps of `spec.config.files`, of a cloud data source's configuration, and of the
-//! collector's files and environment (`spec.instrumentation.config`); and those of pgBouncer's
+//! collector's files, environment and queries (`spec.instrumentation.config`,
+//! `.metrics.customQueries`); and those of pgBouncer's
 //! `spec.proxy.pgBouncer.config.files`, held the same way. A tenant who may edit a PostgresCluster but
 //! not make pods must not reach, through pgdeck, what pgdeck keeps for a cluster (another
 //! cluster's data, a kept repository, a cluster's credentials or CA key: a database superuser
@@ -11,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, VolumeProjection};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 
@@ -104,8 +106,24 @@ pub async fn hold(
             problems.extend(problem);
         }
     }
+    let queries = custom_queries(client, cluster).await?;
+    problems.extend(queries.problems);
     let pooler = pooler(client, cluster, desired, existing).await?;
     if problems.is_empty() {
+        // The collector reads its queries when it starts: new ones restart it.
+        if !queries.contents.is_empty() {
+            for set in &mut desired.stateful_sets {
+                let template = set.spec.as_mut().map(|s| &mut s.template);
+                let collects = (template.as_ref().and_then(|t| t.spec.as_ref()))
+                    .is_some_and(|p| p.containers.iter().any(|c| c.name == "collector"));
+                if collects {
+                    add_to_digest(
+                        template.and_then(|t| t.metadata.as_mut()),
+                        &queries.contents,
+                    );
+                }
+            }
+        }
         return Ok(pooler);
     }
     // Instances keep the template they run; none starts. Removed instances are not in
@@ -158,19 +176,8 @@ async fn pooler(
             .iter_mut()
             .filter(|d| d.name_any() == name)
         {
-            let annotations = d
-                .spec
-                .as_mut()
-                .and_then(|s| s.template.metadata.as_mut())
-                .map(|m| m.annotations.get_or_insert_with(Default::default));
-            if let Some(a) = annotations {
-                let mut fingerprint = a.get(names::CONFIG_HASH).cloned().unwrap_or_default();
-                fingerprint.push_str(&found.contents);
-                a.insert(
-                    names::CONFIG_HASH.into(),
-                    names::digest(fingerprint.as_bytes()),
-                );
-            }
+            let template = d.spec.as_mut().and_then(|s| s.template.metadata.as_mut());
+            add_to_digest(template, &found.contents);
         }
         return Ok(None);
     }
@@ -186,6 +193,45 @@ async fn pooler(
         "{}; pgBouncer keeps the pods it runs until it is fixed",
         found.problems.join("; ")
     )))
+}
+
+/// Fold `contents` into a pod template's configuration digest, so that a change rolls its pods.
+fn add_to_digest(template: Option<&mut ObjectMeta>, contents: &str) {
+    if let Some(a) = template.map(|m| m.annotations.get_or_insert_with(Default::default)) {
+        let mut fingerprint = a.get(names::CONFIG_HASH).cloned().unwrap_or_default();
+        fingerprint.push_str(contents);
+        a.insert(
+            names::CONFIG_HASH.into(),
+            names::digest(fingerprint.as_bytes()),
+        );
+    }
+}
+
+/// The ConfigMaps of `spec.instrumentation.metrics.customQueries.add`: each must exist, hold
+/// the key named and not be pgdeck's (the collector would send what it runs anywhere); their
+/// queries, to notice a change.
+async fn custom_queries(
+    client: &Client,
+    cluster: &PostgresCluster,
+) -> Result<Projected, KubeError> {
+    let mut out = Projected::default();
+    let sets = (cluster.spec.instrumentation.as_ref())
+        .and_then(|i| i.metrics.as_ref()?.custom_queries.as_ref()?.add.as_ref());
+    for (i, set) in sets.into_iter().flatten().enumerate() {
+        let field = format!("spec.instrumentation.metrics.customQueries.add[{i}].queries");
+        let (name, key) = (&set.queries.name, &set.queries.key);
+        let (problem, found) =
+            named::<ConfigMap>(client, cluster.namespace(), &field, name, None).await?;
+        let text = found.as_ref().and_then(|m| m.data.as_ref()?.get(key));
+        match (problem, text) {
+            (Some(problem), _) => out.problems.push(problem),
+            (None, None) => out
+                .problems
+                .push(format!("{field}: ConfigMap {name} has no key {key}")),
+            (None, Some(text)) => out.contents.push_str(text),
+        }
+    }
+    Ok(out)
 }
 
 /// What the Secrets and ConfigMaps that `files` project hold, or why some cannot be; with

@@ -30,9 +30,11 @@ const QUERIES_DIR: &str = "/conf";
 const WEB_CONFIG_FILE: &str = "web-config.yml";
 
 /// The monitoring role's Secret, `<c>-monitoring`: its password and SCRAM verifier (PGO's
-/// keys), generated once and kept.
+/// keys), generated once and kept; for the exporter or the collector.
 pub(super) fn secret_of(ctx: &Ctx) -> Option<Secret> {
-    monitoring::exporter(ctx.cluster)?;
+    if !monitoring::signs_in(ctx.cluster) {
+        return None;
+    }
     let name = ctx.names.monitoring();
     let password = kept_password(ctx, &name, PasswordType::AlphaNumeric);
     let data = BTreeMap::from([

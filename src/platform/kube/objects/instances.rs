@@ -355,7 +355,10 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         containers.push(exporter);
         volumes.extend(its_volumes);
     }
-    if let Some((collector, its_volume)) = collector::sidecar(ctx, &names::config(&instance.name)) {
+    if let Some((collector, its_volume)) = collector::sidecar(
+        ctx,
+        collector::Pod::Instance(&names::config(&instance.name)),
+    ) {
         containers.push(collector);
         volumes.push(its_volume);
     }

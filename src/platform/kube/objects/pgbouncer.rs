@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pods::{self, Placement};
-use super::{Ctx, instances, services};
+use super::{Ctx, collector, instances, services};
 use crate::api::addons::PgBouncer;
 use crate::plan::pgbouncer;
 use crate::platform::kube::names;
@@ -55,10 +55,44 @@ pub fn port(spec: &PgBouncer) -> i32 {
     spec.port.unwrap_or(pgbouncer::DEFAULT_PORT)
 }
 
+/// pgBouncer's command. With a collector reading its log file, a shell runs it and, as
+/// nothing else rotates that file, renames it to `.log.1` when it passes 16 MiB and has
+/// pgBouncer reopen it (SIGHUP), so that it never fills the pod's `/tmp`.
+fn command(ini: &str, rotated: bool) -> Vec<String> {
+    if !rotated {
+        return vec!["pgbouncer".into(), ini.into()];
+    }
+    let script = r#"mkdir -p "${2%/*}"
+pgbouncer "$1" &
+pid=$!
+trap 'kill -TERM $pid' TERM INT
+while kill -0 "$pid" 2>/dev/null; do
+  # A signal (the trap) ends the wait: then only pgBouncer's exit is awaited.
+  sleep 60 & wait $! || break
+  if [ "$(stat -c %s "$2" 2>/dev/null || echo 0)" -gt 16777216 ]; then
+    mv -f "$2" "$2.1" && kill -HUP "$pid"
+  fi
+done
+wait "$pid"
+"#;
+    [
+        "bash",
+        "-ceu",
+        "--",
+        script,
+        "pgbouncer",
+        ini,
+        collector::PGBOUNCER_LOG,
+    ]
+    .map(String::from)
+    .into()
+}
+
 pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
     let spec = spec(ctx)?;
     let name = ctx.names.pgbouncer();
     let port = port(spec);
+    let collector = collector::pgbouncer_config_text(ctx, port);
     let file = |f: &str| format!("{CONFIG_DIR}/{f}");
     let at = pgbouncer::Placement {
         listen_addr: "*".into(),
@@ -76,6 +110,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         // Its login, in the authentication file, reads the pools (the console's `SHOW POOLS`).
         stats_user: Some(pgbouncer::POOLER_USER.into()),
         include: Some(file(INI)),
+        logfile: collector.is_some().then(|| collector::PGBOUNCER_LOG.into()),
     };
     let ini = pgbouncer::render(ctx.cluster, &at);
     let labels = ctx.labels_with(&[(names::COMPONENT, names::PGBOUNCER)]);
@@ -86,6 +121,7 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
 
     // What the pods read: a change rolls them (pgBouncer reads its files only at start).
     let mut fingerprint = ini.clone().into_bytes();
+    fingerprint.extend(collector.iter().flat_map(|c| c.bytes()));
     if let Some(data) = secrets
         .iter()
         .find(|s| s.metadata.name.as_deref() == Some(&name))
@@ -94,6 +130,10 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         fingerprint.extend(serde_json::to_vec(data).expect("data serializes"));
     }
     let mut template = pods::template(ctx, spec.metadata.as_ref(), &labels);
+    template
+        .labels
+        .get_or_insert_with(Default::default)
+        .extend(collector::labels(ctx));
     template
         .annotations
         .get_or_insert_with(Default::default)
@@ -104,7 +144,11 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
         readiness_probe: Some(pods::tcp_probe(port)),
         liveness_probe: Some(pods::tcp_probe(port)),
         resources: spec.resources.clone(),
-        ..pods::container(ctx, "pgbouncer", vec!["pgbouncer".into(), file(OWN_INI)])
+        ..pods::container(
+            ctx,
+            "pgbouncer",
+            command(&file(OWN_INI), collector.is_some()),
+        )
     };
     if let Some(image) = &spec.image {
         container.image = Some(image.clone());
@@ -180,8 +224,13 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
     };
     // No ServiceAccount and no API token: pgBouncer needs no API access.
     let mut containers = vec![container];
+    let mut volumes = vec![volume];
+    if let Some((container, volume)) = collector::sidecar(ctx, collector::Pod::PgBouncer) {
+        containers.push(container);
+        volumes.push(volume);
+    }
     containers.extend(spec.containers.iter().flat_map(|c| c.0.iter().cloned()));
-    let pod = pods::pod(ctx, containers, vec![volume], None, placement);
+    let pod = pods::pod(ctx, containers, volumes, None, placement);
     let replicas = spec.replicas.unwrap_or(1);
     let deployment = Deployment {
         metadata: ctx.meta(name.clone(), labels.clone()),
@@ -235,10 +284,16 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Option<Parts> {
     Some(Parts {
         config: ConfigMap {
             metadata: ctx.meta(name, labels),
-            data: Some(BTreeMap::from([
-                (INI.to_string(), ini),
-                (EMPTY.to_string(), String::new()),
-            ])),
+            data: Some(
+                [
+                    (INI.to_string(), Some(ini)),
+                    (EMPTY.to_string(), Some(String::new())),
+                    (collector::CONFIG_KEY.to_string(), collector),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect(),
+            ),
             ..Default::default()
         },
         deployment,

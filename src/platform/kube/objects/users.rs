@@ -92,13 +92,14 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         fingerprint.extend(verifier(secrets, &secret));
     }
     var(&mut env, "monitor".into(), plain_env("", MONITORING_USER));
-    if monitoring::exporter(ctx.cluster).is_none() {
-        // Without an exporter its role (if one ran before) may not sign in, as with PGO.
+    if !monitoring::signs_in(ctx.cluster) {
+        // Without an exporter or a collector its role (if one ran before) may not sign in, as with PGO.
         sql.push_str(
             "SELECT format('ALTER ROLE %I NOLOGIN', :'monitor') WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor') \\gexec\n",
         );
     } else {
-        // The exporter's role, from its Secret, in pg_monitor (PGO's `ccp_monitoring`).
+        // The exporter's or collector's role, from its Secret, in pg_monitor (PGO's
+        // `ccp_monitoring`).
         let secret = ctx.names.monitoring();
         var(&mut env, "monitor_verifier".into(), verifier_env(&secret));
         sql.push_str(&format!(

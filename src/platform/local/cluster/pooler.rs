@@ -433,6 +433,7 @@ impl Poolers<'_> {
                 admin_users: Some(ADMIN_USER.into()),
                 stats_user: None,
                 include: None,
+                logfile: None,
             };
             let text = pgbouncer::render(self.cluster, &at);
             changed |=
