@@ -288,6 +288,9 @@ fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str>
     if crate::plan::monitoring::exporter(c).is_some() {
         names.push("exporter");
     }
+    if instance_info(c) {
+        names.push("info");
+    }
     names.extend(
         set.containers
             .iter()
@@ -346,8 +349,17 @@ fn additional_volumes(k: &mut Checker, path: &str, set: &InstanceSet, containers
     }
 }
 
+/// Whether an instance's pod on Kubernetes has an `info` container: a standby's (its WAL
+/// receiver, for how far behind it is), and one whose repositories are all in the cloud (no
+/// repository host serves what pgBackRest says of them).
+pub fn instance_info(c: &PostgresCluster) -> bool {
+    let repos = c.repos();
+    crate::plan::standby::reported(c.spec.standby.as_ref())
+        || (!repos.is_empty() && repos.iter().all(|r| r.volume.is_none()))
+}
+
 /// The containers pgdeck puts in an instance's pod, and in pgBouncer's.
-const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter"];
+const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter", "info"];
 const POOLER_CONTAINERS: &[&str] = &["pgbouncer"];
 
 /// Sidecars: each named (a DNS label, unique, none of pgdeck's own in that pod) with an image,

@@ -372,17 +372,17 @@ impl Run<'_> {
         let pause = crate::actions::verbs::pause_wanted(cluster);
         conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
-        // Whom a standby follows, and how far behind when its source can be read.
+        // Whom a standby follows, and how far behind, from its own leader.
         let observed = match (cluster.spec.standby.as_ref()).filter(|s| standby::reported(Some(s)))
         {
             Some(spec) => Some(
                 super::standby::observe(
                     &self.ctx.client,
-                    &self.ctx.patroni,
                     cluster,
                     spec,
                     self.standby,
                     &seen,
+                    &status.repos,
                 )
                 .await,
             ),
