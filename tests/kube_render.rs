@@ -543,9 +543,24 @@ fn a_standby_renders_patroni_standby_cluster_as_pgo_does() {
         "{pgbackrest}"
     );
 
+    // Each instance's `info` container serves its WAL receiver (how far behind the standby
+    // is) and, with no repository host, what pgBackRest says of the cloud repository.
+    let info = |docs: &[Value]| {
+        let set = docs.iter().find(|d| is_instance(d)).unwrap();
+        let containers = set["spec"]["template"]["spec"]["containers"].as_sequence().unwrap();
+        (containers.iter().find(|c| c["name"] == "info"))
+            .map(|c| c["command"][2].as_str().unwrap().to_string())
+    };
+    let script = info(&docs).expect("an info container in the standby's instances");
+    assert!(
+        script.contains("pg_stat_wal_receiver") && script.contains("pgbackrest --stanza=db"),
+        "{script}"
+    );
+
     let primary = rendered("assets/examples/ha.yaml");
     let patroni: serde_json::Value = serde_json::from_str(patroni_file(&primary)).unwrap();
     assert!(patroni["bootstrap"]["dcs"].get("standby_cluster").is_none());
+    assert_eq!(info(&primary), None, "its repository host serves pgBackRest's info");
 }
 
 #[test]
