@@ -547,7 +547,9 @@ fn a_standby_renders_patroni_standby_cluster_as_pgo_does() {
     // is) and, with no repository host, what pgBackRest says of the cloud repository.
     let info = |docs: &[Value]| {
         let set = docs.iter().find(|d| is_instance(d)).unwrap();
-        let containers = set["spec"]["template"]["spec"]["containers"].as_sequence().unwrap();
+        let containers = set["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap();
         (containers.iter().find(|c| c["name"] == "info"))
             .map(|c| c["command"][2].as_str().unwrap().to_string())
     };
@@ -560,7 +562,11 @@ fn a_standby_renders_patroni_standby_cluster_as_pgo_does() {
     let primary = rendered("assets/examples/ha.yaml");
     let patroni: serde_json::Value = serde_json::from_str(patroni_file(&primary)).unwrap();
     assert!(patroni["bootstrap"]["dcs"].get("standby_cluster").is_none());
-    assert_eq!(info(&primary), None, "its repository host serves pgBackRest's info");
+    assert_eq!(
+        info(&primary),
+        None,
+        "its repository host serves pgBackRest's info"
+    );
 }
 
 #[test]

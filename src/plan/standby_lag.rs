@@ -146,9 +146,10 @@ fn streaming(
         None => return Err(format!("not streaming from {at}: no WAL receiver runs")),
     }
     let lsn = |s: &Option<String>| s.as_deref().and_then(Lsn::parse);
+    // `latest_end_lsn` is null until the sender's first message.
     let (Some(end), Some(replayed)) = (lsn(&r.latest_end_lsn), lsn(&r.replayed_lsn)) else {
         return Err(format!(
-            "streaming from {at}, but its WAL positions are not known"
+            "streaming from {at}, but the sender has reported no WAL end yet"
         ));
     };
     // Unknown or nonsense (negative, not a number) counts as old.
@@ -302,6 +303,11 @@ mod tests {
             ..streaming_at("0/0", "0/0", 0.0)
         };
         assert!(message(&s, &with(Ok(stale)), "").contains("not read in the last 2 minutes"));
+        let unreported = Receiver {
+            latest_end_lsn: None,
+            ..streaming_at("0/0", "0/0", 0.0)
+        };
+        assert!(message(&s, &with(Ok(unreported)), "").contains("reported no WAL end yet"));
         assert!(
             message(&s, &with(Err("timed out".into())), "")
                 .ends_with("its WAL receiver could not be read: timed out")
