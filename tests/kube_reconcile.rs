@@ -1013,13 +1013,7 @@ async fn standby_says_how_far_behind_from_its_own_leader(h: &Harness) {
     settle(h, "hippo").await;
     settled_standby(h, "hippo-primary").await;
     let leader = names::pod(&status(h, "copy").await.primary.unwrap());
-    let serve = |r: Value| {
-        h.patroni
-            .lock()
-            .unwrap()
-            .receivers
-            .insert(leader.clone(), r)
-    };
+    let serve = |r: Value| h.serve_receiver(&leader, r);
     serve(receiver(json!("streaming"), "0/3000000", "0/2F00000", 1.0));
     let mark = h.mark();
     h.reconcile(NS, "copy").await.unwrap();

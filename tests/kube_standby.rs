@@ -70,13 +70,7 @@ async fn a_real_streaming_standby_says_how_far_behind_what_its_source_last_sent(
     }
     let receiver: Value = serde_json::from_str(&sample).unwrap();
     assert_eq!(receiver["status"], "streaming", "{sample}");
-    let serve = |r: Value| {
-        h.patroni
-            .lock()
-            .unwrap()
-            .receivers
-            .insert(leader.clone(), r)
-    };
+    let serve = |r: Value| h.serve_receiver(&leader, r);
     serve(receiver);
     assert_eq!(
         message_after_a_pass(&h).await,

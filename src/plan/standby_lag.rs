@@ -132,7 +132,9 @@ fn streaming(
     now: f64,
 ) -> Result<(i64, f64), String> {
     let r = receiver.map_err(|e| format!("its WAL receiver could not be read: {e}"))?;
-    if !((now - r.sampled_at).abs() < SAMPLE_MAX_AGE) {
+    // False for a nonsense time too (not a number).
+    let recent = (now - r.sampled_at).abs() < SAMPLE_MAX_AGE;
+    if !recent {
         return Err("its WAL receiver was not read in the last 2 minutes".into());
     }
     match r.status.as_deref() {

@@ -247,6 +247,12 @@ impl Harness {
         }
     }
 
+    /// Have `pod`'s `info` container serve `receiver` as its WAL receiver (`wal.json`).
+    pub fn serve_receiver(&self, pod: &str, receiver: Value) {
+        let mut fake = self.patroni.lock().unwrap();
+        fake.receivers.insert(pod.to_string(), receiver);
+    }
+
     /// Create a cluster from a manifest, as `kubectl apply` would (unrecorded).
     pub async fn create(&self, yaml: &str) -> PostgresCluster {
         let mut cluster = manifest::parse(yaml).expect("a valid manifest");

@@ -84,19 +84,7 @@ impl PodPostgres {
         let mut current = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
         current.push_str(&conf);
         std::fs::write(data.join("postgresql.conf"), current).unwrap();
-        as_postgres(&[
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            root.join("log").to_str().unwrap(),
-            "-w",
-            "start",
-        ]);
-        PodPostgres {
-            dir,
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
+        launch(dir, port)
     }
 
     pub fn data(&self) -> PathBuf {
@@ -161,19 +149,7 @@ impl PodPostgres {
             root.display()
         ));
         std::fs::write(data.join("postgresql.conf"), conf).unwrap();
-        as_postgres(&[
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            root.join("log").to_str().unwrap(),
-            "-w",
-            "start",
-        ]);
-        PodPostgres {
-            dir,
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
+        launch(dir, port)
     }
 
     /// What psql prints for `sql` run as an instance pod's sidecar runs it: the superuser, by
@@ -222,6 +198,24 @@ impl Drop for PodPostgres {
                 "stop",
             ])
             .output();
+    }
+}
+
+/// Start the server whose data directory is `data` under `dir`, listening on `port`.
+fn launch(dir: tempfile::TempDir, port: u16) -> PodPostgres {
+    let root = dir.path();
+    as_postgres(&[
+        &format!("{BIN}/pg_ctl"),
+        "-D",
+        root.join("data").to_str().unwrap(),
+        "-l",
+        root.join("log").to_str().unwrap(),
+        "-w",
+        "start",
+    ]);
+    PodPostgres {
+        dir,
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
     }
 }
 
