@@ -152,22 +152,23 @@ impl PodPostgres {
         launch(dir, port)
     }
 
-    /// What psql prints for `sql` run as an instance pod's sidecar runs it: the superuser, by
-    /// peer through the socket.
+    /// What psql prints for `sql` run as an instance pod's `info` container runs it: the
+    /// superuser, by peer through the socket.
     pub fn by_socket(&self, sql: &str) -> String {
-        let out = Command::new("runuser")
-            .args(["-u", "postgres", "--", &format!("{BIN}/psql")])
-            .args(["-XAtq", "-U", "postgres", "-d", "postgres", "-c", sql])
-            .env("PGHOST", self.dir.path())
-            .env("PGPORT", self.address.port().to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        as_postgres(&[
+            &format!("{BIN}/psql"),
+            "-XAtq",
+            "-h",
+            self.dir.path().to_str().unwrap(),
+            "-p",
+            &self.address.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
     }
 
     /// Stop it now, as a source that goes away.
@@ -235,7 +236,8 @@ pub fn private(dir: &Path, name: &str, text: &str) {
     std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
 }
 
-fn as_postgres(args: &[&str]) {
+/// Run `args` as the `postgres` account; what it printed.
+fn as_postgres(args: &[&str]) -> String {
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .args(args)
@@ -247,4 +249,5 @@ fn as_postgres(args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
