@@ -558,6 +558,13 @@ fn a_standby_renders_patroni_standby_cluster_as_pgo_does() {
         script.contains("pg_stat_wal_receiver") && script.contains("pgbackrest --stanza=db"),
         "{script}"
     );
+    // The operator reads it through the pod proxy, as it reads Patroni: open from anywhere.
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    let open: Vec<i64> = (policy["spec"]["ingress"][0]["ports"].as_sequence().unwrap())
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert!(open.contains(&8009), "{open:?}");
 
     let primary = rendered("assets/examples/ha.yaml");
     let patroni: serde_json::Value = serde_json::from_str(patroni_file(&primary)).unwrap();
