@@ -1118,6 +1118,21 @@ async fn cloud_standby_is_measured_against_the_archive(h: &Harness) {
         (Some("000000010000000000000004"), 2),
         "{repo:?}"
     );
+
+    // The primary's info container does not answer: status keeps the repository as listed
+    // before, but what may be old is not taken as a measure.
+    let primary = names::pod(&s.primary.unwrap());
+    let info = format!("/api/v1/namespaces/{NS}/pods/{primary}:8009/proxy/info.json");
+    let failing = ("GET".to_string(), info);
+    h.patroni.lock().unwrap().failing.insert(failing);
+    h.reconcile(NS, "copy").await.unwrap();
+    let s = status(h, "copy").await;
+    assert_eq!(
+        standby_condition(&s).1,
+        "standby of repository repo1, how far behind is not measured: what repo1 holds was \
+         not read this pass"
+    );
+    assert_eq!(s.repos[0].backups.len(), 2, "kept as listed before");
 }
 
 /// A standby follows its source until `enabled: false`, which removes `standby_cluster`

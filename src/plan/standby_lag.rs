@@ -52,12 +52,24 @@ pub struct Readings<'a> {
     /// The standby leader's WAL receiver, or why it was not read (`None`: no `host`, not
     /// asked).
     pub receiver: Option<Result<Receiver, String>>,
-    /// The newest WAL segment archived in `repoName`, as status lists it.
-    pub archived: Option<&'a str>,
+    /// What `repoName` holds, as read this pass.
+    pub archived: Archived<'a>,
     /// The standby leader's replayed position, as Patroni reports it.
     pub replayed: Option<i64>,
     /// Now, in seconds since the epoch.
     pub now: f64,
+}
+
+/// The newest WAL segment a repository holds, as read this pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Archived<'a> {
+    /// Not read this pass (what status lists from before may be old: not a measure).
+    #[default]
+    Unread,
+    /// The repository lists no archived WAL.
+    Nothing,
+    /// The newest segment's file name.
+    Newest(&'a str),
 }
 
 /// A sample older than this is not a measure: the `info` container no longer refreshes it.
@@ -164,8 +176,12 @@ fn streaming(
 
 /// The bytes from the standby leader's `replayed` position to the end of the newest segment
 /// archived in `repo` (`archived`, its file name).
-fn archive_lag(archived: Option<&str>, replayed: Option<i64>, repo: &str) -> Result<i64, String> {
-    let name = archived.ok_or_else(|| format!("{repo} lists no archived WAL yet"))?;
+fn archive_lag(archived: Archived, replayed: Option<i64>, repo: &str) -> Result<i64, String> {
+    let name = match archived {
+        Archived::Unread => return Err(format!("what {repo} holds was not read this pass")),
+        Archived::Nothing => return Err(format!("{repo} lists no archived WAL yet")),
+        Archived::Newest(name) => name,
+    };
     let end = segment_end(name).ok_or_else(|| {
         let shown: String = name.chars().take(40).collect();
         format!("the newest WAL {repo} lists, {shown:?}, is not a WAL segment's name")
@@ -286,7 +302,7 @@ mod tests {
         );
         let both = spec(Some("db.example.com"), Some("repo1"));
         let r = Readings {
-            archived: Some("000000010000000000000005"),
+            archived: Archived::Newest("000000010000000000000005"),
             replayed: Some(0x580_0000),
             ..with(Ok(none))
         };
@@ -325,22 +341,28 @@ mod tests {
             now: NOW,
             ..Default::default()
         };
+        let newest = Archived::Newest;
         assert_eq!(
             message(
                 &s,
-                &r(Some("0000000100000001000000FF"), Some(0x1_FE00_0000)),
+                &r(newest("0000000100000001000000FF"), Some(0x1_FE00_0000)),
                 ""
             ),
             "standby of repository repo1, < 64.0 MiB behind the newest WAL archived in repo1"
         );
         assert_eq!(
-            message(&s, &r(None, Some(1)), ""),
+            message(&s, &r(Archived::Nothing, Some(1)), ""),
             "standby of repository repo1, how far behind is not measured: repo1 lists no \
              archived WAL yet"
         );
-        assert!(message(&s, &r(Some("../../etc"), Some(1)), "").contains("not a WAL segment"));
+        assert_eq!(
+            message(&s, &r(Archived::Unread, Some(1)), ""),
+            "standby of repository repo1, how far behind is not measured: what repo1 holds \
+             was not read this pass"
+        );
+        assert!(message(&s, &r(newest("../../etc"), Some(1)), "").contains("not a WAL segment"));
         assert!(
-            message(&s, &r(Some("000000010000000000000001"), None), "")
+            message(&s, &r(newest("000000010000000000000001"), None), "")
                 .contains("reports no replayed position")
         );
     }
@@ -349,7 +371,7 @@ mod tests {
     fn the_bound_carries_over_from_the_message() {
         let s = spec(None, Some("repo1"));
         let r = |replayed| Readings {
-            archived: Some("000000010000000000000010"),
+            archived: Archived::Newest("000000010000000000000010"),
             replayed: Some(replayed),
             now: NOW,
             ..Default::default()
@@ -410,7 +432,7 @@ mod tests {
             let s = spec(host.then_some("h"), repo.then_some("repo1"));
             let r = Readings {
                 receiver: host.then_some(Ok(receiver.clone())),
-                archived: archived.as_deref(),
+                archived: archived.as_deref().map_or(Archived::Nothing, Archived::Newest),
                 replayed: patroni,
                 now: NOW,
             };

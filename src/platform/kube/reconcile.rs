@@ -220,7 +220,8 @@ impl Run<'_> {
 
         let backup = status::initial_backup(cluster, &self.owned.objects.jobs);
         let stanza_created = backup == Some(JobState::Succeeded);
-        let repos = status::repos(cluster, backup, self.repo_info().await);
+        let listed = self.repo_info().await;
+        let repos = status::repos(cluster, backup, listed.clone());
         let manual =
             manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created, &repos);
         let jobs = &self.owned.objects.jobs;
@@ -382,7 +383,7 @@ impl Run<'_> {
                     spec,
                     self.standby,
                     &seen,
-                    &status.repos,
+                    listed.as_deref(),
                 )
                 .await,
             ),

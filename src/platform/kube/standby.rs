@@ -18,21 +18,21 @@ use crate::api::PostgresCluster;
 use crate::api::sources::Standby;
 use crate::api::status::RepoStatus;
 use crate::plan::standby::{self, Decision, Observed};
-use crate::plan::standby_lag::{self, RECEIVER_FILE, Readings, Receiver};
+use crate::plan::standby_lag::{self, Archived, RECEIVER_FILE, Readings, Receiver};
 
 /// The most of the WAL receiver's file read: it is a few hundred bytes.
 const MAX_RECEIVER: usize = 4096;
 
 /// What the `Standby` condition says this pass: whom it follows, and how far behind, as a
 /// bound carried over from the condition as it stands (the reconciler keeps nothing between
-/// passes). `repos` is status as this pass lists the repositories.
+/// passes). `repos`: what pgBackRest lists of the repositories, when read this pass.
 pub async fn observe(
     client: &Client,
     cluster: &PostgresCluster,
     spec: &Standby,
     decision: Option<Decision>,
     seen: &Seen,
-    repos: &[RepoStatus],
+    repos: Option<&[RepoStatus]>,
 ) -> Observed {
     let mut o = Observed {
         source: standby::source_of(spec),
@@ -49,8 +49,12 @@ pub async fn observe(
         true => Some(receiver(client, cluster, seen).await),
         false => None,
     };
-    let archived = (spec.repo_name.as_ref())
-        .and_then(|name| repos.iter().find(|r| &r.name == name)?.wal_max.as_deref());
+    let archived = match (spec.repo_name.as_ref(), repos) {
+        (Some(name), Some(repos)) => (repos.iter().find(|r| &r.name == name))
+            .and_then(|r| r.wal_max.as_deref())
+            .map_or(Archived::Nothing, Archived::Newest),
+        _ => Archived::Unread,
+    };
     let readings = Readings {
         receiver,
         archived,
