@@ -15,6 +15,7 @@ mod kube_e2e;
 mod kube_reconcile;
 mod kube_render;
 mod kube_sql;
+mod kube_standby;
 mod local_monitoring;
 mod local_pgbouncer;
 mod local_platform;

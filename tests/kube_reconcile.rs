@@ -1092,48 +1092,156 @@ async fn settled_standby(h: &Harness, host: &str) {
     settle(h, "copy").await;
 }
 
-/// A standby whose source is a cluster's primary Service in its own namespace says how far
-/// behind that cluster's leader it is (its leader's position less the standby leader's
-/// replayed one, as a bound); when that leader cannot be read, status says why, and the pass
-/// goes on.
-async fn standby_in_the_namespace_says_how_far_behind(h: &Harness) {
+/// What a standby leader's `info` container serves as its WAL receiver (`wal.json`, see
+/// `plan::standby_lag::RECEIVER_SQL`), sampled now.
+fn receiver(status: Value, end: &str, replayed: &str, age: f64) -> Value {
+    let now = jiff::Timestamp::now().as_second() as f64;
+    json!({"status": status, "latest_end_lsn": end, "latest_end_age": age,
+           "replayed_lsn": replayed, "sampled_at": now})
+}
+
+/// The calls since `mark` that read anything of cluster hippo (its object, pods, members).
+fn reads_of_hippo(h: &Harness, mark: usize) -> Vec<String> {
+    h.calls()[mark..]
+        .iter()
+        .filter(|c| {
+            c.path.ends_with("/postgresclusters/hippo")
+                || c.path.contains("/pods/hippo-")
+                || c.query.contains("hippo")
+        })
+        .map(|c| format!("{} {}?{}", c.method, c.path, c.query))
+        .collect()
+}
+
+/// A standby says how far behind it is from its own leader alone, through the pod proxy: what
+/// the sender last reported less what the standby leader replayed (its `info` container's
+/// `wal.json`), as a bound that stays put; that it no longer streams, and why; its source is
+/// never read, though it is a cluster of this namespace.
+async fn standby_says_how_far_behind_from_its_own_leader(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
     settled_standby(h, "hippo-primary").await;
+    let leader = names::pod(&status(h, "copy").await.primary.unwrap());
+    let serve = |r: Value| h.serve_receiver(&leader, r);
+    serve(receiver(json!("streaming"), "0/3000000", "0/2F00000", 1.0));
+    let mark = h.mark();
     h.reconcile(NS, "copy").await.unwrap();
     assert_eq!(
         standby_condition(&status(h, "copy").await),
         (
             "Following".into(),
-            "standby of hippo-primary:5432, < 16.0 MiB behind".into()
+            "standby of hippo-primary:5432, < 16.0 MiB behind what it last sent".into()
         )
     );
-    // Settled: the bound, carried over from status, writes nothing.
+    assert_eq!(reads_of_hippo(h, mark), Vec::<String>::new());
+    // Settled: a lag that moves within the bound writes nothing.
+    serve(receiver(json!("streaming"), "0/3000000", "0/2A00000", 3.0));
     let mark = h.mark();
     h.reconcile(NS, "copy").await.unwrap();
     assert_eq!(h.writes_since(mark), vec![]);
 
-    // The source's leader no longer labelled as such: not measured this pass, and why.
-    let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
-    let leader = status(h, "hippo").await.primary.unwrap();
-    let patch = json!({"metadata": {"labels": {names::ROLE: names::ROLE_REPLICA}}});
-    pods.patch(
-        &names::pod(&leader),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .unwrap();
+    // Falling behind shows at once, and a sender silent for over a minute is said.
+    serve(receiver(json!("streaming"), "0/9000000", "0/2A00000", 75.0));
+    h.reconcile(NS, "copy").await.unwrap();
+    assert_eq!(
+        standby_condition(&status(h, "copy").await).1,
+        "standby of hippo-primary:5432, < 256 MiB behind what it last sent, over a minute ago"
+    );
+
+    // No longer streaming: said, with what its WAL receiver is.
+    serve(receiver(Value::Null, "", "0/2A00000", 0.0));
     h.reconcile(NS, "copy").await.unwrap();
     assert_eq!(
         standby_condition(&status(h, "copy").await),
         (
             "Following".into(),
-            "standby of hippo-primary:5432, how far behind is not measured this pass: source \
-             cluster hippo has no leader running"
+            "standby of hippo-primary:5432, how far behind is not measured: not streaming from \
+             hippo-primary:5432: no WAL receiver runs"
                 .into()
         )
     );
+    // Served as no info container writes it: not trusted, and said.
+    serve(json!({"status": "streaming", "sampled_at": "soon"}));
+    h.reconcile(NS, "copy").await.unwrap();
+    let (_, message) = standby_condition(&status(h, "copy").await);
+    assert!(
+        message.contains("is not what the info container writes"),
+        "{message}"
+    );
+    assert_eq!(reads_of_hippo(h, mark), Vec::<String>::new());
+}
+
+/// A standby of a cloud repository alone (no repository host) says how far behind the newest
+/// WAL archived there it is: its instances' `info` containers serve `pgbackrest info`, which
+/// also lists the repository's backups in status, as it does for a cluster with no standby.
+async fn cloud_standby_is_measured_against_the_archive(h: &Harness) {
+    // ha.yaml, named copy, its repository in the cloud at hippo's path.
+    let mut cluster = manifest::parse(&example("ha.yaml")).unwrap();
+    cluster.metadata.name = Some("copy".into());
+    cluster.spec.backups = Some(
+        serde_yaml::from_str(
+            "pgbackrest:\n  global: {repo1-path: /pgbackrest/db/hippo/repo1}\n  \
+             repos: [{name: repo1, s3: {bucket: b, endpoint: s3.example.com, region: eu-1}}]\n",
+        )
+        .unwrap(),
+    );
+    cluster.spec.standby = Some(pgdeck::api::sources::Standby {
+        enabled: Some(true),
+        repo_name: Some("repo1".into()),
+        ..Default::default()
+    });
+    let yaml = manifest::to_yaml(&cluster);
+    h.create(&yaml).await;
+    settle(h, "copy").await;
+    let pods = h.names::<Pod>(NS).await;
+    assert!(
+        !pods.iter().any(|p| p.contains("repo-host")),
+        "no repository host: {pods:?}"
+    );
+    let sts: Api<StatefulSet> = Api::namespaced(h.store.clone(), NS);
+    let set = sts.list(&ListParams::default()).await.unwrap().items;
+    let pod = set[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let containers: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert!(containers.contains(&"info"), "{containers:?}");
+    h.reconcile(NS, "copy").await.unwrap();
+    let s = status(h, "copy").await;
+    // The stand-in's repository lists WAL up to segment 4 (ending at 0/5000000); the standby
+    // leader replayed 4990 bytes.
+    assert_eq!(
+        standby_condition(&s),
+        (
+            "Following".into(),
+            "standby of repository repo1, < 256 MiB behind the newest WAL archived in repo1".into()
+        )
+    );
+    let repo = &s.repos[0];
+    assert_eq!(
+        (repo.wal_max.as_deref(), repo.backups.len()),
+        (Some("000000010000000000000004"), 2),
+        "{repo:?}"
+    );
+
+    // The primary's info container does not answer: status keeps the repository as listed
+    // before, but what may be old is not taken as a measure.
+    let primary = names::pod(&s.primary.unwrap());
+    let info = format!("/api/v1/namespaces/{NS}/pods/{primary}:8009/proxy/info.json");
+    let failing = ("GET".to_string(), info);
+    h.patroni.lock().unwrap().failing.insert(failing);
+    h.reconcile(NS, "copy").await.unwrap();
+    let s = status(h, "copy").await;
+    assert_eq!(
+        standby_condition(&s).1,
+        "standby of repository repo1, how far behind is not measured: what repo1 holds was \
+         not read this pass"
+    );
+    assert_eq!(s.repos[0].backups.len(), 2, "kept as listed before");
 }
 
 /// A standby follows its source until `enabled: false`, which removes `standby_cluster`
@@ -1157,10 +1265,12 @@ async fn standby_promotes_through_patch_config_and_is_never_demoted(h: &Harness)
     assert_eq!(reason, "Following");
     assert_eq!(
         message,
-        "standby of hippo-primary.other.svc:5432, how far behind is not measured: \
-         hippo-primary.other.svc:5432 is cluster hippo's primary Service in namespace other, \
-         and another namespace's cluster is never read for this one",
-        "how far behind is said not to be measured, and why for this source"
+        format!(
+            "standby of hippo-primary.other.svc:5432, how far behind is not measured: its WAL \
+             receiver could not be read: pod {} answers 404 Not Found for wal.json",
+            names::pod(&status(h, "copy").await.primary.unwrap())
+        ),
+        "how far behind is said not to be measured, and why"
     );
     // Read-only: nothing that writes (users, backups) runs until it is promoted.
     let jobs = h.names::<Job>(NS).await;
@@ -3279,8 +3389,13 @@ async fn a_standby_is_promoted_through_patch_config() {
 }
 
 #[tokio::test]
-async fn a_standby_in_the_namespace_says_how_far_behind() {
-    standby_in_the_namespace_says_how_far_behind(&Harness::new().await).await;
+async fn a_standby_says_how_far_behind_from_its_own_leader() {
+    standby_says_how_far_behind_from_its_own_leader(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn a_cloud_standby_is_measured_against_the_archive() {
+    cloud_standby_is_measured_against_the_archive(&Harness::new().await).await;
 }
 
 #[tokio::test]
@@ -3448,7 +3563,8 @@ async fn cluster_role_grants_exactly_what_is_used() {
         deleted_objects_come_back,
         removed_parts_are_pruned,
         switchover_through_the_pod_proxy,
-        standby_in_the_namespace_says_how_far_behind,
+        standby_says_how_far_behind_from_its_own_leader,
+        cloud_standby_is_measured_against_the_archive,
         dynamic_configuration_is_patched,
         removed_set_moves_the_primary_first,
         template_changes_roll_replicas_first,

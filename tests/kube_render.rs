@@ -594,9 +594,37 @@ fn a_standby_renders_patroni_standby_cluster_as_pgo_does() {
         "{pgbackrest}"
     );
 
+    // Each instance's `info` container serves its WAL receiver (how far behind the standby
+    // is) and, with no repository host, what pgBackRest says of the cloud repository.
+    let info = |docs: &[Value]| {
+        let set = docs.iter().find(|d| is_instance(d)).unwrap();
+        let containers = set["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap();
+        (containers.iter().find(|c| c["name"] == "info"))
+            .map(|c| c["command"][2].as_str().unwrap().to_string())
+    };
+    let script = info(&docs).expect("an info container in the standby's instances");
+    assert!(
+        script.contains("pg_stat_wal_receiver") && script.contains("pgbackrest --stanza=db"),
+        "{script}"
+    );
+    // The operator reads it through the pod proxy, as it reads Patroni: open from anywhere.
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    let open: Vec<i64> = (policy["spec"]["ingress"][0]["ports"].as_sequence().unwrap())
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert!(open.contains(&8009), "{open:?}");
+
     let primary = rendered("assets/examples/ha.yaml");
     let patroni: serde_json::Value = serde_json::from_str(patroni_file(&primary)).unwrap();
     assert!(patroni["bootstrap"]["dcs"].get("standby_cluster").is_none());
+    assert_eq!(
+        info(&primary),
+        None,
+        "its repository host serves pgBackRest's info"
+    );
 }
 
 #[test]

@@ -282,8 +282,8 @@ fn instance_set(k: &mut Checker, path: &str, set: &InstanceSet) {
 }
 
 /// The containers of an instance's pod on Kubernetes: pgdeck's (the pgBackRest server beside a
-/// volume repository, the exporter with monitoring, the collector with instrumentation) and
-/// the set's sidecars.
+/// volume repository, the exporter with monitoring, the collector with instrumentation, the
+/// `info` server of a standby or a cluster with cloud repositories only) and the set's sidecars.
 fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str> {
     let mut names = vec!["database"];
     if c.repos().iter().any(|r| r.volume.is_some()) {
@@ -294,6 +294,9 @@ fn pod_containers<'a>(c: &PostgresCluster, set: &'a InstanceSet) -> Vec<&'a str>
     }
     if c.spec.instrumentation.is_some() {
         names.push("collector");
+    }
+    if instance_info(c) {
+        names.push("info");
     }
     names.extend(
         set.containers
@@ -353,8 +356,17 @@ fn additional_volumes(k: &mut Checker, path: &str, set: &InstanceSet, containers
     }
 }
 
+/// Whether an instance's pod on Kubernetes has an `info` container: a standby's (its WAL
+/// receiver, for how far behind it is), and one whose repositories are all in the cloud (no
+/// repository host serves what pgBackRest says of them).
+pub fn instance_info(c: &PostgresCluster) -> bool {
+    let repos = c.repos();
+    crate::plan::standby::reported(c.spec.standby.as_ref())
+        || (!repos.is_empty() && repos.iter().all(|r| r.volume.is_none()))
+}
+
 /// The containers pgdeck puts in an instance's pod, and in pgBouncer's.
-const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter", "collector"];
+const INSTANCE_CONTAINERS: &[&str] = &["database", "pgbackrest", "exporter", "collector", "info"];
 const POOLER_CONTAINERS: &[&str] = &["pgbouncer", "collector"];
 
 /// Sidecars: each named (a DNS label, unique, none of pgdeck's own in that pod) with an image,

@@ -16,6 +16,7 @@ pub mod pgbouncer;
 pub mod resources;
 pub mod rollout;
 pub mod standby;
+pub mod standby_lag;
 pub mod standby_slots;
 pub mod tablespaces;
 pub mod temp_volume;

@@ -200,37 +200,6 @@ pub const PROMOTED: &str = "Promoted";
 /// The `Standby` condition's reason when something is wrong.
 pub const PROBLEM: &str = "StandbyProblem";
 
-/// The source a standby's `Standby` condition on Kubernetes measures how far behind it is
-/// from: `Ok(cluster)` when the spec names a pgdeck cluster's primary Service in the standby's
-/// own namespace (its leader is read through the pod proxy). Otherwise why it is not measured:
-/// the source is in another namespace (another tenant's, not to be read for this one),
-/// outside (nothing to ask), or a repository alone (its newest archived WAL).
-pub fn source_on_kube<'a>(standby: &'a Standby, namespace: &'a str) -> Result<&'a str, String> {
-    let host = standby.host.as_deref().filter(|h| !h.is_empty());
-    let Some(host) = host else {
-        let repo = standby.repo_name.as_deref().unwrap_or_default();
-        return Err(format!(
-            "how far behind is not measured on Kubernetes: it follows repository {repo}, and \
-             the newest WAL archived there is not compared with the standby's position yet"
-        ));
-    };
-    let at = match standby.port {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    };
-    match primary_service(host, namespace) {
-        Some((cluster, ns)) if ns == namespace => Ok(cluster),
-        Some((cluster, ns)) => Err(format!(
-            "how far behind is not measured: {at} is cluster {cluster}'s primary Service in \
-             namespace {ns}, and another namespace's cluster is never read for this one"
-        )),
-        None => Err(format!(
-            "how far behind is not measured: {at} is not a cluster's primary Service in this \
-             Kubernetes cluster, and the operator does not reach a source outside it"
-        )),
-    }
-}
-
 /// The bound a `Standby` condition's `message` shows (see [`condition`]), to carry it from
 /// one pass to the next where nothing else remembers it (Kubernetes): the least bound whose
 /// text the message holds.
@@ -241,19 +210,6 @@ pub fn shown_behind(message: &str) -> Option<i64> {
     ladder
         .into_iter()
         .find(|&b| message.contains(&format!("< {} behind", crate::display::bytes(b))))
-}
-
-/// `(cluster, namespace)` of a host that names a cluster's `<c>-primary` Service, as
-/// Kubernetes' DNS resolves it from a pod in `namespace`.
-fn primary_service<'a>(host: &'a str, namespace: &'a str) -> Option<(&'a str, &'a str)> {
-    let host = host.trim_end_matches('.');
-    let host = host.strip_suffix(".cluster.local").unwrap_or(host);
-    let (service, ns) = match host.split_once('.') {
-        None => (host, namespace),
-        Some((service, rest)) => (service, rest.strip_suffix(".svc").unwrap_or(rest)),
-    };
-    let cluster = service.strip_suffix("-primary").filter(|c| !c.is_empty())?;
-    (!ns.is_empty() && !ns.contains('.')).then_some((cluster, ns))
 }
 
 /// The `Standby` condition's type.
@@ -269,6 +225,9 @@ pub struct Observed {
     /// The standby leader has replayed all but less than this many bytes of the source's WAL
     /// (see [`bound_behind`]).
     pub behind: Option<i64>,
+    /// What `behind` is measured against, when not the source leader's position (Kubernetes,
+    /// see `standby_lag`): e.g. "what it last sent".
+    pub against: Option<String>,
     /// Why the platform does not measure how far behind it is (`behind` stays `None`).
     pub unmeasured: Option<String>,
     /// What keeps it from following (or from being what the spec says).
@@ -279,7 +238,14 @@ pub struct Observed {
 /// source and nothing is wrong; the message says whom it follows and how far behind it is.
 pub fn condition(o: &Observed) -> (bool, &'static str, String) {
     let behind = match (o.behind, &o.unmeasured) {
-        (Some(b), _) => format!("< {} behind", crate::display::bytes(b)),
+        (Some(b), _) => {
+            let against = o.against.as_deref().map(|a| format!(" {a}"));
+            format!(
+                "< {} behind{}",
+                crate::display::bytes(b),
+                against.unwrap_or_default()
+            )
+        }
         (None, Some(why)) => why.clone(),
         (None, None) => "how far behind is not known yet".into(),
     };
@@ -547,45 +513,6 @@ mod tests {
     }
 
     #[test]
-    fn on_kubernetes_only_a_source_in_the_namespace_is_measured_and_the_rest_says_why() {
-        let standby = |yaml: &str| -> Standby { serde_yaml::from_str(yaml).unwrap() };
-        let source = |yaml: &str| source_on_kube(&standby(yaml), "shop").map(String::from);
-        let why = |yaml: &str| source(yaml).expect_err(yaml);
-        for same in [
-            "{enabled: true, host: hippo-primary}",
-            "{enabled: true, host: hippo-primary.shop}",
-            "{enabled: true, host: hippo-primary.shop.svc}",
-            "{enabled: true, host: hippo-primary.shop.svc.cluster.local., port: 5432}",
-        ] {
-            assert_eq!(source(same), Ok("hippo".into()), "{same}");
-        }
-        let other = why("{enabled: true, host: hippo-primary.bank.svc}");
-        assert!(
-            other.contains("cluster hippo's primary Service in namespace bank"),
-            "{other}"
-        );
-        assert!(other.contains("never read for this one"), "{other}");
-        for outside in [
-            "{enabled: true, host: db.example.com, port: 6543}",
-            "{enabled: true, host: 10.0.0.7}",
-            "{enabled: true, host: -primary}",
-            "{enabled: true, host: hippo-replicas.shop.svc}",
-        ] {
-            let said = why(outside);
-            assert!(
-                said.contains("is not a cluster's primary Service in this Kubernetes cluster"),
-                "{outside}: {said}"
-            );
-        }
-        assert!(
-            why("{enabled: true, host: db.example.com, port: 6543}")
-                .contains("db.example.com:6543")
-        );
-        let repo = why("{enabled: true, repoName: repo2}");
-        assert!(repo.contains("it follows repository repo2"), "{repo}");
-    }
-
-    #[test]
     fn the_bound_shown_is_read_back_from_the_message() {
         let message = |behind: Option<i64>| {
             condition(&Observed {
@@ -616,6 +543,7 @@ mod tests {
             following: Some(true),
             behind: Some(bound_behind(None, 0)),
             unmeasured: None,
+            against: None,
             problem: None,
         };
         let (ok, reason, message) = condition(&o);
@@ -750,6 +678,7 @@ mod tests {
                 following: Some(true),
                 behind: shown,
                 unmeasured: None,
+                against: None,
                 problem: None,
             }));
         }

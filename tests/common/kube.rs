@@ -19,6 +19,7 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use pgdeck::api::{PostgresCluster, manifest};
+use pgdeck::plan::standby_lag::RECEIVER_FILE;
 use pgdeck::plan::{dynamic, standby};
 use pgdeck::platform::kube::KubeError;
 use pgdeck::platform::kube::metrics::Metrics;
@@ -135,6 +136,9 @@ pub struct FakePatroni {
     /// Pods whose PostgreSQL is a real server on this machine, at this address: what a
     /// port-forward to their port 5432 reaches (`pods/portforward`).
     pub databases: HashMap<String, std::net::SocketAddr>,
+    /// What each pod's `info` container serves as its WAL receiver (`wal.json`); a pod not
+    /// here serves none (404).
+    pub receivers: HashMap<String, Value>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -241,6 +245,12 @@ impl Harness {
             ctx,
             replaced: Mutex::default(),
         }
+    }
+
+    /// Have `pod`'s `info` container serve `receiver` as its WAL receiver (`wal.json`).
+    pub fn serve_receiver(&self, pod: &str, receiver: Value) {
+        let mut fake = self.patroni.lock().unwrap();
+        fake.receivers.insert(pod.to_string(), receiver);
     }
 
     /// Create a cluster from a manifest, as `kubectl apply` would (unrecorded).
@@ -1002,7 +1012,8 @@ impl rustls::server::ResolvesServerCert for MemberCerts {
     }
 }
 
-/// What the repository host's `info` container on `pod` answers: the file it serves.
+/// What the `info` container on `pod` answers (a repository host's, or an instance's): the
+/// file it serves.
 async fn answer_as_repo_host(
     store: &Client,
     state: &Mutex<FakePatroni>,
@@ -1024,6 +1035,12 @@ async fn answer_as_repo_host(
             );
         }
     };
+    if (method, path) == ("GET", &format!("/{RECEIVER_FILE}")) {
+        return match state.lock().unwrap().receivers.get(pod) {
+            Some(receiver) => (200, receiver.clone()),
+            None => (404, json!(format!("{method} {path}"))),
+        };
+    }
     if (method, path) != ("GET", "/info.json") {
         return (404, json!(format!("{method} {path}")));
     }

@@ -84,23 +84,104 @@ impl PodPostgres {
         let mut current = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
         current.push_str(&conf);
         std::fs::write(data.join("postgresql.conf"), current).unwrap();
-        as_postgres(&[
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            root.join("log").to_str().unwrap(),
-            "-w",
-            "start",
-        ]);
-        PodPostgres {
-            dir,
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
+        launch(dir, port)
     }
 
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// A real streaming standby of this server, as a standby cluster's leader is of its
+    /// source (and this server's superuser by peer through its socket too): a base backup by replication (TLS, the superuser's password), started on a port
+    /// of its own with its socket in its own directory, where the superuser signs in by peer
+    /// as in an instance's pod.
+    pub fn streaming_standby(&self) -> PodPostgres {
+        let hba = self.data().join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).unwrap();
+        rules.insert_str(
+            0,
+            "local all postgres peer\nhostssl replication postgres 127.0.0.1/32 scram-sha-256\n",
+        );
+        std::fs::write(&hba, rules).unwrap();
+        as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            self.data().to_str().unwrap(),
+            "reload",
+        ]);
+        let password = std::fs::read_to_string(self.dir.path().join("pwfile")).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pgdeck-test-kubesql-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (uid, gid) = account();
+        std::os::unix::fs::chown(root, Some(uid), Some(gid)).unwrap();
+        let data = root.join("data");
+        let source = format!(
+            "host=127.0.0.1 port={} user=postgres password={} sslmode=require",
+            self.address.port(),
+            password.trim()
+        );
+        as_postgres(&[
+            &format!("{BIN}/pg_basebackup"),
+            "-d",
+            &source,
+            "-D",
+            data.to_str().unwrap(),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+        ]);
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let hba = data.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).unwrap();
+        rules.insert_str(0, "local all postgres peer\n");
+        std::fs::write(&hba, rules).unwrap();
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        conf.push_str(&format!(
+            "port = {port}\nunix_socket_directories = '{}'\n",
+            root.display()
+        ));
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        launch(dir, port)
+    }
+
+    /// What psql prints for `sql` run as an instance pod's `info` container runs it: the
+    /// superuser, by peer through the socket.
+    pub fn by_socket(&self, sql: &str) -> String {
+        as_postgres(&[
+            &format!("{BIN}/psql"),
+            "-XAtq",
+            "-h",
+            self.dir.path().to_str().unwrap(),
+            "-p",
+            &self.address.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+    }
+
+    /// Stop it now, as a source that goes away.
+    pub fn stop(&self) {
+        as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            self.data().to_str().unwrap(),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        ]);
     }
 }
 
@@ -121,6 +202,24 @@ impl Drop for PodPostgres {
     }
 }
 
+/// Start the server whose data directory is `data` under `dir`, listening on `port`.
+fn launch(dir: tempfile::TempDir, port: u16) -> PodPostgres {
+    let root = dir.path();
+    as_postgres(&[
+        &format!("{BIN}/pg_ctl"),
+        "-D",
+        root.join("data").to_str().unwrap(),
+        "-l",
+        root.join("log").to_str().unwrap(),
+        "-w",
+        "start",
+    ]);
+    PodPostgres {
+        dir,
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
 pub fn account() -> (u32, u32) {
     let user = nix::unistd::User::from_name("postgres")
         .unwrap()
@@ -137,7 +236,8 @@ pub fn private(dir: &Path, name: &str, text: &str) {
     std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
 }
 
-fn as_postgres(args: &[&str]) {
+/// Run `args` as the `postgres` account; what it printed.
+fn as_postgres(args: &[&str]) -> String {
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .args(args)
@@ -149,4 +249,5 @@ fn as_postgres(args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -936,6 +936,7 @@ fn a_standby_shows_whom_it_follows_and_how_far_behind() {
         following: Some(true),
         behind: Some(16 << 20),
         unmeasured: None,
+        against: None,
         problem: None,
     });
     conditions::set(

@@ -220,7 +220,8 @@ impl Run<'_> {
 
         let backup = status::initial_backup(cluster, &self.owned.objects.jobs);
         let stanza_created = backup == Some(JobState::Succeeded);
-        let repos = status::repos(cluster, backup, self.repo_info().await);
+        let listed = self.repo_info().await;
+        let repos = status::repos(cluster, backup, listed.clone());
         let manual =
             manual_backup::check(cluster, &self.owned.objects.jobs, stanza_created, &repos);
         let jobs = &self.owned.objects.jobs;
@@ -372,17 +373,17 @@ impl Run<'_> {
         let pause = crate::actions::verbs::pause_wanted(cluster);
         conditions::paused(&mut status, seen.paused, pause, cluster.generation());
         status::volume_resize(cluster, &mut status, &refused);
-        // Whom a standby follows, and how far behind when its source can be read.
+        // Whom a standby follows, and how far behind, from its own leader.
         let observed = match (cluster.spec.standby.as_ref()).filter(|s| standby::reported(Some(s)))
         {
             Some(spec) => Some(
                 super::standby::observe(
                     &self.ctx.client,
-                    &self.ctx.patroni,
                     cluster,
                     spec,
                     self.standby,
                     &seen,
+                    listed.as_deref(),
                 )
                 .await,
             ),

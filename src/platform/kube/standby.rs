@@ -1,28 +1,38 @@
-//! How far a standby is behind its source, on Kubernetes: measured only for a source in the
-//! standby's own namespace (a pgdeck cluster's `<c>-primary` Service), whose leader's WAL
-//! position is read through the pod proxy, as the operator reads its own members. Another
-//! namespace is never read: it may be another tenant's.
+//! How far a standby is behind its source, on Kubernetes, measured from its own leader only
+//! (see `plan::standby_lag`): the source is never read, whether it is a cluster of this
+//! namespace, another tenant's or outside Kubernetes.
+//!
+//! Streaming is measured from the standby leader's WAL receiver, which its pod's `info`
+//! container reads through the socket every few seconds and serves over HTTP; the operator
+//! reads that through the pod proxy, as it reads Patroni. Chosen over a port-forward and SQL
+//! from the operator: a standby's database holds the source's roles and passwords, not this
+//! cluster's Secret's, so the operator could not sign in; and the pod proxy needs no more of
+//! the operator's rights, nor a connection held per pass.
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
 
 use super::names;
-use super::proxy::{self, Seen};
+use super::proxy::Seen;
+use super::repo_info;
 use crate::api::PostgresCluster;
 use crate::api::sources::Standby;
-use crate::observe::patroni::{Patroni, pod_proxy_base};
+use crate::api::status::RepoStatus;
 use crate::plan::standby::{self, Decision, Observed};
+use crate::plan::standby_lag::{self, Archived, RECEIVER_FILE, Readings, Receiver};
 
-/// What the `Standby` condition says this pass: whom it follows, and how far behind as a bound
-/// carried over from the condition as it stands (the reconciler keeps nothing between passes).
+/// The most of the WAL receiver's file read: it is a few hundred bytes.
+const MAX_RECEIVER: usize = 4096;
+
+/// What the `Standby` condition says this pass: whom it follows, and how far behind, as a
+/// bound carried over from the condition as it stands (the reconciler keeps nothing between
+/// passes). `repos`: what pgBackRest lists of the repositories, when read this pass.
 pub async fn observe(
     client: &Client,
-    patroni: &Patroni,
     cluster: &PostgresCluster,
     spec: &Standby,
     decision: Option<Decision>,
     seen: &Seen,
+    repos: Option<&[RepoStatus]>,
 ) -> Observed {
     let mut o = Observed {
         source: standby::source_of(spec),
@@ -34,73 +44,48 @@ pub async fn observe(
     if o.following != Some(true) {
         return o;
     }
-    let lag = match standby::source_on_kube(spec, cluster.namespace()) {
-        Err(why) => Err(why),
-        Ok(source) => lag(client, patroni, cluster.namespace(), source, seen)
-            .await
-            .map_err(|why| format!("how far behind is not measured this pass: {why}")),
+    let streams = spec.host.as_deref().is_some_and(|h| !h.is_empty());
+    let receiver = match streams {
+        true => Some(receiver(client, cluster, seen).await),
+        false => None,
     };
-    match lag {
-        Ok(lag) => {
-            let shown = (cluster.status.as_ref())
-                .and_then(|s| s.condition(standby::CONDITION))
-                .and_then(|c| standby::shown_behind(&c.message));
-            o.behind = Some(standby::bound_behind(shown, lag));
-        }
-        Err(why) => o.unmeasured = Some(why),
-    }
+    let archived = match (spec.repo_name.as_ref(), repos) {
+        (Some(name), Some(repos)) => (repos.iter().find(|r| &r.name == name))
+            .and_then(|r| r.wal_max.as_deref())
+            .map_or(Archived::Nothing, Archived::Newest),
+        _ => Archived::Unread,
+    };
+    let readings = Readings {
+        receiver,
+        archived,
+        replayed: (seen.leader.as_ref()).and_then(|l| seen.vitals.get(l)?.replayed_lsn),
+        now: jiff::Timestamp::now().as_millisecond() as f64 / 1000.0,
+    };
+    let last = (cluster.status.as_ref())
+        .and_then(|s| s.condition(standby::CONDITION))
+        .map(|c| c.message.as_str())
+        .unwrap_or_default();
+    standby_lag::measure(&mut o, spec, &readings, last);
     o
 }
 
-/// The bytes of WAL of cluster `source` (in namespace `ns`) that this cluster's standby leader
-/// has not replayed yet.
-async fn lag(
+/// The standby leader's WAL receiver, as its `info` container last read it.
+async fn receiver(
     client: &Client,
-    patroni: &Patroni,
-    ns: &str,
-    source: &str,
+    cluster: &PostgresCluster,
     seen: &Seen,
-) -> Result<i64, String> {
-    let ours = (seen.leader.as_ref())
-        .and_then(|l| seen.vitals.get(l)?.replayed_lsn)
-        .ok_or("this cluster's standby leader reports no replayed position")?;
-    let theirs = source_position(client, patroni, ns, source).await?;
-    Ok(standby::lag_bytes(Some(theirs), Some(ours)).unwrap_or_default())
-}
-
-/// The WAL position of cluster `source`'s leader in namespace `ns`: the running pod Patroni
-/// labels its leader, asked once through the pod proxy (the client's timeouts bound it).
-async fn source_position(
-    client: &Client,
-    patroni: &Patroni,
-    ns: &str,
-    source: &str,
-) -> Result<i64, String> {
-    let clusters: Api<PostgresCluster> = Api::namespaced(client.clone(), ns);
-    let found = clusters.get_opt(source).await;
-    let cluster = found
-        .map_err(|e| format!("source cluster {source} could not be read: {e}"))?
-        .ok_or_else(|| {
-            format!("source cluster {source} is not a pgdeck cluster of this namespace")
-        })?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let selector = format!(
-        "{}={source},{}={}",
-        names::CLUSTER,
-        names::ROLE,
-        names::ROLE_PRIMARY
-    );
-    let listed = pods.list(&ListParams::default().labels(&selector)).await;
-    let leader = listed
-        .map_err(|e| format!("source cluster {source}'s pods could not be listed: {e}"))?
-        .items
-        .into_iter()
-        .find(proxy::running)
-        .ok_or_else(|| format!("source cluster {source} has no leader running"))?
-        .name_any();
-    let base = pod_proxy_base(ns, &leader, proxy::patroni_port(&cluster), true);
-    let node = (patroni.node(&base).await)
-        .map_err(|e| format!("source cluster {source}'s leader {leader} does not answer: {e}"))?;
-    node.wal_position()
-        .ok_or_else(|| format!("source cluster {source}'s leader {leader} reports no WAL position"))
+) -> Result<Receiver, String> {
+    let leader = seen.leader.as_deref().ok_or("no standby leader is known")?;
+    let pod = names::pod(leader);
+    let body = repo_info::fetch(
+        client,
+        cluster.namespace(),
+        &pod,
+        RECEIVER_FILE,
+        MAX_RECEIVER,
+    )
+    .await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        format!("pod {pod}'s {RECEIVER_FILE} is not what the info container writes: {e}")
+    })
 }

@@ -10,19 +10,22 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EmptyDirVolumeSource, PersistentVolumeClaim, PodTemplateSpec,
+    ConfigMap, Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaim, PodTemplateSpec,
     ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::instances::pgbackrest_files;
+use super::instances::{PgbackrestFiles, pgbackrest_files};
 use super::pods::{self, Placement, Script, mount, mount_ro, plain_env, port, tcp_probe};
 use super::tls::PGBACKREST_CN;
 use super::{Ctx, Instance, PGBACKREST_PORT, REPO_INFO_FILE, REPO_INFO_PORT, paths};
-use crate::api::annotations;
 use crate::api::backups::Repo;
+use crate::api::users::SUPERUSER;
+use crate::api::{annotations, validate};
 use crate::plan::dynamic::STANZA;
 use crate::plan::pgbackrest::{self, Layout, PgAt, Remote, TlsFiles, TlsServer, shell_quote};
+use crate::plan::standby;
+use crate::plan::standby_lag::{RECEIVER_FILE, RECEIVER_SQL};
 use crate::platform::kube::names;
 
 pub struct Parts {
@@ -250,7 +253,7 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
             vec!["pgbackrest".into(), "server".into()],
         )
     };
-    let mut info = info_container(ctx, files.env.clone());
+    let mut info = info_container(ctx, files.env.clone(), &[refresh_info()], 30);
     let mounts = server.volume_mounts.get_or_insert_with(Default::default);
     mounts.extend(files.mounts.clone());
     let info_mounts = info.volume_mounts.get_or_insert_with(Default::default);
@@ -303,24 +306,24 @@ fn refresh_info() -> String {
     )
 }
 
-/// The repository host's `info` container: every 30 seconds (and when a backup Job asks, see
-/// [`backup_script`]) it writes what `pgbackrest info` says of the repositories, with the
-/// server's configuration, and serves it over HTTP for the operator, which reads it through
-/// the API server's pod proxy. Python is in the image for Patroni.
-fn info_container(ctx: &Ctx, mut env: Vec<k8s_openapi::api::core::v1::EnvVar>) -> Container {
+/// An `info` container: every `period` seconds (and when a backup Job asks, see
+/// [`backup_script`]) it runs each `refresh` command, which writes a file under
+/// `paths::REPO_INFO` atomically, and serves them over HTTP for the operator, which reads them
+/// through the API server's pod proxy. Python is in the image for Patroni.
+fn info_container(ctx: &Ctx, mut env: Vec<EnvVar>, refresh: &[String], period: u32) -> Container {
     env.push(plain_env("HOME", paths::TMP));
     env.push(plain_env("PYTHONDONTWRITEBYTECODE", "1"));
+    let refresh: String = refresh.iter().map(|r| format!("{r} || true\n")).collect();
     let script = format!(
         "python3 -m http.server {REPO_INFO_PORT} --bind 0.0.0.0 --directory {dir} &\n\
          server=$!\n\
          trap 'kill $server; exit 0' TERM INT\n\
          while kill -0 $server 2>/dev/null; do\n\
-         {refresh} || true\n\
-         sleep 30 & wait $!\n\
+         {refresh}\
+         sleep {period} & wait $!\n\
          done\n\
          exit 1\n",
         dir = paths::REPO_INFO,
-        refresh = refresh_info(),
     );
     let small = |cpu: &str, memory: &str| {
         BTreeMap::from([
@@ -342,6 +345,55 @@ fn info_container(ctx: &Ctx, mut env: Vec<k8s_openapi::api::core::v1::EnvVar>) -
         }),
         ..pods::container(ctx, "info", vec!["bash".into(), "-c".into(), script])
     }
+}
+
+/// The `info` container of an instance's pod, when `validate::instance_info` says it has one:
+/// a standby's WAL receiver, read as the superuser through the socket (how far behind it is,
+/// see `plan::standby_lag`), and without a repository host what pgBackRest says of the
+/// repositories (`pgbackrest`: its files), with the volume it writes to. `env` is the
+/// instance's `PG*` (where its socket is).
+pub(super) fn instance_info(
+    ctx: &Ctx,
+    env: Vec<EnvVar>,
+    pgbackrest: Option<PgbackrestFiles>,
+) -> Option<(Container, Volume)> {
+    if !validate::instance_info(ctx.cluster) {
+        return None;
+    }
+    let mut refresh = Vec::new();
+    let mut env = env;
+    let mut mounts = vec![mount("info", paths::REPO_INFO)];
+    if standby::reported(ctx.cluster.spec.standby.as_ref()) {
+        let dir = paths::REPO_INFO;
+        // A hung database never holds the loop: what was served stays, and ages (the
+        // operator reads when it was sampled).
+        refresh.push(format!(
+            "timeout 10 psql -XAtq -U {SUPERUSER} -d postgres -c {sql} > {dir}/.{RECEIVER_FILE}.new \
+             && mv -f {dir}/.{RECEIVER_FILE}.new {dir}/{RECEIVER_FILE}",
+            sql = shell_quote(RECEIVER_SQL),
+        ));
+    }
+    if let Some(files) =
+        pgbackrest.filter(|_| ctx.cluster.repos().iter().all(|r| r.volume.is_none()))
+    {
+        refresh.push(format!("timeout 60 {}", refresh_info()));
+        env.extend(files.env);
+        mounts.extend(files.mounts);
+    }
+    let mut info = Container {
+        // Never what makes the instance's pod unready.
+        readiness_probe: None,
+        ..info_container(ctx, env, &refresh, 15)
+    };
+    info.volume_mounts
+        .get_or_insert_with(Default::default)
+        .extend(mounts);
+    let volume = Volume {
+        name: "info".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    };
+    Some((info, volume))
 }
 
 /// A Job that runs a backup into `repo` with `options` (`--type=full`, ...), creating the
@@ -407,13 +459,12 @@ fn backup_script(ctx: &Ctx, repo: &str, options: &[String], create_stanza: bool)
     }
     let options: Vec<String> = options.iter().map(|o| shell_quote(o)).collect();
     script.push_str(&format!("run --repo={key} {} backup\n", options.join(" ")));
-    if remote {
-        // The repository host's info now, not at its next look: status lists the backup when
-        // the Job is seen to finish. Best effort: the backup is taken either way.
-        script.push_str(&format!(
-            "kubectl exec --namespace {ns} \"$target\" --container info -- bash -c {} || true\n",
-            shell_quote(&refresh_info())
-        ));
-    }
+    // The info of where the backup ran (the repository host, or the primary without one)
+    // now, not at its next look: status lists the backup when the Job is seen to finish. Best
+    // effort: the backup is taken either way.
+    script.push_str(&format!(
+        "kubectl exec --namespace {ns} \"$target\" --container info -- bash -c {} || true\n",
+        shell_quote(&refresh_info())
+    ));
     script
 }

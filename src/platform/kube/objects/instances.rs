@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
-use super::{Ctx, PGBACKREST_PORT, collector, exporter, paths, restore};
+use super::{Ctx, PGBACKREST_PORT, backups, collector, exporter, paths, restore};
 use crate::api::annotations;
 use crate::api::instances::InstanceSet;
 use crate::api::patroni::{MIN_LOG_STORAGE_BYTES, PatroniLogging};
@@ -362,14 +362,16 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         containers.push(collector);
         volumes.push(its_volume);
     }
+    let pg_env = || env.iter().filter(|e| e.name.starts_with("PG")).cloned();
+    let own_repos = (!c.repos().is_empty()).then(|| pgbackrest_files(ctx, "instance.conf"));
+    if let Some((info, its_volume)) = backups::instance_info(ctx, pg_env().collect(), own_repos) {
+        containers.push(info);
+        volumes.push(its_volume);
+    }
     if c.repos().iter().any(|r| r.volume.is_some()) {
         // The repository host reaches this instance's data through pgBackRest's TLS server.
         let mut server = Container {
-            env: Some(
-                env.into_iter()
-                    .filter(|e| e.name.starts_with("PG"))
-                    .collect(),
-            ),
+            env: Some(pg_env().collect()),
             ports: Some(vec![port("pgbackrest", PGBACKREST_PORT)]),
             readiness_probe: Some(tcp_probe(PGBACKREST_PORT)),
             ..pods::container(

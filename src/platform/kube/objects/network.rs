@@ -11,6 +11,10 @@
 //! - The exporter's metrics (with `spec.monitoring.pgmonitor.exporter`), or the collector's
 //!   (with `spec.instrumentation`), from anywhere: Prometheus runs wherever the DBA runs it,
 //!   and the metrics are read-only.
+//! - The `info` container's port (a standby's, or one whose repositories are all in the cloud),
+//!   from anywhere, for the same reason as Patroni's: the operator reads it through the pod
+//!   proxy. It serves what `pgbackrest info` lists and the WAL receiver's positions, no
+//!   secrets (not the receiver's connection string).
 //! - pgBackRest's TLS server, from the cluster's repository host only (which also proves itself
 //!   with its certificate).
 
@@ -21,7 +25,8 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Ctx, PGBACKREST_PORT, collector, instances::patroni_port};
+use super::{Ctx, PGBACKREST_PORT, REPO_INFO_PORT, collector, instances::patroni_port};
+use crate::api::validate;
 use crate::plan::monitoring::{self, EXPORTER_PORT};
 use crate::platform::kube::names;
 
@@ -47,6 +52,9 @@ pub fn render(ctx: &Ctx) -> NetworkPolicy {
     }
     if collector::spec(ctx).is_some() {
         open.push(tcp(collector::METRICS_PORT));
+    }
+    if validate::instance_info(ctx.cluster) {
+        open.push(tcp(REPO_INFO_PORT));
     }
     let mut ingress = vec![NetworkPolicyIngressRule {
         from: None,

@@ -277,6 +277,7 @@ impl super::Worker {
             following: previous.following,
             behind: previous.behind,
             unmeasured: None,
+            against: None,
             problem,
         });
         match error {
