@@ -2172,7 +2172,8 @@ spec:
       configuration: [{secret: {name: old-s3-creds}}]
       global: {repo1-path: /pgbackrest/postgres-operator/hippo/repo1}
       repo: {name: repo1, s3: {bucket: old-backups, endpoint: s3.example.com, region: eu-1}}
-      options: [--type=time, '--target=2026-11-21 10:00:00+00']
+      # As PGO's documentation writes it, for the shell PGO runs it in.
+      options: [--type=time, '--target=\"2026-11-21 10:00:00+00\"']
   instances:
     - name: instance1
       replicas: 2
