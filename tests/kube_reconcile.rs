@@ -1911,7 +1911,7 @@ metadata: {{name: elephant, namespace: {NS}}}
 spec:
   postgresVersion: 15
   dataSource:
-    postgresCluster: {{clusterName: {source}, {namespace}repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}}
+    postgresCluster: {{clusterName: {source}, {namespace}repoName: repo1, options: [--type=time, '--target=\"2026-11-21 10:00:00+00\"']}}
   instances:
     - name: instance1
       dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}

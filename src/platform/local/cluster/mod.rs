@@ -713,14 +713,13 @@ impl Worker {
             .and_then(|d| d.postgres_cluster.as_ref())
             .and_then(|p| p.options.as_deref())
             .unwrap_or_default();
-        let target = match restore_options::read_all(given) {
-            Ok(options) => wal_gap::target(&options),
-            Err(e) => wal_gap::Target::Unjudged(e),
-        };
+        // Options that no longer read were stored (and used, unread) before they were read as
+        // a shell reads them: judge by what that restore used.
+        let options = restore_options::read_all(given).unwrap_or_else(|_| given.to_vec());
         Some(wal_gap::judge(
             check.archived_to.as_deref(),
             check.ended?,
-            &target,
+            &wal_gap::target(&options),
         ))
     }
 
