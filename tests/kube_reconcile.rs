@@ -1572,10 +1572,21 @@ async fn finish_job(h: &Harness, name: &str, ok: bool) {
         .unwrap();
 }
 
+/// The users Job of `cluster` (its name ends in a digest of the users).
+async fn users_job(h: &Harness, cluster: &str) -> String {
+    let prefix = format!("{cluster}-users-");
+    h.names::<Job>(NS)
+        .await
+        .into_iter()
+        .find(|n| n.starts_with(&prefix))
+        .expect("a users Job")
+}
+
 async fn manual_backups_run_in_jobs(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
     finish_job(h, "hippo-backup-initial", true).await;
+    finish_job(h, &users_job(h, "hippo").await, true).await;
     settle(h, "hippo").await;
 
     let mut trigger = String::new();
@@ -1719,6 +1730,63 @@ async fn fail_job(h: &Harness, name: &str, reason: &str) {
         .unwrap();
 }
 
+/// The users Job is part of Progressing while it runs; a failed one is Degraded with psql's
+/// message, its pod's termination message.
+async fn users_job_progresses_or_says_why_it_failed(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let progressing = |s: &pgdeck::api::PostgresClusterStatus| {
+        let c = s.condition(conditions::PROGRESSING).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    };
+    let users = users_job(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        progressing(&s),
+        (
+            "True".into(),
+            "Users".into(),
+            "creating the spec's users and databases".into()
+        )
+    );
+    assert_eq!(degraded(&s).0, "False");
+
+    let error = "psql:<stdin>:9: ERROR:  permission denied to create database";
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{users}-x"), "namespace": NS, "labels": {
+            names::CLUSTER: "hippo", names::COMPONENT: "users",
+            "batch.kubernetes.io/job-name": users,
+        }},
+        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{
+            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
+        }]},
+    });
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+    fail_job(h, &users, "BackoffLimitExceeded").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        degraded(&s),
+        ("True".into(), format!("creating users failed: {error}"))
+    );
+    assert_ne!(progressing(&s).1, "Users", "a failed Job does not progress");
+
+    finish_job(h, &users, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(degraded(&s).0, "False", "{}", degraded(&s).1);
+    assert_ne!(progressing(&s).1, "Users");
+}
+
 /// The init SQL Jobs, by name.
 async fn init_jobs(h: &Harness) -> BTreeSet<String> {
     h.names::<Job>(NS)
@@ -1740,12 +1808,7 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
     settle(h, "hippo").await;
     assert!(init_jobs(h).await.is_empty());
     assert_eq!(init_condition(&status(h, "hippo").await).1, "Pending");
-    let users = h
-        .names::<Job>(NS)
-        .await
-        .into_iter()
-        .find(|n| n.starts_with("hippo-users-"))
-        .unwrap();
+    let users = users_job(h, "hippo").await;
     finish_job(h, &users, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let first = init_jobs(h).await.pop_first().expect("the init SQL Job");
@@ -3131,6 +3194,14 @@ async fn deleted_or_changed_objects_are_restored() {
 }
 
 #[tokio::test]
+async fn the_users_job_is_progress_until_it_succeeds_and_its_failure_is_degraded() {
+    Box::pin(users_job_progresses_or_says_why_it_failed(
+        &Harness::new().await,
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn init_sql_runs_once_in_a_job_and_a_failure_waits_for_new_sql() {
     Box::pin(init_sql_runs_once_in_a_job(&Harness::new().await)).await;
 }
@@ -3352,6 +3423,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         a_failed_pass_does_not_repeat_a_switchover,
         oversized_answers_are_not_read,
         init_sql_runs_once_in_a_job,
+        users_job_progresses_or_says_why_it_failed,
         pgbouncer_objects_follow_the_spec,
         additional_volumes_mount_only_foreign_claims,
         config_files_project_only_foreign_objects,
