@@ -1730,6 +1730,26 @@ async fn fail_job(h: &Harness, name: &str, reason: &str) {
         .unwrap();
 }
 
+/// A pod of Job `job` with `labels`, whose psql ended saying `error` (its termination message).
+async fn failed_pod(h: &Harness, job: &str, labels: Value, error: &str) {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-x"), "namespace": NS, "labels": labels},
+        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{
+            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
+        }]},
+    });
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
 /// The users Job is part of Progressing while it runs; a failed one is Degraded with psql's
 /// message, its pod's termination message.
 async fn users_job_progresses_or_says_why_it_failed(h: &Harness) {
@@ -1752,25 +1772,13 @@ async fn users_job_progresses_or_says_why_it_failed(h: &Harness) {
     assert_eq!(degraded(&s).0, "False");
 
     let error = "psql:<stdin>:9: ERROR:  permission denied to create database";
-    let pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("{users}-x"), "namespace": NS, "labels": {
-            names::CLUSTER: "hippo", names::COMPONENT: "users",
-            "batch.kubernetes.io/job-name": users,
-        }},
-        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
-        "status": {"phase": "Failed", "containerStatuses": [{
-            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
-        }]},
-    });
-    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(pod).unwrap(),
+    failed_pod(
+        h,
+        &users,
+        json!({names::CLUSTER: "hippo", names::COMPONENT: "users", "batch.kubernetes.io/job-name": users}),
+        error,
     )
-    .await
-    .unwrap();
+    .await;
     fail_job(h, &users, "BackoffLimitExceeded").await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
@@ -1837,24 +1845,13 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
     // and an Event; nothing runs again until the SQL changes.
     let digest = job.labels()[names::INIT_SQL_DIGEST].clone();
     let error = "psql:/pgdeck/init-sql/init.sql:1: ERROR:  relation \"nope\" does not exist";
-    let pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("{first}-x"), "namespace": NS, "labels": {
-            names::CLUSTER: "hippo", names::COMPONENT: names::INIT_SQL, names::INIT_SQL_DIGEST: digest,
-        }},
-        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
-        "status": {"phase": "Failed", "containerStatuses": [{
-            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
-        }]},
-    });
-    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(pod).unwrap(),
+    failed_pod(
+        h,
+        &first,
+        json!({names::CLUSTER: "hippo", names::COMPONENT: names::INIT_SQL, names::INIT_SQL_DIGEST: digest}),
+        error,
     )
-    .await
-    .unwrap();
+    .await;
     // Tries that ran out reaching the primary are not the SQL's failure: the Job runs again.
     fail_job(h, &first, "BackoffLimitExceeded").await;
     h.reconcile(NS, "hippo").await.unwrap();

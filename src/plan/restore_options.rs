@@ -137,6 +137,12 @@ mod tests {
     use super::*;
     use crate::plan::pgbackrest::shell_quote;
 
+    /// `given` is refused, for a reason that says `why`.
+    fn refused(given: &str, why: &str) {
+        let e = read(given).unwrap_err();
+        assert!(e.contains(why), "{given}: {e}");
+    }
+
     #[test]
     fn pgo_s_quoted_targets_reach_pgbackrest_without_their_quotes() {
         assert_eq!(
@@ -157,10 +163,6 @@ mod tests {
 
     #[test]
     fn what_a_shell_would_read_otherwise_is_refused() {
-        let refused = |given: &str, why: &str| {
-            let e = read(given).unwrap_err();
-            assert!(e.contains(why), "{given}: {e}");
-        };
         refused("--type=time --target=x", "more than one word");
         refused("--type=time\n--target=x", "more than one word");
         refused("--target=\"a", "without its closing \"");
@@ -180,10 +182,6 @@ mod tests {
 
     #[test]
     fn pgdeck_s_own_options_and_lines_are_refused_however_quoted() {
-        let refused = |given: &str, why: &str| {
-            let e = read(given).unwrap_err();
-            assert!(e.contains(why), "{given}: {e}");
-        };
         refused("\"--config\"=/etc/x", "--config is set by pgdeck");
         refused(
             "--config-include-path=/x",
