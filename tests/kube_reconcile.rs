@@ -1430,7 +1430,7 @@ async fn volumes_grow_where_the_class_allows(h: &Harness) {
 async fn repository_backups_are_listed(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
-    finish_job(h, "hippo-backup-initial", true).await;
+    h.finish_job(NS, "hippo-backup-initial", true).await;
     settle(h, "hippo").await;
 
     let s = status(h, "hippo").await;
@@ -1527,7 +1527,7 @@ async fn repository_backups_are_listed(h: &Harness) {
         start + 9,
         wal,
     ));
-    finish_job(h, &job, true).await;
+    h.finish_job(NS, &job, true).await;
     // First the repository host has not looked again yet: finished, no label.
     h.patroni
         .lock()
@@ -1558,20 +1558,6 @@ async fn repository_backups_are_listed(h: &Harness) {
     assert_eq!(h.writes_since(mark), vec![]);
 }
 
-/// Finish the Job `name` as the Job controller would.
-async fn finish_job(h: &Harness, name: &str, ok: bool) {
-    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
-    let (kind, count) = if ok {
-        ("Complete", "succeeded")
-    } else {
-        ("Failed", "failed")
-    };
-    let status = json!({"status": {count: 1, "conditions": [{"type": kind, "status": "True"}]}});
-    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
-}
-
 /// The users Job of `cluster` (its name ends in a digest of the users).
 async fn users_job(h: &Harness, cluster: &str) -> String {
     let prefix = format!("{cluster}-users-");
@@ -1585,8 +1571,8 @@ async fn users_job(h: &Harness, cluster: &str) -> String {
 async fn manual_backups_run_in_jobs(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
-    finish_job(h, "hippo-backup-initial", true).await;
-    finish_job(h, &users_job(h, "hippo").await, true).await;
+    h.finish_job(NS, "hippo-backup-initial", true).await;
+    h.finish_job(NS, &users_job(h, "hippo").await, true).await;
     settle(h, "hippo").await;
 
     let mut trigger = String::new();
@@ -1639,7 +1625,7 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     h.reconcile(NS, "hippo").await.unwrap();
     assert_eq!(h.writes_since(mark), vec![], "one Job per request");
 
-    finish_job(h, &job, false).await;
+    h.finish_job(NS, &job, false).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     let m = s.manual_backup.clone().unwrap();
@@ -1670,7 +1656,7 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     h.reconcile(NS, "hippo").await.unwrap();
     let second = names::Names::new("hippo", NS).manual_backup(&trigger);
     assert_ne!(second, job);
-    finish_job(h, &second, true).await;
+    h.finish_job(NS, &second, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     let m = s.manual_backup.clone().unwrap();
@@ -1788,7 +1774,7 @@ async fn users_job_progresses_or_says_why_it_failed(h: &Harness) {
     );
     assert_ne!(progressing(&s).1, "Users", "a failed Job does not progress");
 
-    finish_job(h, &users, true).await;
+    h.finish_job(NS, &users, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     assert_eq!(degraded(&s).0, "False", "{}", degraded(&s).1);
@@ -1817,7 +1803,7 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
     assert!(init_jobs(h).await.is_empty());
     assert_eq!(init_condition(&status(h, "hippo").await).1, "Pending");
     let users = users_job(h, "hippo").await;
-    finish_job(h, &users, true).await;
+    h.finish_job(NS, &users, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let first = init_jobs(h).await.pop_first().expect("the init SQL Job");
     let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
@@ -1892,7 +1878,7 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
         .into_iter()
         .find(|j| *j != first)
         .expect("a second Job");
-    finish_job(h, &second, true).await;
+    h.finish_job(NS, &second, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     assert_eq!(s.database_init_sql.as_deref(), Some("hippo-init"));
