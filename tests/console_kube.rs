@@ -52,6 +52,12 @@ async fn hippo_with(spec_extra: &str) -> Harness {
     hippo.metadata.namespace = Some(NS.into());
     h.create(&manifest::to_yaml(&hippo)).await;
     h.settle(NS, "hippo").await;
+    // The in-memory API server runs no Job: the users Job succeeds as a real one would.
+    let users = h.names::<k8s_openapi::api::batch::v1::Job>(NS).await;
+    for job in users.iter().filter(|j| j.starts_with("hippo-users-")) {
+        h.finish_job(NS, job, true).await;
+    }
+    h.settle(NS, "hippo").await;
     h
 }
 

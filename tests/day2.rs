@@ -191,7 +191,7 @@ fn point_in_time_restores_and_clones_from_kept_backups() {
         1,
         "",
         &format!(
-            "  dataSource:\n    postgresCluster:\n      clusterName: origin\n      repoName: repo1\n      options: [\"--type=time\", \"--target={noted}\"]\n"
+            "  dataSource:\n    postgresCluster:\n      clusterName: origin\n      repoName: repo1\n      options: [\"--type=time\", '--target=\"{noted}\"']\n"
         ),
         "",
     );

@@ -1649,7 +1649,7 @@ async fn volumes_grow_where_the_class_allows(h: &Harness) {
 async fn repository_backups_are_listed(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
-    finish_job(h, "hippo-backup-initial", true).await;
+    h.finish_job(NS, "hippo-backup-initial", true).await;
     settle(h, "hippo").await;
 
     let s = status(h, "hippo").await;
@@ -1746,7 +1746,7 @@ async fn repository_backups_are_listed(h: &Harness) {
         start + 9,
         wal,
     ));
-    finish_job(h, &job, true).await;
+    h.finish_job(NS, &job, true).await;
     // First the repository host has not looked again yet: finished, no label.
     h.patroni
         .lock()
@@ -1777,24 +1777,21 @@ async fn repository_backups_are_listed(h: &Harness) {
     assert_eq!(h.writes_since(mark), vec![]);
 }
 
-/// Finish the Job `name` as the Job controller would.
-async fn finish_job(h: &Harness, name: &str, ok: bool) {
-    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
-    let (kind, count) = if ok {
-        ("Complete", "succeeded")
-    } else {
-        ("Failed", "failed")
-    };
-    let status = json!({"status": {count: 1, "conditions": [{"type": kind, "status": "True"}]}});
-    jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+/// The users Job of `cluster` (its name ends in a digest of the users).
+async fn users_job(h: &Harness, cluster: &str) -> String {
+    let prefix = format!("{cluster}-users-");
+    h.names::<Job>(NS)
         .await
-        .unwrap();
+        .into_iter()
+        .find(|n| n.starts_with(&prefix))
+        .expect("a users Job")
 }
 
 async fn manual_backups_run_in_jobs(h: &Harness) {
     h.create(&example("ha.yaml")).await;
     settle(h, "hippo").await;
-    finish_job(h, "hippo-backup-initial", true).await;
+    h.finish_job(NS, "hippo-backup-initial", true).await;
+    h.finish_job(NS, &users_job(h, "hippo").await, true).await;
     settle(h, "hippo").await;
 
     let mut trigger = String::new();
@@ -1847,7 +1844,7 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     h.reconcile(NS, "hippo").await.unwrap();
     assert_eq!(h.writes_since(mark), vec![], "one Job per request");
 
-    finish_job(h, &job, false).await;
+    h.finish_job(NS, &job, false).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     let m = s.manual_backup.clone().unwrap();
@@ -1878,7 +1875,7 @@ async fn manual_backups_run_in_jobs(h: &Harness) {
     h.reconcile(NS, "hippo").await.unwrap();
     let second = names::Names::new("hippo", NS).manual_backup(&trigger);
     assert_ne!(second, job);
-    finish_job(h, &second, true).await;
+    h.finish_job(NS, &second, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     let m = s.manual_backup.clone().unwrap();
@@ -1938,6 +1935,71 @@ async fn fail_job(h: &Harness, name: &str, reason: &str) {
         .unwrap();
 }
 
+/// A pod of Job `job` with `labels`, whose psql ended saying `error` (its termination message).
+async fn failed_pod(h: &Harness, job: &str, labels: Value, error: &str) {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-x"), "namespace": NS, "labels": labels},
+        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{
+            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
+        }]},
+    });
+    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The users Job is part of Progressing while it runs; a failed one is Degraded with psql's
+/// message, its pod's termination message.
+async fn users_job_progresses_or_says_why_it_failed(h: &Harness) {
+    h.create(&example("ha.yaml")).await;
+    settle(h, "hippo").await;
+    let progressing = |s: &pgdeck::api::PostgresClusterStatus| {
+        let c = s.condition(conditions::PROGRESSING).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    };
+    let users = users_job(h, "hippo").await;
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        progressing(&s),
+        (
+            "True".into(),
+            "Users".into(),
+            "creating the spec's users and databases".into()
+        )
+    );
+    assert_eq!(degraded(&s).0, "False");
+
+    let error = "psql:<stdin>:9: ERROR:  permission denied to create database";
+    failed_pod(
+        h,
+        &users,
+        json!({names::CLUSTER: "hippo", names::COMPONENT: "users", "batch.kubernetes.io/job-name": users}),
+        error,
+    )
+    .await;
+    fail_job(h, &users, "BackoffLimitExceeded").await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(
+        degraded(&s),
+        ("True".into(), format!("creating users failed: {error}"))
+    );
+    assert_ne!(progressing(&s).1, "Users", "a failed Job does not progress");
+
+    h.finish_job(NS, &users, true).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let s = status(h, "hippo").await;
+    assert_eq!(degraded(&s).0, "False", "{}", degraded(&s).1);
+    assert_ne!(progressing(&s).1, "Users");
+}
+
 /// The init SQL Jobs, by name.
 async fn init_jobs(h: &Harness) -> BTreeSet<String> {
     h.names::<Job>(NS)
@@ -1959,13 +2021,8 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
     settle(h, "hippo").await;
     assert!(init_jobs(h).await.is_empty());
     assert_eq!(init_condition(&status(h, "hippo").await).1, "Pending");
-    let users = h
-        .names::<Job>(NS)
-        .await
-        .into_iter()
-        .find(|n| n.starts_with("hippo-users-"))
-        .unwrap();
-    finish_job(h, &users, true).await;
+    let users = users_job(h, "hippo").await;
+    h.finish_job(NS, &users, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let first = init_jobs(h).await.pop_first().expect("the init SQL Job");
     let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
@@ -1993,24 +2050,13 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
     // and an Event; nothing runs again until the SQL changes.
     let digest = job.labels()[names::INIT_SQL_DIGEST].clone();
     let error = "psql:/pgdeck/init-sql/init.sql:1: ERROR:  relation \"nope\" does not exist";
-    let pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("{first}-x"), "namespace": NS, "labels": {
-            names::CLUSTER: "hippo", names::COMPONENT: names::INIT_SQL, names::INIT_SQL_DIGEST: digest,
-        }},
-        "spec": {"containers": [{"name": "psql", "image": "postgres"}]},
-        "status": {"phase": "Failed", "containerStatuses": [{
-            "name": "psql", "image": "postgres", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 3, "message": format!("{error}\n")}},
-        }]},
-    });
-    let pods: Api<Pod> = Api::namespaced(h.store.clone(), NS);
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(pod).unwrap(),
+    failed_pod(
+        h,
+        &first,
+        json!({names::CLUSTER: "hippo", names::COMPONENT: names::INIT_SQL, names::INIT_SQL_DIGEST: digest}),
+        error,
     )
-    .await
-    .unwrap();
+    .await;
     // Tries that ran out reaching the primary are not the SQL's failure: the Job runs again.
     fail_job(h, &first, "BackoffLimitExceeded").await;
     h.reconcile(NS, "hippo").await.unwrap();
@@ -2051,7 +2097,7 @@ async fn init_sql_runs_once_in_a_job(h: &Harness) {
         .into_iter()
         .find(|j| *j != first)
         .expect("a second Job");
-    finish_job(h, &second, true).await;
+    h.finish_job(NS, &second, true).await;
     h.reconcile(NS, "hippo").await.unwrap();
     let s = status(h, "hippo").await;
     assert_eq!(s.database_init_sql.as_deref(), Some("hippo-init"));
@@ -2130,7 +2176,7 @@ metadata: {{name: elephant, namespace: {NS}}}
 spec:
   postgresVersion: 15
   dataSource:
-    postgresCluster: {{clusterName: {source}, {namespace}repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}}
+    postgresCluster: {{clusterName: {source}, {namespace}repoName: repo1, options: [--type=time, '--target=\"2026-11-21 10:00:00+00\"']}}
   instances:
     - name: instance1
       dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
@@ -2391,7 +2437,8 @@ spec:
       configuration: [{secret: {name: old-s3-creds}}]
       global: {repo1-path: /pgbackrest/postgres-operator/hippo/repo1}
       repo: {name: repo1, s3: {bucket: old-backups, endpoint: s3.example.com, region: eu-1}}
-      options: [--type=time, '--target=2026-11-21 10:00:00+00']
+      # As PGO's documentation writes it, for the shell PGO runs it in.
+      options: [--type=time, '--target=\"2026-11-21 10:00:00+00\"']
   instances:
     - name: instance1
       replicas: 2
@@ -3354,6 +3401,14 @@ async fn deleted_or_changed_objects_are_restored() {
 }
 
 #[tokio::test]
+async fn the_users_job_is_progress_until_it_succeeds_and_its_failure_is_degraded() {
+    Box::pin(users_job_progresses_or_says_why_it_failed(
+        &Harness::new().await,
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn init_sql_runs_once_in_a_job_and_a_failure_waits_for_new_sql() {
     Box::pin(init_sql_runs_once_in_a_job(&Harness::new().await)).await;
 }
@@ -3581,6 +3636,7 @@ async fn cluster_role_grants_exactly_what_is_used() {
         a_failed_pass_does_not_repeat_a_switchover,
         oversized_answers_are_not_read,
         init_sql_runs_once_in_a_job,
+        users_job_progresses_or_says_why_it_failed,
         pgbouncer_objects_follow_the_spec,
         additional_volumes_mount_only_foreign_claims,
         config_files_project_only_foreign_objects,

@@ -1010,7 +1010,7 @@ metadata: {name: elephant}
 spec:
   postgresVersion: 15
   dataSource:
-    postgresCluster: {clusterName: hippo, repoName: repo1, options: [--type=time, '--target=2026-11-21 10:00:00+00']}
+    postgresCluster: {clusterName: hippo, repoName: repo1, options: [--type=time, '--target=\"2026-11-21 10:00:00+00\"']}
   instances:
     - dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 ",

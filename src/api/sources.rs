@@ -39,7 +39,8 @@ pub struct PgBackRestDataSource {
     pub global: Option<BTreeMap<String, String>>,
     /// The repository to restore from.
     pub repo: Repo,
-    /// `pgbackrest restore` options, e.g. `--type=time`, `--target=2026-11-21 10:00:00+00`.
+    /// `pgbackrest restore` options, each one word as a shell reads it (as PGO passes them),
+    /// e.g. `--type=time`, `--target="2026-11-21 10:00:00+00"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +98,8 @@ pub struct PostgresClusterDataSource {
     pub cluster_namespace: Option<String>,
     #[schemars(regex(pattern = "^repo[1-4]$"))]
     pub repo_name: String,
-    /// `pgbackrest restore` options, e.g. `--type=time`, `--target=2026-11-21 10:00:00+00`.
+    /// `pgbackrest restore` options, each one word as a shell reads it (as PGO passes them),
+    /// e.g. `--type=time`, `--target="2026-11-21 10:00:00+00"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,19 +35,6 @@ const MANAGED_PARAMETERS: &[&str] = &[
     "unix_socket_directories",
 ];
 
-/// `pgbackrest restore` options pgdeck sets itself.
-const MANAGED_RESTORE_OPTIONS: &[&str] = &[
-    "--pg1-path",
-    "--repo",
-    "--stanza",
-    "--target-action",
-    "--link-map",
-    // The restore's own configuration, and nothing else's.
-    "--config",
-    "--config-include-path",
-    "--config-path",
-];
-
 /// The longest cluster name plus set name: instance names `<cluster>-<set>-<4 chars>` and their
 /// pods' hostnames must stay within 63 characters with room for suffixes (PGO's limit).
 const MAX_CLUSTER_AND_SET_NAME: usize = 46;
@@ -622,26 +609,12 @@ pub fn parse_cron(cron: &str) -> Result<croner::Cron, String> {
         .map_err(|e| format!("{cron:?} is not a cron schedule: {e}"))
 }
 
+/// Restore options, each one word as PGO's users write them (a shell's quoting), none of
+/// pgdeck's own.
 fn restore_options(k: &mut Checker, path: &str, options: Option<&[String]>) {
     for (i, opt) in options.unwrap_or_default().iter().enumerate() {
-        let name = opt.split('=').next().unwrap_or_default();
-        // Each option is one `--name=value` word: a value on its own is refused below.
-        if opt.starts_with("--recovery-option=restore_command=") {
-            k.fail(
-                format!("{path}[{i}]"),
-                "restore_command is set by pgdeck: it stops PostgreSQL on a WAL read error \
-                 instead of ending recovery there",
-            );
-        } else if MANAGED_RESTORE_OPTIONS.contains(&name) {
-            k.fail(
-                format!("{path}[{i}]"),
-                format!("{name} is set by pgdeck and cannot be given"),
-            );
-        } else if !opt.starts_with("--") {
-            k.fail(
-                format!("{path}[{i}]"),
-                format!("{opt:?} is not a pgbackrest option (they start with --)"),
-            );
+        if let Err(e) = crate::plan::restore_options::read(opt) {
+            k.fail(format!("{path}[{i}]"), e);
         }
     }
 }
@@ -1349,7 +1322,7 @@ mod tests {
         assert!(
             source("['--type=time', '--recovery-option=recovery_min_apply_delay=1']").is_empty()
         );
-        let e = source("['--recovery-option=restore_command=cp /x %p']");
+        let e = source(r#"['--recovery-option="restore_command=cp /x %p"']"#);
         assert!(
             e.len() == 1
                 && e[0].starts_with(
@@ -1357,10 +1330,38 @@ mod tests {
                 ),
             "{e:?}"
         );
-        let apart = source("['--recovery-option', 'restore_command=cp /x %p']");
+        let apart = source("['--recovery-option', 'restore_command=/x']");
         assert!(
             apart.len() == 1 && apart[0].contains("is not a pgbackrest option"),
             "{apart:?}"
+        );
+    }
+
+    #[test]
+    fn restore_options_are_read_as_pgo_s_shell_reads_them_one_word_each() {
+        let source = |options: &str| {
+            spec_errors(&format!(
+                "dataSource: {{postgresCluster: {{clusterName: o, repoName: repo1, options: {options}}}}}"
+            ))
+        };
+        assert_eq!(
+            source(r#"['--type=time', '--target="2021-06-09 14:15:11-04"']"#),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            source("['--type=time', '--type=time --target=x']"),
+            [
+                "spec.dataSource.postgresCluster.options[1]: is more than one word to a shell: give each option its own entry"
+            ]
+        );
+        let in_place = spec_errors(
+            "backups: {pgbackrest: {repos: [{name: repo1}], restore: {enabled: true, repoName: repo1, options: ['--target=$(id)']}}}",
+        );
+        assert!(
+            in_place.iter().any(|e| e.starts_with(
+                "spec.backups.pgbackrest.restore.options[0]: '$' outside single quotes is expanded by a shell"
+            )),
+            "{in_place:?}"
         );
     }
 

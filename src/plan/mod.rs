@@ -14,6 +14,7 @@ pub mod patroni;
 pub mod pgbackrest;
 pub mod pgbouncer;
 pub mod resources;
+pub mod restore_options;
 pub mod rollout;
 pub mod standby;
 pub mod standby_lag;

@@ -353,6 +353,21 @@ current-context: fake
         )
     }
 
+    /// End Job `name` as the Job controller would: succeeded, or failed with its tries spent.
+    pub async fn finish_job(&self, ns: &str, name: &str, ok: bool) {
+        let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(self.store.clone(), ns);
+        let (kind, count) = if ok {
+            ("Complete", "succeeded")
+        } else {
+            ("Failed", "failed")
+        };
+        let status =
+            json!({"status": {count: 1, "conditions": [{"type": kind, "status": "True"}]}});
+        jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    }
+
     /// Reconcile until nothing more is written (the kubelet runs pods in between), at most a
     /// few passes.
     pub async fn settle(&self, ns: &str, name: &str) {

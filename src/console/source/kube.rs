@@ -44,6 +44,8 @@ use crate::observe::logs::{self, Chunk, LogLine};
 use crate::observe::patroni::Patroni;
 use crate::observe::settings::{self, Setting, Wanted};
 use crate::observe::vitals::Vitals;
+use crate::platform::kube::forward::Forward;
+use crate::platform::kube::kept::{Forwarded, Kept};
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
@@ -285,10 +287,13 @@ impl KubeSource {
     {
         let (client, tx) = (self.client.clone(), self.tx.clone());
         self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let mut kept = Kept::default();
+            let mut kept = Kept::<(Reach, Endpoint)>::default();
             loop {
                 let result = kept
-                    .read(reach(&client, &target), |e| read(&mut state, e))
+                    .read(
+                        reach(&client, &target),
+                        async |(_, e): &(Reach, Endpoint)| read(&mut state, e.clone()).await,
+                    )
                     .await;
                 let _ = tx.send(data(&target, result));
                 tokio::time::sleep(every).await;
@@ -442,33 +447,11 @@ async fn reach_instance(
     Ok((reach, endpoint))
 }
 
-/// One instance's port-forward and the console's connection through it: reached when first
-/// read through, kept while reads answer, reached anew after one fails (the pod may be gone
-/// or replaced). Activity, Settings and the vitals all read this way.
-#[derive(Default)]
-struct Kept {
-    open: Option<(Reach, Endpoint)>,
-}
-
-impl Kept {
-    /// What `read` makes of the connection; `reach` is awaited only when none is open.
-    async fn read<T, Fut>(
-        &mut self,
-        reach: impl Future<Output = Result<(Reach, Endpoint), String>>,
-        read: impl FnOnce(Endpoint) -> Fut,
-    ) -> Result<T, String>
-    where
-        Fut: Future<Output = Result<T, String>>,
-    {
-        let (through, endpoint) = match self.open.take() {
-            Some(open) => open,
-            None => reach.await?,
-        };
-        let result = read(endpoint.clone()).await.map_err(|e| through.explain(e));
-        if result.is_ok() {
-            self.open = Some((through, endpoint));
-        }
-        result
+/// One instance's port-forward and the console's connection through it, kept as [`Kept`]
+/// keeps it: Activity, Settings and the vitals all read this way.
+impl Forwarded for (Reach, Endpoint) {
+    fn forward(&self) -> &Forward {
+        &self.0.forward
     }
 }
 
@@ -490,7 +473,7 @@ const VITALS_RETRY: Duration = Duration::from_secs(30);
 /// through, kept while its cluster is open.
 #[derive(Default)]
 struct VitalsProbes {
-    open: HashMap<String, (Kept, ActivityProbe)>,
+    open: HashMap<String, (Kept<(Reach, Endpoint)>, ActivityProbe)>,
     failed: HashMap<String, Instant>,
 }
 
@@ -521,7 +504,9 @@ impl VitalsProbes {
                 let reach = reach_instance(client, cluster, name, whose);
                 let into = &mut v;
                 let answered = kept
-                    .read(reach, move |e| async move { into.read(probe, &e).await })
+                    .read(reach, async move |(_, e): &(Reach, Endpoint)| {
+                        into.read(probe, e).await
+                    })
                     .await
                     .is_ok();
                 (name.clone(), v, answered)

@@ -41,7 +41,7 @@ pub async fn decide(
         return Ok(Ok(RestoreFrom::SourceHost));
     };
     if objects::restore_problem(cluster).is_some() {
-        // Another namespace: reported as it is.
+        // Another namespace, or options that cannot be read: reported as it is.
         return Ok(Ok(RestoreFrom::SourceHost));
     }
     if let Some(made) = as_made(cluster, owned, &src.repo_name) {

@@ -17,7 +17,7 @@ use super::KubeError;
 use super::names::{self, Names};
 use super::objects::InitSql;
 use super::proxy::Seen;
-use super::status::{JobState, job_state};
+use super::status::{self, JobState, job_state};
 use crate::api::{PostgresCluster, PostgresClusterStatus};
 use crate::plan::init_sql::{self, Next};
 
@@ -133,17 +133,11 @@ pub fn ready(seen: &Seen, jobs: &[Job]) -> bool {
 
 /// psql's message from the failed run's pod (its termination message), newest pod first.
 fn message(pods: &[Pod], digest: &str, job: &str) -> String {
-    pods.iter()
-        .filter(|p| p.labels().get(names::INIT_SQL_DIGEST).map(String::as_str) == Some(digest))
-        .max_by_key(|p| p.creation_timestamp())
-        .and_then(|p| {
-            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
-            let terminated = statuses.first()?.state.as_ref()?.terminated.as_ref()?;
-            terminated.message.clone()
-        })
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| format!("see `kubectl logs job/{job}`"))
+    status::last_words(
+        pods.iter()
+            .filter(|p| p.labels().get(names::INIT_SQL_DIGEST).map(String::as_str) == Some(digest)),
+    )
+    .unwrap_or_else(|| format!("see `kubectl logs job/{job}`"))
 }
 
 /// Record the check in status; when the outcome is new (it ran, or failed with a new message),

@@ -12,6 +12,7 @@ pub mod finalizer;
 pub mod foreign;
 pub mod forward;
 pub mod init_sql;
+pub mod kept;
 pub mod leader;
 pub mod manifests;
 pub mod manual_backup;

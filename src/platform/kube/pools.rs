@@ -12,6 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
 use super::forward::Forward;
+use super::kept::{Forwarded, Kept};
 use super::names::{self, Names};
 use super::objects::pgbouncer_port;
 use super::sql;
@@ -20,7 +21,7 @@ use crate::observe::connection::Endpoint;
 use crate::observe::pgbouncer::{self, Pools};
 use crate::plan::pgbouncer::POOLER_USER;
 
-/// One pgBouncer pod's admin console, kept open between reads.
+/// One pgBouncer pod's admin console.
 struct Reached {
     pod: String,
     /// How many pgBouncer pods were ready when it was chosen.
@@ -29,11 +30,17 @@ struct Reached {
     client: tokio_postgres::Client,
 }
 
+impl Forwarded for Reached {
+    fn forward(&self) -> &Forward {
+        &self.forward
+    }
+}
+
 /// The open cluster's pools: reach a pod once, read it every refresh, reach one anew after an
 /// error (the pod may be gone).
 #[derive(Default)]
 pub struct PoolsProbe {
-    reached: Option<Reached>,
+    kept: Kept<Reached>,
 }
 
 impl PoolsProbe {
@@ -42,31 +49,24 @@ impl PoolsProbe {
         client: &Client,
         cluster: &PostgresCluster,
     ) -> Result<Pools, String> {
-        if self.reached.is_none() {
-            self.reached = Some(reach(client, cluster).await?);
-        }
-        let reached = self.reached.as_ref().expect("reached above");
-        let asked = reached.client.simple_query("SHOW POOLS");
-        let answer = match tokio::time::timeout(Duration::from_secs(2), asked).await {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(e)) => Err(e
-                .as_db_error()
-                .map_or(e.to_string(), |d| d.message().to_string())),
-            Err(_) => Err("no answer to SHOW POOLS within 2s".into()),
-        };
-        match answer {
-            Ok(rows) => Ok(Pools {
-                from: Some(shown(&reached.pod, reached.ready)),
-                pools: pgbouncer::pools(&rows),
-            }),
-            Err(e) => {
-                let e = reached
-                    .forward
-                    .explain(format!("pgBouncer pod {}: {e}", reached.pod));
-                self.reached = None;
-                Err(e)
+        let read = async |reached: &Reached| {
+            let asked = reached.client.simple_query("SHOW POOLS");
+            let answer = match tokio::time::timeout(Duration::from_secs(2), asked).await {
+                Ok(Ok(rows)) => Ok(rows),
+                Ok(Err(e)) => Err(e
+                    .as_db_error()
+                    .map_or(e.to_string(), |d| d.message().to_string())),
+                Err(_) => Err("no answer to SHOW POOLS within 2s".into()),
+            };
+            match answer {
+                Ok(rows) => Ok(Pools {
+                    from: Some(shown(&reached.pod, reached.ready)),
+                    pools: pgbouncer::pools(&rows),
+                }),
+                Err(e) => Err(format!("pgBouncer pod {}: {e}", reached.pod)),
             }
-        }
+        };
+        self.kept.read(reach(client, cluster), read).await
     }
 }
 

@@ -322,15 +322,13 @@ impl Run<'_> {
                 names::Names::new(cluster.name(), cluster.namespace()).initial_backup()
             ));
         }
-        for job in self.owned.objects.jobs.iter().filter(|j| {
-            j.labels().get(names::COMPONENT).map(String::as_str) == Some("users")
-                && status::job_state(j) == JobState::Failed
-        }) {
-            self.problem = Some(format!(
-                "creating users failed: see `kubectl logs -n {} job/{}`",
-                cluster.namespace(),
-                job.name_any()
-            ));
+        let users = status::users_job(&desired.jobs, &self.owned.objects.jobs);
+        if let Some((job, JobState::Failed)) = users {
+            let said =
+                status::last_words(status::pods_of(&self.owned.pods, job)).unwrap_or_else(|| {
+                    format!("see `kubectl logs -n {} job/{job}`", cluster.namespace())
+                });
+            self.problem = Some(format!("creating users failed: {said}"));
         }
 
         // Status lists the instances the cluster now runs, new ones included, as written.
@@ -344,9 +342,8 @@ impl Run<'_> {
             removing,
             waiting: plan.waiting.clone(),
             switchover: moving,
-            // The users Job's progress is not part of the conditions yet (a failed one is a
-            // problem, below).
-            users: false,
+            // A failed one is a problem, above: it does not progress.
+            users: users.is_some_and(|(_, state)| state == JobState::Running),
             // Its Job, just created, runs too.
             initial_backup: backup == Some(JobState::Running)
                 || (backup.is_none()

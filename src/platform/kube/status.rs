@@ -3,9 +3,10 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::names::Names;
+use super::names::{self, Names};
 use super::proxy::Seen;
 use crate::api::status::{PgBouncerStatus, PostgresClusterStatus, ProxyStatus, RepoStatus};
 use crate::api::{PostgresCluster, annotations};
@@ -34,6 +35,44 @@ pub fn job_state(job: &Job) -> JobState {
         JobState::Running
     }
 }
+
+/// The users Job this pass wants (its name carries a digest of the users), and how it stands:
+/// one not listed yet was just created, and runs. `None` when none is wanted (a standby).
+pub fn users_job<'a>(desired: &'a [Job], owned: &[Job]) -> Option<(&'a str, JobState)> {
+    let name = desired
+        .iter()
+        .find(|j| j.labels().get(names::COMPONENT).map(String::as_str) == Some("users"))?
+        .metadata
+        .name
+        .as_deref()?;
+    let listed = owned
+        .iter()
+        .find(|j| j.metadata.name.as_deref() == Some(name));
+    Some((name, listed.map_or(JobState::Running, job_state)))
+}
+
+/// What the newest of `pods` said as it ended: a script's last words (its container's
+/// termination message, its log's tail with `FallbackToLogsOnError`), if any.
+pub fn last_words<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Option<String> {
+    pods.into_iter()
+        .max_by_key(|p| p.creation_timestamp())
+        .and_then(|p| {
+            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
+            let terminated = statuses.first()?.state.as_ref()?.terminated.as_ref()?;
+            terminated.message.clone()
+        })
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+}
+
+/// The pods Job `name` ran, by the label the Job controller gives them.
+pub fn pods_of<'a>(pods: &'a [Pod], name: &'a str) -> impl Iterator<Item = &'a Pod> {
+    pods.iter()
+        .filter(move |p| p.labels().get(JOB_NAME).map(String::as_str) == Some(name))
+}
+
+/// The Job controller's label on a Job's pods.
+const JOB_NAME: &str = "batch.kubernetes.io/job-name";
 
 /// The first full backup: taken (recorded in status, or its Job succeeded), running, failed.
 pub fn initial_backup(cluster: &PostgresCluster, jobs: &[Job]) -> Option<JobState> {

@@ -25,9 +25,11 @@ use k8s_openapi::api::core::v1::{
 use super::instances::PRIVATE;
 use super::pods::mount_ro;
 use super::{Ctx, paths};
+use crate::api::PostgresCluster;
 use crate::api::sources::{PgBackRestDataSource, PostgresClusterDataSource};
 use crate::plan::dynamic::STANZA;
 use crate::plan::pgbackrest::{self, Remote, Storage};
+use crate::plan::restore_options;
 use crate::platform::kube::names::Names;
 
 /// The restore's pgBackRest configuration, a file of the instance's Patroni ConfigMap.
@@ -61,8 +63,8 @@ enum Source<'a> {
     Cloud(&'a PgBackRestDataSource),
 }
 
-fn source<'a>(ctx: &Ctx<'a>) -> Option<Source<'a>> {
-    let data = ctx.cluster.spec.data_source.as_ref()?;
+fn source(cluster: &PostgresCluster) -> Option<Source<'_>> {
+    let data = cluster.spec.data_source.as_ref()?;
     if let Some(src) = &data.postgres_cluster {
         src.cluster_name.as_ref()?;
         return Some(Source::Cluster(src));
@@ -79,15 +81,17 @@ fn source_names<'a>(ctx: &Ctx<'a>, src: &'a PostgresClusterDataSource) -> Names<
     )
 }
 
-/// Why the restore cannot run: a source in another namespace, whose certificate the pods
-/// cannot mount (its bootstrap then fails, and retries, rather than start an empty cluster).
-pub fn problem(cluster: &crate::api::PostgresCluster) -> Option<String> {
-    let src = cluster
-        .spec
-        .data_source
-        .as_ref()?
-        .postgres_cluster
-        .as_ref()?;
+/// Why the restore cannot run: options that cannot be read, or a source in another namespace,
+/// whose certificate the pods cannot mount (its bootstrap then fails, and retries, rather than
+/// start an empty cluster).
+pub fn problem(cluster: &PostgresCluster) -> Option<String> {
+    let source = source(cluster)?;
+    if let Err(why) = source_options(&source) {
+        return Some(why);
+    }
+    let Source::Cluster(src) = source else {
+        return None;
+    };
     let ns = src.cluster_namespace.as_deref()?;
     (ns != cluster.namespace()).then(|| {
         format!(
@@ -131,7 +135,7 @@ fn cluster<'a>(repo: &'a str, path: &'a str, host: Option<&'a Remote>) -> pgback
 /// its kept volume, or in the cloud.
 pub fn config(ctx: &Ctx) -> Option<String> {
     let layout = super::backups::instance_layout(ctx);
-    let src = match source(ctx)? {
+    let src = match source(ctx.cluster)? {
         Source::Cloud(src) => {
             let path = cloud_path(src);
             return Some(pgbackrest::restore_config(&cloud(src, &path), &layout));
@@ -157,17 +161,27 @@ pub fn config(ctx: &Ctx) -> Option<String> {
     ))
 }
 
-/// Patroni's bootstrap command.
+/// Patroni's bootstrap command. Options that cannot be read (a spec written past `pgdeck
+/// apply`) give a command that fails saying why: the bootstrap retries, never an empty or
+/// mistargeted cluster, and [`problem`] reports it.
 pub fn command(ctx: &Ctx) -> Option<String> {
     let config = format!("{}/{CONFIG_FILE}", paths::PATRONI_CONFIG);
-    Some(match source(ctx)? {
+    let source = source(ctx.cluster)?;
+    let options = match source_options(&source) {
+        Ok(options) => options,
+        Err(why) => {
+            let fail = ["sh", "-c", "echo \"$0\" >&2; exit 1", &why];
+            return Some(fail.map(pgbackrest::shell_quote).join(" "));
+        }
+    };
+    Some(match source {
         Source::Cloud(src) => {
             let path = cloud_path(src);
             pgbackrest::restore_command(
                 &cloud(src, &path),
                 &config,
                 Some(paths::PGBACKREST_SOURCE_INCLUDE),
-                src.options.as_deref().unwrap_or_default(),
+                &options,
             )
         }
         Source::Cluster(src) => pgbackrest::restore_command(
@@ -175,15 +189,25 @@ pub fn command(ctx: &Ctx) -> Option<String> {
             &cluster(&src.repo_name, "", None),
             &config,
             None,
-            src.options.as_deref().unwrap_or_default(),
+            &options,
         ),
     })
+}
+
+/// The source's restore options as pgBackRest gets them, or which is refused.
+fn source_options(source: &Source) -> Result<Vec<String>, String> {
+    let (field, given) = match source {
+        Source::Cloud(src) => ("spec.dataSource.pgbackrest", &src.options),
+        Source::Cluster(src) => ("spec.dataSource.postgresCluster", &src.options),
+    };
+    restore_options::read_all(given.as_deref().unwrap_or_default())
+        .map_err(|e| format!("{field}.{e}"))
 }
 
 /// What the `database` container of `instance` mounts to restore: the source's pgBackRest
 /// certificate, or the kept repository volume (read-only).
 pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
-    let src = match source(ctx)? {
+    let src = match source(ctx.cluster)? {
         Source::Cloud(src) => return Some(cloud_files(src)),
         Source::Cluster(src) => src,
     };
@@ -263,4 +287,29 @@ fn cloud_files(src: &PgBackRestDataSource) -> (Volume, VolumeMount) {
         }
     };
     (volume, mount_ro(VOLUME, paths::PGBACKREST_SOURCE_INCLUDE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Ctx, Inputs};
+    use super::*;
+
+    /// A spec written to the API past `pgdeck apply`, with two options in one entry.
+    #[test]
+    fn options_that_cannot_be_read_fail_the_bootstrap_and_say_why() {
+        let c: PostgresCluster = serde_yaml::from_str(
+            "apiVersion: pgdeck.dev/v1beta1\nkind: PostgresCluster\nmetadata: {name: c, namespace: db}\n\
+             spec:\n  postgresVersion: 15\n  instances: []\n  dataSource: {postgresCluster: \
+             {clusterName: o, repoName: repo1, options: ['--type=time --target=x']}}\n",
+        )
+        .unwrap();
+        let why = "spec.dataSource.postgresCluster.options[0]: is more than one word to a shell: \
+                   give each option its own entry";
+        assert_eq!(problem(&c).as_deref(), Some(why));
+        let command = command(&Ctx::new(&c, &Inputs::default())).unwrap();
+        assert_eq!(
+            shlex::split(&command).unwrap(),
+            ["sh", "-c", "echo \"$0\" >&2; exit 1", why]
+        );
+    }
 }

@@ -145,16 +145,14 @@ pub fn render(ctx: &Ctx, secrets: &[Secret]) -> Job {
         env,
         resources: None,
     };
+    // No API access: psql needs none.
+    let mut spec = pods::script_job(ctx, labels.clone(), script, None, Placement::default());
+    let pod = spec.template.spec.as_mut().expect("a script job has a pod");
+    // psql's error, as the pod's status reports it to the operator (the Degraded condition).
+    pod.containers[0].termination_message_policy = Some("FallbackToLogsOnError".into());
     Job {
-        metadata: ctx.meta(ctx.names.users_job(&digest[..8]), labels.clone()),
-        // No API access: psql needs none.
-        spec: Some(pods::script_job(
-            ctx,
-            labels,
-            script,
-            None,
-            Placement::default(),
-        )),
+        metadata: ctx.meta(ctx.names.users_job(&digest[..8]), labels),
+        spec: Some(spec),
         ..Default::default()
     }
 }

@@ -71,7 +71,7 @@ use crate::plan::monitoring::{self, MONITORING_USER};
 use crate::plan::patroni::Credentials;
 use crate::plan::rollout::{self, Step};
 use crate::plan::standby as plan_standby;
-use crate::plan::{dynamic, resources, wal_gap};
+use crate::plan::{dynamic, resources, restore_options, wal_gap};
 use crate::platform::PlatformError;
 
 pub use self::pooler::pools;
@@ -706,13 +706,16 @@ impl Worker {
     /// now, so a DBA accepts a gap by asking for an LSN target replay reached.
     fn replay_verdict(&self, cluster: &PostgresCluster) -> Option<wal_gap::Verdict> {
         let check = self.state.replay.as_ref()?;
-        let options = cluster
+        let given = cluster
             .spec
             .data_source
             .as_ref()
             .and_then(|d| d.postgres_cluster.as_ref())
-            .and_then(|p| p.options.clone())
+            .and_then(|p| p.options.as_deref())
             .unwrap_or_default();
+        // Options that no longer read were stored (and used, unread) before they were read as
+        // a shell reads them: judge by what that restore used.
+        let options = restore_options::read_all(given).unwrap_or_else(|_| given.to_vec());
         Some(wal_gap::judge(
             check.archived_to.as_deref(),
             check.ended?,

@@ -6,6 +6,7 @@ use super::super::home::Home;
 use super::instances::RestoreSource;
 use super::kept;
 use crate::api::PostgresCluster;
+use crate::plan::restore_options;
 use crate::platform::PlatformError;
 
 pub fn source(
@@ -41,6 +42,8 @@ pub fn source(
     Ok(Some(RestoreSource {
         repo: src.repo_name.clone(),
         path,
-        options: src.options.clone().unwrap_or_default(),
+        // Validated at apply; a stored spec from before that is refused here, not run.
+        options: restore_options::read_all(src.options.as_deref().unwrap_or_default())
+            .map_err(|e| PlatformError::Operator(format!("spec.dataSource.postgresCluster.{e}")))?,
     }))
 }
