@@ -2330,7 +2330,7 @@ fn collector_config(o: &pgdeck::platform::kube::objects::Objects) -> serde_json:
 /// the metric says (`int` reads an integer column).
 #[test]
 fn the_collectors_postgres_queries_run_as_the_monitoring_role_on_a_real_postgresql() {
-    let rendered = instrumented("  instrumentation: {}\n");
+    let rendered = instrumented("  instrumentation: {metrics: {perDBMetricTargets: [postgres]}}\n");
     let config = collector_config(&rendered);
     let value = |name: &str, key: &str| secret_value(&rendered, name, key);
     let scratch = ScratchPostgres::start();
@@ -2342,13 +2342,15 @@ fn the_collectors_postgres_queries_run_as_the_monitoring_role_on_a_real_postgres
         ),
         "falsetrue"
     );
-    // A slot, so that the slots' statement has a row to read.
+    // A slot, so that the slots' statement has a row to read; a table, for the per-database
+    // statements (the monitoring role may not read it, only its statistics).
     scratch.query("SELECT 1 FROM pg_create_physical_replication_slot('standby1', true)");
+    scratch.query("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)");
     let password = value("hippo-monitoring", "password");
     let receivers = config["service"]["pipelines"]["metrics/postgres"]["receivers"].clone();
     assert_eq!(
         receivers,
-        serde_json::json!(["sqlquery/5s", "sqlquery/300s"])
+        serde_json::json!(["sqlquery/5s", "sqlquery/300s", "sqlquery/postgres"])
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -99,6 +99,19 @@ pub struct LogsBatches {
 pub struct InstrumentationMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_queries: Option<CustomQueries>,
+    /// The exporters (of `config.exporters`) that send metrics too, beside the Prometheus
+    /// endpoint on 9187.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "set"))]
+    pub exporters: Option<Vec<String>>,
+    /// Databases whose tables' statistics the collector reads every 5 minutes (PGO's per-db
+    /// metrics), besides the cluster-wide ones it reads in `postgres`.
+    #[serde(
+        default,
+        rename = "perDBMetricTargets",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub per_db_metric_targets: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -178,11 +191,46 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
     let config = spec.config.clone().unwrap_or_default();
     let exporters = config.exporters.unwrap_or_default().0;
     let logs = spec.logs.clone().unwrap_or_default();
-    for (i, name) in logs.exporters.iter().flatten().enumerate() {
-        if name != DEBUG_EXPORTER && !exporters.contains_key(name) {
+    let metrics = spec.metrics.clone().unwrap_or_default();
+    let named = [("logs", &logs.exporters), ("metrics", &metrics.exporters)];
+    for (what, names) in named {
+        for (i, name) in names.iter().flatten().enumerate() {
+            if name != DEBUG_EXPORTER && !exporters.contains_key(name) {
+                fail(
+                    &format!("spec.instrumentation.{what}.exporters[{i}]"),
+                    &format!(
+                        "{name:?} is not an exporter of spec.instrumentation.config.exporters"
+                    ),
+                );
+            }
+        }
+    }
+    // PGO's receiver IDs: `sqlquery/<database>` beside `sqlquery/5s`, `sqlquery/300s` and
+    // `sqlquery/<set>-<database>` of the custom queries.
+    let taken: Vec<String> = ["5s".to_string(), "300s".to_string()]
+        .into_iter()
+        .chain(metrics.custom_queries.iter().flat_map(|q| {
+            q.add.iter().flatten().flat_map(|set| {
+                let default = vec!["postgres".to_string()];
+                let dbs = set.databases.clone().unwrap_or(default);
+                dbs.into_iter().map(move |db| format!("{}-{db}", set.name))
+            })
+        }))
+        .collect();
+    for (i, db) in metrics.per_db_metric_targets.iter().flatten().enumerate() {
+        if taken.contains(db) {
             fail(
-                &format!("spec.instrumentation.logs.exporters[{i}]"),
-                &format!("{name:?} is not an exporter of spec.instrumentation.config.exporters"),
+                &format!("spec.instrumentation.metrics.perDBMetricTargets[{i}]"),
+                &format!(
+                    "{db:?} would name the collector's receiver sqlquery/{db}, which another \
+                     set of queries has"
+                ),
+            );
+        } else if !receiver_part(db) {
+            fail(
+                &format!("spec.instrumentation.metrics.perDBMetricTargets[{i}]"),
+                "must be letters, digits, `_`, `-` and `.`: it names the collector's receiver \
+                 (sqlquery/<database>)",
             );
         }
     }
@@ -248,14 +296,7 @@ fn custom_query_problems(c: &PostgresCluster, queries: &CustomQueries) -> Vec<Fi
             ));
         }
     }
-    // Part of a component ID (`sqlquery/<name>-<database>`) or of a path in the pod.
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
-    };
+    let plain = receiver_part;
     let mut seen = std::collections::BTreeSet::new();
     for (i, set) in queries.add.iter().flatten().enumerate() {
         let at = format!("{base}.add[{i}]");
@@ -296,6 +337,16 @@ fn custom_query_problems(c: &PostgresCluster, queries: &CustomQueries) -> Vec<Fi
         }
     }
     out
+}
+
+/// Whether `s` can be part of a component ID (`sqlquery/<name>-<database>`) or of a path in
+/// the pod.
+fn receiver_part(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
 }
 
 /// The exporter every collector has, which logs go to when no other is named.
@@ -385,6 +436,22 @@ mod tests {
             (
                 "  instrumentation: {logs: {exporters: [otlp]}}\n",
                 "spec.instrumentation.logs.exporters[0]",
+            ),
+            (
+                "  instrumentation: {config: {exporters: {otlp: {}}}, metrics: {exporters: [otlp, prom]}}\n",
+                "spec.instrumentation.metrics.exporters[1]",
+            ),
+            (
+                "  instrumentation: {metrics: {perDBMetricTargets: [app, \"x' user=postgres\"]}}\n",
+                "spec.instrumentation.metrics.perDBMetricTargets[1]",
+            ),
+            (
+                "  instrumentation: {metrics: {perDBMetricTargets: [300s]}}\n",
+                "spec.instrumentation.metrics.perDBMetricTargets[0]",
+            ),
+            (
+                "  instrumentation: {metrics: {perDBMetricTargets: [mine-app], customQueries: {add: [{name: mine, queries: {name: m, key: k}, databases: [app]}]}}}\n",
+                "spec.instrumentation.metrics.perDBMetricTargets[0]",
             ),
             (
                 "  instrumentation: {logs: {retentionPeriod: 1 week 60 weeks}}\n",

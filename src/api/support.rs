@@ -754,6 +754,16 @@ pub const FIELDS: &[Field] = &[
         NO_COLLECTOR,
         Works,
     ),
+    field(
+        "spec.instrumentation.metrics.exporters",
+        NO_COLLECTOR,
+        Works,
+    ),
+    field(
+        "spec.instrumentation.metrics.perDBMetricTargets",
+        NO_COLLECTOR,
+        Works,
+    ),
 ];
 
 /// The entry for a property path, `[]` for list items.

@@ -30,11 +30,13 @@ pub struct Metric {
     pub description: String,
 }
 
-/// How often a set of queries runs (PGO's two receivers).
+/// How often a set of queries runs (PGO's two receivers), or, for `PerDatabase`, where: every
+/// 5 minutes in each database of `metrics.perDBMetricTargets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Every {
     FiveSeconds,
     FiveMinutes,
+    PerDatabase,
 }
 
 /// The built-in queries of PostgreSQL `version` that run `every` so often.
@@ -43,6 +45,7 @@ pub fn postgres(version: i32, every: Every) -> Vec<Query> {
         Every::FiveSeconds if version >= 17 => &[FAST, FROM_17],
         Every::FiveSeconds => &[FAST, BEFORE_17],
         Every::FiveMinutes => &[SLOW],
+        Every::PerDatabase => &[PER_DB],
     };
     files.iter().flat_map(|f| parse(f)).collect()
 }
@@ -54,7 +57,7 @@ pub fn pgbouncer() -> Vec<Query> {
 
 /// The names of PostgreSQL `version`'s built-in metrics.
 pub fn names(version: i32) -> BTreeSet<String> {
-    [Every::FiveSeconds, Every::FiveMinutes]
+    [Every::FiveSeconds, Every::FiveMinutes, Every::PerDatabase]
         .into_iter()
         .flat_map(|e| postgres(version, e))
         .flat_map(|q| q.metrics.into_iter().map(|m| m.metric_name))
@@ -77,6 +80,7 @@ const FAST: &str = include_str!("collector_metrics/postgres_fast.yaml");
 const BEFORE_17: &str = include_str!("collector_metrics/checkpoints_before_17.yaml");
 const FROM_17: &str = include_str!("collector_metrics/checkpoints_from_17.yaml");
 const SLOW: &str = include_str!("collector_metrics/postgres_slow.yaml");
+const PER_DB: &str = include_str!("collector_metrics/postgres_per_db.yaml");
 const PGBOUNCER: &str = include_str!("collector_metrics/pgbouncer.yaml");
 
 fn parse(text: &str) -> Vec<Query> {
@@ -88,7 +92,7 @@ mod tests {
     use super::*;
 
     fn all() -> Vec<Query> {
-        [FAST, BEFORE_17, FROM_17, SLOW, PGBOUNCER]
+        [FAST, BEFORE_17, FROM_17, SLOW, PER_DB, PGBOUNCER]
             .iter()
             .flat_map(|f| parse(f))
             .collect()
@@ -137,6 +141,8 @@ mod tests {
             "ccp_database_size_bytes",
             "ccp_locks_count",
             "ccp_archive_command_status_failed_count",
+            "ccp_stat_user_tables_n_dead_tup",
+            "ccp_table_size_bytes",
         ] {
             assert!(names(15).contains(name), "{name}");
         }

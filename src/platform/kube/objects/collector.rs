@@ -101,7 +101,14 @@ fn text(config: &Value) -> String {
 
 /// What every collector has: the exporters (`debug`, Prometheus's on 9187, the spec's), the
 /// processors its pipelines share, no receiver yet; and the exporters that send logs.
-fn base(spec: &InstrumentationSpec) -> (Value, Vec<String>) {
+/// Where a collector's records go: `logs.exporters` (`debug` when absent), and the Prometheus
+/// endpoint with `metrics.exporters`.
+struct Exporters {
+    logs: Vec<String>,
+    metrics: Vec<String>,
+}
+
+fn base(spec: &InstrumentationSpec) -> (Value, Exporters) {
     let settings = spec.config.clone().unwrap_or_default();
     let logs = spec.logs.clone().unwrap_or_default();
     let mut exporters = json!({
@@ -114,6 +121,10 @@ fn base(spec: &InstrumentationSpec) -> (Value, Vec<String>) {
     let log_exporters = logs
         .exporters
         .unwrap_or_else(|| vec![DEBUG_EXPORTER.into()]);
+    let metrics = spec.metrics.clone().unwrap_or_default();
+    let metric_exporters = std::iter::once(PROMETHEUS.to_string())
+        .chain(metrics.exporters.into_iter().flatten())
+        .collect();
     let batches = logs.batches.unwrap_or_default();
     let mut batch = json!({
         "timeout": batches.max_delay.as_deref().unwrap_or("200ms"),
@@ -149,7 +160,11 @@ fn base(spec: &InstrumentationSpec) -> (Value, Vec<String>) {
         "receivers": {},
         "service": { "extensions": [], "pipelines": {} },
     });
-    (config, log_exporters)
+    let exporters = Exporters {
+        logs: log_exporters,
+        metrics: metric_exporters,
+    };
+    (config, exporters)
 }
 
 /// The processors of a logs pipeline whose records `resource` and `transform` describe.
@@ -178,7 +193,7 @@ fn merge(config: &mut Value, part: Value) {
 fn config(ctx: &Ctx) -> Option<Value> {
     let spec = spec(ctx)?;
     let c = ctx.cluster;
-    let (mut config, log_exporters) = base(spec);
+    let (mut config, exporters) = base(spec);
     let (postgres_receiver, postgres_log) = postgres_receiver(c.spec.postgres_version);
     let instance = json!({
         "extensions": {
@@ -224,25 +239,25 @@ fn config(ctx: &Ctx) -> Option<Value> {
                 "logs/postgres": {
                     "receivers": [postgres_receiver],
                     "processors": logs_processors("resource/postgres", "transform/postgres_logs"),
-                    "exporters": log_exporters,
+                    "exporters": exporters.logs,
                 },
                 "logs/patroni": {
                     "receivers": ["filelog/patroni_log"],
                     "processors": logs_processors("resource/patroni", "transform/patroni_logs"),
-                    "exporters": log_exporters,
+                    "exporters": exporters.logs,
                 },
                 "metrics/patroni": {
                     "receivers": [PROMETHEUS],
                     "processors": [RESOURCE_DETECTION, "batch/1s"],
-                    "exporters": [PROMETHEUS],
+                    "exporters": exporters.metrics,
                 },
             },
         },
     });
     merge(&mut config, instance);
-    postgres_metrics(ctx, &mut config);
+    postgres_metrics(ctx, &mut config, &exporters.metrics);
     if !c.repos().is_empty() {
-        pgbackrest_logs(&mut config, &log_exporters);
+        pgbackrest_logs(&mut config, &exporters.logs);
         config["service"]["pipelines"]["logs/pgbackrest"]["processors"] =
             logs_processors("resource/pgbackrest", "transform/pgbackrest_logs");
     }
@@ -259,7 +274,7 @@ pub const PGBOUNCER_LOG: &str = "/tmp/logs/pgbouncer/pgbouncer.log";
 fn pgbouncer_config(ctx: &Ctx, port: i32) -> Option<Value> {
     let spec = spec(ctx)?;
     ctx.cluster.spec.proxy.as_ref()?;
-    let (mut config, log_exporters) = base(spec);
+    let (mut config, exporters) = base(spec);
     let dir = PGBOUNCER_LOG.rsplit_once('/').expect("a path").0;
     let queries = serde_json::to_value(collector_metrics::pgbouncer()).expect("queries serialize");
     let datasource = datasource(
@@ -293,12 +308,12 @@ fn pgbouncer_config(ctx: &Ctx, port: i32) -> Option<Value> {
                 "logs/pgbouncer": {
                     "receivers": ["filelog/pgbouncer_log"],
                     "processors": logs_processors("resource/pgbouncer", "transform/pgbouncer_logs"),
-                    "exporters": log_exporters,
+                    "exporters": exporters.logs,
                 },
                 "metrics/pgbouncer": {
                     "receivers": ["sqlquery"],
                     "processors": ["batch/200ms", COMPACTING],
-                    "exporters": [PROMETHEUS],
+                    "exporters": exporters.metrics,
                 },
             },
         },
@@ -329,9 +344,10 @@ fn pgbouncer_transforms() -> Value {
     }])
 }
 
-/// PostgreSQL's metrics (PGO's `metrics/postgres`): the built-in queries of its version every
-/// 5 seconds and every 5 minutes (less `metrics.customQueries.remove`), as the monitoring role.
-fn postgres_metrics(ctx: &Ctx, config: &mut Value) {
+/// PostgreSQL's metrics (PGO's `metrics/postgres`) to `exporters`: the built-in queries of its
+/// version every 5 seconds and every 5 minutes, and in each database of `perDBMetricTargets`
+/// (less `metrics.customQueries.remove`), as the monitoring role.
+fn postgres_metrics(ctx: &Ctx, config: &mut Value, exporters: &[String]) {
     let c = ctx.cluster;
     let custom = custom_queries(ctx);
     let remove = custom.remove.clone().unwrap_or_default();
@@ -355,6 +371,22 @@ fn postgres_metrics(ctx: &Ctx, config: &mut Value) {
         config["receivers"][id] = sqlquery(ctx, "postgres", interval, queries);
         receivers.push(id.to_string());
     }
+    let mut per_db = collector_metrics::without(
+        collector_metrics::postgres(c.spec.postgres_version, Every::PerDatabase),
+        &remove,
+    );
+    for m in per_db.iter_mut().flat_map(|q| &mut q.metrics) {
+        m.static_attributes.insert("server".into(), server.clone());
+    }
+    let targets =
+        (spec(ctx).and_then(|s| s.metrics.as_ref())).and_then(|m| m.per_db_metric_targets.clone());
+    for db in targets.iter().flatten().filter(|_| !per_db.is_empty()) {
+        // PGO's receiver ID (validation keeps it apart from the others').
+        let id = format!("sqlquery/{db}");
+        let queries = serde_json::to_value(&per_db).expect("queries serialize");
+        config["receivers"][&id] = sqlquery(ctx, db, "300s", queries);
+        receivers.push(id);
+    }
     // The DBA's queries, from the files their ConfigMaps project (PGO's IDs and paths).
     for set in custom.add.iter().flatten() {
         let interval = set.collection_interval.as_deref().unwrap_or("5s");
@@ -375,7 +407,7 @@ fn postgres_metrics(ctx: &Ctx, config: &mut Value) {
     config["service"]["pipelines"]["metrics/postgres"] = json!({
         "receivers": receivers,
         "processors": ["batch/200ms", COMPACTING],
-        "exporters": [PROMETHEUS],
+        "exporters": exporters,
     });
 }
 
@@ -820,6 +852,57 @@ mod tests {
                 (from.name.as_str(), from.key.as_str()),
                 ("c-monitoring", "password")
             );
+        });
+    }
+
+    #[test]
+    fn metrics_go_to_the_named_exporters_too_and_tables_are_read_in_each_target_database() {
+        let spec = "  instrumentation:\n    config: {exporters: {otlp/metrics: {endpoint: m:4317}}}\n    \
+                    metrics:\n      exporters: [otlp/metrics]\n      perDBMetricTargets: [app, shop]\n      \
+                    customQueries: {remove: [ccp_table_size_bytes]}\n  proxy: {pgBouncer: {}}\n";
+        let c = cluster(16, spec);
+        with(&c, |ctx| {
+            let config = config(ctx).unwrap();
+            consistent(&config);
+            let pipelines = &config["service"]["pipelines"];
+            for metrics in ["metrics/postgres", "metrics/patroni"] {
+                assert_eq!(
+                    pipelines[metrics]["exporters"],
+                    json!([PROMETHEUS, "otlp/metrics"])
+                );
+            }
+            // Logs still go where `logs.exporters` says (nowhere named: debug).
+            assert_eq!(pipelines["logs/postgres"]["exporters"], json!(["debug"]));
+            let pooler = pgbouncer_config(ctx, 5432).unwrap();
+            consistent(&pooler);
+            assert_eq!(
+                pooler["service"]["pipelines"]["metrics/pgbouncer"]["exporters"],
+                json!([PROMETHEUS, "otlp/metrics"])
+            );
+            let receivers = &pipelines["metrics/postgres"]["receivers"];
+            assert_eq!(
+                receivers,
+                &json!([
+                    "sqlquery/5s",
+                    "sqlquery/300s",
+                    "sqlquery/app",
+                    "sqlquery/shop"
+                ])
+            );
+            let app = &config["receivers"]["sqlquery/app"];
+            assert_eq!(app["collection_interval"], "300s");
+            assert!(
+                app["datasource"]
+                    .as_str()
+                    .unwrap()
+                    .contains("dbname='app' user='ccp_monitoring'")
+            );
+            let names: Vec<&Value> = (app["queries"].as_array().unwrap().iter())
+                .flat_map(|q| q["metrics"].as_array().unwrap())
+                .map(|m| &m["metric_name"])
+                .collect();
+            assert!(names.contains(&&json!("ccp_stat_user_tables_n_dead_tup")));
+            assert!(!names.contains(&&json!("ccp_table_size_bytes")), "removed");
         });
     }
 
