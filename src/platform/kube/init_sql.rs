@@ -10,14 +10,14 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Client, ResourceExt};
 
-use super::KubeError;
 use super::names::{self, Names};
 use super::objects::InitSql;
 use super::proxy::Seen;
-use super::status::{JobState, job_state};
+use super::status::{JobState, job_state, termination_message};
+use super::{KubeError, events};
 use crate::api::{PostgresCluster, PostgresClusterStatus};
 use crate::plan::init_sql::{self, Next};
 
@@ -136,13 +136,7 @@ fn message(pods: &[Pod], digest: &str, job: &str) -> String {
     pods.iter()
         .filter(|p| p.labels().get(names::INIT_SQL_DIGEST).map(String::as_str) == Some(digest))
         .max_by_key(|p| p.creation_timestamp())
-        .and_then(|p| {
-            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
-            let terminated = statuses.first()?.state.as_ref()?.terminated.as_ref()?;
-            terminated.message.clone()
-        })
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
+        .and_then(termination_message)
         .unwrap_or_else(|| format!("see `kubectl logs job/{job}`"))
 }
 
@@ -170,19 +164,13 @@ pub async fn record(
     if before.is_some_and(|b| (&b.reason, &b.message) == (&now.reason, &now.message)) {
         return;
     }
-    let reporter = Reporter {
-        controller: "pgdeck.dev/operator".into(),
-        instance: None,
-    };
-    let event = Event {
+    events::publish(
+        client,
+        cluster,
         type_,
-        reason: reason.into(),
-        note: Some(now.message.clone()),
-        action: "DatabaseInitSQL".into(),
-        secondary: None,
-    };
-    let recorder = Recorder::new(client.clone(), reporter);
-    if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot record the init SQL's event");
-    }
+        reason,
+        "DatabaseInitSQL",
+        &now.message,
+    )
+    .await;
 }

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::names::Names;
@@ -33,6 +34,15 @@ pub fn job_state(job: &Job) -> JobState {
     } else {
         JobState::Running
     }
+}
+
+/// What a finished pod's first container said as it ended (its log's tail, with
+/// `FallbackToLogsOnError`), when it said anything.
+pub fn termination_message(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let terminated = statuses.first()?.state.as_ref()?.terminated.as_ref()?;
+    let message = terminated.message.as_deref()?.trim();
+    (!message.is_empty()).then(|| message.to_string())
 }
 
 /// The first full backup: taken (recorded in status, or its Job succeeded), running, failed.

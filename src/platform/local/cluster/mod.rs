@@ -2069,6 +2069,7 @@ impl Worker {
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
             stalled_bootstrap: self.stalled.clone(),
+            adopting: None,
         };
         let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
         let replay = self.replay_condition(cluster);
