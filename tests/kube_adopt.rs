@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use common::kube::Harness;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, PodSpec};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodSpec};
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -181,17 +181,10 @@ async fn named_volumes_are_adopted_and_the_first_instance_waits_for_the_move() {
     let spec = pod_spec(&h, &instance).await;
     assert_eq!(claim_of(&spec, "pgdata").as_deref(), Some("oldhippo"));
     assert_eq!(claim_of(&spec, "pgwal").as_deref(), Some("oldhippo-wal"));
-    let configs: Api<ConfigMap> = Api::namespaced(h.store.clone(), NS);
-    let files = configs
-        .get(&format!("{instance}-config"))
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    let patroni: Value = serde_json::from_str(&files["patroni.yml"]).unwrap();
-    assert_eq!(patroni["bootstrap"]["method"], "existing");
+    let (_, bootstrap) = crate::kube_reconcile::bootstrap_of(&h, &instance).await;
+    assert_eq!(bootstrap["method"], "existing");
     assert_eq!(
-        patroni["bootstrap"]["existing"],
+        bootstrap["existing"],
         json!({"command": "mv -T -- /pgdata/pg15_bootstrap /pgdata/pg15", "no_params": true})
     );
     let made = h.names::<PersistentVolumeClaim>(NS).await;

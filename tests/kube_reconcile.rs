@@ -1920,7 +1920,7 @@ spec:
 }
 
 /// The files of `instance`'s ConfigMap, and Patroni's `bootstrap` section among them.
-async fn bootstrap_of(
+pub(crate) async fn bootstrap_of(
     h: &Harness,
     instance: &str,
 ) -> (std::collections::BTreeMap<String, String>, Value) {

@@ -218,8 +218,8 @@ pub fn check(
     if h.kept {
         return Err(format!(
             "{field}: PersistentVolumeClaim {claim} was kept from a deleted cluster \
-             ({}), and kept volumes are never adopted: restore from it, or remove its \
-             pgdeck.dev/kept label to give it up",
+             ({}), and kept volumes are never adopted: restore from it, or give it up by \
+             removing its pgdeck.dev/kept, pgdeck.dev/cluster and pgdeck.dev/cluster-uid labels",
             h.cluster.as_deref().unwrap_or("unknown")
         ));
     }
@@ -331,42 +331,56 @@ mod tests {
         };
         let why = check(Role::Wal, "w", Some(&pending), C).unwrap_err();
         assert!(why.contains("w is Pending, not Bound"), "{why}");
-        let mut owned = bound();
-        owned.holder.owners = vec![("StatefulSet".into(), "app".into(), "x".into())];
-        assert!(
-            check(Role::Data, "o", Some(&owned), C)
-                .unwrap_err()
-                .contains("belongs to StatefulSet app")
-        );
-        let mut other = bound();
-        other.holder.cluster = Some("rhino".into());
-        other.holder.cluster_uid = Some("u2".into());
-        assert!(
-            check(Role::Data, "o", Some(&other), C)
-                .unwrap_err()
-                .contains("cluster rhino's")
-        );
-        let mut pgo = bound();
-        pgo.holder.pgo_cluster = Some("zoo".into());
-        assert!(
-            check(Role::Data, "o", Some(&pgo), C)
-                .unwrap_err()
-                .contains("cluster zoo's")
-        );
-        let mut kept = bound();
-        kept.holder.kept = true;
-        kept.holder.cluster = Some("hippo".into());
-        kept.holder.cluster_uid = Some("u0".into());
-        assert!(
-            check(Role::Data, "o", Some(&kept), C)
-                .unwrap_err()
-                .contains("kept")
-        );
-        // A namesake's volume: our name, another UID.
-        let mut namesake = bound();
-        namesake.holder.cluster = Some("hippo".into());
-        namesake.holder.cluster_uid = Some("u0".into());
-        assert!(check(Role::Data, "o", Some(&namesake), C).is_err());
+        let held = |h: Holder| Observed {
+            holder: h,
+            ..bound()
+        };
+        let name = |s: &str| Some(s.to_string());
+        for (holder, why) in [
+            (
+                Holder {
+                    owners: vec![("StatefulSet".into(), "app".into(), "x".into())],
+                    ..Default::default()
+                },
+                "belongs to StatefulSet app",
+            ),
+            (
+                Holder {
+                    cluster: name("rhino"),
+                    cluster_uid: name("u2"),
+                    ..Default::default()
+                },
+                "cluster rhino's",
+            ),
+            (
+                Holder {
+                    pgo_cluster: name("zoo"),
+                    ..Default::default()
+                },
+                "cluster zoo's",
+            ),
+            (
+                Holder {
+                    kept: true,
+                    cluster: name("hippo"),
+                    cluster_uid: name("u0"),
+                    ..Default::default()
+                },
+                "kept",
+            ),
+            // A namesake's volume: our name, another UID.
+            (
+                Holder {
+                    cluster: name("hippo"),
+                    cluster_uid: name("u0"),
+                    ..Default::default()
+                },
+                "cluster hippo's",
+            ),
+        ] {
+            let refused = check(Role::Data, "o", Some(&held(holder)), C).unwrap_err();
+            assert!(refused.contains(why), "{refused}");
+        }
         // Nothing before the cluster has a UID.
         let unstored = Adopter { uid: None, ..C };
         assert!(check(Role::Data, "o", Some(&bound()), unstored).is_err());
