@@ -199,6 +199,9 @@ async fn named_volumes_are_adopted_and_the_first_instance_waits_for_the_move() {
         claim_of(&pod_spec(&h, other).await, "pgdata"),
         Some(format!("{other}-pgdata"))
     );
+    let status = h.cluster(NS, "hippo").await.status.unwrap();
+    let (degraded, _, message) = condition(&status, conditions::DEGRADED);
+    assert_eq!(degraded, "False", "{message}");
     // Once done, the adopted volumes stay the first instance's without the spec naming them.
     h.edit(NS, "hippo", |c| c.spec.data_source = None).await;
     h.settle(NS, "hippo").await;
@@ -277,6 +280,29 @@ async fn volumes_that_are_missing_unbound_or_anothers_are_never_touched() {
         );
     }
     assert_eq!(versions(&h).await, before, "no refused volume was written");
+}
+
+/// A cluster that bootstrapped without them never takes volumes named later: status says so.
+#[tokio::test]
+async fn volumes_named_after_the_bootstrap_are_not_adopted_and_status_says_so() {
+    let h = Harness::with_objects(vec![claim("oldhippo", "Bound", json!({}))]).await;
+    let plain = from_v4("oldhippo", None);
+    let start = plain.find("  dataSource:").unwrap();
+    let end = plain.find("  instances:").unwrap();
+    h.create(&format!("{}{}", &plain[..start], &plain[end..]))
+        .await;
+    h.settle(NS, "hippo").await;
+    let later = manifest::parse(&plain).unwrap();
+    h.edit(NS, "hippo", |c| c.spec.data_source = later.spec.data_source)
+        .await;
+    let before = pvc(&h, "oldhippo").await.resource_version();
+    h.reconcile(NS, "hippo").await.unwrap();
+    let status = h.cluster(NS, "hippo").await.status.unwrap();
+    let (degraded, _, message) = condition(&status, conditions::DEGRADED);
+    assert_eq!(degraded, "True");
+    assert!(message.starts_with("spec.dataSource.volumes.pgDataVolume (oldhippo): not adopted: the cluster has bootstrapped already"), "{message}");
+    assert_eq!(pvc(&h, "oldhippo").await.resource_version(), before);
+    assert!(h.names::<Job>(NS).await.iter().all(|j| !j.contains("move")));
 }
 
 #[tokio::test]

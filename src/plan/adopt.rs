@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::api::sources::{DataSourceVolume, DataSourceVolumes};
+pub use crate::api::sources::{DataSourceVolume, DataSourceVolumes};
 
 /// What an adopted volume becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

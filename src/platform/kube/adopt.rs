@@ -62,6 +62,7 @@ pub async fn check(
     let volumes = (cluster.spec.data_source.as_ref()).and_then(|d| d.volumes.as_ref());
     let Some(volumes) = volumes.filter(|_| !bootstrapped) else {
         return Ok(Check {
+            problem: volumes.and_then(|v| too_late(v, earlier.as_ref())),
             adopted: earlier,
             ..Default::default()
         });
@@ -177,6 +178,29 @@ fn adopting<'r>(
         first.name = name;
     }
     Some(first)
+}
+
+/// Why volumes the spec names are not adopted by a cluster that bootstrapped without them: its
+/// data is where it is, and another volume's would be a different cluster's.
+fn too_late(volumes: &adopt::DataSourceVolumes, earlier: Option<&Adopted>) -> Option<String> {
+    let has = |role, claim: &str| {
+        earlier
+            .and_then(|e| Adopted::claim(Some(e), &e.instance, role))
+            .as_deref()
+            == Some(claim)
+    };
+    let late: Vec<String> = adopt::named(Some(volumes))
+        .into_iter()
+        .filter(|(role, v)| !has(*role, &v.pvc_name))
+        .map(|(role, v)| format!("{} ({})", role.field(), v.pvc_name))
+        .collect();
+    (!late.is_empty()).then(|| {
+        format!(
+            "{}: not adopted: the cluster has bootstrapped already, and only a new cluster \
+             starts from existing volumes; remove the field",
+            late.join(", ")
+        )
+    })
 }
 
 /// What an earlier pass adopted, by the volumes' labels.
