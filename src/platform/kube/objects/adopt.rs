@@ -56,7 +56,7 @@ const SCRIPT: &str = r#"cd -- "$1"; shift
 while [ $# -ge 2 ]; do
   from=$1; to=$2; shift 2
   if [ -L "$from" ]; then echo "$from is a symbolic link: not moved" >&2; exit 1; fi
-  if [ -d "$from" ]; then
+  if [ -d "$from" ] && [ "$from" != "$to" ]; then
     mv -T -- "$from" "$to"
     echo "moved $from to $to"
   elif [ -d "$to" ] && [ ! -L "$to" ]; then
@@ -191,6 +191,11 @@ mod tests {
         // Onto an empty one it goes (rename replaces an empty directory).
         fs::create_dir_all(root.join("empty")).unwrap();
         assert!(run(root, &["other", "empty"]).0);
+        assert!(root.join("empty/x").exists());
+
+        // A directory named as its own target is in place.
+        let (ok, said) = run(root, &["empty", "empty"]);
+        assert!(ok && said.contains("in place already"), "{said}");
         assert!(root.join("empty/x").exists());
 
         // A link is not followed, and nothing missing is made up.
