@@ -60,6 +60,17 @@ fn claim(name: &str, phase: &str, extra: Value) -> Value {
     pvc
 }
 
+/// [`from_v4`] with v4's repository volume too, for the cluster's first repository.
+fn with_repository() -> String {
+    from_v4("oldhippo", None).replace(
+        "directory: oldhippo}\n",
+        "directory: oldhippo}\n      pgBackRestVolume: {pvcName: oldhippo-pgbr-repo, directory: oldhippo-backrest-shared-repo}\n",
+    ) + "  backups:
+    pgbackrest:
+      repos: [{name: repo1, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}]
+"
+}
+
 async fn pvc(h: &Harness, name: &str) -> PersistentVolumeClaim {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(h.store.clone(), NS);
     api.get(name).await.unwrap()
@@ -282,6 +293,71 @@ async fn volumes_that_are_missing_unbound_or_anothers_are_never_touched() {
     assert_eq!(versions(&h).await, before, "no refused volume was written");
 }
 
+/// The repository volume becomes the first repository's, moved into place (its `archive` and
+/// `backup` to the volume's root) before the repository host or any instance starts.
+#[tokio::test]
+async fn a_repository_volume_is_the_repository_hosts_once_moved() {
+    let h = Harness::with_objects(vec![
+        claim("oldhippo", "Bound", json!({})),
+        claim("oldhippo-pgbr-repo", "Bound", json!({})),
+    ])
+    .await;
+    let cluster = h.create(&with_repository()).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    let repo = pvc(&h, "oldhippo-pgbr-repo").await;
+    let labels = repo.labels();
+    assert_eq!(labels[names::ADOPTED], "pgbackrest-repo");
+    assert_eq!(labels[names::REPO], "repo1");
+    assert!(!labels.contains_key(names::INSTANCE));
+    assert_eq!(repo.owner_references()[0].uid, cluster.uid().unwrap());
+    let jobs: Api<Job> = Api::namespaced(h.store.clone(), NS);
+    let job = jobs.get("hippo-move-pgbackrest-repo-dir").await.unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let command = pod.containers[0].command.clone().unwrap();
+    let dir = "oldhippo-backrest-shared-repo";
+    let (archive, backup) = (format!("{dir}/archive"), format!("{dir}/backup"));
+    assert_eq!(
+        command[3..],
+        [
+            "move-dir",
+            "/pgbackrest",
+            &archive,
+            "archive",
+            &backup,
+            "backup"
+        ]
+    );
+    assert_eq!(
+        claim_of(&pod, "volume").as_deref(),
+        Some("oldhippo-pgbr-repo")
+    );
+    nothing_runs(&h).await;
+    let done = json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
+    finish_job(&h, "hippo-move-pgdata-dir", done.clone()).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    nothing_runs(&h).await;
+    finish_job(&h, "hippo-move-pgbackrest-repo-dir", done).await;
+    h.reconcile(NS, "hippo").await.unwrap();
+    assert_eq!(instances(&h).await.len(), 1);
+    let host = pod_spec(&h, "hippo-repo-host").await;
+    assert_eq!(
+        claim_of(&host, "repo1").as_deref(),
+        Some("oldhippo-pgbr-repo")
+    );
+    assert!(
+        !h.names::<PersistentVolumeClaim>(NS)
+            .await
+            .contains("hippo-repo1")
+    );
+}
+
+/// No StatefulSet, and no first backup.
+async fn nothing_runs(h: &Harness) {
+    let sets = h.names::<StatefulSet>(NS).await;
+    assert!(sets.is_empty(), "{sets:?}");
+    assert!(!h.names::<Job>(NS).await.contains("hippo-backup-initial"));
+}
+
 /// A cluster that bootstrapped without them never takes volumes named later: status says so.
 #[tokio::test]
 async fn volumes_named_after_the_bootstrap_are_not_adopted_and_status_says_so() {
@@ -324,7 +400,11 @@ async fn a_failed_move_says_why_and_starts_nothing() {
 /// Every object the operator writes while adopting passes the Kubernetes 1.32 schemas.
 #[test]
 fn adopting_objects_pass_the_kubernetes_schemas() {
-    let cluster = manifest::parse(&from_v4("oldhippo", Some("oldhippo-wal"))).unwrap();
+    let cluster = manifest::parse(&with_repository().replace(
+        "directory: oldhippo}\n",
+        "directory: oldhippo}\n      pgWALVolume: {pvcName: oldhippo-wal, directory: oldhippo-wal}\n",
+    ))
+    .unwrap();
     let instance = Instance {
         name: "hippo-instance1-abcd".into(),
         set: "instance1".into(),
@@ -336,23 +416,18 @@ fn adopting_objects_pass_the_kubernetes_schemas() {
             instance: instance.name.clone(),
             data: "oldhippo".into(),
             wal: Some("oldhippo-wal".into()),
+            repo: Some("oldhippo-pgbr-repo".into()),
             moving: true,
         }),
         ..Default::default()
     };
     let objects = objects::render(&cluster, &inputs).unwrap();
-    assert!(
-        objects
-            .jobs
-            .iter()
-            .any(|j| j.name_any() == "hippo-move-pgdata-dir")
-    );
-    assert!(
-        objects
-            .volumes
-            .iter()
-            .all(|v| !v.name_any().starts_with("hippo-instance1-"))
-    );
+    let jobs: BTreeSet<String> = objects.jobs.iter().map(|j| j.name_any()).collect();
+    for role in ["pgdata", "pgwal", "pgbackrest-repo"] {
+        assert!(jobs.contains(&format!("hippo-move-{role}-dir")), "{jobs:?}");
+    }
+    let volumes: Vec<String> = objects.volumes.iter().map(|v| v.name_any()).collect();
+    assert!(volumes.is_empty(), "only adopted volumes: {volumes:?}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("adopting.yaml");
     std::fs::write(&file, objects.to_yaml()).unwrap();

@@ -177,10 +177,6 @@ const KUBE_SOURCE_VOLUME: Support = Refused(
 );
 const KUBE_SOURCE_SCHEDULES: Support =
     Refused("a data source is only read: schedule backups in spec.backups.pgbackrest.repos");
-const KUBE_ADOPT_REPO: Support = Refused(
-    "adopting an existing repository volume is not implemented yet: restore from its backups \
-     with spec.dataSource.pgbackrest or spec.dataSource.postgresCluster",
-);
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
 // Refused on both platforms.
@@ -574,7 +570,17 @@ pub const FIELDS: &[Field] = &[
     field(
         "spec.dataSource.volumes.pgBackRestVolume",
         NO_CLAIMS_TO_ADOPT,
-        KUBE_ADOPT_REPO,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgBackRestVolume.pvcName",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgBackRestVolume.directory",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
     ),
     field("spec.proxy", Works, Works),
     field("spec.proxy.pgBouncer", Works, Works),
@@ -1092,7 +1098,7 @@ mod tests {
                 "spec.dataSource.pgbackrest.resources",
             ]
         );
-        let v4 = "  dataSource: {volumes: {pgDataVolume: {pvcName: oldhippo, directory: oldhippo}, pgWALVolume: {pvcName: oldhippo-wal}}}\n";
+        let v4 = "  dataSource: {volumes: {pgDataVolume: {pvcName: oldhippo, directory: oldhippo}, pgWALVolume: {pvcName: oldhippo-wal}, pgBackRestVolume: {pvcName: oldhippo-pgbr-repo, directory: oldhippo-backrest-shared-repo}}}\n  backups: {pgbackrest: {repos: [{name: repo1, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}]}}\n";
         assert!(refused(v4, Platform::Kube).is_empty());
         let paths = |yaml: &str, platform| -> Vec<String> {
             refusals(&cluster(yaml), platform)
@@ -1101,11 +1107,6 @@ mod tests {
                 .collect()
         };
         assert_eq!(paths(v4, Platform::Local), ["spec.dataSource.volumes"]);
-        let repo = "  dataSource: {volumes: {pgBackRestVolume: {pvcName: oldhippo-pgbr-repo}}}\n";
-        assert_eq!(
-            paths(repo, Platform::Kube),
-            ["spec.dataSource.volumes.pgBackRestVolume"]
-        );
     }
 
     #[test]

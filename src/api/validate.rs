@@ -1088,6 +1088,13 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
         for (path, why) in crate::plan::adopt::spec_problems(v) {
             k.fail(path, why);
         }
+        k.check(
+            v.pg_back_rest_volume.is_none()
+                || c.repos().first().is_some_and(|r| r.volume.is_some()),
+            "spec.dataSource.volumes.pgBackRestVolume",
+            "becomes the first repository's volume: spec.backups.pgbackrest.repos[0] must be \
+             a volume repository",
+        );
     }
     if let Some(s) = &c.spec.standby
         && s.enabled == Some(true)
@@ -1418,6 +1425,15 @@ mod tests {
         assert!(
             spec_errors("dataSource: {volumes: {pgDataVolume: {pvcName: old, directory: oldhippo}, pgWALVolume: {pvcName: old-wal}}}")
                 .is_empty()
+        );
+        let e = spec_errors(
+            "dataSource: {volumes: {pgDataVolume: {pvcName: d}, pgBackRestVolume: {pvcName: r}}}",
+        );
+        assert_eq!(
+            e,
+            [
+                "spec.dataSource.volumes.pgBackRestVolume: becomes the first repository's volume: spec.backups.pgbackrest.repos[0] must be a volume repository"
+            ]
         );
     }
 

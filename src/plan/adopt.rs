@@ -15,24 +15,28 @@ pub enum Role {
     Data,
     /// The first instance's WAL volume.
     Wal,
+    /// The volume of the first repository (`spec.backups.pgbackrest.repos[0]`).
+    Repo,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Data, Role::Wal];
+    pub const ALL: [Role; 3] = [Role::Data, Role::Wal, Role::Repo];
 
     /// The field of the spec that names it.
     pub fn field(self) -> &'static str {
         match self {
             Role::Data => "spec.dataSource.volumes.pgDataVolume",
             Role::Wal => "spec.dataSource.volumes.pgWALVolume",
+            Role::Repo => "spec.dataSource.volumes.pgBackRestVolume",
         }
     }
 
-    /// A short name for labels and Job names (PGO's `pgdata`, `pgwal`).
+    /// A short name for labels and Job names (PGO's `pgdata`, `pgwal`, `pgbackrest-repo`).
     pub fn short(self) -> &'static str {
         match self {
             Role::Data => "pgdata",
             Role::Wal => "pgwal",
+            Role::Repo => "pgbackrest-repo",
         }
     }
 
@@ -44,6 +48,7 @@ impl Role {
         match self {
             Role::Data => volumes.pg_data_volume.as_ref(),
             Role::Wal => volumes.pg_wal_volume.as_ref(),
+            Role::Repo => volumes.pg_back_rest_volume.as_ref(),
         }
     }
 }
@@ -53,6 +58,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Role::Data => "data",
             Role::Wal => "WAL",
+            Role::Repo => "repository",
         })
     }
 }
@@ -130,13 +136,16 @@ pub fn spec_problems(volumes: &DataSourceVolumes) -> Vec<(String, String)> {
             }
         }
     }
-    if volumes.pg_wal_volume.is_some() && volumes.pg_data_volume.is_none() {
-        out.push((
-            Role::Wal.field().into(),
-            "an existing WAL volume needs the existing data volume it belongs to \
-             (spec.dataSource.volumes.pgDataVolume)"
-                .into(),
-        ));
+    for role in [Role::Wal, Role::Repo] {
+        if role.of(volumes).is_some() && volumes.pg_data_volume.is_none() {
+            out.push((
+                role.field().into(),
+                format!(
+                    "an existing {role} volume needs the existing data volume it belongs to \
+                     (spec.dataSource.volumes.pgDataVolume)"
+                ),
+            ));
+        }
     }
     out
 }
@@ -248,13 +257,16 @@ pub fn check(
 /// The renames that put `directory` of a `role` volume where the cluster's layout has it,
 /// relative to the volume's root: the data directory where Patroni's bootstrap takes it from
 /// (PGO's `pg<version>_bootstrap`), the WAL where PGO v4 kept it (`<cluster>-wal`, where the data
-/// directory's `pg_wal` link points). One rename each: it happens whole or not at all.
-pub fn moves(role: Role, directory: &str, version: i32, cluster: &str) -> (String, String) {
-    let to = match role {
-        Role::Data => bootstrap_dir(version),
-        Role::Wal => format!("{cluster}-wal"),
-    };
-    (directory.to_string(), to)
+/// directory's `pg_wal` link points), a repository's `archive` and `backup` to the volume's root
+/// (the repository's path). One rename each: each happens whole or not at all.
+pub fn moves(role: Role, directory: &str, version: i32, cluster: &str) -> Vec<(String, String)> {
+    match role {
+        Role::Data => vec![(directory.to_string(), bootstrap_dir(version))],
+        Role::Wal => vec![(directory.to_string(), format!("{cluster}-wal"))],
+        Role::Repo => ["archive", "backup"]
+            .map(|d| (format!("{directory}/{d}"), d.to_string()))
+            .into(),
+    }
 }
 
 /// Where the data directory waits for Patroni's bootstrap, relative to the data volume.
@@ -436,13 +448,21 @@ mod tests {
 
     #[test]
     fn moves_follow_pgos_layout() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
         assert_eq!(
             moves(Role::Data, "oldhippo", 15, "hippo"),
-            ("oldhippo".into(), "pg15_bootstrap".into())
+            [pair("oldhippo", "pg15_bootstrap")]
         );
         assert_eq!(
             moves(Role::Wal, "oldhippo-wal", 15, "hippo"),
-            ("oldhippo-wal".into(), "hippo-wal".into())
+            [pair("oldhippo-wal", "hippo-wal")]
+        );
+        assert_eq!(
+            moves(Role::Repo, "oldhippo-backrest-shared-repo", 15, "hippo"),
+            [
+                pair("oldhippo-backrest-shared-repo/archive", "archive"),
+                pair("oldhippo-backrest-shared-repo/backup", "backup")
+            ]
         );
     }
 
@@ -464,7 +484,11 @@ mod tests {
             ),
             0..3,
         );
-        let role = prop::option::of(prop::sample::select(vec!["pgdata", "pgwal"]));
+        let role = prop::option::of(prop::sample::select(vec![
+            "pgdata",
+            "pgwal",
+            "pgbackrest-repo",
+        ]));
         (owners, name, uid, name_pgo(), any::<bool>(), role).prop_map(
             |(owners, cluster, cluster_uid, pgo_cluster, kept, adopted_as)| Holder {
                 owners: owners

@@ -2,7 +2,8 @@
 //! (`plan::adopt::check`: it exists here, is Bound, is nobody else's), then labelled as the
 //! cluster's and owned by it (not owned while the cluster says `pgdeck.dev/keep-data`), so that
 //! deleting the cluster deletes it as PGO's would; a Job moves its directory into the layout
-//! (`objects::adopt`), and only then does the first instance start on it. Until the cluster has
+//! (`objects::adopt`), and only then do the first instance and the repository host start on
+//! them. Until the cluster has
 //! bootstrapped no other instance starts: it would bootstrap an empty cluster of its own.
 //!
 //! Once adopted, a volume is found by its labels, not by the spec: the instance keeps it when
@@ -43,6 +44,7 @@ pub fn planned(cluster: &PostgresCluster, first: Option<&Instance>) -> Option<Ad
         instance: first?.name.clone(),
         data: volumes.pg_data_volume.as_ref()?.pvc_name.clone(),
         wal: volumes.pg_wal_volume.as_ref().map(|v| v.pvc_name.clone()),
+        repo: (volumes.pg_back_rest_volume.as_ref()).map(|v| v.pvc_name.clone()),
         moving: true,
     })
 }
@@ -109,9 +111,8 @@ pub async fn check(
             ..Default::default()
         });
     };
-    let keep = crate::actions::flag(cluster, annotations::KEEP_DATA);
     for (role, claim) in &to_take {
-        take(client, cluster, claim, *role, first, keep).await?;
+        take(client, cluster, claim, *role, first).await?;
     }
     let adopted = planned(cluster, Some(first));
     let moves: Vec<(Role, String, Move)> = adopt::named(Some(volumes))
@@ -210,16 +211,21 @@ fn already(cluster: &PostgresCluster, owned: &Owned) -> Option<Adopted> {
     for v in &owned.objects.volumes {
         let labels = v.labels();
         let role = labels.get(names::ADOPTED).and_then(|r| Role::from_short(r));
-        let ours = labels.get(names::CLUSTER_UID) == uid.as_ref();
-        if let (Some(role), Some(instance), true) = (role, labels.get(names::INSTANCE), ours) {
-            by_role.insert(role, (instance.clone(), v.name_any()));
+        if let (Some(role), true) = (role, labels.get(names::CLUSTER_UID) == uid.as_ref()) {
+            by_role.insert(role, (labels.get(names::INSTANCE).cloned(), v.name_any()));
         }
     }
+    let claim = |role| {
+        by_role
+            .get(&role)
+            .map(|(_, claim): &(_, String)| claim.clone())
+    };
     let (instance, data) = by_role.get(&Role::Data)?.clone();
     Some(Adopted {
-        wal: (by_role.get(&Role::Wal)).map(|(_, claim)| claim.clone()),
-        instance,
+        instance: instance?,
         data,
+        wal: claim(Role::Wal),
+        repo: claim(Role::Repo),
         moving: false,
     })
 }
@@ -244,17 +250,28 @@ fn observed(v: &PersistentVolumeClaim) -> Observed {
     }
 }
 
-/// Label `claim` as the cluster's volume of `role` for `instance`, owned by the cluster unless
-/// it says to keep data.
+/// Label `claim` as the cluster's volume of `role` (for `instance`, or the first repository),
+/// owned by the cluster unless it says to keep data (backups, for a repository's).
 async fn take(
     client: &Client,
     cluster: &PostgresCluster,
     claim: &str,
     role: Role,
     instance: &Instance,
-    keep: bool,
 ) -> Result<(), KubeError> {
     let ns = cluster.namespace();
+    let repo = cluster.repos().first().map(|r| r.name.clone());
+    let (keep, labels) = match role {
+        Role::Repo => (
+            annotations::KEEP_BACKUPS,
+            json!({ names::REPO: repo, names::COMPONENT: "repo-host" }),
+        ),
+        Role::Data | Role::Wal => (
+            annotations::KEEP_DATA,
+            json!({ names::INSTANCE_SET: instance.set, names::INSTANCE: instance.name }),
+        ),
+    };
+    let keep = crate::actions::flag(cluster, keep);
     let owner = (!keep)
         .then(|| {
             let uid = cluster.uid()?;
@@ -267,19 +284,23 @@ async fn take(
             }]))
         })
         .flatten();
-    let patch = json!({
+    let mut patch = json!({
         "metadata": {
             "labels": {
                 names::CLUSTER: cluster.name(),
                 names::CLUSTER_UID: cluster.uid(),
-                names::INSTANCE_SET: instance.set,
-                names::INSTANCE: instance.name,
                 names::ADOPTED: role.short(),
                 names::MANAGED_BY.0: names::MANAGED_BY.1,
             },
             "ownerReferences": owner,
         }
     });
+    if let (Some(all), Some(more)) = (
+        patch["metadata"]["labels"].as_object_mut(),
+        labels.as_object(),
+    ) {
+        all.extend(more.clone());
+    }
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),

@@ -244,6 +244,19 @@ impl Run<'_> {
             adopted: adoption.adopted.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
+        if adoption.hold {
+            // The repository host mounts an adopted volume once its move is done, and there is
+            // nothing to back up before then.
+            let n = names::Names::new(cluster.name(), cluster.namespace());
+            let (host, initial) = (n.repo_host(), n.initial_backup());
+            let o = &self.owned.objects;
+            desired.stateful_sets.retain(|s| {
+                s.name_any() != host || o.stateful_sets.iter().any(|e| e.name_any() == host)
+            });
+            desired.jobs.retain(|j| {
+                j.name_any() != initial || o.jobs.iter().any(|e| e.name_any() == initial)
+            });
+        }
         if let Some(problem) = mounts::hold(
             &self.ctx.client,
             cluster,

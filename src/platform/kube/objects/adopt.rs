@@ -1,5 +1,6 @@
-//! Volumes a cluster adopted (`spec.dataSource.volumes`): the first instance mounts them instead
-//! of volumes of its own, and before it starts a Job per volume moves `directory` into the
+//! Volumes a cluster adopted (`spec.dataSource.volumes`): the first instance (the repository
+//! host, a repository's) mounts them instead of volumes of its own, and before either starts a
+//! Job per volume moves `directory` into the
 //! cluster's layout (`plan::adopt::moves`), as PGO's directory-move Jobs do. The directory goes
 //! to the Job as an argument of a fixed script, never as script text, and the script only
 //! renames: `mv -T` onto an existing non-empty directory fails, and a second run after a
@@ -19,6 +20,8 @@ pub struct Adopted {
     pub instance: String,
     pub data: String,
     pub wal: Option<String>,
+    /// The first repository's volume, mounted by the repository host.
+    pub repo: Option<String>,
     /// Before the bootstrap: the move Jobs are wanted, and Patroni takes the data directory
     /// from where its Job put it.
     pub moving: bool,
@@ -28,9 +31,15 @@ impl Adopted {
     /// The claim `instance` mounts as `role`, when it is an adopted one.
     pub fn claim(adopted: Option<&Adopted>, instance: &str, role: Role) -> Option<String> {
         let a = adopted.filter(|a| a.instance == instance)?;
+        a.of(role)
+    }
+
+    /// The claim adopted as `role`.
+    pub fn of(&self, role: Role) -> Option<String> {
         match role {
-            Role::Data => Some(a.data.clone()),
-            Role::Wal => a.wal.clone(),
+            Role::Data => Some(self.data.clone()),
+            Role::Wal => self.wal.clone(),
+            Role::Repo => self.repo.clone(),
         }
     }
 }
@@ -40,10 +49,11 @@ pub fn root(role: Role) -> &'static str {
     match role {
         Role::Data => paths::DATA,
         Role::Wal => paths::WAL,
+        Role::Repo => paths::REPOS,
     }
 }
 
-/// The Job that moves `role`'s directory (PGO's name: `<cluster>-move-pgdata-dir`).
+/// The Job that moves `role`'s directory (PGO's names: `<cluster>-move-pgdata-dir`, ...).
 pub fn job_name(cluster: &str, role: Role) -> String {
     format!("{cluster}-move-{}-dir", role.short())
 }
@@ -81,8 +91,8 @@ pub fn jobs(ctx: &Ctx) -> Vec<Job> {
         .into_iter()
         .filter_map(|(role, v)| {
             let directory = v.directory.as_deref()?;
-            let claim = Adopted::claim(Some(adopted), &adopted.instance, role)?;
-            let (from, to) = adopt::moves(role, directory, c.spec.postgres_version, c.name());
+            let claim = adopted.of(role)?;
+            let moves = adopt::moves(role, directory, c.spec.postgres_version, c.name());
             let labels = ctx.labels_with(&[
                 (names::COMPONENT, COMPONENT),
                 (names::ADOPTED, role.short()),
@@ -104,10 +114,9 @@ pub fn jobs(ctx: &Ctx) -> Vec<Job> {
                 .get_or_insert_with(Vec::new)
                 .push(pods::claim("volume", claim));
             let container = &mut pod.containers[0];
-            container
-                .command
-                .get_or_insert_with(Vec::new)
-                .extend(["move-dir", root(role), &from, &to].map(String::from));
+            let command = container.command.get_or_insert_with(Vec::new);
+            command.extend(["move-dir", root(role)].map(String::from));
+            command.extend(moves.into_iter().flat_map(|(from, to)| [from, to]));
             container
                 .volume_mounts
                 .get_or_insert_with(Vec::new)
