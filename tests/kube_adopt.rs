@@ -115,6 +115,11 @@ async fn finish_job(h: &Harness, name: &str, status: Value) {
 
 #[tokio::test]
 async fn named_volumes_are_adopted_and_the_first_instance_waits_for_the_move() {
+    adopting_volumes().await;
+}
+
+/// The scenario of [`named_volumes_are_adopted_and_the_first_instance_waits_for_the_move`], its harness kept for the RBAC check.
+pub(crate) async fn adopting_volumes() -> Harness {
     let h = Harness::with_objects(vec![
         claim("oldhippo", "Bound", json!({})),
         claim("oldhippo-wal", "Bound", json!({})),
@@ -219,6 +224,7 @@ async fn named_volumes_are_adopted_and_the_first_instance_waits_for_the_move() {
     let spec = pod_spec(&h, &instance).await;
     assert_eq!(claim_of(&spec, "pgdata").as_deref(), Some("oldhippo"));
     assert_eq!(claim_of(&spec, "pgwal").as_deref(), Some("oldhippo-wal"));
+    h
 }
 
 async fn versions(h: &Harness) -> Vec<Option<String>> {
@@ -231,6 +237,11 @@ async fn versions(h: &Harness) -> Vec<Option<String>> {
 
 #[tokio::test]
 async fn volumes_that_are_missing_unbound_or_anothers_are_never_touched() {
+    refusing_volumes().await;
+}
+
+/// The scenario of [`volumes_that_are_missing_unbound_or_anothers_are_never_touched`], its harness kept for the RBAC check.
+pub(crate) async fn refusing_volumes() -> Harness {
     let rhino = json!({"ownerReferences": [{"apiVersion": "pgdeck.dev/v1beta1", "kind": "PostgresCluster", "name": "rhino", "uid": "r-1", "controller": true}],
                        "labels": {"pgdeck.dev/cluster": "rhino"}});
     let h = Harness::with_objects(vec![
@@ -291,12 +302,18 @@ async fn volumes_that_are_missing_unbound_or_anothers_are_never_touched() {
         );
     }
     assert_eq!(versions(&h).await, before, "no refused volume was written");
+    h
 }
 
 /// The repository volume becomes the first repository's, moved into place (its `archive` and
 /// `backup` to the volume's root) before the repository host or any instance starts.
 #[tokio::test]
 async fn a_repository_volume_is_the_repository_hosts_once_moved() {
+    adopting_a_repository().await;
+}
+
+/// The scenario of [`a_repository_volume_is_the_repository_hosts_once_moved`], its harness kept for the RBAC check.
+pub(crate) async fn adopting_a_repository() -> Harness {
     let h = Harness::with_objects(vec![
         claim("oldhippo", "Bound", json!({})),
         claim("oldhippo-pgbr-repo", "Bound", json!({})),
@@ -349,6 +366,7 @@ async fn a_repository_volume_is_the_repository_hosts_once_moved() {
             .await
             .contains("hippo-repo1")
     );
+    h
 }
 
 /// No StatefulSet, and no first backup.
