@@ -207,6 +207,14 @@ mod tests {
         assert!(ok && said.contains("in place already"), "{said}");
         assert!(root.join("empty/x").exists());
 
+        // A repository's two renames, killed after the first: the rerun does the second.
+        fs::create_dir_all(root.join("repo/backup/db")).unwrap();
+        fs::create_dir_all(root.join("archive/db")).unwrap();
+        let pairs = ["repo/archive", "archive", "repo/backup", "backup"];
+        let (ok, said) = run(root, &pairs);
+        assert!(ok && said.contains("archive is in place already"), "{said}");
+        assert!(root.join("backup/db").exists() && !root.join("repo/backup").exists());
+
         // A link is not followed, and nothing missing is made up.
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         assert!(!run(root, &["link", "moved"]).0);
