@@ -11,6 +11,7 @@ mod console_history;
 mod console_kube;
 mod day2;
 mod instance_verbs_local;
+mod kube_adopt;
 mod kube_e2e;
 mod kube_reconcile;
 mod kube_render;

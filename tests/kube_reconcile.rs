@@ -2185,7 +2185,7 @@ spec:
 }
 
 /// The files of `instance`'s ConfigMap, and Patroni's `bootstrap` section among them.
-async fn bootstrap_of(
+pub(crate) async fn bootstrap_of(
     h: &Harness,
     instance: &str,
 ) -> (std::collections::BTreeMap<String, String>, Value) {
@@ -3650,6 +3650,9 @@ async fn cluster_role_grants_exactly_what_is_used() {
         Box::pin(clones_restore_from_a_kept_repository()).await,
         Box::pin(a_namesake_never_adopts_a_kept_volume()).await,
         Box::pin(clones_use_exactly_the_named_source()).await,
+        Box::pin(crate::kube_adopt::adopting_volumes()).await,
+        Box::pin(crate::kube_adopt::refusing_volumes()).await,
+        Box::pin(crate::kube_adopt::adopting_a_repository()).await,
     ] {
         used.extend(h.calls().iter().flat_map(|c| c.permissions()));
     }

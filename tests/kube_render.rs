@@ -12,7 +12,7 @@ use serde_yaml::Value;
 
 /// `kubernetes-validate --strict` on `file`; panics with its report unless every document
 /// passed.
-fn validate(file: &Path, documents: usize) {
+pub(crate) fn validate(file: &Path, documents: usize) {
     let out = Command::new("kubernetes-validate")
         .args(["--strict", "-k", "1.32"])
         .arg(file)

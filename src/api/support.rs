@@ -177,10 +177,6 @@ const KUBE_SOURCE_VOLUME: Support = Refused(
 );
 const KUBE_SOURCE_SCHEDULES: Support =
     Refused("a data source is only read: schedule backups in spec.backups.pgbackrest.repos");
-const KUBE_ADOPT: Support = Refused(
-    "adopting existing volumes is not implemented yet: restore from their backups with \
-     spec.dataSource.pgbackrest or spec.dataSource.postgresCluster",
-);
 const KUBE_OPENSHIFT: Support = Refused("pgdeck has no OpenShift-specific behaviour yet");
 
 // Refused on both platforms.
@@ -531,7 +527,53 @@ pub const FIELDS: &[Field] = &[
         LOCAL_CLOUD_SOURCE,
         KUBE_RESTORE,
     ),
-    field("spec.dataSource.volumes", NO_CLAIMS_TO_ADOPT, KUBE_ADOPT),
+    // Adopted by the first instance, moved into its layout by a Job (see platform::kube::adopt).
+    field("spec.dataSource.volumes", NO_CLAIMS_TO_ADOPT, Works),
+    field(
+        "spec.dataSource.volumes.pgDataVolume",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgDataVolume.pvcName",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgDataVolume.directory",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgWALVolume",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgWALVolume.pvcName",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgWALVolume.directory",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgBackRestVolume",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgBackRestVolume.pvcName",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
+    field(
+        "spec.dataSource.volumes.pgBackRestVolume.directory",
+        NO_CLAIMS_TO_ADOPT,
+        Works,
+    ),
     field("spec.proxy", Works, Works),
     field("spec.proxy.pgBouncer", Works, Works),
     field("spec.proxy.pgBouncer.metadata", NO_OBJECTS, Works),
@@ -1077,7 +1119,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cloud_source_works_on_kubernetes_from_s3_only_and_adopting_volumes_nowhere() {
+    fn a_cloud_source_works_on_kubernetes_from_s3_only_and_adopting_volumes_there_only() {
         let s3 = "  dataSource: {pgbackrest: {stanza: db, configuration: [{secret: {name: k}}], global: {repo1-path: /p}, repo: {name: repo1, s3: {bucket: b, endpoint: e, region: r}}, options: [--type=immediate]}}\n";
         assert!(refused(s3, Platform::Kube).is_empty());
         assert_eq!(
@@ -1099,15 +1141,15 @@ mod tests {
                 "spec.dataSource.pgbackrest.resources",
             ]
         );
-        let v4 =
-            "  dataSource: {volumes: {pgDataVolume: {pvcName: oldhippo, directory: oldhippo}}}\n";
-        for platform in [Platform::Local, Platform::Kube] {
-            let paths: Vec<String> = refusals(&cluster(v4), platform)
+        let v4 = "  dataSource: {volumes: {pgDataVolume: {pvcName: oldhippo, directory: oldhippo}, pgWALVolume: {pvcName: oldhippo-wal}, pgBackRestVolume: {pvcName: oldhippo-pgbr-repo, directory: oldhippo-backrest-shared-repo}}}\n  backups: {pgbackrest: {repos: [{name: repo1, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}]}}\n";
+        assert!(refused(v4, Platform::Kube).is_empty());
+        let paths = |yaml: &str, platform| -> Vec<String> {
+            refusals(&cluster(yaml), platform)
                 .into_iter()
                 .map(|e| e.path)
-                .collect();
-            assert_eq!(paths, ["spec.dataSource.volumes"], "{platform}");
-        }
+                .collect()
+        };
+        assert_eq!(paths(v4, Platform::Local), ["spec.dataSource.volumes"]);
     }
 
     #[test]

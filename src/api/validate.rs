@@ -1069,6 +1069,25 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
     {
         pgbackrest_source(k, c, src);
     }
+    if let Some(d) = &c.spec.data_source
+        && let Some(v) = &d.volumes
+    {
+        k.check(
+            d.postgres_cluster.is_none() && d.pgbackrest.is_none(),
+            "spec.dataSource.volumes",
+            "the cluster starts from its adopted volumes or from backups, not both",
+        );
+        for (path, why) in crate::plan::adopt::spec_problems(v) {
+            k.fail(path, why);
+        }
+        k.check(
+            v.pg_back_rest_volume.is_none()
+                || c.repos().first().is_some_and(|r| r.volume.is_some()),
+            "spec.dataSource.volumes.pgBackRestVolume",
+            "becomes the first repository's volume: spec.backups.pgbackrest.repos[0] must be \
+             a volume repository",
+        );
+    }
     if let Some(s) = &c.spec.standby
         && s.enabled == Some(true)
     {
@@ -1405,6 +1424,36 @@ mod tests {
         assert!(
             nothing[1]
                 .starts_with("spec.dataSource.pgbackrest.repo: a repository needs exactly one of")
+        );
+    }
+
+    #[test]
+    fn adopted_volumes_name_plain_directories_and_one_role_each() {
+        let e = spec_errors(
+            "dataSource: {volumes: {pgDataVolume: {pvcName: old, directory: 'old; rm -rf /'}}}",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("spec.dataSource.volumes.pgDataVolume.directory: may hold only"),
+            "{e:?}"
+        );
+        let e = spec_errors(
+            "dataSource: {volumes: {pgDataVolume: {pvcName: old, directory: ../x}, pgWALVolume: {pvcName: old}}}",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[1].starts_with("spec.dataSource.volumes.pgWALVolume.pvcName: old is named"));
+        assert!(
+            spec_errors("dataSource: {volumes: {pgDataVolume: {pvcName: old, directory: oldhippo}, pgWALVolume: {pvcName: old-wal}}}")
+                .is_empty()
+        );
+        let e = spec_errors(
+            "dataSource: {volumes: {pgDataVolume: {pvcName: d}, pgBackRestVolume: {pvcName: r}}}",
+        );
+        assert_eq!(
+            e,
+            [
+                "spec.dataSource.volumes.pgBackRestVolume: becomes the first repository's volume: spec.backups.pgbackrest.repos[0] must be a volume repository"
+            ]
         );
     }
 

@@ -24,7 +24,7 @@ use crate::platform::kube::names::Names;
 use crate::platform::kube::objects::{self, Inputs};
 use crate::platform::kube::operator::{self, Options};
 use crate::platform::kube::scaling;
-use crate::platform::kube::{client, connect, manifests};
+use crate::platform::kube::{adopt, client, connect, manifests};
 
 fn failure(message: impl Into<String>) -> Failure {
     Failure {
@@ -42,6 +42,7 @@ pub fn render(file: &Path, global: &Global) -> Result<(), Failure> {
     for cluster in read_clusters(file, Platform::Kube, flag, "default")? {
         let plan = scaling::plan(&cluster, &[], None);
         let inputs = Inputs {
+            adopted: adopt::planned(&cluster, plan.run.first()),
             instances: plan.run,
             ..Default::default()
         };

@@ -189,6 +189,8 @@ pub struct Activity {
     pub unsupported: Option<String>,
     /// A new cluster's members all wait for a bootstrap nobody runs, and why.
     pub stalled_bootstrap: Option<String>,
+    /// Adopted volumes' directories being moved into place (Kubernetes), and which.
+    pub adopting: Option<String>,
 }
 
 /// What a reconciler on `platform` says of a stored spec that sets fields the platform does not
@@ -252,6 +254,8 @@ pub fn standard(
         Some(("UnsupportedFields", why.clone()))
     } else if let Some(why) = &activity.stalled_bootstrap {
         Some(("BootstrapStalled", why.clone()))
+    } else if let Some(what) = &activity.adopting {
+        Some(("MovingDirectories", what.clone()))
     } else if let Some(why) = &activity.waiting {
         Some(("WaitingForLeader", why.clone()))
     } else if !activity.removing.is_empty() {

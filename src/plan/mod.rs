@@ -1,6 +1,7 @@
 //! Pure rendering from a manifest: instance names, Patroni and pgBackRest configuration, and
 //! the order a restarting change rolls out in. Shared by both platforms; nothing here does IO.
 
+pub mod adopt;
 pub mod bootstrap_stall;
 pub mod certificates;
 pub mod collector_metrics;

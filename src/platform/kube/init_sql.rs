@@ -10,14 +10,14 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Client, ResourceExt};
 
-use super::KubeError;
 use super::names::{self, Names};
 use super::objects::InitSql;
 use super::proxy::Seen;
 use super::status::{self, JobState, job_state};
+use super::{KubeError, events};
 use crate::api::{PostgresCluster, PostgresClusterStatus};
 use crate::plan::init_sql::{self, Next};
 
@@ -164,19 +164,13 @@ pub async fn record(
     if before.is_some_and(|b| (&b.reason, &b.message) == (&now.reason, &now.message)) {
         return;
     }
-    let reporter = Reporter {
-        controller: "pgdeck.dev/operator".into(),
-        instance: None,
-    };
-    let event = Event {
+    events::publish(
+        client,
+        cluster,
         type_,
-        reason: reason.into(),
-        note: Some(now.message.clone()),
-        action: "DatabaseInitSQL".into(),
-        secondary: None,
-    };
-    let recorder = Recorder::new(client.clone(), reporter);
-    if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot record the init SQL's event");
-    }
+        reason,
+        "DatabaseInitSQL",
+        &now.message,
+    )
+    .await;
 }

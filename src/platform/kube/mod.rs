@@ -3,10 +3,12 @@
 //! available through its Kubernetes DCS; pgBackRest backs it up from a repository host.
 
 pub mod admin;
+pub mod adopt;
 pub mod apply;
 pub mod client;
 pub mod clone_source;
 pub mod connect;
+pub mod events;
 pub mod expansion;
 pub mod finalizer;
 pub mod foreign;

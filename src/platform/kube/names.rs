@@ -29,6 +29,9 @@ pub const CLUSTER_UID: &str = "pgdeck.dev/cluster-uid";
 /// On a tablespace's volume: the tablespace (PGO's `postgres-operator.crunchydata.com/data`
 /// names it too).
 pub const TABLESPACE: &str = "pgdeck.dev/tablespace";
+/// On a volume adopted from `spec.dataSource.volumes`, and on its move Job: the role it has
+/// (`pgdata`, `pgwal`); the instance it serves is its `INSTANCE` label.
+pub const ADOPTED: &str = "pgdeck.dev/adopted";
 /// On a kept volume: `<namespace>/<name>` of the cluster it came from.
 pub const KEPT_FROM: &str = "pgdeck.dev/kept-from";
 /// On a kept volume: when it was kept (RFC 3339).

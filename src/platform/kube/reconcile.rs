@@ -29,8 +29,8 @@ use super::rolling::{self, Rolling};
 use super::scaling::{self, Existing, Plan};
 use super::status::{self, JobState, SwitchoverOutcome};
 use super::{
-    FIELD_MANAGER, KubeError, clone_source, expansion, finalizer, foreign, init_sql, manual_backup,
-    mounts, names, owned, repo_info, teardown,
+    FIELD_MANAGER, KubeError, adopt, clone_source, expansion, finalizer, foreign, init_sql,
+    manual_backup, mounts, names, owned, repo_info, teardown,
 };
 use crate::actions::{self, SwitchoverStep};
 use crate::api::status::{ActionStatus, PostgresClusterStatus, RepoStatus};
@@ -213,6 +213,7 @@ impl Run<'_> {
             self.recheck_removals(&mut plan, &members).await;
         }
         let restore_from = self.restore_from(&mut plan, &existing, &seen).await?;
+        let adoption = self.adopt(&mut plan, &existing, &seen).await?;
         let mut moving = false;
         if let Some(primary) = &plan.move_primary {
             moving = self.move_primary_away(primary, &seen).await;
@@ -241,8 +242,22 @@ impl Run<'_> {
             manual_backup: manual.start.clone(),
             restore_from: restore_from.clone().unwrap_or_default(),
             init_sql: init.start.clone(),
+            adopted: adoption.adopted.clone(),
         };
         let mut desired = objects::render(cluster, &inputs)?;
+        if adoption.hold {
+            // The repository host mounts an adopted volume once its move is done, and there is
+            // nothing to back up before then.
+            let n = names::Names::new(cluster.name(), cluster.namespace());
+            let (host, initial) = (n.repo_host(), n.initial_backup());
+            let o = &self.owned.objects;
+            desired.stateful_sets.retain(|s| {
+                s.name_any() != host || o.stateful_sets.iter().any(|e| e.name_any() == host)
+            });
+            desired.jobs.retain(|j| {
+                j.name_any() != initial || o.jobs.iter().any(|e| e.name_any() == initial)
+            });
+        }
         if let Some(problem) = mounts::hold(
             &self.ctx.client,
             cluster,
@@ -356,6 +371,7 @@ impl Run<'_> {
             // The initialize key's lost answer is etcd's (local platform); Kubernetes's DCS
             // writes it with the API server's optimistic concurrency.
             stalled_bootstrap: None,
+            adopting: adoption.moving.clone(),
         };
         let mut status = status::build(
             cluster,
@@ -389,7 +405,41 @@ impl Run<'_> {
         standby::record(&mut status, observed.as_ref(), cluster.generation());
         manual_backup::record(cluster, &mut status, manual);
         init_sql::record(&self.ctx.client, cluster, &mut status, &init).await;
+        if let Some(problem) = &adoption.problem {
+            adopt::warn(&self.ctx.client, cluster, problem).await;
+        }
         Ok(status)
+    }
+
+    /// Adopt the volumes the spec names; hold the first instance until they are in place, and
+    /// the others until the cluster bootstrapped from them.
+    async fn adopt(
+        &mut self,
+        plan: &mut Plan,
+        existing: &[Existing],
+        seen: &Seen,
+    ) -> Result<adopt::Check, KubeError> {
+        let names: Vec<String> = existing.iter().map(|e| e.instance.name.clone()).collect();
+        let check = adopt::check(
+            &self.ctx.client,
+            self.cluster,
+            &self.owned,
+            &mut plan.run,
+            &names,
+            clone_source::bootstrapped(self.cluster, seen.leader.as_deref()),
+        )
+        .await?;
+        if let Some(problem) = &check.problem {
+            self.problem = Some(problem.clone());
+        }
+        let adopting = check.adopted.as_ref().filter(|a| a.moving);
+        if check.hold {
+            plan.run.retain(|i| names.contains(&i.name));
+        } else if let Some(a) = adopting {
+            plan.run
+                .retain(|i| names.contains(&i.name) || i.name == a.instance);
+        }
+        Ok(check)
     }
 
     /// Where a clone restores from; `None` when there is nothing to restore from: then no new

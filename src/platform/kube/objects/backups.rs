@@ -60,8 +60,10 @@ pub fn render(ctx: &Ctx) -> Option<Parts> {
         ])),
         ..Default::default()
     };
+    // An adopted repository volume is the DBA's, made before the cluster: never rendered.
     let volumes = volume_repos
         .iter()
+        .filter(|r| adopted_repo(ctx, r).is_none())
         .map(|r| PersistentVolumeClaim {
             metadata: ctx.volume_meta(
                 ctx.names.repo_volume(&r.name),
@@ -268,7 +270,8 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
     for r in repos {
         mounts.push(mount(&r.name, &paths::repo(&r.name)));
         info_mounts.push(mount_ro(&r.name, &paths::repo(&r.name)));
-        volumes.push(pods::claim(&r.name, ctx.names.repo_volume(&r.name)));
+        let claim = adopted_repo(ctx, r).unwrap_or_else(|| ctx.names.repo_volume(&r.name));
+        volumes.push(pods::claim(&r.name, claim));
     }
     let template = pods::template(ctx, pgbackrest.metadata.as_ref(), &labels);
     pods::stateful_set(
@@ -294,6 +297,15 @@ fn repo_host(ctx: &Ctx, repos: &[&Repo]) -> StatefulSet {
             )),
         },
     )
+}
+
+/// The volume adopted for `repo` (`spec.dataSource.volumes.pgBackRestVolume`): the first
+/// repository's, as PGO takes it.
+fn adopted_repo(ctx: &Ctx, repo: &Repo) -> Option<String> {
+    let first = ctx.cluster.repos().first()?.name.clone();
+    (repo.name == first)
+        .then(|| ctx.inputs.adopted.as_ref()?.repo.clone())
+        .flatten()
 }
 
 /// The shell command that writes `pgbackrest info --output=json` to the file the repository

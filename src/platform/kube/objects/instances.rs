@@ -16,11 +16,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
+use super::adopt::{self, Adopted};
 use super::pods::{self, mount, mount_ro, plain_env, port, secret_env, tcp_probe};
 use super::{Ctx, PGBACKREST_PORT, backups, collector, exporter, paths, restore};
 use crate::api::annotations;
 use crate::api::instances::InstanceSet;
 use crate::api::patroni::{MIN_LOG_STORAGE_BYTES, PatroniLogging};
+use crate::plan::adopt::Role;
 use crate::plan::monitoring;
 use crate::plan::patroni::{self, Credentials, Dcs, Placement, Tls};
 use crate::plan::standby;
@@ -58,12 +60,21 @@ pub fn render(ctx: &Ctx, instance: &Instance) -> Parts {
     let config = patroni_config(ctx, instance, &set);
     let config_text = serde_json::to_string_pretty(&config).expect("a JSON value serializes");
     let keep = ctx.keeps(annotations::KEEP_DATA);
-    let mut volumes = vec![PersistentVolumeClaim {
-        metadata: ctx.volume_meta(names::data_volume(&instance.name), labels.clone(), keep),
-        spec: Some(set.data_volume_claim_spec.0.clone()),
-        ..Default::default()
-    }];
-    if let Some(wal) = &set.wal_volume_claim_spec {
+    // An adopted volume is the DBA's, made before the cluster: it is never rendered.
+    let adopted = |role| Adopted::claim(ctx.inputs.adopted.as_ref(), &instance.name, role);
+    let mut volumes = Vec::new();
+    if adopted(Role::Data).is_none() {
+        volumes.push(PersistentVolumeClaim {
+            metadata: ctx.volume_meta(names::data_volume(&instance.name), labels.clone(), keep),
+            spec: Some(set.data_volume_claim_spec.0.clone()),
+            ..Default::default()
+        });
+    }
+    if let Some(wal) = set
+        .wal_volume_claim_spec
+        .as_ref()
+        .filter(|_| adopted(Role::Wal).is_none())
+    {
         volumes.push(PersistentVolumeClaim {
             metadata: ctx.volume_meta(names::wal_volume(&instance.name), labels.clone(), keep),
             spec: Some(wal.0.clone()),
@@ -200,6 +211,10 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
     {
         initdb.push(json!({ "waldir": paths::wal_dir(v) }));
     }
+    if let Some(existing) = adopt::bootstrap(ctx, &instance.name) {
+        config["bootstrap"]["method"] = json!("existing");
+        config["bootstrap"]["existing"] = existing;
+    }
     config
 }
 
@@ -266,6 +281,7 @@ fn stateful_set(
 fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     let c = ctx.cluster;
     let (files_mount, files) = postgres_files(ctx);
+    let adopted = |role| Adopted::claim(ctx.inputs.adopted.as_ref(), &instance.name, role);
     let mut mounts = vec![
         mount("pgdata", paths::DATA),
         mount_ro("patroni-config", paths::PATRONI_CONFIG),
@@ -273,7 +289,10 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         mount_ro("patroni-tls", paths::PATRONI_TLS),
     ];
     let mut volumes = vec![
-        pods::claim("pgdata", names::data_volume(&instance.name)),
+        pods::claim(
+            "pgdata",
+            adopted(Role::Data).unwrap_or_else(|| names::data_volume(&instance.name)),
+        ),
         Volume {
             name: "patroni-config".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -285,9 +304,11 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
         files,
         patroni_tls(ctx),
     ];
-    if set.wal_volume_claim_spec.is_some() {
+    if let Some(claim) = adopted(Role::Wal)
+        .or_else(|| (set.wal_volume_claim_spec.as_ref()).map(|_| names::wal_volume(&instance.name)))
+    {
         mounts.push(mount("pgwal", paths::WAL));
-        volumes.push(pods::claim("pgwal", names::wal_volume(&instance.name)));
+        volumes.push(pods::claim("pgwal", claim));
     }
     if let Some(temp) = temp_claim(set) {
         mounts.push(mount("pgtmp", paths::TEMP));

@@ -2,6 +2,7 @@
 //! manifest and a few inputs (the instances that exist, the Secrets that hold generated
 //! passwords and certificates). `pgdeck render` prints them; the reconciler applies them.
 
+mod adopt;
 mod backups;
 mod budgets;
 mod collector;
@@ -37,6 +38,7 @@ use crate::api::PostgresCluster;
 use crate::api::backups::PgBackRest;
 use crate::api::cluster::Metadata;
 
+pub use self::adopt::{Adopted, COMPONENT as MOVE_DIR, job_name as move_job};
 pub use self::backups::ManualBackup;
 pub use self::init_sql::InitSql;
 pub use self::instances::Instance;
@@ -65,6 +67,8 @@ pub struct Inputs {
     pub restore_from: RestoreFrom,
     /// Init SQL to run (its Job does not exist yet).
     pub init_sql: Option<InitSql>,
+    /// The volumes adopted from `spec.dataSource.volumes`, once they are the cluster's.
+    pub adopted: Option<Adopted>,
 }
 
 /// A cluster's objects, by kind, in the order they are applied: as rendered, or as listed.
@@ -120,6 +124,7 @@ pub fn render(cluster: &PostgresCluster, inputs: &Inputs) -> Result<Objects, Tls
         out.services.push(p.service);
         out.budgets.extend(p.budget);
     }
+    out.jobs.extend(adopt::jobs(&ctx));
     out.jobs.push(users::render(&ctx, &out.secrets));
     out.jobs.extend(
         inputs

@@ -2072,6 +2072,7 @@ impl Worker {
             rolling: self.rolling,
             unsupported: self.unsupported.clone(),
             stalled_bootstrap: self.stalled.clone(),
+            adopting: None,
         };
         let standby_problem = self.standby.as_ref().and_then(|o| o.problem.as_ref());
         let replay = self.replay_condition(cluster);
