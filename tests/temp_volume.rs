@@ -192,3 +192,55 @@ fn temporary_files_go_to_the_volume_through_a_link_made_before_and_after_start()
     assert!(psql("SELECT 1").starts_with('1'));
     pg_ctl(&data, root, "stop");
 }
+
+/// On the local platform each instance's `temp/` takes its temporary files: the link is there
+/// on the primary (made before Patroni started, or by its callback on the bootstrap) and on a
+/// replica made by a base backup (which leaves the link out: the callback made it), and a
+/// spilled sort on either writes into that instance's own `temp/`.
+#[test]
+fn a_local_clusters_instances_spill_to_their_own_temp_volume() {
+    use crate::common::local::{LocalHome, manifest};
+    let home = LocalHome::new();
+    let temp = "      volumes: {temp: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}\n";
+    home.apply_ready(&manifest("spill", 2, temp, "", ""), "180s");
+    let status = home.settle("spill", 2, "a primary and a replica");
+    let instances = status["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    for instance in instances {
+        let name = instance["name"].as_str().unwrap();
+        let dir = home
+            .path()
+            .join("namespaces/default/spill/instances")
+            .join(name);
+        let target = dir.join("temp/pgsql_tmp").display().to_string();
+        let data = dir.join("data");
+        home.wait_for(
+            "spill",
+            std::time::Duration::from_secs(30),
+            "the link",
+            |_| link_of(&data).as_deref() == Some(target.as_str()),
+        );
+        let mut psql = home
+            .psql_on("spill", name, "postgres", "SET work_mem = '64kB'")
+            .unwrap();
+        psql.args([
+            "-c",
+            "BEGIN",
+            "-c",
+            "DECLARE c CURSOR FOR SELECT g FROM generate_series(1, 300000) g ORDER BY g DESC",
+            "-c",
+            "FETCH 1 FROM c",
+            "-c",
+            &format!("\\! ls {target}"),
+            "-c",
+            "COMMIT",
+        ]);
+        let out = psql.output().unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && listed.lines().any(|l| l.starts_with("pgsql_tmp")),
+            "{name}: no temporary file in {target}: {listed}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

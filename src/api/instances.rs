@@ -122,6 +122,11 @@ impl InstanceSet {
     pub fn replicas(&self) -> i32 {
         self.replicas.unwrap_or(1)
     }
+
+    /// The set's volume for temporary files (`volumes.temp`), when it asks for one.
+    pub fn temp_volume(&self) -> Option<&VolumeClaimSpec> {
+        self.volumes.as_ref()?.temp.as_ref()
+    }
 }
 
 /// The name a set goes by: its own, or its position as PGO names unnamed sets.

@@ -110,10 +110,6 @@ const NO_SIDECARS: Support =
 const NO_CLAIMS: Support = Refused(
     "additional volumes are existing PersistentVolumeClaims, which the local platform has not",
 );
-const NO_TEMP_VOLUME: Support = Refused(
-    "temporary files stay in the data directory on this machine: a volume of their own is not \
-     implemented on the local platform yet",
-);
 const NO_CLAIMS_TO_ADOPT: Support = Refused(
     "the local platform has no PersistentVolumeClaims: a cluster's volumes are directories of \
      the pgdeck home",
@@ -248,7 +244,7 @@ pub const FIELDS: &[Field] = &[
     field("spec.instances[].priorityClassName", NO_SCHEDULER, Works),
     opaque("spec.instances[].containers", NO_SIDECARS, Works),
     field("spec.instances[].volumes", Works, Works),
-    opaque("spec.instances[].volumes.temp", NO_TEMP_VOLUME, Works),
+    opaque("spec.instances[].volumes.temp", LOCAL_VOLUME, Works),
     field("spec.instances[].volumes.additional", NO_CLAIMS, Works),
     field(
         "spec.instances[].volumes.additional[].name",
@@ -1188,11 +1184,12 @@ mod tests {
         );
         let temp = "    - name: b\n      dataVolumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n      volumes: {temp: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}\n";
         assert!(refused(temp, Platform::Kube).is_empty());
-        let refused = refused(temp, Platform::Local);
-        assert!(
-            refused.len() == 1
-                && refused[0].starts_with("spec.instances[1].volumes.temp: not supported on "),
-            "{refused:?}"
+        assert!(refused(temp, Platform::Local).is_empty());
+        let classed = temp.replace("{temp: {", "{temp: {storageClassName: ssd, ");
+        assert_eq!(
+            refused(&classed, Platform::Local).len(),
+            1,
+            "a local volume is a directory: no storage class"
         );
     }
 

@@ -53,6 +53,9 @@ pub struct Placement {
     /// The command that restores a new instance from another cluster's repository (a
     /// standby's source's) rather than from this cluster's own.
     pub replica_restore: Option<String>,
+    /// Where the set's volume for temporary files (`volumes.temp`) is, when it has one: the
+    /// instance's `base/pgsql_tmp` is pointed there (see `temp_volume`).
+    pub temp_volume: Option<String>,
     pub tls: Tls,
 }
 
@@ -207,6 +210,9 @@ pub fn render(
         );
     }
     postgresql["create_replica_methods"] = json!(replica_methods);
+    if let Some(volume) = &at.temp_volume {
+        postgresql["callbacks"] = super::temp_volume::callbacks(&at.data_dir, volume);
+    }
 
     let mut restapi = json!({
         "listen": format!("{}:{}", at.listen_host, at.api_port),
@@ -335,6 +341,7 @@ mod tests {
             restore: None,
             standby: None,
             replica_restore: None,
+            temp_volume: None,
             tls: Tls {
                 ca_file: "/t/ca.crt".into(),
                 cert_file: "/t/tls.crt".into(),

@@ -180,6 +180,11 @@ impl InstanceDir {
     pub fn data(&self) -> PathBuf {
         self.0.join("data")
     }
+    /// The instance's volume for temporary files (`volumes.temp`): PostgreSQL's
+    /// `base/pgsql_tmp` points into it.
+    pub fn temp(&self) -> PathBuf {
+        self.0.join("temp")
+    }
     /// The instance's tablespace volumes, one directory each, shown at the home's
     /// `tablespaces/` to its processes.
     pub fn tablespaces(&self) -> PathBuf {

@@ -145,6 +145,7 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
             .filter(|s| standby::wanted(Some(s)))
             .map(standby::as_given),
         replica_restore: None,
+        temp_volume: set.temp_volume().map(|_| paths::TEMP.into()),
         tls: Tls {
             ca_file: format!("{}/ca.crt", paths::SERVER_TLS),
             cert_file: format!("{}/tls.crt", paths::SERVER_TLS),
@@ -201,10 +202,6 @@ fn patroni_config(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> Value {
             };
             config["log"] = patroni::log(&logging, paths::PATRONI_LOG);
         }
-    }
-    if temp_claim(set).is_some() {
-        config["postgresql"]["callbacks"] =
-            temp_volume::callbacks(&paths::data_dir(v), paths::TEMP);
     }
     if set.wal_volume_claim_spec.is_some()
         && let Some(initdb) = config["bootstrap"]["initdb"].as_array_mut()
@@ -474,7 +471,7 @@ fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
     if !dirs.is_empty() {
         steps.push(r#"mkdir -p -m 0700 -- "${@:2}""#.to_string());
     }
-    if temp_claim(set).is_some() {
+    if set.temp_volume().is_some() {
         let data = paths::data_dir(ctx.cluster.spec.postgres_version);
         steps.push(temp_volume::before_start(&data, paths::TEMP));
     }
@@ -492,7 +489,7 @@ fn patroni_command(ctx: &Ctx, set: &InstanceSet) -> Vec<String> {
 /// The instance set's volume for temporary files (`volumes.temp`): a claim made with the pod
 /// and gone with it, as the files it holds are.
 fn temp_claim(set: &InstanceSet) -> Option<Volume> {
-    let spec = set.volumes.as_ref()?.temp.as_ref()?;
+    let spec = set.temp_volume()?;
     Some(Volume {
         name: "pgtmp".into(),
         ephemeral: Some(EphemeralVolumeSource {

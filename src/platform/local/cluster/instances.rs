@@ -14,7 +14,7 @@ use super::tls::Ca;
 use crate::api::PostgresCluster;
 use crate::api::instances::{InstanceSet, set_name};
 use crate::plan::dynamic::STANZA;
-use crate::plan::{self, patroni, pgbackrest, resources};
+use crate::plan::{self, patroni, pgbackrest, resources, temp_volume};
 use crate::platform::PlatformError;
 
 /// Everything needed to render and run a cluster's instances.
@@ -100,6 +100,10 @@ impl Runtime<'_> {
         let log_dir = inst.patroni_log_dir();
         self.account.make_dir(&log_dir, 0o700).at(&log_dir)?;
         let socket_dir = inst.make_socket_dir(self.account).at(&inst.socket_dir())?;
+        if set.temp_volume().is_some() {
+            let temp = inst.temp();
+            self.account.make_dir(&temp, 0o700).at(&temp)?;
+        }
         // Each tablespace volume's directory, before the DBA can name it in CREATE TABLESPACE
         // (a running instance's view shows a new one at once).
         if let Some(why) =
@@ -171,6 +175,7 @@ impl Runtime<'_> {
             restore,
             standby: self.standby.cloned(),
             replica_restore,
+            temp_volume: set.temp_volume().map(|_| inst.temp().display().to_string()),
             tls: patroni::Tls {
                 ca_file: self.trust.display().to_string(),
                 cert_file: inst.tls_cert().display().to_string(),
@@ -225,10 +230,26 @@ impl Runtime<'_> {
         let launcher = launcher::path(self.home_root).display().to_string();
         tracing::info!(cluster = self.cluster.name(), instance = %rec.name, "starting Patroni");
         let set = spec_set(self.cluster, &rec.set);
+        let python = self.binaries.python.display().to_string();
+        let mut command = vec![python, launcher, config];
+        // With a volume for temporary files, PostgreSQL's are pointed at it first, by the
+        // account, in a shell that then becomes Patroni (see `plan::temp_volume`).
+        if set.and_then(InstanceSet::temp_volume).is_some() {
+            let data = inst.data().display().to_string();
+            let temp = inst.temp().display().to_string();
+            let script = format!(
+                r#"{} && exec "$@""#,
+                temp_volume::before_start(&data, &temp)
+            );
+            command.splice(
+                0..0,
+                ["/bin/bash".into(), "-c".into(), script, "patroni".into()],
+            );
+        }
         let pid = process::spawn_in(
             self.view(&inst, set)?,
-            &self.binaries.python,
-            &[launcher, config],
+            std::path::Path::new(&command[0]),
+            &command[1..],
             Some(self.account),
             &inst.log(),
             &env,

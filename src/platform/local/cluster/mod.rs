@@ -92,6 +92,8 @@ struct Usage {
     repos: BTreeMap<String, u64>,
     /// Each instance's tablespace volumes, by instance and volume name.
     tablespaces: BTreeMap<(String, String), u64>,
+    /// Each instance's volume for temporary files (`volumes.temp`), by instance.
+    temp: BTreeMap<String, u64>,
 }
 
 /// How often usage is measured at most: walking a large data directory is not free.
@@ -1128,7 +1130,18 @@ impl Worker {
                 Some((r.name.clone(), dir, names.collect()))
             })
             .collect();
+        let temp: Vec<(String, std::path::PathBuf)> = records
+            .iter()
+            .filter(|r| {
+                instances::spec_set(cluster, &r.set).is_some_and(|s| s.temp_volume().is_some())
+            })
+            .map(|r| (r.name.clone(), self.dir.instance(&r.name).temp()))
+            .collect();
         self.tasks.usage = Some(tokio::task::spawn_blocking(move || Usage {
+            temp: temp
+                .into_iter()
+                .map(|(n, p)| (n, files::disk_usage(&p)))
+                .collect(),
             tablespaces: tablespaces
                 .into_iter()
                 .flat_map(|(instance, dir, names)| {
@@ -1185,6 +1198,14 @@ impl Worker {
             let volumes = set
                 .map(|s| s.tablespace_volumes.as_slice())
                 .unwrap_or_default();
+            // Only its pressure: PGO's status has no place for this volume.
+            if let Some(temp) = set.and_then(|s| s.temp_volume()) {
+                note(
+                    format!("{} temporary files", i.name),
+                    self.usage.temp.get(&i.name).copied(),
+                    bytes(Some(temp)),
+                );
+            }
             i.tablespace_volumes = volumes
                 .iter()
                 .map(|v| TablespaceVolumeStatus {
