@@ -30,7 +30,7 @@ pub(crate) fn validate(file: &Path, documents: usize) {
 }
 
 /// `pgdeck render -f <example>` (a path in the repository), as documents.
-fn rendered(example: &str) -> Vec<Value> {
+pub(crate) fn rendered(example: &str) -> Vec<Value> {
     let out = pgdeck()
         .args(["render", "-f", example])
         .current_dir(repo_root())

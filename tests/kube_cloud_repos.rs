@@ -1,0 +1,291 @@
+//! GCS and Azure repositories on Kubernetes, with PGO's documented credential files: every
+//! container that runs pgBackRest includes the DBA's `configuration` where PGO puts it, and
+//! pgBackRest 2.45, run with a rendered pod's files mounted where the pod mounts them, finds
+//! PGO's `gcs-key.json` at the path `gcs.conf` names.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_yaml::Value;
+
+/// `pgdeck render -f tests/pgo/<name>.yaml`, as documents.
+fn rendered(name: &str) -> Vec<Value> {
+    crate::kube_render::rendered(&format!("tests/pgo/{name}.yaml"))
+}
+
+/// Every container (of pods, Jobs and CronJobs) that is given a pgBackRest configuration.
+fn pgbackrest_containers(docs: &[Value]) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for d in docs {
+        let template = match d["kind"].as_str() {
+            Some("StatefulSet" | "Job" | "Deployment") => &d["spec"]["template"],
+            Some("CronJob") => &d["spec"]["jobTemplate"]["spec"]["template"],
+            _ => continue,
+        };
+        for c in template["spec"]["containers"].as_sequence().unwrap() {
+            if env(c).contains_key("PGBACKREST_CONFIG") {
+                let name = format!(
+                    "{}/{}",
+                    d["metadata"]["name"].as_str().unwrap(),
+                    c["name"].as_str().unwrap()
+                );
+                out.push((name, c));
+            }
+        }
+    }
+    out
+}
+
+fn env(container: &Value) -> BTreeMap<String, String> {
+    (container["env"].as_sequence().into_iter().flatten())
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The first instance's pgBackRest configuration, as its ConfigMap holds it.
+fn instance_conf(docs: &[Value]) -> &str {
+    docs.iter()
+        .find_map(|d| d["data"]["instance.conf"].as_str())
+        .expect("the instances' pgbackrest.conf")
+}
+
+#[test]
+fn gcs_and_azure_repositories_render_pgos_options_and_include_the_dbas_files_where_pgo_does() {
+    for (name, secret, lines) in [
+        (
+            "gcs",
+            "pgo-gcs-creds",
+            ["repo1-gcs-bucket=my-bucket\n", "repo1-type=gcs\n"],
+        ),
+        (
+            "azure",
+            "pgo-azure-creds",
+            ["repo1-azure-container=my-container\n", "repo1-type=azure\n"],
+        ),
+    ] {
+        let docs = rendered(name);
+        let conf = instance_conf(&docs);
+        for line in lines {
+            assert!(conf.contains(line), "{name}: {line:?} in {conf}");
+        }
+        assert!(
+            conf.contains(&format!(
+                "repo1-path=/pgbackrest/postgres-operator/hippo-{name}/repo1\n"
+            )),
+            "the manifest's global: {conf}"
+        );
+        let containers = pgbackrest_containers(&docs);
+        assert!(
+            containers.len() >= 2,
+            "{name}: the database and info containers at least"
+        );
+        for (which, c) in containers {
+            assert_eq!(
+                env(c)["PGBACKREST_CONFIG_INCLUDE_PATH"],
+                "/etc/pgbackrest/conf.d",
+                "{name}: {which}"
+            );
+            let mount = (c["volumeMounts"].as_sequence().unwrap().iter())
+                .find(|m| m["mountPath"] == "/etc/pgbackrest/conf.d")
+                .unwrap_or_else(|| panic!("{name}: {which} mounts the DBA's files"));
+            let pod = docs
+                .iter()
+                .flat_map(|d| {
+                    d["spec"]["template"]["spec"]["volumes"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                })
+                .find(|v| v["name"] == mount["name"])
+                .unwrap();
+            assert_eq!(
+                pod["projected"]["sources"][0]["secret"]["name"], secret,
+                "{name}: {which}"
+            );
+        }
+    }
+}
+
+/// A projected volume's files, as the kubelet lays them out in `dir`: ConfigMaps' from the
+/// rendered documents, Secrets' from `secrets`.
+fn project(
+    volume: &Value,
+    docs: &[Value],
+    secrets: &BTreeMap<&str, BTreeMap<&str, &str>>,
+    dir: &Path,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    for source in volume["projected"]["sources"].as_sequence().unwrap() {
+        let data: BTreeMap<String, String> =
+            if let Some(name) = source["configMap"]["name"].as_str() {
+                let map = docs
+                    .iter()
+                    .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == name)
+                    .unwrap();
+                serde_yaml::from_value(map["data"].clone()).unwrap()
+            } else if let Some(name) = source["secret"]["name"].as_str() {
+                (secrets[name].iter())
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            } else {
+                panic!("a source this test does not lay out: {source:?}");
+            };
+        let items = source["configMap"]["items"]
+            .as_sequence()
+            .or(source["secret"]["items"].as_sequence());
+        let files: Vec<(String, String)> = match items {
+            Some(items) => items
+                .iter()
+                .map(|i| {
+                    (
+                        i["key"].as_str().unwrap().into(),
+                        i["path"].as_str().unwrap().into(),
+                    )
+                })
+                .collect(),
+            None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+        };
+        for (key, path) in files {
+            let file = dir.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, &data[&key]).unwrap();
+        }
+    }
+}
+
+/// Runs `pgbackrest info` as the instance's `database` container would, its files under
+/// /etc/pgbackrest mounted where the pod mounts them (in a mount namespace of its own, /etc
+/// overlaid so that nothing of this machine's changes), with `secrets` as the DBA's Secrets.
+fn info_in_the_pod(docs: &[Value], secrets: &BTreeMap<&str, BTreeMap<&str, &str>>) -> String {
+    let set = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "StatefulSet" && d["metadata"]["labels"]["pgdeck.dev/instance"].is_string()
+        })
+        .unwrap();
+    let pod = &set["spec"]["template"]["spec"];
+    let database = &pod["containers"][0];
+    let dir = tempfile::Builder::new()
+        .prefix("pgdeck-test-gcsaz-")
+        .tempdir()
+        .unwrap();
+    let mut mounts: Vec<(String, String)> =
+        (database["volumeMounts"].as_sequence().unwrap().iter())
+            .filter(|m| {
+                m["mountPath"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/etc/pgbackrest")
+            })
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().into(),
+                    m["mountPath"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+    // Parents first; the kubelet makes a nested mount's point in its parent volume.
+    mounts.sort_by_key(|(_, at)| at.len());
+    let mut script = format!(
+        "set -e; mount --make-rprivate /; mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/up,workdir={d}/work /etc\n",
+        d = dir.path().display()
+    );
+    std::fs::create_dir_all(dir.path().join("up")).unwrap();
+    std::fs::create_dir_all(dir.path().join("work")).unwrap();
+    for (i, (name, at)) in mounts.iter().enumerate() {
+        let volume = (pod["volumes"].as_sequence().unwrap().iter())
+            .find(|v| v["name"] == name.as_str())
+            .unwrap();
+        let files = dir.path().join(name);
+        project(volume, docs, secrets, &files);
+        for (_, inner) in &mounts[i + 1..] {
+            if let Some(rel) = inner.strip_prefix(&format!("{at}/")) {
+                std::fs::create_dir_all(files.join(rel)).unwrap();
+            }
+        }
+        let nested = mounts[..i]
+            .iter()
+            .any(|(_, outer)| at.starts_with(&format!("{outer}/")));
+        if !nested {
+            script.push_str(&format!("mkdir -p {at}\n"));
+        }
+        script.push_str(&format!("mount --bind -o ro {} {at}\n", files.display()));
+    }
+    // Nowhere to connect to: what pgBackRest tried, and with which key, is what it says.
+    script.push_str("exec pgbackrest --stanza=db --io-timeout=1 --log-level-file=off info\n");
+    let out = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .envs(
+            env(database)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("PGBACKREST")),
+        )
+        .output()
+        .expect("unshare runs");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// PGO's documented GCS Secret, unchanged, with a service key whose token endpoint is a closed
+/// local port.
+fn gcs_secret(with_key: bool) -> BTreeMap<&'static str, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("key.pem");
+    let made = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&pem)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": "hippo@example.iam.gserviceaccount.com",
+        "private_key": std::fs::read_to_string(&pem).unwrap(),
+        "token_uri": "https://127.0.0.1:9/token",
+    });
+    let mut secret = BTreeMap::from([(
+        "gcs.conf",
+        "[global]\nrepo1-gcs-key=/etc/pgbackrest/conf.d/gcs-key.json\n".to_string(),
+    )]);
+    if with_key {
+        secret.insert("gcs-key.json", key.to_string());
+    }
+    secret
+}
+
+#[test]
+fn pgbackrest_in_a_rendered_pod_reads_pgos_gcs_key_file_where_gcs_conf_names_it() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: laying out the pod's mounts needs root (a mount namespace)");
+        return;
+    }
+    let docs = rendered("gcs");
+    let said = |with_key| {
+        let secret = gcs_secret(with_key);
+        let secrets = BTreeMap::from([(
+            "pgo-gcs-creds",
+            secret.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+        )]);
+        info_in_the_pod(&docs, &secrets)
+    };
+    // The key was read and signed with: pgBackRest went on to ask for a token.
+    let with_key = said(true);
+    assert!(
+        with_key.contains("[HostConnectError] unable to connect to '127.0.0.1:9'"),
+        "{with_key}"
+    );
+    // Without the Secret's key file, the same path is missing: it is the one pgBackRest opens.
+    let without = said(false);
+    assert!(
+        without.contains("unable to open missing file '/etc/pgbackrest/conf.d/gcs-key.json'"),
+        "{without}"
+    );
+}
