@@ -37,15 +37,18 @@ fn pgbackrest_containers(docs: &[Value]) -> Vec<(String, &Value)> {
     out
 }
 
+/// A container's plain variables; each is set once.
 fn env(container: &Value) -> BTreeMap<String, String> {
-    (container["env"].as_sequence().into_iter().flatten())
-        .filter_map(|e| {
-            Some((
-                e["name"].as_str()?.to_string(),
-                e["value"].as_str()?.to_string(),
-            ))
-        })
-        .collect()
+    let mut env = BTreeMap::new();
+    for e in container["env"].as_sequence().into_iter().flatten() {
+        let name = e["name"].as_str().unwrap().to_string();
+        let value = e["value"].as_str().map(String::from);
+        assert!(
+            env.insert(name.clone(), value).is_none(),
+            "{name} twice in {container:?}"
+        );
+    }
+    env.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
 }
 
 /// The first instance's pgBackRest configuration, as its ConfigMap holds it.
