@@ -83,36 +83,114 @@ fn gcs_and_azure_repositories_render_pgos_options_and_include_the_dbas_files_whe
             )),
             "the manifest's global: {conf}"
         );
-        let containers = pgbackrest_containers(&docs);
+        let containers = includes_the_dbas_files(&docs, secret);
         assert!(
-            containers.len() >= 2,
-            "{name}: the database and info containers at least"
+            containers.iter().any(|c| c.ends_with("/database"))
+                && containers.iter().any(|c| c.ends_with("/info")),
+            "{name}: {containers:?}"
         );
-        for (which, c) in containers {
-            assert_eq!(
-                env(c)["PGBACKREST_CONFIG_INCLUDE_PATH"],
-                "/etc/pgbackrest/conf.d",
-                "{name}: {which}"
-            );
-            let mount = (c["volumeMounts"].as_sequence().unwrap().iter())
-                .find(|m| m["mountPath"] == "/etc/pgbackrest/conf.d")
-                .unwrap_or_else(|| panic!("{name}: {which} mounts the DBA's files"));
-            let pod = docs
-                .iter()
-                .flat_map(|d| {
-                    d["spec"]["template"]["spec"]["volumes"]
-                        .as_sequence()
-                        .into_iter()
-                        .flatten()
-                })
-                .find(|v| v["name"] == mount["name"])
-                .unwrap();
-            assert_eq!(
-                pod["projected"]["sources"][0]["secret"]["name"], secret,
-                "{name}: {which}"
-            );
-        }
     }
+}
+
+/// Every container given a pgBackRest configuration includes PGO's `/etc/pgbackrest/conf.d`,
+/// the DBA's `secret` projected there; their names.
+fn includes_the_dbas_files(docs: &[Value], secret: &str) -> Vec<String> {
+    let containers = pgbackrest_containers(docs);
+    for (which, c) in &containers {
+        assert_eq!(
+            env(c)["PGBACKREST_CONFIG_INCLUDE_PATH"],
+            "/etc/pgbackrest/conf.d",
+            "{which}"
+        );
+        let mount = (c["volumeMounts"].as_sequence().unwrap().iter())
+            .find(|m| m["mountPath"] == "/etc/pgbackrest/conf.d")
+            .unwrap_or_else(|| panic!("{which} mounts the DBA's files"));
+        let volume = docs
+            .iter()
+            .flat_map(|d| {
+                d["spec"]["template"]["spec"]["volumes"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+            })
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        assert_eq!(
+            volume["projected"]["sources"][0]["secret"]["name"], secret,
+            "{which}"
+        );
+    }
+    containers.into_iter().map(|(name, _)| name).collect()
+}
+
+/// A one-instance cluster `name` with `spec` lines, rendered and checked against the schemas.
+fn one_instance(name: &str, spec: &str) -> Vec<Value> {
+    crate::kube_render::rendered_and_valid(&format!(
+        "apiVersion: postgres-operator.crunchydata.com/v1beta1\nkind: PostgresCluster\n\
+         metadata: {{name: {name}}}\nspec:\n  postgresVersion: 15\n  instances:\n    - \
+         dataVolumeClaimSpec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n{spec}"
+    ))
+}
+
+/// A repository host beside a GCS repository reads the bucket with the DBA's files too; an
+/// Azure data source restores from its container with the data source's files only.
+#[test]
+fn a_repository_host_and_an_azure_data_source_pass_the_schemas() {
+    let docs = one_instance(
+        "mixed",
+        "  backups:
+    pgbackrest:
+      configuration: [{secret: {name: gcs-creds}}]
+      repos:
+      - {name: repo1, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}
+      - {name: repo2, gcs: {bucket: offsite}}
+",
+    );
+    let repo_host = docs
+        .iter()
+        .find_map(|d| d["data"]["repo-host.conf"].as_str())
+        .unwrap();
+    assert!(
+        repo_host.contains("repo2-gcs-bucket=offsite\n")
+            && repo_host.contains("repo2-path=/pgbackrest/default/mixed/repo2\nrepo2-type=gcs\n"),
+        "{repo_host}"
+    );
+    let containers = includes_the_dbas_files(&docs, "gcs-creds");
+    assert!(
+        containers.contains(&"mixed-repo-host/pgbackrest".to_string()),
+        "{containers:?}"
+    );
+
+    let docs = one_instance(
+        "rhino",
+        "  dataSource:
+    pgbackrest:
+      configuration: [{secret: {name: pgo-azure-creds}}]
+      stanza: db
+      repo: {name: repo1, azure: {container: old}}
+",
+    );
+    let conf = docs
+        .iter()
+        .find_map(|d| d["data"]["pgbackrest-restore.conf"].as_str())
+        .unwrap();
+    assert!(
+        conf.contains(
+            "repo1-azure-container=old\nrepo1-path=/pgbackrest/repo1\nrepo1-type=azure\n"
+        ),
+        "{conf}"
+    );
+    let set = docs.iter().find(|d| d["kind"] == "StatefulSet").unwrap();
+    let source = (set["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter())
+    .find(|v| v["name"] == "pgbackrest-source")
+    .unwrap();
+    assert_eq!(
+        source["projected"]["sources"][0]["secret"]["name"],
+        "pgo-azure-creds"
+    );
 }
 
 /// A projected volume's files, as the kubelet lays them out in `dir`: ConfigMaps' from the
