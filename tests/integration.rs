@@ -12,6 +12,7 @@ mod console_kube;
 mod day2;
 mod instance_verbs_local;
 mod kube_adopt;
+mod kube_cloud_repos;
 mod kube_e2e;
 mod kube_reconcile;
 mod kube_render;

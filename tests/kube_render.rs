@@ -30,7 +30,7 @@ pub(crate) fn validate(file: &Path, documents: usize) {
 }
 
 /// `pgdeck render -f <example>` (a path in the repository), as documents.
-fn rendered(example: &str) -> Vec<Value> {
+pub(crate) fn rendered(example: &str) -> Vec<Value> {
     let out = pgdeck()
         .args(["render", "-f", example])
         .current_dir(repo_root())
@@ -984,7 +984,7 @@ fn an_init_sql_job_passes_the_kubernetes_schemas() {
 }
 
 /// Renders `manifest`, checks every object against the Kubernetes schemas, and returns them.
-fn rendered_and_valid(manifest: &str) -> Vec<Value> {
+pub(crate) fn rendered_and_valid(manifest: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
     std::fs::write(&path, manifest).unwrap();

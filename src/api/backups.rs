@@ -128,6 +128,24 @@ impl Repo {
             _ => "posix",
         }
     }
+
+    /// Its bucket or container, when it is in the cloud.
+    pub fn cloud(&self) -> Option<Cloud<'_>> {
+        match (&self.s3, &self.gcs, &self.azure) {
+            (Some(s3), _, _) => Some(Cloud::S3(s3)),
+            (_, Some(gcs), _) => Some(Cloud::Gcs(gcs)),
+            (_, _, Some(azure)) => Some(Cloud::Azure(azure)),
+            _ => None,
+        }
+    }
+}
+
+/// A repository in the cloud: where pgBackRest finds it, the credentials aside.
+#[derive(Clone, Copy, Debug)]
+pub enum Cloud<'a> {
+    S3(&'a RepoS3),
+    Gcs(&'a RepoGcs),
+    Azure(&'a RepoAzure),
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

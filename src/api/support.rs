@@ -162,8 +162,11 @@ const LOCAL_RESOURCES: Support = Partly(
 // Why Kubernetes refuses a field.
 const KUBE_PGBACKREST_IMAGE: Support =
     Refused("pgBackRest runs from the instance image (spec.image)");
-const KUBE_CLOUD: Support =
-    Refused("GCS and Azure repositories are not implemented yet (volume and S3 are)");
+const KUBE_GCS_SOURCE: Support = Refused(
+    "a data source's files are mounted at /etc/pgbackrest-source-conf.d, beside the cluster's \
+     own at /etc/pgbackrest/conf.d, so a gcs.conf written for PGO would name the cluster's own \
+     key file: not implemented yet (S3 and Azure data sources are)",
+);
 const KUBE_RESTORE: Support = Refused(
     "the restore runs in the first instance's pod, not in a Job: it has the instance set's \
      resources and placement",
@@ -344,21 +347,17 @@ pub const FIELDS: &[Field] = &[
         Works,
     ),
     field("spec.backups.pgbackrest.repos[].s3.region", NO_CLOUD, Works),
-    field("spec.backups.pgbackrest.repos[].gcs", NO_CLOUD, KUBE_CLOUD),
+    field("spec.backups.pgbackrest.repos[].gcs", NO_CLOUD, Works),
     field(
         "spec.backups.pgbackrest.repos[].gcs.bucket",
         NO_CLOUD,
-        KUBE_CLOUD,
+        Works,
     ),
-    field(
-        "spec.backups.pgbackrest.repos[].azure",
-        NO_CLOUD,
-        KUBE_CLOUD,
-    ),
+    field("spec.backups.pgbackrest.repos[].azure", NO_CLOUD, Works),
     field(
         "spec.backups.pgbackrest.repos[].azure.container",
         NO_CLOUD,
-        KUBE_CLOUD,
+        Works,
     ),
     field("spec.backups.pgbackrest.repos[].schedules", Works, Works),
     field(
@@ -486,12 +485,17 @@ pub const FIELDS: &[Field] = &[
     field(
         "spec.dataSource.pgbackrest.repo.gcs",
         LOCAL_CLOUD_SOURCE,
-        KUBE_CLOUD,
+        KUBE_GCS_SOURCE,
     ),
     field(
         "spec.dataSource.pgbackrest.repo.azure",
         LOCAL_CLOUD_SOURCE,
-        KUBE_CLOUD,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.azure.container",
+        LOCAL_CLOUD_SOURCE,
+        Works,
     ),
     field(
         "spec.dataSource.pgbackrest.repo.schedules",
@@ -1115,9 +1119,11 @@ mod tests {
     }
 
     #[test]
-    fn a_cloud_source_works_on_kubernetes_from_s3_only_and_adopting_volumes_there_only() {
+    fn a_cloud_source_works_on_kubernetes_from_s3_and_azure_and_adopting_volumes_there_only() {
         let s3 = "  dataSource: {pgbackrest: {stanza: db, configuration: [{secret: {name: k}}], global: {repo1-path: /p}, repo: {name: repo1, s3: {bucket: b, endpoint: e, region: r}}, options: [--type=immediate]}}\n";
         assert!(refused(s3, Platform::Kube).is_empty());
+        let azure = "  dataSource: {pgbackrest: {configuration: [{secret: {name: k}}], repo: {name: repo1, azure: {container: c}}}}\n";
+        assert!(refused(azure, Platform::Kube).is_empty());
         assert_eq!(
             refused(s3, Platform::Local),
             [

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::PostgresCluster;
-use super::backups::{PgBackRest, Repo};
+use super::backups::{Cloud, PgBackRest, Repo};
 use super::cluster::{ServiceSpec, ServiceType};
 use super::instances::{InstanceSet, set_name};
 use super::manifest::FieldError;
@@ -569,18 +569,22 @@ fn repo(k: &mut Checker, path: &str, repo: &Repo) {
             &v.volume_claim_spec,
         );
     }
-    if let Some(s3) = &repo.s3 {
-        for (field, value) in [
-            ("bucket", &s3.bucket),
-            ("endpoint", &s3.endpoint),
-            ("region", &s3.region),
-        ] {
-            k.check(
-                !value.is_empty(),
-                format!("{path}.s3.{field}"),
-                "must not be empty",
-            );
-        }
+    let named = match repo.cloud() {
+        Some(Cloud::S3(s3)) => vec![
+            ("s3.bucket", &s3.bucket),
+            ("s3.endpoint", &s3.endpoint),
+            ("s3.region", &s3.region),
+        ],
+        Some(Cloud::Gcs(gcs)) => vec![("gcs.bucket", &gcs.bucket)],
+        Some(Cloud::Azure(azure)) => vec![("azure.container", &azure.container)],
+        None => vec![],
+    };
+    for (field, value) in named {
+        k.check(
+            !value.is_empty(),
+            format!("{path}.{field}"),
+            "must not be empty",
+        );
     }
     if let Some(s) = &repo.schedules {
         for (field, cron) in [
@@ -1286,6 +1290,26 @@ mod tests {
         );
         let c: PostgresCluster = serde_yaml::from_str(&text).unwrap();
         validate(&c).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_cloud_repository_names_its_bucket_or_container() {
+        let repos = spec_errors(
+            "backups: {pgbackrest: {repos: [{name: repo1, gcs: {bucket: ''}}, {name: repo2, azure: {container: ''}}, {name: repo3, s3: {bucket: b, endpoint: '', region: r}}]}}",
+        );
+        let said = |path: &str| {
+            repos
+                .iter()
+                .any(|e| e.contains(path) && e.contains("must not be empty"))
+        };
+        for path in [
+            "spec.backups.pgbackrest.repos[0].gcs.bucket",
+            "spec.backups.pgbackrest.repos[1].azure.container",
+            "spec.backups.pgbackrest.repos[2].s3.endpoint",
+        ] {
+            assert!(said(path), "{path}: {repos:?}");
+        }
+        assert!(spec_errors("backups: {pgbackrest: {repos: [{name: repo1, gcs: {bucket: b}}, {name: repo2, azure: {container: c}}]}}").is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::dynamic::STANZA;
 use crate::api::PostgresCluster;
-use crate::api::backups::RepoS3;
+use crate::api::backups::Cloud;
 
 /// Where pgBackRest finds things on this platform.
 pub struct Layout {
@@ -58,9 +58,9 @@ pub fn render(cluster: &PostgresCluster, at: &Layout) -> String {
     let mut global: BTreeMap<String, String> = BTreeMap::new();
     for repo in cluster.repos() {
         let n = &repo.name;
-        if let Some(s3) = &repo.s3 {
+        if let Some(cloud) = repo.cloud() {
             let path = format!("/pgbackrest/{}/{}/{n}", cluster.namespace(), cluster.name());
-            s3_options(&mut global, n, s3, &path);
+            cloud_options(&mut global, n, cloud, &path);
         } else if let Some(path) = at.repo_paths.get(n) {
             global.insert(format!("{n}-type"), "posix".into());
             global.insert(format!("{n}-path"), path.clone());
@@ -133,8 +133,9 @@ pub enum Storage<'a> {
         path: &'a str,
         host: Option<&'a Remote>,
     },
-    /// A bucket, at `path` in it; the credentials come from the restore's included files.
-    S3 { s3: &'a RepoS3, path: &'a str },
+    /// A bucket or container, at `path` in it; the credentials come from the restore's
+    /// included files.
+    Cloud { cloud: Cloud<'a>, path: &'a str },
 }
 
 /// The configuration that restores `at.pg[0]` from `source`: only that repository, and this
@@ -158,7 +159,7 @@ pub fn restore_config(source: &Source, at: &Layout) -> String {
                 remote_options(&mut global, &format!("{repo}-host"), remote);
             }
         }
-        Storage::S3 { s3, path } => s3_options(&mut global, repo, s3, path),
+        Storage::Cloud { cloud, path } => cloud_options(&mut global, repo, *cloud, path),
     }
     global.extend(
         source
@@ -261,13 +262,28 @@ fn section(out: &mut String, name: &str, options: &BTreeMap<String, String>) {
     }
 }
 
-/// An S3 repository `n` at `path` in its bucket.
-fn s3_options(options: &mut BTreeMap<String, String>, n: &str, s3: &RepoS3, path: &str) {
-    options.insert(format!("{n}-type"), "s3".into());
-    options.insert(format!("{n}-s3-bucket"), s3.bucket.clone());
-    options.insert(format!("{n}-s3-endpoint"), s3.endpoint.clone());
-    options.insert(format!("{n}-s3-region"), s3.region.clone());
-    options.insert(format!("{n}-path"), path.into());
+/// A cloud repository `n` at `path` in its bucket or container, as PGO renders it. Its
+/// credentials (`repoN-s3-key`, `repoN-gcs-key`, `repoN-azure-account`, ...) are the DBA's
+/// included files'.
+fn cloud_options(options: &mut BTreeMap<String, String>, n: &str, cloud: Cloud, path: &str) {
+    let mut set = |k: &str, v: &str| options.insert(format!("{n}-{k}"), v.into());
+    match cloud {
+        Cloud::S3(s3) => {
+            set("type", "s3");
+            set("s3-bucket", &s3.bucket);
+            set("s3-endpoint", &s3.endpoint);
+            set("s3-region", &s3.region);
+        }
+        Cloud::Gcs(gcs) => {
+            set("type", "gcs");
+            set("gcs-bucket", &gcs.bucket);
+        }
+        Cloud::Azure(azure) => {
+            set("type", "azure");
+            set("azure-container", &azure.container);
+        }
+    }
+    set("path", path);
 }
 
 /// `<prefix>=<host>` and how to reach it with TLS, e.g. `repo1-host-type=tls`.
@@ -282,6 +298,7 @@ fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::backups::RepoS3;
 
     /// Another cluster's posix repository `repo`, stanza `db`.
     fn posix(repo: &str) -> Source<'_> {
@@ -341,8 +358,8 @@ mod tests {
         Source {
             repo: "repo2",
             stanza: "hippo",
-            storage: Storage::S3 {
-                s3,
+            storage: Storage::Cloud {
+                cloud: Cloud::S3(s3),
                 path: "/pgbackrest/repo2",
             },
             global: Some(global),
@@ -475,6 +492,120 @@ mod tests {
         assert!(
             cmd.ends_with("exit 126' restore"),
             "a clone to the latest state replays with it too: {cmd}"
+        );
+    }
+
+    /// What pgBackRest 2.45 makes of `option` for a backup with the configuration `conf` and
+    /// the DBA's `files` (PGO's documented credentials) included, as a pod includes them.
+    fn backup_would_use(conf: &str, files: &[(&str, &str)], option: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let include = dir.path().join("conf.d");
+        std::fs::create_dir(&include).unwrap();
+        for (name, text) in files {
+            std::fs::write(include.join(name), text).unwrap();
+        }
+        std::fs::write(dir.path().join("pgbackrest.conf"), conf).unwrap();
+        let out = std::process::Command::new("pgbackrest")
+            .arg(format!(
+                "--config={}",
+                dir.path().join("pgbackrest.conf").display()
+            ))
+            .arg(format!("--config-include-path={}", include.display()))
+            .args(["--stanza=db", "help", "backup", option])
+            .output()
+            .expect("pgbackrest runs");
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    fn assert_uses(conf: &str, files: &[(&str, &str)], option: &str, value: &str) {
+        let said = backup_would_use(conf, files, option);
+        assert!(
+            said.contains(&format!("current: {value}\n")),
+            "{option}: {said}"
+        );
+    }
+
+    /// `tests/pgo/<name>.yaml`, PGO's kustomize example, rendered for an instance.
+    fn pgo_example(name: &str) -> String {
+        let path = format!("{}/tests/pgo/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let c = manifest::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        render(&c, &layout())
+    }
+
+    #[test]
+    fn a_gcs_repository_takes_pgos_key_file_from_the_dbas_files() {
+        let conf = pgo_example("gcs");
+        assert!(
+            conf.contains("repo1-gcs-bucket=my-bucket\n")
+                && conf.contains("repo1-type=gcs\n")
+                && !conf.contains("repo1-gcs-key"),
+            "{conf}"
+        );
+        // PGO's documented Secret, unchanged.
+        let files = [
+            (
+                "gcs.conf",
+                "[global]\nrepo1-gcs-key=/etc/pgbackrest/conf.d/gcs-key.json\n",
+            ),
+            ("gcs-key.json", "{}"),
+        ];
+        for (option, value) in [
+            ("repo-type", "gcs"),
+            ("repo-gcs-bucket", "my-bucket"),
+            ("repo-path", "/pgbackrest/postgres-operator/hippo-gcs/repo1"),
+            ("repo-gcs-key", "<redacted>"),
+        ] {
+            assert_uses(&conf, &files, option, value);
+        }
+        let said = backup_would_use(&conf, &[], "repo-gcs-key");
+        assert!(!said.contains("current:"), "the key is the DBA's: {said}");
+    }
+
+    #[test]
+    fn an_azure_repository_takes_pgos_account_and_key_from_the_dbas_files() {
+        let conf = pgo_example("azure");
+        assert!(
+            conf.contains("repo1-azure-container=my-container\n")
+                && conf.contains("repo1-type=azure\n"),
+            "{conf}"
+        );
+        let files = [(
+            "azure.conf",
+            "[global]\nrepo1-azure-account=hippo\nrepo1-azure-key=c2VjcmV0\n",
+        )];
+        for (option, value) in [
+            ("repo-type", "azure"),
+            ("repo-azure-container", "my-container"),
+            (
+                "repo-path",
+                "/pgbackrest/postgres-operator/hippo-azure/repo1",
+            ),
+            ("repo-azure-account", "<redacted>"),
+            ("repo-azure-key", "<redacted>"),
+        ] {
+            assert_uses(&conf, &files, option, value);
+        }
+    }
+
+    #[test]
+    fn an_azure_source_reads_its_container() {
+        let azure = crate::api::backups::RepoAzure {
+            container: "old".into(),
+        };
+        let source = Source {
+            storage: Storage::Cloud {
+                cloud: Cloud::Azure(&azure),
+                path: "/pgbackrest/repo2",
+            },
+            global: None,
+            ..posix("repo2")
+        };
+        let conf = restore_config(&source, &layout());
+        assert!(
+            conf.contains(
+                "repo2-azure-container=old\nrepo2-path=/pgbackrest/repo2\nrepo2-type=azure\n"
+            ),
+            "{conf}"
         );
     }
 

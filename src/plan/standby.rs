@@ -598,24 +598,29 @@ mod tests {
 
     #[test]
     fn kubernetes_replays_a_shared_cloud_repository_at_the_sources_path() {
-        let s3 = "{name: repo1, s3: {bucket: b, endpoint: e, region: r}}";
         let volume = "{name: repo2, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}";
-        let spec = |repo: &str, path: &str| {
-            cluster(&format!(
-                "  backups: {{pgbackrest: {{global: {{{path}}}, repos: [{s3}, {volume}]}}}}\n  \
-                 standby: {{enabled: true, repoName: {repo}}}\n"
-            ))
-        };
-        let ok = spec("repo1", "repo1-path: /pgbackrest/p/hippo/repo1");
-        assert!(paths(&ok, Platform::Kube).is_empty());
-        assert_eq!(
-            paths(&spec("repo2", "repo2-path: /x"), Platform::Kube),
-            ["spec.standby.repoName"]
-        );
-        assert_eq!(
-            paths(&spec("repo1", ""), Platform::Kube),
-            ["spec.backups.pgbackrest.global.repo1-path"]
-        );
+        for cloud in [
+            "s3: {bucket: b, endpoint: e, region: r}",
+            "gcs: {bucket: b}",
+            "azure: {container: c}",
+        ] {
+            let spec = |repo: &str, path: &str| {
+                cluster(&format!(
+                    "  backups: {{pgbackrest: {{global: {{{path}}}, repos: [{{name: repo1, {cloud}}}, {volume}]}}}}\n  \
+                     standby: {{enabled: true, repoName: {repo}}}\n"
+                ))
+            };
+            let ok = spec("repo1", "repo1-path: /pgbackrest/p/hippo/repo1");
+            assert!(paths(&ok, Platform::Kube).is_empty(), "{cloud}");
+            assert_eq!(
+                paths(&spec("repo2", "repo2-path: /x"), Platform::Kube),
+                ["spec.standby.repoName"]
+            );
+            assert_eq!(
+                paths(&spec("repo1", ""), Platform::Kube),
+                ["spec.backups.pgbackrest.global.repo1-path"]
+            );
+        }
     }
 
     #[test]

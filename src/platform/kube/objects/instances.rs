@@ -382,7 +382,11 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     }
     let pg_env = || env.iter().filter(|e| e.name.starts_with("PG")).cloned();
     let own_repos = (!c.repos().is_empty()).then(|| pgbackrest_files(ctx, "instance.conf"));
-    if let Some((info, its_volume)) = backups::instance_info(ctx, pg_env().collect(), own_repos) {
+    // pgBackRest's own variables come with its files, once.
+    let socket_env = pg_env()
+        .filter(|e| !e.name.starts_with("PGBACKREST"))
+        .collect();
+    if let Some((info, its_volume)) = backups::instance_info(ctx, socket_env, own_repos) {
         containers.push(info);
         volumes.push(its_volume);
     }

@@ -348,8 +348,10 @@ pub mod paths {
     pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
     /// A cloud data source's pgBackRest files (`spec.dataSource.pgbackrest.configuration`).
     pub const PGBACKREST_SOURCE_INCLUDE: &str = "/etc/pgbackrest-source-conf.d";
-    /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`).
-    pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest-conf.d";
+    /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`), at PGO's
+    /// path: PGO's documented `repo1-gcs-key=/etc/pgbackrest/conf.d/gcs-key.json` names one.
+    /// The kubelet makes its mount point in the read-only volume at `PGBACKREST_CONFIG_DIR`.
+    pub const PGBACKREST_INCLUDE: &str = "/etc/pgbackrest/conf.d";
     /// Patroni's REST API: its certificate, key, and the cluster's Patroni CA.
     pub const PATRONI_TLS: &str = "/etc/patroni-tls";
     /// PGO's directory of the DBA's files (`spec.config.files`), our certificates under `tls/`.

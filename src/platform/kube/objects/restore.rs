@@ -107,8 +107,8 @@ fn cloud<'a>(src: &'a PgBackRestDataSource, path: &'a str) -> pgbackrest::Source
     pgbackrest::Source {
         repo: &src.repo.name,
         stanza: src.stanza(),
-        storage: match &src.repo.s3 {
-            Some(s3) => Storage::S3 { s3, path },
+        storage: match src.repo.cloud() {
+            Some(cloud) => Storage::Cloud { cloud, path },
             // Refused before it comes here (api::support); were it not, the restore would
             // find no backup and fail: never an empty cluster.
             None => Storage::Posix { path, host: None },
