@@ -27,6 +27,7 @@ mod local_tablespaces;
 mod local_tls;
 mod manifests;
 mod patroni_launcher;
+mod pgo_local;
 mod psql_local;
 mod superuser;
 mod temp_volume;
