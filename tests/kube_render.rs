@@ -1480,7 +1480,7 @@ fn the_init_sql_job_runs_the_sql_and_an_error_exits_with_the_failure_policys_cod
 #[test]
 fn the_exporter_renders_as_pgos_does_and_its_role_signs_in_with_its_secret() {
     use pgdeck::api::manifest;
-    use pgdeck::platform::kube::objects::{self, Inputs, Instance};
+    use pgdeck::platform::kube::objects;
     let cluster = manifest::parse(
         "apiVersion: postgres-operator.crunchydata.com/v1beta1
 kind: PostgresCluster
@@ -1499,19 +1499,8 @@ spec:
 ",
     )
     .unwrap();
-    let inputs = Inputs {
-        instances: vec![Instance {
-            name: "hippo-00-abcd".into(),
-            set: "00".into(),
-        }],
-        ..Default::default()
-    };
-    let rendered = objects::render(&cluster, &inputs).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("monitored.yaml");
-    let text = rendered.to_yaml();
-    std::fs::write(&file, &text).unwrap();
-    validate(&file, documents(&text).len());
+    let inputs = one_instance();
+    let (rendered, text) = render_valid(&cluster, &inputs);
 
     let pod = rendered.stateful_sets[0].spec.clone().unwrap().template;
     assert_eq!(
@@ -2273,7 +2262,6 @@ fn instrumentation_renders_pgos_collector_beside_each_instance() {
 /// indentation), rendered; every object passes the schemas.
 fn instrumented(instrumentation: &str) -> pgdeck::platform::kube::objects::Objects {
     use pgdeck::api::manifest;
-    use pgdeck::platform::kube::objects::{self, Inputs, Instance};
     let cluster = manifest::parse(&format!(
         "apiVersion: postgres-operator.crunchydata.com/v1beta1
 kind: PostgresCluster
@@ -2285,20 +2273,33 @@ spec:
 {instrumentation}"
     ))
     .unwrap();
-    let inputs = Inputs {
+    render_valid(&cluster, &one_instance()).0
+}
+
+/// The inputs of a render with one instance of set `00`.
+fn one_instance() -> pgdeck::platform::kube::objects::Inputs {
+    use pgdeck::platform::kube::objects::{Inputs, Instance};
+    Inputs {
         instances: vec![Instance {
             name: "hippo-00-abcd".into(),
             set: "00".into(),
         }],
         ..Default::default()
-    };
-    let rendered = objects::render(&cluster, &inputs).unwrap();
+    }
+}
+
+/// `cluster` rendered with `inputs`, and as YAML; every object passes the schemas.
+fn render_valid(
+    cluster: &pgdeck::api::PostgresCluster,
+    inputs: &pgdeck::platform::kube::objects::Inputs,
+) -> (pgdeck::platform::kube::objects::Objects, String) {
+    let rendered = pgdeck::platform::kube::objects::render(cluster, inputs).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("instrumented.yaml");
+    let file = dir.path().join("rendered.yaml");
     let text = rendered.to_yaml();
     std::fs::write(&file, &text).unwrap();
     validate(&file, documents(&text).len());
-    rendered
+    (rendered, text)
 }
 
 /// The collector's configuration in the instance's ConfigMap, every component its pipelines
