@@ -59,6 +59,9 @@ pub struct Exporter<'a> {
     pub account: &'a Account,
     pub ports: &'a Ports,
     pub objects: &'a ObjectStore,
+    /// The home's root, in the exporter's environment as in every process pgdeck starts: what
+    /// finds this home's processes (`pgdeck` stopping them, the tests' cleanup) finds it too.
+    pub home_root: &'a str,
 }
 
 impl Exporter<'_> {
@@ -161,7 +164,10 @@ impl Exporter<'_> {
             &args,
             Some(self.account),
             &inst.exporter_log(),
-            &[("DATA_SOURCE_NAME", dsn)],
+            &[
+                ("DATA_SOURCE_NAME", dsn),
+                (process::HOME_ENV, self.home_root.to_string()),
+            ],
         )?;
         process::track(&self.dir.exporter_pid_file(&rec.name), Some(pid))?;
         Ok(Some(pid))

@@ -509,6 +509,7 @@ impl Worker {
                     account: &shared.account,
                     ports: &shared.ports,
                     objects: &objects,
+                    home_root: &home_root,
                 };
                 let mut exporter_problems = Vec::new();
                 for rec in &live {
