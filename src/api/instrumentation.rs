@@ -140,6 +140,30 @@ pub struct CustomQuerySet {
     pub databases: Option<Vec<String>>,
 }
 
+impl CustomQuerySet {
+    /// The databases its queries run in: `postgres` when none are named (PGO's default).
+    pub fn databases(&self) -> Vec<&str> {
+        match &self.databases {
+            Some(dbs) => dbs.iter().map(String::as_str).collect(),
+            None => vec!["postgres"],
+        }
+    }
+
+    /// The collector's receiver of these queries in `database` (PGO's ID).
+    pub fn receiver(&self, database: &str) -> String {
+        format!("sqlquery/{}-{database}", self.name)
+    }
+}
+
+/// The collector's receivers of the built-in queries (PGO's IDs): every 5 seconds, every 5
+/// minutes.
+pub const BUILT_IN_RECEIVERS: [&str; 2] = ["sqlquery/5s", "sqlquery/300s"];
+
+/// The collector's receiver of the per-database built-in queries in `database` (PGO's ID).
+pub fn per_database_receiver(database: &str) -> String {
+    format!("sqlquery/{database}")
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapKeyRef {
@@ -205,25 +229,24 @@ pub fn problems(c: &PostgresCluster) -> Vec<FieldError> {
             }
         }
     }
-    // PGO's receiver IDs: `sqlquery/<database>` beside `sqlquery/5s`, `sqlquery/300s` and
-    // `sqlquery/<set>-<database>` of the custom queries.
-    let taken: Vec<String> = ["5s".to_string(), "300s".to_string()]
+    // PGO's receiver IDs share one namespace: the per-database ones must not take another's.
+    let sets = metrics
+        .custom_queries
+        .iter()
+        .flat_map(|q| q.add.iter().flatten());
+    let taken: Vec<String> = BUILT_IN_RECEIVERS
+        .map(String::from)
         .into_iter()
-        .chain(metrics.custom_queries.iter().flat_map(|q| {
-            q.add.iter().flatten().flat_map(|set| {
-                let default = vec!["postgres".to_string()];
-                let dbs = set.databases.clone().unwrap_or(default);
-                dbs.into_iter().map(move |db| format!("{}-{db}", set.name))
-            })
-        }))
+        .chain(sets.flat_map(|set| set.databases().into_iter().map(|db| set.receiver(db))))
         .collect();
     for (i, db) in metrics.per_db_metric_targets.iter().flatten().enumerate() {
-        if taken.contains(db) {
+        let id = per_database_receiver(db);
+        if taken.contains(&id) {
             fail(
                 &format!("spec.instrumentation.metrics.perDBMetricTargets[{i}]"),
                 &format!(
-                    "{db:?} would name the collector's receiver sqlquery/{db}, which another \
-                     set of queries has"
+                    "{db:?} would name the collector's receiver {id}, which another set of \
+                     queries has"
                 ),
             );
         } else if !receiver_part(db) {

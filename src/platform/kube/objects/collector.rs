@@ -24,7 +24,8 @@ use serde_json::{Map, Value, json};
 use super::pods::{self, mount, mount_ro, port};
 use super::{Ctx, paths};
 use crate::api::instrumentation::{
-    CustomQueries, DEBUG_EXPORTER, DEFAULT_MIN_RECORDS, InstrumentationSpec, duration,
+    BUILT_IN_RECEIVERS, CustomQueries, DEBUG_EXPORTER, DEFAULT_MIN_RECORDS, InstrumentationSpec,
+    duration, per_database_receiver,
 };
 use crate::plan::collector_metrics::{self, Every};
 use crate::plan::monitoring::MONITORING_USER;
@@ -352,37 +353,38 @@ fn postgres_metrics(ctx: &Ctx, config: &mut Value, exporters: &[String]) {
     let custom = custom_queries(ctx);
     let remove = custom.remove.clone().unwrap_or_default();
     let server = format!("localhost:{}", c.port());
-    let mut receivers = Vec::new();
-    for (id, every, interval) in [
-        ("sqlquery/5s", Every::FiveSeconds, "5s"),
-        ("sqlquery/300s", Every::FiveMinutes, "300s"),
-    ] {
+    // The built-in queries run `every` so often, less those removed, each metric naming the
+    // server it was read from.
+    let built_in = |every| {
         let mut queries = collector_metrics::without(
             collector_metrics::postgres(c.spec.postgres_version, every),
             &remove,
         );
-        if queries.is_empty() {
-            continue;
-        }
         for m in queries.iter_mut().flat_map(|q| &mut q.metrics) {
             m.static_attributes.insert("server".into(), server.clone());
+        }
+        queries
+    };
+    let mut receivers = Vec::new();
+    let [fast, slow] = BUILT_IN_RECEIVERS;
+    for (id, every, interval) in [
+        (fast, Every::FiveSeconds, "5s"),
+        (slow, Every::FiveMinutes, "300s"),
+    ] {
+        let queries = built_in(every);
+        if queries.is_empty() {
+            continue;
         }
         let queries = serde_json::to_value(queries).expect("queries serialize");
         config["receivers"][id] = sqlquery(ctx, "postgres", interval, queries);
         receivers.push(id.to_string());
     }
-    let mut per_db = collector_metrics::without(
-        collector_metrics::postgres(c.spec.postgres_version, Every::PerDatabase),
-        &remove,
-    );
-    for m in per_db.iter_mut().flat_map(|q| &mut q.metrics) {
-        m.static_attributes.insert("server".into(), server.clone());
-    }
+    let per_db = built_in(Every::PerDatabase);
     let targets =
         (spec(ctx).and_then(|s| s.metrics.as_ref())).and_then(|m| m.per_db_metric_targets.clone());
     for db in targets.iter().flatten().filter(|_| !per_db.is_empty()) {
-        // PGO's receiver ID (validation keeps it apart from the others').
-        let id = format!("sqlquery/{db}");
+        // Validation keeps these IDs apart from the others'.
+        let id = per_database_receiver(db);
         let queries = serde_json::to_value(&per_db).expect("queries serialize");
         config["receivers"][&id] = sqlquery(ctx, db, "300s", queries);
         receivers.push(id);
@@ -394,9 +396,8 @@ fn postgres_metrics(ctx: &Ctx, config: &mut Value, exporters: &[String]) {
             "${{file:{CONFIG_DIR}/{}}}",
             custom_queries_path(&set.name, &set.queries.key)
         ));
-        let default = [String::from("postgres")];
-        for db in set.databases.as_deref().unwrap_or(&default) {
-            let id = format!("sqlquery/{}-{db}", set.name);
+        for db in set.databases() {
+            let id = set.receiver(db);
             config["receivers"][&id] = sqlquery(ctx, db, interval, file.clone());
             receivers.push(id);
         }
