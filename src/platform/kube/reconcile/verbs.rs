@@ -3,15 +3,15 @@
 //! `admin`), reported in `status.actions` and as Events. As with a switchover, the trigger is
 //! recorded in status before Patroni is asked, so no later pass asks again.
 
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 
 use super::Run;
 use crate::actions::verbs::{TRIGGERED, event_reason};
 use crate::api::status::ActionStatus;
 use crate::plan::verbs::{self as plan, Decision, RestartScope};
-use crate::platform::kube::KubeError;
 use crate::platform::kube::names;
 use crate::platform::kube::proxy::Seen;
+use crate::platform::kube::{KubeError, events};
 
 /// What a verb comes to: a call to Patroni now, or a rolling restart for `roll` to carry out.
 enum Job {
@@ -318,26 +318,12 @@ const STARTED: &str = "started";
 /// What status says of a rolling restart under way.
 const ROLLING: &str = "rolling";
 
-/// A Kubernetes Event on the cluster; one that cannot be recorded is only logged.
+/// A Kubernetes Event on the cluster, its action its reason.
 async fn event(run: &Run<'_>, warning: bool, reason: &str, note: &str) {
-    let reporter = Reporter {
-        controller: "pgdeck.dev/operator".into(),
-        instance: None,
+    let type_ = if warning {
+        EventType::Warning
+    } else {
+        EventType::Normal
     };
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: reason.into(),
-        secondary: None,
-    };
-    let recorder = Recorder::new(run.ctx.client.clone(), reporter);
-    let object = kube::Resource::object_ref(run.cluster, &());
-    if let Err(e) = recorder.publish(&event, &object).await {
-        tracing::warn!(error = %e, "cannot record the event {reason}");
-    }
+    events::publish(&run.ctx.client, run.cluster, type_, reason, reason, note).await;
 }
