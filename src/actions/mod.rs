@@ -6,6 +6,7 @@ use crate::api::PostgresCluster;
 use crate::api::annotations;
 use crate::api::patroni::{PatroniSpec, Switchover, SwitchoverType};
 use crate::api::status::{InstanceStatus, PostgresClusterStatus};
+use crate::plan::pgbackrest_options::{self, Command};
 use crate::platform::PlatformError;
 
 pub mod verbs;
@@ -123,24 +124,18 @@ pub fn request_backup(
     Ok(value)
 }
 
-/// The manual backup's type from its options (`--type=...`), full when not given.
-pub fn manual_backup_type(options: Option<&[String]>) -> String {
-    options
-        .unwrap_or_default()
-        .iter()
-        .find_map(|o| o.strip_prefix("--type="))
-        .unwrap_or("full")
-        .to_string()
-}
-
-/// The `pgbackrest backup` options of a manual backup: its own, with `--type` first when they
-/// leave it out (full, as [`manual_backup_type`] says).
-pub fn manual_backup_options(options: Option<&[String]>) -> Vec<String> {
-    let mut out = options.unwrap_or_default().to_vec();
-    if !out.iter().any(|o| o.starts_with("--type=")) {
-        out.insert(0, format!("--type={}", manual_backup_type(options)));
+/// A manual backup's type (`--type=...`, full when not given) and its `pgbackrest backup`
+/// options, read as PGO's shell reads them (`plan::pgbackrest_options`), with `--type` first
+/// when they leave it out; or which option is refused, naming it.
+pub fn manual_backup(options: Option<&[String]>) -> Result<(String, Vec<String>), String> {
+    let mut options = pgbackrest_options::read_all(options.unwrap_or_default(), Command::Backup)
+        .map_err(|e| format!("spec.backups.pgbackrest.manual.{e}"))?;
+    let given = options.iter().find_map(|o| o.strip_prefix("--type="));
+    let kind = given.unwrap_or("full").to_string();
+    if given.is_none() {
+        options.insert(0, format!("--type={kind}"));
     }
-    out
+    Ok((kind, options))
 }
 
 /// What a switchover request comes to, against the instances observed.
@@ -258,15 +253,22 @@ mod tests {
     }
 
     #[test]
-    fn manual_backup_options_are_passed_on_with_a_type() {
+    fn manual_backup_options_are_passed_on_read_and_with_a_type() {
         let given = ["--start-fast=n".to_string()];
+        let full = ("full".to_string(), vec!["--type=full", "--start-fast=n"]);
+        let read = |o| manual_backup(o).map(|(k, o)| (k, o.join(" ")));
+        assert_eq!(read(Some(&given)), Ok((full.0, full.1.join(" "))));
+        let typed = ["--start-fast=n".to_string(), "'--type=incr'".to_string()];
         assert_eq!(
-            manual_backup_options(Some(&given)),
-            ["--type=full", "--start-fast=n"]
+            read(Some(&typed)),
+            Ok(("incr".into(), "--start-fast=n --type=incr".into()))
         );
-        let typed = ["--start-fast=n".to_string(), "--type=incr".to_string()];
-        assert_eq!(manual_backup_options(Some(&typed)), typed);
-        assert_eq!(manual_backup_options(None), ["--type=full"]);
+        assert_eq!(read(None), Ok(("full".into(), "--type=full".into())));
+        let refused = ["--type=full".to_string(), "--stanza=x".to_string()];
+        assert_eq!(
+            read(Some(&refused)),
+            Err("spec.backups.pgbackrest.manual.options[1]: --stanza is set by pgdeck and cannot be given".into())
+        );
     }
 
     #[test]

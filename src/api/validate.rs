@@ -20,6 +20,7 @@ use super::sidecars::Sidecars;
 use super::sources::PgBackRestDataSource;
 use super::users::{REPLICATION_USER, SUPERUSER, UserSpec};
 use super::volume::VolumeClaimSpec;
+use crate::plan::pgbackrest_options::Command;
 
 /// PostgreSQL parameters pgdeck sets itself: the DBA's value would break the instance's wiring.
 const MANAGED_PARAMETERS: &[&str] = &[
@@ -467,6 +468,12 @@ fn pgbackrest(k: &mut Checker, p: &PgBackRest) {
             &m.repo_name,
             known(&m.repo_name),
         );
+        pgbackrest_options(
+            k,
+            &format!("{base}.manual.options"),
+            m.options.as_deref(),
+            Command::Backup,
+        );
     }
     if let Some(r) = &p.restore {
         repo_name(
@@ -475,7 +482,12 @@ fn pgbackrest(k: &mut Checker, p: &PgBackRest) {
             &r.repo_name,
             known(&r.repo_name),
         );
-        restore_options(k, &format!("{base}.restore.options"), r.options.as_deref());
+        pgbackrest_options(
+            k,
+            &format!("{base}.restore.options"),
+            r.options.as_deref(),
+            Command::Restore,
+        );
     }
     pgbackrest_global(k, &format!("{base}.global"), p.global.as_ref());
 }
@@ -525,7 +537,12 @@ fn pgbackrest_source(k: &mut Checker, c: &PostgresCluster, src: &PgBackRestDataS
     );
     repo(k, &format!("{base}.repo"), &src.repo);
     pgbackrest_global(k, &format!("{base}.global"), src.global.as_ref());
-    restore_options(k, &format!("{base}.options"), src.options.as_deref());
+    pgbackrest_options(
+        k,
+        &format!("{base}.options"),
+        src.options.as_deref(),
+        Command::Restore,
+    );
 }
 
 fn repo_name(k: &mut Checker, path: &str, name: &str, exists: bool) {
@@ -613,11 +630,11 @@ pub fn parse_cron(cron: &str) -> Result<croner::Cron, String> {
         .map_err(|e| format!("{cron:?} is not a cron schedule: {e}"))
 }
 
-/// Restore options, each one word as PGO's users write them (a shell's quoting), none of
+/// `pgbackrest` options, each one word as PGO's users write them (a shell's quoting), none of
 /// pgdeck's own.
-fn restore_options(k: &mut Checker, path: &str, options: Option<&[String]>) {
+fn pgbackrest_options(k: &mut Checker, path: &str, options: Option<&[String]>, command: Command) {
     for (i, opt) in options.unwrap_or_default().iter().enumerate() {
-        if let Err(e) = crate::plan::restore_options::read(opt) {
+        if let Err(e) = crate::plan::pgbackrest_options::read(opt, command) {
             k.fail(format!("{path}[{i}]"), e);
         }
     }
@@ -1063,7 +1080,12 @@ fn sources(k: &mut Checker, c: &PostgresCluster) {
                 src.repo_name
             ),
         );
-        restore_options(k, &format!("{base}.options"), src.options.as_deref());
+        pgbackrest_options(
+            k,
+            &format!("{base}.options"),
+            src.options.as_deref(),
+            Command::Restore,
+        );
     }
     if let Some(src) = c
         .spec
@@ -1381,7 +1403,7 @@ mod tests {
     }
 
     #[test]
-    fn restore_options_are_read_as_pgo_s_shell_reads_them_one_word_each() {
+    fn pgbackrest_options_are_read_as_pgo_s_shell_reads_them_one_word_each() {
         let source = |options: &str| {
             spec_errors(&format!(
                 "dataSource: {{postgresCluster: {{clusterName: o, repoName: repo1, options: {options}}}}}"
@@ -1405,6 +1427,16 @@ mod tests {
                 "spec.backups.pgbackrest.restore.options[0]: '$' outside single quotes is expanded by a shell"
             )),
             "{in_place:?}"
+        );
+        let manual = spec_errors(
+            "backups: {pgbackrest: {repos: [{name: repo1, volume: {volumeClaimSpec: {accessModes: [ReadWriteOnce], \
+             resources: {requests: {storage: 1Gi}}}}}], manual: {repoName: repo1, options: ['--type=incr', '--repo=2']}}}",
+        );
+        assert_eq!(
+            manual,
+            [
+                "spec.backups.pgbackrest.manual.options[1]: --repo is set by pgdeck and cannot be given"
+            ]
         );
     }
 

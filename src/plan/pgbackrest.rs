@@ -184,7 +184,7 @@ pub fn restore_config(source: &Source, at: &Layout) -> String {
 
 /// The `pgbackrest restore` command for Patroni's custom bootstrap, reading `source` with the
 /// configuration file `config`, with the manifest's `options` (`--type=time --target=...`) as
-/// [`super::restore_options::read_all`] reads them.
+/// [`super::pgbackrest_options::read_all`] reads them.
 /// With `include`, pgBackRest reads the configuration files there and not the cluster's own
 /// (`PGBACKREST_CONFIG_INCLUDE_PATH`): the cluster's credentials are not the source's, and an
 /// option set by two files is an error to pgBackRest. A recovery target ends in promotion, as

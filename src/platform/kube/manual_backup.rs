@@ -46,7 +46,7 @@ pub fn check(
     // The backup it took, once pgBackRest lists it.
     let label = || {
         let manual = manual.as_ref()?;
-        let kind = actions::manual_backup_type(manual.options.as_deref());
+        let (kind, _) = actions::manual_backup(manual.options.as_deref()).ok()?;
         label(repos, &manual.repo_name, &kind, job?)
     };
     let recorded = cluster
@@ -90,8 +90,11 @@ pub fn check(
             format!("{} has no repository {repo}", cluster.name()),
         );
     }
-    let kind = actions::manual_backup_type(manual.options.as_deref());
-    let options = actions::manual_backup_options(manual.options.as_deref());
+    // Validated at apply; a spec written past `pgdeck apply` is refused here, not run.
+    let (kind, options) = match actions::manual_backup(manual.options.as_deref()) {
+        Ok(run) => run,
+        Err(why) => return finished(false, why),
+    };
     match job.map(job_state) {
         Some(JobState::Succeeded) => {
             finished(true, format!("the {kind} backup into {repo} succeeded"))

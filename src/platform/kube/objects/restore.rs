@@ -29,7 +29,7 @@ use crate::api::PostgresCluster;
 use crate::api::sources::{PgBackRestDataSource, PostgresClusterDataSource};
 use crate::plan::dynamic::STANZA;
 use crate::plan::pgbackrest::{self, Remote, Storage};
-use crate::plan::restore_options;
+use crate::plan::pgbackrest_options::{self, Command};
 use crate::platform::kube::names::Names;
 
 /// The restore's pgBackRest configuration, a file of the instance's Patroni ConfigMap.
@@ -200,7 +200,7 @@ fn source_options(source: &Source) -> Result<Vec<String>, String> {
         Source::Cloud(src) => ("spec.dataSource.pgbackrest", &src.options),
         Source::Cluster(src) => ("spec.dataSource.postgresCluster", &src.options),
     };
-    restore_options::read_all(given.as_deref().unwrap_or_default())
+    pgbackrest_options::read_all(given.as_deref().unwrap_or_default(), Command::Restore)
         .map_err(|e| format!("{field}.{e}"))
 }
 

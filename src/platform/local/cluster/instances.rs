@@ -48,7 +48,7 @@ pub struct Runtime<'a> {
 pub struct RestoreSource {
     pub repo: String,
     pub path: std::path::PathBuf,
-    /// As pgBackRest gets them (`plan::restore_options`).
+    /// As pgBackRest gets them (`plan::pgbackrest_options`).
     pub options: Vec<String>,
 }
 

@@ -69,9 +69,10 @@ use crate::plan::init_sql as plan_init_sql;
 use crate::plan::instances as planner;
 use crate::plan::monitoring::{self, MONITORING_USER};
 use crate::plan::patroni::Credentials;
+use crate::plan::pgbackrest_options::{self, Command};
 use crate::plan::rollout::{self, Step};
 use crate::plan::standby as plan_standby;
-use crate::plan::{dynamic, resources, restore_options, wal_gap};
+use crate::plan::{dynamic, resources, wal_gap};
 use crate::platform::PlatformError;
 
 pub use self::pooler::pools;
@@ -718,7 +719,8 @@ impl Worker {
             .unwrap_or_default();
         // Options that no longer read were stored (and used, unread) before they were read as
         // a shell reads them: judge by what that restore used.
-        let options = restore_options::read_all(given).unwrap_or_else(|_| given.to_vec());
+        let options = pgbackrest_options::read_all(given, Command::Restore)
+            .unwrap_or_else(|_| given.to_vec());
         Some(wal_gap::judge(
             check.archived_to.as_deref(),
             check.ended?,
@@ -1565,8 +1567,22 @@ impl Worker {
             );
             return;
         };
-        let kind = actions::manual_backup_type(manual.options.as_deref());
-        let options = actions::manual_backup_options(manual.options.as_deref());
+        // Validated at apply; a spec stored before that is refused here, not run.
+        let (kind, options) = match actions::manual_backup(manual.options.as_deref()) {
+            Ok(run) => run,
+            Err(why) => {
+                self.state.backup_handled = Some(trigger.to_string());
+                let _ = self.state.save(&self.dir);
+                self.manual_backup = Some(ManualBackupStatus {
+                    trigger: trigger.to_string(),
+                    finished: true,
+                    message: Some(why.clone()),
+                    ..Default::default()
+                });
+                self.event(true, "BackupRefused", &why);
+                return;
+            }
+        };
         let runner = runner.clone();
         tracing::info!(cluster = %self.name, "{kind} backup into {} ({trigger})", manual.repo_name);
         self.manual_backup = Some(ManualBackupStatus {

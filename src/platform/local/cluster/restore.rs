@@ -6,7 +6,7 @@ use super::super::home::Home;
 use super::instances::RestoreSource;
 use super::kept;
 use crate::api::PostgresCluster;
-use crate::plan::restore_options;
+use crate::plan::pgbackrest_options::{self, Command};
 use crate::platform::PlatformError;
 
 pub fn source(
@@ -43,7 +43,10 @@ pub fn source(
         repo: src.repo_name.clone(),
         path,
         // Validated at apply; a stored spec from before that is refused here, not run.
-        options: restore_options::read_all(src.options.as_deref().unwrap_or_default())
-            .map_err(|e| PlatformError::Operator(format!("spec.dataSource.postgresCluster.{e}")))?,
+        options: pgbackrest_options::read_all(
+            src.options.as_deref().unwrap_or_default(),
+            Command::Restore,
+        )
+        .map_err(|e| PlatformError::Operator(format!("spec.dataSource.postgresCluster.{e}")))?,
     }))
 }

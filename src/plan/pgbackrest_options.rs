@@ -1,39 +1,56 @@
-//! `pgbackrest restore` options from a manifest (`spec.dataSource.*.options`,
-//! `spec.backups.pgbackrest.restore.options`), read as PGO's users write them. PGO joins them
-//! into a shell command, so its documentation quotes values: `--target="2021-06-09 14:15:11-04"`.
-//! pgdeck runs no shell: each option is read here as a POSIX shell reads one word (quotes
-//! removed), then quoted again by pgdeck. What a shell would do more than read a word (expand
-//! `$`, run `;`, match `*`) is refused rather than taken literally, so an option never means one
-//! thing to PGO and another here.
+//! `pgbackrest` options from a manifest, read as PGO's users write them: a restore's
+//! (`spec.dataSource.*.options`, `spec.backups.pgbackrest.restore.options`) and a manual
+//! backup's (`spec.backups.pgbackrest.manual.options`). PGO joins them into a shell command, so
+//! its documentation quotes values: `--target="2021-06-09 14:15:11-04"`. pgdeck runs no shell:
+//! each option is read here as a POSIX shell reads one word (quotes removed), then quoted again
+//! by pgdeck. What a shell would do more than read a word (expand `$`, run `;`, match `*`) is
+//! refused rather than taken literally, so an option never means one thing to PGO and another
+//! here.
 
-/// Restore options pgdeck sets itself.
+/// The command the options are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Restore,
+    Backup,
+}
+
+/// Options pgdeck sets itself, for every command: where the configuration, the data and the
+/// repository are.
 const MANAGED: &[&str] = &[
     "--pg1-path",
     "--repo",
     "--stanza",
-    "--target-action",
-    "--link-map",
-    // The restore's own configuration, and nothing else's.
+    // The command's own configuration, and nothing else's.
     "--config",
     "--config-include-path",
     "--config-path",
 ];
 
+/// What pgdeck sets for a restore besides: how recovery ends, and where links go.
+const MANAGED_RESTORE: &[&str] = &["--target-action", "--link-map"];
+
+impl Command {
+    fn manages(self, name: &str) -> bool {
+        MANAGED.contains(&name) || (self == Command::Restore && MANAGED_RESTORE.contains(&name))
+    }
+}
+
 /// `options` read, each to the one word pgBackRest gets; the first that is refused names its
 /// index: `options[1]: ...`.
-pub fn read_all(options: &[String]) -> Result<Vec<String>, String> {
+pub fn read_all(options: &[String], command: Command) -> Result<Vec<String>, String> {
     options
         .iter()
         .enumerate()
-        .map(|(i, o)| read(o).map_err(|e| format!("options[{i}]: {e}")))
+        .map(|(i, o)| read(o, command).map_err(|e| format!("options[{i}]: {e}")))
         .collect()
 }
 
-/// One option as pgBackRest gets it, or why it is refused.
-pub fn read(given: &str) -> Result<String, String> {
+/// One option of `command` as pgBackRest gets it, or why it is refused.
+pub fn read(given: &str, command: Command) -> Result<String, String> {
     let opt = shell_word(given)?;
     if opt.chars().any(char::is_control) {
-        // pgBackRest writes recovery options into postgresql.auto.conf, one per line.
+        // pgBackRest writes recovery options into postgresql.auto.conf, one per line; and a
+        // backup's annotation is one line of its manifest.
         return Err("must be one line, without control characters".into());
     }
     let Some(body) = opt.strip_prefix("--") else {
@@ -42,7 +59,7 @@ pub fn read(given: &str) -> Result<String, String> {
         ));
     };
     let name = format!("--{}", body.split('=').next().unwrap_or_default());
-    if MANAGED.contains(&name.as_str()) {
+    if command.manages(&name) {
         return Err(format!("{name} is set by pgdeck and cannot be given"));
     }
     let setting = opt
@@ -137,6 +154,11 @@ mod tests {
     use super::*;
     use crate::plan::pgbackrest::shell_quote;
 
+    /// A restore's option: what most of these tests read.
+    fn read(given: &str) -> Result<String, String> {
+        super::read(given, Command::Restore)
+    }
+
     /// `given` is refused, for a reason that says `why`.
     fn refused(given: &str, why: &str) {
         let e = read(given).unwrap_err();
@@ -201,9 +223,31 @@ mod tests {
         refused("restore_command=x", "not a pgbackrest option");
         refused("'--recovery-option' 'a=b'", "more than one word");
         assert_eq!(
-            read_all(&["--type=time".into(), "--stanza=x".into()]).unwrap_err(),
+            read_all(
+                &["--type=time".into(), "--stanza=x".into()],
+                Command::Restore
+            )
+            .unwrap_err(),
             "options[1]: --stanza is set by pgdeck and cannot be given"
         );
+    }
+
+    #[test]
+    fn a_manual_backup_s_options_are_read_alike_with_pgdeck_s_own_refused() {
+        let given = [
+            "'--type=incr'".into(),
+            r#"--annotation="reason=before upgrade""#.into(),
+        ];
+        assert_eq!(
+            read_all(&given, Command::Backup).unwrap(),
+            ["--type=incr", "--annotation=reason=before upgrade"]
+        );
+        assert_eq!(
+            read_all(&["--type=full".into(), "--repo=2".into()], Command::Backup).unwrap_err(),
+            "options[1]: --repo is set by pgdeck and cannot be given"
+        );
+        let e = super::read("--type=full --start-fast=y", Command::Backup).unwrap_err();
+        assert!(e.contains("more than one word"), "{e}");
     }
 
     proptest::proptest! {
@@ -226,7 +270,7 @@ mod tests {
             if let Ok(opt) = read(&s) {
                 proptest::prop_assert_eq!(shlex::split(&s), Some(vec![opt.clone()]));
                 proptest::prop_assert!(opt.starts_with("--") && !opt.contains('\n'));
-                proptest::prop_assert!(!MANAGED.contains(&opt.split('=').next().unwrap()));
+                proptest::prop_assert!(!Command::Restore.manages(opt.split('=').next().unwrap()));
                 proptest::prop_assert_eq!(read(&shell_quote(&opt)), Ok(opt));
             }
         }
