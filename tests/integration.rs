@@ -16,6 +16,7 @@ mod kube_cloud_repos;
 mod kube_e2e;
 mod kube_reconcile;
 mod kube_render;
+mod kube_repo_info;
 mod kube_sql;
 mod kube_standby;
 mod local_monitoring;

@@ -171,6 +171,14 @@ impl PodPostgres {
         ])
     }
 
+    /// Where its socket is, as an instance pod's `PGHOST` and `PGPORT` say.
+    pub fn socket_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("PGHOST", self.dir.path().display().to_string()),
+            ("PGPORT", self.address.port().to_string()),
+        ]
+    }
+
     /// Stop it now, as a source that goes away.
     pub fn stop(&self) {
         as_postgres(&[

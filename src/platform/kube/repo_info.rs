@@ -24,7 +24,8 @@ pub const MAX_INFO: usize = 8 << 20;
 
 /// The repositories as pgBackRest lists them, when the pod that serves it runs and answers;
 /// `None` otherwise (status keeps what it had). With `volume` repositories the repository
-/// host serves it; without, every instance does (the primary is asked, else any that runs).
+/// host serves it; without, the primary does (the one asked; in a standby cluster every
+/// instance does, and any that runs is asked when none is the primary).
 pub async fn read(
     client: &Client,
     cluster: &PostgresCluster,

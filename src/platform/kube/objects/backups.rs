@@ -318,6 +318,23 @@ fn refresh_info() -> String {
     )
 }
 
+/// `refresh` of a cluster's cloud repositories, run by its primary only: the operator reads the
+/// leader's, and each run is a listing of the bucket, which costs. A replica drops what it served
+/// as a primary, so that after a switchover none serves stale backups; one that cannot say what
+/// it is keeps what it had. A standby cluster's leader is in recovery too: all of them refresh.
+fn primary_only(ctx: &Ctx, refresh: String) -> String {
+    if standby::wanted(ctx.cluster.spec.standby.as_ref()) {
+        return refresh;
+    }
+    let dir = paths::REPO_INFO;
+    format!(
+        "case \"$(timeout 10 psql -XAtq -U {SUPERUSER} -d postgres -c 'select pg_is_in_recovery()')\" in\n\
+         f) {refresh} ;;\n\
+         t) rm -f {dir}/{REPO_INFO_FILE} ;;\n\
+         esac"
+    )
+}
+
 /// An `info` container: every `period` seconds (and when a backup Job asks, see
 /// [`backup_script`]) it runs each `refresh` command, which writes a file under
 /// `paths::REPO_INFO` atomically, and serves them over HTTP for the operator, which reads them
@@ -388,7 +405,7 @@ pub(super) fn instance_info(
     if let Some(files) =
         pgbackrest.filter(|_| ctx.cluster.repos().iter().all(|r| r.volume.is_none()))
     {
-        refresh.push(format!("timeout 60 {}", refresh_info()));
+        refresh.push(primary_only(ctx, format!("timeout 60 {}", refresh_info())));
         env.extend(files.env);
         mounts.extend(files.mounts);
     }
