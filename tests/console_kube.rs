@@ -863,8 +863,12 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
     assert_eq!(switches[0].timeline, 1);
     assert_eq!(switches[0].leader.as_deref(), Some("zoo-instance1-abcd"));
 
-    // Settings need PGO's superuser, which zoo's spec does not list: the tab says what to add,
-    // rather than that the cluster is gone.
+    // Settings, zoo's spec not listing PGO's superuser, go through an exec into the pod; one
+    // that runs nothing is named, rather than the cluster said gone (tests/kube_sql.rs execs
+    // into a real PostgreSQL's). Patroni's dynamic configuration is PGO's.
+    let config = json!({"postgresql": {"parameters": {"wal_level": "logical"}}});
+    (h.patroni.lock().unwrap().config)
+        .insert(format!("{NS}/zoo"), config.as_object().unwrap().clone());
     source.settings(Some(Target {
         key: key.clone(),
         instance: "zoo-instance1-efgh".into(),
@@ -877,7 +881,7 @@ async fn pgos_own_clusters_are_listed_and_read_by_pgos_labels() {
     .await;
     let why = settings.unwrap_err();
     assert!(
-        why.starts_with("needs PGO's superuser: add `- name: postgres` to spec.users"),
+        why.starts_with("cannot exec into pod db/zoo-instance1-efgh-0: "),
         "{why}"
     );
 }

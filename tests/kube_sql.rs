@@ -86,7 +86,7 @@ async fn the_console_sees_and_cancels_a_session_and_reads_live_settings_through_
     )
     .await;
     let (mut source, mut rx, target) = console(&h, Key::pgdeck(NS, "hippo"), &primary);
-    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, application).await;
+    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, sleep_in(application)).await;
 
     // Settings: the server's own values beside what is asked.
     source.settings(Some(target.clone()));
@@ -163,20 +163,31 @@ async fn connect_as(
     client
 }
 
-/// The console's Activity tab sees `application`'s sleeping query on `target` and cancels it;
-/// the cancel is an Event.
+/// `application`'s session, named `sleeper`, sleeping a minute; what its query ended with.
+fn sleep_in(application: tokio_postgres::Client) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        application
+            .batch_execute("SET application_name = 'sleeper'")
+            .await
+            .unwrap();
+        let ended = application.query("SELECT pg_sleep(60)", &[]).await;
+        let error = ended.expect_err("the query was cancelled");
+        error
+            .as_db_error()
+            .map(|e| e.message().to_string())
+            .unwrap()
+    })
+}
+
+/// The console's Activity tab sees the `sleeper`'s sleeping query on `target` and cancels it
+/// (`sleeping` says what the query ended with); the cancel is an Event.
 async fn sees_and_cancels_a_session(
     h: &Harness,
     source: &mut KubeSource,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Data>,
     target: &Target,
-    application: tokio_postgres::Client,
+    sleeping: tokio::task::JoinHandle<String>,
 ) {
-    application
-        .batch_execute("SET application_name = 'sleeper'")
-        .await
-        .unwrap();
-    let sleeping = tokio::spawn(async move { application.query("SELECT pg_sleep(60)", &[]).await });
     source.activity(Some(target.clone()));
     let session = next(rx, |d| match d {
         Data::Activity {
@@ -211,10 +222,9 @@ async fn sees_and_cancels_a_session(
         .await
         .expect("the cancelled query returns")
         .unwrap();
-    let error = ended.expect_err("the query was cancelled");
-    assert_eq!(
-        error.as_db_error().map(|e| e.message()),
-        Some("canceling statement due to user request")
+    assert!(
+        ended.contains("canceling statement due to user request"),
+        "{ended}"
     );
     let events: Api<Event> = Api::namespaced(h.store.clone(), NS);
     let recorded = events.list(&ListParams::default()).await.unwrap().items;
@@ -263,8 +273,10 @@ async fn settings(
 /// Crunchy PGO's cluster zoo as PGO leaves it (see [`Harness::pgo_cluster`]) with `spec.users`
 /// `users`: its `zoo-cluster-cert` as PGO issues it (for its Services' names, not its pods'),
 /// and `zoo-pguser-postgres` when `users` lists `postgres`, as PGO writes it then. Both
-/// instance pods reach one real PostgreSQL, which has the password of that Secret.
-async fn pgo_zoo_with_a_database(users: Value) -> (Harness, Option<PodPostgres>) {
+/// instance pods reach one real PostgreSQL: through a port-forward, with the password of that
+/// Secret, when there is one; else only by an exec into their `database` container, by peer
+/// on the socket, as PGO's own tooling signs in.
+async fn pgo_zoo_with_a_database(users: Value) -> (Harness, PodPostgres) {
     let h = Harness::new().await;
     h.pgo_cluster(
         NS,
@@ -311,9 +323,6 @@ async fn pgo_zoo_with_a_database(users: Value) -> (Harness, Option<PodPostgres>)
         .await
         .unwrap();
     }
-    if !with_superuser {
-        return (h, None);
-    }
     // What PGO bootstraps Patroni's dynamic configuration with, in part.
     let config = json!({"postgresql": {"parameters": {"wal_level": "logical",
                         "work_mem": "12MB", "archive_mode": "on"}}});
@@ -322,15 +331,21 @@ async fn pgo_zoo_with_a_database(users: Value) -> (Harness, Option<PodPostgres>)
         .unwrap()
         .config
         .insert(format!("{NS}/zoo"), config.as_object().unwrap().clone());
-    let pg = PodPostgres::with_password_of(&h.store, NS, "zoo", "zoo-pguser-postgres").await;
+    let pg = if with_superuser {
+        PodPostgres::with_password_of(&h.store, NS, "zoo", "zoo-pguser-postgres").await
+    } else {
+        PodPostgres::peer_only()
+    };
     for suffix in ["abcd", "efgh"] {
-        h.patroni
-            .lock()
-            .unwrap()
-            .databases
-            .insert(names::pod(&format!("zoo-instance1-{suffix}")), pg.address);
+        let pod = names::pod(&format!("zoo-instance1-{suffix}"));
+        let mut fake = h.patroni.lock().unwrap();
+        if with_superuser {
+            fake.databases.insert(pod, pg.address);
+        } else {
+            fake.shells.insert(pod, pg.shell());
+        }
     }
-    (h, Some(pg))
+    (h, pg)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +363,7 @@ async fn pgos_cluster_shows_and_cancels_sessions_and_reads_settings_and_vitals_a
     .await;
     let (mut source, mut rx, target) =
         console(&h, Key(NS.into(), "zoo".into(), Reconciler::Pgo), leader);
-    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, application).await;
+    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, sleep_in(application)).await;
     let events: Api<Event> = Api::namespaced(h.store.clone(), NS);
     let recorded = events.list(&ListParams::default()).await.unwrap().items;
     let on = recorded
@@ -397,32 +412,159 @@ async fn pgos_cluster_shows_and_cancels_sessions_and_reads_settings_and_vitals_a
     assert!(vitals.commits.is_some_and(|c| c > 0), "{vitals:?}");
 }
 
+/// Without `postgres` in spec.users PGO writes no superuser Secret: the console reaches the
+/// instance's PostgreSQL, which lets in only `postgres` by peer on its socket, through an
+/// exec into the pod's `database` container running pgdeck's own bridge to that socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pgos_cluster_without_its_superuser_says_what_the_console_needs_and_forwards_nothing() {
-    let (h, _) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
-    let (mut source, mut rx, target) = console(
-        &h,
-        Key(NS.into(), "zoo".into(), Reconciler::Pgo),
-        "zoo-instance1-abcd",
+async fn pgos_cluster_without_its_superuser_shows_sessions_settings_and_vitals_through_pods_exec() {
+    let (h, pg) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
+    let leader = "zoo-instance1-abcd";
+    let sleeper = pg.session("sleeper", "SELECT pg_sleep(60)");
+    let sleeping = tokio::spawn(async move {
+        let out = sleeper.wait_with_output().await.unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    });
+    let (mut source, mut rx, target) =
+        console(&h, Key(NS.into(), "zoo".into(), Reconciler::Pgo), leader);
+    sees_and_cancels_a_session(&h, &mut source, &mut rx, &target, sleeping).await;
+
+    // Settings: three reads through one connection, so one exec.
+    let mark = h.mark();
+    source.settings(Some(target.clone()));
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        rows = settings(&mut rx).await;
+    }
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(row("max_connections").value.as_deref(), Some("20"));
+    assert_eq!(row("listen_addresses").value.as_deref(), Some(""));
+    assert_eq!(row("work_mem").origin, Origin::SpecPatroni);
+    let execs: Vec<_> = h.calls()[mark..]
+        .iter()
+        .filter(|c| c.path.ends_with("/exec"))
+        .cloned()
+        .collect();
+    assert_eq!(execs.len(), 1, "one exec for three reads");
+    assert_eq!(
+        execs[0].path,
+        format!("/api/v1/namespaces/{NS}/pods/{}/exec", names::pod(leader))
     );
-    let wanted = "needs PGO's superuser: add `- name: postgres` to spec.users of PGO's \
-                  PostgresCluster db/zoo, and PGO writes its password into Secret \
-                  zoo-pguser-postgres";
-    source.activity(Some(target.clone()));
-    let said = next(&mut rx, |d| match d {
-        Data::Activity { result, .. } => Some(result),
+    assert!(execs[0].query.contains("container=database"), "{execs:?}");
+
+    // The Instances tab's connections and commits.
+    source.open(target.key.clone());
+    let vitals = next(&mut rx, |d| match d {
+        Data::Vitals { mut vitals, .. } => {
+            vitals.remove(leader).filter(|v| v.connections.is_some())
+        }
         _ => None,
     })
     .await;
-    assert_eq!(said.unwrap_err(), wanted);
-    source.settings(Some(target));
-    let said = next(&mut rx, |d| match d {
-        Data::Settings { result, .. } => Some(result),
+    assert_eq!(vitals.connections.unwrap().max, 20);
+    assert!(vitals.commits.is_some_and(|c| c > 0), "{vitals:?}");
+
+    // Exec is what its user must be granted; no port-forward, no superuser's Secret.
+    let calls = h.calls();
+    let used: Vec<_> = calls.iter().flat_map(|c| c.permissions()).collect();
+    assert!(
+        used.contains(&("".into(), "pods/exec".into(), "create".into())),
+        "{used:?}"
+    );
+    assert!(!calls.iter().any(|c| c.path.ends_with("/portforward")));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.path.ends_with("/zoo-pguser-postgres"))
+    );
+
+    // The console closed, its connections end, and with them the execs' bridges.
+    source.close();
+    let console = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgdeck console'";
+    let mut left = String::new();
+    for _ in 0..100 {
+        left = pg.by_socket(console);
+        if left.trim() == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left.trim(), "0", "the console's sessions outlive it");
+}
+
+/// The exec route's failures say what is missing: the RBAC verb, the image's python3, the
+/// socket; and it works again once nothing is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgos_cluster_through_pods_exec_says_what_is_missing() {
+    let (h, pg) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
+    let leader = "zoo-instance1-abcd";
+    let pod = names::pod(leader);
+    let (mut source, mut rx, target) =
+        console(&h, Key(NS.into(), "zoo".into(), Reconciler::Pgo), leader);
+    let mut activity = async |source: &mut KubeSource| {
+        source.activity(Some(target.clone()));
+        // What the poll replaced may have said.
+        while rx.try_recv().is_ok() {}
+        next(&mut rx, |d| match d {
+            Data::Activity { result, .. } => Some(result),
+            _ => None,
+        })
+        .await
+    };
+
+    let exec = (
+        "".to_string(),
+        "pods/exec".to_string(),
+        "create".to_string(),
+    );
+    h.patroni.lock().unwrap().denied.insert(exec.clone());
+    assert_eq!(
+        activity(&mut source).await.unwrap_err(),
+        format!(
+            "cannot exec into pod {NS}/{pod}: forbidden: reading PGO's sessions and settings \
+             without its superuser's Secret needs RBAC verb `create` on `pods/exec` in \
+             namespace {NS}"
+        )
+    );
+    h.patroni.lock().unwrap().denied.remove(&exec);
+
+    // An image without python3.
+    let empty = tempfile::tempdir().unwrap();
+    let mut shell = pg.shell();
+    shell.path = empty.path().display().to_string();
+    h.patroni.lock().unwrap().shells.insert(pod.clone(), shell);
+    let said = activity(&mut source).await.unwrap_err();
+    assert!(
+        said.starts_with(&format!(
+            "pod {NS}/{pod}, container database has no python3, which pgdeck runs there"
+        )) && said.contains("executable file not found"),
+        "{said}"
+    );
+
+    // PostgreSQL's socket elsewhere than PGHOST and PGPORT say.
+    let mut shell = pg.shell();
+    shell.port += 1;
+    let socket = shell.socket_dir.join(format!(".s.PGSQL.{}", shell.port));
+    h.patroni.lock().unwrap().shells.insert(pod.clone(), shell);
+    assert_eq!(
+        activity(&mut source).await.unwrap_err(),
+        format!(
+            "pod {NS}/{pod}, container database: no PostgreSQL socket at {}: No such file or \
+             directory",
+            socket.display()
+        )
+    );
+
+    // Nothing missing: the sessions again.
+    h.patroni.lock().unwrap().shells.insert(pod, pg.shell());
+    let _waiting = pg.session("waiter", "SELECT pg_sleep(60)");
+    let waiter = next(&mut rx, |d| match d {
+        Data::Activity { result: Ok(s), .. } => s.into_iter().find(|s| s.application == "waiter"),
+        Data::Activity { result: Err(e), .. } if !e.contains("socket") => panic!("{e}"),
         _ => None,
     })
     .await;
-    assert_eq!(said.unwrap_err(), wanted);
-    assert!(!h.calls().iter().any(|c| c.path.ends_with("/portforward")));
+    assert_eq!(waiter.user, "postgres");
+    source.close();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,13 +153,13 @@ impl ActivityProbe {
     ) -> Result<Vec<tokio_postgres::Row>, String> {
         let asked = async {
             let client = self.connect(endpoint).await?;
-            client.query(sql, &[]).await
+            client.query(sql, &[]).await.map_err(|e| e.to_string())
         };
         match tokio::time::timeout(Duration::from_secs(2), asked).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => {
                 self.client = None;
-                Err(e.to_string())
+                Err(e)
             }
             Err(_) => {
                 self.client = None;
@@ -168,7 +168,7 @@ impl ActivityProbe {
         }
     }
 
-    async fn connect(&mut self, endpoint: &Endpoint) -> Result<&Client, tokio_postgres::Error> {
+    async fn connect(&mut self, endpoint: &Endpoint) -> Result<&Client, String> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             let mut config = endpoint.console_config();
             if self.read_only {
@@ -218,11 +218,11 @@ pub async fn signal(
         client
             .query(&sql, &[&backend.pid, &backend.started_us])
             .await
+            .map_err(|e| e.to_string())
     };
     let rows = tokio::time::timeout(Duration::from_secs(5), asked)
         .await
-        .map_err(|_| "the instance did not answer within 5s".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "the instance did not answer within 5s".to_string())??;
     let verb = if terminate { "terminated" } else { "cancelled" };
     match rows.first().map(|r| r.get::<_, bool>(0)) {
         None => Err(format!(

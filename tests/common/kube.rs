@@ -30,8 +30,12 @@ use pgdeck::platform::kube::reconcile::{Context, reconcile};
 use serde_json::{Map, Value, json};
 
 // Beside this file: the benchmark includes this file alone.
+#[path = "pod_exec.rs"]
+pub mod pod_exec;
 #[path = "port_forward.rs"]
 mod port_forward;
+#[path = "websocket.rs"]
+mod websocket;
 
 /// One request as the API server saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +91,9 @@ impl Call {
         let verb = match (self.method.as_str(), name) {
             // A websocket's GET to a connect subresource: API servers authorize it as `create`
             // (what `kubectl port-forward`'s POST needs), older ones as `get`.
-            ("GET", Some(_)) if sub.is_some_and(|s| *s == "portforward") => "create",
+            ("GET", Some(_)) if sub.is_some_and(|s| *s == "portforward" || *s == "exec") => {
+                "create"
+            }
             ("GET", Some(_)) => "get",
             ("GET", None) if watch => "watch",
             ("GET", None) => "list",
@@ -139,6 +145,12 @@ pub struct FakePatroni {
     /// What each pod's `info` container serves as its WAL receiver (`wal.json`); a pod not
     /// here serves none (404).
     pub receivers: HashMap<String, Value>,
+    /// Pods whose `database` container runs a real PostgreSQL on this machine: what an exec
+    /// into it runs beside (`pods/exec`). An exec into any other pod fails.
+    pub shells: HashMap<String, pod_exec::PodShell>,
+    /// What the client's user is not granted: a request that needs one of these is refused
+    /// (403), as RBAC's authorizer refuses it.
+    pub denied: HashSet<Permission>,
 }
 
 /// A backup as `pgbackrest info --output=json` lists it, in `repo1`.
@@ -665,14 +677,29 @@ async fn serve(
         content_type,
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let failing = patroni
-        .lock()
-        .unwrap()
-        .failing
-        .contains(&(call.method.clone(), call.path.clone()));
+    let (failing, denied) = {
+        let fake = patroni.lock().unwrap();
+        let failing = fake
+            .failing
+            .contains(&(call.method.clone(), call.path.clone()));
+        let denied = (!fake.denied.is_empty())
+            .then(|| {
+                call.permissions()
+                    .into_iter()
+                    .find(|p| fake.denied.contains(p))
+            })
+            .flatten();
+        (failing, denied)
+    };
     calls.lock().unwrap().push(call);
     if failing {
         return failure(500, "InternalError", "a failure the test asked for");
+    }
+    if let Some((group, resource, verb)) = denied {
+        let message = format!(
+            "User \"tester\" cannot {verb} resource \"{resource}\" in API group \"{group}\""
+        );
+        return failure(403, "Forbidden", &message);
     }
     answer(store, patroni, req).await
 }
@@ -727,6 +754,29 @@ pub async fn answer(
         }
         let server = patroni.lock().unwrap().databases.get(&pod).copied();
         return port_forward::answer(req, 5432, server).await;
+    }
+    if let Some((ns, pod)) = pod_exec::target(&path) {
+        let pods: Api<Pod> = Api::namespaced(store.clone(), &ns);
+        let Some(found) = pods.get_opt(&pod).await? else {
+            return failure(404, "NotFound", &format!("pods \"{pod}\" not found"));
+        };
+        let asked = pod_exec::Asked::from_query(&query);
+        let containers: Vec<String> = found
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| c.name.clone())
+            .collect();
+        let container = asked.container.clone().or(containers.first().cloned());
+        if !container.as_ref().is_some_and(|c| containers.contains(c)) {
+            let message = format!("container {container:?} is not valid for pod {pod}");
+            return failure(400, "BadRequest", &message);
+        }
+        let Some(shell) = patroni.lock().unwrap().shells.get(&pod).cloned() else {
+            let message = format!("the stand-in kubelet runs nothing in pod {pod}");
+            return failure(500, "InternalError", &message);
+        };
+        return pod_exec::answer(req, shell).await;
     }
     if let Some((ns, pod, port, rest, tls)) = proxied(&path) {
         let method = req.method().to_string();

@@ -12,6 +12,8 @@ use std::process::Command;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
+use super::kube::pod_exec::{CONTAINER_PATH, PodShell};
+
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 pub struct PodPostgres {
@@ -85,6 +87,76 @@ impl PodPostgres {
         current.push_str(&conf);
         std::fs::write(data.join("postgresql.conf"), current).unwrap();
         launch(dir, port)
+    }
+
+    /// One standing in for a Crunchy PGO instance's PostgreSQL as its `database` container
+    /// reaches it: no TCP, its socket in a directory of its own, and pg_hba letting in only
+    /// `postgres` by peer on that socket (PGO's `local all "postgres" peer`).
+    pub fn peer_only() -> PodPostgres {
+        let dir = tempfile::Builder::new()
+            .prefix("pgdeck-test-kubesql-")
+            .tempdir()
+            .unwrap();
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let (uid, gid) = account();
+        let root = dir.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(root, Some(uid), Some(gid)).unwrap();
+        let data = root.join("data");
+        as_postgres(&[
+            &format!("{BIN}/initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=reject",
+            "-E",
+            "UTF8",
+        ]);
+        std::fs::write(data.join("pg_hba.conf"), "local all postgres peer\n").unwrap();
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        conf.push_str(&format!(
+            "listen_addresses = ''\nport = {port}\nunix_socket_directories = '{}'\n\
+             max_connections = 20\nshared_buffers = 16MB\n",
+            root.display()
+        ));
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        launch(dir, port)
+    }
+
+    /// Its pod's `database` container, as the stand-in kubelet runs an exec in it.
+    pub fn shell(&self) -> PodShell {
+        PodShell {
+            socket_dir: self.dir.path().to_path_buf(),
+            port: self.address.port(),
+            path: CONTAINER_PATH.into(),
+        }
+    }
+
+    /// A session of an application (`application_name` `name`) that runs `sql` through the
+    /// socket as `postgres`, as long as the child lives.
+    pub fn session(&self, name: &str, sql: &str) -> tokio::process::Child {
+        tokio::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{BIN}/psql"),
+                "-XAtq",
+                "-h",
+            ])
+            .arg(self.dir.path())
+            .args(["-p", &self.address.port().to_string(), "-d", "postgres"])
+            .args(["-c", sql])
+            .env("PGAPPNAME", name)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
     }
 
     pub fn data(&self) -> PathBuf {

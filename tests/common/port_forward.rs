@@ -3,23 +3,16 @@
 //! data channel 0 and an error channel 1, each opened by a frame carrying the port as two bytes
 //! little-endian, every binary frame led by its channel byte) and connecting the data channel to
 //! a real server on this machine, as the kubelet connects to the pod's port.
-//!
-//! The upgrade is a real HTTP/1 upgrade over a loopback connection, so the response the
-//! in-memory API server returns carries hyper's pending upgrade, as a real one's does.
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::websocket::{self, frame};
 use super::{BoxError, Reply};
 
 const PROTOCOL: &str = "v4.channel.k8s.io";
@@ -40,76 +33,14 @@ pub async fn answer(
     expected: u16,
     server: Option<SocketAddr>,
 ) -> Result<http::Response<Reply>, BoxError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let kubelet = listener.local_addr()?;
-    tokio::spawn(async move {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let service = hyper::service::service_fn(move |req| upgrade(req, expected, server));
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades()
-            .await;
-    });
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(TcpStream::connect(kubelet).await?))
-            .await?;
-    tokio::spawn(connection.with_upgrades());
-    let (parts, _) = req.into_parts();
-    let forwarded = http::Request::from_parts(parts, Empty::<Bytes>::new());
-    let response = sender.send_request(forwarded).await?;
-    Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
-}
-
-/// The kubelet's side of the handshake: switch to the channel protocol, then serve it.
-async fn upgrade(
-    mut req: http::Request<hyper::body::Incoming>,
-    expected: u16,
-    server: Option<SocketAddr>,
-) -> Result<http::Response<Empty<Bytes>>, BoxError> {
-    let asked = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    if !asked("sec-websocket-protocol")
-        .split(',')
-        .any(|p| p.trim() == PROTOCOL)
-    {
-        return Ok(http::Response::builder().status(400).body(Empty::new())?);
-    }
-    let accept = derive_accept_key(asked("sec-websocket-key").as_bytes());
     let port: u16 = req
         .uri()
         .query()
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("ports=")))
         .and_then(|p| p.parse().ok())
         .ok_or("no port asked")?;
-    let pending = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        if let Ok(upgraded) = pending.await {
-            let ws =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-            carry(ws, port, server.filter(|_| port == expected)).await;
-        }
-    });
-    Ok(http::Response::builder()
-        .status(101)
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-accept", accept)
-        .header("sec-websocket-protocol", PROTOCOL)
-        .body(Empty::new())?)
-}
-
-fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut bytes = Vec::with_capacity(data.len() + 1);
-    bytes.push(channel);
-    bytes.extend_from_slice(data);
-    Message::binary(bytes)
+    let server = server.filter(|_| port == expected);
+    websocket::answer(req, &[PROTOCOL], move |ws, _| carry(ws, port, server)).await
 }
 
 /// Open both channels, then carry bytes between the data channel and `server` (none: nothing

@@ -6,8 +6,9 @@
 //! naming who asked. Sessions, live parameters and the open cluster's connections and commits
 //! are read by SQL through a port-forward to the instance's pod (`pods/portforward`), kept
 //! while it answers, as the superuser whose Secret the operator writes (for PGO's clusters:
-//! `<c>-pguser-postgres`, which PGO writes when `spec.users` lists `postgres`); pgBouncer's
-//! pools through a port-forward to one of its pods (see `platform::kube::pools`).
+//! `<c>-pguser-postgres`, which PGO writes when `spec.users` lists `postgres`; when it does
+//! not, through `pods/exec` by peer on the pod's socket, see `platform::kube::pod_socket`);
+//! pgBouncer's pools through a port-forward to one of its pods (see `platform::kube::pools`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -44,15 +45,14 @@ use crate::observe::logs::{self, Chunk, LogLine};
 use crate::observe::patroni::Patroni;
 use crate::observe::settings::{self, Setting, Wanted};
 use crate::observe::vitals::Vitals;
-use crate::platform::kube::forward::Forward;
-use crate::platform::kube::kept::{Forwarded, Kept};
+use crate::platform::kube::kept::{Explains, Kept};
 use crate::platform::kube::manifests::{self, ChangeError};
 use crate::platform::kube::objects::{Instance, paths};
 use crate::platform::kube::operator::LEASE;
 use crate::platform::kube::pgo::{self, PgoCluster};
 use crate::platform::kube::pgo_actions;
 use crate::platform::kube::pools::PoolsProbe;
-use crate::platform::kube::sql::{self, Reach};
+use crate::platform::kube::sql::{self, Reach, Route};
 use crate::platform::kube::{connect, names, proxy};
 use crate::platform::psql::Prepared;
 
@@ -253,8 +253,8 @@ impl KubeSource {
         Patroni::through_pod_proxy(self.client.clone())
     }
 
-    /// Poll the sessions of `target` as the superuser through a port-forward to its pod, kept
-    /// while the tab shows it, every refresh (between one and two seconds); `None` stops.
+    /// Poll the sessions of `target` as the superuser through a port-forward to its pod (or
+    /// an exec), kept while the tab shows it, every refresh (between one and two seconds); `None` stops.
     pub fn activity(&mut self, target: Option<Target>) {
         let Some(target) = target else {
             return self.tasks.poll_tab(None);
@@ -287,12 +287,12 @@ impl KubeSource {
     {
         let (client, tx) = (self.client.clone(), self.tx.clone());
         self.tasks.poll_tab(Some(tokio::spawn(async move {
-            let mut kept = Kept::<(Reach, Endpoint)>::default();
+            let mut kept = Kept::<(Route, Endpoint)>::default();
             loop {
                 let result = kept
                     .read(
                         reach(&client, &target),
-                        async |(_, e): &(Reach, Endpoint)| read(&mut state, e.clone()).await,
+                        async |(_, e): &(Route, Endpoint)| read(&mut state, e.clone()).await,
                     )
                     .await;
                 let _ = tx.send(data(&target, result));
@@ -301,8 +301,8 @@ impl KubeSource {
         })));
     }
 
-    /// Cancel or terminate a session through a port-forward, and record it as an Event on the
-    /// cluster naming who asked.
+    /// Cancel or terminate a session through a port-forward (or an exec), and record it as an
+    /// Event on the cluster naming who asked.
     pub fn signal(&self, signal: Signal) {
         let (client, tx) = (self.client.clone(), self.tx.clone());
         tokio::spawn(async move {
@@ -407,9 +407,9 @@ async fn read_history(
     patroni.history_from(bases.iter().map(String::as_str)).await
 }
 
-/// A port-forward to `target`'s PostgreSQL, and the console's connection through it as the
-/// superuser.
-async fn reach(client: &Client, target: &Target) -> Result<(Reach, Endpoint), String> {
+/// The way to `target`'s PostgreSQL (a port-forward, or an exec per connection), and the
+/// console's connection that way as the superuser.
+async fn reach(client: &Client, target: &Target) -> Result<(Route, Endpoint), String> {
     let cluster = current(client, &target.key).await?;
     reach_instance(client, &cluster, &target.instance, target.key.2).await
 }
@@ -430,28 +430,28 @@ async fn reach_instance(
     cluster: &PostgresCluster,
     instance: &str,
     whose: Reconciler,
-) -> Result<(Reach, Endpoint), String> {
+) -> Result<(Route, Endpoint), String> {
     let reaching = async {
         match whose {
             Reconciler::Pgdeck => {
                 let login = sql::superuser(client, cluster).await?;
-                Reach::open(client, cluster, instance, login).await
+                let reach = Reach::open(client, cluster, instance, login).await?;
+                let endpoint = reach.endpoint()?;
+                Ok((Route::Forward(reach), endpoint))
             }
-            Reconciler::Pgo => Reach::open_pgo(client, cluster, instance).await,
+            Reconciler::Pgo => Route::pgo(client, cluster, instance).await,
         }
     };
-    let reach = tokio::time::timeout(REACH_WITHIN, reaching)
+    tokio::time::timeout(REACH_WITHIN, reaching)
         .await
-        .map_err(|_| not_reached())??;
-    let endpoint = reach.endpoint()?;
-    Ok((reach, endpoint))
+        .map_err(|_| not_reached())?
 }
 
-/// One instance's port-forward and the console's connection through it, kept as [`Kept`]
-/// keeps it: Activity, Settings and the vitals all read this way.
-impl Forwarded for (Reach, Endpoint) {
-    fn forward(&self) -> &Forward {
-        &self.0.forward
+/// One instance's way and the console's connection that way, kept as [`Kept`] keeps it:
+/// Activity, Settings and the vitals all read this way.
+impl Explains for (Route, Endpoint) {
+    fn explain(&self, error: String) -> String {
+        self.0.explain(error)
     }
 }
 
@@ -473,7 +473,7 @@ const VITALS_RETRY: Duration = Duration::from_secs(30);
 /// through, kept while its cluster is open.
 #[derive(Default)]
 struct VitalsProbes {
-    open: HashMap<String, (Kept<(Reach, Endpoint)>, ActivityProbe)>,
+    open: HashMap<String, (Kept<(Route, Endpoint)>, ActivityProbe)>,
     failed: HashMap<String, Instant>,
 }
 
@@ -504,7 +504,7 @@ impl VitalsProbes {
                 let reach = reach_instance(client, cluster, name, whose);
                 let into = &mut v;
                 let answered = kept
-                    .read(reach, async move |(_, e): &(Reach, Endpoint)| {
+                    .read(reach, async move |(_, e): &(Route, Endpoint)| {
                         into.read(probe, e).await
                     })
                     .await

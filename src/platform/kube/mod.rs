@@ -26,6 +26,7 @@ pub mod operator;
 pub mod owned;
 pub mod pgo;
 pub mod pgo_actions;
+pub mod pod_socket;
 pub mod pools;
 pub mod proxy;
 pub mod reconcile;

@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
 use super::forward::Forward;
-use super::kept::{Forwarded, Kept};
+use super::kept::{Explains, Kept};
 use super::names::{self, Names};
 use super::objects::pgbouncer_port;
 use super::sql;
@@ -30,9 +30,9 @@ struct Reached {
     client: tokio_postgres::Client,
 }
 
-impl Forwarded for Reached {
-    fn forward(&self) -> &Forward {
-        &self.forward
+impl Explains for Reached {
+    fn explain(&self, error: String) -> String {
+        self.forward.explain(error)
     }
 }
 
@@ -126,12 +126,7 @@ async fn reach(client: &Client, cluster: &PostgresCluster) -> Result<Reached, St
     let connected = tokio::time::timeout(Duration::from_secs(5), endpoint.connect()).await;
     let client = match connected {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            let e = e
-                .as_db_error()
-                .map_or(e.to_string(), |d| d.message().to_string());
-            return Err(forward.explain(format!("pgBouncer pod {pod}: {e}")));
-        }
+        Ok(Err(e)) => return Err(forward.explain(format!("pgBouncer pod {pod}: {e}"))),
         Err(_) => return Err(format!("pgBouncer pod {pod}: no answer within 5s")),
     };
     Ok(Reached {

@@ -1,13 +1,16 @@
 //! How the console and `pgdeck psql` reach one instance's PostgreSQL on Kubernetes: through a
 //! port-forward to its pod ([`Forward`]), over TLS checked against the cluster's CA for the
 //! pod's DNS name (for Crunchy PGO's clusters: its primary Service's, the name PGO's
-//! certificate carries), as a user whose password the operator keeps in a Secret.
+//! certificate carries), as a user whose password the operator keeps in a Secret. The console
+//! reaches a PGO cluster whose superuser has no Secret through `pods/exec` instead
+//! ([`PodSocket`]).
 
 use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use kube::{Api, Client};
 
 use super::forward::Forward;
 use super::names::{self, Names};
+use super::pod_socket::PodSocket;
 use crate::api::PostgresCluster;
 use crate::api::users::SUPERUSER;
 use crate::observe::connection::Endpoint;
@@ -42,15 +45,15 @@ impl Reach {
         Self::named(client, cluster, instance, login, names.pod_host(instance)).await
     }
 
-    /// The same to an instance of Crunchy PGO's `cluster` as PGO's superuser (see
-    /// [`pgo_superuser`]): PGO's `<c>-cluster-cert` names its Services, not its pods, and every
-    /// instance serves it.
-    pub async fn open_pgo(
+    /// The same to an instance of Crunchy PGO's `cluster` as PGO's superuser `postgres`,
+    /// which `spec.users` lists: PGO's `<c>-cluster-cert` names its Services, not its pods,
+    /// and every instance serves it.
+    async fn open_pgo(
         client: &Client,
         cluster: &PostgresCluster,
         instance: &str,
     ) -> Result<Reach, String> {
-        let login = pgo_superuser(client, cluster).await?;
+        let login = user(client, cluster, SUPERUSER).await?;
         let names = Names::new(cluster.name(), cluster.namespace());
         let server_name = names.service_host(&names.primary());
         Self::named(client, cluster, instance, login, server_name).await
@@ -116,20 +119,42 @@ pub async fn superuser(client: &Client, cluster: &PostgresCluster) -> Result<Log
     })
 }
 
-/// PGO's superuser `postgres`, as the console reads sessions and settings of PGO's clusters.
-/// PGO keeps no superuser Secret of its own: it writes `<c>-pguser-postgres` only when
-/// `spec.users` lists `postgres`, so that is what is asked of a cluster that does not.
-pub async fn pgo_superuser(client: &Client, cluster: &PostgresCluster) -> Result<Login, String> {
-    if !cluster.users().iter().any(|u| u.name == SUPERUSER) {
-        return Err(format!(
-            "needs PGO's superuser: add `- name: {SUPERUSER}` to spec.users of PGO's \
-             PostgresCluster {}/{}, and PGO writes its password into Secret {}",
-            cluster.namespace(),
-            cluster.name(),
-            Names::new(cluster.name(), cluster.namespace()).pguser(SUPERUSER)
-        ));
+/// How the console's SQL reaches an instance, kept while reads go through it.
+pub enum Route {
+    /// A port-forward kept open, over TLS, with a password from a Secret.
+    Forward(Reach),
+    /// `pods/exec` into the pod's `database` container, one exec per connection: nothing kept.
+    Exec,
+}
+
+impl Route {
+    /// `error` from a connection this way, with what the port-forward's kubelet said.
+    pub fn explain(&self, error: String) -> String {
+        match self {
+            Route::Forward(reach) => reach.explain(error),
+            Route::Exec => error,
+        }
     }
-    user(client, cluster, SUPERUSER).await
+
+    /// The console's way to `instance` of Crunchy PGO's `cluster`, as PGO's superuser
+    /// `postgres`: with the password of `<c>-pguser-postgres` through a port-forward when
+    /// `spec.users` lists `postgres` (PGO writes that Secret only then), else by peer on the
+    /// socket through `pods/exec`, as PGO's own tooling signs in.
+    pub async fn pgo(
+        client: &Client,
+        cluster: &PostgresCluster,
+        instance: &str,
+    ) -> Result<(Route, Endpoint), String> {
+        if cluster.users().iter().any(|u| u.name == SUPERUSER) {
+            let reach = Reach::open_pgo(client, cluster, instance).await?;
+            let endpoint = reach.endpoint()?;
+            return Ok((Route::Forward(reach), endpoint));
+        }
+        // The name comes from a pod's label: it goes into a URL path only as a DNS label.
+        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
+        let endpoint = PodSocket::endpoint(client, cluster.namespace(), &names::pod(instance));
+        Ok((Route::Exec, endpoint))
+    }
 }
 
 /// `user` of `spec.users`, from its `<c>-pguser-<user>` Secret (its first database); the

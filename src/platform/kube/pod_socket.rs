@@ -1,0 +1,289 @@
+//! PostgreSQL's Unix socket in an instance pod's `database` container, reached through the API
+//! server's `pods/exec` as Crunchy PGO's own tooling reaches it: the container runs as the
+//! `postgres` account, with the socket's directory in `PGHOST` and its port in `PGPORT`, and
+//! PGO's pg_hba lets `postgres` in by peer on that socket. So no password is needed, only the
+//! caller's permission to exec (RBAC verb `create` on `pods/exec`).
+//!
+//! Each connection execs [`BRIDGE`], a fixed Python program (Patroni is Python, so every PGO
+//! database image has `python3`) joining its stdin and stdout to the socket; PostgreSQL's
+//! protocol runs over the exec's stream. Closing the connection closes stdin, which ends the
+//! bridge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::Api;
+use kube::api::{AttachParams, AttachedProcess};
+use kube::client::UpgradeConnectionError;
+use tokio::io::AsyncReadExt;
+use tokio_postgres::{Client, NoTls};
+
+use crate::observe::connection::{self, Endpoint, Tunnel};
+
+/// The container PostgreSQL runs in, in PGO's instance pods.
+pub const CONTAINER: &str = "database";
+
+/// The program exec'd: constant text, nothing from the API in it. The socket is
+/// `$PGHOST/.s.PGSQL.$PGPORT` of the container's environment, PGO's defaults when unset.
+pub const BRIDGE: &str = r#"import os, socket, sys, threading
+d = os.environ.get("PGHOST", "")
+d = d if d.startswith("/") else "/tmp/postgres"
+path = os.path.join(d, ".s.PGSQL." + (os.environ.get("PGPORT") or "5432"))
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(path)
+except OSError as e:
+    sys.stderr.write("no PostgreSQL socket at %s: %s\n" % (path, e.strerror))
+    sys.exit(2)
+def up():
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            break
+        s.sendall(b)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+out = sys.stdout.buffer
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+"#;
+
+/// How long the API server and the pod get to start the bridge and PostgreSQL to sign in.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+
+/// How long a bridge that ended gets to say why (its exit status, its stderr).
+const SAID_WITHIN: Duration = Duration::from_secs(1);
+
+/// How much of the bridge's stderr is kept to explain a failure.
+const STDERR_KEPT: usize = 2048;
+
+/// The `database` container of one pod, whose PostgreSQL is reached through its socket.
+pub struct PodSocket {
+    pods: Api<Pod>,
+    namespace: String,
+    pod: String,
+}
+
+impl PodSocket {
+    /// The console's connection to `pod`'s PostgreSQL, in `namespace`, as `postgres` to its
+    /// `postgres` database.
+    pub fn endpoint(client: &kube::Client, namespace: &str, pod: &str) -> Endpoint {
+        let socket = PodSocket {
+            pods: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        };
+        Endpoint::tunnelled(Arc::new(socket), "postgres", "postgres")
+    }
+
+    async fn open(&self, config: tokio_postgres::Config) -> Result<Client, String> {
+        let (ns, pod) = (&self.namespace, &self.pod);
+        let params = AttachParams::default()
+            .container(CONTAINER)
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .max_stdin_buf_size(64 * 1024)
+            .max_stdout_buf_size(64 * 1024);
+        let command = ["python3", "-I", "-c", BRIDGE];
+        let mut process = self
+            .pods
+            .exec(pod, command, &params)
+            .await
+            .map_err(|e| refused(ns, pod, e))?;
+        let (Some(stdin), Some(stdout), Some(mut stderr), Some(status)) = (
+            process.stdin(),
+            process.stdout(),
+            process.stderr(),
+            process.take_status(),
+        ) else {
+            return Err(format!("exec into pod {ns}/{pod}: no stream"));
+        };
+        // Read all along, so that a talkative bridge never stalls the stream; the start kept.
+        let stderr = tokio::spawn(async move {
+            let (mut kept, mut buf) = (Vec::new(), [0; 1024]);
+            while let Ok(n @ 1..) = stderr.read(&mut buf).await {
+                let room = STDERR_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            String::from_utf8_lossy(&kept).trim().to_string()
+        });
+        match config
+            .connect_raw(tokio::io::join(stdout, stdin), NoTls)
+            .await
+        {
+            Ok((client, connection)) => {
+                tokio::spawn(connection.then(|_| ended(process)));
+                Ok(client)
+            }
+            Err(e) if e.as_db_error().is_some() => Err(format!(
+                "PostgreSQL in pod {ns}/{pod}: {}",
+                connection::said(e)
+            )),
+            Err(e) => {
+                let status = tokio::time::timeout(SAID_WITHIN, status)
+                    .await
+                    .ok()
+                    .flatten();
+                let stderr = tokio::time::timeout(SAID_WITHIN, stderr)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                Err(bridge_failed(ns, pod, &e.to_string(), status, &stderr))
+            }
+        }
+    }
+}
+
+impl Tunnel for PodSocket {
+    fn connect(&self, config: tokio_postgres::Config) -> BoxFuture<'_, Result<Client, String>> {
+        async move {
+            tokio::time::timeout(CONNECT_WITHIN, self.open(config))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "exec into pod {}/{}: PostgreSQL did not answer within {}s",
+                        self.namespace,
+                        self.pod,
+                        CONNECT_WITHIN.as_secs()
+                    ))
+                })
+        }
+        .boxed()
+    }
+}
+
+/// After the connection: the bridge is left to end (its stdin closed) and its exec with it,
+/// or is cut off.
+async fn ended(process: AttachedProcess) {
+    let _ = tokio::time::timeout(SAID_WITHIN, process.join()).await;
+}
+
+/// An exec the API server refused, saying what would let it through. The refusal comes as
+/// the upgrade's status alone: the API server's words are not read.
+fn refused(ns: &str, pod: &str, e: kube::Error) -> String {
+    let forbidden = match &e {
+        kube::Error::UpgradeConnection(UpgradeConnectionError::ProtocolSwitch(code)) => {
+            *code == http::StatusCode::FORBIDDEN
+        }
+        kube::Error::Api(status) => status.code == 403,
+        _ => false,
+    };
+    if forbidden {
+        return format!(
+            "cannot exec into pod {ns}/{pod}: forbidden: reading PGO's sessions and settings \
+             without its superuser's Secret needs RBAC verb `create` on `pods/exec` in \
+             namespace {ns}"
+        );
+    }
+    format!("cannot exec into pod {ns}/{pod}: {e}")
+}
+
+/// A bridge that ended before PostgreSQL answered: why, as far as the exec said.
+fn bridge_failed(ns: &str, pod: &str, error: &str, status: Option<Status>, stderr: &str) -> String {
+    let exit = status.as_ref().and_then(exit_code);
+    let message = status.and_then(|s| s.message).unwrap_or_default();
+    let where_ = format!("pod {ns}/{pod}, container {CONTAINER}");
+    // 127: the shell's and runc's word for a program not found.
+    if exit == Some(127) || message.contains("executable file not found") {
+        return format!(
+            "{where_} has no python3, which pgdeck runs there to reach PostgreSQL's socket \
+             ({})",
+            first_of(&[stderr, &message, error])
+        );
+    }
+    format!("{where_}: {}", first_of(&[stderr, &message, error]))
+}
+
+/// The exit code a failed exec's status gives (`details.causes[reason=ExitCode]`).
+fn exit_code(status: &Status) -> Option<i32> {
+    status
+        .details
+        .as_ref()?
+        .causes
+        .as_ref()?
+        .iter()
+        .find(|c| c.reason.as_deref() == Some("ExitCode"))?
+        .message
+        .as_ref()?
+        .parse()
+        .ok()
+}
+
+fn first_of<'a>(said: &[&'a str]) -> &'a str {
+    said.iter().find(|s| !s.is_empty()).copied().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+
+    fn exited(code: &str, message: &str) -> Status {
+        Status {
+            status: Some("Failure".into()),
+            reason: Some("NonZeroExitCode".into()),
+            message: Some(message.into()),
+            details: Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    reason: Some("ExitCode".into()),
+                    message: Some(code.into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_python_is_named_whichever_way_the_runtime_says_it() {
+        let by_code = bridge_failed(
+            "db",
+            "zoo-0",
+            "connection closed",
+            Some(exited("127", "command terminated with non-zero exit code")),
+            "",
+        );
+        assert!(by_code.starts_with("pod db/zoo-0, container database has no python3"));
+        let by_runc = bridge_failed(
+            "db",
+            "zoo-0",
+            "connection closed",
+            Some(Status {
+                message: Some("exec: \"python3\": executable file not found in $PATH".into()),
+                ..Default::default()
+            }),
+            "",
+        );
+        assert!(by_runc.contains("has no python3"), "{by_runc}");
+        assert!(by_runc.contains("executable file not found"), "{by_runc}");
+    }
+
+    #[test]
+    fn the_bridges_own_words_come_first() {
+        let said = bridge_failed(
+            "db",
+            "zoo-0",
+            "connection closed",
+            Some(exited("2", "command terminated with non-zero exit code")),
+            "no PostgreSQL socket at /tmp/postgres/.s.PGSQL.5432: No such file or directory",
+        );
+        assert_eq!(
+            said,
+            "pod db/zoo-0, container database: no PostgreSQL socket at \
+             /tmp/postgres/.s.PGSQL.5432: No such file or directory"
+        );
+        let bare = bridge_failed("db", "zoo-0", "connection closed", None, "");
+        assert_eq!(bare, "pod db/zoo-0, container database: connection closed");
+    }
+}
