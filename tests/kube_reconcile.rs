@@ -2486,14 +2486,41 @@ async fn cloud_sources_restore_with_their_own_credentials(h: &Harness) {
     let instance = instances(h, "rhino").await.pop_first().unwrap();
     let (files, bootstrap) = bootstrap_of(h, &instance).await;
     assert_eq!(bootstrap["method"], "pgbackrest_restore");
-    let reader = "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf \
-         --config-include-path=/etc/pgbackrest-source-conf.d --stanza=hippo-old --repo=1";
+    // Patroni splits the command as a shell would: a fixed script that copies the data
+    // source's files (see plan::pgbackrest::SourceFiles), the restore's arguments given to it.
+    let command = shlex::split(bootstrap["pgbackrest_restore"]["command"].as_str().unwrap())
+        .expect("a command line");
+    assert_eq!(command[..2], ["sh", "-c"]);
+    assert!(
+        command[2].contains("for f in /etc/pgbackrest-source-conf.d/*.conf;")
+            && command[2].ends_with("pgbackrest --config-include-path=\"$d\" \"$@\""),
+        "{}",
+        command[2]
+    );
+    let reader =
+        "pgbackrest --config=/etc/patroni/pgbackrest-restore.conf --stanza=hippo-old --repo=1";
+    let replay = command[10]
+        .strip_prefix("--recovery-option=restore_command=")
+        .unwrap();
+    assert!(
+        replay.ends_with(&format!(
+            "{reader} --config-include-path=$d archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126"
+        )),
+        "{replay}"
+    );
     assert_eq!(
-        bootstrap["pgbackrest_restore"]["command"],
-        format!(
-            "{reader} --type=time '--target=2026-11-21 10:00:00+00' --target-action=promote \
-             '--recovery-option=restore_command={reader} archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
-        )
+        command[3..],
+        [
+            "sh",
+            "--config=/etc/patroni/pgbackrest-restore.conf",
+            "--stanza=hippo-old",
+            "--repo=1",
+            "--type=time",
+            "--target=2026-11-21 10:00:00+00",
+            "--target-action=promote",
+            &command[10],
+            "restore"
+        ]
     );
     let restore = &files["pgbackrest-restore.conf"];
     for line in [
@@ -2521,19 +2548,36 @@ async fn cloud_sources_restore_with_their_own_credentials(h: &Harness) {
         (secret.name.as_str(), secret.optional),
         ("old-s3-creds", Some(true))
     );
-    let mounted_at = |c: &k8s_openapi::api::core::v1::Container| {
+    let mounted_at = |c: &k8s_openapi::api::core::v1::Container, volume: &str| {
         c.volume_mounts
             .iter()
             .flatten()
-            .filter(|m| m.name == "pgbackrest-source")
+            .filter(|m| m.name == volume)
             .map(|m| m.mount_path.clone())
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        mounted_at(&pod.containers[0]),
+        mounted_at(&pod.containers[0], "pgbackrest-source"),
         ["/etc/pgbackrest-source-conf.d"]
     );
-    assert!(pod.containers[1..].iter().all(|c| mounted_at(c).is_empty()));
+    let elsewhere = |volume| (pod.containers[1..].iter()).all(|c| mounted_at(c, volume).is_empty());
+    assert!(elsewhere("pgbackrest-source"));
+    // Where the restore copies them: in memory, the database container's alone.
+    let copies = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "pgbackrest-source-copy")
+        .unwrap();
+    assert_eq!(
+        copies.empty_dir.as_ref().unwrap().medium.as_deref(),
+        Some("Memory")
+    );
+    assert_eq!(
+        mounted_at(&pod.containers[0], "pgbackrest-source-copy"),
+        ["/etc/pgbackrest-source-copy"]
+    );
+    assert!(elsewhere("pgbackrest-source-copy"));
 
     settle(h, "rhino").await;
     assert_eq!(instances(h, "rhino").await.len(), 2);

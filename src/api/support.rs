@@ -162,11 +162,6 @@ const LOCAL_RESOURCES: Support = Partly(
 // Why Kubernetes refuses a field.
 const KUBE_PGBACKREST_IMAGE: Support =
     Refused("pgBackRest runs from the instance image (spec.image)");
-const KUBE_GCS_SOURCE: Support = Refused(
-    "a data source's files are mounted at /etc/pgbackrest-source-conf.d, beside the cluster's \
-     own at /etc/pgbackrest/conf.d, so a gcs.conf written for PGO would name the cluster's own \
-     key file: not implemented yet (S3 and Azure data sources are)",
-);
 const KUBE_RESTORE: Support = Refused(
     "the restore runs in the first instance's pod, not in a Job: it has the instance set's \
      resources and placement",
@@ -485,7 +480,12 @@ pub const FIELDS: &[Field] = &[
     field(
         "spec.dataSource.pgbackrest.repo.gcs",
         LOCAL_CLOUD_SOURCE,
-        KUBE_GCS_SOURCE,
+        Works,
+    ),
+    field(
+        "spec.dataSource.pgbackrest.repo.gcs.bucket",
+        LOCAL_CLOUD_SOURCE,
+        Works,
     ),
     field(
         "spec.dataSource.pgbackrest.repo.azure",
@@ -1119,18 +1119,27 @@ mod tests {
     }
 
     #[test]
-    fn a_cloud_source_works_on_kubernetes_from_s3_and_azure_and_adopting_volumes_there_only() {
+    fn a_cloud_source_works_on_kubernetes_from_s3_gcs_and_azure_and_adopting_volumes_there_only() {
         let s3 = "  dataSource: {pgbackrest: {stanza: db, configuration: [{secret: {name: k}}], global: {repo1-path: /p}, repo: {name: repo1, s3: {bucket: b, endpoint: e, region: r}}, options: [--type=immediate]}}\n";
         assert!(refused(s3, Platform::Kube).is_empty());
         let azure = "  dataSource: {pgbackrest: {configuration: [{secret: {name: k}}], repo: {name: repo1, azure: {container: c}}}}\n";
         assert!(refused(azure, Platform::Kube).is_empty());
+        let gcs = "  dataSource: {pgbackrest: {stanza: db, configuration: [{secret: {name: pgo-gcs-creds}}], global: {repo1-path: /pgbackrest/repo1}, repo: {name: repo1, gcs: {bucket: my-bucket}}}}\n";
+        assert!(refused(gcs, Platform::Kube).is_empty());
+        assert_eq!(
+            refusals(&cluster(gcs), Platform::Local)
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>(),
+            ["spec.dataSource.pgbackrest"]
+        );
         assert_eq!(
             refused(s3, Platform::Local),
             [
                 "spec.dataSource.pgbackrest: not supported on the local platform: only volume repositories are implemented on the local platform: restore from a cluster of this home with spec.dataSource.postgresCluster"
             ]
         );
-        let elsewhere = "  dataSource: {pgbackrest: {repo: {name: repo1, gcs: {bucket: b}, schedules: {full: '0 1 * * *'}}, resources: {limits: {cpu: '1'}}}}\n";
+        let elsewhere = "  dataSource: {pgbackrest: {configuration: [{secret: {name: k}}], repo: {name: repo1, gcs: {bucket: b}, schedules: {full: '0 1 * * *'}}, resources: {limits: {cpu: '1'}}}}\n";
         let paths: Vec<String> = refusals(&cluster(elsewhere), Platform::Kube)
             .into_iter()
             .map(|e| e.path)
@@ -1138,7 +1147,6 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "spec.dataSource.pgbackrest.repo.gcs",
                 "spec.dataSource.pgbackrest.repo.schedules",
                 "spec.dataSource.pgbackrest.resources",
             ]

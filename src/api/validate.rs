@@ -543,6 +543,30 @@ fn pgbackrest_source(k: &mut Checker, c: &PostgresCluster, src: &PgBackRestDataS
         src.options.as_deref(),
         Command::Restore,
     );
+    gcs_source_key(k, base, src);
+}
+
+/// pgBackRest reads a GCS bucket with a key (`repoN-gcs-key`, a key file by default) unless
+/// it asks the instance's metadata server (`repoN-gcs-key-type: auto`): without files of the
+/// data source's, only its `global` can give either, and without them every restore would
+/// fail ("restore command requires option: repoN-gcs-key").
+fn gcs_source_key(k: &mut Checker, base: &str, src: &PgBackRestDataSource) {
+    let files = src.configuration.as_deref().unwrap_or_default();
+    if src.repo.gcs.is_none() || !files.is_empty() {
+        return;
+    }
+    let n = &src.repo.name;
+    let set = |option: &str| src.global.as_ref()?.get(&format!("{n}-{option}"));
+    let keyed = set("gcs-key").is_some() || set("gcs-key-type").is_some_and(|t| t == "auto");
+    k.check(
+        keyed,
+        format!("{base}.configuration"),
+        format!(
+            "a GCS repository is read with a key: give the data source's files (PGO's gcs.conf \
+             and its key file, in a Secret), or {n}-gcs-key or {n}-gcs-key-type: auto in \
+             spec.dataSource.pgbackrest.global"
+        ),
+    );
 }
 
 fn repo_name(k: &mut Checker, path: &str, name: &str, exists: bool) {
@@ -1474,6 +1498,30 @@ mod tests {
                 "spec.dataSource.pgbackrest: one data source at a time: spec.dataSource.postgresCluster or spec.dataSource.pgbackrest"
             ]
         );
+        let gcs = |fields: &str| {
+            spec_errors(&format!(
+                "dataSource: {{pgbackrest: {{repo: {{name: repo2, gcs: {{bucket: b}}}}{fields}}}}}"
+            ))
+        };
+        assert_eq!(
+            gcs(""),
+            [
+                "spec.dataSource.pgbackrest.configuration: a GCS repository is read with a key: give the data source's files (PGO's gcs.conf and its key file, in a Secret), or repo2-gcs-key or repo2-gcs-key-type: auto in spec.dataSource.pgbackrest.global"
+            ]
+        );
+        assert_eq!(
+            gcs(", global: {repo1-gcs-key-type: auto}").len(),
+            1,
+            "another repository's"
+        );
+        assert_eq!(gcs(", global: {repo2-gcs-key-type: service}").len(), 1);
+        for keyed in [
+            ", configuration: [{secret: {name: pgo-gcs-creds}}]",
+            ", global: {repo2-gcs-key-type: auto}",
+            ", global: {repo2-gcs-key-type: token, repo2-gcs-key: t}",
+        ] {
+            assert!(gcs(keyed).is_empty(), "{keyed}: {:?}", gcs(keyed));
+        }
         let nothing = spec_errors("dataSource: {pgbackrest: {repo: {name: repo5}}}");
         assert_eq!(nothing.len(), 2, "{nothing:?}");
         assert!(nothing[0].starts_with("spec.dataSource.pgbackrest.repo.name: must be repo1"));

@@ -125,6 +125,58 @@ pub struct Source<'a> {
     pub storage: Storage<'a>,
     /// The data source's own `[global]` options (`repo1-path` and the like), last word.
     pub global: Option<&'a BTreeMap<String, String>>,
+    /// The data source's own files, read instead of the cluster's.
+    pub files: Option<SourceFiles<'a>>,
+}
+
+/// A cloud data source's own configuration files (its credentials), as the restore reads them.
+pub struct SourceFiles<'a> {
+    /// Where they are.
+    pub dir: &'a str,
+    /// Where PGO's restore Job has them, so where the data source's `.conf` files and `global`
+    /// name them (PGO's documented `repo1-gcs-key=/etc/pgbackrest/conf.d/gcs-key.json`).
+    /// Where the restore runs that directory holds the cluster's own files.
+    pub named_in: &'a str,
+    /// A directory of the restoring account's for these copies only: each run clears it of
+    /// a killed run's leftovers, then copies the `.conf` files into a private directory in it,
+    /// rewritten to name `dir`.
+    pub work: &'a str,
+}
+
+impl SourceFiles<'_> {
+    /// `line` with each path in `named_in` naming the same file in `dir`, as the copy
+    /// rewrites a line of the data source's files.
+    pub fn rewrite(&self, line: &str) -> String {
+        let out = line.replace(&format!("{}/", self.named_in), &format!("{}/", self.dir));
+        // sed's [[:space:]].
+        let body = out.trim_end_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+        match body.strip_suffix(self.named_in) {
+            Some(head) => format!("{head}{}", self.dir),
+            None => out,
+        }
+    }
+
+    /// Shell text that sets `$d` to a new private directory in `work` holding the data
+    /// source's top-level `*.conf` files (those pgBackRest includes) as [`Self::rewrite`]
+    /// rewrites them, removed when the shell exits. Only sed reads their text: it is never
+    /// evaluated. Fit for `restore_command` too, whose text PostgreSQL's configuration file
+    /// holds in single quotes and in which it replaces `%` sequences: no `'`, `\` nor `%`.
+    /// Any failure exits 126, never 1, which to PostgreSQL's replay means the end of the
+    /// archive.
+    fn copy(&self) -> String {
+        for path in [self.dir, self.named_in, self.work] {
+            assert_eq!(shell_quote(path), path, "a plain path");
+        }
+        let (dir, work) = (self.dir, self.work);
+        let from = self.named_in.replace('.', "[.]");
+        format!(
+            "rm -rf {work}/* || exit 126; d=$(mktemp -d {work}/conf.XXXXXX) || exit 126; \
+             trap \"rm -rf $d\" EXIT; trap \"exit 126\" HUP INT TERM; \
+             for f in {dir}/*.conf; do [ -f \"$f\" ] || continue; \
+             LC_ALL=C sed -e \"s|{from}/|{dir}/|g\" -e \"s|{from}[[:space:]]*$|{dir}|\" \"$f\" > \"$d/${{f##*/}}\" \
+             || exit 126; done; "
+        )
+    }
 }
 
 pub enum Storage<'a> {
@@ -161,12 +213,17 @@ pub fn restore_config(source: &Source, at: &Layout) -> String {
         }
         Storage::Cloud { cloud, path } => cloud_options(&mut global, repo, *cloud, path),
     }
+    // Read as PGO's restore Job reads it: a path it names is the data source's file.
+    let rewrite = |v: &str| match &source.files {
+        Some(files) => files.rewrite(v),
+        None => v.to_string(),
+    };
     global.extend(
         source
             .global
             .into_iter()
             .flatten()
-            .map(|(k, v)| (k.clone(), v.clone())),
+            .map(|(k, v)| (k.clone(), rewrite(v))),
     );
     let mut out = String::new();
     section(&mut out, "global", &global);
@@ -185,32 +242,25 @@ pub fn restore_config(source: &Source, at: &Layout) -> String {
 /// The `pgbackrest restore` command for Patroni's custom bootstrap, reading `source` with the
 /// configuration file `config`, with the manifest's `options` (`--type=time --target=...`) as
 /// [`super::pgbackrest_options::read_all`] reads them.
-/// With `include`, pgBackRest reads the configuration files there and not the cluster's own
-/// (`PGBACKREST_CONFIG_INCLUDE_PATH`): the cluster's credentials are not the source's, and an
-/// option set by two files is an error to pgBackRest. A recovery target ends in promotion, as
-/// PGO does, so the new cluster comes up writable instead of paused. Each argument is quoted:
-/// Patroni splits the command as a shell would.
-pub fn restore_command(
-    source: &Source,
-    config: &str,
-    include: Option<&str>,
-    options: &[String],
-) -> String {
+/// With the source's own `files`, pgBackRest reads copies of those rewritten to name them where
+/// they are (see [`SourceFiles`]) and not the cluster's own (`PGBACKREST_CONFIG_INCLUDE_PATH`):
+/// the cluster's credentials are not the source's, and an option set by two files is an error
+/// to pgBackRest. The script is fixed text, the arguments given to it apart. A recovery target
+/// ends in promotion, as PGO does, so the new cluster comes up writable instead of paused. Each
+/// argument is quoted: Patroni splits the command as a shell would.
+pub fn restore_command(source: &Source, config: &str, options: &[String]) -> String {
     let targeted = options.iter().any(|o| {
         matches!(
             o.strip_prefix("--type="),
             Some("time" | "xid" | "name" | "lsn")
         )
     });
-    let mut reader = vec![
+    let reader = vec![
         "pgbackrest".to_string(),
         format!("--config={config}"),
         format!("--stanza={}", source.stanza),
         format!("--repo={}", source.repo.trim_start_matches("repo")),
     ];
-    if let Some(dir) = include {
-        reader.insert(2, format!("--config-include-path={dir}"));
-    }
     let mut args = reader.clone();
     args.extend(options.iter().cloned());
     if targeted {
@@ -218,28 +268,42 @@ pub fn restore_command(
     }
     args.push(format!(
         "--recovery-option=restore_command={}",
-        archive_get_or_stop(&reader)
+        archive_get_or_stop(&reader, source.files.as_ref())
     ));
     args.push("restore".into());
+    if let Some(files) = &source.files {
+        let script = format!(
+            "{}pgbackrest --config-include-path=\"$d\" \"$@\"",
+            files.copy()
+        );
+        args.splice(..1, ["sh".into(), "-c".into(), script, "sh".into()]);
+    }
     args.iter()
         .map(|a| shell_quote(a))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// The `restore_command` that replays the source's WAL. PostgreSQL takes any exit status
-/// below 126 for "no more WAL" and ends recovery there: a clone to the latest state would
-/// promote, Ready, without everything after the unreadable segment. pgBackRest exits 1 only
-/// when the segment is not in the repository (the real end of the archive); any other failure
-/// (a read error, a killed process) becomes 126, on which PostgreSQL stops instead of promoting
-/// and Patroni's bootstrap fails, to be retried.
-fn archive_get_or_stop(source: &[String]) -> String {
+/// The `restore_command` that replays the source's WAL (with its `files`, see
+/// [`SourceFiles::copy`]). PostgreSQL takes any exit status below 126 for "no more WAL" and
+/// ends recovery there: a clone to the latest state would promote, Ready, without everything
+/// after the unreadable segment. pgBackRest exits 1 only when the segment is not in the
+/// repository (the real end of the archive); any other failure (a read error, a killed
+/// process, files that could not be copied) becomes 126, on which PostgreSQL stops instead of
+/// promoting and Patroni's bootstrap fails, to be retried.
+fn archive_get_or_stop(source: &[String], files: Option<&SourceFiles>) -> String {
     let get = source
         .iter()
         .map(|a| shell_quote(a))
         .collect::<Vec<_>>()
         .join(" ");
-    format!("{get} archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126")
+    let (copy, include) = match files {
+        Some(files) => (files.copy(), " --config-include-path=$d"),
+        None => (String::new(), ""),
+    };
+    format!(
+        "{copy}{get}{include} archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126"
+    )
 }
 
 /// `arg` as one shell word.
@@ -297,6 +361,8 @@ fn remote_options(options: &mut BTreeMap<String, String>, prefix: &str, remote: 
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::api::backups::RepoS3;
 
@@ -310,6 +376,7 @@ mod tests {
                 host: None,
             },
             global: None,
+            files: None,
         }
     }
 
@@ -318,7 +385,6 @@ mod tests {
         let cmd = restore_command(
             &posix("repo2"),
             "/c/restore.conf",
-            None,
             &[
                 "--type=time".into(),
                 "--target=2026-11-21 10:00:00+00".into(),
@@ -330,7 +396,7 @@ mod tests {
              '--recovery-option=restore_command=pgbackrest --config=/c/restore.conf --stanza=db --repo=2 archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126' restore"
         );
         assert!(
-            !restore_command(&posix("repo1"), "/c", None, &[]).contains("target-action"),
+            !restore_command(&posix("repo1"), "/c", &[]).contains("target-action"),
             "latest: no target"
         );
     }
@@ -353,8 +419,16 @@ mod tests {
         }
     }
 
-    /// A cloud data source: its bucket, its stanza, its `global` over pgdeck's defaults.
-    fn cloud<'a>(s3: &'a RepoS3, global: &'a BTreeMap<String, String>) -> Source<'a> {
+    /// Where PGO's restore Job has a data source's files.
+    const PGO_INCLUDE: &str = "/etc/pgbackrest/conf.d";
+
+    /// A cloud data source: its bucket, its stanza, its `global` over pgdeck's defaults, its
+    /// own `files`.
+    fn cloud<'a>(
+        s3: &'a RepoS3,
+        global: &'a BTreeMap<String, String>,
+        files: Option<SourceFiles<'a>>,
+    ) -> Source<'a> {
         Source {
             repo: "repo2",
             stanza: "hippo",
@@ -363,6 +437,7 @@ mod tests {
                 path: "/pgbackrest/repo2",
             },
             global: Some(global),
+            files,
         }
     }
 
@@ -374,6 +449,11 @@ mod tests {
         }
     }
 
+    /// A restore's command line as Patroni runs it: split as a shell would, not run by one.
+    fn argv(command: &str) -> Vec<String> {
+        shlex::split(command).expect("a command line")
+    }
+
     #[test]
     fn a_cloud_source_reads_its_bucket_under_its_stanza_with_its_own_options() {
         let s3 = bucket();
@@ -381,7 +461,7 @@ mod tests {
             "repo2-path".to_string(),
             "/pgbackrest/ns/hippo/repo2".to_string(),
         )]);
-        let conf = restore_config(&cloud(&s3, &global), &layout());
+        let conf = restore_config(&cloud(&s3, &global, None), &layout());
         for line in [
             "repo2-type=s3\n",
             "repo2-s3-bucket=old-backups\n",
@@ -393,54 +473,144 @@ mod tests {
         ] {
             assert!(conf.contains(line), "{line:?} in {conf}");
         }
-        let cmd = restore_command(&cloud(&s3, &global), "/c/r.conf", Some("/c/src.d"), &[]);
-        assert!(
-            cmd.starts_with(
-                "pgbackrest --config=/c/r.conf --config-include-path=/c/src.d --stanza=hippo --repo=2 "
-            ),
-            "{cmd}"
+        let files = || SourceFiles {
+            dir: "/c/src.d",
+            named_in: PGO_INCLUDE,
+            work: "/c/copy",
+        };
+        let args = argv(&restore_command(
+            &cloud(&s3, &global, Some(files())),
+            "/c/r.conf",
+            &[],
+        ));
+        let script = files().copy() + "pgbackrest --config-include-path=\"$d\" \"$@\"";
+        assert_eq!(args[..4], ["sh", "-c", &script, "sh"]);
+        let reader = "pgbackrest --config=/c/r.conf --stanza=hippo --repo=2";
+        let replay = format!(
+            "--recovery-option=restore_command={}{reader} --config-include-path=$d archive-get %f \"%p\"; rc=$?; [ $rc -le 1 ] && exit $rc; exit 126",
+            files().copy()
         );
-        assert!(
-            cmd.contains("restore_command=pgbackrest --config=/c/r.conf --config-include-path=/c/src.d --stanza=hippo --repo=2 archive-get"),
-            "the WAL comes from the same place: {cmd}"
+        assert_eq!(
+            args[4..],
+            [
+                "--config=/c/r.conf",
+                "--stanza=hippo",
+                "--repo=2",
+                &replay,
+                "restore"
+            ],
+            "the WAL comes from the same place"
         );
+        // PostgreSQL reads it in single quotes, with C-like escapes, replacing % sequences.
+        let text = replay.split_once("restore_command=").unwrap().1;
+        let percent = text.replace("%f", "").replace("%p", "");
+        assert!(
+            !text.contains(['\'', '\\']) && !percent.contains('%'),
+            "{text}"
+        );
+        // What the manifest gives is an argument of the script, never a part of it.
+        let other = argv(&restore_command(
+            &Source {
+                stanza: "other",
+                ..cloud(&s3, &global, Some(files()))
+            },
+            "/c/r.conf",
+            &["--type=immediate".into()],
+        ));
+        assert_eq!(other[2], script);
     }
 
-    /// Runs pgBackRest (the Debian package) with the restore's command line, asking what the
-    /// restore would use for `option`.
-    fn restore_would_use(dir: &std::path::Path, include: Option<&str>, option: &str) -> String {
+    /// A data source's `files` in `source/` and the copies' directory `work/`, in a
+    /// temporary directory.
+    struct Mounted {
+        dir: tempfile::TempDir,
+        source: String,
+        work: String,
+    }
+
+    impl Mounted {
+        fn new(files: &[(&str, &str)]) -> Mounted {
+            let dir = tempfile::tempdir().unwrap();
+            let at = |sub: &str| dir.path().join(sub).to_str().unwrap().to_string();
+            let (source, work) = (at("source"), at("work"));
+            std::fs::create_dir(&source).unwrap();
+            std::fs::create_dir(&work).unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.path().join("source").join(name), text).unwrap();
+            }
+            Mounted { dir, source, work }
+        }
+
+        fn files(&self) -> SourceFiles<'_> {
+            SourceFiles {
+                dir: &self.source,
+                named_in: PGO_INCLUDE,
+                work: &self.work,
+            }
+        }
+
+        /// What is left in the copies' directory.
+        fn left(&self) -> Vec<String> {
+            std::fs::read_dir(&self.work)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect()
+        }
+    }
+
+    /// Runs pgBackRest (the Debian package) with the restore's command line, as Patroni runs
+    /// it, asking what the restore would use for `option`; the cluster's own files in `own`.
+    fn restore_would_use(
+        own: &std::path::Path,
+        files: Option<SourceFiles>,
+        global: &[(&str, &str)],
+        option: &str,
+    ) -> String {
         let s3 = bucket();
-        let global = BTreeMap::from([("repo2-path".to_string(), "/from-global".to_string())]);
-        let source = cloud(&s3, &global);
-        let config = dir.join("restore.conf");
+        let mut global: BTreeMap<String, String> = global
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        global.insert("repo2-path".into(), "/from-global".into());
+        let source = cloud(&s3, &global, files);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("restore.conf");
         std::fs::write(&config, restore_config(&source, &layout())).unwrap();
-        let cmd = restore_command(&source, config.to_str().unwrap(), include, &[]);
-        let help = cmd.strip_suffix(" restore").unwrap().to_string() + " help restore " + option;
-        let out = std::process::Command::new("sh")
-            .args(["-c", &help])
-            // The cluster's own files, which set the same option.
-            .env("PGBACKREST_CONFIG_INCLUDE_PATH", dir.join("own"))
+        let mut args = argv(&restore_command(&source, config.to_str().unwrap(), &[]));
+        assert_eq!(args.pop().as_deref(), Some("restore"));
+        args.extend(["help", "restore", option].map(String::from));
+        let out = std::process::Command::new(&args[0])
+            .args(&args[1..])
+            // The cluster's own files, which set the same options.
+            .env("PGBACKREST_CONFIG_INCLUDE_PATH", own)
             .output()
             .expect("pgbackrest runs");
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
     }
 
+    /// The cluster's own repository files, in a temporary directory.
+    fn own_files() -> tempfile::TempDir {
+        let own = tempfile::tempdir().unwrap();
+        std::fs::write(
+            own.path().join("s3.conf"),
+            "[global]\nrepo2-s3-bucket=the-clusters-own\nrepo2-s3-key=own\n\
+             repo2-storage-ca-file=/etc/pgbackrest/conf.d/own-ca.crt\n",
+        )
+        .unwrap();
+        own
+    }
+
+    fn assert_current(said: &str, option: &str, value: &str) {
+        assert!(
+            said.contains(&format!("current: {value}\n")),
+            "{option}: {said}"
+        );
+    }
+
     #[test]
     fn pgbackrest_reads_the_sources_files_and_not_the_clusters_own() {
-        let dir = tempfile::tempdir().unwrap();
-        // The cluster's own repository files, and the source's credentials.
-        for (sub, text) in [
-            (
-                "own",
-                "[global]\nrepo2-s3-bucket=the-clusters-own\nrepo2-s3-key=own\n",
-            ),
-            ("source", "[global]\nrepo2-s3-key=k\n"),
-        ] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-            std::fs::write(dir.path().join(sub).join("s3.conf"), text).unwrap();
-        }
-        let source = dir.path().join("source");
-        let used = |option| restore_would_use(dir.path(), source.to_str(), option);
+        let own = own_files();
+        let mounted = Mounted::new(&[("s3.conf", "[global]\nrepo2-s3-key=k\n")]);
         for (option, value) in [
             ("repo-s3-bucket", "old-backups"),
             ("repo-path", "/from-global"),
@@ -448,21 +618,127 @@ mod tests {
             ("pg-path", "/d"),
             ("repo-s3-key", "<redacted>"),
         ] {
-            let said = used(option);
-            assert!(
-                said.contains(&format!("current: {value}")),
-                "{option}: {said}"
-            );
+            let said = restore_would_use(own.path(), Some(mounted.files()), &[], option);
+            assert_current(&said, option, value);
         }
-        // Without its own include path the restore would read the cluster's files too.
-        let mixed = restore_would_use(dir.path(), None, "repo-s3-bucket");
+        assert!(mounted.left().is_empty(), "{:?}", mounted.left());
+        // Without its own files the restore would read the cluster's too.
+        let mixed = restore_would_use(own.path(), None, &[], "repo-s3-bucket");
         assert!(mixed.contains("cannot be set multiple times"), "{mixed}");
     }
 
-    /// Runs the `restore_command` with `sh` standing in for pgBackRest, exiting `code`.
-    fn replay_exit(code: i32) -> i32 {
+    /// PGO's restore Job has the data source's files at /etc/pgbackrest/conf.d, where the
+    /// restoring pod has the cluster's own: a path there, in the data source's files or its
+    /// `global`, names the data source's file.
+    #[test]
+    fn the_sources_files_name_their_own_files_where_pgo_has_them() {
+        let own = own_files();
+        let mounted = Mounted::new(&[
+            (
+                "s3.conf",
+                "[global]\nrepo2-s3-key=k\nrepo2-storage-ca-file=/etc/pgbackrest/conf.d/ca.crt\n",
+            ),
+            ("ca.crt", "not a .conf file: not copied"),
+        ]);
+        let global = [("repo2-storage-ca-path", PGO_INCLUDE)];
+        let used = |option| restore_would_use(own.path(), Some(mounted.files()), &global, option);
+        let ca = format!("{}/ca.crt", mounted.source);
+        assert_current(&used("repo-storage-ca-file"), "ca file", &ca);
+        assert_current(&used("repo-storage-ca-path"), "ca path", &mounted.source);
+        assert!(mounted.left().is_empty(), "{:?}", mounted.left());
+    }
+
+    #[test]
+    fn the_sources_text_and_the_manifests_options_are_never_run() {
+        let mounted = Mounted::new(&[]);
+        let mark = |n: u8| mounted.dir.path().join(format!("ran{n}"));
+        let conf = format!(
+            "[global]\nrepo2-storage-ca-file=/$(touch {})\nrepo2-storage-ca-path=/`touch {}`\nrepo2-s3-key-secret=\"; touch {}\n",
+            mark(1).display(),
+            mark(2).display(),
+            mark(3).display()
+        );
+        std::fs::write(Path::new(&mounted.source).join("s3.conf"), &conf).unwrap();
+        let own = tempfile::tempdir().unwrap();
+        let said = restore_would_use(
+            own.path(),
+            Some(mounted.files()),
+            &[],
+            "repo-storage-ca-path",
+        );
+        assert_current(&said, "ca path", &format!("/`touch {}`", mark(2).display()));
+        // A restore whose options a shell would expand, its replay command run by one.
+        let s3 = bucket();
+        let global = BTreeMap::new();
+        let option = format!("--target=$(touch {})", mark(4).display());
+        let args = argv(&restore_command(
+            &cloud(&s3, &global, Some(mounted.files())),
+            "/nonexistent.conf",
+            &["--type=time".into(), option],
+        ));
+        let out = std::process::Command::new(&args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "no configuration file: {out:?}");
+        for n in 1..=4 {
+            assert!(!mark(n).exists(), "ran {n}");
+        }
+        assert!(mounted.left().is_empty(), "{:?}", mounted.left());
+    }
+
+    /// A `pgbackrest` that writes the mode and the files of the directory it is given with
+    /// `--config-include-path` to `record`, and exits `code`.
+    fn recording_pgbackrest(bin: &Path, record: &Path, code: i32) {
+        let script = format!(
+            "#!/bin/sh\nfor a; do case $a in --config-include-path=*) d=${{a#*=}};; esac; done\n\
+             {{ stat -c %a \"$d\"; ls \"$d\"; }} > {}\nexit {code}\n",
+            record.display()
+        );
+        std::fs::create_dir_all(bin).unwrap();
+        std::fs::write(bin.join("pgbackrest"), script).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(bin.join("pgbackrest"), mode).unwrap();
+    }
+
+    #[test]
+    fn the_copies_are_private_and_gone_afterwards_as_is_a_killed_runs() {
+        let mounted = Mounted::new(&[
+            ("s3.conf", "[global]\nrepo2-s3-key=k\n"),
+            ("gcs-key.json", "{}"),
+        ]);
+        // A run killed before it could remove its copies.
+        let killed = Path::new(&mounted.work).join("conf.AbCdEf");
+        std::fs::create_dir(&killed).unwrap();
+        std::fs::write(killed.join("s3.conf"), "[global]\nrepo2-s3-key=old\n").unwrap();
+        let (bin, record) = (mounted.dir.path().join("bin"), mounted.dir.path().join("r"));
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let s3 = bucket();
+        let global = BTreeMap::new();
+        let args = argv(&restore_command(
+            &cloud(&s3, &global, Some(mounted.files())),
+            "/c.conf",
+            &[],
+        ));
+        for code in [0, 3] {
+            recording_pgbackrest(&bin, &record, code);
+            let status = std::process::Command::new(&args[0])
+                .args(&args[1..])
+                .env("PATH", &path)
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(code), "pgBackRest's status");
+            let seen = std::fs::read_to_string(&record).unwrap();
+            assert_eq!(seen, "700\ns3.conf\n", "private, the .conf files only");
+            assert!(mounted.left().is_empty(), "{:?}", mounted.left());
+        }
+    }
+
+    /// Runs the `restore_command` with `sh` standing in for pgBackRest, exiting `code`,
+    /// with the data source's `files`.
+    fn replay_exit_with(code: i32, files: Option<SourceFiles>) -> i32 {
         let fake = ["sh", "-c", &format!("exit {code}"), "pgbackrest"].map(String::from);
-        let command = archive_get_or_stop(&fake)
+        let command = archive_get_or_stop(&fake, files.as_ref())
             .replace("%f", "000000010000000000000003")
             .replace("%p", "pg_wal/RECOVERYXLOG");
         let status = std::process::Command::new("sh")
@@ -470,6 +746,10 @@ mod tests {
             .status()
             .expect("sh runs");
         status.code().expect("exits, not killed")
+    }
+
+    fn replay_exit(code: i32) -> i32 {
+        replay_exit_with(code, None)
     }
 
     proptest::proptest! {
@@ -488,11 +768,47 @@ mod tests {
         assert_eq!(replay_exit(0), 0, "restored");
         assert_eq!(replay_exit(1), 1, "the end of the archive");
         assert_eq!(replay_exit(42), 126, "unreadable: stop, do not promote");
-        let cmd = restore_command(&posix("repo1"), "/c/restore.conf", None, &[]);
+        let cmd = restore_command(&posix("repo1"), "/c/restore.conf", &[]);
         assert!(
             cmd.ends_with("exit 126' restore"),
             "a clone to the latest state replays with it too: {cmd}"
         );
+    }
+
+    #[test]
+    fn a_replay_whose_copies_fail_stops_postgresql_instead_of_promoting() {
+        let mounted = Mounted::new(&[("s3.conf", "[global]\nrepo2-s3-key=k\n")]);
+        for (code, expected) in [(0, 0), (1, 1), (42, 126)] {
+            assert_eq!(replay_exit_with(code, Some(mounted.files())), expected);
+            assert!(mounted.left().is_empty(), "{:?}", mounted.left());
+        }
+        let gone = mounted.dir.path().join("gone");
+        let nowhere = SourceFiles {
+            work: gone.to_str().unwrap(),
+            ..mounted.files()
+        };
+        assert_eq!(
+            replay_exit_with(1, Some(nowhere)),
+            126,
+            "no copies: not the end of the archive"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+        /// The copy rewrites a line of the data source's files as `rewrite` rewrites its
+        /// `global`: the two read a path the same way.
+        #[test]
+        fn the_copy_and_global_rewrite_alike(
+            line in "(/etc/pgbackrest/conf[.]d|/etc/pgbackrest/confxd|/etc/pgbackrest|/|conf|d|[.]|=|x| |\t)*"
+        ) {
+            let mounted = Mounted::new(&[("p.conf", &format!("{line}\n"))]);
+            let script = mounted.files().copy() + "cat \"$d/p.conf\"";
+            let out = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
+            proptest::prop_assert!(out.status.success(), "{:?}", out);
+            let copied = String::from_utf8(out.stdout).unwrap();
+            proptest::prop_assert_eq!(copied, mounted.files().rewrite(&line) + "\n");
+        }
     }
 
     /// What pgBackRest 2.45 makes of `option` for a backup with the configuration `conf` and

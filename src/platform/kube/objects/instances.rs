@@ -364,7 +364,7 @@ fn pod_spec(ctx: &Ctx, instance: &Instance, set: &InstanceSet) -> PodSpec {
     let database_mounts = database.volume_mounts.get_or_insert_with(Default::default);
     database_mounts.extend(mounts.clone());
     // Only Patroni's bootstrap restores.
-    if let Some((volume, mount)) = restore::volume(ctx, &instance.name) {
+    for (volume, mount) in restore::volumes(ctx, &instance.name) {
         volumes.push(volume);
         database_mounts.push(mount);
     }

@@ -348,6 +348,8 @@ pub mod paths {
     pub const PGBACKREST_SOURCE_TLS: &str = "/etc/pgbackrest-source";
     /// A cloud data source's pgBackRest files (`spec.dataSource.pgbackrest.configuration`).
     pub const PGBACKREST_SOURCE_INCLUDE: &str = "/etc/pgbackrest-source-conf.d";
+    /// The restore's copies of that data source's `.conf` files (see `restore`).
+    pub const PGBACKREST_SOURCE_COPY: &str = "/etc/pgbackrest-source-copy";
     /// The DBA's extra pgBackRest files (`spec.backups.pgbackrest.configuration`), at PGO's
     /// path: PGO's documented `repo1-gcs-key=/etc/pgbackrest/conf.d/gcs-key.json` names one.
     /// The kubelet makes its mount point in the read-only volume at `PGBACKREST_CONFIG_DIR`.

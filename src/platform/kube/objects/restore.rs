@@ -12,7 +12,14 @@
 //!
 //! Or from a cloud repository no cluster here owns (`spec.dataSource.pgbackrest`, PGO's
 //! cloud-based data source): the first instance reads the bucket with the data source's own
-//! files (its credentials) and not the cluster's.
+//! files (its credentials) and not the cluster's. PGO's restore Job has those files at
+//! `/etc/pgbackrest/conf.d`, so a PGO user's `.conf` files name them there (PGO's `gcs.conf`
+//! its key file); here that directory holds the cluster's own files, which the database
+//! container's own archive-push reads: mounted there, the data source's credentials could
+//! push the new cluster's WAL into the source's bucket. So the source's files are mounted
+//! apart, and each pgBackRest run of the restore reads copies of their `.conf` files that name
+//! them there, made in a memory volume of the database container's own (see
+//! [`pgbackrest::SourceFiles`]).
 //!
 //! The pieces stay after the bootstrap (Patroni reads `bootstrap` only once), so that nothing
 //! restarts when it is done; the certificate is optional, so the source may go.
@@ -23,7 +30,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::instances::PRIVATE;
-use super::pods::mount_ro;
+use super::pods::{mount, mount_ro};
 use super::{Ctx, paths};
 use crate::api::PostgresCluster;
 use crate::api::sources::{PgBackRestDataSource, PostgresClusterDataSource};
@@ -35,6 +42,8 @@ use crate::platform::kube::names::Names;
 /// The restore's pgBackRest configuration, a file of the instance's Patroni ConfigMap.
 pub const CONFIG_FILE: &str = "pgbackrest-restore.conf";
 const VOLUME: &str = "pgbackrest-source";
+/// Where the restore copies a cloud data source's `.conf` files.
+const COPY_VOLUME: &str = "pgbackrest-source-copy";
 /// The volume of a kept repository, in the instance that restores from it.
 pub const KEPT_VOLUME: &str = "pgbackrest-source-repo";
 
@@ -114,6 +123,11 @@ fn cloud<'a>(src: &'a PgBackRestDataSource, path: &'a str) -> pgbackrest::Source
             None => Storage::Posix { path, host: None },
         },
         global: src.global.as_ref(),
+        files: Some(pgbackrest::SourceFiles {
+            dir: paths::PGBACKREST_SOURCE_INCLUDE,
+            named_in: paths::PGBACKREST_INCLUDE,
+            work: paths::PGBACKREST_SOURCE_COPY,
+        }),
     }
 }
 
@@ -128,6 +142,7 @@ fn cluster<'a>(repo: &'a str, path: &'a str, host: Option<&'a Remote>) -> pgback
         stanza: STANZA,
         storage: Storage::Posix { path, host },
         global: None,
+        files: None,
     }
 }
 
@@ -177,18 +192,12 @@ pub fn command(ctx: &Ctx) -> Option<String> {
     Some(match source {
         Source::Cloud(src) => {
             let path = cloud_path(src);
-            pgbackrest::restore_command(
-                &cloud(src, &path),
-                &config,
-                Some(paths::PGBACKREST_SOURCE_INCLUDE),
-                &options,
-            )
+            pgbackrest::restore_command(&cloud(src, &path), &config, &options)
         }
         Source::Cluster(src) => pgbackrest::restore_command(
             // Options of the configuration file only: where it is does not change the command.
             &cluster(&src.repo_name, "", None),
             &config,
-            None,
             &options,
         ),
     })
@@ -205,11 +214,13 @@ fn source_options(source: &Source) -> Result<Vec<String>, String> {
 }
 
 /// What the `database` container of `instance` mounts to restore: the source's pgBackRest
-/// certificate, or the kept repository volume (read-only).
-pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
-    let src = match source(ctx.cluster)? {
-        Source::Cloud(src) => return Some(cloud_files(src)),
-        Source::Cluster(src) => src,
+/// certificate, the kept repository volume (read-only), or a cloud data source's files and
+/// where their copies go.
+pub fn volumes(ctx: &Ctx, instance: &str) -> Vec<(Volume, VolumeMount)> {
+    let src = match source(ctx.cluster) {
+        None => return Vec::new(),
+        Some(Source::Cloud(src)) => return vec![cloud_files(src), copies()],
+        Some(Source::Cluster(src)) => src,
     };
     if let RestoreFrom::KeptVolume {
         claim,
@@ -217,7 +228,7 @@ pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
     } = &ctx.inputs.restore_from
     {
         if at.as_deref() != Some(instance) {
-            return None;
+            return Vec::new();
         }
         let volume = Volume {
             name: KEPT_VOLUME.into(),
@@ -227,7 +238,7 @@ pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
             }),
             ..Default::default()
         };
-        return Some((volume, mount_ro(KEPT_VOLUME, &kept_path(&src.repo_name))));
+        return vec![(volume, mount_ro(KEPT_VOLUME, &kept_path(&src.repo_name)))];
     }
     let items = ["tls.crt", "tls.key", "ca.crt"]
         .iter()
@@ -252,7 +263,7 @@ pub fn volume(ctx: &Ctx, instance: &str) -> Option<(Volume, VolumeMount)> {
         }),
         ..Default::default()
     };
-    Some((volume, mount_ro(VOLUME, paths::PGBACKREST_SOURCE_TLS)))
+    vec![(volume, mount_ro(VOLUME, paths::PGBACKREST_SOURCE_TLS))]
 }
 
 /// A cloud data source's files (its credentials), or an empty directory without any: the
@@ -287,6 +298,21 @@ fn cloud_files(src: &PgBackRestDataSource) -> (Volume, VolumeMount) {
         }
     };
     (volume, mount_ro(VOLUME, paths::PGBACKREST_SOURCE_INCLUDE))
+}
+
+/// Where the restore copies the data source's `.conf` files: in memory, as the Secrets they
+/// come from are, so that credentials never reach the node's disk; mounted by the `database`
+/// container alone, and gone with the pod.
+fn copies() -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: COPY_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    (volume, mount(COPY_VOLUME, paths::PGBACKREST_SOURCE_COPY))
 }
 
 #[cfg(test)]

@@ -293,16 +293,12 @@ impl Runtime<'_> {
                 host: None,
             },
             global: None,
+            files: None,
         };
         let text = pgbackrest::restore_config(&from, layout);
         write_if_changed(path, text.as_bytes(), 0o640, Some(self.account)).at(path)?;
         let config = path.display().to_string();
-        Ok(pgbackrest::restore_command(
-            &from,
-            &config,
-            None,
-            &source.options,
-        ))
+        Ok(pgbackrest::restore_command(&from, &config, &source.options))
     }
 
     /// A stopped instance whose port another program took while it was down gets new ports
