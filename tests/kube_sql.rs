@@ -1024,3 +1024,72 @@ async fn psql_on_pgos_cluster_as_a_listed_user_checks_pgos_certificate() {
         "listed users need no exec"
     );
 }
+
+/// `p` in the console on PGO's cluster without `postgres` in spec.users, as a person would:
+/// both its users offered, `postgres` picked, psql's prompt over the local socket relaying to
+/// `pods/exec`; psql's private directory (no CA, no passfile) is gone once psql is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p_in_the_console_on_pgos_cluster_opens_psql_as_postgres_through_pods_exec() {
+    let (h, _pg) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(h.listen().await, NS)).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let console = format!(
+        "TMPDIR={} KUBECONFIG={} PGDECK_CONFIG_DIR={}/config {}",
+        tmp.display(),
+        kubeconfig.display(),
+        dir.path().display(),
+        env!("CARGO_BIN_EXE_pgdeck")
+    );
+    let tmux = Tmux::start(140, 32);
+    tmux.keys(&[&console, "Enter"]);
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "PGO's cluster", |s| {
+            s.contains("kube fake") && s.contains("zoo") && s.contains("PGO")
+        });
+        tmux.keys(&["Enter"]);
+        tmux.wait(Duration::from_secs(10), "the instances", |s| {
+            s.contains("│zoo-instance1-abcd")
+        });
+        tmux.keys(&["p"]);
+        tmux.wait(Duration::from_secs(5), "the user dialog", |s| {
+            s.contains("psql on zoo-instance1-abcd")
+                && s.contains("zoo")
+                && s.contains("postgres  superuser")
+        });
+        tmux.keys(&["j", "Enter"]);
+        tmux.wait(Duration::from_secs(15), "psql's prompt", |s| {
+            s.contains("postgres=#")
+        });
+        let inside: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(inside.len(), 1, "only the socket's directory: {inside:?}");
+        let sockets: Vec<_> = std::fs::read_dir(&inside[0])
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(sockets, [".s.PGSQL.5432"]);
+        tmux.text("SELECT current_user || '-by-socket-' || (inet_server_addr() IS NULL)");
+        tmux.keys(&["\\;", "Enter"]);
+        tmux.wait(Duration::from_secs(5), "the query's output", |s| {
+            s.lines().any(|l| l.trim() == "postgres-by-socket-true")
+        });
+        tmux.text("\\q");
+        tmux.keys(&["Enter"]);
+        let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
+            s.contains("│zoo-instance1-abcd") && s.contains("psql on zoo-instance1-abcd")
+        });
+        assert!(s.contains("ended"), "{s}");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "psql's socket directory is removed"
+        );
+        tmux.keys(&["q"]);
+        tmux.assert_terminal_restored();
+    });
+}
