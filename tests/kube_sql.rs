@@ -952,14 +952,44 @@ async fn psql_on_pgos_cluster_without_its_superuser_goes_through_pods_exec() {
             .iter()
             .any(|c| c.path.ends_with("/portforward"))
     );
-    drop(prepared);
-    assert!(!dir.exists(), "{} outlives psql", dir.display());
 
+    // Another account (here the `postgres` one) cannot use the socket.
+    let other = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&prepared.session.program)
+        .args(["-XAtc", "SELECT 1", "-U", "postgres", "-p", "5432", "-h"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && said.contains("Permission denied"),
+        "{said}"
+    );
+
+    // A connection whose exec is refused is told why, as PostgreSQL would tell it.
     let exec = (
         "".to_string(),
         "pods/exec".to_string(),
         "create".to_string(),
     );
+    h.patroni.lock().unwrap().denied.insert(exec.clone());
+    let refused = tokio_postgres::Config::new()
+        .host_path(&dir)
+        .port(5432)
+        .user("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("no exec, no connection");
+    let db = refused.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.severity(), "FATAL");
+    assert!(db.message().contains("`create` on `pods/exec`"), "{db:?}");
+    h.patroni.lock().unwrap().denied.remove(&exec);
+
+    drop(prepared);
+    assert!(!dir.exists(), "{} outlives psql", dir.display());
+
     h.patroni.lock().unwrap().denied.insert(exec);
     let refused = pgdeck::platform::kube::sql::psql_pgo(&h.client, &zoo, leader, "postgres")
         .await
