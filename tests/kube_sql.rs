@@ -6,8 +6,10 @@
 //! connections and commits; `pgdeck psql` and the console's `p` (in tmux) run the real psql
 //! through the forward, the server checked against the cluster's CA. Crunchy PGO's clusters
 //! the same, as PGO's superuser from `<c>-pguser-postgres`, the server checked for the name
-//! PGO's certificate carries (its primary Service's). The Connection tab reads a real
-//! pgBouncer's pools through a forward to its pod.
+//! PGO's certificate carries (its primary Service's); psql there (`p`) as a user its spec lists
+//! the same way, and as `postgres` when unlisted through a private local socket relaying each
+//! connection to `pods/exec`. The Connection tab reads a real pgBouncer's pools through a
+//! forward to its pod.
 
 use crate::common;
 
