@@ -6,8 +6,10 @@
 //! connections and commits; `pgdeck psql` and the console's `p` (in tmux) run the real psql
 //! through the forward, the server checked against the cluster's CA. Crunchy PGO's clusters
 //! the same, as PGO's superuser from `<c>-pguser-postgres`, the server checked for the name
-//! PGO's certificate carries (its primary Service's). The Connection tab reads a real
-//! pgBouncer's pools through a forward to its pod.
+//! PGO's certificate carries (its primary Service's); psql there (`p`) as a user its spec lists
+//! the same way, and as `postgres` when unlisted through a private local socket relaying each
+//! connection to `pods/exec`. The Connection tab reads a real pgBouncer's pools through a
+//! forward to its pod.
 
 use crate::common;
 
@@ -520,9 +522,9 @@ async fn pgos_cluster_through_pods_exec_says_what_is_missing() {
     assert_eq!(
         activity(&mut source).await.unwrap_err(),
         format!(
-            "cannot exec into pod {NS}/{pod}: forbidden: reading PGO's sessions and settings \
-             without its superuser's Secret needs RBAC verb `create` on `pods/exec` in \
-             namespace {NS}"
+            "cannot exec into pod {NS}/{pod}: forbidden: reaching PGO's PostgreSQL as \
+             `postgres` without its superuser's Secret needs RBAC verb `create` on \
+             `pods/exec` in namespace {NS}"
         )
     );
     h.patroni.lock().unwrap().denied.remove(&exec);
@@ -888,4 +890,238 @@ fn pgbouncer_record(line: &str) -> bool {
         && digits(&pid[1..pid.len() - 1], &[])
         && !level.is_empty()
         && level.chars().all(|c| c.is_ascii_uppercase())
+}
+
+/// PGO's cluster `zoo` as the console reads it.
+async fn pgo_zoo(h: &Harness) -> pgdeck::api::PostgresCluster {
+    let api: Api<pgdeck::platform::kube::pgo::PgoCluster> = Api::namespaced(h.client.clone(), NS);
+    api.get("zoo").await.unwrap().to_cluster().unwrap()
+}
+
+/// psql run as the console runs it (its terminal aside): what it wrote with `-o`, and whether
+/// it succeeded.
+fn run_psql(prepared: &pgdeck::platform::psql::Prepared, sql: &str) -> (String, bool) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let args = [
+        "-XAtq",
+        "-o",
+        out.path().to_str().unwrap(),
+        "-c",
+        sql,
+        "-c",
+        "\\qecho :HOST",
+    ]
+    .map(String::from);
+    let status = tokio::task::block_in_place(|| prepared.session.run(&args)).unwrap();
+    (read(out.path()), status.success())
+}
+
+/// `p` on PGO's cluster without `postgres` in spec.users: psql reaches the instance's
+/// peer-only PostgreSQL as `postgres` through a private socket of pgdeck's whose every
+/// connection is an exec into the pod's `database` container; the socket's directory is only
+/// its user's, and gone with the session. Without the RBAC verb, psql is not started and the
+/// verb is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_on_pgos_cluster_without_its_superuser_goes_through_pods_exec() {
+    use std::os::unix::fs::PermissionsExt;
+    let (h, _pg) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
+    let zoo = pgo_zoo(&h).await;
+    let leader = "zoo-instance1-abcd";
+    let mark = h.mark();
+    let prepared = pgdeck::platform::kube::sql::psql_pgo(&h.client, &zoo, leader, "postgres")
+        .await
+        .unwrap();
+    let dir = std::path::PathBuf::from(&prepared.session.host);
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    let (out, ok) = run_psql(
+        &prepared,
+        "SELECT current_user, inet_server_addr() IS NULL, setting = '' \
+         FROM pg_settings WHERE name = 'listen_addresses'",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, format!("postgres|t|t\n{}\n", dir.display()));
+    // A second psql in the same session: another connection, another exec.
+    let (out, ok) = run_psql(&prepared, "SELECT 2");
+    assert!(ok && out.starts_with("2\n"), "{out}");
+    let execs = h.calls()[mark..]
+        .iter()
+        .filter(|c| c.path == format!("/api/v1/namespaces/{NS}/pods/{}/exec", names::pod(leader)))
+        .count();
+    assert!(execs >= 2, "one exec per connection: {execs}");
+    assert!(
+        !h.calls()[mark..]
+            .iter()
+            .any(|c| c.path.ends_with("/portforward"))
+    );
+
+    // Another account (here the `postgres` one) cannot use the socket.
+    let other = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&prepared.session.program)
+        .args(["-XAtc", "SELECT 1", "-U", "postgres", "-p", "5432", "-h"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && said.contains("Permission denied"),
+        "{said}"
+    );
+
+    // A connection whose exec is refused is told why, as PostgreSQL would tell it.
+    let exec = (
+        "".to_string(),
+        "pods/exec".to_string(),
+        "create".to_string(),
+    );
+    h.patroni.lock().unwrap().denied.insert(exec.clone());
+    let refused = tokio_postgres::Config::new()
+        .host_path(&dir)
+        .port(5432)
+        .user("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("no exec, no connection");
+    let db = refused.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.severity(), "FATAL");
+    assert!(db.message().contains("`create` on `pods/exec`"), "{db:?}");
+    h.patroni.lock().unwrap().denied.remove(&exec);
+
+    drop(prepared);
+    assert!(!dir.exists(), "{} outlives psql", dir.display());
+
+    h.patroni.lock().unwrap().denied.insert(exec);
+    let refused = pgdeck::platform::kube::sql::psql_pgo(&h.client, &zoo, leader, "postgres")
+        .await
+        .err()
+        .expect("no exec, no psql");
+    assert!(
+        refused.contains("needs RBAC verb `create` on `pods/exec` in namespace db"),
+        "{refused}"
+    );
+}
+
+/// `p` on PGO's cluster as users its spec lists: through a port-forward with PGO's
+/// `<c>-pguser-<user>` Secret, over TLS checked against the name PGO's certificate carries
+/// (its primary Service's), in the user's first database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_on_pgos_cluster_as_a_listed_user_checks_pgos_certificate() {
+    let users = json!([{"name": "zoo", "databases": ["zoo"]}, {"name": "postgres"}]);
+    let (h, _pg) = pgo_zoo_with_a_database(users).await;
+    let leader = "zoo-instance1-abcd";
+    let admin = connect_as(
+        &h,
+        leader,
+        "zoo-primary.db.svc",
+        "zoo-cluster-cert",
+        "zoo-pguser-postgres",
+    )
+    .await;
+    admin
+        .batch_execute("CREATE ROLE zoo LOGIN PASSWORD 'zoo-pgo-pass'")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE zoo OWNER zoo")
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(h.store.clone(), NS);
+    let pguser = json!({
+        "metadata": {"name": "zoo-pguser-zoo", "namespace": NS},
+        "data": {"user": STANDARD.encode("zoo"), "password": STANDARD.encode("zoo-pgo-pass"),
+                 "dbname": STANDARD.encode("zoo")},
+    });
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pguser).unwrap(),
+        )
+        .await
+        .unwrap();
+    let zoo = pgo_zoo(&h).await;
+    let ssl = "SELECT current_user, current_database(), ssl FROM pg_stat_ssl \
+               WHERE pid = pg_backend_pid()";
+    for (user, database) in [("zoo", "zoo"), ("postgres", "postgres")] {
+        let prepared = pgdeck::platform::kube::sql::psql_pgo(&h.client, &zoo, leader, user)
+            .await
+            .unwrap();
+        let (out, ok) = run_psql(&prepared, ssl);
+        assert!(ok, "{out}");
+        assert_eq!(out, format!("{user}|{database}|t\nzoo-primary.{NS}.svc\n"));
+    }
+    assert!(
+        !h.calls().iter().any(|c| c.path.ends_with("/exec")),
+        "listed users need no exec"
+    );
+}
+
+/// `p` in the console on PGO's cluster without `postgres` in spec.users, as a person would:
+/// both its users offered, `postgres` picked, psql's prompt over the local socket relaying to
+/// `pods/exec`; psql's private directory (no CA, no passfile) is gone once psql is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p_in_the_console_on_pgos_cluster_opens_psql_as_postgres_through_pods_exec() {
+    let (h, _pg) = pgo_zoo_with_a_database(json!([{"name": "zoo"}])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, Harness::kubeconfig(h.listen().await, NS)).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let console = format!(
+        "TMPDIR={} KUBECONFIG={} PGDECK_CONFIG_DIR={}/config {}",
+        tmp.display(),
+        kubeconfig.display(),
+        dir.path().display(),
+        env!("CARGO_BIN_EXE_pgdeck")
+    );
+    let tmux = Tmux::start(140, 32);
+    tmux.keys(&[&console, "Enter"]);
+    tokio::task::block_in_place(|| {
+        tmux.wait(Duration::from_secs(15), "PGO's cluster", |s| {
+            s.contains("kube fake") && s.contains("zoo") && s.contains("PGO")
+        });
+        tmux.keys(&["Enter"]);
+        tmux.wait(Duration::from_secs(10), "the instances", |s| {
+            s.contains("│zoo-instance1-abcd")
+        });
+        tmux.keys(&["p"]);
+        tmux.wait(Duration::from_secs(5), "the user dialog", |s| {
+            s.contains("psql on zoo-instance1-abcd")
+                && s.contains("zoo")
+                && s.contains("postgres  superuser")
+        });
+        tmux.keys(&["j", "Enter"]);
+        tmux.wait(Duration::from_secs(15), "psql's prompt", |s| {
+            s.contains("postgres=#")
+        });
+        let inside: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(inside.len(), 1, "only the socket's directory: {inside:?}");
+        let sockets: Vec<_> = std::fs::read_dir(&inside[0])
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(sockets, [".s.PGSQL.5432"]);
+        tmux.text("SELECT current_user || '-by-socket-' || (inet_server_addr() IS NULL)");
+        tmux.keys(&["\\;", "Enter"]);
+        tmux.wait(Duration::from_secs(5), "the query's output", |s| {
+            s.lines().any(|l| l.trim() == "postgres-by-socket-true")
+        });
+        tmux.text("\\q");
+        tmux.keys(&["Enter"]);
+        let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
+            s.contains("│zoo-instance1-abcd") && s.contains("psql on zoo-instance1-abcd")
+        });
+        assert!(s.contains("ended"), "{s}");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "psql's socket directory is removed"
+        );
+        tmux.keys(&["q"]);
+        tmux.assert_terminal_restored();
+    });
 }

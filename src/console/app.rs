@@ -276,9 +276,10 @@ pub enum Effect {
         key: Key,
         request: Request,
     },
-    /// Suspend the console and run psql on `instance` of `cluster` as `user`.
+    /// Suspend the console and run psql on `instance` of `cluster` (`whose`) as `user`.
     Psql {
         cluster: Box<PostgresCluster>,
+        whose: Reconciler,
         instance: String,
         user: String,
     },

@@ -215,9 +215,10 @@ async fn run_async(
                     }
                     Effect::Psql {
                         cluster,
+                        whose,
                         instance,
                         user,
-                    } => match source.psql(&cluster, &instance, &user).await {
+                    } => match source.psql(&cluster, whose, &instance, &user).await {
                         Err(why) => app.warn(why),
                         Ok(prepared) => {
                             let ran;

@@ -17,7 +17,8 @@ pub struct PsqlUser {
 }
 
 /// `spec.users` in order, then the superuser `postgres` last (also when not listed: it comes in
-/// through the socket). Read-only mode hands out no superuser.
+/// through the socket; on PGO's clusters through `pods/exec`). Read-only mode hands out no
+/// superuser.
 pub fn users(cluster: &PostgresCluster, read_only: bool) -> Vec<PsqlUser> {
     let listed = cluster.users();
     let superuser = listed

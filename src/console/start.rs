@@ -366,13 +366,14 @@ impl App {
             }
             Step::Psql { instance, user } => {
                 self.overlay = None;
-                let cluster = key.and_then(|k| self.cluster(&k));
-                let Some(cluster) = cluster else {
+                let cluster = key.and_then(|k| Some((self.cluster(&k)?, k.2)));
+                let Some((cluster, whose)) = cluster else {
                     self.warn("the cluster is gone");
                     return Vec::new();
                 };
                 return vec![Effect::Psql {
                     cluster: Box::new(cluster.clone()),
+                    whose,
                     instance,
                     user,
                 }];

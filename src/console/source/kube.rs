@@ -327,15 +327,22 @@ impl KubeSource {
         });
     }
 
-    /// psql on `instance` as `user`, through a port-forward open while it runs. The console
-    /// waits for it, so a slow API server is given up on rather than waited for.
+    /// psql on `instance` as `user`, through a port-forward (or for PGO's unlisted superuser
+    /// a local socket relaying to `pods/exec`) open while it runs. The console waits for it, so
+    /// a slow API server is given up on rather than waited for.
     pub async fn psql(
         &self,
         cluster: &PostgresCluster,
+        whose: Reconciler,
         instance: &str,
         user: &str,
     ) -> Result<Prepared, String> {
-        let preparing = sql::psql(&self.client, cluster, Some(instance), user);
+        let preparing = async {
+            match whose {
+                Reconciler::Pgdeck => sql::psql(&self.client, cluster, Some(instance), user).await,
+                Reconciler::Pgo => sql::psql_pgo(&self.client, cluster, instance, user).await,
+            }
+        };
         tokio::time::timeout(REACH_WITHIN, preparing)
             .await
             .map_err(|_| not_reached())?
@@ -419,7 +426,7 @@ const REACH_WITHIN: Duration = Duration::from_secs(10);
 
 fn not_reached() -> String {
     format!(
-        "the API server did not open a port-forward within {}s",
+        "the API server did not open a port-forward or exec within {}s",
         REACH_WITHIN.as_secs()
     )
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::activity::{Signal, Target};
-use super::app::{Credential, Data, Key};
+use super::app::{Credential, Data, Key, Reconciler};
 use super::requests::Request;
 use crate::api::PostgresCluster;
 use crate::api::status::InstanceStatus;
@@ -85,16 +85,18 @@ impl Source {
         }
     }
 
-    /// How psql reaches `instance` of `cluster` as `user`.
+    /// How psql reaches `instance` of `cluster` (`whose`: the local platform has only
+    /// pgdeck's) as `user`.
     pub async fn psql(
         &self,
         cluster: &PostgresCluster,
+        whose: Reconciler,
         instance: &str,
         user: &str,
     ) -> Result<Prepared, String> {
         match self {
             Source::Local(s) => s.psql(cluster, instance, user).map(Prepared::new),
-            Source::Kube(s) => s.psql(cluster, instance, user).await,
+            Source::Kube(s) => s.psql(cluster, whose, instance, user).await,
         }
     }
 

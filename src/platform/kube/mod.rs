@@ -27,6 +27,7 @@ pub mod owned;
 pub mod pgo;
 pub mod pgo_actions;
 pub mod pod_socket;
+pub mod pod_socket_listener;
 pub mod pools;
 pub mod proxy;
 pub mod reconcile;

@@ -19,7 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Api;
 use kube::api::{AttachParams, AttachedProcess};
 use kube::client::UpgradeConnectionError;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
 use crate::observe::connection::{self, Endpoint, Tunnel};
@@ -66,6 +67,7 @@ const SAID_WITHIN: Duration = Duration::from_secs(1);
 const STDERR_KEPT: usize = 2048;
 
 /// The `database` container of one pod, whose PostgreSQL is reached through its socket.
+#[derive(Clone)]
 pub struct PodSocket {
     pods: Api<Pod>,
     namespace: String,
@@ -76,15 +78,22 @@ impl PodSocket {
     /// The console's connection to `pod`'s PostgreSQL, in `namespace`, as `postgres` to its
     /// `postgres` database.
     pub fn endpoint(client: &kube::Client, namespace: &str, pod: &str) -> Endpoint {
-        let socket = PodSocket {
-            pods: Api::namespaced(client.clone(), namespace),
-            namespace: namespace.to_string(),
-            pod: pod.to_string(),
-        };
+        let socket = Self::new(client, namespace, pod);
         Endpoint::tunnelled(Arc::new(socket), "postgres", "postgres")
     }
 
-    async fn open(&self, config: tokio_postgres::Config) -> Result<Client, String> {
+    /// The same without the console's connection: psql's own connections each open a
+    /// [`Bridge`] (see [`super::pod_socket_listener`]).
+    pub fn new(client: &kube::Client, namespace: &str, pod: &str) -> PodSocket {
+        PodSocket {
+            pods: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        }
+    }
+
+    /// Exec [`BRIDGE`]: PostgreSQL's socket as a byte stream, and the exec it runs in.
+    pub async fn bridge(&self) -> Result<Bridge, String> {
         let (ns, pod) = (&self.namespace, &self.pod);
         let params = AttachParams::default()
             .container(CONTAINER)
@@ -116,31 +125,76 @@ impl PodSocket {
             }
             String::from_utf8_lossy(&kept).trim().to_string()
         });
-        match config
-            .connect_raw(tokio::io::join(stdout, stdin), NoTls)
-            .await
-        {
+        let stream: Stream = tokio::io::join(Box::new(stdout), Box::new(stdin));
+        Ok(Bridge {
+            stream,
+            exec: Exec {
+                process,
+                stderr,
+                status: status.boxed(),
+                namespace: ns.clone(),
+                pod: pod.clone(),
+            },
+        })
+    }
+
+    async fn open(&self, config: tokio_postgres::Config) -> Result<Client, String> {
+        let Bridge { stream, exec } = self.bridge().await?;
+        match config.connect_raw(stream, NoTls).await {
             Ok((client, connection)) => {
-                tokio::spawn(connection.then(|_| ended(process)));
+                tokio::spawn(connection.then(|_| exec.ended()));
                 Ok(client)
             }
             Err(e) if e.as_db_error().is_some() => Err(format!(
-                "PostgreSQL in pod {ns}/{pod}: {}",
+                "PostgreSQL in pod {}/{}: {}",
+                self.namespace,
+                self.pod,
                 connection::said(e)
             )),
-            Err(e) => {
-                let status = tokio::time::timeout(SAID_WITHIN, status)
-                    .await
-                    .ok()
-                    .flatten();
-                let stderr = tokio::time::timeout(SAID_WITHIN, stderr)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default();
-                Err(bridge_failed(ns, pod, &e.to_string(), status, &stderr))
-            }
+            Err(e) => Err(exec.failed(&e.to_string()).await),
         }
+    }
+}
+
+/// The bridge's stdout and stdin, joined.
+pub type Stream =
+    tokio::io::Join<Box<dyn AsyncRead + Send + Unpin>, Box<dyn AsyncWrite + Send + Unpin>>;
+
+/// One exec of [`BRIDGE`]: bytes written to `stream` reach PostgreSQL's socket, its answers
+/// come back. `exec` must be kept while the stream is used: dropping it ends the exec.
+pub struct Bridge {
+    pub stream: Stream,
+    pub exec: Exec,
+}
+
+/// The exec a [`Bridge`] runs in.
+pub struct Exec {
+    process: AttachedProcess,
+    stderr: JoinHandle<String>,
+    status: BoxFuture<'static, Option<Status>>,
+    namespace: String,
+    pod: String,
+}
+
+impl Exec {
+    /// After the connection: the bridge is left to end (its stdin closed) and its exec with
+    /// it, or is cut off.
+    pub async fn ended(self) {
+        let _ = tokio::time::timeout(SAID_WITHIN, self.process.join()).await;
+    }
+
+    /// Why the bridge ended before PostgreSQL answered (`error`), as far as the exec said.
+    pub async fn failed(self, error: &str) -> String {
+        let status = tokio::time::timeout(SAID_WITHIN, self.status)
+            .await
+            .ok()
+            .flatten();
+        let stderr = tokio::time::timeout(SAID_WITHIN, self.stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        bridge_failed(&self.namespace, &self.pod, error, status, &stderr)
     }
 }
 
@@ -162,12 +216,6 @@ impl Tunnel for PodSocket {
     }
 }
 
-/// After the connection: the bridge is left to end (its stdin closed) and its exec with it,
-/// or is cut off.
-async fn ended(process: AttachedProcess) {
-    let _ = tokio::time::timeout(SAID_WITHIN, process.join()).await;
-}
-
 /// An exec the API server refused, saying what would let it through. The refusal comes as
 /// the upgrade's status alone: the API server's words are not read.
 fn refused(ns: &str, pod: &str, e: kube::Error) -> String {
@@ -180,9 +228,9 @@ fn refused(ns: &str, pod: &str, e: kube::Error) -> String {
     };
     if forbidden {
         return format!(
-            "cannot exec into pod {ns}/{pod}: forbidden: reading PGO's sessions and settings \
-             without its superuser's Secret needs RBAC verb `create` on `pods/exec` in \
-             namespace {ns}"
+            "cannot exec into pod {ns}/{pod}: forbidden: reaching PGO's PostgreSQL as \
+             `postgres` without its superuser's Secret needs RBAC verb `create` on \
+             `pods/exec` in namespace {ns}"
         );
     }
     format!("cannot exec into pod {ns}/{pod}: {e}")

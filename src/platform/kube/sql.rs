@@ -3,7 +3,8 @@
 //! pod's DNS name (for Crunchy PGO's clusters: its primary Service's, the name PGO's
 //! certificate carries), as a user whose password the operator keeps in a Secret. The console
 //! reaches a PGO cluster whose superuser has no Secret through `pods/exec` instead
-//! ([`PodSocket`]).
+//! ([`PodSocket`]), and psql there through a local socket relaying to it
+//! ([`PodSocketListener`]).
 
 use k8s_openapi::api::core::v1::{Secret, SecretProjection};
 use kube::{Api, Client};
@@ -11,6 +12,7 @@ use kube::{Api, Client};
 use super::forward::Forward;
 use super::names::{self, Names};
 use super::pod_socket::PodSocket;
+use super::pod_socket_listener::PodSocketListener;
 use crate::api::PostgresCluster;
 use crate::api::users::SUPERUSER;
 use crate::observe::connection::Endpoint;
@@ -45,15 +47,14 @@ impl Reach {
         Self::named(client, cluster, instance, login, names.pod_host(instance)).await
     }
 
-    /// The same to an instance of Crunchy PGO's `cluster` as PGO's superuser `postgres`,
-    /// which `spec.users` lists: PGO's `<c>-cluster-cert` names its Services, not its pods,
-    /// and every instance serves it.
+    /// The same to an instance of Crunchy PGO's `cluster` as a user `spec.users` lists:
+    /// PGO's `<c>-cluster-cert` names its Services, not its pods, and every instance serves it.
     async fn open_pgo(
         client: &Client,
         cluster: &PostgresCluster,
         instance: &str,
+        login: Login,
     ) -> Result<Reach, String> {
-        let login = user(client, cluster, SUPERUSER).await?;
         let names = Names::new(cluster.name(), cluster.namespace());
         let server_name = names.service_host(&names.primary());
         Self::named(client, cluster, instance, login, server_name).await
@@ -146,7 +147,8 @@ impl Route {
         instance: &str,
     ) -> Result<(Route, Endpoint), String> {
         if cluster.users().iter().any(|u| u.name == SUPERUSER) {
-            let reach = Reach::open_pgo(client, cluster, instance).await?;
+            let login = user(client, cluster, SUPERUSER).await?;
+            let reach = Reach::open_pgo(client, cluster, instance, login).await?;
             let endpoint = reach.endpoint()?;
             return Ok((Route::Forward(reach), endpoint));
         }
@@ -255,7 +257,53 @@ pub async fn psql(
 ) -> Result<Prepared, String> {
     let target = psql::instance(cluster, instance)?.name.clone();
     let login = self::user(client, cluster, user).await?;
-    let reach = Reach::open(client, cluster, &target, login).await?;
+    forwarded(cluster, Reach::open(client, cluster, &target, login).await?)
+}
+
+/// psql on `instance` (a pod's label: PGO's status lists none) of Crunchy PGO's `cluster` as
+/// `user`, PGO's way: a user `spec.users` lists through a port-forward with its
+/// `<c>-pguser-<user>` Secret; `postgres` when not listed through `pods/exec`, by peer on the
+/// socket, psql connecting to a private socket of pgdeck's ([`PodSocketListener`]).
+pub async fn psql_pgo(
+    client: &Client,
+    cluster: &PostgresCluster,
+    instance: &str,
+    user: &str,
+) -> Result<Prepared, String> {
+    if cluster.users().iter().any(|u| u.name == user) {
+        let login = self::user(client, cluster, user).await?;
+        return forwarded(
+            cluster,
+            Reach::open_pgo(client, cluster, instance, login).await?,
+        );
+    }
+    if user != SUPERUSER {
+        return Err(psql::no_user(cluster, user));
+    }
+    // The name goes into a URL path only as a DNS label.
+    crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
+    let (ns, pod) = (cluster.namespace(), names::pod(instance));
+    // One connection first, so that what is missing (the RBAC verb, python3, the socket) is
+    // said now rather than by psql as a closed connection.
+    PodSocket::endpoint(client, ns, &pod).connect().await?;
+    let port = u16::try_from(cluster.port()).map_err(|_| "spec.port is out of range")?;
+    let listener = PodSocketListener::open(PodSocket::new(client, ns, &pod), port)?;
+    let session = Session {
+        program: psql::program(cluster.spec.postgres_version),
+        host: listener.host()?,
+        hostaddr: None,
+        port,
+        user: SUPERUSER.into(),
+        database: "postgres".into(),
+        password: None,
+        ca_file: None,
+    };
+    Ok(Prepared::keeping(session, listener))
+}
+
+/// psql through `reach`'s port-forward, the server checked against its CA, kept in a private
+/// file while psql runs.
+fn forwarded(cluster: &PostgresCluster, reach: Reach) -> Result<Prepared, String> {
     let ca = psql::private_file("pgdeck-ca-", &reach.ca, "the CA's file")?;
     let session = Session {
         program: psql::program(cluster.spec.postgres_version),
