@@ -673,17 +673,12 @@ async fn p_in_the_console_on_kubernetes_opens_psql_through_a_port_forward_and_re
             2,
             "the CA and the passfile"
         );
-        tmux.text("SELECT 'pgdeck-kube-' || 1");
-        tmux.keys(&["\\;", "Enter"]);
-        tmux.wait(Duration::from_secs(5), "the query's output", |s| {
-            s.lines().any(|l| l.trim() == "pgdeck-kube-1")
-        });
-        tmux.text("\\q");
-        tmux.keys(&["Enter"]);
-        let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
-            s.contains("│hippo-instance1-") && s.contains("psql on hippo-instance1-")
-        });
-        assert!(s.contains("ended"), "{s}");
+        query_and_quit(
+            &tmux,
+            "SELECT 'pgdeck-kube-' || 1",
+            "pgdeck-kube-1",
+            "hippo-instance1-",
+        );
         assert_eq!(
             std::fs::read_dir(&tmp).unwrap().count(),
             0,
@@ -1105,17 +1100,12 @@ async fn p_in_the_console_on_pgos_cluster_opens_psql_as_postgres_through_pods_ex
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(sockets, [".s.PGSQL.5432"]);
-        tmux.text("SELECT current_user || '-by-socket-' || (inet_server_addr() IS NULL)");
-        tmux.keys(&["\\;", "Enter"]);
-        tmux.wait(Duration::from_secs(5), "the query's output", |s| {
-            s.lines().any(|l| l.trim() == "postgres-by-socket-true")
-        });
-        tmux.text("\\q");
-        tmux.keys(&["Enter"]);
-        let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
-            s.contains("│zoo-instance1-abcd") && s.contains("psql on zoo-instance1-abcd")
-        });
-        assert!(s.contains("ended"), "{s}");
+        query_and_quit(
+            &tmux,
+            "SELECT current_user || '-by-socket-' || (inet_server_addr() IS NULL)",
+            "postgres-by-socket-true",
+            "zoo-instance1-abcd",
+        );
         assert_eq!(
             std::fs::read_dir(&tmp).unwrap().count(),
             0,
@@ -1124,4 +1114,20 @@ async fn p_in_the_console_on_pgos_cluster_opens_psql_as_postgres_through_pods_ex
         tmux.keys(&["q"]);
         tmux.assert_terminal_restored();
     });
+}
+
+/// At psql's prompt in the console: `query` prints the line `expected`, then `\q` returns to
+/// the console on `instance`, which says psql ended.
+fn query_and_quit(tmux: &Tmux, query: &str, expected: &str, instance: &str) {
+    tmux.text(query);
+    tmux.keys(&["\\;", "Enter"]);
+    tmux.wait(Duration::from_secs(5), "the query's output", |s| {
+        s.lines().any(|l| l.trim() == expected)
+    });
+    tmux.text("\\q");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait(Duration::from_secs(10), "the console again", |s| {
+        s.contains(&format!("│{instance}")) && s.contains(&format!("psql on {instance}"))
+    });
+    assert!(s.contains("ended"), "{s}");
 }

@@ -27,6 +27,20 @@ pub struct Session {
 }
 
 impl Session {
+    /// The superuser by peer on the socket in `dir`: no password, no TLS.
+    pub fn superuser_by_socket(program: PathBuf, dir: String, port: u16) -> Session {
+        Session {
+            program,
+            host: dir,
+            hostaddr: None,
+            port,
+            user: crate::api::users::SUPERUSER.into(),
+            database: "postgres".into(),
+            password: None,
+            ca_file: None,
+        }
+    }
+
     /// Run psql with `args` after the connection, in this terminal, until it exits. The
     /// passfile is removed when psql is done, also when it could not start.
     pub fn run(&self, args: &[String]) -> Result<ExitStatus, String> {

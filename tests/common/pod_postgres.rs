@@ -41,17 +41,9 @@ impl PodPostgres {
         };
         let cert = secrets.get(&format!("{name}-cluster-cert")).await.unwrap();
         let superuser = secrets.get(password).await.unwrap();
-        let dir = tempfile::Builder::new()
-            .prefix("pgdeck-test-kubesql-")
-            .tempdir()
-            .unwrap();
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
+        let (dir, port) = private_root();
         let (uid, gid) = account();
         let root = dir.path();
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
         private(root, "server.crt", &field(&cert, "tls.crt"));
         private(root, "server.key", &field(&cert, "tls.key"));
         private(
@@ -93,17 +85,9 @@ impl PodPostgres {
     /// reaches it: no TCP, its socket in a directory of its own, and pg_hba letting in only
     /// `postgres` by peer on that socket (PGO's `local all "postgres" peer`).
     pub fn peer_only() -> PodPostgres {
-        let dir = tempfile::Builder::new()
-            .prefix("pgdeck-test-kubesql-")
-            .tempdir()
-            .unwrap();
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
+        let (dir, port) = private_root();
         let (uid, gid) = account();
         let root = dir.path();
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::chown(root, Some(uid), Some(gid)).unwrap();
         let data = root.join("data");
         as_postgres(&[
@@ -298,6 +282,17 @@ fn launch(dir: tempfile::TempDir, port: u16) -> PodPostgres {
         dir,
         address: SocketAddr::from(([127, 0, 0, 1], port)),
     }
+}
+
+/// A new private directory for a server's files and socket, and a free port for it.
+fn private_root() -> (tempfile::TempDir, u16) {
+    let dir = tempfile::Builder::new()
+        .prefix("pgdeck-test-kubesql-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (dir, probe.local_addr().unwrap().port())
 }
 
 pub fn account() -> (u32, u32) {

@@ -288,16 +288,8 @@ pub async fn psql_pgo(
     PodSocket::endpoint(client, ns, &pod).connect().await?;
     let port = u16::try_from(cluster.port()).map_err(|_| "spec.port is out of range")?;
     let listener = PodSocketListener::open(PodSocket::new(client, ns, &pod), port)?;
-    let session = Session {
-        program: psql::program(cluster.spec.postgres_version),
-        host: listener.host()?,
-        hostaddr: None,
-        port,
-        user: SUPERUSER.into(),
-        database: "postgres".into(),
-        password: None,
-        ca_file: None,
-    };
+    let program = psql::program(cluster.spec.postgres_version);
+    let session = Session::superuser_by_socket(program, listener.host()?, port);
     Ok(Prepared::keeping(session, listener))
 }
 

@@ -47,20 +47,14 @@ pub fn session(
             })?),
             ca_file: Some(dir.ca_cert()),
         }),
-        None if user == SUPERUSER => Ok(Session {
+        None if user == SUPERUSER => Ok(Session::superuser_by_socket(
             program,
-            host: dir
-                .instance(&target.name)
+            dir.instance(&target.name)
                 .socket_dir()
                 .display()
                 .to_string(),
-            hostaddr: None,
             port,
-            user: SUPERUSER.into(),
-            database: "postgres".into(),
-            password: None,
-            ca_file: None,
-        }),
+        )),
         None => Err(psql::no_user(cluster, user)),
     }
 }
