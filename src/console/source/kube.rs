@@ -442,9 +442,7 @@ async fn reach_instance(
         match whose {
             Reconciler::Pgdeck => {
                 let login = sql::superuser(client, cluster).await?;
-                let reach = Reach::open(client, cluster, instance, login).await?;
-                let endpoint = reach.endpoint()?;
-                Ok((Route::Forward(reach), endpoint))
+                Route::forward(Reach::open(client, cluster, instance, login).await?)
             }
             Reconciler::Pgo => Route::pgo(client, cluster, instance).await,
         }

@@ -23,6 +23,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
+use super::names;
+use crate::api::users::SUPERUSER;
 use crate::observe::connection::{self, Endpoint, Tunnel};
 
 /// The container PostgreSQL runs in, in PGO's instance pods.
@@ -75,21 +77,27 @@ pub struct PodSocket {
 }
 
 impl PodSocket {
-    /// The console's connection to `pod`'s PostgreSQL, in `namespace`, as `postgres` to its
-    /// `postgres` database.
-    pub fn endpoint(client: &kube::Client, namespace: &str, pod: &str) -> Endpoint {
-        let socket = Self::new(client, namespace, pod);
-        Endpoint::tunnelled(Arc::new(socket), "postgres", "postgres")
-    }
-
-    /// The same without the console's connection: psql's own connections each open a
-    /// [`Bridge`] (see [`super::pod_socket_listener`]).
-    pub fn new(client: &kube::Client, namespace: &str, pod: &str) -> PodSocket {
-        PodSocket {
+    /// The `database` container of `instance`'s pod in `namespace`. The name comes from a
+    /// pod's label, which more than the operator may write: it goes into a URL path only as a
+    /// DNS label.
+    pub fn new(
+        client: &kube::Client,
+        namespace: &str,
+        instance: &str,
+    ) -> Result<PodSocket, String> {
+        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
+        Ok(PodSocket {
             pods: Api::namespaced(client.clone(), namespace),
             namespace: namespace.to_string(),
-            pod: pod.to_string(),
-        }
+            pod: names::pod(instance),
+        })
+    }
+
+    /// The console's connection to its PostgreSQL, as the superuser to the `postgres`
+    /// database; psql's own connections each open a [`Bridge`] instead (see
+    /// [`super::pod_socket_listener`]).
+    pub fn endpoint(self) -> Endpoint {
+        Endpoint::tunnelled(Arc::new(self), SUPERUSER, "postgres")
     }
 
     /// Exec [`BRIDGE`]: PostgreSQL's socket as a byte stream, and the exec it runs in.

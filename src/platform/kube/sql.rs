@@ -148,14 +148,16 @@ impl Route {
     ) -> Result<(Route, Endpoint), String> {
         if cluster.users().iter().any(|u| u.name == SUPERUSER) {
             let login = user(client, cluster, SUPERUSER).await?;
-            let reach = Reach::open_pgo(client, cluster, instance, login).await?;
-            let endpoint = reach.endpoint()?;
-            return Ok((Route::Forward(reach), endpoint));
+            return Route::forward(Reach::open_pgo(client, cluster, instance, login).await?);
         }
-        // The name comes from a pod's label: it goes into a URL path only as a DNS label.
-        crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
-        let endpoint = PodSocket::endpoint(client, cluster.namespace(), &names::pod(instance));
-        Ok((Route::Exec, endpoint))
+        let socket = PodSocket::new(client, cluster.namespace(), instance)?;
+        Ok((Route::Exec, socket.endpoint()))
+    }
+
+    /// Through `reach`'s port-forward, kept.
+    pub fn forward(reach: Reach) -> Result<(Route, Endpoint), String> {
+        let endpoint = reach.endpoint()?;
+        Ok((Route::Forward(reach), endpoint))
     }
 }
 
@@ -280,14 +282,12 @@ pub async fn psql_pgo(
     if user != SUPERUSER {
         return Err(psql::no_user(cluster, user));
     }
-    // The name goes into a URL path only as a DNS label.
-    crate::api::validate::dns_label(instance).map_err(|e| format!("instance {e}"))?;
-    let (ns, pod) = (cluster.namespace(), names::pod(instance));
+    let socket = PodSocket::new(client, cluster.namespace(), instance)?;
     // One connection first, so that what is missing (the RBAC verb, python3, the socket) is
     // said now rather than by psql as a closed connection.
-    PodSocket::endpoint(client, ns, &pod).connect().await?;
+    socket.clone().endpoint().connect().await?;
     let port = u16::try_from(cluster.port()).map_err(|_| "spec.port is out of range")?;
-    let listener = PodSocketListener::open(PodSocket::new(client, ns, &pod), port)?;
+    let listener = PodSocketListener::open(socket, port)?;
     let program = psql::program(cluster.spec.postgres_version);
     let session = Session::superuser_by_socket(program, listener.host()?, port);
     Ok(Prepared::keeping(session, listener))
